@@ -1,0 +1,9 @@
+DROP TABLE audit_log;
+DROP TABLE policy_revision;
+DROP TABLE casbin_rules;
+DROP TABLE login_failures;
+DROP TABLE sessions;
+DROP TABLE api_tokens;
+DROP TABLE memberships;
+DROP TABLE users;
+DROP TABLE organizations;

@@ -1,0 +1,238 @@
+//! Who is asking: console sessions, API tokens, CSRF, sign-in throttling and the
+//! Casbin enforcer. Handlers take an [`ApiActor`] or a [`ConsoleActor`] and call
+//! [`Actor::require`] with a resource kind and a verb before doing anything.
+
+pub mod csrf;
+pub mod password;
+pub mod policy;
+pub mod session;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
+
+use crate::app::AppState;
+use crate::db::{self, now};
+use crate::domain::audit::AuditContext;
+use crate::domain::orgs::{store, OrganizationRow, Role};
+use crate::error::{AppError, AppResult};
+
+/// A user acting within one organization, by session or by token.
+#[derive(Clone)]
+pub struct Actor {
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
+    pub org: OrganizationRow,
+    pub role: Role,
+    pub ip: String,
+    pub request_id: String,
+    /// The policy revision in the database when this request started.
+    pub policy_revision: i64,
+    state: web::Data<AppState>,
+}
+
+impl Actor {
+    pub fn org_id(&self) -> &str {
+        &self.org.id
+    }
+
+    pub async fn can(&self, resource: &str, action: &str) -> AppResult<bool> {
+        self.state.authz.refresh(self.policy_revision).await?;
+        self.state
+            .authz
+            .allows(&self.user_id, &self.org.id, resource, action)
+            .await
+    }
+
+    /// Refuses with 403 unless policy grants `action` on `resource` in this organization.
+    pub async fn require(&self, resource: &str, action: &str) -> AppResult<()> {
+        if self.can(resource, action).await? {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "Your role may not {action} {}.",
+                resource_label(resource)
+            )))
+        }
+    }
+
+    pub async fn permissions(&self) -> AppResult<Vec<(String, String)>> {
+        self.state.authz.refresh(self.policy_revision).await?;
+        self.state.authz.permissions(&self.user_id, &self.org.id).await
+    }
+
+    pub fn audit(&self) -> AuditContext {
+        AuditContext {
+            org_id: self.org.id.clone(),
+            actor_user_id: Some(self.user_id.clone()),
+            actor_label: self.email.clone(),
+            ip: self.ip.clone(),
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
+fn resource_label(resource: &str) -> String {
+    match resource {
+        "user" => "users".into(),
+        "policy" => "permissions".into(),
+        "audit" => "the audit log".into(),
+        "opportunity" => "opportunities".into(),
+        "custom_field" => "custom fields".into(),
+        other => format!("{other}s"),
+    }
+}
+
+/// The id of the request, set by the request-id middleware.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+pub fn request_id(req: &HttpRequest) -> String {
+    req.extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default()
+}
+
+/// The peer address, or the forwarded one when the operator trusts a proxy.
+pub fn client_ip(req: &HttpRequest, trust_proxy: bool) -> String {
+    let info = req.connection_info();
+    let addr = if trust_proxy {
+        info.realip_remote_addr().map(str::to_string)
+    } else {
+        req.peer_addr().map(|a| a.ip().to_string())
+    };
+    addr.unwrap_or_else(|| "unknown".into())
+}
+
+fn state_of(req: &HttpRequest) -> AppResult<web::Data<AppState>> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| AppError::Internal("application state missing".into()))
+}
+
+/// An API caller authenticated by `Authorization: Bearer <token>`.
+pub struct ApiActor(pub Actor);
+
+impl std::ops::Deref for ApiActor {
+    type Target = Actor;
+    fn deref(&self) -> &Actor {
+        &self.0
+    }
+}
+
+impl FromRequest for ApiActor {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state_of(&req)?;
+            let token = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .ok_or(AppError::Unauthorized)?
+                .to_string();
+            let hash = password::sha256_hex(&token);
+            let (user, org, role, revision) = db::run(&state.pool, move |c| {
+                let token = store::find_live_token(c, &hash)?.ok_or(AppError::Unauthorized)?;
+                let member = store::find_member(c, &token.organization_id, &token.user_id)?
+                    .filter(|m| m.membership.is_active)
+                    .ok_or(AppError::Unauthorized)?;
+                let role = Role::parse(&member.membership.role).ok_or(AppError::Unauthorized)?;
+                let org = store::find_org(c, &token.organization_id)?.ok_or(AppError::Unauthorized)?;
+                let at = now();
+                // why: one write per minute at most keeps API reads from serialising on SQLite.
+                if token
+                    .last_used_at
+                    .is_none_or(|t| at - t > chrono::Duration::seconds(60))
+                {
+                    store::touch_token(c, &token.id, at)?;
+                }
+                let revision = policy::store::revision(c)?;
+                Ok((member.user, org, role, revision))
+            })
+            .await?;
+            Ok(ApiActor(Actor {
+                user_id: user.id,
+                email: user.email,
+                name: user.name,
+                org,
+                role,
+                ip: client_ip(&req, state.config.trust_proxy),
+                request_id: request_id(&req),
+                policy_revision: revision,
+                state,
+            }))
+        })
+    }
+}
+
+/// A console user, authenticated by the session cookie.
+pub struct ConsoleActor {
+    pub actor: Actor,
+    pub session_id: String,
+    pub csrf: String,
+    /// Every organization the user may switch to, with their role there.
+    pub orgs: Vec<(OrganizationRow, String)>,
+}
+
+impl std::ops::Deref for ConsoleActor {
+    type Target = Actor;
+    fn deref(&self) -> &Actor {
+        &self.actor
+    }
+}
+
+impl FromRequest for ConsoleActor {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state_of(&req)?;
+            let token = req
+                .cookie(session::SESSION_COOKIE)
+                .map(|c| c.value().to_string())
+                .ok_or(AppError::Unauthorized)?;
+            let session_id = password::sha256_hex(&token);
+            let sid = session_id.clone();
+            let (user, org, role, orgs, revision) = db::run(&state.pool, move |c| {
+                let s = session::load(c, &sid)?.ok_or(AppError::Unauthorized)?;
+                let member = store::find_member(c, &s.organization_id, &s.user_id)?
+                    .filter(|m| m.membership.is_active)
+                    .ok_or(AppError::Unauthorized)?;
+                let role = Role::parse(&member.membership.role).ok_or(AppError::Unauthorized)?;
+                let org = store::find_org(c, &s.organization_id)?.ok_or(AppError::Unauthorized)?;
+                let orgs = store::orgs_of_user(c, &s.user_id)?;
+                let revision = policy::store::revision(c)?;
+                Ok((member.user, org, role, orgs, revision))
+            })
+            .await?;
+            Ok(ConsoleActor {
+                actor: Actor {
+                    user_id: user.id,
+                    email: user.email,
+                    name: user.name,
+                    org,
+                    role,
+                    ip: client_ip(&req, state.config.trust_proxy),
+                    request_id: request_id(&req),
+                    policy_revision: revision,
+                    state,
+                },
+                session_id,
+                csrf: csrf::token_of(&req).unwrap_or_default(),
+                orgs,
+            })
+        })
+    }
+}

@@ -1,0 +1,194 @@
+//! Persistence: backend selection from the URL scheme, the connection pool, the
+//! embedded migrations of both backends, and the async façade handlers use.
+
+pub mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, Timelike, Utc};
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{self, ManageConnection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::error::{AppError, AppResult};
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+/// One connection type for both backends; every store is written once against it.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the data lives, decided once from the URL's scheme.
+#[derive(Debug, Clone)]
+pub struct DbTarget {
+    pub backend: Backend,
+    /// For PostgreSQL the libpq URL, for SQLite the file path.
+    pub location: String,
+}
+
+impl DbTarget {
+    /// Parses a `DATABASE_URL`. The scheme alone picks the backend: a URL we do not
+    /// recognise is an error, never a silent fallback to another backend.
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self {
+                backend: Backend::Postgres,
+                location: url.to_string(),
+            });
+        }
+        let path = if let Some(rest) = url.strip_prefix("sqlite://") {
+            rest
+        } else if let Some(rest) = url.strip_prefix("sqlite:") {
+            rest
+        } else if url.contains("://") {
+            anyhow::bail!(
+                "unsupported DATABASE_URL scheme in {url:?}: use postgres://… or sqlite://<path>"
+            );
+        } else {
+            url
+        };
+        if path.is_empty() {
+            anyhow::bail!("DATABASE_URL names no SQLite file");
+        }
+        Ok(Self {
+            backend: Backend::Sqlite,
+            location: path.to_string(),
+        })
+    }
+
+    pub fn sqlite_file(path: &Path) -> Self {
+        Self {
+            backend: Backend::Sqlite,
+            location: path.to_string_lossy().into_owned(),
+        }
+    }
+}
+
+/// Establishes exactly the backend the target names, with our SQLite pragmas.
+pub struct ConnectionManager {
+    target: DbTarget,
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConn;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, r2d2::Error> {
+        match self.target.backend {
+            Backend::Postgres => PgConnection::establish(&self.target.location)
+                .map(DbConn::Postgresql)
+                .map_err(r2d2::Error::ConnectionError),
+            Backend::Sqlite => {
+                let mut conn = SqliteConnection::establish(&self.target.location)
+                    .map_err(r2d2::Error::ConnectionError)?;
+                // why: busy_timeout must come before journal_mode=WAL, or concurrent
+                // pool start-up reports "database is locked".
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConn) -> bool {
+        false
+    }
+}
+
+pub type Pool = r2d2::Pool<ConnectionManager>;
+pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
+
+/// Builds the pool and fails fast (with the cause) when the database is unreachable.
+pub fn connect(target: &DbTarget, max_size: u32) -> anyhow::Result<Pool> {
+    if target.backend == Backend::Sqlite {
+        if let Some(parent) = PathBuf::from(&target.location).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    anyhow::anyhow!("cannot create the data directory {}: {e}", parent.display())
+                })?;
+            }
+        }
+    }
+    let manager = ConnectionManager {
+        target: target.clone(),
+    };
+    // why: probe once ourselves so an unreachable database reports its real cause
+    // instead of r2d2's generic "timed out waiting for connection".
+    let mut probe = manager
+        .connect()
+        .map_err(|e| anyhow::anyhow!("cannot connect to the {:?} database: {e}", target.backend))?;
+    drop(manager.is_valid(&mut probe));
+    drop(probe);
+    r2d2::Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(10))
+        .build(ConnectionManager {
+            target: target.clone(),
+        })
+        .map_err(|e| anyhow::anyhow!("cannot open the connection pool: {e}"))
+}
+
+/// Applies every pending migration of the connection's backend.
+pub fn migrate(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
+    let applied = match conn {
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+        DbConn::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+    }
+    .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    Ok(applied.iter().map(|v| v.to_string()).collect())
+}
+
+pub fn backend_of(conn: &DbConn) -> Backend {
+    match conn {
+        DbConn::Sqlite(_) => Backend::Sqlite,
+        DbConn::Postgresql(_) => Backend::Postgres,
+    }
+}
+
+/// Runs blocking Diesel work on actix's blocking pool with a pooled connection.
+pub async fn run<T, F>(pool: &Pool, f: F) -> AppResult<T>
+where
+    F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get().map_err(|e| AppError::Unavailable(e.to_string()))?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("blocking task failed: {e}")))?
+}
+
+/// Now, truncated to microseconds so both backends store and return the same value.
+pub fn now() -> NaiveDateTime {
+    let now = Utc::now().naive_utc();
+    now.with_nanosecond(now.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(now)
+}
+
+/// A new time-ordered id.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

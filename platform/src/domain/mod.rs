@@ -1,0 +1,6 @@
+//! Business areas, one folder each: `model.rs` (Diesel structs), `store.rs`
+//! (queries), `service.rs` (rules). Stores take a connection and return
+//! `QueryResult`; services own validation, authorization-independent rules and audit.
+
+pub mod audit;
+pub mod orgs;

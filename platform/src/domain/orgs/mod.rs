@@ -1,0 +1,8 @@
+//! Organizations, users and memberships (a user's role in each organization),
+//! sessions and API tokens.
+
+pub mod model;
+pub mod service;
+pub mod store;
+
+pub use model::*;

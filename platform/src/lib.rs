@@ -1,0 +1,11 @@
+//! Rapport: a self-hosted, plugin-extensible CRM. This crate is the host: the
+//! persistence layer, the domain services, authentication and authorization, the
+//! JSON API and the server-rendered console. See `platform/ARCHITECTURE.md`.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod web;

@@ -1,0 +1,253 @@
+//! The `rapport` command: serve, migrate, demo, and administration from the shell.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rapport::app::{self, AppState};
+use rapport::config::Config;
+use rapport::db::{self, DbConn, Pool};
+use rapport::domain::audit::AuditContext;
+use rapport::domain::orgs::{service, store, Role};
+use rapport::error::AppError;
+
+#[derive(Parser)]
+#[command(name = "rapport", version, about = "Rapport CRM")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the console and the API (migrates first).
+    Serve {
+        /// Listen address; also RAPPORT_ADDR.
+        #[arg(long)]
+        addr: Option<String>,
+    },
+    /// Apply pending database migrations.
+    Migrate,
+    /// Migrate, seed a demo organization with one user per role, and serve.
+    Demo {
+        #[arg(long)]
+        addr: Option<String>,
+    },
+    /// Organizations.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Create an organization; prints its slug.
+    Create { name: String },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user (or add an existing one) in an organization.
+    Create {
+        /// Organization slug or id.
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+        #[arg(long, value_parser = ["admin", "manager", "sales_rep", "service_rep", "marketer", "read_only"])]
+        role: String,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token; prints the token alone on the last line.
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RAPPORT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().flatten_event(true).with_current_span(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+fn open(config: &Config) -> anyhow::Result<Pool> {
+    let pool = db::connect(&config.database, config.pool_size)?;
+    let mut conn = pool.get()?;
+    let applied = db::migrate(&mut conn)?;
+    for m in applied {
+        tracing::info!(migration = %m, "applied migration");
+    }
+    Ok(pool)
+}
+
+fn with_conn<T>(pool: &Pool, f: impl FnOnce(&mut DbConn) -> Result<T, AppError>) -> anyhow::Result<T> {
+    let mut conn = pool.get()?;
+    f(&mut conn).map_err(|e| match e {
+        AppError::Validation(msg, fields) => {
+            let detail: Vec<String> = fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect();
+            anyhow::anyhow!("{msg} {}", detail.join("; "))
+        }
+        AppError::NotFound => anyhow::anyhow!("not found"),
+        other => anyhow::anyhow!("{other}"),
+    })
+}
+
+fn find_org(pool: &Pool, reference: &str) -> anyhow::Result<rapport::domain::orgs::OrganizationRow> {
+    with_conn(pool, |c| service::find_org(c, reference))
+        .map_err(|_| anyhow::anyhow!("no organization with slug or id {reference:?}"))
+}
+
+async fn serve(config: Config, pool: Pool) -> anyhow::Result<()> {
+    let addr = config.addr.clone();
+    let state = AppState::new(pool, config).await?;
+    tracing::info!(%addr, "serving Rapport");
+    // why: actix-web stops on SIGTERM/SIGINT by finishing in-flight requests first.
+    actix_web::HttpServer::new(move || app::build(state.clone()))
+        .shutdown_timeout(30)
+        .bind(&addr)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?
+        .run()
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+const DEMO_PASSWORD: &str = "rapport-demo-2026";
+
+fn seed_demo(pool: &Pool, addr: &str) -> anyhow::Result<()> {
+    let org = with_conn(pool, |c| {
+        match store::find_org_by_ref(c, "demo")? {
+            Some(org) => Ok(org),
+            None => service::create_org(c, "Demo"),
+        }
+    })?;
+    println!("Demo organization: {} (slug {})", org.name, org.slug);
+    println!("Sign in at http://{addr}/login with any of these (password {DEMO_PASSWORD}):");
+    for role in Role::ALL {
+        let email = format!("{}@demo.rapport.test", role.as_str().replace('_', "."));
+        let ctx = AuditContext::cli(&org.id);
+        with_conn(pool, |c| {
+            if store::find_user_by_email(c, &email)?.is_none() {
+                service::add_member(
+                    c,
+                    &ctx,
+                    service::NewMember {
+                        email: &email,
+                        name: &format!("Demo {}", role.label()),
+                        password: Some(DEMO_PASSWORD),
+                        role: role.as_str(),
+                    },
+                )?;
+            }
+            Ok(())
+        })?;
+        println!("  {:<12} {email}", role.label());
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = Config::from_env()?;
+    match cli.command {
+        Command::Serve { addr } => {
+            init_tracing(config.log_json);
+            if let Some(a) = addr {
+                config.addr = a;
+            }
+            let pool = open(&config)?;
+            serve(config, pool).await
+        }
+        Command::Demo { addr } => {
+            init_tracing(config.log_json);
+            if let Some(a) = addr {
+                config.addr = a;
+            }
+            let pool = open(&config)?;
+            seed_demo(&pool, &config.addr)?;
+            println!("Open http://{}/", config.addr);
+            serve(config, pool).await
+        }
+        Command::Migrate => {
+            init_tracing(config.log_json);
+            open(&config)?;
+            println!("migrations are up to date");
+            Ok(())
+        }
+        Command::Org { command: OrgCommand::Create { name } } => {
+            let pool = open(&config)?;
+            let org = with_conn(&pool, |c| service::create_org(c, &name))?;
+            println!("{}", org.slug);
+            Ok(())
+        }
+        Command::User { command: UserCommand::Create { org, email, password, role, name } } => {
+            let pool = open(&config)?;
+            let org = find_org(&pool, &org)?;
+            let ctx = AuditContext::cli(&org.id);
+            let (member, _) = with_conn(&pool, |c| {
+                service::add_member(
+                    c,
+                    &ctx,
+                    service::NewMember { email: &email, name: &name, password: Some(&password), role: &role },
+                )
+            })?;
+            println!("{} is {} in {}", member.user.email, member.membership.role, org.slug);
+            Ok(())
+        }
+        Command::Token { command: TokenCommand::Create { org, email, name } } => {
+            let pool = open(&config)?;
+            let org = find_org(&pool, &org)?;
+            let ctx = AuditContext::cli(&org.id);
+            let email = email.trim().to_lowercase();
+            let (_, secret) = with_conn(&pool, |c| {
+                let user = store::find_user_by_email(c, &email)?.ok_or_else(|| {
+                    AppError::invalid("email", "No user with this e-mail is a member of the organization.")
+                })?;
+                service::create_token(c, &ctx, &user.id, &name).map_err(|e| match e {
+                    AppError::NotFound => AppError::invalid("email", "This user is not an active member of the organization."),
+                    other => other,
+                })
+            })?;
+            println!("{secret}");
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = actix_web::rt::System::new().block_on(run(cli));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

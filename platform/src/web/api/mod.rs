@@ -1,0 +1,147 @@
+//! The JSON API under `/api`: camelCase bodies, the list envelope, problem+json
+//! errors, ETags. One file per resource; handlers authorize, call a service, respond.
+
+mod audit;
+mod me;
+mod policies;
+mod tokens;
+mod users;
+
+use std::collections::HashMap;
+
+use actix_web::{http::header, web, HttpRequest};
+use serde::Serialize;
+
+use crate::error::{AppError, AppResult};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/me", web::get().to(me::show))
+        .route("/users", web::get().to(users::list))
+        .route("/users", web::post().to(users::create))
+        .route("/users/{id}", web::get().to(users::show))
+        .route("/users/{id}", web::patch().to(users::update))
+        .route("/users/{id}/reset-password", web::post().to(users::reset_password))
+        .route("/policies", web::get().to(policies::list))
+        .route("/policies", web::post().to(policies::grant))
+        .route("/policies/{role}/{resource}/{action}", web::delete().to(policies::revoke))
+        .route("/tokens", web::get().to(tokens::list))
+        .route("/tokens", web::post().to(tokens::create))
+        .route("/tokens/{id}", web::delete().to(tokens::revoke))
+        .route("/audit-log", web::get().to(audit::list))
+        .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(AppError::NotFound) }));
+}
+
+/// `{"data": [...], "nextCursor": "…"|null}`
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListEnvelope<T: Serialize> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Paging and filters parsed from the query string, following the API conventions.
+pub struct ListQuery {
+    pub limit: i64,
+    pub cursor: Option<String>,
+    pub q: Option<String>,
+    /// `filter[field]=value` equality filters by field name.
+    pub filters: HashMap<String, String>,
+}
+
+impl ListQuery {
+    pub fn parse(req: &HttpRequest, allowed_filters: &[&str]) -> AppResult<Self> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
+            .map_err(|e| AppError::BadRequest(format!("The query string is malformed: {e}")))?;
+        let mut out = ListQuery {
+            limit: 50,
+            cursor: None,
+            q: None,
+            filters: HashMap::new(),
+        };
+        for (key, value) in pairs {
+            match key.as_str() {
+                "limit" => {
+                    out.limit = value
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|l| (1..=500).contains(l))
+                        .ok_or_else(|| AppError::invalid("limit", "Use a whole number from 1 to 500."))?;
+                }
+                "cursor" => out.cursor = Some(value).filter(|v| !v.is_empty()),
+                "q" => out.q = Some(value.trim().to_string()).filter(|v| !v.is_empty()),
+                k if k.starts_with("filter[") && k.ends_with(']') => {
+                    let field = &k[7..k.len() - 1];
+                    if !allowed_filters.contains(&field) {
+                        return Err(AppError::invalid(
+                            k,
+                            &format!("Unknown filter; filterable fields: {}.", allowed_filters.join(", ")),
+                        ));
+                    }
+                    out.filters.insert(field.to_string(), value);
+                }
+                other => {
+                    return Err(AppError::invalid(other, "Unknown query parameter."));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn bool_filter(&self, field: &str) -> AppResult<Option<bool>> {
+        self.filters
+            .get(field)
+            .map(|v| match v.as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(AppError::invalid(&format!("filter[{field}]"), "Use true or false.")),
+            })
+            .transpose()
+    }
+}
+
+/// Takes one more row than the page to learn whether another page follows.
+pub fn paginate<T, U: Serialize>(
+    mut rows: Vec<T>,
+    limit: i64,
+    cursor_of: impl Fn(&T) -> String,
+    dto: impl Fn(T) -> U,
+) -> ListEnvelope<U> {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more { rows.last().map(&cursor_of) } else { None };
+    ListEnvelope {
+        data: rows.into_iter().map(dto).collect(),
+        next_cursor,
+    }
+}
+
+pub fn etag(version: i64) -> String {
+    format!("\"v{version}\"")
+}
+
+/// The version an `If-Match` header demands: None when absent or `*`.
+pub fn if_match_version(req: &HttpRequest) -> AppResult<Option<i64>> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| AppError::BadRequest("If-Match is not valid text.".into()))?
+        .trim();
+    if value == "*" {
+        return Ok(None);
+    }
+    value
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .strip_prefix('v')
+        .and_then(|v| v.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            AppError::PreconditionFailed("If-Match does not hold an ETag this API issued.".into())
+        })
+}
+
+pub fn rfc3339(t: chrono::NaiveDateTime) -> String {
+    t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}

@@ -1,0 +1,147 @@
+//! `/api/users`: the organization's members. Reading needs `user:read`; adding,
+//! changing and resetting need `user:admin`.
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::{etag, if_match_version, paginate, rfc3339, ListQuery};
+use crate::app::AppState;
+use crate::auth::ApiActor;
+use crate::db;
+use crate::domain::orgs::{service, store, Member};
+use crate::error::AppResult;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserDto {
+    id: String,
+    email: String,
+    name: String,
+    role: String,
+    is_active: bool,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<Member> for UserDto {
+    fn from(m: Member) -> Self {
+        Self {
+            id: m.user.id,
+            email: m.user.email,
+            name: m.user.name,
+            role: m.membership.role,
+            is_active: m.membership.is_active,
+            created_at: rfc3339(m.membership.created_at),
+            updated_at: rfc3339(m.membership.updated_at.max(m.user.updated_at)),
+        }
+    }
+}
+
+pub async fn list(actor: ApiActor, state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
+    actor.require("user", "read").await?;
+    let query = ListQuery::parse(&req, &["role", "isActive"])?;
+    let filter = store::MemberFilter {
+        role: query.filters.get("role").cloned(),
+        is_active: query.bool_filter("isActive")?,
+        q: query.q.clone(),
+        after: query.cursor.clone(),
+        limit: query.limit + 1,
+    };
+    let org = actor.org_id().to_string();
+    let rows = db::run(&state.pool, move |c| Ok(store::list_members(c, &org, &filter)?)).await?;
+    Ok(HttpResponse::Ok().json(paginate(rows, query.limit, |m| m.membership.id.clone(), UserDto::from)))
+}
+
+pub async fn show(actor: ApiActor, state: web::Data<AppState>, id: web::Path<String>) -> AppResult<HttpResponse> {
+    actor.require("user", "read").await?;
+    let org = actor.org_id().to_string();
+    let member = db::run(&state.pool, move |c| service::get_member(c, &org, &id)).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, etag(member.membership.version)))
+        .json(UserDto::from(member)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateUser {
+    email: String,
+    #[serde(default)]
+    name: String,
+    role: String,
+    /// For a new account; omitted, a one-time password is generated and returned.
+    password: Option<String>,
+}
+
+pub async fn create(actor: ApiActor, state: web::Data<AppState>, body: web::Json<CreateUser>) -> AppResult<HttpResponse> {
+    actor.require("user", "admin").await?;
+    let ctx = actor.audit();
+    let body = body.into_inner();
+    let (member, generated) = db::run(&state.pool, move |c| {
+        service::add_member(
+            c,
+            &ctx,
+            service::NewMember {
+                email: &body.email,
+                name: &body.name,
+                password: body.password.as_deref(),
+                role: &body.role,
+            },
+        )
+    })
+    .await?;
+    let location = format!("/api/users/{}", member.user.id);
+    let version = member.membership.version;
+    let mut json = serde_json::to_value(UserDto::from(member)).map_err(|e| crate::error::AppError::Internal(e.to_string()))?;
+    if let Some(pw) = generated {
+        json["temporaryPassword"] = pw.into();
+    }
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::ETAG, etag(version)))
+        .json(json))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateUser {
+    name: Option<String>,
+    role: Option<String>,
+    is_active: Option<bool>,
+}
+
+pub async fn update(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Json<UpdateUser>,
+) -> AppResult<HttpResponse> {
+    actor.require("user", "admin").await?;
+    let expected = if_match_version(&req)?;
+    let ctx = actor.audit();
+    let body = body.into_inner();
+    let member = db::run(&state.pool, move |c| {
+        service::update_member(
+            c,
+            &ctx,
+            &id,
+            expected,
+            service::MemberChanges {
+                name: body.name,
+                role: body.role,
+                is_active: body.is_active,
+            },
+        )
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, etag(member.membership.version)))
+        .json(UserDto::from(member)))
+}
+
+pub async fn reset_password(actor: ApiActor, state: web::Data<AppState>, id: web::Path<String>) -> AppResult<HttpResponse> {
+    actor.require("user", "admin").await?;
+    let ctx = actor.audit();
+    let password = db::run(&state.pool, move |c| service::reset_password(c, &ctx, &id)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"temporaryPassword": password})))
+}

@@ -1,0 +1,102 @@
+//! The signed-in user's own API tokens in the current organization.
+
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::{render, render_with_status};
+use crate::app::AppState;
+use crate::auth::ConsoleActor;
+use crate::db;
+use crate::domain::orgs::{service, store};
+use crate::error::{AppError, AppResult};
+
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub created: String,
+    pub last_used: String,
+    pub revoked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "partials/account/tokens.html")]
+struct TokensPanel {
+    org_name: String,
+    tokens: Vec<TokenView>,
+    secret: Option<String>,
+    error: Option<String>,
+    name: String,
+}
+
+async fn panel(state: &AppState, actor: &ConsoleActor) -> AppResult<TokensPanel> {
+    let (org, user) = (actor.org_id().to_string(), actor.user_id.clone());
+    let rows = db::run(&state.pool, move |c| Ok(store::list_tokens(c, &org, &user)?)).await?;
+    let fmt = |t: chrono::NaiveDateTime| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    Ok(TokensPanel {
+        org_name: actor.org.name.clone(),
+        tokens: rows
+            .into_iter()
+            .map(|t| TokenView {
+                id: t.id,
+                name: t.name,
+                prefix: t.token_prefix,
+                created: fmt(t.created_at),
+                last_used: t.last_used_at.map_or_else(|| "never".to_string(), fmt),
+                revoked: t.revoked_at.is_some(),
+            })
+            .collect(),
+        secret: None,
+        error: None,
+        name: String::new(),
+    })
+}
+
+pub async fn tokens(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let p = panel(&state, &actor).await?;
+    render(&req, &actor, "API tokens", &p).await
+}
+
+#[derive(Deserialize)]
+pub struct CreateForm {
+    name: String,
+}
+
+pub async fn create_token(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    form: web::Form<CreateForm>,
+) -> AppResult<HttpResponse> {
+    let ctx = actor.audit();
+    let user = actor.user_id.clone();
+    let name = form.name.clone();
+    let result = db::run(&state.pool, move |c| service::create_token(c, &ctx, &user, &name)).await;
+    let mut p = panel(&state, &actor).await?;
+    match result {
+        Ok((_, secret)) => {
+            p.secret = Some(secret);
+            render(&req, &actor, "API tokens", &p).await
+        }
+        Err(AppError::Validation(_, errors)) => {
+            p.error = errors.first().map(|e| e.message.clone());
+            p.name = form.into_inner().name;
+            render_with_status(&req, &actor, "API tokens", &p, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn revoke_token(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let ctx = actor.audit();
+    let user = actor.user_id.clone();
+    db::run(&state.pool, move |c| service::revoke_token(c, &ctx, &user, &id)).await?;
+    let p = panel(&state, &actor).await?;
+    render(&req, &actor, "API tokens", &p).await
+}

@@ -1,0 +1,145 @@
+//! The Permissions page: the role × resource × action matrix. Reading needs
+//! `policy:read`, changing a cell `policy:write`; every change is audited and
+//! reaches every instance on its next request.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::auth::{policy, ConsoleActor};
+use crate::db;
+use crate::domain::orgs::{service, Role};
+use crate::error::AppResult;
+use crate::web::console::{render, Toast};
+
+pub struct Cell {
+    pub action: &'static str,
+    pub allowed: bool,
+}
+
+pub struct MatrixRow {
+    pub resource: &'static str,
+    pub label: String,
+    pub cells: Vec<Cell>,
+}
+
+pub struct RoleTab {
+    pub value: &'static str,
+    pub label: &'static str,
+    pub active: bool,
+}
+
+#[derive(Template)]
+#[template(path = "partials/admin/permissions.html")]
+struct PermissionsPanel {
+    role: &'static str,
+    role_label: &'static str,
+    locked: bool,
+    editable: bool,
+    tabs: Vec<RoleTab>,
+    actions: &'static [&'static str],
+    rows: Vec<MatrixRow>,
+}
+
+#[derive(Template)]
+#[template(path = "partials/admin/permission_cell_fragment.html")]
+struct CellFragment<'a> {
+    role: &'a str,
+    resource: &'a str,
+    cell: Cell,
+    locked: bool,
+    editable: bool,
+    toast: Toast<'a>,
+}
+
+#[derive(Deserialize)]
+pub struct RoleQuery {
+    role: Option<String>,
+}
+
+pub async fn show(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    query: web::Query<RoleQuery>,
+) -> AppResult<HttpResponse> {
+    actor.require("policy", "read").await?;
+    let role = query
+        .role
+        .as_deref()
+        .and_then(Role::parse)
+        .unwrap_or(Role::Manager);
+    let editable = actor.can("policy", "write").await?;
+    let org = actor.org_id().to_string();
+    let grants = db::run(&state.pool, move |c| Ok(policy::store::grants_of_org(c, &org)?)).await?;
+    let rows = policy::RESOURCES
+        .iter()
+        .map(|resource| MatrixRow {
+            resource,
+            label: resource.replace('_', " "),
+            cells: policy::ACTIONS
+                .iter()
+                .map(|action| Cell {
+                    action,
+                    allowed: grants
+                        .iter()
+                        .any(|(r, res, a)| r == role.as_str() && res == resource && a == action),
+                })
+                .collect(),
+        })
+        .collect();
+    let panel = PermissionsPanel {
+        role: role.as_str(),
+        role_label: role.label(),
+        locked: role == Role::Admin,
+        editable,
+        tabs: Role::ALL
+            .into_iter()
+            .map(|r| RoleTab { value: r.as_str(), label: r.label(), active: r == role })
+            .collect(),
+        actions: policy::ACTIONS,
+        rows,
+    };
+    render(&req, &actor, "Permissions", &panel).await
+}
+
+#[derive(Deserialize)]
+pub struct ToggleForm {
+    role: String,
+    resource: String,
+    action: String,
+    /// Present when the box is ticked.
+    allowed: Option<String>,
+}
+
+pub async fn toggle(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    form: web::Form<ToggleForm>,
+) -> AppResult<HttpResponse> {
+    actor.require("policy", "write").await?;
+    let form = form.into_inner();
+    let allowed = form.allowed.is_some();
+    let ctx = actor.audit();
+    let (role, resource, action) = (form.role.clone(), form.resource.clone(), form.action.clone());
+    db::run(&state.pool, move |c| service::set_grant(c, &ctx, &role, &resource, &action, allowed)).await?;
+    let message = format!(
+        "{} {} {} on {}.",
+        Role::parse(&form.role).map_or("", Role::label),
+        if allowed { "may now" } else { "may no longer" },
+        form.action,
+        form.resource
+    );
+    let action = policy::ACTIONS.iter().copied().find(|a| *a == form.action).unwrap_or("read");
+    let fragment = CellFragment {
+        role: &form.role,
+        resource: &form.resource,
+        cell: Cell { action, allowed },
+        locked: false,
+        editable: true,
+        toast: Toast { kind: "ok", message: &message, oob: true },
+    };
+    render(&req, &actor, "Permissions", &fragment).await
+}

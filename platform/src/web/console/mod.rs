@@ -1,0 +1,260 @@
+//! The server-rendered console. Each handler builds the fragment for its area;
+//! [`render`] sends just that fragment to htmx and wraps it in the console layout
+//! otherwise, so the page and the swap come from the same template and cannot drift.
+
+mod account;
+mod admin;
+mod dashboard;
+mod login;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::cookie::Cookie;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{web, Error, HttpRequest, HttpResponse, ResponseError};
+use askama::Template;
+
+use super::{assets, is_htmx, wants_fragment};
+use crate::auth::ConsoleActor;
+use crate::error::{AppError, AppResult};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(dashboard::show))
+        .route("/login", web::get().to(login::form))
+        .route("/login", web::post().to(login::submit))
+        .route("/logout", web::post().to(login::logout))
+        .route("/switch-org", web::post().to(login::switch_org))
+        .route("/admin/users", web::get().to(admin::users::list))
+        .route("/admin/users", web::post().to(admin::users::create))
+        .route("/admin/users/{id}", web::post().to(admin::users::update))
+        .route("/admin/users/{id}/reset-password", web::post().to(admin::users::reset_password))
+        .route("/admin/permissions", web::get().to(admin::permissions::show))
+        .route("/admin/permissions", web::post().to(admin::permissions::toggle))
+        .route("/admin/audit", web::get().to(admin::audit::list))
+        .route("/account/tokens", web::get().to(account::tokens))
+        .route("/account/tokens", web::post().to(account::create_token))
+        .route("/account/tokens/{id}/revoke", web::post().to(account::revoke_token));
+}
+
+pub const FLASH_COOKIE: &str = "rapport_flash";
+
+pub struct NavItem {
+    pub href: &'static str,
+    pub label: &'static str,
+    pub active: bool,
+}
+
+pub struct OrgChoice {
+    pub id: String,
+    pub name: String,
+    pub current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "layouts/console.html")]
+struct ConsolePage<'a> {
+    title: &'a str,
+    csrf: &'a str,
+    htmx_path: &'a str,
+    htmx_sri: &'a str,
+    css_path: &'a str,
+    js_path: &'a str,
+    user_name: &'a str,
+    user_email: &'a str,
+    role_label: &'a str,
+    org_name: &'a str,
+    orgs: Vec<OrgChoice>,
+    nav: Vec<NavItem>,
+    flash: Option<String>,
+    content: String,
+}
+
+#[derive(Template)]
+#[template(path = "partials/toast.html")]
+pub struct Toast<'a> {
+    pub kind: &'a str,
+    pub message: &'a str,
+    /// Out-of-band when it rides along with another fragment.
+    pub oob: bool,
+}
+
+fn html(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body)
+}
+
+fn render_template(t: &impl Template) -> AppResult<String> {
+    t.render()
+        .map_err(|e| AppError::Internal(format!("template: {e}")))
+}
+
+/// The fragment alone for htmx, the whole console page otherwise.
+pub async fn render(
+    req: &HttpRequest,
+    actor: &ConsoleActor,
+    title: &str,
+    fragment: &impl Template,
+) -> AppResult<HttpResponse> {
+    render_with_status(req, actor, title, fragment, StatusCode::OK).await
+}
+
+pub async fn render_with_status(
+    req: &HttpRequest,
+    actor: &ConsoleActor,
+    title: &str,
+    fragment: &impl Template,
+    status: StatusCode,
+) -> AppResult<HttpResponse> {
+    let content = render_template(fragment)?;
+    if wants_fragment(req) {
+        return Ok(html(status, content));
+    }
+    let path = req.path();
+    let perms = actor.permissions().await?;
+    let has = |r: &str, a: &str| perms.iter().any(|(pr, pa)| pr == r && pa == a);
+    let mut nav = vec![NavItem { href: "/", label: "Dashboard", active: path == "/" }];
+    if has("user", "admin") {
+        nav.push(NavItem { href: "/admin/users", label: "Users", active: path.starts_with("/admin/users") });
+    }
+    if has("policy", "read") {
+        nav.push(NavItem {
+            href: "/admin/permissions",
+            label: "Permissions",
+            active: path.starts_with("/admin/permissions"),
+        });
+    }
+    if has("audit", "read") {
+        nav.push(NavItem { href: "/admin/audit", label: "Audit log", active: path.starts_with("/admin/audit") });
+    }
+    nav.push(NavItem { href: "/account/tokens", label: "API tokens", active: path.starts_with("/account") });
+    let flash = req
+        .cookie(FLASH_COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty());
+    let page = ConsolePage {
+        title,
+        csrf: &actor.csrf,
+        htmx_path: assets::HTMX_PATH,
+        htmx_sri: assets::HTMX_SRI,
+        css_path: assets::CSS_PATH,
+        js_path: assets::JS_PATH,
+        user_name: &actor.name,
+        user_email: &actor.email,
+        role_label: actor.role.label(),
+        org_name: &actor.org.name,
+        orgs: actor
+            .orgs
+            .iter()
+            .map(|(o, _)| OrgChoice { id: o.id.clone(), name: o.name.clone(), current: o.id == actor.org.id })
+            .collect(),
+        nav,
+        flash: flash.clone(),
+        content,
+    };
+    let mut res = html(status, render_template(&page)?);
+    if flash.is_some() {
+        let mut gone = Cookie::build(FLASH_COOKIE, "").path("/").finish();
+        gone.make_removal();
+        res.add_cookie(&gone).map_err(|e| AppError::Internal(e.to_string()))?;
+    }
+    Ok(res)
+}
+
+/// A message for the next full page (after a redirect).
+pub fn flash_cookie(message: &str) -> Cookie<'static> {
+    Cookie::build(FLASH_COOKIE, message.replace([';', ',', '"', '\\'], " "))
+        .path("/")
+        .http_only(true)
+        .finish()
+}
+
+/// After a successful form post: htmx follows `HX-Redirect`, a browser a 303.
+pub fn redirect(req: &HttpRequest, to: &str) -> HttpResponse {
+    if is_htmx(req) {
+        HttpResponse::Ok().insert_header(("HX-Redirect", to.to_string())).finish()
+    } else {
+        HttpResponse::SeeOther().insert_header((header::LOCATION, to.to_string())).finish()
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    csrf: &'a str,
+    htmx_path: &'a str,
+    htmx_sri: &'a str,
+    css_path: &'a str,
+    js_path: &'a str,
+    status: u16,
+    detail: &'a str,
+}
+
+/// Turns an [`AppError`] from a console route into what a person should see: a
+/// toast for htmx (retargeted, since the swap target expected content), a redirect
+/// to sign-in when the session is gone, a full error page otherwise.
+pub async fn render_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let path = req.path().to_string();
+    if path.starts_with("/api") {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    let res = next.call(req).await?;
+    let Some(err) = res.response().error().and_then(|e| e.as_error::<AppError>()) else {
+        return Ok(res.map_into_boxed_body());
+    };
+    let status = err.status_code();
+    let unauthorized = matches!(err, AppError::Unauthorized);
+    let (_, title) = err.kind();
+    let mut detail = err.detail();
+    for fe in err.field_errors() {
+        detail.push_str(&format!(" {}: {}", fe.field, fe.message));
+    }
+    let (req, _) = res.into_parts();
+    let htmx = is_htmx(&req);
+    let response = if unauthorized {
+        if htmx {
+            HttpResponse::Unauthorized().insert_header(("HX-Redirect", "/login")).finish()
+        } else {
+            let next_path = if req.method() == actix_web::http::Method::GET { path.as_str() } else { "/" };
+            let to = format!("/login?next={}", url_escape(next_path));
+            HttpResponse::SeeOther().insert_header((header::LOCATION, to)).finish()
+        }
+    } else if htmx {
+        let toast = Toast { kind: "error", message: &detail, oob: false };
+        match render_template(&toast) {
+            Ok(body) => HttpResponse::build(status)
+                .content_type("text/html; charset=utf-8")
+                .insert_header(("HX-Retarget", "#toasts"))
+                .insert_header(("HX-Reswap", "beforeend"))
+                .body(body),
+            Err(e) => e.error_response(),
+        }
+    } else {
+        let page = ErrorPage {
+            title,
+            csrf: "",
+            htmx_path: assets::HTMX_PATH,
+            htmx_sri: assets::HTMX_SRI,
+            css_path: assets::CSS_PATH,
+            js_path: assets::JS_PATH,
+            status: status.as_u16(),
+            detail: &detail,
+        };
+        match render_template(&page) {
+            Ok(body) => html(status, body),
+            Err(e) => e.error_response(),
+        }
+    };
+    Ok(ServiceResponse::new(req, response))
+}
+
+fn url_escape(s: &str) -> String {
+    serde_urlencoded::to_string([("", s)])
+        .map(|s| s.trim_start_matches('=').to_string())
+        .unwrap_or_default()
+}
