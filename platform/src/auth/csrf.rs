@@ -39,10 +39,8 @@ pub fn csrf_cookie(value: &str, secure: bool) -> Cookie<'static> {
 }
 
 /// Replaces the token after sign-in, so a token known before it is worthless after.
-pub fn rotate(req: &HttpRequest) -> String {
-    let fresh = random_secret();
-    req.extensions_mut().insert(Minted(fresh.clone()));
-    fresh
+pub fn rotate(req: &HttpRequest) {
+    req.extensions_mut().insert(Minted(random_secret()));
 }
 
 fn is_exempt(path: &str) -> bool {

@@ -17,6 +17,7 @@ struct Dashboard<'a> {
     org_name: &'a str,
     role: &'a str,
     member_count: Option<i64>,
+    manages_users: bool,
     permission_count: usize,
     org_count: usize,
 }
@@ -33,6 +34,7 @@ pub async fn show(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppSta
         org_name: &actor.org.name,
         role: actor.role.label(),
         member_count,
+        manages_users: actor.can("user", "admin").await?,
         permission_count: actor.permissions().await?.len(),
         org_count: actor.orgs.len(),
     };

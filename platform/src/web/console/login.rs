@@ -114,10 +114,10 @@ pub async fn submit(req: HttpRequest, state: web::Data<AppState>, form: web::For
         Ok(signed_in) => {
             tracing::info!(user = %signed_in.user.id, org = %signed_in.org.id, "signed in");
             let secure = req.connection_info().scheme() == "https";
-            let fresh_csrf = csrf::rotate(&req);
+            // why: the CSRF middleware sets the rotated token's cookie on the way out.
+            csrf::rotate(&req);
             let mut res = redirect(&req, &next);
             res.add_cookie(&session::session_cookie(&signed_in.token, secure))
-                .and_then(|_| res.add_cookie(&csrf::csrf_cookie(&fresh_csrf, secure)))
                 .map_err(|e| AppError::Internal(e.to_string()))?;
             Ok(res)
         }

@@ -1,0 +1,11 @@
+//! One integration-test binary for the host. Every test gets its own database;
+//! the whole suite runs on SQLite, and on PostgreSQL when `TEST_DATABASE_URL` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api;
+mod authz;
+mod cli;
+mod console;
+mod migrations;
+mod signin;
+mod support;

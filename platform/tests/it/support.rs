@@ -1,0 +1,295 @@
+//! The test harness: a fresh, migrated database per test (a temporary SQLite file,
+//! or a throw-away PostgreSQL schema when `TEST_DATABASE_URL` is set), builders for
+//! organizations, users and tokens, and a cookie-keeping browser for the console.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use actix_http::Request;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::test::{self, TestRequest};
+use actix_web::web;
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use rapport::app::AppState;
+use rapport::config::Config;
+use rapport::db::{self, DbTarget, Pool};
+use rapport::domain::audit::AuditContext;
+use rapport::domain::orgs::{service, OrganizationRow};
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub enum TestDb {
+    Sqlite(PathBuf),
+    Postgres { admin_url: String, schema: String },
+}
+
+impl TestDb {
+    pub fn create() -> (Self, DbTarget) {
+        match std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+            Some(admin_url) => {
+                let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = diesel::PgConnection::establish(&admin_url).expect("connect to TEST_DATABASE_URL");
+                conn.batch_execute(&format!("CREATE SCHEMA {schema}")).expect("create schema");
+                let sep = if admin_url.contains('?') { '&' } else { '?' };
+                let url = format!("{admin_url}{sep}options=-csearch_path%3D{schema}");
+                (TestDb::Postgres { admin_url, schema }, DbTarget::parse(&url).expect("url"))
+            }
+            None => {
+                let dir = std::env::temp_dir().join(format!("rapport-test-{}", uuid::Uuid::new_v4().simple()));
+                std::fs::create_dir_all(&dir).expect("temp dir");
+                let target = DbTarget::sqlite_file(&dir.join("rapport.db"));
+                (TestDb::Sqlite(dir), target)
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, TestDb::Postgres { .. })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match self {
+            TestDb::Sqlite(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            TestDb::Postgres { admin_url, schema } => {
+                if let Ok(mut conn) = diesel::PgConnection::establish(admin_url) {
+                    let _ = conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+                }
+            }
+        }
+    }
+}
+
+pub struct TestApp {
+    pub state: web::Data<AppState>,
+    pub pool: Pool,
+    pub target: DbTarget,
+    // why: kept for its Drop, which removes the database when the test ends.
+    pub _db: TestDb,
+}
+
+pub fn config_for(target: &DbTarget) -> Config {
+    Config {
+        data_dir: std::env::temp_dir(),
+        database: target.clone(),
+        addr: "127.0.0.1:0".into(),
+        log_json: false,
+        trust_proxy: false,
+        json_limit: 16 * 1024,
+        pool_size: 4,
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        let (db, target) = TestDb::create();
+        let pool = db::connect(&target, 4).expect("pool");
+        db::migrate(&mut pool.get().expect("conn")).expect("migrate");
+        let state = AppState::new(pool.clone(), config_for(&target)).await.expect("state");
+        Self { state, pool, target, _db: db }
+    }
+
+    /// A second instance over the same database, as behind a load balancer.
+    pub async fn another_instance(&self) -> web::Data<AppState> {
+        let pool = db::connect(&self.target, 4).expect("pool");
+        AppState::new(pool, config_for(&self.target)).await.expect("state")
+    }
+
+    pub async fn service(
+        &self,
+    ) -> impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error> {
+        test::init_service(rapport::app::build(self.state.clone())).await
+    }
+
+    pub fn org(&self, name: &str) -> OrganizationRow {
+        let mut c = self.pool.get().expect("conn");
+        service::create_org(&mut c, name).expect("create org")
+    }
+
+    /// Adds a member with [`PASSWORD`]; returns their user id.
+    pub fn user(&self, org: &OrganizationRow, email: &str, role: &str) -> String {
+        let mut c = self.pool.get().expect("conn");
+        let (m, _) = service::add_member(
+            &mut c,
+            &AuditContext::cli(&org.id),
+            service::NewMember { email, name: "", password: Some(PASSWORD), role },
+        )
+        .expect("add member");
+        m.user.id
+    }
+
+    pub fn token(&self, org: &OrganizationRow, user_id: &str) -> String {
+        let mut c = self.pool.get().expect("conn");
+        service::create_token(&mut c, &AuditContext::cli(&org.id), user_id, "test").expect("token").1
+    }
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: header::HeaderMap,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn is_problem(&self) -> bool {
+        self.header("content-type") == Some("application/problem+json")
+    }
+}
+
+pub async fn send<S, B>(app: &S, req: TestRequest) -> Resp
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let res = test::call_service(app, req.to_request()).await;
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = test::read_body(res).await;
+    Resp { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+}
+
+/// An API client holding a bearer token.
+pub fn api(method: Method, path: &str, token: &str) -> TestRequest {
+    TestRequest::default()
+        .method(method)
+        .uri(path)
+        .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
+}
+
+/// A console user: keeps cookies between requests and sends the CSRF token as a
+/// browser with htmx would.
+pub struct Browser {
+    pub cookies: HashMap<String, String>,
+    pub ip: SocketAddr,
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        Self { cookies: HashMap::new(), ip: "10.1.2.3:5555".parse().expect("addr") }
+    }
+
+    pub fn from_ip(ip: &str) -> Self {
+        Self { cookies: HashMap::new(), ip: format!("{ip}:5555").parse().expect("addr") }
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies.get(name).map(String::as_str)
+    }
+
+    fn request(&self, method: Method, path: &str) -> TestRequest {
+        let mut req = TestRequest::default().method(method).uri(path).peer_addr(self.ip);
+        if !self.cookies.is_empty() {
+            let cookie = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            req = req.insert_header((header::COOKIE, cookie));
+        }
+        req
+    }
+
+    pub async fn send<S, B>(&mut self, app: &S, req: TestRequest) -> Resp
+    where
+        S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+        B: MessageBody,
+    {
+        let resp = send(app, req).await;
+        for value in resp.headers.get_all(header::SET_COOKIE) {
+            let Ok(value) = value.to_str() else { continue };
+            let Ok(c) = actix_web::cookie::Cookie::parse(value.to_string()) else { continue };
+            let removal = c.max_age().is_some_and(|a| a.is_zero() || a.is_negative()) || c.value().is_empty();
+            if removal {
+                self.cookies.remove(c.name());
+            } else {
+                self.cookies.insert(c.name().to_string(), c.value().to_string());
+            }
+        }
+        resp
+    }
+
+    pub async fn get<S, B>(&mut self, app: &S, path: &str) -> Resp
+    where
+        S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+        B: MessageBody,
+    {
+        let req = self.request(Method::GET, path);
+        self.send(app, req).await
+    }
+
+    /// A GET as htmx sends it (`HX-Request`).
+    pub async fn hx_get<S, B>(&mut self, app: &S, path: &str) -> Resp
+    where
+        S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+        B: MessageBody,
+    {
+        let req = self.request(Method::GET, path).insert_header(("HX-Request", "true"));
+        self.send(app, req).await
+    }
+
+    /// A form post carrying the CSRF token as a hidden field, as a plain form does.
+    pub async fn post_form<S, B>(&mut self, app: &S, path: &str, fields: &[(&str, &str)]) -> Resp
+    where
+        S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+        B: MessageBody,
+    {
+        let mut all: Vec<(&str, &str)> = fields.to_vec();
+        let token = self.cookie("rapport_csrf").unwrap_or_default().to_string();
+        all.push(("csrf_token", &token));
+        let body = serde_urlencoded::to_string(&all).expect("form");
+        let req = self
+            .request(Method::POST, path)
+            .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
+            .set_payload(body);
+        self.send(app, req).await
+    }
+
+    /// A post as htmx sends it: the token in the `X-CSRF-Token` header.
+    pub async fn hx_post<S, B>(&mut self, app: &S, path: &str, fields: &[(&str, &str)]) -> Resp
+    where
+        S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+        B: MessageBody,
+    {
+        let token = self.cookie("rapport_csrf").unwrap_or_default().to_string();
+        let body = serde_urlencoded::to_string(fields).expect("form");
+        let req = self
+            .request(Method::POST, path)
+            .insert_header(("HX-Request", "true"))
+            .insert_header(("X-CSRF-Token", token))
+            .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
+            .set_payload(body);
+        self.send(app, req).await
+    }
+
+    /// Fetches the login page (for the CSRF cookie) and signs in.
+    pub async fn sign_in<S, B>(&mut self, app: &S, email: &str, password: &str) -> Resp
+    where
+        S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+        B: MessageBody,
+    {
+        self.get(app, "/login").await;
+        self.post_form(app, "/login", &[("email", email), ("password", password), ("next", "/")]).await
+    }
+}
