@@ -23,7 +23,11 @@ impl AppState {
         let authz = Authorizer::new(pool.clone())
             .await
             .map_err(|e| anyhow::anyhow!("cannot load the access policy: {e}"))?;
-        Ok(web::Data::new(Self { pool, authz, config }))
+        Ok(web::Data::new(Self {
+            pool,
+            authz,
+            config,
+        }))
     }
 }
 
@@ -52,17 +56,17 @@ pub fn build(
         .app_data(
             web::FormConfig::default()
                 .limit(FORM_LIMIT)
-                .error_handler(|err, _| AppError::BadRequest(format!("The form could not be read: {err}")).into()),
+                .error_handler(|err, _| {
+                    AppError::BadRequest(format!("The form could not be read: {err}")).into()
+                }),
         )
         .app_data(web::PayloadConfig::default().limit(FORM_LIMIT.max(json_limit)))
-        .app_data(
-            web::QueryConfig::default()
-                .error_handler(|err, _| AppError::BadRequest(format!("The query string is not valid: {err}")).into()),
-        )
-        .app_data(
-            web::PathConfig::default()
-                .error_handler(|err, _| AppError::BadRequest(format!("The path is not valid: {err}")).into()),
-        )
+        .app_data(web::QueryConfig::default().error_handler(|err, _| {
+            AppError::BadRequest(format!("The query string is not valid: {err}")).into()
+        }))
+        .app_data(web::PathConfig::default().error_handler(|err, _| {
+            AppError::BadRequest(format!("The path is not valid: {err}")).into()
+        }))
         // Innermost first: CSRF sees the raw request; errors from it and the
         // handlers are rendered by context; the request context wraps it all.
         .wrap(from_fn(csrf::guard))
@@ -73,5 +77,7 @@ pub fn build(
         .route("/assets/{path:.*}", web::get().to(assets::serve))
         .service(web::scope("/api").configure(api::routes))
         .configure(console::routes)
-        .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(AppError::NotFound) }))
+        .default_service(web::to(|| async {
+            Err::<actix_web::HttpResponse, _>(AppError::NotFound)
+        }))
 }

@@ -32,9 +32,9 @@ impl Config {
             None => DbTarget::sqlite_file(&data_dir.join("rapport.db")),
         };
         let json_limit = match env("RAPPORT_JSON_LIMIT") {
-            Some(v) => v
-                .parse()
-                .map_err(|_| anyhow::anyhow!("RAPPORT_JSON_LIMIT must be a number of bytes, got {v:?}"))?,
+            Some(v) => v.parse().map_err(|_| {
+                anyhow::anyhow!("RAPPORT_JSON_LIMIT must be a number of bytes, got {v:?}")
+            })?,
             None => 1024 * 1024,
         };
         Ok(Self {

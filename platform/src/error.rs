@@ -97,7 +97,9 @@ impl AppError {
             Self::Db(_) | Self::Internal(_) => {
                 "Something went wrong on our side; it has been logged.".into()
             }
-            Self::Unavailable(_) => "A service Rapport depends on is unavailable; try again shortly.".into(),
+            Self::Unavailable(_) => {
+                "A service Rapport depends on is unavailable; try again shortly.".into()
+            }
             other => other.to_string(),
         }
     }
@@ -176,7 +178,9 @@ impl From<actix_web::error::JsonPayloadError> for AppError {
                 let field = msg
                     .split('`')
                     .nth(1)
-                    .filter(|_| msg.starts_with("unknown field") || msg.starts_with("missing field"))
+                    .filter(|_| {
+                        msg.starts_with("unknown field") || msg.starts_with("missing field")
+                    })
                     .unwrap_or("body")
                     .to_string();
                 Self::Validation(
@@ -184,7 +188,9 @@ impl From<actix_web::error::JsonPayloadError> for AppError {
                     vec![FieldError::new(field, msg)],
                 )
             }
-            E::Deserialize(e) => Self::BadRequest(format!("The request body is not valid JSON: {e}")),
+            E::Deserialize(e) => {
+                Self::BadRequest(format!("The request body is not valid JSON: {e}"))
+            }
             other => Self::BadRequest(format!("The request body could not be read: {other}")),
         }
     }

@@ -89,9 +89,15 @@ enum TokenCommand {
 fn init_tracing(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("RAPPORT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
-        builder.json().flatten_event(true).with_current_span(true).init();
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init();
     } else {
         builder.init();
     }
@@ -107,11 +113,17 @@ fn open(config: &Config) -> anyhow::Result<Pool> {
     Ok(pool)
 }
 
-fn with_conn<T>(pool: &Pool, f: impl FnOnce(&mut DbConn) -> Result<T, AppError>) -> anyhow::Result<T> {
+fn with_conn<T>(
+    pool: &Pool,
+    f: impl FnOnce(&mut DbConn) -> Result<T, AppError>,
+) -> anyhow::Result<T> {
     let mut conn = pool.get()?;
     f(&mut conn).map_err(|e| match e {
         AppError::Validation(msg, fields) => {
-            let detail: Vec<String> = fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect();
+            let detail: Vec<String> = fields
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect();
             anyhow::anyhow!("{msg} {}", detail.join("; "))
         }
         AppError::NotFound => anyhow::anyhow!("not found"),
@@ -119,7 +131,10 @@ fn with_conn<T>(pool: &Pool, f: impl FnOnce(&mut DbConn) -> Result<T, AppError>)
     })
 }
 
-fn find_org(pool: &Pool, reference: &str) -> anyhow::Result<rapport::domain::orgs::OrganizationRow> {
+fn find_org(
+    pool: &Pool,
+    reference: &str,
+) -> anyhow::Result<rapport::domain::orgs::OrganizationRow> {
     with_conn(pool, |c| service::find_org(c, reference))
         .map_err(|_| anyhow::anyhow!("no organization with slug or id {reference:?}"))
 }
@@ -142,11 +157,9 @@ async fn serve(config: Config, pool: Pool) -> anyhow::Result<()> {
 const DEMO_PASSWORD: &str = "rapport-demo-2026";
 
 fn seed_demo(pool: &Pool, addr: &str) -> anyhow::Result<()> {
-    let org = with_conn(pool, |c| {
-        match store::find_org_by_ref(c, "demo")? {
-            Some(org) => Ok(org),
-            None => service::create_org(c, "Demo"),
-        }
+    let org = with_conn(pool, |c| match store::find_org_by_ref(c, "demo")? {
+        Some(org) => Ok(org),
+        None => service::create_org(c, "Demo"),
     })?;
     println!("Demo organization: {} (slug {})", org.name, org.slug);
     println!("Sign in at http://{addr}/login with any of these (password {DEMO_PASSWORD}):");
@@ -200,13 +213,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations are up to date");
             Ok(())
         }
-        Command::Org { command: OrgCommand::Create { name } } => {
+        Command::Org {
+            command: OrgCommand::Create { name },
+        } => {
             let pool = open(&config)?;
             let org = with_conn(&pool, |c| service::create_org(c, &name))?;
             println!("{}", org.slug);
             Ok(())
         }
-        Command::User { command: UserCommand::Create { org, email, password, role, name } } => {
+        Command::User {
+            command:
+                UserCommand::Create {
+                    org,
+                    email,
+                    password,
+                    role,
+                    name,
+                },
+        } => {
             let pool = open(&config)?;
             let org = find_org(&pool, &org)?;
             let ctx = AuditContext::cli(&org.id);
@@ -214,23 +238,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 service::add_member(
                     c,
                     &ctx,
-                    service::NewMember { email: &email, name: &name, password: Some(&password), role: &role },
+                    service::NewMember {
+                        email: &email,
+                        name: &name,
+                        password: Some(&password),
+                        role: &role,
+                    },
                 )
             })?;
-            println!("{} is {} in {}", member.user.email, member.membership.role, org.slug);
+            println!(
+                "{} is {} in {}",
+                member.user.email, member.membership.role, org.slug
+            );
             Ok(())
         }
-        Command::Token { command: TokenCommand::Create { org, email, name } } => {
+        Command::Token {
+            command: TokenCommand::Create { org, email, name },
+        } => {
             let pool = open(&config)?;
             let org = find_org(&pool, &org)?;
             let ctx = AuditContext::cli(&org.id);
             let email = email.trim().to_lowercase();
             let (_, secret) = with_conn(&pool, |c| {
                 let user = store::find_user_by_email(c, &email)?.ok_or_else(|| {
-                    AppError::invalid("email", "No user with this e-mail is a member of the organization.")
+                    AppError::invalid(
+                        "email",
+                        "No user with this e-mail is a member of the organization.",
+                    )
                 })?;
                 service::create_token(c, &ctx, &user.id, &name).map_err(|e| match e {
-                    AppError::NotFound => AppError::invalid("email", "This user is not an active member of the organization."),
+                    AppError::NotFound => AppError::invalid(
+                        "email",
+                        "This user is not an active member of the organization.",
+                    ),
                     other => other,
                 })
             })?;

@@ -76,7 +76,9 @@ pub async fn guard(
         }
     } else {
         let Some(expected) = cookie else {
-            return Ok(req.error_response(AppError::CsrfRejected).map_into_right_body());
+            return Ok(req
+                .error_response(AppError::CsrfRejected)
+                .map_into_right_body());
         };
         let mut provided = req
             .headers()
@@ -97,12 +99,18 @@ pub async fn guard(
             req.set_payload(payload_of(body));
         }
         if !provided.is_some_and(|p| constant_time_eq(&p, &expected)) {
-            return Ok(req.error_response(AppError::CsrfRejected).map_into_right_body());
+            return Ok(req
+                .error_response(AppError::CsrfRejected)
+                .map_into_right_body());
         }
     }
     let secure = req.connection_info().scheme() == "https";
     let mut res = next.call(req).await?;
-    let minted = res.request().extensions().get::<Minted>().map(|m| m.0.clone());
+    let minted = res
+        .request()
+        .extensions()
+        .get::<Minted>()
+        .map(|m| m.0.clone());
     if let Some(value) = minted {
         res.response_mut()
             .add_cookie(&csrf_cookie(&value, secure))

@@ -60,7 +60,10 @@ impl Actor {
 
     pub async fn permissions(&self) -> AppResult<Vec<(String, String)>> {
         self.state.authz.refresh(self.policy_revision).await?;
-        self.state.authz.permissions(&self.user_id, &self.org.id).await
+        self.state
+            .authz
+            .permissions(&self.user_id, &self.org.id)
+            .await
     }
 
     pub fn audit(&self) -> AuditContext {
@@ -147,7 +150,8 @@ impl FromRequest for ApiActor {
                     .filter(|m| m.membership.is_active)
                     .ok_or(AppError::Unauthorized)?;
                 let role = Role::parse(&member.membership.role).ok_or(AppError::Unauthorized)?;
-                let org = store::find_org(c, &token.organization_id)?.ok_or(AppError::Unauthorized)?;
+                let org =
+                    store::find_org(c, &token.organization_id)?.ok_or(AppError::Unauthorized)?;
                 let at = now();
                 // why: one write per minute at most keeps API reads from serialising on SQLite.
                 if token

@@ -68,14 +68,27 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
                 &["client", "opportunity", "interaction", "segment", "report"],
                 &["read", "write", "delete", "export"],
             );
-            g.extend(all(&["pipeline", "custom_field", "user", "organization"], &["read"]));
+            g.extend(all(
+                &["pipeline", "custom_field", "user", "organization"],
+                &["read"],
+            ));
             g.extend(all(&["webhook", "plugin"], &["read"]));
             g
         }
         Role::SalesRep => {
-            let mut g = all(&["client", "opportunity", "interaction"], &["read", "write"]);
+            let mut g = all(
+                &["client", "opportunity", "interaction"],
+                &["read", "write"],
+            );
             g.extend(all(
-                &["pipeline", "segment", "report", "custom_field", "user", "organization"],
+                &[
+                    "pipeline",
+                    "segment",
+                    "report",
+                    "custom_field",
+                    "user",
+                    "organization",
+                ],
                 &["read"],
             ));
             g
@@ -83,7 +96,13 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
         Role::ServiceRep => {
             let mut g = all(&["client", "interaction"], &["read", "write"]);
             g.extend(all(
-                &["opportunity", "pipeline", "custom_field", "user", "organization"],
+                &[
+                    "opportunity",
+                    "pipeline",
+                    "custom_field",
+                    "user",
+                    "organization",
+                ],
                 &["read"],
             ));
             g
@@ -91,14 +110,29 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
         Role::Marketer => {
             let mut g = all(&["segment"], &["read", "write", "delete", "export"]);
             g.extend(all(
-                &["client", "interaction", "report", "custom_field", "user", "organization"],
+                &[
+                    "client",
+                    "interaction",
+                    "report",
+                    "custom_field",
+                    "user",
+                    "organization",
+                ],
                 &["read"],
             ));
             g.push(("client", "export"));
             g
         }
         Role::ReadOnly => all(
-            &["client", "opportunity", "pipeline", "interaction", "segment", "report", "organization"],
+            &[
+                "client",
+                "opportunity",
+                "pipeline",
+                "interaction",
+                "segment",
+                "report",
+                "organization",
+            ],
             &["read"],
         ),
     }
@@ -203,7 +237,12 @@ pub mod store {
     }
 
     /// Deletes rules whose fields from `index` on equal `values` (empty matches any).
-    pub fn delete_filtered(conn: &mut DbConn, ptype: &str, index: usize, values: &[String]) -> QueryResult<bool> {
+    pub fn delete_filtered(
+        conn: &mut DbConn,
+        ptype: &str,
+        index: usize,
+        values: &[String],
+    ) -> QueryResult<bool> {
         let mut q = diesel::delete(casbin_rules::table)
             .filter(casbin_rules::ptype.eq(ptype.to_string()))
             .into_boxed();
@@ -225,11 +264,18 @@ pub mod store {
     }
 
     /// Grants of one organization as (role, resource, action).
-    pub fn grants_of_org(conn: &mut DbConn, org_id: &str) -> QueryResult<Vec<(String, String, String)>> {
+    pub fn grants_of_org(
+        conn: &mut DbConn,
+        org_id: &str,
+    ) -> QueryResult<Vec<(String, String, String)>> {
         casbin_rules::table
             .filter(casbin_rules::ptype.eq("p"))
             .filter(casbin_rules::v1.eq(org_id))
-            .order((casbin_rules::v0.asc(), casbin_rules::v2.asc(), casbin_rules::v3.asc()))
+            .order((
+                casbin_rules::v0.asc(),
+                casbin_rules::v2.asc(),
+                casbin_rules::v3.asc(),
+            ))
             .select((casbin_rules::v0, casbin_rules::v2, casbin_rules::v3))
             .load(conn)
     }
@@ -256,7 +302,12 @@ pub mod store {
                 insert(
                     conn,
                     "p",
-                    &[role.as_str().into(), org_id.into(), resource.into(), action.into()],
+                    &[
+                        role.as_str().into(),
+                        org_id.into(),
+                        resource.into(),
+                        action.into(),
+                    ],
                 )?;
             }
         }
@@ -264,10 +315,24 @@ pub mod store {
     }
 
     /// Keeps the user's role binding in the organization equal to their membership.
-    pub fn bind_role(conn: &mut DbConn, user_id: &str, org_id: &str, role: Option<Role>) -> QueryResult<()> {
-        delete_filtered(conn, "g", 0, &[user_id.into(), String::new(), org_id.into()])?;
+    pub fn bind_role(
+        conn: &mut DbConn,
+        user_id: &str,
+        org_id: &str,
+        role: Option<Role>,
+    ) -> QueryResult<()> {
+        delete_filtered(
+            conn,
+            "g",
+            0,
+            &[user_id.into(), String::new(), org_id.into()],
+        )?;
         if let Some(role) = role {
-            insert(conn, "g", &[user_id.into(), role.as_str().into(), org_id.into()])?;
+            insert(
+                conn,
+                "g",
+                &[user_id.into(), role.as_str().into(), org_id.into()],
+            )?;
         }
         bump_revision(conn)
     }
@@ -305,14 +370,22 @@ impl Adapter for DieselAdapter {
         let rows = self.with_conn(store::all).await?;
         for row in rows {
             let sec = if row.ptype.starts_with('g') { "g" } else { "p" };
-            if let Some(ast) = m.get_mut_model().get_mut(sec).and_then(|t| t.get_mut(&row.ptype)) {
+            if let Some(ast) = m
+                .get_mut_model()
+                .get_mut(sec)
+                .and_then(|t| t.get_mut(&row.ptype))
+            {
                 ast.get_mut_policy().insert(row.rule_values());
             }
         }
         Ok(())
     }
 
-    async fn load_filtered_policy<'a>(&mut self, m: &mut dyn Model, _f: Filter<'a>) -> casbin::Result<()> {
+    async fn load_filtered_policy<'a>(
+        &mut self,
+        m: &mut dyn Model,
+        _f: Filter<'a>,
+    ) -> casbin::Result<()> {
         self.load_policy(m).await
     }
 
@@ -353,7 +426,12 @@ impl Adapter for DieselAdapter {
         false
     }
 
-    async fn add_policy(&mut self, _sec: &str, ptype: &str, rule: Vec<String>) -> casbin::Result<bool> {
+    async fn add_policy(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        rule: Vec<String>,
+    ) -> casbin::Result<bool> {
         let ptype = ptype.to_string();
         self.with_conn(move |c| {
             c.transaction(|c| {
@@ -365,7 +443,12 @@ impl Adapter for DieselAdapter {
         .await
     }
 
-    async fn add_policies(&mut self, _sec: &str, ptype: &str, rules: Vec<Vec<String>>) -> casbin::Result<bool> {
+    async fn add_policies(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        rules: Vec<Vec<String>>,
+    ) -> casbin::Result<bool> {
         let ptype = ptype.to_string();
         self.with_conn(move |c| {
             c.transaction(|c| {
@@ -379,7 +462,12 @@ impl Adapter for DieselAdapter {
         .await
     }
 
-    async fn remove_policy(&mut self, _sec: &str, ptype: &str, rule: Vec<String>) -> casbin::Result<bool> {
+    async fn remove_policy(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        rule: Vec<String>,
+    ) -> casbin::Result<bool> {
         let ptype = ptype.to_string();
         self.with_conn(move |c| {
             c.transaction(|c| {
@@ -391,7 +479,12 @@ impl Adapter for DieselAdapter {
         .await
     }
 
-    async fn remove_policies(&mut self, _sec: &str, ptype: &str, rules: Vec<Vec<String>>) -> casbin::Result<bool> {
+    async fn remove_policies(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        rules: Vec<Vec<String>>,
+    ) -> casbin::Result<bool> {
         let ptype = ptype.to_string();
         self.with_conn(move |c| {
             c.transaction(|c| {
@@ -472,7 +565,13 @@ impl Authorizer {
         Ok(())
     }
 
-    pub async fn allows(&self, user_id: &str, org_id: &str, resource: &str, action: &str) -> AppResult<bool> {
+    pub async fn allows(
+        &self,
+        user_id: &str,
+        org_id: &str,
+        resource: &str,
+        action: &str,
+    ) -> AppResult<bool> {
         self.inner
             .read()
             .await
@@ -482,7 +581,11 @@ impl Authorizer {
     }
 
     /// Every (resource, action) the user may perform in the organization.
-    pub async fn permissions(&self, user_id: &str, org_id: &str) -> AppResult<Vec<(String, String)>> {
+    pub async fn permissions(
+        &self,
+        user_id: &str,
+        org_id: &str,
+    ) -> AppResult<Vec<(String, String)>> {
         let loaded = self.inner.read().await;
         let mut out = Vec::new();
         for resource in RESOURCES {

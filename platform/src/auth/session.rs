@@ -83,10 +83,15 @@ pub fn sign_in(conn: &mut DbConn, attempt: SignInAttempt<'_>) -> AppResult<Signe
         )));
     }
     let user = store::find_user_by_email(conn, &email)?;
-    let hash = user.as_ref().map_or(dummy_hash(), |u| u.password_hash.as_str());
+    let hash = user
+        .as_ref()
+        .map_or(dummy_hash(), |u| u.password_hash.as_str());
     let verified = verify_password(attempt.password, hash);
     let org = match (&user, verified) {
-        (Some(u), true) => store::orgs_of_user(conn, &u.id)?.into_iter().next().map(|(o, _)| o),
+        (Some(u), true) => store::orgs_of_user(conn, &u.id)?
+            .into_iter()
+            .next()
+            .map(|(o, _)| o),
         _ => None,
     };
     let (Some(user), Some(org)) = (user, org) else {
@@ -122,7 +127,14 @@ pub fn sign_in(conn: &mut DbConn, attempt: SignInAttempt<'_>) -> AppResult<Signe
             ip: attempt.ip.to_string(),
             request_id: attempt.request_id.to_string(),
         };
-        audit::record(c, &ctx, "session.create", "session", None, serde_json::json!({}))
+        audit::record(
+            c,
+            &ctx,
+            "session.create",
+            "session",
+            None,
+            serde_json::json!({}),
+        )
     })?;
     Ok(SignedIn { token, user, org })
 }

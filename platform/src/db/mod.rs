@@ -174,7 +174,9 @@ where
 {
     let pool = pool.clone();
     actix_web::web::block(move || {
-        let mut conn = pool.get().map_err(|e| AppError::Unavailable(e.to_string()))?;
+        let mut conn = pool
+            .get()
+            .map_err(|e| AppError::Unavailable(e.to_string()))?;
         f(&mut conn)
     })
     .await
@@ -191,4 +193,10 @@ pub fn now() -> NaiveDateTime {
 /// A new time-ordered id.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+diesel::define_sql_function! {
+    /// `lower(text)`, the same on both backends; case-insensitive matching uses it
+    /// because LIKE is case-sensitive on PostgreSQL and not on SQLite.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
 }

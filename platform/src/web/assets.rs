@@ -7,7 +7,8 @@ use crate::error::AppError;
 
 /// The pinned htmx build and its Subresource Integrity hash (checked by a test).
 pub const HTMX_PATH: &str = "/assets/vendor/htmx-2.0.8.min.js";
-pub const HTMX_SRI: &str = "sha384-/TgkGk7p307TH7EXJDuUlgG3Ce1UVolAOFopFekQkkXihi5u/6OCvVKyz1W+idaz";
+pub const HTMX_SRI: &str =
+    "sha384-/TgkGk7p307TH7EXJDuUlgG3Ce1UVolAOFopFekQkkXihi5u/6OCvVKyz1W+idaz";
 /// Bump with the stylesheet's content so browsers fetch the new one.
 pub const CSS_PATH: &str = "/assets/app-1.css";
 pub const JS_PATH: &str = "/assets/app-1.js";

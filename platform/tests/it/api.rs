@@ -41,7 +41,10 @@ async fn bad_bodies_get_problem_json() {
     assert_eq!(wrong_type.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(wrong_type.is_problem());
 
-    let huge = format!("{{\"email\": \"a@b.test\", \"role\": \"admin\", \"name\": \"{}\"}}", "x".repeat(20_000));
+    let huge = format!(
+        "{{\"email\": \"a@b.test\", \"role\": \"admin\", \"name\": \"{}\"}}",
+        "x".repeat(20_000)
+    );
     let oversized = send(
         &app,
         api(Method::POST, "/api/users", &token)
@@ -54,7 +57,8 @@ async fn bad_bodies_get_problem_json() {
 
     let unknown = send(
         &app,
-        api(Method::POST, "/api/users", &token).set_json(serde_json::json!({"email": "a@b.test", "role": "admin", "bogus": 1})),
+        api(Method::POST, "/api/users", &token)
+            .set_json(serde_json::json!({"email": "a@b.test", "role": "admin", "bogus": 1})),
     )
     .await;
     assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -63,11 +67,18 @@ async fn bad_bodies_get_problem_json() {
 
     let invalid = send(
         &app,
-        api(Method::POST, "/api/users", &token).set_json(serde_json::json!({"email": "not-an-email", "role": "wizard", "password": "short"})),
+        api(Method::POST, "/api/users", &token).set_json(
+            serde_json::json!({"email": "not-an-email", "role": "wizard", "password": "short"}),
+        ),
     )
     .await;
     assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let fields: Vec<String> = invalid.json()["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap().to_string()).collect();
+    let fields: Vec<String> = invalid.json()["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(fields, vec!["email", "role", "password"]);
 
     let not_found = send(&app, api(Method::GET, "/api/nothing-here", &token)).await;
@@ -85,22 +96,32 @@ async fn users_are_created_paged_and_updated_with_etags() {
 
     let created = send(
         &app,
-        api(Method::POST, "/api/users", &token).set_json(serde_json::json!({"email": "Rep@Acme.test", "name": "Rita Rep", "role": "sales_rep"})),
+        api(Method::POST, "/api/users", &token).set_json(
+            serde_json::json!({"email": "Rep@Acme.test", "name": "Rita Rep", "role": "sales_rep"}),
+        ),
     )
     .await;
     assert_eq!(created.status, StatusCode::CREATED);
     let body = created.json();
     let id = body["id"].as_str().unwrap().to_string();
-    assert_eq!(created.header("location"), Some(format!("/api/users/{id}").as_str()));
+    assert_eq!(
+        created.header("location"),
+        Some(format!("/api/users/{id}").as_str())
+    );
     assert_eq!(body["email"], "rep@acme.test");
     let temp = body["temporaryPassword"].as_str().unwrap().to_string();
     assert!(temp.len() >= 12);
     let mut b = Browser::new();
-    assert_eq!(b.sign_in(&app, "rep@acme.test", &temp).await.status, StatusCode::SEE_OTHER, "the one-time password works");
+    assert_eq!(
+        b.sign_in(&app, "rep@acme.test", &temp).await.status,
+        StatusCode::SEE_OTHER,
+        "the one-time password works"
+    );
 
     let dup = send(
         &app,
-        api(Method::POST, "/api/users", &token).set_json(serde_json::json!({"email": "rep@acme.test", "role": "manager"})),
+        api(Method::POST, "/api/users", &token)
+            .set_json(serde_json::json!({"email": "rep@acme.test", "role": "manager"})),
     )
     .await;
     assert_eq!(dup.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -109,22 +130,46 @@ async fn users_are_created_paged_and_updated_with_etags() {
     for i in 0..4 {
         send(
             &app,
-            api(Method::POST, "/api/users", &token).set_json(serde_json::json!({"email": format!("p{i}@acme.test"), "role": "read_only"})),
+            api(Method::POST, "/api/users", &token).set_json(
+                serde_json::json!({"email": format!("p{i}@acme.test"), "role": "read_only"}),
+            ),
         )
         .await;
     }
     // Six members, pages of four: the cursor walks them all once.
-    let first = send(&app, api(Method::GET, "/api/users?limit=4", &token)).await.json();
+    let first = send(&app, api(Method::GET, "/api/users?limit=4", &token))
+        .await
+        .json();
     assert_eq!(first["data"].as_array().unwrap().len(), 4);
     let cursor = first["nextCursor"].as_str().unwrap();
-    let second = send(&app, api(Method::GET, &format!("/api/users?limit=4&cursor={cursor}"), &token)).await.json();
+    let second = send(
+        &app,
+        api(
+            Method::GET,
+            &format!("/api/users?limit=4&cursor={cursor}"),
+            &token,
+        ),
+    )
+    .await
+    .json();
     assert_eq!(second["data"].as_array().unwrap().len(), 2);
     assert!(second["nextCursor"].is_null());
-    let filtered = send(&app, api(Method::GET, "/api/users?filter[role]=read_only", &token)).await.json();
+    let filtered = send(
+        &app,
+        api(Method::GET, "/api/users?filter[role]=read_only", &token),
+    )
+    .await
+    .json();
     assert_eq!(filtered["data"].as_array().unwrap().len(), 4);
-    let q = send(&app, api(Method::GET, "/api/users?q=rita", &token)).await.json();
+    let q = send(&app, api(Method::GET, "/api/users?q=rita", &token))
+        .await
+        .json();
     assert_eq!(q["data"][0]["email"], "rep@acme.test");
-    let bad_filter = send(&app, api(Method::GET, "/api/users?filter[password]=x", &token)).await;
+    let bad_filter = send(
+        &app,
+        api(Method::GET, "/api/users?filter[password]=x", &token),
+    )
+    .await;
     assert_eq!(bad_filter.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     let got = send(&app, api(Method::GET, &format!("/api/users/{id}"), &token)).await;
@@ -148,20 +193,62 @@ async fn users_are_created_paged_and_updated_with_etags() {
     .await;
     assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
     assert!(stale.is_problem());
-    let now = send(&app, api(Method::GET, &format!("/api/users/{id}"), &token)).await.json();
+    let now = send(&app, api(Method::GET, &format!("/api/users/{id}"), &token))
+        .await
+        .json();
     assert_eq!(now["role"], "manager", "the stale write changed nothing");
 
-    let reset = send(&app, api(Method::POST, &format!("/api/users/{id}/reset-password"), &token)).await.json();
+    let reset = send(
+        &app,
+        api(
+            Method::POST,
+            &format!("/api/users/{id}/reset-password"),
+            &token,
+        ),
+    )
+    .await
+    .json();
     let fresh = reset["temporaryPassword"].as_str().unwrap();
-    assert_eq!(Browser::new().sign_in(&app, "rep@acme.test", &temp).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(Browser::new().sign_in(&app, "rep@acme.test", fresh).await.status, StatusCode::SEE_OTHER);
-    assert_eq!(b.get(&app, "/").await.status, StatusCode::SEE_OTHER, "a reset ends existing sessions");
+    assert_eq!(
+        Browser::new()
+            .sign_in(&app, "rep@acme.test", &temp)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        Browser::new()
+            .sign_in(&app, "rep@acme.test", fresh)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        b.get(&app, "/").await.status,
+        StatusCode::SEE_OTHER,
+        "a reset ends existing sessions"
+    );
 
-    let audit = send(&app, api(Method::GET, "/api/audit-log", &token)).await.json();
-    let actions: Vec<&str> = audit["data"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
+    let audit = send(&app, api(Method::GET, "/api/audit-log", &token))
+        .await
+        .json();
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
     assert!(actions.contains(&"user.reset_password"));
-    let update = audit["data"].as_array().unwrap().iter().find(|a| a["action"] == "user.update").unwrap();
-    assert_eq!(update["changes"]["role"], serde_json::json!(["sales_rep", "manager"]));
+    let update = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "user.update")
+        .unwrap();
+    assert_eq!(
+        update["changes"]["role"],
+        serde_json::json!(["sales_rep", "manager"])
+    );
     assert_eq!(update["actor"], "admin@acme.test");
 }
 

@@ -5,7 +5,14 @@ use actix_web::test;
 
 use crate::support::*;
 
-const ROLES: [&str; 6] = ["admin", "manager", "sales_rep", "service_rep", "marketer", "read_only"];
+const ROLES: [&str; 6] = [
+    "admin",
+    "manager",
+    "sales_rep",
+    "service_rep",
+    "marketer",
+    "read_only",
+];
 
 #[actix_web::test]
 async fn only_admins_reach_the_admin_pages_and_apis() {
@@ -19,33 +26,85 @@ async fn only_admins_reach_the_admin_pages_and_apis() {
         let mut b = Browser::new();
         b.sign_in(&app, &email, PASSWORD).await;
         let is_admin = role == "admin";
-        let expect = |allowed: bool| if allowed { StatusCode::OK } else { StatusCode::FORBIDDEN };
+        let expect = |allowed: bool| {
+            if allowed {
+                StatusCode::OK
+            } else {
+                StatusCode::FORBIDDEN
+            }
+        };
 
-        assert_eq!(b.get(&app, "/admin/users").await.status, expect(is_admin), "{role} /admin/users");
-        assert_eq!(b.get(&app, "/admin/permissions").await.status, expect(is_admin), "{role} /admin/permissions");
-        assert_eq!(b.get(&app, "/admin/audit").await.status, expect(is_admin), "{role} /admin/audit");
+        assert_eq!(
+            b.get(&app, "/admin/users").await.status,
+            expect(is_admin),
+            "{role} /admin/users"
+        );
+        assert_eq!(
+            b.get(&app, "/admin/permissions").await.status,
+            expect(is_admin),
+            "{role} /admin/permissions"
+        );
+        assert_eq!(
+            b.get(&app, "/admin/audit").await.status,
+            expect(is_admin),
+            "{role} /admin/audit"
+        );
         let nav = b.get(&app, "/").await.body;
-        assert_eq!(nav.contains("<li><a href=\"/admin/users\""), is_admin, "{role} sees the Users link only if admin");
+        assert_eq!(
+            nav.contains("<li><a href=\"/admin/users\""),
+            is_admin,
+            "{role} sees the Users link only if admin"
+        );
 
         // Reading the directory is a `user:read` right, which every role but read_only has.
         let list = send(&app, api(Method::GET, "/api/users", &token)).await;
-        assert_eq!(list.status, expect(role != "read_only"), "{role} GET /api/users");
+        assert_eq!(
+            list.status,
+            expect(role != "read_only"),
+            "{role} GET /api/users"
+        );
         let create = send(
             &app,
-            api(Method::POST, "/api/users", &token)
-                .set_json(serde_json::json!({"email": format!("x-{role}@acme.test"), "role": "read_only"})),
+            api(Method::POST, "/api/users", &token).set_json(
+                serde_json::json!({"email": format!("x-{role}@acme.test"), "role": "read_only"}),
+            ),
         )
         .await;
-        assert_eq!(create.status, if is_admin { StatusCode::CREATED } else { StatusCode::FORBIDDEN }, "{role} POST /api/users");
-        assert_eq!(send(&app, api(Method::GET, "/api/policies", &token)).await.status, expect(is_admin), "{role} GET /api/policies");
+        assert_eq!(
+            create.status,
+            if is_admin {
+                StatusCode::CREATED
+            } else {
+                StatusCode::FORBIDDEN
+            },
+            "{role} POST /api/users"
+        );
+        assert_eq!(
+            send(&app, api(Method::GET, "/api/policies", &token))
+                .await
+                .status,
+            expect(is_admin),
+            "{role} GET /api/policies"
+        );
         let grant = send(
             &app,
-            api(Method::POST, "/api/policies", &token)
-                .set_json(serde_json::json!({"role": "marketer", "resource": "report", "action": "export"})),
+            api(Method::POST, "/api/policies", &token).set_json(
+                serde_json::json!({"role": "marketer", "resource": "report", "action": "export"}),
+            ),
         )
         .await;
-        assert!(grant.status.is_success() == is_admin, "{role} POST /api/policies: {}", grant.status);
-        assert_eq!(send(&app, api(Method::GET, "/api/audit-log", &token)).await.status, expect(is_admin), "{role} audit");
+        assert!(
+            grant.status.is_success() == is_admin,
+            "{role} POST /api/policies: {}",
+            grant.status
+        );
+        assert_eq!(
+            send(&app, api(Method::GET, "/api/audit-log", &token))
+                .await
+                .status,
+            expect(is_admin),
+            "{role} audit"
+        );
         if !is_admin {
             let r = send(&app, api(Method::GET, "/api/policies", &token)).await;
             assert!(r.is_problem());
@@ -66,8 +125,18 @@ async fn a_revoked_right_is_refused_at_once_even_on_another_instance() {
     let app = t.service().await;
     let other = test::init_service(rapport::app::build(t.another_instance().await)).await;
 
-    assert_eq!(send(&app, api(Method::GET, "/api/users", &token)).await.status, StatusCode::OK);
-    assert_eq!(send(&other, api(Method::GET, "/api/users", &token)).await.status, StatusCode::OK);
+    assert_eq!(
+        send(&app, api(Method::GET, "/api/users", &token))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&other, api(Method::GET, "/api/users", &token))
+            .await
+            .status,
+        StatusCode::OK
+    );
 
     let mut admin = Browser::new();
     admin.sign_in(&app, "admin@acme.test", PASSWORD).await;
@@ -75,25 +144,57 @@ async fn a_revoked_right_is_refused_at_once_even_on_another_instance() {
     assert!(page.body.contains("id=\"cell-user-read\""));
     // Unticking sends the form without `allowed`.
     let r = admin
-        .hx_post(&app, "/admin/permissions", &[("role", "manager"), ("resource", "user"), ("action", "read")])
+        .hx_post(
+            &app,
+            "/admin/permissions",
+            &[
+                ("role", "manager"),
+                ("resource", "user"),
+                ("action", "read"),
+            ],
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.contains("may no longer read on user"), "{}", r.body);
 
-    assert_eq!(send(&app, api(Method::GET, "/api/users", &token)).await.status, StatusCode::FORBIDDEN);
     assert_eq!(
-        send(&other, api(Method::GET, "/api/users", &token)).await.status,
+        send(&app, api(Method::GET, "/api/users", &token))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(&other, api(Method::GET, "/api/users", &token))
+            .await
+            .status,
         StatusCode::FORBIDDEN,
         "the other instance reloads the policy without a restart"
     );
 
     // Ticking it again restores it everywhere, and both changes are audited.
     admin
-        .hx_post(&app, "/admin/permissions", &[("role", "manager"), ("resource", "user"), ("action", "read"), ("allowed", "true")])
+        .hx_post(
+            &app,
+            "/admin/permissions",
+            &[
+                ("role", "manager"),
+                ("resource", "user"),
+                ("action", "read"),
+                ("allowed", "true"),
+            ],
+        )
         .await;
-    assert_eq!(send(&other, api(Method::GET, "/api/users", &token)).await.status, StatusCode::OK);
+    assert_eq!(
+        send(&other, api(Method::GET, "/api/users", &token))
+            .await
+            .status,
+        StatusCode::OK
+    );
     let audit = admin.get(&app, "/admin/audit").await.body;
-    assert!(audit.contains("policy.revoke") && audit.contains("policy.grant"), "{audit}");
+    assert!(
+        audit.contains("policy.revoke") && audit.contains("policy.grant"),
+        "{audit}"
+    );
 }
 
 #[actix_web::test]
@@ -104,17 +205,30 @@ async fn the_admin_role_and_the_last_admin_cannot_be_taken_away() {
     let token = t.token(&org, &admin);
     let app = t.service().await;
 
-    let r = send(&app, api(Method::DELETE, "/api/policies/admin/user/admin", &token)).await;
-    assert_eq!(r.status, StatusCode::CONFLICT);
     let r = send(
         &app,
-        api(Method::PATCH, &format!("/api/users/{admin}"), &token).set_json(serde_json::json!({"role": "manager"})),
+        api(Method::DELETE, "/api/policies/admin/user/admin", &token),
     )
     .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
-    assert!(r.json()["detail"].as_str().unwrap().contains("at least one active admin"));
+    let r = send(
+        &app,
+        api(Method::PATCH, &format!("/api/users/{admin}"), &token)
+            .set_json(serde_json::json!({"role": "manager"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("at least one active admin"));
     // Still an admin.
-    assert_eq!(send(&app, api(Method::GET, "/api/policies", &token)).await.status, StatusCode::OK);
+    assert_eq!(
+        send(&app, api(Method::GET, "/api/policies", &token))
+            .await
+            .status,
+        StatusCode::OK
+    );
 }
 
 #[actix_web::test]
@@ -132,38 +246,87 @@ async fn one_organization_never_sees_another() {
     // Something in Acme's audit log and policies that Globex must not see.
     send(
         &app,
-        api(Method::POST, "/api/policies", &acme_token).set_json(serde_json::json!({"role": "marketer", "resource": "report", "action": "export"})),
+        api(Method::POST, "/api/policies", &acme_token).set_json(
+            serde_json::json!({"role": "marketer", "resource": "report", "action": "export"}),
+        ),
     )
     .await;
 
-    let users = send(&app, api(Method::GET, "/api/users", &globex_token)).await.json();
-    let emails: Vec<&str> = users["data"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap()).collect();
+    let users = send(&app, api(Method::GET, "/api/users", &globex_token))
+        .await
+        .json();
+    let emails: Vec<&str> = users["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
     assert_eq!(emails, vec!["admin@globex.test"]);
-    for path in [format!("/api/users/{acme_rep}"), format!("/api/users/{acme_rep}/reset-password")] {
-        let method = if path.ends_with("password") { Method::POST } else { Method::GET };
+    for path in [
+        format!("/api/users/{acme_rep}"),
+        format!("/api/users/{acme_rep}/reset-password"),
+    ] {
+        let method = if path.ends_with("password") {
+            Method::POST
+        } else {
+            Method::GET
+        };
         let r = send(&app, api(method, &path, &globex_token)).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
     }
     let patch = send(
         &app,
-        api(Method::PATCH, &format!("/api/users/{acme_rep}"), &globex_token).set_json(serde_json::json!({"role": "admin"})),
+        api(
+            Method::PATCH,
+            &format!("/api/users/{acme_rep}"),
+            &globex_token,
+        )
+        .set_json(serde_json::json!({"role": "admin"})),
     )
     .await;
     assert_eq!(patch.status, StatusCode::NOT_FOUND);
 
     // Tokens: Acme's are invisible and irrevocable from Globex.
-    let acme_tokens = send(&app, api(Method::GET, "/api/tokens", &acme_rep_token)).await.json();
+    let acme_tokens = send(&app, api(Method::GET, "/api/tokens", &acme_rep_token))
+        .await
+        .json();
     let acme_token_id = acme_tokens["data"][0]["id"].as_str().unwrap().to_string();
-    let globex_tokens = send(&app, api(Method::GET, "/api/tokens", &globex_token)).await.json();
+    let globex_tokens = send(&app, api(Method::GET, "/api/tokens", &globex_token))
+        .await
+        .json();
     assert!(!globex_tokens.to_string().contains(&acme_token_id));
-    let del = send(&app, api(Method::DELETE, &format!("/api/tokens/{acme_token_id}"), &globex_token)).await;
+    let del = send(
+        &app,
+        api(
+            Method::DELETE,
+            &format!("/api/tokens/{acme_token_id}"),
+            &globex_token,
+        ),
+    )
+    .await;
     assert_eq!(del.status, StatusCode::NOT_FOUND);
-    assert_eq!(send(&app, api(Method::GET, "/api/me", &acme_rep_token)).await.status, StatusCode::OK);
+    assert_eq!(
+        send(&app, api(Method::GET, "/api/me", &acme_rep_token))
+            .await
+            .status,
+        StatusCode::OK
+    );
 
     // Policies and audit entries are per organization.
-    let policies = send(&app, api(Method::GET, "/api/policies", &globex_token)).await.json();
-    assert!(!policies["data"].as_array().unwrap().iter().any(|p| p["role"] == "marketer" && p["resource"] == "report" && p["action"] == "export"));
-    let audit = send(&app, api(Method::GET, "/api/audit-log?limit=500", &globex_token)).await.json();
+    let policies = send(&app, api(Method::GET, "/api/policies", &globex_token))
+        .await
+        .json();
+    assert!(!policies["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["role"] == "marketer" && p["resource"] == "report" && p["action"] == "export"));
+    let audit = send(
+        &app,
+        api(Method::GET, "/api/audit-log?limit=500", &globex_token),
+    )
+    .await
+    .json();
     let text = audit.to_string();
     assert!(!text.contains("acme.test"), "{text}");
     assert!(!text.contains(&acme_rep));
@@ -171,17 +334,30 @@ async fn one_organization_never_sees_another() {
     // A Globex grant does not leak into Acme's enforcement.
     send(
         &app,
-        api(Method::POST, "/api/policies", &globex_token).set_json(serde_json::json!({"role": "sales_rep", "resource": "policy", "action": "read"})),
+        api(Method::POST, "/api/policies", &globex_token).set_json(
+            serde_json::json!({"role": "sales_rep", "resource": "policy", "action": "read"}),
+        ),
     )
     .await;
-    assert_eq!(send(&app, api(Method::GET, "/api/policies", &acme_rep_token)).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        send(&app, api(Method::GET, "/api/policies", &acme_rep_token))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
 
     // A Globex admin's console does not list Acme's people.
     let mut b = Browser::new();
     b.sign_in(&app, "admin@globex.test", PASSWORD).await;
     let page = b.get(&app, "/admin/users").await.body;
     assert!(!page.contains("acme.test"));
-    let cross = b.hx_post(&app, &format!("/admin/users/{acme_rep}"), &[("version", "1"), ("role", "admin")]).await;
+    let cross = b
+        .hx_post(
+            &app,
+            &format!("/admin/users/{acme_rep}"),
+            &[("version", "1"), ("role", "admin")],
+        )
+        .await;
     assert_eq!(cross.status, StatusCode::NOT_FOUND);
 }
 
@@ -198,17 +374,34 @@ async fn a_member_of_two_organizations_switches_between_them() {
     b.sign_in(&app, "ann@acme.test", PASSWORD).await;
     let home = b.get(&app, "/").await.body;
     assert!(home.contains("as Admin"), "{home}");
-    assert!(home.contains("Globex"), "the switcher lists the other organization");
+    assert!(
+        home.contains("Globex"),
+        "the switcher lists the other organization"
+    );
 
-    let r = b.post_form(&app, "/switch-org", &[("organization_id", &globex.id)]).await;
+    let r = b
+        .post_form(&app, "/switch-org", &[("organization_id", &globex.id)])
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let home = b.get(&app, "/").await.body;
-    assert!(home.contains("You are working in <strong>Globex</strong> as Read only"), "{home}");
+    assert!(
+        home.contains("You are working in <strong>Globex</strong> as Read only"),
+        "{home}"
+    );
     assert!(home.contains("You are now working in Globex."));
-    assert_eq!(b.get(&app, "/admin/users").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        b.get(&app, "/admin/users").await.status,
+        StatusCode::FORBIDDEN
+    );
 
-    let r = b.post_form(&app, "/switch-org", &[("organization_id", &stranger.id)]).await;
+    let r = b
+        .post_form(&app, "/switch-org", &[("organization_id", &stranger.id)])
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "not a member there");
-    assert!(b.get(&app, "/").await.body.contains("<strong>Globex</strong>"));
+    assert!(b
+        .get(&app, "/")
+        .await
+        .body
+        .contains("<strong>Globex</strong>"));
     let _ = acme;
 }

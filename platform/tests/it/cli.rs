@@ -21,7 +21,11 @@ fn url_of(t: &TestApp) -> String {
 }
 
 fn last_line(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_string()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[actix_web::test]
@@ -29,20 +33,60 @@ async fn operators_create_orgs_users_and_tokens() {
     let t = TestApp::new().await;
     let url = url_of(&t);
     let out = rapport(&url, &["org", "create", "Wayne Enterprises"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(last_line(&out), "wayne-enterprises");
     let again = rapport(&url, &["org", "create", "Wayne Enterprises"]);
-    assert_eq!(last_line(&again), "wayne-enterprises-2", "slugs stay unique");
+    assert_eq!(
+        last_line(&again),
+        "wayne-enterprises-2",
+        "slugs stay unique"
+    );
 
-    let out = rapport(&url, &["user", "create", "--org", "wayne-enterprises", "--email", "bruce@wayne.test", "--password", "batcave-1939", "--role", "admin"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = rapport(&url, &["token", "create", "--org", "wayne-enterprises", "--email", "bruce@wayne.test", "--name", "ci"]);
+    let out = rapport(
+        &url,
+        &[
+            "user",
+            "create",
+            "--org",
+            "wayne-enterprises",
+            "--email",
+            "bruce@wayne.test",
+            "--password",
+            "batcave-1939",
+            "--role",
+            "admin",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = rapport(
+        &url,
+        &[
+            "token",
+            "create",
+            "--org",
+            "wayne-enterprises",
+            "--email",
+            "bruce@wayne.test",
+            "--name",
+            "ci",
+        ],
+    );
     assert!(out.status.success());
     let token = last_line(&out);
     assert!(token.starts_with("rpt_"));
 
     let app = t.service().await;
-    let me = send(&app, api(actix_web::http::Method::GET, "/api/me", &token)).await.json();
+    let me = send(&app, api(actix_web::http::Method::GET, "/api/me", &token))
+        .await
+        .json();
     assert_eq!(me["organization"]["slug"], "wayne-enterprises");
     assert_eq!(me["role"], "admin");
 }
@@ -51,16 +95,62 @@ async fn operators_create_orgs_users_and_tokens() {
 async fn bad_arguments_and_unreachable_databases_fail_clearly() {
     let t = TestApp::new().await;
     let url = url_of(&t);
-    let out = rapport(&url, &["user", "create", "--org", "nowhere", "--email", "a@b.test", "--password", "long enough pw", "--role", "admin"]);
+    let out = rapport(
+        &url,
+        &[
+            "user",
+            "create",
+            "--org",
+            "nowhere",
+            "--email",
+            "a@b.test",
+            "--password",
+            "long enough pw",
+            "--role",
+            "admin",
+        ],
+    );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no organization"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no organization"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
-    let out = rapport(&url, &["user", "create", "--org", "x", "--email", "a@b.test", "--password", "p", "--role", "wizard"]);
+    let out = rapport(
+        &url,
+        &[
+            "user",
+            "create",
+            "--org",
+            "x",
+            "--email",
+            "a@b.test",
+            "--password",
+            "p",
+            "--role",
+            "wizard",
+        ],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("wizard"));
 
     rapport(&url, &["org", "create", "Acme"]);
-    let out = rapport(&url, &["user", "create", "--org", "acme", "--email", "a@b.test", "--password", "short", "--role", "admin"]);
+    let out = rapport(
+        &url,
+        &[
+            "user",
+            "create",
+            "--org",
+            "acme",
+            "--email",
+            "a@b.test",
+            "--password",
+            "short",
+            "--role",
+            "admin",
+        ],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 10 characters"));
 
@@ -72,6 +162,9 @@ async fn bad_arguments_and_unreachable_databases_fail_clearly() {
     let out = rapport("postgres://nobody@127.0.0.1:1/nothing", &["migrate"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot connect to the Postgres database"), "{err}");
+    assert!(
+        err.contains("cannot connect to the Postgres database"),
+        "{err}"
+    );
     assert!(!std::path::Path::new("postgres:").exists());
 }

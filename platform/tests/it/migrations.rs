@@ -8,7 +8,9 @@ use diesel::sql_types::Text;
 use crate::support::*;
 
 fn names(backend: &str) -> BTreeSet<String> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations").join(backend);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../migrations")
+        .join(backend);
     std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -21,14 +23,24 @@ fn both_backends_have_the_same_migrations() {
     let sqlite = names("sqlite");
     let postgres = names("postgres");
     assert!(!sqlite.is_empty());
-    assert_eq!(sqlite, postgres, "every migration exists under both backends with the same name");
+    assert_eq!(
+        sqlite, postgres,
+        "every migration exists under both backends with the same name"
+    );
     for name in &sqlite {
         let (date, rest) = name.split_at(17);
-        assert!(date.chars().filter(|c| c.is_ascii_digit()).count() == 14, "{name}: YYYY-MM-DD-HHMMSS_verb_noun");
+        assert!(
+            date.chars().filter(|c| c.is_ascii_digit()).count() == 14,
+            "{name}: YYYY-MM-DD-HHMMSS_verb_noun"
+        );
         assert!(rest.starts_with('_'), "{name}");
         for backend in ["sqlite", "postgres"] {
             for file in ["up.sql", "down.sql"] {
-                let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations").join(backend).join(name).join(file);
+                let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../migrations")
+                    .join(backend)
+                    .join(name)
+                    .join(file);
                 assert!(p.exists(), "{} is missing", p.display());
             }
         }
@@ -51,18 +63,23 @@ const PG_COLUMNS: &str = "SELECT table_name::text AS table_name, column_name::te
     AND table_name <> '__diesel_schema_migrations'";
 
 fn sqlite_columns() -> BTreeSet<(String, String)> {
-    let dir = std::env::temp_dir().join(format!("rapport-schema-{}", uuid::Uuid::new_v4().simple()));
+    let dir =
+        std::env::temp_dir().join(format!("rapport-schema-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let target = rapport::db::DbTarget::sqlite_file(&dir.join("s.db"));
     let pool = rapport::db::connect(&target, 1).unwrap();
     let mut conn = pool.get().unwrap();
     rapport::db::migrate(&mut conn).unwrap();
-    let rapport::db::DbConn::Sqlite(c) = &mut *conn else { unreachable!() };
+    let rapport::db::DbConn::Sqlite(c) = &mut *conn else {
+        unreachable!()
+    };
     let cols: Vec<Column> = diesel::sql_query(SQLITE_COLUMNS).load(c).unwrap();
     drop(conn);
     drop(pool);
     let _ = std::fs::remove_dir_all(dir);
-    cols.into_iter().map(|c| (c.table_name, c.column_name)).collect()
+    cols.into_iter()
+        .map(|c| (c.table_name, c.column_name))
+        .collect()
 }
 
 #[test]
@@ -70,7 +87,9 @@ fn both_backends_expose_the_same_tables_and_columns() {
     let sqlite = sqlite_columns();
     assert!(sqlite.contains(&("memberships".into(), "organization_id".into())));
     let Ok(_) = std::env::var("TEST_DATABASE_URL") else {
-        eprintln!("TEST_DATABASE_URL is not set: compared SQLite with itself only; CI compares both");
+        eprintln!(
+            "TEST_DATABASE_URL is not set: compared SQLite with itself only; CI compares both"
+        );
         return;
     };
     let (db, target) = TestDb::create();
@@ -78,10 +97,18 @@ fn both_backends_expose_the_same_tables_and_columns() {
     let pool = rapport::db::connect(&target, 1).unwrap();
     let mut conn = pool.get().unwrap();
     rapport::db::migrate(&mut conn).unwrap();
-    let rapport::db::DbConn::Postgresql(c) = &mut *conn else { unreachable!() };
+    let rapport::db::DbConn::Postgresql(c) = &mut *conn else {
+        unreachable!()
+    };
     let cols: Vec<Column> = diesel::sql_query(PG_COLUMNS).load(c).unwrap();
-    let pg: BTreeSet<(String, String)> = cols.into_iter().map(|c| (c.table_name, c.column_name)).collect();
-    assert_eq!(sqlite, pg, "the migrated schemas differ between SQLite and PostgreSQL");
+    let pg: BTreeSet<(String, String)> = cols
+        .into_iter()
+        .map(|c| (c.table_name, c.column_name))
+        .collect();
+    assert_eq!(
+        sqlite, pg,
+        "the migrated schemas differ between SQLite and PostgreSQL"
+    );
 }
 
 #[derive(QueryableByName)]
@@ -98,10 +125,13 @@ struct ForeignKey {
 fn every_organization_column_references_organizations_and_cascades() {
     let dir = std::env::temp_dir().join(format!("rapport-fk-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let pool = rapport::db::connect(&rapport::db::DbTarget::sqlite_file(&dir.join("f.db")), 1).unwrap();
+    let pool =
+        rapport::db::connect(&rapport::db::DbTarget::sqlite_file(&dir.join("f.db")), 1).unwrap();
     let mut conn = pool.get().unwrap();
     rapport::db::migrate(&mut conn).unwrap();
-    let rapport::db::DbConn::Sqlite(c) = &mut *conn else { unreachable!() };
+    let rapport::db::DbConn::Sqlite(c) = &mut *conn else {
+        unreachable!()
+    };
     let cols: Vec<Column> = diesel::sql_query(SQLITE_COLUMNS).load(c).unwrap();
     let fks: Vec<ForeignKey> = diesel::sql_query(
         "SELECT m.name AS tbl, f.\"from\" AS from_col, f.on_delete AS on_delete \
@@ -110,8 +140,14 @@ fn every_organization_column_references_organizations_and_cascades() {
     .load(c)
     .unwrap();
     for col in cols.iter().filter(|c| c.column_name == "organization_id") {
-        let fk = fks.iter().find(|f| f.tbl == col.table_name && f.from_col == "organization_id");
-        assert!(fk.is_some_and(|f| f.on_delete == "CASCADE"), "{}.organization_id must reference organizations ON DELETE CASCADE", col.table_name);
+        let fk = fks
+            .iter()
+            .find(|f| f.tbl == col.table_name && f.from_col == "organization_id");
+        assert!(
+            fk.is_some_and(|f| f.on_delete == "CASCADE"),
+            "{}.organization_id must reference organizations ON DELETE CASCADE",
+            col.table_name
+        );
     }
     drop(conn);
     drop(pool);

@@ -29,17 +29,26 @@ pub enum TestDb {
 
 impl TestDb {
     pub fn create() -> (Self, DbTarget) {
-        match std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+        match std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
             Some(admin_url) => {
                 let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = diesel::PgConnection::establish(&admin_url).expect("connect to TEST_DATABASE_URL");
-                conn.batch_execute(&format!("CREATE SCHEMA {schema}")).expect("create schema");
+                let mut conn = diesel::PgConnection::establish(&admin_url)
+                    .expect("connect to TEST_DATABASE_URL");
+                conn.batch_execute(&format!("CREATE SCHEMA {schema}"))
+                    .expect("create schema");
                 let sep = if admin_url.contains('?') { '&' } else { '?' };
                 let url = format!("{admin_url}{sep}options=-csearch_path%3D{schema}");
-                (TestDb::Postgres { admin_url, schema }, DbTarget::parse(&url).expect("url"))
+                (
+                    TestDb::Postgres { admin_url, schema },
+                    DbTarget::parse(&url).expect("url"),
+                )
             }
             None => {
-                let dir = std::env::temp_dir().join(format!("rapport-test-{}", uuid::Uuid::new_v4().simple()));
+                let dir = std::env::temp_dir()
+                    .join(format!("rapport-test-{}", uuid::Uuid::new_v4().simple()));
                 std::fs::create_dir_all(&dir).expect("temp dir");
                 let target = DbTarget::sqlite_file(&dir.join("rapport.db"));
                 (TestDb::Sqlite(dir), target)
@@ -92,19 +101,29 @@ impl TestApp {
         let (db, target) = TestDb::create();
         let pool = db::connect(&target, 4).expect("pool");
         db::migrate(&mut pool.get().expect("conn")).expect("migrate");
-        let state = AppState::new(pool.clone(), config_for(&target)).await.expect("state");
-        Self { state, pool, target, _db: db }
+        let state = AppState::new(pool.clone(), config_for(&target))
+            .await
+            .expect("state");
+        Self {
+            state,
+            pool,
+            target,
+            _db: db,
+        }
     }
 
     /// A second instance over the same database, as behind a load balancer.
     pub async fn another_instance(&self) -> web::Data<AppState> {
         let pool = db::connect(&self.target, 4).expect("pool");
-        AppState::new(pool, config_for(&self.target)).await.expect("state")
+        AppState::new(pool, config_for(&self.target))
+            .await
+            .expect("state")
     }
 
     pub async fn service(
         &self,
-    ) -> impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error> {
+    ) -> impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>
+    {
         test::init_service(rapport::app::build(self.state.clone())).await
     }
 
@@ -119,7 +138,12 @@ impl TestApp {
         let (m, _) = service::add_member(
             &mut c,
             &AuditContext::cli(&org.id),
-            service::NewMember { email, name: "", password: Some(PASSWORD), role },
+            service::NewMember {
+                email,
+                name: "",
+                password: Some(PASSWORD),
+                role,
+            },
         )
         .expect("add member");
         m.user.id
@@ -127,7 +151,9 @@ impl TestApp {
 
     pub fn token(&self, org: &OrganizationRow, user_id: &str) -> String {
         let mut c = self.pool.get().expect("conn");
-        service::create_token(&mut c, &AuditContext::cli(&org.id), user_id, "test").expect("token").1
+        service::create_token(&mut c, &AuditContext::cli(&org.id), user_id, "test")
+            .expect("token")
+            .1
     }
 }
 
@@ -160,7 +186,11 @@ where
     let status = res.status();
     let headers = res.headers().clone();
     let body = test::read_body(res).await;
-    Resp { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+    Resp {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
 }
 
 /// An API client holding a bearer token.
@@ -186,11 +216,17 @@ impl Default for Browser {
 
 impl Browser {
     pub fn new() -> Self {
-        Self { cookies: HashMap::new(), ip: "10.1.2.3:5555".parse().expect("addr") }
+        Self {
+            cookies: HashMap::new(),
+            ip: "10.1.2.3:5555".parse().expect("addr"),
+        }
     }
 
     pub fn from_ip(ip: &str) -> Self {
-        Self { cookies: HashMap::new(), ip: format!("{ip}:5555").parse().expect("addr") }
+        Self {
+            cookies: HashMap::new(),
+            ip: format!("{ip}:5555").parse().expect("addr"),
+        }
     }
 
     pub fn cookie(&self, name: &str) -> Option<&str> {
@@ -198,7 +234,10 @@ impl Browser {
     }
 
     fn request(&self, method: Method, path: &str) -> TestRequest {
-        let mut req = TestRequest::default().method(method).uri(path).peer_addr(self.ip);
+        let mut req = TestRequest::default()
+            .method(method)
+            .uri(path)
+            .peer_addr(self.ip);
         if !self.cookies.is_empty() {
             let cookie = self
                 .cookies
@@ -219,12 +258,16 @@ impl Browser {
         let resp = send(app, req).await;
         for value in resp.headers.get_all(header::SET_COOKIE) {
             let Ok(value) = value.to_str() else { continue };
-            let Ok(c) = actix_web::cookie::Cookie::parse(value.to_string()) else { continue };
-            let removal = c.max_age().is_some_and(|a| a.is_zero() || a.is_negative()) || c.value().is_empty();
+            let Ok(c) = actix_web::cookie::Cookie::parse(value.to_string()) else {
+                continue;
+            };
+            let removal =
+                c.max_age().is_some_and(|a| a.is_zero() || a.is_negative()) || c.value().is_empty();
             if removal {
                 self.cookies.remove(c.name());
             } else {
-                self.cookies.insert(c.name().to_string(), c.value().to_string());
+                self.cookies
+                    .insert(c.name().to_string(), c.value().to_string());
             }
         }
         resp
@@ -245,7 +288,9 @@ impl Browser {
         S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
         B: MessageBody,
     {
-        let req = self.request(Method::GET, path).insert_header(("HX-Request", "true"));
+        let req = self
+            .request(Method::GET, path)
+            .insert_header(("HX-Request", "true"));
         self.send(app, req).await
     }
 
@@ -290,6 +335,11 @@ impl Browser {
         B: MessageBody,
     {
         self.get(app, "/login").await;
-        self.post_form(app, "/login", &[("email", email), ("password", password), ("next", "/")]).await
+        self.post_form(
+            app,
+            "/login",
+            &[("email", email), ("password", password), ("next", "/")],
+        )
+        .await
     }
 }

@@ -75,7 +75,12 @@ pub fn record(
 }
 
 /// Newest first; `before` is the id of the last entry of the previous page.
-pub fn list(conn: &mut DbConn, org_id: &str, before: Option<&str>, limit: i64) -> QueryResult<Vec<AuditRow>> {
+pub fn list(
+    conn: &mut DbConn,
+    org_id: &str,
+    before: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<AuditRow>> {
     let mut q = audit_log::table
         .filter(audit_log::organization_id.eq(org_id))
         .select(AuditRow::as_select())

@@ -21,7 +21,11 @@ pub fn slugify(name: &str) -> String {
             slug.push('-');
         }
     }
-    let slug = slug.trim_end_matches('-').chars().take(48).collect::<String>();
+    let slug = slug
+        .trim_end_matches('-')
+        .chars()
+        .take(48)
+        .collect::<String>();
     if slug.is_empty() {
         "org".into()
     } else {
@@ -33,7 +37,10 @@ pub fn slugify(name: &str) -> String {
 pub fn create_org(conn: &mut DbConn, name: &str) -> AppResult<OrganizationRow> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 120 {
-        return Err(AppError::invalid("name", "Give the organization a name of 1 to 120 characters."));
+        return Err(AppError::invalid(
+            "name",
+            "Give the organization a name of 1 to 120 characters.",
+        ));
     }
     conn.transaction(|c| {
         let base = slugify(name);
@@ -83,13 +90,22 @@ pub fn validate_email(email: &str) -> Option<&'static str> {
     let at = email.find('@');
     let ok = email.len() <= 254
         && !email.chars().any(char::is_whitespace)
-        && at.is_some_and(|i| i > 0 && email[i + 1..].contains('.') && !email[i + 1..].starts_with('.') && !email.ends_with('.'));
+        && at.is_some_and(|i| {
+            i > 0
+                && email[i + 1..].contains('.')
+                && !email[i + 1..].starts_with('.')
+                && !email.ends_with('.')
+        });
     (!ok).then_some("Enter a valid e-mail address.")
 }
 
 /// Adds a person to the organization, creating their account if needed. When a new
 /// account gets no password, a one-time password is generated and returned.
-pub fn add_member(conn: &mut DbConn, ctx: &AuditContext, new: NewMember<'_>) -> AppResult<(Member, Option<String>)> {
+pub fn add_member(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    new: NewMember<'_>,
+) -> AppResult<(Member, Option<String>)> {
     let email = new.email.trim().to_lowercase();
     let name = new.name.trim();
     let mut errors = Vec::new();
@@ -103,10 +119,7 @@ pub fn add_member(conn: &mut DbConn, ctx: &AuditContext, new: NewMember<'_>) -> 
     if role.is_none() {
         errors.push(FieldError::new(
             "role",
-            format!(
-                "Choose one of: {}.",
-                Role::ALL.map(Role::as_str).join(", ")
-            ),
+            format!("Choose one of: {}.", Role::ALL.map(Role::as_str).join(", ")),
         ));
     }
     if let Some(p) = new.password {
@@ -115,10 +128,14 @@ pub fn add_member(conn: &mut DbConn, ctx: &AuditContext, new: NewMember<'_>) -> 
         }
     }
     let (Some(role), true) = (role, errors.is_empty()) else {
-        return Err(AppError::Validation("The user could not be added.".into(), errors));
+        return Err(AppError::Validation(
+            "The user could not be added.".into(),
+            errors,
+        ));
     };
     let existing = store::find_user_by_email(conn, &email)?;
-    let generated = (existing.is_none() && new.password.is_none()).then(crate::auth::password::random_password);
+    let generated =
+        (existing.is_none() && new.password.is_none()).then(crate::auth::password::random_password);
     let password_hash = match (&existing, new.password.or(generated.as_deref())) {
         (None, Some(p)) => Some(hash_password(p)?),
         _ => None,
@@ -129,12 +146,18 @@ pub fn add_member(conn: &mut DbConn, ctx: &AuditContext, new: NewMember<'_>) -> 
             Some(u) => (u, false),
             None => {
                 let Some(hash) = password_hash.clone() else {
-                    return Err(AppError::Conflict("The account changed meanwhile; try again.".into()));
+                    return Err(AppError::Conflict(
+                        "The account changed meanwhile; try again.".into(),
+                    ));
                 };
                 let u = UserRow {
                     id: new_id(),
                     email: email.clone(),
-                    name: if name.is_empty() { email.clone() } else { name.to_string() },
+                    name: if name.is_empty() {
+                        email.clone()
+                    } else {
+                        name.to_string()
+                    },
                     password_hash: hash,
                     created_at: at,
                     updated_at: at,
@@ -146,7 +169,10 @@ pub fn add_member(conn: &mut DbConn, ctx: &AuditContext, new: NewMember<'_>) -> 
         if store::find_member(c, &ctx.org_id, &user.id)?.is_some() {
             return Err(AppError::Validation(
                 "The user could not be added.".into(),
-                vec![FieldError::new("email", "This person is already a member of the organization.")],
+                vec![FieldError::new(
+                    "email",
+                    "This person is already a member of the organization.",
+                )],
             ));
         }
         let membership = MembershipRow {
@@ -200,11 +226,17 @@ pub fn update_member(
     };
     if let Some(n) = &changes.name {
         if n.trim().is_empty() || n.chars().count() > 120 {
-            errors.push(FieldError::new("name", "Give a name of 1 to 120 characters."));
+            errors.push(FieldError::new(
+                "name",
+                "Give a name of 1 to 120 characters.",
+            ));
         }
     }
     if !errors.is_empty() {
-        return Err(AppError::Validation("The user could not be updated.".into(), errors));
+        return Err(AppError::Validation(
+            "The user could not be updated.".into(),
+            errors,
+        ));
     }
     conn.transaction(|c| {
         let current = store::find_member(c, &ctx.org_id, user_id)?.ok_or(AppError::NotFound)?;
@@ -216,7 +248,8 @@ pub fn update_member(
         }
         let new_role = role.map_or(current.membership.role.clone(), |r| r.as_str().to_string());
         let new_active = changes.is_active.unwrap_or(current.membership.is_active);
-        let was_admin = current.membership.role == Role::Admin.as_str() && current.membership.is_active;
+        let was_admin =
+            current.membership.role == Role::Admin.as_str() && current.membership.is_active;
         let stays_admin = new_role == Role::Admin.as_str() && new_active;
         if was_admin && !stays_admin && store::count_active_admins(c, &ctx.org_id)? <= 1 {
             return Err(AppError::Conflict(
@@ -235,22 +268,43 @@ pub fn update_member(
             diff.insert("role".into(), json!([current.membership.role, new_role]));
         }
         if new_active != current.membership.is_active {
-            diff.insert("isActive".into(), json!([current.membership.is_active, new_active]));
+            diff.insert(
+                "isActive".into(),
+                json!([current.membership.is_active, new_active]),
+            );
         }
-        if !store::update_membership(c, &current.membership.id, version, &new_role, new_active, at)? {
+        if !store::update_membership(
+            c,
+            &current.membership.id,
+            version,
+            &new_role,
+            new_active,
+            at,
+        )? {
             return Err(AppError::PreconditionFailed(
                 "This user was changed by someone else; reload and try again.".into(),
             ));
         }
         if new_role != current.membership.role || new_active != current.membership.is_active {
-            let bound = if new_active { Role::parse(&new_role) } else { None };
+            let bound = if new_active {
+                Role::parse(&new_role)
+            } else {
+                None
+            };
             policy::store::bind_role(c, user_id, &ctx.org_id, bound)?;
         }
         if !new_active && current.membership.is_active {
             // why: a deactivated member must lose console access now, not at session expiry.
             store::delete_user_sessions(c, user_id)?;
         }
-        audit::record(c, ctx, "user.update", "user", Some(user_id), serde_json::Value::Object(diff))?;
+        audit::record(
+            c,
+            ctx,
+            "user.update",
+            "user",
+            Some(user_id),
+            serde_json::Value::Object(diff),
+        )?;
         store::find_member(c, &ctx.org_id, user_id)?.ok_or(AppError::NotFound)
     })
 }
@@ -263,7 +317,14 @@ pub fn reset_password(conn: &mut DbConn, ctx: &AuditContext, user_id: &str) -> A
         let member = store::find_member(c, &ctx.org_id, user_id)?.ok_or(AppError::NotFound)?;
         store::set_password(c, &member.user.id, &hash, now())?;
         store::delete_user_sessions(c, &member.user.id)?;
-        audit::record(c, ctx, "user.reset_password", "user", Some(user_id), json!({}))?;
+        audit::record(
+            c,
+            ctx,
+            "user.reset_password",
+            "user",
+            Some(user_id),
+            json!({}),
+        )?;
         Ok(password)
     })
 }
@@ -273,10 +334,18 @@ pub fn get_member(conn: &mut DbConn, org_id: &str, user_id: &str) -> AppResult<M
 }
 
 /// Issues a token for the user in the organization. The secret is returned once.
-pub fn create_token(conn: &mut DbConn, ctx: &AuditContext, user_id: &str, name: &str) -> AppResult<(ApiTokenRow, String)> {
+pub fn create_token(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    user_id: &str,
+    name: &str,
+) -> AppResult<(ApiTokenRow, String)> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 80 {
-        return Err(AppError::invalid("name", "Name the token (1 to 80 characters)."));
+        return Err(AppError::invalid(
+            "name",
+            "Name the token (1 to 80 characters).",
+        ));
     }
     let secret = format!("rpt_{}", random_secret());
     conn.transaction(|c| {
@@ -295,12 +364,24 @@ pub fn create_token(conn: &mut DbConn, ctx: &AuditContext, user_id: &str, name: 
             revoked_at: None,
         };
         store::insert_token(c, &row)?;
-        audit::record(c, ctx, "token.create", "token", Some(&row.id), json!({"name": row.name}))?;
+        audit::record(
+            c,
+            ctx,
+            "token.create",
+            "token",
+            Some(&row.id),
+            json!({"name": row.name}),
+        )?;
         Ok((row, secret))
     })
 }
 
-pub fn revoke_token(conn: &mut DbConn, ctx: &AuditContext, user_id: &str, token_id: &str) -> AppResult<()> {
+pub fn revoke_token(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    user_id: &str,
+    token_id: &str,
+) -> AppResult<()> {
     conn.transaction(|c| {
         if !store::revoke_token(c, &ctx.org_id, user_id, token_id, now())? {
             return Err(AppError::NotFound);
@@ -311,7 +392,12 @@ pub fn revoke_token(conn: &mut DbConn, ctx: &AuditContext, user_id: &str, token_
 }
 
 /// Moves the session to another organization the user is an active member of.
-pub fn switch_org(conn: &mut DbConn, session_id: &str, user_id: &str, org_id: &str) -> AppResult<OrganizationRow> {
+pub fn switch_org(
+    conn: &mut DbConn,
+    session_id: &str,
+    user_id: &str,
+    org_id: &str,
+) -> AppResult<OrganizationRow> {
     store::find_member(conn, org_id, user_id)?
         .filter(|m| m.membership.is_active)
         .ok_or(AppError::NotFound)?;
@@ -335,20 +421,38 @@ pub fn set_grant(
         errors.push(FieldError::new("role", "Unknown role."));
     }
     if !policy::RESOURCES.contains(&resource) {
-        errors.push(FieldError::new("resource", format!("Unknown resource; one of: {}.", policy::RESOURCES.join(", "))));
+        errors.push(FieldError::new(
+            "resource",
+            format!(
+                "Unknown resource; one of: {}.",
+                policy::RESOURCES.join(", ")
+            ),
+        ));
     }
     if !policy::ACTIONS.contains(&action) {
-        errors.push(FieldError::new("action", format!("Unknown action; one of: {}.", policy::ACTIONS.join(", "))));
+        errors.push(FieldError::new(
+            "action",
+            format!("Unknown action; one of: {}.", policy::ACTIONS.join(", ")),
+        ));
     }
     if !errors.is_empty() {
-        return Err(AppError::Validation("The permission could not be changed.".into(), errors));
+        return Err(AppError::Validation(
+            "The permission could not be changed.".into(),
+            errors,
+        ));
     }
     if parsed == Some(Role::Admin) {
         return Err(AppError::Conflict(
-            "The admin role always holds every right, so nobody can lock the organization out.".into(),
+            "The admin role always holds every right, so nobody can lock the organization out."
+                .into(),
         ));
     }
-    let rule = [role.to_string(), ctx.org_id.clone(), resource.to_string(), action.to_string()];
+    let rule = [
+        role.to_string(),
+        ctx.org_id.clone(),
+        resource.to_string(),
+        action.to_string(),
+    ];
     conn.transaction(|c| {
         let changed = if allowed {
             policy::store::insert(c, "p", &rule)?
@@ -360,7 +464,11 @@ pub fn set_grant(
             audit::record(
                 c,
                 ctx,
-                if allowed { "policy.grant" } else { "policy.revoke" },
+                if allowed {
+                    "policy.grant"
+                } else {
+                    "policy.revoke"
+                },
                 "policy",
                 Some(&format!("{role}:{resource}:{action}")),
                 json!({"role": role, "resource": resource, "action": action, "allowed": allowed}),

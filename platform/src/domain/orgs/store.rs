@@ -6,7 +6,7 @@ use diesel::QueryResult;
 
 use super::model::*;
 use crate::db::schema::{api_tokens, login_failures, memberships, organizations, sessions, users};
-use crate::db::DbConn;
+use crate::db::{lower, DbConn};
 
 pub fn insert_org(conn: &mut DbConn, row: &OrganizationRow) -> QueryResult<()> {
     diesel::insert_into(organizations::table)
@@ -26,7 +26,11 @@ pub fn find_org(conn: &mut DbConn, id: &str) -> QueryResult<Option<OrganizationR
 /// Accepts either the slug or the id, as the CLI's `--org` does.
 pub fn find_org_by_ref(conn: &mut DbConn, reference: &str) -> QueryResult<Option<OrganizationRow>> {
     organizations::table
-        .filter(organizations::slug.eq(reference).or(organizations::id.eq(reference)))
+        .filter(
+            organizations::slug
+                .eq(reference)
+                .or(organizations::id.eq(reference)),
+        )
         .select(OrganizationRow::as_select())
         .first(conn)
         .optional()
@@ -40,7 +44,10 @@ pub fn slug_taken(conn: &mut DbConn, slug: &str) -> QueryResult<bool> {
 }
 
 pub fn insert_user(conn: &mut DbConn, row: &UserRow) -> QueryResult<()> {
-    diesel::insert_into(users::table).values(row).execute(conn).map(drop)
+    diesel::insert_into(users::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
 }
 
 pub fn find_user_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<UserRow>> {
@@ -51,14 +58,24 @@ pub fn find_user_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<
         .optional()
 }
 
-pub fn set_password(conn: &mut DbConn, user_id: &str, hash: &str, at: NaiveDateTime) -> QueryResult<()> {
+pub fn set_password(
+    conn: &mut DbConn,
+    user_id: &str,
+    hash: &str,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
     diesel::update(users::table.find(user_id))
         .set((users::password_hash.eq(hash), users::updated_at.eq(at)))
         .execute(conn)
         .map(drop)
 }
 
-pub fn set_user_name(conn: &mut DbConn, user_id: &str, name: &str, at: NaiveDateTime) -> QueryResult<()> {
+pub fn set_user_name(
+    conn: &mut DbConn,
+    user_id: &str,
+    name: &str,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
     diesel::update(users::table.find(user_id))
         .set((users::name.eq(name), users::updated_at.eq(at)))
         .execute(conn)
@@ -109,8 +126,13 @@ pub fn list_members(conn: &mut DbConn, org_id: &str, f: &MemberFilter) -> QueryR
         query = query.filter(memberships::is_active.eq(active));
     }
     if let Some(q) = &f.q {
-        let pattern = format!("%{}%", q.to_lowercase().replace(['%', '_'], ""));
-        query = query.filter(users::email.like(pattern.clone()).or(users::name.like(pattern)));
+        let pattern = format!("%{}%", escape_like(&q.to_lowercase()));
+        query = query.filter(
+            lower(users::email)
+                .like(pattern.clone())
+                .escape('\\')
+                .or(lower(users::name).like(pattern).escape('\\')),
+        );
     }
     if let Some(after) = &f.after {
         query = query.filter(memberships::id.gt(after.clone()));
@@ -156,7 +178,10 @@ pub fn update_membership(
 }
 
 /// The organizations a user may act in (active memberships), by name.
-pub fn orgs_of_user(conn: &mut DbConn, user_id: &str) -> QueryResult<Vec<(OrganizationRow, String)>> {
+pub fn orgs_of_user(
+    conn: &mut DbConn,
+    user_id: &str,
+) -> QueryResult<Vec<(OrganizationRow, String)>> {
     memberships::table
         .inner_join(organizations::table)
         .filter(memberships::user_id.eq(user_id))
@@ -167,7 +192,10 @@ pub fn orgs_of_user(conn: &mut DbConn, user_id: &str) -> QueryResult<Vec<(Organi
 }
 
 pub fn insert_session(conn: &mut DbConn, row: &SessionRow) -> QueryResult<()> {
-    diesel::insert_into(sessions::table).values(row).execute(conn).map(drop)
+    diesel::insert_into(sessions::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
 }
 
 pub fn find_session(conn: &mut DbConn, id: &str) -> QueryResult<Option<SessionRow>> {
@@ -193,7 +221,9 @@ pub fn set_session_org(conn: &mut DbConn, id: &str, org_id: &str) -> QueryResult
 }
 
 pub fn delete_session(conn: &mut DbConn, id: &str) -> QueryResult<()> {
-    diesel::delete(sessions::table.find(id)).execute(conn).map(drop)
+    diesel::delete(sessions::table.find(id))
+        .execute(conn)
+        .map(drop)
 }
 
 pub fn delete_user_sessions(conn: &mut DbConn, user_id: &str) -> QueryResult<()> {
@@ -207,7 +237,10 @@ pub fn delete_expired_sessions(conn: &mut DbConn, now: NaiveDateTime) -> QueryRe
 }
 
 pub fn insert_token(conn: &mut DbConn, row: &ApiTokenRow) -> QueryResult<()> {
-    diesel::insert_into(api_tokens::table).values(row).execute(conn).map(drop)
+    diesel::insert_into(api_tokens::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
 }
 
 pub fn find_live_token(conn: &mut DbConn, hash: &str) -> QueryResult<Option<ApiTokenRow>> {
@@ -226,7 +259,11 @@ pub fn touch_token(conn: &mut DbConn, id: &str, at: NaiveDateTime) -> QueryResul
         .map(drop)
 }
 
-pub fn list_tokens(conn: &mut DbConn, org_id: &str, user_id: &str) -> QueryResult<Vec<ApiTokenRow>> {
+pub fn list_tokens(
+    conn: &mut DbConn,
+    org_id: &str,
+    user_id: &str,
+) -> QueryResult<Vec<ApiTokenRow>> {
     api_tokens::table
         .filter(api_tokens::organization_id.eq(org_id))
         .filter(api_tokens::user_id.eq(user_id))
@@ -255,7 +292,13 @@ pub fn revoke_token(
     Ok(n == 1)
 }
 
-pub fn record_login_failure(conn: &mut DbConn, id: &str, email: &str, ip: &str, at: NaiveDateTime) -> QueryResult<()> {
+pub fn record_login_failure(
+    conn: &mut DbConn,
+    id: &str,
+    email: &str,
+    ip: &str,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
     diesel::insert_into(login_failures::table)
         .values((
             login_failures::id.eq(id),
@@ -267,7 +310,11 @@ pub fn record_login_failure(conn: &mut DbConn, id: &str, email: &str, ip: &str, 
         .map(drop)
 }
 
-pub fn failures_for_email_since(conn: &mut DbConn, email: &str, since: NaiveDateTime) -> QueryResult<i64> {
+pub fn failures_for_email_since(
+    conn: &mut DbConn,
+    email: &str,
+    since: NaiveDateTime,
+) -> QueryResult<i64> {
     login_failures::table
         .filter(login_failures::email.eq(email))
         .filter(login_failures::created_at.gt(since))
@@ -275,7 +322,11 @@ pub fn failures_for_email_since(conn: &mut DbConn, email: &str, since: NaiveDate
         .get_result(conn)
 }
 
-pub fn failures_for_ip_since(conn: &mut DbConn, ip: &str, since: NaiveDateTime) -> QueryResult<i64> {
+pub fn failures_for_ip_since(
+    conn: &mut DbConn,
+    ip: &str,
+    since: NaiveDateTime,
+) -> QueryResult<i64> {
     login_failures::table
         .filter(login_failures::ip.eq(ip))
         .filter(login_failures::created_at.gt(since))
@@ -290,7 +341,8 @@ pub fn clear_login_failures(conn: &mut DbConn, email: &str) -> QueryResult<()> {
 }
 
 pub fn prune_login_failures(conn: &mut DbConn, before: NaiveDateTime) -> QueryResult<usize> {
-    diesel::delete(login_failures::table.filter(login_failures::created_at.lt(before))).execute(conn)
+    diesel::delete(login_failures::table.filter(login_failures::created_at.lt(before)))
+        .execute(conn)
 }
 
 pub fn count_active_members(conn: &mut DbConn, org_id: &str) -> QueryResult<i64> {
@@ -299,4 +351,11 @@ pub fn count_active_members(conn: &mut DbConn, org_id: &str) -> QueryResult<i64>
         .filter(memberships::is_active.eq(true))
         .count()
         .get_result(conn)
+}
+
+/// Makes user text match literally inside a LIKE pattern (escape character `\`).
+pub fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }

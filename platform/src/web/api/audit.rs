@@ -42,11 +42,23 @@ impl From<AuditRow> for AuditDto {
     }
 }
 
-pub async fn list(actor: ApiActor, state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
+pub async fn list(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> AppResult<HttpResponse> {
     actor.require("audit", "read").await?;
     let query = ListQuery::parse(&req, &[])?;
     let org = actor.org_id().to_string();
     let (cursor, limit) = (query.cursor.clone(), query.limit);
-    let rows = db::run(&state.pool, move |c| Ok(audit::list(c, &org, cursor.as_deref(), limit + 1)?)).await?;
-    Ok(HttpResponse::Ok().json(paginate(rows, query.limit, |r| r.id.clone(), AuditDto::from)))
+    let rows = db::run(&state.pool, move |c| {
+        Ok(audit::list(c, &org, cursor.as_deref(), limit + 1)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(paginate(
+        rows,
+        query.limit,
+        |r| r.id.clone(),
+        AuditDto::from,
+    )))
 }

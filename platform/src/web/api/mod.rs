@@ -20,15 +20,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/users", web::post().to(users::create))
         .route("/users/{id}", web::get().to(users::show))
         .route("/users/{id}", web::patch().to(users::update))
-        .route("/users/{id}/reset-password", web::post().to(users::reset_password))
+        .route(
+            "/users/{id}/reset-password",
+            web::post().to(users::reset_password),
+        )
         .route("/policies", web::get().to(policies::list))
         .route("/policies", web::post().to(policies::grant))
-        .route("/policies/{role}/{resource}/{action}", web::delete().to(policies::revoke))
+        .route(
+            "/policies/{role}/{resource}/{action}",
+            web::delete().to(policies::revoke),
+        )
         .route("/tokens", web::get().to(tokens::list))
         .route("/tokens", web::post().to(tokens::create))
         .route("/tokens/{id}", web::delete().to(tokens::revoke))
         .route("/audit-log", web::get().to(audit::list))
-        .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(AppError::NotFound) }));
+        .default_service(web::to(|| async {
+            Err::<actix_web::HttpResponse, _>(AppError::NotFound)
+        }));
 }
 
 /// `{"data": [...], "nextCursor": "…"|null}`
@@ -65,7 +73,9 @@ impl ListQuery {
                         .parse::<i64>()
                         .ok()
                         .filter(|l| (1..=500).contains(l))
-                        .ok_or_else(|| AppError::invalid("limit", "Use a whole number from 1 to 500."))?;
+                        .ok_or_else(|| {
+                            AppError::invalid("limit", "Use a whole number from 1 to 500.")
+                        })?;
                 }
                 "cursor" => out.cursor = Some(value).filter(|v| !v.is_empty()),
                 "q" => out.q = Some(value.trim().to_string()).filter(|v| !v.is_empty()),
@@ -74,7 +84,10 @@ impl ListQuery {
                     if !allowed_filters.contains(&field) {
                         return Err(AppError::invalid(
                             k,
-                            &format!("Unknown filter; filterable fields: {}.", allowed_filters.join(", ")),
+                            &format!(
+                                "Unknown filter; filterable fields: {}.",
+                                allowed_filters.join(", ")
+                            ),
                         ));
                     }
                     out.filters.insert(field.to_string(), value);
@@ -93,7 +106,10 @@ impl ListQuery {
             .map(|v| match v.as_str() {
                 "true" => Ok(true),
                 "false" => Ok(false),
-                _ => Err(AppError::invalid(&format!("filter[{field}]"), "Use true or false.")),
+                _ => Err(AppError::invalid(
+                    &format!("filter[{field}]"),
+                    "Use true or false.",
+                )),
             })
             .transpose()
     }
@@ -108,7 +124,11 @@ pub fn paginate<T, U: Serialize>(
 ) -> ListEnvelope<U> {
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(&cursor_of) } else { None };
+    let next_cursor = if more {
+        rows.last().map(&cursor_of)
+    } else {
+        None
+    };
     ListEnvelope {
         data: rows.into_iter().map(dto).collect(),
         next_cursor,
@@ -143,5 +163,6 @@ pub fn if_match_version(req: &HttpRequest) -> AppResult<Option<i64>> {
 }
 
 pub fn rfc3339(t: chrono::NaiveDateTime) -> String {
-    t.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    t.and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }

@@ -22,25 +22,46 @@ pub struct GrantDto {
 pub async fn list(actor: ApiActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     actor.require("policy", "read").await?;
     let org = actor.org_id().to_string();
-    let rows = db::run(&state.pool, move |c| Ok(policy::store::grants_of_org(c, &org)?)).await?;
+    let rows = db::run(&state.pool, move |c| {
+        Ok(policy::store::grants_of_org(c, &org)?)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(ListEnvelope {
         data: rows
             .into_iter()
-            .map(|(role, resource, action)| GrantDto { role, resource, action })
+            .map(|(role, resource, action)| GrantDto {
+                role,
+                resource,
+                action,
+            })
             .collect(),
         next_cursor: None,
     }))
 }
 
-pub async fn grant(actor: ApiActor, state: web::Data<AppState>, body: web::Json<GrantDto>) -> AppResult<HttpResponse> {
+pub async fn grant(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    body: web::Json<GrantDto>,
+) -> AppResult<HttpResponse> {
     actor.require("policy", "write").await?;
     let ctx = actor.audit();
     let g = body.into_inner();
     let (role, resource, action) = (g.role.clone(), g.resource.clone(), g.action.clone());
-    let added = db::run(&state.pool, move |c| service::set_grant(c, &ctx, &role, &resource, &action, true)).await?;
-    let mut res = if added { HttpResponse::Created() } else { HttpResponse::Ok() };
+    let added = db::run(&state.pool, move |c| {
+        service::set_grant(c, &ctx, &role, &resource, &action, true)
+    })
+    .await?;
+    let mut res = if added {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
     Ok(res
-        .insert_header((header::LOCATION, format!("/api/policies/{}/{}/{}", g.role, g.resource, g.action)))
+        .insert_header((
+            header::LOCATION,
+            format!("/api/policies/{}/{}/{}", g.role, g.resource, g.action),
+        ))
         .json(g))
 }
 
@@ -52,7 +73,10 @@ pub async fn revoke(
     actor.require("policy", "write").await?;
     let ctx = actor.audit();
     let (role, resource, action) = path.into_inner();
-    let removed = db::run(&state.pool, move |c| service::set_grant(c, &ctx, &role, &resource, &action, false)).await?;
+    let removed = db::run(&state.pool, move |c| {
+        service::set_grant(c, &ctx, &role, &resource, &action, false)
+    })
+    .await?;
     if removed {
         Ok(HttpResponse::NoContent().finish())
     } else {

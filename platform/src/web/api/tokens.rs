@@ -36,7 +36,10 @@ impl From<ApiTokenRow> for TokenDto {
 
 pub async fn list(actor: ApiActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let (org, user) = (actor.org_id().to_string(), actor.user_id.clone());
-    let rows = db::run(&state.pool, move |c| Ok(store::list_tokens(c, &org, &user)?)).await?;
+    let rows = db::run(&state.pool, move |c| {
+        Ok(store::list_tokens(c, &org, &user)?)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(ListEnvelope {
         data: rows.into_iter().map(TokenDto::from).collect(),
         next_cursor: None,
@@ -49,19 +52,36 @@ pub struct CreateToken {
     name: String,
 }
 
-pub async fn create(actor: ApiActor, state: web::Data<AppState>, body: web::Json<CreateToken>) -> AppResult<HttpResponse> {
+pub async fn create(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    body: web::Json<CreateToken>,
+) -> AppResult<HttpResponse> {
     let ctx = actor.audit();
     let user = actor.user_id.clone();
-    let (row, secret) = db::run(&state.pool, move |c| service::create_token(c, &ctx, &user, &body.name)).await?;
-    let mut json = serde_json::to_value(TokenDto::from(row)).map_err(|e| crate::error::AppError::Internal(e.to_string()))?;
+    let (row, secret) = db::run(&state.pool, move |c| {
+        service::create_token(c, &ctx, &user, &body.name)
+    })
+    .await?;
+    let mut json = serde_json::to_value(TokenDto::from(row))
+        .map_err(|e| crate::error::AppError::Internal(e.to_string()))?;
     json["token"] = secret.into();
     let location = format!("/api/tokens/{}", json["id"].as_str().unwrap_or_default());
-    Ok(HttpResponse::Created().insert_header((header::LOCATION, location)).json(json))
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(json))
 }
 
-pub async fn revoke(actor: ApiActor, state: web::Data<AppState>, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn revoke(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let ctx = actor.audit();
     let user = actor.user_id.clone();
-    db::run(&state.pool, move |c| service::revoke_token(c, &ctx, &user, &id)).await?;
+    db::run(&state.pool, move |c| {
+        service::revoke_token(c, &ctx, &user, &id)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -37,7 +37,11 @@ impl From<Member> for UserDto {
     }
 }
 
-pub async fn list(actor: ApiActor, state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
+pub async fn list(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> AppResult<HttpResponse> {
     actor.require("user", "read").await?;
     let query = ListQuery::parse(&req, &["role", "isActive"])?;
     let filter = store::MemberFilter {
@@ -48,11 +52,23 @@ pub async fn list(actor: ApiActor, state: web::Data<AppState>, req: HttpRequest)
         limit: query.limit + 1,
     };
     let org = actor.org_id().to_string();
-    let rows = db::run(&state.pool, move |c| Ok(store::list_members(c, &org, &filter)?)).await?;
-    Ok(HttpResponse::Ok().json(paginate(rows, query.limit, |m| m.membership.id.clone(), UserDto::from)))
+    let rows = db::run(&state.pool, move |c| {
+        Ok(store::list_members(c, &org, &filter)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(paginate(
+        rows,
+        query.limit,
+        |m| m.membership.id.clone(),
+        UserDto::from,
+    )))
 }
 
-pub async fn show(actor: ApiActor, state: web::Data<AppState>, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn show(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     actor.require("user", "read").await?;
     let org = actor.org_id().to_string();
     let member = db::run(&state.pool, move |c| service::get_member(c, &org, &id)).await?;
@@ -72,7 +88,11 @@ pub struct CreateUser {
     password: Option<String>,
 }
 
-pub async fn create(actor: ApiActor, state: web::Data<AppState>, body: web::Json<CreateUser>) -> AppResult<HttpResponse> {
+pub async fn create(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    body: web::Json<CreateUser>,
+) -> AppResult<HttpResponse> {
     actor.require("user", "admin").await?;
     let ctx = actor.audit();
     let body = body.into_inner();
@@ -91,7 +111,8 @@ pub async fn create(actor: ApiActor, state: web::Data<AppState>, body: web::Json
     .await?;
     let location = format!("/api/users/{}", member.user.id);
     let version = member.membership.version;
-    let mut json = serde_json::to_value(UserDto::from(member)).map_err(|e| crate::error::AppError::Internal(e.to_string()))?;
+    let mut json = serde_json::to_value(UserDto::from(member))
+        .map_err(|e| crate::error::AppError::Internal(e.to_string()))?;
     if let Some(pw) = generated {
         json["temporaryPassword"] = pw.into();
     }
@@ -139,7 +160,11 @@ pub async fn update(
         .json(UserDto::from(member)))
 }
 
-pub async fn reset_password(actor: ApiActor, state: web::Data<AppState>, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn reset_password(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     actor.require("user", "admin").await?;
     let ctx = actor.audit();
     let password = db::run(&state.pool, move |c| service::reset_password(c, &ctx, &id)).await?;

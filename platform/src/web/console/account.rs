@@ -32,7 +32,10 @@ struct TokensPanel {
 
 async fn panel(state: &AppState, actor: &ConsoleActor) -> AppResult<TokensPanel> {
     let (org, user) = (actor.org_id().to_string(), actor.user_id.clone());
-    let rows = db::run(&state.pool, move |c| Ok(store::list_tokens(c, &org, &user)?)).await?;
+    let rows = db::run(&state.pool, move |c| {
+        Ok(store::list_tokens(c, &org, &user)?)
+    })
+    .await?;
     let fmt = |t: chrono::NaiveDateTime| t.format("%Y-%m-%d %H:%M UTC").to_string();
     Ok(TokensPanel {
         org_name: actor.org.name.clone(),
@@ -53,7 +56,11 @@ async fn panel(state: &AppState, actor: &ConsoleActor) -> AppResult<TokensPanel>
     })
 }
 
-pub async fn tokens(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub async fn tokens(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
     let p = panel(&state, &actor).await?;
     render(&req, &actor, "API tokens", &p).await
 }
@@ -72,7 +79,10 @@ pub async fn create_token(
     let ctx = actor.audit();
     let user = actor.user_id.clone();
     let name = form.name.clone();
-    let result = db::run(&state.pool, move |c| service::create_token(c, &ctx, &user, &name)).await;
+    let result = db::run(&state.pool, move |c| {
+        service::create_token(c, &ctx, &user, &name)
+    })
+    .await;
     let mut p = panel(&state, &actor).await?;
     match result {
         Ok((_, secret)) => {
@@ -82,7 +92,14 @@ pub async fn create_token(
         Err(AppError::Validation(_, errors)) => {
             p.error = errors.first().map(|e| e.message.clone());
             p.name = form.into_inner().name;
-            render_with_status(&req, &actor, "API tokens", &p, StatusCode::UNPROCESSABLE_ENTITY).await
+            render_with_status(
+                &req,
+                &actor,
+                "API tokens",
+                &p,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
         }
         Err(e) => Err(e),
     }
@@ -96,7 +113,10 @@ pub async fn revoke_token(
 ) -> AppResult<HttpResponse> {
     let ctx = actor.audit();
     let user = actor.user_id.clone();
-    db::run(&state.pool, move |c| service::revoke_token(c, &ctx, &user, &id)).await?;
+    db::run(&state.pool, move |c| {
+        service::revoke_token(c, &ctx, &user, &id)
+    })
+    .await?;
     let p = panel(&state, &actor).await?;
     render(&req, &actor, "API tokens", &p).await
 }

@@ -22,10 +22,19 @@ struct Dashboard<'a> {
     org_count: usize,
 }
 
-pub async fn show(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub async fn show(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
     let member_count = if actor.can("user", "read").await? {
         let org = actor.org_id().to_string();
-        Some(db::run(&state.pool, move |c| Ok(store::count_active_members(c, &org)?)).await?)
+        Some(
+            db::run(&state.pool, move |c| {
+                Ok(store::count_active_members(c, &org)?)
+            })
+            .await?,
+        )
     } else {
         None
     };

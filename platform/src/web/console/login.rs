@@ -41,9 +41,17 @@ fn safe_next(next: Option<&str>) -> &str {
     }
 }
 
-fn login_page(req: &HttpRequest, email: &str, next: &str, error: Option<&str>, status: StatusCode) -> AppResult<HttpResponse> {
+fn login_page(
+    req: &HttpRequest,
+    email: &str,
+    next: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> AppResult<HttpResponse> {
     let csrf = csrf::token_of(req).unwrap_or_default();
-    let notice = req.cookie(super::FLASH_COOKIE).map(|c| c.value().to_string());
+    let notice = req
+        .cookie(super::FLASH_COOKIE)
+        .map(|c| c.value().to_string());
     let page = LoginPage {
         title: "Sign in",
         csrf: &csrf,
@@ -56,24 +64,44 @@ fn login_page(req: &HttpRequest, email: &str, next: &str, error: Option<&str>, s
         error,
         notice: notice.clone().filter(|n| !n.is_empty()),
     };
-    let body = page.render().map_err(|e| AppError::Internal(e.to_string()))?;
-    let mut res = HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body);
+    let body = page
+        .render()
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let mut res = HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body);
     if notice.is_some() {
-        let mut gone = actix_web::cookie::Cookie::build(super::FLASH_COOKIE, "").path("/").finish();
+        let mut gone = actix_web::cookie::Cookie::build(super::FLASH_COOKIE, "")
+            .path("/")
+            .finish();
         gone.make_removal();
-        res.add_cookie(&gone).map_err(|e| AppError::Internal(e.to_string()))?;
+        res.add_cookie(&gone)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
     }
     Ok(res)
 }
 
-pub async fn form(req: HttpRequest, query: web::Query<NextQuery>, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub async fn form(
+    req: HttpRequest,
+    query: web::Query<NextQuery>,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
     if let Some(token) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string()) {
         let id = sha256_hex(&token);
-        if db::run(&state.pool, move |c| session::load(c, &id)).await?.is_some() {
+        if db::run(&state.pool, move |c| session::load(c, &id))
+            .await?
+            .is_some()
+        {
             return Ok(redirect(&req, safe_next(query.next.as_deref())));
         }
     }
-    login_page(&req, "", safe_next(query.next.as_deref()), None, StatusCode::OK)
+    login_page(
+        &req,
+        "",
+        safe_next(query.next.as_deref()),
+        None,
+        StatusCode::OK,
+    )
 }
 
 #[derive(Deserialize)]
@@ -83,7 +111,11 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-pub async fn submit(req: HttpRequest, state: web::Data<AppState>, form: web::Form<LoginForm>) -> AppResult<HttpResponse> {
+pub async fn submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> AppResult<HttpResponse> {
     let form = form.into_inner();
     let next = safe_next(form.next.as_deref()).to_string();
     let ip = client_ip(&req, state.config.trust_proxy);
@@ -121,12 +153,20 @@ pub async fn submit(req: HttpRequest, state: web::Data<AppState>, form: web::For
                 .map_err(|e| AppError::Internal(e.to_string()))?;
             Ok(res)
         }
-        Err(AppError::Validation(message, _)) => {
-            login_page(&req, &form.email, &next, Some(&message), StatusCode::UNAUTHORIZED)
-        }
-        Err(AppError::TooManyRequests(message)) => {
-            login_page(&req, &form.email, &next, Some(&message), StatusCode::TOO_MANY_REQUESTS)
-        }
+        Err(AppError::Validation(message, _)) => login_page(
+            &req,
+            &form.email,
+            &next,
+            Some(&message),
+            StatusCode::UNAUTHORIZED,
+        ),
+        Err(AppError::TooManyRequests(message)) => login_page(
+            &req,
+            &form.email,
+            &next,
+            Some(&message),
+            StatusCode::TOO_MANY_REQUESTS,
+        ),
         Err(other) => Err(other),
     }
 }
@@ -155,9 +195,15 @@ pub async fn switch_org(
     form: web::Form<SwitchForm>,
 ) -> AppResult<HttpResponse> {
     let (sid, uid) = (actor.session_id.clone(), actor.user_id.clone());
-    let org = db::run(&state.pool, move |c| service::switch_org(c, &sid, &uid, &form.organization_id)).await?;
+    let org = db::run(&state.pool, move |c| {
+        service::switch_org(c, &sid, &uid, &form.organization_id)
+    })
+    .await?;
     let mut res = redirect(&req, "/");
-    res.add_cookie(&flash_cookie(&format!("You are now working in {}.", org.name)))
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+    res.add_cookie(&flash_cookie(&format!(
+        "You are now working in {}.",
+        org.name
+    )))
+    .map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(res)
 }

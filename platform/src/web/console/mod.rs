@@ -28,13 +28,25 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/users", web::get().to(admin::users::list))
         .route("/admin/users", web::post().to(admin::users::create))
         .route("/admin/users/{id}", web::post().to(admin::users::update))
-        .route("/admin/users/{id}/reset-password", web::post().to(admin::users::reset_password))
-        .route("/admin/permissions", web::get().to(admin::permissions::show))
-        .route("/admin/permissions", web::post().to(admin::permissions::toggle))
+        .route(
+            "/admin/users/{id}/reset-password",
+            web::post().to(admin::users::reset_password),
+        )
+        .route(
+            "/admin/permissions",
+            web::get().to(admin::permissions::show),
+        )
+        .route(
+            "/admin/permissions",
+            web::post().to(admin::permissions::toggle),
+        )
         .route("/admin/audit", web::get().to(admin::audit::list))
         .route("/account/tokens", web::get().to(account::tokens))
         .route("/account/tokens", web::post().to(account::create_token))
-        .route("/account/tokens/{id}/revoke", web::post().to(account::revoke_token));
+        .route(
+            "/account/tokens/{id}/revoke",
+            web::post().to(account::revoke_token),
+        );
 }
 
 pub const FLASH_COOKIE: &str = "rapport_flash";
@@ -114,9 +126,17 @@ pub async fn render_with_status(
     let path = req.path();
     let perms = actor.permissions().await?;
     let has = |r: &str, a: &str| perms.iter().any(|(pr, pa)| pr == r && pa == a);
-    let mut nav = vec![NavItem { href: "/", label: "Dashboard", active: path == "/" }];
+    let mut nav = vec![NavItem {
+        href: "/",
+        label: "Dashboard",
+        active: path == "/",
+    }];
     if has("user", "admin") {
-        nav.push(NavItem { href: "/admin/users", label: "Users", active: path.starts_with("/admin/users") });
+        nav.push(NavItem {
+            href: "/admin/users",
+            label: "Users",
+            active: path.starts_with("/admin/users"),
+        });
     }
     if has("policy", "read") {
         nav.push(NavItem {
@@ -126,9 +146,17 @@ pub async fn render_with_status(
         });
     }
     if has("audit", "read") {
-        nav.push(NavItem { href: "/admin/audit", label: "Audit log", active: path.starts_with("/admin/audit") });
+        nav.push(NavItem {
+            href: "/admin/audit",
+            label: "Audit log",
+            active: path.starts_with("/admin/audit"),
+        });
     }
-    nav.push(NavItem { href: "/account/tokens", label: "API tokens", active: path.starts_with("/account") });
+    nav.push(NavItem {
+        href: "/account/tokens",
+        label: "API tokens",
+        active: path.starts_with("/account"),
+    });
     let flash = req
         .cookie(FLASH_COOKIE)
         .map(|c| c.value().to_string())
@@ -147,7 +175,11 @@ pub async fn render_with_status(
         orgs: actor
             .orgs
             .iter()
-            .map(|(o, _)| OrgChoice { id: o.id.clone(), name: o.name.clone(), current: o.id == actor.org.id })
+            .map(|(o, _)| OrgChoice {
+                id: o.id.clone(),
+                name: o.name.clone(),
+                current: o.id == actor.org.id,
+            })
             .collect(),
         nav,
         flash: flash.clone(),
@@ -157,7 +189,8 @@ pub async fn render_with_status(
     if flash.is_some() {
         let mut gone = Cookie::build(FLASH_COOKIE, "").path("/").finish();
         gone.make_removal();
-        res.add_cookie(&gone).map_err(|e| AppError::Internal(e.to_string()))?;
+        res.add_cookie(&gone)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
     }
     Ok(res)
 }
@@ -173,9 +206,13 @@ pub fn flash_cookie(message: &str) -> Cookie<'static> {
 /// After a successful form post: htmx follows `HX-Redirect`, a browser a 303.
 pub fn redirect(req: &HttpRequest, to: &str) -> HttpResponse {
     if is_htmx(req) {
-        HttpResponse::Ok().insert_header(("HX-Redirect", to.to_string())).finish()
+        HttpResponse::Ok()
+            .insert_header(("HX-Redirect", to.to_string()))
+            .finish()
     } else {
-        HttpResponse::SeeOther().insert_header((header::LOCATION, to.to_string())).finish()
+        HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, to.to_string()))
+            .finish()
     }
 }
 
@@ -204,7 +241,11 @@ pub async fn render_errors(
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
     let res = next.call(req).await?;
-    let Some(err) = res.response().error().and_then(|e| e.as_error::<AppError>()) else {
+    let Some(err) = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<AppError>())
+    else {
         return Ok(res.map_into_boxed_body());
     };
     let status = err.status_code();
@@ -218,14 +259,26 @@ pub async fn render_errors(
     let htmx = is_htmx(&req);
     let response = if unauthorized {
         if htmx {
-            HttpResponse::Unauthorized().insert_header(("HX-Redirect", "/login")).finish()
+            HttpResponse::Unauthorized()
+                .insert_header(("HX-Redirect", "/login"))
+                .finish()
         } else {
-            let next_path = if req.method() == actix_web::http::Method::GET { path.as_str() } else { "/" };
+            let next_path = if req.method() == actix_web::http::Method::GET {
+                path.as_str()
+            } else {
+                "/"
+            };
             let to = format!("/login?next={}", url_escape(next_path));
-            HttpResponse::SeeOther().insert_header((header::LOCATION, to)).finish()
+            HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, to))
+                .finish()
         }
     } else if htmx {
-        let toast = Toast { kind: "error", message: &detail, oob: false };
+        let toast = Toast {
+            kind: "error",
+            message: &detail,
+            oob: false,
+        };
         match render_template(&toast) {
             Ok(body) => HttpResponse::build(status)
                 .content_type("text/html; charset=utf-8")

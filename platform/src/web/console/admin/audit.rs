@@ -32,7 +32,11 @@ impl From<AuditRow> for EntryView {
                 Some(id) => format!("{} {}", r.resource_type, id),
                 None => r.resource_type,
             },
-            changes: if r.changes == "{}" { String::new() } else { r.changes },
+            changes: if r.changes == "{}" {
+                String::new()
+            } else {
+                r.changes
+            },
             ip: r.ip,
         }
     }
@@ -62,10 +66,21 @@ pub async fn list(
     let org = actor.org_id().to_string();
     let before = paging.into_inner().before;
     let rows_only = before.is_some();
-    let mut rows = db::run(&state.pool, move |c| Ok(audit::list(c, &org, before.as_deref(), PAGE + 1)?)).await?;
+    let mut rows = db::run(&state.pool, move |c| {
+        Ok(audit::list(c, &org, before.as_deref(), PAGE + 1)?)
+    })
+    .await?;
     let more = rows.len() as i64 > PAGE;
     rows.truncate(PAGE as usize);
-    let next = if more { rows.last().map(|r| r.id.clone()) } else { None };
-    let panel = AuditPanel { entries: rows.into_iter().map(EntryView::from).collect(), next, rows_only };
+    let next = if more {
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    let panel = AuditPanel {
+        entries: rows.into_iter().map(EntryView::from).collect(),
+        next,
+        rows_only,
+    };
     render(&req, &actor, "Audit log", &panel).await
 }

@@ -72,7 +72,10 @@ pub async fn show(
         .unwrap_or(Role::Manager);
     let editable = actor.can("policy", "write").await?;
     let org = actor.org_id().to_string();
-    let grants = db::run(&state.pool, move |c| Ok(policy::store::grants_of_org(c, &org)?)).await?;
+    let grants = db::run(&state.pool, move |c| {
+        Ok(policy::store::grants_of_org(c, &org)?)
+    })
+    .await?;
     let rows = policy::RESOURCES
         .iter()
         .map(|resource| MatrixRow {
@@ -96,7 +99,11 @@ pub async fn show(
         editable,
         tabs: Role::ALL
             .into_iter()
-            .map(|r| RoleTab { value: r.as_str(), label: r.label(), active: r == role })
+            .map(|r| RoleTab {
+                value: r.as_str(),
+                label: r.label(),
+                active: r == role,
+            })
             .collect(),
         actions: policy::ACTIONS,
         rows,
@@ -123,8 +130,15 @@ pub async fn toggle(
     let form = form.into_inner();
     let allowed = form.allowed.is_some();
     let ctx = actor.audit();
-    let (role, resource, action) = (form.role.clone(), form.resource.clone(), form.action.clone());
-    db::run(&state.pool, move |c| service::set_grant(c, &ctx, &role, &resource, &action, allowed)).await?;
+    let (role, resource, action) = (
+        form.role.clone(),
+        form.resource.clone(),
+        form.action.clone(),
+    );
+    db::run(&state.pool, move |c| {
+        service::set_grant(c, &ctx, &role, &resource, &action, allowed)
+    })
+    .await?;
     let message = format!(
         "{} {} {} on {}.",
         Role::parse(&form.role).map_or("", Role::label),
@@ -132,14 +146,22 @@ pub async fn toggle(
         form.action,
         form.resource
     );
-    let action = policy::ACTIONS.iter().copied().find(|a| *a == form.action).unwrap_or("read");
+    let action = policy::ACTIONS
+        .iter()
+        .copied()
+        .find(|a| *a == form.action)
+        .unwrap_or("read");
     let fragment = CellFragment {
         role: &form.role,
         resource: &form.resource,
         cell: Cell { action, allowed },
         locked: false,
         editable: true,
-        toast: Toast { kind: "ok", message: &message, oob: true },
+        toast: Toast {
+            kind: "ok",
+            message: &message,
+            oob: true,
+        },
     };
     render(&req, &actor, "Permissions", &fragment).await
 }

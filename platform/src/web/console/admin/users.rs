@@ -45,7 +45,10 @@ pub struct RoleOption {
 pub fn role_options() -> Vec<RoleOption> {
     Role::ALL
         .into_iter()
-        .map(|r| RoleOption { value: r.as_str(), label: r.label() })
+        .map(|r| RoleOption {
+            value: r.as_str(),
+            label: r.label(),
+        })
         .collect()
 }
 
@@ -59,7 +62,10 @@ pub struct AddForm {
 
 impl AddForm {
     pub fn error(&self, field: &str) -> Option<&str> {
-        self.errors.iter().find(|e| e.field == field).map(|e| e.message.as_str())
+        self.errors
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| e.message.as_str())
     }
 }
 
@@ -84,18 +90,35 @@ struct UserRowFragment<'a> {
 async fn load_members(state: &AppState, actor: &ConsoleActor) -> AppResult<Vec<MemberView>> {
     let org = actor.org_id().to_string();
     let rows = db::run(&state.pool, move |c| {
-        Ok(store::list_members(c, &org, &store::MemberFilter { limit: 500, ..Default::default() })?)
+        Ok(store::list_members(
+            c,
+            &org,
+            &store::MemberFilter {
+                limit: 500,
+                ..Default::default()
+            },
+        )?)
     })
     .await?;
-    Ok(rows.into_iter().map(|m| MemberView::new(m, &actor.user_id)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|m| MemberView::new(m, &actor.user_id))
+        .collect())
 }
 
-pub async fn list(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub async fn list(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
     actor.require("user", "admin").await?;
     let panel = UsersPanel {
         members: load_members(&state, &actor).await?,
         roles: role_options(),
-        form: AddForm { role: Role::SalesRep.as_str().into(), ..Default::default() },
+        form: AddForm {
+            role: Role::SalesRep.as_str().into(),
+            ..Default::default()
+        },
         notice: None,
         secret: None,
     };
@@ -121,7 +144,12 @@ pub async fn create(
     actor.require("user", "admin").await?;
     let form = form.into_inner();
     let ctx = actor.audit();
-    let (email, name, role, pw) = (form.email.clone(), form.name.clone(), form.role.clone(), form.password.clone());
+    let (email, name, role, pw) = (
+        form.email.clone(),
+        form.name.clone(),
+        form.role.clone(),
+        form.password.clone(),
+    );
     let result = db::run(&state.pool, move |c| {
         service::add_member(
             c,
@@ -138,18 +166,33 @@ pub async fn create(
     let (form_state, notice, secret, status) = match result {
         Ok((member, generated)) => {
             let notice = match &generated {
-                Some(_) => format!("{} was added. Give them this one-time password; it is not shown again:", member.user.email),
-                None => format!("{} was added as {}.", member.user.email, Role::parse(&member.membership.role).map_or("", Role::label)),
+                Some(_) => format!(
+                    "{} was added. Give them this one-time password; it is not shown again:",
+                    member.user.email
+                ),
+                None => format!(
+                    "{} was added as {}.",
+                    member.user.email,
+                    Role::parse(&member.membership.role).map_or("", Role::label)
+                ),
             };
             (
-                AddForm { role: form.role, ..Default::default() },
+                AddForm {
+                    role: form.role,
+                    ..Default::default()
+                },
                 Some(notice),
                 generated,
                 StatusCode::OK,
             )
         }
         Err(AppError::Validation(_, errors)) => (
-            AddForm { email: form.email, name: form.name, role: form.role, errors },
+            AddForm {
+                email: form.email,
+                name: form.name,
+                role: form.role,
+                errors,
+            },
             None,
             None,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -190,7 +233,11 @@ pub async fn update(
             &ctx,
             &id,
             Some(form.version),
-            service::MemberChanges { name: None, role: form.role, is_active: form.is_active },
+            service::MemberChanges {
+                name: None,
+                role: form.role,
+                is_active: form.is_active,
+            },
         )
     })
     .await?;
@@ -198,17 +245,26 @@ pub async fn update(
         "{} is now {} ({}).",
         member.user.email,
         Role::parse(&member.membership.role).map_or("", Role::label),
-        if member.membership.is_active { "active" } else { "deactivated" }
+        if member.membership.is_active {
+            "active"
+        } else {
+            "deactivated"
+        }
     );
     if !wants_fragment(&req) {
         let mut res = redirect(&req, "/admin/users");
-        res.add_cookie(&flash_cookie(&message)).map_err(|e| AppError::Internal(e.to_string()))?;
+        res.add_cookie(&flash_cookie(&message))
+            .map_err(|e| AppError::Internal(e.to_string()))?;
         return Ok(res);
     }
     let fragment = UserRowFragment {
         m: MemberView::new(member, &actor.user_id),
         roles: role_options(),
-        toast: Toast { kind: "ok", message: &message, oob: true },
+        toast: Toast {
+            kind: "ok",
+            message: &message,
+            oob: true,
+        },
     };
     render(&req, &actor, "Users", &fragment).await
 }
