@@ -2,6 +2,7 @@
 document.addEventListener("click", (e) => {
   const close = e.target.closest(".toast-close");
   if (close) close.closest(".toast").remove();
+  if (e.target.closest(".sidenav a")) document.getElementById("sidenav")?.classList.remove("open");
   const toggle = e.target.closest("[data-toggle-nav]");
   if (toggle) {
     const nav = document.getElementById("sidenav");

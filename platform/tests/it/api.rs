@@ -263,3 +263,37 @@ async fn health_and_readiness() {
     assert_eq!(r.json()["database"], "ok");
     assert!(r.header("x-request-id").is_some());
 }
+
+#[actix_web::test]
+async fn an_update_that_changes_nothing_is_not_recorded() {
+    let (t, token, _) = admin_app().await;
+    let app = t.service().await;
+    let created = send(
+        &app,
+        api(Method::POST, "/api/users", &token)
+            .set_json(serde_json::json!({"email": "same@acme.test", "role": "manager"})),
+    )
+    .await
+    .json();
+    let id = created["id"].as_str().unwrap();
+    let r = send(
+        &app,
+        api(Method::PATCH, &format!("/api/users/{id}"), &token)
+            .set_json(serde_json::json!({"role": "manager"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.header("etag"),
+        Some("\"v1\""),
+        "no change, no new version"
+    );
+    let audit = send(&app, api(Method::GET, "/api/audit-log", &token))
+        .await
+        .json();
+    assert!(!audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["action"] == "user.update"));
+}

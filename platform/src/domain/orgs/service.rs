@@ -273,6 +273,9 @@ pub fn update_member(
                 json!([current.membership.is_active, new_active]),
             );
         }
+        if diff.is_empty() {
+            return Ok(current);
+        }
         if !store::update_membership(
             c,
             &current.membership.id,

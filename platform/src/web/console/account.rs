@@ -23,6 +23,7 @@ pub struct TokenView {
 #[derive(Template)]
 #[template(path = "partials/account/tokens.html")]
 struct TokensPanel {
+    csrf: String,
     org_name: String,
     tokens: Vec<TokenView>,
     secret: Option<String>,
@@ -38,6 +39,7 @@ async fn panel(state: &AppState, actor: &ConsoleActor) -> AppResult<TokensPanel>
     .await?;
     let fmt = |t: chrono::NaiveDateTime| t.format("%Y-%m-%d %H:%M UTC").to_string();
     Ok(TokensPanel {
+        csrf: actor.csrf.clone(),
         org_name: actor.org.name.clone(),
         tokens: rows
             .into_iter()

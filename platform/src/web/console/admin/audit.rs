@@ -32,11 +32,7 @@ impl From<AuditRow> for EntryView {
                 Some(id) => format!("{} {}", r.resource_type, id),
                 None => r.resource_type,
             },
-            changes: if r.changes == "{}" {
-                String::new()
-            } else {
-                r.changes
-            },
+            changes: describe_changes(&r.changes),
             ip: r.ip,
         }
     }
@@ -83,4 +79,34 @@ pub async fn list(
         rows_only,
     };
     render(&req, &actor, "Audit log", &panel).await
+}
+
+/// `{"role": ["a", "b"], "name": "x"}` → `role: a → b; name: x`, for people to read.
+fn describe_changes(json: &str) -> String {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(json) else {
+        return json.to_string();
+    };
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    map.iter()
+        .map(|(k, v)| match v.as_array().map(Vec::as_slice) {
+            Some([from, to]) => format!("{k}: {} → {}", text(from), text(to)),
+            _ => format!("{k}: {}", text(v)),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn changes_read_as_sentences() {
+        assert_eq!(
+            super::describe_changes(r#"{"role":["manager","marketer"],"name":"Ann"}"#),
+            "name: Ann; role: manager → marketer"
+        );
+        assert_eq!(super::describe_changes("{}"), "");
+    }
 }

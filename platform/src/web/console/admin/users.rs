@@ -72,6 +72,7 @@ impl AddForm {
 #[derive(Template)]
 #[template(path = "partials/admin/users.html")]
 struct UsersPanel {
+    csrf: String,
     members: Vec<MemberView>,
     roles: Vec<RoleOption>,
     form: AddForm,
@@ -82,6 +83,7 @@ struct UsersPanel {
 #[derive(Template)]
 #[template(path = "partials/admin/user_row_fragment.html")]
 struct UserRowFragment<'a> {
+    csrf: String,
     m: MemberView,
     roles: Vec<RoleOption>,
     toast: Toast<'a>,
@@ -113,6 +115,7 @@ pub async fn list(
 ) -> AppResult<HttpResponse> {
     actor.require("user", "admin").await?;
     let panel = UsersPanel {
+        csrf: actor.csrf.clone(),
         members: load_members(&state, &actor).await?,
         roles: role_options(),
         form: AddForm {
@@ -200,6 +203,7 @@ pub async fn create(
         Err(other) => return Err(other),
     };
     let panel = UsersPanel {
+        csrf: actor.csrf.clone(),
         members: load_members(&state, &actor).await?,
         roles: role_options(),
         form: form_state,
@@ -258,6 +262,7 @@ pub async fn update(
         return Ok(res);
     }
     let fragment = UserRowFragment {
+        csrf: actor.csrf.clone(),
         m: MemberView::new(member, &actor.user_id),
         roles: role_options(),
         toast: Toast {
@@ -283,6 +288,7 @@ pub async fn reset_password(
     let org = actor.org_id().to_string();
     let member = db::run(&state.pool, move |c| service::get_member(c, &org, &id)).await?;
     let panel = UsersPanel {
+        csrf: actor.csrf.clone(),
         members: load_members(&state, &actor).await?,
         roles: role_options(),
         form: AddForm { role: Role::SalesRep.as_str().into(), ..Default::default() },
