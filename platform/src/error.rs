@@ -48,6 +48,9 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     PreconditionFailed(String),
+    /// A write based on an old version of the record.
+    #[error("{0}")]
+    Stale(String),
     #[error("{0}")]
     TooManyRequests(String),
     #[error("service unavailable: {0}")]
@@ -83,6 +86,7 @@ impl AppError {
             Self::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
             Self::Conflict(_) => ("conflict", "Conflict"),
             Self::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
+            Self::Stale(_) => ("stale", "Changed by someone else"),
             Self::TooManyRequests(_) => ("too-many-requests", "Too many requests"),
             Self::Unavailable(_) => ("unavailable", "Service unavailable"),
             Self::Db(_) | Self::Internal(_) => ("internal", "Internal error"),
@@ -133,7 +137,7 @@ impl ResponseError for AppError {
             Self::Validation(..) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::Stale(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -97,6 +97,7 @@ fn init_tracing(json: bool) {
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .with_span_list(false)
             .init();
     } else {
         builder.init();

@@ -36,6 +36,8 @@ m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && r.obj == p.obj && r.act == p.act
 /// Resource kinds a policy can name. Later issues add their own here.
 pub const RESOURCES: &[&str] = &[
     "client",
+    "tag",
+    "sensitive_field",
     "opportunity",
     "pipeline",
     "interaction",
@@ -51,7 +53,8 @@ pub const RESOURCES: &[&str] = &[
 ];
 
 /// Verbs a policy can grant.
-pub const ACTIONS: &[&str] = &["read", "write", "delete", "export", "admin"];
+/// `oversee` extends the other verbs to records assigned to someone else.
+pub const ACTIONS: &[&str] = &["read", "write", "delete", "export", "oversee", "admin"];
 
 /// What each role may do in a new organization.
 pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
@@ -66,75 +69,44 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
         Role::Manager => {
             let mut g = all(
                 &["client", "opportunity", "interaction", "segment", "report"],
-                &["read", "write", "delete", "export"],
+                &["read", "write", "delete", "export", "oversee"],
             );
-            g.extend(all(
-                &["pipeline", "custom_field", "user", "organization"],
-                &["read"],
-            ));
-            g.extend(all(&["webhook", "plugin"], &["read"]));
+            g.extend(all(&["custom_field", "tag"], &["read", "write", "delete"]));
+            g.extend(all(&["sensitive_field"], &["read", "write"]));
+            g.extend(all(&["pipeline", "user", "organization", "webhook", "plugin"], &["read"]));
             g
         }
         Role::SalesRep => {
-            let mut g = all(
-                &["client", "opportunity", "interaction"],
-                &["read", "write"],
-            );
+            let mut g = all(&["client", "opportunity", "interaction"], &["read", "write"]);
+            g.extend(all(&["tag"], &["read", "write"]));
             g.extend(all(
-                &[
-                    "pipeline",
-                    "segment",
-                    "report",
-                    "custom_field",
-                    "user",
-                    "organization",
-                ],
+                &["pipeline", "segment", "report", "custom_field", "user", "organization"],
                 &["read"],
             ));
             g
         }
         Role::ServiceRep => {
-            let mut g = all(&["client", "interaction"], &["read", "write"]);
-            g.extend(all(
-                &[
-                    "opportunity",
-                    "pipeline",
-                    "custom_field",
-                    "user",
-                    "organization",
-                ],
-                &["read"],
-            ));
+            let mut g = all(&["client", "interaction"], &["read", "write", "oversee"]);
+            g.extend(all(&["tag"], &["read", "write"]));
+            g.extend(all(&["opportunity"], &["read", "oversee"]));
+            g.extend(all(&["pipeline", "custom_field", "user", "organization"], &["read"]));
             g
         }
         Role::Marketer => {
             let mut g = all(&["segment"], &["read", "write", "delete", "export"]);
-            g.extend(all(
-                &[
-                    "client",
-                    "interaction",
-                    "report",
-                    "custom_field",
-                    "user",
-                    "organization",
-                ],
-                &["read"],
-            ));
+            g.extend(all(&["client", "interaction"], &["read", "oversee"]));
+            g.extend(all(&["report", "custom_field", "user", "organization", "tag"], &["read"]));
             g.push(("client", "export"));
             g
         }
-        Role::ReadOnly => all(
-            &[
-                "client",
-                "opportunity",
-                "pipeline",
-                "interaction",
-                "segment",
-                "report",
-                "organization",
-            ],
-            &["read"],
-        ),
+        Role::ReadOnly => {
+            let mut g = all(
+                &["client", "opportunity", "pipeline", "interaction", "segment", "report", "organization", "tag", "custom_field"],
+                &["read"],
+            );
+            g.extend(all(&["client", "opportunity", "interaction"], &["oversee"]));
+            g
+        }
     }
 }
 

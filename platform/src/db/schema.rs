@@ -109,6 +109,113 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    clients (id) {
+        id -> Text,
+        organization_id -> Text,
+        kind -> Text,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
+        company_name -> Nullable<Text>,
+        display_name -> Text,
+        sort_name -> Text,
+        email -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        street -> Nullable<Text>,
+        city -> Nullable<Text>,
+        region -> Nullable<Text>,
+        postal_code -> Nullable<Text>,
+        country -> Nullable<Text>,
+        website -> Nullable<Text>,
+        industry -> Nullable<Text>,
+        source -> Nullable<Text>,
+        status -> Text,
+        assigned_to -> Nullable<Text>,
+        employer_id -> Nullable<Text>,
+        custom_fields -> Text,
+        version -> BigInt,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    tags (id) {
+        id -> Text,
+        organization_id -> Text,
+        name -> Text,
+        color -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    client_tags (client_id, tag_id) {
+        client_id -> Text,
+        tag_id -> Text,
+        organization_id -> Text,
+    }
+}
+
+diesel::table! {
+    client_relations (id) {
+        id -> Text,
+        organization_id -> Text,
+        from_client_id -> Text,
+        to_client_id -> Text,
+        label -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    custom_fields (id) {
+        id -> Text,
+        organization_id -> Text,
+        entity -> Text,
+        field_key -> Text,
+        label -> Text,
+        field_type -> Text,
+        required -> Bool,
+        options -> Text,
+        default_value -> Nullable<Text>,
+        help_text -> Text,
+        display_group -> Text,
+        position -> Integer,
+        sensitive -> Bool,
+        currency -> Nullable<Text>,
+        archived_at -> Nullable<Timestamp>,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    custom_field_values (id) {
+        id -> Text,
+        organization_id -> Text,
+        field_id -> Text,
+        record_id -> Text,
+        text_value -> Nullable<Text>,
+        num_value -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    saved_views (id) {
+        id -> Text,
+        organization_id -> Text,
+        user_id -> Text,
+        entity -> Text,
+        name -> Text,
+        query -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(api_tokens -> organizations (organization_id));
@@ -116,6 +223,10 @@ diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(sessions -> organizations (organization_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(audit_log -> organizations (organization_id));
+diesel::joinable!(clients -> users (assigned_to));
+diesel::joinable!(client_tags -> tags (tag_id));
+diesel::joinable!(client_tags -> clients (client_id));
+diesel::joinable!(custom_field_values -> custom_fields (field_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
@@ -127,4 +238,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     casbin_rules,
     policy_revision,
     audit_log,
+    clients,
+    tags,
+    client_tags,
+    client_relations,
+    custom_fields,
+    custom_field_values,
+    saved_views,
 );

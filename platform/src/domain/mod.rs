@@ -3,4 +3,6 @@
 //! `QueryResult`; services own validation, authorization-independent rules and audit.
 
 pub mod audit;
+pub mod clients;
+pub mod custom_fields;
 pub mod orgs;

@@ -189,7 +189,7 @@ async fn admins_manage_users_in_the_console() {
             &[("version", "1"), ("is_active", "false")],
         )
         .await;
-    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(stale.status, StatusCode::CONFLICT);
     assert!(stale.body.contains("changed by someone else"));
     let deactivate = b
         .hx_post(

@@ -242,7 +242,7 @@ pub fn update_member(
         let current = store::find_member(c, &ctx.org_id, user_id)?.ok_or(AppError::NotFound)?;
         let version = current.membership.version;
         if expected_version.is_some_and(|v| v != version) {
-            return Err(AppError::PreconditionFailed(
+            return Err(AppError::Stale(
                 "This user was changed by someone else; reload and try again.".into(),
             ));
         }
@@ -284,7 +284,7 @@ pub fn update_member(
             new_active,
             at,
         )? {
-            return Err(AppError::PreconditionFailed(
+            return Err(AppError::Stale(
                 "This user was changed by someone else; reload and try again.".into(),
             ));
         }

@@ -1,0 +1,559 @@
+//! The client list query: filters (columns, tags, custom fields, text), one sort key
+//! plus the id as tie-breaker, and keyset paging with row-value comparisons, which
+//! both backends answer from an index for the built-in sorts.
+
+use chrono::NaiveDateTime;
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
+use diesel::QueryResult;
+
+use super::model::ClientRow;
+use crate::db::schema::clients;
+use crate::db::DbConn;
+use crate::domain::custom_fields::value::{Op, Operand};
+use crate::domain::custom_fields::{FieldRow, FieldType};
+use crate::db::lower;
+use crate::domain::orgs::store::escape_like;
+
+type Backend = <DbConn as diesel::Connection>::Backend;
+
+/// A built-in sortable column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Name,
+    Email,
+    Phone,
+    Status,
+    Kind,
+    CompanyName,
+    Industry,
+    Source,
+    City,
+    Country,
+    CreatedAt,
+    UpdatedAt,
+}
+
+impl Column {
+    pub fn parse(api_name: &str) -> Option<Column> {
+        Some(match api_name {
+            "name" | "displayName" => Column::Name,
+            "email" => Column::Email,
+            "phone" => Column::Phone,
+            "status" => Column::Status,
+            "type" => Column::Kind,
+            "companyName" => Column::CompanyName,
+            "industry" => Column::Industry,
+            "source" => Column::Source,
+            "city" => Column::City,
+            "country" => Column::Country,
+            "createdAt" => Column::CreatedAt,
+            "updatedAt" => Column::UpdatedAt,
+            _ => return None,
+        })
+    }
+
+    pub const API_NAMES: &'static str =
+        "name, email, phone, status, type, companyName, industry, source, city, country, createdAt, updatedAt";
+
+    fn sql(self) -> &'static str {
+        match self {
+            Column::Name => "clients.sort_name",
+            Column::Email => "clients.email",
+            Column::Phone => "clients.phone",
+            Column::Status => "clients.status",
+            Column::Kind => "clients.kind",
+            Column::CompanyName => "lower(clients.company_name)",
+            Column::Industry => "lower(clients.industry)",
+            Column::Source => "lower(clients.source)",
+            Column::City => "lower(clients.city)",
+            Column::Country => "clients.country",
+            Column::CreatedAt => "clients.created_at",
+            Column::UpdatedAt => "clients.updated_at",
+        }
+    }
+
+    fn nullable(self) -> bool {
+        !matches!(self, Column::Name | Column::Status | Column::Kind | Column::CreatedAt | Column::UpdatedAt)
+    }
+
+}
+
+#[derive(Debug, Clone)]
+pub enum SortKey {
+    Column(Column),
+    Custom(FieldRow),
+}
+
+#[derive(Debug, Clone)]
+pub struct Sort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+impl Default for Sort {
+    fn default() -> Self {
+        Self { key: SortKey::Column(Column::CreatedAt), descending: true }
+    }
+}
+
+/// The sort value of the last row of a page, and its id.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum CursorValue {
+    Null,
+    Text(String),
+    Num(i64),
+    Time(NaiveDateTime),
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Cursor {
+    pub value: CursorValue,
+    pub id: String,
+}
+
+impl Cursor {
+    /// Opaque to callers: hex of JSON, safe in a URL without escaping.
+    pub fn encode(&self) -> String {
+        serde_json::to_vec(self)
+            .unwrap_or_default()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    pub fn decode(s: &str) -> Option<Cursor> {
+        if s.len() % 2 != 0 || s.len() > 4000 {
+            return None;
+        }
+        let bytes: Option<Vec<u8>> = (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+            .collect();
+        serde_json::from_slice(&bytes?).ok()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CustomFilter {
+    pub field: FieldRow,
+    pub op: Op,
+    pub operand: Operand,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum TimeBound {
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListParams {
+    pub trash: bool,
+    /// Set when the reader may see only the clients assigned to them.
+    pub only_assigned_to: Option<String>,
+    pub statuses: Vec<String>,
+    pub kinds: Vec<String>,
+    /// `Some(None)` means unassigned.
+    pub assigned_to: Option<Option<String>>,
+    pub industry: Option<String>,
+    pub source: Option<String>,
+    pub employer_id: Option<String>,
+    pub tag_ids: Vec<String>,
+    pub created: Vec<(TimeBound, NaiveDateTime)>,
+    pub updated: Vec<(TimeBound, NaiveDateTime)>,
+    pub custom: Vec<CustomFilter>,
+    pub q: Option<String>,
+    pub sort: Sort,
+    pub after: Option<Cursor>,
+    pub limit: i64,
+}
+
+/// A boolean condition on the clients table, boxed so different shapes can be combined.
+pub type Condition = Box<dyn BoxableExpression<clients::table, Backend, SqlType = Bool>>;
+
+fn time_conditions(column: Column, bounds: &[(TimeBound, NaiveDateTime)]) -> Vec<Condition> {
+    bounds
+        .iter()
+        .map(|(bound, t)| -> Condition {
+            let t = *t;
+            match (column, bound) {
+                (Column::CreatedAt, TimeBound::Gt) => Box::new(clients::created_at.gt(t)),
+                (Column::CreatedAt, TimeBound::Gte) => Box::new(clients::created_at.ge(t)),
+                (Column::CreatedAt, TimeBound::Lt) => Box::new(clients::created_at.lt(t)),
+                (Column::CreatedAt, TimeBound::Lte) => Box::new(clients::created_at.le(t)),
+                (_, TimeBound::Gt) => Box::new(clients::updated_at.gt(t)),
+                (_, TimeBound::Gte) => Box::new(clients::updated_at.ge(t)),
+                (_, TimeBound::Lt) => Box::new(clients::updated_at.lt(t)),
+                (_, TimeBound::Lte) => Box::new(clients::updated_at.le(t)),
+            }
+        })
+        .collect()
+}
+
+fn custom_condition(f: &CustomFilter) -> Condition {
+    use crate::db::schema::custom_field_values as v;
+    let fid = f.field.id.clone();
+    macro_rules! exists_where {
+        ($cond:expr) => {
+            Box::new(diesel::dsl::exists(
+                v::table
+                    .filter(v::record_id.eq(clients::id))
+                    .filter(v::field_id.eq(fid))
+                    .filter($cond)
+                    .select(v::id),
+            ))
+        };
+    }
+    match (&f.operand, f.op) {
+        (Operand::Text(t), Op::Contains) => {
+            exists_where!(v::text_value.like(format!("%{}%", escape_like(t))).escape('\\'))
+        }
+        (Operand::Text(t), Op::Gt) => exists_where!(v::text_value.gt(t.clone())),
+        (Operand::Text(t), Op::Gte) => exists_where!(v::text_value.ge(t.clone())),
+        (Operand::Text(t), Op::Lt) => exists_where!(v::text_value.lt(t.clone())),
+        (Operand::Text(t), Op::Lte) => exists_where!(v::text_value.le(t.clone())),
+        (Operand::Text(t), _) => exists_where!(v::text_value.eq(t.clone())),
+        (Operand::Num(n), Op::Gt) => exists_where!(v::num_value.gt(*n)),
+        (Operand::Num(n), Op::Gte) => exists_where!(v::num_value.ge(*n)),
+        (Operand::Num(n), Op::Lt) => exists_where!(v::num_value.lt(*n)),
+        (Operand::Num(n), Op::Lte) => exists_where!(v::num_value.le(*n)),
+        (Operand::Num(n), _) => exists_where!(v::num_value.eq(*n)),
+        (Operand::TextList(items), _) => exists_where!(v::text_value.eq_any(items.clone())),
+        (Operand::NumList(items), _) => exists_where!(v::num_value.eq_any(items.clone())),
+    }
+}
+
+/// The SQL of the sort value, and whether it can be NULL.
+fn sort_expr(key: &SortKey) -> (String, bool) {
+    match key {
+        SortKey::Column(c) => (c.sql().to_string(), c.nullable()),
+        SortKey::Custom(f) => {
+            let column = if f.kind().is_numeric() { "num_value" } else { "text_value" };
+            // why: the field id is a server-side uuid, never user text, so it can be inlined.
+            (
+                format!(
+                    "(SELECT {column} FROM custom_field_values s WHERE s.record_id = clients.id AND s.field_id = '{}')",
+                    f.id.replace('\'', "")
+                ),
+                true,
+            )
+        }
+    }
+}
+
+pub fn list(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<ClientRow>> {
+    let mut q = clients::table
+        .filter(clients::organization_id.eq(org_id.to_string()))
+        .select(ClientRow::as_select())
+        .into_boxed::<Backend>();
+    q = if p.trash {
+        q.filter(clients::deleted_at.is_not_null())
+    } else {
+        q.filter(clients::deleted_at.is_null())
+    };
+    if let Some(me) = &p.only_assigned_to {
+        q = q.filter(clients::assigned_to.eq(me.clone()));
+    }
+    if !p.statuses.is_empty() {
+        q = q.filter(clients::status.eq_any(p.statuses.clone()));
+    }
+    if !p.kinds.is_empty() {
+        q = q.filter(clients::kind.eq_any(p.kinds.clone()));
+    }
+    match &p.assigned_to {
+        Some(Some(user)) => q = q.filter(clients::assigned_to.eq(user.clone())),
+        Some(None) => q = q.filter(clients::assigned_to.is_null()),
+        None => {}
+    }
+    if let Some(i) = &p.industry {
+        q = q.filter(sql::<Bool>("lower(clients.industry) = ").bind::<Text, _>(i.to_lowercase()));
+    }
+    if let Some(s) = &p.source {
+        q = q.filter(sql::<Bool>("lower(clients.source) = ").bind::<Text, _>(s.to_lowercase()));
+    }
+    if let Some(e) = &p.employer_id {
+        q = q.filter(clients::employer_id.eq(e.clone()));
+    }
+    for tag in &p.tag_ids {
+        use crate::db::schema::client_tags as ct;
+        q = q.filter(diesel::dsl::exists(
+            ct::table
+                .filter(ct::client_id.eq(clients::id))
+                .filter(ct::tag_id.eq(tag.clone()))
+                .select(ct::tag_id),
+        ));
+    }
+    for cond in time_conditions(Column::CreatedAt, &p.created)
+        .into_iter()
+        .chain(time_conditions(Column::UpdatedAt, &p.updated))
+    {
+        q = q.filter(cond);
+    }
+    for f in &p.custom {
+        q = q.filter(custom_condition(f));
+    }
+    if let Some(text) = &p.q {
+        let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+        let names = clients::sort_name
+            .like(pattern.clone())
+            .escape('\\')
+            .or(lower(clients::email.assume_not_null()).like(pattern.clone()).escape('\\').nullable())
+            .or(lower(clients::company_name.assume_not_null()).like(pattern).escape('\\').nullable());
+        let cond: Box<dyn BoxableExpression<clients::table, Backend, SqlType = Nullable<Bool>>> = if digits.len() >= 3 {
+            Box::new(names.or(clients::phone.like(format!("%{digits}%")).nullable()))
+        } else {
+            Box::new(names)
+        };
+        q = q.filter(cond.assume_not_null());
+    }
+
+    let (expr, nullable) = sort_expr(&p.sort.key);
+    let dir = if p.sort.descending { "DESC" } else { "ASC" };
+    let cmp = if p.sort.descending { "<" } else { ">" };
+    // why: missing values sort last in both directions, via a rank that flips with it.
+    let rank = if p.sort.descending {
+        format!("CASE WHEN {expr} IS NULL THEN 0 ELSE 1 END")
+    } else {
+        format!("CASE WHEN {expr} IS NULL THEN 1 ELSE 0 END")
+    };
+    let is_num = matches!(&p.sort.key, SortKey::Custom(f) if f.kind().is_numeric());
+    if let Some(after) = &p.after {
+        let cond = if nullable {
+            let (rank_value, value) = match &after.value {
+                CursorValue::Null => (if p.sort.descending { 0 } else { 1 }, None),
+                v => (if p.sort.descending { 1 } else { 0 }, Some(v.clone())),
+            };
+            let head = sql::<Bool>(&format!("({rank}, COALESCE({expr}, "))
+                .sql(if is_num { "0" } else { "''" })
+                .sql("), clients.id) ")
+                .sql(cmp)
+                .sql(" (")
+                .bind::<BigInt, _>(rank_value)
+                .sql(", ");
+            let id = after.id.clone();
+            let cond: Condition = match value {
+                Some(CursorValue::Num(n)) => Box::new(head.bind::<BigInt, _>(n).sql(", ").bind::<Text, _>(id).sql(")")),
+                Some(CursorValue::Text(t)) => Box::new(head.bind::<Text, _>(t).sql(", ").bind::<Text, _>(id).sql(")")),
+                _ if is_num => Box::new(head.bind::<BigInt, _>(0).sql(", ").bind::<Text, _>(id).sql(")")),
+                _ => Box::new(head.bind::<Text, _>(String::new()).sql(", ").bind::<Text, _>(id).sql(")")),
+            };
+            cond
+        } else {
+            let head = sql::<Bool>(&format!("({expr}, clients.id) {cmp} ("));
+            let id = after.id.clone();
+            let cond: Condition = match &after.value {
+                CursorValue::Time(t) => Box::new(head.bind::<Timestamp, _>(*t).sql(", ").bind::<Text, _>(id).sql(")")),
+                CursorValue::Text(t) => Box::new(head.bind::<Text, _>(t.clone()).sql(", ").bind::<Text, _>(id).sql(")")),
+                CursorValue::Num(n) => Box::new(head.bind::<BigInt, _>(*n).sql(", ").bind::<Text, _>(id).sql(")")),
+                CursorValue::Null => Box::new(head.bind::<Nullable<Text>, _>(None::<String>).sql(", ").bind::<Text, _>(id).sql(")")),
+            };
+            cond
+        };
+        q = q.filter(cond);
+    }
+    let order = if nullable {
+        format!("{rank} {dir}, COALESCE({expr}, {}) {dir}, clients.id {dir}", if is_num { "0" } else { "''" })
+    } else {
+        format!("{expr} {dir}, clients.id {dir}")
+    };
+    q.order(sql::<Text>(&order)).limit(p.limit).load(conn)
+}
+
+/// The cursor that continues after `row` in `sort`'s order.
+pub fn cursor_after(row: &ClientRow, sort: &Sort) -> Cursor {
+    let text = |v: Option<&String>| v.map_or(CursorValue::Null, |s| CursorValue::Text(s.to_lowercase()));
+    let value = match &sort.key {
+        SortKey::Column(c) => match c {
+            Column::Name => CursorValue::Text(row.sort_name.clone()),
+            Column::Email => row.email.clone().map_or(CursorValue::Null, CursorValue::Text),
+            Column::Phone => row.phone.clone().map_or(CursorValue::Null, CursorValue::Text),
+            Column::Status => CursorValue::Text(row.status.clone()),
+            Column::Kind => CursorValue::Text(row.kind.clone()),
+            Column::CompanyName => text(row.company_name.as_ref()),
+            Column::Industry => text(row.industry.as_ref()),
+            Column::Source => text(row.source.as_ref()),
+            Column::City => text(row.city.as_ref()),
+            Column::Country => row.country.clone().map_or(CursorValue::Null, CursorValue::Text),
+            Column::CreatedAt => CursorValue::Time(row.created_at),
+            Column::UpdatedAt => CursorValue::Time(row.updated_at),
+        },
+        SortKey::Custom(f) => {
+            let raw = row.custom_map().get(&f.field_key).cloned().unwrap_or(serde_json::Value::Null);
+            match crate::domain::custom_fields::value::normalize(f, &raw) {
+                Ok(Some(n)) => match n.index.into_iter().next() {
+                    Some(i) if f.kind().is_numeric() => i.num.map_or(CursorValue::Null, CursorValue::Num),
+                    Some(i) => i.text.map_or(CursorValue::Null, CursorValue::Text),
+                    None => CursorValue::Null,
+                },
+                _ => CursorValue::Null,
+            }
+        }
+    };
+    Cursor { value, id: row.id.clone() }
+}
+
+/// Multi-select values index several rows, so they cannot order a list.
+pub fn sortable(field: &FieldRow) -> bool {
+    field.kind() != FieldType::MultiSelect
+}
+
+/// Parses the list query string (the API's and the console's alike) into parameters,
+/// resolving tags and custom fields of the organization. Unknown parameters, fields and
+/// operators are refused with per-parameter errors rather than ignored.
+pub fn parse_params(
+    conn: &mut DbConn,
+    org_id: &str,
+    defs: &[FieldRow],
+    pairs: &[(String, String)],
+) -> crate::error::AppResult<ListParams> {
+    use crate::domain::custom_fields::value::{encode_operand, parse_datetime, parse_date};
+    use crate::error::{AppError, FieldError};
+
+    let mut p = ListParams { limit: 50, ..Default::default() };
+    let mut errors: Vec<FieldError> = Vec::new();
+    let time = |raw: &str| -> Option<NaiveDateTime> {
+        parse_date(raw)
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .or_else(|| parse_datetime(raw).ok().map(|d| d.naive_utc()))
+    };
+    let list = |raw: &str| -> Vec<String> { raw.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect() };
+    for (key, value) in pairs {
+        let value = value.trim();
+        match key.as_str() {
+            "limit" => match value.parse::<i64>() {
+                Ok(l) if (1..=500).contains(&l) => p.limit = l,
+                _ => errors.push(FieldError::new("limit", "Use a whole number from 1 to 500.")),
+            },
+            "cursor" if value.is_empty() => {}
+            "cursor" => match Cursor::decode(value) {
+                Some(c) => p.after = Some(c),
+                None => errors.push(FieldError::new("cursor", "This cursor was not issued by this list; start again without it.")),
+            },
+            "q" => p.q = Some(value.to_string()).filter(|v| !v.is_empty()),
+            "sort" if value.is_empty() => {}
+            "sort" => {
+                if value.contains(',') {
+                    errors.push(FieldError::new("sort", "Sort by one field at a time (the id breaks ties)."));
+                    continue;
+                }
+                let (descending, name) = match value.strip_prefix('-') {
+                    Some(n) => (true, n),
+                    None => (false, value),
+                };
+                let key = if let Some(custom) = name.strip_prefix("customFields.") {
+                    match defs.iter().find(|d| d.field_key == custom && d.is_active()) {
+                        Some(d) if sortable(d) => Some(SortKey::Custom(d.clone())),
+                        Some(_) => {
+                            errors.push(FieldError::new("sort", "A multiple-choice field cannot order a list."));
+                            continue;
+                        }
+                        None => None,
+                    }
+                } else {
+                    Column::parse(name).map(SortKey::Column)
+                };
+                match key {
+                    Some(key) => p.sort = Sort { key, descending },
+                    None => errors.push(FieldError::new(
+                        "sort",
+                        format!("Unknown sort field; use one of {} or customFields.<key>.", Column::API_NAMES),
+                    )),
+                }
+            }
+            k if k.starts_with("filter[") => {
+                let inner = &k[7..];
+                let (field, op) = match inner.split_once("][") {
+                    Some((f, rest)) => (f, rest.trim_end_matches(']')),
+                    None => (inner.trim_end_matches(']'), ""),
+                };
+                if value.is_empty() {
+                    continue;
+                }
+                let in_list = op == "in" || op.is_empty();
+                match field {
+                    "status" if in_list => {
+                        let items = list(value);
+                        if let Some(bad) = items.iter().find(|s| !super::model::STATUSES.contains(&s.as_str())) {
+                            errors.push(FieldError::new(k, format!("Unknown status {bad:?}.")));
+                        }
+                        p.statuses = items;
+                    }
+                    "type" if in_list => {
+                        let items = list(value);
+                        if let Some(bad) = items.iter().find(|s| !super::model::KINDS.contains(&s.as_str())) {
+                            errors.push(FieldError::new(k, format!("Unknown type {bad:?}.")));
+                        }
+                        p.kinds = items;
+                    }
+                    "assignedTo" if op.is_empty() => {
+                        p.assigned_to = Some(match value {
+                            "none" => None,
+                            other => Some(other.to_string()),
+                        })
+                    }
+                    "industry" if op.is_empty() => p.industry = Some(value.to_string()),
+                    "source" if op.is_empty() => p.source = Some(value.to_string()),
+                    "company" if op.is_empty() => p.employer_id = Some(value.to_string()),
+                    "tag" if op.is_empty() => {
+                        for reference in list(value) {
+                            match crate::domain::clients::service::resolve_tag(conn, org_id, &reference)? {
+                                Some(t) => p.tag_ids.push(t.id),
+                                None => errors.push(FieldError::new(k, format!("There is no tag {reference:?}."))),
+                            }
+                        }
+                    }
+                    "createdAt" | "updatedAt" => {
+                        let bound = match op {
+                            "gt" => TimeBound::Gt,
+                            "gte" => TimeBound::Gte,
+                            "lt" => TimeBound::Lt,
+                            "lte" => TimeBound::Lte,
+                            _ => {
+                                errors.push(FieldError::new(k, "Use gt, gte, lt or lte with a date or date-time."));
+                                continue;
+                            }
+                        };
+                        match time(value) {
+                            Some(t) if field == "createdAt" => p.created.push((bound, t)),
+                            Some(t) => p.updated.push((bound, t)),
+                            None => errors.push(FieldError::new(k, "Use a date (YYYY-MM-DD) or an RFC 3339 date-time.")),
+                        }
+                    }
+                    custom if custom.starts_with("customFields.") => {
+                        let key = &custom["customFields.".len()..];
+                        let Some(def) = defs.iter().find(|d| d.field_key == key && d.is_active()) else {
+                            errors.push(FieldError::new(k, "There is no such custom field."));
+                            continue;
+                        };
+                        let Some(op) = crate::domain::custom_fields::value::Op::parse(op) else {
+                            errors.push(FieldError::new(k, "Use one of eq, gt, gte, lt, lte, contains, in."));
+                            continue;
+                        };
+                        match encode_operand(def, op, value) {
+                            Ok(operand) => p.custom.push(CustomFilter { field: def.clone(), op, operand }),
+                            Err(e) => errors.push(FieldError::new(k, e)),
+                        }
+                    }
+                    _ => errors.push(FieldError::new(
+                        k,
+                        "Unknown filter; use status, type, tag, assignedTo, industry, source, company, createdAt, updatedAt or customFields.<key>.",
+                    )),
+                }
+            }
+            // Console-only presentation parameters.
+            "columns" | "view" | "cf_key" | "cf_op" | "cf_value" => {}
+            other => errors.push(FieldError::new(other, "Unknown query parameter.")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(p)
+    } else {
+        Err(AppError::Validation("The list query is not valid.".into(), errors))
+    }
+}
