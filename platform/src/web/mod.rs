@@ -92,3 +92,20 @@ pub async fn readyz(state: web::Data<AppState>) -> AppResult<HttpResponse> {
     .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready", "database": "ok"})))
 }
+
+/// What the actor may do to clients beyond their base rights, from policy.
+pub async fn client_access(actor: &crate::auth::Actor) -> AppResult<crate::domain::clients::service::Access> {
+    Ok(crate::domain::clients::service::Access {
+        user_id: actor.user_id.clone(),
+        oversee: actor.can("client", "oversee").await?,
+        read_sensitive: actor.can("sensitive_field", "read").await?,
+        write_sensitive: actor.can("sensitive_field", "write").await?,
+        create_tags: actor.can("tag", "write").await?,
+    })
+}
+
+/// The query string as ordered pairs (repeated keys kept).
+pub fn query_pairs(req: &HttpRequest) -> AppResult<Vec<(String, String)>> {
+    serde_urlencoded::from_str(req.query_string())
+        .map_err(|e| crate::error::AppError::BadRequest(format!("The query string is malformed: {e}")))
+}

@@ -5,6 +5,7 @@
 mod api;
 mod authz;
 mod cli;
+mod clients;
 mod console;
 mod migrations;
 mod signin;

@@ -48,7 +48,8 @@ const ADDRESS_KEYS: &[&str] = &["street", "city", "region", "postalCode", "count
 /// A field of the body: absent (`None`), cleared (`Some(None)`) or set.
 fn text_field(body: &Map<String, Value>, key: &str, label: &str, max: usize, mode: Mode, errors: &mut Vec<FieldError>) -> Option<Option<String>> {
     match body.get(key) {
-        None if mode == Mode::Merge => None,
+        // why: a new record starts from defaults, so an absent field keeps them.
+        None if mode != Mode::Replace => None,
         None | Some(Value::Null) => Some(None),
         Some(Value::String(s)) => {
             let s = s.trim();
@@ -117,7 +118,7 @@ fn apply_body(
         }
     }
     match body.get("address") {
-        None if mode == Mode::Merge => {}
+        None if mode != Mode::Replace => {}
         None | Some(Value::Null) => {
             row.street = None;
             row.city = None;
@@ -206,7 +207,7 @@ fn apply_body(
     }
 
     let tags = match body.get("tags") {
-        None if mode == Mode::Merge => None,
+        None if mode != Mode::Replace => None,
         None | Some(Value::Null) => Some(Vec::new()),
         Some(Value::Array(items)) => {
             let mut ids = Vec::new();

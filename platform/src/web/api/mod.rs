@@ -2,8 +2,11 @@
 //! errors, ETags. One file per resource; handlers authorize, call a service, respond.
 
 mod audit;
+pub mod clients;
+mod custom_fields;
 mod me;
 mod policies;
+mod tags;
 mod tokens;
 mod users;
 
@@ -34,6 +37,31 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/tokens", web::post().to(tokens::create))
         .route("/tokens/{id}", web::delete().to(tokens::revoke))
         .route("/audit-log", web::get().to(audit::list))
+        .route("/clients", web::get().to(clients::list))
+        .route("/clients", web::post().to(clients::create))
+        .route("/clients/trash", web::get().to(clients::list_trash))
+        .route("/clients/bulk", web::post().to(clients::bulk))
+        .route("/clients/{id}", web::get().to(clients::show))
+        .route("/clients/{id}", web::put().to(clients::replace))
+        .route("/clients/{id}", web::patch().to(clients::patch))
+        .route("/clients/{id}", web::delete().to(clients::delete))
+        .route("/clients/{id}/restore", web::post().to(clients::restore))
+        .route("/clients/{id}/purge", web::post().to(clients::purge))
+        .route("/clients/{id}/tags", web::get().to(clients::client_tags))
+        .route("/clients/{id}/tags", web::post().to(clients::add_client_tag))
+        .route("/clients/{id}/tags/{tag}", web::delete().to(clients::remove_client_tag))
+        .route("/clients/{id}/relations", web::get().to(clients::relations))
+        .route("/clients/{id}/relations", web::post().to(clients::relate))
+        .route("/clients/{id}/relations/{rel}", web::delete().to(clients::unrelate))
+        .route("/tags", web::get().to(tags::list))
+        .route("/tags", web::post().to(tags::create))
+        .route("/tags/{id}", web::patch().to(tags::update))
+        .route("/tags/{id}", web::delete().to(tags::delete))
+        .route("/custom-fields", web::get().to(custom_fields::list))
+        .route("/custom-fields", web::post().to(custom_fields::create))
+        .route("/custom-fields/{id}", web::get().to(custom_fields::show))
+        .route("/custom-fields/{id}", web::patch().to(custom_fields::update))
+        .route("/custom-fields/{id}", web::delete().to(custom_fields::archive))
         .default_service(web::to(|| async {
             Err::<actix_web::HttpResponse, _>(AppError::NotFound)
         }));
