@@ -109,3 +109,12 @@ pub fn query_pairs(req: &HttpRequest) -> AppResult<Vec<(String, String)>> {
     serde_urlencoded::from_str(req.query_string())
         .map_err(|e| crate::error::AppError::BadRequest(format!("The query string is malformed: {e}")))
 }
+
+/// `filter[assignedTo]=me` means the signed-in user, in the API and the console alike.
+pub fn resolve_me(pairs: &mut [(String, String)], user_id: &str) {
+    for (k, v) in pairs.iter_mut() {
+        if k == "filter[assignedTo]" && v == "me" {
+            *v = user_id.to_string();
+        }
+    }
+}

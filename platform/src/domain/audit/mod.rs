@@ -92,3 +92,15 @@ pub fn list(
     }
     q.load(conn)
 }
+
+/// The newest entries about one record.
+pub fn list_for_resource(conn: &mut DbConn, org_id: &str, resource_type: &str, resource_id: &str, limit: i64) -> QueryResult<Vec<AuditRow>> {
+    audit_log::table
+        .filter(audit_log::organization_id.eq(org_id))
+        .filter(audit_log::resource_type.eq(resource_type))
+        .filter(audit_log::resource_id.eq(resource_id))
+        .select(AuditRow::as_select())
+        .order(audit_log::id.desc())
+        .limit(limit)
+        .load(conn)
+}

@@ -73,7 +73,8 @@ fn tags_by_client(conn: &mut DbConn, rows: &[ClientRow]) -> AppResult<std::colle
 
 async fn list_inner(actor: &ApiActor, state: &AppState, req: &HttpRequest, trash: bool) -> AppResult<HttpResponse> {
     let access = client_access(actor).await?;
-    let pairs = query_pairs(req)?;
+    let mut pairs = query_pairs(req)?;
+    crate::web::resolve_me(&mut pairs, &actor.user_id);
     let org = actor.org_id().to_string();
     let ctx = actor.audit();
     let body = db::run(&state.pool, move |c| {

@@ -4,6 +4,7 @@
 
 mod account;
 mod admin;
+mod clients;
 mod dashboard;
 mod login;
 
@@ -25,6 +26,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/login", web::post().to(login::submit))
         .route("/logout", web::post().to(login::logout))
         .route("/switch-org", web::post().to(login::switch_org))
+        .route("/clients", web::get().to(clients::list))
+        .route("/clients", web::post().to(clients::create))
+        .route("/clients/new", web::get().to(clients::new_form))
+        .route("/clients/lookup", web::get().to(clients::lookup))
+        .route("/clients/trash", web::get().to(clients::trash))
+        .route("/clients/bulk", web::post().to(clients::bulk))
+        .route("/clients/views", web::post().to(clients::save_view))
+        .route("/clients/views/{id}/delete", web::post().to(clients::delete_view))
+        .route("/clients/{id}", web::get().to(clients::show))
+        .route("/clients/{id}", web::post().to(clients::update))
+        .route("/clients/{id}/edit", web::get().to(clients::edit_form))
+        .route("/clients/{id}/delete", web::post().to(clients::delete))
+        .route("/clients/{id}/restore", web::post().to(clients::restore))
+        .route("/clients/{id}/purge", web::post().to(clients::purge))
+        .route("/clients/{id}/tags", web::post().to(clients::tag))
+        .route("/clients/{id}/relations", web::post().to(clients::relate))
+        .route("/clients/{id}/relations/{rel}/delete", web::post().to(clients::unrelate))
         .route("/admin/users", web::get().to(admin::users::list))
         .route("/admin/users", web::post().to(admin::users::create))
         .route("/admin/users/{id}", web::post().to(admin::users::update))

@@ -82,7 +82,7 @@ pub async fn list(
 }
 
 /// `{"role": ["a", "b"], "name": "x"}` → `role: a → b; name: x`, for people to read.
-fn describe_changes(json: &str) -> String {
+pub fn describe_changes(json: &str) -> String {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(json) else {
         return json.to_string();
     };
