@@ -8,4 +8,5 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod seed;
 pub mod web;

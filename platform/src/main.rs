@@ -47,6 +47,18 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Add deterministic synthetic clients (companies, people, tags, custom values).
+    Seed {
+        /// Organization slug or id.
+        #[arg(long)]
+        org: String,
+        /// How many clients to add.
+        #[arg(long)]
+        clients: usize,
+        /// The random seed; the same seed gives the same data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -184,6 +196,18 @@ fn seed_demo(pool: &Pool, addr: &str) -> anyhow::Result<()> {
         })?;
         println!("  {:<12} {email}", role.label());
     }
+    let has_clients = with_conn(pool, |c| {
+        Ok(!rapport::domain::clients::store::counts_by_status(c, &org.id, None)?.is_empty())
+    })?;
+    if !has_clients {
+        let report = with_conn(pool, |c| {
+            rapport::seed::seed_clients(c, &org, 300, 7, |_| {})
+        })?;
+        println!(
+            "Added {} demo clients ({} companies).",
+            report.clients, report.companies
+        );
+    }
     Ok(())
 }
 
@@ -250,6 +274,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!(
                 "{} is {} in {}",
                 member.user.email, member.membership.role, org.slug
+            );
+            Ok(())
+        }
+        Command::Seed { org, clients, seed } => {
+            let pool = open(&config)?;
+            let org = find_org(&pool, &org)?;
+            let started = std::time::Instant::now();
+            let report = with_conn(&pool, |c| {
+                rapport::seed::seed_clients(c, &org, clients, seed, |done| {
+                    if done % 50_000 == 0 {
+                        eprintln!("  {done} clients…");
+                    }
+                })
+            })?;
+            println!(
+                "Added {} clients ({} companies) to {} in {:.1} s",
+                report.clients,
+                report.companies,
+                org.slug,
+                started.elapsed().as_secs_f64()
             );
             Ok(())
         }

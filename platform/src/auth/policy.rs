@@ -73,14 +73,27 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
             );
             g.extend(all(&["custom_field", "tag"], &["read", "write", "delete"]));
             g.extend(all(&["sensitive_field"], &["read", "write"]));
-            g.extend(all(&["pipeline", "user", "organization", "webhook", "plugin"], &["read"]));
+            g.extend(all(
+                &["pipeline", "user", "organization", "webhook", "plugin"],
+                &["read"],
+            ));
             g
         }
         Role::SalesRep => {
-            let mut g = all(&["client", "opportunity", "interaction"], &["read", "write"]);
+            let mut g = all(
+                &["client", "opportunity", "interaction"],
+                &["read", "write"],
+            );
             g.extend(all(&["tag"], &["read", "write"]));
             g.extend(all(
-                &["pipeline", "segment", "report", "custom_field", "user", "organization"],
+                &[
+                    "pipeline",
+                    "segment",
+                    "report",
+                    "custom_field",
+                    "user",
+                    "organization",
+                ],
                 &["read"],
             ));
             g
@@ -89,19 +102,35 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
             let mut g = all(&["client", "interaction"], &["read", "write", "oversee"]);
             g.extend(all(&["tag"], &["read", "write"]));
             g.extend(all(&["opportunity"], &["read", "oversee"]));
-            g.extend(all(&["pipeline", "custom_field", "user", "organization"], &["read"]));
+            g.extend(all(
+                &["pipeline", "custom_field", "user", "organization"],
+                &["read"],
+            ));
             g
         }
         Role::Marketer => {
             let mut g = all(&["segment"], &["read", "write", "delete", "export"]);
             g.extend(all(&["client", "interaction"], &["read", "oversee"]));
-            g.extend(all(&["report", "custom_field", "user", "organization", "tag"], &["read"]));
+            g.extend(all(
+                &["report", "custom_field", "user", "organization", "tag"],
+                &["read"],
+            ));
             g.push(("client", "export"));
             g
         }
         Role::ReadOnly => {
             let mut g = all(
-                &["client", "opportunity", "pipeline", "interaction", "segment", "report", "organization", "tag", "custom_field"],
+                &[
+                    "client",
+                    "opportunity",
+                    "pipeline",
+                    "interaction",
+                    "segment",
+                    "report",
+                    "organization",
+                    "tag",
+                    "custom_field",
+                ],
                 &["read"],
             );
             g.extend(all(&["client", "opportunity", "interaction"], &["oversee"]));

@@ -1,6 +1,8 @@
 //! Static files compiled into the binary, so a single file is the whole install.
 //! Names carry versions, so they may be cached for a year.
 
+use std::sync::LazyLock;
+
 use actix_web::{http::header, web, HttpResponse};
 
 use crate::error::AppError;
@@ -9,9 +11,20 @@ use crate::error::AppError;
 pub const HTMX_PATH: &str = "/assets/vendor/htmx-2.0.8.min.js";
 pub const HTMX_SRI: &str =
     "sha384-/TgkGk7p307TH7EXJDuUlgG3Ce1UVolAOFopFekQkkXihi5u/6OCvVKyz1W+idaz";
-/// Bump with the stylesheet's content so browsers fetch the new one.
-pub const CSS_PATH: &str = "/assets/app-1.css";
-pub const JS_PATH: &str = "/assets/app-1.js";
+/// Content-addressed names: a changed file gets a new URL, so year-long caching is safe.
+pub static CSS_PATH: LazyLock<String> =
+    LazyLock::new(|| format!("/assets/app-{}.css", short_hash(APP_CSS)));
+pub static JS_PATH: LazyLock<String> =
+    LazyLock::new(|| format!("/assets/app-{}.js", short_hash(APP_JS)));
+
+fn short_hash(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 pub const HTMX_JS: &[u8] = include_bytes!("../../../assets/vendor/htmx-2.0.8.min.js");
 const APP_CSS: &[u8] = include_bytes!("../../../assets/app.css");
@@ -19,11 +32,12 @@ const APP_JS: &[u8] = include_bytes!("../../../assets/app.js");
 const HTMX_LICENSE: &[u8] = include_bytes!("../../../assets/vendor/htmx-LICENSE.txt");
 
 pub async fn serve(path: web::Path<String>) -> Result<HttpResponse, AppError> {
-    let (body, ctype) = match format!("/assets/{}", path.as_str()).as_str() {
+    let requested = format!("/assets/{}", path.as_str());
+    let (body, ctype) = match requested.as_str() {
         HTMX_PATH => (HTMX_JS, "text/javascript; charset=utf-8"),
-        CSS_PATH => (APP_CSS, "text/css; charset=utf-8"),
-        JS_PATH => (APP_JS, "text/javascript; charset=utf-8"),
         "/assets/vendor/htmx-LICENSE.txt" => (HTMX_LICENSE, "text/plain; charset=utf-8"),
+        p if p == CSS_PATH.as_str() => (APP_CSS, "text/css; charset=utf-8"),
+        p if p == JS_PATH.as_str() => (APP_JS, "text/javascript; charset=utf-8"),
         _ => return Err(AppError::NotFound),
     };
     Ok(HttpResponse::Ok()

@@ -94,7 +94,9 @@ pub async fn readyz(state: web::Data<AppState>) -> AppResult<HttpResponse> {
 }
 
 /// What the actor may do to clients beyond their base rights, from policy.
-pub async fn client_access(actor: &crate::auth::Actor) -> AppResult<crate::domain::clients::service::Access> {
+pub async fn client_access(
+    actor: &crate::auth::Actor,
+) -> AppResult<crate::domain::clients::service::Access> {
     Ok(crate::domain::clients::service::Access {
         user_id: actor.user_id.clone(),
         oversee: actor.can("client", "oversee").await?,
@@ -106,8 +108,9 @@ pub async fn client_access(actor: &crate::auth::Actor) -> AppResult<crate::domai
 
 /// The query string as ordered pairs (repeated keys kept).
 pub fn query_pairs(req: &HttpRequest) -> AppResult<Vec<(String, String)>> {
-    serde_urlencoded::from_str(req.query_string())
-        .map_err(|e| crate::error::AppError::BadRequest(format!("The query string is malformed: {e}")))
+    serde_urlencoded::from_str(req.query_string()).map_err(|e| {
+        crate::error::AppError::BadRequest(format!("The query string is malformed: {e}"))
+    })
 }
 
 /// `filter[assignedTo]=me` means the signed-in user, in the API and the console alike.

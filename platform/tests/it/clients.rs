@@ -59,11 +59,18 @@ async fn clients_are_created_read_and_validated() {
     assert_eq!(c["email"], "ada@example.com");
     assert_eq!(c["address"]["country"], "GB");
     assert_eq!(c["website"], "https://ada.example");
-    assert_eq!(c["assignedTo"], w.rep_id.as_str(), "a new client is assigned to its creator");
+    assert_eq!(
+        c["assignedTo"],
+        w.rep_id.as_str(),
+        "a new client is assigned to its creator"
+    );
     assert_eq!(c["tags"], json!(["VIP"]));
     assert_eq!(r.header("etag"), Some("\"v1\""));
     let id = c["id"].as_str().unwrap();
-    assert_eq!(r.header("location"), Some(format!("/api/clients/{id}").as_str()));
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/api/clients/{id}").as_str())
+    );
 
     let bad = send(
         &app,
@@ -74,11 +81,37 @@ async fn clients_are_created_read_and_validated() {
     )
     .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let fields: Vec<String> = bad.json()["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap().to_string()).collect();
-    for f in ["type", "email", "phone", "status", "address.country", "address.planet", "website", "favourite"] {
-        assert!(fields.contains(&f.to_string()), "{f} missing from {fields:?}");
+    let fields: Vec<String> = bad.json()["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_string())
+        .collect();
+    for f in [
+        "type",
+        "email",
+        "phone",
+        "status",
+        "address.country",
+        "address.planet",
+        "website",
+        "favourite",
+    ] {
+        assert!(
+            fields.contains(&f.to_string()),
+            "{f} missing from {fields:?}"
+        );
     }
-    let company = send(&app, j(Method::POST, "/api/clients", &w.rep, json!({"type": "company"}))).await;
+    let company = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/clients",
+            &w.rep,
+            json!({"type": "company"}),
+        ),
+    )
+    .await;
     assert_eq!(company.json()["errors"][0]["field"], "companyName");
 }
 
@@ -86,22 +119,75 @@ async fn clients_are_created_read_and_validated() {
 async fn stale_writes_are_refused_and_nothing_is_lost() {
     let w = world().await;
     let app = w.t.service().await;
-    let c = send(&app, j(Method::POST, "/api/clients", &w.rep, json!({"lastName": "Turing", "industry": "Crypto"}))).await.json();
+    let c = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/clients",
+            &w.rep,
+            json!({"lastName": "Turing", "industry": "Crypto"}),
+        ),
+    )
+    .await
+    .json();
     let id = c["id"].as_str().unwrap();
-    let first = send(&app, j(Method::PATCH, &format!("/api/clients/{id}"), &w.rep, json!({"industry": "Computing"})).insert_header(("if-match", "\"v1\""))).await;
+    let first = send(
+        &app,
+        j(
+            Method::PATCH,
+            &format!("/api/clients/{id}"),
+            &w.rep,
+            json!({"industry": "Computing"}),
+        )
+        .insert_header(("if-match", "\"v1\"")),
+    )
+    .await;
     assert_eq!(first.status, StatusCode::OK);
     assert_eq!(first.header("etag"), Some("\"v2\""));
-    let second = send(&app, j(Method::PATCH, &format!("/api/clients/{id}"), &w.rep, json!({"industry": "Maths"})).insert_header(("if-match", "\"v1\""))).await;
+    let second = send(
+        &app,
+        j(
+            Method::PATCH,
+            &format!("/api/clients/{id}"),
+            &w.rep,
+            json!({"industry": "Maths"}),
+        )
+        .insert_header(("if-match", "\"v1\"")),
+    )
+    .await;
     assert_eq!(second.status, StatusCode::CONFLICT);
     assert_eq!(second.json()["type"], "/problems/stale");
     // A stale version in the body is refused the same way.
-    let third = send(&app, j(Method::PATCH, &format!("/api/clients/{id}"), &w.rep, json!({"industry": "Maths", "version": 1}))).await;
+    let third = send(
+        &app,
+        j(
+            Method::PATCH,
+            &format!("/api/clients/{id}"),
+            &w.rep,
+            json!({"industry": "Maths", "version": 1}),
+        ),
+    )
+    .await;
     assert_eq!(third.status, StatusCode::CONFLICT);
-    let now = send(&app, api(Method::GET, &format!("/api/clients/{id}"), &w.rep)).await.json();
+    let now = send(
+        &app,
+        api(Method::GET, &format!("/api/clients/{id}"), &w.rep),
+    )
+    .await
+    .json();
     assert_eq!(now["industry"], "Computing");
 
     // PUT replaces: what is left out is cleared; PATCH merges.
-    let put = send(&app, j(Method::PUT, &format!("/api/clients/{id}"), &w.rep, json!({"type": "individual", "lastName": "Turing", "assignedTo": w.rep_id}))).await;
+    let put = send(
+        &app,
+        j(
+            Method::PUT,
+            &format!("/api/clients/{id}"),
+            &w.rep,
+            json!({"type": "individual", "lastName": "Turing", "assignedTo": w.rep_id}),
+        ),
+    )
+    .await;
     assert_eq!(put.status, StatusCode::OK, "{}", put.body);
     assert!(put.json()["industry"].is_null());
 }
@@ -110,33 +196,104 @@ async fn stale_writes_are_refused_and_nothing_is_lost() {
 async fn reps_work_only_on_their_own_clients_unless_policy_grants_more() {
     let w = world().await;
     let app = w.t.service().await;
-    let mine = send(&app, j(Method::POST, "/api/clients", &w.rep, json!({"lastName": "Mine"}))).await.json();
-    let theirs = send(&app, j(Method::POST, "/api/clients", &w.other_rep, json!({"lastName": "Theirs"}))).await.json();
+    let mine = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/clients",
+            &w.rep,
+            json!({"lastName": "Mine"}),
+        ),
+    )
+    .await
+    .json();
+    let theirs = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/clients",
+            &w.other_rep,
+            json!({"lastName": "Theirs"}),
+        ),
+    )
+    .await
+    .json();
     let theirs_id = theirs["id"].as_str().unwrap();
 
-    let list = send(&app, api(Method::GET, "/api/clients", &w.rep)).await.json();
-    let names: Vec<&str> = list["data"].as_array().unwrap().iter().map(|c| c["displayName"].as_str().unwrap()).collect();
+    let list = send(&app, api(Method::GET, "/api/clients", &w.rep))
+        .await
+        .json();
+    let names: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["displayName"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["Mine"]);
     let relation = json!({"clientId": mine["id"], "label": "partner"});
     for (method, path, body) in [
         (Method::GET, format!("/api/clients/{theirs_id}"), json!({})),
-        (Method::PATCH, format!("/api/clients/{theirs_id}"), json!({"industry": "x"})),
-        (Method::GET, format!("/api/clients/{theirs_id}/relations"), json!({})),
-        (Method::POST, format!("/api/clients/{theirs_id}/relations"), relation),
-        (Method::POST, format!("/api/clients/{theirs_id}/tags"), json!({"tag": "x"})),
+        (
+            Method::PATCH,
+            format!("/api/clients/{theirs_id}"),
+            json!({"industry": "x"}),
+        ),
+        (
+            Method::GET,
+            format!("/api/clients/{theirs_id}/relations"),
+            json!({}),
+        ),
+        (
+            Method::POST,
+            format!("/api/clients/{theirs_id}/relations"),
+            relation,
+        ),
+        (
+            Method::POST,
+            format!("/api/clients/{theirs_id}/tags"),
+            json!({"tag": "x"}),
+        ),
     ] {
         let r = send(&app, j(method.clone(), &path, &w.rep, body)).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {path}");
     }
     // A rep may not hand a client to someone else.
-    let give = send(&app, j(Method::PATCH, &format!("/api/clients/{}", mine["id"].as_str().unwrap()), &w.rep, json!({"assignedTo": w.other_rep_id}))).await;
+    let give = send(
+        &app,
+        j(
+            Method::PATCH,
+            &format!("/api/clients/{}", mine["id"].as_str().unwrap()),
+            &w.rep,
+            json!({"assignedTo": w.other_rep_id}),
+        ),
+    )
+    .await;
     assert_eq!(give.status, StatusCode::UNPROCESSABLE_ENTITY);
     // The manager sees everyone's.
-    let all = send(&app, api(Method::GET, "/api/clients", &w.manager)).await.json();
+    let all = send(&app, api(Method::GET, "/api/clients", &w.manager))
+        .await
+        .json();
     assert_eq!(all["data"].as_array().unwrap().len(), 2);
     // Granting oversee to sales reps widens their reach at once.
-    send(&app, j(Method::POST, "/api/policies", &w.admin, json!({"role": "sales_rep", "resource": "client", "action": "oversee"}))).await;
-    assert_eq!(send(&app, api(Method::GET, &format!("/api/clients/{theirs_id}"), &w.rep)).await.status, StatusCode::OK);
+    send(
+        &app,
+        j(
+            Method::POST,
+            "/api/policies",
+            &w.admin,
+            json!({"role": "sales_rep", "resource": "client", "action": "oversee"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        send(
+            &app,
+            api(Method::GET, &format!("/api/clients/{theirs_id}"), &w.rep)
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
 }
 
 #[actix_web::test]
@@ -155,26 +312,80 @@ async fn custom_fields_are_defined_validated_filtered_and_sorted() {
     )
     .await;
     assert_eq!(tier.status, StatusCode::CREATED, "{}", tier.body);
-    let seats = send(&app, j(Method::POST, "/api/custom-fields", &w.manager, json!({"key": "seats", "label": "Seats", "type": "integer"}))).await;
+    let seats = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/custom-fields",
+            &w.manager,
+            json!({"key": "seats", "label": "Seats", "type": "integer"}),
+        ),
+    )
+    .await;
     assert_eq!(seats.status, StatusCode::CREATED);
-    let dup = send(&app, j(Method::POST, "/api/custom-fields", &w.manager, json!({"key": "seats", "label": "Seats", "type": "text"}))).await;
+    let dup = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/custom-fields",
+            &w.manager,
+            json!({"key": "seats", "label": "Seats", "type": "text"}),
+        ),
+    )
+    .await;
     assert_eq!(dup.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let bad_key = send(&app, j(Method::POST, "/api/custom-fields", &w.manager, json!({"key": "Renewal Date", "label": "x", "type": "date"}))).await;
+    let bad_key = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/custom-fields",
+            &w.manager,
+            json!({"key": "Renewal Date", "label": "x", "type": "date"}),
+        ),
+    )
+    .await;
     assert_eq!(bad_key.json()["errors"][0]["field"], "key");
-    let rep_define = send(&app, j(Method::POST, "/api/custom-fields", &w.rep, json!({"key": "x", "label": "x", "type": "text"}))).await;
+    let rep_define = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/custom-fields",
+            &w.rep,
+            json!({"key": "x", "label": "x", "type": "text"}),
+        ),
+    )
+    .await;
     assert_eq!(rep_define.status, StatusCode::FORBIDDEN);
 
     let today = chrono::Utc::now().date_naive();
-    let day = |d: i64| (today + chrono::Duration::days(d)).format("%Y-%m-%d").to_string();
+    let day = |d: i64| {
+        (today + chrono::Duration::days(d))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
     let mut ids = Vec::new();
-    for (name, renewal, seats) in [("Soon", day(10), 5), ("Later", day(90), 50), ("Sooner", day(3), 20), ("Past", day(-5), 1)] {
+    for (name, renewal, seats) in [
+        ("Soon", day(10), 5),
+        ("Later", day(90), 50),
+        ("Sooner", day(3), 20),
+        ("Past", day(-5), 1),
+    ] {
         let r = send(
             &app,
-            j(Method::POST, "/api/clients", &w.manager, json!({"lastName": name, "customFields": {"renewalDate": renewal, "seats": seats}})),
+            j(
+                Method::POST,
+                "/api/clients",
+                &w.manager,
+                json!({"lastName": name, "customFields": {"renewalDate": renewal, "seats": seats}}),
+            ),
         )
         .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        assert_eq!(r.json()["customFields"]["tier"], "Silver", "the default applies");
+        assert_eq!(
+            r.json()["customFields"]["tier"],
+            "Silver",
+            "the default applies"
+        );
         ids.push(r.json()["id"].as_str().unwrap().to_string());
     }
     let invalid = send(
@@ -183,11 +394,29 @@ async fn custom_fields_are_defined_validated_filtered_and_sorted() {
     )
     .await;
     assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let fields: Vec<String> = invalid.json()["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap().to_string()).collect();
+    let fields: Vec<String> = invalid.json()["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(fields.len(), 4, "{fields:?}");
     assert!(fields.contains(&"customFields.renewalDate".to_string()));
-    let cleared = send(&app, j(Method::PATCH, &format!("/api/clients/{}", ids[0]), &w.manager, json!({"customFields": {"tier": null}}))).await;
-    assert_eq!(cleared.status, StatusCode::UNPROCESSABLE_ENTITY, "a required field cannot be cleared");
+    let cleared = send(
+        &app,
+        j(
+            Method::PATCH,
+            &format!("/api/clients/{}", ids[0]),
+            &w.manager,
+            json!({"customFields": {"tier": null}}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        cleared.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a required field cannot be cleared"
+    );
 
     // Renewals in the next 30 days, soonest first.
     let url = format!(
@@ -198,30 +427,90 @@ async fn custom_fields_are_defined_validated_filtered_and_sorted() {
     let r = send(&app, api(Method::GET, &url, &w.manager)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let body = r.json();
-    let names: Vec<&str> = body["data"].as_array().unwrap().iter().map(|c| c["displayName"].as_str().unwrap()).collect();
+    let names: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["displayName"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["Sooner", "Soon"]);
 
     // Numbers compare as numbers, sort descending, and page with a cursor.
-    let r = send(&app, api(Method::GET, "/api/clients?filter[customFields.seats][gt]=4&sort=-customFields.seats&limit=2", &w.manager)).await.json();
-    let names: Vec<String> = r["data"].as_array().unwrap().iter().map(|c| c["displayName"].as_str().unwrap().to_string()).collect();
+    let r = send(
+        &app,
+        api(
+            Method::GET,
+            "/api/clients?filter[customFields.seats][gt]=4&sort=-customFields.seats&limit=2",
+            &w.manager,
+        ),
+    )
+    .await
+    .json();
+    let names: Vec<String> = r["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["displayName"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(names, vec!["Later", "Sooner"]);
     let next = r["nextCursor"].as_str().unwrap();
     let r = send(&app, api(Method::GET, &format!("/api/clients?filter[customFields.seats][gt]=4&sort=-customFields.seats&limit=2&cursor={next}"), &w.manager)).await.json();
     assert_eq!(r["data"][0]["displayName"], "Soon");
     assert!(r["nextCursor"].is_null());
 
-    for bad in ["filter[customFields.seats][contains]=4", "filter[customFields.nope]=1", "sort=customFields.nope", "filter[customFields.renewalDate][gte]=soon", "sort=name,-updatedAt"] {
-        let r = send(&app, api(Method::GET, &format!("/api/clients?{bad}"), &w.manager)).await;
+    for bad in [
+        "filter[customFields.seats][contains]=4",
+        "filter[customFields.nope]=1",
+        "sort=customFields.nope",
+        "filter[customFields.renewalDate][gte]=soon",
+        "sort=name,-updatedAt",
+    ] {
+        let r = send(
+            &app,
+            api(Method::GET, &format!("/api/clients?{bad}"), &w.manager),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
     }
 
     // Archiving hides the field without losing its values.
     let seats_id = seats.json()["id"].as_str().unwrap().to_string();
-    assert_eq!(send(&app, api(Method::DELETE, &format!("/api/custom-fields/{seats_id}"), &w.manager)).await.status, StatusCode::NO_CONTENT);
-    let c = send(&app, api(Method::GET, &format!("/api/clients/{}", ids[1]), &w.manager)).await.json();
+    assert_eq!(
+        send(
+            &app,
+            api(
+                Method::DELETE,
+                &format!("/api/custom-fields/{seats_id}"),
+                &w.manager
+            )
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+    let c = send(
+        &app,
+        api(Method::GET, &format!("/api/clients/{}", ids[1]), &w.manager),
+    )
+    .await
+    .json();
     assert!(c["customFields"].get("seats").is_none());
-    send(&app, j(Method::PATCH, &format!("/api/custom-fields/{seats_id}"), &w.manager, json!({"archived": false}))).await;
-    let c = send(&app, api(Method::GET, &format!("/api/clients/{}", ids[1]), &w.manager)).await.json();
+    send(
+        &app,
+        j(
+            Method::PATCH,
+            &format!("/api/custom-fields/{seats_id}"),
+            &w.manager,
+            json!({"archived": false}),
+        ),
+    )
+    .await;
+    let c = send(
+        &app,
+        api(Method::GET, &format!("/api/clients/{}", ids[1]), &w.manager),
+    )
+    .await
+    .json();
     assert_eq!(c["customFields"]["seats"], 50);
 }
 
@@ -230,17 +519,45 @@ async fn every_list_sort_pages_through_all_clients_once() {
     let w = world().await;
     let app = w.t.service().await;
     for i in 0..7 {
-        let email = if i % 2 == 0 { json!(format!("c{i}@x.test")) } else { json!(null) };
+        let email = if i % 2 == 0 {
+            json!(format!("c{i}@x.test"))
+        } else {
+            json!(null)
+        };
         send(&app, j(Method::POST, "/api/clients", &w.manager, json!({"lastName": format!("Name {}", i % 3), "email": email, "industry": if i % 3 == 0 { json!(null) } else { json!("Retail") }}))).await;
     }
-    for sort in ["name", "-name", "email", "-email", "industry", "-createdAt", "updatedAt", "status", "-city"] {
+    for sort in [
+        "name",
+        "-name",
+        "email",
+        "-email",
+        "industry",
+        "-createdAt",
+        "updatedAt",
+        "status",
+        "-city",
+    ] {
         let mut seen = Vec::new();
         let mut cursor = String::new();
         loop {
-            let r = send(&app, api(Method::GET, &format!("/api/clients?sort={sort}&limit=3&cursor={cursor}"), &w.manager)).await;
+            let r = send(
+                &app,
+                api(
+                    Method::GET,
+                    &format!("/api/clients?sort={sort}&limit=3&cursor={cursor}"),
+                    &w.manager,
+                ),
+            )
+            .await;
             assert_eq!(r.status, StatusCode::OK, "{sort}: {}", r.body);
             let body = r.json();
-            seen.extend(body["data"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()));
+            seen.extend(
+                body["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c["id"].as_str().unwrap().to_string()),
+            );
             match body["nextCursor"].as_str() {
                 Some(c) => cursor = c.to_string(),
                 None => break,
@@ -251,80 +568,387 @@ async fn every_list_sort_pages_through_all_clients_once() {
         unique.dedup();
         assert_eq!((seen.len(), unique.len()), (7, 7), "{sort}");
     }
-    let by_email = send(&app, api(Method::GET, "/api/clients?sort=email&limit=10", &w.manager)).await.json();
-    let emails: Vec<Value> = by_email["data"].as_array().unwrap().iter().map(|c| c["email"].clone()).collect();
-    assert!(emails[..4].iter().all(Value::is_string) && emails[4..].iter().all(Value::is_null), "missing values sort last: {emails:?}");
+    let by_email = send(
+        &app,
+        api(Method::GET, "/api/clients?sort=email&limit=10", &w.manager),
+    )
+    .await
+    .json();
+    let emails: Vec<Value> = by_email["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["email"].clone())
+        .collect();
+    assert!(
+        emails[..4].iter().all(Value::is_string) && emails[4..].iter().all(Value::is_null),
+        "missing values sort last: {emails:?}"
+    );
 }
 
 #[actix_web::test]
 async fn the_trash_keeps_clients_until_an_admin_purges_them() {
     let w = world().await;
     let app = w.t.service().await;
-    let c = send(&app, j(Method::POST, "/api/clients", &w.manager, json!({"lastName": "Gone"}))).await.json();
+    let c = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/clients",
+            &w.manager,
+            json!({"lastName": "Gone"}),
+        ),
+    )
+    .await
+    .json();
     let id = c["id"].as_str().unwrap();
-    assert_eq!(send(&app, api(Method::DELETE, &format!("/api/clients/{id}"), &w.manager)).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(send(&app, api(Method::GET, &format!("/api/clients/{id}"), &w.manager)).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(send(&app, api(Method::GET, "/api/clients", &w.manager)).await.json()["data"].as_array().unwrap().len(), 0);
-    assert_eq!(send(&app, api(Method::GET, "/api/clients/trash", &w.manager)).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(send(&app, api(Method::POST, &format!("/api/clients/{id}/restore"), &w.manager)).await.status, StatusCode::FORBIDDEN);
-    let trash = send(&app, api(Method::GET, "/api/clients/trash", &w.admin)).await.json();
+    assert_eq!(
+        send(
+            &app,
+            api(Method::DELETE, &format!("/api/clients/{id}"), &w.manager)
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(
+            &app,
+            api(Method::GET, &format!("/api/clients/{id}"), &w.manager)
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(&app, api(Method::GET, "/api/clients", &w.manager))
+            .await
+            .json()["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        send(&app, api(Method::GET, "/api/clients/trash", &w.manager))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(
+            &app,
+            api(
+                Method::POST,
+                &format!("/api/clients/{id}/restore"),
+                &w.manager
+            )
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    let trash = send(&app, api(Method::GET, "/api/clients/trash", &w.admin))
+        .await
+        .json();
     assert_eq!(trash["data"][0]["id"], id);
-    let restored = send(&app, api(Method::POST, &format!("/api/clients/{id}/restore"), &w.admin)).await;
+    let restored = send(
+        &app,
+        api(
+            Method::POST,
+            &format!("/api/clients/{id}/restore"),
+            &w.admin,
+        ),
+    )
+    .await;
     assert_eq!(restored.status, StatusCode::OK);
     assert!(restored.json()["deletedAt"].is_null());
-    assert_eq!(send(&app, api(Method::POST, &format!("/api/clients/{id}/purge"), &w.admin)).await.status, StatusCode::NOT_FOUND, "only trashed clients are purged");
-    send(&app, api(Method::DELETE, &format!("/api/clients/{id}"), &w.manager)).await;
-    assert_eq!(send(&app, api(Method::POST, &format!("/api/clients/{id}/purge"), &w.admin)).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(send(&app, api(Method::POST, &format!("/api/clients/{id}/restore"), &w.admin)).await.status, StatusCode::NOT_FOUND);
-    let audit = send(&app, api(Method::GET, "/api/audit-log?limit=100", &w.admin)).await.json();
-    let actions: Vec<&str> = audit["data"].as_array().unwrap().iter().filter(|a| a["resourceId"] == id).map(|a| a["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, vec!["client.purge", "client.delete", "client.restore", "client.delete", "client.create"]);
+    assert_eq!(
+        send(
+            &app,
+            api(Method::POST, &format!("/api/clients/{id}/purge"), &w.admin)
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND,
+        "only trashed clients are purged"
+    );
+    send(
+        &app,
+        api(Method::DELETE, &format!("/api/clients/{id}"), &w.manager),
+    )
+    .await;
+    assert_eq!(
+        send(
+            &app,
+            api(Method::POST, &format!("/api/clients/{id}/purge"), &w.admin)
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(
+            &app,
+            api(
+                Method::POST,
+                &format!("/api/clients/{id}/restore"),
+                &w.admin
+            )
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    let audit = send(&app, api(Method::GET, "/api/audit-log?limit=100", &w.admin))
+        .await
+        .json();
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["resourceId"] == id)
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            "client.purge",
+            "client.delete",
+            "client.restore",
+            "client.delete",
+            "client.create"
+        ]
+    );
 }
 
 #[actix_web::test]
 async fn tags_relations_and_bulk_actions() {
     let w = world().await;
     let app = w.t.service().await;
-    let tag = send(&app, j(Method::POST, "/api/tags", &w.manager, json!({"name": "Renewal", "color": "green"}))).await;
+    let tag = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/tags",
+            &w.manager,
+            json!({"name": "Renewal", "color": "green"}),
+        ),
+    )
+    .await;
     assert_eq!(tag.status, StatusCode::CREATED);
-    assert_eq!(send(&app, j(Method::POST, "/api/tags", &w.manager, json!({"name": "renewal"}))).await.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(send(&app, j(Method::POST, "/api/tags", &w.manager, json!({"name": "X", "color": "plaid"}))).await.json()["errors"][0]["field"], "color");
+    assert_eq!(
+        send(
+            &app,
+            j(
+                Method::POST,
+                "/api/tags",
+                &w.manager,
+                json!({"name": "renewal"})
+            )
+        )
+        .await
+        .status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        send(
+            &app,
+            j(
+                Method::POST,
+                "/api/tags",
+                &w.manager,
+                json!({"name": "X", "color": "plaid"})
+            )
+        )
+        .await
+        .json()["errors"][0]["field"],
+        "color"
+    );
 
-    let acme = send(&app, j(Method::POST, "/api/clients", &w.manager, json!({"type": "company", "companyName": "Acme Corp"}))).await.json();
+    let acme = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/clients",
+            &w.manager,
+            json!({"type": "company", "companyName": "Acme Corp"}),
+        ),
+    )
+    .await
+    .json();
     let acme_id = acme["id"].as_str().unwrap();
-    let ann = send(&app, j(Method::POST, "/api/clients", &w.manager, json!({"firstName": "Ann", "employerId": acme_id}))).await.json();
+    let ann = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/clients",
+            &w.manager,
+            json!({"firstName": "Ann", "employerId": acme_id}),
+        ),
+    )
+    .await
+    .json();
     let ann_id = ann["id"].as_str().unwrap();
-    let bob = send(&app, j(Method::POST, "/api/clients", &w.manager, json!({"firstName": "Bob"}))).await.json();
+    let bob = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/clients",
+            &w.manager,
+            json!({"firstName": "Bob"}),
+        ),
+    )
+    .await
+    .json();
     let bob_id = bob["id"].as_str().unwrap();
-    let self_employed = send(&app, j(Method::PATCH, &format!("/api/clients/{bob_id}"), &w.manager, json!({"employerId": bob_id}))).await;
+    let self_employed = send(
+        &app,
+        j(
+            Method::PATCH,
+            &format!("/api/clients/{bob_id}"),
+            &w.manager,
+            json!({"employerId": bob_id}),
+        ),
+    )
+    .await;
     assert_eq!(self_employed.status, StatusCode::UNPROCESSABLE_ENTITY);
 
-    let people = send(&app, api(Method::GET, &format!("/api/clients?filter[company]={acme_id}"), &w.manager)).await.json();
+    let people = send(
+        &app,
+        api(
+            Method::GET,
+            &format!("/api/clients?filter[company]={acme_id}"),
+            &w.manager,
+        ),
+    )
+    .await
+    .json();
     assert_eq!(people["data"][0]["id"], ann_id);
 
-    let rel = send(&app, j(Method::POST, &format!("/api/clients/{bob_id}/relations"), &w.manager, json!({"clientId": ann_id, "label": "referred by"}))).await;
+    let rel = send(
+        &app,
+        j(
+            Method::POST,
+            &format!("/api/clients/{bob_id}/relations"),
+            &w.manager,
+            json!({"clientId": ann_id, "label": "referred by"}),
+        ),
+    )
+    .await;
     assert_eq!(rel.status, StatusCode::CREATED);
-    let rels = send(&app, api(Method::GET, &format!("/api/clients/{ann_id}/relations"), &w.manager)).await.json();
+    let rels = send(
+        &app,
+        api(
+            Method::GET,
+            &format!("/api/clients/{ann_id}/relations"),
+            &w.manager,
+        ),
+    )
+    .await
+    .json();
     assert_eq!(rels["data"][0]["direction"], "incoming");
     assert_eq!(rels["data"][0]["displayName"], "Bob");
     let rel_id = rel.json()["id"].as_str().unwrap().to_string();
-    assert_eq!(send(&app, api(Method::DELETE, &format!("/api/clients/{ann_id}/relations/{rel_id}"), &w.manager)).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(
+            &app,
+            api(
+                Method::DELETE,
+                &format!("/api/clients/{ann_id}/relations/{rel_id}"),
+                &w.manager
+            )
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
 
-    let r = send(&app, j(Method::POST, &format!("/api/clients/{ann_id}/tags"), &w.manager, json!({"tag": "renewal"}))).await;
+    let r = send(
+        &app,
+        j(
+            Method::POST,
+            &format!("/api/clients/{ann_id}/tags"),
+            &w.manager,
+            json!({"tag": "renewal"}),
+        ),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
-    let tagged = send(&app, api(Method::GET, "/api/clients?filter[tag]=Renewal", &w.manager)).await.json();
+    let tagged = send(
+        &app,
+        api(Method::GET, "/api/clients?filter[tag]=Renewal", &w.manager),
+    )
+    .await
+    .json();
     assert_eq!(tagged["data"].as_array().unwrap().len(), 1);
 
-    let bulk = send(&app, j(Method::POST, "/api/clients/bulk", &w.manager, json!({"ids": [ann_id, bob_id, acme_id], "action": "assign", "assignedTo": w.rep_id}))).await;
+    let bulk = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/clients/bulk",
+            &w.manager,
+            json!({"ids": [ann_id, bob_id, acme_id], "action": "assign", "assignedTo": w.rep_id}),
+        ),
+    )
+    .await;
     assert_eq!(bulk.status, StatusCode::OK, "{}", bulk.body);
-    assert_eq!(send(&app, api(Method::GET, "/api/clients", &w.rep)).await.json()["data"].as_array().unwrap().len(), 3);
-    send(&app, j(Method::POST, "/api/clients/bulk", &w.manager, json!({"ids": [bob_id, acme_id], "action": "tag", "tag": "Renewal"}))).await;
-    assert_eq!(send(&app, api(Method::GET, "/api/clients?filter[tag]=Renewal", &w.manager)).await.json()["data"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        send(&app, api(Method::GET, "/api/clients", &w.rep))
+            .await
+            .json()["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    send(
+        &app,
+        j(
+            Method::POST,
+            "/api/clients/bulk",
+            &w.manager,
+            json!({"ids": [bob_id, acme_id], "action": "tag", "tag": "Renewal"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        send(
+            &app,
+            api(Method::GET, "/api/clients?filter[tag]=Renewal", &w.manager)
+        )
+        .await
+        .json()["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     // All or nothing: one unknown id fails the whole batch.
-    let partial = send(&app, j(Method::POST, "/api/clients/bulk", &w.manager, json!({"ids": [bob_id, "nope"], "action": "delete"}))).await;
+    let partial = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/clients/bulk",
+            &w.manager,
+            json!({"ids": [bob_id, "nope"], "action": "delete"}),
+        ),
+    )
+    .await;
     assert_eq!(partial.status, StatusCode::NOT_FOUND);
-    assert_eq!(send(&app, api(Method::GET, &format!("/api/clients/{bob_id}"), &w.manager)).await.status, StatusCode::OK);
-    let tags = send(&app, api(Method::GET, "/api/tags", &w.manager)).await.json();
+    assert_eq!(
+        send(
+            &app,
+            api(Method::GET, &format!("/api/clients/{bob_id}"), &w.manager)
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    let tags = send(&app, api(Method::GET, "/api/tags", &w.manager))
+        .await
+        .json();
     assert_eq!(tags["data"][0]["clients"], 3);
 }
 
@@ -335,14 +959,64 @@ async fn clients_tags_and_fields_stay_inside_their_organization() {
     let g_admin = w.t.user(&globex, "admin@globex.test", "admin");
     let g = w.t.token(&globex, &g_admin);
     let app = w.t.service().await;
-    let c = send(&app, j(Method::POST, "/api/clients", &w.admin, json!({"lastName": "Secret"}))).await.json();
+    let c = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/clients",
+            &w.admin,
+            json!({"lastName": "Secret"}),
+        ),
+    )
+    .await
+    .json();
     let id = c["id"].as_str().unwrap();
-    let tag = send(&app, j(Method::POST, "/api/tags", &w.admin, json!({"name": "Acme only"}))).await.json();
-    let field = send(&app, j(Method::POST, "/api/custom-fields", &w.admin, json!({"key": "acmeScore", "label": "Score", "type": "integer"}))).await.json();
-    send(&app, api(Method::DELETE, &format!("/api/clients/{id}"), &w.admin)).await;
+    let tag = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/tags",
+            &w.admin,
+            json!({"name": "Acme only"}),
+        ),
+    )
+    .await
+    .json();
+    let field = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/custom-fields",
+            &w.admin,
+            json!({"key": "acmeScore", "label": "Score", "type": "integer"}),
+        ),
+    )
+    .await
+    .json();
+    send(
+        &app,
+        api(Method::DELETE, &format!("/api/clients/{id}"), &w.admin),
+    )
+    .await;
 
-    assert_eq!(send(&app, api(Method::GET, "/api/clients", &g)).await.json()["data"].as_array().unwrap().len(), 0);
-    assert_eq!(send(&app, api(Method::GET, "/api/clients/trash", &g)).await.json()["data"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        send(&app, api(Method::GET, "/api/clients", &g))
+            .await
+            .json()["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        send(&app, api(Method::GET, "/api/clients/trash", &g))
+            .await
+            .json()["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
     for (method, path) in [
         (Method::GET, format!("/api/clients/{id}")),
         (Method::PATCH, format!("/api/clients/{id}")),
@@ -352,22 +1026,86 @@ async fn clients_tags_and_fields_stay_inside_their_organization() {
         (Method::POST, format!("/api/clients/{id}/purge")),
         (Method::GET, format!("/api/clients/{id}/tags")),
         (Method::GET, format!("/api/clients/{id}/relations")),
-        (Method::PATCH, format!("/api/tags/{}", tag["id"].as_str().unwrap())),
-        (Method::DELETE, format!("/api/tags/{}", tag["id"].as_str().unwrap())),
-        (Method::GET, format!("/api/custom-fields/{}", field["id"].as_str().unwrap())),
-        (Method::PATCH, format!("/api/custom-fields/{}", field["id"].as_str().unwrap())),
-        (Method::DELETE, format!("/api/custom-fields/{}", field["id"].as_str().unwrap())),
+        (
+            Method::PATCH,
+            format!("/api/tags/{}", tag["id"].as_str().unwrap()),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/tags/{}", tag["id"].as_str().unwrap()),
+        ),
+        (
+            Method::GET,
+            format!("/api/custom-fields/{}", field["id"].as_str().unwrap()),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/custom-fields/{}", field["id"].as_str().unwrap()),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/custom-fields/{}", field["id"].as_str().unwrap()),
+        ),
     ] {
         let r = send(&app, j(method.clone(), &path, &g, json!({}))).await;
-        assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {path}: {}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_FOUND,
+            "{method} {path}: {}",
+            r.body
+        );
     }
-    assert_eq!(send(&app, api(Method::GET, "/api/tags", &g)).await.json()["data"].as_array().unwrap().len(), 0);
-    assert_eq!(send(&app, api(Method::GET, "/api/custom-fields", &g)).await.json()["data"].as_array().unwrap().len(), 0);
-    let filter = send(&app, api(Method::GET, "/api/clients?filter[customFields.acmeScore]=1", &g)).await;
-    assert_eq!(filter.status, StatusCode::UNPROCESSABLE_ENTITY, "another organization's field is unknown here");
-    let using = send(&app, j(Method::POST, "/api/clients", &g, json!({"lastName": "X", "tags": ["Acme only"], "customFields": {"acmeScore": 3}}))).await;
+    assert_eq!(
+        send(&app, api(Method::GET, "/api/tags", &g)).await.json()["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        send(&app, api(Method::GET, "/api/custom-fields", &g))
+            .await
+            .json()["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let filter = send(
+        &app,
+        api(
+            Method::GET,
+            "/api/clients?filter[customFields.acmeScore]=1",
+            &g,
+        ),
+    )
+    .await;
+    assert_eq!(
+        filter.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "another organization's field is unknown here"
+    );
+    let using = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/clients",
+            &g,
+            json!({"lastName": "X", "tags": ["Acme only"], "customFields": {"acmeScore": 3}}),
+        ),
+    )
+    .await;
     assert_eq!(using.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let bulk = send(&app, j(Method::POST, "/api/clients/bulk", &g, json!({"ids": [id], "action": "delete"}))).await;
+    let bulk = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/clients/bulk",
+            &g,
+            json!({"ids": [id], "action": "delete"}),
+        ),
+    )
+    .await;
     assert_eq!(bulk.status, StatusCode::NOT_FOUND);
     let _ = (&w.org, &w.other_rep);
 }

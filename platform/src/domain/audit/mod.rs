@@ -94,7 +94,13 @@ pub fn list(
 }
 
 /// The newest entries about one record.
-pub fn list_for_resource(conn: &mut DbConn, org_id: &str, resource_type: &str, resource_id: &str, limit: i64) -> QueryResult<Vec<AuditRow>> {
+pub fn list_for_resource(
+    conn: &mut DbConn,
+    org_id: &str,
+    resource_type: &str,
+    resource_id: &str,
+    limit: i64,
+) -> QueryResult<Vec<AuditRow>> {
     audit_log::table
         .filter(audit_log::organization_id.eq(org_id))
         .filter(audit_log::resource_type.eq(resource_type))

@@ -85,8 +85,17 @@ pub struct SavedViewRow {
 pub const KINDS: &[&str] = &["individual", "company"];
 pub const STATUSES: &[&str] = &["lead", "prospect", "customer", "inactive"];
 /// Suggested relation labels; any label up to 60 characters is accepted.
-pub const RELATION_LABELS: &[&str] = &["parent of", "subsidiary of", "partner", "referred by", "supplier", "competitor"];
-pub const TAG_COLORS: &[&str] = &["gray", "blue", "green", "yellow", "orange", "red", "purple", "teal"];
+pub const RELATION_LABELS: &[&str] = &[
+    "parent of",
+    "subsidiary of",
+    "partner",
+    "referred by",
+    "supplier",
+    "competitor",
+];
+pub const TAG_COLORS: &[&str] = &[
+    "gray", "blue", "green", "yellow", "orange", "red", "purple", "teal",
+];
 
 pub fn status_label(status: &str) -> &'static str {
     match status {

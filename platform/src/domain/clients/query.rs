@@ -9,11 +9,11 @@ use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
 use diesel::QueryResult;
 
 use super::model::ClientRow;
+use crate::db::lower;
 use crate::db::schema::clients;
 use crate::db::DbConn;
 use crate::domain::custom_fields::value::{Op, Operand};
 use crate::domain::custom_fields::{FieldRow, FieldType};
-use crate::db::lower;
 use crate::domain::orgs::store::escape_like;
 
 type Backend = <DbConn as diesel::Connection>::Backend;
@@ -75,9 +75,11 @@ impl Column {
     }
 
     fn nullable(self) -> bool {
-        !matches!(self, Column::Name | Column::Status | Column::Kind | Column::CreatedAt | Column::UpdatedAt)
+        !matches!(
+            self,
+            Column::Name | Column::Status | Column::Kind | Column::CreatedAt | Column::UpdatedAt
+        )
     }
-
 }
 
 #[derive(Debug, Clone)]
@@ -94,7 +96,10 @@ pub struct Sort {
 
 impl Default for Sort {
     fn default() -> Self {
-        Self { key: SortKey::Column(Column::CreatedAt), descending: true }
+        Self {
+            key: SortKey::Column(Column::CreatedAt),
+            descending: true,
+        }
     }
 }
 
@@ -210,7 +215,9 @@ fn custom_condition(f: &CustomFilter) -> Condition {
     }
     match (&f.operand, f.op) {
         (Operand::Text(t), Op::Contains) => {
-            exists_where!(v::text_value.like(format!("%{}%", escape_like(t))).escape('\\'))
+            exists_where!(v::text_value
+                .like(format!("%{}%", escape_like(t)))
+                .escape('\\'))
         }
         (Operand::Text(t), Op::Gt) => exists_where!(v::text_value.gt(t.clone())),
         (Operand::Text(t), Op::Gte) => exists_where!(v::text_value.ge(t.clone())),
@@ -232,7 +239,11 @@ fn sort_expr(key: &SortKey) -> (String, bool) {
     match key {
         SortKey::Column(c) => (c.sql().to_string(), c.nullable()),
         SortKey::Custom(f) => {
-            let column = if f.kind().is_numeric() { "num_value" } else { "text_value" };
+            let column = if f.kind().is_numeric() {
+                "num_value"
+            } else {
+                "text_value"
+            };
             // why: the field id is a server-side uuid, never user text, so it can be inlined.
             (
                 format!(
@@ -302,13 +313,20 @@ pub fn list(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<
         let names = clients::sort_name
             .like(pattern.clone())
             .escape('\\')
-            .or(lower(clients::email.assume_not_null()).like(pattern.clone()).escape('\\').nullable())
-            .or(lower(clients::company_name.assume_not_null()).like(pattern).escape('\\').nullable());
-        let cond: Box<dyn BoxableExpression<clients::table, Backend, SqlType = Nullable<Bool>>> = if digits.len() >= 3 {
-            Box::new(names.or(clients::phone.like(format!("%{digits}%")).nullable()))
-        } else {
-            Box::new(names)
-        };
+            .or(lower(clients::email.assume_not_null())
+                .like(pattern.clone())
+                .escape('\\')
+                .nullable())
+            .or(lower(clients::company_name.assume_not_null())
+                .like(pattern)
+                .escape('\\')
+                .nullable());
+        let cond: Box<dyn BoxableExpression<clients::table, Backend, SqlType = Nullable<Bool>>> =
+            if digits.len() >= 3 {
+                Box::new(names.or(clients::phone.like(format!("%{digits}%")).nullable()))
+            } else {
+                Box::new(names)
+            };
         q = q.filter(cond.assume_not_null());
     }
 
@@ -337,27 +355,70 @@ pub fn list(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<
                 .sql(", ");
             let id = after.id.clone();
             let cond: Condition = match value {
-                Some(CursorValue::Num(n)) => Box::new(head.bind::<BigInt, _>(n).sql(", ").bind::<Text, _>(id).sql(")")),
-                Some(CursorValue::Text(t)) => Box::new(head.bind::<Text, _>(t).sql(", ").bind::<Text, _>(id).sql(")")),
-                _ if is_num => Box::new(head.bind::<BigInt, _>(0).sql(", ").bind::<Text, _>(id).sql(")")),
-                _ => Box::new(head.bind::<Text, _>(String::new()).sql(", ").bind::<Text, _>(id).sql(")")),
+                Some(CursorValue::Num(n)) => Box::new(
+                    head.bind::<BigInt, _>(n)
+                        .sql(", ")
+                        .bind::<Text, _>(id)
+                        .sql(")"),
+                ),
+                Some(CursorValue::Text(t)) => Box::new(
+                    head.bind::<Text, _>(t)
+                        .sql(", ")
+                        .bind::<Text, _>(id)
+                        .sql(")"),
+                ),
+                _ if is_num => Box::new(
+                    head.bind::<BigInt, _>(0)
+                        .sql(", ")
+                        .bind::<Text, _>(id)
+                        .sql(")"),
+                ),
+                _ => Box::new(
+                    head.bind::<Text, _>(String::new())
+                        .sql(", ")
+                        .bind::<Text, _>(id)
+                        .sql(")"),
+                ),
             };
             cond
         } else {
             let head = sql::<Bool>(&format!("({expr}, clients.id) {cmp} ("));
             let id = after.id.clone();
             let cond: Condition = match &after.value {
-                CursorValue::Time(t) => Box::new(head.bind::<Timestamp, _>(*t).sql(", ").bind::<Text, _>(id).sql(")")),
-                CursorValue::Text(t) => Box::new(head.bind::<Text, _>(t.clone()).sql(", ").bind::<Text, _>(id).sql(")")),
-                CursorValue::Num(n) => Box::new(head.bind::<BigInt, _>(*n).sql(", ").bind::<Text, _>(id).sql(")")),
-                CursorValue::Null => Box::new(head.bind::<Nullable<Text>, _>(None::<String>).sql(", ").bind::<Text, _>(id).sql(")")),
+                CursorValue::Time(t) => Box::new(
+                    head.bind::<Timestamp, _>(*t)
+                        .sql(", ")
+                        .bind::<Text, _>(id)
+                        .sql(")"),
+                ),
+                CursorValue::Text(t) => Box::new(
+                    head.bind::<Text, _>(t.clone())
+                        .sql(", ")
+                        .bind::<Text, _>(id)
+                        .sql(")"),
+                ),
+                CursorValue::Num(n) => Box::new(
+                    head.bind::<BigInt, _>(*n)
+                        .sql(", ")
+                        .bind::<Text, _>(id)
+                        .sql(")"),
+                ),
+                CursorValue::Null => Box::new(
+                    head.bind::<Nullable<Text>, _>(None::<String>)
+                        .sql(", ")
+                        .bind::<Text, _>(id)
+                        .sql(")"),
+                ),
             };
             cond
         };
         q = q.filter(cond);
     }
     let order = if nullable {
-        format!("{rank} {dir}, COALESCE({expr}, {}) {dir}, clients.id {dir}", if is_num { "0" } else { "''" })
+        format!(
+            "{rank} {dir}, COALESCE({expr}, {}) {dir}, clients.id {dir}",
+            if is_num { "0" } else { "''" }
+        )
     } else {
         format!("{expr} {dir}, clients.id {dir}")
     };
@@ -366,27 +427,43 @@ pub fn list(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<
 
 /// The cursor that continues after `row` in `sort`'s order.
 pub fn cursor_after(row: &ClientRow, sort: &Sort) -> Cursor {
-    let text = |v: Option<&String>| v.map_or(CursorValue::Null, |s| CursorValue::Text(s.to_lowercase()));
+    let text =
+        |v: Option<&String>| v.map_or(CursorValue::Null, |s| CursorValue::Text(s.to_lowercase()));
     let value = match &sort.key {
         SortKey::Column(c) => match c {
             Column::Name => CursorValue::Text(row.sort_name.clone()),
-            Column::Email => row.email.clone().map_or(CursorValue::Null, CursorValue::Text),
-            Column::Phone => row.phone.clone().map_or(CursorValue::Null, CursorValue::Text),
+            Column::Email => row
+                .email
+                .clone()
+                .map_or(CursorValue::Null, CursorValue::Text),
+            Column::Phone => row
+                .phone
+                .clone()
+                .map_or(CursorValue::Null, CursorValue::Text),
             Column::Status => CursorValue::Text(row.status.clone()),
             Column::Kind => CursorValue::Text(row.kind.clone()),
             Column::CompanyName => text(row.company_name.as_ref()),
             Column::Industry => text(row.industry.as_ref()),
             Column::Source => text(row.source.as_ref()),
             Column::City => text(row.city.as_ref()),
-            Column::Country => row.country.clone().map_or(CursorValue::Null, CursorValue::Text),
+            Column::Country => row
+                .country
+                .clone()
+                .map_or(CursorValue::Null, CursorValue::Text),
             Column::CreatedAt => CursorValue::Time(row.created_at),
             Column::UpdatedAt => CursorValue::Time(row.updated_at),
         },
         SortKey::Custom(f) => {
-            let raw = row.custom_map().get(&f.field_key).cloned().unwrap_or(serde_json::Value::Null);
+            let raw = row
+                .custom_map()
+                .get(&f.field_key)
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
             match crate::domain::custom_fields::value::normalize(f, &raw) {
                 Ok(Some(n)) => match n.index.into_iter().next() {
-                    Some(i) if f.kind().is_numeric() => i.num.map_or(CursorValue::Null, CursorValue::Num),
+                    Some(i) if f.kind().is_numeric() => {
+                        i.num.map_or(CursorValue::Null, CursorValue::Num)
+                    }
                     Some(i) => i.text.map_or(CursorValue::Null, CursorValue::Text),
                     None => CursorValue::Null,
                 },
@@ -394,7 +471,10 @@ pub fn cursor_after(row: &ClientRow, sort: &Sort) -> Cursor {
             }
         }
     };
-    Cursor { value, id: row.id.clone() }
+    Cursor {
+        value,
+        id: row.id.clone(),
+    }
 }
 
 /// Multi-select values index several rows, so they cannot order a list.
@@ -411,10 +491,13 @@ pub fn parse_params(
     defs: &[FieldRow],
     pairs: &[(String, String)],
 ) -> crate::error::AppResult<ListParams> {
-    use crate::domain::custom_fields::value::{encode_operand, parse_datetime, parse_date};
+    use crate::domain::custom_fields::value::{encode_operand, parse_date, parse_datetime};
     use crate::error::{AppError, FieldError};
 
-    let mut p = ListParams { limit: 50, ..Default::default() };
+    let mut p = ListParams {
+        limit: 50,
+        ..Default::default()
+    };
     let mut errors: Vec<FieldError> = Vec::new();
     let time = |raw: &str| -> Option<NaiveDateTime> {
         parse_date(raw)
@@ -422,24 +505,38 @@ pub fn parse_params(
             .and_then(|d| d.and_hms_opt(0, 0, 0))
             .or_else(|| parse_datetime(raw).ok().map(|d| d.naive_utc()))
     };
-    let list = |raw: &str| -> Vec<String> { raw.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect() };
+    let list = |raw: &str| -> Vec<String> {
+        raw.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
     for (key, value) in pairs {
         let value = value.trim();
         match key.as_str() {
             "limit" => match value.parse::<i64>() {
                 Ok(l) if (1..=500).contains(&l) => p.limit = l,
-                _ => errors.push(FieldError::new("limit", "Use a whole number from 1 to 500.")),
+                _ => errors.push(FieldError::new(
+                    "limit",
+                    "Use a whole number from 1 to 500.",
+                )),
             },
             "cursor" if value.is_empty() => {}
             "cursor" => match Cursor::decode(value) {
                 Some(c) => p.after = Some(c),
-                None => errors.push(FieldError::new("cursor", "This cursor was not issued by this list; start again without it.")),
+                None => errors.push(FieldError::new(
+                    "cursor",
+                    "This cursor was not issued by this list; start again without it.",
+                )),
             },
             "q" => p.q = Some(value.to_string()).filter(|v| !v.is_empty()),
             "sort" if value.is_empty() => {}
             "sort" => {
                 if value.contains(',') {
-                    errors.push(FieldError::new("sort", "Sort by one field at a time (the id breaks ties)."));
+                    errors.push(FieldError::new(
+                        "sort",
+                        "Sort by one field at a time (the id breaks ties).",
+                    ));
                     continue;
                 }
                 let (descending, name) = match value.strip_prefix('-') {
@@ -450,7 +547,10 @@ pub fn parse_params(
                     match defs.iter().find(|d| d.field_key == custom && d.is_active()) {
                         Some(d) if sortable(d) => Some(SortKey::Custom(d.clone())),
                         Some(_) => {
-                            errors.push(FieldError::new("sort", "A multiple-choice field cannot order a list."));
+                            errors.push(FieldError::new(
+                                "sort",
+                                "A multiple-choice field cannot order a list.",
+                            ));
                             continue;
                         }
                         None => None,
@@ -462,7 +562,10 @@ pub fn parse_params(
                     Some(key) => p.sort = Sort { key, descending },
                     None => errors.push(FieldError::new(
                         "sort",
-                        format!("Unknown sort field; use one of {} or customFields.<key>.", Column::API_NAMES),
+                        format!(
+                            "Unknown sort field; use one of {} or customFields.<key>.",
+                            Column::API_NAMES
+                        ),
                     )),
                 }
             }
@@ -554,6 +657,9 @@ pub fn parse_params(
     if errors.is_empty() {
         Ok(p)
     } else {
-        Err(AppError::Validation("The list query is not valid.".into(), errors))
+        Err(AppError::Validation(
+            "The list query is not valid.".into(),
+            errors,
+        ))
     }
 }

@@ -38,15 +38,44 @@ impl Access {
     }
 }
 
-const READ_ONLY_KEYS: &[&str] = &["id", "organizationId", "displayName", "createdAt", "updatedAt", "deletedAt", "version", "createdBy"];
+const READ_ONLY_KEYS: &[&str] = &[
+    "id",
+    "organizationId",
+    "displayName",
+    "createdAt",
+    "updatedAt",
+    "deletedAt",
+    "version",
+    "createdBy",
+];
 const KEYS: &[&str] = &[
-    "type", "firstName", "lastName", "companyName", "email", "phone", "address", "website", "industry", "source",
-    "status", "assignedTo", "employerId", "tags", "customFields",
+    "type",
+    "firstName",
+    "lastName",
+    "companyName",
+    "email",
+    "phone",
+    "address",
+    "website",
+    "industry",
+    "source",
+    "status",
+    "assignedTo",
+    "employerId",
+    "tags",
+    "customFields",
 ];
 const ADDRESS_KEYS: &[&str] = &["street", "city", "region", "postalCode", "country"];
 
 /// A field of the body: absent (`None`), cleared (`Some(None)`) or set.
-fn text_field(body: &Map<String, Value>, key: &str, label: &str, max: usize, mode: Mode, errors: &mut Vec<FieldError>) -> Option<Option<String>> {
+fn text_field(
+    body: &Map<String, Value>,
+    key: &str,
+    label: &str,
+    max: usize,
+    mode: Mode,
+    errors: &mut Vec<FieldError>,
+) -> Option<Option<String>> {
     match body.get(key) {
         // why: a new record starts from defaults, so an absent field keeps them.
         None if mode != Mode::Replace => None,
@@ -54,7 +83,10 @@ fn text_field(body: &Map<String, Value>, key: &str, label: &str, max: usize, mod
         Some(Value::String(s)) => {
             let s = s.trim();
             if s.chars().count() > max {
-                errors.push(FieldError::new(key, format!("{label}: use at most {max} characters.")));
+                errors.push(FieldError::new(
+                    key,
+                    format!("{label}: use at most {max} characters."),
+                ));
                 None
             } else if s.is_empty() {
                 Some(None)
@@ -89,7 +121,11 @@ fn apply_body(
     body: &Map<String, Value>,
     mode: Mode,
     errors: &mut Vec<FieldError>,
-) -> AppResult<(Option<Vec<String>>, Vec<(String, Vec<custom_fields::value::Indexed>)>, Vec<String>)> {
+) -> AppResult<(
+    Option<Vec<String>>,
+    Vec<(String, Vec<custom_fields::value::Indexed>)>,
+    Vec<String>,
+)> {
     for key in body.keys() {
         if !KEYS.contains(&key.as_str()) && !READ_ONLY_KEYS.contains(&key.as_str()) {
             errors.push(FieldError::new(key.clone(), "Unknown field."));
@@ -100,20 +136,32 @@ fn apply_body(
         Some(_) => errors.push(FieldError::new("type", "Use individual or company.")),
         None => {}
     }
-    set(&mut row.first_name, text_field(body, "firstName", "First name", 100, mode, errors));
-    set(&mut row.last_name, text_field(body, "lastName", "Last name", 100, mode, errors));
-    set(&mut row.company_name, text_field(body, "companyName", "Company name", 200, mode, errors));
+    set(
+        &mut row.first_name,
+        text_field(body, "firstName", "First name", 100, mode, errors),
+    );
+    set(
+        &mut row.last_name,
+        text_field(body, "lastName", "Last name", 100, mode, errors),
+    );
+    set(
+        &mut row.company_name,
+        text_field(body, "companyName", "Company name", 200, mode, errors),
+    );
     if let Some(email) = text_field(body, "email", "E-mail", 254, mode, errors) {
         match email {
-            Some(e) if !valid_email(&e.to_lowercase()) => errors.push(FieldError::new("email", "Enter a valid e-mail address.")),
+            Some(e) if !valid_email(&e.to_lowercase()) => {
+                errors.push(FieldError::new("email", "Enter a valid e-mail address."))
+            }
             other => row.email = other.map(|e| e.to_lowercase()),
         }
     }
     if let Some(phone) = text_field(body, "phone", "Phone", 40, mode, errors) {
         match phone {
-            Some(p) if phone_digits(&p).is_none() => {
-                errors.push(FieldError::new("phone", "Enter a phone number (digits, spaces, + - ( ) .)."))
-            }
+            Some(p) if phone_digits(&p).is_none() => errors.push(FieldError::new(
+                "phone",
+                "Enter a phone number (digits, spaces, + - ( ) .).",
+            )),
             other => row.phone = other,
         }
     }
@@ -129,13 +177,19 @@ fn apply_body(
         Some(Value::Object(a)) => {
             for key in a.keys() {
                 if !ADDRESS_KEYS.contains(&key.as_str()) {
-                    errors.push(FieldError::new(format!("address.{key}"), "Unknown address part."));
+                    errors.push(FieldError::new(
+                        format!("address.{key}"),
+                        "Unknown address part.",
+                    ));
                 }
             }
             let mut part = |key: &str, label: &str, max: usize, target: &mut Option<String>| {
                 let mut errs = Vec::new();
                 let v = text_field(a, key, label, max, mode, &mut errs);
-                errors.extend(errs.into_iter().map(|e| FieldError::new(format!("address.{}", e.field), e.message)));
+                errors.extend(
+                    errs.into_iter()
+                        .map(|e| FieldError::new(format!("address.{}", e.field), e.message)),
+                );
                 set(target, v);
             };
             part("street", "Street", 200, &mut row.street);
@@ -145,26 +199,45 @@ fn apply_body(
             let mut country = row.country.clone();
             part("country", "Country", 2, &mut country);
             match country.map(|c| c.to_uppercase()) {
-                Some(c) if !valid_country(&c) => {
-                    errors.push(FieldError::new("address.country", "Use the two-letter ISO country code, e.g. DE."))
-                }
+                Some(c) if !valid_country(&c) => errors.push(FieldError::new(
+                    "address.country",
+                    "Use the two-letter ISO country code, e.g. DE.",
+                )),
                 other => row.country = other,
             }
         }
         Some(_) => errors.push(FieldError::new("address", "Send the address as an object.")),
     }
     if let Some(site) = text_field(body, "website", "Website", 300, mode, errors) {
-        let site = site.map(|s| if s.contains("://") { s } else { format!("https://{s}") });
+        let site = site.map(|s| {
+            if s.contains("://") {
+                s
+            } else {
+                format!("https://{s}")
+            }
+        });
         match site {
-            Some(s) if !valid_url(&s) => errors.push(FieldError::new("website", "Enter a web address, e.g. https://acme.example.")),
+            Some(s) if !valid_url(&s) => errors.push(FieldError::new(
+                "website",
+                "Enter a web address, e.g. https://acme.example.",
+            )),
             other => row.website = other,
         }
     }
-    set(&mut row.industry, text_field(body, "industry", "Industry", 100, mode, errors));
-    set(&mut row.source, text_field(body, "source", "Source", 100, mode, errors));
+    set(
+        &mut row.industry,
+        text_field(body, "industry", "Industry", 100, mode, errors),
+    );
+    set(
+        &mut row.source,
+        text_field(body, "source", "Source", 100, mode, errors),
+    );
     match body.get("status") {
         Some(Value::String(s)) if STATUSES.contains(&s.as_str()) => row.status = s.clone(),
-        Some(_) => errors.push(FieldError::new("status", format!("Choose one of: {}.", STATUSES.join(", ")))),
+        Some(_) => errors.push(FieldError::new(
+            "status",
+            format!("Choose one of: {}.", STATUSES.join(", ")),
+        )),
         None => {}
     }
     if let Some(owner) = text_field(body, "assignedTo", "Owner", 64, mode, errors) {
@@ -172,25 +245,40 @@ fn apply_body(
             Some(uid) => {
                 let member = orgs::store::find_member(conn, &w.ctx.org_id, uid)?;
                 if !member.is_some_and(|m| m.membership.is_active) {
-                    errors.push(FieldError::new("assignedTo", "Assign the client to an active member of the organization."));
+                    errors.push(FieldError::new(
+                        "assignedTo",
+                        "Assign the client to an active member of the organization.",
+                    ));
                 } else if !w.access.oversee && uid != &w.access.user_id {
-                    errors.push(FieldError::new("assignedTo", "Your role may assign clients only to yourself."));
+                    errors.push(FieldError::new(
+                        "assignedTo",
+                        "Your role may assign clients only to yourself.",
+                    ));
                 } else {
                     row.assigned_to = owner;
                 }
             }
-            None if !w.access.oversee => {
-                errors.push(FieldError::new("assignedTo", "Your role may not leave a client unassigned."))
-            }
+            None if !w.access.oversee => errors.push(FieldError::new(
+                "assignedTo",
+                "Your role may not leave a client unassigned.",
+            )),
             None => row.assigned_to = None,
         }
     }
     if let Some(employer) = text_field(body, "employerId", "Company", 64, mode, errors) {
         match &employer {
             Some(id) => match store::find(conn, &w.ctx.org_id, id)? {
-                Some(c) if c.is_company() && c.deleted_at.is_none() && c.id != row.id => row.employer_id = employer,
-                Some(c) if c.id == row.id => errors.push(FieldError::new("employerId", "A client cannot work for itself.")),
-                _ => errors.push(FieldError::new("employerId", "Choose a company client of this organization.")),
+                Some(c) if c.is_company() && c.deleted_at.is_none() && c.id != row.id => {
+                    row.employer_id = employer
+                }
+                Some(c) if c.id == row.id => errors.push(FieldError::new(
+                    "employerId",
+                    "A client cannot work for itself.",
+                )),
+                _ => errors.push(FieldError::new(
+                    "employerId",
+                    "Choose a company client of this organization.",
+                )),
             },
             None => row.employer_id = None,
         }
@@ -200,10 +288,16 @@ fn apply_body(
             errors.push(FieldError::new("companyName", "A company needs a name."));
         }
         if row.employer_id.is_some() {
-            errors.push(FieldError::new("employerId", "Only people belong to a company."));
+            errors.push(FieldError::new(
+                "employerId",
+                "Only people belong to a company.",
+            ));
         }
     } else if row.first_name.is_none() && row.last_name.is_none() {
-        errors.push(FieldError::new("lastName", "Give at least a first or a last name."));
+        errors.push(FieldError::new(
+            "lastName",
+            "Give at least a first or a last name.",
+        ));
     }
 
     let tags = match body.get("tags") {
@@ -232,7 +326,10 @@ fn apply_body(
                         }
                         Err(e) => errors.push(FieldError::new("tags", e)),
                     },
-                    None => errors.push(FieldError::new("tags", format!("There is no tag {name:?}; ask an admin to add it."))),
+                    None => errors.push(FieldError::new(
+                        "tags",
+                        format!("There is no tag {name:?}; ask an admin to add it."),
+                    )),
                 }
             }
             ids.dedup();
@@ -248,13 +345,26 @@ fn apply_body(
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m.clone(),
         Some(_) => {
-            errors.push(FieldError::new("customFields", "Send custom fields as an object."));
+            errors.push(FieldError::new(
+                "customFields",
+                "Send custom fields as an object.",
+            ));
             Map::new()
         }
     };
     let existing = row.custom_map();
-    let custom_mode = if body.contains_key("customFields") || mode != Mode::Replace { mode } else { Mode::Merge };
-    let (index, changed) = match apply_values(w.defs, &existing, &incoming, custom_mode, w.access.write_sensitive) {
+    let custom_mode = if body.contains_key("customFields") || mode != Mode::Replace {
+        mode
+    } else {
+        Mode::Merge
+    };
+    let (index, changed) = match apply_values(
+        w.defs,
+        &existing,
+        &incoming,
+        custom_mode,
+        w.access.write_sensitive,
+    ) {
         Ok(applied) => {
             row.custom_fields = Value::Object(applied.json).to_string();
             (applied.index, applied.changed)
@@ -303,12 +413,27 @@ fn diff(before: &ClientRow, after: &ClientRow) -> BTreeMap<&'static str, Value> 
     d
 }
 
-fn changes_json(column_diff: BTreeMap<&'static str, Value>, custom_changed: &[String], defs: &[FieldRow], tags_changed: bool) -> Value {
-    let mut m: Map<String, Value> = column_diff.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+fn changes_json(
+    column_diff: BTreeMap<&'static str, Value>,
+    custom_changed: &[String],
+    defs: &[FieldRow],
+    tags_changed: bool,
+) -> Value {
+    let mut m: Map<String, Value> = column_diff
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
     for key in custom_changed {
         // why: sensitive values stay out of the audit log; the entry says only that they changed.
         let sensitive = defs.iter().any(|d| &d.field_key == key && d.sensitive);
-        m.insert(format!("customFields.{key}"), if sensitive { json!("changed") } else { json!("changed") });
+        m.insert(
+            format!("customFields.{key}"),
+            if sensitive {
+                json!("changed")
+            } else {
+                json!("changed")
+            },
+        );
     }
     if tags_changed {
         m.insert("tags".into(), json!("changed"));
@@ -316,7 +441,11 @@ fn changes_json(column_diff: BTreeMap<&'static str, Value>, custom_changed: &[St
     Value::Object(m)
 }
 
-pub fn create(conn: &mut DbConn, w: &WriteContext<'_>, body: &Map<String, Value>) -> AppResult<ClientRow> {
+pub fn create(
+    conn: &mut DbConn,
+    w: &WriteContext<'_>,
+    body: &Map<String, Value>,
+) -> AppResult<ClientRow> {
     conn.transaction(|c| {
         let at = now();
         let mut row = ClientRow {
@@ -349,9 +478,13 @@ pub fn create(conn: &mut DbConn, w: &WriteContext<'_>, body: &Map<String, Value>
             deleted_at: None,
         };
         let mut errors = Vec::new();
-        let (tags, index, custom_changed) = apply_body(c, w, &mut row, body, Mode::Create, &mut errors)?;
+        let (tags, index, custom_changed) =
+            apply_body(c, w, &mut row, body, Mode::Create, &mut errors)?;
         if !errors.is_empty() {
-            return Err(AppError::Validation("The client could not be saved.".into(), errors));
+            return Err(AppError::Validation(
+                "The client could not be saved.".into(),
+                errors,
+            ));
         }
         names(&mut row);
         store::insert(c, &row)?;
@@ -359,8 +492,18 @@ pub fn create(conn: &mut DbConn, w: &WriteContext<'_>, body: &Map<String, Value>
             store::set_tags(c, &w.ctx.org_id, &row.id, tags)?;
         }
         custom_fields::store::write_values(c, &w.ctx.org_id, &row.id, &index)?;
-        let blank = ClientRow { kind: String::new(), status: String::new(), assigned_to: None, ..row.clone() };
-        let mut changes = changes_json(diff(&blank, &row), &custom_changed, w.defs, tags.as_ref().is_some_and(|t| !t.is_empty()));
+        let blank = ClientRow {
+            kind: String::new(),
+            status: String::new(),
+            assigned_to: None,
+            ..row.clone()
+        };
+        let mut changes = changes_json(
+            diff(&blank, &row),
+            &custom_changed,
+            w.defs,
+            tags.as_ref().is_some_and(|t| !t.is_empty()),
+        );
         changes["displayName"] = json!(row.display_name);
         audit::record(c, w.ctx, "client.create", "client", Some(&row.id), changes)?;
         Ok(row)
@@ -375,7 +518,10 @@ pub fn get(conn: &mut DbConn, org_id: &str, access: &Access, id: &str) -> AppRes
 }
 
 fn stale() -> AppError {
-    AppError::Stale("This client was changed by someone else since you opened it; reload to see their changes.".into())
+    AppError::Stale(
+        "This client was changed by someone else since you opened it; reload to see their changes."
+            .into(),
+    )
 }
 
 pub fn update(
@@ -396,11 +542,17 @@ pub fn update(
         let mut errors = Vec::new();
         let (tags, index, custom_changed) = apply_body(c, w, &mut row, body, mode, &mut errors)?;
         if !errors.is_empty() {
-            return Err(AppError::Validation("The client could not be saved.".into(), errors));
+            return Err(AppError::Validation(
+                "The client could not be saved.".into(),
+                errors,
+            ));
         }
         names(&mut row);
         let columns = diff(&current, &row);
-        let old_tags: Vec<String> = store::tags_of(c, std::slice::from_ref(&current.id))?.into_iter().map(|(_, t)| t.id).collect();
+        let old_tags: Vec<String> = store::tags_of(c, std::slice::from_ref(&current.id))?
+            .into_iter()
+            .map(|(_, t)| t.id)
+            .collect();
         let tags_changed = tags.as_ref().is_some_and(|t| {
             let mut a = t.clone();
             let mut b = old_tags.clone();
@@ -421,23 +573,47 @@ pub fn update(
             }
         }
         custom_fields::store::write_values(c, &w.ctx.org_id, &row.id, &index)?;
-        audit::record(c, w.ctx, "client.update", "client", Some(&row.id), changes_json(columns, &custom_changed, w.defs, tags_changed))?;
+        audit::record(
+            c,
+            w.ctx,
+            "client.update",
+            "client",
+            Some(&row.id),
+            changes_json(columns, &custom_changed, w.defs, tags_changed),
+        )?;
         get(c, &w.ctx.org_id, w.access, id)
     })
 }
 
 /// Moves a client to the trash.
-pub fn trash(conn: &mut DbConn, ctx: &AuditContext, access: &Access, id: &str, expected: Option<i64>) -> AppResult<()> {
+pub fn trash(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    access: &Access,
+    id: &str,
+    expected: Option<i64>,
+) -> AppResult<()> {
     conn.transaction(|c| {
         let current = get(c, &ctx.org_id, access, id)?;
         if expected.is_some_and(|v| v != current.version) {
             return Err(stale());
         }
-        let row = ClientRow { deleted_at: Some(now()), updated_at: now(), ..current.clone() };
+        let row = ClientRow {
+            deleted_at: Some(now()),
+            updated_at: now(),
+            ..current.clone()
+        };
         if !store::replace(c, &row, current.version)? {
             return Err(stale());
         }
-        audit::record(c, ctx, "client.delete", "client", Some(id), json!({"displayName": current.display_name}))?;
+        audit::record(
+            c,
+            ctx,
+            "client.delete",
+            "client",
+            Some(id),
+            json!({"displayName": current.display_name}),
+        )?;
         Ok(())
     })
 }
@@ -451,11 +627,22 @@ fn trashed(conn: &mut DbConn, org_id: &str, id: &str) -> AppResult<ClientRow> {
 pub fn restore(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<ClientRow> {
     conn.transaction(|c| {
         let current = trashed(c, &ctx.org_id, id)?;
-        let row = ClientRow { deleted_at: None, updated_at: now(), ..current.clone() };
+        let row = ClientRow {
+            deleted_at: None,
+            updated_at: now(),
+            ..current.clone()
+        };
         if !store::replace(c, &row, current.version)? {
             return Err(stale());
         }
-        audit::record(c, ctx, "client.restore", "client", Some(id), json!({"displayName": current.display_name}))?;
+        audit::record(
+            c,
+            ctx,
+            "client.restore",
+            "client",
+            Some(id),
+            json!({"displayName": current.display_name}),
+        )?;
         store::find(c, &ctx.org_id, id)?.ok_or(AppError::NotFound)
     })
 }
@@ -466,7 +653,14 @@ pub fn purge(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<()> {
         let current = trashed(c, &ctx.org_id, id)?;
         custom_fields::store::delete_record_values(c, id)?;
         store::delete(c, &ctx.org_id, id)?;
-        audit::record(c, ctx, "client.purge", "client", Some(id), json!({"displayName": current.display_name}))?;
+        audit::record(
+            c,
+            ctx,
+            "client.purge",
+            "client",
+            Some(id),
+            json!({"displayName": current.display_name}),
+        )?;
         Ok(())
     })
 }
@@ -483,33 +677,88 @@ fn validate_tag(name: &str, color: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub fn define_tag(conn: &mut DbConn, ctx: &AuditContext, name: &str, color: &str) -> AppResult<TagRow> {
+pub fn define_tag(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    name: &str,
+    color: &str,
+) -> AppResult<TagRow> {
     let name = name.trim();
-    validate_tag(name, color).map_err(|e| AppError::Validation("The tag could not be saved.".into(), vec![FieldError::new(if e.contains("colour") { "color" } else { "name" }, e)]))?;
+    validate_tag(name, color).map_err(|e| {
+        AppError::Validation(
+            "The tag could not be saved.".into(),
+            vec![FieldError::new(
+                if e.contains("colour") {
+                    "color"
+                } else {
+                    "name"
+                },
+                e,
+            )],
+        )
+    })?;
     conn.transaction(|c| {
         if store::find_tag_by_name(c, &ctx.org_id, name)?.is_some() {
             return Err(AppError::invalid("name", "A tag with this name exists."));
         }
-        let tag = TagRow { id: new_id(), organization_id: ctx.org_id.clone(), name: name.into(), color: color.into(), created_at: now() };
+        let tag = TagRow {
+            id: new_id(),
+            organization_id: ctx.org_id.clone(),
+            name: name.into(),
+            color: color.into(),
+            created_at: now(),
+        };
         store::insert_tag(c, &tag)?;
-        audit::record(c, ctx, "tag.create", "tag", Some(&tag.id), json!({"name": tag.name, "color": tag.color}))?;
+        audit::record(
+            c,
+            ctx,
+            "tag.create",
+            "tag",
+            Some(&tag.id),
+            json!({"name": tag.name, "color": tag.color}),
+        )?;
         Ok(tag)
     })
 }
 
-pub fn update_tag(conn: &mut DbConn, ctx: &AuditContext, id: &str, name: Option<&str>, color: Option<&str>) -> AppResult<TagRow> {
+pub fn update_tag(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    id: &str,
+    name: Option<&str>,
+    color: Option<&str>,
+) -> AppResult<TagRow> {
     conn.transaction(|c| {
         let tag = store::find_tag(c, &ctx.org_id, id)?.ok_or(AppError::NotFound)?;
         let name = name.map_or(tag.name.clone(), |n| n.trim().to_string());
         let color = color.map_or(tag.color.clone(), str::to_string);
-        validate_tag(&name, &color).map_err(|e| AppError::Validation("The tag could not be saved.".into(), vec![FieldError::new(if e.contains("colour") { "color" } else { "name" }, e)]))?;
+        validate_tag(&name, &color).map_err(|e| {
+            AppError::Validation(
+                "The tag could not be saved.".into(),
+                vec![FieldError::new(
+                    if e.contains("colour") {
+                        "color"
+                    } else {
+                        "name"
+                    },
+                    e,
+                )],
+            )
+        })?;
         if let Some(other) = store::find_tag_by_name(c, &ctx.org_id, &name)? {
             if other.id != tag.id {
                 return Err(AppError::invalid("name", "A tag with this name exists."));
             }
         }
         store::update_tag(c, &ctx.org_id, id, &name, &color)?;
-        audit::record(c, ctx, "tag.update", "tag", Some(id), json!({"name": [tag.name, name], "color": [tag.color, color]}))?;
+        audit::record(
+            c,
+            ctx,
+            "tag.update",
+            "tag",
+            Some(id),
+            json!({"name": [tag.name, name], "color": [tag.color, color]}),
+        )?;
         store::find_tag(c, &ctx.org_id, id)?.ok_or(AppError::NotFound)
     })
 }
@@ -518,7 +767,14 @@ pub fn delete_tag(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<
     conn.transaction(|c| {
         let tag = store::find_tag(c, &ctx.org_id, id)?.ok_or(AppError::NotFound)?;
         store::delete_tag(c, &ctx.org_id, id)?;
-        audit::record(c, ctx, "tag.delete", "tag", Some(id), json!({"name": tag.name}))?;
+        audit::record(
+            c,
+            ctx,
+            "tag.delete",
+            "tag",
+            Some(id),
+            json!({"name": tag.name}),
+        )?;
         Ok(())
     })
 }
@@ -532,21 +788,42 @@ pub fn resolve_tag(conn: &mut DbConn, org_id: &str, reference: &str) -> AppResul
 }
 
 fn bump(conn: &mut DbConn, current: &ClientRow) -> AppResult<()> {
-    let row = ClientRow { updated_at: now(), ..current.clone() };
+    let row = ClientRow {
+        updated_at: now(),
+        ..current.clone()
+    };
     if !store::replace(conn, &row, current.version)? {
         return Err(stale());
     }
     Ok(())
 }
 
-pub fn tag_client(conn: &mut DbConn, ctx: &AuditContext, access: &Access, client_id: &str, tag_id: &str, add: bool) -> AppResult<bool> {
+pub fn tag_client(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    access: &Access,
+    client_id: &str,
+    tag_id: &str,
+    add: bool,
+) -> AppResult<bool> {
     conn.transaction(|c| {
         let client = get(c, &ctx.org_id, access, client_id)?;
         let tag = store::find_tag(c, &ctx.org_id, tag_id)?.ok_or(AppError::NotFound)?;
-        let changed = if add { store::add_tag(c, &ctx.org_id, client_id, &tag.id)? } else { store::remove_tag(c, client_id, &tag.id)? };
+        let changed = if add {
+            store::add_tag(c, &ctx.org_id, client_id, &tag.id)?
+        } else {
+            store::remove_tag(c, client_id, &tag.id)?
+        };
         if changed {
             bump(c, &client)?;
-            audit::record(c, ctx, if add { "client.tag" } else { "client.untag" }, "client", Some(client_id), json!({"tag": tag.name}))?;
+            audit::record(
+                c,
+                ctx,
+                if add { "client.tag" } else { "client.untag" },
+                "client",
+                Some(client_id),
+                json!({"tag": tag.name}),
+            )?;
         }
         Ok(changed)
     })
@@ -554,21 +831,39 @@ pub fn tag_client(conn: &mut DbConn, ctx: &AuditContext, access: &Access, client
 
 // Relations
 
-pub fn relate(conn: &mut DbConn, ctx: &AuditContext, access: &Access, from: &str, to: &str, label: &str) -> AppResult<RelationRow> {
+pub fn relate(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    access: &Access,
+    from: &str,
+    to: &str,
+    label: &str,
+) -> AppResult<RelationRow> {
     let label = label.trim();
     if label.is_empty() || label.chars().count() > 60 {
-        return Err(AppError::invalid("label", "Describe the relation in 1 to 60 characters, e.g. partner."));
+        return Err(AppError::invalid(
+            "label",
+            "Describe the relation in 1 to 60 characters, e.g. partner.",
+        ));
     }
     if from == to {
-        return Err(AppError::invalid("clientId", "A client cannot be related to itself."));
+        return Err(AppError::invalid(
+            "clientId",
+            "A client cannot be related to itself.",
+        ));
     }
     conn.transaction(|c| {
         let a = get(c, &ctx.org_id, access, from)?;
         let b = store::find(c, &ctx.org_id, to)?
             .filter(|x| x.deleted_at.is_none())
-            .ok_or_else(|| AppError::invalid("clientId", "Choose a client of this organization."))?;
+            .ok_or_else(|| {
+                AppError::invalid("clientId", "Choose a client of this organization.")
+            })?;
         if store::relation_exists(c, from, to, label)? {
-            return Err(AppError::invalid("label", "These clients already have this relation."));
+            return Err(AppError::invalid(
+                "label",
+                "These clients already have this relation.",
+            ));
         }
         let row = RelationRow {
             id: new_id(),
@@ -579,16 +874,37 @@ pub fn relate(conn: &mut DbConn, ctx: &AuditContext, access: &Access, from: &str
             created_at: now(),
         };
         store::insert_relation(c, &row)?;
-        audit::record(c, ctx, "client.relate", "client", Some(&a.id), json!({"to": b.id, "label": label}))?;
+        audit::record(
+            c,
+            ctx,
+            "client.relate",
+            "client",
+            Some(&a.id),
+            json!({"to": b.id, "label": label}),
+        )?;
         Ok(row)
     })
 }
 
-pub fn unrelate(conn: &mut DbConn, ctx: &AuditContext, access: &Access, client_id: &str, relation_id: &str) -> AppResult<()> {
+pub fn unrelate(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    access: &Access,
+    client_id: &str,
+    relation_id: &str,
+) -> AppResult<()> {
     conn.transaction(|c| {
         get(c, &ctx.org_id, access, client_id)?;
-        let row = store::delete_relation(c, &ctx.org_id, client_id, relation_id)?.ok_or(AppError::NotFound)?;
-        audit::record(c, ctx, "client.unrelate", "client", Some(client_id), json!({"to": row.to_client_id, "label": row.label}))?;
+        let row = store::delete_relation(c, &ctx.org_id, client_id, relation_id)?
+            .ok_or(AppError::NotFound)?;
+        audit::record(
+            c,
+            ctx,
+            "client.unrelate",
+            "client",
+            Some(client_id),
+            json!({"to": row.to_client_id, "label": row.label}),
+        )?;
         Ok(())
     })
 }
@@ -604,7 +920,12 @@ pub enum BulkAction {
 }
 
 /// Applies one action to many clients in one transaction: all or nothing.
-pub fn bulk(conn: &mut DbConn, w: &WriteContext<'_>, ids: &[String], action: &BulkAction) -> AppResult<usize> {
+pub fn bulk(
+    conn: &mut DbConn,
+    w: &WriteContext<'_>,
+    ids: &[String],
+    action: &BulkAction,
+) -> AppResult<usize> {
     if ids.is_empty() || ids.len() > 500 {
         return Err(AppError::invalid("ids", "Select 1 to 500 clients."));
     }
@@ -614,7 +935,10 @@ pub fn bulk(conn: &mut DbConn, w: &WriteContext<'_>, ids: &[String], action: &Bu
             match action {
                 BulkAction::Assign(owner) => {
                     let mut body = Map::new();
-                    body.insert("assignedTo".into(), owner.clone().map_or(Value::Null, Value::String));
+                    body.insert(
+                        "assignedTo".into(),
+                        owner.clone().map_or(Value::Null, Value::String),
+                    );
                     update(c, w, id, &body, Mode::Merge, None)?;
                 }
                 BulkAction::Tag(tag) => {
@@ -631,10 +955,19 @@ pub fn bulk(conn: &mut DbConn, w: &WriteContext<'_>, ids: &[String], action: &Bu
     })
 }
 
-pub fn save_view(conn: &mut DbConn, ctx: &AuditContext, user_id: &str, name: &str, query: &str) -> AppResult<SavedViewRow> {
+pub fn save_view(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    user_id: &str,
+    name: &str,
+    query: &str,
+) -> AppResult<SavedViewRow> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 60 {
-        return Err(AppError::invalid("name", "Name the view (1 to 60 characters)."));
+        return Err(AppError::invalid(
+            "name",
+            "Name the view (1 to 60 characters).",
+        ));
     }
     let row = SavedViewRow {
         id: new_id(),

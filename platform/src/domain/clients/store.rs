@@ -26,7 +26,10 @@ pub fn find_many(conn: &mut DbConn, org_id: &str, ids: &[String]) -> QueryResult
 }
 
 pub fn insert(conn: &mut DbConn, row: &ClientRow) -> QueryResult<()> {
-    diesel::insert_into(clients::table).values(row).execute(conn).map(drop)
+    diesel::insert_into(clients::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
 }
 
 /// Writes every column if the stored version is still `expected`; false when stale.
@@ -71,9 +74,13 @@ pub fn replace(conn: &mut DbConn, row: &ClientRow, expected: i64) -> QueryResult
 }
 
 pub fn delete(conn: &mut DbConn, org_id: &str, id: &str) -> QueryResult<()> {
-    diesel::delete(clients::table.filter(clients::organization_id.eq(org_id)).filter(clients::id.eq(id)))
-        .execute(conn)
-        .map(drop)
+    diesel::delete(
+        clients::table
+            .filter(clients::organization_id.eq(org_id))
+            .filter(clients::id.eq(id)),
+    )
+    .execute(conn)
+    .map(drop)
 }
 
 /// People employed by a company (live ones).
@@ -89,8 +96,16 @@ pub fn people_of(conn: &mut DbConn, org_id: &str, company_id: &str) -> QueryResu
 }
 
 /// Companies whose name starts with `prefix`, for the company picker.
-pub fn companies_matching(conn: &mut DbConn, org_id: &str, prefix: &str, limit: i64) -> QueryResult<Vec<ClientRow>> {
-    let pattern = format!("{}%", crate::domain::orgs::store::escape_like(&prefix.to_lowercase()));
+pub fn companies_matching(
+    conn: &mut DbConn,
+    org_id: &str,
+    prefix: &str,
+    limit: i64,
+) -> QueryResult<Vec<ClientRow>> {
+    let pattern = format!(
+        "{}%",
+        crate::domain::orgs::store::escape_like(&prefix.to_lowercase())
+    );
     clients::table
         .filter(clients::organization_id.eq(org_id))
         .filter(clients::kind.eq("company"))
@@ -102,7 +117,11 @@ pub fn companies_matching(conn: &mut DbConn, org_id: &str, prefix: &str, limit: 
         .load(conn)
 }
 
-pub fn counts_by_status(conn: &mut DbConn, org_id: &str, only: Option<&str>) -> QueryResult<Vec<(String, i64)>> {
+pub fn counts_by_status(
+    conn: &mut DbConn,
+    org_id: &str,
+    only: Option<&str>,
+) -> QueryResult<Vec<(String, i64)>> {
     let mut q = clients::table
         .filter(clients::organization_id.eq(org_id))
         .filter(clients::deleted_at.is_null())
@@ -115,7 +134,12 @@ pub fn counts_by_status(conn: &mut DbConn, org_id: &str, only: Option<&str>) -> 
     q.load(conn)
 }
 
-pub fn count_created_since(conn: &mut DbConn, org_id: &str, since: NaiveDateTime, only: Option<&str>) -> QueryResult<i64> {
+pub fn count_created_since(
+    conn: &mut DbConn,
+    org_id: &str,
+    since: NaiveDateTime,
+    only: Option<&str>,
+) -> QueryResult<i64> {
     let mut q = clients::table
         .filter(clients::organization_id.eq(org_id))
         .filter(clients::deleted_at.is_null())
@@ -156,7 +180,11 @@ pub fn find_tag(conn: &mut DbConn, org_id: &str, id: &str) -> QueryResult<Option
         .optional()
 }
 
-pub fn find_tag_by_name(conn: &mut DbConn, org_id: &str, name: &str) -> QueryResult<Option<TagRow>> {
+pub fn find_tag_by_name(
+    conn: &mut DbConn,
+    org_id: &str,
+    name: &str,
+) -> QueryResult<Option<TagRow>> {
     tags::table
         .filter(tags::organization_id.eq(org_id))
         .filter(crate::db::lower(tags::name).eq(name.to_lowercase()))
@@ -166,18 +194,37 @@ pub fn find_tag_by_name(conn: &mut DbConn, org_id: &str, name: &str) -> QueryRes
 }
 
 pub fn insert_tag(conn: &mut DbConn, row: &TagRow) -> QueryResult<()> {
-    diesel::insert_into(tags::table).values(row).execute(conn).map(drop)
-}
-
-pub fn update_tag(conn: &mut DbConn, org_id: &str, id: &str, name: &str, color: &str) -> QueryResult<()> {
-    diesel::update(tags::table.filter(tags::organization_id.eq(org_id)).filter(tags::id.eq(id)))
-        .set((tags::name.eq(name), tags::color.eq(color)))
+    diesel::insert_into(tags::table)
+        .values(row)
         .execute(conn)
         .map(drop)
 }
 
+pub fn update_tag(
+    conn: &mut DbConn,
+    org_id: &str,
+    id: &str,
+    name: &str,
+    color: &str,
+) -> QueryResult<()> {
+    diesel::update(
+        tags::table
+            .filter(tags::organization_id.eq(org_id))
+            .filter(tags::id.eq(id)),
+    )
+    .set((tags::name.eq(name), tags::color.eq(color)))
+    .execute(conn)
+    .map(drop)
+}
+
 pub fn delete_tag(conn: &mut DbConn, org_id: &str, id: &str) -> QueryResult<bool> {
-    Ok(diesel::delete(tags::table.filter(tags::organization_id.eq(org_id)).filter(tags::id.eq(id))).execute(conn)? == 1)
+    Ok(diesel::delete(
+        tags::table
+            .filter(tags::organization_id.eq(org_id))
+            .filter(tags::id.eq(id)),
+    )
+    .execute(conn)?
+        == 1)
 }
 
 pub fn tag_usage(conn: &mut DbConn, org_id: &str) -> QueryResult<Vec<(String, i64)>> {
@@ -198,15 +245,26 @@ pub fn tags_of(conn: &mut DbConn, client_ids: &[String]) -> QueryResult<Vec<(Str
         .load(conn)
 }
 
-pub fn set_tags(conn: &mut DbConn, org_id: &str, client_id: &str, tag_ids: &[String]) -> QueryResult<()> {
-    diesel::delete(client_tags::table.filter(client_tags::client_id.eq(client_id))).execute(conn)?;
+pub fn set_tags(
+    conn: &mut DbConn,
+    org_id: &str,
+    client_id: &str,
+    tag_ids: &[String],
+) -> QueryResult<()> {
+    diesel::delete(client_tags::table.filter(client_tags::client_id.eq(client_id)))
+        .execute(conn)?;
     for tag_id in tag_ids {
         add_tag(conn, org_id, client_id, tag_id)?;
     }
     Ok(())
 }
 
-pub fn add_tag(conn: &mut DbConn, org_id: &str, client_id: &str, tag_id: &str) -> QueryResult<bool> {
+pub fn add_tag(
+    conn: &mut DbConn,
+    org_id: &str,
+    client_id: &str,
+    tag_id: &str,
+) -> QueryResult<bool> {
     let exists: bool = diesel::select(diesel::dsl::exists(
         client_tags::table
             .filter(client_tags::client_id.eq(client_id))
@@ -238,7 +296,11 @@ pub fn remove_tag(conn: &mut DbConn, client_id: &str, tag_id: &str) -> QueryResu
 
 // Relations
 
-pub fn relations_of(conn: &mut DbConn, org_id: &str, client_id: &str) -> QueryResult<Vec<RelationRow>> {
+pub fn relations_of(
+    conn: &mut DbConn,
+    org_id: &str,
+    client_id: &str,
+) -> QueryResult<Vec<RelationRow>> {
     client_relations::table
         .filter(client_relations::organization_id.eq(org_id))
         .filter(
@@ -252,7 +314,10 @@ pub fn relations_of(conn: &mut DbConn, org_id: &str, client_id: &str) -> QueryRe
 }
 
 pub fn insert_relation(conn: &mut DbConn, row: &RelationRow) -> QueryResult<()> {
-    diesel::insert_into(client_relations::table).values(row).execute(conn).map(drop)
+    diesel::insert_into(client_relations::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
 }
 
 pub fn relation_exists(conn: &mut DbConn, from: &str, to: &str, label: &str) -> QueryResult<bool> {
@@ -265,7 +330,12 @@ pub fn relation_exists(conn: &mut DbConn, from: &str, to: &str, label: &str) -> 
     .get_result(conn)
 }
 
-pub fn delete_relation(conn: &mut DbConn, org_id: &str, client_id: &str, relation_id: &str) -> QueryResult<Option<RelationRow>> {
+pub fn delete_relation(
+    conn: &mut DbConn,
+    org_id: &str,
+    client_id: &str,
+    relation_id: &str,
+) -> QueryResult<Option<RelationRow>> {
     let row = client_relations::table
         .filter(client_relations::organization_id.eq(org_id))
         .filter(client_relations::id.eq(relation_id))
@@ -285,7 +355,12 @@ pub fn delete_relation(conn: &mut DbConn, org_id: &str, client_id: &str, relatio
 
 // Saved views
 
-pub fn list_views(conn: &mut DbConn, org_id: &str, user_id: &str, entity: &str) -> QueryResult<Vec<SavedViewRow>> {
+pub fn list_views(
+    conn: &mut DbConn,
+    org_id: &str,
+    user_id: &str,
+    entity: &str,
+) -> QueryResult<Vec<SavedViewRow>> {
     saved_views::table
         .filter(saved_views::organization_id.eq(org_id))
         .filter(saved_views::user_id.eq(user_id))
@@ -304,7 +379,10 @@ pub fn upsert_view(conn: &mut DbConn, row: &SavedViewRow) -> QueryResult<()> {
             .filter(saved_views::name.eq(&row.name)),
     )
     .execute(conn)?;
-    diesel::insert_into(saved_views::table).values(row).execute(conn).map(drop)
+    diesel::insert_into(saved_views::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
 }
 
 pub fn delete_view(conn: &mut DbConn, org_id: &str, user_id: &str, id: &str) -> QueryResult<bool> {

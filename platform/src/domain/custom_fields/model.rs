@@ -123,7 +123,10 @@ impl FieldType {
 
     /// Numbers are indexed in `num_value`; everything else in `text_value`.
     pub fn is_numeric(self) -> bool {
-        matches!(self, FieldType::Integer | FieldType::Decimal | FieldType::Money)
+        matches!(
+            self,
+            FieldType::Integer | FieldType::Decimal | FieldType::Money
+        )
     }
 
     pub fn has_options(self) -> bool {

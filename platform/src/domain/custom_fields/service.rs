@@ -44,7 +44,10 @@ fn apply(row: &mut FieldRow, input: &FieldInput, errors: &mut Vec<FieldError>) {
         row.label = l.trim().to_string();
     }
     if row.label.is_empty() || row.label.chars().count() > 80 {
-        errors.push(FieldError::new("label", "Give the field a label of 1 to 80 characters."));
+        errors.push(FieldError::new(
+            "label",
+            "Give the field a label of 1 to 80 characters.",
+        ));
     }
     if let Some(r) = input.required {
         row.required = r;
@@ -71,9 +74,16 @@ fn apply(row: &mut FieldRow, input: &FieldInput, errors: &mut Vec<FieldError>) {
     let kind = row.kind();
     if let Some(options) = &input.options {
         let mut clean: Vec<String> = Vec::new();
-        for o in options.iter().map(|o| o.trim().to_string()).filter(|o| !o.is_empty()) {
+        for o in options
+            .iter()
+            .map(|o| o.trim().to_string())
+            .filter(|o| !o.is_empty())
+        {
             if o.chars().count() > 80 {
-                errors.push(FieldError::new("options", "Keep each choice under 80 characters."));
+                errors.push(FieldError::new(
+                    "options",
+                    "Keep each choice under 80 characters.",
+                ));
             } else if !clean.contains(&o) {
                 clean.push(o);
             }
@@ -90,7 +100,10 @@ fn apply(row: &mut FieldRow, input: &FieldInput, errors: &mut Vec<FieldError>) {
     if kind == FieldType::Money {
         match &row.currency {
             Some(c) if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_uppercase()) => {}
-            _ => errors.push(FieldError::new("currency", "Give the ISO currency code, e.g. EUR.")),
+            _ => errors.push(FieldError::new(
+                "currency",
+                "Give the ISO currency code, e.g. EUR.",
+            )),
         }
     } else {
         row.currency = None;
@@ -107,11 +120,19 @@ fn apply(row: &mut FieldRow, input: &FieldInput, errors: &mut Vec<FieldError>) {
     }
 }
 
-pub fn define(conn: &mut DbConn, ctx: &AuditContext, default_currency: &str, input: FieldInput) -> AppResult<FieldRow> {
+pub fn define(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    default_currency: &str,
+    input: FieldInput,
+) -> AppResult<FieldRow> {
     let mut errors = Vec::new();
     let entity = input.entity.clone().unwrap_or_else(|| "client".into());
     if !ENTITIES.contains(&entity.as_str()) {
-        errors.push(FieldError::new("entity", format!("Custom fields exist for: {}.", ENTITIES.join(", "))));
+        errors.push(FieldError::new(
+            "entity",
+            format!("Custom fields exist for: {}.", ENTITIES.join(", ")),
+        ));
     }
     let key = input.key.clone().unwrap_or_default().trim().to_string();
     if !valid_key(&key) {
@@ -124,7 +145,10 @@ pub fn define(conn: &mut DbConn, ctx: &AuditContext, default_currency: &str, inp
     if kind.is_none() {
         errors.push(FieldError::new(
             "type",
-            format!("Choose one of: {}.", FieldType::ALL.map(FieldType::as_str).join(", ")),
+            format!(
+                "Choose one of: {}.",
+                FieldType::ALL.map(FieldType::as_str).join(", ")
+            ),
         ));
     }
     let at = now();
@@ -151,10 +175,16 @@ pub fn define(conn: &mut DbConn, ctx: &AuditContext, default_currency: &str, inp
     apply(&mut row, &input, &mut errors);
     conn.transaction(|c| {
         if valid_key(&key) && store::key_taken(c, &ctx.org_id, &entity, &key)? {
-            errors.push(FieldError::new("key", "Another field already uses this key."));
+            errors.push(FieldError::new(
+                "key",
+                "Another field already uses this key.",
+            ));
         }
         if !errors.is_empty() {
-            return Err(AppError::Validation("The field could not be saved.".into(), errors));
+            return Err(AppError::Validation(
+                "The field could not be saved.".into(),
+                errors,
+            ));
         }
         if input.position.is_none() {
             row.position = store::next_position(c, &ctx.org_id, &entity)?;
@@ -172,52 +202,97 @@ pub fn define(conn: &mut DbConn, ctx: &AuditContext, default_currency: &str, inp
     })
 }
 
-pub fn update(conn: &mut DbConn, ctx: &AuditContext, id: &str, expected: Option<i64>, input: FieldInput) -> AppResult<FieldRow> {
+pub fn update(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    id: &str,
+    expected: Option<i64>,
+    input: FieldInput,
+) -> AppResult<FieldRow> {
     conn.transaction(|c| {
         let current = store::find(c, &ctx.org_id, id)?.ok_or(AppError::NotFound)?;
         if expected.is_some_and(|v| v != current.version) {
-            return Err(AppError::Stale("This field was changed by someone else; reload and try again.".into()));
+            return Err(AppError::Stale(
+                "This field was changed by someone else; reload and try again.".into(),
+            ));
         }
         let mut errors = Vec::new();
         if input.key.as_ref().is_some_and(|k| *k != current.field_key) {
-            errors.push(FieldError::new("key", "The key cannot change once values may use it."));
+            errors.push(FieldError::new(
+                "key",
+                "The key cannot change once values may use it.",
+            ));
         }
-        if input.field_type.as_ref().is_some_and(|t| *t != current.field_type) {
-            errors.push(FieldError::new("type", "The type cannot change once values may use it; add a new field."));
+        if input
+            .field_type
+            .as_ref()
+            .is_some_and(|t| *t != current.field_type)
+        {
+            errors.push(FieldError::new(
+                "type",
+                "The type cannot change once values may use it; add a new field.",
+            ));
         }
         let mut row = current.clone();
         apply(&mut row, &input, &mut errors);
         if !errors.is_empty() {
-            return Err(AppError::Validation("The field could not be saved.".into(), errors));
+            return Err(AppError::Validation(
+                "The field could not be saved.".into(),
+                errors,
+            ));
         }
         row.updated_at = now();
         if !store::replace(c, &row, current.version)? {
-            return Err(AppError::Stale("This field was changed by someone else; reload and try again.".into()));
+            return Err(AppError::Stale(
+                "This field was changed by someone else; reload and try again.".into(),
+            ));
         }
         let action = match (current.archived_at.is_some(), row.archived_at.is_some()) {
             (false, true) => "custom_field.archive",
             (true, false) => "custom_field.restore",
             _ => "custom_field.update",
         };
-        audit::record(c, ctx, action, "custom_field", Some(&row.id), json!({"key": row.field_key, "label": row.label}))?;
+        audit::record(
+            c,
+            ctx,
+            action,
+            "custom_field",
+            Some(&row.id),
+            json!({"key": row.field_key, "label": row.label}),
+        )?;
         store::find(c, &ctx.org_id, id)?.ok_or(AppError::NotFound)
     })
 }
 
 /// Sets positions to follow the given order of field ids.
-pub fn reorder(conn: &mut DbConn, ctx: &AuditContext, entity: &str, ids: &[String]) -> AppResult<()> {
+pub fn reorder(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    entity: &str,
+    ids: &[String],
+) -> AppResult<()> {
     conn.transaction(|c| {
         let fields = store::list(c, &ctx.org_id, entity, true)?;
         for (pos, id) in ids.iter().enumerate() {
             let Some(f) = fields.iter().find(|f| &f.id == id) else {
-                return Err(AppError::invalid("ids", "Every id must be a field of this entity."));
+                return Err(AppError::invalid(
+                    "ids",
+                    "Every id must be a field of this entity.",
+                ));
             };
             let mut row = f.clone();
             row.position = i32::try_from(pos).unwrap_or(i32::MAX);
             row.updated_at = now();
             store::replace(c, &row, f.version)?;
         }
-        audit::record(c, ctx, "custom_field.reorder", "custom_field", None, json!({"entity": entity, "order": ids}))?;
+        audit::record(
+            c,
+            ctx,
+            "custom_field.reorder",
+            "custom_field",
+            None,
+            json!({"entity": entity, "order": ids}),
+        )?;
         Ok(())
     })
 }
@@ -255,10 +330,14 @@ pub fn apply_values(
     let by_key: HashMap<&str, &FieldRow> = defs.iter().map(|d| (d.field_key.as_str(), d)).collect();
     for key in incoming.keys() {
         match by_key.get(key.as_str()) {
-            None => errors.push(FieldError::new(format!("customFields.{key}"), "There is no such custom field.")),
-            Some(d) if !d.is_active() => {
-                errors.push(FieldError::new(format!("customFields.{key}"), "This field is archived."))
-            }
+            None => errors.push(FieldError::new(
+                format!("customFields.{key}"),
+                "There is no such custom field.",
+            )),
+            Some(d) if !d.is_active() => errors.push(FieldError::new(
+                format!("customFields.{key}"),
+                "This field is archived.",
+            )),
             Some(d) if d.sensitive && !may_touch_sensitive => errors.push(FieldError::new(
                 format!("customFields.{key}"),
                 "Your role may not change this sensitive field.",
@@ -269,24 +348,36 @@ pub fn apply_values(
     let mut json = existing.clone();
     let mut index = Vec::new();
     let mut changed = Vec::new();
-    for def in defs.iter().filter(|d| d.is_active() && (!d.sensitive || may_touch_sensitive)) {
+    for def in defs
+        .iter()
+        .filter(|d| d.is_active() && (!d.sensitive || may_touch_sensitive))
+    {
         let key = def.field_key.as_str();
         let field = format!("customFields.{key}");
         let submitted = match (incoming.get(key), mode) {
             (Some(v), _) => Some(v.clone()),
-            (None, Mode::Create) => def.default_value.as_deref().and_then(|d| serde_json::from_str(d).ok()),
+            (None, Mode::Create) => def
+                .default_value
+                .as_deref()
+                .and_then(|d| serde_json::from_str(d).ok()),
             (None, Mode::Replace) => Some(Value::Null),
             (None, Mode::Merge) => None,
         };
         let Some(raw) = submitted else {
             if def.required && existing.get(key).is_none_or(Value::is_null) {
-                errors.push(FieldError::new(field, format!("{} is required.", def.label)));
+                errors.push(FieldError::new(
+                    field,
+                    format!("{} is required.", def.label),
+                ));
             }
             continue;
         };
         match normalize(def, &raw) {
             Err(e) => errors.push(FieldError::new(field, e)),
-            Ok(None) if def.required => errors.push(FieldError::new(field, format!("{} is required.", def.label))),
+            Ok(None) if def.required => errors.push(FieldError::new(
+                field,
+                format!("{} is required.", def.label),
+            )),
             Ok(normalized) => {
                 let new_json = normalized.as_ref().map(|n| n.json.clone());
                 let old_json = existing.get(key).cloned().filter(|v| !v.is_null());
@@ -297,12 +388,19 @@ pub fn apply_values(
                     Some(n) => json.insert(key.to_string(), n.json.clone()),
                     None => json.remove(key),
                 };
-                index.push((def.id.clone(), normalized.map(|n| n.index).unwrap_or_default()));
+                index.push((
+                    def.id.clone(),
+                    normalized.map(|n| n.index).unwrap_or_default(),
+                ));
             }
         }
     }
     if errors.is_empty() {
-        Ok(Applied { json, index, changed })
+        Ok(Applied {
+            json,
+            index,
+            changed,
+        })
     } else {
         Err(errors)
     }

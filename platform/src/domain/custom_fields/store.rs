@@ -9,7 +9,12 @@ use crate::db::schema::{custom_field_values, custom_fields};
 use crate::db::{new_id, DbConn};
 
 /// Definitions of an entity in display order; archived ones only when asked.
-pub fn list(conn: &mut DbConn, org_id: &str, entity: &str, include_archived: bool) -> QueryResult<Vec<FieldRow>> {
+pub fn list(
+    conn: &mut DbConn,
+    org_id: &str,
+    entity: &str,
+    include_archived: bool,
+) -> QueryResult<Vec<FieldRow>> {
     let mut q = custom_fields::table
         .filter(custom_fields::organization_id.eq(org_id))
         .filter(custom_fields::entity.eq(entity))
@@ -51,7 +56,10 @@ pub fn next_position(conn: &mut DbConn, org_id: &str, entity: &str) -> QueryResu
 }
 
 pub fn insert(conn: &mut DbConn, row: &FieldRow) -> QueryResult<()> {
-    diesel::insert_into(custom_fields::table).values(row).execute(conn).map(drop)
+    diesel::insert_into(custom_fields::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
 }
 
 /// Replaces the definition if its version is still `expected`; false when stale.

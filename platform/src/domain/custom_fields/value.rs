@@ -71,7 +71,8 @@ pub fn parse_integer(s: &str) -> Result<i64, String> {
 }
 
 pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD)."))
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD)."))
 }
 
 pub fn parse_datetime(s: &str) -> Result<DateTime<Utc>, String> {
@@ -118,11 +119,20 @@ pub fn normalize(field: &FieldRow, raw: &Value) -> Result<Option<Normalized>, St
     if empty {
         return Ok(None);
     }
-    let one = |json: Value, index: Indexed| Ok(Some(Normalized { json, index: vec![index] }));
+    let one = |json: Value, index: Indexed| {
+        Ok(Some(Normalized {
+            json,
+            index: vec![index],
+        }))
+    };
     match field.kind() {
         FieldType::Text | FieldType::LongText => {
             let s = as_text(raw)?;
-            let max = if field.kind() == FieldType::Text { TEXT_MAX } else { LONG_TEXT_MAX };
+            let max = if field.kind() == FieldType::Text {
+                TEXT_MAX
+            } else {
+                LONG_TEXT_MAX
+            };
             if s.chars().count() > max {
                 return Err(format!("Use at most {max} characters."));
             }
@@ -133,10 +143,18 @@ pub fn normalize(field: &FieldRow, raw: &Value) -> Result<Option<Normalized>, St
         }
         FieldType::Integer => {
             let n = match raw {
-                Value::Number(n) => n.as_i64().ok_or_else(|| "Enter a whole number.".to_string())?,
+                Value::Number(n) => n
+                    .as_i64()
+                    .ok_or_else(|| "Enter a whole number.".to_string())?,
                 other => parse_integer(&as_text(other)?)?,
             };
-            one(Value::from(n), Indexed { text: None, num: Some(n) })
+            one(
+                Value::from(n),
+                Indexed {
+                    text: None,
+                    num: Some(n),
+                },
+            )
         }
         FieldType::Decimal | FieldType::Money => {
             let d = parse_decimal(&as_text(raw)?)?;
@@ -145,15 +163,33 @@ pub fn normalize(field: &FieldRow, raw: &Value) -> Result<Option<Normalized>, St
             if field.kind() == FieldType::Money && shown.scale() < 2 {
                 shown.rescale(2);
             }
-            one(Value::String(shown.to_string()), Indexed { text: None, num: Some(n) })
+            one(
+                Value::String(shown.to_string()),
+                Indexed {
+                    text: None,
+                    num: Some(n),
+                },
+            )
         }
         FieldType::Date => {
             let d = parse_date(&as_text(raw)?)?.format("%Y-%m-%d").to_string();
-            one(Value::String(d.clone()), Indexed { text: Some(d), num: None })
+            one(
+                Value::String(d.clone()),
+                Indexed {
+                    text: Some(d),
+                    num: None,
+                },
+            )
         }
         FieldType::DateTime => {
             let d = parse_datetime(&as_text(raw)?)?.to_rfc3339_opts(SecondsFormat::Secs, true);
-            one(Value::String(d.clone()), Indexed { text: Some(d), num: None })
+            one(
+                Value::String(d.clone()),
+                Indexed {
+                    text: Some(d),
+                    num: None,
+                },
+            )
         }
         FieldType::Boolean => {
             let b = match raw {
@@ -164,14 +200,29 @@ pub fn normalize(field: &FieldRow, raw: &Value) -> Result<Option<Normalized>, St
                     _ => return Err("Choose yes or no.".into()),
                 },
             };
-            one(Value::Bool(b), Indexed { text: Some(b.to_string()), num: None })
+            one(
+                Value::Bool(b),
+                Indexed {
+                    text: Some(b.to_string()),
+                    num: None,
+                },
+            )
         }
         FieldType::SingleSelect => {
             let s = as_text(raw)?;
             if !field.option_list().contains(&s) {
-                return Err(format!("Choose one of: {}.", field.option_list().join(", ")));
+                return Err(format!(
+                    "Choose one of: {}.",
+                    field.option_list().join(", ")
+                ));
             }
-            one(Value::String(s.clone()), Indexed { text: Some(s), num: None })
+            one(
+                Value::String(s.clone()),
+                Indexed {
+                    text: Some(s),
+                    num: None,
+                },
+            )
         }
         FieldType::MultiSelect => {
             let items: Vec<String> = match raw {
@@ -193,8 +244,17 @@ pub fn normalize(field: &FieldRow, raw: &Value) -> Result<Option<Normalized>, St
             }
             // why: keep the admin's option order, so equal sets look equal.
             chosen.sort_by_key(|c| options.iter().position(|o| o == c));
-            let index = chosen.iter().map(|c| Indexed { text: Some(c.clone()), num: None }).collect();
-            Ok(Some(Normalized { json: Value::from(chosen), index }))
+            let index = chosen
+                .iter()
+                .map(|c| Indexed {
+                    text: Some(c.clone()),
+                    num: None,
+                })
+                .collect();
+            Ok(Some(Normalized {
+                json: Value::from(chosen),
+                index,
+            }))
         }
         FieldType::Email => {
             let s = as_text(raw)?.to_lowercase();
@@ -205,8 +265,15 @@ pub fn normalize(field: &FieldRow, raw: &Value) -> Result<Option<Normalized>, St
         }
         FieldType::Phone => {
             let s = as_text(raw)?;
-            let digits = phone_digits(&s).ok_or_else(|| "Enter a phone number (digits, spaces, + - ( ) .).".to_string())?;
-            one(Value::String(s), Indexed { text: Some(digits), num: None })
+            let digits = phone_digits(&s)
+                .ok_or_else(|| "Enter a phone number (digits, spaces, + - ( ) .).".to_string())?;
+            one(
+                Value::String(s),
+                Indexed {
+                    text: Some(digits),
+                    num: None,
+                },
+            )
         }
         FieldType::Url => {
             let s = as_text(raw)?;
@@ -258,29 +325,64 @@ pub enum Operand {
 pub fn encode_operand(field: &FieldRow, op: Op, raw: &str) -> Result<Operand, String> {
     let kind = field.kind();
     let ranged = matches!(op, Op::Gt | Op::Gte | Op::Lt | Op::Lte);
-    let textual = matches!(kind, FieldType::Text | FieldType::LongText | FieldType::Email | FieldType::Url | FieldType::Phone);
+    let textual = matches!(
+        kind,
+        FieldType::Text
+            | FieldType::LongText
+            | FieldType::Email
+            | FieldType::Url
+            | FieldType::Phone
+    );
     if op == Op::Contains && !textual {
-        return Err(format!("contains applies to text fields, not {}.", kind.label().to_lowercase()));
+        return Err(format!(
+            "contains applies to text fields, not {}.",
+            kind.label().to_lowercase()
+        ));
     }
-    if ranged && !(kind.is_numeric() || matches!(kind, FieldType::Date | FieldType::DateTime | FieldType::Text)) {
-        return Err(format!("Range filters do not apply to {} fields.", kind.label().to_lowercase()));
+    if ranged
+        && !(kind.is_numeric()
+            || matches!(
+                kind,
+                FieldType::Date | FieldType::DateTime | FieldType::Text
+            ))
+    {
+        return Err(format!(
+            "Range filters do not apply to {} fields.",
+            kind.label().to_lowercase()
+        ));
     }
     if op == Op::In {
-        let items: Vec<&str> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let items: Vec<&str> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         if items.is_empty() {
             return Err("List at least one value, separated by commas.".into());
         }
         return if kind.is_numeric() {
-            items.iter().map(|i| encode_num(kind, i)).collect::<Result<_, _>>().map(Operand::NumList)
+            items
+                .iter()
+                .map(|i| encode_num(kind, i))
+                .collect::<Result<_, _>>()
+                .map(Operand::NumList)
         } else {
-            items.iter().map(|i| encode_text(field, i)).collect::<Result<_, _>>().map(Operand::TextList)
+            items
+                .iter()
+                .map(|i| encode_text(field, i))
+                .collect::<Result<_, _>>()
+                .map(Operand::TextList)
         };
     }
     if kind.is_numeric() {
         return encode_num(kind, raw).map(Operand::Num);
     }
     if op == Op::Contains {
-        let needle = if kind == FieldType::Phone { raw.chars().filter(char::is_ascii_digit).collect() } else { raw.trim().to_lowercase() };
+        let needle = if kind == FieldType::Phone {
+            raw.chars().filter(char::is_ascii_digit).collect()
+        } else {
+            raw.trim().to_lowercase()
+        };
         return Ok(Operand::Text(needle));
     }
     encode_text(field, raw).map(Operand::Text)
@@ -310,7 +412,12 @@ fn encode_text(field: &FieldRow, raw: &str) -> Result<String, String> {
         },
         FieldType::SingleSelect | FieldType::MultiSelect => Ok(raw.trim().to_string()),
         FieldType::Phone => Ok(raw.chars().filter(char::is_ascii_digit).collect()),
-        _ => Ok(raw.trim().to_lowercase().chars().take(INDEX_TEXT_MAX).collect()),
+        _ => Ok(raw
+            .trim()
+            .to_lowercase()
+            .chars()
+            .take(INDEX_TEXT_MAX)
+            .collect()),
     }
 }
 
@@ -340,7 +447,11 @@ pub fn form_value(value: &Value) -> String {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         Value::Bool(b) => b.to_string(),
-        Value::Array(items) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(","),
         other => other.to_string(),
     }
 }
@@ -375,7 +486,9 @@ mod tests {
     }
 
     fn ok(kind: FieldType, raw: Value) -> Normalized {
-        normalize(&field(kind, &["Gold", "Silver"]), &raw).unwrap().unwrap()
+        normalize(&field(kind, &["Gold", "Silver"]), &raw)
+            .unwrap()
+            .unwrap()
     }
 
     fn err(kind: FieldType, raw: Value) -> String {
@@ -385,25 +498,58 @@ mod tests {
     #[test]
     fn every_type_accepts_good_values_and_normalises_them() {
         assert_eq!(ok(FieldType::Text, json!("  Hello ")).json, json!("Hello"));
-        assert_eq!(ok(FieldType::Text, json!("Hello")).index[0].text.as_deref(), Some("hello"));
+        assert_eq!(
+            ok(FieldType::Text, json!("Hello")).index[0].text.as_deref(),
+            Some("hello")
+        );
         assert_eq!(ok(FieldType::LongText, json!("a\nb")).json, json!("a\nb"));
         assert_eq!(ok(FieldType::Integer, json!("42")).index[0].num, Some(42));
         assert_eq!(ok(FieldType::Integer, json!(-7)).json, json!(-7));
         assert_eq!(ok(FieldType::Decimal, json!("12.50")).json, json!("12.5"));
-        assert_eq!(ok(FieldType::Decimal, json!("12.5")).index[0].num, Some(125_000));
+        assert_eq!(
+            ok(FieldType::Decimal, json!("12.5")).index[0].num,
+            Some(125_000)
+        );
         assert_eq!(ok(FieldType::Money, json!("1234.5")).json, json!("1234.50"));
         assert_eq!(ok(FieldType::Money, json!(99)).index[0].num, Some(990_000));
-        assert_eq!(ok(FieldType::Date, json!("2026-12-01")).index[0].text.as_deref(), Some("2026-12-01"));
-        assert_eq!(ok(FieldType::DateTime, json!("2026-12-01T10:00:00+02:00")).json, json!("2026-12-01T08:00:00Z"));
+        assert_eq!(
+            ok(FieldType::Date, json!("2026-12-01")).index[0]
+                .text
+                .as_deref(),
+            Some("2026-12-01")
+        );
+        assert_eq!(
+            ok(FieldType::DateTime, json!("2026-12-01T10:00:00+02:00")).json,
+            json!("2026-12-01T08:00:00Z")
+        );
         assert_eq!(ok(FieldType::Boolean, json!("yes")).json, json!(true));
-        assert_eq!(ok(FieldType::Boolean, json!(false)).index[0].text.as_deref(), Some("false"));
-        assert_eq!(ok(FieldType::SingleSelect, json!("Gold")).json, json!("Gold"));
+        assert_eq!(
+            ok(FieldType::Boolean, json!(false)).index[0]
+                .text
+                .as_deref(),
+            Some("false")
+        );
+        assert_eq!(
+            ok(FieldType::SingleSelect, json!("Gold")).json,
+            json!("Gold")
+        );
         let multi = ok(FieldType::MultiSelect, json!(["Silver", "Gold", "Silver"]));
         assert_eq!(multi.json, json!(["Gold", "Silver"]));
         assert_eq!(multi.index.len(), 2);
-        assert_eq!(ok(FieldType::Email, json!("Ann@Example.COM")).json, json!("ann@example.com"));
-        assert_eq!(ok(FieldType::Phone, json!("+1 (555) 010-9999")).index[0].text.as_deref(), Some("15550109999"));
-        assert_eq!(ok(FieldType::Url, json!("https://acme.example/x")).json, json!("https://acme.example/x"));
+        assert_eq!(
+            ok(FieldType::Email, json!("Ann@Example.COM")).json,
+            json!("ann@example.com")
+        );
+        assert_eq!(
+            ok(FieldType::Phone, json!("+1 (555) 010-9999")).index[0]
+                .text
+                .as_deref(),
+            Some("15550109999")
+        );
+        assert_eq!(
+            ok(FieldType::Url, json!("https://acme.example/x")).json,
+            json!("https://acme.example/x")
+        );
     }
 
     #[test]
@@ -430,20 +576,31 @@ mod tests {
     #[test]
     fn empty_values_are_no_value() {
         for raw in [json!(null), json!(""), json!("  "), json!([])] {
-            assert!(normalize(&field(FieldType::Date, &[]), &raw).unwrap().is_none());
+            assert!(normalize(&field(FieldType::Date, &[]), &raw)
+                .unwrap()
+                .is_none());
         }
     }
 
     #[test]
     fn operands_use_the_index_encoding() {
         let money = field(FieldType::Money, &[]);
-        assert_eq!(encode_operand(&money, Op::Gte, "10.5"), Ok(Operand::Num(105_000)));
+        assert_eq!(
+            encode_operand(&money, Op::Gte, "10.5"),
+            Ok(Operand::Num(105_000))
+        );
         assert!(encode_operand(&money, Op::Contains, "1").is_err());
         let date = field(FieldType::Date, &[]);
-        assert_eq!(encode_operand(&date, Op::Lte, "2026-12-31"), Ok(Operand::Text("2026-12-31".into())));
+        assert_eq!(
+            encode_operand(&date, Op::Lte, "2026-12-31"),
+            Ok(Operand::Text("2026-12-31".into()))
+        );
         assert!(encode_operand(&date, Op::Gte, "soon").is_err());
         let sel = field(FieldType::SingleSelect, &["Gold"]);
-        assert_eq!(encode_operand(&sel, Op::In, "Gold, Silver"), Ok(Operand::TextList(vec!["Gold".into(), "Silver".into()])));
+        assert_eq!(
+            encode_operand(&sel, Op::In, "Gold, Silver"),
+            Ok(Operand::TextList(vec!["Gold".into(), "Silver".into()]))
+        );
         assert!(encode_operand(&sel, Op::Gt, "Gold").is_err());
     }
 }

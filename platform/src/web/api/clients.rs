@@ -25,7 +25,11 @@ pub fn client_json(c: &ClientRow, tags: &[TagRow], defs: &[FieldRow], access: &A
     let custom: Map<String, Value> = defs
         .iter()
         .filter(|d| d.is_active() && (!d.sensitive || access.read_sensitive))
-        .filter_map(|d| stored.get(&d.field_key).map(|v| (d.field_key.clone(), v.clone())))
+        .filter_map(|d| {
+            stored
+                .get(&d.field_key)
+                .map(|v| (d.field_key.clone(), v.clone()))
+        })
         .collect();
     json!({
         "id": c.id,
@@ -58,11 +62,15 @@ pub fn client_json(c: &ClientRow, tags: &[TagRow], defs: &[FieldRow], access: &A
 fn shows_sensitive(c: &ClientRow, defs: &[FieldRow], access: &Access) -> bool {
     access.read_sensitive && {
         let stored = c.custom_map();
-        defs.iter().any(|d| d.sensitive && d.is_active() && stored.contains_key(&d.field_key))
+        defs.iter()
+            .any(|d| d.sensitive && d.is_active() && stored.contains_key(&d.field_key))
     }
 }
 
-fn tags_by_client(conn: &mut DbConn, rows: &[ClientRow]) -> AppResult<std::collections::HashMap<String, Vec<TagRow>>> {
+fn tags_by_client(
+    conn: &mut DbConn,
+    rows: &[ClientRow],
+) -> AppResult<std::collections::HashMap<String, Vec<TagRow>>> {
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let mut map: std::collections::HashMap<String, Vec<TagRow>> = std::collections::HashMap::new();
     for (client_id, tag) in store::tags_of(conn, &ids)? {
@@ -71,7 +79,12 @@ fn tags_by_client(conn: &mut DbConn, rows: &[ClientRow]) -> AppResult<std::colle
     Ok(map)
 }
 
-async fn list_inner(actor: &ApiActor, state: &AppState, req: &HttpRequest, trash: bool) -> AppResult<HttpResponse> {
+async fn list_inner(
+    actor: &ApiActor,
+    state: &AppState,
+    req: &HttpRequest,
+    trash: bool,
+) -> AppResult<HttpResponse> {
     let access = client_access(actor).await?;
     let mut pairs = query_pairs(req)?;
     crate::web::resolve_me(&mut pairs, &actor.user_id);
@@ -89,15 +102,35 @@ async fn list_inner(actor: &ApiActor, state: &AppState, req: &HttpRequest, trash
         let mut rows = query::list(c, &org, &params)?;
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
-        let next_cursor = more.then(|| rows.last().map(|r| cursor_after(r, &params.sort).encode())).flatten();
+        let next_cursor = more
+            .then(|| rows.last().map(|r| cursor_after(r, &params.sort).encode()))
+            .flatten();
         let tags = tags_by_client(c, &rows)?;
-        let sensitive: Vec<&str> = rows.iter().filter(|r| shows_sensitive(r, &defs, &access)).map(|r| r.id.as_str()).collect();
+        let sensitive: Vec<&str> = rows
+            .iter()
+            .filter(|r| shows_sensitive(r, &defs, &access))
+            .map(|r| r.id.as_str())
+            .collect();
         if !sensitive.is_empty() {
-            audit::record(c, &ctx, "client.view_sensitive", "client", None, json!({"clients": sensitive}))?;
+            audit::record(
+                c,
+                &ctx,
+                "client.view_sensitive",
+                "client",
+                None,
+                json!({"clients": sensitive}),
+            )?;
         }
         let data = rows
             .iter()
-            .map(|r| client_json(r, tags.get(&r.id).map_or(&[][..], Vec::as_slice), &defs, &access))
+            .map(|r| {
+                client_json(
+                    r,
+                    tags.get(&r.id).map_or(&[][..], Vec::as_slice),
+                    &defs,
+                    &access,
+                )
+            })
             .collect();
         Ok(ListEnvelope { data, next_cursor })
     })
@@ -105,12 +138,20 @@ async fn list_inner(actor: &ApiActor, state: &AppState, req: &HttpRequest, trash
     Ok(HttpResponse::Ok().json(body))
 }
 
-pub async fn list(actor: ApiActor, state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
+pub async fn list(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> AppResult<HttpResponse> {
     actor.require("client", "read").await?;
     list_inner(&actor, &state, &req, false).await
 }
 
-pub async fn list_trash(actor: ApiActor, state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
+pub async fn list_trash(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> AppResult<HttpResponse> {
     actor.require("client", "admin").await?;
     list_inner(&actor, &state, &req, true).await
 }
@@ -125,18 +166,37 @@ fn respond(status: actix_web::http::StatusCode, row: &ClientRow, json: Value) ->
 }
 
 /// Loads the client with what it takes to show it, auditing a view of sensitive values.
-fn load_shown(c: &mut DbConn, ctx: &audit::AuditContext, access: &Access, id: &str) -> AppResult<(ClientRow, Value)> {
+fn load_shown(
+    c: &mut DbConn,
+    ctx: &audit::AuditContext,
+    access: &Access,
+    id: &str,
+) -> AppResult<(ClientRow, Value)> {
     let row = service::get(c, &ctx.org_id, access, id)?;
     let defs = custom_fields::store::list(c, &ctx.org_id, "client", false)?;
-    let tags: Vec<TagRow> = store::tags_of(c, std::slice::from_ref(&row.id))?.into_iter().map(|(_, t)| t).collect();
+    let tags: Vec<TagRow> = store::tags_of(c, std::slice::from_ref(&row.id))?
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
     if shows_sensitive(&row, &defs, access) {
-        audit::record(c, ctx, "client.view_sensitive", "client", Some(&row.id), json!({}))?;
+        audit::record(
+            c,
+            ctx,
+            "client.view_sensitive",
+            "client",
+            Some(&row.id),
+            json!({}),
+        )?;
     }
     let json = client_json(&row, &tags, &defs, access);
     Ok((row, json))
 }
 
-pub async fn show(actor: ApiActor, state: web::Data<AppState>, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn show(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     actor.require("client", "read").await?;
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
@@ -147,18 +207,33 @@ pub async fn show(actor: ApiActor, state: web::Data<AppState>, id: web::Path<Str
 fn body_object(body: web::Json<Value>) -> AppResult<Map<String, Value>> {
     match body.into_inner() {
         Value::Object(m) => Ok(m),
-        _ => Err(AppError::invalid("body", "Send the client as a JSON object.")),
+        _ => Err(AppError::invalid(
+            "body",
+            "Send the client as a JSON object.",
+        )),
     }
 }
 
-pub async fn create(actor: ApiActor, state: web::Data<AppState>, body: web::Json<Value>) -> AppResult<HttpResponse> {
+pub async fn create(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> AppResult<HttpResponse> {
     actor.require("client", "write").await?;
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
     let body = body_object(body)?;
     let (row, json) = db::run(&state.pool, move |c| {
         let defs = custom_fields::store::list(c, &ctx.org_id, "client", false)?;
-        let row = service::create(c, &WriteContext { ctx: &ctx, access: &access, defs: &defs }, &body)?;
+        let row = service::create(
+            c,
+            &WriteContext {
+                ctx: &ctx,
+                access: &access,
+                defs: &defs,
+            },
+            &body,
+        )?;
         load_shown(c, &ctx, &access, &row.id)
     })
     .await?;
@@ -180,7 +255,18 @@ async fn write(
     let body = body_object(body)?;
     let (row, json) = db::run(&state.pool, move |c| {
         let defs = custom_fields::store::list(c, &ctx.org_id, "client", false)?;
-        service::update(c, &WriteContext { ctx: &ctx, access: &access, defs: &defs }, &id, &body, mode, expected)?;
+        service::update(
+            c,
+            &WriteContext {
+                ctx: &ctx,
+                access: &access,
+                defs: &defs,
+            },
+            &id,
+            &body,
+            mode,
+            expected,
+        )?;
         load_shown(c, &ctx, &access, &id)
     })
     .await?;
@@ -207,16 +293,28 @@ pub async fn patch(
     write(actor, state, req, id.into_inner(), body, WriteMode::Merge).await
 }
 
-pub async fn delete(actor: ApiActor, state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn delete(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     actor.require("client", "delete").await?;
     let access = client_access(&actor).await?;
     let expected = if_match_version(&req)?;
     let ctx = actor.audit();
-    db::run(&state.pool, move |c| service::trash(c, &ctx, &access, &id, expected)).await?;
+    db::run(&state.pool, move |c| {
+        service::trash(c, &ctx, &access, &id, expected)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-pub async fn restore(actor: ApiActor, state: web::Data<AppState>, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn restore(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     actor.require("client", "admin").await?;
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
@@ -228,7 +326,11 @@ pub async fn restore(actor: ApiActor, state: web::Data<AppState>, id: web::Path<
     Ok(respond(actix_web::http::StatusCode::OK, &row, json))
 }
 
-pub async fn purge(actor: ApiActor, state: web::Data<AppState>, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn purge(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     actor.require("client", "admin").await?;
     let ctx = actor.audit();
     db::run(&state.pool, move |c| service::purge(c, &ctx, &id)).await?;
@@ -244,20 +346,34 @@ struct TagDto {
 
 impl From<TagRow> for TagDto {
     fn from(t: TagRow) -> Self {
-        Self { id: t.id, name: t.name, color: t.color }
+        Self {
+            id: t.id,
+            name: t.name,
+            color: t.color,
+        }
     }
 }
 
-pub async fn client_tags(actor: ApiActor, state: web::Data<AppState>, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn client_tags(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     actor.require("client", "read").await?;
     let access = client_access(&actor).await?;
     let org = actor.org_id().to_string();
     let tags = db::run(&state.pool, move |c| {
         let row = service::get(c, &org, &access, &id)?;
-        Ok(store::tags_of(c, &[row.id])?.into_iter().map(|(_, t)| TagDto::from(t)).collect::<Vec<_>>())
+        Ok(store::tags_of(c, &[row.id])?
+            .into_iter()
+            .map(|(_, t)| TagDto::from(t))
+            .collect::<Vec<_>>())
     })
     .await?;
-    Ok(HttpResponse::Ok().json(ListEnvelope { data: tags, next_cursor: None }))
+    Ok(HttpResponse::Ok().json(ListEnvelope {
+        data: tags,
+        next_cursor: None,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -267,7 +383,12 @@ pub struct TagRef {
     tag: String,
 }
 
-pub async fn add_client_tag(actor: ApiActor, state: web::Data<AppState>, id: web::Path<String>, body: web::Json<TagRef>) -> AppResult<HttpResponse> {
+pub async fn add_client_tag(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<TagRef>,
+) -> AppResult<HttpResponse> {
     actor.require("client", "write").await?;
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
@@ -283,7 +404,11 @@ pub async fn add_client_tag(actor: ApiActor, state: web::Data<AppState>, id: web
     Ok(HttpResponse::Ok().json(TagDto::from(tag)))
 }
 
-pub async fn remove_client_tag(actor: ApiActor, state: web::Data<AppState>, path: web::Path<(String, String)>) -> AppResult<HttpResponse> {
+pub async fn remove_client_tag(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
     actor.require("client", "write").await?;
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
@@ -310,7 +435,11 @@ struct RelationDto {
     direction: &'static str,
 }
 
-pub async fn relations(actor: ApiActor, state: web::Data<AppState>, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn relations(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     actor.require("client", "read").await?;
     let access = client_access(&actor).await?;
     let org = actor.org_id().to_string();
@@ -319,15 +448,27 @@ pub async fn relations(actor: ApiActor, state: web::Data<AppState>, id: web::Pat
         let rels = store::relations_of(c, &org, &row.id)?;
         let others: Vec<String> = rels
             .iter()
-            .map(|r| if r.from_client_id == row.id { r.to_client_id.clone() } else { r.from_client_id.clone() })
+            .map(|r| {
+                if r.from_client_id == row.id {
+                    r.to_client_id.clone()
+                } else {
+                    r.from_client_id.clone()
+                }
+            })
             .collect();
-        let names: std::collections::HashMap<String, String> =
-            store::find_many(c, &org, &others)?.into_iter().map(|c| (c.id, c.display_name)).collect();
+        let names: std::collections::HashMap<String, String> = store::find_many(c, &org, &others)?
+            .into_iter()
+            .map(|c| (c.id, c.display_name))
+            .collect();
         Ok(rels
             .into_iter()
             .map(|r| {
                 let outgoing = r.from_client_id == row.id;
-                let other = if outgoing { r.to_client_id } else { r.from_client_id };
+                let other = if outgoing {
+                    r.to_client_id
+                } else {
+                    r.from_client_id
+                };
                 RelationDto {
                     id: r.id,
                     display_name: names.get(&other).cloned().unwrap_or_default(),
@@ -339,7 +480,10 @@ pub async fn relations(actor: ApiActor, state: web::Data<AppState>, id: web::Pat
             .collect::<Vec<_>>())
     })
     .await?;
-    Ok(HttpResponse::Ok().json(ListEnvelope { data, next_cursor: None }))
+    Ok(HttpResponse::Ok().json(ListEnvelope {
+        data,
+        next_cursor: None,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -349,23 +493,38 @@ pub struct NewRelation {
     label: String,
 }
 
-pub async fn relate(actor: ApiActor, state: web::Data<AppState>, id: web::Path<String>, body: web::Json<NewRelation>) -> AppResult<HttpResponse> {
+pub async fn relate(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<NewRelation>,
+) -> AppResult<HttpResponse> {
     actor.require("client", "write").await?;
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
     let body = body.into_inner();
-    let row = db::run(&state.pool, move |c| service::relate(c, &ctx, &access, &id, &body.client_id, &body.label)).await?;
+    let row = db::run(&state.pool, move |c| {
+        service::relate(c, &ctx, &access, &id, &body.client_id, &body.label)
+    })
+    .await?;
     Ok(HttpResponse::Created().json(json!({
         "id": row.id, "clientId": row.to_client_id, "label": row.label, "direction": "outgoing"
     })))
 }
 
-pub async fn unrelate(actor: ApiActor, state: web::Data<AppState>, path: web::Path<(String, String)>) -> AppResult<HttpResponse> {
+pub async fn unrelate(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
     actor.require("client", "write").await?;
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
     let (id, rel) = path.into_inner();
-    db::run(&state.pool, move |c| service::unrelate(c, &ctx, &access, &id, &rel)).await?;
+    db::run(&state.pool, move |c| {
+        service::unrelate(c, &ctx, &access, &id, &rel)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -381,30 +540,68 @@ pub struct BulkRequest {
     tag: Option<String>,
 }
 
-pub async fn bulk(actor: ApiActor, state: web::Data<AppState>, body: web::Json<BulkRequest>) -> AppResult<HttpResponse> {
+pub async fn bulk(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    body: web::Json<BulkRequest>,
+) -> AppResult<HttpResponse> {
     let b = body.into_inner();
-    actor.require("client", if b.action == "delete" { "delete" } else { "write" }).await?;
+    actor
+        .require(
+            "client",
+            if b.action == "delete" {
+                "delete"
+            } else {
+                "write"
+            },
+        )
+        .await?;
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
     let done = db::run(&state.pool, move |c| {
         let action = parse_bulk(c, &ctx.org_id, &b.action, b.assigned_to, b.tag)?;
         let defs = custom_fields::store::list(c, &ctx.org_id, "client", false)?;
-        service::bulk(c, &WriteContext { ctx: &ctx, access: &access, defs: &defs }, &b.ids, &action)
+        service::bulk(
+            c,
+            &WriteContext {
+                ctx: &ctx,
+                access: &access,
+                defs: &defs,
+            },
+            &b.ids,
+            &action,
+        )
     })
     .await?;
     Ok(HttpResponse::Ok().json(json!({"updated": done})))
 }
 
 /// Turns the wire form of a bulk action into the domain's, resolving the tag.
-pub fn parse_bulk(c: &mut DbConn, org_id: &str, action: &str, assigned_to: Option<String>, tag: Option<String>) -> AppResult<BulkAction> {
+pub fn parse_bulk(
+    c: &mut DbConn,
+    org_id: &str,
+    action: &str,
+    assigned_to: Option<String>,
+    tag: Option<String>,
+) -> AppResult<BulkAction> {
     Ok(match action {
         "assign" => BulkAction::Assign(assigned_to.filter(|a| !a.is_empty())),
         "tag" | "untag" => {
             let reference = tag.ok_or_else(|| AppError::invalid("tag", "Name the tag."))?;
-            let t = service::resolve_tag(c, org_id, &reference)?.ok_or_else(|| AppError::invalid("tag", "There is no such tag."))?;
-            if action == "tag" { BulkAction::Tag(t.id) } else { BulkAction::Untag(t.id) }
+            let t = service::resolve_tag(c, org_id, &reference)?
+                .ok_or_else(|| AppError::invalid("tag", "There is no such tag."))?;
+            if action == "tag" {
+                BulkAction::Tag(t.id)
+            } else {
+                BulkAction::Untag(t.id)
+            }
         }
         "delete" => BulkAction::Delete,
-        _ => return Err(AppError::invalid("action", "Use assign, tag, untag or delete.")),
+        _ => {
+            return Err(AppError::invalid(
+                "action",
+                "Use assign, tag, untag or delete.",
+            ))
+        }
     })
 }

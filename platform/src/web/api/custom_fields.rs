@@ -101,29 +101,55 @@ pub struct ListQuery {
     include_archived: Option<bool>,
 }
 
-pub async fn list(actor: ApiActor, state: web::Data<AppState>, query: web::Query<ListQuery>) -> AppResult<HttpResponse> {
+pub async fn list(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> AppResult<HttpResponse> {
     actor.require("custom_field", "read").await?;
     let org = actor.org_id().to_string();
     let q = query.into_inner();
     let entity = q.entity.unwrap_or_else(|| "client".into());
     let all = q.include_archived.unwrap_or(false);
-    let rows = db::run(&state.pool, move |c| Ok(store::list(c, &org, &entity, all)?)).await?;
-    Ok(HttpResponse::Ok().json(ListEnvelope { data: rows.iter().map(field_json).collect(), next_cursor: None }))
+    let rows = db::run(&state.pool, move |c| {
+        Ok(store::list(c, &org, &entity, all)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(ListEnvelope {
+        data: rows.iter().map(field_json).collect(),
+        next_cursor: None,
+    }))
 }
 
-pub async fn show(actor: ApiActor, state: web::Data<AppState>, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn show(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     actor.require("custom_field", "read").await?;
     let org = actor.org_id().to_string();
-    let row = db::run(&state.pool, move |c| store::find(c, &org, &id)?.ok_or(AppError::NotFound)).await?;
-    Ok(HttpResponse::Ok().insert_header((header::ETAG, etag(row.version))).json(field_json(&row)))
+    let row = db::run(&state.pool, move |c| {
+        store::find(c, &org, &id)?.ok_or(AppError::NotFound)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, etag(row.version)))
+        .json(field_json(&row)))
 }
 
-pub async fn create(actor: ApiActor, state: web::Data<AppState>, body: web::Json<FieldBody>) -> AppResult<HttpResponse> {
+pub async fn create(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    body: web::Json<FieldBody>,
+) -> AppResult<HttpResponse> {
     actor.require("custom_field", "write").await?;
     let ctx = actor.audit();
     let currency = actor.org.default_currency.clone();
     let input = FieldInput::from(body.into_inner());
-    let row = db::run(&state.pool, move |c| service::define(c, &ctx, &currency, input)).await?;
+    let row = db::run(&state.pool, move |c| {
+        service::define(c, &ctx, &currency, input)
+    })
+    .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/custom-fields/{}", row.id)))
         .insert_header((header::ETAG, etag(row.version)))
@@ -138,19 +164,44 @@ pub async fn update(
     body: web::Json<FieldBody>,
 ) -> AppResult<HttpResponse> {
     let input = FieldInput::from(body.into_inner());
-    actor.require("custom_field", if input.archived == Some(true) { "delete" } else { "write" }).await?;
+    actor
+        .require(
+            "custom_field",
+            if input.archived == Some(true) {
+                "delete"
+            } else {
+                "write"
+            },
+        )
+        .await?;
     let expected = if_match_version(&req)?;
     let ctx = actor.audit();
-    let row = db::run(&state.pool, move |c| service::update(c, &ctx, &id, expected, input)).await?;
-    Ok(HttpResponse::Ok().insert_header((header::ETAG, etag(row.version))).json(field_json(&row)))
+    let row = db::run(&state.pool, move |c| {
+        service::update(c, &ctx, &id, expected, input)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, etag(row.version)))
+        .json(field_json(&row)))
 }
 
 /// Archives the field: it disappears from forms, lists and the API; its values stay.
-pub async fn archive(actor: ApiActor, state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn archive(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     actor.require("custom_field", "delete").await?;
     let expected = if_match_version(&req)?;
     let ctx = actor.audit();
-    let input = FieldInput { archived: Some(true), ..Default::default() };
-    db::run(&state.pool, move |c| service::update(c, &ctx, &id, expected, input)).await?;
+    let input = FieldInput {
+        archived: Some(true),
+        ..Default::default()
+    };
+    db::run(&state.pool, move |c| {
+        service::update(c, &ctx, &id, expected, input)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -48,11 +48,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clients/{id}/restore", web::post().to(clients::restore))
         .route("/clients/{id}/purge", web::post().to(clients::purge))
         .route("/clients/{id}/tags", web::get().to(clients::client_tags))
-        .route("/clients/{id}/tags", web::post().to(clients::add_client_tag))
-        .route("/clients/{id}/tags/{tag}", web::delete().to(clients::remove_client_tag))
+        .route(
+            "/clients/{id}/tags",
+            web::post().to(clients::add_client_tag),
+        )
+        .route(
+            "/clients/{id}/tags/{tag}",
+            web::delete().to(clients::remove_client_tag),
+        )
         .route("/clients/{id}/relations", web::get().to(clients::relations))
         .route("/clients/{id}/relations", web::post().to(clients::relate))
-        .route("/clients/{id}/relations/{rel}", web::delete().to(clients::unrelate))
+        .route(
+            "/clients/{id}/relations/{rel}",
+            web::delete().to(clients::unrelate),
+        )
         .route("/tags", web::get().to(tags::list))
         .route("/tags", web::post().to(tags::create))
         .route("/tags/{id}", web::patch().to(tags::update))
@@ -60,8 +69,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/custom-fields", web::get().to(custom_fields::list))
         .route("/custom-fields", web::post().to(custom_fields::create))
         .route("/custom-fields/{id}", web::get().to(custom_fields::show))
-        .route("/custom-fields/{id}", web::patch().to(custom_fields::update))
-        .route("/custom-fields/{id}", web::delete().to(custom_fields::archive))
+        .route(
+            "/custom-fields/{id}",
+            web::patch().to(custom_fields::update),
+        )
+        .route(
+            "/custom-fields/{id}",
+            web::delete().to(custom_fields::archive),
+        )
         .default_service(web::to(|| async {
             Err::<actix_web::HttpResponse, _>(AppError::NotFound)
         }));

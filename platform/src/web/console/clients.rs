@@ -32,7 +32,11 @@ pub struct Choice {
 fn choices(items: impl IntoIterator<Item = (String, String)>, selected: &[String]) -> Vec<Choice> {
     items
         .into_iter()
-        .map(|(value, label)| Choice { selected: selected.contains(&value), value, label })
+        .map(|(value, label)| Choice {
+            selected: selected.contains(&value),
+            value,
+            label,
+        })
         .collect()
 }
 
@@ -44,7 +48,11 @@ pub struct TagView {
 
 impl From<&TagRow> for TagView {
     fn from(t: &TagRow) -> Self {
-        Self { id: t.id.clone(), name: t.name.clone(), color: t.color.clone() }
+        Self {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            color: t.color.clone(),
+        }
     }
 }
 
@@ -151,7 +159,11 @@ fn fmt_time(t: chrono::NaiveDateTime) -> String {
 }
 
 fn owner_names(c: &mut DbConn, org_id: &str) -> AppResult<Vec<(String, String)>> {
-    let filter = orgs::store::MemberFilter { is_active: Some(true), limit: 1000, ..Default::default() };
+    let filter = orgs::store::MemberFilter {
+        is_active: Some(true),
+        limit: 1000,
+        ..Default::default()
+    };
     Ok(orgs::store::list_members(c, org_id, &filter)?
         .into_iter()
         .map(|m| (m.user.id, m.user.name))
@@ -160,7 +172,10 @@ fn owner_names(c: &mut DbConn, org_id: &str) -> AppResult<Vec<(String, String)>>
 
 /// Rebuilds a query string from pairs, leaving out `drop` keys.
 fn query_without(pairs: &[(String, String)], drop: &[&str]) -> String {
-    let kept: Vec<&(String, String)> = pairs.iter().filter(|(k, v)| !drop.contains(&k.as_str()) && !v.is_empty()).collect();
+    let kept: Vec<&(String, String)> = pairs
+        .iter()
+        .filter(|(k, v)| !drop.contains(&k.as_str()) && !v.is_empty())
+        .collect();
     serde_urlencoded::to_string(kept).unwrap_or_default()
 }
 
@@ -175,7 +190,13 @@ fn with_param(base: &str, key: &str, value: &str) -> String {
 
 /// The console's simple custom-field filter row becomes an API filter parameter.
 fn expand_console_filters(pairs: &mut Vec<(String, String)>) {
-    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
     let (key, op, value) = (get("cf_key"), get("cf_op"), get("cf_value"));
     if !key.is_empty() && !value.is_empty() {
         let name = if op.is_empty() || op == "eq" {
@@ -187,7 +208,11 @@ fn expand_console_filters(pairs: &mut Vec<(String, String)>) {
     }
 }
 
-pub async fn list(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub async fn list(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
     actor.require("client", "read").await?;
     let access = client_access(&actor).await?;
     let can_write = actor.can("client", "write").await?;
@@ -198,13 +223,28 @@ pub async fn list(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppSta
     let user = actor.user_id.clone();
     let page = db::run(&state.pool, move |c| {
         let defs = custom_fields::store::list(c, &org, "client", false)?;
-        let visible_defs: Vec<FieldRow> = defs.iter().filter(|d| !d.sensitive || access.read_sensitive).cloned().collect();
+        let visible_defs: Vec<FieldRow> = defs
+            .iter()
+            .filter(|d| !d.sensitive || access.read_sensitive)
+            .cloned()
+            .collect();
         let mut pairs = raw_pairs.clone();
         expand_console_filters(&mut pairs);
         resolve_me(&mut pairs, &user);
-        let get = |k: &str| raw_pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        let get = |k: &str| {
+            raw_pairs
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
         let all = |k: &str| -> Vec<String> {
-            raw_pairs.iter().filter(|(key, _)| key == k).flat_map(|(_, v)| v.split(',').map(str::to_string)).filter(|v| !v.is_empty()).collect()
+            raw_pairs
+                .iter()
+                .filter(|(key, _)| key == k)
+                .flat_map(|(_, v)| v.split(',').map(str::to_string))
+                .filter(|v| !v.is_empty())
+                .collect()
         };
         let (params, errors) = match query::parse_params(c, &org, &visible_defs, &pairs) {
             Ok(p) => (Some(p), Vec::new()),
@@ -221,7 +261,10 @@ pub async fn list(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppSta
         } else {
             chosen
         };
-        let custom_cols: Vec<&FieldRow> = visible_defs.iter().filter(|d| shown_cols.contains(&format!("cf:{}", d.field_key))).collect();
+        let custom_cols: Vec<&FieldRow> = visible_defs
+            .iter()
+            .filter(|d| shown_cols.contains(&format!("cf:{}", d.field_key)))
+            .collect();
         let base = query_without(&raw_pairs, &["cursor"]);
         if let Some(mut params) = params.clone() {
             if !access.oversee {
@@ -234,7 +277,11 @@ pub async fn list(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppSta
             found.truncate(limit as usize);
             if more {
                 if let Some(last) = found.last() {
-                    next_href = Some(with_param(&base, "cursor", &cursor_after(last, &params.sort).encode()));
+                    next_href = Some(with_param(
+                        &base,
+                        "cursor",
+                        &cursor_after(last, &params.sort).encode(),
+                    ));
                 }
             }
             let tags = {
@@ -247,17 +294,39 @@ pub async fn list(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppSta
             };
             let employers: HashMap<String, String> = {
                 let ids: Vec<String> = found.iter().filter_map(|r| r.employer_id.clone()).collect();
-                store::find_many(c, &org, &ids)?.into_iter().map(|e| (e.id, e.display_name)).collect()
+                store::find_many(c, &org, &ids)?
+                    .into_iter()
+                    .map(|e| (e.id, e.display_name))
+                    .collect()
             };
             rows = found
                 .into_iter()
                 .map(|r| {
                     let stored = r.custom_map();
                     Row {
-                        custom: custom_cols.iter().map(|d| stored.get(&d.field_key).map(|v| display(d, v)).unwrap_or_default()).collect(),
-                        tags: tags.get(&r.id).map(|ts| ts.iter().map(TagView::from).collect()).unwrap_or_default(),
-                        owner: r.assigned_to.as_ref().and_then(|u| owner_map.get(u).cloned()).unwrap_or_default(),
-                        company: r.employer_id.as_ref().and_then(|e| employers.get(e).cloned()).unwrap_or_default(),
+                        custom: custom_cols
+                            .iter()
+                            .map(|d| {
+                                stored
+                                    .get(&d.field_key)
+                                    .map(|v| display(d, v))
+                                    .unwrap_or_default()
+                            })
+                            .collect(),
+                        tags: tags
+                            .get(&r.id)
+                            .map(|ts| ts.iter().map(TagView::from).collect())
+                            .unwrap_or_default(),
+                        owner: r
+                            .assigned_to
+                            .as_ref()
+                            .and_then(|u| owner_map.get(u).cloned())
+                            .unwrap_or_default(),
+                        company: r
+                            .employer_id
+                            .as_ref()
+                            .and_then(|e| employers.get(e).cloned())
+                            .unwrap_or_default(),
                         status_label: status_label(&r.status),
                         is_company: r.is_company(),
                         updated: fmt_time(r.updated_at),
@@ -276,7 +345,9 @@ pub async fn list(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppSta
         let sort_base = query_without(&raw_pairs, &["cursor", "sort"]);
         let sort_link = |label: &str, api: &str| {
             let current = match &sort.key {
-                SortKey::Column(col) => Column::parse(api) == Some(*col) && !api.starts_with("customFields."),
+                SortKey::Column(col) => {
+                    Column::parse(api) == Some(*col) && !api.starts_with("customFields.")
+                }
                 SortKey::Custom(f) => api == format!("customFields.{}", f.field_key),
             };
             let (state, next) = match (current, sort.descending) {
@@ -284,18 +355,30 @@ pub async fn list(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppSta
                 (true, true) => ("desc", api.to_string()),
                 _ => ("", api.to_string()),
             };
-            SortLink { label: label.to_string(), href: with_param(&sort_base, "sort", &next), state }
+            SortLink {
+                label: label.to_string(),
+                href: with_param(&sort_base, "sort", &next),
+                state,
+            }
         };
         let headers = vec![
             sort_link("Name", "name"),
             sort_link("E-mail", "email"),
             sort_link("Phone", "phone"),
             sort_link("Status", "status"),
-            SortLink { label: "Owner".into(), href: String::new(), state: "" },
+            SortLink {
+                label: "Owner".into(),
+                href: String::new(),
+                state: "",
+            },
             sort_link("Company", "companyName"),
             sort_link("City", "city"),
             sort_link("Industry", "industry"),
-            SortLink { label: "Tags".into(), href: String::new(), state: "" },
+            SortLink {
+                label: "Tags".into(),
+                href: String::new(),
+                state: "",
+            },
             sort_link("Updated", "updatedAt"),
         ];
         let custom_headers = custom_cols
@@ -304,13 +387,21 @@ pub async fn list(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppSta
                 if query::sortable(d) {
                     sort_link(&d.label, &format!("customFields.{}", d.field_key))
                 } else {
-                    SortLink { label: d.label.clone(), href: String::new(), state: "" }
+                    SortLink {
+                        label: d.label.clone(),
+                        href: String::new(),
+                        state: "",
+                    }
                 }
             })
             .collect();
         let mut columns: Vec<ColumnChoice> = BUILTIN_COLUMNS
             .iter()
-            .map(|(k, l)| ColumnChoice { key: k.to_string(), label: l.to_string(), shown: shown_cols.contains(&k.to_string()) })
+            .map(|(k, l)| ColumnChoice {
+                key: k.to_string(),
+                label: l.to_string(),
+                shown: shown_cols.contains(&k.to_string()),
+            })
             .collect();
         columns.extend(visible_defs.iter().map(|d| ColumnChoice {
             key: format!("cf:{}", d.field_key),
@@ -321,9 +412,15 @@ pub async fn list(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppSta
         let all_tags = store::list_tags(c, &org)?;
         let views = store::list_views(c, &org, &user, "client")?
             .into_iter()
-            .map(|v| ViewLink { href: format!("/clients?{}&view={}", v.query, v.id), id: v.id, name: v.name })
+            .map(|v| ViewLink {
+                href: format!("/clients?{}&view={}", v.query, v.id),
+                id: v.id,
+                name: v.name,
+            })
             .collect();
-        let filtered = raw_pairs.iter().any(|(k, v)| !v.is_empty() && (k.starts_with("filter[") || k == "q" || k == "cf_value"));
+        let filtered = raw_pairs.iter().any(|(k, v)| {
+            !v.is_empty() && (k.starts_with("filter[") || k == "q" || k == "cf_value")
+        });
         Ok(ClientsList {
             rows,
             headers,
@@ -331,21 +428,54 @@ pub async fn list(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppSta
             custom_headers,
             columns,
             q: get("q"),
-            statuses: choices(STATUSES.iter().map(|s| (s.to_string(), status_label(s).to_string())), &all("filter[status]")),
-            kinds: choices([("individual".to_string(), "People".to_string()), ("company".to_string(), "Companies".to_string())], &all("filter[type]")),
+            statuses: choices(
+                STATUSES
+                    .iter()
+                    .map(|s| (s.to_string(), status_label(s).to_string())),
+                &all("filter[status]"),
+            ),
+            kinds: choices(
+                [
+                    ("individual".to_string(), "People".to_string()),
+                    ("company".to_string(), "Companies".to_string()),
+                ],
+                &all("filter[type]"),
+            ),
             owners: choices(
-                [("me".to_string(), "Me".to_string()), ("none".to_string(), "Nobody".to_string())].into_iter().chain(owners.clone()),
+                [
+                    ("me".to_string(), "Me".to_string()),
+                    ("none".to_string(), "Nobody".to_string()),
+                ]
+                .into_iter()
+                .chain(owners.clone()),
                 &all("filter[assignedTo]"),
             ),
-            tags: choices(all_tags.iter().map(|t| (t.name.clone(), t.name.clone())), &all("filter[tag]")),
-            filter_fields: choices(visible_defs.iter().map(|d| (d.field_key.clone(), d.label.clone())), &[get("cf_key")]),
+            tags: choices(
+                all_tags.iter().map(|t| (t.name.clone(), t.name.clone())),
+                &all("filter[tag]"),
+            ),
+            filter_fields: choices(
+                visible_defs
+                    .iter()
+                    .map(|d| (d.field_key.clone(), d.label.clone())),
+                &[get("cf_key")],
+            ),
             cf_ops: choices(
-                [("eq", "is"), ("gte", "from"), ("lte", "until"), ("contains", "contains")].map(|(v, l)| (v.to_string(), l.to_string())),
+                [
+                    ("eq", "is"),
+                    ("gte", "from"),
+                    ("lte", "until"),
+                    ("contains", "contains"),
+                ]
+                .map(|(v, l)| (v.to_string(), l.to_string())),
                 &[get("cf_op")],
             ),
             cf_value: get("cf_value"),
             views,
-            first_href: raw_pairs.iter().any(|(k, _)| k == "cursor").then(|| format!("/clients?{base}")),
+            first_href: raw_pairs
+                .iter()
+                .any(|(k, _)| k == "cursor")
+                .then(|| format!("/clients?{base}")),
             next_href,
             query: base,
             filtered,
@@ -358,7 +488,11 @@ pub async fn list(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppSta
         })
     })
     .await?;
-    let status = if page.errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let status = if page.errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     render_with_status(&req, &actor, "Clients", &page, status).await
 }
 
@@ -426,15 +560,36 @@ struct ClientProfile {
     notice: Option<String>,
 }
 
-fn group_fields(defs: &[FieldRow], stored: &Map<String, Value>, access: &Access) -> Vec<FieldGroup> {
+fn group_fields(
+    defs: &[FieldRow],
+    stored: &Map<String, Value>,
+    access: &Access,
+) -> Vec<FieldGroup> {
     let mut groups: Vec<FieldGroup> = Vec::new();
-    for d in defs.iter().filter(|d| d.is_active() && (!d.sensitive || access.read_sensitive)) {
-        let value = stored.get(&d.field_key).map(|v| display(d, v)).unwrap_or_default();
-        let name = if d.display_group.is_empty() { "Details".to_string() } else { d.display_group.clone() };
-        let line = FieldLine { label: d.label.clone(), value, help: d.help_text.clone() };
+    for d in defs
+        .iter()
+        .filter(|d| d.is_active() && (!d.sensitive || access.read_sensitive))
+    {
+        let value = stored
+            .get(&d.field_key)
+            .map(|v| display(d, v))
+            .unwrap_or_default();
+        let name = if d.display_group.is_empty() {
+            "Details".to_string()
+        } else {
+            d.display_group.clone()
+        };
+        let line = FieldLine {
+            label: d.label.clone(),
+            value,
+            help: d.help_text.clone(),
+        };
         match groups.iter_mut().find(|g| g.name == name) {
             Some(g) => g.fields.push(line),
-            None => groups.push(FieldGroup { name, fields: vec![line] }),
+            None => groups.push(FieldGroup {
+                name,
+                fields: vec![line],
+            }),
         }
     }
     groups
@@ -458,7 +613,11 @@ fn history_of(rows: Vec<AuditRow>) -> Vec<HistoryView> {
                 _ => "updated",
             }
             .to_string(),
-            changes: if r.action == "client.create" { String::new() } else { super::admin::audit::describe_changes(&r.changes) },
+            changes: if r.action == "client.create" {
+                String::new()
+            } else {
+                super::admin::audit::describe_changes(&r.changes)
+            },
         })
         .collect()
 }
@@ -480,25 +639,49 @@ async fn profile_page(
         let row = service::get(c, &org, &access, &id)?;
         let defs = custom_fields::store::list(c, &org, "client", false)?;
         let stored = row.custom_map();
-        if access.read_sensitive && defs.iter().any(|d| d.sensitive && stored.contains_key(&d.field_key)) {
-            audit::record(c, &ctx, "client.view_sensitive", "client", Some(&row.id), serde_json::json!({}))?;
+        if access.read_sensitive
+            && defs
+                .iter()
+                .any(|d| d.sensitive && stored.contains_key(&d.field_key))
+        {
+            audit::record(
+                c,
+                &ctx,
+                "client.view_sensitive",
+                "client",
+                Some(&row.id),
+                serde_json::json!({}),
+            )?;
         }
-        let tags: Vec<TagRow> = store::tags_of(c, std::slice::from_ref(&row.id))?.into_iter().map(|(_, t)| t).collect();
+        let tags: Vec<TagRow> = store::tags_of(c, std::slice::from_ref(&row.id))?
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
         let all_tags = store::list_tags(c, &org)?;
         let owner = match &row.assigned_to {
-            Some(u) => orgs::store::find_member(c, &org, u)?.map(|m| m.user.name).unwrap_or_default(),
+            Some(u) => orgs::store::find_member(c, &org, u)?
+                .map(|m| m.user.name)
+                .unwrap_or_default(),
             None => String::new(),
         };
         let employer = match &row.employer_id {
             Some(e) => store::find(c, &org, e)?
                 .filter(|e| e.deleted_at.is_none())
-                .map(|e| PersonView { id: e.id, name: e.display_name, detail: String::new() }),
+                .map(|e| PersonView {
+                    id: e.id,
+                    name: e.display_name,
+                    detail: String::new(),
+                }),
             None => None,
         };
         let people = if row.is_company() {
             store::people_of(c, &org, &row.id)?
                 .into_iter()
-                .map(|p| PersonView { id: p.id, name: p.display_name, detail: p.email.unwrap_or_default() })
+                .map(|p| PersonView {
+                    id: p.id,
+                    name: p.display_name,
+                    detail: p.email.unwrap_or_default(),
+                })
                 .collect()
         } else {
             Vec::new()
@@ -506,7 +689,13 @@ async fn profile_page(
         let rels = store::relations_of(c, &org, &row.id)?;
         let other_ids: Vec<String> = rels
             .iter()
-            .map(|r| if r.from_client_id == row.id { r.to_client_id.clone() } else { r.from_client_id.clone() })
+            .map(|r| {
+                if r.from_client_id == row.id {
+                    r.to_client_id.clone()
+                } else {
+                    r.from_client_id.clone()
+                }
+            })
             .collect();
         let others: HashMap<String, String> = store::find_many(c, &org, &other_ids)?
             .into_iter()
@@ -517,10 +706,18 @@ async fn profile_page(
             .into_iter()
             .filter_map(|r| {
                 let outgoing = r.from_client_id == row.id;
-                let other = if outgoing { r.to_client_id.clone() } else { r.from_client_id.clone() };
+                let other = if outgoing {
+                    r.to_client_id.clone()
+                } else {
+                    r.from_client_id.clone()
+                };
                 let other_name = others.get(&other)?.clone();
                 Some(RelationView {
-                    text: if outgoing { format!("{} {}", row.display_name, r.label) } else { format!("{other_name} {}", r.label) },
+                    text: if outgoing {
+                        format!("{} {}", row.display_name, r.label)
+                    } else {
+                        format!("{other_name} {}", r.label)
+                    },
                     id: r.id,
                     other_id: other,
                     other_name,
@@ -530,7 +727,12 @@ async fn profile_page(
         let history = history_of(audit::list_for_resource(c, &org, "client", &row.id, 30)?);
         let address: Vec<String> = [
             row.street.clone(),
-            [row.postal_code.clone(), row.city.clone()].into_iter().flatten().collect::<Vec<_>>().join(" ").into(),
+            [row.postal_code.clone(), row.city.clone()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .into(),
             row.region.clone(),
             row.country.clone(),
         ]
@@ -541,7 +743,10 @@ async fn profile_page(
         Ok(ClientProfile {
             groups: group_fields(&defs, &stored, &access),
             addable_tags: choices(
-                all_tags.iter().filter(|t| !tags.iter().any(|x| x.id == t.id)).map(|t| (t.id.clone(), t.name.clone())),
+                all_tags
+                    .iter()
+                    .filter(|t| !tags.iter().any(|x| x.id == t.id))
+                    .map(|t| (t.id.clone(), t.name.clone())),
                 &[],
             ),
             tags: tags.iter().map(TagView::from).collect(),
@@ -575,7 +780,12 @@ async fn profile_page(
     render(req, actor, &title, &page).await
 }
 
-pub async fn show(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppState>, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn show(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     profile_page(&req, &actor, &state, id.into_inner(), None).await
 }
 
@@ -621,7 +831,10 @@ impl ClientForm {
     }
 
     fn error(&self, key: &str) -> Option<&str> {
-        self.errors.iter().find(|e| e.field == key).map(|e| e.message.as_str())
+        self.errors
+            .iter()
+            .find(|e| e.field == key)
+            .map(|e| e.message.as_str())
     }
 }
 
@@ -656,9 +869,17 @@ struct FormState {
     tags: Vec<String>,
 }
 
-fn form_groups(defs: &[FieldRow], access: &Access, custom: &HashMap<String, Vec<String>>, errors: &[FieldError]) -> Vec<FormGroup> {
+fn form_groups(
+    defs: &[FieldRow],
+    access: &Access,
+    custom: &HashMap<String, Vec<String>>,
+    errors: &[FieldError],
+) -> Vec<FormGroup> {
     let mut groups: Vec<FormGroup> = Vec::new();
-    for d in defs.iter().filter(|d| d.is_active() && (!d.sensitive || access.write_sensitive)) {
+    for d in defs
+        .iter()
+        .filter(|d| d.is_active() && (!d.sensitive || access.write_sensitive))
+    {
         let values = custom.get(&d.field_key).cloned().unwrap_or_default();
         let kind = d.kind();
         let field = FormField {
@@ -667,19 +888,31 @@ fn form_groups(defs: &[FieldRow], access: &Access, custom: &HashMap<String, Vec<
             kind: kind.as_str(),
             value: match (kind, values.first()) {
                 // why: datetime-local inputs take "YYYY-MM-DDTHH:MM" without a zone.
-                (FieldType::DateTime, Some(v)) => v.trim_end_matches('Z').chars().take(16).collect(),
+                (FieldType::DateTime, Some(v)) => {
+                    v.trim_end_matches('Z').chars().take(16).collect()
+                }
                 (_, v) => v.cloned().unwrap_or_default(),
             },
             options: choices(d.option_list().into_iter().map(|o| (o.clone(), o)), &values),
             required: d.required,
             help: d.help_text.clone(),
             currency: d.currency.clone().unwrap_or_default(),
-            error: errors.iter().find(|e| e.field == format!("customFields.{}", d.field_key)).map(|e| e.message.clone()),
+            error: errors
+                .iter()
+                .find(|e| e.field == format!("customFields.{}", d.field_key))
+                .map(|e| e.message.clone()),
         };
-        let name = if d.display_group.is_empty() { "Details".to_string() } else { d.display_group.clone() };
+        let name = if d.display_group.is_empty() {
+            "Details".to_string()
+        } else {
+            d.display_group.clone()
+        };
         match groups.iter_mut().find(|g| g.name == name) {
             Some(g) => g.fields.push(field),
-            None => groups.push(FormGroup { name, fields: vec![field] }),
+            None => groups.push(FormGroup {
+                name,
+                fields: vec![field],
+            }),
         }
     }
     groups
@@ -703,21 +936,43 @@ fn build_form(
         .collect::<Vec<_>>();
     let owner = state.values.get("assignedTo").cloned().unwrap_or_default();
     let employer_name = match state.values.get("employerId").filter(|e| !e.is_empty()) {
-        Some(e) => store::find(c, org, e)?.map(|e| e.display_name).unwrap_or_default(),
+        Some(e) => store::find(c, org, e)?
+            .map(|e| e.display_name)
+            .unwrap_or_default(),
         None => String::new(),
     };
     let all_tags = store::list_tags(c, org)?;
     let general_error = errors
         .iter()
-        .find(|e| !e.field.starts_with("customFields.") && !state.values.contains_key(&e.field) && e.field != "tags")
+        .find(|e| {
+            !e.field.starts_with("customFields.")
+                && !state.values.contains_key(&e.field)
+                && e.field != "tags"
+        })
         .map(|e| format!("{}: {}", e.field, e.message));
     Ok(ClientForm {
-        heading: if id.is_some() { "Edit client".into() } else { "New client".into() },
+        heading: if id.is_some() {
+            "Edit client".into()
+        } else {
+            "New client".into()
+        },
         id,
         version,
-        statuses: choices(STATUSES.iter().map(|s| (s.to_string(), status_label(s).to_string())), &[state.values.get("status").cloned().unwrap_or_else(|| "lead".into())]),
+        statuses: choices(
+            STATUSES
+                .iter()
+                .map(|s| (s.to_string(), status_label(s).to_string())),
+            &[state
+                .values
+                .get("status")
+                .cloned()
+                .unwrap_or_else(|| "lead".into())],
+        ),
         owners: choices(owners, &[owner]),
-        tags: choices(all_tags.iter().map(|t| (t.name.clone(), t.name.clone())), &state.tags),
+        tags: choices(
+            all_tags.iter().map(|t| (t.name.clone(), t.name.clone())),
+            &state.tags,
+        ),
         groups: form_groups(&defs, access, &state.custom, &errors),
         employer_name,
         values: state.values,
@@ -727,7 +982,11 @@ fn build_form(
     })
 }
 
-pub async fn new_form(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub async fn new_form(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
     actor.require("client", "write").await?;
     let access = client_access(&actor).await?;
     let org = actor.org_id().to_string();
@@ -753,7 +1012,20 @@ pub async fn new_form(req: HttpRequest, actor: ConsoleActor, state: web::Data<Ap
                 Some((d.field_key.clone(), form_values(&default)))
             })
             .collect();
-        build_form(c, &org, &access, None, 0, FormState { values, custom, tags: Vec::new() }, Vec::new(), false)
+        build_form(
+            c,
+            &org,
+            &access,
+            None,
+            0,
+            FormState {
+                values,
+                custom,
+                tags: Vec::new(),
+            },
+            Vec::new(),
+            false,
+        )
     })
     .await?;
     render(&req, &actor, "New client", &form).await
@@ -761,22 +1033,51 @@ pub async fn new_form(req: HttpRequest, actor: ConsoleActor, state: web::Data<Ap
 
 fn form_values(v: &Value) -> Vec<String> {
     match v {
-        Value::Array(items) => items.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
         Value::Null => Vec::new(),
         other => vec![form_value(other)],
     }
 }
 
-pub async fn edit_form(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppState>, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn edit_form(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     actor.require("client", "write").await?;
     let access = client_access(&actor).await?;
     let org = actor.org_id().to_string();
     let id = id.into_inner();
     let form = db::run(&state.pool, move |c| {
         let row = service::get(c, &org, &access, &id)?;
-        let tags = store::tags_of(c, std::slice::from_ref(&row.id))?.into_iter().map(|(_, t)| t.name).collect();
-        let custom = row.custom_map().iter().map(|(k, v)| (k.clone(), form_values(v))).collect();
-        build_form(c, &org, &access, Some(row.id.clone()), row.version, FormState { values: row_values(&row), custom, tags }, Vec::new(), false)
+        let tags = store::tags_of(c, std::slice::from_ref(&row.id))?
+            .into_iter()
+            .map(|(_, t)| t.name)
+            .collect();
+        let custom = row
+            .custom_map()
+            .iter()
+            .map(|(k, v)| (k.clone(), form_values(v)))
+            .collect();
+        build_form(
+            c,
+            &org,
+            &access,
+            Some(row.id.clone()),
+            row.version,
+            FormState {
+                values: row_values(&row),
+                custom,
+                tags,
+            },
+            Vec::new(),
+            false,
+        )
     })
     .await?;
     render(&req, &actor, "Edit client", &form).await
@@ -787,12 +1088,22 @@ fn form_to_body(pairs: &[(String, String)], defs: &[FieldRow]) -> (Map<String, V
     let mut body = Map::new();
     let mut address = Map::new();
     let mut custom = Map::new();
-    let mut state = FormState { values: HashMap::new(), custom: HashMap::new(), tags: Vec::new() };
-    let text = |v: &str| if v.trim().is_empty() { Value::Null } else { Value::String(v.to_string()) };
+    let mut state = FormState {
+        values: HashMap::new(),
+        custom: HashMap::new(),
+        tags: Vec::new(),
+    };
+    let text = |v: &str| {
+        if v.trim().is_empty() {
+            Value::Null
+        } else {
+            Value::String(v.to_string())
+        }
+    };
     for (k, v) in pairs {
         match k.as_str() {
-            "type" | "firstName" | "lastName" | "companyName" | "email" | "phone" | "website" | "industry" | "source"
-            | "status" | "assignedTo" | "employerId" => {
+            "type" | "firstName" | "lastName" | "companyName" | "email" | "phone" | "website"
+            | "industry" | "source" | "status" | "assignedTo" | "employerId" => {
                 body.insert(k.clone(), text(v));
                 state.values.insert(k.clone(), v.clone());
             }
@@ -802,7 +1113,11 @@ fn form_to_body(pairs: &[(String, String)], defs: &[FieldRow]) -> (Map<String, V
             }
             "tags" => state.tags.push(v.clone()),
             cf if cf.starts_with("cf.") => {
-                state.custom.entry(cf[3..].to_string()).or_default().push(v.clone());
+                state
+                    .custom
+                    .entry(cf[3..].to_string())
+                    .or_default()
+                    .push(v.clone());
             }
             _ => {}
         }
@@ -811,13 +1126,23 @@ fn form_to_body(pairs: &[(String, String)], defs: &[FieldRow]) -> (Map<String, V
     body.insert("tags".into(), Value::from(state.tags.clone()));
     for d in defs.iter().filter(|d| d.is_active()) {
         let Some(values) = state.custom.get(&d.field_key) else {
-            if d.kind() == FieldType::MultiSelect && pairs.iter().any(|(k, _)| k == &format!("cf_present.{}", d.field_key)) {
+            if d.kind() == FieldType::MultiSelect
+                && pairs
+                    .iter()
+                    .any(|(k, _)| k == &format!("cf_present.{}", d.field_key))
+            {
                 custom.insert(d.field_key.clone(), Value::Array(Vec::new()));
             }
             continue;
         };
         let value = if d.kind() == FieldType::MultiSelect {
-            Value::from(values.iter().filter(|v| !v.is_empty()).cloned().collect::<Vec<_>>())
+            Value::from(
+                values
+                    .iter()
+                    .filter(|v| !v.is_empty())
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
         } else {
             values.first().map_or(Value::Null, |v| text(v))
         };
@@ -828,7 +1153,8 @@ fn form_to_body(pairs: &[(String, String)], defs: &[FieldRow]) -> (Map<String, V
 }
 
 fn parse_form(body: &web::Bytes) -> AppResult<Vec<(String, String)>> {
-    serde_urlencoded::from_bytes(body).map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))
+    serde_urlencoded::from_bytes(body)
+        .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))
 }
 
 async fn save(
@@ -842,23 +1168,58 @@ async fn save(
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
     let pairs = parse_form(&body)?;
-    let version: i64 = pairs.iter().find(|(k, _)| k == "version").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let version: i64 = pairs
+        .iter()
+        .find(|(k, _)| k == "version")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
     let result = db::run(&state.pool, move |c| {
         let defs = custom_fields::store::list(c, &ctx.org_id, "client", false)?;
         let (body, form_state) = form_to_body(&pairs, &defs);
-        let w = WriteContext { ctx: &ctx, access: &access, defs: &defs };
+        let w = WriteContext {
+            ctx: &ctx,
+            access: &access,
+            defs: &defs,
+        };
         let outcome = match &id {
             None => service::create(c, &w, &body),
             Some(id) => service::update(c, &w, id, &body, WriteMode::Replace, Some(version)),
         };
         match outcome {
             Ok(row) => Ok(Ok(row)),
-            Err(AppError::Validation(_, errors)) => {
-                Ok(Err((build_form(c, &ctx.org_id, &access, id.clone(), version, form_state, errors, false)?, StatusCode::UNPROCESSABLE_ENTITY)))
-            }
+            Err(AppError::Validation(_, errors)) => Ok(Err((
+                build_form(
+                    c,
+                    &ctx.org_id,
+                    &access,
+                    id.clone(),
+                    version,
+                    form_state,
+                    errors,
+                    false,
+                )?,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ))),
             Err(AppError::Stale(_)) => {
-                let current = id.as_deref().map(|i| store::find(c, &ctx.org_id, i)).transpose()?.flatten().map_or(version, |r| r.version);
-                Ok(Err((build_form(c, &ctx.org_id, &access, id.clone(), current, form_state, Vec::new(), true)?, StatusCode::CONFLICT)))
+                let current = id
+                    .as_deref()
+                    .map(|i| store::find(c, &ctx.org_id, i))
+                    .transpose()?
+                    .flatten()
+                    .map_or(version, |r| r.version);
+                Ok(Err((
+                    build_form(
+                        c,
+                        &ctx.org_id,
+                        &access,
+                        id.clone(),
+                        current,
+                        form_state,
+                        Vec::new(),
+                        true,
+                    )?,
+                    StatusCode::CONFLICT,
+                )))
             }
             Err(e) => Err(e),
         }
@@ -875,7 +1236,12 @@ async fn save(
     }
 }
 
-pub async fn create(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppState>, body: web::Bytes) -> AppResult<HttpResponse> {
+pub async fn create(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
     save(req, actor, state, None, body).await
 }
 
@@ -889,7 +1255,12 @@ pub async fn update(
     save(req, actor, state, Some(id.into_inner()), body).await
 }
 
-pub async fn delete(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppState>, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn delete(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     actor.require("client", "delete").await?;
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
@@ -918,13 +1289,20 @@ pub async fn tag(
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
     let pairs = parse_form(&body)?;
-    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     let (tag_id, add) = (get("tag"), get("op") != "remove");
     let id = id.into_inner();
     let client_id = id.clone();
     db::run(&state.pool, move |c| {
         service::get(c, &ctx.org_id, &access, &client_id)?;
-        let tag = service::resolve_tag(c, &ctx.org_id, &tag_id)?.ok_or_else(|| AppError::invalid("tag", "Choose a tag."))?;
+        let tag = service::resolve_tag(c, &ctx.org_id, &tag_id)?
+            .ok_or_else(|| AppError::invalid("tag", "Choose a tag."))?;
         service::tag_client(c, &ctx, &access, &client_id, &tag.id, add)
     })
     .await?;
@@ -942,18 +1320,35 @@ pub async fn relate(
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
     let pairs = parse_form(&body)?;
-    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     let (other, label) = (get("client_id"), get("label"));
     let id = id.into_inner();
     let from = id.clone();
-    let result = db::run(&state.pool, move |c| match service::relate(c, &ctx, &access, &from, &other, &label) {
-        Ok(_) => Ok(None),
-        Err(AppError::Validation(_, errors)) => Ok(errors.first().map(|e| e.message.clone())),
-        Err(e) => Err(e),
+    let result = db::run(&state.pool, move |c| {
+        match service::relate(c, &ctx, &access, &from, &other, &label) {
+            Ok(_) => Ok(None),
+            Err(AppError::Validation(_, errors)) => Ok(errors.first().map(|e| e.message.clone())),
+            Err(e) => Err(e),
+        }
     })
     .await?;
     match result {
-        None => profile_page(&req, &actor, &state, id, Some("The relation was added.".into())).await,
+        None => {
+            profile_page(
+                &req,
+                &actor,
+                &state,
+                id,
+                Some("The relation was added.".into()),
+            )
+            .await
+        }
         Some(message) => Err(AppError::Validation(message, Vec::new())),
     }
 }
@@ -969,8 +1364,18 @@ pub async fn unrelate(
     let ctx = actor.audit();
     let (id, rel) = path.into_inner();
     let cid = id.clone();
-    db::run(&state.pool, move |c| service::unrelate(c, &ctx, &access, &cid, &rel)).await?;
-    profile_page(&req, &actor, &state, id, Some("The relation was removed.".into())).await
+    db::run(&state.pool, move |c| {
+        service::unrelate(c, &ctx, &access, &cid, &rel)
+    })
+    .await?;
+    profile_page(
+        &req,
+        &actor,
+        &state,
+        id,
+        Some("The relation was removed.".into()),
+    )
+    .await
 }
 
 // ---------- pickers ----------
@@ -983,11 +1388,21 @@ struct Lookup {
 }
 
 /// Type-ahead for the company and relation pickers.
-pub async fn lookup(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub async fn lookup(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
     actor.require("client", "read").await?;
     let access = client_access(&actor).await?;
     let pairs = query_pairs(&req)?;
-    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     let (q, kind, target) = (get("q"), get("kind"), get("target"));
     let org = actor.org_id().to_string();
     let items = db::run(&state.pool, move |c| {
@@ -997,19 +1412,45 @@ pub async fn lookup(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppS
         let rows = if kind == "company" {
             store::companies_matching(c, &org, q.trim(), 8)?
         } else {
-            let params = query::ListParams { q: Some(q.trim().to_string()), limit: 8, sort: query::Sort { key: SortKey::Column(Column::Name), descending: false }, only_assigned_to: (!access.oversee).then(|| access.user_id.clone()), ..Default::default() };
+            let params = query::ListParams {
+                q: Some(q.trim().to_string()),
+                limit: 8,
+                sort: query::Sort {
+                    key: SortKey::Column(Column::Name),
+                    descending: false,
+                },
+                only_assigned_to: (!access.oversee).then(|| access.user_id.clone()),
+                ..Default::default()
+            };
             query::list(c, &org, &params)?
         };
         Ok(rows
             .into_iter()
             .filter(|r| access.sees(r) || kind == "company")
-            .map(|r| PersonView { detail: if r.is_company() { "company".into() } else { r.email.unwrap_or_default() }, id: r.id, name: r.display_name })
+            .map(|r| PersonView {
+                detail: if r.is_company() {
+                    "company".into()
+                } else {
+                    r.email.unwrap_or_default()
+                },
+                id: r.id,
+                name: r.display_name,
+            })
             .collect())
     })
     .await?;
-    let t = Lookup { items, target: if target.is_empty() { "employer".into() } else { target } };
+    let t = Lookup {
+        items,
+        target: if target.is_empty() {
+            "employer".into()
+        } else {
+            target
+        },
+    };
     let body = t.render().map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body))
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(body))
 }
 
 // ---------- trash ----------
@@ -1027,23 +1468,43 @@ struct TrashPage {
     next_href: Option<String>,
 }
 
-pub async fn trash(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+pub async fn trash(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
     actor.require("client", "admin").await?;
     let org = actor.org_id().to_string();
     let pairs = query_pairs(&req)?;
     let page = db::run(&state.pool, move |c| {
         let mut params = query::parse_params(c, &org, &[], &pairs)?;
         params.trash = true;
-        params.sort = query::Sort { key: SortKey::Column(Column::UpdatedAt), descending: true };
+        params.sort = query::Sort {
+            key: SortKey::Column(Column::UpdatedAt),
+            descending: true,
+        };
         params.limit = 51;
         let mut rows = query::list(c, &org, &params)?;
         let more = rows.len() > 50;
         rows.truncate(50);
-        let next_href = more.then(|| rows.last().map(|r| format!("/clients/trash?cursor={}", cursor_after(r, &params.sort).encode()))).flatten();
+        let next_href = more
+            .then(|| {
+                rows.last().map(|r| {
+                    format!(
+                        "/clients/trash?cursor={}",
+                        cursor_after(r, &params.sort).encode()
+                    )
+                })
+            })
+            .flatten();
         Ok(TrashPage {
             rows: rows
                 .into_iter()
-                .map(|r| TrashRow { deleted: r.deleted_at.map(fmt_time).unwrap_or_default(), id: r.id, name: r.display_name })
+                .map(|r| TrashRow {
+                    deleted: r.deleted_at.map(fmt_time).unwrap_or_default(),
+                    id: r.id,
+                    name: r.display_name,
+                })
                 .collect(),
             next_href,
         })
@@ -1052,17 +1513,30 @@ pub async fn trash(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppSt
     render(&req, &actor, "Trash", &page).await
 }
 
-pub async fn restore(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppState>, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn restore(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     actor.require("client", "admin").await?;
     let ctx = actor.audit();
     let row = db::run(&state.pool, move |c| service::restore(c, &ctx, &id)).await?;
     let mut res = redirect(&req, &format!("/clients/{}", row.id));
-    res.add_cookie(&flash_cookie(&format!("{} was restored.", row.display_name)))
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+    res.add_cookie(&flash_cookie(&format!(
+        "{} was restored.",
+        row.display_name
+    )))
+    .map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(res)
 }
 
-pub async fn purge(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppState>, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn purge(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     actor.require("client", "admin").await?;
     let ctx = actor.audit();
     db::run(&state.pool, move |c| service::purge(c, &ctx, &id)).await?;
@@ -1074,47 +1548,111 @@ pub async fn purge(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppSt
 
 // ---------- saved views and bulk ----------
 
-pub async fn save_view(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppState>, body: web::Bytes) -> AppResult<HttpResponse> {
+pub async fn save_view(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
     actor.require("client", "read").await?;
     let pairs = parse_form(&body)?;
-    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     let (name, query) = (get("name"), get("query"));
     let ctx = actor.audit();
     let user = actor.user_id.clone();
-    let view = db::run(&state.pool, move |c| service::save_view(c, &ctx, &user, &name, &query)).await?;
+    let view = db::run(&state.pool, move |c| {
+        service::save_view(c, &ctx, &user, &name, &query)
+    })
+    .await?;
     let mut res = redirect(&req, &format!("/clients?{}", view.query));
     res.add_cookie(&flash_cookie(&format!("The view {} was saved.", view.name)))
         .map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(res)
 }
 
-pub async fn delete_view(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppState>, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn delete_view(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let (org, user) = (actor.org_id().to_string(), actor.user_id.clone());
-    let found = db::run(&state.pool, move |c| Ok(store::delete_view(c, &org, &user, &id)?)).await?;
+    let found = db::run(&state.pool, move |c| {
+        Ok(store::delete_view(c, &org, &user, &id)?)
+    })
+    .await?;
     if !found {
         return Err(AppError::NotFound);
     }
     Ok(redirect(&req, "/clients"))
 }
 
-pub async fn bulk(req: HttpRequest, actor: ConsoleActor, state: web::Data<AppState>, body: web::Bytes) -> AppResult<HttpResponse> {
+pub async fn bulk(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
     let pairs = parse_form(&body)?;
-    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     let action = get("action");
-    actor.require("client", if action == "delete" { "delete" } else { "write" }).await?;
+    actor
+        .require(
+            "client",
+            if action == "delete" {
+                "delete"
+            } else {
+                "write"
+            },
+        )
+        .await?;
     let access = client_access(&actor).await?;
-    let ids: Vec<String> = pairs.iter().filter(|(k, _)| k == "ids").map(|(_, v)| v.clone()).collect();
+    let ids: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "ids")
+        .map(|(_, v)| v.clone())
+        .collect();
     let back = get("back");
     let (owner, tag) = (get("assigned_to"), get("tag"));
     let ctx = actor.audit();
     let done = db::run(&state.pool, move |c| {
-        let action = crate::web::api::clients::parse_bulk(c, &ctx.org_id, &action, Some(owner), Some(tag).filter(|t| !t.is_empty()))?;
+        let action = crate::web::api::clients::parse_bulk(
+            c,
+            &ctx.org_id,
+            &action,
+            Some(owner),
+            Some(tag).filter(|t| !t.is_empty()),
+        )?;
         let defs = custom_fields::store::list(c, &ctx.org_id, "client", false)?;
-        service::bulk(c, &WriteContext { ctx: &ctx, access: &access, defs: &defs }, &ids, &action)
+        service::bulk(
+            c,
+            &WriteContext {
+                ctx: &ctx,
+                access: &access,
+                defs: &defs,
+            },
+            &ids,
+            &action,
+        )
     })
     .await?;
     let mut res = redirect(&req, &format!("/clients?{back}"));
-    res.add_cookie(&flash_cookie(&format!("{done} client{} updated.", if done == 1 { "" } else { "s" })))
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+    res.add_cookie(&flash_cookie(&format!(
+        "{done} client{} updated.",
+        if done == 1 { "" } else { "s" }
+    )))
+    .map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(res)
 }

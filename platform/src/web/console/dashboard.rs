@@ -13,6 +13,7 @@ use crate::error::AppResult;
 #[derive(Template)]
 #[template(path = "partials/dashboard.html")]
 struct Dashboard<'a> {
+    clients: Option<ClientStats>,
     name: &'a str,
     org_name: &'a str,
     role: &'a str,
@@ -20,6 +21,21 @@ struct Dashboard<'a> {
     manages_users: bool,
     permission_count: usize,
     org_count: usize,
+}
+
+pub struct StatusCount {
+    pub status: &'static str,
+    pub label: &'static str,
+    pub count: i64,
+}
+
+pub struct ClientStats {
+    pub by_status: Vec<StatusCount>,
+    pub total: i64,
+    pub new_this_week: i64,
+    pub mine: i64,
+    /// Counts cover only the user's own clients.
+    pub own_only: bool,
 }
 
 pub async fn show(
@@ -38,7 +54,38 @@ pub async fn show(
     } else {
         None
     };
+    let clients = if actor.can("client", "read").await? {
+        let oversee = actor.can("client", "oversee").await?;
+        let (org, me) = (actor.org_id().to_string(), actor.user_id.clone());
+        Some(
+            db::run(&state.pool, move |c| {
+                use crate::domain::clients::{status_label, store as clients, STATUSES};
+                let only = (!oversee).then_some(me.as_str());
+                let counts = clients::counts_by_status(c, &org, only)?;
+                let by_status: Vec<StatusCount> = STATUSES
+                    .iter()
+                    .map(|s| StatusCount {
+                        status: s,
+                        label: status_label(s),
+                        count: counts.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n),
+                    })
+                    .collect();
+                let week_ago = crate::db::now() - chrono::Duration::days(7);
+                Ok(ClientStats {
+                    total: by_status.iter().map(|s| s.count).sum(),
+                    by_status,
+                    new_this_week: clients::count_created_since(c, &org, week_ago, only)?,
+                    mine: clients::count_assigned(c, &org, &me)?,
+                    own_only: !oversee,
+                })
+            })
+            .await?,
+        )
+    } else {
+        None
+    };
     let fragment = Dashboard {
+        clients,
         name: &actor.name,
         org_name: &actor.org.name,
         role: actor.role.label(),

@@ -33,7 +33,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clients/trash", web::get().to(clients::trash))
         .route("/clients/bulk", web::post().to(clients::bulk))
         .route("/clients/views", web::post().to(clients::save_view))
-        .route("/clients/views/{id}/delete", web::post().to(clients::delete_view))
+        .route(
+            "/clients/views/{id}/delete",
+            web::post().to(clients::delete_view),
+        )
         .route("/clients/{id}", web::get().to(clients::show))
         .route("/clients/{id}", web::post().to(clients::update))
         .route("/clients/{id}/edit", web::get().to(clients::edit_form))
@@ -42,7 +45,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clients/{id}/purge", web::post().to(clients::purge))
         .route("/clients/{id}/tags", web::post().to(clients::tag))
         .route("/clients/{id}/relations", web::post().to(clients::relate))
-        .route("/clients/{id}/relations/{rel}/delete", web::post().to(clients::unrelate))
+        .route(
+            "/clients/{id}/relations/{rel}/delete",
+            web::post().to(clients::unrelate),
+        )
         .route("/admin/users", web::get().to(admin::users::list))
         .route("/admin/users", web::post().to(admin::users::create))
         .route("/admin/users/{id}", web::post().to(admin::users::update))
@@ -59,6 +65,30 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(admin::permissions::toggle),
         )
         .route("/admin/audit", web::get().to(admin::audit::list))
+        .route("/admin/custom-fields", web::get().to(admin::fields::list))
+        .route("/admin/custom-fields", web::post().to(admin::fields::save))
+        .route(
+            "/admin/custom-fields/{id}",
+            web::get().to(admin::fields::edit),
+        )
+        .route(
+            "/admin/custom-fields/{id}/archive",
+            web::post().to(admin::fields::archive),
+        )
+        .route(
+            "/admin/custom-fields/{id}/restore",
+            web::post().to(admin::fields::restore),
+        )
+        .route(
+            "/admin/custom-fields/{id}/move/{dir}",
+            web::post().to(admin::fields::move_field),
+        )
+        .route("/admin/tags", web::get().to(admin::tags::list))
+        .route("/admin/tags", web::post().to(admin::tags::save))
+        .route(
+            "/admin/tags/{id}/delete",
+            web::post().to(admin::tags::delete),
+        )
         .route("/account/tokens", web::get().to(account::tokens))
         .route("/account/tokens", web::post().to(account::create_token))
         .route(
@@ -149,6 +179,27 @@ pub async fn render_with_status(
         label: "Dashboard",
         active: path == "/",
     }];
+    if has("client", "read") {
+        nav.push(NavItem {
+            href: "/clients",
+            label: "Clients",
+            active: path.starts_with("/clients"),
+        });
+    }
+    if has("custom_field", "write") {
+        nav.push(NavItem {
+            href: "/admin/custom-fields",
+            label: "Custom fields",
+            active: path.starts_with("/admin/custom-fields"),
+        });
+    }
+    if has("tag", "write") {
+        nav.push(NavItem {
+            href: "/admin/tags",
+            label: "Tags",
+            active: path.starts_with("/admin/tags"),
+        });
+    }
     if has("user", "admin") {
         nav.push(NavItem {
             href: "/admin/users",
@@ -184,8 +235,8 @@ pub async fn render_with_status(
         csrf: &actor.csrf,
         htmx_path: assets::HTMX_PATH,
         htmx_sri: assets::HTMX_SRI,
-        css_path: assets::CSS_PATH,
-        js_path: assets::JS_PATH,
+        css_path: &assets::CSS_PATH,
+        js_path: &assets::JS_PATH,
         user_name: &actor.name,
         user_email: &actor.email,
         role_label: actor.role.label(),
@@ -311,8 +362,8 @@ pub async fn render_errors(
             csrf: "",
             htmx_path: assets::HTMX_PATH,
             htmx_sri: assets::HTMX_SRI,
-            css_path: assets::CSS_PATH,
-            js_path: assets::JS_PATH,
+            css_path: &assets::CSS_PATH,
+            js_path: &assets::JS_PATH,
             status: status.as_u16(),
             detail: &detail,
         };

@@ -1,5 +1,7 @@
 //! Admin areas of the console: users, permissions and the audit log.
 
 pub mod audit;
+pub mod fields;
 pub mod permissions;
+pub mod tags;
 pub mod users;

@@ -1,0 +1,399 @@
+//! Deterministic synthetic data: `rapport seed --org <org> --clients N` and the demo.
+//! The same seed gives the same companies, people, owners, tags and custom values,
+//! so benchmarks and screenshots are repeatable. Rows go in as multi-row inserts
+//! on the concrete connection (MultiConnection has no batch insert for SQLite).
+
+use chrono::Duration;
+use diesel::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::db::schema::{client_tags, clients, custom_field_values};
+use crate::db::{new_id, now, DbConn};
+use crate::domain::audit::AuditContext;
+use crate::domain::clients::{service as client_service, store as client_store, ClientRow, TagRow};
+use crate::domain::custom_fields::service::{define, FieldInput};
+use crate::domain::custom_fields::{store as field_store, FieldRow};
+use crate::domain::orgs::{store as org_store, OrganizationRow};
+use crate::error::AppResult;
+
+const FIRST: &[&str] = &[
+    "Ada",
+    "Alan",
+    "Grace",
+    "Linus",
+    "Margaret",
+    "Ken",
+    "Barbara",
+    "Dennis",
+    "Frances",
+    "John",
+    "Katherine",
+    "Tim",
+    "Radia",
+    "Edsger",
+    "Hedy",
+    "Niklaus",
+    "Sophie",
+    "Yukihiro",
+    "Guido",
+    "Anita",
+];
+const LAST: &[&str] = &[
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Torvalds",
+    "Hamilton",
+    "Thompson",
+    "Liskov",
+    "Ritchie",
+    "Allen",
+    "Backus",
+    "Johnson",
+    "Berners-Lee",
+    "Perlman",
+    "Dijkstra",
+    "Lamarr",
+    "Wirth",
+    "Wilson",
+    "Matsumoto",
+    "van Rossum",
+    "Borg",
+];
+const COMPANY_A: &[&str] = &[
+    "Northwind",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Acme",
+    "Hooli",
+    "Vandelay",
+    "Soylent",
+    "Tyrell",
+    "Cyberdyne",
+    "Wonka",
+    "Oscorp",
+    "Gringotts",
+];
+const COMPANY_B: &[&str] = &[
+    "Industries",
+    "Labs",
+    "Logistics",
+    "Foods",
+    "Health",
+    "Systems",
+    "Partners",
+    "Energy",
+    "Media",
+    "Robotics",
+];
+const CITIES: &[(&str, &str)] = &[
+    ("Berlin", "DE"),
+    ("London", "GB"),
+    ("Paris", "FR"),
+    ("Madrid", "ES"),
+    ("New York", "US"),
+    ("Toronto", "CA"),
+    ("Tokyo", "JP"),
+    ("Sydney", "AU"),
+    ("Lisbon", "PT"),
+    ("Milan", "IT"),
+];
+const INDUSTRIES: &[&str] = &[
+    "Software",
+    "Retail",
+    "Healthcare",
+    "Manufacturing",
+    "Finance",
+    "Logistics",
+    "Education",
+    "Energy",
+];
+const SOURCES: &[&str] = &[
+    "Website",
+    "Referral",
+    "Trade show",
+    "Cold call",
+    "Partner",
+    "Advertising",
+];
+const STATUSES: &[&str] = &["lead", "prospect", "customer", "customer", "inactive"];
+const TAGS: &[(&str, &str)] = &[
+    ("VIP", "purple"),
+    ("Renewal", "green"),
+    ("Newsletter", "blue"),
+    ("At risk", "red"),
+    ("Partner", "teal"),
+];
+
+pub struct SeedReport {
+    pub clients: usize,
+    pub companies: usize,
+}
+
+/// Makes sure the demo custom fields exist; returns renewalDate, tier and seats.
+fn ensure_fields(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    currency: &str,
+) -> AppResult<Vec<FieldRow>> {
+    let specs: [(&str, &str, &str, Vec<String>, &str); 3] = [
+        ("renewalDate", "Renewal date", "date", vec![], "Contract"),
+        (
+            "tier",
+            "Tier",
+            "single_select",
+            vec!["Gold".into(), "Silver".into(), "Bronze".into()],
+            "Contract",
+        ),
+        ("seats", "Seats", "integer", vec![], "Contract"),
+    ];
+    let mut out = Vec::new();
+    for (key, label, kind, options, group) in specs {
+        let existing = field_store::list(conn, &ctx.org_id, "client", true)?
+            .into_iter()
+            .find(|f| f.field_key == key);
+        let field = match existing {
+            Some(f) => f,
+            None => define(
+                conn,
+                ctx,
+                currency,
+                FieldInput {
+                    key: Some(key.into()),
+                    label: Some(label.into()),
+                    field_type: Some(kind.into()),
+                    options: (!options.is_empty()).then_some(options),
+                    display_group: Some(group.into()),
+                    ..Default::default()
+                },
+            )?,
+        };
+        out.push(field);
+    }
+    Ok(out)
+}
+
+fn ensure_tags(conn: &mut DbConn, ctx: &AuditContext) -> AppResult<Vec<TagRow>> {
+    let mut out = Vec::new();
+    for (name, color) in TAGS {
+        let tag = match client_store::find_tag_by_name(conn, &ctx.org_id, name)? {
+            Some(t) => t,
+            None => client_service::define_tag(conn, ctx, name, color)?,
+        };
+        out.push(tag);
+    }
+    Ok(out)
+}
+
+type ValueRow = (String, String, String, String, Option<String>, Option<i64>);
+
+macro_rules! insert_batches {
+    ($conn:expr, $rows:expr, $tags:expr, $values:expr) => {{
+        for chunk in $rows.chunks(500) {
+            diesel::insert_into(clients::table)
+                .values(chunk)
+                .execute($conn)?;
+        }
+        for chunk in $tags.chunks(2000) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|(c, t, o): &(String, String, String)| {
+                    (
+                        client_tags::client_id.eq(c),
+                        client_tags::tag_id.eq(t),
+                        client_tags::organization_id.eq(o),
+                    )
+                })
+                .collect();
+            diesel::insert_into(client_tags::table)
+                .values(rows)
+                .execute($conn)?;
+        }
+        for chunk in $values.chunks(1500) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|(id, org, field, record, text, num): &ValueRow| {
+                    (
+                        custom_field_values::id.eq(id),
+                        custom_field_values::organization_id.eq(org),
+                        custom_field_values::field_id.eq(field),
+                        custom_field_values::record_id.eq(record),
+                        custom_field_values::text_value.eq(text),
+                        custom_field_values::num_value.eq(num),
+                    )
+                })
+                .collect();
+            diesel::insert_into(custom_field_values::table)
+                .values(rows)
+                .execute($conn)?;
+        }
+    }};
+}
+
+/// Adds `count` clients to the organization, deterministic for a given `seed`.
+pub fn seed_clients(
+    conn: &mut DbConn,
+    org: &OrganizationRow,
+    count: usize,
+    seed: u64,
+    mut progress: impl FnMut(usize),
+) -> AppResult<SeedReport> {
+    let ctx = AuditContext::cli(&org.id);
+    let fields = ensure_fields(conn, &ctx, &org.default_currency)?;
+    let tags = ensure_tags(conn, &ctx)?;
+    let owners: Vec<String> = org_store::list_members(
+        conn,
+        &org.id,
+        &org_store::MemberFilter {
+            is_active: Some(true),
+            limit: 1000,
+            ..Default::default()
+        },
+    )?
+    .into_iter()
+    .filter(|m| m.membership.role != "read_only")
+    .map(|m| m.user.id)
+    .collect();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let today = now().date();
+    let mut companies: Vec<String> = Vec::new();
+    let mut made = 0usize;
+    let mut company_count = 0usize;
+    let batch = 5_000;
+    while made < count {
+        let n = batch.min(count - made);
+        let mut rows: Vec<ClientRow> = Vec::with_capacity(n);
+        let mut tag_rows: Vec<(String, String, String)> = Vec::new();
+        let mut values: Vec<ValueRow> = Vec::new();
+        for i in 0..n {
+            let k = made + i;
+            let is_company = k % 10 == 0;
+            let (city, country) = CITIES[rng.gen_range(0..CITIES.len())];
+            let created = now() - Duration::minutes(rng.gen_range(0..(2 * 365 * 24 * 60)));
+            let id = new_id();
+            let (first, last, company, display) = if is_company {
+                let name = format!(
+                    "{} {} {}",
+                    COMPANY_A[rng.gen_range(0..COMPANY_A.len())],
+                    COMPANY_B[rng.gen_range(0..COMPANY_B.len())],
+                    k / 10 + 1
+                );
+                (None, None, Some(name.clone()), name)
+            } else {
+                let f = FIRST[rng.gen_range(0..FIRST.len())];
+                let l = LAST[rng.gen_range(0..LAST.len())];
+                (
+                    Some(f.to_string()),
+                    Some(l.to_string()),
+                    None,
+                    format!("{f} {l}"),
+                )
+            };
+            let email = if is_company {
+                format!("info@{}.example", display.to_lowercase().replace(' ', "-"))
+            } else {
+                format!(
+                    "{}.{}.{k}@example.test",
+                    first.as_deref().unwrap_or("x").to_lowercase(),
+                    last.as_deref()
+                        .unwrap_or("y")
+                        .to_lowercase()
+                        .replace(' ', "")
+                )
+            };
+            let renewal = today + Duration::days(rng.gen_range(-60..=365));
+            let tier = ["Gold", "Silver", "Bronze"][rng.gen_range(0..3)];
+            let seats: i64 = rng.gen_range(1..=500);
+            let custom = serde_json::json!({
+                "renewalDate": renewal.format("%Y-%m-%d").to_string(),
+                "tier": tier,
+                "seats": seats,
+            });
+            for (field, text, num) in [
+                (
+                    &fields[0],
+                    Some(renewal.format("%Y-%m-%d").to_string()),
+                    None,
+                ),
+                (&fields[1], Some(tier.to_string()), None),
+                (&fields[2], None, Some(seats)),
+            ] {
+                values.push((
+                    new_id(),
+                    org.id.clone(),
+                    field.id.clone(),
+                    id.clone(),
+                    text,
+                    num,
+                ));
+            }
+            for tag in tags.iter() {
+                if rng.gen_ratio(1, 6) {
+                    tag_rows.push((id.clone(), tag.id.clone(), org.id.clone()));
+                }
+            }
+            rows.push(ClientRow {
+                id: id.clone(),
+                organization_id: org.id.clone(),
+                kind: if is_company {
+                    "company".into()
+                } else {
+                    "individual".into()
+                },
+                first_name: first,
+                last_name: last,
+                company_name: company,
+                sort_name: display.to_lowercase(),
+                display_name: display,
+                email: Some(email),
+                phone: Some(format!(
+                    "+1 555 {:03} {:04}",
+                    rng.gen_range(100..999),
+                    k % 10_000
+                )),
+                street: Some(format!("{} Main Street", rng.gen_range(1..300))),
+                city: Some(city.into()),
+                region: None,
+                postal_code: Some(format!("{:05}", rng.gen_range(10_000..99_999))),
+                country: Some(country.into()),
+                website: is_company.then(|| "https://example.com".to_string()),
+                industry: Some(INDUSTRIES[rng.gen_range(0..INDUSTRIES.len())].into()),
+                source: Some(SOURCES[rng.gen_range(0..SOURCES.len())].into()),
+                status: STATUSES[rng.gen_range(0..STATUSES.len())].into(),
+                assigned_to: (!owners.is_empty()).then(|| owners[k % owners.len()].clone()),
+                employer_id: (!is_company && !companies.is_empty() && rng.gen_bool(0.5))
+                    .then(|| companies[rng.gen_range(0..companies.len())].clone()),
+                custom_fields: custom.to_string(),
+                version: 1,
+                created_by: None,
+                created_at: created,
+                updated_at: created,
+                deleted_at: None,
+            });
+            if is_company {
+                companies.push(id);
+                company_count += 1;
+                if companies.len() > 5_000 {
+                    companies.remove(0);
+                }
+            }
+        }
+        conn.transaction::<_, crate::error::AppError, _>(|c| {
+            match c {
+                DbConn::Sqlite(c) => insert_batches!(c, rows, tag_rows, values),
+                DbConn::Postgresql(c) => insert_batches!(c, rows, tag_rows, values),
+            }
+            Ok(())
+        })?;
+        made += n;
+        progress(made);
+    }
+    Ok(SeedReport {
+        clients: made,
+        companies: company_count,
+    })
+}

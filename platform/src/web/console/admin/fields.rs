@@ -1,0 +1,375 @@
+//! The Custom fields page: define, edit, reorder, archive and restore fields
+//! (`custom_field:write`; archiving needs `custom_field:delete`).
+
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use askama::Template;
+
+use crate::app::AppState;
+use crate::auth::ConsoleActor;
+use crate::db;
+use crate::domain::custom_fields::service::{self, FieldInput};
+use crate::domain::custom_fields::{store, FieldRow, FieldType};
+use crate::error::{AppError, AppResult, FieldError};
+use crate::web::console::{flash_cookie, redirect, render_with_status};
+
+pub struct FieldView {
+    pub id: String,
+    pub label: String,
+    pub key: String,
+    pub type_label: &'static str,
+    pub required: bool,
+    pub sensitive: bool,
+    pub group: String,
+    pub options: String,
+}
+
+impl From<&FieldRow> for FieldView {
+    fn from(f: &FieldRow) -> Self {
+        Self {
+            id: f.id.clone(),
+            label: f.label.clone(),
+            key: f.field_key.clone(),
+            type_label: f.kind().label(),
+            required: f.required,
+            sensitive: f.sensitive,
+            group: f.display_group.clone(),
+            options: f.option_list().join(", "),
+        }
+    }
+}
+
+pub struct TypeOption {
+    pub value: &'static str,
+    pub label: &'static str,
+    pub selected: bool,
+}
+
+/// The define/edit form's values, kept as typed when it comes back with errors.
+#[derive(Default)]
+pub struct FieldFormValues {
+    pub id: Option<String>,
+    pub version: i64,
+    pub label: String,
+    pub key: String,
+    pub field_type: String,
+    pub options: String,
+    pub required: bool,
+    pub sensitive: bool,
+    pub default: String,
+    pub help: String,
+    pub group: String,
+    pub currency: String,
+}
+
+#[derive(Template)]
+#[template(path = "partials/admin/fields.html")]
+struct FieldsPage {
+    active: Vec<FieldView>,
+    archived: Vec<FieldView>,
+    form: FieldFormValues,
+    types: Vec<TypeOption>,
+    errors: Vec<FieldError>,
+    can_archive: bool,
+}
+
+impl FieldsPage {
+    fn error(&self, field: &str) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| e.message.as_str())
+    }
+}
+
+fn types(selected: &str) -> Vec<TypeOption> {
+    FieldType::ALL
+        .into_iter()
+        .map(|t| TypeOption {
+            value: t.as_str(),
+            label: t.label(),
+            selected: t.as_str() == selected,
+        })
+        .collect()
+}
+
+async fn page(
+    req: &HttpRequest,
+    actor: &ConsoleActor,
+    state: &AppState,
+    form: FieldFormValues,
+    errors: Vec<FieldError>,
+    status: StatusCode,
+) -> AppResult<HttpResponse> {
+    let org = actor.org_id().to_string();
+    let can_archive = actor.can("custom_field", "delete").await?;
+    let all = db::run(&state.pool, move |c| {
+        Ok(store::list(c, &org, "client", true)?)
+    })
+    .await?;
+    let p = FieldsPage {
+        active: all
+            .iter()
+            .filter(|f| f.is_active())
+            .map(FieldView::from)
+            .collect(),
+        archived: all
+            .iter()
+            .filter(|f| !f.is_active())
+            .map(FieldView::from)
+            .collect(),
+        types: types(if form.field_type.is_empty() {
+            "text"
+        } else {
+            &form.field_type
+        }),
+        form,
+        errors,
+        can_archive,
+    };
+    render_with_status(req, actor, "Custom fields", &p, status).await
+}
+
+pub async fn list(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    actor.require("custom_field", "write").await?;
+    page(
+        &req,
+        &actor,
+        &state,
+        FieldFormValues::default(),
+        Vec::new(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+pub async fn edit(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    actor.require("custom_field", "write").await?;
+    let org = actor.org_id().to_string();
+    let f = db::run(&state.pool, move |c| {
+        store::find(c, &org, &id)?.ok_or(AppError::NotFound)
+    })
+    .await?;
+    let form = FieldFormValues {
+        id: Some(f.id.clone()),
+        version: f.version,
+        label: f.label.clone(),
+        key: f.field_key.clone(),
+        field_type: f.field_type.clone(),
+        options: f.option_list().join("\n"),
+        required: f.required,
+        sensitive: f.sensitive,
+        default: f
+            .default_value
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+            .map(|v| crate::domain::custom_fields::value::form_value(&v))
+            .unwrap_or_default(),
+        help: f.help_text.clone(),
+        group: f.display_group.clone(),
+        currency: f.currency.clone().unwrap_or_default(),
+    };
+    page(&req, &actor, &state, form, Vec::new(), StatusCode::OK).await
+}
+
+fn read_form(body: &web::Bytes) -> AppResult<FieldFormValues> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))?;
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    Ok(FieldFormValues {
+        id: Some(get("id")).filter(|i| !i.is_empty()),
+        version: get("version").parse().unwrap_or(0),
+        label: get("label"),
+        key: get("key"),
+        field_type: get("type"),
+        options: get("options"),
+        required: !get("required").is_empty(),
+        sensitive: !get("sensitive").is_empty(),
+        default: get("default"),
+        help: get("help"),
+        group: get("group"),
+        currency: get("currency"),
+    })
+}
+
+fn input_of(f: &FieldFormValues, creating: bool) -> FieldInput {
+    let kind = FieldType::parse(&f.field_type);
+    let default = if f.default.trim().is_empty() {
+        serde_json::Value::Null
+    } else if kind == Some(FieldType::MultiSelect) {
+        serde_json::Value::from(
+            f.default
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .collect::<Vec<_>>(),
+        )
+    } else {
+        serde_json::Value::String(f.default.clone())
+    };
+    FieldInput {
+        entity: creating.then(|| "client".into()),
+        key: creating.then(|| f.key.trim().to_string()),
+        label: Some(f.label.clone()),
+        field_type: creating.then(|| f.field_type.clone()),
+        required: Some(f.required),
+        options: kind
+            .is_some_and(FieldType::has_options)
+            .then(|| f.options.lines().map(str::to_string).collect()),
+        default_value: Some(default),
+        help_text: Some(f.help.clone()),
+        display_group: Some(f.group.clone()),
+        sensitive: Some(f.sensitive),
+        currency: Some(f.currency.clone()),
+        ..Default::default()
+    }
+}
+
+pub async fn save(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    actor.require("custom_field", "write").await?;
+    let form = read_form(&body)?;
+    let ctx = actor.audit();
+    let currency = actor.org.default_currency.clone();
+    let creating = form.id.is_none();
+    let input = input_of(&form, creating);
+    let (id, version) = (form.id.clone(), form.version);
+    let result = db::run(&state.pool, move |c| match &id {
+        None => service::define(c, &ctx, &currency, input),
+        Some(id) => service::update(c, &ctx, id, Some(version), input),
+    })
+    .await;
+    match result {
+        Ok(f) => {
+            let mut res = redirect(&req, "/admin/custom-fields");
+            res.add_cookie(&flash_cookie(&format!("The field {} was saved.", f.label)))
+                .map_err(|e| AppError::Internal(e.to_string()))?;
+            Ok(res)
+        }
+        Err(AppError::Validation(_, errors)) => {
+            page(
+                &req,
+                &actor,
+                &state,
+                form,
+                errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(AppError::Stale(m)) => {
+            page(
+                &req,
+                &actor,
+                &state,
+                form,
+                vec![FieldError::new("label", m)],
+                StatusCode::CONFLICT,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn set_archived(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: String,
+    archived: bool,
+) -> AppResult<HttpResponse> {
+    actor.require("custom_field", "delete").await?;
+    let ctx = actor.audit();
+    let f = db::run(&state.pool, move |c| {
+        service::update(
+            c,
+            &ctx,
+            &id,
+            None,
+            FieldInput {
+                archived: Some(archived),
+                ..Default::default()
+            },
+        )
+    })
+    .await?;
+    let mut res = redirect(&req, "/admin/custom-fields");
+    let message = if archived {
+        format!("{} was archived; its values are kept.", f.label)
+    } else {
+        format!("{} is back in forms and lists.", f.label)
+    };
+    res.add_cookie(&flash_cookie(&message))
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(res)
+}
+
+pub async fn archive(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    set_archived(req, actor, state, id.into_inner(), true).await
+}
+
+pub async fn restore(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    set_archived(req, actor, state, id.into_inner(), false).await
+}
+
+/// Moves a field one place up or down among the active ones.
+pub async fn move_field(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    actor.require("custom_field", "write").await?;
+    let ctx = actor.audit();
+    let (id, dir) = path.into_inner();
+    db::run(&state.pool, move |c| {
+        let mut ids: Vec<String> = store::list(c, &ctx.org_id, "client", false)?
+            .into_iter()
+            .map(|f| f.id)
+            .collect();
+        let pos = ids
+            .iter()
+            .position(|i| *i == id)
+            .ok_or(AppError::NotFound)?;
+        let other = if dir == "up" {
+            pos.checked_sub(1)
+        } else {
+            Some(pos + 1).filter(|p| *p < ids.len())
+        };
+        if let Some(o) = other {
+            ids.swap(pos, o);
+            service::reorder(c, &ctx, "client", &ids)?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(redirect(&req, "/admin/custom-fields"))
+}
