@@ -6,6 +6,7 @@ mod api;
 mod authz;
 mod cli;
 mod clients;
+mod clients_console;
 mod console;
 mod migrations;
 mod signin;

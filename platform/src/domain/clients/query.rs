@@ -85,7 +85,7 @@ impl Column {
 #[derive(Debug, Clone)]
 pub enum SortKey {
     Column(Column),
-    Custom(FieldRow),
+    Custom(Box<FieldRow>),
 }
 
 #[derive(Debug, Clone)]
@@ -545,7 +545,7 @@ pub fn parse_params(
                 };
                 let key = if let Some(custom) = name.strip_prefix("customFields.") {
                     match defs.iter().find(|d| d.field_key == custom && d.is_active()) {
-                        Some(d) if sortable(d) => Some(SortKey::Custom(d.clone())),
+                        Some(d) if sortable(d) => Some(SortKey::Custom(Box::new(d.clone()))),
                         Some(_) => {
                             errors.push(FieldError::new(
                                 "sort",

@@ -114,6 +114,14 @@ pub struct WriteContext<'a> {
     pub defs: &'a [FieldRow],
 }
 
+/// What applying a body decided beyond the row's columns.
+struct BodyOutcome {
+    /// The new tag set, when the body named one.
+    tags: Option<Vec<String>>,
+    index: Vec<(String, Vec<custom_fields::value::Indexed>)>,
+    custom_changed: Vec<String>,
+}
+
 fn apply_body(
     conn: &mut DbConn,
     w: &WriteContext<'_>,
@@ -121,11 +129,7 @@ fn apply_body(
     body: &Map<String, Value>,
     mode: Mode,
     errors: &mut Vec<FieldError>,
-) -> AppResult<(
-    Option<Vec<String>>,
-    Vec<(String, Vec<custom_fields::value::Indexed>)>,
-    Vec<String>,
-)> {
+) -> AppResult<BodyOutcome> {
     for key in body.keys() {
         if !KEYS.contains(&key.as_str()) && !READ_ONLY_KEYS.contains(&key.as_str()) {
             errors.push(FieldError::new(key.clone(), "Unknown field."));
@@ -374,7 +378,11 @@ fn apply_body(
             (Vec::new(), Vec::new())
         }
     };
-    Ok((tags, index, changed))
+    Ok(BodyOutcome {
+        tags,
+        index,
+        custom_changed: changed,
+    })
 }
 
 fn names(row: &mut ClientRow) {
@@ -417,6 +425,8 @@ fn changes_json(
     column_diff: BTreeMap<&'static str, Value>,
     custom_changed: &[String],
     defs: &[FieldRow],
+    before: &Map<String, Value>,
+    after: &Map<String, Value>,
     tags_changed: bool,
 ) -> Value {
     let mut m: Map<String, Value> = column_diff
@@ -424,16 +434,17 @@ fn changes_json(
         .map(|(k, v)| (k.to_string(), v))
         .collect();
     for key in custom_changed {
-        // why: sensitive values stay out of the audit log; the entry says only that they changed.
         let sensitive = defs.iter().any(|d| &d.field_key == key && d.sensitive);
-        m.insert(
-            format!("customFields.{key}"),
-            if sensitive {
-                json!("changed")
-            } else {
-                json!("changed")
-            },
-        );
+        // why: sensitive values stay out of the audit log; the entry says only that they changed.
+        let entry = if sensitive {
+            json!("changed")
+        } else {
+            json!([
+                before.get(key).cloned().unwrap_or(Value::Null),
+                after.get(key).cloned().unwrap_or(Value::Null)
+            ])
+        };
+        m.insert(format!("customFields.{key}"), entry);
     }
     if tags_changed {
         m.insert("tags".into(), json!("changed"));
@@ -478,7 +489,7 @@ pub fn create(
             deleted_at: None,
         };
         let mut errors = Vec::new();
-        let (tags, index, custom_changed) =
+        let BodyOutcome { tags, index, custom_changed } =
             apply_body(c, w, &mut row, body, Mode::Create, &mut errors)?;
         if !errors.is_empty() {
             return Err(AppError::Validation(
@@ -502,6 +513,8 @@ pub fn create(
             diff(&blank, &row),
             &custom_changed,
             w.defs,
+            &Map::new(),
+            &row.custom_map(),
             tags.as_ref().is_some_and(|t| !t.is_empty()),
         );
         changes["displayName"] = json!(row.display_name);
@@ -540,7 +553,11 @@ pub fn update(
         }
         let mut row = current.clone();
         let mut errors = Vec::new();
-        let (tags, index, custom_changed) = apply_body(c, w, &mut row, body, mode, &mut errors)?;
+        let BodyOutcome {
+            tags,
+            index,
+            custom_changed,
+        } = apply_body(c, w, &mut row, body, mode, &mut errors)?;
         if !errors.is_empty() {
             return Err(AppError::Validation(
                 "The client could not be saved.".into(),
@@ -579,7 +596,14 @@ pub fn update(
             "client.update",
             "client",
             Some(&row.id),
-            changes_json(columns, &custom_changed, w.defs, tags_changed),
+            changes_json(
+                columns,
+                &custom_changed,
+                w.defs,
+                &current.custom_map(),
+                &row.custom_map(),
+                tags_changed,
+            ),
         )?;
         get(c, &w.ctx.org_id, w.access, id)
     })
