@@ -75,7 +75,11 @@ pub fn build(
         .route("/healthz", web::get().to(http::healthz))
         .route("/readyz", web::get().to(http::readyz))
         .route("/assets/{path:.*}", web::get().to(assets::serve))
-        .service(web::scope("/api").configure(api::routes))
+        .service(
+            web::scope("/api")
+                .wrap(from_fn(crate::web::idempotency::guard))
+                .configure(api::routes),
+        )
         .configure(console::routes)
         .default_service(web::to(|| async {
             Err::<actix_web::HttpResponse, _>(AppError::NotFound)

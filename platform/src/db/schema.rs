@@ -216,6 +216,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    idempotency_keys (id) {
+        id -> Text,
+        organization_id -> Text,
+        user_id -> Text,
+        idem_key -> Text,
+        request_hash -> Text,
+        status_code -> Nullable<Integer>,
+        response_body -> Text,
+        response_headers -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(api_tokens -> organizations (organization_id));
@@ -245,4 +259,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     custom_fields,
     custom_field_values,
     saved_views,
+    idempotency_keys,
 );

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod assets;
 pub mod console;
+pub mod idempotency;
 
 use std::time::Instant;
 

@@ -297,3 +297,58 @@ async fn an_update_that_changes_nothing_is_not_recorded() {
         .iter()
         .any(|a| a["action"] == "user.update"));
 }
+
+#[actix_web::test]
+async fn idempotency_keys_make_retries_safe() {
+    let (t, token, _) = admin_app().await;
+    let app = t.service().await;
+    let post = |key: &str, body: serde_json::Value| {
+        api(Method::POST, "/api/clients", &token)
+            .insert_header(("idempotency-key", key.to_string()))
+            .set_json(body)
+    };
+    let first = send(&app, post("k-1", serde_json::json!({"lastName": "Once"}))).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let retry = send(&app, post("k-1", serde_json::json!({"lastName": "Once"}))).await;
+    assert_eq!(retry.status, StatusCode::CREATED);
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    assert_eq!(
+        retry.json()["id"],
+        first.json()["id"],
+        "the retry gets the first response"
+    );
+    assert_eq!(retry.header("location"), first.header("location"));
+    let list = send(&app, api(Method::GET, "/api/clients", &token))
+        .await
+        .json();
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "created once");
+
+    let other = send(&app, post("k-1", serde_json::json!({"lastName": "Twice"}))).await;
+    assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(other.is_problem());
+    // Without a key, or with a new one, each POST acts.
+    send(&app, post("k-2", serde_json::json!({"lastName": "Once"}))).await;
+    send(
+        &app,
+        api(Method::POST, "/api/clients", &token).set_json(serde_json::json!({"lastName": "Once"})),
+    )
+    .await;
+    assert_eq!(
+        send(&app, api(Method::GET, "/api/clients", &token))
+            .await
+            .json()["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    // A refused request is replayed as refused, not retried into a success.
+    let bad = send(&app, post("k-3", serde_json::json!({"email": "x"}))).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        send(&app, post("k-3", serde_json::json!({"email": "x"})))
+            .await
+            .header("idempotent-replayed"),
+        Some("true")
+    );
+}

@@ -1109,3 +1109,98 @@ async fn clients_tags_and_fields_stay_inside_their_organization() {
     assert_eq!(bulk.status, StatusCode::NOT_FOUND);
     let _ = (&w.org, &w.other_rep);
 }
+
+#[actix_web::test]
+async fn sensitive_fields_are_shown_only_to_those_allowed_and_every_view_is_audited() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let f = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/custom-fields",
+            &w.admin,
+            json!({"key": "taxId", "label": "Tax id", "type": "text", "sensitive": true}),
+        ),
+    )
+    .await;
+    assert_eq!(f.status, StatusCode::CREATED);
+    let c = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/clients",
+            &w.rep,
+            json!({"lastName": "Private"}),
+        ),
+    )
+    .await
+    .json();
+    let id = c["id"].as_str().unwrap();
+    let rep_write = send(
+        &app,
+        j(
+            Method::PATCH,
+            &format!("/api/clients/{id}"),
+            &w.rep,
+            json!({"customFields": {"taxId": "DE123"}}),
+        ),
+    )
+    .await;
+    assert_eq!(rep_write.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(rep_write.body.contains("sensitive"));
+    let m_write = send(
+        &app,
+        j(
+            Method::PATCH,
+            &format!("/api/clients/{id}"),
+            &w.manager,
+            json!({"customFields": {"taxId": "DE123"}}),
+        ),
+    )
+    .await;
+    assert_eq!(m_write.status, StatusCode::OK, "{}", m_write.body);
+    assert_eq!(m_write.json()["customFields"]["taxId"], "DE123");
+
+    let as_rep = send(
+        &app,
+        api(Method::GET, &format!("/api/clients/{id}"), &w.rep),
+    )
+    .await
+    .json();
+    assert!(
+        as_rep["customFields"].get("taxId").is_none(),
+        "hidden from the rep"
+    );
+    // The rep's own edits leave the value they cannot see alone.
+    let put = send(
+        &app,
+        j(
+            Method::PUT,
+            &format!("/api/clients/{id}"),
+            &w.rep,
+            json!({"lastName": "Private", "assignedTo": w.rep_id, "customFields": {}}),
+        ),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.body);
+    let as_manager = send(
+        &app,
+        api(Method::GET, &format!("/api/clients/{id}"), &w.manager),
+    )
+    .await
+    .json();
+    assert_eq!(as_manager["customFields"]["taxId"], "DE123");
+
+    let audit = send(&app, api(Method::GET, "/api/audit-log?limit=200", &w.admin))
+        .await
+        .json();
+    let entries = audit["data"].as_array().unwrap();
+    assert!(entries
+        .iter()
+        .any(|a| a["action"] == "client.view_sensitive" && a["resourceId"] == id));
+    assert!(
+        !audit.to_string().contains("DE123"),
+        "the audit log never holds the sensitive value"
+    );
+}

@@ -489,8 +489,11 @@ pub fn create(
             deleted_at: None,
         };
         let mut errors = Vec::new();
-        let BodyOutcome { tags, index, custom_changed } =
-            apply_body(c, w, &mut row, body, Mode::Create, &mut errors)?;
+        let BodyOutcome {
+            tags,
+            index,
+            custom_changed,
+        } = apply_body(c, w, &mut row, body, Mode::Create, &mut errors)?;
         if !errors.is_empty() {
             return Err(AppError::Validation(
                 "The client could not be saved.".into(),

@@ -1,0 +1,221 @@
+//! `Idempotency-Key` on API POSTs: the first response to a key is stored (per user and
+//! organization, for 24 hours) and replayed for a retry of the same request, so a client
+//! that lost a response can retry without creating twice. The same key with a different
+//! request is refused (422); a retry while the first is still running gets 409.
+
+use actix_web::body::{to_bytes, BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{web, Error, HttpResponse, ResponseError};
+use chrono::Duration;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use crate::app::AppState;
+use crate::auth::password::sha256_hex;
+use crate::db::schema::idempotency_keys as ik;
+use crate::db::{self, new_id, now};
+use crate::domain::orgs::store;
+use crate::error::AppError;
+
+const HEADER: &str = "idempotency-key";
+/// Headers worth replaying with the stored body.
+const KEPT_HEADERS: [header::HeaderName; 3] =
+    [header::CONTENT_TYPE, header::LOCATION, header::ETAG];
+
+enum Claim {
+    /// This request owns the key; its response will be stored under `id`.
+    Fresh(String),
+    Replay(u16, String, String),
+    InProgress,
+    Mismatch,
+}
+
+fn payload_of(bytes: web::Bytes) -> Payload {
+    let (_, mut pl) = actix_http::h1::Payload::create(true);
+    pl.unread_data(bytes);
+    Payload::from(pl)
+}
+
+fn error(req: ServiceRequest, e: AppError) -> ServiceResponse<BoxBody> {
+    req.error_response(e).map_into_boxed_body()
+}
+
+pub async fn guard(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let key = req
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .map(str::to_string);
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| sha256_hex(t.trim()));
+    let (Some(key), Some(token_hash), true) = (key, token, req.method() == Method::POST) else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    if key.is_empty() || key.len() > 200 {
+        return Ok(error(
+            req,
+            AppError::BadRequest("Idempotency-Key must be 1 to 200 characters.".into()),
+        ));
+    }
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let body = match req.extract::<web::Bytes>().await {
+        Ok(b) => b,
+        Err(e) => return Ok(req.error_response(e).map_into_boxed_body()),
+    };
+    let fingerprint = sha256_hex(&format!(
+        "{} {}?{}\n{}",
+        req.method(),
+        req.path(),
+        req.query_string(),
+        String::from_utf8_lossy(&body)
+    ));
+    req.set_payload(payload_of(body));
+
+    let claim = db::run(&state.pool, move |c| {
+        // Unknown tokens pass through: the handler answers 401 as usual.
+        let Some(token) = store::find_live_token(c, &token_hash)? else {
+            return Ok(None);
+        };
+        diesel::delete(ik::table.filter(ik::created_at.lt(now() - Duration::hours(24))))
+            .execute(c)?;
+        let id = new_id();
+        let inserted = diesel::insert_into(ik::table)
+            .values((
+                ik::id.eq(&id),
+                ik::organization_id.eq(&token.organization_id),
+                ik::user_id.eq(&token.user_id),
+                ik::idem_key.eq(&key),
+                ik::request_hash.eq(&fingerprint),
+                ik::created_at.eq(now()),
+            ))
+            .execute(c);
+        match inserted {
+            Ok(_) => Ok(Some(Claim::Fresh(id))),
+            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                let (hash, status, body, headers): (String, Option<i32>, String, String) =
+                    ik::table
+                        .filter(ik::organization_id.eq(&token.organization_id))
+                        .filter(ik::user_id.eq(&token.user_id))
+                        .filter(ik::idem_key.eq(&key))
+                        .select((
+                            ik::request_hash,
+                            ik::status_code,
+                            ik::response_body,
+                            ik::response_headers,
+                        ))
+                        .first(c)?;
+                Ok(Some(match status {
+                    _ if hash != fingerprint => Claim::Mismatch,
+                    None => Claim::InProgress,
+                    Some(s) => Claim::Replay(u16::try_from(s).unwrap_or(500), body, headers),
+                }))
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await;
+    let claim = match claim {
+        Ok(Some(c)) => c,
+        Ok(None) => return Ok(next.call(req).await?.map_into_boxed_body()),
+        Err(e) => return Ok(error(req, e)),
+    };
+    let id =
+        match claim {
+            Claim::Fresh(id) => id,
+            Claim::Mismatch => {
+                return Ok(error(
+                    req,
+                    AppError::invalid(
+                        "Idempotency-Key",
+                        "This key was already used for a different request; use a new key.",
+                    ),
+                ))
+            }
+            Claim::InProgress => return Ok(error(
+                req,
+                AppError::Conflict(
+                    "A request with this Idempotency-Key is still being processed; retry shortly."
+                        .into(),
+                ),
+            )),
+            Claim::Replay(status, body, headers) => {
+                let mut res =
+                    HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK));
+                if let Ok(serde_json::Value::Object(h)) =
+                    serde_json::from_str::<serde_json::Value>(&headers)
+                {
+                    for (name, value) in h {
+                        if let Some(v) = value.as_str() {
+                            res.insert_header((name.as_str(), v));
+                        }
+                    }
+                }
+                res.insert_header(("idempotent-replayed", "true"));
+                return Ok(req.into_response(res.body(body)));
+            }
+        };
+
+    let res = next.call(req).await?;
+    let status = res.status();
+    let kept: serde_json::Map<String, serde_json::Value> = KEPT_HEADERS
+        .iter()
+        .filter_map(|h| {
+            res.headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| (h.as_str().to_string(), v.into()))
+        })
+        .collect();
+    let (http_req, response) = res.into_parts();
+    let (head, body) = response.into_parts();
+    let bytes = match to_bytes(body).await {
+        Ok(b) => b,
+        Err(_) => {
+            let pool = state.pool.clone();
+            let _ = db::run(&pool, move |c| {
+                Ok(diesel::delete(ik::table.find(&id)).execute(c)?)
+            })
+            .await;
+            return Ok(ServiceResponse::new(
+                http_req,
+                AppError::Internal("response body unreadable".into()).error_response(),
+            ));
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let stored = db::run(&state.pool, move |c| {
+        if status.is_server_error() {
+            // why: a failure on our side should be retried for real, not replayed.
+            diesel::delete(ik::table.find(&id)).execute(c)?;
+        } else {
+            diesel::update(ik::table.find(&id))
+                .set((
+                    ik::status_code.eq(Some(i32::from(status.as_u16()))),
+                    ik::response_body.eq(&text),
+                    ik::response_headers.eq(serde_json::Value::Object(kept).to_string()),
+                ))
+                .execute(c)?;
+        }
+        Ok(())
+    })
+    .await;
+    if let Err(e) = stored {
+        tracing::error!(error = %e, "could not store the idempotent response");
+    }
+    Ok(ServiceResponse::new(
+        http_req,
+        head.set_body(bytes).map_into_boxed_body(),
+    ))
+}
