@@ -1204,3 +1204,124 @@ async fn sensitive_fields_are_shown_only_to_those_allowed_and_every_view_is_audi
         "the audit log never holds the sensitive value"
     );
 }
+
+/// What each default role may do with a client assigned to someone else.
+#[actix_web::test]
+async fn the_default_role_matrix_for_clients() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let c = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/clients",
+            &w.admin,
+            json!({"lastName": "Shared"}),
+        ),
+    )
+    .await
+    .json();
+    let id = c["id"].as_str().unwrap().to_string();
+    // (role, list sees it, get, patch, delete, trash, define field)
+    let expectations = [
+        ("admin", true, 200, 200, 204, 200, 201),
+        ("manager", true, 200, 200, 204, 403, 201),
+        ("sales_rep", false, 404, 404, 403, 403, 403),
+        ("service_rep", true, 200, 200, 403, 403, 403),
+        ("marketer", true, 200, 403, 403, 403, 403),
+        ("read_only", true, 200, 403, 403, 403, 403),
+    ];
+    for (role, sees, get, patch, delete, trash, define) in expectations {
+        let uid = w.t.user(&w.org, &format!("{role}-m@acme.test"), role);
+        let token = w.t.token(&w.org, &uid);
+        let list = send(&app, api(Method::GET, "/api/clients", &token))
+            .await
+            .json();
+        let listed = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == id.as_str());
+        assert_eq!(listed, sees, "{role} list");
+        assert_eq!(
+            send(
+                &app,
+                api(Method::GET, &format!("/api/clients/{id}"), &token)
+            )
+            .await
+            .status
+            .as_u16(),
+            get,
+            "{role} get"
+        );
+        assert_eq!(
+            send(
+                &app,
+                j(
+                    Method::PATCH,
+                    &format!("/api/clients/{id}"),
+                    &token,
+                    json!({"industry": role})
+                )
+            )
+            .await
+            .status
+            .as_u16(),
+            patch,
+            "{role} patch"
+        );
+        assert_eq!(
+            send(&app, api(Method::GET, "/api/clients/trash", &token))
+                .await
+                .status
+                .as_u16(),
+            trash,
+            "{role} trash"
+        );
+        let field = send(
+            &app,
+            j(
+                Method::POST,
+                "/api/custom-fields",
+                &token,
+                json!({"key": format!("f{}", role.replace('_', "")), "label": "F", "type": "text"}),
+            ),
+        )
+        .await;
+        assert_eq!(field.status.as_u16(), define, "{role} define field");
+        if delete == 204 {
+            assert_eq!(
+                send(
+                    &app,
+                    api(Method::DELETE, &format!("/api/clients/{id}"), &token)
+                )
+                .await
+                .status
+                .as_u16(),
+                204,
+                "{role} delete"
+            );
+            send(
+                &app,
+                api(
+                    Method::POST,
+                    &format!("/api/clients/{id}/restore"),
+                    &w.admin,
+                ),
+            )
+            .await;
+        } else {
+            assert_eq!(
+                send(
+                    &app,
+                    api(Method::DELETE, &format!("/api/clients/{id}"), &token)
+                )
+                .await
+                .status
+                .as_u16(),
+                delete,
+                "{role} delete"
+            );
+        }
+    }
+}
