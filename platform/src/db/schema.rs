@@ -230,6 +230,157 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    pipelines (id) {
+        id -> Text,
+        organization_id -> Text,
+        name -> Text,
+        position -> Integer,
+        rotting_days -> Nullable<Integer>,
+        archived_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    pipeline_stages (id) {
+        id -> Text,
+        organization_id -> Text,
+        pipeline_id -> Text,
+        name -> Text,
+        position -> Integer,
+        probability -> Integer,
+        kind -> Text,
+        is_active -> Bool,
+        color -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    loss_reasons (id) {
+        id -> Text,
+        organization_id -> Text,
+        name -> Text,
+        is_active -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    opportunities (id) {
+        id -> Text,
+        organization_id -> Text,
+        pipeline_id -> Text,
+        stage_id -> Text,
+        client_id -> Text,
+        name -> Text,
+        description -> Text,
+        value_cents -> BigInt,
+        currency -> Text,
+        probability -> Integer,
+        probability_set -> Bool,
+        expected_close -> Nullable<Date>,
+        actual_close -> Nullable<Date>,
+        status -> Text,
+        assigned_to -> Nullable<Text>,
+        source -> Nullable<Text>,
+        competitors -> Text,
+        loss_reason -> Nullable<Text>,
+        custom_fields -> Text,
+        version -> BigInt,
+        stage_entered_at -> Timestamp,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    opportunity_stage_history (id) {
+        id -> Text,
+        organization_id -> Text,
+        opportunity_id -> Text,
+        from_stage_id -> Nullable<Text>,
+        to_stage_id -> Text,
+        from_probability -> Nullable<Integer>,
+        to_probability -> Integer,
+        moved_by -> Nullable<Text>,
+        moved_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    opportunity_contacts (opportunity_id, client_id) {
+        opportunity_id -> Text,
+        client_id -> Text,
+        organization_id -> Text,
+        role -> Text,
+    }
+}
+
+diesel::table! {
+    quotes (id) {
+        id -> Text,
+        organization_id -> Text,
+        opportunity_id -> Text,
+        number -> Integer,
+        status -> Text,
+        currency -> Text,
+        valid_until -> Nullable<Date>,
+        terms -> Text,
+        subtotal_cents -> BigInt,
+        discount_cents -> BigInt,
+        tax_cents -> BigInt,
+        total_cents -> BigInt,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    quote_lines (id) {
+        id -> Text,
+        quote_id -> Text,
+        organization_id -> Text,
+        position -> Integer,
+        name -> Text,
+        quantity -> Text,
+        unit_price_cents -> BigInt,
+        discount_percent -> Text,
+        tax_rate -> Text,
+        total_cents -> BigInt,
+    }
+}
+
+diesel::table! {
+    contracts (id) {
+        id -> Text,
+        organization_id -> Text,
+        client_id -> Text,
+        opportunity_id -> Nullable<Text>,
+        name -> Text,
+        start_date -> Date,
+        end_date -> Date,
+        value_cents -> BigInt,
+        currency -> Text,
+        renewal_terms -> Text,
+        notice_days -> Integer,
+        status -> Text,
+        document_name -> Nullable<Text>,
+        document_type -> Nullable<Text>,
+        document -> Nullable<Binary>,
+        renewal_opportunity_id -> Nullable<Text>,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(api_tokens -> organizations (organization_id));
@@ -241,6 +392,9 @@ diesel::joinable!(clients -> users (assigned_to));
 diesel::joinable!(client_tags -> tags (tag_id));
 diesel::joinable!(client_tags -> clients (client_id));
 diesel::joinable!(custom_field_values -> custom_fields (field_id));
+diesel::joinable!(pipeline_stages -> pipelines (pipeline_id));
+diesel::joinable!(opportunities -> clients (client_id));
+diesel::joinable!(quote_lines -> quotes (quote_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
@@ -260,4 +414,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     custom_field_values,
     saved_views,
     idempotency_keys,
+    pipelines,
+    pipeline_stages,
+    loss_reasons,
+    opportunities,
+    opportunity_stage_history,
+    opportunity_contacts,
+    quotes,
+    quote_lines,
+    contracts,
 );

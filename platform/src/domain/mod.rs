@@ -5,4 +5,6 @@
 pub mod audit;
 pub mod clients;
 pub mod custom_fields;
+pub mod money;
 pub mod orgs;
+pub mod pipeline;

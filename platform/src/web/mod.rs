@@ -98,9 +98,17 @@ pub async fn readyz(state: web::Data<AppState>) -> AppResult<HttpResponse> {
 pub async fn client_access(
     actor: &crate::auth::Actor,
 ) -> AppResult<crate::domain::clients::service::Access> {
+    record_access(actor, "client").await
+}
+
+/// Record-level reach on `resource` (client, opportunity): `oversee` widens it to others' records.
+pub async fn record_access(
+    actor: &crate::auth::Actor,
+    resource: &str,
+) -> AppResult<crate::domain::clients::service::Access> {
     Ok(crate::domain::clients::service::Access {
         user_id: actor.user_id.clone(),
-        oversee: actor.can("client", "oversee").await?,
+        oversee: actor.can(resource, "oversee").await?,
         read_sensitive: actor.can("sensitive_field", "read").await?,
         write_sensitive: actor.can("sensitive_field", "write").await?,
         create_tags: actor.can("tag", "write").await?,

@@ -45,7 +45,7 @@ impl FieldRow {
 }
 
 /// Entities that carry custom fields.
-pub const ENTITIES: &[&str] = &["client"];
+pub const ENTITIES: &[&str] = &["client", "opportunity"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldType {

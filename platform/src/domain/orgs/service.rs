@@ -62,6 +62,7 @@ pub fn create_org(conn: &mut DbConn, name: &str) -> AppResult<OrganizationRow> {
         };
         store::insert_org(c, &org)?;
         policy::store::seed_org(c, &org.id)?;
+        crate::domain::pipeline::service::ensure_defaults(c, &org.id)?;
         audit::record(
             c,
             &AuditContext::cli(&org.id),

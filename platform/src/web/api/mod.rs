@@ -6,6 +6,7 @@ pub mod clients;
 mod custom_fields;
 mod me;
 mod policies;
+pub mod sales;
 mod tags;
 mod tokens;
 mod users;
@@ -61,6 +62,61 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/clients/{id}/relations/{rel}",
             web::delete().to(clients::unrelate),
+        )
+        .route("/pipelines", web::get().to(sales::pipelines))
+        .route("/pipelines", web::post().to(sales::create_pipeline))
+        .route("/pipelines/{id}", web::patch().to(sales::update_pipeline))
+        .route("/pipelines/{id}/stages", web::post().to(sales::add_stage))
+        .route(
+            "/pipelines/{id}/stages/{stage}",
+            web::patch().to(sales::update_stage),
+        )
+        .route(
+            "/pipelines/{id}/stages/{stage}/retire",
+            web::post().to(sales::retire_stage),
+        )
+        .route("/loss-reasons", web::get().to(sales::loss_reasons))
+        .route("/loss-reasons", web::post().to(sales::add_loss_reason))
+        .route(
+            "/loss-reasons/{id}",
+            web::patch().to(sales::update_loss_reason),
+        )
+        .route("/opportunities", web::get().to(sales::list))
+        .route("/opportunities", web::post().to(sales::create))
+        .route("/opportunities/{id}", web::get().to(sales::show))
+        .route("/opportunities/{id}", web::patch().to(sales::patch))
+        .route("/opportunities/{id}", web::put().to(sales::replace))
+        .route("/opportunities/{id}", web::delete().to(sales::delete))
+        .route("/opportunities/{id}/move", web::post().to(sales::move_deal))
+        .route("/opportunities/{id}/history", web::get().to(sales::history))
+        .route("/quotes", web::get().to(sales::list_quotes))
+        .route("/quotes", web::post().to(sales::create_quote))
+        .route("/quotes/{id}", web::get().to(sales::show_quote))
+        .route("/quotes/{id}/status", web::post().to(sales::quote_status))
+        .route("/quotes/{id}/pdf", web::get().to(sales::quote_pdf_handler))
+        .route("/contracts", web::get().to(sales::list_contracts))
+        .route("/contracts", web::post().to(sales::create_contract))
+        .route("/contracts/{id}", web::get().to(sales::show_contract))
+        .route("/contracts/{id}", web::patch().to(sales::update_contract))
+        .route(
+            "/contracts/{id}/document",
+            web::put().to(sales::upload_document),
+        )
+        .route(
+            "/contracts/{id}/document",
+            web::get().to(sales::download_document),
+        )
+        .route(
+            "/contracts/{id}/renew",
+            web::post().to(sales::renew_contract),
+        )
+        .route(
+            "/crm/analytics/pipeline",
+            web::get().to(sales::analytics_pipeline),
+        )
+        .route(
+            "/crm/analytics/performance",
+            web::get().to(sales::analytics_performance),
         )
         .route("/tags", web::get().to(tags::list))
         .route("/tags", web::post().to(tags::create))

@@ -1,0 +1,9 @@
+DROP TABLE contracts;
+DROP TABLE quote_lines;
+DROP TABLE quotes;
+DROP TABLE opportunity_contacts;
+DROP TABLE opportunity_stage_history;
+DROP TABLE opportunities;
+DROP TABLE loss_reasons;
+DROP TABLE pipeline_stages;
+DROP TABLE pipelines;

@@ -1,0 +1,402 @@
+//! Queries over pipelines, stages, opportunities, history and loss reasons.
+
+use chrono::NaiveDate;
+use diesel::prelude::*;
+use diesel::QueryResult;
+
+use super::model::*;
+use crate::db::schema::{
+    loss_reasons, opportunities, opportunity_stage_history, pipeline_stages, pipelines,
+};
+use crate::db::DbConn;
+
+pub fn list_pipelines(conn: &mut DbConn, org_id: &str) -> QueryResult<Vec<PipelineRow>> {
+    pipelines::table
+        .filter(pipelines::organization_id.eq(org_id))
+        .filter(pipelines::archived_at.is_null())
+        .order((pipelines::position.asc(), pipelines::created_at.asc()))
+        .select(PipelineRow::as_select())
+        .load(conn)
+}
+
+pub fn find_pipeline(
+    conn: &mut DbConn,
+    org_id: &str,
+    id: &str,
+) -> QueryResult<Option<PipelineRow>> {
+    pipelines::table
+        .filter(pipelines::organization_id.eq(org_id))
+        .filter(pipelines::id.eq(id))
+        .select(PipelineRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn insert_pipeline(conn: &mut DbConn, row: &PipelineRow) -> QueryResult<()> {
+    diesel::insert_into(pipelines::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+pub fn update_pipeline(conn: &mut DbConn, row: &PipelineRow) -> QueryResult<()> {
+    diesel::update(pipelines::table.find(&row.id))
+        .set((
+            pipelines::name.eq(&row.name),
+            pipelines::rotting_days.eq(row.rotting_days),
+            pipelines::position.eq(row.position),
+            pipelines::archived_at.eq(row.archived_at),
+            pipelines::updated_at.eq(row.updated_at),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Stages of the organization's pipelines in board order (all of them, retired too).
+pub fn stages_of_org(conn: &mut DbConn, org_id: &str) -> QueryResult<Vec<StageRow>> {
+    pipeline_stages::table
+        .filter(pipeline_stages::organization_id.eq(org_id))
+        .order((
+            pipeline_stages::pipeline_id.asc(),
+            pipeline_stages::position.asc(),
+        ))
+        .select(StageRow::as_select())
+        .load(conn)
+}
+
+pub fn stages_of(conn: &mut DbConn, pipeline_id: &str) -> QueryResult<Vec<StageRow>> {
+    pipeline_stages::table
+        .filter(pipeline_stages::pipeline_id.eq(pipeline_id))
+        .order(pipeline_stages::position.asc())
+        .select(StageRow::as_select())
+        .load(conn)
+}
+
+pub fn find_stage(conn: &mut DbConn, org_id: &str, id: &str) -> QueryResult<Option<StageRow>> {
+    pipeline_stages::table
+        .filter(pipeline_stages::organization_id.eq(org_id))
+        .filter(pipeline_stages::id.eq(id))
+        .select(StageRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn insert_stage(conn: &mut DbConn, row: &StageRow) -> QueryResult<()> {
+    diesel::insert_into(pipeline_stages::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+pub fn update_stage(conn: &mut DbConn, row: &StageRow) -> QueryResult<()> {
+    diesel::update(pipeline_stages::table.find(&row.id))
+        .set((
+            pipeline_stages::name.eq(&row.name),
+            pipeline_stages::position.eq(row.position),
+            pipeline_stages::probability.eq(row.probability),
+            pipeline_stages::is_active.eq(row.is_active),
+            pipeline_stages::color.eq(&row.color),
+            pipeline_stages::updated_at.eq(row.updated_at),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+pub fn count_in_stage(conn: &mut DbConn, stage_id: &str) -> QueryResult<i64> {
+    opportunities::table
+        .filter(opportunities::stage_id.eq(stage_id))
+        .filter(opportunities::deleted_at.is_null())
+        .count()
+        .get_result(conn)
+}
+
+pub fn loss_reasons(
+    conn: &mut DbConn,
+    org_id: &str,
+    active_only: bool,
+) -> QueryResult<Vec<LossReasonRow>> {
+    let mut q = loss_reasons::table
+        .filter(loss_reasons::organization_id.eq(org_id))
+        .order(loss_reasons::name.asc())
+        .select(LossReasonRow::as_select())
+        .into_boxed();
+    if active_only {
+        q = q.filter(loss_reasons::is_active.eq(true));
+    }
+    q.load(conn)
+}
+
+pub fn insert_loss_reason(conn: &mut DbConn, row: &LossReasonRow) -> QueryResult<()> {
+    diesel::insert_into(loss_reasons::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+pub fn set_loss_reason_active(
+    conn: &mut DbConn,
+    org_id: &str,
+    id: &str,
+    active: bool,
+) -> QueryResult<bool> {
+    Ok(diesel::update(
+        loss_reasons::table
+            .filter(loss_reasons::organization_id.eq(org_id))
+            .filter(loss_reasons::id.eq(id)),
+    )
+    .set(loss_reasons::is_active.eq(active))
+    .execute(conn)?
+        == 1)
+}
+
+pub fn find_opportunity(
+    conn: &mut DbConn,
+    org_id: &str,
+    id: &str,
+) -> QueryResult<Option<OpportunityRow>> {
+    opportunities::table
+        .filter(opportunities::organization_id.eq(org_id))
+        .filter(opportunities::id.eq(id))
+        .select(OpportunityRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn insert_opportunity(conn: &mut DbConn, row: &OpportunityRow) -> QueryResult<()> {
+    diesel::insert_into(opportunities::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+/// Writes the row if the stored version is still `expected`; false when stale.
+pub fn replace_opportunity(
+    conn: &mut DbConn,
+    row: &OpportunityRow,
+    expected: i64,
+) -> QueryResult<bool> {
+    let n = diesel::update(
+        opportunities::table
+            .filter(opportunities::id.eq(&row.id))
+            .filter(opportunities::organization_id.eq(&row.organization_id))
+            .filter(opportunities::version.eq(expected)),
+    )
+    .set((
+        (
+            opportunities::pipeline_id.eq(&row.pipeline_id),
+            opportunities::stage_id.eq(&row.stage_id),
+            opportunities::client_id.eq(&row.client_id),
+            opportunities::name.eq(&row.name),
+            opportunities::description.eq(&row.description),
+            opportunities::value_cents.eq(row.value_cents),
+            opportunities::currency.eq(&row.currency),
+            opportunities::probability.eq(row.probability),
+            opportunities::probability_set.eq(row.probability_set),
+            opportunities::expected_close.eq(row.expected_close),
+            opportunities::actual_close.eq(row.actual_close),
+        ),
+        (
+            opportunities::status.eq(&row.status),
+            opportunities::assigned_to.eq(&row.assigned_to),
+            opportunities::source.eq(&row.source),
+            opportunities::competitors.eq(&row.competitors),
+            opportunities::loss_reason.eq(&row.loss_reason),
+            opportunities::custom_fields.eq(&row.custom_fields),
+            opportunities::version.eq(expected + 1),
+            opportunities::stage_entered_at.eq(row.stage_entered_at),
+            opportunities::updated_at.eq(row.updated_at),
+            opportunities::deleted_at.eq(row.deleted_at),
+        ),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+pub fn insert_move(conn: &mut DbConn, row: &StageMoveRow) -> QueryResult<()> {
+    diesel::insert_into(opportunity_stage_history::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+pub fn history_of(
+    conn: &mut DbConn,
+    org_id: &str,
+    opportunity_id: &str,
+) -> QueryResult<Vec<StageMoveRow>> {
+    opportunity_stage_history::table
+        .filter(opportunity_stage_history::organization_id.eq(org_id))
+        .filter(opportunity_stage_history::opportunity_id.eq(opportunity_id))
+        .order((
+            opportunity_stage_history::moved_at.asc(),
+            opportunity_stage_history::id.asc(),
+        ))
+        .select(StageMoveRow::as_select())
+        .load(conn)
+}
+
+/// Filters of the opportunity list.
+#[derive(Debug, Default, Clone)]
+pub struct OpportunityFilter {
+    pub only_assigned_to: Option<String>,
+    pub pipeline_id: Option<String>,
+    pub stage_id: Option<String>,
+    pub statuses: Vec<String>,
+    pub assigned_to: Option<String>,
+    pub client_id: Option<String>,
+    pub close_from: Option<NaiveDate>,
+    pub close_to: Option<NaiveDate>,
+    pub value_min: Option<i64>,
+    pub value_max: Option<i64>,
+    pub custom: Vec<crate::domain::clients::query::CustomFilter>,
+    /// Keyset: continue after this id (newest first).
+    pub before: Option<String>,
+    pub limit: i64,
+}
+
+pub fn list_opportunities(
+    conn: &mut DbConn,
+    org_id: &str,
+    f: &OpportunityFilter,
+) -> QueryResult<Vec<OpportunityRow>> {
+    use crate::db::schema::custom_field_values as v;
+    use crate::domain::custom_fields::value::{Op, Operand};
+    let mut q = opportunities::table
+        .filter(opportunities::organization_id.eq(org_id.to_string()))
+        .filter(opportunities::deleted_at.is_null())
+        .select(OpportunityRow::as_select())
+        .order(opportunities::id.desc())
+        .limit(f.limit)
+        .into_boxed();
+    if let Some(u) = &f.only_assigned_to {
+        q = q.filter(opportunities::assigned_to.eq(u.clone()));
+    }
+    if let Some(p) = &f.pipeline_id {
+        q = q.filter(opportunities::pipeline_id.eq(p.clone()));
+    }
+    if let Some(s) = &f.stage_id {
+        q = q.filter(opportunities::stage_id.eq(s.clone()));
+    }
+    if !f.statuses.is_empty() {
+        q = q.filter(opportunities::status.eq_any(f.statuses.clone()));
+    }
+    if let Some(a) = &f.assigned_to {
+        q = q.filter(opportunities::assigned_to.eq(a.clone()));
+    }
+    if let Some(c) = &f.client_id {
+        q = q.filter(opportunities::client_id.eq(c.clone()));
+    }
+    if let Some(d) = f.close_from {
+        q = q.filter(opportunities::expected_close.ge(d));
+    }
+    if let Some(d) = f.close_to {
+        q = q.filter(opportunities::expected_close.le(d));
+    }
+    if let Some(v) = f.value_min {
+        q = q.filter(opportunities::value_cents.ge(v));
+    }
+    if let Some(v) = f.value_max {
+        q = q.filter(opportunities::value_cents.le(v));
+    }
+    if let Some(b) = &f.before {
+        q = q.filter(opportunities::id.lt(b.clone()));
+    }
+    for cf in &f.custom {
+        let fid = cf.field.id.clone();
+        macro_rules! exists_where {
+            ($cond:expr) => {
+                q.filter(diesel::dsl::exists(
+                    v::table
+                        .filter(v::record_id.eq(opportunities::id))
+                        .filter(v::field_id.eq(fid))
+                        .filter($cond)
+                        .select(v::id),
+                ))
+            };
+        }
+        q = match (&cf.operand, cf.op) {
+            (Operand::Text(t), Op::Contains) => exists_where!(v::text_value
+                .like(format!("%{}%", crate::domain::orgs::store::escape_like(t)))
+                .escape('\\')),
+            (Operand::Text(t), Op::Gt) => exists_where!(v::text_value.gt(t.clone())),
+            (Operand::Text(t), Op::Gte) => exists_where!(v::text_value.ge(t.clone())),
+            (Operand::Text(t), Op::Lt) => exists_where!(v::text_value.lt(t.clone())),
+            (Operand::Text(t), Op::Lte) => exists_where!(v::text_value.le(t.clone())),
+            (Operand::Text(t), _) => exists_where!(v::text_value.eq(t.clone())),
+            (Operand::Num(n), Op::Gt) => exists_where!(v::num_value.gt(*n)),
+            (Operand::Num(n), Op::Gte) => exists_where!(v::num_value.ge(*n)),
+            (Operand::Num(n), Op::Lt) => exists_where!(v::num_value.lt(*n)),
+            (Operand::Num(n), Op::Lte) => exists_where!(v::num_value.le(*n)),
+            (Operand::Num(n), _) => exists_where!(v::num_value.eq(*n)),
+            (Operand::TextList(items), _) => exists_where!(v::text_value.eq_any(items.clone())),
+            (Operand::NumList(items), _) => exists_where!(v::num_value.eq_any(items.clone())),
+        };
+    }
+    q.load(conn)
+}
+
+/// Open deals of a pipeline for the board, capped per stage by the caller's limit.
+pub fn board(
+    conn: &mut DbConn,
+    org_id: &str,
+    pipeline_id: &str,
+    owner: Option<&str>,
+    close_month: Option<(NaiveDate, NaiveDate)>,
+    per_stage: i64,
+    stage_id: &str,
+) -> QueryResult<Vec<OpportunityRow>> {
+    let mut q = opportunities::table
+        .filter(opportunities::organization_id.eq(org_id.to_string()))
+        .filter(opportunities::pipeline_id.eq(pipeline_id.to_string()))
+        .filter(opportunities::stage_id.eq(stage_id.to_string()))
+        .filter(opportunities::deleted_at.is_null())
+        .select(OpportunityRow::as_select())
+        .order(opportunities::id.desc())
+        .limit(per_stage)
+        .into_boxed();
+    if let Some(o) = owner {
+        q = q.filter(opportunities::assigned_to.eq(o.to_string()));
+    }
+    if let Some((from, to)) = close_month {
+        q = q
+            .filter(opportunities::expected_close.ge(from))
+            .filter(opportunities::expected_close.le(to));
+    }
+    q.load(conn)
+}
+
+#[derive(Debug, QueryableByName)]
+pub struct StageTotal {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub stage_id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub currency: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub deals: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub value_cents: i64,
+}
+
+/// Count and value per (stage, currency) of a pipeline's live deals, with the board's filters.
+pub fn stage_totals(
+    conn: &mut DbConn,
+    org_id: &str,
+    pipeline_id: &str,
+    owner: Option<&str>,
+    close_month: Option<(NaiveDate, NaiveDate)>,
+) -> QueryResult<Vec<StageTotal>> {
+    use diesel::sql_types::{Date, Nullable, Text};
+    // why: SUM(bigint) is NUMERIC in diesel's typing (a lossy f64 on SQLite); the cast keeps it integral on both.
+    diesel::sql_query(
+        "SELECT stage_id, currency, CAST(COUNT(*) AS BIGINT) AS deals, CAST(COALESCE(SUM(value_cents), 0) AS BIGINT) AS value_cents \
+         FROM opportunities WHERE organization_id = $1 AND pipeline_id = $2 AND deleted_at IS NULL \
+         AND ($3 IS NULL OR assigned_to = $3) AND ($4 IS NULL OR expected_close >= $4) AND ($5 IS NULL OR expected_close <= $5) \
+         GROUP BY stage_id, currency",
+    )
+    .bind::<Text, _>(org_id)
+    .bind::<Text, _>(pipeline_id)
+    .bind::<Nullable<Text>, _>(owner)
+    .bind::<Nullable<Date>, _>(close_month.map(|m| m.0))
+    .bind::<Nullable<Date>, _>(close_month.map(|m| m.1))
+    .load(conn)
+}
