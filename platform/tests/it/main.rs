@@ -9,5 +9,6 @@ mod clients;
 mod clients_console;
 mod console;
 mod migrations;
+mod sales;
 mod signin;
 mod support;

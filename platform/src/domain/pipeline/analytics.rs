@@ -92,6 +92,13 @@ pub fn add_months(d: NaiveDate, n: u32) -> NaiveDate {
     d.checked_add_months(chrono::Months::new(n)).unwrap_or(d)
 }
 
+/// Rounds to `dp` places and always shows them ("100.0", not "100").
+fn fixed(d: Decimal, dp: u32) -> Decimal {
+    let mut r = d.round_dp(dp);
+    r.rescale(dp);
+    r
+}
+
 fn cents(c: i64) -> Decimal {
     Decimal::new(c, 2)
 }
@@ -236,7 +243,7 @@ pub fn win_rates(conn: &mut DbConn, org_id: &str, pipeline_id: &str) -> AppResul
             StageRate {
                 historical_win_rate: o
                     .filter(|o| o.closed > 0)
-                    .map(|o| (Decimal::from(o.won * 100) / Decimal::from(o.closed)).round_dp(1)),
+                    .map(|o| fixed(Decimal::from(o.won * 100) / Decimal::from(o.closed), 1)),
                 closed_deals: closed,
                 stage_id: s.id,
                 stage: s.name,
@@ -312,12 +319,16 @@ pub struct Performance {
 
 fn finish(r: &mut RepFigures, cycle_days_total: i64) {
     let closed = r.won_deals + r.lost_deals;
-    r.win_rate = (closed > 0)
-        .then(|| (Decimal::from(r.won_deals * 100) / Decimal::from(closed)).round_dp(1));
+    r.win_rate =
+        (closed > 0).then(|| fixed(Decimal::from(r.won_deals * 100) / Decimal::from(closed), 1));
     r.average_deal_size =
-        (r.won_deals > 0).then(|| (r.won_value / Decimal::from(r.won_deals)).round_dp(2));
-    r.sales_cycle_days = (r.won_deals > 0)
-        .then(|| (Decimal::from(cycle_days_total) / Decimal::from(r.won_deals)).round_dp(1));
+        (r.won_deals > 0).then(|| fixed(r.won_value / Decimal::from(r.won_deals), 2));
+    r.sales_cycle_days = (r.won_deals > 0).then(|| {
+        fixed(
+            Decimal::from(cycle_days_total) / Decimal::from(r.won_deals),
+            1,
+        )
+    });
 }
 
 /// Per rep and for the team: what closed between `from` and `to` (inclusive).
@@ -438,7 +449,7 @@ pub fn performance(
             let d = durations.get(&s.id).copied().unwrap_or((0, 0));
             StageTime {
                 average_days: (d.1 > 0)
-                    .then(|| (Decimal::from(d.0) / Decimal::from(d.1 * 86_400)).round_dp(1)),
+                    .then(|| fixed(Decimal::from(d.0) / Decimal::from(d.1 * 86_400), 1)),
                 moves: d.1,
                 stage_id: s.id,
                 stage: s.name,
