@@ -78,3 +78,100 @@ function enhance(root) {
 }
 document.addEventListener("DOMContentLoaded", () => enhance(document));
 document.addEventListener("htmx:afterSettle", (e) => enhance(e.target));
+// ---------- pipeline board ----------
+// Dropping a card (SortableJS) or choosing in its menu posts the move; the server
+// answers with the refreshed board. A drop on a lost stage asks for the reason first.
+function askLossReason(board) {
+  const dialog = board.querySelector("#loss-dialog");
+  return new Promise((resolve) => {
+    if (!dialog || typeof dialog.showModal !== "function") return resolve(null);
+    dialog.returnValue = "";
+    dialog.addEventListener("close", () => {
+      resolve(dialog.returnValue === "confirm" ? dialog.querySelector("select[name=reason]").value : null);
+    }, { once: true });
+    dialog.showModal();
+  });
+}
+function reloadBoard(board) {
+  htmx.ajax("GET", `/pipeline?${board.dataset.boardQuery || ""}`, { target: "#board", select: "#board", swap: "outerHTML" });
+}
+async function submitMove(card, stageId, kind) {
+  const board = card.closest("#board");
+  const form = card.querySelector(".move-menu");
+  if (!form) return;
+  if (kind === "lost") {
+    const reason = await askLossReason(board);
+    if (!reason) return reloadBoard(board);
+    form.querySelector("input[name=loss_reason]").value = reason;
+  }
+  form.querySelector("select[name=stage]").value = stageId;
+  htmx.trigger(form, "change");
+}
+document.addEventListener("change", (e) => {
+  const select = e.target.closest && e.target.closest("select[data-move-select]");
+  if (!select || select.dataset.confirmed) return;
+  const option = select.selectedOptions[0];
+  if (option && option.dataset.kind === "lost") {
+    e.stopPropagation();
+    const card = select.closest(".deal-card");
+    submitMove(card, option.value, "lost");
+  }
+}, true);
+function loadSortable(board) {
+  if (window.Sortable) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const s = document.createElement("script");
+    s.src = board.dataset.sortableSrc;
+    s.integrity = board.dataset.sortableSri;
+    s.crossOrigin = "anonymous";
+    s.onload = resolve;
+    s.onerror = reject;
+    document.head.appendChild(s);
+  });
+}
+function enhanceBoard(root) {
+  const board = root.querySelector ? (root.id === "board" ? root : root.querySelector("#board")) : null;
+  if (!board) return;
+  loadSortable(board).then(() => {
+    board.querySelectorAll("[data-sortable]").forEach((list) => {
+      if (list.dataset.sortableReady) return;
+      list.dataset.sortableReady = "1";
+      window.Sortable.create(list, {
+        group: "deals",
+        animation: 150,
+        filter: "select, a, input",
+        preventOnFilter: false,
+        onEnd: (evt) => {
+          if (evt.from === evt.to) return;
+          submitMove(evt.item, evt.to.dataset.stage, evt.to.dataset.kind);
+        },
+      });
+    });
+  });
+}
+document.addEventListener("DOMContentLoaded", () => enhanceBoard(document));
+document.addEventListener("htmx:afterSettle", (e) => enhanceBoard(e.target.closest ? (e.target.closest("#board") || document) : document));
+// ---------- quotes and deal contacts ----------
+document.addEventListener("click", (e) => {
+  if (e.target.matches("[data-add-line]")) {
+    const body = e.target.closest("form").querySelector("[data-quote-lines]");
+    const row = body.lastElementChild.cloneNode(true);
+    row.querySelectorAll("input").forEach((i) => { i.value = i.name === "line_qty" ? "1" : (i.name === "line_discount" || i.name === "line_tax" ? "0" : ""); });
+    body.appendChild(row);
+  }
+  if (e.target.matches("[data-remove-row]")) e.target.parentElement.remove();
+  const pick = e.target.closest(".lookup-item[data-pick=contact]");
+  if (pick) {
+    const rows = document.querySelector("[data-contact-rows]");
+    if (rows && !rows.querySelector(`input[value="${pick.dataset.id}"]`)) {
+      const row = document.createElement("div");
+      row.className = "row-form compact";
+      row.innerHTML = `<input type="hidden" name="contact_id"><span></span><label><span class="sr-only">Role</span><input type="text" name="contact_role" maxlength="60" placeholder="Role, e.g. decision maker"></label><button type="button" class="chip-x" data-remove-row aria-label="Remove">×</button>`;
+      row.querySelector("input[name=contact_id]").value = pick.dataset.id;
+      row.querySelector("span").textContent = pick.dataset.name;
+      rows.appendChild(row);
+    }
+    const input = document.querySelector('[data-picker="contact"]');
+    if (input) input.value = "";
+  }
+});

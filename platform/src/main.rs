@@ -53,8 +53,11 @@ enum Command {
         #[arg(long)]
         org: String,
         /// How many clients to add.
-        #[arg(long)]
+        #[arg(long, default_value_t = 0)]
         clients: usize,
+        /// How many deals to add over the organization's clients (with stage history).
+        #[arg(long, default_value_t = 0)]
+        deals: usize,
         /// The random seed; the same seed gives the same data.
         #[arg(long, default_value_t = 42)]
         seed: u64,
@@ -203,8 +206,9 @@ fn seed_demo(pool: &Pool, addr: &str) -> anyhow::Result<()> {
         let report = with_conn(pool, |c| {
             rapport::seed::seed_clients(c, &org, 300, 7, |_| {})
         })?;
+        let deals = with_conn(pool, |c| rapport::seed::seed_deals(c, &org, 120, 7, |_| {}))?;
         println!(
-            "Added {} demo clients ({} companies).",
+            "Added {} demo clients ({} companies) and {deals} deals.",
             report.clients, report.companies
         );
     }
@@ -277,24 +281,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Seed { org, clients, seed } => {
+        Command::Seed {
+            org,
+            clients,
+            deals,
+            seed,
+        } => {
+            if clients == 0 && deals == 0 {
+                anyhow::bail!("say what to add: --clients N and/or --deals N");
+            }
             let pool = open(&config)?;
             let org = find_org(&pool, &org)?;
             let started = std::time::Instant::now();
-            let report = with_conn(&pool, |c| {
-                rapport::seed::seed_clients(c, &org, clients, seed, |done| {
-                    if done % 50_000 == 0 {
-                        eprintln!("  {done} clients…");
-                    }
-                })
-            })?;
-            println!(
-                "Added {} clients ({} companies) to {} in {:.1} s",
-                report.clients,
-                report.companies,
-                org.slug,
-                started.elapsed().as_secs_f64()
-            );
+            if clients > 0 {
+                let report = with_conn(&pool, |c| {
+                    rapport::seed::seed_clients(c, &org, clients, seed, |done| {
+                        if done % 50_000 == 0 {
+                            eprintln!("  {done} clients…");
+                        }
+                    })
+                })?;
+                println!(
+                    "Added {} clients ({} companies) to {}",
+                    report.clients, report.companies, org.slug
+                );
+            }
+            if deals > 0 {
+                let made = with_conn(&pool, |c| {
+                    rapport::seed::seed_deals(c, &org, deals, seed, |done| {
+                        if done % 50_000 == 0 {
+                            eprintln!("  {done} deals…");
+                        }
+                    })
+                })?;
+                println!("Added {made} deals to {}", org.slug);
+            }
+            println!("Done in {:.1} s", started.elapsed().as_secs_f64());
             Ok(())
         }
         Command::Token {

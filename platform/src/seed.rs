@@ -397,3 +397,180 @@ pub fn seed_clients(
         companies: company_count,
     })
 }
+
+/// Adds `count` deals over existing clients: mostly open, some won and lost, each with a
+/// stage history that walks through the pipeline to its current stage.
+pub fn seed_deals(
+    conn: &mut DbConn,
+    org: &OrganizationRow,
+    count: usize,
+    seed: u64,
+    mut progress: impl FnMut(usize),
+) -> AppResult<usize> {
+    use crate::db::schema::{opportunities, opportunity_stage_history};
+    use crate::domain::pipeline::{
+        service as pipeline_service, store as pipeline_store, OpportunityRow, StageMoveRow,
+    };
+
+    pipeline_service::ensure_defaults(conn, &org.id)?;
+    let pipeline = pipeline_store::list_pipelines(conn, &org.id)?
+        .into_iter()
+        .next()
+        .ok_or(crate::error::AppError::NotFound)?;
+    let stages: Vec<_> = pipeline_store::stages_of(conn, &pipeline.id)?
+        .into_iter()
+        .filter(|s| s.is_active)
+        .collect();
+    let open: Vec<_> = stages
+        .iter()
+        .filter(|s| s.kind == "open")
+        .cloned()
+        .collect();
+    let won = stages
+        .iter()
+        .find(|s| s.kind == "won")
+        .cloned()
+        .ok_or(crate::error::AppError::NotFound)?;
+    let lost = stages
+        .iter()
+        .find(|s| s.kind == "lost")
+        .cloned()
+        .ok_or(crate::error::AppError::NotFound)?;
+    let reasons: Vec<String> = pipeline_store::loss_reasons(conn, &org.id, true)?
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    let client_ids: Vec<(String, Option<String>)> = {
+        use crate::db::schema::clients;
+        clients::table
+            .filter(clients::organization_id.eq(&org.id))
+            .filter(clients::deleted_at.is_null())
+            .select((clients::id, clients::assigned_to))
+            .limit(50_000)
+            .load(conn)?
+    };
+    if client_ids.is_empty() || open.is_empty() {
+        return Ok(0);
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let today = now().date();
+    let products = [
+        "Platform licence",
+        "Support plan",
+        "Onboarding",
+        "Expansion",
+        "Renewal",
+        "Pilot",
+    ];
+    let mut made = 0;
+    while made < count {
+        let n = 2_000.min(count - made);
+        let mut deals: Vec<OpportunityRow> = Vec::with_capacity(n);
+        let mut moves: Vec<StageMoveRow> = Vec::new();
+        for _ in 0..n {
+            let (client_id, owner) = client_ids[rng.gen_range(0..client_ids.len())].clone();
+            let roll = rng.gen_range(0..100);
+            let depth = rng.gen_range(0..open.len());
+            let final_stage = if roll < 12 {
+                won.clone()
+            } else if roll < 20 {
+                lost.clone()
+            } else {
+                open[depth].clone()
+            };
+            let created = now() - Duration::days(rng.gen_range(5..400));
+            let id = new_id();
+            let mut at = created;
+            let path: Vec<_> = open
+                .iter()
+                .take(depth + 1)
+                .cloned()
+                .chain((final_stage.kind != "open").then(|| final_stage.clone()))
+                .collect();
+            let mut prev: Option<(String, i32)> = None;
+            for stage in &path {
+                moves.push(StageMoveRow {
+                    id: new_id(),
+                    organization_id: org.id.clone(),
+                    opportunity_id: id.clone(),
+                    from_stage_id: prev.as_ref().map(|p| p.0.clone()),
+                    to_stage_id: stage.id.clone(),
+                    from_probability: prev.as_ref().map(|p| p.1),
+                    to_probability: stage.probability,
+                    moved_by: owner.clone(),
+                    moved_at: at,
+                });
+                prev = Some((stage.id.clone(), stage.probability));
+                at = (at + Duration::days(rng.gen_range(1..20))).min(now());
+            }
+            let closed = final_stage.kind != "open";
+            let value_cents = rng.gen_range(10..1_000) * 10_000 + rng.gen_range(0..100) * 100;
+            deals.push(OpportunityRow {
+                id,
+                organization_id: org.id.clone(),
+                pipeline_id: pipeline.id.clone(),
+                stage_id: final_stage.id.clone(),
+                client_id,
+                name: format!(
+                    "{} #{}",
+                    products[rng.gen_range(0..products.len())],
+                    made + deals.len() + 1
+                ),
+                description: String::new(),
+                value_cents,
+                currency: if rng.gen_ratio(1, 20) {
+                    "EUR".into()
+                } else {
+                    org.default_currency.clone()
+                },
+                probability: final_stage.probability,
+                probability_set: false,
+                expected_close: Some(today + Duration::days(rng.gen_range(-30..180))),
+                actual_close: closed.then(|| at.date().min(today)),
+                status: final_stage.kind.clone(),
+                assigned_to: owner,
+                source: Some(
+                    ["Website", "Referral", "Partner", "Outbound"][rng.gen_range(0..4)].into(),
+                ),
+                competitors: "[]".into(),
+                loss_reason: (final_stage.kind == "lost").then(|| {
+                    reasons
+                        .get(rng.gen_range(0..reasons.len().max(1)))
+                        .cloned()
+                        .unwrap_or_else(|| "Price".into())
+                }),
+                custom_fields: "{}".into(),
+                version: 1,
+                stage_entered_at: at.min(now()),
+                created_by: None,
+                created_at: created,
+                updated_at: at.min(now()),
+                deleted_at: None,
+            });
+        }
+        macro_rules! insert_deals {
+            ($c:expr) => {{
+                for chunk in deals.chunks(500) {
+                    diesel::insert_into(opportunities::table)
+                        .values(chunk)
+                        .execute($c)?;
+                }
+                for chunk in moves.chunks(1000) {
+                    diesel::insert_into(opportunity_stage_history::table)
+                        .values(chunk)
+                        .execute($c)?;
+                }
+            }};
+        }
+        conn.transaction::<_, crate::error::AppError, _>(|c| {
+            match c {
+                DbConn::Sqlite(c) => insert_deals!(c),
+                DbConn::Postgresql(c) => insert_deals!(c),
+            }
+            Ok(())
+        })?;
+        made += n;
+        progress(made);
+    }
+    Ok(made)
+}

@@ -64,6 +64,8 @@ CREATE TABLE opportunities (
     deleted_at TIMESTAMP
 );
 CREATE INDEX opportunities_board_idx ON opportunities (organization_id, pipeline_id, stage_id, id) WHERE deleted_at IS NULL;
+-- Covers the board's per-stage totals so they are read from the index alone.
+CREATE INDEX opportunities_totals_idx ON opportunities (organization_id, pipeline_id, stage_id, currency, value_cents) WHERE deleted_at IS NULL;
 CREATE INDEX opportunities_org_live_idx ON opportunities (organization_id, id) WHERE deleted_at IS NULL;
 CREATE INDEX opportunities_close_idx ON opportunities (organization_id, status, expected_close) WHERE deleted_at IS NULL;
 CREATE INDEX opportunities_owner_idx ON opportunities (organization_id, assigned_to, id) WHERE deleted_at IS NULL;

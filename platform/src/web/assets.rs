@@ -26,6 +26,13 @@ fn short_hash(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// SortableJS, the board's drag-and-drop, vendored like htmx.
+pub const SORTABLE_PATH: &str = "/assets/vendor/sortable-1.15.7.min.js";
+pub const SORTABLE_SRI: &str =
+    "sha384-DgmC6Xe2bSN2WjTDXzWYbUbxyhNP+NNkGDR/g78pCXV7E7rcVTGxVg0uIVCUUcBc";
+const SORTABLE_JS: &[u8] = include_bytes!("../../../assets/vendor/sortable-1.15.7.min.js");
+const SORTABLE_LICENSE: &[u8] = include_bytes!("../../../assets/vendor/sortable-LICENSE.txt");
+
 pub const HTMX_JS: &[u8] = include_bytes!("../../../assets/vendor/htmx-2.0.8.min.js");
 const APP_CSS: &[u8] = include_bytes!("../../../assets/app.css");
 const APP_JS: &[u8] = include_bytes!("../../../assets/app.js");
@@ -36,6 +43,8 @@ pub async fn serve(path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let (body, ctype) = match requested.as_str() {
         HTMX_PATH => (HTMX_JS, "text/javascript; charset=utf-8"),
         "/assets/vendor/htmx-LICENSE.txt" => (HTMX_LICENSE, "text/plain; charset=utf-8"),
+        SORTABLE_PATH => (SORTABLE_JS, "text/javascript; charset=utf-8"),
+        "/assets/vendor/sortable-LICENSE.txt" => (SORTABLE_LICENSE, "text/plain; charset=utf-8"),
         p if p == CSS_PATH.as_str() => (APP_CSS, "text/css; charset=utf-8"),
         p if p == JS_PATH.as_str() => (APP_JS, "text/javascript; charset=utf-8"),
         _ => return Err(AppError::NotFound),

@@ -437,6 +437,13 @@ pub fn add_loss_reason(
 
 // ---------- opportunities ----------
 
+/// A client involved in a deal, and their role in it (decision maker, champion, …).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contact {
+    pub client_id: String,
+    pub role: String,
+}
+
 pub struct WriteContext<'a> {
     pub ctx: &'a AuditContext,
     pub access: &'a Access,
@@ -542,6 +549,8 @@ struct Applied {
     custom_index: Vec<(String, Vec<crate::domain::custom_fields::value::Indexed>)>,
     custom_changed: Vec<String>,
     stage: StageRow,
+    /// The new set of contacts, when the body named one.
+    contacts: Option<Vec<Contact>>,
 }
 
 fn apply_body(
@@ -801,10 +810,57 @@ fn apply_body(
             (Vec::new(), Vec::new())
         }
     };
+    let contacts = match body.get("contacts") {
+        None => None,
+        Some(Value::Null) => Some(Vec::new()),
+        Some(Value::Array(items)) => {
+            let mut out: Vec<Contact> = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let cid = item
+                    .get("clientId")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let role = item
+                    .get("role")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .trim();
+                if role.is_empty() || role.chars().count() > 60 {
+                    errors.push(FieldError::new(
+                        format!("contacts[{i}].role"),
+                        "Give the contact's role (1 to 60 characters).",
+                    ));
+                }
+                match clients::store::find(conn, &w.ctx.org_id, cid)? {
+                    Some(c) if c.deleted_at.is_none() && !c.is_company() => {
+                        if !out.iter().any(|x| x.client_id == c.id) {
+                            out.push(Contact {
+                                client_id: c.id,
+                                role: role.to_string(),
+                            });
+                        }
+                    }
+                    _ => errors.push(FieldError::new(
+                        format!("contacts[{i}].clientId"),
+                        "Choose a person of this organization.",
+                    )),
+                }
+            }
+            Some(out)
+        }
+        Some(_) => {
+            errors.push(FieldError::new(
+                "contacts",
+                "Send a list of {clientId, role}.",
+            ));
+            None
+        }
+    };
     Ok(Some(Applied {
         custom_index,
         custom_changed,
         stage,
+        contacts,
     }))
 }
 
@@ -919,6 +975,9 @@ pub fn create(
         };
         store::insert_opportunity(c, &row)?;
         custom_fields::store::write_values(c, &w.ctx.org_id, &row.id, &applied.custom_index)?;
+        if let Some(contacts) = &applied.contacts {
+            store::set_contacts(c, &w.ctx.org_id, &row.id, contacts)?;
+        }
         record_move(c, w.ctx, &row, None)?;
         audit::record(
             c,
@@ -970,6 +1029,17 @@ pub fn update(
         let mut changes = diff(&current, &row);
         for k in &applied.custom_changed {
             changes.insert(format!("customFields.{k}"), json!("changed"));
+        }
+        if let Some(contacts) = &applied.contacts {
+            if *contacts != store::contacts_of(c, &row.id)? {
+                changes.insert(
+                    "contacts".into(),
+                    json!(contacts
+                        .iter()
+                        .map(|x| json!({"clientId": x.client_id, "role": x.role}))
+                        .collect::<Vec<_>>()),
+                );
+            }
         }
         if changes.is_empty() {
             return Ok(current);

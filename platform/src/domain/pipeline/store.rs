@@ -400,3 +400,39 @@ pub fn stage_totals(
     .bind::<Nullable<Date>, _>(close_month.map(|m| m.1))
     .load(conn)
 }
+
+pub fn contacts_of(
+    conn: &mut DbConn,
+    opportunity_id: &str,
+) -> QueryResult<Vec<super::service::Contact>> {
+    use crate::db::schema::opportunity_contacts as oc;
+    Ok(oc::table
+        .filter(oc::opportunity_id.eq(opportunity_id))
+        .order(oc::client_id.asc())
+        .select((oc::client_id, oc::role))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .map(|(client_id, role)| super::service::Contact { client_id, role })
+        .collect())
+}
+
+pub fn set_contacts(
+    conn: &mut DbConn,
+    org_id: &str,
+    opportunity_id: &str,
+    contacts: &[super::service::Contact],
+) -> QueryResult<()> {
+    use crate::db::schema::opportunity_contacts as oc;
+    diesel::delete(oc::table.filter(oc::opportunity_id.eq(opportunity_id))).execute(conn)?;
+    for c in contacts {
+        diesel::insert_into(oc::table)
+            .values((
+                oc::opportunity_id.eq(opportunity_id),
+                oc::client_id.eq(&c.client_id),
+                oc::organization_id.eq(org_id),
+                oc::role.eq(&c.role),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}

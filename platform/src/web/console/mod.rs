@@ -7,6 +7,7 @@ mod admin;
 mod clients;
 mod dashboard;
 mod login;
+mod sales;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::cookie::Cookie;
@@ -49,6 +50,25 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/clients/{id}/relations/{rel}/delete",
             web::post().to(clients::unrelate),
         )
+        .route("/pipeline", web::get().to(sales::board))
+        .route("/forecast", web::get().to(sales::forecast))
+        .route("/performance", web::get().to(sales::performance))
+        .route("/opportunities", web::post().to(sales::create))
+        .route("/opportunities/new", web::get().to(sales::new_form))
+        .route("/opportunities/{id}", web::get().to(sales::show))
+        .route("/opportunities/{id}", web::post().to(sales::update))
+        .route("/opportunities/{id}/edit", web::get().to(sales::edit_form))
+        .route("/opportunities/{id}/delete", web::post().to(sales::delete))
+        .route(
+            "/opportunities/{id}/board-move",
+            web::post().to(sales::move_deal),
+        )
+        .route(
+            "/opportunities/{id}/quotes",
+            web::post().to(sales::create_quote),
+        )
+        .route("/quotes/{id}/status", web::post().to(sales::quote_status))
+        .route("/quotes/{id}/pdf", web::get().to(sales::quote_pdf))
         .route("/admin/users", web::get().to(admin::users::list))
         .route("/admin/users", web::post().to(admin::users::create))
         .route("/admin/users/{id}", web::post().to(admin::users::update))
@@ -184,6 +204,39 @@ pub async fn render_with_status(
             href: "/clients",
             label: "Clients",
             active: path.starts_with("/clients"),
+        });
+    }
+    if has("opportunity", "read") {
+        nav.push(NavItem {
+            href: "/pipeline",
+            label: "Pipeline",
+            active: path.starts_with("/pipeline") || path.starts_with("/opportunities"),
+        });
+    }
+    if has("report", "read") {
+        nav.push(NavItem {
+            href: "/forecast",
+            label: "Forecast",
+            active: path.starts_with("/forecast"),
+        });
+        nav.push(NavItem {
+            href: "/performance",
+            label: "Performance",
+            active: path.starts_with("/performance"),
+        });
+    }
+    if has("client", "read") {
+        nav.push(NavItem {
+            href: "/contracts",
+            label: "Contracts",
+            active: path.starts_with("/contracts"),
+        });
+    }
+    if has("pipeline", "write") {
+        nav.push(NavItem {
+            href: "/admin/pipelines",
+            label: "Pipelines",
+            active: path.starts_with("/admin/pipelines"),
         });
     }
     if has("custom_field", "write") {
