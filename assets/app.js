@@ -175,3 +175,20 @@ document.addEventListener("click", (e) => {
     if (input) input.value = "";
   }
 });
+// Contract documents go up as the raw body (no multipart parser needed server-side).
+document.addEventListener("submit", async (e) => {
+  const form = e.target.closest("form[data-upload]");
+  if (!form) return;
+  e.preventDefault();
+  const file = form.querySelector("input[type=file]").files[0];
+  if (!file) return;
+  const token = JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRF-Token"];
+  const res = await fetch(`${form.dataset.upload}?name=${encodeURIComponent(file.name)}`, {
+    method: "PUT",
+    headers: { "X-CSRF-Token": token, "Content-Type": file.type || "application/octet-stream", "HX-Request": "true" },
+    body: file,
+  });
+  const target = res.headers.get("HX-Redirect");
+  if (target) location.href = target;
+  else document.getElementById("toasts").insertAdjacentHTML("beforeend", await res.text());
+});

@@ -14,6 +14,7 @@ use crate::error::AppResult;
 #[template(path = "partials/dashboard.html")]
 struct Dashboard<'a> {
     clients: Option<ClientStats>,
+    renewals: Vec<super::sales::ContractLine>,
     name: &'a str,
     org_name: &'a str,
     role: &'a str,
@@ -84,8 +85,19 @@ pub async fn show(
     } else {
         None
     };
+    let renewals = if actor.can("client", "read").await? {
+        let access = crate::web::record_access(&actor, "client").await?;
+        let org = actor.org_id().to_string();
+        db::run(&state.pool, move |c| {
+            super::sales::renewals_due(c, &org, &access)
+        })
+        .await?
+    } else {
+        Vec::new()
+    };
     let fragment = Dashboard {
         clients,
+        renewals,
         name: &actor.name,
         org_name: &actor.org.name,
         role: actor.role.label(),

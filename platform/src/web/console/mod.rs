@@ -52,6 +52,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/pipeline", web::get().to(sales::board))
         .route("/forecast", web::get().to(sales::forecast))
+        .route("/contracts", web::get().to(sales::contracts_list))
+        .route("/contracts", web::post().to(sales::contract_create))
+        .route("/contracts/new", web::get().to(sales::contract_new))
+        .route("/contracts/{id}", web::get().to(sales::contract_show))
+        .route("/contracts/{id}", web::post().to(sales::contract_update))
+        .route(
+            "/contracts/{id}/document",
+            web::get().to(sales::contract_document),
+        )
+        .service(
+            web::resource("/contracts/{id}/document/upload")
+                .app_data(web::PayloadConfig::new(
+                    crate::domain::pipeline::contracts::MAX_DOCUMENT + 1024,
+                ))
+                .route(web::put().to(sales::contract_upload)),
+        )
+        .route(
+            "/contracts/{id}/renew",
+            web::post().to(sales::contract_renew),
+        )
         .route("/performance", web::get().to(sales::performance))
         .route("/opportunities", web::post().to(sales::create))
         .route("/opportunities/new", web::get().to(sales::new_form))
@@ -103,6 +123,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/admin/custom-fields/{id}/move/{dir}",
             web::post().to(admin::fields::move_field),
         )
+        .route("/admin/pipelines", web::get().to(admin::pipelines::list))
+        .route("/admin/pipelines", web::post().to(admin::pipelines::action))
         .route("/admin/tags", web::get().to(admin::tags::list))
         .route("/admin/tags", web::post().to(admin::tags::save))
         .route(

@@ -1447,3 +1447,428 @@ pub async fn performance(
     .await?;
     render(&req, &actor, "Performance", &page).await
 }
+
+// ---------- contracts ----------
+
+pub struct ContractLine {
+    pub id: String,
+    pub name: String,
+    pub client_id: String,
+    pub client: String,
+    pub period: String,
+    pub value: String,
+    pub status: String,
+    pub due: bool,
+    pub notice_by: String,
+    pub has_renewal: bool,
+}
+
+#[derive(Template)]
+#[template(path = "partials/sales/contracts.html")]
+struct ContractsPage {
+    rows: Vec<ContractLine>,
+    can_write: bool,
+}
+
+fn contract_lines(
+    c: &mut DbConn,
+    org: &str,
+    rows: Vec<crate::domain::pipeline::ContractRow>,
+) -> AppResult<Vec<ContractLine>> {
+    let names = client_names(c, org, rows.iter().map(|r| r.client_id.clone()).collect())?;
+    let today = now().date();
+    Ok(rows
+        .into_iter()
+        .map(|r| ContractLine {
+            due: r.status == "active" && r.end_date <= today + Duration::days(90),
+            notice_by: (r.end_date - Duration::days(i64::from(r.notice_days))).to_string(),
+            client: names.get(&r.client_id).cloned().unwrap_or_default(),
+            period: format!("{} → {}", r.start_date, r.end_date),
+            value: money(r.value_cents, &r.currency),
+            has_renewal: r.renewal_opportunity_id.is_some(),
+            id: r.id,
+            name: r.name,
+            client_id: r.client_id,
+            status: r.status,
+        })
+        .collect())
+}
+
+pub async fn contracts_list(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "read").await?;
+    let access = record_access(&actor, "client").await?;
+    let can_write = actor.can("client", "write").await?;
+    let org = actor.org_id().to_string();
+    let rows = db::run(&state.pool, move |c| {
+        let rows = contracts::list(c, &org, &access, None, None, None)?;
+        contract_lines(c, &org, rows)
+    })
+    .await?;
+    render(
+        &req,
+        &actor,
+        "Contracts",
+        &ContractsPage { rows, can_write },
+    )
+    .await
+}
+
+#[derive(Template)]
+#[template(path = "partials/sales/contract_form.html")]
+struct ContractForm {
+    id: Option<String>,
+    version: i64,
+    values: HashMap<String, String>,
+    client_name: String,
+    errors: Vec<FieldError>,
+    statuses: Vec<Choice>,
+    document_name: String,
+    renewal_id: String,
+    can_renew: bool,
+}
+
+impl ContractForm {
+    fn v(&self, key: &str) -> &str {
+        self.values.get(key).map_or("", String::as_str)
+    }
+
+    fn error(&self, key: &str) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|e| e.field == key)
+            .map(|e| e.message.as_str())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn contract_form(
+    c: &mut DbConn,
+    org: &str,
+    id: Option<String>,
+    version: i64,
+    values: HashMap<String, String>,
+    errors: Vec<FieldError>,
+    document_name: String,
+    renewal_id: String,
+    can_renew: bool,
+) -> AppResult<ContractForm> {
+    let client_name = values
+        .get("clientId")
+        .filter(|x| !x.is_empty())
+        .map(|cid| clients::store::find(c, org, cid))
+        .transpose()?
+        .flatten()
+        .map(|x| x.display_name)
+        .unwrap_or_default();
+    let status = values
+        .get("status")
+        .cloned()
+        .unwrap_or_else(|| "active".into());
+    Ok(ContractForm {
+        statuses: crate::domain::pipeline::CONTRACT_STATUSES
+            .iter()
+            .map(|s| Choice {
+                value: s.to_string(),
+                label: s.to_string(),
+                selected: **s == *status,
+            })
+            .collect(),
+        id,
+        version,
+        values,
+        client_name,
+        errors,
+        document_name,
+        renewal_id,
+        can_renew,
+    })
+}
+
+pub async fn contract_new(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "write").await?;
+    let pairs = query_pairs(&req)?;
+    let org = actor.org_id().to_string();
+    let currency = actor.org.default_currency.clone();
+    let form = db::run(&state.pool, move |c| {
+        let today = now().date();
+        let mut values = HashMap::from([
+            ("currency".to_string(), currency),
+            ("startDate".into(), today.to_string()),
+            ("endDate".into(), (today + Duration::days(365)).to_string()),
+            ("noticeDays".into(), "30".into()),
+            ("status".into(), "active".into()),
+        ]);
+        for k in ["clientId", "opportunityId"] {
+            if let Some(v) = get(&pairs, k) {
+                values.insert(k.into(), v.into());
+            }
+        }
+        contract_form(
+            c,
+            &org,
+            None,
+            0,
+            values,
+            Vec::new(),
+            String::new(),
+            String::new(),
+            false,
+        )
+    })
+    .await?;
+    render(&req, &actor, "New contract", &form).await
+}
+
+pub async fn contract_show(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "read").await?;
+    let access = record_access(&actor, "client").await?;
+    let can_renew = actor.can("opportunity", "write").await?;
+    let org = actor.org_id().to_string();
+    let form = db::run(&state.pool, move |c| {
+        let k = contracts::get(c, &org, &access, &id)?;
+        let values = HashMap::from([
+            ("name".to_string(), k.name.clone()),
+            ("clientId".into(), k.client_id.clone()),
+            (
+                "opportunityId".into(),
+                k.opportunity_id.clone().unwrap_or_default(),
+            ),
+            ("startDate".into(), k.start_date.to_string()),
+            ("endDate".into(), k.end_date.to_string()),
+            ("value".into(), format_cents(k.value_cents)),
+            ("currency".into(), k.currency.clone()),
+            ("renewalTerms".into(), k.renewal_terms.clone()),
+            ("noticeDays".into(), k.notice_days.to_string()),
+            ("status".into(), k.status.clone()),
+        ]);
+        contract_form(
+            c,
+            &org,
+            Some(k.id.clone()),
+            k.version,
+            values,
+            Vec::new(),
+            k.document_name.clone().unwrap_or_default(),
+            k.renewal_opportunity_id.clone().unwrap_or_default(),
+            can_renew,
+        )
+    })
+    .await?;
+    render(&req, &actor, "Contract", &form).await
+}
+
+pub async fn contract_save(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: Option<web::Path<String>>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "write").await?;
+    let access = record_access(&actor, "client").await?;
+    let ctx = actor.audit();
+    let currency = actor.org.default_currency.clone();
+    let pairs = parse_form(&body)?;
+    let id = id.map(web::Path::into_inner);
+    let outcome = db::run(&state.pool, move |c| {
+        let mut body = Map::new();
+        let mut values = HashMap::new();
+        for (k, v) in &pairs {
+            match k.as_str() {
+                "name" | "clientId" | "opportunityId" | "startDate" | "endDate" | "value"
+                | "currency" | "renewalTerms" | "status" => {
+                    body.insert(k.clone(), Value::String(v.trim().to_string()));
+                    values.insert(k.clone(), v.clone());
+                }
+                "noticeDays" => {
+                    body.insert(
+                        k.clone(),
+                        v.trim()
+                            .parse::<i64>()
+                            .map(Value::from)
+                            .unwrap_or_else(|_| Value::String(v.clone())),
+                    );
+                    values.insert(k.clone(), v.clone());
+                }
+                "version" => {
+                    body.insert(
+                        k.clone(),
+                        v.parse::<i64>().map(Value::from).unwrap_or(Value::Null),
+                    );
+                }
+                _ => {}
+            }
+        }
+        if body.get("opportunityId").and_then(Value::as_str) == Some("") {
+            body.insert("opportunityId".into(), Value::Null);
+        }
+        match contracts::save(c, &ctx, &access, id.as_deref(), &body, &currency) {
+            Ok(k) => Ok(Ok(k)),
+            Err(AppError::Validation(_, errors)) => {
+                let version = body.get("version").and_then(Value::as_i64).unwrap_or(0);
+                Ok(Err(contract_form(
+                    c,
+                    &ctx.org_id,
+                    id.clone(),
+                    version,
+                    values,
+                    errors,
+                    String::new(),
+                    String::new(),
+                    false,
+                )?))
+            }
+            Err(e) => Err(e),
+        }
+    })
+    .await?;
+    match outcome {
+        Ok(k) => {
+            let mut res = redirect(&req, &format!("/contracts/{}", k.id));
+            res.add_cookie(&flash_cookie(&format!("{} was saved.", k.name)))
+                .map_err(|e| AppError::Internal(e.to_string()))?;
+            Ok(res)
+        }
+        Err(form) => {
+            render_with_status(
+                &req,
+                &actor,
+                "Contract",
+                &form,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
+}
+
+pub async fn contract_create(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    contract_save(req, actor, state, None, body).await
+}
+
+pub async fn contract_update(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    contract_save(req, actor, state, Some(id), body).await
+}
+
+/// The signed document, sent by the page's script as the raw request body.
+pub async fn contract_upload(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "write").await?;
+    let access = record_access(&actor, "client").await?;
+    let ctx = actor.audit();
+    let ctype = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let name = query_pairs(&req)?
+        .into_iter()
+        .find(|(k, _)| k == "name")
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| "contract".into());
+    let id = id.into_inner();
+    let cid = id.clone();
+    db::run(&state.pool, move |c| {
+        contracts::attach(c, &ctx, &access, &cid, &name, &ctype, body.to_vec())
+    })
+    .await?;
+    let mut res = redirect(&req, &format!("/contracts/{id}"));
+    res.add_cookie(&flash_cookie("The signed document was attached."))
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(res)
+}
+
+pub async fn contract_document(
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "read").await?;
+    let access = record_access(&actor, "client").await?;
+    let org = actor.org_id().to_string();
+    let k = db::run(&state.pool, move |c| contracts::get(c, &org, &access, &id)).await?;
+    let bytes = k.document.ok_or(AppError::NotFound)?;
+    Ok(HttpResponse::Ok()
+        .content_type(
+            k.document_type
+                .unwrap_or_else(|| "application/octet-stream".into()),
+        )
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!(
+                "attachment; filename=\"{}\"",
+                k.document_name.unwrap_or_else(|| "contract".into())
+            ),
+        ))
+        .insert_header(("x-content-type-options", "nosniff"))
+        .body(bytes))
+}
+
+pub async fn contract_renew(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    actor.require("opportunity", "write").await?;
+    let access = record_access(&actor, "opportunity").await?;
+    let ctx = actor.audit();
+    let currency = actor.org.default_currency.clone();
+    let deal = db::run(&state.pool, move |c| {
+        let defs = custom_fields::store::list(c, &ctx.org_id, "opportunity", false)?;
+        contracts::renew(
+            c,
+            &WriteContext {
+                ctx: &ctx,
+                access: &access,
+                defs: &defs,
+                default_currency: &currency,
+            },
+            &id,
+        )
+    })
+    .await?;
+    let mut res = redirect(&req, &format!("/opportunities/{}", deal.id));
+    res.add_cookie(&flash_cookie(&format!(
+        "The renewal deal {} was opened.",
+        deal.name
+    )))
+    .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(res)
+}
+
+/// Contracts whose end is near, for the dashboard.
+pub fn renewals_due(c: &mut DbConn, org: &str, access: &Access) -> AppResult<Vec<ContractLine>> {
+    let rows = contracts::renewals_due(c, org, access, 90)?;
+    contract_lines(c, org, rows)
+}

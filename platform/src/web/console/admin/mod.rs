@@ -3,5 +3,6 @@
 pub mod audit;
 pub mod fields;
 pub mod permissions;
+pub mod pipelines;
 pub mod tags;
 pub mod users;
