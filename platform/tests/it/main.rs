@@ -4,6 +4,7 @@
 
 mod api;
 mod authz;
+mod browser;
 mod cli;
 mod clients;
 mod clients_console;

@@ -1,0 +1,98 @@
+//! The console in a real headless Chromium: a sales rep drags a deal on the board.
+//! Runs when `RAPPORT_BROWSER_TESTS=1` (set by `.ci/run`, which installs Chromium and
+//! the driver script's package); elsewhere it says it was skipped.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use actix_web::http::Method;
+use serde_json::json;
+
+use crate::support::*;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_until_up(port: u16) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the server did not start on port {port}");
+}
+
+#[actix_web::test]
+async fn a_rep_drags_a_deal_and_the_forecast_moves_by_value_times_probability() {
+    if std::env::var("RAPPORT_BROWSER_TESTS").ok().as_deref() != Some("1") {
+        eprintln!("skipped: set RAPPORT_BROWSER_TESTS=1 with Chromium and `npm ci` in tests/browser to run it");
+        return;
+    }
+    let t = TestApp::new().await;
+    let org = t.org("Acme");
+    let rep = t.user(&org, "rep2@acme.test", "sales_rep");
+    let token = t.token(&org, &rep);
+    let app = t.service().await;
+    let client = send(&app, api(Method::POST, "/api/clients", &token).set_json(json!({"type": "company", "companyName": "Initech"}))).await.json();
+    let pipelines = send(&app, api(Method::GET, "/api/pipelines", &token)).await.json();
+    let stage = |name: &str| pipelines["data"][0]["stages"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()["id"].as_str().unwrap().to_string();
+    let close = chrono::Utc::now().date_naive() + chrono::Duration::days(3);
+    let deal = send(
+        &app,
+        api(Method::POST, "/api/opportunities", &token).set_json(json!({
+            "name": "Initech expansion", "clientId": client["id"], "value": "10000.00",
+            "stage": stage("Proposal"), "expectedCloseDate": close.to_string()
+        })),
+    )
+    .await
+    .json();
+    let forecast_url = format!("/api/crm/analytics/pipeline?months=1&from={}", close.format("%Y-%m"));
+    let weighted = |f: &serde_json::Value| f["months"].as_array().unwrap().iter().find(|m| m["currency"] == "USD").unwrap()["weighted"].as_str().unwrap().to_string();
+    let before = weighted(&send(&app, api(Method::GET, &forecast_url, &token)).await.json());
+    assert_eq!(before, "5000.0000");
+
+    let port = free_port();
+    let url = match t.target.backend {
+        rapport::db::Backend::Postgres => t.target.location.clone(),
+        rapport::db::Backend::Sqlite => format!("sqlite://{}", t.target.location),
+    };
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_rapport"))
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+            .env("DATABASE_URL", &url)
+            .env("RAPPORT_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until_up(port);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser/kanban.mjs");
+    let out = Command::new("node")
+        .args([script, &format!("http://127.0.0.1:{port}"), "rep2@acme.test", PASSWORD, "Initech expansion", "Negotiation"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "browser: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+
+    let id = deal["id"].as_str().unwrap();
+    let now = send(&app, api(Method::GET, &format!("/api/opportunities/{id}"), &token)).await.json();
+    assert_eq!(now["stageName"], "Negotiation");
+    let after = weighted(&send(&app, api(Method::GET, &forecast_url, &token)).await.json());
+    // 10000 × (75 − 50)% = 2500 more.
+    assert_eq!(after, "7500.0000");
+    let history = send(&app, api(Method::GET, &format!("/api/opportunities/{id}/history"), &token)).await.json();
+    let last = history["data"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["fromStageName"].as_str(), last["toStageName"].as_str()), (Some("Proposal"), Some("Negotiation")));
+    assert_eq!(last["movedBy"], rep.as_str());
+}
