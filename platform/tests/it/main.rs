@@ -11,5 +11,6 @@ mod clients_console;
 mod console;
 mod migrations;
 mod sales;
+mod sales_console;
 mod signin;
 mod support;
