@@ -572,5 +572,7 @@ pub fn seed_deals(
         made += n;
         progress(made);
     }
+    crate::domain::pipeline::rollup::rebuild(conn, &org.id)?;
+    crate::domain::pipeline::analytics::forget_win_rates(&org.id);
     Ok(made)
 }

@@ -3,6 +3,7 @@ DROP TABLE quote_lines;
 DROP TABLE quotes;
 DROP TABLE opportunity_contacts;
 DROP TABLE opportunity_stage_history;
+DROP TABLE opportunity_rollup;
 DROP TABLE opportunities;
 DROP TABLE loss_reasons;
 DROP TABLE pipeline_stages;

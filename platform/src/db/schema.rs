@@ -300,6 +300,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    opportunity_rollup (organization_id, pipeline_id, stage_id, assigned_to, currency, status, close_day) {
+        organization_id -> Text,
+        pipeline_id -> Text,
+        stage_id -> Text,
+        assigned_to -> Text,
+        currency -> Text,
+        status -> Text,
+        close_day -> Text,
+        deals -> BigInt,
+        value_cents -> BigInt,
+        weighted_x100 -> BigInt,
+        commit_cents -> BigInt,
+    }
+}
+
+diesel::table! {
     opportunity_stage_history (id) {
         id -> Text,
         organization_id -> Text,
@@ -419,6 +435,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     loss_reasons,
     opportunities,
     opportunity_stage_history,
+    opportunity_rollup,
     opportunity_contacts,
     quotes,
     quote_lines,

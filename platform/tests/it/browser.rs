@@ -20,7 +20,11 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_until_up(port: u16) {
@@ -45,9 +49,27 @@ async fn a_rep_drags_a_deal_and_the_forecast_moves_by_value_times_probability() 
     let rep = t.user(&org, "rep2@acme.test", "sales_rep");
     let token = t.token(&org, &rep);
     let app = t.service().await;
-    let client = send(&app, api(Method::POST, "/api/clients", &token).set_json(json!({"type": "company", "companyName": "Initech"}))).await.json();
-    let pipelines = send(&app, api(Method::GET, "/api/pipelines", &token)).await.json();
-    let stage = |name: &str| pipelines["data"][0]["stages"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()["id"].as_str().unwrap().to_string();
+    let client = send(
+        &app,
+        api(Method::POST, "/api/clients", &token)
+            .set_json(json!({"type": "company", "companyName": "Initech"})),
+    )
+    .await
+    .json();
+    let pipelines = send(&app, api(Method::GET, "/api/pipelines", &token))
+        .await
+        .json();
+    let stage = |name: &str| {
+        pipelines["data"][0]["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     let close = chrono::Utc::now().date_naive() + chrono::Duration::days(3);
     let deal = send(
         &app,
@@ -58,9 +80,26 @@ async fn a_rep_drags_a_deal_and_the_forecast_moves_by_value_times_probability() 
     )
     .await
     .json();
-    let forecast_url = format!("/api/crm/analytics/pipeline?months=1&from={}", close.format("%Y-%m"));
-    let weighted = |f: &serde_json::Value| f["months"].as_array().unwrap().iter().find(|m| m["currency"] == "USD").unwrap()["weighted"].as_str().unwrap().to_string();
-    let before = weighted(&send(&app, api(Method::GET, &forecast_url, &token)).await.json());
+    let forecast_url = format!(
+        "/api/crm/analytics/pipeline?months=1&from={}",
+        close.format("%Y-%m")
+    );
+    let weighted = |f: &serde_json::Value| {
+        f["months"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["currency"] == "USD")
+            .unwrap()["weighted"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let before = weighted(
+        &send(&app, api(Method::GET, &forecast_url, &token))
+            .await
+            .json(),
+    );
     assert_eq!(before, "5000.0000");
 
     let port = free_port();
@@ -80,19 +119,52 @@ async fn a_rep_drags_a_deal_and_the_forecast_moves_by_value_times_probability() 
     wait_until_up(port);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser/kanban.mjs");
     let out = Command::new("node")
-        .args([script, &format!("http://127.0.0.1:{port}"), "rep2@acme.test", PASSWORD, "Initech expansion", "Negotiation"])
+        .args([
+            script,
+            &format!("http://127.0.0.1:{port}"),
+            "rep2@acme.test",
+            PASSWORD,
+            "Initech expansion",
+            "Negotiation",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "browser: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "browser: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let id = deal["id"].as_str().unwrap();
-    let now = send(&app, api(Method::GET, &format!("/api/opportunities/{id}"), &token)).await.json();
+    let now = send(
+        &app,
+        api(Method::GET, &format!("/api/opportunities/{id}"), &token),
+    )
+    .await
+    .json();
     assert_eq!(now["stageName"], "Negotiation");
-    let after = weighted(&send(&app, api(Method::GET, &forecast_url, &token)).await.json());
+    let after = weighted(
+        &send(&app, api(Method::GET, &forecast_url, &token))
+            .await
+            .json(),
+    );
     // 10000 × (75 − 50)% = 2500 more.
     assert_eq!(after, "7500.0000");
-    let history = send(&app, api(Method::GET, &format!("/api/opportunities/{id}/history"), &token)).await.json();
+    let history = send(
+        &app,
+        api(
+            Method::GET,
+            &format!("/api/opportunities/{id}/history"),
+            &token,
+        ),
+    )
+    .await
+    .json();
     let last = history["data"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!((last["fromStageName"].as_str(), last["toStageName"].as_str()), (Some("Proposal"), Some("Negotiation")));
+    assert_eq!(
+        (last["fromStageName"].as_str(), last["toStageName"].as_str()),
+        (Some("Proposal"), Some("Negotiation"))
+    );
     assert_eq!(last["movedBy"], rep.as_str());
 }

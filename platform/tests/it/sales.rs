@@ -854,6 +854,25 @@ async fn the_forecast_matches_a_hand_computed_fixture() {
     assert_eq!(team["lostDeals"], 1);
     assert_eq!(team["winRate"], "50.0");
     assert_eq!(team["wonValue"], "333.33");
+    // The running totals equal a recount from the deals after all these writes.
+    let rollup = |t: &TestApp| -> Vec<(String, String, String, i64, i64, i64)> {
+        use diesel::prelude::*;
+        use rapport::db::schema::opportunity_rollup as r;
+        let mut c = t.pool.get().unwrap();
+        r::table
+            .filter(r::deals.ne(0))
+            .order((r::stage_id, r::currency, r::close_day))
+            .select((r::stage_id, r::currency, r::close_day, r::deals, r::value_cents, r::weighted_x100))
+            .load(&mut *c)
+            .unwrap()
+    };
+    let kept = rollup(&s.t);
+    {
+        let mut c = s.t.pool.get().unwrap();
+        let org = rapport::domain::orgs::store::find_org_by_ref(&mut c, "acme").unwrap().unwrap();
+        rapport::domain::pipeline::rollup::rebuild(&mut c, &org.id).unwrap();
+    }
+    assert_eq!(kept, rollup(&s.t), "incremental totals drifted from the deals");
     // A rep's forecast covers only their own deals.
     let rep_view = send(
         &app,

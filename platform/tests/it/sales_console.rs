@@ -23,16 +23,38 @@ async fn world() -> World {
     t.user(&org, "mk@acme.test", "marketer");
     let manager_token = t.token(&org, &m);
     let app = t.service().await;
-    let client = send(&app, api(Method::POST, "/api/clients", &manager_token).set_json(json!({"type": "company", "companyName": "Initech"}))).await.json();
-    let p = send(&app, api(Method::GET, "/api/pipelines", &manager_token)).await.json();
+    let client = send(
+        &app,
+        api(Method::POST, "/api/clients", &manager_token)
+            .set_json(json!({"type": "company", "companyName": "Initech"})),
+    )
+    .await
+    .json();
+    let p = send(&app, api(Method::GET, "/api/pipelines", &manager_token))
+        .await
+        .json();
     let stages = p["data"][0]["stages"].clone();
     let deal = send(&app, api(Method::POST, "/api/opportunities", &manager_token).set_json(json!({"name": "Big one", "clientId": client["id"], "value": "1000", "stage": stages[2]["id"]}))).await.json();
     drop(app);
-    World { client: client["id"].as_str().unwrap().into(), deal: deal["id"].as_str().unwrap().into(), t, manager_token, stages }
+    World {
+        client: client["id"].as_str().unwrap().into(),
+        deal: deal["id"].as_str().unwrap().into(),
+        t,
+        manager_token,
+        stages,
+    }
 }
 
 fn stage(w: &World, name: &str) -> String {
-    w.stages.as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()["id"].as_str().unwrap().into()
+    w.stages
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .into()
 }
 
 #[actix_web::test]
@@ -60,10 +82,16 @@ async fn sales_pages_render_as_page_fragment_and_restore() {
         assert!(page.header("vary").unwrap().contains("HX-Request"));
         let fragment = b.hx_get(&app, &path).await;
         assert!(!fragment.body.contains("<html"), "{path}");
-        assert!(page.body.contains(fragment.body.trim()), "{path}: page and fragment drifted");
+        assert!(
+            page.body.contains(fragment.body.trim()),
+            "{path}: page and fragment drifted"
+        );
     }
     let pdf = b.get(&app, "/forecast").await.body;
-    assert!(pdf.contains("<svg class=\"chart\""), "the forecast chart is drawn server-side");
+    assert!(
+        pdf.contains("<svg class=\"chart\""),
+        "the forecast chart is drawn server-side"
+    );
 }
 
 #[actix_web::test]
@@ -74,20 +102,66 @@ async fn the_board_moves_deals_and_explains_refusals() {
     b.sign_in(&app, "manager@acme.test", PASSWORD).await;
     let board = b.get(&app, "/pipeline").await.body;
     assert!(board.contains("Big one") && board.contains("1,000.00 USD"));
-    let moved = b.hx_post(&app, &format!("/opportunities/{}/board-move", w.deal), &[("stage", &stage(&w, "Negotiation")), ("version", "1")]).await;
+    let moved = b
+        .hx_post(
+            &app,
+            &format!("/opportunities/{}/board-move", w.deal),
+            &[("stage", &stage(&w, "Negotiation")), ("version", "1")],
+        )
+        .await;
     assert_eq!(moved.status, StatusCode::OK);
     assert!(moved.body.contains("id=\"board\""), "the board comes back");
-    assert!(moved.body.contains("moved from Proposal to Negotiation (50% → 75%)"), "{}", moved.body);
+    assert!(
+        moved
+            .body
+            .contains("moved from Proposal to Negotiation (50% → 75%)"),
+        "{}",
+        moved.body
+    );
     // Losing without a reason is explained, and nothing changes.
-    let lost = b.hx_post(&app, &format!("/opportunities/{}/board-move", w.deal), &[("stage", &stage(&w, "Lost")), ("version", "2")]).await;
+    let lost = b
+        .hx_post(
+            &app,
+            &format!("/opportunities/{}/board-move", w.deal),
+            &[("stage", &stage(&w, "Lost")), ("version", "2")],
+        )
+        .await;
     assert!(lost.body.contains("toast-error") && lost.body.contains("Say why the deal was lost"));
     // A stale card (someone moved it meanwhile) is refused.
-    let stale = b.hx_post(&app, &format!("/opportunities/{}/board-move", w.deal), &[("stage", &stage(&w, "Won")), ("version", "1")]).await;
+    let stale = b
+        .hx_post(
+            &app,
+            &format!("/opportunities/{}/board-move", w.deal),
+            &[("stage", &stage(&w, "Won")), ("version", "1")],
+        )
+        .await;
     assert!(stale.body.contains("changed by someone else"));
-    let lost = b.hx_post(&app, &format!("/opportunities/{}/board-move", w.deal), &[("stage", &stage(&w, "Lost")), ("version", "2"), ("loss_reason", "Price")]).await;
+    let lost = b
+        .hx_post(
+            &app,
+            &format!("/opportunities/{}/board-move", w.deal),
+            &[
+                ("stage", &stage(&w, "Lost")),
+                ("version", "2"),
+                ("loss_reason", "Price"),
+            ],
+        )
+        .await;
     assert!(lost.body.contains("to Lost"));
-    let deal = send(&app, api(Method::GET, &format!("/api/opportunities/{}", w.deal), &w.manager_token)).await.json();
-    assert_eq!((deal["status"].as_str(), deal["lossReason"].as_str()), (Some("lost"), Some("Price")));
+    let deal = send(
+        &app,
+        api(
+            Method::GET,
+            &format!("/api/opportunities/{}", w.deal),
+            &w.manager_token,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(
+        (deal["status"].as_str(), deal["lossReason"].as_str()),
+        (Some("lost"), Some("Price"))
+    );
 }
 
 #[actix_web::test]
@@ -96,21 +170,82 @@ async fn deal_forms_validate_inline_and_quotes_are_made_in_the_console() {
     let app = w.t.service().await;
     let mut b = Browser::new();
     b.sign_in(&app, "manager@acme.test", PASSWORD).await;
-    let bad = b.hx_post(&app, "/opportunities", &[("name", ""), ("value", "12.345"), ("currency", "USD"), ("version", "0")]).await;
+    let bad = b
+        .hx_post(
+            &app,
+            "/opportunities",
+            &[
+                ("name", ""),
+                ("value", "12.345"),
+                ("currency", "USD"),
+                ("version", "0"),
+            ],
+        )
+        .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(bad.body.contains("Name the deal.") && bad.body.contains("at most two decimal places") && bad.body.contains("A deal belongs to a client."));
-    let ok = b.hx_post(&app, "/opportunities", &[("name", "Console deal"), ("clientId", &w.client), ("value", "2500.50"), ("currency", "USD"), ("version", "0")]).await;
-    let path = ok.header("hx-redirect").expect("redirect to the new deal").to_string();
+    assert!(
+        bad.body.contains("Name the deal.")
+            && bad.body.contains("at most two decimal places")
+            && bad.body.contains("A deal belongs to a client.")
+    );
+    let ok = b
+        .hx_post(
+            &app,
+            "/opportunities",
+            &[
+                ("name", "Console deal"),
+                ("clientId", &w.client),
+                ("value", "2500.50"),
+                ("currency", "USD"),
+                ("version", "0"),
+            ],
+        )
+        .await;
+    let path = ok
+        .header("hx-redirect")
+        .expect("redirect to the new deal")
+        .to_string();
     let page = b.get(&app, &path).await.body;
     assert!(page.contains("Console deal") && page.contains("2,500.50 USD"));
     let id = path.trim_start_matches("/opportunities/");
-    let q = b.hx_post(&app, &format!("/opportunities/{id}/quotes"), &[("line_name", "Seats"), ("line_qty", "2"), ("line_price", "10.005"), ("line_discount", "0"), ("line_tax", "0")]).await;
-    assert_eq!(q.status, StatusCode::UNPROCESSABLE_ENTITY, "prices have two decimals at most");
-    let q = b.hx_post(&app, &format!("/opportunities/{id}/quotes"), &[("line_name", "Seats"), ("line_qty", "2"), ("line_price", "10.50"), ("line_discount", "10"), ("line_tax", "20")]).await;
+    let q = b
+        .hx_post(
+            &app,
+            &format!("/opportunities/{id}/quotes"),
+            &[
+                ("line_name", "Seats"),
+                ("line_qty", "2"),
+                ("line_price", "10.005"),
+                ("line_discount", "0"),
+                ("line_tax", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        q.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "prices have two decimals at most"
+    );
+    let q = b
+        .hx_post(
+            &app,
+            &format!("/opportunities/{id}/quotes"),
+            &[
+                ("line_name", "Seats"),
+                ("line_qty", "2"),
+                ("line_price", "10.50"),
+                ("line_discount", "10"),
+                ("line_tax", "20"),
+            ],
+        )
+        .await;
     assert!(q.header("hx-redirect").is_some(), "{}", q.body);
     let page = b.get(&app, &format!("/opportunities/{id}")).await.body;
     // 21.00 − 2.10 = 18.90, + 20% = 3.78 → 22.68
-    assert!(page.contains("Q-00001") && page.contains("22.68 USD"), "{page}");
+    assert!(
+        page.contains("Q-00001") && page.contains("22.68 USD"),
+        "{page}"
+    );
 }
 
 #[actix_web::test]
@@ -124,27 +259,74 @@ async fn roles_and_organizations_limit_the_sales_pages() {
     let mut ro = Browser::new();
     ro.sign_in(&app, "ro@acme.test", PASSWORD).await;
     assert_eq!(ro.get(&app, "/pipeline").await.status, StatusCode::OK);
-    assert!(!ro.get(&app, "/pipeline").await.body.contains("move-menu"), "no move menu without write");
-    assert_eq!(ro.hx_post(&app, &format!("{deal_path}/board-move"), &[("stage", &stage(&w, "Won"))]).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(ro.get(&app, "/admin/pipelines").await.status, StatusCode::FORBIDDEN);
+    assert!(
+        !ro.get(&app, "/pipeline").await.body.contains("move-menu"),
+        "no move menu without write"
+    );
+    assert_eq!(
+        ro.hx_post(
+            &app,
+            &format!("{deal_path}/board-move"),
+            &[("stage", &stage(&w, "Won"))]
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        ro.get(&app, "/admin/pipelines").await.status,
+        StatusCode::FORBIDDEN
+    );
 
     let mut rep = Browser::new();
     rep.sign_in(&app, "rep@acme.test", PASSWORD).await;
-    assert_eq!(rep.get(&app, &deal_path).await.status, StatusCode::NOT_FOUND, "another rep's deal");
+    assert_eq!(
+        rep.get(&app, &deal_path).await.status,
+        StatusCode::NOT_FOUND,
+        "another rep's deal"
+    );
     assert!(!rep.get(&app, "/pipeline").await.body.contains("Big one"));
 
     let mut mk = Browser::new();
     mk.sign_in(&app, "mk@acme.test", PASSWORD).await;
-    assert_eq!(mk.get(&app, "/pipeline").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        mk.get(&app, "/pipeline").await.status,
+        StatusCode::FORBIDDEN
+    );
 
     let mut m = Browser::new();
     m.sign_in(&app, "manager@acme.test", PASSWORD).await;
-    assert_eq!(m.get(&app, "/admin/pipelines").await.status, StatusCode::FORBIDDEN, "stages are an admin's");
+    assert_eq!(
+        m.get(&app, "/admin/pipelines").await.status,
+        StatusCode::FORBIDDEN,
+        "stages are an admin's"
+    );
 
     let mut g = Browser::new();
     g.sign_in(&app, "g@globex.test", PASSWORD).await;
     assert_eq!(g.get(&app, &deal_path).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(g.hx_post(&app, &format!("{deal_path}/board-move"), &[("stage", &stage(&w, "Won")), ("version", "1")]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        g.hx_post(
+            &app,
+            &format!("{deal_path}/board-move"),
+            &[("stage", &stage(&w, "Won")), ("version", "1")]
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
     assert!(!g.get(&app, "/pipeline").await.body.contains("Big one"));
-    assert_eq!(send(&app, api(Method::GET, &format!("/api/opportunities/{}", w.deal), &w.manager_token)).await.json()["stageName"], "Proposal");
+    assert_eq!(
+        send(
+            &app,
+            api(
+                Method::GET,
+                &format!("/api/opportunities/{}", w.deal),
+                &w.manager_token
+            )
+        )
+        .await
+        .json()["stageName"],
+        "Proposal"
+    );
 }

@@ -4,7 +4,9 @@
 //! backends group alike. Totals stay per currency: amounts in different currencies
 //! are never added together.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
@@ -12,6 +14,7 @@ use diesel::sql_types::{BigInt, Date, Nullable, Text, Timestamp};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use super::rollup::{bind_all, where_sql, Filter};
 use super::store;
 use crate::db::DbConn;
 use crate::error::AppResult;
@@ -27,8 +30,8 @@ pub struct Scope {
 
 #[derive(QueryableByName)]
 struct DayOpen {
-    #[diesel(sql_type = Date)]
-    day: NaiveDate,
+    #[diesel(sql_type = Text)]
+    day: String,
     #[diesel(sql_type = Text)]
     currency: String,
     #[diesel(sql_type = BigInt)]
@@ -43,8 +46,8 @@ struct DayOpen {
 
 #[derive(QueryableByName)]
 struct DayWon {
-    #[diesel(sql_type = Date)]
-    day: NaiveDate,
+    #[diesel(sql_type = Text)]
+    day: String,
     #[diesel(sql_type = Text)]
     currency: String,
     #[diesel(sql_type = BigInt)]
@@ -114,34 +117,48 @@ pub fn forecast(
 ) -> AppResult<Forecast> {
     let start = month_start(from);
     let end = add_months(start, months) - chrono::Duration::days(1);
-    // why: SQLite numbers `$n` placeholders by first appearance, so they must appear in bind order.
-    let open: Vec<DayOpen> = diesel::sql_query(format!(
-        "SELECT expected_close AS day, currency, CAST(SUM(value_cents) AS BIGINT) AS best, \
-         CAST(SUM(value_cents * probability) AS BIGINT) AS weighted_x100, \
-         CAST(SUM(CASE WHEN probability >= {COMMIT_PROBABILITY} THEN value_cents ELSE 0 END) AS BIGINT) AS commit_cents, \
-         CAST(COUNT(*) AS BIGINT) AS deals \
-         FROM opportunities WHERE organization_id = $1 AND status = 'open' AND deleted_at IS NULL \
-         AND expected_close >= $2 AND expected_close <= $3 AND ($4 IS NULL OR pipeline_id = $4) AND ($5 IS NULL OR assigned_to = $5) \
-         GROUP BY expected_close, currency"
-    ))
-    .bind::<Text, _>(org_id)
-    .bind::<Date, _>(start)
-    .bind::<Date, _>(end)
-    .bind::<Nullable<Text>, _>(scope.pipeline_id.as_deref())
-    .bind::<Nullable<Text>, _>(scope.owner.as_deref())
-    .load(conn)?;
-    let won: Vec<DayWon> = diesel::sql_query(
-        "SELECT actual_close AS day, currency, CAST(SUM(value_cents) AS BIGINT) AS won \
-         FROM opportunities WHERE organization_id = $1 AND status = 'won' AND deleted_at IS NULL \
-         AND actual_close >= $2 AND actual_close <= $3 AND ($4 IS NULL OR pipeline_id = $4) AND ($5 IS NULL OR assigned_to = $5) \
-         GROUP BY actual_close, currency",
+    let filters = |status: &'static str| {
+        let mut f = vec![
+            Filter::Eq("status", status),
+            Filter::Gte("close_day", start.format("%Y-%m-%d").to_string()),
+            Filter::Lte("close_day", end.format("%Y-%m-%d").to_string()),
+        ];
+        if let Some(p) = scope.pipeline_id.as_deref() {
+            f.push(Filter::Eq("pipeline_id", p));
+        }
+        if let Some(o) = scope.owner.as_deref() {
+            f.push(Filter::Eq("assigned_to", o));
+        }
+        f
+    };
+    let open_filters = filters("open");
+    let open_sql = format!(
+        "SELECT close_day AS day, currency, CAST(SUM(value_cents) AS BIGINT) AS best, CAST(SUM(weighted_x100) AS BIGINT) AS weighted_x100, \
+         CAST(SUM(commit_cents) AS BIGINT) AS commit_cents, CAST(SUM(deals) AS BIGINT) AS deals \
+         FROM opportunity_rollup WHERE organization_id = $1{} GROUP BY close_day, currency",
+        where_sql(&open_filters, 2)
+    );
+    let open: Vec<DayOpen> = bind_all(
+        diesel::sql_query(open_sql)
+            .into_boxed()
+            .bind::<Text, _>(org_id),
+        &open_filters,
     )
-    .bind::<Text, _>(org_id)
-    .bind::<Date, _>(start)
-    .bind::<Date, _>(end)
-    .bind::<Nullable<Text>, _>(scope.pipeline_id.as_deref())
-    .bind::<Nullable<Text>, _>(scope.owner.as_deref())
     .load(conn)?;
+    let won_filters = filters("won");
+    let won_sql = format!(
+        "SELECT close_day AS day, currency, CAST(SUM(value_cents) AS BIGINT) AS won \
+         FROM opportunity_rollup WHERE organization_id = $1{} GROUP BY close_day, currency",
+        where_sql(&won_filters, 2)
+    );
+    let won: Vec<DayWon> = bind_all(
+        diesel::sql_query(won_sql)
+            .into_boxed()
+            .bind::<Text, _>(org_id),
+        &won_filters,
+    )
+    .load(conn)?;
+    let day = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap_or(start);
 
     let mut buckets: BTreeMap<(String, String), ForecastMonth> = BTreeMap::new();
     let key = |d: NaiveDate, c: &str| (d.format("%Y-%m").to_string(), c.to_string());
@@ -172,18 +189,20 @@ pub fn forecast(
         }
     }
     for r in open {
+        let d = day(&r.day);
         let b = buckets
-            .entry(key(r.day, &r.currency))
-            .or_insert_with(|| blank(&r.day.format("%Y-%m").to_string(), &r.currency));
+            .entry(key(d, &r.currency))
+            .or_insert_with(|| blank(&d.format("%Y-%m").to_string(), &r.currency));
         b.best_case += cents(r.best);
         b.weighted += Decimal::new(r.weighted_x100, 4);
         b.commit += cents(r.commit_cents);
         b.open_deals += r.deals;
     }
     for r in won {
+        let d = day(&r.day);
         let b = buckets
-            .entry(key(r.day, &r.currency))
-            .or_insert_with(|| blank(&r.day.format("%Y-%m").to_string(), &r.currency));
+            .entry(key(d, &r.currency))
+            .or_insert_with(|| blank(&d.format("%Y-%m").to_string(), &r.currency));
         b.closed_won += cents(r.won);
     }
     let mut months_out: Vec<ForecastMonth> = buckets.into_values().collect();
@@ -221,8 +240,46 @@ struct StageOutcome {
     closed: i64,
 }
 
+type WinRateCache = Mutex<HashMap<(String, String), (Instant, Vec<StageRate>)>>;
+
+/// Historical win rates change only when deals close or reopen, but computing them reads
+/// every closed deal's history; so they are kept per process for a minute, and dropped at
+/// once when a deal of the organization closes or reopens here.
+fn cache() -> &'static WinRateCache {
+    static CACHE: OnceLock<WinRateCache> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+const WIN_RATE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+pub fn forget_win_rates(org_id: &str) {
+    if let Ok(mut c) = cache().lock() {
+        c.retain(|(org, _), _| org != org_id);
+    }
+}
+
 /// For each open stage: of the closed deals that ever entered it, how many were won.
 pub fn win_rates(conn: &mut DbConn, org_id: &str, pipeline_id: &str) -> AppResult<Vec<StageRate>> {
+    let key = (org_id.to_string(), pipeline_id.to_string());
+    if let Ok(c) = cache().lock() {
+        if let Some((at, rates)) = c.get(&key) {
+            if at.elapsed() < WIN_RATE_TTL {
+                return Ok(rates.clone());
+            }
+        }
+    }
+    let rates = compute_win_rates(conn, org_id, pipeline_id)?;
+    if let Ok(mut c) = cache().lock() {
+        c.insert(key, (Instant::now(), rates.clone()));
+    }
+    Ok(rates)
+}
+
+fn compute_win_rates(
+    conn: &mut DbConn,
+    org_id: &str,
+    pipeline_id: &str,
+) -> AppResult<Vec<StageRate>> {
     let outcomes: Vec<StageOutcome> = diesel::sql_query(
         "SELECT h.to_stage_id AS stage_id, \
          CAST(COUNT(DISTINCT CASE WHEN o.status = 'won' THEN o.id END) AS BIGINT) AS won, \

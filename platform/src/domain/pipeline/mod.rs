@@ -5,6 +5,7 @@ pub mod analytics;
 pub mod contracts;
 pub mod model;
 pub mod quotes;
+pub mod rollup;
 pub mod service;
 pub mod store;
 

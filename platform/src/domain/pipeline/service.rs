@@ -974,6 +974,7 @@ pub fn create(
             return Err(AppError::Validation("The deal could not be saved.".into(), errors));
         };
         store::insert_opportunity(c, &row)?;
+        super::rollup::apply(c, None, Some(&row))?;
         custom_fields::store::write_values(c, &w.ctx.org_id, &row.id, &applied.custom_index)?;
         if let Some(contacts) = &applied.contacts {
             store::set_contacts(c, &w.ctx.org_id, &row.id, contacts)?;
@@ -1052,6 +1053,10 @@ pub fn update(
         if !store::replace_opportunity(c, &row, current.version)? {
             return Err(stale());
         }
+        super::rollup::apply(c, Some(&current), Some(&row))?;
+        if row.status != current.status {
+            super::analytics::forget_win_rates(&w.ctx.org_id);
+        }
         if row.stage_id != current.stage_id {
             record_move(
                 c,
@@ -1112,6 +1117,10 @@ fn apply_move(
     if !store::replace_opportunity(conn, &row, current.version)? {
         return Err(stale());
     }
+    super::rollup::apply(conn, Some(current), Some(&row))?;
+    if row.status != current.status {
+        super::analytics::forget_win_rates(&ctx.org_id);
+    }
     record_move(
         conn,
         ctx,
@@ -1160,6 +1169,9 @@ pub fn delete(conn: &mut DbConn, ctx: &AuditContext, access: &Access, id: &str) 
         if !store::replace_opportunity(c, &row, current.version)? {
             return Err(stale());
         }
+        // The deleted row contributes nothing, so this removes the deal's totals.
+        super::rollup::apply(c, Some(&current), Some(&row))?;
+        super::analytics::forget_win_rates(&ctx.org_id);
         audit::record(
             c,
             ctx,

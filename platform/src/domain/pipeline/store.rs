@@ -377,7 +377,8 @@ pub struct StageTotal {
     pub value_cents: i64,
 }
 
-/// Count and value per (stage, currency) of a pipeline's live deals, with the board's filters.
+/// Count and value per (stage, currency) of a pipeline's live deals, with the board's
+/// filters, read from the rollup.
 pub fn stage_totals(
     conn: &mut DbConn,
     org_id: &str,
@@ -385,19 +386,29 @@ pub fn stage_totals(
     owner: Option<&str>,
     close_month: Option<(NaiveDate, NaiveDate)>,
 ) -> QueryResult<Vec<StageTotal>> {
-    use diesel::sql_types::{Date, Nullable, Text};
-    // why: SUM(bigint) is NUMERIC in diesel's typing (a lossy f64 on SQLite); the cast keeps it integral on both.
-    diesel::sql_query(
-        "SELECT stage_id, currency, CAST(COUNT(*) AS BIGINT) AS deals, CAST(COALESCE(SUM(value_cents), 0) AS BIGINT) AS value_cents \
-         FROM opportunities WHERE organization_id = $1 AND pipeline_id = $2 AND deleted_at IS NULL \
-         AND ($3 IS NULL OR assigned_to = $3) AND ($4 IS NULL OR expected_close >= $4) AND ($5 IS NULL OR expected_close <= $5) \
-         GROUP BY stage_id, currency",
+    use super::rollup::{bind_all, where_sql, Filter};
+    let mut filters = vec![Filter::Eq("pipeline_id", pipeline_id)];
+    if let Some(o) = owner {
+        filters.push(Filter::Eq("assigned_to", o));
+    }
+    if let Some((from, to)) = close_month {
+        filters.push(Filter::Gte(
+            "close_day",
+            from.format("%Y-%m-%d").to_string(),
+        ));
+        filters.push(Filter::Lte("close_day", to.format("%Y-%m-%d").to_string()));
+    }
+    let sql = format!(
+        "SELECT stage_id, currency, CAST(SUM(deals) AS BIGINT) AS deals, CAST(SUM(value_cents) AS BIGINT) AS value_cents \
+         FROM opportunity_rollup WHERE organization_id = $1{} GROUP BY stage_id, currency HAVING SUM(deals) > 0",
+        where_sql(&filters, 2)
+    );
+    bind_all(
+        diesel::sql_query(sql)
+            .into_boxed()
+            .bind::<diesel::sql_types::Text, _>(org_id),
+        &filters,
     )
-    .bind::<Text, _>(org_id)
-    .bind::<Text, _>(pipeline_id)
-    .bind::<Nullable<Text>, _>(owner)
-    .bind::<Nullable<Date>, _>(close_month.map(|m| m.0))
-    .bind::<Nullable<Date>, _>(close_month.map(|m| m.1))
     .load(conn)
 }
 
