@@ -31,7 +31,7 @@ async fn the_renewal_date_bar_in_the_console() {
         .await;
     assert_eq!(
         r.header("hx-redirect"),
-        Some("/admin/custom-fields"),
+        Some("/admin/custom-fields?entity=client"),
         "{}",
         r.body
     );

@@ -862,17 +862,30 @@ async fn the_forecast_matches_a_hand_computed_fixture() {
         r::table
             .filter(r::deals.ne(0))
             .order((r::stage_id, r::currency, r::close_day))
-            .select((r::stage_id, r::currency, r::close_day, r::deals, r::value_cents, r::weighted_x100))
+            .select((
+                r::stage_id,
+                r::currency,
+                r::close_day,
+                r::deals,
+                r::value_cents,
+                r::weighted_x100,
+            ))
             .load(&mut *c)
             .unwrap()
     };
     let kept = rollup(&s.t);
     {
         let mut c = s.t.pool.get().unwrap();
-        let org = rapport::domain::orgs::store::find_org_by_ref(&mut c, "acme").unwrap().unwrap();
+        let org = rapport::domain::orgs::store::find_org_by_ref(&mut c, "acme")
+            .unwrap()
+            .unwrap();
         rapport::domain::pipeline::rollup::rebuild(&mut c, &org.id).unwrap();
     }
-    assert_eq!(kept, rollup(&s.t), "incremental totals drifted from the deals");
+    assert_eq!(
+        kept,
+        rollup(&s.t),
+        "incremental totals drifted from the deals"
+    );
     // A rep's forecast covers only their own deals.
     let rep_view = send(
         &app,
@@ -888,3 +901,81 @@ async fn the_forecast_matches_a_hand_computed_fixture() {
 }
 
 use chrono::Datelike;
+
+#[actix_web::test]
+async fn deals_carry_custom_fields_and_contacts() {
+    let s = sales().await;
+    let app = s.t.service().await;
+    let f = send(
+        &app,
+        api(Method::POST, "/api/custom-fields", &s.manager).set_json(
+            json!({"entity": "opportunity", "key": "seats", "label": "Seats", "type": "integer"}),
+        ),
+    )
+    .await;
+    assert_eq!(f.status, StatusCode::CREATED, "{}", f.body);
+    let person = send(
+        &app,
+        api(Method::POST, "/api/clients", &s.rep)
+            .set_json(json!({"firstName": "Peter", "lastName": "Gibbons"})),
+    )
+    .await
+    .json();
+    let d = send(
+        &app,
+        api(Method::POST, "/api/opportunities", &s.rep).set_json(json!({
+            "name": "Seats deal", "clientId": s.client, "value": "10", "customFields": {"seats": 40},
+            "contacts": [{"clientId": person["id"], "role": "Champion"}]
+        })),
+    )
+    .await;
+    assert_eq!(d.status, StatusCode::CREATED, "{}", d.body);
+    let d = d.json();
+    assert_eq!(d["customFields"]["seats"], 40);
+    assert_eq!(d["contacts"][0]["role"], "Champion");
+    let bad = send(&app, api(Method::POST, "/api/opportunities", &s.rep).set_json(json!({"name": "x", "clientId": s.client, "value": "1", "customFields": {"seats": "many"}, "contacts": [{"clientId": s.client, "role": ""}]}))).await;
+    let fields: Vec<String> = bad.json()["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        fields.contains(&"customFields.seats".to_string())
+            && fields.contains(&"contacts[0].role".to_string())
+            && fields.contains(&"contacts[0].clientId".to_string()),
+        "{fields:?}"
+    );
+    let found = send(
+        &app,
+        api(
+            Method::GET,
+            "/api/opportunities?filter[customFields.seats][gte]=30",
+            &s.rep,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(found["data"].as_array().unwrap().len(), 1);
+    let none = send(
+        &app,
+        api(
+            Method::GET,
+            "/api/opportunities?filter[customFields.seats][gte]=50",
+            &s.rep,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(none["data"].as_array().unwrap().len(), 0);
+    let mut b = Browser::new();
+    b.sign_in(&app, "manager@acme.test", PASSWORD).await;
+    let page = b
+        .get(&app, "/admin/custom-fields?entity=opportunity")
+        .await
+        .body;
+    assert!(
+        page.contains("seats") && page.contains("name=\"entity\" value=\"opportunity\""),
+        "{page}"
+    );
+}

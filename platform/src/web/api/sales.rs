@@ -431,7 +431,12 @@ fn shown(
     let o = service::get(c, org, access, id)?;
     let stage = store::find_stage(c, org, &o.stage_id)?;
     let defs = custom_fields::store::list(c, org, "opportunity", false)?;
-    let json = opportunity_json(&o, stage.as_ref(), &defs, access);
+    let mut json = opportunity_json(&o, stage.as_ref(), &defs, access);
+    json["contacts"] = store::contacts_of(c, &o.id)?
+        .into_iter()
+        .map(|x| json!({"clientId": x.client_id, "role": x.role}))
+        .collect::<Vec<_>>()
+        .into();
     Ok((o, json))
 }
 

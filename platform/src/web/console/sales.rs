@@ -852,15 +852,15 @@ pub async fn edit_form(
     render(&req, &actor, "Edit deal", &form).await
 }
 
-fn form_body(
-    pairs: &[(String, String)],
-    defs: &[FieldRow],
-) -> (
+/// A posted deal form: the API-shaped body, and what to show again if it is refused.
+type PostedDeal = (
     Map<String, Value>,
     HashMap<String, String>,
     HashMap<String, Vec<String>>,
     Vec<(String, String)>,
-) {
+);
+
+fn form_body(pairs: &[(String, String)], defs: &[FieldRow]) -> PostedDeal {
     let mut body = Map::new();
     let mut values = HashMap::new();
     let mut custom: HashMap<String, Vec<String>> = HashMap::new();

@@ -47,6 +47,7 @@ pub struct TypeOption {
 /// The define/edit form's values, kept as typed when it comes back with errors.
 #[derive(Default)]
 pub struct FieldFormValues {
+    pub entity: String,
     pub id: Option<String>,
     pub version: i64,
     pub label: String,
@@ -64,6 +65,7 @@ pub struct FieldFormValues {
 #[derive(Template)]
 #[template(path = "partials/admin/fields.html")]
 struct FieldsPage {
+    entity: String,
     active: Vec<FieldView>,
     archived: Vec<FieldView>,
     form: FieldFormValues,
@@ -102,11 +104,16 @@ async fn page(
 ) -> AppResult<HttpResponse> {
     let org = actor.org_id().to_string();
     let can_archive = actor.can("custom_field", "delete").await?;
-    let all = db::run(&state.pool, move |c| {
-        Ok(store::list(c, &org, "client", true)?)
-    })
-    .await?;
+    let entity = if form.entity == "opportunity" {
+        "opportunity"
+    } else {
+        "client"
+    }
+    .to_string();
+    let e = entity.clone();
+    let all = db::run(&state.pool, move |c| Ok(store::list(c, &org, &e, true)?)).await?;
     let p = FieldsPage {
+        entity,
         active: all
             .iter()
             .filter(|f| f.is_active())
@@ -135,15 +142,16 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     actor.require("custom_field", "write").await?;
-    page(
-        &req,
-        &actor,
-        &state,
-        FieldFormValues::default(),
-        Vec::new(),
-        StatusCode::OK,
-    )
-    .await
+    let entity = crate::web::query_pairs(&req)?
+        .into_iter()
+        .find(|(k, _)| k == "entity")
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    let form = FieldFormValues {
+        entity,
+        ..Default::default()
+    };
+    page(&req, &actor, &state, form, Vec::new(), StatusCode::OK).await
 }
 
 pub async fn edit(
@@ -159,6 +167,7 @@ pub async fn edit(
     })
     .await?;
     let form = FieldFormValues {
+        entity: f.entity.clone(),
         id: Some(f.id.clone()),
         version: f.version,
         label: f.label.clone(),
@@ -191,6 +200,7 @@ fn read_form(body: &web::Bytes) -> AppResult<FieldFormValues> {
             .unwrap_or_default()
     };
     Ok(FieldFormValues {
+        entity: get("entity"),
         id: Some(get("id")).filter(|i| !i.is_empty()),
         version: get("version").parse().unwrap_or(0),
         label: get("label"),
@@ -221,7 +231,13 @@ fn input_of(f: &FieldFormValues, creating: bool) -> FieldInput {
         serde_json::Value::String(f.default.clone())
     };
     FieldInput {
-        entity: creating.then(|| "client".into()),
+        entity: creating.then(|| {
+            if f.entity == "opportunity" {
+                "opportunity".into()
+            } else {
+                "client".into()
+            }
+        }),
         key: creating.then(|| f.key.trim().to_string()),
         label: Some(f.label.clone()),
         field_type: creating.then(|| f.field_type.clone()),
@@ -258,7 +274,7 @@ pub async fn save(
     .await;
     match result {
         Ok(f) => {
-            let mut res = redirect(&req, "/admin/custom-fields");
+            let mut res = redirect(&req, &format!("/admin/custom-fields?entity={}", f.entity));
             res.add_cookie(&flash_cookie(&format!("The field {} was saved.", f.label)))
                 .map_err(|e| AppError::Internal(e.to_string()))?;
             Ok(res)
@@ -311,7 +327,7 @@ async fn set_archived(
         )
     })
     .await?;
-    let mut res = redirect(&req, "/admin/custom-fields");
+    let mut res = redirect(&req, &format!("/admin/custom-fields?entity={}", f.entity));
     let message = if archived {
         format!("{} was archived; its values are kept.", f.label)
     } else {
@@ -350,8 +366,9 @@ pub async fn move_field(
     actor.require("custom_field", "write").await?;
     let ctx = actor.audit();
     let (id, dir) = path.into_inner();
-    db::run(&state.pool, move |c| {
-        let mut ids: Vec<String> = store::list(c, &ctx.org_id, "client", false)?
+    let entity = db::run(&state.pool, move |c| {
+        let field = store::find(c, &ctx.org_id, &id)?.ok_or(AppError::NotFound)?;
+        let mut ids: Vec<String> = store::list(c, &ctx.org_id, &field.entity, false)?
             .into_iter()
             .map(|f| f.id)
             .collect();
@@ -366,10 +383,13 @@ pub async fn move_field(
         };
         if let Some(o) = other {
             ids.swap(pos, o);
-            service::reorder(c, &ctx, "client", &ids)?;
+            service::reorder(c, &ctx, &field.entity, &ids)?;
         }
-        Ok(())
+        Ok(field.entity)
     })
     .await?;
-    Ok(redirect(&req, "/admin/custom-fields"))
+    Ok(redirect(
+        &req,
+        &format!("/admin/custom-fields?entity={entity}"),
+    ))
 }
