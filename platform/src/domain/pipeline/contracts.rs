@@ -169,7 +169,9 @@ pub fn save(
             errors.push(FieldError::new("endDate", "The end date comes after the start date."));
         }
         if let Some(v) = body.get("value") {
-            match parse_cents(&v.as_str().map_or_else(|| v.to_string(), str::to_string)) {
+            let raw = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            match parse_cents(&raw) {
+                _ if raw.trim().is_empty() => errors.push(FieldError::new("value", "Give the contract's value (0 or more).")),
                 Ok(cents) => row.value_cents = cents,
                 Err(e) => errors.push(FieldError::new("value", e)),
             }
