@@ -7,7 +7,7 @@ use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde_json::{Map, Value};
 
-use super::{flash_cookie, redirect, render, render_with_status};
+use super::{redirect, redirect_with_flash, render, render_with_status};
 use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::db::{self, DbConn};
@@ -1226,12 +1226,11 @@ async fn save(
     })
     .await?;
     match result {
-        Ok(row) => {
-            let mut res = redirect(&req, &format!("/clients/{}", row.id));
-            res.add_cookie(&flash_cookie(&format!("{} was saved.", row.display_name)))
-                .map_err(|e| AppError::Internal(e.to_string()))?;
-            Ok(res)
-        }
+        Ok(row) => redirect_with_flash(
+            &req,
+            &format!("/clients/{}", row.id),
+            &format!("{} was saved.", row.display_name),
+        ),
         Err((form, status)) => render_with_status(&req, &actor, "Client", &form, status).await,
     }
 }
@@ -1270,10 +1269,7 @@ pub async fn delete(
         Ok(row.display_name)
     })
     .await?;
-    let mut res = redirect(&req, "/clients");
-    res.add_cookie(&flash_cookie(&format!("{name} was moved to the trash.")))
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(res)
+    redirect_with_flash(&req, "/clients", &format!("{name} was moved to the trash."))
 }
 
 // ---------- tags and relations on the profile ----------
@@ -1522,13 +1518,11 @@ pub async fn restore(
     actor.require("client", "admin").await?;
     let ctx = actor.audit();
     let row = db::run(&state.pool, move |c| service::restore(c, &ctx, &id)).await?;
-    let mut res = redirect(&req, &format!("/clients/{}", row.id));
-    res.add_cookie(&flash_cookie(&format!(
-        "{} was restored.",
-        row.display_name
-    )))
-    .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(res)
+    redirect_with_flash(
+        &req,
+        &format!("/clients/{}", row.id),
+        &format!("{} was restored.", row.display_name),
+    )
 }
 
 pub async fn purge(
@@ -1540,10 +1534,7 @@ pub async fn purge(
     actor.require("client", "admin").await?;
     let ctx = actor.audit();
     db::run(&state.pool, move |c| service::purge(c, &ctx, &id)).await?;
-    let mut res = redirect(&req, "/clients/trash");
-    res.add_cookie(&flash_cookie("The client was deleted for good."))
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(res)
+    redirect_with_flash(&req, "/clients/trash", "The client was deleted for good.")
 }
 
 // ---------- saved views and bulk ----------
@@ -1570,10 +1561,11 @@ pub async fn save_view(
         service::save_view(c, &ctx, &user, &name, &query)
     })
     .await?;
-    let mut res = redirect(&req, &format!("/clients?{}", view.query));
-    res.add_cookie(&flash_cookie(&format!("The view {} was saved.", view.name)))
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(res)
+    redirect_with_flash(
+        &req,
+        &format!("/clients?{}", view.query),
+        &format!("The view {} was saved.", view.name),
+    )
 }
 
 pub async fn delete_view(
@@ -1648,11 +1640,9 @@ pub async fn bulk(
         )
     })
     .await?;
-    let mut res = redirect(&req, &format!("/clients?{back}"));
-    res.add_cookie(&flash_cookie(&format!(
-        "{done} client{} updated.",
-        if done == 1 { "" } else { "s" }
-    )))
-    .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(res)
+    redirect_with_flash(
+        &req,
+        &format!("/clients?{back}"),
+        &format!("{done} client{} updated.", if done == 1 { "" } else { "s" }),
+    )
 }

@@ -4,7 +4,7 @@ use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{flash_cookie, redirect};
+use super::{flash_cookie, redirect, redirect_with_flash};
 use crate::app::AppState;
 use crate::auth::session::{self, expired_cookie, SignInAttempt, SESSION_COOKIE};
 use crate::auth::{client_ip, csrf, password::sha256_hex, request_id, ConsoleActor};
@@ -199,11 +199,5 @@ pub async fn switch_org(
         service::switch_org(c, &sid, &uid, &form.organization_id)
     })
     .await?;
-    let mut res = redirect(&req, "/");
-    res.add_cookie(&flash_cookie(&format!(
-        "You are now working in {}.",
-        org.name
-    )))
-    .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(res)
+    redirect_with_flash(&req, "/", &format!("You are now working in {}.", org.name))
 }

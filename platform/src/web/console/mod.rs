@@ -347,6 +347,14 @@ pub fn flash_cookie(message: &str) -> Cookie<'static> {
         .finish()
 }
 
+/// A redirect that shows `message` as a toast on the next page.
+pub fn redirect_with_flash(req: &HttpRequest, to: &str, message: &str) -> AppResult<HttpResponse> {
+    let mut res = redirect(req, to);
+    res.add_cookie(&flash_cookie(message))
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(res)
+}
+
 /// After a successful form post: htmx follows `HX-Redirect`, a browser a 303.
 pub fn redirect(req: &HttpRequest, to: &str) -> HttpResponse {
     if is_htmx(req) {

@@ -9,7 +9,7 @@ use chrono::{Duration, NaiveDate};
 use serde_json::{json, Map, Value};
 
 use super::clients::{Choice, FormField};
-use super::{flash_cookie, redirect, render, render_with_status, Toast};
+use super::{redirect_with_flash, render, render_with_status, Toast};
 use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::db::{self, now, DbConn};
@@ -317,12 +317,7 @@ pub async fn move_deal(
     let (board, message, id) = result;
     if from_deal_page {
         return match message {
-            Ok(m) => {
-                let mut res = redirect(&req, &format!("/opportunities/{id}"));
-                res.add_cookie(&flash_cookie(&m))
-                    .map_err(|e| AppError::Internal(e.to_string()))?;
-                Ok(res)
-            }
+            Ok(m) => redirect_with_flash(&req, &format!("/opportunities/{id}"), &m),
             Err(m) => Err(AppError::Validation(m, Vec::new())),
         };
     }
@@ -589,10 +584,7 @@ pub async fn delete(
     let access = record_access(&actor, "opportunity").await?;
     let ctx = actor.audit();
     db::run(&state.pool, move |c| service::delete(c, &ctx, &access, &id)).await?;
-    let mut res = redirect(&req, "/pipeline");
-    res.add_cookie(&flash_cookie("The deal was deleted."))
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(res)
+    redirect_with_flash(&req, "/pipeline", "The deal was deleted.")
 }
 
 // ---------- deal form ----------
@@ -1029,12 +1021,11 @@ async fn save(
     })
     .await?;
     match outcome {
-        Ok(d) => {
-            let mut res = redirect(&req, &format!("/opportunities/{}", d.id));
-            res.add_cookie(&flash_cookie(&format!("{} was saved.", d.name)))
-                .map_err(|e| AppError::Internal(e.to_string()))?;
-            Ok(res)
-        }
+        Ok(d) => redirect_with_flash(
+            &req,
+            &format!("/opportunities/{}", d.id),
+            &format!("{} was saved.", d.name),
+        ),
         Err((form, status)) => render_with_status(&req, &actor, "Deal", &form, status).await,
     }
 }
@@ -1122,16 +1113,15 @@ pub async fn create_quote(
     })
     .await?;
     match result {
-        Ok(q) => {
-            let mut res = redirect(&req, &format!("/opportunities/{deal}"));
-            res.add_cookie(&flash_cookie(&format!(
+        Ok(q) => redirect_with_flash(
+            &req,
+            &format!("/opportunities/{deal}"),
+            &format!(
                 "Quote Q-{:05} was created: {}.",
                 q.number,
                 money(q.total_cents, &q.currency)
-            )))
-            .map_err(|e| AppError::Internal(e.to_string()))?;
-            Ok(res)
-        }
+            ),
+        ),
         Err(errors) => {
             deal_page(
                 &req,
@@ -1163,13 +1153,11 @@ pub async fn quote_status(
         quotes::set_status(c, &ctx, &access, &id, &status, win)
     })
     .await?;
-    let mut res = redirect(&req, &format!("/opportunities/{}", q.opportunity_id));
-    res.add_cookie(&flash_cookie(&format!(
-        "Quote Q-{:05} is now {}.",
-        q.number, q.status
-    )))
-    .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(res)
+    redirect_with_flash(
+        &req,
+        &format!("/opportunities/{}", q.opportunity_id),
+        &format!("Quote Q-{:05} is now {}.", q.number, q.status),
+    )
 }
 
 pub async fn quote_pdf(
@@ -1736,12 +1724,11 @@ pub async fn contract_save(
     })
     .await?;
     match outcome {
-        Ok(k) => {
-            let mut res = redirect(&req, &format!("/contracts/{}", k.id));
-            res.add_cookie(&flash_cookie(&format!("{} was saved.", k.name)))
-                .map_err(|e| AppError::Internal(e.to_string()))?;
-            Ok(res)
-        }
+        Ok(k) => redirect_with_flash(
+            &req,
+            &format!("/contracts/{}", k.id),
+            &format!("{} was saved.", k.name),
+        ),
         Err(form) => {
             render_with_status(
                 &req,
@@ -1802,10 +1789,11 @@ pub async fn contract_upload(
         contracts::attach(c, &ctx, &access, &cid, &name, &ctype, body.to_vec())
     })
     .await?;
-    let mut res = redirect(&req, &format!("/contracts/{id}"));
-    res.add_cookie(&flash_cookie("The signed document was attached."))
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(res)
+    redirect_with_flash(
+        &req,
+        &format!("/contracts/{id}"),
+        "The signed document was attached.",
+    )
 }
 
 pub async fn contract_document(
@@ -1858,13 +1846,11 @@ pub async fn contract_renew(
         )
     })
     .await?;
-    let mut res = redirect(&req, &format!("/opportunities/{}", deal.id));
-    res.add_cookie(&flash_cookie(&format!(
-        "The renewal deal {} was opened.",
-        deal.name
-    )))
-    .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(res)
+    redirect_with_flash(
+        &req,
+        &format!("/opportunities/{}", deal.id),
+        &format!("The renewal deal {} was opened.", deal.name),
+    )
 }
 
 /// Contracts whose end is near, for the dashboard.

@@ -10,7 +10,7 @@ use crate::db;
 use crate::domain::custom_fields::service::{self, FieldInput};
 use crate::domain::custom_fields::{store, FieldRow, FieldType};
 use crate::error::{AppError, AppResult, FieldError};
-use crate::web::console::{flash_cookie, redirect, render_with_status};
+use crate::web::console::{flash_cookie, redirect, redirect_with_flash, render_with_status};
 
 pub struct FieldView {
     pub id: String,
@@ -273,12 +273,11 @@ pub async fn save(
     })
     .await;
     match result {
-        Ok(f) => {
-            let mut res = redirect(&req, &format!("/admin/custom-fields?entity={}", f.entity));
-            res.add_cookie(&flash_cookie(&format!("The field {} was saved.", f.label)))
-                .map_err(|e| AppError::Internal(e.to_string()))?;
-            Ok(res)
-        }
+        Ok(f) => redirect_with_flash(
+            &req,
+            &format!("/admin/custom-fields?entity={}", f.entity),
+            &format!("The field {} was saved.", f.label),
+        ),
         Err(AppError::Validation(_, errors)) => {
             page(
                 &req,

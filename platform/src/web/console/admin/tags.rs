@@ -9,7 +9,7 @@ use crate::auth::ConsoleActor;
 use crate::db;
 use crate::domain::clients::{service, store, TAG_COLORS};
 use crate::error::{AppError, AppResult};
-use crate::web::console::{flash_cookie, redirect, render_with_status};
+use crate::web::console::{redirect_with_flash, render_with_status};
 
 pub struct TagLine {
     pub id: String,
@@ -114,12 +114,11 @@ pub async fn save(
     })
     .await;
     match result {
-        Ok(t) => {
-            let mut res = redirect(&req, "/admin/tags");
-            res.add_cookie(&flash_cookie(&format!("The tag {} was saved.", t.name)))
-                .map_err(|e| AppError::Internal(e.to_string()))?;
-            Ok(res)
-        }
+        Ok(t) => redirect_with_flash(
+            &req,
+            "/admin/tags",
+            &format!("The tag {} was saved.", t.name),
+        ),
         Err(AppError::Validation(_, errors)) => {
             page(
                 &req,
@@ -143,10 +142,9 @@ pub async fn delete(
     actor.require("tag", "delete").await?;
     let ctx = actor.audit();
     db::run(&state.pool, move |c| service::delete_tag(c, &ctx, &id)).await?;
-    let mut res = redirect(&req, "/admin/tags");
-    res.add_cookie(&flash_cookie(
+    redirect_with_flash(
+        &req,
+        "/admin/tags",
         "The tag was deleted and removed from its clients.",
-    ))
-    .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(res)
+    )
 }
