@@ -192,3 +192,21 @@ document.addEventListener("submit", async (e) => {
   if (target) location.href = target;
   else document.getElementById("toasts").insertAdjacentHTML("beforeend", await res.text());
 });
+// Plugin bundles go up as the raw body, like contract documents.
+document.addEventListener("submit", async (e) => {
+  const form = e.target.closest("form[data-plugin-upload]");
+  if (!form) return;
+  e.preventDefault();
+  const file = form.querySelector("input[type=file]").files[0];
+  if (!file) return;
+  const token = JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRF-Token"];
+  const all = form.querySelector("input[name=grant_all]").checked ? "?grantAll=true" : "";
+  const res = await fetch(`/admin/plugins/upload${all}`, {
+    method: "PUT",
+    headers: { "X-CSRF-Token": token, "Content-Type": "application/octet-stream", "HX-Request": "true" },
+    body: file,
+  });
+  const target = res.headers.get("HX-Redirect");
+  if (target) location.href = target;
+  else document.getElementById("toasts").insertAdjacentHTML("beforeend", await res.text());
+});

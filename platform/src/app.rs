@@ -16,6 +16,8 @@ pub struct AppState {
     pub pool: Pool,
     pub authz: Authorizer,
     pub config: Config,
+    /// Warm plugin instances, shared by all workers of this process.
+    pub plugins: crate::plugins::runtime::Runtime,
 }
 
 impl AppState {
@@ -27,6 +29,7 @@ impl AppState {
             pool,
             authz,
             config,
+            plugins: Default::default(),
         }))
     }
 }

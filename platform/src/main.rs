@@ -47,6 +47,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Plugins: pack a plugin crate into a bundle, install a bundle.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// Add deterministic synthetic clients (companies, people, tags, custom values).
     Seed {
         /// Organization slug or id.
@@ -85,6 +90,30 @@ enum UserCommand {
         role: String,
         #[arg(long, default_value = "")]
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Build the plugin crate in DIR for wasm32 and pack it with its plugin.toml;
+    /// prints the bundle's path on the last line.
+    Pack {
+        dir: std::path::PathBuf,
+        /// Use this already-built module instead of building.
+        #[arg(long)]
+        wasm: Option<std::path::PathBuf>,
+    },
+    /// Install (or upgrade) a bundle in an organization.
+    Install {
+        bundle: std::path::PathBuf,
+        #[arg(long)]
+        org: String,
+        /// Capabilities to grant, comma-separated (each must be requested by the plugin).
+        #[arg(long, value_delimiter = ',')]
+        grant: Vec<String>,
+        /// Grant every capability the plugin requests.
+        #[arg(long)]
+        grant_all: bool,
     },
 }
 
@@ -319,6 +348,48 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Done in {:.1} s", started.elapsed().as_secs_f64());
             Ok(())
         }
+        Command::Plugin {
+            command: PluginCommand::Pack { dir, wasm },
+        } => {
+            let path = rapport::plugins::bundle::pack_dir(&dir, wasm.as_deref())
+                .map_err(|e| anyhow::anyhow!(e))?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        Command::Plugin {
+            command:
+                PluginCommand::Install {
+                    bundle,
+                    org,
+                    grant,
+                    grant_all,
+                },
+        } => {
+            let bytes = std::fs::read(&bundle)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", bundle.display()))?;
+            let pool = open(&config)?;
+            let org = find_org(&pool, &org)?;
+            let grants = if grant_all {
+                rapport::plugins::bundle::unpack(&bytes)
+                    .map_err(|e| anyhow::anyhow!(e))?
+                    .manifest
+                    .capabilities
+            } else {
+                grant
+            };
+            let ctx = AuditContext::cli(&org.id);
+            let row = with_conn(&pool, |c| {
+                rapport::plugins::install(c, &ctx, &bytes, &grants)
+            })?;
+            println!(
+                "installed {} {} in {} (granted: {})",
+                row.plugin_id,
+                row.version,
+                org.slug,
+                row.granted_list().join(", ")
+            );
+            Ok(())
+        }
         Command::Token {
             command: TokenCommand::Create { org, email, name },
         } => {
@@ -348,6 +419,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // why: these variables change Extism's sandbox (WASI output, dumps, profiling); a plugin's
+    // behaviour must not depend on the operator's shell. Cleared before any thread starts.
+    for var in [
+        "EXTISM_ENABLE_WASI_OUTPUT",
+        "EXTISM_MEMDUMP",
+        "EXTISM_COREDUMP",
+        "EXTISM_DEBUG",
+        "EXTISM_PROFILE",
+        "EXTISM_CACHE_CONFIG",
+    ] {
+        std::env::remove_var(var);
+    }
     let cli = Cli::parse();
     let result = actix_web::rt::System::new().block_on(run(cli));
     match result {

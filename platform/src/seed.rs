@@ -162,6 +162,7 @@ fn ensure_fields(
                 conn,
                 ctx,
                 currency,
+                &[],
                 FieldInput {
                     key: Some(key.into()),
                     label: Some(label.into()),

@@ -397,6 +397,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    plugin_installs (id) {
+        id -> Text,
+        organization_id -> Text,
+        plugin_id -> Text,
+        name -> Text,
+        version -> Text,
+        vendor -> Text,
+        manifest -> Text,
+        wasm -> Binary,
+        wasm_sha256 -> Text,
+        granted -> Text,
+        settings -> Text,
+        enabled -> Bool,
+        calls -> BigInt,
+        failures -> BigInt,
+        consecutive_failures -> Integer,
+        last_error -> Nullable<Text>,
+        disabled_reason -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(api_tokens -> organizations (organization_id));
@@ -440,4 +464,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     quotes,
     quote_lines,
     contracts,
+    plugin_installs,
 );

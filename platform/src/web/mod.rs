@@ -130,3 +130,25 @@ pub fn resolve_me(pairs: &mut [(String, String)], user_id: &str) {
         }
     }
 }
+
+/// Runs blocking work that may validate plugin field types: loads the organization's
+/// enabled plugins, hands them to `f`, then records the calls' health.
+pub async fn run_with_plugins<T, F>(state: &AppState, org_id: String, f: F) -> AppResult<T>
+where
+    F: FnOnce(
+            &mut crate::db::DbConn,
+            &dyn crate::domain::custom_fields::ExternalTypes,
+        ) -> AppResult<T>
+        + Send
+        + 'static,
+    T: Send + 'static,
+{
+    let runtime = state.plugins.clone();
+    db::run(&state.pool, move |c| {
+        let ext = crate::plugins::PluginFieldTypes::load(c, &runtime, &org_id)?;
+        let out = f(c, &ext);
+        crate::plugins::settle(c, &org_id, &ext.records())?;
+        out
+    })
+    .await
+}

@@ -10,6 +10,7 @@ mod clients;
 mod clients_console;
 mod console;
 mod migrations;
+mod plugins;
 mod sales;
 mod sales_console;
 mod signin;

@@ -112,6 +112,8 @@ pub struct WriteContext<'a> {
     pub ctx: &'a AuditContext,
     pub access: &'a Access,
     pub defs: &'a [FieldRow],
+    /// Checks plugin field types.
+    pub external: &'a dyn crate::domain::custom_fields::ExternalTypes,
 }
 
 /// What applying a body decided beyond the row's columns.
@@ -368,6 +370,7 @@ fn apply_body(
         &incoming,
         custom_mode,
         w.access.write_sensitive,
+        w.external,
     ) {
         Ok(applied) => {
             row.custom_fields = Value::Object(applied.json).to_string();

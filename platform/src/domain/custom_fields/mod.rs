@@ -12,3 +12,19 @@ pub mod store;
 pub mod value;
 
 pub use model::*;
+
+/// Field types whose values another component checks (plugins). The write paths take
+/// one, so a plugin type is validated on every write, API and console alike.
+pub trait ExternalTypes {
+    /// The normalised value, or the message to show next to the field.
+    fn validate(&self, field_type: &str, value: &str) -> Result<String, String>;
+}
+
+/// For writes where no plugin may run (bulk loads, the CLI).
+pub struct NoExternal;
+
+impl ExternalTypes for NoExternal {
+    fn validate(&self, _field_type: &str, _value: &str) -> Result<String, String> {
+        Err("Plugin field types cannot be checked here.".into())
+    }
+}

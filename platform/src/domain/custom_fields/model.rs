@@ -62,6 +62,8 @@ pub enum FieldType {
     Email,
     Phone,
     Url,
+    /// Provided by a plugin; the stored `field_type` is `plugin:<plugin id>/<type key>`.
+    Plugin,
 }
 
 impl FieldType {
@@ -96,6 +98,7 @@ impl FieldType {
             FieldType::Email => "email",
             FieldType::Phone => "phone",
             FieldType::Url => "url",
+            FieldType::Plugin => "plugin",
         }
     }
 
@@ -114,10 +117,14 @@ impl FieldType {
             FieldType::Email => "E-mail",
             FieldType::Phone => "Phone",
             FieldType::Url => "Web address",
+            FieldType::Plugin => "Plugin type",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
+        if s.starts_with("plugin:") && s.contains('/') {
+            return Some(FieldType::Plugin);
+        }
         FieldType::ALL.into_iter().find(|t| t.as_str() == s)
     }
 

@@ -120,10 +120,12 @@ fn apply(row: &mut FieldRow, input: &FieldInput, errors: &mut Vec<FieldError>) {
     }
 }
 
+/// Defines a field. `plugin_types` lists the `plugin:<id>/<key>` types enabled plugins offer.
 pub fn define(
     conn: &mut DbConn,
     ctx: &AuditContext,
     default_currency: &str,
+    plugin_types: &[String],
     input: FieldInput,
 ) -> AppResult<FieldRow> {
     let mut errors = Vec::new();
@@ -142,6 +144,13 @@ pub fn define(
         ));
     }
     let kind = input.field_type.as_deref().and_then(FieldType::parse);
+    let requested_type = input.field_type.clone().unwrap_or_default();
+    if kind == Some(FieldType::Plugin) && !plugin_types.contains(&requested_type) {
+        errors.push(FieldError::new(
+            "type",
+            "No enabled plugin of this organization provides this field type.",
+        ));
+    }
     if kind.is_none() {
         errors.push(FieldError::new(
             "type",
@@ -158,7 +167,11 @@ pub fn define(
         entity: entity.clone(),
         field_key: key.clone(),
         label: String::new(),
-        field_type: kind.unwrap_or(FieldType::Text).as_str().into(),
+        field_type: if kind == Some(FieldType::Plugin) {
+            requested_type.clone()
+        } else {
+            kind.unwrap_or(FieldType::Text).as_str().into()
+        },
         required: false,
         options: "[]".into(),
         default_value: None,
@@ -325,6 +338,7 @@ pub fn apply_values(
     incoming: &Map<String, Value>,
     mode: Mode,
     may_touch_sensitive: bool,
+    external: &dyn super::ExternalTypes,
 ) -> Result<Applied, Vec<FieldError>> {
     let mut errors = Vec::new();
     let by_key: HashMap<&str, &FieldRow> = defs.iter().map(|d| (d.field_key.as_str(), d)).collect();
@@ -371,6 +385,18 @@ pub fn apply_values(
                 ));
             }
             continue;
+        };
+        let raw = match (def.kind(), &raw) {
+            (FieldType::Plugin, Value::String(v)) if !v.trim().is_empty() => {
+                match external.validate(&def.field_type, v.trim()) {
+                    Ok(normalized) => Value::String(normalized),
+                    Err(message) => {
+                        errors.push(FieldError::new(field, message));
+                        continue;
+                    }
+                }
+            }
+            _ => raw,
         };
         match normalize(def, &raw) {
             Err(e) => errors.push(FieldError::new(field, e)),

@@ -275,6 +275,14 @@ pub fn normalize(field: &FieldRow, raw: &Value) -> Result<Option<Normalized>, St
                 },
             )
         }
+        // The plugin already checked and normalised the value (see `service::apply_values`).
+        FieldType::Plugin => {
+            let s = as_text(raw)?;
+            if s.chars().count() > TEXT_MAX {
+                return Err(format!("Use at most {TEXT_MAX} characters."));
+            }
+            one(Value::String(s.clone()), text_index(&s))
+        }
         FieldType::Url => {
             let s = as_text(raw)?;
             if !valid_url(&s) {

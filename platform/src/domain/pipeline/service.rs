@@ -449,6 +449,8 @@ pub struct WriteContext<'a> {
     pub access: &'a Access,
     pub defs: &'a [FieldRow],
     pub default_currency: &'a str,
+    /// Checks plugin field types.
+    pub external: &'a dyn crate::domain::custom_fields::ExternalTypes,
 }
 
 pub fn get(
@@ -800,6 +802,7 @@ fn apply_body(
         &incoming,
         custom_mode,
         w.access.write_sensitive,
+        w.external,
     ) {
         Ok(a) => {
             row.custom_fields = Value::Object(a.json).to_string();

@@ -223,20 +223,22 @@ pub async fn create(
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
     let body = body_object(body)?;
-    let (row, json) = db::run(&state.pool, move |c| {
-        let defs = custom_fields::store::list(c, &ctx.org_id, "client", false)?;
-        let row = service::create(
-            c,
-            &WriteContext {
-                ctx: &ctx,
-                access: &access,
-                defs: &defs,
-            },
-            &body,
-        )?;
-        load_shown(c, &ctx, &access, &row.id)
-    })
-    .await?;
+    let (row, json) =
+        crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
+            let defs = custom_fields::store::list(c, &ctx.org_id, "client", false)?;
+            let row = service::create(
+                c,
+                &WriteContext {
+                    external: ext,
+                    ctx: &ctx,
+                    access: &access,
+                    defs: &defs,
+                },
+                &body,
+            )?;
+            load_shown(c, &ctx, &access, &row.id)
+        })
+        .await?;
     Ok(respond(actix_web::http::StatusCode::CREATED, &row, json))
 }
 
@@ -253,23 +255,25 @@ async fn write(
     let expected = if_match_version(&req)?;
     let ctx = actor.audit();
     let body = body_object(body)?;
-    let (row, json) = db::run(&state.pool, move |c| {
-        let defs = custom_fields::store::list(c, &ctx.org_id, "client", false)?;
-        service::update(
-            c,
-            &WriteContext {
-                ctx: &ctx,
-                access: &access,
-                defs: &defs,
-            },
-            &id,
-            &body,
-            mode,
-            expected,
-        )?;
-        load_shown(c, &ctx, &access, &id)
-    })
-    .await?;
+    let (row, json) =
+        crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
+            let defs = custom_fields::store::list(c, &ctx.org_id, "client", false)?;
+            service::update(
+                c,
+                &WriteContext {
+                    external: ext,
+                    ctx: &ctx,
+                    access: &access,
+                    defs: &defs,
+                },
+                &id,
+                &body,
+                mode,
+                expected,
+            )?;
+            load_shown(c, &ctx, &access, &id)
+        })
+        .await?;
     Ok(respond(actix_web::http::StatusCode::OK, &row, json))
 }
 
@@ -558,12 +562,13 @@ pub async fn bulk(
         .await?;
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
-    let done = db::run(&state.pool, move |c| {
+    let done = crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
         let action = parse_bulk(c, &ctx.org_id, &b.action, b.assigned_to, b.tag)?;
         let defs = custom_fields::store::list(c, &ctx.org_id, "client", false)?;
         service::bulk(
             c,
             &WriteContext {
+                external: ext,
                 ctx: &ctx,
                 access: &access,
                 defs: &defs,

@@ -147,7 +147,11 @@ pub async fn create(
     let currency = actor.org.default_currency.clone();
     let input = FieldInput::from(body.into_inner());
     let row = db::run(&state.pool, move |c| {
-        service::define(c, &ctx, &currency, input)
+        let plugin_types: Vec<String> = crate::plugins::field_types(c, &ctx.org_id)?
+            .into_iter()
+            .map(|t| t.0)
+            .collect();
+        service::define(c, &ctx, &currency, &plugin_types, input)
     })
     .await?;
     Ok(HttpResponse::Created()

@@ -5,6 +5,8 @@ mod audit;
 pub mod clients;
 mod custom_fields;
 mod me;
+pub mod plugins;
+pub use plugins::grants as plugins_grants;
 mod policies;
 pub mod sales;
 mod tags;
@@ -98,13 +100,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/contracts", web::post().to(sales::create_contract))
         .route("/contracts/{id}", web::get().to(sales::show_contract))
         .route("/contracts/{id}", web::patch().to(sales::update_contract))
-        .route(
-            "/contracts/{id}/document",
-            web::put().to(sales::upload_document),
-        )
-        .route(
-            "/contracts/{id}/document",
-            web::get().to(sales::download_document),
+        .service(
+            web::resource("/contracts/{id}/document")
+                .app_data(web::PayloadConfig::new(
+                    crate::domain::pipeline::contracts::MAX_DOCUMENT + 1024,
+                ))
+                .route(web::put().to(sales::upload_document))
+                .route(web::get().to(sales::download_document)),
         )
         .route(
             "/contracts/{id}/renew",
@@ -118,6 +120,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/crm/analytics/performance",
             web::get().to(sales::analytics_performance),
         )
+        .service(
+            web::resource("/plugins")
+                .app_data(web::PayloadConfig::new(plugins::MAX_BUNDLE))
+                .route(web::get().to(plugins::list))
+                .route(web::post().to(plugins::install)),
+        )
+        .route("/plugins/{id}", web::patch().to(plugins::update))
+        .route("/plugins/{id}", web::delete().to(plugins::uninstall))
         .route("/tags", web::get().to(tags::list))
         .route("/tags", web::post().to(tags::create))
         .route("/tags/{id}", web::patch().to(tags::update))

@@ -478,21 +478,23 @@ pub async fn create(
     let ctx = actor.audit();
     let currency = actor.org.default_currency.clone();
     let body = object(body)?;
-    let (o, json) = db::run(&state.pool, move |c| {
-        let defs = custom_fields::store::list(c, &ctx.org_id, "opportunity", false)?;
-        let o = service::create(
-            c,
-            &WriteContext {
-                ctx: &ctx,
-                access: &access,
-                defs: &defs,
-                default_currency: &currency,
-            },
-            &body,
-        )?;
-        shown(c, &ctx.org_id, &access, &o.id)
-    })
-    .await?;
+    let (o, json) =
+        crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
+            let defs = custom_fields::store::list(c, &ctx.org_id, "opportunity", false)?;
+            let o = service::create(
+                c,
+                &WriteContext {
+                    external: ext,
+                    ctx: &ctx,
+                    access: &access,
+                    defs: &defs,
+                    default_currency: &currency,
+                },
+                &body,
+            )?;
+            shown(c, &ctx.org_id, &access, &o.id)
+        })
+        .await?;
     Ok(respond(actix_web::http::StatusCode::CREATED, &o, json))
 }
 
@@ -510,24 +512,26 @@ async fn write(
     let ctx = actor.audit();
     let currency = actor.org.default_currency.clone();
     let body = object(body)?;
-    let (o, json) = db::run(&state.pool, move |c| {
-        let defs = custom_fields::store::list(c, &ctx.org_id, "opportunity", false)?;
-        service::update(
-            c,
-            &WriteContext {
-                ctx: &ctx,
-                access: &access,
-                defs: &defs,
-                default_currency: &currency,
-            },
-            &id,
-            &body,
-            mode,
-            expected,
-        )?;
-        shown(c, &ctx.org_id, &access, &id)
-    })
-    .await?;
+    let (o, json) =
+        crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
+            let defs = custom_fields::store::list(c, &ctx.org_id, "opportunity", false)?;
+            service::update(
+                c,
+                &WriteContext {
+                    external: ext,
+                    ctx: &ctx,
+                    access: &access,
+                    defs: &defs,
+                    default_currency: &currency,
+                },
+                &id,
+                &body,
+                mode,
+                expected,
+            )?;
+            shown(c, &ctx.org_id, &access, &id)
+        })
+        .await?;
     Ok(respond(actix_web::http::StatusCode::OK, &o, json))
 }
 
@@ -981,21 +985,23 @@ pub async fn renew_contract(
     let access = record_access(&actor, "opportunity").await?;
     let ctx = actor.audit();
     let currency = actor.org.default_currency.clone();
-    let (o, json) = db::run(&state.pool, move |c| {
-        let defs = custom_fields::store::list(c, &ctx.org_id, "opportunity", false)?;
-        let deal = contracts::renew(
-            c,
-            &WriteContext {
-                ctx: &ctx,
-                access: &access,
-                defs: &defs,
-                default_currency: &currency,
-            },
-            &id,
-        )?;
-        shown(c, &ctx.org_id, &access, &deal.id)
-    })
-    .await?;
+    let (o, json) =
+        crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
+            let defs = custom_fields::store::list(c, &ctx.org_id, "opportunity", false)?;
+            let deal = contracts::renew(
+                c,
+                &WriteContext {
+                    external: ext,
+                    ctx: &ctx,
+                    access: &access,
+                    defs: &defs,
+                    default_currency: &currency,
+                },
+                &id,
+            )?;
+            shown(c, &ctx.org_id, &access, &deal.id)
+        })
+        .await?;
     Ok(respond(actix_web::http::StatusCode::CREATED, &o, json))
 }
 

@@ -1173,10 +1173,11 @@ async fn save(
         .find(|(k, _)| k == "version")
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
-    let result = db::run(&state.pool, move |c| {
+    let result = crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
         let defs = custom_fields::store::list(c, &ctx.org_id, "client", false)?;
         let (body, form_state) = form_to_body(&pairs, &defs);
         let w = WriteContext {
+            external: ext,
             ctx: &ctx,
             access: &access,
             defs: &defs,
@@ -1619,7 +1620,7 @@ pub async fn bulk(
     let back = get("back");
     let (owner, tag) = (get("assigned_to"), get("tag"));
     let ctx = actor.audit();
-    let done = db::run(&state.pool, move |c| {
+    let done = crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
         let action = crate::web::api::clients::parse_bulk(
             c,
             &ctx.org_id,
@@ -1631,6 +1632,7 @@ pub async fn bulk(
         service::bulk(
             c,
             &WriteContext {
+                external: ext,
                 ctx: &ctx,
                 access: &access,
                 defs: &defs,

@@ -123,6 +123,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/admin/custom-fields/{id}/move/{dir}",
             web::post().to(admin::fields::move_field),
         )
+        .route("/admin/plugins", web::get().to(admin::plugins::list))
+        .service(
+            web::resource("/admin/plugins/upload")
+                .app_data(web::PayloadConfig::new(
+                    crate::web::api::plugins::MAX_BUNDLE,
+                ))
+                .route(web::put().to(admin::plugins::upload)),
+        )
+        .route(
+            "/admin/plugins/{id}/{action}",
+            web::post().to(admin::plugins::action),
+        )
         .route("/admin/pipelines", web::get().to(admin::pipelines::list))
         .route("/admin/pipelines", web::post().to(admin::pipelines::action))
         .route("/admin/tags", web::get().to(admin::tags::list))
@@ -259,6 +271,13 @@ pub async fn render_with_status(
             href: "/admin/pipelines",
             label: "Pipelines",
             active: path.starts_with("/admin/pipelines"),
+        });
+    }
+    if has("plugin", "admin") {
+        nav.push(NavItem {
+            href: "/admin/plugins",
+            label: "Plugins",
+            active: path.starts_with("/admin/plugins"),
         });
     }
     if has("custom_field", "write") {

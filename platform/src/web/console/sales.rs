@@ -964,62 +964,64 @@ async fn save(
     let version: i64 = get(&pairs, "version")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let outcome = db::run(&state.pool, move |c| {
-        let defs = custom_fields::store::list(c, &ctx.org_id, "opportunity", false)?;
-        let (body, values, custom, contacts) = form_body(&pairs, &defs);
-        let w = WriteContext {
-            ctx: &ctx,
-            access: &access,
-            defs: &defs,
-            default_currency: &currency,
-        };
-        let result = match &id {
-            None => service::create(c, &w, &body),
-            Some(i) => service::update(
-                c,
-                &w,
-                i,
-                &body,
-                custom_fields::service::Mode::Replace,
-                Some(version),
-            ),
-        };
-        match result {
-            Ok(d) => Ok(Ok(d)),
-            Err(AppError::Validation(_, errors)) => Ok(Err((
-                deal_form(
+    let outcome =
+        crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
+            let defs = custom_fields::store::list(c, &ctx.org_id, "opportunity", false)?;
+            let (body, values, custom, contacts) = form_body(&pairs, &defs);
+            let w = WriteContext {
+                external: ext,
+                ctx: &ctx,
+                access: &access,
+                defs: &defs,
+                default_currency: &currency,
+            };
+            let result = match &id {
+                None => service::create(c, &w, &body),
+                Some(i) => service::update(
                     c,
-                    &ctx.org_id,
-                    &access,
-                    id.clone(),
-                    version,
-                    values,
-                    custom,
-                    contacts,
-                    errors,
-                    false,
-                )?,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            ))),
-            Err(AppError::Stale(_)) => Ok(Err((
-                deal_form(
-                    c,
-                    &ctx.org_id,
-                    &access,
-                    id.clone(),
-                    version,
-                    values,
-                    custom,
-                    contacts,
-                    Vec::new(),
-                    true,
-                )?,
-                StatusCode::CONFLICT,
-            ))),
-            Err(e) => Err(e),
-        }
-    })
-    .await?;
+                    &w,
+                    i,
+                    &body,
+                    custom_fields::service::Mode::Replace,
+                    Some(version),
+                ),
+            };
+            match result {
+                Ok(d) => Ok(Ok(d)),
+                Err(AppError::Validation(_, errors)) => Ok(Err((
+                    deal_form(
+                        c,
+                        &ctx.org_id,
+                        &access,
+                        id.clone(),
+                        version,
+                        values,
+                        custom,
+                        contacts,
+                        errors,
+                        false,
+                    )?,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                ))),
+                Err(AppError::Stale(_)) => Ok(Err((
+                    deal_form(
+                        c,
+                        &ctx.org_id,
+                        &access,
+                        id.clone(),
+                        version,
+                        values,
+                        custom,
+                        contacts,
+                        Vec::new(),
+                        true,
+                    )?,
+                    StatusCode::CONFLICT,
+                ))),
+                Err(e) => Err(e),
+            }
+        })
+        .await?;
     match outcome {
         Ok(d) => redirect_with_flash(
             &req,
@@ -1832,11 +1834,12 @@ pub async fn contract_renew(
     let access = record_access(&actor, "opportunity").await?;
     let ctx = actor.audit();
     let currency = actor.org.default_currency.clone();
-    let deal = db::run(&state.pool, move |c| {
+    let deal = crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
         let defs = custom_fields::store::list(c, &ctx.org_id, "opportunity", false)?;
         contracts::renew(
             c,
             &WriteContext {
+                external: ext,
                 ctx: &ctx,
                 access: &access,
                 defs: &defs,

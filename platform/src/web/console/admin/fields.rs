@@ -39,8 +39,8 @@ impl From<&FieldRow> for FieldView {
 }
 
 pub struct TypeOption {
-    pub value: &'static str,
-    pub label: &'static str,
+    pub value: String,
+    pub label: String,
     pub selected: bool,
 }
 
@@ -83,13 +83,20 @@ impl FieldsPage {
     }
 }
 
-fn types(selected: &str) -> Vec<TypeOption> {
+/// Built-in types, then the types enabled plugins offer.
+fn types(selected: &str, plugin_types: &[(String, String, String)]) -> Vec<TypeOption> {
     FieldType::ALL
         .into_iter()
-        .map(|t| TypeOption {
-            value: t.as_str(),
-            label: t.label(),
-            selected: t.as_str() == selected,
+        .map(|t| (t.as_str().to_string(), t.label().to_string()))
+        .chain(
+            plugin_types
+                .iter()
+                .map(|(v, l, p)| (v.clone(), format!("{l} ({p} plugin)"))),
+        )
+        .map(|(value, label)| TypeOption {
+            selected: value == selected,
+            value,
+            label,
         })
         .collect()
 }
@@ -111,7 +118,13 @@ async fn page(
     }
     .to_string();
     let e = entity.clone();
-    let all = db::run(&state.pool, move |c| Ok(store::list(c, &org, &e, true)?)).await?;
+    let (all, plugin_types) = db::run(&state.pool, move |c| {
+        Ok((
+            store::list(c, &org, &e, true)?,
+            crate::plugins::field_types(c, &org)?,
+        ))
+    })
+    .await?;
     let p = FieldsPage {
         entity,
         active: all
@@ -124,11 +137,14 @@ async fn page(
             .filter(|f| !f.is_active())
             .map(FieldView::from)
             .collect(),
-        types: types(if form.field_type.is_empty() {
-            "text"
-        } else {
-            &form.field_type
-        }),
+        types: types(
+            if form.field_type.is_empty() {
+                "text"
+            } else {
+                &form.field_type
+            },
+            &plugin_types,
+        ),
         form,
         errors,
         can_archive,
@@ -268,7 +284,13 @@ pub async fn save(
     let input = input_of(&form, creating);
     let (id, version) = (form.id.clone(), form.version);
     let result = db::run(&state.pool, move |c| match &id {
-        None => service::define(c, &ctx, &currency, input),
+        None => {
+            let plugin_types: Vec<String> = crate::plugins::field_types(c, &ctx.org_id)?
+                .into_iter()
+                .map(|t| t.0)
+                .collect();
+            service::define(c, &ctx, &currency, &plugin_types, input)
+        }
         Some(id) => service::update(c, &ctx, id, Some(version), input),
     })
     .await;

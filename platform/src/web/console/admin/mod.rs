@@ -4,5 +4,6 @@ pub mod audit;
 pub mod fields;
 pub mod permissions;
 pub mod pipelines;
+pub mod plugins;
 pub mod tags;
 pub mod users;

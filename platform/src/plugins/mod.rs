@@ -1,0 +1,454 @@
+//! The plugin host: bundles are checked (API version, imports, capabilities) and stored
+//! per organization; hooks run in the sandbox of [`runtime`]; failures are counted and a
+//! plugin that keeps failing is disabled for its organization, with an audit entry.
+//!
+//! Plugins add custom field types today: a field of type `plugin:<plugin id>/<type key>`
+//! is validated by the plugin's `validate` hook on every write, API and console alike.
+
+pub mod bundle;
+pub mod runtime;
+pub mod wasm;
+
+use std::sync::{Arc, Mutex};
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use rapport_plugin_sdk::{
+    capabilities, hooks, Manifest, ValidateRequest, ValidateResponse, API_VERSION,
+};
+use serde_json::json;
+
+use crate::db::schema::plugin_installs;
+use crate::db::{new_id, now, DbConn};
+use crate::domain::audit::{self, AuditContext};
+use crate::domain::custom_fields::ExternalTypes;
+use crate::error::{AppError, AppResult, FieldError};
+use runtime::Runtime;
+
+/// Consecutive failed calls after which a plugin is disabled for its organization.
+pub const DISABLE_AFTER_FAILURES: i32 = 5;
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable)]
+#[diesel(table_name = plugin_installs)]
+pub struct InstallRow {
+    pub id: String,
+    pub organization_id: String,
+    pub plugin_id: String,
+    pub name: String,
+    pub version: String,
+    pub vendor: String,
+    /// The manifest as JSON.
+    pub manifest: String,
+    pub wasm: Vec<u8>,
+    pub wasm_sha256: String,
+    /// JSON array of granted capabilities.
+    pub granted: String,
+    pub settings: String,
+    pub enabled: bool,
+    pub calls: i64,
+    pub failures: i64,
+    pub consecutive_failures: i32,
+    pub last_error: Option<String>,
+    pub disabled_reason: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl InstallRow {
+    pub fn manifest(&self) -> Option<Manifest> {
+        serde_json::from_str(&self.manifest).ok()
+    }
+
+    pub fn granted_list(&self) -> Vec<String> {
+        serde_json::from_str(&self.granted).unwrap_or_default()
+    }
+
+    fn runtime_key(&self) -> String {
+        format!("{}:{}", self.id, self.wasm_sha256)
+    }
+}
+
+/// Host API versions this build runs: the same major and minor as its SDK.
+pub fn supports(api_version: &str) -> bool {
+    let major_minor = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
+    major_minor(api_version) == major_minor(API_VERSION)
+}
+
+/// Everything that can be checked before a bundle is stored.
+pub fn check(bundle: &bundle::Bundle) -> Result<(), Vec<FieldError>> {
+    let m = &bundle.manifest;
+    let mut errors = Vec::new();
+    if m.id.is_empty()
+        || m.id.len() > 100
+        || !m
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
+    {
+        errors.push(FieldError::new(
+            "id",
+            "Use a plugin id of letters, digits, dots and dashes (at most 100).",
+        ));
+    }
+    if !supports(&m.api_version) {
+        errors.push(FieldError::new(
+            "api_version",
+            format!("The plugin was built for API {}; this Rapport runs plugin API {API_VERSION}. Ask the vendor for a build against it.", m.api_version),
+        ));
+    }
+    for c in &m.capabilities {
+        if !capabilities::ALL.contains(&c.as_str()) {
+            errors.push(FieldError::new(
+                "capabilities",
+                format!("Unknown capability {c:?}."),
+            ));
+        }
+    }
+    for h in &m.hooks {
+        if ![hooks::VALIDATE, hooks::FORMAT].contains(&h.as_str()) {
+            errors.push(FieldError::new("hooks", format!("Unknown hook {h:?}.")));
+        }
+    }
+    match wasm::inspect(&bundle.wasm) {
+        Err(e) => errors.push(FieldError::new("wasm", e)),
+        Ok(facts) => {
+            match facts.api_version.as_deref() {
+                Some(v) if v == m.api_version => {}
+                Some(v) => errors.push(FieldError::new(
+                    "wasm",
+                    format!(
+                        "The module says API {v} but plugin.toml says {}.",
+                        m.api_version
+                    ),
+                )),
+                None => errors.push(FieldError::new(
+                    "wasm",
+                    "The module carries no API version; build it with rapport-plugin-sdk.",
+                )),
+            }
+            for (module, name) in &facts.imports {
+                if !wasm::ALLOWED_IMPORT_MODULES.contains(&module.as_str()) {
+                    errors.push(FieldError::new("wasm", format!("The module imports {module}::{name}, which plugins may not use (no WASI, no other host functions).")));
+                }
+            }
+            for h in &m.hooks {
+                if !facts.exports.contains(h) {
+                    errors.push(FieldError::new(
+                        "hooks",
+                        format!(
+                            "plugin.toml lists the hook {h} but the module does not export it."
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn list(conn: &mut DbConn, org_id: &str) -> AppResult<Vec<InstallRow>> {
+    Ok(plugin_installs::table
+        .filter(plugin_installs::organization_id.eq(org_id))
+        .order(plugin_installs::name.asc())
+        .select(InstallRow::as_select())
+        .load(conn)?)
+}
+
+pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> AppResult<InstallRow> {
+    plugin_installs::table
+        .filter(plugin_installs::organization_id.eq(org_id))
+        .filter(
+            plugin_installs::id
+                .eq(id)
+                .or(plugin_installs::plugin_id.eq(id)),
+        )
+        .select(InstallRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound)
+}
+
+/// Installs or upgrades a plugin in the organization. `grant` names the capabilities the
+/// admin grants; each must be one the manifest requests. An upgrade keeps settings and
+/// the grants the new version still requests. `compile` proves the module instantiates.
+pub fn install(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    bytes: &[u8],
+    grant: &[String],
+) -> AppResult<InstallRow> {
+    let b = bundle::unpack(bytes).map_err(|e| AppError::invalid("bundle", &e))?;
+    check(&b).map_err(|e| AppError::Validation("The plugin cannot be installed.".into(), e))?;
+    for g in grant {
+        if !b.manifest.capabilities.contains(g) {
+            return Err(AppError::invalid(
+                "grant",
+                &format!("The plugin does not request {g:?}; grant only what it asks for."),
+            ));
+        }
+    }
+    runtime::build(&b.wasm).map_err(|e| AppError::invalid("wasm", &e.to_string()))?;
+    let manifest_json =
+        serde_json::to_string(&b.manifest).map_err(|e| AppError::Internal(e.to_string()))?;
+    let sha = sha256_hex(&b.wasm);
+    conn.transaction(|c| {
+        let at = now();
+        let existing = find(c, &ctx.org_id, &b.manifest.id).ok();
+        let row = match &existing {
+            Some(old) => {
+                let kept: Vec<String> = old.granted_list().into_iter().filter(|g| b.manifest.capabilities.contains(g)).chain(grant.iter().cloned()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+                InstallRow {
+                    name: b.manifest.name.clone(),
+                    version: b.manifest.version.clone(),
+                    vendor: b.manifest.vendor.clone(),
+                    manifest: manifest_json.clone(),
+                    wasm: b.wasm.clone(),
+                    wasm_sha256: sha.clone(),
+                    granted: json!(kept).to_string(),
+                    consecutive_failures: 0,
+                    disabled_reason: None,
+                    updated_at: at,
+                    ..old.clone()
+                }
+            }
+            None => InstallRow {
+                id: new_id(),
+                organization_id: ctx.org_id.clone(),
+                plugin_id: b.manifest.id.clone(),
+                name: b.manifest.name.clone(),
+                version: b.manifest.version.clone(),
+                vendor: b.manifest.vendor.clone(),
+                manifest: manifest_json.clone(),
+                wasm: b.wasm.clone(),
+                wasm_sha256: sha.clone(),
+                granted: json!(grant).to_string(),
+                settings: "{}".into(),
+                enabled: true,
+                calls: 0,
+                failures: 0,
+                consecutive_failures: 0,
+                last_error: None,
+                disabled_reason: None,
+                created_at: at,
+                updated_at: at,
+            },
+        };
+        diesel::delete(plugin_installs::table.filter(plugin_installs::id.eq(&row.id))).execute(c)?;
+        diesel::insert_into(plugin_installs::table).values(&row).execute(c)?;
+        audit::record(
+            c,
+            ctx,
+            if existing.is_some() { "plugin.upgrade" } else { "plugin.install" },
+            "plugin",
+            Some(&row.id),
+            json!({"plugin": row.plugin_id, "version": [existing.as_ref().map(|e| e.version.clone()), row.version], "granted": row.granted_list(), "sha256": sha}),
+        )?;
+        Ok(row)
+    })
+}
+
+pub fn set_enabled(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    id: &str,
+    enabled: bool,
+) -> AppResult<InstallRow> {
+    conn.transaction(|c| {
+        let row = find(c, &ctx.org_id, id)?;
+        diesel::update(plugin_installs::table.find(&row.id))
+            .set((
+                plugin_installs::enabled.eq(enabled),
+                plugin_installs::consecutive_failures.eq(0),
+                plugin_installs::disabled_reason.eq(None::<String>),
+                plugin_installs::updated_at.eq(now()),
+            ))
+            .execute(c)?;
+        audit::record(
+            c,
+            ctx,
+            if enabled {
+                "plugin.enable"
+            } else {
+                "plugin.disable"
+            },
+            "plugin",
+            Some(&row.id),
+            json!({"plugin": row.plugin_id}),
+        )?;
+        find(c, &ctx.org_id, &row.id)
+    })
+}
+
+pub fn uninstall(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<InstallRow> {
+    conn.transaction(|c| {
+        let row = find(c, &ctx.org_id, id)?;
+        diesel::delete(plugin_installs::table.find(&row.id)).execute(c)?;
+        audit::record(
+            c,
+            ctx,
+            "plugin.uninstall",
+            "plugin",
+            Some(&row.id),
+            json!({"plugin": row.plugin_id, "version": row.version}),
+        )?;
+        Ok(row)
+    })
+}
+
+/// A field type offered by an enabled plugin: (`plugin:<id>/<key>`, label, plugin name).
+pub fn field_types(conn: &mut DbConn, org_id: &str) -> AppResult<Vec<(String, String, String)>> {
+    Ok(list(conn, org_id)?
+        .into_iter()
+        .filter(|r| r.enabled)
+        .filter_map(|r| {
+            let m = r.manifest()?;
+            Some(m.field_types.into_iter().map(move |t| {
+                (
+                    format!("plugin:{}/{}", m.id, t.key),
+                    t.label,
+                    r.name.clone(),
+                )
+            }))
+        })
+        .flatten()
+        .collect())
+}
+
+/// A call's outcome to persist after the request's own transaction.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    pub install_id: String,
+    pub error: Option<String>,
+}
+
+/// Validates plugin field types for one organization during a write.
+pub struct PluginFieldTypes {
+    runtime: Runtime,
+    installs: Vec<InstallRow>,
+    records: Arc<Mutex<Vec<CallRecord>>>,
+}
+
+impl PluginFieldTypes {
+    pub fn load(conn: &mut DbConn, runtime: &Runtime, org_id: &str) -> AppResult<Self> {
+        Ok(Self {
+            runtime: runtime.clone(),
+            installs: list(conn, org_id)?
+                .into_iter()
+                .filter(|r| r.enabled)
+                .collect(),
+            records: Arc::default(),
+        })
+    }
+
+    pub fn records(&self) -> Vec<CallRecord> {
+        self.records.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+impl ExternalTypes for PluginFieldTypes {
+    fn validate(&self, field_type: &str, value: &str) -> Result<String, String> {
+        let Some((plugin_id, key)) = field_type
+            .strip_prefix("plugin:")
+            .and_then(|t| t.split_once('/'))
+        else {
+            return Err("This field's type is not a plugin type.".into());
+        };
+        let Some(install) = self.installs.iter().find(|i| i.plugin_id == plugin_id) else {
+            return Err(format!("The plugin {plugin_id} that checks this field is not installed or is disabled; ask an admin."));
+        };
+        let input =
+            serde_json::to_vec(&ValidateRequest::new(key, value)).map_err(|e| e.to_string())?;
+        let outcome = self
+            .runtime
+            .call(
+                &install.runtime_key(),
+                &install.wasm,
+                hooks::VALIDATE,
+                &input,
+            )
+            .and_then(|out| {
+                serde_json::from_slice::<ValidateResponse>(&out)
+                    .map_err(|e| runtime::PluginError::Garbage(e.to_string()))
+            });
+        let record = CallRecord {
+            install_id: install.id.clone(),
+            error: outcome.as_ref().err().map(ToString::to_string),
+        };
+        if let Ok(mut r) = self.records.lock() {
+            r.push(record);
+        }
+        match outcome {
+            Ok(ValidateResponse::Valid { normalized }) => Ok(normalized),
+            Ok(ValidateResponse::Invalid { message }) => Err(message),
+            Err(e) => {
+                tracing::warn!(plugin = %install.plugin_id, error = %e, "plugin call failed");
+                Err(format!("The {} plugin could not check this value right now; try again or ask an admin.", install.name))
+            }
+        }
+    }
+}
+
+/// Persists call counts and failures; disables a plugin that keeps failing, telling its
+/// admins through the audit log and the Plugins page.
+pub fn settle(conn: &mut DbConn, org_id: &str, records: &[CallRecord]) -> AppResult<()> {
+    for r in records {
+        let Ok(row) = find(conn, org_id, &r.install_id) else {
+            continue;
+        };
+        match &r.error {
+            None => {
+                diesel::update(plugin_installs::table.find(&row.id))
+                    .set((
+                        plugin_installs::calls.eq(row.calls + 1),
+                        plugin_installs::consecutive_failures.eq(0),
+                    ))
+                    .execute(conn)?;
+            }
+            Some(e) => {
+                let streak = row.consecutive_failures + 1;
+                let disable = streak >= DISABLE_AFTER_FAILURES && row.enabled;
+                diesel::update(plugin_installs::table.find(&row.id))
+                    .set((
+                        plugin_installs::calls.eq(row.calls + 1),
+                        plugin_installs::failures.eq(row.failures + 1),
+                        plugin_installs::consecutive_failures.eq(streak),
+                        plugin_installs::last_error
+                            .eq(Some(e.chars().take(500).collect::<String>())),
+                        plugin_installs::enabled.eq(row.enabled && !disable),
+                        plugin_installs::disabled_reason.eq(if disable {
+                            Some(format!(
+                                "Disabled after {streak} failed calls in a row: {e}"
+                            ))
+                        } else {
+                            row.disabled_reason.clone()
+                        }),
+                    ))
+                    .execute(conn)?;
+                if disable {
+                    tracing::error!(plugin = %row.plugin_id, org = %org_id, "plugin disabled after repeated failures");
+                    audit::record(
+                        conn,
+                        &AuditContext::cli(org_id),
+                        "plugin.auto_disable",
+                        "plugin",
+                        Some(&row.id),
+                        json!({"plugin": row.plugin_id, "error": e}),
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

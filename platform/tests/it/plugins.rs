@@ -1,0 +1,364 @@
+//! Plugins end to end: the example plugins are built for wasm32 here (never committed),
+//! packed, installed through the API, and exercised through client writes.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use actix_web::http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::*;
+
+/// Builds a plugin crate under `plugins/` once per test run and returns its bundle.
+fn bundle(name: &str) -> Vec<u8> {
+    static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>> =
+        OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut map = built.lock().unwrap();
+    if let Some(b) = map.get(name) {
+        return b.clone();
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins")
+        .join(name);
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("plugins");
+    std::env::set_var("CARGO_TARGET_DIR", &target);
+    let path = rapport::plugins::bundle::pack_dir(&dir, None)
+        .unwrap_or_else(|e| panic!("building plugin {name}: {e}"));
+    let bytes = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    map.insert(name.to_string(), bytes.clone());
+    bytes
+}
+
+fn install(token: &str, bytes: Vec<u8>, query: &str) -> actix_web::test::TestRequest {
+    api(Method::POST, &format!("/api/plugins{query}"), token)
+        .insert_header(("content-type", "application/octet-stream"))
+        .set_payload(bytes)
+}
+
+struct World {
+    t: TestApp,
+    admin: String,
+    manager: String,
+}
+
+async fn world() -> World {
+    let t = TestApp::new().await;
+    let org = t.org("Clinic");
+    let a = t.user(&org, "admin@clinic.test", "admin");
+    let m = t.user(&org, "manager@clinic.test", "manager");
+    World {
+        admin: t.token(&org, &a),
+        manager: t.token(&org, &m),
+        t,
+    }
+}
+
+/// The bar: install healthcare, define "NPI", a manager's form refuses
+/// 1234567890 and accepts a valid NPI.
+#[actix_web::test]
+async fn the_healthcare_plugin_adds_a_checked_npi_field() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let r = send(&app, install(&w.manager, bundle("healthcare"), "")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "only admins install");
+    let r = send(&app, install(&w.admin, bundle("healthcare"), "")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let p = r.json();
+    assert_eq!(p["pluginId"], "com.rapport.healthcare");
+    assert_eq!(
+        p["fieldTypes"][0]["type"],
+        "plugin:com.rapport.healthcare/npi"
+    );
+
+    let f = send(
+        &app,
+        api(Method::POST, "/api/custom-fields", &w.manager).set_json(
+            json!({"key": "npi", "label": "NPI", "type": "plugin:com.rapport.healthcare/npi"}),
+        ),
+    )
+    .await;
+    assert_eq!(f.status, StatusCode::CREATED, "{}", f.body);
+    let bad = send(
+        &app,
+        api(Method::POST, "/api/clients", &w.manager)
+            .set_json(json!({"lastName": "House", "customFields": {"npi": "1234567890"}})),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.json()["errors"][0]["field"], "customFields.npi");
+    assert!(bad.body.contains("check digit"), "{}", bad.body);
+    let ok = send(
+        &app,
+        api(Method::POST, "/api/clients", &w.manager)
+            .set_json(json!({"lastName": "House", "customFields": {"npi": "123-456-7893"}})),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+    assert_eq!(
+        ok.json()["customFields"]["npi"],
+        "1234567893",
+        "stored as the plugin normalised it"
+    );
+
+    let mut b = Browser::new();
+    b.sign_in(&app, "manager@clinic.test", PASSWORD).await;
+    let form = b.get(&app, "/clients/new").await.body;
+    assert!(
+        form.contains("name=\"cf.npi\"") && form.contains(">NPI"),
+        "the form shows the field"
+    );
+    let refused = b
+        .hx_post(
+            &app,
+            "/clients",
+            &[
+                ("type", "individual"),
+                ("lastName", "Wilson"),
+                ("cf.npi", "1234567890"),
+                ("version", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("check digit"));
+    let accepted = b
+        .hx_post(
+            &app,
+            "/clients",
+            &[
+                ("type", "individual"),
+                ("lastName", "Wilson"),
+                ("cf.npi", "1245319599"),
+                ("version", "0"),
+            ],
+        )
+        .await;
+    assert!(
+        accepted.header("hx-redirect").is_some(),
+        "{}",
+        accepted.body
+    );
+
+    let list = send(&app, api(Method::GET, "/api/plugins", &w.manager))
+        .await
+        .json();
+    assert!(
+        list["data"][0]["calls"].as_i64().unwrap() >= 4,
+        "calls are counted"
+    );
+    // Upgrading (same bundle again) keeps the install and its grants.
+    let again = send(&app, install(&w.admin, bundle("healthcare"), "")).await;
+    assert_eq!(again.json()["id"], p["id"]);
+    let audit = send(&app, api(Method::GET, "/api/audit-log?limit=100", &w.admin))
+        .await
+        .json();
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"plugin.install") && actions.contains(&"plugin.upgrade"));
+}
+
+/// Loops, memory bombs, traps and garbage fail their call alone; the plugin is disabled
+/// after repeated failures; other requests keep answering.
+#[actix_web::test]
+async fn a_misbehaving_plugin_is_contained_and_then_disabled() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let r = send(&app, install(&w.admin, bundle("misbehave"), "")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    send(
+        &app,
+        api(Method::POST, "/api/custom-fields", &w.admin).set_json(
+            json!({"key": "chaos", "label": "Chaos", "type": "plugin:com.rapport.misbehave/chaos"}),
+        ),
+    )
+    .await;
+    let fine = send(
+        &app,
+        api(Method::POST, "/api/clients", &w.manager)
+            .set_json(json!({"lastName": "Calm", "customFields": {"chaos": "fine"}})),
+    )
+    .await;
+    assert_eq!(fine.status, StatusCode::CREATED, "{}", fine.body);
+    for bad in ["loop", "oom", "trap", "garbage"] {
+        let started = std::time::Instant::now();
+        let r = send(
+            &app,
+            api(Method::POST, "/api/clients", &w.manager)
+                .set_json(json!({"lastName": bad, "customFields": {"chaos": bad}})),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {}",
+            r.body
+        );
+        assert!(
+            r.body.contains("could not check this value"),
+            "{bad}: {}",
+            r.body
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{bad} took {:?}",
+            started.elapsed()
+        );
+        // Everything else keeps working.
+        assert_eq!(
+            send(&app, api(Method::GET, "/api/clients", &w.manager))
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    let p = send(&app, api(Method::GET, "/api/plugins", &w.admin))
+        .await
+        .json();
+    assert_eq!(p["data"][0]["failures"], 4);
+    assert_eq!(p["data"][0]["enabled"], true);
+    send(
+        &app,
+        api(Method::POST, "/api/clients", &w.manager)
+            .set_json(json!({"lastName": "x", "customFields": {"chaos": "trap"}})),
+    )
+    .await;
+    let p = send(&app, api(Method::GET, "/api/plugins", &w.admin))
+        .await
+        .json();
+    assert_eq!(
+        p["data"][0]["enabled"], false,
+        "disabled after 5 failures in a row"
+    );
+    assert!(p["data"][0]["disabledReason"]
+        .as_str()
+        .unwrap()
+        .contains("5 failed calls"));
+    let r = send(
+        &app,
+        api(Method::POST, "/api/clients", &w.manager)
+            .set_json(json!({"lastName": "y", "customFields": {"chaos": "fine"}})),
+    )
+    .await;
+    assert!(
+        r.body.contains("not installed or is disabled"),
+        "{}",
+        r.body
+    );
+    let audit = send(&app, api(Method::GET, "/api/audit-log?limit=100", &w.admin))
+        .await
+        .json();
+    assert!(audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["action"] == "plugin.auto_disable"));
+    // An admin can turn it back on.
+    let on = send(
+        &app,
+        api(
+            Method::PATCH,
+            &format!("/api/plugins/{}", p["data"][0]["id"].as_str().unwrap()),
+            &w.admin,
+        )
+        .set_json(json!({"enabled": true})),
+    )
+    .await;
+    assert_eq!(on.json()["enabled"], true);
+}
+
+#[actix_web::test]
+async fn bundles_are_checked_before_anything_runs() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let good = bundle("healthcare");
+    let b = rapport::plugins::bundle::unpack(&good).unwrap();
+    let newer = b
+        .manifest_toml
+        .replace("api_version = \"0.1.0\"", "api_version = \"9.0.0\"");
+    let r = send(
+        &app,
+        install(
+            &w.admin,
+            rapport::plugins::bundle::pack(&newer, &b.wasm),
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("plugin API 0.1.0"), "{}", r.body);
+    let r = send(
+        &app,
+        install(
+            &w.admin,
+            rapport::plugins::bundle::pack(&b.manifest_toml, b"not wasm"),
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = send(&app, install(&w.admin, b"hello".to_vec(), "")).await;
+    assert!(r.body.contains("not a Rapport plugin bundle"));
+    let r = send(&app, install(&w.admin, good.clone(), "?grant=http")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a capability it did not request"
+    );
+    assert!(r.body.contains("does not request"));
+
+    // Another organization sees none of it and cannot use its types.
+    send(&app, install(&w.admin, good, "")).await;
+    let other = w.t.org("Other");
+    let oa = w.t.user(&other, "a@other.test", "admin");
+    let ot = w.t.token(&other, &oa);
+    assert_eq!(
+        send(&app, api(Method::GET, "/api/plugins", &ot))
+            .await
+            .json()["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let f = send(
+        &app,
+        api(Method::POST, "/api/custom-fields", &ot).set_json(
+            json!({"key": "npi", "label": "NPI", "type": "plugin:com.rapport.healthcare/npi"}),
+        ),
+    )
+    .await;
+    assert_eq!(f.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let id = send(&app, api(Method::GET, "/api/plugins", &w.admin))
+        .await
+        .json()["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        send(
+            &app,
+            api(Method::DELETE, &format!("/api/plugins/{id}"), &ot)
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(
+            &app,
+            api(Method::DELETE, &format!("/api/plugins/{id}"), &w.admin)
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+}

@@ -1,0 +1,236 @@
+//! The Rapport plugin SDK.
+//!
+//! A plugin is a WebAssembly module (built for `wasm32-unknown-unknown`) plus a
+//! `plugin.toml` manifest, packed into one bundle. The host calls the plugin's exported
+//! hooks with JSON; the types in this crate are that JSON, shared by the host and the
+//! guest so they cannot drift.
+//!
+//! The SDK's version is the plugin API version. [`export_api_version!`] writes it into a
+//! custom section of the module (`rapport_api_version`); the host reads it before
+//! compiling and refuses a plugin built against an API it does not support.
+//!
+//! With the `guest` feature, [`validate_hook!`] turns a plain Rust function into the
+//! exported `validate` hook. See the README for a plugin from `cargo new` to installed.
+
+use serde::{Deserialize, Serialize};
+
+/// The plugin API version this SDK speaks (the crate's version).
+pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The name of the custom section holding the API version in a plugin module.
+pub const API_VERSION_SECTION: &str = "rapport_api_version";
+
+/// Hook names a manifest may list.
+pub mod hooks {
+    /// Checks and normalises a value of a plugin field type ([`crate::ValidateRequest`]).
+    pub const VALIDATE: &str = "validate";
+    /// Renders a stored value for people ([`crate::FormatRequest`]).
+    pub const FORMAT: &str = "format";
+}
+
+/// Capabilities a manifest may request; an admin grants each explicitly.
+pub mod capabilities {
+    /// Write lines to the host's log, tagged with the plugin id.
+    pub const LOG: &str = "log";
+    /// A key-value store private to the plugin and the organization.
+    pub const STORAGE: &str = "storage";
+    /// Read a client or deal of the calling organization.
+    pub const READ_RECORDS: &str = "read_records";
+    /// HTTP requests to the hosts the manifest lists and the admin approved.
+    pub const HTTP: &str = "http";
+    /// Every capability the host knows.
+    pub const ALL: &[&str] = &[LOG, STORAGE, READ_RECORDS, HTTP];
+}
+
+/// A custom field type a plugin adds (e.g. an NPI number).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct FieldTypeDecl {
+    /// Stable key, unique within the plugin, e.g. `npi`.
+    pub key: String,
+    /// What admins see when they define a field of this type.
+    pub label: String,
+    /// A sentence on what the type accepts.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// The parsed `plugin.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub struct Manifest {
+    /// Reverse-DNS-like id, e.g. `com.example.healthcare`.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// The plugin's own version (semver).
+    pub version: String,
+    /// The plugin API version it was built for (the SDK version).
+    pub api_version: String,
+    /// Who ships it.
+    pub vendor: String,
+    /// One paragraph for admins.
+    #[serde(default)]
+    pub description: String,
+    /// Capabilities it asks for (see [`capabilities`]).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Hooks it exports (see [`hooks`]).
+    #[serde(default)]
+    pub hooks: Vec<String>,
+    /// Custom field types it provides.
+    #[serde(default)]
+    pub field_types: Vec<FieldTypeDecl>,
+    /// Hosts it may call when granted `http`.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+}
+
+/// Input of the `validate` hook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ValidateRequest {
+    /// Which of the plugin's field types.
+    pub field_type: String,
+    /// The value as the user typed it.
+    pub value: String,
+}
+
+impl ValidateRequest {
+    /// A request for `field_type` with `value`.
+    pub fn new(field_type: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            field_type: field_type.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// Output of the `validate` hook: the value to store, or why it is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ValidateResponse {
+    /// Accepted, stored in this normalised form.
+    Valid {
+        /// The canonical form (e.g. digits only).
+        normalized: String,
+    },
+    /// Refused; `message` is shown to the user next to the field.
+    Invalid {
+        /// A sentence saying what is wrong.
+        message: String,
+    },
+}
+
+/// Input of the `format` hook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct FormatRequest {
+    /// Which of the plugin's field types.
+    pub field_type: String,
+    /// The stored (normalised) value.
+    pub value: String,
+}
+
+/// Output of the `format` hook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FormatResponse {
+    /// What people see.
+    pub display: String,
+}
+
+/// Copies a string's bytes into an array at compile time (for the version section).
+#[doc(hidden)]
+pub const fn bytes_of<const N: usize>(s: &str) -> [u8; N] {
+    let b = s.as_bytes();
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = b[i];
+        i += 1;
+    }
+    out
+}
+
+/// Writes [`API_VERSION`] into the module's `rapport_api_version` custom section.
+/// Call it once at the top level of a plugin crate.
+#[macro_export]
+macro_rules! export_api_version {
+    () => {
+        #[link_section = "rapport_api_version"]
+        #[used]
+        static __RAPPORT_API_VERSION: [u8; $crate::API_VERSION.len()] =
+            $crate::bytes_of($crate::API_VERSION);
+    };
+}
+
+/// Exports `validate` from a plain function `fn(&ValidateRequest) -> ValidateResponse`,
+/// and the API version section. The plugin crate needs no other dependency.
+///
+/// ```ignore
+/// fn check(req: &ValidateRequest) -> ValidateResponse { /* … */ }
+/// rapport_plugin_sdk::validate_hook!(check);
+/// ```
+#[cfg(feature = "guest")]
+#[macro_export]
+macro_rules! validate_hook {
+    ($f:path) => {
+        $crate::export_api_version!();
+
+        /// The `validate` hook the host calls.
+        #[no_mangle]
+        pub extern "C" fn validate() -> i32 {
+            use $crate::guest::pdk;
+            let req: $crate::ValidateRequest =
+                match pdk::input::<pdk::Json<$crate::ValidateRequest>>() {
+                    Ok(pdk::Json(r)) => r,
+                    Err(_) => return 1,
+                };
+            match pdk::output(pdk::Json($f(&req))) {
+                Ok(()) => 0,
+                Err(_) => 1,
+            }
+        }
+    };
+}
+
+/// Re-exports for the guest macros and for hooks written by hand.
+#[cfg(feature = "guest")]
+pub mod guest {
+    /// The Extism plug-in development kit the hooks are built on.
+    pub use extism_pdk as pdk;
+    pub use extism_pdk::{plugin_fn, FnResult, Json};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_types_round_trip_as_json() {
+        let r = ValidateResponse::Invalid {
+            message: "bad".into(),
+        };
+        let text = serde_json::to_string(&r).unwrap_or_default();
+        assert_eq!(text, r#"{"invalid":{"message":"bad"}}"#);
+        assert_eq!(
+            serde_json::from_str::<ValidateResponse>(&text).ok(),
+            Some(r)
+        );
+        let req = ValidateRequest::new("npi", "1234567893");
+        assert_eq!(
+            serde_json::to_string(&req).unwrap_or_default(),
+            r#"{"fieldType":"npi","value":"1234567893"}"#
+        );
+    }
+
+    #[test]
+    fn the_version_bytes_are_the_version() {
+        let b: [u8; API_VERSION.len()] = bytes_of(API_VERSION);
+        assert_eq!(&b, API_VERSION.as_bytes());
+    }
+}

@@ -1,0 +1,117 @@
+//! Healthcare field types for Rapport.
+//!
+//! `npi`: the US National Provider Identifier — ten digits whose last digit is the Luhn
+//! check digit computed over the prefix `80840` followed by the first nine digits.
+//! `insurance_member_id`: 6 to 20 letters and digits, stored upper-case.
+
+use rapport_plugin_sdk::{ValidateRequest, ValidateResponse};
+
+/// Whether a ten-digit NPI carries the right check digit.
+pub fn npi_is_valid(digits: &str) -> bool {
+    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let payload: Vec<u32> = "80840"
+        .bytes()
+        .chain(digits.bytes().take(9))
+        .map(|b| u32::from(b - b'0'))
+        .collect();
+    // Luhn: double every second digit from the right of the payload (the check digit is appended).
+    let sum: u32 = payload
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| {
+            if i % 2 == 0 {
+                let x = d * 2;
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
+            } else {
+                *d
+            }
+        })
+        .sum();
+    let check = (10 - sum % 10) % 10;
+    digits.as_bytes()[9] - b'0' == check as u8
+}
+
+/// The plugin's `validate` hook.
+pub fn check(req: &ValidateRequest) -> ValidateResponse {
+    let value = req.value.trim();
+    match req.field_type.as_str() {
+        "npi" => {
+            let digits: String = value
+                .chars()
+                .filter(|c| !c.is_whitespace() && *c != '-')
+                .collect();
+            if digits.len() != 10 || !digits.chars().all(|c| c.is_ascii_digit()) {
+                ValidateResponse::Invalid {
+                    message: "An NPI has exactly 10 digits.".into(),
+                }
+            } else if !npi_is_valid(&digits) {
+                ValidateResponse::Invalid {
+                    message: "This NPI's check digit is wrong; check the number.".into(),
+                }
+            } else {
+                ValidateResponse::Valid { normalized: digits }
+            }
+        }
+        "insurance_member_id" => {
+            let id = value.to_ascii_uppercase();
+            if (6..=20).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric()) {
+                ValidateResponse::Valid { normalized: id }
+            } else {
+                ValidateResponse::Invalid {
+                    message: "Use 6 to 20 letters and digits.".into(),
+                }
+            }
+        }
+        other => ValidateResponse::Invalid {
+            message: format!("This plugin has no field type {other:?}."),
+        },
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+rapport_plugin_sdk::validate_hook!(check);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npi_check_digits() {
+        // Published example NPIs with valid check digits.
+        assert!(npi_is_valid("1234567893"));
+        assert!(npi_is_valid("1245319599"));
+        assert!(!npi_is_valid("1234567890"));
+        assert!(!npi_is_valid("123456789"));
+    }
+
+    #[test]
+    fn validate_normalises_and_explains() {
+        assert_eq!(
+            check(&ValidateRequest::new("npi", " 123-456-7893 ")),
+            ValidateResponse::Valid {
+                normalized: "1234567893".into()
+            }
+        );
+        assert!(matches!(
+            check(&ValidateRequest::new("npi", "1234567890")),
+            ValidateResponse::Invalid { .. }
+        ));
+        assert_eq!(
+            check(&ValidateRequest::new("insurance_member_id", "ab12cd34")),
+            ValidateResponse::Valid {
+                normalized: "AB12CD34".into()
+            }
+        );
+        assert!(matches!(
+            check(&ValidateRequest::new("insurance_member_id", "x")),
+            ValidateResponse::Invalid { .. }
+        ));
+    }
+}
