@@ -1,0 +1,58 @@
+//! Plugin hook overhead: builds the `healthcare` example for wasm32, then prints the
+//! compile time per MB of wasm and p50/p99 of a `validate` call on a warm instance.
+//!
+//!   cargo bench -p rapport-platform --bench plugins
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rapport::plugins::{bundle, runtime};
+
+fn main() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/healthcare");
+    let path = bundle::pack_dir(&dir, None).unwrap();
+    let b = bundle::unpack(&std::fs::read(&path).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let mb = b.wasm.len() as f64 / (1024.0 * 1024.0);
+
+    let mut compiles = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        runtime::build(&b.wasm).unwrap();
+        compiles.push(started.elapsed());
+    }
+    compiles.sort();
+    println!(
+        "compile: {:.0} KiB module, median {:.1} ms = {:.1} ms per MB",
+        b.wasm.len() as f64 / 1024.0,
+        compiles[2].as_secs_f64() * 1e3,
+        compiles[2].as_secs_f64() * 1e3 / mb
+    );
+
+    let rt = runtime::Runtime::default();
+    let input = serde_json::to_vec(&rapport_plugin_sdk::ValidateRequest::new(
+        "npi",
+        "1234567893",
+    ))
+    .unwrap();
+    for _ in 0..200 {
+        rt.call("bench", &b.wasm, "validate", &input).unwrap();
+    }
+    let n = 20_000;
+    let mut samples: Vec<Duration> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let out = rt.call("bench", &b.wasm, "validate", &input).unwrap();
+        samples.push(started.elapsed());
+        assert!(!out.is_empty());
+    }
+    samples.sort();
+    let p =
+        |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e6;
+    println!(
+        "validate hook, warm instance: n={n} p50={:.1} µs p99={:.1} µs (targets: 30 / 200 µs)",
+        p(0.5),
+        p(0.99)
+    );
+}
