@@ -26,6 +26,8 @@ pub mod hooks {
     pub const VALIDATE: &str = "validate";
     /// Renders a stored value for people ([`crate::FormatRequest`]).
     pub const FORMAT: &str = "format";
+    /// May refuse a deal's stage change ([`crate::MoveRequest`] → [`crate::MoveDecision`]).
+    pub const OPPORTUNITY_BEFORE_MOVE: &str = "opportunity_before_move";
 }
 
 /// Capabilities a manifest may request; an admin grants each explicitly.
@@ -143,6 +145,111 @@ pub struct FormatResponse {
     pub display: String,
 }
 
+/// A pipeline stage as hooks see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct StageRef {
+    /// The stage id.
+    pub id: String,
+    /// Its name, e.g. `Negotiation`.
+    pub name: String,
+    /// `open`, `won` or `lost`.
+    pub kind: String,
+    /// Its default probability in percent.
+    pub probability: i32,
+}
+
+/// A deal as hooks see it. Money is a decimal string beside its currency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct DealSnapshot {
+    /// The deal id.
+    pub id: String,
+    /// The deal's name.
+    pub name: String,
+    /// Value as a decimal string, e.g. `"1234.50"`.
+    pub value: String,
+    /// ISO currency code.
+    pub currency: String,
+    /// Its custom field values by key.
+    #[serde(default)]
+    pub custom_fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Input of `opportunity_before_move`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct MoveRequest {
+    /// The deal before the move.
+    pub deal: DealSnapshot,
+    /// Where it is.
+    pub from_stage: StageRef,
+    /// Where someone wants it.
+    pub to_stage: StageRef,
+}
+
+impl MoveRequest {
+    /// A request to move `deal` from `from_stage` to `to_stage`.
+    pub fn new(deal: DealSnapshot, from_stage: StageRef, to_stage: StageRef) -> Self {
+        Self {
+            deal,
+            from_stage,
+            to_stage,
+        }
+    }
+}
+
+impl DealSnapshot {
+    /// A snapshot of a deal.
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        value: impl Into<String>,
+        currency: impl Into<String>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            value: value.into(),
+            currency: currency.into(),
+            custom_fields: Default::default(),
+        }
+    }
+}
+
+impl StageRef {
+    /// A stage reference.
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        kind: impl Into<String>,
+        probability: i32,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            kind: kind.into(),
+            probability,
+        }
+    }
+}
+
+/// Output of `opportunity_before_move`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MoveDecision {
+    /// Let the move happen.
+    Allow,
+    /// Refuse it; `message` tells the user why.
+    Refuse {
+        /// A sentence for the user.
+        message: String,
+    },
+}
+
 /// Copies a string's bytes into an array at compile time (for the version section).
 #[doc(hidden)]
 pub const fn bytes_of<const N: usize>(s: &str) -> [u8; N] {
@@ -190,6 +297,28 @@ macro_rules! validate_hook {
                     Ok(pdk::Json(r)) => r,
                     Err(_) => return 1,
                 };
+            match pdk::output(pdk::Json($f(&req))) {
+                Ok(()) => 0,
+                Err(_) => 1,
+            }
+        }
+    };
+}
+
+/// Exports `opportunity_before_move` from `fn(&MoveRequest) -> MoveDecision`. Use it once
+/// per plugin, alongside [`validate_hook!`] or alone (then it also writes the version section).
+#[cfg(feature = "guest")]
+#[macro_export]
+macro_rules! before_move_hook {
+    ($f:path) => {
+        /// The `opportunity_before_move` hook the host calls.
+        #[no_mangle]
+        pub extern "C" fn opportunity_before_move() -> i32 {
+            use $crate::guest::pdk;
+            let req: $crate::MoveRequest = match pdk::input::<pdk::Json<$crate::MoveRequest>>() {
+                Ok(pdk::Json(r)) => r,
+                Err(_) => return 1,
+            };
             match pdk::output(pdk::Json($f(&req))) {
                 Ok(()) => 0,
                 Err(_) => 1,

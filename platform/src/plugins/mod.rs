@@ -105,7 +105,13 @@ pub fn check(bundle: &bundle::Bundle) -> Result<(), Vec<FieldError>> {
         }
     }
     for h in &m.hooks {
-        if ![hooks::VALIDATE, hooks::FORMAT].contains(&h.as_str()) {
+        if ![
+            hooks::VALIDATE,
+            hooks::FORMAT,
+            hooks::OPPORTUNITY_BEFORE_MOVE,
+        ]
+        .contains(&h.as_str())
+        {
             errors.push(FieldError::new("hooks", format!("Unknown hook {h:?}.")));
         }
     }
@@ -451,4 +457,67 @@ pub fn settle(conn: &mut DbConn, org_id: &str, records: &[CallRecord]) -> AppRes
         }
     }
     Ok(())
+}
+
+impl crate::domain::pipeline::service::MoveRules for PluginFieldTypes {
+    /// Asks every enabled plugin with an `opportunity_before_move` hook; the first refusal
+    /// wins. A plugin that fails is recorded and does not block the move: a broken rule
+    /// must not stop the sales team.
+    fn check(
+        &self,
+        deal: &crate::domain::pipeline::OpportunityRow,
+        from: &crate::domain::pipeline::StageRow,
+        to: &crate::domain::pipeline::StageRow,
+    ) -> Result<(), String> {
+        use rapport_plugin_sdk::{DealSnapshot, MoveDecision, MoveRequest, StageRef};
+        let mut snapshot = DealSnapshot::new(
+            &deal.id,
+            &deal.name,
+            crate::domain::money::format_cents(deal.value_cents),
+            &deal.currency,
+        );
+        snapshot.custom_fields = serde_json::from_str(&deal.custom_fields).unwrap_or_default();
+        let req = MoveRequest::new(
+            snapshot,
+            StageRef::new(&from.id, &from.name, &from.kind, from.probability),
+            StageRef::new(&to.id, &to.name, &to.kind, to.probability),
+        );
+        let input = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
+        for install in &self.installs {
+            let has_hook = install
+                .manifest()
+                .is_some_and(|m| m.hooks.iter().any(|h| h == hooks::OPPORTUNITY_BEFORE_MOVE));
+            if !has_hook {
+                continue;
+            }
+            let outcome = self
+                .runtime
+                .call(
+                    &install.runtime_key(),
+                    &install.wasm,
+                    hooks::OPPORTUNITY_BEFORE_MOVE,
+                    &input,
+                )
+                .and_then(|out| {
+                    serde_json::from_slice::<MoveDecision>(&out)
+                        .map_err(|e| runtime::PluginError::Garbage(e.to_string()))
+                });
+            if let Ok(mut r) = self.records.lock() {
+                r.push(CallRecord {
+                    install_id: install.id.clone(),
+                    error: outcome.as_ref().err().map(ToString::to_string),
+                });
+            }
+            match outcome {
+                Ok(MoveDecision::Refuse { message }) => {
+                    return Err(format!("{} ({} plugin)", message, install.name))
+                }
+                Ok(MoveDecision::Allow) => {}
+                Err(e) => {
+                    tracing::warn!(plugin = %install.plugin_id, error = %e, "stage rule failed; the move is allowed")
+                }
+            }
+        }
+        Ok(())
+    }
 }

@@ -135,10 +135,7 @@ pub fn resolve_me(pairs: &mut [(String, String)], user_id: &str) {
 /// enabled plugins, hands them to `f`, then records the calls' health.
 pub async fn run_with_plugins<T, F>(state: &AppState, org_id: String, f: F) -> AppResult<T>
 where
-    F: FnOnce(
-            &mut crate::db::DbConn,
-            &dyn crate::domain::custom_fields::ExternalTypes,
-        ) -> AppResult<T>
+    F: FnOnce(&mut crate::db::DbConn, &crate::plugins::PluginFieldTypes) -> AppResult<T>
         + Send
         + 'static,
     T: Send + 'static,

@@ -362,3 +362,147 @@ async fn bundles_are_checked_before_anything_runs() {
         StatusCode::NO_CONTENT
     );
 }
+
+/// A vendor's stage rule: the real-estate plugin refuses to mark a listing sold without
+/// a price, through the move endpoint and through an edit that changes the stage; the
+/// rule stops applying once the plugin is disabled.
+#[actix_web::test]
+async fn a_stage_rule_plugin_can_refuse_a_move() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let r = send(&app, install(&w.admin, bundle("real-estate"), "")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let install_id = r.json()["id"].as_str().unwrap().to_string();
+    let p = send(&app, api(Method::GET, "/api/pipelines", &w.manager))
+        .await
+        .json();
+    let stage = |name: &str| {
+        p["data"][0]["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let client = send(
+        &app,
+        api(Method::POST, "/api/clients", &w.manager)
+            .set_json(json!({"type": "individual", "firstName": "Ada", "lastName": "Buyer"})),
+    )
+    .await
+    .json();
+    let deal = send(
+        &app,
+        api(Method::POST, "/api/opportunities", &w.manager).set_json(json!({
+            "name": "12 Elm Street", "clientId": client["id"], "value": "0",
+            "stage": stage("Proposal")
+        })),
+    )
+    .await;
+    assert_eq!(deal.status, StatusCode::CREATED, "{}", deal.body);
+    let id = deal.json()["id"].as_str().unwrap().to_string();
+    let mv = |token: &str, body: serde_json::Value| {
+        api(
+            Method::POST,
+            &format!("/api/opportunities/{id}/move"),
+            token,
+        )
+        .set_json(body)
+    };
+
+    let refused = send(&app, mv(&w.manager, json!({"stage": stage("Won")}))).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.json()["errors"][0]["field"], "stage");
+    assert!(
+        refused.body.contains("sale price of 12 Elm Street"),
+        "{}",
+        refused.body
+    );
+    let still = send(
+        &app,
+        api(Method::GET, &format!("/api/opportunities/{id}"), &w.manager),
+    )
+    .await
+    .json();
+    assert_eq!(still["status"], "open", "a refused move changes nothing");
+
+    // On the board, the refusal is the plugin's own words, as an error toast.
+    let mut b = Browser::new();
+    b.sign_in(&app, "manager@clinic.test", PASSWORD).await;
+    let board = b
+        .hx_post(
+            &app,
+            &format!("/opportunities/{id}/board-move"),
+            &[("stage", &stage("Won")), ("version", "1")],
+        )
+        .await;
+    assert!(
+        board.body.contains("toast-error") && board.body.contains("sale price of 12 Elm Street"),
+        "{}",
+        board.body
+    );
+
+    // Other moves are the plugin's business too, and it allows them.
+    let ok = send(&app, mv(&w.manager, json!({"stage": stage("Negotiation")}))).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+
+    // An edit that changes the stage is checked against the deal as edited.
+    let edit = |body: serde_json::Value| {
+        api(
+            Method::PATCH,
+            &format!("/api/opportunities/{id}"),
+            &w.manager,
+        )
+        .set_json(body)
+    };
+    let r = send(&app, edit(json!({"stage": stage("Won")}))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let r = send(
+        &app,
+        edit(json!({"stage": stage("Won"), "value": "350000"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["status"], "won");
+
+    // Disabled, the rule no longer runs.
+    let second = send(
+        &app,
+        api(Method::POST, "/api/opportunities", &w.manager).set_json(json!({
+            "name": "3 Oak Lane", "clientId": client["id"], "value": "0",
+            "stage": stage("Proposal")
+        })),
+    )
+    .await
+    .json();
+    let off = send(
+        &app,
+        api(
+            Method::PATCH,
+            &format!("/api/plugins/{install_id}"),
+            &w.admin,
+        )
+        .set_json(json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.body);
+    let r = send(
+        &app,
+        api(
+            Method::POST,
+            &format!("/api/opportunities/{}/move", second["id"].as_str().unwrap()),
+            &w.manager,
+        )
+        .set_json(json!({"stage": stage("Won")})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}

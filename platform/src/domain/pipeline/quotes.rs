@@ -234,6 +234,7 @@ pub fn set_status(
     id: &str,
     status: &str,
     win_deal: bool,
+    rules: &dyn service::MoveRules,
 ) -> AppResult<QuoteRow> {
     if !QUOTE_STATUSES.contains(&status) {
         return Err(AppError::invalid(
@@ -279,7 +280,7 @@ pub fn set_status(
                 .ok_or_else(|| {
                     AppError::Conflict("The deal's pipeline has no active won stage.".into())
                 })?;
-            service::move_to(c, ctx, access, &deal.id, &won.id, None, None)?;
+            service::move_to(c, ctx, access, &deal.id, &won.id, None, None, rules)?;
         }
         Ok(find(c, &ctx.org_id, access, id)?.0)
     })

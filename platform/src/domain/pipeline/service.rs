@@ -437,6 +437,21 @@ pub fn add_loss_reason(
 
 // ---------- opportunities ----------
 
+/// Rules that may refuse a stage change (plugins' `opportunity_before_move`).
+pub trait MoveRules {
+    /// `Err(message)` refuses the move with that message.
+    fn check(&self, deal: &OpportunityRow, from: &StageRow, to: &StageRow) -> Result<(), String>;
+}
+
+/// No rules: for admin-driven moves (retiring a stage) and the CLI.
+pub struct NoRules;
+
+impl MoveRules for NoRules {
+    fn check(&self, _: &OpportunityRow, _: &StageRow, _: &StageRow) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 /// A client involved in a deal, and their role in it (decision maker, champion, …).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Contact {
@@ -451,6 +466,8 @@ pub struct WriteContext<'a> {
     pub default_currency: &'a str,
     /// Checks plugin field types.
     pub external: &'a dyn crate::domain::custom_fields::ExternalTypes,
+    /// May refuse stage changes.
+    pub rules: &'a dyn MoveRules,
 }
 
 pub fn get(
@@ -1030,6 +1047,18 @@ pub fn update(
                 errors,
             ));
         };
+        if row.stage_id != current.stage_id {
+            // Rules see the deal as it will be (e.g. with the price just entered).
+            consult(
+                c,
+                w.rules,
+                &OpportunityRow {
+                    stage_id: current.stage_id.clone(),
+                    ..row.clone()
+                },
+                &applied.stage,
+            )?;
+        }
         let mut changes = diff(&current, &row);
         for k in &applied.custom_changed {
             changes.insert(format!("customFields.{k}"), json!("changed"));
@@ -1141,6 +1170,28 @@ fn apply_move(
     Ok(row)
 }
 
+/// Asks the rules about a move; a refusal is a validation error on `stage`.
+fn consult(
+    conn: &mut DbConn,
+    rules: &dyn MoveRules,
+    deal: &OpportunityRow,
+    to: &StageRow,
+) -> AppResult<()> {
+    if deal.stage_id == to.id {
+        return Ok(());
+    }
+    let Some(from) = store::find_stage(conn, &deal.organization_id, &deal.stage_id)? else {
+        return Ok(());
+    };
+    rules.check(deal, &from, to).map_err(|message| {
+        AppError::Validation(
+            "The deal could not be moved.".into(),
+            vec![FieldError::new("stage", message)],
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn move_to(
     conn: &mut DbConn,
     ctx: &AuditContext,
@@ -1149,6 +1200,7 @@ pub fn move_to(
     stage_id: &str,
     loss_reason: Option<&str>,
     expected: Option<i64>,
+    rules: &dyn MoveRules,
 ) -> AppResult<OpportunityRow> {
     conn.transaction(|c| {
         let current = get(c, &ctx.org_id, access, id)?;
@@ -1157,6 +1209,10 @@ pub fn move_to(
             .ok_or_else(|| {
                 AppError::invalid("stage", "Choose an active stage of the deal's pipeline.")
             })?;
+        if expected.is_some_and(|v| v != current.version) {
+            return Err(stale());
+        }
+        consult(c, rules, &current, &target)?;
         apply_move(c, ctx, &current, &target, loss_reason, expected)
     })
 }

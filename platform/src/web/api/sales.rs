@@ -485,6 +485,7 @@ pub async fn create(
                 c,
                 &WriteContext {
                     external: ext,
+                    rules: ext,
                     ctx: &ctx,
                     access: &access,
                     defs: &defs,
@@ -519,6 +520,7 @@ async fn write(
                 c,
                 &WriteContext {
                     external: ext,
+                    rules: ext,
                     ctx: &ctx,
                     access: &access,
                     defs: &defs,
@@ -587,19 +589,21 @@ pub async fn move_deal(
     let expected = if_match_version(&req)?;
     let ctx = actor.audit();
     let b = body.into_inner();
-    let (o, json) = db::run(&state.pool, move |c| {
-        service::move_to(
-            c,
-            &ctx,
-            &access,
-            &id,
-            &b.stage,
-            b.loss_reason.as_deref(),
-            expected,
-        )?;
-        shown(c, &ctx.org_id, &access, &id)
-    })
-    .await?;
+    let (o, json) =
+        crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
+            service::move_to(
+                c,
+                &ctx,
+                &access,
+                &id,
+                &b.stage,
+                b.loss_reason.as_deref(),
+                expected,
+                ext,
+            )?;
+            shown(c, &ctx.org_id, &access, &id)
+        })
+        .await?;
     Ok(respond(actix_web::http::StatusCode::OK, &o, json))
 }
 
@@ -761,11 +765,12 @@ pub async fn quote_status(
     let access = record_access(&actor, "opportunity").await?;
     let ctx = actor.audit();
     let b = body.into_inner();
-    let (q, lines) = db::run(&state.pool, move |c| {
-        quotes::set_status(c, &ctx, &access, &id, &b.status, b.win_deal)?;
-        quotes::find(c, &ctx.org_id, &access, &id)
-    })
-    .await?;
+    let (q, lines) =
+        crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
+            quotes::set_status(c, &ctx, &access, &id, &b.status, b.win_deal, ext)?;
+            quotes::find(c, &ctx.org_id, &access, &id)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(quote_json(&q, &lines)))
 }
 
@@ -992,6 +997,7 @@ pub async fn renew_contract(
                 c,
                 &WriteContext {
                     external: ext,
+                    rules: ext,
                     ctx: &ctx,
                     access: &access,
                     defs: &defs,

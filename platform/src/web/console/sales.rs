@@ -283,29 +283,37 @@ pub async fn move_deal(
     let ctx = actor.audit();
     let id = id.into_inner();
     let from_deal_page = get(&pairs, "from") == Some("deal");
-    let result = db::run(&state.pool, move |c| {
+    let result = crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
         let before = service::get(c, &ctx.org_id, &access, &id)?;
-        let message =
-            match service::move_to(c, &ctx, &access, &id, &stage, reason.as_deref(), version) {
-                Ok(d) => {
-                    let from = store::find_stage(c, &ctx.org_id, &before.stage_id)?
-                        .map(|s| s.name)
-                        .unwrap_or_default();
-                    let to = store::find_stage(c, &ctx.org_id, &d.stage_id)?
-                        .map(|s| s.name)
-                        .unwrap_or_default();
-                    Ok(format!(
-                        "{} moved from {from} to {to} ({}% → {}%).",
-                        d.name, before.probability, d.probability
-                    ))
-                }
-                Err(AppError::Validation(_, errors)) => Err(errors
-                    .first()
-                    .map(|e| e.message.clone())
-                    .unwrap_or_else(|| "The deal could not be moved.".into())),
-                Err(AppError::Stale(m)) => Err(m),
-                Err(e) => return Err(e),
-            };
+        let message = match service::move_to(
+            c,
+            &ctx,
+            &access,
+            &id,
+            &stage,
+            reason.as_deref(),
+            version,
+            ext,
+        ) {
+            Ok(d) => {
+                let from = store::find_stage(c, &ctx.org_id, &before.stage_id)?
+                    .map(|s| s.name)
+                    .unwrap_or_default();
+                let to = store::find_stage(c, &ctx.org_id, &d.stage_id)?
+                    .map(|s| s.name)
+                    .unwrap_or_default();
+                Ok(format!(
+                    "{} moved from {from} to {to} ({}% → {}%).",
+                    d.name, before.probability, d.probability
+                ))
+            }
+            Err(AppError::Validation(_, errors)) => Err(errors
+                .first()
+                .map(|e| e.message.clone())
+                .unwrap_or_else(|| "The deal could not be moved.".into())),
+            Err(AppError::Stale(m)) => Err(m),
+            Err(e) => return Err(e),
+        };
         let mut pairs = back;
         if !pairs.iter().any(|(k, _)| k == "pipeline") {
             pairs.push(("pipeline".into(), before.pipeline_id.clone()));
@@ -970,6 +978,7 @@ async fn save(
             let (body, values, custom, contacts) = form_body(&pairs, &defs);
             let w = WriteContext {
                 external: ext,
+                rules: ext,
                 ctx: &ctx,
                 access: &access,
                 defs: &defs,
@@ -1151,8 +1160,8 @@ pub async fn quote_status(
     let pairs = parse_form(&body)?;
     let status = get(&pairs, "status").unwrap_or_default().to_string();
     let win = get(&pairs, "win_deal").is_some();
-    let q = db::run(&state.pool, move |c| {
-        quotes::set_status(c, &ctx, &access, &id, &status, win)
+    let q = crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
+        quotes::set_status(c, &ctx, &access, &id, &status, win, ext)
     })
     .await?;
     redirect_with_flash(
@@ -1840,6 +1849,7 @@ pub async fn contract_renew(
             c,
             &WriteContext {
                 external: ext,
+                rules: ext,
                 ctx: &ctx,
                 access: &access,
                 defs: &defs,
