@@ -57,6 +57,43 @@ pub struct FieldTypeDecl {
     pub description: String,
 }
 
+/// A stage of a pipeline template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct StageTemplate {
+    /// Stage name, e.g. `Showing`.
+    pub name: String,
+    /// Win probability 0–100 that deals in it default to.
+    pub probability: i32,
+    /// `open`, `won` or `lost`.
+    #[serde(default = "open")]
+    pub kind: String,
+    /// A colour of the console's palette: gray, blue, green, yellow, orange, red, purple, teal.
+    #[serde(default = "blue")]
+    pub color: String,
+}
+
+fn open() -> String {
+    "open".into()
+}
+
+fn blue() -> String {
+    "blue".into()
+}
+
+/// A pipeline an admin can create in one step (e.g. a listing pipeline for real estate).
+/// It needs at least one open, one won and one lost stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct PipelineTemplate {
+    /// Stable key, unique within the plugin, e.g. `listings`.
+    pub key: String,
+    /// The pipeline's default name.
+    pub name: String,
+    /// Stages in board order.
+    pub stages: Vec<StageTemplate>,
+}
+
 /// The parsed `plugin.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -84,6 +121,9 @@ pub struct Manifest {
     /// Custom field types it provides.
     #[serde(default)]
     pub field_types: Vec<FieldTypeDecl>,
+    /// Pipelines it offers as templates.
+    #[serde(default)]
+    pub pipeline_templates: Vec<PipelineTemplate>,
     /// Hosts it may call when granted `http`.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,

@@ -2,8 +2,9 @@
 //! per organization; hooks run in the sandbox of [`runtime`]; failures are counted and a
 //! plugin that keeps failing is disabled for its organization, with an audit entry.
 //!
-//! Plugins add custom field types today: a field of type `plugin:<plugin id>/<type key>`
-//! is validated by the plugin's `validate` hook on every write, API and console alike.
+//! Plugins add custom field types (a field of type `plugin:<plugin id>/<type key>` is
+//! validated by the plugin's `validate` hook on every write, API and console alike),
+//! pipeline templates, and stage rules (`opportunity_before_move`).
 
 pub mod bundle;
 pub mod runtime;
@@ -101,6 +102,26 @@ pub fn check(bundle: &bundle::Bundle) -> Result<(), Vec<FieldError>> {
             errors.push(FieldError::new(
                 "capabilities",
                 format!("Unknown capability {c:?}."),
+            ));
+        }
+    }
+    for t in &m.pipeline_templates {
+        use crate::domain::pipeline::{STAGE_COLORS, STAGE_KINDS};
+        let bad_stage = t.stages.iter().any(|s| {
+            !STAGE_KINDS.contains(&s.kind.as_str())
+                || !STAGE_COLORS.contains(&s.color.as_str())
+                || !(0..=100).contains(&s.probability)
+        });
+        let missing_kind = STAGE_KINDS
+            .iter()
+            .any(|k| !t.stages.iter().any(|s| s.kind == *k));
+        if bad_stage || missing_kind {
+            errors.push(FieldError::new(
+                "pipeline_templates",
+                format!(
+                    "The pipeline template {:?} needs open, won and lost stages with known kinds, colours and probabilities 0 to 100.",
+                    t.key
+                ),
             ));
         }
     }
@@ -520,4 +541,65 @@ impl crate::domain::pipeline::service::MoveRules for PluginFieldTypes {
         }
         Ok(())
     }
+}
+
+/// A pipeline template offered by one of the organization's enabled plugins.
+pub struct TemplateOffer {
+    /// `<plugin id>/<template key>`, what the API and the console form send.
+    pub reference: String,
+    /// "Listings (Real estate plugin)".
+    pub label: String,
+    pub template: rapport_plugin_sdk::PipelineTemplate,
+}
+
+pub fn pipeline_templates(conn: &mut DbConn, org_id: &str) -> AppResult<Vec<TemplateOffer>> {
+    let mut out = Vec::new();
+    for install in list(conn, org_id)?.into_iter().filter(|r| r.enabled) {
+        let Some(m) = install.manifest() else {
+            continue;
+        };
+        for t in m.pipeline_templates {
+            out.push(TemplateOffer {
+                reference: format!("{}/{}", install.plugin_id, t.key),
+                label: format!("{} ({} plugin)", t.name, install.name),
+                template: t,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Creates a pipeline from a plugin's template; `name` overrides the template's name.
+pub fn create_pipeline_from_template(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    reference: &str,
+    name: Option<&str>,
+    rotting_days: Option<i32>,
+) -> AppResult<crate::domain::pipeline::service::PipelineView> {
+    let offers = pipeline_templates(conn, &ctx.org_id)?;
+    let Some(offer) = offers.iter().find(|o| o.reference == reference) else {
+        return Err(AppError::invalid(
+            "template",
+            "Choose a pipeline template of an installed, enabled plugin.",
+        ));
+    };
+    let stages: Vec<(&str, i32, &str, &str)> = offer
+        .template
+        .stages
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.probability,
+                s.kind.as_str(),
+                s.color.as_str(),
+            )
+        })
+        .collect();
+    let name = name
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&offer.template.name);
+    crate::domain::pipeline::service::create_pipeline(conn, ctx, name, rotting_days, &stages)
 }

@@ -307,6 +307,22 @@ async fn bundles_are_checked_before_anything_runs() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     let r = send(&app, install(&w.admin, b"hello".to_vec(), "")).await;
     assert!(r.body.contains("not a Rapport plugin bundle"));
+    // A pipeline template without a won stage could never close a deal.
+    let no_won = format!(
+        "{}\n[[pipeline_templates]]\nkey = \"p\"\nname = \"P\"\nstages = [{{ name = \"A\", probability = 10 }}, {{ name = \"L\", probability = 0, kind = \"lost\" }}]\n",
+        b.manifest_toml
+    );
+    let r = send(
+        &app,
+        install(
+            &w.admin,
+            rapport::plugins::bundle::pack(&no_won, &b.wasm),
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("pipeline_templates"), "{}", r.body);
     let r = send(&app, install(&w.admin, good.clone(), "?grant=http")).await;
     assert_eq!(
         r.status,
@@ -505,4 +521,94 @@ async fn a_stage_rule_plugin_can_refuse_a_move() {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+/// The real-estate plugin's listing pipeline: offered in the API and on the Pipelines
+/// page once installed, created with its stages, refused once the plugin is disabled.
+#[actix_web::test]
+async fn plugins_offer_pipeline_templates() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let r = send(&app, install(&w.admin, bundle("real-estate"), "")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let install_id = r.json()["id"].as_str().unwrap().to_string();
+    let template = json!({"template": "com.rapport.real-estate/listings"});
+    let made = send(
+        &app,
+        api(Method::POST, "/api/pipelines", &w.admin).set_json(template.clone()),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let p = made.json();
+    assert_eq!(p["name"], "Listings");
+    let stages: Vec<(&str, i64)> = p["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap(),
+                s["probability"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(stages[0], ("Listed", 10));
+    assert_eq!(stages[4], ("Sold", 100));
+    assert_eq!(p["stages"][4]["kind"], "won");
+    assert_eq!(p["stages"][5]["kind"], "lost");
+
+    let unknown = send(
+        &app,
+        api(Method::POST, "/api/pipelines", &w.admin)
+            .set_json(json!({"template": "com.rapport.real-estate/nope"})),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(unknown.json()["errors"][0]["field"], "template");
+
+    // The console offers it and names the new pipeline as the admin asks.
+    let mut b = Browser::new();
+    b.sign_in(&app, "admin@clinic.test", PASSWORD).await;
+    let page = b.get(&app, "/admin/pipelines").await.body;
+    assert!(page.contains("Listings (Real estate plugin)"), "{page}");
+    let created = b
+        .hx_post(
+            &app,
+            "/admin/pipelines",
+            &[
+                ("do", "create_pipeline"),
+                ("name", "Commercial listings"),
+                ("template", "com.rapport.real-estate/listings"),
+            ],
+        )
+        .await;
+    assert!(created.status.is_success() || created.status.is_redirection());
+    let page = b.get(&app, "/admin/pipelines").await.body;
+    assert!(page.contains("Commercial listings"), "{page}");
+    assert!(page.contains("Under contract"));
+    let plugins = b.get(&app, "/admin/plugins").await.body;
+    assert!(
+        plugins.contains("Listings pipeline template, stage rules for deals"),
+        "{plugins}"
+    );
+
+    // A disabled plugin offers nothing.
+    send(
+        &app,
+        api(
+            Method::PATCH,
+            &format!("/api/plugins/{install_id}"),
+            &w.admin,
+        )
+        .set_json(json!({"enabled": false})),
+    )
+    .await;
+    let r = send(
+        &app,
+        api(Method::POST, "/api/pipelines", &w.admin).set_json(template),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let page = b.get(&app, "/admin/pipelines").await.body;
+    assert!(!page.contains("Listings (Real estate plugin)"));
 }

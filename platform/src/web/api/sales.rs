@@ -110,10 +110,15 @@ pub struct StageInput {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PipelineInput {
-    name: String,
+    #[serde(default)]
+    name: Option<String>,
     #[serde(default)]
     rotting_days: Option<i32>,
+    #[serde(default)]
     stages: Vec<StageInput>,
+    /// `<plugin id>/<template key>`: the stages come from a plugin's template.
+    #[serde(default)]
+    template: Option<String>,
 }
 
 pub async fn create_pipeline(
@@ -125,6 +130,21 @@ pub async fn create_pipeline(
     let ctx = actor.audit();
     let b = body.into_inner();
     let view = db::run(&state.pool, move |c| {
+        if let Some(t) = b.template.as_deref() {
+            if !b.stages.is_empty() {
+                return Err(AppError::invalid(
+                    "stages",
+                    "Give either a template or stages, not both.",
+                ));
+            }
+            return crate::plugins::create_pipeline_from_template(
+                c,
+                &ctx,
+                t,
+                b.name.as_deref(),
+                b.rotting_days,
+            );
+        }
         let stages: Vec<(&str, i32, &str, &str)> = b
             .stages
             .iter()
@@ -137,7 +157,13 @@ pub async fn create_pipeline(
                 )
             })
             .collect();
-        service::create_pipeline(c, &ctx, &b.name, b.rotting_days, &stages)
+        service::create_pipeline(
+            c,
+            &ctx,
+            b.name.as_deref().unwrap_or_default(),
+            b.rotting_days,
+            &stages,
+        )
     })
     .await?;
     Ok(HttpResponse::Created().json(json!({

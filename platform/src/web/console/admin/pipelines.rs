@@ -20,6 +20,8 @@ struct PipelinesPage {
     counts: std::collections::HashMap<String, i64>,
     reasons: Vec<LossReasonRow>,
     colors: &'static [&'static str],
+    /// Plugins' pipeline templates: (reference, label).
+    templates: Vec<(String, String)>,
 }
 
 impl PipelinesPage {
@@ -48,6 +50,10 @@ pub async fn list(
             counts,
             reasons: store::loss_reasons(c, &org, false)?,
             colors: STAGE_COLORS,
+            templates: crate::plugins::pipeline_templates(c, &org)?
+                .into_iter()
+                .map(|o| (o.reference, o.label))
+                .collect(),
         })
     })
     .await?;
@@ -97,6 +103,20 @@ pub async fn action(
     let message = db::run(&state.pool, move |c| {
         let f = |k: &str| get(&pairs, k);
         Ok(match what.as_str() {
+            "create_pipeline" if !f("template").is_empty() => {
+                let v = crate::plugins::create_pipeline_from_template(
+                    c,
+                    &ctx,
+                    &f("template"),
+                    Some(&f("name")),
+                    rotting(&f("rotting_days"))?,
+                )?;
+                format!(
+                    "The pipeline {} was created with {} stages from the template.",
+                    v.pipeline.name,
+                    v.stages.len()
+                )
+            }
             "create_pipeline" => {
                 let v = service::create_pipeline(
                     c,

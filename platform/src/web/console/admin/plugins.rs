@@ -22,6 +22,8 @@ pub struct PluginView {
     pub requested: String,
     pub granted: String,
     pub field_types: String,
+    /// Pipeline templates and stage rules, in words.
+    pub provides: String,
     pub enabled: bool,
     pub calls: i64,
     pub failures: i64,
@@ -55,6 +57,23 @@ impl From<&InstallRow> for PluginView {
                         .map(|t| t.label.clone())
                         .collect::<Vec<_>>()
                         .join(", ")
+                })
+                .unwrap_or_default(),
+            provides: m
+                .as_ref()
+                .map(|m| {
+                    let mut out: Vec<String> = m
+                        .pipeline_templates
+                        .iter()
+                        .map(|t| format!("{} pipeline template", t.name))
+                        .collect();
+                    if m.hooks
+                        .iter()
+                        .any(|h| h == rapport_plugin_sdk::hooks::OPPORTUNITY_BEFORE_MOVE)
+                    {
+                        out.push("stage rules for deals".into());
+                    }
+                    out.join(", ")
                 })
                 .unwrap_or_default(),
             enabled: r.enabled,
