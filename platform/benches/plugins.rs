@@ -1,5 +1,7 @@
 //! Plugin hook overhead: builds the `healthcare` example for wasm32, then prints the
-//! compile time per MB of wasm and p50/p99 of a `validate` call on a warm instance.
+//! compile time per MB of wasm, the time to make a fresh instance from the compiled
+//! module (what a failed call costs the next one), and p50/p99 of a `validate` call on a
+//! warm instance.
 //!
 //!   cargo bench -p rapport-platform --bench plugins
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -28,6 +30,19 @@ fn main() {
         b.wasm.len() as f64 / 1024.0,
         compiles[2].as_secs_f64() * 1e3,
         compiles[2].as_secs_f64() * 1e3 / mb
+    );
+
+    let compiled = runtime::compile(&b.wasm).unwrap();
+    let mut fresh = Vec::new();
+    for _ in 0..200 {
+        let started = Instant::now();
+        runtime::instantiate(&compiled).unwrap();
+        fresh.push(started.elapsed());
+    }
+    fresh.sort();
+    println!(
+        "fresh instance from the compiled module: median {:.0} µs",
+        fresh[100].as_secs_f64() * 1e6
     );
 
     let rt = runtime::Runtime::default();

@@ -1,8 +1,10 @@
 //! Running plugin code: one Extism instance per installed plugin and organization (so a
 //! timeout, which bumps its engine's epoch, can only hit its own calls), with a fuel
 //! budget per call as the CPU limit, a memory cap, a wall-clock backstop and an output
-//! size limit. An instance that failed is discarded and rebuilt on the next call, since
-//! a trap can leave its memory in any state.
+//! size limit. An instance that failed is discarded and a fresh one is made from the
+//! cached compiled module on the next call (a trap can leave memory in any state).
+//! The compiled module's engine is shared only by the successive instances of one slot,
+//! and a slot runs one call at a time, so a timeout cannot hit another call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,7 +31,7 @@ pub enum PluginError {
     Garbage(String),
 }
 
-pub fn build(wasm: &[u8]) -> Result<extism::Plugin, PluginError> {
+fn builder(wasm: &[u8]) -> extism::PluginBuilder<'static> {
     let manifest = extism::Manifest::new([extism::Wasm::data(wasm.to_vec())])
         .with_memory_max(MEMORY_PAGES)
         .with_timeout(WALL_CLOCK);
@@ -37,11 +39,30 @@ pub fn build(wasm: &[u8]) -> Result<extism::Plugin, PluginError> {
         .with_wasi(false)
         .with_fuel_limit(FUEL_PER_CALL)
         .with_cache_disabled()
-        .build()
-        .map_err(|e| PluginError::Load(e.to_string()))
 }
 
-type Slot = Arc<Mutex<Option<extism::Plugin>>>;
+/// Compiles the module (the slow part: ~1 s per MB of wasm).
+pub fn compile(wasm: &[u8]) -> Result<extism::CompiledPlugin, PluginError> {
+    extism::CompiledPlugin::new(builder(wasm)).map_err(|e| PluginError::Load(e.to_string()))
+}
+
+/// A fresh instance of a compiled module (well under a millisecond).
+pub fn instantiate(compiled: &extism::CompiledPlugin) -> Result<extism::Plugin, PluginError> {
+    extism::Plugin::new_from_compiled(compiled).map_err(|e| PluginError::Load(e.to_string()))
+}
+
+/// Compiles and instantiates in one go (install-time checks, benchmarks).
+pub fn build(wasm: &[u8]) -> Result<extism::Plugin, PluginError> {
+    instantiate(&compile(wasm)?)
+}
+
+#[derive(Default)]
+struct Warm {
+    compiled: Option<extism::CompiledPlugin>,
+    instance: Option<extism::Plugin>,
+}
+
+type Slot = Arc<Mutex<Warm>>;
 
 /// Warm instances, keyed by install id and wasm hash (an upgrade gets a fresh one).
 #[derive(Default, Clone)]
@@ -64,23 +85,29 @@ impl Runtime {
         input: &[u8],
     ) -> Result<Vec<u8>, PluginError> {
         let slot = self.slot(key);
-        let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = Some(build(wasm)?);
+        let mut warm = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if warm.compiled.is_none() {
+            warm.compiled = Some(compile(wasm)?);
         }
-        let Some(plugin) = guard.as_mut() else {
+        if warm.instance.is_none() {
+            let Some(compiled) = warm.compiled.as_ref() else {
+                return Err(PluginError::Load("no compiled module".into()));
+            };
+            warm.instance = Some(instantiate(compiled)?);
+        }
+        let Some(plugin) = warm.instance.as_mut() else {
             return Err(PluginError::Load("no instance".into()));
         };
         let result = plugin.call::<&[u8], &[u8]>(hook, input).map(<[u8]>::to_vec);
         match result {
             Ok(out) if out.len() > MAX_OUTPUT => {
-                *guard = None;
+                warm.instance = None;
                 Err(PluginError::TooLarge)
             }
             Ok(out) => Ok(out),
             Err(e) => {
                 // why: after a trap, fuel exhaustion or timeout the instance's memory is suspect.
-                *guard = None;
+                warm.instance = None;
                 Err(PluginError::Call(e.to_string()))
             }
         }
