@@ -6,7 +6,7 @@
 //! The compiled module's engine is shared only by the successive instances of one slot,
 //! and a slot runs one call at a time, so a timeout cannot hit another call.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,10 +64,16 @@ struct Warm {
 
 type Slot = Arc<Mutex<Warm>>;
 
+/// Call durations kept per install for its health figure.
+const TIMINGS_KEPT: usize = 1024;
+
 /// Warm instances, keyed by install id and wasm hash (an upgrade gets a fresh one).
 #[derive(Default, Clone)]
 pub struct Runtime {
     slots: Arc<Mutex<HashMap<String, Slot>>>,
+    /// Recent call durations (µs) per install id, for this process only: health is a
+    /// hint for the admin, not worth a write per call.
+    timings: Arc<Mutex<HashMap<String, VecDeque<u64>>>>,
 }
 
 impl Runtime {
@@ -78,6 +84,35 @@ impl Runtime {
 
     /// Calls `hook` of the plugin with JSON `input`; returns the plugin's raw answer.
     pub fn call(
+        &self,
+        key: &str,
+        wasm: &[u8],
+        hook: &str,
+        input: &[u8],
+    ) -> Result<Vec<u8>, PluginError> {
+        let started = std::time::Instant::now();
+        let result = self.call_in_slot(key, wasm, hook, input);
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let install_id = key.split(':').next().unwrap_or(key).to_string();
+        let mut timings = self.timings.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = timings.entry(install_id).or_default();
+        if kept.len() == TIMINGS_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(micros);
+        result
+    }
+
+    /// The 99th percentile of the install's recent call times in this process, in µs.
+    pub fn p99_micros(&self, install_id: &str) -> Option<u64> {
+        let timings = self.timings.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<u64> = timings.get(install_id)?.iter().copied().collect();
+        all.sort_unstable();
+        let at = (all.len().saturating_sub(1) * 99) / 100;
+        all.get(at).copied()
+    }
+
+    fn call_in_slot(
         &self,
         key: &str,
         wasm: &[u8],
@@ -117,5 +152,8 @@ impl Runtime {
     pub fn forget(&self, install_id: &str) {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots.retain(|k, _| !k.starts_with(install_id));
+        drop(slots);
+        let mut timings = self.timings.lock().unwrap_or_else(|p| p.into_inner());
+        timings.remove(install_id);
     }
 }

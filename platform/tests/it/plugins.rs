@@ -151,6 +151,17 @@ async fn the_healthcare_plugin_adds_a_checked_npi_field() {
         list["data"][0]["calls"].as_i64().unwrap() >= 4,
         "calls are counted"
     );
+    assert!(
+        list["data"][0]["p99Micros"]
+            .as_u64()
+            .is_some_and(|us| us > 0),
+        "{}",
+        list["data"][0]
+    );
+    let mut admin = Browser::new();
+    admin.sign_in(&app, "admin@clinic.test", PASSWORD).await;
+    let page = admin.get(&app, "/admin/plugins").await.body;
+    assert!(page.contains("(recent calls on this server)"), "{page}");
     // Upgrading (same bundle again) keeps the install and its grants.
     let again = send(&app, install(&w.admin, bundle("healthcare"), "")).await;
     assert_eq!(again.json()["id"], p["id"]);

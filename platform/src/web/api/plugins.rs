@@ -37,7 +37,14 @@ pub async fn list(actor: ApiActor, state: web::Data<AppState>) -> AppResult<Http
     let org = actor.org_id().to_string();
     let rows = db::run(&state.pool, move |c| plugins::list(c, &org)).await?;
     Ok(HttpResponse::Ok().json(ListEnvelope {
-        data: rows.iter().map(install_json).collect::<Vec<_>>(),
+        data: rows
+            .iter()
+            .map(|r| {
+                let mut v = install_json(r);
+                v["p99Micros"] = json!(state.plugins.p99_micros(&r.id));
+                v
+            })
+            .collect::<Vec<_>>(),
         next_cursor: None,
     }))
 }

@@ -26,6 +26,8 @@ pub struct PluginView {
     pub provides: String,
     pub enabled: bool,
     pub calls: i64,
+    /// "p99 31 µs" over this server's recent calls, or empty.
+    pub p99: String,
     pub failures: i64,
     pub last_error: String,
     pub disabled_reason: String,
@@ -78,6 +80,7 @@ impl From<&InstallRow> for PluginView {
                 .unwrap_or_default(),
             enabled: r.enabled,
             calls: r.calls,
+            p99: String::new(),
             failures: r.failures,
             last_error: r.last_error.clone().unwrap_or_default(),
             disabled_reason: r.disabled_reason.clone().unwrap_or_default(),
@@ -101,7 +104,20 @@ pub async fn list(
     let org = actor.org_id().to_string();
     let rows = db::run(&state.pool, move |c| plugins::list(c, &org)).await?;
     let page = PluginsPage {
-        plugins: rows.iter().map(PluginView::from).collect(),
+        plugins: rows
+            .iter()
+            .map(|r| {
+                let mut v = PluginView::from(r);
+                if let Some(us) = state.plugins.p99_micros(&r.id) {
+                    v.p99 = if us >= 1000 {
+                        format!("p99 {:.1} ms", us as f64 / 1000.0)
+                    } else {
+                        format!("p99 {us} µs")
+                    };
+                }
+                v
+            })
+            .collect(),
         api_version: rapport_plugin_sdk::API_VERSION,
     };
     render(&req, &actor, "Plugins", &page).await
