@@ -32,7 +32,7 @@ fn main() {
         compiles[2].as_secs_f64() * 1e3 / mb
     );
 
-    let compiled = runtime::compile(&b.wasm).unwrap();
+    let compiled = runtime::compile(&b.wasm, &runtime::HostContext::default()).unwrap();
     let mut fresh = Vec::new();
     for _ in 0..200 {
         let started = Instant::now();
@@ -46,19 +46,20 @@ fn main() {
     );
 
     let rt = runtime::Runtime::default();
+    let ctx = runtime::HostContext::default();
     let input = serde_json::to_vec(&rapport_plugin_sdk::ValidateRequest::new(
         "npi",
         "1234567893",
     ))
     .unwrap();
     for _ in 0..200 {
-        rt.call("bench", &b.wasm, "validate", &input).unwrap();
+        rt.call("bench", &b.wasm, &ctx, "validate", &input).unwrap();
     }
     let n = 20_000;
     let mut samples: Vec<Duration> = Vec::with_capacity(n);
     for _ in 0..n {
         let started = Instant::now();
-        let out = rt.call("bench", &b.wasm, "validate", &input).unwrap();
+        let out = rt.call("bench", &b.wasm, &ctx, "validate", &input).unwrap();
         samples.push(started.elapsed());
         assert!(!out.is_empty());
     }

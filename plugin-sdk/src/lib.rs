@@ -44,6 +44,16 @@ pub mod capabilities {
     pub const ALL: &[&str] = &[LOG, STORAGE, READ_RECORDS, HTTP];
 }
 
+/// Host functions a plugin may import (Extism namespace `extism:host/user`), each with the
+/// capability an admin must grant before it answers.
+pub mod host_functions {
+    /// `rapport_log(message)`: one line in the host's log, tagged with the plugin and
+    /// organization. Needs [`crate::capabilities::LOG`].
+    pub const LOG: &str = "rapport_log";
+    /// Every host function with the capability it needs.
+    pub const ALL: &[(&str, &str)] = &[(LOG, crate::capabilities::LOG)];
+}
+
 /// A custom field type a plugin adds (e.g. an NPI number).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -373,6 +383,19 @@ pub mod guest {
     /// The Extism plug-in development kit the hooks are built on.
     pub use extism_pdk as pdk;
     pub use extism_pdk::{plugin_fn, FnResult, Json};
+
+    #[extism_pdk::host_fn]
+    extern "ExtismHost" {
+        fn rapport_log(message: String);
+    }
+
+    /// Writes `message` to the host's log, tagged with your plugin id. Needs the `log`
+    /// capability in `plugin.toml` and granted by the admin; without the grant the host
+    /// refuses and the call fails.
+    pub fn log(message: &str) -> Result<(), extism_pdk::Error> {
+        // SAFETY: the host provides `rapport_log` taking one memory handle and returning nothing.
+        unsafe { rapport_log(message.to_string()) }
+    }
 }
 
 #[cfg(test)]

@@ -67,6 +67,14 @@ impl InstallRow {
     fn runtime_key(&self) -> String {
         format!("{}:{}", self.id, self.wasm_sha256)
     }
+
+    fn host_context(&self) -> runtime::HostContext {
+        runtime::HostContext {
+            plugin_id: self.plugin_id.clone(),
+            org_id: self.organization_id.clone(),
+            granted: self.granted_list(),
+        }
+    }
 }
 
 /// Host API versions this build runs: the same major and minor as its SDK.
@@ -154,7 +162,23 @@ pub fn check(bundle: &bundle::Bundle) -> Result<(), Vec<FieldError>> {
                 )),
             }
             for (module, name) in &facts.imports {
-                if !wasm::ALLOWED_IMPORT_MODULES.contains(&module.as_str()) {
+                if module == "extism:host/user" {
+                    // A host function: known, and its capability requested in the manifest.
+                    match rapport_plugin_sdk::host_functions::ALL
+                        .iter()
+                        .find(|(f, _)| f == name)
+                    {
+                        Some((_, cap)) if m.capabilities.iter().any(|c| c == cap) => {}
+                        Some((_, cap)) => errors.push(FieldError::new(
+                            "capabilities",
+                            format!("The module uses {name}, which needs the {cap} capability; request it in plugin.toml."),
+                        )),
+                        None => errors.push(FieldError::new(
+                            "wasm",
+                            format!("The module imports the host function {name}, which Rapport does not provide."),
+                        )),
+                    }
+                } else if !wasm::ALLOWED_IMPORT_MODULES.contains(&module.as_str()) {
                     errors.push(FieldError::new("wasm", format!("The module imports {module}::{name}, which plugins may not use (no WASI, no other host functions).")));
                 }
             }
@@ -402,6 +426,7 @@ impl ExternalTypes for PluginFieldTypes {
             .call(
                 &install.runtime_key(),
                 &install.wasm,
+                &install.host_context(),
                 hooks::VALIDATE,
                 &input,
             )
@@ -419,6 +444,10 @@ impl ExternalTypes for PluginFieldTypes {
         match outcome {
             Ok(ValidateResponse::Valid { normalized }) => Ok(normalized),
             Ok(ValidateResponse::Invalid { message }) => Err(message),
+            Err(runtime::PluginError::Denied(why)) => Err(format!(
+                "The {} plugin could not check this value: {why}; ask an admin to grant it.",
+                install.name
+            )),
             Err(e) => {
                 tracing::warn!(plugin = %install.plugin_id, error = %e, "plugin call failed");
                 Err(format!("The {} plugin could not check this value right now; try again or ask an admin.", install.name))
@@ -516,6 +545,7 @@ impl crate::domain::pipeline::service::MoveRules for PluginFieldTypes {
                 .call(
                     &install.runtime_key(),
                     &install.wasm,
+                    &install.host_context(),
                     hooks::OPPORTUNITY_BEFORE_MOVE,
                     &input,
                 )

@@ -29,9 +29,57 @@ pub enum PluginError {
     TooLarge,
     #[error("the plugin's answer is not what the hook promises: {0}")]
     Garbage(String),
+    #[error("{0}")]
+    Denied(String),
 }
 
-fn builder(wasm: &[u8]) -> extism::PluginBuilder<'static> {
+/// Who is calling, for host functions: they check grants and tag what they do.
+#[derive(Debug, Clone, Default)]
+pub struct HostContext {
+    pub plugin_id: String,
+    pub org_id: String,
+    pub granted: Vec<String>,
+}
+
+impl HostContext {
+    fn require(&self, capability: &str) -> Result<(), extism::Error> {
+        if self.granted.iter().any(|g| g == capability) {
+            Ok(())
+        } else {
+            Err(extism::Error::msg(format!(
+                "the {capability} {NOT_GRANTED}"
+            )))
+        }
+    }
+}
+
+/// How a host function's refusal reads; the runtime recognises it in the call's error.
+const NOT_GRANTED: &str = "capability is not granted to this plugin";
+
+/// Longest log line a plugin may write, in characters.
+const MAX_LOG_LINE: usize = 2000;
+
+fn host_log(
+    plugin: &mut extism::CurrentPlugin,
+    inputs: &[extism::Val],
+    _outputs: &mut [extism::Val],
+    ctx: extism::UserData<HostContext>,
+) -> Result<(), extism::Error> {
+    let ctx = ctx.get()?;
+    let ctx = ctx
+        .lock()
+        .map_err(|_| extism::Error::msg("host context poisoned"))?;
+    ctx.require(rapport_plugin_sdk::capabilities::LOG)?;
+    let Some(handle) = inputs.first() else {
+        return Err(extism::Error::msg("rapport_log takes a message"));
+    };
+    let message: String = plugin.memory_get_val(handle)?;
+    let message: String = message.chars().take(MAX_LOG_LINE).collect();
+    tracing::info!(plugin = %ctx.plugin_id, org = %ctx.org_id, "plugin says: {message}");
+    Ok(())
+}
+
+fn builder(wasm: &[u8], ctx: &HostContext) -> extism::PluginBuilder<'static> {
     let manifest = extism::Manifest::new([extism::Wasm::data(wasm.to_vec())])
         .with_memory_max(MEMORY_PAGES)
         .with_timeout(WALL_CLOCK);
@@ -39,11 +87,18 @@ fn builder(wasm: &[u8]) -> extism::PluginBuilder<'static> {
         .with_wasi(false)
         .with_fuel_limit(FUEL_PER_CALL)
         .with_cache_disabled()
+        .with_function(
+            rapport_plugin_sdk::host_functions::LOG,
+            [extism::PTR],
+            [],
+            extism::UserData::new(ctx.clone()),
+            host_log,
+        )
 }
 
 /// Compiles the module (the slow part: ~1 s per MB of wasm).
-pub fn compile(wasm: &[u8]) -> Result<extism::CompiledPlugin, PluginError> {
-    extism::CompiledPlugin::new(builder(wasm)).map_err(|e| PluginError::Load(e.to_string()))
+pub fn compile(wasm: &[u8], ctx: &HostContext) -> Result<extism::CompiledPlugin, PluginError> {
+    extism::CompiledPlugin::new(builder(wasm, ctx)).map_err(|e| PluginError::Load(e.to_string()))
 }
 
 /// A fresh instance of a compiled module (well under a millisecond).
@@ -53,7 +108,7 @@ pub fn instantiate(compiled: &extism::CompiledPlugin) -> Result<extism::Plugin, 
 
 /// Compiles and instantiates in one go (install-time checks, benchmarks).
 pub fn build(wasm: &[u8]) -> Result<extism::Plugin, PluginError> {
-    instantiate(&compile(wasm)?)
+    instantiate(&compile(wasm, &HostContext::default())?)
 }
 
 #[derive(Default)]
@@ -87,11 +142,12 @@ impl Runtime {
         &self,
         key: &str,
         wasm: &[u8],
+        ctx: &HostContext,
         hook: &str,
         input: &[u8],
     ) -> Result<Vec<u8>, PluginError> {
         let started = std::time::Instant::now();
-        let result = self.call_in_slot(key, wasm, hook, input);
+        let result = self.call_in_slot(key, wasm, ctx, hook, input);
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let install_id = key.split(':').next().unwrap_or(key).to_string();
         let mut timings = self.timings.lock().unwrap_or_else(|p| p.into_inner());
@@ -116,13 +172,14 @@ impl Runtime {
         &self,
         key: &str,
         wasm: &[u8],
+        ctx: &HostContext,
         hook: &str,
         input: &[u8],
     ) -> Result<Vec<u8>, PluginError> {
         let slot = self.slot(key);
         let mut warm = slot.lock().unwrap_or_else(|p| p.into_inner());
         if warm.compiled.is_none() {
-            warm.compiled = Some(compile(wasm)?);
+            warm.compiled = Some(compile(wasm, ctx)?);
         }
         if warm.instance.is_none() {
             let Some(compiled) = warm.compiled.as_ref() else {
@@ -143,7 +200,18 @@ impl Runtime {
             Err(e) => {
                 // why: after a trap, fuel exhaustion or timeout the instance's memory is suspect.
                 warm.instance = None;
-                Err(PluginError::Call(e.to_string()))
+                let text = format!("{e:#}");
+                match text.find(NOT_GRANTED) {
+                    Some(at) => {
+                        // "the <capability> capability is not granted…", as the host wrote it.
+                        let start = text[..at].rfind("the ").unwrap_or(at);
+                        Err(PluginError::Denied(format!(
+                            "{}{NOT_GRANTED}",
+                            &text[start..at]
+                        )))
+                    }
+                    None => Err(PluginError::Call(text)),
+                }
             }
         }
     }

@@ -623,3 +623,62 @@ async fn plugins_offer_pipeline_templates() {
     let page = b.get(&app, "/admin/pipelines").await.body;
     assert!(!page.contains("Listings (Real estate plugin)"));
 }
+
+/// Host functions answer only with the admin's grant: the same plugin logging is refused
+/// in an organization that did not grant `log` and works in one that did; a module that
+/// uses a host function its manifest does not ask for is refused at install.
+#[actix_web::test]
+async fn host_functions_need_their_capability_granted() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let other = w.t.org("Granting");
+    let oa = w.t.user(&other, "admin@granting.test", "admin");
+    let granting = w.t.token(&other, &oa);
+    for (token, query) in [(&w.admin, ""), (&granting, "?grant=log")] {
+        let r = send(&app, install(token, bundle("misbehave"), query)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let f = send(
+            &app,
+            api(Method::POST, "/api/custom-fields", token).set_json(
+                json!({"key": "chaos", "label": "Chaos", "type": "plugin:com.rapport.misbehave/chaos"}),
+            ),
+        )
+        .await;
+        assert_eq!(f.status, StatusCode::CREATED, "{}", f.body);
+    }
+    let write = |token: &str| {
+        api(Method::POST, "/api/clients", token)
+            .set_json(json!({"lastName": "Logger", "customFields": {"chaos": "log"}}))
+    };
+    let denied = send(&app, write(&w.admin)).await;
+    assert_eq!(
+        denied.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        denied.body
+    );
+    assert!(
+        denied.body.contains("log capability is not granted"),
+        "{}",
+        denied.body
+    );
+    let allowed = send(&app, write(&granting)).await;
+    assert_eq!(allowed.status, StatusCode::CREATED, "{}", allowed.body);
+    assert_eq!(allowed.json()["customFields"]["chaos"], "logged");
+
+    let b = rapport::plugins::bundle::unpack(&bundle("misbehave")).unwrap();
+    let no_log = b
+        .manifest_toml
+        .replace("capabilities = [\"log\"]", "capabilities = []");
+    let r = send(
+        &app,
+        install(
+            &w.admin,
+            rapport::plugins::bundle::pack(&no_log, &b.wasm),
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("needs the log capability"), "{}", r.body);
+}

@@ -30,6 +30,13 @@ mod hooks {
             }
             "trap" => core::arch::wasm32::unreachable(),
             "garbage" => Ok("this is not JSON {".to_string()),
+            // Uses a host function that needs a capability the admin may not have granted.
+            "log" => {
+                rapport_plugin_sdk::guest::log("chaos asked to log")?;
+                Ok(serde_json::to_string(&ValidateResponse::Valid {
+                    normalized: "logged".to_string(),
+                })?)
+            }
             other => Ok(serde_json::to_string(&ValidateResponse::Valid {
                 normalized: other.to_string(),
             })?),
