@@ -28,6 +28,11 @@ pub mod hooks {
     pub const FORMAT: &str = "format";
     /// May refuse a deal's stage change ([`crate::MoveRequest`] → [`crate::MoveDecision`]).
     pub const OPPORTUNITY_BEFORE_MOVE: &str = "opportunity_before_move";
+    /// A deal moved to another stage; called after the change is saved, with the
+    /// [`crate::MoveRequest`] of the move (the deal as saved). The answer is ignored.
+    pub const OPPORTUNITY_AFTER_MOVE: &str = "opportunity_after_move";
+    /// A deal was won (moved to a won stage); like [`OPPORTUNITY_AFTER_MOVE`].
+    pub const OPPORTUNITY_AFTER_WON: &str = "opportunity_after_won";
 }
 
 /// Capabilities a manifest may request; an admin grants each explicitly.
@@ -370,6 +375,28 @@ macro_rules! before_move_hook {
                 Err(_) => return 1,
             };
             match pdk::output(pdk::Json($f(&req))) {
+                Ok(()) => 0,
+                Err(_) => 1,
+            }
+        }
+    };
+}
+
+/// Exports `$f(&MoveRequest)` as an event hook named `$hook` (`opportunity_after_move` or
+/// `opportunity_after_won`); `$f` returns `Result<(), E>`, an `Err` counts as a failed call.
+/// The hook runs after the move is saved; it cannot undo it.
+#[macro_export]
+macro_rules! move_event_hook {
+    ($hook:ident, $f:path) => {
+        /// An event hook the host calls after a deal moved.
+        #[no_mangle]
+        pub extern "C" fn $hook() -> i32 {
+            use $crate::guest::pdk;
+            let req: $crate::MoveRequest = match pdk::input::<pdk::Json<$crate::MoveRequest>>() {
+                Ok(pdk::Json(r)) => r,
+                Err(_) => return 1,
+            };
+            match $f(&req) {
                 Ok(()) => 0,
                 Err(_) => 1,
             }

@@ -138,6 +138,8 @@ pub fn check(bundle: &bundle::Bundle) -> Result<(), Vec<FieldError>> {
             hooks::VALIDATE,
             hooks::FORMAT,
             hooks::OPPORTUNITY_BEFORE_MOVE,
+            hooks::OPPORTUNITY_AFTER_MOVE,
+            hooks::OPPORTUNITY_AFTER_WON,
         ]
         .contains(&h.as_str())
         {
@@ -389,6 +391,8 @@ pub struct PluginFieldTypes {
     runtime: Runtime,
     installs: Vec<InstallRow>,
     records: Arc<Mutex<Vec<CallRecord>>>,
+    /// Event hooks to call once the write commits: (hook, JSON input).
+    events: Mutex<Vec<(&'static str, Vec<u8>)>>,
 }
 
 impl PluginFieldTypes {
@@ -400,7 +404,47 @@ impl PluginFieldTypes {
                 .filter(|r| r.enabled)
                 .collect(),
             records: Arc::default(),
+            events: Mutex::default(),
         })
+    }
+
+    fn has_hook(install: &InstallRow, hook: &str) -> bool {
+        install
+            .manifest()
+            .is_some_and(|m| m.hooks.iter().any(|h| h == hook))
+    }
+
+    fn record(&self, install: &InstallRow, outcome: &Result<Vec<u8>, runtime::PluginError>) {
+        if let Ok(mut r) = self.records.lock() {
+            r.push(CallRecord {
+                install_id: install.id.clone(),
+                error: outcome.as_ref().err().map(ToString::to_string),
+            });
+        }
+    }
+
+    /// Calls the queued event hooks; only for writes that committed. A failing hook is
+    /// logged and counted; it cannot undo the write.
+    pub fn deliver(&self) {
+        let events = match self.events.lock() {
+            Ok(mut e) => std::mem::take(&mut *e),
+            Err(_) => return,
+        };
+        for (hook, input) in events {
+            for install in self.installs.iter().filter(|i| Self::has_hook(i, hook)) {
+                let outcome = self.runtime.call(
+                    &install.runtime_key(),
+                    &install.wasm,
+                    &install.host_context(),
+                    hook,
+                    &input,
+                );
+                if let Err(e) = &outcome {
+                    tracing::warn!(plugin = %install.plugin_id, hook, error = %e, "event hook failed");
+                }
+                self.record(install, &outcome);
+            }
+        }
     }
 
     pub fn records(&self) -> Vec<CallRecord> {
@@ -519,20 +563,8 @@ impl crate::domain::pipeline::service::MoveRules for PluginFieldTypes {
         from: &crate::domain::pipeline::StageRow,
         to: &crate::domain::pipeline::StageRow,
     ) -> Result<(), String> {
-        use rapport_plugin_sdk::{DealSnapshot, MoveDecision, MoveRequest, StageRef};
-        let mut snapshot = DealSnapshot::new(
-            &deal.id,
-            &deal.name,
-            crate::domain::money::format_cents(deal.value_cents),
-            &deal.currency,
-        );
-        snapshot.custom_fields = serde_json::from_str(&deal.custom_fields).unwrap_or_default();
-        let req = MoveRequest::new(
-            snapshot,
-            StageRef::new(&from.id, &from.name, &from.kind, from.probability),
-            StageRef::new(&to.id, &to.name, &to.kind, to.probability),
-        );
-        let input = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
+        use rapport_plugin_sdk::MoveDecision;
+        let input = move_input(deal, from, to)?;
         for install in &self.installs {
             let has_hook = install
                 .manifest()
@@ -571,6 +603,45 @@ impl crate::domain::pipeline::service::MoveRules for PluginFieldTypes {
         }
         Ok(())
     }
+
+    fn moved(
+        &self,
+        deal: &crate::domain::pipeline::OpportunityRow,
+        from: &crate::domain::pipeline::StageRow,
+        to: &crate::domain::pipeline::StageRow,
+    ) {
+        let Ok(input) = move_input(deal, from, to) else {
+            return;
+        };
+        if let Ok(mut events) = self.events.lock() {
+            events.push((hooks::OPPORTUNITY_AFTER_MOVE, input.clone()));
+            if to.kind == "won" {
+                events.push((hooks::OPPORTUNITY_AFTER_WON, input));
+            }
+        }
+    }
+}
+
+/// The JSON a move's hooks get.
+fn move_input(
+    deal: &crate::domain::pipeline::OpportunityRow,
+    from: &crate::domain::pipeline::StageRow,
+    to: &crate::domain::pipeline::StageRow,
+) -> Result<Vec<u8>, String> {
+    use rapport_plugin_sdk::{DealSnapshot, MoveRequest, StageRef};
+    let mut snapshot = DealSnapshot::new(
+        &deal.id,
+        &deal.name,
+        crate::domain::money::format_cents(deal.value_cents),
+        &deal.currency,
+    );
+    snapshot.custom_fields = serde_json::from_str(&deal.custom_fields).unwrap_or_default();
+    let req = MoveRequest::new(
+        snapshot,
+        StageRef::new(&from.id, &from.name, &from.kind, from.probability),
+        StageRef::new(&to.id, &to.name, &to.kind, to.probability),
+    );
+    serde_json::to_vec(&req).map_err(|e| e.to_string())
 }
 
 /// A pipeline template offered by one of the organization's enabled plugins.

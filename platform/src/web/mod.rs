@@ -144,6 +144,9 @@ where
     db::run(&state.pool, move |c| {
         let ext = crate::plugins::PluginFieldTypes::load(c, &runtime, &org_id)?;
         let out = f(c, &ext);
+        if out.is_ok() {
+            ext.deliver();
+        }
         crate::plugins::settle(c, &org_id, &ext.records())?;
         out
     })

@@ -397,7 +397,7 @@ async fn bundles_are_checked_before_anything_runs() {
 async fn a_stage_rule_plugin_can_refuse_a_move() {
     let w = world().await;
     let app = w.t.service().await;
-    let r = send(&app, install(&w.admin, bundle("real-estate"), "")).await;
+    let r = send(&app, install(&w.admin, bundle("real-estate"), "?grant=log")).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let install_id = r.json()["id"].as_str().unwrap().to_string();
     let p = send(&app, api(Method::GET, "/api/pipelines", &w.manager))
@@ -492,6 +492,16 @@ async fn a_stage_rule_plugin_can_refuse_a_move() {
     };
     let r = send(&app, edit(json!({"stage": stage("Won")}))).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let health = || async {
+        let p = send(&app, api(Method::GET, "/api/plugins", &w.admin))
+            .await
+            .json();
+        (
+            p["data"][0]["calls"].as_i64().unwrap(),
+            p["data"][0]["failures"].as_i64().unwrap(),
+        )
+    };
+    let (calls, _) = health().await;
     let r = send(
         &app,
         edit(json!({"stage": stage("Won"), "value": "350000"})),
@@ -499,6 +509,10 @@ async fn a_stage_rule_plugin_can_refuse_a_move() {
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.json()["status"], "won");
+    // The rule, then the sale event (which logs with the granted capability).
+    let (after, failures) = health().await;
+    assert_eq!(after - calls, 2, "before_move and after_won were called");
+    assert_eq!(failures, 0);
 
     // Disabled, the rule no longer runs.
     let second = send(
@@ -599,9 +613,51 @@ async fn plugins_offer_pipeline_templates() {
     assert!(page.contains("Under contract"));
     let plugins = b.get(&app, "/admin/plugins").await.body;
     assert!(
-        plugins.contains("Listings pipeline template, stage rules for deals"),
+        plugins.contains("Listings pipeline template, stage rules for deals, reacts to deal moves"),
         "{plugins}"
     );
+
+    // A sale in the new pipeline: the event hook's log is not granted here, so the hook
+    // fails — and the sale stands.
+    let client = send(
+        &app,
+        api(Method::POST, "/api/clients", &w.admin)
+            .set_json(json!({"type": "individual", "firstName": "Bo", "lastName": "Buyer"})),
+    )
+    .await
+    .json();
+    let deal = send(
+        &app,
+        api(Method::POST, "/api/opportunities", &w.admin).set_json(json!({
+            "name": "9 Pine Road", "clientId": client["id"], "value": "420000",
+            "pipeline": p["id"], "stage": p["stages"][1]["id"]
+        })),
+    )
+    .await;
+    assert_eq!(deal.status, StatusCode::CREATED, "{}", deal.body);
+    let sold = send(
+        &app,
+        api(
+            Method::POST,
+            &format!(
+                "/api/opportunities/{}/move",
+                deal.json()["id"].as_str().unwrap()
+            ),
+            &w.admin,
+        )
+        .set_json(json!({"stage": p["stages"][4]["id"]})),
+    )
+    .await;
+    assert_eq!(sold.status, StatusCode::OK, "{}", sold.body);
+    assert_eq!(sold.json()["status"], "won");
+    let health = send(&app, api(Method::GET, "/api/plugins", &w.admin))
+        .await
+        .json();
+    assert_eq!(health["data"][0]["failures"], 1, "{}", health["data"][0]);
+    assert!(health["data"][0]["lastError"]
+        .as_str()
+        .unwrap()
+        .contains("log capability is not granted"));
 
     // A disabled plugin offers nothing.
     send(

@@ -441,6 +441,10 @@ pub fn add_loss_reason(
 pub trait MoveRules {
     /// `Err(message)` refuses the move with that message.
     fn check(&self, deal: &OpportunityRow, from: &StageRow, to: &StageRow) -> Result<(), String>;
+
+    /// The deal (as saved) moved; called inside the write's transaction, so implementations
+    /// queue and act only once the write has committed.
+    fn moved(&self, _deal: &OpportunityRow, _from: &StageRow, _to: &StageRow) {}
 }
 
 /// No rules: for admin-driven moves (retiring a stage) and the CLI.
@@ -1096,6 +1100,7 @@ pub fn update(
                 &row,
                 Some((&current.stage_id, current.probability)),
             )?;
+            announce(c, w.rules, &current.stage_id, &row, &applied.stage)?;
         }
         custom_fields::store::write_values(c, &w.ctx.org_id, &row.id, &applied.custom_index)?;
         audit::record(
@@ -1191,6 +1196,20 @@ fn consult(
     })
 }
 
+/// Tells the rules a move happened (plugins' `opportunity_after_move`/`_after_won`).
+fn announce(
+    conn: &mut DbConn,
+    rules: &dyn MoveRules,
+    from_id: &str,
+    deal: &OpportunityRow,
+    to: &StageRow,
+) -> AppResult<()> {
+    if let Some(from) = store::find_stage(conn, &deal.organization_id, from_id)? {
+        rules.moved(deal, &from, to);
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn move_to(
     conn: &mut DbConn,
@@ -1213,7 +1232,11 @@ pub fn move_to(
             return Err(stale());
         }
         consult(c, rules, &current, &target)?;
-        apply_move(c, ctx, &current, &target, loss_reason, expected)
+        let row = apply_move(c, ctx, &current, &target, loss_reason, expected)?;
+        if row.stage_id != current.stage_id {
+            announce(c, rules, &current.stage_id, &row, &target)?;
+        }
+        Ok(row)
     })
 }
 

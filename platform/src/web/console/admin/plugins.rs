@@ -75,6 +75,12 @@ impl From<&InstallRow> for PluginView {
                     {
                         out.push("stage rules for deals".into());
                     }
+                    if m.hooks.iter().any(|h| {
+                        h == rapport_plugin_sdk::hooks::OPPORTUNITY_AFTER_MOVE
+                            || h == rapport_plugin_sdk::hooks::OPPORTUNITY_AFTER_WON
+                    }) {
+                        out.push("reacts to deal moves".into());
+                    }
                     out.join(", ")
                 })
                 .unwrap_or_default(),
