@@ -33,6 +33,9 @@ pub mod hooks {
     pub const OPPORTUNITY_AFTER_MOVE: &str = "opportunity_after_move";
     /// A deal was won (moved to a won stage); like [`OPPORTUNITY_AFTER_MOVE`].
     pub const OPPORTUNITY_AFTER_WON: &str = "opportunity_after_won";
+    /// A client was created; called after it is saved, with a [`crate::ClientSnapshot`].
+    /// The answer is ignored.
+    pub const CLIENT_AFTER_CREATE: &str = "client_after_create";
 }
 
 /// Capabilities a manifest may request; an admin grants each explicitly.
@@ -233,6 +236,38 @@ pub struct DealSnapshot {
     pub custom_fields: serde_json::Map<String, serde_json::Value>,
 }
 
+/// A client as event hooks see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ClientSnapshot {
+    /// The client id.
+    pub id: String,
+    /// `individual` or `company`.
+    pub kind: String,
+    /// The name people see.
+    pub display_name: String,
+    /// Primary e-mail, if any.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Its custom field values by key.
+    #[serde(default)]
+    pub custom_fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ClientSnapshot {
+    /// A snapshot of a client.
+    pub fn new(id: &str, kind: &str, display_name: &str, email: Option<&str>) -> Self {
+        Self {
+            id: id.into(),
+            kind: kind.into(),
+            display_name: display_name.into(),
+            email: email.map(Into::into),
+            custom_fields: serde_json::Map::new(),
+        }
+    }
+}
+
 /// Input of `opportunity_before_move`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -397,6 +432,28 @@ macro_rules! move_event_hook {
                 Err(_) => return 1,
             };
             match $f(&req) {
+                Ok(()) => 0,
+                Err(_) => 1,
+            }
+        }
+    };
+}
+
+/// Exports `$f(&ClientSnapshot)` as an event hook named `$hook` (`client_after_create`);
+/// `$f` returns `Result<(), E>`, an `Err` counts as a failed call.
+#[macro_export]
+macro_rules! client_event_hook {
+    ($hook:ident, $f:path) => {
+        /// An event hook the host calls after a client changed.
+        #[no_mangle]
+        pub extern "C" fn $hook() -> i32 {
+            use $crate::guest::pdk;
+            let client: $crate::ClientSnapshot =
+                match pdk::input::<pdk::Json<$crate::ClientSnapshot>>() {
+                    Ok(pdk::Json(c)) => c,
+                    Err(_) => return 1,
+                };
+            match $f(&client) {
                 Ok(()) => 0,
                 Err(_) => 1,
             }

@@ -140,6 +140,7 @@ pub fn check(bundle: &bundle::Bundle) -> Result<(), Vec<FieldError>> {
             hooks::OPPORTUNITY_BEFORE_MOVE,
             hooks::OPPORTUNITY_AFTER_MOVE,
             hooks::OPPORTUNITY_AFTER_WON,
+            hooks::CLIENT_AFTER_CREATE,
         ]
         .contains(&h.as_str())
         {
@@ -453,6 +454,29 @@ impl PluginFieldTypes {
 }
 
 impl ExternalTypes for PluginFieldTypes {
+    fn client_created(&self, client: &crate::domain::clients::ClientRow) {
+        if !self
+            .installs
+            .iter()
+            .any(|i| Self::has_hook(i, hooks::CLIENT_AFTER_CREATE))
+        {
+            return;
+        }
+        let mut snapshot = rapport_plugin_sdk::ClientSnapshot::new(
+            &client.id,
+            &client.kind,
+            &client.display_name,
+            client.email.as_deref(),
+        );
+        snapshot.custom_fields = serde_json::from_str(&client.custom_fields).unwrap_or_default();
+        let Ok(input) = serde_json::to_vec(&snapshot) else {
+            return;
+        };
+        if let Ok(mut events) = self.events.lock() {
+            events.push((hooks::CLIENT_AFTER_CREATE, input));
+        }
+    }
+
     fn validate(&self, field_type: &str, value: &str) -> Result<String, String> {
         let Some((plugin_id, key)) = field_type
             .strip_prefix("plugin:")
@@ -610,6 +634,10 @@ impl crate::domain::pipeline::service::MoveRules for PluginFieldTypes {
         from: &crate::domain::pipeline::StageRow,
         to: &crate::domain::pipeline::StageRow,
     ) {
+        let wanted = |hook| self.installs.iter().any(|i| Self::has_hook(i, hook));
+        if !wanted(hooks::OPPORTUNITY_AFTER_MOVE) && !wanted(hooks::OPPORTUNITY_AFTER_WON) {
+            return;
+        }
         let Ok(input) = move_input(deal, from, to) else {
             return;
         };

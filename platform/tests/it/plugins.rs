@@ -722,6 +722,52 @@ async fn host_functions_need_their_capability_granted() {
     assert_eq!(allowed.status, StatusCode::CREATED, "{}", allowed.body);
     assert_eq!(allowed.json()["customFields"]["chaos"], "logged");
 
+    // Event hooks run after the client is saved: one that traps is counted, the client stays.
+    let health = || async {
+        let p = send(&app, api(Method::GET, "/api/plugins", &w.admin))
+            .await
+            .json();
+        p["data"][0].clone()
+    };
+    let before = health().await;
+    let boom = send(
+        &app,
+        api(Method::POST, "/api/clients", &w.admin).set_json(json!({"lastName": "Explode"})),
+    )
+    .await;
+    assert_eq!(boom.status, StatusCode::CREATED, "{}", boom.body);
+    let id = boom.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        send(
+            &app,
+            api(Method::GET, &format!("/api/clients/{id}"), &w.admin)
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    let after = health().await;
+    assert_eq!(
+        after["calls"].as_i64(),
+        before["calls"].as_i64().map(|n| n + 1)
+    );
+    assert_eq!(
+        after["failures"].as_i64(),
+        before["failures"].as_i64().map(|n| n + 1)
+    );
+    let calm = send(
+        &app,
+        api(Method::POST, "/api/clients", &w.admin).set_json(json!({"lastName": "Calm"})),
+    )
+    .await;
+    assert_eq!(calm.status, StatusCode::CREATED);
+    let last = health().await;
+    assert_eq!(
+        last["calls"].as_i64(),
+        after["calls"].as_i64().map(|n| n + 1)
+    );
+    assert_eq!(last["failures"], after["failures"]);
+
     let b = rapport::plugins::bundle::unpack(&bundle("misbehave")).unwrap();
     let no_log = b
         .manifest_toml

@@ -7,6 +7,16 @@ mod hooks {
 
     rapport_plugin_sdk::export_api_version!();
 
+    /// Traps for clients whose name contains "Explode": an event hook that fails.
+    fn on_client(client: &rapport_plugin_sdk::ClientSnapshot) -> Result<(), ()> {
+        if client.display_name.contains("Explode") {
+            core::arch::wasm32::unreachable()
+        }
+        Ok(())
+    }
+
+    rapport_plugin_sdk::client_event_hook!(client_after_create, on_client);
+
     #[plugin_fn]
     pub fn validate(Json(req): Json<ValidateRequest>) -> FnResult<String> {
         match req.value.as_str() {

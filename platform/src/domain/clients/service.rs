@@ -525,6 +525,7 @@ pub fn create(
         );
         changes["displayName"] = json!(row.display_name);
         audit::record(c, w.ctx, "client.create", "client", Some(&row.id), changes)?;
+        w.external.client_created(&row);
         Ok(row)
     })
 }

@@ -18,6 +18,10 @@ pub use model::*;
 pub trait ExternalTypes {
     /// The normalised value, or the message to show next to the field.
     fn validate(&self, field_type: &str, value: &str) -> Result<String, String>;
+
+    /// A client was created; called inside the write's transaction, so implementations
+    /// queue and act once it commits.
+    fn client_created(&self, _client: &crate::domain::clients::ClientRow) {}
 }
 
 /// For writes where no plugin may run (bulk loads, the CLI).

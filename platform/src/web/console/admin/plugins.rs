@@ -81,6 +81,12 @@ impl From<&InstallRow> for PluginView {
                     }) {
                         out.push("reacts to deal moves".into());
                     }
+                    if m.hooks
+                        .iter()
+                        .any(|h| h == rapport_plugin_sdk::hooks::CLIENT_AFTER_CREATE)
+                    {
+                        out.push("reacts to new clients".into());
+                    }
                     out.join(", ")
                 })
                 .unwrap_or_default(),
