@@ -415,7 +415,7 @@ impl PluginFieldTypes {
             .is_some_and(|m| m.hooks.iter().any(|h| h == hook))
     }
 
-    fn record(&self, install: &InstallRow, outcome: &Result<Vec<u8>, runtime::PluginError>) {
+    fn record<T>(&self, install: &InstallRow, outcome: &Result<T, runtime::PluginError>) {
         if let Ok(mut r) = self.records.lock() {
             r.push(CallRecord {
                 install_id: install.id.clone(),
@@ -502,13 +502,7 @@ impl ExternalTypes for PluginFieldTypes {
                 serde_json::from_slice::<ValidateResponse>(&out)
                     .map_err(|e| runtime::PluginError::Garbage(e.to_string()))
             });
-        let record = CallRecord {
-            install_id: install.id.clone(),
-            error: outcome.as_ref().err().map(ToString::to_string),
-        };
-        if let Ok(mut r) = self.records.lock() {
-            r.push(record);
-        }
+        self.record(install, &outcome);
         match outcome {
             Ok(ValidateResponse::Valid { normalized }) => Ok(normalized),
             Ok(ValidateResponse::Invalid { message }) => Err(message),
@@ -589,13 +583,11 @@ impl crate::domain::pipeline::service::MoveRules for PluginFieldTypes {
     ) -> Result<(), String> {
         use rapport_plugin_sdk::MoveDecision;
         let input = move_input(deal, from, to)?;
-        for install in &self.installs {
-            let has_hook = install
-                .manifest()
-                .is_some_and(|m| m.hooks.iter().any(|h| h == hooks::OPPORTUNITY_BEFORE_MOVE));
-            if !has_hook {
-                continue;
-            }
+        for install in self
+            .installs
+            .iter()
+            .filter(|i| Self::has_hook(i, hooks::OPPORTUNITY_BEFORE_MOVE))
+        {
             let outcome = self
                 .runtime
                 .call(
@@ -609,12 +601,7 @@ impl crate::domain::pipeline::service::MoveRules for PluginFieldTypes {
                     serde_json::from_slice::<MoveDecision>(&out)
                         .map_err(|e| runtime::PluginError::Garbage(e.to_string()))
                 });
-            if let Ok(mut r) = self.records.lock() {
-                r.push(CallRecord {
-                    install_id: install.id.clone(),
-                    error: outcome.as_ref().err().map(ToString::to_string),
-                });
-            }
+            self.record(install, &outcome);
             match outcome {
                 Ok(MoveDecision::Refuse { message }) => {
                     return Err(format!("{} ({} plugin)", message, install.name))
