@@ -391,6 +391,9 @@ pub struct CallRecord {
 pub struct PluginFieldTypes {
     runtime: Runtime,
     installs: Vec<InstallRow>,
+    /// Hooks each install exports, by install id: manifests are parsed once per write,
+    /// not once per hook lookup.
+    hooks: std::collections::HashMap<String, Vec<String>>,
     records: Arc<Mutex<Vec<CallRecord>>>,
     /// Event hooks to call once the write commits: (hook, JSON input).
     events: Mutex<Vec<(&'static str, Vec<u8>)>>,
@@ -398,21 +401,32 @@ pub struct PluginFieldTypes {
 
 impl PluginFieldTypes {
     pub fn load(conn: &mut DbConn, runtime: &Runtime, org_id: &str) -> AppResult<Self> {
+        let installs: Vec<InstallRow> = list(conn, org_id)?
+            .into_iter()
+            .filter(|r| r.enabled)
+            .collect();
+        let hooks = installs
+            .iter()
+            .map(|i| {
+                (
+                    i.id.clone(),
+                    i.manifest().map(|m| m.hooks).unwrap_or_default(),
+                )
+            })
+            .collect();
         Ok(Self {
             runtime: runtime.clone(),
-            installs: list(conn, org_id)?
-                .into_iter()
-                .filter(|r| r.enabled)
-                .collect(),
+            installs,
+            hooks,
             records: Arc::default(),
             events: Mutex::default(),
         })
     }
 
-    fn has_hook(install: &InstallRow, hook: &str) -> bool {
-        install
-            .manifest()
-            .is_some_and(|m| m.hooks.iter().any(|h| h == hook))
+    fn has_hook(&self, install: &InstallRow, hook: &str) -> bool {
+        self.hooks
+            .get(&install.id)
+            .is_some_and(|hooks| hooks.iter().any(|h| h == hook))
     }
 
     fn record<T>(&self, install: &InstallRow, outcome: &Result<T, runtime::PluginError>) {
@@ -432,7 +446,7 @@ impl PluginFieldTypes {
             Err(_) => return,
         };
         for (hook, input) in events {
-            for install in self.installs.iter().filter(|i| Self::has_hook(i, hook)) {
+            for install in self.installs.iter().filter(|i| self.has_hook(i, hook)) {
                 let outcome = self.runtime.call(
                     &install.runtime_key(),
                     &install.wasm,
@@ -458,7 +472,7 @@ impl ExternalTypes for PluginFieldTypes {
         if !self
             .installs
             .iter()
-            .any(|i| Self::has_hook(i, hooks::CLIENT_AFTER_CREATE))
+            .any(|i| self.has_hook(i, hooks::CLIENT_AFTER_CREATE))
         {
             return;
         }
@@ -586,7 +600,7 @@ impl crate::domain::pipeline::service::MoveRules for PluginFieldTypes {
         for install in self
             .installs
             .iter()
-            .filter(|i| Self::has_hook(i, hooks::OPPORTUNITY_BEFORE_MOVE))
+            .filter(|i| self.has_hook(i, hooks::OPPORTUNITY_BEFORE_MOVE))
         {
             let outcome = self
                 .runtime
@@ -621,7 +635,7 @@ impl crate::domain::pipeline::service::MoveRules for PluginFieldTypes {
         from: &crate::domain::pipeline::StageRow,
         to: &crate::domain::pipeline::StageRow,
     ) {
-        let wanted = |hook| self.installs.iter().any(|i| Self::has_hook(i, hook));
+        let wanted = |hook| self.installs.iter().any(|i| self.has_hook(i, hook));
         if !wanted(hooks::OPPORTUNITY_AFTER_MOVE) && !wanted(hooks::OPPORTUNITY_AFTER_WON) {
             return;
         }
