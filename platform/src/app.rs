@@ -25,11 +25,15 @@ impl AppState {
         let authz = Authorizer::new(pool.clone())
             .await
             .map_err(|e| anyhow::anyhow!("cannot load the access policy: {e}"))?;
+        let plugins = crate::plugins::runtime::Runtime::new(
+            pool.clone(),
+            Some(&config.data_dir.join("plugin-cache")),
+        );
         Ok(web::Data::new(Self {
             pool,
             authz,
             config,
-            plugins: Default::default(),
+            plugins,
         }))
     }
 }

@@ -102,6 +102,21 @@ enum PluginCommand {
         /// Use this already-built module instead of building.
         #[arg(long)]
         wasm: Option<std::path::PathBuf>,
+        /// Sign the bundle with this key file (from `rapport plugin keygen`).
+        #[arg(long)]
+        sign: Option<std::path::PathBuf>,
+    },
+    /// Make an ed25519 signing key for bundles: writes the key file, prints the public key
+    /// that organizations add to their trusted vendor keys.
+    Keygen {
+        /// Where to write the key file (kept secret; refused if it exists).
+        out: std::path::PathBuf,
+    },
+    /// Sign an existing bundle in place.
+    Sign {
+        bundle: std::path::PathBuf,
+        #[arg(long)]
+        key: std::path::PathBuf,
     },
     /// Install (or upgrade) a bundle in an organization.
     Install {
@@ -349,11 +364,44 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Plugin {
-            command: PluginCommand::Pack { dir, wasm },
+            command: PluginCommand::Pack { dir, wasm, sign },
         } => {
-            let path = rapport::plugins::bundle::pack_dir(&dir, wasm.as_deref())
+            let path = rapport::plugins::bundle::pack_dir(&dir, wasm.as_deref(), sign.as_deref())
                 .map_err(|e| anyhow::anyhow!(e))?;
             println!("{}", path.display());
+            Ok(())
+        }
+        Command::Plugin {
+            command: PluginCommand::Keygen { out },
+        } => {
+            use rapport::plugins::signature;
+            let (secret, public) = signature::generate();
+            let mut file = std::fs::OpenOptions::new();
+            file.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+            let mut file = file
+                .open(&out)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
+            std::io::Write::write_all(
+                &mut file,
+                signature::key_file_text(&secret, &public).as_bytes(),
+            )?;
+            println!("wrote the signing key to {}", out.display());
+            println!("public key (add it to an organization's trusted vendor keys):");
+            println!("{public}");
+            Ok(())
+        }
+        Command::Plugin {
+            command: PluginCommand::Sign { bundle, key },
+        } => {
+            use rapport::plugins::signature;
+            let bytes = std::fs::read(&bundle)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", bundle.display()))?;
+            let key = signature::read_key_file(&key).map_err(|e| anyhow::anyhow!(e))?;
+            let signed = signature::sign(&bytes, &key).map_err(|e| anyhow::anyhow!(e))?;
+            std::fs::write(&bundle, signed)?;
+            println!("{}", bundle.display());
             Ok(())
         }
         Command::Plugin {

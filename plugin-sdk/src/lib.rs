@@ -36,6 +36,29 @@ pub mod hooks {
     /// A client was created; called after it is saved, with a [`crate::ClientSnapshot`].
     /// The answer is ignored.
     pub const CLIENT_AFTER_CREATE: &str = "client_after_create";
+    /// A client was changed; called after it is saved, with the client as saved.
+    pub const CLIENT_AFTER_UPDATE: &str = "client_after_update";
+    /// A client was deleted (moved to the trash); called after, with the client as it was.
+    pub const CLIENT_AFTER_DELETE: &str = "client_after_delete";
+    /// Every hook the host knows.
+    pub const ALL: &[&str] = &[
+        VALIDATE,
+        FORMAT,
+        OPPORTUNITY_BEFORE_MOVE,
+        OPPORTUNITY_AFTER_MOVE,
+        OPPORTUNITY_AFTER_WON,
+        CLIENT_AFTER_CREATE,
+        CLIENT_AFTER_UPDATE,
+        CLIENT_AFTER_DELETE,
+    ];
+    /// Hooks that run after a change is saved and may write storage.
+    pub const EVENTS: &[&str] = &[
+        OPPORTUNITY_AFTER_MOVE,
+        OPPORTUNITY_AFTER_WON,
+        CLIENT_AFTER_CREATE,
+        CLIENT_AFTER_UPDATE,
+        CLIENT_AFTER_DELETE,
+    ];
 }
 
 /// Capabilities a manifest may request; an admin grants each explicitly.
@@ -53,13 +76,136 @@ pub mod capabilities {
 }
 
 /// Host functions a plugin may import (Extism namespace `extism:host/user`), each with the
-/// capability an admin must grant before it answers.
+/// capability an admin must grant before it answers. The `guest` module wraps them.
 pub mod host_functions {
+    use crate::capabilities as cap;
     /// `rapport_log(message)`: one line in the host's log, tagged with the plugin and
     /// organization. Needs [`crate::capabilities::LOG`].
     pub const LOG: &str = "rapport_log";
-    /// Every host function with the capability it needs.
-    pub const ALL: &[(&str, &str)] = &[(LOG, crate::capabilities::LOG)];
+    /// `rapport_setting(key) -> JSON string or null`: a value of the plugin's settings, as
+    /// the admin set them on the Plugins page. Needs no capability.
+    pub const SETTING: &str = "rapport_setting";
+    /// `rapport_storage_get(key) -> JSON string or null`. Needs `storage`.
+    pub const STORAGE_GET: &str = "rapport_storage_get";
+    /// `rapport_storage_set(key, value)`; only from event hooks (a hook that checks a
+    /// change in progress sees storage read-only). Needs `storage`.
+    pub const STORAGE_SET: &str = "rapport_storage_set";
+    /// `rapport_storage_delete(key)`; only from event hooks. Needs `storage`.
+    pub const STORAGE_DELETE: &str = "rapport_storage_delete";
+    /// `rapport_read_client(id) -> ClientSnapshot JSON or null` (clients of the calling
+    /// organization only). Needs `read_records`.
+    pub const READ_CLIENT: &str = "rapport_read_client";
+    /// `rapport_read_opportunity(id) -> DealSnapshot JSON or null`. Needs `read_records`.
+    pub const READ_OPPORTUNITY: &str = "rapport_read_opportunity";
+    /// `rapport_http_request(HttpRequest JSON) -> HttpResponse JSON`, to a host the
+    /// manifest lists in `allowed_hosts` and the admin approved. Needs `http`.
+    pub const HTTP_REQUEST: &str = "rapport_http_request";
+    /// Every host function with the capability it needs (`None`: always available).
+    pub const ALL: &[(&str, Option<&str>)] = &[
+        (LOG, Some(cap::LOG)),
+        (SETTING, None),
+        (STORAGE_GET, Some(cap::STORAGE)),
+        (STORAGE_SET, Some(cap::STORAGE)),
+        (STORAGE_DELETE, Some(cap::STORAGE)),
+        (READ_CLIENT, Some(cap::READ_RECORDS)),
+        (READ_OPPORTUNITY, Some(cap::READ_RECORDS)),
+        (HTTP_REQUEST, Some(cap::HTTP)),
+    ];
+}
+
+/// Kinds of plugin settings: how the console renders and checks them.
+pub mod setting_kinds {
+    /// One line of text.
+    pub const TEXT: &str = "text";
+    /// An `http://` or `https://` address.
+    pub const URL: &str = "url";
+    /// Text never shown again once saved (tokens, webhook addresses with keys in them).
+    pub const SECRET: &str = "secret";
+    /// A decimal number.
+    pub const NUMBER: &str = "number";
+    /// `true` or `false` (a checkbox).
+    pub const BOOLEAN: &str = "boolean";
+    /// Every kind.
+    pub const ALL: &[&str] = &[TEXT, URL, SECRET, NUMBER, BOOLEAN];
+}
+
+/// A setting the admin fills in on the Plugins page; the plugin reads it with
+/// `guest::setting`. An upgrade keeps the values of settings whose key it still declares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct SettingDecl {
+    /// Stable key, e.g. `webhook_url`.
+    pub key: String,
+    /// The form label.
+    pub label: String,
+    /// One of [`setting_kinds`]; `text` when omitted.
+    #[serde(default = "text_kind")]
+    pub kind: String,
+    /// Whether the plugin cannot work without it (the page says so until it is set).
+    #[serde(default)]
+    pub required: bool,
+    /// The value until the admin sets one.
+    #[serde(default)]
+    pub default: Option<String>,
+    /// Help shown under the field.
+    #[serde(default)]
+    pub description: String,
+}
+
+fn text_kind() -> String {
+    setting_kinds::TEXT.into()
+}
+
+/// A request a plugin makes through `rapport_http_request`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct HttpRequest {
+    /// `GET`, `POST`, `PUT`, `PATCH` or `DELETE`.
+    pub method: String,
+    /// An `https://` (or `http://`) address on an approved host.
+    pub url: String,
+    /// Request headers.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// The body, sent as is.
+    #[serde(default)]
+    pub body: String,
+}
+
+impl HttpRequest {
+    /// A `POST` of a JSON body.
+    pub fn post_json(url: impl Into<String>, body: &serde_json::Value) -> Self {
+        let mut headers = std::collections::BTreeMap::new();
+        headers.insert("content-type".into(), "application/json".into());
+        Self {
+            method: "POST".into(),
+            url: url.into(),
+            headers,
+            body: body.to_string(),
+        }
+    }
+}
+
+/// What the host got back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct HttpResponse {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The body as text (cut at 256 KiB).
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// A response.
+    pub fn new(status: u16, body: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: body.into(),
+        }
+    }
 }
 
 /// A custom field type a plugin adds (e.g. an NPI number).
@@ -142,9 +288,13 @@ pub struct Manifest {
     /// Pipelines it offers as templates.
     #[serde(default)]
     pub pipeline_templates: Vec<PipelineTemplate>,
-    /// Hosts it may call when granted `http`.
+    /// Hosts it may call when granted `http` (`host` or `host:port`); the admin approves
+    /// each.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Settings the admin fills in.
+    #[serde(default)]
+    pub settings: Vec<SettingDecl>,
 }
 
 /// Input of the `validate` hook.
@@ -195,6 +345,16 @@ pub struct FormatRequest {
     pub value: String,
 }
 
+impl FormatRequest {
+    /// A request to format `value` of `field_type`.
+    pub fn new(field_type: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            field_type: field_type.into(),
+            value: value.into(),
+        }
+    }
+}
+
 /// Output of the `format` hook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -231,6 +391,9 @@ pub struct DealSnapshot {
     pub value: String,
     /// ISO currency code.
     pub currency: String,
+    /// The client it is for, if any (read it with `guest::read_client`).
+    #[serde(default)]
+    pub client_id: Option<String>,
     /// Its custom field values by key.
     #[serde(default)]
     pub custom_fields: serde_json::Map<String, serde_json::Value>,
@@ -305,6 +468,7 @@ impl DealSnapshot {
             name: name.into(),
             value: value.into(),
             currency: currency.into(),
+            client_id: None,
             custom_fields: Default::default(),
         }
     }
@@ -395,6 +559,30 @@ macro_rules! validate_hook {
     };
 }
 
+/// Exports `format` from `fn(&FormatRequest) -> FormatResponse`: how a stored value of the
+/// plugin's field types reads on profiles. Without it (or when it fails) people see the
+/// stored value.
+#[cfg(feature = "guest")]
+#[macro_export]
+macro_rules! format_hook {
+    ($f:path) => {
+        /// The `format` hook the host calls.
+        #[no_mangle]
+        pub extern "C" fn format() -> i32 {
+            use $crate::guest::pdk;
+            let req: $crate::FormatRequest = match pdk::input::<pdk::Json<$crate::FormatRequest>>()
+            {
+                Ok(pdk::Json(r)) => r,
+                Err(_) => return 1,
+            };
+            match pdk::output(pdk::Json($f(&req))) {
+                Ok(()) => 0,
+                Err(_) => 1,
+            }
+        }
+    };
+}
+
 /// Exports `opportunity_before_move` from `fn(&MoveRequest) -> MoveDecision`. Use it once
 /// per plugin, alongside [`validate_hook!`] or alone (then it also writes the version section).
 #[cfg(feature = "guest")]
@@ -439,7 +627,8 @@ macro_rules! move_event_hook {
     };
 }
 
-/// Exports `$f(&ClientSnapshot)` as an event hook named `$hook` (`client_after_create`);
+/// Exports `$f(&ClientSnapshot)` as an event hook named `$hook` (`client_after_create`,
+/// `client_after_update` or `client_after_delete`);
 /// `$f` returns `Result<(), E>`, an `Err` counts as a failed call.
 #[macro_export]
 macro_rules! client_event_hook {
@@ -468,17 +657,68 @@ pub mod guest {
     pub use extism_pdk as pdk;
     pub use extism_pdk::{plugin_fn, FnResult, Json};
 
+    use crate::{ClientSnapshot, DealSnapshot, HttpRequest, HttpResponse};
+    use extism_pdk::Error;
+
     #[extism_pdk::host_fn]
     extern "ExtismHost" {
         fn rapport_log(message: String);
+        fn rapport_setting(key: String) -> Json<Option<String>>;
+        fn rapport_storage_get(key: String) -> Json<Option<String>>;
+        fn rapport_storage_set(key: String, value: String);
+        fn rapport_storage_delete(key: String);
+        fn rapport_read_client(id: String) -> Json<Option<ClientSnapshot>>;
+        fn rapport_read_opportunity(id: String) -> Json<Option<DealSnapshot>>;
+        fn rapport_http_request(req: Json<HttpRequest>) -> Json<HttpResponse>;
     }
+
+    // SAFETY (every call below): the host provides each function with the signature
+    // declared above; Rapport checks the module's imports against that list at install.
 
     /// Writes `message` to the host's log, tagged with your plugin id. Needs the `log`
     /// capability in `plugin.toml` and granted by the admin; without the grant the host
     /// refuses and the call fails.
-    pub fn log(message: &str) -> Result<(), extism_pdk::Error> {
-        // SAFETY: the host provides `rapport_log` taking one memory handle and returning nothing.
+    pub fn log(message: &str) -> Result<(), Error> {
         unsafe { rapport_log(message.to_string()) }
+    }
+
+    /// The value of one of your settings (declared in `plugin.toml`, filled in by the
+    /// admin), or its default; `None` if neither.
+    pub fn setting(key: &str) -> Result<Option<String>, Error> {
+        unsafe { rapport_setting(key.to_string()) }.map(|Json(v)| v)
+    }
+
+    /// Your value under `key` in this organization's storage. Needs `storage`.
+    pub fn storage_get(key: &str) -> Result<Option<String>, Error> {
+        unsafe { rapport_storage_get(key.to_string()) }.map(|Json(v)| v)
+    }
+
+    /// Stores `value` under `key` (at most 200 characters; values up to 64 KiB; 1,000 keys).
+    /// Event hooks only. Needs `storage`.
+    pub fn storage_set(key: &str, value: &str) -> Result<(), Error> {
+        unsafe { rapport_storage_set(key.to_string(), value.to_string()) }
+    }
+
+    /// Removes `key`. Event hooks only. Needs `storage`.
+    pub fn storage_delete(key: &str) -> Result<(), Error> {
+        unsafe { rapport_storage_delete(key.to_string()) }
+    }
+
+    /// A client of the calling organization, `None` if there is none with that id (or it
+    /// belongs to another organization). Needs `read_records`.
+    pub fn read_client(id: &str) -> Result<Option<ClientSnapshot>, Error> {
+        unsafe { rapport_read_client(id.to_string()) }.map(|Json(v)| v)
+    }
+
+    /// A deal of the calling organization, like [`read_client`]. Needs `read_records`.
+    pub fn read_opportunity(id: &str) -> Result<Option<DealSnapshot>, Error> {
+        unsafe { rapport_read_opportunity(id.to_string()) }.map(|Json(v)| v)
+    }
+
+    /// Sends an HTTP request to a host your manifest lists in `allowed_hosts` and the
+    /// admin approved; 5 s timeout, no redirects. Needs `http`.
+    pub fn http(req: &HttpRequest) -> Result<HttpResponse, Error> {
+        unsafe { rapport_http_request(Json(req.clone())) }.map(|Json(v)| v)
     }
 }
 

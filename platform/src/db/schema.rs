@@ -10,6 +10,7 @@ diesel::table! {
         timezone -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        plugin_signatures_required -> Bool,
     }
 }
 
@@ -418,6 +419,42 @@ diesel::table! {
         disabled_reason -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        approved_hosts -> Text,
+        signer_key -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    plugin_storage (organization_id, plugin_id, key) {
+        organization_id -> Text,
+        plugin_id -> Text,
+        key -> Text,
+        value -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    plugin_trusted_keys (id) {
+        id -> Text,
+        organization_id -> Text,
+        name -> Text,
+        public_key -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> Text,
+        organization_id -> Text,
+        user_id -> Text,
+        kind -> Text,
+        title -> Text,
+        body -> Text,
+        link -> Nullable<Text>,
+        read_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
     }
 }
 
@@ -465,4 +502,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     quote_lines,
     contracts,
     plugin_installs,
+    plugin_storage,
+    plugin_trusted_keys,
+    notifications,
 );

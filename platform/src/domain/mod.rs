@@ -6,5 +6,6 @@ pub mod audit;
 pub mod clients;
 pub mod custom_fields;
 pub mod money;
+pub mod notifications;
 pub mod orgs;
 pub mod pipeline;

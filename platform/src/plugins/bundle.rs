@@ -1,8 +1,9 @@
 //! The plugin bundle: one file holding `plugin.toml` and `plugin.wasm`.
 //!
 //! Layout: the line `RAPPORT-PLUGIN 1`, then for each part a line `<name> <length>` and
-//! that many bytes: first `manifest` (the TOML), then `wasm`. Plain, streamable, and
-//! readable with `head`.
+//! that many bytes: first `manifest` (the TOML), then `wasm`, then optionally `signature`
+//! (`ed25519 <public key hex> <signature hex>` over every byte before the signature part).
+//! Plain, streamable, and readable with `head`.
 
 use rapport_plugin_sdk::Manifest;
 
@@ -12,6 +13,8 @@ pub struct Bundle {
     pub manifest_toml: String,
     pub manifest: Manifest,
     pub wasm: Vec<u8>,
+    /// The signer's public key (hex) when the bundle carries a valid signature.
+    pub signer: Option<String>,
 }
 
 pub fn pack(manifest_toml: &str, wasm: &[u8]) -> Vec<u8> {
@@ -56,6 +59,16 @@ pub fn unpack(bytes: &[u8]) -> Result<Bundle, String> {
     let mut at = MAGIC.len();
     let toml_bytes = part(bytes, &mut at, "manifest")?;
     let wasm = part(bytes, &mut at, "wasm")?.to_vec();
+    let signed_len = at;
+    let signer = if at == bytes.len() {
+        None
+    } else {
+        let text = part(bytes, &mut at, "signature")?;
+        if at != bytes.len() {
+            return Err("the bundle has bytes after its signature".into());
+        }
+        Some(super::signature::verify_part(&bytes[..signed_len], text)?)
+    };
     let manifest_toml =
         String::from_utf8(toml_bytes.to_vec()).map_err(|_| "plugin.toml is not UTF-8")?;
     let manifest = parse_manifest(&manifest_toml)?;
@@ -63,7 +76,27 @@ pub fn unpack(bytes: &[u8]) -> Result<Bundle, String> {
         manifest_toml,
         manifest,
         wasm,
+        signer,
     })
+}
+
+/// The bundle without its signature part (what a signature covers).
+pub fn unsigned_part(bytes: &[u8]) -> Result<&[u8], String> {
+    if !bytes.starts_with(MAGIC) {
+        return Err("this file is not a Rapport plugin bundle".into());
+    }
+    let mut at = MAGIC.len();
+    part(bytes, &mut at, "manifest")?;
+    part(bytes, &mut at, "wasm")?;
+    Ok(&bytes[..at])
+}
+
+/// Appends a signature part to an unsigned bundle.
+pub fn with_signature(unsigned: &[u8], signature_text: &str) -> Vec<u8> {
+    let mut out = unsigned.to_vec();
+    out.extend_from_slice(format!("signature {}\n", signature_text.len()).as_bytes());
+    out.extend_from_slice(signature_text.as_bytes());
+    out
 }
 
 /// Builds the plugin crate in `dir` for wasm32 (unless `wasm` names a module already
@@ -71,6 +104,7 @@ pub fn unpack(bytes: &[u8]) -> Result<Bundle, String> {
 pub fn pack_dir(
     dir: &std::path::Path,
     wasm: Option<&std::path::Path>,
+    signing_key: Option<&std::path::Path>,
 ) -> Result<std::path::PathBuf, String> {
     let toml_text = std::fs::read_to_string(dir.join("plugin.toml"))
         .map_err(|e| format!("cannot read {}: {e}", dir.join("plugin.toml").display()))?;
@@ -116,7 +150,10 @@ pub fn pack_dir(
         "{}-{}.rapport-plugin",
         manifest.id, manifest.version
     ));
-    std::fs::write(&out, pack(&toml_text, &wasm_bytes))
-        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    let mut bytes = pack(&toml_text, &wasm_bytes);
+    if let Some(key) = signing_key {
+        bytes = super::signature::sign(&bytes, &super::signature::read_key_file(key)?)?;
+    }
+    std::fs::write(&out, bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     Ok(out)
 }

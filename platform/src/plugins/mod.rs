@@ -7,9 +7,12 @@
 //! pipeline templates, and stage rules (`opportunity_before_move`).
 
 pub mod bundle;
+pub mod host;
 pub mod runtime;
+pub mod signature;
 pub mod wasm;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDateTime;
@@ -19,7 +22,7 @@ use rapport_plugin_sdk::{
 };
 use serde_json::json;
 
-use crate::db::schema::plugin_installs;
+use crate::db::schema::{plugin_installs, plugin_storage};
 use crate::db::{new_id, now, DbConn};
 use crate::domain::audit::{self, AuditContext};
 use crate::domain::custom_fields::ExternalTypes;
@@ -53,6 +56,10 @@ pub struct InstallRow {
     pub disabled_reason: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// JSON array of approved HTTP hosts (a subset of the manifest's `allowed_hosts`).
+    pub approved_hosts: String,
+    /// The public key (hex) whose signature the bundle carried, if any.
+    pub signer_key: Option<String>,
 }
 
 impl InstallRow {
@@ -64,15 +71,54 @@ impl InstallRow {
         serde_json::from_str(&self.granted).unwrap_or_default()
     }
 
+    pub fn approved_list(&self) -> Vec<String> {
+        serde_json::from_str(&self.approved_hosts).unwrap_or_default()
+    }
+
+    /// The values the admin set, by key (secrets included: only the plugin sees them).
+    pub fn settings_values(&self) -> BTreeMap<String, String> {
+        serde_json::from_str(&self.settings).unwrap_or_default()
+    }
+
+    /// Settings as the plugin sees them: the admin's values, else the declared defaults.
+    pub fn effective_settings(&self, manifest: Option<&Manifest>) -> BTreeMap<String, String> {
+        let mut values = self.settings_values();
+        if let Some(m) = manifest {
+            for decl in &m.settings {
+                if let (false, Some(d)) = (values.contains_key(&decl.key), &decl.default) {
+                    values.insert(decl.key.clone(), d.clone());
+                }
+            }
+        }
+        values
+    }
+
+    /// Required settings without a value: the plugin cannot do its work yet.
+    pub fn missing_settings(&self) -> Vec<String> {
+        let Some(m) = self.manifest() else {
+            return Vec::new();
+        };
+        let values = self.effective_settings(Some(&m));
+        m.settings
+            .iter()
+            .filter(|d| d.required && values.get(&d.key).is_none_or(|v| v.trim().is_empty()))
+            .map(|d| d.label.clone())
+            .collect()
+    }
+
     fn runtime_key(&self) -> String {
         format!("{}:{}", self.id, self.wasm_sha256)
     }
 
-    fn host_context(&self) -> runtime::HostContext {
+    fn host_context(&self, may_write: bool) -> runtime::HostContext {
         runtime::HostContext {
             plugin_id: self.plugin_id.clone(),
             org_id: self.organization_id.clone(),
             granted: self.granted_list(),
+            approved_hosts: self.approved_list(),
+            settings: self.effective_settings(self.manifest().as_ref()),
+            may_write,
+            pool: None,
         }
     }
 }
@@ -134,17 +180,33 @@ pub fn check(bundle: &bundle::Bundle) -> Result<(), Vec<FieldError>> {
         }
     }
     for h in &m.hooks {
-        if ![
-            hooks::VALIDATE,
-            hooks::FORMAT,
-            hooks::OPPORTUNITY_BEFORE_MOVE,
-            hooks::OPPORTUNITY_AFTER_MOVE,
-            hooks::OPPORTUNITY_AFTER_WON,
-            hooks::CLIENT_AFTER_CREATE,
-        ]
-        .contains(&h.as_str())
-        {
+        if !hooks::ALL.contains(&h.as_str()) {
             errors.push(FieldError::new("hooks", format!("Unknown hook {h:?}.")));
+        }
+    }
+    let mut keys = std::collections::HashSet::new();
+    for d in &m.settings {
+        if !rapport_plugin_sdk::setting_kinds::ALL.contains(&d.kind.as_str())
+            || d.key.is_empty()
+            || !keys.insert(d.key.as_str())
+        {
+            errors.push(FieldError::new(
+                "settings",
+                format!(
+                    "The setting {:?} needs a unique key and one of the kinds {}.",
+                    d.key,
+                    rapport_plugin_sdk::setting_kinds::ALL.join(", ")
+                ),
+            ));
+        }
+    }
+    for h in &m.allowed_hosts {
+        let bare = h.rsplit_once(':').map_or(h.as_str(), |(host, _)| host);
+        if bare.is_empty() || h.contains('/') || h.contains('*') {
+            errors.push(FieldError::new(
+                "allowed_hosts",
+                format!("{h:?} is not a host name (write `api.example.com` or `host:port`)."),
+            ));
         }
     }
     match wasm::inspect(&bundle.wasm) {
@@ -171,8 +233,9 @@ pub fn check(bundle: &bundle::Bundle) -> Result<(), Vec<FieldError>> {
                         .iter()
                         .find(|(f, _)| f == name)
                     {
-                        Some((_, cap)) if m.capabilities.iter().any(|c| c == cap) => {}
-                        Some((_, cap)) => errors.push(FieldError::new(
+                        Some((_, None)) => {}
+                        Some((_, Some(cap))) if m.capabilities.iter().any(|c| c == cap) => {}
+                        Some((_, Some(cap))) => errors.push(FieldError::new(
                             "capabilities",
                             format!("The module uses {name}, which needs the {cap} capability; request it in plugin.toml."),
                         )),
@@ -253,6 +316,7 @@ pub fn install(
             ));
         }
     }
+    signature::admit(conn, &ctx.org_id, b.signer.as_deref())?;
     runtime::build(&b.wasm).map_err(|e| AppError::invalid("wasm", &e.to_string()))?;
     let manifest_json =
         serde_json::to_string(&b.manifest).map_err(|e| AppError::Internal(e.to_string()))?;
@@ -263,6 +327,14 @@ pub fn install(
         let row = match &existing {
             Some(old) => {
                 let kept: Vec<String> = old.granted_list().into_iter().filter(|g| b.manifest.capabilities.contains(g)).chain(grant.iter().cloned()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+                // Hosts stay approved while the new version still declares them; granting
+                // http now approves what it declares.
+                let hosts: Vec<String> = if grant.iter().any(|g| g == capabilities::HTTP) {
+                    b.manifest.allowed_hosts.clone()
+                } else {
+                    old.approved_list().into_iter().filter(|h| b.manifest.allowed_hosts.contains(h)).collect()
+                };
+                let settings: BTreeMap<String, String> = old.settings_values().into_iter().filter(|(k, _)| b.manifest.settings.iter().any(|d| &d.key == k)).collect();
                 InstallRow {
                     name: b.manifest.name.clone(),
                     version: b.manifest.version.clone(),
@@ -271,6 +343,9 @@ pub fn install(
                     wasm: b.wasm.clone(),
                     wasm_sha256: sha.clone(),
                     granted: json!(kept).to_string(),
+                    approved_hosts: json!(hosts).to_string(),
+                    settings: json!(settings).to_string(),
+                    signer_key: b.signer.clone(),
                     consecutive_failures: 0,
                     disabled_reason: None,
                     updated_at: at,
@@ -297,6 +372,13 @@ pub fn install(
                 disabled_reason: None,
                 created_at: at,
                 updated_at: at,
+                approved_hosts: json!(if grant.iter().any(|g| g == capabilities::HTTP) {
+                    b.manifest.allowed_hosts.clone()
+                } else {
+                    Vec::new()
+                })
+                .to_string(),
+                signer_key: b.signer.clone(),
             },
         };
         diesel::delete(plugin_installs::table.filter(plugin_installs::id.eq(&row.id))).execute(c)?;
@@ -307,7 +389,7 @@ pub fn install(
             if existing.is_some() { "plugin.upgrade" } else { "plugin.install" },
             "plugin",
             Some(&row.id),
-            json!({"plugin": row.plugin_id, "version": [existing.as_ref().map(|e| e.version.clone()), row.version], "granted": row.granted_list(), "sha256": sha}),
+            json!({"plugin": row.plugin_id, "version": [existing.as_ref().map(|e| e.version.clone()), row.version], "granted": row.granted_list(), "approvedHosts": row.approved_list(), "signer": row.signer_key, "sha256": sha}),
         )?;
         Ok(row)
     })
@@ -345,10 +427,132 @@ pub fn set_enabled(
     })
 }
 
+/// What an admin changes on an installed plugin without reinstalling it.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Configure {
+    pub enabled: Option<bool>,
+    /// Capabilities granted from now on (each requested by the plugin).
+    pub granted: Option<Vec<String>>,
+    /// HTTP hosts approved (each declared by the plugin).
+    pub approved_hosts: Option<Vec<String>>,
+    /// Setting values by key; a secret left empty keeps its saved value.
+    pub settings: Option<BTreeMap<String, String>>,
+}
+
+/// Changes grants, approved hosts and settings; every change is audited (secret values
+/// never are).
+pub fn configure(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    id: &str,
+    change: &Configure,
+) -> AppResult<InstallRow> {
+    use rapport_plugin_sdk::setting_kinds;
+    conn.transaction(|c| {
+        let row = find(c, &ctx.org_id, id)?;
+        let manifest = row.manifest().ok_or_else(|| AppError::Internal("plugin manifest unreadable".into()))?;
+        let mut errors = Vec::new();
+        let granted = match &change.granted {
+            Some(g) => {
+                for cap in g.iter().filter(|cap| !manifest.capabilities.contains(cap)) {
+                    errors.push(FieldError::new("granted", format!("The plugin does not request {cap:?}; grant only what it asks for.")));
+                }
+                g.iter().cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect()
+            }
+            None => row.granted_list(),
+        };
+        let hosts = match &change.approved_hosts {
+            Some(h) => {
+                for host in h.iter().filter(|host| !manifest.allowed_hosts.contains(host)) {
+                    errors.push(FieldError::new("approvedHosts", format!("The plugin does not declare the host {host:?}.")));
+                }
+                h.iter().cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect()
+            }
+            None => row.approved_list(),
+        };
+        let mut settings = row.settings_values();
+        let mut changed_keys = Vec::new();
+        if let Some(given) = &change.settings {
+            for (key, value) in given {
+                let Some(decl) = manifest.settings.iter().find(|d| &d.key == key) else {
+                    errors.push(FieldError::new(format!("settings.{key}"), "The plugin has no such setting."));
+                    continue;
+                };
+                let value = value.trim().to_string();
+                if decl.kind == setting_kinds::SECRET && value.is_empty() {
+                    continue;
+                }
+                let problem = match decl.kind.as_str() {
+                    _ if value.is_empty() => None,
+                    setting_kinds::URL if !(value.starts_with("https://") || value.starts_with("http://")) || value.parse::<ureq::http::Uri>().is_err() => Some("Enter an address starting with https://."),
+                    setting_kinds::NUMBER if value.parse::<f64>().is_err() => Some("Enter a number."),
+                    setting_kinds::BOOLEAN if value != "true" && value != "false" => Some("Use true or false."),
+                    _ if value.chars().count() > 2000 => Some("Use at most 2000 characters."),
+                    _ => None,
+                };
+                if let Some(p) = problem {
+                    errors.push(FieldError::new(format!("settings.{key}"), p));
+                    continue;
+                }
+                if settings.get(key) != Some(&value) {
+                    changed_keys.push(key.clone());
+                }
+                if value.is_empty() {
+                    settings.remove(key);
+                } else {
+                    settings.insert(key.clone(), value);
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(AppError::Validation("The plugin's configuration could not be saved.".into(), errors));
+        }
+        let enabled = change.enabled.unwrap_or(row.enabled);
+        diesel::update(plugin_installs::table.find(&row.id))
+            .set((
+                plugin_installs::granted.eq(json!(granted).to_string()),
+                plugin_installs::approved_hosts.eq(json!(hosts).to_string()),
+                plugin_installs::settings.eq(json!(settings).to_string()),
+                plugin_installs::enabled.eq(enabled),
+                plugin_installs::updated_at.eq(now()),
+            ))
+            .execute(c)?;
+        if enabled != row.enabled {
+            diesel::update(plugin_installs::table.find(&row.id))
+                .set((
+                    plugin_installs::consecutive_failures.eq(0),
+                    plugin_installs::disabled_reason.eq(None::<String>),
+                ))
+                .execute(c)?;
+            audit::record(c, ctx, if enabled { "plugin.enable" } else { "plugin.disable" }, "plugin", Some(&row.id), json!({"plugin": row.plugin_id}))?;
+        }
+        if change.granted.is_some() || change.approved_hosts.is_some() || !changed_keys.is_empty() {
+            audit::record(
+                c,
+                ctx,
+                "plugin.configure",
+                "plugin",
+                Some(&row.id),
+                json!({"plugin": row.plugin_id, "granted": [row.granted_list(), granted], "approvedHosts": [row.approved_list(), hosts], "settingsChanged": changed_keys}),
+            )?;
+        }
+        find(c, &ctx.org_id, &row.id)
+    })
+}
+
 pub fn uninstall(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<InstallRow> {
     conn.transaction(|c| {
         let row = find(c, &ctx.org_id, id)?;
         diesel::delete(plugin_installs::table.find(&row.id)).execute(c)?;
+        // why: what a plugin stored is the organization's data held for that plugin; it
+        // goes with it (an upgrade keeps it).
+        diesel::delete(
+            plugin_storage::table
+                .filter(plugin_storage::organization_id.eq(&ctx.org_id))
+                .filter(plugin_storage::plugin_id.eq(&row.plugin_id)),
+        )
+        .execute(c)?;
         audit::record(
             c,
             ctx,
@@ -450,7 +654,7 @@ impl PluginFieldTypes {
                 let outcome = self.runtime.call(
                     &install.runtime_key(),
                     &install.wasm,
-                    &install.host_context(),
+                    &install.host_context(true),
                     hook,
                     &input,
                 );
@@ -467,28 +671,103 @@ impl PluginFieldTypes {
     }
 }
 
-impl ExternalTypes for PluginFieldTypes {
-    fn client_created(&self, client: &crate::domain::clients::ClientRow) {
-        if !self
-            .installs
-            .iter()
-            .any(|i| self.has_hook(i, hooks::CLIENT_AFTER_CREATE))
-        {
+impl PluginFieldTypes {
+    fn queue_client(&self, hook: &'static str, client: &crate::domain::clients::ClientRow) {
+        if !self.installs.iter().any(|i| self.has_hook(i, hook)) {
             return;
         }
-        let mut snapshot = rapport_plugin_sdk::ClientSnapshot::new(
-            &client.id,
-            &client.kind,
-            &client.display_name,
-            client.email.as_deref(),
-        );
-        snapshot.custom_fields = serde_json::from_str(&client.custom_fields).unwrap_or_default();
-        let Ok(input) = serde_json::to_vec(&snapshot) else {
+        let Ok(input) = serde_json::to_vec(&client_snapshot(client)) else {
             return;
         };
         if let Ok(mut events) = self.events.lock() {
-            events.push((hooks::CLIENT_AFTER_CREATE, input));
+            events.push((hook, input));
         }
+    }
+
+    /// How a stored value of a plugin field type reads for people: the plugin's `format`
+    /// hook when it has one and it answers, else the value itself (the documented fallback).
+    pub fn format(&self, field_type: &str, value: &str) -> String {
+        let Some((plugin_id, key)) = field_type
+            .strip_prefix("plugin:")
+            .and_then(|t| t.split_once('/'))
+        else {
+            return value.to_string();
+        };
+        let Some(install) = self
+            .installs
+            .iter()
+            .find(|i| i.plugin_id == plugin_id && self.has_hook(i, hooks::FORMAT))
+        else {
+            return value.to_string();
+        };
+        let Ok(input) = serde_json::to_vec(&rapport_plugin_sdk::FormatRequest::new(key, value))
+        else {
+            return value.to_string();
+        };
+        let outcome = self
+            .runtime
+            .call(
+                &install.runtime_key(),
+                &install.wasm,
+                &install.host_context(false),
+                hooks::FORMAT,
+                &input,
+            )
+            .and_then(|out| {
+                serde_json::from_slice::<rapport_plugin_sdk::FormatResponse>(&out)
+                    .map_err(|e| runtime::PluginError::Garbage(e.to_string()))
+            });
+        self.record(install, &outcome);
+        match outcome {
+            Ok(r) => r.display,
+            Err(e) => {
+                tracing::warn!(plugin = %install.plugin_id, error = %e, "format hook failed; showing the stored value");
+                value.to_string()
+            }
+        }
+    }
+}
+
+/// A client as hooks and host functions see it.
+pub fn client_snapshot(
+    client: &crate::domain::clients::ClientRow,
+) -> rapport_plugin_sdk::ClientSnapshot {
+    let mut snapshot = rapport_plugin_sdk::ClientSnapshot::new(
+        &client.id,
+        &client.kind,
+        &client.display_name,
+        client.email.as_deref(),
+    );
+    snapshot.custom_fields = client.custom_map();
+    snapshot
+}
+
+/// A deal as hooks and host functions see it.
+pub fn deal_snapshot(
+    deal: &crate::domain::pipeline::OpportunityRow,
+) -> rapport_plugin_sdk::DealSnapshot {
+    let mut snapshot = rapport_plugin_sdk::DealSnapshot::new(
+        &deal.id,
+        &deal.name,
+        crate::domain::money::format_cents(deal.value_cents),
+        &deal.currency,
+    );
+    snapshot.client_id = Some(deal.client_id.clone());
+    snapshot.custom_fields = serde_json::from_str(&deal.custom_fields).unwrap_or_default();
+    snapshot
+}
+
+impl ExternalTypes for PluginFieldTypes {
+    fn client_created(&self, client: &crate::domain::clients::ClientRow) {
+        self.queue_client(hooks::CLIENT_AFTER_CREATE, client);
+    }
+
+    fn client_updated(&self, client: &crate::domain::clients::ClientRow) {
+        self.queue_client(hooks::CLIENT_AFTER_UPDATE, client);
+    }
+
+    fn client_deleted(&self, client: &crate::domain::clients::ClientRow) {
+        self.queue_client(hooks::CLIENT_AFTER_DELETE, client);
     }
 
     fn validate(&self, field_type: &str, value: &str) -> Result<String, String> {
@@ -508,7 +787,7 @@ impl ExternalTypes for PluginFieldTypes {
             .call(
                 &install.runtime_key(),
                 &install.wasm,
-                &install.host_context(),
+                &install.host_context(false),
                 hooks::VALIDATE,
                 &input,
             )
@@ -533,7 +812,7 @@ impl ExternalTypes for PluginFieldTypes {
 }
 
 /// Persists call counts and failures; disables a plugin that keeps failing, telling its
-/// admins through the audit log and the Plugins page.
+/// admins with a notification, the audit log and the Plugins page.
 pub fn settle(conn: &mut DbConn, org_id: &str, records: &[CallRecord]) -> AppResult<()> {
     for r in records {
         let Ok(row) = find(conn, org_id, &r.install_id) else {
@@ -578,6 +857,15 @@ pub fn settle(conn: &mut DbConn, org_id: &str, records: &[CallRecord]) -> AppRes
                         Some(&row.id),
                         json!({"plugin": row.plugin_id, "error": e}),
                     )?;
+                    crate::domain::notifications::notify_role(
+                        conn,
+                        org_id,
+                        crate::domain::orgs::Role::Admin,
+                        "plugin.auto_disable",
+                        &format!("The {} plugin was disabled", row.name),
+                        &format!("It failed {streak} times in a row (last: {}). Its hooks are not called until an admin enables it again.", e.chars().take(200).collect::<String>()),
+                        Some("/admin/plugins"),
+                    )?;
                 }
             }
         }
@@ -607,7 +895,7 @@ impl crate::domain::pipeline::service::MoveRules for PluginFieldTypes {
                 .call(
                     &install.runtime_key(),
                     &install.wasm,
-                    &install.host_context(),
+                    &install.host_context(false),
                     hooks::OPPORTUNITY_BEFORE_MOVE,
                     &input,
                 )
@@ -657,16 +945,9 @@ fn move_input(
     from: &crate::domain::pipeline::StageRow,
     to: &crate::domain::pipeline::StageRow,
 ) -> Result<Vec<u8>, String> {
-    use rapport_plugin_sdk::{DealSnapshot, MoveRequest, StageRef};
-    let mut snapshot = DealSnapshot::new(
-        &deal.id,
-        &deal.name,
-        crate::domain::money::format_cents(deal.value_cents),
-        &deal.currency,
-    );
-    snapshot.custom_fields = serde_json::from_str(&deal.custom_fields).unwrap_or_default();
+    use rapport_plugin_sdk::{MoveRequest, StageRef};
     let req = MoveRequest::new(
-        snapshot,
+        deal_snapshot(deal),
         StageRef::new(&from.id, &from.name, &from.kind, from.probability),
         StageRef::new(&to.id, &to.name, &to.kind, to.probability),
     );

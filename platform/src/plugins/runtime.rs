@@ -1,12 +1,12 @@
-//! Running plugin code: one Extism instance per installed plugin and organization (so a
-//! timeout, which bumps its engine's epoch, can only hit its own calls), with a fuel
-//! budget per call as the CPU limit, a memory cap, a wall-clock backstop and an output
-//! size limit. An instance that failed is discarded and a fresh one is made from the
-//! cached compiled module on the next call (a trap can leave memory in any state).
-//! The compiled module's engine is shared only by the successive instances of one slot,
-//! and a slot runs one call at a time, so a timeout cannot hit another call.
+//! Running plugin code: each installed plugin in each organization has its own compiled
+//! module (its own wasmtime engine, so a timeout, which bumps an engine's epoch, can only
+//! hit calls of that plugin in that organization) and a small pool of warm instances.
+//! Each call gets a fuel budget as the CPU limit, a memory cap, a wall-clock backstop and
+//! an output size limit. An instance whose call failed is discarded (a trap can leave its
+//! memory in any state); the next call takes a fresh one from the compiled module.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,72 +33,26 @@ pub enum PluginError {
     Denied(String),
 }
 
-/// Who is calling, for host functions: they check grants and tag what they do.
-#[derive(Debug, Clone, Default)]
-pub struct HostContext {
-    pub plugin_id: String,
-    pub org_id: String,
-    pub granted: Vec<String>,
-}
+pub use super::host::HostContext;
 
-impl HostContext {
-    fn require(&self, capability: &str) -> Result<(), extism::Error> {
-        if self.granted.iter().any(|g| g == capability) {
-            Ok(())
-        } else {
-            Err(extism::Error::msg(format!(
-                "the {capability} {NOT_GRANTED}"
-            )))
-        }
-    }
-}
-
-/// How a host function's refusal reads; the runtime recognises it in the call's error.
-const NOT_GRANTED: &str = "capability is not granted to this plugin";
-
-/// Longest log line a plugin may write, in characters.
-const MAX_LOG_LINE: usize = 2000;
-
-fn host_log(
-    plugin: &mut extism::CurrentPlugin,
-    inputs: &[extism::Val],
-    _outputs: &mut [extism::Val],
-    ctx: extism::UserData<HostContext>,
-) -> Result<(), extism::Error> {
-    let ctx = ctx.get()?;
-    let ctx = ctx
-        .lock()
-        .map_err(|_| extism::Error::msg("host context poisoned"))?;
-    ctx.require(rapport_plugin_sdk::capabilities::LOG)?;
-    let Some(handle) = inputs.first() else {
-        return Err(extism::Error::msg("rapport_log takes a message"));
-    };
-    let message: String = plugin.memory_get_val(handle)?;
-    let message: String = message.chars().take(MAX_LOG_LINE).collect();
-    tracing::info!(plugin = %ctx.plugin_id, org = %ctx.org_id, "plugin says: {message}");
-    Ok(())
-}
-
-fn builder(wasm: &[u8], ctx: &HostContext) -> extism::PluginBuilder<'static> {
+fn builder(wasm: &[u8], cache: Option<&Path>) -> extism::PluginBuilder<'static> {
     let manifest = extism::Manifest::new([extism::Wasm::data(wasm.to_vec())])
         .with_memory_max(MEMORY_PAGES)
         .with_timeout(WALL_CLOCK);
-    extism::PluginBuilder::new(manifest)
+    let builder = extism::PluginBuilder::new(manifest)
         .with_wasi(false)
-        .with_fuel_limit(FUEL_PER_CALL)
-        .with_cache_disabled()
-        .with_function(
-            rapport_plugin_sdk::host_functions::LOG,
-            [extism::PTR],
-            [],
-            extism::UserData::new(ctx.clone()),
-            host_log,
-        )
+        .with_fuel_limit(FUEL_PER_CALL);
+    let builder = match cache {
+        Some(config) => builder.with_cache_config(config),
+        None => builder.with_cache_disabled(),
+    };
+    super::host::register(builder)
 }
 
-/// Compiles the module (the slow part: ~1 s per MB of wasm).
-pub fn compile(wasm: &[u8], ctx: &HostContext) -> Result<extism::CompiledPlugin, PluginError> {
-    extism::CompiledPlugin::new(builder(wasm, ctx)).map_err(|e| PluginError::Load(e.to_string()))
+/// Compiles the module (the slow part: ~1 s per MB of wasm, unless wasmtime's on-disk
+/// cache, configured by `cache`, already holds it).
+pub fn compile(wasm: &[u8], cache: Option<&Path>) -> Result<extism::CompiledPlugin, PluginError> {
+    extism::CompiledPlugin::new(builder(wasm, cache)).map_err(|e| PluginError::Load(e.to_string()))
 }
 
 /// A fresh instance of a compiled module (well under a millisecond).
@@ -108,16 +62,21 @@ pub fn instantiate(compiled: &extism::CompiledPlugin) -> Result<extism::Plugin, 
 
 /// Compiles and instantiates in one go (install-time checks, benchmarks).
 pub fn build(wasm: &[u8]) -> Result<extism::Plugin, PluginError> {
-    instantiate(&compile(wasm, &HostContext::default())?)
+    instantiate(&compile(wasm, None)?)
 }
 
+/// Instances kept warm per install; more concurrent calls make extra instances that are
+/// dropped afterwards.
+pub const POOL_SIZE: usize = 4;
+
+/// One install's compiled module and its idle instances. Every instance of a slot shares
+/// the compiled module's engine, so a wall-clock timeout can only hit calls of the same
+/// plugin in the same organization (and fuel, per store, stops runaway code first).
 #[derive(Default)]
-struct Warm {
-    compiled: Option<extism::CompiledPlugin>,
-    instance: Option<extism::Plugin>,
+struct Slot {
+    compiled: Mutex<Option<Arc<extism::CompiledPlugin>>>,
+    idle: Mutex<Vec<extism::Plugin>>,
 }
-
-type Slot = Arc<Mutex<Warm>>;
 
 /// Call durations kept per install for its health figure.
 const TIMINGS_KEPT: usize = 1024;
@@ -125,14 +84,35 @@ const TIMINGS_KEPT: usize = 1024;
 /// Warm instances, keyed by install id and wasm hash (an upgrade gets a fresh one).
 #[derive(Default, Clone)]
 pub struct Runtime {
-    slots: Arc<Mutex<HashMap<String, Slot>>>,
+    slots: Arc<Mutex<HashMap<String, Arc<Slot>>>>,
     /// Recent call durations (µs) per install id, for this process only: health is a
     /// hint for the admin, not worth a write per call.
     timings: Arc<Mutex<HashMap<String, VecDeque<u64>>>>,
+    /// Database for host functions (storage, records); absent in install checks and benches.
+    pool: Option<crate::db::Pool>,
+    /// wasmtime's cache configuration file, when compiled code is cached on disk.
+    cache_config: Option<PathBuf>,
 }
 
 impl Runtime {
-    fn slot(&self, key: &str) -> Slot {
+    /// A runtime whose host functions use `pool`, caching compiled code under `cache_dir`
+    /// (so a restart does not recompile every plugin).
+    pub fn new(pool: crate::db::Pool, cache_dir: Option<&Path>) -> Self {
+        let cache_config = cache_dir.and_then(|dir| match write_cache_config(dir) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                tracing::warn!(error = %e, "plugin compile cache disabled");
+                None
+            }
+        });
+        Self {
+            pool: Some(pool),
+            cache_config,
+            ..Self::default()
+        }
+    }
+
+    fn slot(&self, key: &str) -> Arc<Slot> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots.entry(key.to_string()).or_default().clone()
     }
@@ -177,43 +157,41 @@ impl Runtime {
         input: &[u8],
     ) -> Result<Vec<u8>, PluginError> {
         let slot = self.slot(key);
-        let mut warm = slot.lock().unwrap_or_else(|p| p.into_inner());
-        if warm.compiled.is_none() {
-            warm.compiled = Some(compile(wasm, ctx)?);
-        }
-        if warm.instance.is_none() {
-            let Some(compiled) = warm.compiled.as_ref() else {
-                return Err(PluginError::Load("no compiled module".into()));
-            };
-            warm.instance = Some(instantiate(compiled)?);
-        }
-        let Some(plugin) = warm.instance.as_mut() else {
-            return Err(PluginError::Load("no instance".into()));
-        };
-        let result = plugin.call::<&[u8], &[u8]>(hook, input).map(<[u8]>::to_vec);
-        match result {
-            Ok(out) if out.len() > MAX_OUTPUT => {
-                warm.instance = None;
-                Err(PluginError::TooLarge)
-            }
-            Ok(out) => Ok(out),
-            Err(e) => {
-                // why: after a trap, fuel exhaustion or timeout the instance's memory is suspect.
-                warm.instance = None;
-                let text = format!("{e:#}");
-                match text.find(NOT_GRANTED) {
-                    Some(at) => {
-                        // "the <capability> capability is not granted…", as the host wrote it.
-                        let start = text[..at].rfind("the ").unwrap_or(at);
-                        Err(PluginError::Denied(format!(
-                            "{}{NOT_GRANTED}",
-                            &text[start..at]
-                        )))
-                    }
-                    None => Err(PluginError::Call(text)),
+        let compiled = {
+            let mut compiled = slot.compiled.lock().unwrap_or_else(|p| p.into_inner());
+            match compiled.as_ref() {
+                Some(c) => c.clone(),
+                None => {
+                    let c = Arc::new(compile(wasm, self.cache_config.as_deref())?);
+                    *compiled = Some(c.clone());
+                    c
                 }
             }
+        };
+        let idle = slot.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut plugin = match idle {
+            Some(p) => p,
+            None => instantiate(&compiled)?,
+        };
+        let mut ctx = ctx.clone();
+        ctx.pool = self.pool.clone();
+        let result = plugin
+            .call_with_host_context::<&[u8], &[u8], HostContext>(hook, input, ctx)
+            .map(<[u8]>::to_vec);
+        let outcome = match result {
+            Ok(out) if out.len() > MAX_OUTPUT => Err(PluginError::TooLarge),
+            Ok(out) => Ok(out),
+            Err(e) => Err(classify(&format!("{e:#}"))),
+        };
+        // why: after a trap, fuel exhaustion or timeout the instance's memory is suspect,
+        // so only instances whose call succeeded go back to the pool.
+        if outcome.is_ok() {
+            let mut idle = slot.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < POOL_SIZE {
+                idle.push(plugin);
+            }
         }
+        outcome
     }
 
     /// Forgets an install's instances (uninstall, upgrade, disable).
@@ -224,4 +202,34 @@ impl Runtime {
         let mut timings = self.timings.lock().unwrap_or_else(|p| p.into_inner());
         timings.remove(install_id);
     }
+}
+
+/// Turns a failed call's error text into what the user and the admin see: a host
+/// function's refusal reads as the host wrote it, anything else is a plugin failure.
+fn classify(text: &str) -> PluginError {
+    use super::host::{DENIED_CLOSE, DENIED_OPEN};
+    match text.find(DENIED_OPEN) {
+        Some(at) => {
+            let rest = &text[at + DENIED_OPEN.len()..];
+            let end = rest.find(DENIED_CLOSE).unwrap_or(rest.len());
+            PluginError::Denied(rest[..end].to_string())
+        }
+        None => PluginError::Call(text.to_string()),
+    }
+}
+
+/// Writes wasmtime's cache configuration for `dir` and returns its path.
+fn write_cache_config(dir: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let config = dir.join("wasmtime-cache.toml");
+    let text = format!(
+        "[cache]\ndirectory = {}\n",
+        toml_string(&dir.display().to_string())
+    );
+    std::fs::write(&config, text)?;
+    Ok(config)
+}
+
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }

@@ -591,6 +591,7 @@ pub fn update(
         if !store::replace(c, &row, current.version)? {
             return Err(stale());
         }
+        w.external.client_updated(&row);
         if tags_changed {
             if let Some(tags) = &tags {
                 store::set_tags(c, &w.ctx.org_id, &row.id, tags)?;
@@ -616,14 +617,15 @@ pub fn update(
     })
 }
 
-/// Moves a client to the trash.
+/// Moves a client to the trash; returns it as it was.
 pub fn trash(
     conn: &mut DbConn,
     ctx: &AuditContext,
     access: &Access,
     id: &str,
     expected: Option<i64>,
-) -> AppResult<()> {
+    external: &dyn custom_fields::ExternalTypes,
+) -> AppResult<ClientRow> {
     conn.transaction(|c| {
         let current = get(c, &ctx.org_id, access, id)?;
         if expected.is_some_and(|v| v != current.version) {
@@ -645,7 +647,8 @@ pub fn trash(
             Some(id),
             json!({"displayName": current.display_name}),
         )?;
-        Ok(())
+        external.client_deleted(&current);
+        Ok(current)
     })
 }
 
@@ -978,7 +981,7 @@ pub fn bulk(
                 BulkAction::Untag(tag) => {
                     tag_client(c, w.ctx, w.access, id, tag, false)?;
                 }
-                BulkAction::Delete => trash(c, w.ctx, w.access, id, None)?,
+                BulkAction::Delete => drop(trash(c, w.ctx, w.access, id, None, w.external)?),
             }
             done += 1;
         }

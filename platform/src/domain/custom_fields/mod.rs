@@ -22,6 +22,12 @@ pub trait ExternalTypes {
     /// A client was created; called inside the write's transaction, so implementations
     /// queue and act once it commits.
     fn client_created(&self, _client: &crate::domain::clients::ClientRow) {}
+
+    /// A client was changed (the row as saved); like [`Self::client_created`].
+    fn client_updated(&self, _client: &crate::domain::clients::ClientRow) {}
+
+    /// A client was moved to the trash (the row as it was); like [`Self::client_created`].
+    fn client_deleted(&self, _client: &crate::domain::clients::ClientRow) {}
 }
 
 /// For writes where no plugin may run (bulk loads, the CLI).

@@ -307,8 +307,9 @@ pub async fn delete(
     let access = client_access(&actor).await?;
     let expected = if_match_version(&req)?;
     let ctx = actor.audit();
-    db::run(&state.pool, move |c| {
-        service::trash(c, &ctx, &access, &id, expected)
+    let org = ctx.org_id.clone();
+    crate::web::run_with_plugins(&state, org, move |c, ext| {
+        service::trash(c, &ctx, &access, &id, expected, ext).map(drop)
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())

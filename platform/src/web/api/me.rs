@@ -20,3 +20,38 @@ pub async fn show(actor: ApiActor) -> AppResult<HttpResponse> {
         "permissions": permissions,
     })))
 }
+
+/// `GET /api/me/notifications`: the newest 100, unread first in weight (`unread` counts).
+pub async fn notifications(
+    actor: ApiActor,
+    state: actix_web::web::Data<crate::app::AppState>,
+) -> AppResult<HttpResponse> {
+    let (org, user) = (actor.org.id.clone(), actor.user_id.clone());
+    let (items, unread) = crate::db::run(&state.pool, move |c| {
+        Ok((
+            crate::domain::notifications::recent(c, &org, &user, 100)?,
+            crate::domain::notifications::unread_count(c, &org, &user)?,
+        ))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "data": items.iter().map(|n| json!({
+            "id": n.id, "kind": n.kind, "title": n.title, "body": n.body, "link": n.link,
+            "read": n.read_at.is_some(), "createdAt": super::rfc3339(n.created_at),
+        })).collect::<Vec<_>>(),
+        "unread": unread,
+    })))
+}
+
+/// `POST /api/me/notifications/read`: marks them all read.
+pub async fn notifications_read(
+    actor: ApiActor,
+    state: actix_web::web::Data<crate::app::AppState>,
+) -> AppResult<HttpResponse> {
+    let (org, user) = (actor.org.id.clone(), actor.user_id.clone());
+    let marked = crate::db::run(&state.pool, move |c| {
+        Ok(crate::domain::notifications::mark_all_read(c, &org, &user)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"marked": marked})))
+}

@@ -22,6 +22,11 @@ use crate::error::{AppError, AppResult};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/me", web::get().to(me::show))
+        .route("/me/notifications", web::get().to(me::notifications))
+        .route(
+            "/me/notifications/read",
+            web::post().to(me::notifications_read),
+        )
         .route("/users", web::get().to(users::list))
         .route("/users", web::post().to(users::create))
         .route("/users/{id}", web::get().to(users::show))
@@ -126,6 +131,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(plugins::list))
                 .route(web::post().to(plugins::install)),
         )
+        .route(
+            "/plugins/trusted-keys",
+            web::get().to(plugins::trusted_keys),
+        )
+        .route("/plugins/trusted-keys", web::post().to(plugins::trust_key))
+        .route(
+            "/plugins/trusted-keys/{id}",
+            web::delete().to(plugins::distrust_key),
+        )
+        .route("/plugins/policy", web::put().to(plugins::set_policy))
         .route("/plugins/{id}", web::patch().to(plugins::update))
         .route("/plugins/{id}", web::delete().to(plugins::uninstall))
         .route("/tags", web::get().to(tags::list))

@@ -564,6 +564,7 @@ fn group_fields(
     defs: &[FieldRow],
     stored: &Map<String, Value>,
     access: &Access,
+    plugins: &crate::plugins::PluginFieldTypes,
 ) -> Vec<FieldGroup> {
     let mut groups: Vec<FieldGroup> = Vec::new();
     for d in defs
@@ -572,7 +573,13 @@ fn group_fields(
     {
         let value = stored
             .get(&d.field_key)
-            .map(|v| display(d, v))
+            .map(|v| match v.as_str() {
+                // A plugin type reads as its plugin's `format` hook says (or as stored).
+                Some(text) if d.field_type.starts_with("plugin:") => {
+                    plugins.format(&d.field_type, text)
+                }
+                _ => display(d, v),
+            })
             .unwrap_or_default();
         let name = if d.display_group.is_empty() {
             "Details".to_string()
@@ -634,7 +641,8 @@ async fn profile_page(
     let can_write = actor.can("client", "write").await?;
     let can_delete = actor.can("client", "delete").await?;
     let ctx = actor.audit();
-    let page = db::run(&state.pool, move |c| {
+    let org = ctx.org_id.clone();
+    let page = crate::web::run_with_plugins(state, org, move |c, plugins| {
         let org = ctx.org_id.clone();
         let row = service::get(c, &org, &access, &id)?;
         let defs = custom_fields::store::list(c, &org, "client", false)?;
@@ -741,7 +749,7 @@ async fn profile_page(
         .filter(|l| !l.is_empty())
         .collect();
         Ok(ClientProfile {
-            groups: group_fields(&defs, &stored, &access),
+            groups: group_fields(&defs, &stored, &access, plugins),
             addable_tags: choices(
                 all_tags
                     .iter()
@@ -1264,10 +1272,9 @@ pub async fn delete(
     actor.require("client", "delete").await?;
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
-    let name = db::run(&state.pool, move |c| {
-        let row = service::get(c, &ctx.org_id, &access, &id)?;
-        service::trash(c, &ctx, &access, &id, None)?;
-        Ok(row.display_name)
+    let org = ctx.org_id.clone();
+    let name = crate::web::run_with_plugins(&state, org, move |c, ext| {
+        Ok(service::trash(c, &ctx, &access, &id, None, ext)?.display_name)
     })
     .await?;
     redirect_with_flash(&req, "/clients", &format!("{name} was moved to the trash."))

@@ -7,6 +7,7 @@ mod admin;
 mod clients;
 mod dashboard;
 mod login;
+mod notifications;
 mod sales;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -131,6 +132,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 ))
                 .route(web::put().to(admin::plugins::upload)),
         )
+        .route("/notifications", web::get().to(notifications::list))
+        .route(
+            "/notifications/read",
+            web::post().to(notifications::read_all),
+        )
+        .route("/admin/plugins/keys", web::post().to(admin::plugins::keys))
+        .route(
+            "/admin/plugins/{id}/configure",
+            web::post().to(admin::plugins::configure),
+        )
         .route(
             "/admin/plugins/{id}/{action}",
             web::post().to(admin::plugins::action),
@@ -181,6 +192,8 @@ struct ConsolePage<'a> {
     orgs: Vec<OrgChoice>,
     nav: Vec<NavItem>,
     flash: Option<String>,
+    /// Unread notifications, shown as a badge in the header.
+    unread: i64,
     content: String,
 }
 
@@ -324,7 +337,17 @@ pub async fn render_with_status(
         .cookie(FLASH_COOKIE)
         .map(|c| c.value().to_string())
         .filter(|v| !v.is_empty());
+    let (org, user) = (actor.org.id.clone(), actor.user_id.clone());
+    let pool = req
+        .app_data::<web::Data<crate::app::AppState>>()
+        .map(|s| s.pool.clone())
+        .ok_or_else(|| AppError::Internal("no application state".into()))?;
+    let unread = crate::db::run(&pool, move |c| {
+        Ok(crate::domain::notifications::unread_count(c, &org, &user)?)
+    })
+    .await?;
     let page = ConsolePage {
+        unread,
         title,
         csrf: &actor.csrf,
         htmx_path: assets::HTMX_PATH,
