@@ -150,6 +150,17 @@ pub struct SettingDecl {
     /// Help shown under the field.
     #[serde(default)]
     pub description: String,
+    /// Never shown again once saved (e.g. a webhook URL with a token in it); a `secret`
+    /// kind is always secret.
+    #[serde(default)]
+    pub secret: bool,
+}
+
+impl SettingDecl {
+    /// Whether the value is hidden from the console and the API once saved.
+    pub fn is_secret(&self) -> bool {
+        self.secret || self.kind == setting_kinds::SECRET
+    }
 }
 
 fn text_kind() -> String {

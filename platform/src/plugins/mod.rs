@@ -480,7 +480,7 @@ pub fn configure(
                     continue;
                 };
                 let value = value.trim().to_string();
-                if decl.kind == setting_kinds::SECRET && value.is_empty() {
+                if decl.is_secret() && value.is_empty() {
                     continue;
                 }
                 let problem = match decl.kind.as_str() {

@@ -219,7 +219,7 @@ fn classify(text: &str) -> PluginError {
 }
 
 /// Writes wasmtime's cache configuration for `dir` and returns its path.
-fn write_cache_config(dir: &Path) -> std::io::Result<PathBuf> {
+pub fn write_cache_config(dir: &Path) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let config = dir.join("wasmtime-cache.toml");
     let text = format!(

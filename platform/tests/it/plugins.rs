@@ -175,6 +175,33 @@ async fn the_healthcare_plugin_adds_a_checked_npi_field() {
         .map(|a| a["action"].as_str().unwrap())
         .collect();
     assert!(actions.contains(&"plugin.install") && actions.contains(&"plugin.upgrade"));
+
+    // The plugin's `format` hook decides how its values read on the profile.
+    let f = send(
+        &app,
+        api(Method::POST, "/api/custom-fields", &w.manager).set_json(json!({
+            "key": "member", "label": "Member id",
+            "type": "plugin:com.rapport.healthcare/insurance_member_id"
+        })),
+    )
+    .await;
+    assert_eq!(f.status, StatusCode::CREATED, "{}", f.body);
+    let c = send(
+        &app,
+        api(Method::POST, "/api/clients", &w.manager)
+            .set_json(json!({"lastName": "Cuddy", "customFields": {"member": "abcd123456"}})),
+    )
+    .await;
+    assert_eq!(c.status, StatusCode::CREATED, "{}", c.body);
+    assert_eq!(c.json()["customFields"]["member"], "ABCD123456");
+    let profile = b
+        .get(
+            &app,
+            &format!("/clients/{}", c.json()["id"].as_str().unwrap()),
+        )
+        .await
+        .body;
+    assert!(profile.contains("ABCD 1234 56"), "formatted by the plugin");
 }
 
 /// Loops, memory bombs, traps and garbage fail their call alone; the plugin is disabled
@@ -272,6 +299,21 @@ async fn a_misbehaving_plugin_is_contained_and_then_disabled() {
         .unwrap()
         .iter()
         .any(|a| a["action"] == "plugin.auto_disable"));
+    // Its admins are told; other roles are not.
+    let n = send(&app, api(Method::GET, "/api/me/notifications", &w.admin))
+        .await
+        .json();
+    assert_eq!(n["unread"], 1, "{n}");
+    assert_eq!(n["data"][0]["title"], "The Misbehave plugin was disabled");
+    let n = send(&app, api(Method::GET, "/api/me/notifications", &w.manager))
+        .await
+        .json();
+    assert_eq!(n["unread"], 0);
+    let mut b = Browser::new();
+    b.sign_in(&app, "admin@clinic.test", PASSWORD).await;
+    let page = b.get(&app, "/notifications").await.body;
+    assert!(page.contains("The Misbehave plugin was disabled"), "{page}");
+    assert!(page.contains("class=\"badge\">1<"), "the header counts it");
     // An admin can turn it back on.
     let on = send(
         &app,
@@ -769,9 +811,10 @@ async fn host_functions_need_their_capability_granted() {
     assert_eq!(last["failures"], after["failures"]);
 
     let b = rapport::plugins::bundle::unpack(&bundle("misbehave")).unwrap();
-    let no_log = b
-        .manifest_toml
-        .replace("capabilities = [\"log\"]", "capabilities = []");
+    let no_log = b.manifest_toml.replace(
+        "capabilities = [\"log\", \"storage\", \"read_records\"]",
+        "capabilities = [\"storage\", \"read_records\"]",
+    );
     let r = send(
         &app,
         install(
@@ -783,4 +826,518 @@ async fn host_functions_need_their_capability_granted() {
     .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert!(r.body.contains("needs the log capability"), "{}", r.body);
+}
+
+/// Installs misbehave in an organization with the `chaos` field, grants and settings.
+async fn misbehave_in<S, B>(app: &S, token: &str, grant: &str) -> String
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let r = send(app, install(token, bundle("misbehave"), grant)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    send(
+        app,
+        api(Method::POST, "/api/custom-fields", token).set_json(
+            json!({"key": "chaos", "label": "Chaos", "type": "plugin:com.rapport.misbehave/chaos"}),
+        ),
+    )
+    .await;
+    r.json()["id"].as_str().unwrap().to_string()
+}
+
+/// What the misbehave plugin answers for a chaos value (its refusal message).
+async fn chaos<S, B>(app: &S, token: &str, value: &str) -> String
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let r = send(
+        app,
+        api(Method::POST, "/api/clients", token)
+            .set_json(json!({"lastName": "Probe", "customFields": {"chaos": value}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    r.json()["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[actix_web::test]
+async fn plugin_storage_and_records_stay_in_their_organization() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let other = w.t.org("Other clinic");
+    let oa = w.t.user(&other, "admin@other.test", "admin");
+    let other_admin = w.t.token(&other, &oa);
+    let id = misbehave_in(&app, &w.admin, "?grant=storage,read_records").await;
+    misbehave_in(&app, &other_admin, "?grant=storage,read_records").await;
+
+    // Settings: a typed value is checked, then saved and audited.
+    let bad = send(
+        &app,
+        api(Method::PATCH, &format!("/api/plugins/{id}"), &w.admin)
+            .set_json(json!({"settings": {"remember": "maybe"}})),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    assert_eq!(bad.json()["errors"][0]["field"], "settings.remember");
+    let on = send(
+        &app,
+        api(Method::PATCH, &format!("/api/plugins/{id}"), &w.admin)
+            .set_json(json!({"settings": {"remember": "true"}})),
+    )
+    .await;
+    assert_eq!(on.status, StatusCode::OK, "{}", on.body);
+    assert_eq!(on.json()["settings"][0]["value"], "true");
+
+    let ada = send(
+        &app,
+        api(Method::POST, "/api/clients", &w.admin).set_json(json!({"lastName": "Lovelace"})),
+    )
+    .await;
+    assert_eq!(ada.status, StatusCode::CREATED, "{}", ada.body);
+    let ada_id = ada.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        chaos(&app, &w.admin, "recall:last_client").await,
+        "recall: Lovelace"
+    );
+    assert_eq!(
+        chaos(&app, &other_admin, "recall:last_client").await,
+        "recall: nothing",
+        "another organization's storage is its own"
+    );
+    assert_eq!(
+        chaos(&app, &w.admin, &format!("peek:{ada_id}")).await,
+        "peek: Lovelace"
+    );
+    assert_eq!(
+        chaos(&app, &other_admin, &format!("peek:{ada_id}")).await,
+        "peek: none",
+        "a plugin cannot read another organization's client"
+    );
+    // Update and delete events reach the plugin after the change is saved.
+    let u = send(
+        &app,
+        api(Method::PATCH, &format!("/api/clients/{ada_id}"), &w.admin)
+            .set_json(json!({"lastName": "King"})),
+    )
+    .await;
+    assert_eq!(u.status, StatusCode::OK, "{}", u.body);
+    assert_eq!(
+        chaos(&app, &w.admin, "recall:last_updated").await,
+        "recall: King"
+    );
+    let d = send(
+        &app,
+        api(Method::DELETE, &format!("/api/clients/{ada_id}"), &w.admin),
+    )
+    .await;
+    assert_eq!(d.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        chaos(&app, &w.admin, "recall:last_deleted").await,
+        "recall: King"
+    );
+    assert_eq!(
+        chaos(&app, &w.admin, &format!("peek:{ada_id}")).await,
+        "peek: none",
+        "trashed clients are not readable"
+    );
+
+    // A hook that checks a change cannot write storage.
+    let stash = send(
+        &app,
+        api(Method::POST, "/api/clients", &w.admin)
+            .set_json(json!({"lastName": "Stash", "customFields": {"chaos": "stash"}})),
+    )
+    .await;
+    assert_eq!(stash.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        stash
+            .body
+            .contains("read-only while a change is being checked"),
+        "{}",
+        stash.body
+    );
+
+    // Grants change without reinstalling; a revoked capability is refused at once.
+    let r = send(
+        &app,
+        api(Method::PATCH, &format!("/api/plugins/{id}"), &w.admin)
+            .set_json(json!({"granted": ["read_records"]})),
+    )
+    .await;
+    assert_eq!(r.json()["granted"], json!(["read_records"]));
+    let denied = send(
+        &app,
+        api(Method::POST, "/api/clients", &w.admin).set_json(
+            json!({"lastName": "Probe", "customFields": {"chaos": "recall:last_client"}}),
+        ),
+    )
+    .await;
+    assert!(
+        denied.body.contains("storage capability is not granted"),
+        "{}",
+        denied.body
+    );
+    let r = send(
+        &app,
+        api(Method::PATCH, &format!("/api/plugins/{id}"), &w.admin)
+            .set_json(json!({"granted": ["nonsense"]})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+
+    // An upgrade keeps settings, grants and storage; uninstalling drops the storage.
+    let up = send(
+        &app,
+        install(&w.admin, bundle("misbehave"), "?grant=storage"),
+    )
+    .await;
+    assert_eq!(up.status, StatusCode::CREATED, "{}", up.body);
+    let up = up.json();
+    assert_eq!(up["settings"][0]["value"], "true");
+    assert_eq!(up["granted"], json!(["read_records", "storage"]));
+    assert_eq!(
+        chaos(&app, &w.admin, "recall:last_client").await,
+        "recall: Lovelace"
+    );
+    let gone = send(
+        &app,
+        api(Method::DELETE, &format!("/api/plugins/{id}"), &w.admin),
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    misbehave_in(&app, &w.admin, "?grant=storage").await;
+    assert_eq!(
+        chaos(&app, &w.admin, "recall:last_client").await,
+        "recall: nothing"
+    );
+    let audit = send(&app, api(Method::GET, "/api/audit-log?limit=100", &w.admin))
+        .await
+        .json();
+    assert!(audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["action"] == "plugin.configure"));
+}
+
+/// A one-route HTTP server standing in for Slack: records each request body, answers 200.
+fn fake_slack() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            log.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&body).into_owned());
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
+    (port, seen)
+}
+
+#[actix_web::test]
+async fn slack_notify_posts_once_when_a_deal_is_won() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let (port, seen) = fake_slack();
+    // The example declares hooks.slack.com; here it declares the stand-in instead.
+    let b = rapport::plugins::bundle::unpack(&bundle("slack-notify")).unwrap();
+    let host = format!("127.0.0.1:{port}");
+    let toml = b.manifest_toml.replace(
+        "allowed_hosts = [\"hooks.slack.com\"]",
+        &format!("allowed_hosts = [\"{host}\"]"),
+    );
+    let bytes = rapport::plugins::bundle::pack(&toml, &b.wasm);
+    let r = send(&app, install(&w.admin, bytes, "?grantAll=true")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let p = r.json();
+    let id = p["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        p["approvedHosts"],
+        json!([host]),
+        "granting http approves the declared hosts"
+    );
+    assert_eq!(p["missingSettings"], json!(["Slack incoming webhook URL"]));
+
+    // The console's Configure form: a bad address is refused inline, a good one saved.
+    let mut br = Browser::new();
+    br.sign_in(&app, "admin@clinic.test", PASSWORD).await;
+    let page = br.get(&app, "/admin/plugins").await.body;
+    assert!(
+        page.contains("Configure Slack notify")
+            && page.contains("Fill in: Slack incoming webhook URL"),
+        "{page}"
+    );
+    let url = format!("http://{host}/services/T000/B000/secret");
+    let form = |webhook: &str| {
+        vec![
+            ("granted".to_string(), "http".to_string()),
+            ("granted".to_string(), "read_records".to_string()),
+            ("granted".to_string(), "storage".to_string()),
+            ("host".to_string(), host.clone()),
+            ("setting.webhook_url".to_string(), webhook.to_string()),
+            ("setting.prefix".to_string(), "Won".to_string()),
+        ]
+    };
+    let pairs = form("not a url");
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let refused = br
+        .hx_post(&app, &format!("/admin/plugins/{id}/configure"), &refs)
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused
+            .body
+            .contains("webhook_url: Enter an address starting with https://."),
+        "{}",
+        refused.body
+    );
+    let pairs = form(&url);
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let saved = br
+        .hx_post(&app, &format!("/admin/plugins/{id}/configure"), &refs)
+        .await;
+    assert!(
+        saved.status.is_success() || saved.status.is_redirection(),
+        "{}",
+        saved.body
+    );
+    let page = br.get(&app, "/admin/plugins").await.body;
+    assert!(
+        !page.contains("secret"),
+        "a secret setting is never sent back"
+    );
+    let listed = send(&app, api(Method::GET, "/api/plugins", &w.admin))
+        .await
+        .json();
+    assert_eq!(listed["data"][0]["settings"][0]["isSet"], true);
+    assert_eq!(
+        listed["data"][0]["settings"][0]["value"],
+        serde_json::Value::Null
+    );
+    assert_eq!(listed["data"][0]["missingSettings"], json!([]));
+
+    let p = send(&app, api(Method::GET, "/api/pipelines", &w.manager))
+        .await
+        .json();
+    let stage = |name: &str| {
+        p["data"][0]["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let client = send(
+        &app,
+        api(Method::POST, "/api/clients", &w.manager)
+            .set_json(json!({"type": "company", "companyName": "Acme GmbH"})),
+    )
+    .await;
+    assert_eq!(client.status, StatusCode::CREATED, "{}", client.body);
+    let client = client.json();
+    let deal = |name: &str| {
+        api(Method::POST, "/api/opportunities", &w.manager).set_json(json!({
+            "name": name, "clientId": client["id"], "value": "48000", "stage": stage("Proposal")
+        }))
+    };
+    let d = send(&app, deal("Fleet renewal")).await.json();
+    let mv = |id: &str, to: &str| {
+        api(
+            Method::POST,
+            &format!("/api/opportunities/{id}/move"),
+            &w.manager,
+        )
+        .set_json(json!({"stage": stage(to)}))
+    };
+    let did = d["id"].as_str().unwrap().to_string();
+    let won = send(&app, mv(&did, "Won")).await;
+    assert_eq!(won.status, StatusCode::OK, "{}", won.body);
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        let msg: serde_json::Value = serde_json::from_str(&seen[0]).unwrap();
+        assert_eq!(msg["text"], "Won: Fleet renewal — 48000.00 USD (Acme GmbH)");
+    }
+    // Reopened and won again: announced once.
+    send(&app, mv(&did, "Proposal")).await;
+    send(&app, mv(&did, "Won")).await;
+    assert_eq!(seen.lock().unwrap().len(), 1);
+
+    // Without the host approved, the post is refused by the host and counted as a failure.
+    let r = send(
+        &app,
+        api(Method::PATCH, &format!("/api/plugins/{id}"), &w.admin)
+            .set_json(json!({"approvedHosts": []})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let d2 = send(&app, deal("Second fleet")).await.json();
+    let won = send(&app, mv(d2["id"].as_str().unwrap(), "Won")).await;
+    assert_eq!(won.status, StatusCode::OK, "the sale stands: {}", won.body);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    let listed = send(&app, api(Method::GET, "/api/plugins", &w.admin))
+        .await
+        .json();
+    assert!(
+        listed["data"][0]["lastError"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is not approved for this plugin"),
+        "{listed}"
+    );
+}
+
+#[actix_web::test]
+async fn signed_bundles_and_trusted_vendor_keys() {
+    use rapport::plugins::signature;
+    let w = world().await;
+    let app = w.t.service().await;
+    let (secret, public) = signature::generate();
+    let dir = std::env::temp_dir().join(format!("rapport-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_path = dir.join("vendor.key");
+    std::fs::write(&key_path, signature::key_file_text(&secret, &public)).unwrap();
+    let key = signature::read_key_file(&key_path).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let signed = signature::sign(&bundle("healthcare"), &key).unwrap();
+
+    let r = send(&app, install(&w.admin, signed.clone(), "")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.json()["signature"], "untrusted");
+    assert_eq!(r.json()["signer"], public.as_str());
+
+    // A signed bundle changed afterwards is refused whatever the policy.
+    let mut tampered = signed.clone();
+    let at = tampered.len() / 2;
+    tampered[at] ^= 0x55;
+    let r = send(&app, install(&w.admin, tampered, "")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("changed after signing"), "{}", r.body);
+
+    let bad = send(
+        &app,
+        api(Method::POST, "/api/plugins/trusted-keys", &w.admin)
+            .set_json(json!({"name": "Rapport examples", "publicKey": "abc"})),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.json()["errors"][0]["field"], "publicKey");
+    let k = send(
+        &app,
+        api(Method::POST, "/api/plugins/trusted-keys", &w.manager)
+            .set_json(json!({"name": "Rapport examples", "publicKey": public})),
+    )
+    .await;
+    assert_eq!(k.status, StatusCode::FORBIDDEN);
+    let k = send(
+        &app,
+        api(Method::POST, "/api/plugins/trusted-keys", &w.admin)
+            .set_json(json!({"name": "Rapport examples", "publicKey": public})),
+    )
+    .await;
+    assert_eq!(k.status, StatusCode::CREATED, "{}", k.body);
+    let listed = send(&app, api(Method::GET, "/api/plugins", &w.admin))
+        .await
+        .json();
+    assert_eq!(listed["data"][0]["signature"], "trusted");
+
+    let p = send(
+        &app,
+        api(Method::PUT, "/api/plugins/policy", &w.admin)
+            .set_json(json!({"requireSignature": true})),
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    let unsigned = send(&app, install(&w.admin, bundle("misbehave"), "")).await;
+    assert_eq!(unsigned.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        unsigned.body.contains("this bundle is unsigned"),
+        "{}",
+        unsigned.body
+    );
+    let (other_secret, other_public) = signature::generate();
+    let other_key = ed25519_from(&other_secret);
+    let stranger = signature::sign(&bundle("misbehave"), &other_key).unwrap();
+    let r = send(&app, install(&w.admin, stranger, "")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains(&other_public), "{}", r.body);
+    let r = send(&app, install(&w.admin, signed, "")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "a trusted signature installs: {}",
+        r.body
+    );
+
+    let mut b = Browser::new();
+    b.sign_in(&app, "admin@clinic.test", PASSWORD).await;
+    let page = b.get(&app, "/admin/plugins").await.body;
+    assert!(
+        page.contains("Signed by Rapport examples (trusted key)"),
+        "{page}"
+    );
+    assert!(page.contains("Only bundles signed by a trusted key can be installed."));
+    let refused = b
+        .hx_post(
+            &app,
+            "/admin/plugins/keys",
+            &[("action", "add"), ("name", "X"), ("public_key", "zz")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body.contains("64 hexadecimal characters"),
+        "{}",
+        refused.body
+    );
+}
+
+fn ed25519_from(secret_hex: &str) -> ed25519_dalek::SigningKey {
+    let bytes: [u8; 32] = rapport::plugins::signature::from_hex(secret_hex)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    ed25519_dalek::SigningKey::from_bytes(&bytes)
 }

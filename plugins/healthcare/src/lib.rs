@@ -78,9 +78,39 @@ pub fn check(req: &ValidateRequest) -> ValidateResponse {
 #[cfg(target_arch = "wasm32")]
 rapport_plugin_sdk::validate_hook!(check);
 
+/// The plugin's `format` hook: member ids read in groups of four, as printed on insurance
+/// cards; NPIs as stored.
+pub fn show(req: &rapport_plugin_sdk::FormatRequest) -> rapport_plugin_sdk::FormatResponse {
+    let display = match req.field_type.as_str() {
+        "insurance_member_id" => req
+            .value
+            .as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => req.value.clone(),
+    };
+    rapport_plugin_sdk::FormatResponse { display }
+}
+
+#[cfg(target_arch = "wasm32")]
+rapport_plugin_sdk::format_hook!(show);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_ids_read_in_groups_of_four() {
+        let r = show(&rapport_plugin_sdk::FormatRequest::new(
+            "insurance_member_id",
+            "ABCD123456",
+        ));
+        assert_eq!(r.display, "ABCD 1234 56");
+        let r = show(&rapport_plugin_sdk::FormatRequest::new("npi", "1234567893"));
+        assert_eq!(r.display, "1234567893");
+    }
 
     #[test]
     fn npi_check_digits() {

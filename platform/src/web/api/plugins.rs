@@ -29,7 +29,7 @@ pub fn install_json(r: &InstallRow, trusted: &[plugins::signature::TrustedKey]) 
             m.settings
                 .iter()
                 .map(|d| {
-                    let secret = d.kind == rapport_plugin_sdk::setting_kinds::SECRET;
+                    let secret = d.is_secret();
                     json!({
                         "key": d.key, "label": d.label, "kind": d.kind, "required": d.required,
                         "description": d.description, "default": d.default,

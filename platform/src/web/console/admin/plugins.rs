@@ -169,8 +169,12 @@ impl From<&InstallRow> for PluginView {
                         .map(|d| SettingView {
                             key: d.key.clone(),
                             label: d.label.clone(),
-                            kind: d.kind.clone(),
-                            value: if d.kind == rapport_plugin_sdk::setting_kinds::SECRET {
+                            kind: if d.is_secret() {
+                                "secret".into()
+                            } else {
+                                d.kind.clone()
+                            },
+                            value: if d.is_secret() {
                                 String::new()
                             } else {
                                 values
