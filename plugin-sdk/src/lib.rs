@@ -40,10 +40,14 @@ pub mod hooks {
     pub const CLIENT_AFTER_UPDATE: &str = "client_after_update";
     /// A client was deleted (moved to the trash); called after, with the client as it was.
     pub const CLIENT_AFTER_DELETE: &str = "client_after_delete";
+    /// Computes the plugin's computed fields for a record ([`crate::ComputeRequest`] →
+    /// [`crate::ComputeResponse`]); read-only, called when a record is shown.
+    pub const COMPUTE: &str = "compute";
     /// Every hook the host knows.
     pub const ALL: &[&str] = &[
         VALIDATE,
         FORMAT,
+        COMPUTE,
         OPPORTUNITY_BEFORE_MOVE,
         OPPORTUNITY_AFTER_MOVE,
         OPPORTUNITY_AFTER_WON,
@@ -232,6 +236,41 @@ pub struct FieldTypeDecl {
     pub description: String,
 }
 
+/// A value the plugin computes from a record (e.g. a commission from a deal's value), shown
+/// read-only on the record and in the API's `computed` object; never stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct ComputedFieldDecl {
+    /// Stable key, unique within the plugin, e.g. `commission`.
+    pub key: String,
+    /// What people see beside the value.
+    pub label: String,
+    /// `client` or `opportunity`.
+    pub entity: String,
+    /// A sentence on what it means.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Input of the `compute` hook: one record, by entity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum ComputeRequest {
+    /// Compute the client's fields.
+    Client(ClientSnapshot),
+    /// Compute the deal's fields.
+    Opportunity(DealSnapshot),
+}
+
+/// Output of the `compute` hook: values by computed field key (missing keys show as empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComputeResponse {
+    /// Values as display text.
+    pub values: std::collections::BTreeMap<String, String>,
+}
+
 /// A stage of a pipeline template.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -306,6 +345,9 @@ pub struct Manifest {
     /// Settings the admin fills in.
     #[serde(default)]
     pub settings: Vec<SettingDecl>,
+    /// Values it computes for records (needs the `compute` hook).
+    #[serde(default)]
+    pub computed_fields: Vec<ComputedFieldDecl>,
 }
 
 /// Input of the `validate` hook.
@@ -586,6 +628,29 @@ macro_rules! format_hook {
                 Ok(pdk::Json(r)) => r,
                 Err(_) => return 1,
             };
+            match pdk::output(pdk::Json($f(&req))) {
+                Ok(()) => 0,
+                Err(_) => 1,
+            }
+        }
+    };
+}
+
+/// Exports `compute` from `fn(&ComputeRequest) -> ComputeResponse`. Without an answer (or
+/// when it fails) the record shows its computed fields as unavailable.
+#[cfg(feature = "guest")]
+#[macro_export]
+macro_rules! compute_hook {
+    ($f:path) => {
+        /// The `compute` hook the host calls.
+        #[no_mangle]
+        pub extern "C" fn compute() -> i32 {
+            use $crate::guest::pdk;
+            let req: $crate::ComputeRequest =
+                match pdk::input::<pdk::Json<$crate::ComputeRequest>>() {
+                    Ok(pdk::Json(r)) => r,
+                    Err(_) => return 1,
+                };
             match pdk::output(pdk::Json($f(&req))) {
                 Ok(()) => 0,
                 Err(_) => 1,

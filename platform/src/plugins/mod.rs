@@ -184,6 +184,23 @@ pub fn check(bundle: &bundle::Bundle) -> Result<(), Vec<FieldError>> {
             errors.push(FieldError::new("hooks", format!("Unknown hook {h:?}.")));
         }
     }
+    for f in &m.computed_fields {
+        if !["client", "opportunity"].contains(&f.entity.as_str()) || f.key.is_empty() {
+            errors.push(FieldError::new(
+                "computed_fields",
+                format!(
+                    "The computed field {:?} needs a key and the entity client or opportunity.",
+                    f.key
+                ),
+            ));
+        }
+    }
+    if !m.computed_fields.is_empty() && !m.hooks.iter().any(|h| h == hooks::COMPUTE) {
+        errors.push(FieldError::new(
+            "hooks",
+            "A plugin with computed fields exports the compute hook; list it in hooks.",
+        ));
+    }
     let mut keys = std::collections::HashSet::new();
     for d in &m.settings {
         if !rapport_plugin_sdk::setting_kinds::ALL.contains(&d.kind.as_str())
@@ -726,6 +743,89 @@ impl PluginFieldTypes {
             }
         }
     }
+}
+
+/// A plugin-computed value for a record.
+#[derive(Debug, Clone)]
+pub struct ComputedValue {
+    /// `<plugin id>/<key>`.
+    pub reference: String,
+    pub label: String,
+    pub plugin: String,
+    /// `None` when the plugin could not answer.
+    pub value: Option<String>,
+}
+
+impl PluginFieldTypes {
+    /// The computed fields of the enabled plugins for a client or a deal; a plugin that fails
+    /// leaves its values unavailable (and counts the failure).
+    pub fn computed(&self, request: &rapport_plugin_sdk::ComputeRequest) -> Vec<ComputedValue> {
+        use rapport_plugin_sdk::ComputeRequest;
+        let entity = match request {
+            ComputeRequest::Client(_) => "client",
+            _ => "opportunity",
+        };
+        let Ok(input) = serde_json::to_vec(request) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for install in self
+            .installs
+            .iter()
+            .filter(|i| self.has_hook(i, hooks::COMPUTE))
+        {
+            let Some(m) = install.manifest() else {
+                continue;
+            };
+            let fields: Vec<_> = m
+                .computed_fields
+                .iter()
+                .filter(|f| f.entity == entity)
+                .collect();
+            if fields.is_empty() {
+                continue;
+            }
+            let outcome = self
+                .runtime
+                .call(
+                    &install.runtime_key(),
+                    &install.wasm,
+                    &install.host_context(false),
+                    hooks::COMPUTE,
+                    &input,
+                )
+                .and_then(|out| {
+                    serde_json::from_slice::<rapport_plugin_sdk::ComputeResponse>(&out)
+                        .map_err(|e| runtime::PluginError::Garbage(e.to_string()))
+                });
+            self.record(install, &outcome);
+            if let Err(e) = &outcome {
+                tracing::warn!(plugin = %install.plugin_id, error = %e, "compute hook failed");
+            }
+            let values = outcome.map(|r| r.values).ok();
+            for f in fields {
+                out.push(ComputedValue {
+                    reference: format!("{}/{}", install.plugin_id, f.key),
+                    label: f.label.clone(),
+                    plugin: install.name.clone(),
+                    value: values
+                        .as_ref()
+                        .map(|v| v.get(&f.key).cloned().unwrap_or_default()),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// The API's `computed` object: `{"<plugin>/<key>": value or null}`.
+pub fn computed_json(values: &[ComputedValue]) -> serde_json::Value {
+    serde_json::Value::Object(
+        values
+            .iter()
+            .map(|v| (v.reference.clone(), json!(v.value)))
+            .collect(),
+    )
 }
 
 /// A client as hooks and host functions see it.

@@ -566,6 +566,51 @@ async fn a_stage_rule_plugin_can_refuse_a_move() {
     )
     .await
     .json();
+    // A computed field: the commission at the rate set in the plugin's settings.
+    let sid = second["id"].as_str().unwrap().to_string();
+    let shown = |deal: String| {
+        let app = &app;
+        let token = w.manager.clone();
+        async move {
+            send(
+                app,
+                api(Method::GET, &format!("/api/opportunities/{deal}"), &token),
+            )
+            .await
+            .json()["computed"]["com.rapport.real-estate/commission"]
+                .clone()
+        }
+    };
+    assert_eq!(shown(sid.clone()).await, "0.00 USD", "3% of nothing");
+    let priced = send(
+        &app,
+        api(
+            Method::PATCH,
+            &format!("/api/opportunities/{sid}"),
+            &w.manager,
+        )
+        .set_json(json!({"value": "350000"})),
+    )
+    .await;
+    assert_eq!(priced.status, StatusCode::OK, "{}", priced.body);
+    assert_eq!(shown(sid.clone()).await, "10500.00 USD");
+    let rate = send(
+        &app,
+        api(
+            Method::PATCH,
+            &format!("/api/plugins/{install_id}"),
+            &w.admin,
+        )
+        .set_json(json!({"settings": {"commission_percent": "2.5"}})),
+    )
+    .await;
+    assert_eq!(rate.status, StatusCode::OK, "{}", rate.body);
+    assert_eq!(shown(sid.clone()).await, "8750.00 USD");
+    let page = b.get(&app, &format!("/opportunities/{sid}")).await.body;
+    assert!(
+        page.contains("Commission (Real estate plugin)") && page.contains("8750.00 USD"),
+        "{page}"
+    );
     let off = send(
         &app,
         api(

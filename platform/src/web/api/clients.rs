@@ -200,7 +200,15 @@ pub async fn show(
     actor.require("client", "read").await?;
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
-    let (row, json) = db::run(&state.pool, move |c| load_shown(c, &ctx, &access, &id)).await?;
+    let org = ctx.org_id.clone();
+    let (row, json) = crate::web::run_with_plugins(&state, org, move |c, plugins| {
+        let (row, mut json) = load_shown(c, &ctx, &access, &id)?;
+        json["computed"] = crate::plugins::computed_json(&plugins.computed(
+            &rapport_plugin_sdk::ComputeRequest::Client(crate::plugins::client_snapshot(&row)),
+        ));
+        Ok((row, json))
+    })
+    .await?;
     Ok(respond(actix_web::http::StatusCode::OK, &row, json))
 }
 

@@ -483,7 +483,14 @@ pub async fn show(
     actor.require("opportunity", "read").await?;
     let access = record_access(&actor, "opportunity").await?;
     let org = actor.org_id().to_string();
-    let (o, json) = db::run(&state.pool, move |c| shown(c, &org, &access, &id)).await?;
+    let (o, json) = crate::web::run_with_plugins(&state, org.clone(), move |c, plugins| {
+        let (o, mut json) = shown(c, &org, &access, &id)?;
+        json["computed"] = crate::plugins::computed_json(&plugins.computed(
+            &rapport_plugin_sdk::ComputeRequest::Opportunity(crate::plugins::deal_snapshot(&o)),
+        ));
+        Ok((o, json))
+    })
+    .await?;
     Ok(respond(actix_web::http::StatusCode::OK, &o, json))
 }
 

@@ -749,7 +749,26 @@ async fn profile_page(
         .filter(|l| !l.is_empty())
         .collect();
         Ok(ClientProfile {
-            groups: group_fields(&defs, &stored, &access, plugins),
+            groups: {
+                let mut groups = group_fields(&defs, &stored, &access, plugins);
+                let computed = plugins.computed(&rapport_plugin_sdk::ComputeRequest::Client(
+                    crate::plugins::client_snapshot(&row),
+                ));
+                if !computed.is_empty() {
+                    groups.push(FieldGroup {
+                        name: "Computed by plugins".into(),
+                        fields: computed
+                            .into_iter()
+                            .map(|v| FieldLine {
+                                label: v.label,
+                                value: v.value.unwrap_or_else(|| "unavailable right now".into()),
+                                help: format!("Computed by the {} plugin", v.plugin),
+                            })
+                            .collect(),
+                    });
+                }
+                groups
+            },
             addable_tags: choices(
                 all_tags
                     .iter()

@@ -418,7 +418,7 @@ async fn deal_page(
     let can_write = actor.can("opportunity", "write").await?;
     let can_delete = actor.can("opportunity", "delete").await?;
     let org = actor.org_id().to_string();
-    let page = db::run(&state.pool, move |c| {
+    let page = crate::web::run_with_plugins(state, org.clone(), move |c, plugins| {
         let d = service::get(c, &org, &access, &id)?;
         let stages = store::stages_of(c, &d.pipeline_id)?;
         let name_of = |sid: &str| {
@@ -523,10 +523,28 @@ async fn deal_page(
                         f.label.clone(),
                         stored
                             .get(&f.field_key)
-                            .map(|v| display(f, v))
+                            .map(|v| match v.as_str() {
+                                Some(text) if f.field_type.starts_with("plugin:") => {
+                                    plugins.format(&f.field_type, text)
+                                }
+                                _ => display(f, v),
+                            })
                             .unwrap_or_default(),
                     )
                 })
+                .chain(
+                    plugins
+                        .computed(&rapport_plugin_sdk::ComputeRequest::Opportunity(
+                            crate::plugins::deal_snapshot(&d),
+                        ))
+                        .into_iter()
+                        .map(|v| {
+                            (
+                                format!("{} ({} plugin)", v.label, v.plugin),
+                                v.value.unwrap_or_else(|| "unavailable right now".into()),
+                            )
+                        }),
+                )
                 .collect(),
             contacts: contact_rows
                 .into_iter()
