@@ -214,8 +214,26 @@ fn classify(text: &str) -> PluginError {
             let end = rest.find(DENIED_CLOSE).unwrap_or(rest.len());
             PluginError::Denied(rest[..end].to_string())
         }
-        None => PluginError::Call(text.to_string()),
+        None => PluginError::Call(summary(text)),
     }
+}
+
+/// One line an admin can read: the trap's reason rather than wasmtime's backtrace.
+fn summary(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let line = lines
+        .iter()
+        .find(|l| l.contains("trap:") || l.contains("fuel") || l.contains("timeout"))
+        .or(lines.first())
+        .copied()
+        .unwrap_or_default();
+    // "0: 0x2989 - <unknown>!<wasm function 43>: wasm trap: …" → "wasm trap: …"
+    let line = line.find("wasm trap:").map_or(line, |at| &line[at..]);
+    line.chars().take(300).collect()
 }
 
 /// Writes wasmtime's cache configuration for `dir` and returns its path.
@@ -232,4 +250,24 @@ pub fn write_cache_config(dir: &Path) -> std::io::Result<PathBuf> {
 
 fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_trap_reads_as_its_reason() {
+        let text = "error while executing at wasm backtrace:\n    0:   0x2989 - <unknown>!<wasm function 43>: wasm trap: wasm `unreachable` instruction executed";
+        assert_eq!(
+            super::summary(text),
+            "wasm trap: wasm `unreachable` instruction executed"
+        );
+        assert_eq!(
+            super::summary("plugin ran out of fuel"),
+            "plugin ran out of fuel"
+        );
+        assert!(matches!(
+            super::classify("x ⟪denied: the http capability is not granted to this plugin⟫ y"),
+            super::PluginError::Denied(m) if m == "the http capability is not granted to this plugin"
+        ));
+    }
 }

@@ -109,6 +109,17 @@ pub struct TrustedKey {
     pub created_at: NaiveDateTime,
 }
 
+impl TrustedKey {
+    /// The key shortened for tables: first 16 and last 8 hex digits.
+    pub fn short(&self) -> String {
+        let k = &self.public_key;
+        match (k.get(..16), k.get(k.len().saturating_sub(8)..)) {
+            (Some(a), Some(b)) if k.len() > 24 => format!("{a}…{b}"),
+            _ => k.clone(),
+        }
+    }
+}
+
 pub fn trusted_keys(conn: &mut DbConn, org_id: &str) -> AppResult<Vec<TrustedKey>> {
     Ok(plugin_trusted_keys::table
         .filter(plugin_trusted_keys::organization_id.eq(org_id))
