@@ -199,6 +199,12 @@ document.addEventListener("submit", async (e) => {
   e.preventDefault();
   const file = form.querySelector("input[type=file]").files[0];
   if (!file) return;
+  // An upgrade replaces a running plugin: say which, and what is kept, before going on.
+  const head = await file.slice(0, 8192).text();
+  const id = (head.match(/^id\s*=\s*"([^"]+)"/m) || [])[1];
+  const version = (head.match(/^version\s*=\s*"([^"]+)"/m) || [])[1];
+  const installed = id && document.querySelector(`[data-plugin-id="${CSS.escape(id)}"]`);
+  if (installed && !confirm(`Upgrade ${installed.dataset.pluginName} from ${installed.dataset.pluginVersion} to ${version || "this bundle"}? Its settings, grants and stored data are kept.`)) return;
   const token = JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRF-Token"];
   const all = form.querySelector("input[name=grant_all]").checked ? "?grantAll=true" : "";
   const res = await fetch(`/admin/plugins/upload${all}`, {

@@ -611,10 +611,11 @@ pub struct CallRecord {
 /// Validates plugin field types for one organization during a write.
 pub struct PluginFieldTypes {
     runtime: Runtime,
-    installs: Vec<InstallRow>,
+    /// Shared with the event worker without copying the modules.
+    installs: Arc<Vec<InstallRow>>,
     /// Hooks each install exports, by install id: manifests are parsed once per write,
     /// not once per hook lookup.
-    hooks: std::collections::HashMap<String, Vec<String>>,
+    hooks: Arc<std::collections::HashMap<String, Vec<String>>>,
     records: Arc<Mutex<Vec<CallRecord>>>,
     /// Event hooks to call once the write commits: (hook, JSON input).
     events: Mutex<Vec<(&'static str, Vec<u8>)>>,
@@ -637,8 +638,8 @@ impl PluginFieldTypes {
             .collect();
         Ok(Self {
             runtime: runtime.clone(),
-            installs,
-            hooks,
+            installs: Arc::new(installs),
+            hooks: Arc::new(hooks),
             records: Arc::default(),
             events: Mutex::default(),
         })
@@ -659,27 +660,65 @@ impl PluginFieldTypes {
         }
     }
 
-    /// Calls the queued event hooks; only for writes that committed. A failing hook is
-    /// logged and counted; it cannot undo the write.
+    /// Calls the queued event hooks; only for writes that committed. They run on the event
+    /// worker after the response (in order), each install's outcome recorded there; without
+    /// a worker, here. A failing hook is logged and counted; it cannot undo the write.
     pub fn deliver(&self) {
         let events = match self.events.lock() {
             Ok(mut e) => std::mem::take(&mut *e),
             Err(_) => return,
         };
-        for (hook, input) in events {
-            for install in self.installs.iter().filter(|i| self.has_hook(i, hook)) {
-                let outcome = self.runtime.call(
-                    &install.runtime_key(),
-                    &install.wasm,
-                    &install.host_context(true),
-                    hook,
-                    &input,
-                );
-                if let Err(e) = &outcome {
-                    tracing::warn!(plugin = %install.plugin_id, hook, error = %e, "event hook failed");
+        if events.is_empty() {
+            return;
+        }
+        let runtime = self.runtime.clone();
+        let installs = self.installs.clone();
+        let hooks = self.hooks.clone();
+        let sink = self.records.clone();
+        let job = move || {
+            let mut records = Vec::new();
+            for (hook, input) in events {
+                for install in installs.iter().filter(|i| {
+                    hooks
+                        .get(&i.id)
+                        .is_some_and(|h| h.iter().any(|x| x == hook))
+                }) {
+                    let outcome = runtime.call(
+                        &install.runtime_key(),
+                        &install.wasm,
+                        &install.host_context(true),
+                        hook,
+                        &input,
+                    );
+                    if let Err(e) = &outcome {
+                        tracing::warn!(plugin = %install.plugin_id, hook, error = %e, "event hook failed");
+                    }
+                    records.push(CallRecord {
+                        install_id: install.id.clone(),
+                        error: outcome.err().map(|e| e.to_string()),
+                    });
                 }
-                self.record(install, &outcome);
             }
+            let org = installs.first().map(|i| i.organization_id.clone());
+            let Some(pool) = runtime.pool() else {
+                // No worker and no database here: the caller settles what it finds in `sink`.
+                if let Ok(mut r) = sink.lock() {
+                    r.extend(records);
+                }
+                return;
+            };
+            let settled = pool
+                .get()
+                .map_err(|e| AppError::Unavailable(e.to_string()))
+                .and_then(|mut conn| {
+                    settle(&mut conn, org.as_deref().unwrap_or_default(), &records)
+                });
+            if let Err(e) = settled {
+                tracing::error!(error = %e, "cannot record plugin event outcomes");
+            }
+        };
+        if let Some(job) = self.runtime.run_later(Box::new(job)) {
+            job();
         }
     }
 

@@ -92,7 +92,14 @@ pub struct Runtime {
     pool: Option<crate::db::Pool>,
     /// wasmtime's cache configuration file, when compiled code is cached on disk.
     cache_config: Option<PathBuf>,
+    /// The event worker's queue: event hooks run after the response, in order, so a slow
+    /// integration (an HTTP call) never holds up the person who made the change.
+    later: Option<std::sync::mpsc::Sender<Job>>,
+    pending: Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// Work for the event worker.
+pub type Job = Box<dyn FnOnce() + Send + 'static>;
 
 impl Runtime {
     /// A runtime whose host functions use `pool`, caching compiled code under `cache_dir`
@@ -105,11 +112,64 @@ impl Runtime {
                 None
             }
         });
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let done = pending.clone();
+        let worker = std::thread::Builder::new()
+            .name("plugin-events".into())
+            .spawn(move || {
+                for job in rx {
+                    // why: a panic in one delivery must not stop the ones after it.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    done.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        if let Err(e) = &worker {
+            tracing::error!(error = %e, "cannot start the plugin event worker; events run in requests");
+        }
         Self {
             pool: Some(pool),
             cache_config,
+            later: worker.ok().map(|_| tx),
+            pending,
             ..Self::default()
         }
+    }
+
+    /// The database host functions and the event worker use.
+    pub fn pool(&self) -> Option<&crate::db::Pool> {
+        self.pool.as_ref()
+    }
+
+    /// Queues `job` for the event worker; gives it back when there is none (install checks,
+    /// benches), so the caller runs it in place.
+    pub fn run_later(&self, job: Job) -> Option<Job> {
+        let Some(tx) = &self.later else {
+            return Some(job);
+        };
+        self.pending
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match tx.send(job) {
+            Ok(()) => None,
+            Err(e) => {
+                self.pending
+                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                Some(e.0)
+            }
+        }
+    }
+
+    /// Waits until queued event deliveries are done (tests, graceful shutdown); false on
+    /// timeout.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let until = std::time::Instant::now() + timeout;
+        while self.pending.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            if std::time::Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
     }
 
     fn slot(&self, key: &str) -> Arc<Slot> {
@@ -236,13 +296,16 @@ fn summary(text: &str) -> String {
     line.chars().take(300).collect()
 }
 
-/// Writes wasmtime's cache configuration for `dir` and returns its path.
+/// Writes wasmtime's cache configuration for `dir` and returns its path. The compiled
+/// code goes in `dir/compiled`: wasmtime's cleanup owns that directory and deletes files
+/// it does not know, so the configuration file must live beside it, not in it.
 pub fn write_cache_config(dir: &Path) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
+    let compiled = dir.join("compiled");
+    std::fs::create_dir_all(&compiled)?;
     let config = dir.join("wasmtime-cache.toml");
     let text = format!(
         "[cache]\ndirectory = {}\n",
-        toml_string(&dir.display().to_string())
+        toml_string(&compiled.display().to_string())
     );
     std::fs::write(&config, text)?;
     Ok(config)

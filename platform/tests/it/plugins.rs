@@ -226,6 +226,13 @@ async fn a_misbehaving_plugin_is_contained_and_then_disabled() {
     )
     .await;
     assert_eq!(fine.status, StatusCode::CREATED, "{}", fine.body);
+    // Its client_after_create runs after the response; let it finish before counting.
+    assert!(
+        w.t.state
+            .plugins
+            .wait_idle(std::time::Duration::from_secs(20)),
+        "event hooks drained"
+    );
     for bad in ["loop", "oom", "trap", "garbage"] {
         let started = std::time::Instant::now();
         let r = send(
@@ -535,6 +542,12 @@ async fn a_stage_rule_plugin_can_refuse_a_move() {
     let r = send(&app, edit(json!({"stage": stage("Won")}))).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     let health = || async {
+        assert!(
+            w.t.state
+                .plugins
+                .wait_idle(std::time::Duration::from_secs(20)),
+            "event hooks drained"
+        );
         let p = send(&app, api(Method::GET, "/api/plugins", &w.admin))
             .await
             .json();
@@ -737,6 +750,11 @@ async fn plugins_offer_pipeline_templates() {
     .await;
     assert_eq!(sold.status, StatusCode::OK, "{}", sold.body);
     assert_eq!(sold.json()["status"], "won");
+    assert!(w
+        .t
+        .state
+        .plugins
+        .wait_idle(std::time::Duration::from_secs(20)));
     let health = send(&app, api(Method::GET, "/api/plugins", &w.admin))
         .await
         .json();
@@ -811,6 +829,12 @@ async fn host_functions_need_their_capability_granted() {
 
     // Event hooks run after the client is saved: one that traps is counted, the client stays.
     let health = || async {
+        assert!(
+            w.t.state
+                .plugins
+                .wait_idle(std::time::Duration::from_secs(20)),
+            "event hooks drained"
+        );
         let p = send(&app, api(Method::GET, "/api/plugins", &w.admin))
             .await
             .json();
@@ -896,7 +920,7 @@ where
 }
 
 /// What the misbehave plugin answers for a chaos value (its refusal message).
-async fn chaos<S, B>(app: &S, token: &str, value: &str) -> String
+async fn chaos<S, B>(t: &TestApp, app: &S, token: &str, value: &str) -> String
 where
     S: actix_web::dev::Service<
         actix_http::Request,
@@ -905,6 +929,11 @@ where
     >,
     B: actix_web::body::MessageBody,
 {
+    // Event hooks run after the response: let the ones already queued finish.
+    assert!(t
+        .state
+        .plugins
+        .wait_idle(std::time::Duration::from_secs(20)));
     let r = send(
         app,
         api(Method::POST, "/api/clients", token)
@@ -954,20 +983,20 @@ async fn plugin_storage_and_records_stay_in_their_organization() {
     assert_eq!(ada.status, StatusCode::CREATED, "{}", ada.body);
     let ada_id = ada.json()["id"].as_str().unwrap().to_string();
     assert_eq!(
-        chaos(&app, &w.admin, "recall:last_client").await,
+        chaos(&w.t, &app, &w.admin, "recall:last_client").await,
         "recall: Lovelace"
     );
     assert_eq!(
-        chaos(&app, &other_admin, "recall:last_client").await,
+        chaos(&w.t, &app, &other_admin, "recall:last_client").await,
         "recall: nothing",
         "another organization's storage is its own"
     );
     assert_eq!(
-        chaos(&app, &w.admin, &format!("peek:{ada_id}")).await,
+        chaos(&w.t, &app, &w.admin, &format!("peek:{ada_id}")).await,
         "peek: Lovelace"
     );
     assert_eq!(
-        chaos(&app, &other_admin, &format!("peek:{ada_id}")).await,
+        chaos(&w.t, &app, &other_admin, &format!("peek:{ada_id}")).await,
         "peek: none",
         "a plugin cannot read another organization's client"
     );
@@ -980,7 +1009,7 @@ async fn plugin_storage_and_records_stay_in_their_organization() {
     .await;
     assert_eq!(u.status, StatusCode::OK, "{}", u.body);
     assert_eq!(
-        chaos(&app, &w.admin, "recall:last_updated").await,
+        chaos(&w.t, &app, &w.admin, "recall:last_updated").await,
         "recall: King"
     );
     let d = send(
@@ -990,11 +1019,11 @@ async fn plugin_storage_and_records_stay_in_their_organization() {
     .await;
     assert_eq!(d.status, StatusCode::NO_CONTENT);
     assert_eq!(
-        chaos(&app, &w.admin, "recall:last_deleted").await,
+        chaos(&w.t, &app, &w.admin, "recall:last_deleted").await,
         "recall: King"
     );
     assert_eq!(
-        chaos(&app, &w.admin, &format!("peek:{ada_id}")).await,
+        chaos(&w.t, &app, &w.admin, &format!("peek:{ada_id}")).await,
         "peek: none",
         "trashed clients are not readable"
     );
@@ -1054,7 +1083,7 @@ async fn plugin_storage_and_records_stay_in_their_organization() {
     assert_eq!(up["settings"][0]["value"], "true");
     assert_eq!(up["granted"], json!(["read_records", "storage"]));
     assert_eq!(
-        chaos(&app, &w.admin, "recall:last_client").await,
+        chaos(&w.t, &app, &w.admin, "recall:last_client").await,
         "recall: Lovelace"
     );
     let gone = send(
@@ -1065,7 +1094,7 @@ async fn plugin_storage_and_records_stay_in_their_organization() {
     assert_eq!(gone.status, StatusCode::NO_CONTENT);
     misbehave_in(&app, &w.admin, "?grant=storage").await;
     assert_eq!(
-        chaos(&app, &w.admin, "recall:last_client").await,
+        chaos(&w.t, &app, &w.admin, "recall:last_client").await,
         "recall: nothing"
     );
     let audit = send(&app, api(Method::GET, "/api/audit-log?limit=100", &w.admin))
@@ -1239,6 +1268,12 @@ async fn slack_notify_posts_once_when_a_deal_is_won() {
     let did = d["id"].as_str().unwrap().to_string();
     let won = send(&app, mv(&did, "Won")).await;
     assert_eq!(won.status, StatusCode::OK, "{}", won.body);
+    assert!(
+        w.t.state
+            .plugins
+            .wait_idle(std::time::Duration::from_secs(20)),
+        "event hooks drained"
+    );
     {
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 1, "{seen:?}");
@@ -1248,6 +1283,12 @@ async fn slack_notify_posts_once_when_a_deal_is_won() {
     // Reopened and won again: announced once.
     send(&app, mv(&did, "Proposal")).await;
     send(&app, mv(&did, "Won")).await;
+    assert!(
+        w.t.state
+            .plugins
+            .wait_idle(std::time::Duration::from_secs(20)),
+        "event hooks drained"
+    );
     assert_eq!(seen.lock().unwrap().len(), 1);
 
     // Without the host approved, the post is refused by the host and counted as a failure.
@@ -1261,7 +1302,19 @@ async fn slack_notify_posts_once_when_a_deal_is_won() {
     let d2 = send(&app, deal("Second fleet")).await.json();
     let won = send(&app, mv(d2["id"].as_str().unwrap(), "Won")).await;
     assert_eq!(won.status, StatusCode::OK, "the sale stands: {}", won.body);
+    assert!(
+        w.t.state
+            .plugins
+            .wait_idle(std::time::Duration::from_secs(20)),
+        "event hooks drained"
+    );
     assert_eq!(seen.lock().unwrap().len(), 1);
+    assert!(
+        w.t.state
+            .plugins
+            .wait_idle(std::time::Duration::from_secs(20)),
+        "event hooks drained"
+    );
     let listed = send(&app, api(Method::GET, "/api/plugins", &w.admin))
         .await
         .json();
