@@ -1,0 +1,456 @@
+//! The embedded backend: a tantivy index in a directory (or in memory for tests).
+//!
+//! Ranking: tantivy scores every fuzzy match alike, so each query word becomes a
+//! disjunction of constant-score tiers — exact word in the title (12), exact elsewhere (6),
+//! title prefix (8), prefix elsewhere (4), typo in the title (3) or elsewhere (1.5) — and
+//! a document's score is the sum of its words' best tiers. "Margaret Hamilton" thus beats
+//! "Margareta Hamiltonson", which beats a two-typo neighbour.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use tantivy::collector::{Count, DocSetCollector, TopDocs};
+use tantivy::query::{
+    BooleanQuery, ConstScoreQuery, DisjunctionMaxQuery, FuzzyTermQuery, Occur, Query, TermQuery,
+};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, STORED, STRING,
+};
+use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, SimpleTokenizer, TextAnalyzer};
+use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+use crate::{
+    highlight, phone_keys, phone_query, typo_budget, Document, Hit, Kind, Query as SearchQuery,
+    Results, SearchError, SearchIndex, Stats,
+};
+
+const TOKENIZER: &str = "rapport_folded";
+/// Memory for the writer's in-RAM segment before it flushes.
+const WRITER_HEAP: usize = 100 * 1024 * 1024;
+
+#[derive(Clone, Copy)]
+struct Fields {
+    id: Field,
+    org: Field,
+    kind: Field,
+    title: Field,
+    subtitle: Field,
+    body: Field,
+    phone: Field,
+    status: Field,
+    owner: Field,
+    industry: Field,
+    tag: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let folded = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqs),
+    );
+    let fields = Fields {
+        id: b.add_text_field("id", STRING | STORED),
+        org: b.add_text_field("org", STRING),
+        kind: b.add_text_field("kind", STRING | STORED),
+        title: b.add_text_field("title", folded.clone() | STORED),
+        subtitle: b.add_text_field("subtitle", STORED),
+        body: b.add_text_field("body", folded),
+        phone: b.add_text_field("phone", STRING),
+        status: b.add_text_field("status", STRING | FAST),
+        owner: b.add_text_field("owner", STRING | FAST),
+        industry: b.add_text_field("industry", STRING | FAST),
+        tag: b.add_text_field("tag", STRING | FAST),
+    };
+    (b.build(), fields)
+}
+
+fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .build()
+}
+
+fn backend(e: impl std::fmt::Display) -> SearchError {
+    SearchError::Backend(e.to_string())
+}
+
+struct Inner {
+    index: Index,
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    f: Fields,
+}
+
+/// A tantivy index shared by every request of the process.
+#[derive(Clone)]
+pub struct Embedded {
+    inner: Arc<Inner>,
+}
+
+impl Embedded {
+    /// Opens (or creates) the index in `dir`.
+    pub fn open(dir: &Path) -> crate::Result<Self> {
+        std::fs::create_dir_all(dir).map_err(backend)?;
+        let (schema, f) = schema();
+        let directory = tantivy::directory::MmapDirectory::open(dir).map_err(backend)?;
+        let index = Index::open_or_create(directory, schema).map_err(backend)?;
+        Self::with_index(index, f)
+    }
+
+    /// An index in memory (tests, benchmarks).
+    pub fn in_memory() -> crate::Result<Self> {
+        let (schema, f) = schema();
+        Self::with_index(Index::create_in_ram(schema), f)
+    }
+
+    fn with_index(index: Index, f: Fields) -> crate::Result<Self> {
+        index.tokenizers().register(TOKENIZER, analyzer());
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(backend)?;
+        let writer = index.writer(WRITER_HEAP).map_err(backend)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                index,
+                reader,
+                writer: Mutex::new(writer),
+                f,
+            }),
+        })
+    }
+
+    fn to_doc(f: &Fields, d: &Document) -> TantivyDocument {
+        let mut doc = doc!(
+            f.id => d.id.as_str(),
+            f.org => d.org_id.as_str(),
+            f.kind => d.kind.unwrap_or(Kind::Client).as_str(),
+            f.title => d.title.as_str(),
+            f.subtitle => d.subtitle.as_str(),
+            f.body => d.subtitle.as_str(),
+        );
+        for t in &d.text {
+            doc.add_text(f.body, t);
+        }
+        for t in &d.tags {
+            doc.add_text(f.body, t);
+            doc.add_text(f.tag, t);
+        }
+        for p in &d.phones {
+            for key in phone_keys(p) {
+                doc.add_text(f.phone, &key);
+            }
+        }
+        if let Some(s) = &d.status {
+            doc.add_text(f.status, s);
+        }
+        if let Some(o) = &d.owner {
+            doc.add_text(f.owner, o);
+        }
+        if let Some(i) = &d.industry {
+            doc.add_text(f.industry, i);
+        }
+        doc
+    }
+
+    /// Adds documents without committing (bulk loads commit once at the end).
+    pub fn upsert_sync(&self, docs: &[Document], commit: bool) -> crate::Result<()> {
+        let f = &self.inner.f;
+        let mut writer = self.inner.writer.lock().map_err(backend)?;
+        for d in docs {
+            writer.delete_term(Term::from_field_text(f.id, &d.id));
+            writer.add_document(Self::to_doc(f, d)).map_err(backend)?;
+        }
+        if commit {
+            writer.commit().map_err(backend)?;
+            drop(writer);
+            self.inner.reader.reload().map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    /// Commits what `upsert_sync(.., false)` added.
+    pub fn commit(&self) -> crate::Result<()> {
+        let mut writer = self.inner.writer.lock().map_err(backend)?;
+        writer.commit().map_err(backend)?;
+        drop(writer);
+        self.inner.reader.reload().map_err(backend)
+    }
+
+    fn words(&self, text: &str) -> Vec<String> {
+        let mut analyzer = self
+            .inner
+            .index
+            .tokenizer_for_field(self.inner.f.title)
+            .unwrap_or_else(|_| analyzer());
+        let mut stream = analyzer.token_stream(text);
+        let mut out = Vec::new();
+        while stream.advance() {
+            out.push(stream.token().text.clone());
+        }
+        out
+    }
+
+    fn build_query(&self, q: &SearchQuery) -> Box<dyn Query> {
+        let f = &self.inner.f;
+        let term = |field: Field, v: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, v),
+                IndexRecordOption::Basic,
+            ))
+        };
+        let mut must: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, term(f.org, &q.org_id))];
+        if let Some(k) = q.kind {
+            must.push((Occur::Must, term(f.kind, k.as_str())));
+        }
+        for (field, value) in [
+            (f.status, &q.status),
+            (f.tag, &q.tag),
+            (f.owner, &q.owner),
+            (f.industry, &q.industry),
+        ] {
+            if let Some(v) = value {
+                must.push((Occur::Must, term(field, v)));
+            }
+        }
+        if let Some(owners) = &q.owners {
+            let any: Vec<(Occur, Box<dyn Query>)> = owners
+                .iter()
+                .map(|o| (Occur::Should, term(f.owner, o)))
+                .collect();
+            // No owners at all: nothing is visible.
+            if any.is_empty() {
+                must.push((Occur::Must, Box::new(tantivy::query::EmptyQuery)));
+            } else {
+                must.push((Occur::Must, Box::new(BooleanQuery::new(any))));
+            }
+        }
+        if let Some(digits) = phone_query(&q.text) {
+            must.push((Occur::Must, term(f.phone, &digits)));
+        } else {
+            for w in self.words(&q.text) {
+                must.push((Occur::Must, Box::new(self.word_query(&w))));
+            }
+        }
+        Box::new(BooleanQuery::new(must))
+    }
+
+    fn word_query(&self, w: &str) -> DisjunctionMaxQuery {
+        let f = &self.inner.f;
+        let tier = |q: Box<dyn Query>, score: f32| -> Box<dyn Query> {
+            Box::new(ConstScoreQuery::new(q, score))
+        };
+        let exact = |field| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, w),
+                IndexRecordOption::Basic,
+            ))
+        };
+        let fuzzy = |field, distance, prefix: bool| -> Box<dyn Query> {
+            let t = Term::from_field_text(field, w);
+            Box::new(if prefix {
+                FuzzyTermQuery::new_prefix(t, distance, true)
+            } else {
+                FuzzyTermQuery::new(t, distance, true)
+            })
+        };
+        let mut tiers = vec![tier(exact(f.title), 12.0), tier(exact(f.body), 6.0)];
+        if w.chars().count() >= 2 {
+            tiers.push(tier(fuzzy(f.title, 0, true), 8.0));
+            tiers.push(tier(fuzzy(f.body, 0, true), 4.0));
+        }
+        let budget = typo_budget(w);
+        if budget > 0 {
+            tiers.push(tier(fuzzy(f.title, budget, false), 3.0));
+            tiers.push(tier(fuzzy(f.title, budget, true), 2.5));
+            tiers.push(tier(fuzzy(f.body, budget, false), 1.5));
+            tiers.push(tier(fuzzy(f.body, budget, true), 1.0));
+        }
+        DisjunctionMaxQuery::new(tiers)
+    }
+
+    fn facets(
+        &self,
+        searcher: &tantivy::Searcher,
+        query: &dyn Query,
+    ) -> crate::Result<BTreeMap<String, BTreeMap<String, u64>>> {
+        use tantivy::aggregation::agg_req::Aggregations;
+        use tantivy::aggregation::AggregationCollector;
+        let req: Aggregations = serde_json::from_value(serde_json::json!({
+            "status": {"terms": {"field": "status", "size": 50}},
+            "tag": {"terms": {"field": "tag", "size": 50}},
+            "owner": {"terms": {"field": "owner", "size": 50}},
+            "industry": {"terms": {"field": "industry", "size": 50}},
+        }))
+        .map_err(backend)?;
+        let collector = AggregationCollector::from_aggs(req, Default::default());
+        let result = searcher.search(query, &collector).map_err(backend)?;
+        let json = serde_json::to_value(result).map_err(backend)?;
+        let mut out = BTreeMap::new();
+        for name in ["status", "tag", "owner", "industry"] {
+            let mut counts = BTreeMap::new();
+            for b in json[name]["buckets"].as_array().into_iter().flatten() {
+                if let (Some(k), Some(n)) = (b["key"].as_str(), b["doc_count"].as_u64()) {
+                    counts.insert(k.to_string(), n);
+                }
+            }
+            out.insert(name.to_string(), counts);
+        }
+        Ok(out)
+    }
+
+    /// The search, blocking (the async trait runs it on the blocking pool).
+    pub fn search_sync(&self, q: &SearchQuery) -> crate::Result<Results> {
+        let f = self.inner.f;
+        let searcher = self.inner.reader.searcher();
+        // Without words the filters alone decide (browsing by facet).
+        let query = self.build_query(q);
+        let limit = q.limit.clamp(1, 100);
+        let (top, total) = searcher
+            .search(
+                &query,
+                &(
+                    TopDocs::with_limit(limit)
+                        .and_offset(q.offset)
+                        .order_by_score(),
+                    Count,
+                ),
+            )
+            .map_err(backend)?;
+        let mut hits = Vec::with_capacity(top.len());
+        for (_, addr) in top {
+            let doc: TantivyDocument = searcher.doc(addr).map_err(backend)?;
+            let text = |field| {
+                doc.get_first(field)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let title = text(f.title);
+            let subtitle = text(f.subtitle);
+            let mut highlights = BTreeMap::new();
+            highlights.insert("title".to_string(), highlight(&title, &q.text));
+            highlights.insert("subtitle".to_string(), highlight(&subtitle, &q.text));
+            hits.push(Hit {
+                kind: Kind::parse(&text(f.kind)).unwrap_or(Kind::Client),
+                id: text(f.id),
+                title,
+                subtitle,
+                highlights,
+            });
+        }
+        let facets = if q.facets {
+            self.facets(&searcher, query.as_ref())?
+        } else {
+            BTreeMap::new()
+        };
+        Ok(Results {
+            hits,
+            total,
+            facets,
+        })
+    }
+
+    pub fn delete_sync(&self, ids: &[String]) -> crate::Result<()> {
+        let f = &self.inner.f;
+        let mut writer = self.inner.writer.lock().map_err(backend)?;
+        for id in ids {
+            writer.delete_term(Term::from_field_text(f.id, id));
+        }
+        writer.commit().map_err(backend)?;
+        drop(writer);
+        self.inner.reader.reload().map_err(backend)
+    }
+
+    fn ids_sync(&self, org_id: &str, kind: Kind) -> crate::Result<Vec<String>> {
+        let f = &self.inner.f;
+        let searcher = self.inner.reader.searcher();
+        let query = BooleanQuery::new(vec![
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(f.org, org_id),
+                    IndexRecordOption::Basic,
+                )) as Box<dyn Query>,
+            ),
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(f.kind, kind.as_str()),
+                    IndexRecordOption::Basic,
+                )),
+            ),
+        ]);
+        let docs = searcher.search(&query, &DocSetCollector).map_err(backend)?;
+        let mut out = Vec::with_capacity(docs.len());
+        for addr in docs {
+            let doc: TantivyDocument = searcher.doc(addr).map_err(backend)?;
+            if let Some(id) = doc.get_first(f.id).and_then(|v| v.as_str()) {
+                out.push(id.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn count_sync(&self) -> u64 {
+        self.inner.reader.searcher().num_docs()
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> crate::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| SearchError::Backend(e.to_string()))?
+}
+
+#[async_trait::async_trait]
+impl SearchIndex for Embedded {
+    async fn upsert(&self, docs: Vec<Document>) -> crate::Result<()> {
+        let me = self.clone();
+        blocking(move || me.upsert_sync(&docs, true)).await
+    }
+
+    async fn delete(&self, ids: Vec<String>) -> crate::Result<()> {
+        let me = self.clone();
+        blocking(move || me.delete_sync(&ids)).await
+    }
+
+    async fn ids(&self, org_id: &str, kind: Kind) -> crate::Result<Vec<String>> {
+        let me = self.clone();
+        let org = org_id.to_string();
+        blocking(move || me.ids_sync(&org, kind)).await
+    }
+
+    async fn search(&self, query: &SearchQuery) -> crate::Result<Results> {
+        let me = self.clone();
+        let q = query.clone();
+        blocking(move || me.search_sync(&q)).await
+    }
+
+    async fn health(&self) -> crate::Result<()> {
+        Ok(())
+    }
+
+    async fn stats(&self) -> crate::Result<Stats> {
+        Ok(Stats {
+            documents: self.count_sync(),
+            backend: "embedded",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_contract_holds() {
+        let index = super::Embedded::in_memory().unwrap_or_else(|e| panic!("{e}"));
+        crate::contract::run(&index).await;
+    }
+}
