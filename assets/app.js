@@ -216,3 +216,38 @@ document.addEventListener("submit", async (e) => {
   if (target) location.href = target;
   else document.getElementById("toasts").insertAdjacentHTML("beforeend", await res.text());
 });
+// Header search: the results list opens under the box; arrows move through it, Enter opens
+// the highlighted result (or the full results page), Escape closes it.
+(() => {
+  const box = document.getElementById("global-search");
+  const list = document.getElementById("search-results");
+  if (!box || !list) return;
+  const items = () => Array.from(list.querySelectorAll("a"));
+  const open = (yes) => {
+    list.classList.toggle("open", yes);
+    box.setAttribute("aria-expanded", yes ? "true" : "false");
+  };
+  document.body.addEventListener("htmx:afterSwap", (e) => {
+    if (e.target === list) open(list.innerHTML.trim() !== "" && box.value.trim() !== "");
+  });
+  box.addEventListener("input", () => { if (!box.value.trim()) { list.innerHTML = ""; open(false); } });
+  box.addEventListener("keydown", (e) => {
+    const all = items();
+    if (e.key === "ArrowDown" && all.length) { e.preventDefault(); open(true); all[0].focus(); }
+    else if (e.key === "Escape") { open(false); }
+    else if (e.key === "Enter") {
+      e.preventDefault();
+      const first = all.find((a) => !a.classList.contains("search-all"));
+      location.href = first ? first.href : `/search?q=${encodeURIComponent(box.value)}`;
+    }
+  });
+  list.addEventListener("keydown", (e) => {
+    const all = items();
+    const at = all.indexOf(document.activeElement);
+    if (e.key === "ArrowDown") { e.preventDefault(); (all[at + 1] || all[0]).focus(); }
+    else if (e.key === "ArrowUp") { e.preventDefault(); if (at <= 0) box.focus(); else all[at - 1].focus(); }
+    else if (e.key === "Escape") { open(false); box.focus(); }
+  });
+  document.addEventListener("click", (e) => { if (!e.target.closest("[data-search]")) open(false); });
+  box.addEventListener("focus", () => { if (list.innerHTML.trim() && box.value.trim()) open(true); });
+})();

@@ -160,6 +160,7 @@ fn main() {
         trust_proxy: false,
         json_limit: 1 << 20,
         pool_size: 8,
+        search: rapport::config::SearchConfig::Memory,
     };
     actix_web::rt::System::new().block_on(async move {
         let state = AppState::new(pool, config).await.unwrap();

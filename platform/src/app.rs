@@ -18,6 +18,8 @@ pub struct AppState {
     pub config: Config,
     /// Warm plugin instances, shared by all workers of this process.
     pub plugins: crate::plugins::runtime::Runtime,
+    /// The search index (embedded or Meilisearch), fed by the outbox.
+    pub search: crate::search::Index,
 }
 
 impl AppState {
@@ -29,11 +31,15 @@ impl AppState {
             pool.clone(),
             Some(&config.data_dir.join("plugin-cache")),
         );
+        let search = crate::search::open(&config)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the search index: {e}"))?;
         Ok(web::Data::new(Self {
             pool,
             authz,
             config,
             plugins,
+            search,
         }))
     }
 }

@@ -18,6 +18,23 @@ pub struct Config {
     /// Largest JSON request body accepted, in bytes (`RAPPORT_JSON_LIMIT`, default 1 MiB).
     pub json_limit: usize,
     pub pool_size: u32,
+    pub search: SearchConfig,
+}
+
+/// Where search lives (`RAPPORT_SEARCH`).
+#[derive(Debug, Clone)]
+pub enum SearchConfig {
+    /// The embedded index under the data directory (the default).
+    Embedded,
+    /// `RAPPORT_SEARCH=meilisearch` with `MEILI_URL`, `MEILI_MASTER_KEY` and optionally
+    /// `RAPPORT_SEARCH_PREFIX` (index names start with it; default `rapport_`).
+    Meilisearch {
+        url: String,
+        key: Option<String>,
+        prefix: String,
+    },
+    /// An index in memory, for tests.
+    Memory,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -37,7 +54,20 @@ impl Config {
             })?,
             None => 1024 * 1024,
         };
+        let search = match env("RAPPORT_SEARCH").as_deref() {
+            None | Some("embedded") => SearchConfig::Embedded,
+            Some("meilisearch") => SearchConfig::Meilisearch {
+                url: env("MEILI_URL")
+                    .ok_or_else(|| anyhow::anyhow!("RAPPORT_SEARCH=meilisearch needs MEILI_URL"))?,
+                key: env("MEILI_MASTER_KEY"),
+                prefix: env("RAPPORT_SEARCH_PREFIX").unwrap_or_else(|| "rapport_".into()),
+            },
+            Some(other) => {
+                anyhow::bail!("RAPPORT_SEARCH must be embedded or meilisearch, got {other:?}")
+            }
+        };
         Ok(Self {
+            search,
             data_dir,
             database,
             addr: env("RAPPORT_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into()),

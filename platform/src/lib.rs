@@ -9,5 +9,6 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod plugins;
+pub mod search;
 pub mod seed;
 pub mod web;

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use diesel::prelude::*;
 use rapport::app::{self, AppState};
 use rapport::config::Config;
 use rapport::db::{self, DbConn, Pool};
@@ -52,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// The search index.
+    Search {
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
     /// Add deterministic synthetic clients (companies, people, tags, custom values).
     Seed {
         /// Organization slug or id.
@@ -66,6 +72,17 @@ enum Command {
         /// The random seed; the same seed gives the same data.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum SearchCommand {
+    /// Rebuild the index from the database, in place (searches keep answering). With the
+    /// embedded index held by a running server, the rebuild is queued for that server.
+    Reindex {
+        /// Only this organization (slug or id); all when omitted.
+        #[arg(long)]
+        org: Option<String>,
     },
 }
 
@@ -202,6 +219,7 @@ fn find_org(
 async fn serve(config: Config, pool: Pool) -> anyhow::Result<()> {
     let addr = config.addr.clone();
     let state = AppState::new(pool, config).await?;
+    rapport::search::spawn_indexer(state.pool.clone(), state.search.clone());
     tracing::info!(%addr, "serving Rapport");
     // why: actix-web stops on SIGTERM/SIGINT by finishing in-flight requests first.
     actix_web::HttpServer::new(move || app::build(state.clone()))
@@ -255,6 +273,15 @@ fn seed_demo(pool: &Pool, addr: &str) -> anyhow::Result<()> {
             "Added {} demo clients ({} companies) and {deals} deals.",
             report.clients, report.companies
         );
+        // Seeded rows skip the stores; the server's indexer builds their documents.
+        with_conn(pool, |c| {
+            Ok(rapport::search::touch(
+                c,
+                &org.id,
+                rapport::search::REINDEX,
+                &org.id,
+            )?)
+        })?;
     }
     Ok(())
 }
@@ -360,7 +387,64 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 })?;
                 println!("Added {made} deals to {}", org.slug);
             }
-            println!("Done in {:.1} s", started.elapsed().as_secs_f64());
+            with_conn(&pool, |c| {
+                Ok(rapport::search::touch(
+                    c,
+                    &org.id,
+                    rapport::search::REINDEX,
+                    &org.id,
+                )?)
+            })?;
+            println!(
+                "Done in {:.1} s; the search index is rebuilt by the server (or `rapport search reindex`)",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Search {
+            command: SearchCommand::Reindex { org },
+        } => {
+            init_tracing(config.log_json);
+            let pool = open(&config)?;
+            let orgs: Vec<String> = match org {
+                Some(o) => vec![find_org(&pool, &o)?.id],
+                None => with_conn(&pool, |c| {
+                    Ok(rapport::db::schema::organizations::table
+                        .select(rapport::db::schema::organizations::id)
+                        .load::<String>(c)?)
+                })?,
+            };
+            match rapport::search::open(&config).await {
+                Ok(index) => {
+                    for org in &orgs {
+                        let started = std::time::Instant::now();
+                        let r = rapport::search::reindex_org(&pool, &index, org)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("{e}"))?;
+                        println!(
+                            "{org}: {} clients, {} deals indexed, {} stale documents removed in {:.1} s",
+                            r.clients,
+                            r.deals,
+                            r.removed,
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                    rapport::search::drain_all(&pool, &index)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
+                Err(e) => {
+                    with_conn(&pool, |c| {
+                        for org in &orgs {
+                            rapport::search::touch(c, org, rapport::search::REINDEX, org)?;
+                        }
+                        Ok(())
+                    })?;
+                    println!(
+                        "The index is in use ({e}); the rebuild is queued for the running server."
+                    );
+                }
+            }
             Ok(())
         }
         Command::Plugin {

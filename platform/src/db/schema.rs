@@ -191,6 +191,7 @@ diesel::table! {
         version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        searchable -> Bool,
     }
 }
 
@@ -445,6 +446,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    search_outbox (id) {
+        id -> BigInt,
+        organization_id -> Text,
+        entity -> Text,
+        entity_id -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     notifications (id) {
         id -> Text,
         organization_id -> Text,
@@ -505,4 +519,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     plugin_storage,
     plugin_trusted_keys,
     notifications,
+    search_outbox,
 );

@@ -5,6 +5,7 @@ pub mod api;
 pub mod assets;
 pub mod console;
 pub mod idempotency;
+pub mod search;
 
 use std::time::Instant;
 

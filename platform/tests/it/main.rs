@@ -13,5 +13,6 @@ mod migrations;
 mod plugins;
 mod sales;
 mod sales_console;
+mod search;
 mod signin;
 mod support;

@@ -93,6 +93,7 @@ pub fn config_for(target: &DbTarget) -> Config {
         trust_proxy: false,
         json_limit: 16 * 1024,
         pool_size: 4,
+        search: rapport::config::SearchConfig::Memory,
     }
 }
 

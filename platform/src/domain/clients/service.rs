@@ -846,7 +846,7 @@ pub fn tag_client(
         let changed = if add {
             store::add_tag(c, &ctx.org_id, client_id, &tag.id)?
         } else {
-            store::remove_tag(c, client_id, &tag.id)?
+            store::remove_tag(c, &ctx.org_id, client_id, &tag.id)?
         };
         if changed {
             bump(c, &client)?;

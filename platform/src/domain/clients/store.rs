@@ -28,8 +28,8 @@ pub fn find_many(conn: &mut DbConn, org_id: &str, ids: &[String]) -> QueryResult
 pub fn insert(conn: &mut DbConn, row: &ClientRow) -> QueryResult<()> {
     diesel::insert_into(clients::table)
         .values(row)
-        .execute(conn)
-        .map(drop)
+        .execute(conn)?;
+    crate::search::touch(conn, &row.organization_id, crate::search::CLIENT, &row.id)
 }
 
 /// Writes every column if the stored version is still `expected`; false when stale.
@@ -70,6 +70,9 @@ pub fn replace(conn: &mut DbConn, row: &ClientRow, expected: i64) -> QueryResult
         ),
     ))
     .execute(conn)?;
+    if n == 1 {
+        crate::search::touch_client(conn, &row.organization_id, &row.id)?;
+    }
     Ok(n == 1)
 }
 
@@ -79,8 +82,8 @@ pub fn delete(conn: &mut DbConn, org_id: &str, id: &str) -> QueryResult<()> {
             .filter(clients::organization_id.eq(org_id))
             .filter(clients::id.eq(id)),
     )
-    .execute(conn)
-    .map(drop)
+    .execute(conn)?;
+    crate::search::touch(conn, org_id, crate::search::CLIENT, id)
 }
 
 /// People employed by a company (live ones).
@@ -213,11 +216,12 @@ pub fn update_tag(
             .filter(tags::id.eq(id)),
     )
     .set((tags::name.eq(name), tags::color.eq(color)))
-    .execute(conn)
-    .map(drop)
+    .execute(conn)?;
+    crate::search::touch_tagged(conn, org_id, id)
 }
 
 pub fn delete_tag(conn: &mut DbConn, org_id: &str, id: &str) -> QueryResult<bool> {
+    crate::search::touch_tagged(conn, org_id, id)?;
     Ok(diesel::delete(
         tags::table
             .filter(tags::organization_id.eq(org_id))
@@ -256,7 +260,7 @@ pub fn set_tags(
     for tag_id in tag_ids {
         add_tag(conn, org_id, client_id, tag_id)?;
     }
-    Ok(())
+    crate::search::touch(conn, org_id, crate::search::CLIENT, client_id)
 }
 
 pub fn add_tag(
@@ -281,17 +285,27 @@ pub fn add_tag(
             client_tags::organization_id.eq(org_id),
         ))
         .execute(conn)?;
+    crate::search::touch(conn, org_id, crate::search::CLIENT, client_id)?;
     Ok(true)
 }
 
-pub fn remove_tag(conn: &mut DbConn, client_id: &str, tag_id: &str) -> QueryResult<bool> {
-    Ok(diesel::delete(
+pub fn remove_tag(
+    conn: &mut DbConn,
+    org_id: &str,
+    client_id: &str,
+    tag_id: &str,
+) -> QueryResult<bool> {
+    let removed = diesel::delete(
         client_tags::table
             .filter(client_tags::client_id.eq(client_id))
             .filter(client_tags::tag_id.eq(tag_id)),
     )
     .execute(conn)?
-        == 1)
+        == 1;
+    if removed {
+        crate::search::touch(conn, org_id, crate::search::CLIENT, client_id)?;
+    }
+    Ok(removed)
 }
 
 // Relations

@@ -28,6 +28,8 @@ pub struct FieldRow {
     pub version: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Its values are found by search (never for sensitive fields).
+    pub searchable: bool,
 }
 
 impl FieldRow {

@@ -27,6 +27,7 @@ pub struct FieldInput {
     pub display_group: Option<String>,
     pub position: Option<i32>,
     pub sensitive: Option<bool>,
+    pub searchable: Option<bool>,
     pub currency: Option<String>,
     pub archived: Option<bool>,
 }
@@ -63,6 +64,9 @@ fn apply(row: &mut FieldRow, input: &FieldInput, errors: &mut Vec<FieldError>) {
     }
     if let Some(s) = input.sensitive {
         row.sensitive = s;
+    }
+    if let Some(s) = input.searchable {
+        row.searchable = s;
     }
     if let Some(a) = input.archived {
         row.archived_at = match (a, row.archived_at) {
@@ -179,6 +183,7 @@ pub fn define(
         display_group: String::new(),
         position: 0,
         sensitive: false,
+        searchable: false,
         currency: (kind == Some(FieldType::Money)).then(|| default_currency.to_string()),
         archived_at: None,
         version: 1,
@@ -259,6 +264,11 @@ pub fn update(
             return Err(AppError::Stale(
                 "This field was changed by someone else; reload and try again.".into(),
             ));
+        }
+        let found_by_search = |f: &FieldRow| f.searchable && !f.sensitive && f.is_active();
+        if row.entity == "client" && found_by_search(&current) != found_by_search(&row) {
+            // Every client's document changes: the indexer rebuilds the organization's.
+            crate::search::touch(c, &ctx.org_id, crate::search::REINDEX, &ctx.org_id)?;
         }
         let action = match (current.archived_at.is_some(), row.archived_at.is_some()) {
             (false, true) => "custom_field.archive",

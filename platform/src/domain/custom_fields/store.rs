@@ -78,6 +78,7 @@ pub fn replace(conn: &mut DbConn, row: &FieldRow, expected: i64) -> QueryResult<
         custom_fields::display_group.eq(&row.display_group),
         custom_fields::position.eq(row.position),
         custom_fields::sensitive.eq(row.sensitive),
+        custom_fields::searchable.eq(row.searchable),
         custom_fields::currency.eq(&row.currency),
         custom_fields::archived_at.eq(row.archived_at),
         custom_fields::version.eq(expected + 1),

@@ -485,6 +485,7 @@ mod tests {
             display_group: String::new(),
             position: 0,
             sensitive: false,
+            searchable: false,
             currency: Some("EUR".into()),
             archived_at: None,
             version: 1,

@@ -165,8 +165,13 @@ pub fn find_opportunity(
 pub fn insert_opportunity(conn: &mut DbConn, row: &OpportunityRow) -> QueryResult<()> {
     diesel::insert_into(opportunities::table)
         .values(row)
-        .execute(conn)
-        .map(drop)
+        .execute(conn)?;
+    crate::search::touch(
+        conn,
+        &row.organization_id,
+        crate::search::OPPORTUNITY,
+        &row.id,
+    )
 }
 
 /// Writes the row if the stored version is still `expected`; false when stale.
@@ -209,6 +214,14 @@ pub fn replace_opportunity(
         ),
     ))
     .execute(conn)?;
+    if n == 1 {
+        crate::search::touch(
+            conn,
+            &row.organization_id,
+            crate::search::OPPORTUNITY,
+            &row.id,
+        )?;
+    }
     Ok(n == 1)
 }
 

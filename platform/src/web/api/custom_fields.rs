@@ -28,6 +28,7 @@ pub fn field_json(f: &FieldRow) -> Value {
         "group": f.display_group,
         "position": f.position,
         "sensitive": f.sensitive,
+        "searchable": f.searchable,
         "currency": f.currency,
         "archived": f.archived_at.is_some(),
         "version": f.version,
@@ -52,6 +53,7 @@ pub struct FieldBody {
     group: Option<String>,
     position: Option<i32>,
     sensitive: Option<bool>,
+    searchable: Option<bool>,
     currency: Option<String>,
     archived: Option<bool>,
     /// Accepted and ignored, so a fetched definition can be sent back.
@@ -88,6 +90,7 @@ impl From<FieldBody> for FieldInput {
             display_group: b.group,
             position: b.position,
             sensitive: b.sensitive,
+            searchable: b.searchable,
             currency: b.currency,
             archived: b.archived,
         }

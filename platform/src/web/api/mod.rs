@@ -6,6 +6,7 @@ pub mod clients;
 mod custom_fields;
 mod me;
 pub mod plugins;
+pub mod search;
 pub use plugins::grants as plugins_grants;
 mod policies;
 pub mod sales;
@@ -21,7 +22,9 @@ use serde::Serialize;
 use crate::error::{AppError, AppResult};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/me", web::get().to(me::show))
+    cfg.route("/search", web::get().to(search::search))
+        .route("/search/status", web::get().to(search::status))
+        .route("/me", web::get().to(me::show))
         .route("/me/notifications", web::get().to(me::notifications))
         .route(
             "/me/notifications/read",

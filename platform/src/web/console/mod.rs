@@ -9,6 +9,7 @@ mod dashboard;
 mod login;
 mod notifications;
 mod sales;
+mod search;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::cookie::Cookie;
@@ -132,6 +133,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 ))
                 .route(web::put().to(admin::plugins::upload)),
         )
+        .route("/search", web::get().to(search::page))
+        .route("/search/suggest", web::get().to(search::suggest))
         .route("/notifications", web::get().to(notifications::list))
         .route(
             "/notifications/read",
@@ -204,6 +207,11 @@ pub struct Toast<'a> {
     pub message: &'a str,
     /// Out-of-band when it rides along with another fragment.
     pub oob: bool,
+}
+
+/// An HTML fragment for htmx (200).
+pub fn html_fragment(body: String) -> HttpResponse {
+    html(StatusCode::OK, body)
 }
 
 fn html(status: StatusCode, body: String) -> HttpResponse {

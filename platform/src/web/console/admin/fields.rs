@@ -19,6 +19,7 @@ pub struct FieldView {
     pub type_label: &'static str,
     pub required: bool,
     pub sensitive: bool,
+    pub searchable: bool,
     pub group: String,
     pub options: String,
 }
@@ -32,6 +33,7 @@ impl From<&FieldRow> for FieldView {
             type_label: f.kind().label(),
             required: f.required,
             sensitive: f.sensitive,
+            searchable: f.searchable,
             group: f.display_group.clone(),
             options: f.option_list().join(", "),
         }
@@ -56,6 +58,7 @@ pub struct FieldFormValues {
     pub options: String,
     pub required: bool,
     pub sensitive: bool,
+    pub searchable: bool,
     pub default: String,
     pub help: String,
     pub group: String,
@@ -192,6 +195,7 @@ pub async fn edit(
         options: f.option_list().join("\n"),
         required: f.required,
         sensitive: f.sensitive,
+        searchable: f.searchable,
         default: f
             .default_value
             .as_deref()
@@ -225,6 +229,7 @@ fn read_form(body: &web::Bytes) -> AppResult<FieldFormValues> {
         options: get("options"),
         required: !get("required").is_empty(),
         sensitive: !get("sensitive").is_empty(),
+        searchable: !get("searchable").is_empty(),
         default: get("default"),
         help: get("help"),
         group: get("group"),
@@ -265,6 +270,7 @@ fn input_of(f: &FieldFormValues, creating: bool) -> FieldInput {
         help_text: Some(f.help.clone()),
         display_group: Some(f.group.clone()),
         sensitive: Some(f.sensitive),
+        searchable: Some(f.searchable),
         currency: Some(f.currency.clone()),
         ..Default::default()
     }

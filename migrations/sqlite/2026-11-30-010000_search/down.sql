@@ -1,0 +1,2 @@
+ALTER TABLE custom_fields DROP COLUMN searchable;
+DROP TABLE search_outbox;
