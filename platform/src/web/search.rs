@@ -131,6 +131,11 @@ pub async fn run(actor: &Actor, state: &AppState, ask: &Ask) -> AppResult<Result
             .map_err(|e| AppError::Unavailable(e.to_string()))?;
         out.total += r.total;
         out.hits.extend(r.hits);
+        // Facets describe clients (status, tags, owner, industry) unless deals were asked
+        // for alone: a deal's "open" is not a client's status.
+        if ask.kind.is_none() && kind != Kind::Client {
+            continue;
+        }
         for (name, counts) in r.facets {
             let into = out.facets.entry(name).or_default();
             for (k, v) in counts {

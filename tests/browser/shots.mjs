@@ -1,0 +1,34 @@
+import { chromium } from 'playwright-core';
+const base = 'http://127.0.0.1:8099';
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+for (const [name, vp] of [['desk', { width: 1280, height: 800 }], ['phone', { width: 390, height: 844 }]]) {
+  const page = await browser.newPage({ viewport: vp });
+  await page.goto(base + '/login');
+  await page.fill('input[name=email]', 'sales.rep@demo.rapport.test');
+  await page.fill('input[name=password]', 'rapport-demo-2026');
+  await page.click('button[type=submit]');
+  await page.waitForLoadState('networkidle');
+  await page.click('#global-search');
+  await page.keyboard.type('mrgaret hamiltn', { delay: 30 });
+  await page.waitForTimeout(800);
+  await page.screenshot({ path: `/tmp/shot2/suggest-rep-${name}.png` });
+  await page.goto(base + '/logout').catch(() => {});
+  await page.close();
+}
+const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+await page.goto(base + '/login');
+await page.fill('input[name=email]', 'admin@demo.rapport.test');
+await page.fill('input[name=password]', 'rapport-demo-2026');
+await page.click('button[type=submit]');
+await page.waitForLoadState('networkidle');
+await page.click('#global-search');
+await page.keyboard.type('mrgaret hamiltn', { delay: 30 });
+await page.waitForTimeout(800);
+await page.screenshot({ path: '/tmp/shot2/suggest-admin.png' });
+await page.keyboard.press('ArrowDown');
+await page.keyboard.press('ArrowDown');
+await page.waitForTimeout(200);
+await page.screenshot({ path: '/tmp/shot2/suggest-keys.png' });
+await page.goto(base + '/search?q=margaret');
+await page.screenshot({ path: '/tmp/shot2/search-page.png' });
+await browser.close();
