@@ -417,6 +417,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             match rapport::search::open(&config).await {
                 Ok(index) => {
                     for org in &orgs {
+                        with_conn(&pool, |c| {
+                            Ok(rapport::search::clear_reindex_requests(c, org)?)
+                        })?;
                         let started = std::time::Instant::now();
                         let r = rapport::search::reindex_org(&pool, &index, org)
                             .await

@@ -84,6 +84,16 @@ pub fn touch_tagged(conn: &mut DbConn, org_id: &str, tag_id: &str) -> QueryResul
     Ok(())
 }
 
+/// Drops queued whole-organization rebuilds (a rebuild is about to run anyway).
+pub fn clear_reindex_requests(conn: &mut DbConn, org_id: &str) -> QueryResult<usize> {
+    diesel::delete(
+        search_outbox::table
+            .filter(search_outbox::organization_id.eq(org_id))
+            .filter(search_outbox::entity.eq(REINDEX)),
+    )
+    .execute(conn)
+}
+
 /// How far the index is behind: changes waiting and the age of the oldest.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]

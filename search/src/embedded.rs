@@ -310,7 +310,7 @@ impl Embedded {
         let searcher = self.inner.reader.searcher();
         // Without words the filters alone decide (browsing by facet).
         let query = self.build_query(q);
-        let limit = q.limit.clamp(1, 100);
+        let limit = q.limit.clamp(1, 1000);
         let (top, total) = searcher
             .search(
                 &query,

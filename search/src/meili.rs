@@ -212,7 +212,7 @@ impl Meili {
         search
             .with_query(&text)
             .with_filter(&filter)
-            .with_limit(q.limit.clamp(1, 100))
+            .with_limit(q.limit.clamp(1, 1000))
             .with_offset(q.offset);
         if q.facets {
             search.with_facets(meilisearch_sdk::search::Selectors::Some(&facets));

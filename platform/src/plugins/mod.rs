@@ -953,61 +953,68 @@ impl ExternalTypes for PluginFieldTypes {
 /// Persists call counts and failures; disables a plugin that keeps failing, telling its
 /// admins with a notification, the audit log and the Plugins page.
 pub fn settle(conn: &mut DbConn, org_id: &str, records: &[CallRecord]) -> AppResult<()> {
+    use plugin_installs::dsl as p;
     for r in records {
+        let mine = plugin_installs::table
+            .filter(p::id.eq(&r.install_id))
+            .filter(p::organization_id.eq(org_id));
+        // why: requests and the event worker settle concurrently; the counters move in SQL
+        // (`calls = calls + 1`), never as read-then-write, so no call goes uncounted.
+        let Some(e) = &r.error else {
+            diesel::update(mine)
+                .set((p::calls.eq(p::calls + 1), p::consecutive_failures.eq(0)))
+                .execute(conn)?;
+            continue;
+        };
+        let message: String = e.chars().take(500).collect();
+        diesel::update(mine)
+            .set((
+                p::calls.eq(p::calls + 1),
+                p::failures.eq(p::failures + 1),
+                p::consecutive_failures.eq(p::consecutive_failures + 1),
+                p::last_error.eq(Some(&message)),
+            ))
+            .execute(conn)?;
         let Ok(row) = find(conn, org_id, &r.install_id) else {
             continue;
         };
-        match &r.error {
-            None => {
-                diesel::update(plugin_installs::table.find(&row.id))
-                    .set((
-                        plugin_installs::calls.eq(row.calls + 1),
-                        plugin_installs::consecutive_failures.eq(0),
-                    ))
-                    .execute(conn)?;
-            }
-            Some(e) => {
-                let streak = row.consecutive_failures + 1;
-                let disable = streak >= DISABLE_AFTER_FAILURES && row.enabled;
-                diesel::update(plugin_installs::table.find(&row.id))
-                    .set((
-                        plugin_installs::calls.eq(row.calls + 1),
-                        plugin_installs::failures.eq(row.failures + 1),
-                        plugin_installs::consecutive_failures.eq(streak),
-                        plugin_installs::last_error
-                            .eq(Some(e.chars().take(500).collect::<String>())),
-                        plugin_installs::enabled.eq(row.enabled && !disable),
-                        plugin_installs::disabled_reason.eq(if disable {
-                            Some(format!(
-                                "Disabled after {streak} failed calls in a row: {e}"
-                            ))
-                        } else {
-                            row.disabled_reason.clone()
-                        }),
-                    ))
-                    .execute(conn)?;
-                if disable {
-                    tracing::error!(plugin = %row.plugin_id, org = %org_id, "plugin disabled after repeated failures");
-                    audit::record(
-                        conn,
-                        &AuditContext::cli(org_id),
-                        "plugin.auto_disable",
-                        "plugin",
-                        Some(&row.id),
-                        json!({"plugin": row.plugin_id, "error": e}),
-                    )?;
-                    crate::domain::notifications::notify_role(
-                        conn,
-                        org_id,
-                        crate::domain::orgs::Role::Admin,
-                        "plugin.auto_disable",
-                        &format!("The {} plugin was disabled", row.name),
-                        &format!("It failed {streak} times in a row (last: {}). Its hooks are not called until an admin enables it again.", e.chars().take(200).collect::<String>()),
-                        Some("/admin/plugins"),
-                    )?;
-                }
-            }
+        if row.consecutive_failures < DISABLE_AFTER_FAILURES || !row.enabled {
+            continue;
         }
+        let streak = row.consecutive_failures;
+        // Only the settle that flips `enabled` tells anyone.
+        let flipped = diesel::update(mine.filter(p::enabled.eq(true)))
+            .set((
+                p::enabled.eq(false),
+                p::disabled_reason.eq(Some(format!(
+                    "Disabled after {streak} failed calls in a row: {message}"
+                ))),
+            ))
+            .execute(conn)?;
+        if flipped == 0 {
+            continue;
+        }
+        tracing::error!(plugin = %row.plugin_id, org = %org_id, "plugin disabled after repeated failures");
+        audit::record(
+            conn,
+            &AuditContext::cli(org_id),
+            "plugin.auto_disable",
+            "plugin",
+            Some(&row.id),
+            json!({"plugin": row.plugin_id, "error": e}),
+        )?;
+        crate::domain::notifications::notify_role(
+            conn,
+            org_id,
+            crate::domain::orgs::Role::Admin,
+            "plugin.auto_disable",
+            &format!("The {} plugin was disabled", row.name),
+            &format!(
+                "It failed {streak} times in a row (last: {}). Its hooks are not called until an admin enables it again.",
+                e.chars().take(200).collect::<String>()
+            ),
+            Some("/admin/plugins"),
+        )?;
     }
     Ok(())
 }

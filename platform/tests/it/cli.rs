@@ -79,7 +79,11 @@ async fn operators_create_orgs_users_and_tokens() {
             "ci",
         ],
     );
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = last_line(&out);
     assert!(token.starts_with("rpt_"));
 
@@ -167,4 +171,54 @@ async fn bad_arguments_and_unreachable_databases_fail_clearly() {
         "{err}"
     );
     assert!(!std::path::Path::new("postgres:").exists());
+}
+
+/// `rapport seed` then `rapport search reindex`: the rebuild reads every client from the
+/// database into the embedded index under the data directory, and a second run finds the
+/// same records (in place, nothing duplicated).
+#[actix_web::test]
+async fn search_reindex_rebuilds_the_embedded_index() {
+    let t = TestApp::new().await;
+    let url = url_of(&t);
+    let data = std::env::temp_dir().join(format!("rapport-cli-search-{}", uuid::Uuid::new_v4()));
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rapport"))
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .env("RAPPORT_DATA_DIR", &data)
+            .env("RAPPORT_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["org", "create", "Seeded"]).status.success());
+    let out = run(&[
+        "seed",
+        "--org",
+        "seeded",
+        "--clients",
+        "40",
+        "--deals",
+        "10",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for _ in 0..2 {
+        let out = run(&["search", "reindex", "--org", "seeded"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = last_line(&out);
+        assert!(
+            line.contains(": 40 clients, 10 deals indexed, 0 stale documents removed"),
+            "{line}"
+        );
+    }
+    let bad = run(&["search", "reindex", "--org", "nope"]);
+    assert!(!bad.status.success());
+    let _ = std::fs::remove_dir_all(&data);
 }

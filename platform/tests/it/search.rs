@@ -272,6 +272,11 @@ async fn deals_and_searchable_fields_are_found() {
         .await
         .body;
     assert!(bad.contains("Search for at most 200 characters."));
+    // The client list's search box forgives typos too (through the index).
+    let list = b.get(&app, "/clients?q=wayne%20enterprsies").await.body;
+    assert!(list.contains("Wayne Enterprises"), "{list}");
+    let list = b.get(&app, "/clients?q=zzzz").await.body;
+    assert!(!list.contains("Wayne Enterprises"));
     let home = b.get(&app, "/").await.body;
     assert!(
         home.contains("id=\"global-search\""),

@@ -172,6 +172,9 @@ pub struct ListParams {
     pub updated: Vec<(TimeBound, NaiveDateTime)>,
     pub custom: Vec<CustomFilter>,
     pub q: Option<String>,
+    /// Clients the search index matched for `q` (typos, accents, phone formats): shown
+    /// besides the substring matches, so a change the index has not seen yet still shows.
+    pub also_ids: Vec<String>,
     pub sort: Sort,
     pub after: Option<Cursor>,
     pub limit: i64,
@@ -321,12 +324,16 @@ pub fn list(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<
                 .like(pattern)
                 .escape('\\')
                 .nullable());
-        let cond: Box<dyn BoxableExpression<clients::table, Backend, SqlType = Nullable<Bool>>> =
-            if digits.len() >= 3 {
-                Box::new(names.or(clients::phone.like(format!("%{digits}%")).nullable()))
-            } else {
-                Box::new(names)
-            };
+        let mut cond: Box<
+            dyn BoxableExpression<clients::table, Backend, SqlType = Nullable<Bool>>,
+        > = if digits.len() >= 3 {
+            Box::new(names.or(clients::phone.like(format!("%{digits}%")).nullable()))
+        } else {
+            Box::new(names)
+        };
+        if !p.also_ids.is_empty() {
+            cond = Box::new(cond.or(clients::id.eq_any(p.also_ids.clone()).nullable()));
+        }
         q = q.filter(cond.assume_not_null());
     }
 
