@@ -151,10 +151,32 @@ impl Meili {
             prefix: prefix.to_string(),
         };
         me.health().await?;
+        // Typos as the embedded index allows them (1 from 4 letters, 2 from 8), none in phone
+        // numbers; ranking as Meilisearch's default, with the title searched first.
+        let typos = meilisearch_sdk::settings::TypoToleranceSettings {
+            enabled: Some(true),
+            disable_on_attributes: Some(vec!["phones".into()]),
+            disable_on_words: None,
+            min_word_size_for_typos: Some(meilisearch_sdk::settings::MinWordSizeForTypos {
+                one_typo: Some(4),
+                two_typos: Some(8),
+            }),
+            disable_on_numbers: Some(true),
+        };
         let settings = Settings::new()
             .with_searchable_attributes(["title", "subtitle", "text", "tags", "phones"])
             .with_filterable_attributes(["org", "kind", "status", "tags", "owner", "industry"])
-            .with_displayed_attributes(["id", "kind", "title", "subtitle"]);
+            .with_sortable_attributes(["title"])
+            .with_displayed_attributes(["id", "kind", "title", "subtitle"])
+            .with_ranking_rules([
+                "words",
+                "typo",
+                "proximity",
+                "attribute",
+                "sort",
+                "exactness",
+            ])
+            .with_typo_tolerance(typos);
         for kind in [Kind::Client, Kind::Opportunity] {
             let task = me
                 .client
@@ -193,8 +215,8 @@ impl Meili {
         }
         if let Some(owners) = &q.owners {
             if owners.is_empty() {
-                // Nobody's records: a filter nothing passes.
-                parts.push("owner = \"\u{0}none\"".into());
+                // Nobody's records: a filter nothing passes (ids are UUIDs).
+                parts.push("owner = \"-\"".into());
             } else {
                 let list: Vec<String> = owners.iter().map(|o| quoted(o)).collect();
                 parts.push(format!("owner IN [{}]", list.join(", ")));
@@ -380,6 +402,26 @@ impl SearchIndex for Meili {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn filters_always_name_the_organization_and_quote_values() {
+        let q = crate::Query {
+            org_id: "org-1".into(),
+            tag: Some("say \"hi\"".into()),
+            owners: Some(vec!["u1".into(), "u2".into()]),
+            ..Default::default()
+        };
+        assert_eq!(
+            super::Meili::filter(&q, crate::Kind::Client),
+            r#"org = "org-1" AND kind = "client" AND tags = "say \"hi\"" AND owner IN ["u1", "u2"]"#
+        );
+        let none = crate::Query {
+            org_id: "org-1".into(),
+            owners: Some(vec![]),
+            ..Default::default()
+        };
+        assert!(super::Meili::filter(&none, crate::Kind::Opportunity).ends_with(r#"owner = "-""#));
+    }
+
     /// Runs the contract against a real Meilisearch when `MEILI_URL` is set (see README).
     #[tokio::test(flavor = "multi_thread")]
     async fn the_contract_holds_on_meilisearch() {
