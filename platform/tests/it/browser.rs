@@ -38,10 +38,90 @@ fn wait_until_up(port: u16) {
     panic!("the server did not start on port {port}");
 }
 
+/// `rapport serve` over the test's database, with its own data directory (search index,
+/// plugin cache), on a free port.
+fn serve(t: &TestApp) -> (Server, u16) {
+    let port = free_port();
+    let url = match t.target.backend {
+        rapport::db::Backend::Postgres => t.target.location.clone(),
+        rapport::db::Backend::Sqlite => format!("sqlite://{}", t.target.location),
+    };
+    let data =
+        std::env::temp_dir().join(format!("rapport-browser-{port}-{}", uuid::Uuid::new_v4()));
+    let server = Server(
+        Command::new(env!("CARGO_BIN_EXE_rapport"))
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+            .env("DATABASE_URL", &url)
+            .env("RAPPORT_DATA_DIR", &data)
+            .env("RAPPORT_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until_up(port);
+    (server, port)
+}
+
+fn enabled() -> bool {
+    if std::env::var("RAPPORT_BROWSER_TESTS").ok().as_deref() == Some("1") {
+        return true;
+    }
+    eprintln!("skipped: set RAPPORT_BROWSER_TESTS=1 with Chromium and `npm ci` in tests/browser to run it");
+    false
+}
+
+/// The bar on a phone-sized screen: a misspelt name in the header box finds the
+/// client, and the keyboard opens it; another rep's client never shows.
+#[actix_web::test]
+async fn a_rep_finds_a_client_by_a_misspelt_name_in_the_header_search() {
+    if !enabled() {
+        return;
+    }
+    let t = TestApp::new().await;
+    let org = t.org("Acme");
+    let rep = t.user(&org, "rep@acme.test", "sales_rep");
+    let other = t.user(&org, "rep2@acme.test", "sales_rep");
+    let app = t.service().await;
+    for (token, first) in [
+        (t.token(&org, &rep), "Margaret"),
+        (t.token(&org, &other), "Margarete"),
+    ] {
+        let r = send(
+            &app,
+            api(Method::POST, "/api/clients", &token).set_json(
+                json!({"type": "individual", "firstName": first, "lastName": "Hamilton"}),
+            ),
+        )
+        .await;
+        assert_eq!(r.status, actix_web::http::StatusCode::CREATED, "{}", r.body);
+    }
+    let (_server, port) = serve(&t);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser/search.mjs");
+    let out = Command::new("node")
+        .args([
+            script,
+            &format!("http://127.0.0.1:{port}"),
+            "rep@acme.test",
+            PASSWORD,
+            "mrgaret hamiltn",
+            "Margaret Hamilton",
+            "Margarete",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "browser: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("opened"), "{stdout}");
+}
+
 #[actix_web::test]
 async fn a_rep_drags_a_deal_and_the_forecast_moves_by_value_times_probability() {
-    if std::env::var("RAPPORT_BROWSER_TESTS").ok().as_deref() != Some("1") {
-        eprintln!("skipped: set RAPPORT_BROWSER_TESTS=1 with Chromium and `npm ci` in tests/browser to run it");
+    if !enabled() {
         return;
     }
     let t = TestApp::new().await;
@@ -102,21 +182,7 @@ async fn a_rep_drags_a_deal_and_the_forecast_moves_by_value_times_probability() 
     );
     assert_eq!(before, "5000.0000");
 
-    let port = free_port();
-    let url = match t.target.backend {
-        rapport::db::Backend::Postgres => t.target.location.clone(),
-        rapport::db::Backend::Sqlite => format!("sqlite://{}", t.target.location),
-    };
-    let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_rapport"))
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-            .env("DATABASE_URL", &url)
-            .env("RAPPORT_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until_up(port);
+    let (_server, port) = serve(&t);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser/kanban.mjs");
     let out = Command::new("node")
         .args([
