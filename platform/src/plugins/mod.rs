@@ -651,6 +651,28 @@ impl PluginFieldTypes {
             .is_some_and(|hooks| hooks.iter().any(|h| h == hook))
     }
 
+    /// Calls a hook that answers JSON of type `T`, inside a change (storage read-only); an
+    /// answer that is not a `T` is the plugin's failure.
+    fn ask<T: serde::de::DeserializeOwned>(
+        &self,
+        install: &InstallRow,
+        hook: &str,
+        input: &[u8],
+    ) -> Result<T, runtime::PluginError> {
+        self.runtime
+            .call(
+                &install.runtime_key(),
+                &install.wasm,
+                &install.host_context(false),
+                hook,
+                input,
+            )
+            .and_then(|out| {
+                serde_json::from_slice::<T>(&out)
+                    .map_err(|e| runtime::PluginError::Garbage(e.to_string()))
+            })
+    }
+
     fn record<T>(&self, install: &InstallRow, outcome: &Result<T, runtime::PluginError>) {
         if let Ok(mut r) = self.records.lock() {
             r.push(CallRecord {
@@ -760,19 +782,8 @@ impl PluginFieldTypes {
         else {
             return value.to_string();
         };
-        let outcome = self
-            .runtime
-            .call(
-                &install.runtime_key(),
-                &install.wasm,
-                &install.host_context(false),
-                hooks::FORMAT,
-                &input,
-            )
-            .and_then(|out| {
-                serde_json::from_slice::<rapport_plugin_sdk::FormatResponse>(&out)
-                    .map_err(|e| runtime::PluginError::Garbage(e.to_string()))
-            });
+        let outcome =
+            self.ask::<rapport_plugin_sdk::FormatResponse>(install, hooks::FORMAT, &input);
         self.record(install, &outcome);
         match outcome {
             Ok(r) => r.display,
@@ -824,19 +835,8 @@ impl PluginFieldTypes {
             if fields.is_empty() {
                 continue;
             }
-            let outcome = self
-                .runtime
-                .call(
-                    &install.runtime_key(),
-                    &install.wasm,
-                    &install.host_context(false),
-                    hooks::COMPUTE,
-                    &input,
-                )
-                .and_then(|out| {
-                    serde_json::from_slice::<rapport_plugin_sdk::ComputeResponse>(&out)
-                        .map_err(|e| runtime::PluginError::Garbage(e.to_string()))
-                });
+            let outcome =
+                self.ask::<rapport_plugin_sdk::ComputeResponse>(install, hooks::COMPUTE, &input);
             self.record(install, &outcome);
             if let Err(e) = &outcome {
                 tracing::warn!(plugin = %install.plugin_id, error = %e, "compute hook failed");
@@ -921,19 +921,7 @@ impl ExternalTypes for PluginFieldTypes {
         };
         let input =
             serde_json::to_vec(&ValidateRequest::new(key, value)).map_err(|e| e.to_string())?;
-        let outcome = self
-            .runtime
-            .call(
-                &install.runtime_key(),
-                &install.wasm,
-                &install.host_context(false),
-                hooks::VALIDATE,
-                &input,
-            )
-            .and_then(|out| {
-                serde_json::from_slice::<ValidateResponse>(&out)
-                    .map_err(|e| runtime::PluginError::Garbage(e.to_string()))
-            });
+        let outcome = self.ask::<ValidateResponse>(install, hooks::VALIDATE, &input);
         self.record(install, &outcome);
         match outcome {
             Ok(ValidateResponse::Valid { normalized }) => Ok(normalized),
@@ -1036,19 +1024,7 @@ impl crate::domain::pipeline::service::MoveRules for PluginFieldTypes {
             .iter()
             .filter(|i| self.has_hook(i, hooks::OPPORTUNITY_BEFORE_MOVE))
         {
-            let outcome = self
-                .runtime
-                .call(
-                    &install.runtime_key(),
-                    &install.wasm,
-                    &install.host_context(false),
-                    hooks::OPPORTUNITY_BEFORE_MOVE,
-                    &input,
-                )
-                .and_then(|out| {
-                    serde_json::from_slice::<MoveDecision>(&out)
-                        .map_err(|e| runtime::PluginError::Garbage(e.to_string()))
-                });
+            let outcome = self.ask::<MoveDecision>(install, hooks::OPPORTUNITY_BEFORE_MOVE, &input);
             self.record(install, &outcome);
             match outcome {
                 Ok(MoveDecision::Refuse { message }) => {
