@@ -459,6 +459,31 @@ diesel::table! {
 }
 
 diesel::table! {
+    interactions (id) {
+        id -> Text,
+        organization_id -> Text,
+        client_id -> Text,
+        opportunity_id -> Nullable<Text>,
+        user_id -> Nullable<Text>,
+        kind -> Text,
+        subject -> Text,
+        content -> Text,
+        direction -> Nullable<Text>,
+        status -> Text,
+        scheduled_at -> Nullable<Timestamp>,
+        completed_at -> Nullable<Timestamp>,
+        occurred_at -> Timestamp,
+        outcome -> Nullable<Text>,
+        duration_minutes -> Nullable<Integer>,
+        metadata -> Text,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     notifications (id) {
         id -> Text,
         organization_id -> Text,
@@ -520,4 +545,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     plugin_trusted_keys,
     notifications,
     search_outbox,
+    interactions,
 );

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod clients;
 pub mod custom_fields;
+pub mod interactions;
 pub mod money;
 pub mod notifications;
 pub mod orgs;

@@ -9,6 +9,7 @@ mod cli;
 mod clients;
 mod clients_console;
 mod console;
+mod interactions;
 mod migrations;
 mod plugins;
 mod sales;

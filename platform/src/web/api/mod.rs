@@ -4,6 +4,7 @@
 mod audit;
 pub mod clients;
 mod custom_fields;
+pub mod interactions;
 mod me;
 pub mod plugins;
 pub mod search;
@@ -56,6 +57,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clients/{id}", web::put().to(clients::replace))
         .route("/clients/{id}", web::patch().to(clients::patch))
         .route("/clients/{id}", web::delete().to(clients::delete))
+        .route(
+            "/clients/{id}/interactions",
+            web::get().to(interactions::list),
+        )
+        .route(
+            "/clients/{id}/interactions",
+            web::post().to(interactions::create),
+        )
+        .route("/interactions/{id}", web::get().to(interactions::show))
+        .route("/interactions/{id}", web::put().to(interactions::update))
+        .route("/interactions/{id}", web::delete().to(interactions::delete))
         .route("/clients/{id}/restore", web::post().to(clients::restore))
         .route("/clients/{id}/purge", web::post().to(clients::purge))
         .route("/clients/{id}/tags", web::get().to(clients::client_tags))

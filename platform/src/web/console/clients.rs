@@ -592,6 +592,8 @@ struct ClientProfile {
     relations: Vec<RelationView>,
     relation_labels: Vec<&'static str>,
     history: Vec<HistoryView>,
+    /// The rendered timeline card (quick log + interactions).
+    timeline: String,
     can_write: bool,
     can_delete: bool,
     can_tag: bool,
@@ -786,7 +788,18 @@ async fn profile_page(
         .flatten()
         .filter(|l| !l.is_empty())
         .collect();
+        let timeline = {
+            use askama::Template;
+            let view = super::timeline::View {
+                can_write,
+                ..Default::default()
+            };
+            super::timeline::card(c, &org, &access, &row.id, view)?
+                .render()
+                .map_err(|e| AppError::Internal(e.to_string()))?
+        };
         Ok(ClientProfile {
+            timeline,
             groups: {
                 let mut groups = group_fields(&defs, &stored, &access, plugins);
                 let computed = plugins.computed(&rapport_plugin_sdk::ComputeRequest::Client(

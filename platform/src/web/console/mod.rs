@@ -10,6 +10,7 @@ mod login;
 mod notifications;
 mod sales;
 mod search;
+mod timeline;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::cookie::Cookie;
@@ -46,6 +47,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clients/{id}/delete", web::post().to(clients::delete))
         .route("/clients/{id}/restore", web::post().to(clients::restore))
         .route("/clients/{id}/purge", web::post().to(clients::purge))
+        .route("/clients/{id}/interactions", web::post().to(timeline::log))
+        .route("/clients/{id}/timeline", web::get().to(timeline::page))
         .route("/clients/{id}/tags", web::post().to(clients::tag))
         .route("/clients/{id}/relations", web::post().to(clients::relate))
         .route(

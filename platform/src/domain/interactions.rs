@@ -1,0 +1,506 @@
+//! Interactions: what happened with a client — calls, meetings, e-mails, notes, tasks —
+//! newest first on its timeline. Content is kept as plain text and always shown escaped, so
+//! nothing a user or an integration stores can run as script.
+
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde_json::{json, Map, Value};
+
+use crate::db::schema::{interactions, opportunities};
+use crate::db::{new_id, now, DbConn};
+use crate::domain::audit::{self, AuditContext};
+use crate::domain::clients::service::Access;
+use crate::error::{AppError, AppResult, FieldError};
+
+pub const KINDS: &[&str] = &["call", "meeting", "email", "note", "task"];
+pub const DIRECTIONS: &[&str] = &["inbound", "outbound"];
+pub const STATUSES: &[&str] = &["completed", "scheduled", "cancelled"];
+pub const OUTCOMES: &[&str] = &[
+    "connected",
+    "voicemail",
+    "no_answer",
+    "busy",
+    "wrong_number",
+];
+/// Longest content kept, in characters.
+pub const MAX_CONTENT: usize = 20_000;
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = interactions)]
+pub struct InteractionRow {
+    pub id: String,
+    pub organization_id: String,
+    pub client_id: String,
+    pub opportunity_id: Option<String>,
+    pub user_id: Option<String>,
+    pub kind: String,
+    pub subject: String,
+    pub content: String,
+    pub direction: Option<String>,
+    pub status: String,
+    pub scheduled_at: Option<NaiveDateTime>,
+    pub completed_at: Option<NaiveDateTime>,
+    pub occurred_at: NaiveDateTime,
+    pub outcome: Option<String>,
+    pub duration_minutes: Option<i32>,
+    pub metadata: String,
+    pub version: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub deleted_at: Option<NaiveDateTime>,
+}
+
+pub fn kind_label(kind: &str) -> &'static str {
+    match kind {
+        "call" => "Call",
+        "meeting" => "Meeting",
+        "email" => "E-mail",
+        "note" => "Note",
+        _ => "Task",
+    }
+}
+
+fn rfc3339(t: NaiveDateTime) -> String {
+    t.and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub fn to_json(r: &InteractionRow) -> Value {
+    json!({
+        "id": r.id, "clientId": r.client_id, "opportunityId": r.opportunity_id,
+        "userId": r.user_id, "type": r.kind, "subject": r.subject, "content": r.content,
+        "direction": r.direction, "status": r.status,
+        "scheduledAt": r.scheduled_at.map(rfc3339), "completedAt": r.completed_at.map(rfc3339),
+        "occurredAt": rfc3339(r.occurred_at), "outcome": r.outcome,
+        "durationMinutes": r.duration_minutes,
+        "metadata": serde_json::from_str::<Value>(&r.metadata).unwrap_or(json!({})),
+        "version": r.version, "createdAt": rfc3339(r.created_at), "updatedAt": rfc3339(r.updated_at),
+    })
+}
+
+/// Drops control characters other than line breaks and tabs (they break displays and
+/// exports); everything else is kept as typed.
+fn clean_text(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect::<String>()
+        .replace("\r\n", "\n")
+}
+
+fn parse_time(v: &Value) -> Result<Option<NaiveDateTime>, String> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if s.trim().is_empty() => Ok(None),
+        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s.trim())
+            .map(|d| Some(d.naive_utc()))
+            .or_else(|_| {
+                chrono::NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%dT%H:%M").map(Some)
+            })
+            .map_err(|_| "Use a date and time like 2026-12-01T14:30:00Z.".to_string()),
+        _ => Err("Use a date and time like 2026-12-01T14:30:00Z.".into()),
+    }
+}
+
+/// Applies the fields present in `body` to `row`; collects what is wrong.
+fn apply(
+    conn: &mut DbConn,
+    row: &mut InteractionRow,
+    body: &Map<String, Value>,
+    errors: &mut Vec<FieldError>,
+) -> AppResult<()> {
+    const KEYS: &[&str] = &[
+        "type",
+        "subject",
+        "content",
+        "direction",
+        "status",
+        "scheduledAt",
+        "completedAt",
+        "opportunityId",
+        "outcome",
+        "durationMinutes",
+        "metadata",
+        "version",
+        "id",
+        "clientId",
+    ];
+    for k in body.keys() {
+        if !KEYS.contains(&k.as_str()) {
+            errors.push(FieldError::new(k, "Unknown field."));
+        }
+    }
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::trim);
+    if let Some(v) = body.get("type") {
+        match v.as_str() {
+            Some(k) if KINDS.contains(&k) => row.kind = k.to_string(),
+            _ => errors.push(FieldError::new(
+                "type",
+                "Choose call, meeting, email, note or task.",
+            )),
+        }
+    }
+    if body.contains_key("subject") {
+        row.subject = clean_text(text("subject").unwrap_or_default());
+    }
+    if row.subject.chars().count() > 200 {
+        errors.push(FieldError::new("subject", "Use at most 200 characters."));
+    }
+    if body.contains_key("content") {
+        row.content = clean_text(text("content").unwrap_or_default());
+    }
+    if row.content.chars().count() > MAX_CONTENT {
+        errors.push(FieldError::new(
+            "content",
+            format!("Use at most {MAX_CONTENT} characters."),
+        ));
+    }
+    if let Some(v) = body.get("direction") {
+        match v.as_str().map(str::trim) {
+            None | Some("") => row.direction = None,
+            Some(d) if DIRECTIONS.contains(&d) => row.direction = Some(d.to_string()),
+            _ => errors.push(FieldError::new("direction", "Choose inbound or outbound.")),
+        }
+    }
+    if let Some(v) = body.get("outcome") {
+        match v.as_str().map(str::trim) {
+            None | Some("") => row.outcome = None,
+            Some(o) if OUTCOMES.contains(&o) => row.outcome = Some(o.to_string()),
+            _ => errors.push(FieldError::new(
+                "outcome",
+                "Choose connected, voicemail, no_answer, busy or wrong_number.",
+            )),
+        }
+    }
+    if let Some(v) = body.get("durationMinutes") {
+        match v {
+            Value::Null => row.duration_minutes = None,
+            _ => match v
+                .as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            {
+                Some(m) if (0..=1440).contains(&m) => row.duration_minutes = Some(m as i32),
+                _ => errors.push(FieldError::new(
+                    "durationMinutes",
+                    "Use a whole number of minutes from 0 to 1440.",
+                )),
+            },
+        }
+    }
+    for (key, slot) in [
+        ("scheduledAt", &mut row.scheduled_at),
+        ("completedAt", &mut row.completed_at),
+    ] {
+        if let Some(v) = body.get(key) {
+            match parse_time(v) {
+                Ok(t) => *slot = t,
+                Err(e) => errors.push(FieldError::new(key, e)),
+            }
+        }
+    }
+    if let Some(v) = body.get("metadata") {
+        match v {
+            Value::Object(_) if v.to_string().len() <= 8192 => row.metadata = v.to_string(),
+            Value::Null => row.metadata = "{}".into(),
+            _ => errors.push(FieldError::new(
+                "metadata",
+                "Send an object of at most 8 KiB.",
+            )),
+        }
+    }
+    if let Some(v) = body.get("opportunityId") {
+        match v.as_str().map(str::trim) {
+            None | Some("") => row.opportunity_id = None,
+            Some(id) => {
+                let belongs: bool = diesel::select(diesel::dsl::exists(
+                    opportunities::table
+                        .filter(opportunities::id.eq(id))
+                        .filter(opportunities::organization_id.eq(&row.organization_id))
+                        .filter(opportunities::client_id.eq(&row.client_id))
+                        .filter(opportunities::deleted_at.is_null()),
+                ))
+                .get_result(conn)?;
+                if belongs {
+                    row.opportunity_id = Some(id.to_string());
+                } else {
+                    errors.push(FieldError::new(
+                        "opportunityId",
+                        "Choose a deal of this client.",
+                    ));
+                }
+            }
+        }
+    }
+    let explicit_status = match body.get("status") {
+        None => None,
+        Some(v) => match v.as_str() {
+            Some(s) if STATUSES.contains(&s) => Some(s.to_string()),
+            _ => {
+                errors.push(FieldError::new(
+                    "status",
+                    "Choose completed, scheduled or cancelled.",
+                ));
+                None
+            }
+        },
+    };
+    let at = now();
+    row.status = explicit_status.unwrap_or_else(|| {
+        // Planned for later unless said otherwise; anything else happened already.
+        match (row.completed_at, row.scheduled_at) {
+            (None, Some(s)) if s > at => "scheduled".into(),
+            _ if row.status.is_empty() => "completed".into(),
+            _ => row.status.clone(),
+        }
+    });
+    if row.status == "completed" && row.completed_at.is_none() {
+        row.completed_at = Some(at);
+    }
+    if row.status == "scheduled" && row.scheduled_at.is_none() {
+        errors.push(FieldError::new("scheduledAt", "Say when it is planned."));
+    }
+    if row.subject.is_empty() {
+        row.subject = kind_label(&row.kind).to_string();
+    }
+    row.occurred_at = row
+        .completed_at
+        .or(row.scheduled_at)
+        .unwrap_or(row.created_at);
+    Ok(())
+}
+
+fn visible_client(
+    conn: &mut DbConn,
+    org_id: &str,
+    access: &Access,
+    client_id: &str,
+) -> AppResult<crate::domain::clients::ClientRow> {
+    crate::domain::clients::service::get(conn, org_id, access, client_id)
+}
+
+pub fn create(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    access: &Access,
+    client_id: &str,
+    body: &Map<String, Value>,
+) -> AppResult<InteractionRow> {
+    conn.transaction(|c| {
+        let client = visible_client(c, &ctx.org_id, access, client_id)?;
+        let at = now();
+        let mut row = InteractionRow {
+            id: new_id(),
+            organization_id: ctx.org_id.clone(),
+            client_id: client.id.clone(),
+            opportunity_id: None,
+            user_id: ctx.actor_user_id.clone(),
+            kind: "note".into(),
+            subject: String::new(),
+            content: String::new(),
+            direction: None,
+            status: String::new(),
+            scheduled_at: None,
+            completed_at: None,
+            occurred_at: at,
+            outcome: None,
+            duration_minutes: None,
+            metadata: "{}".into(),
+            version: 1,
+            created_at: at,
+            updated_at: at,
+            deleted_at: None,
+        };
+        let mut errors = Vec::new();
+        if !body.contains_key("type") {
+            errors.push(FieldError::new(
+                "type",
+                "Say what it was: call, meeting, email, note or task.",
+            ));
+        }
+        apply(c, &mut row, body, &mut errors)?;
+        if !errors.is_empty() {
+            return Err(AppError::Validation(
+                "The interaction could not be saved.".into(),
+                errors,
+            ));
+        }
+        diesel::insert_into(interactions::table)
+            .values(&row)
+            .execute(c)?;
+        audit::record(
+            c,
+            ctx,
+            "interaction.create",
+            "interaction",
+            Some(&row.id),
+            json!({"clientId": row.client_id, "type": row.kind, "subject": row.subject}),
+        )?;
+        Ok(row)
+    })
+}
+
+/// An interaction the actor may see (its client visible to them), or 404.
+pub fn get(
+    conn: &mut DbConn,
+    org_id: &str,
+    access: &Access,
+    id: &str,
+) -> AppResult<InteractionRow> {
+    let row: InteractionRow = interactions::table
+        .filter(interactions::organization_id.eq(org_id))
+        .filter(interactions::id.eq(id))
+        .filter(interactions::deleted_at.is_null())
+        .select(InteractionRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound)?;
+    visible_client(conn, org_id, access, &row.client_id)?;
+    Ok(row)
+}
+
+pub fn update(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    access: &Access,
+    id: &str,
+    body: &Map<String, Value>,
+    expected: Option<i64>,
+) -> AppResult<InteractionRow> {
+    conn.transaction(|c| {
+        let current = get(c, &ctx.org_id, access, id)?;
+        let expected = expected.or_else(|| body.get("version").and_then(Value::as_i64));
+        if expected.is_some_and(|v| v != current.version) {
+            return Err(AppError::Stale(
+                "This interaction was changed by someone else; reload and try again.".into(),
+            ));
+        }
+        let mut row = current.clone();
+        let mut errors = Vec::new();
+        apply(c, &mut row, body, &mut errors)?;
+        if !errors.is_empty() {
+            return Err(AppError::Validation(
+                "The interaction could not be saved.".into(),
+                errors,
+            ));
+        }
+        row.version = current.version + 1;
+        row.updated_at = now();
+        let n = diesel::update(
+            interactions::table
+                .filter(interactions::id.eq(&row.id))
+                .filter(interactions::version.eq(current.version)),
+        )
+        .set((
+            (
+                interactions::opportunity_id.eq(&row.opportunity_id),
+                interactions::kind.eq(&row.kind),
+                interactions::subject.eq(&row.subject),
+                interactions::content.eq(&row.content),
+                interactions::direction.eq(&row.direction),
+                interactions::status.eq(&row.status),
+                interactions::scheduled_at.eq(row.scheduled_at),
+                interactions::completed_at.eq(row.completed_at),
+            ),
+            (
+                interactions::occurred_at.eq(row.occurred_at),
+                interactions::outcome.eq(&row.outcome),
+                interactions::duration_minutes.eq(row.duration_minutes),
+                interactions::metadata.eq(&row.metadata),
+                interactions::version.eq(row.version),
+                interactions::updated_at.eq(row.updated_at),
+            ),
+        ))
+        .execute(c)?;
+        if n != 1 {
+            return Err(AppError::Stale(
+                "This interaction was changed by someone else; reload and try again.".into(),
+            ));
+        }
+        let changed: Vec<&str> = [
+            ("type", current.kind != row.kind),
+            ("subject", current.subject != row.subject),
+            ("content", current.content != row.content),
+            ("status", current.status != row.status),
+            ("scheduledAt", current.scheduled_at != row.scheduled_at),
+            ("completedAt", current.completed_at != row.completed_at),
+            ("outcome", current.outcome != row.outcome),
+        ]
+        .into_iter()
+        .filter(|(_, c)| *c)
+        .map(|(k, _)| k)
+        .collect();
+        audit::record(
+            c,
+            ctx,
+            "interaction.update",
+            "interaction",
+            Some(&row.id),
+            json!({"clientId": row.client_id, "changed": changed, "status": [current.status, row.status]}),
+        )?;
+        Ok(row)
+    })
+}
+
+pub fn delete(conn: &mut DbConn, ctx: &AuditContext, access: &Access, id: &str) -> AppResult<()> {
+    conn.transaction(|c| {
+        let row = get(c, &ctx.org_id, access, id)?;
+        diesel::update(interactions::table.filter(interactions::id.eq(&row.id)))
+            .set(interactions::deleted_at.eq(Some(now())))
+            .execute(c)?;
+        audit::record(
+            c,
+            ctx,
+            "interaction.delete",
+            "interaction",
+            Some(&row.id),
+            json!({"clientId": row.client_id, "type": row.kind, "subject": row.subject}),
+        )?;
+        Ok(())
+    })
+}
+
+/// A page of a client's timeline, newest first; `after` is the last (occurred_at, id) seen.
+pub fn timeline(
+    conn: &mut DbConn,
+    org_id: &str,
+    access: &Access,
+    client_id: &str,
+    kind: Option<&str>,
+    after: Option<(NaiveDateTime, String)>,
+    limit: i64,
+) -> AppResult<Vec<InteractionRow>> {
+    visible_client(conn, org_id, access, client_id)?;
+    let mut q = interactions::table
+        .filter(interactions::organization_id.eq(org_id))
+        .filter(interactions::client_id.eq(client_id))
+        .filter(interactions::deleted_at.is_null())
+        .into_boxed();
+    if let Some(k) = kind {
+        q = q.filter(interactions::kind.eq(k.to_string()));
+    }
+    if let Some((at, id)) = after {
+        q = q.filter(
+            interactions::occurred_at
+                .lt(at)
+                .or(interactions::occurred_at
+                    .eq(at)
+                    .and(interactions::id.lt(id))),
+        );
+    }
+    Ok(
+        q.order((interactions::occurred_at.desc(), interactions::id.desc()))
+            .limit(limit)
+            .select(InteractionRow::as_select())
+            .load(conn)?,
+    )
+}
+
+/// The cursor after a row: `<unix micros>_<id>`.
+pub fn cursor_of(r: &InteractionRow) -> String {
+    format!("{}_{}", r.occurred_at.and_utc().timestamp_micros(), r.id)
+}
+
+pub fn parse_cursor(s: &str) -> Option<(NaiveDateTime, String)> {
+    let (micros, id) = s.split_once('_')?;
+    let at = chrono::DateTime::<Utc>::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
+    Some((at, id.to_string()))
+}

@@ -1,0 +1,310 @@
+//! Interactions: the timeline API and the quick log on the profile.
+
+use actix_web::http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+struct World {
+    t: TestApp,
+    rep: String,
+    other_rep: String,
+    viewer: String,
+    manager: String,
+    admin: String,
+    outsider: String,
+}
+
+async fn world() -> World {
+    let t = TestApp::new().await;
+    let org = t.org("Acme");
+    let r = t.user(&org, "rep@acme.test", "sales_rep");
+    let r2 = t.user(&org, "rep2@acme.test", "sales_rep");
+    let v = t.user(&org, "viewer@acme.test", "read_only");
+    let m = t.user(&org, "manager@acme.test", "manager");
+    let a = t.user(&org, "admin@acme.test", "admin");
+    let other = t.org("Globex");
+    let o = t.user(&other, "manager@globex.test", "manager");
+    World {
+        rep: t.token(&org, &r),
+        other_rep: t.token(&org, &r2),
+        viewer: t.token(&org, &v),
+        manager: t.token(&org, &m),
+        admin: t.token(&org, &a),
+        outsider: t.token(&other, &o),
+        t,
+    }
+}
+
+fn titles(v: &Value) -> Vec<String> {
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["subject"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[actix_web::test]
+async fn the_timeline_api_logs_pages_and_guards() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let client = send(
+        &app,
+        api(Method::POST, "/api/clients", &w.rep)
+            .set_json(json!({"type": "individual", "lastName": "Lovelace"})),
+    )
+    .await
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/clients/{client}/interactions");
+    let log = |token: &str, body: Value| api(Method::POST, &path, token).set_json(body);
+    for (subject, at) in [
+        ("First call", "2026-11-01T09:00:00Z"),
+        ("Second call", "2026-11-02T09:00:00Z"),
+        ("Third call", "2026-11-03T09:00:00Z"),
+    ] {
+        let r = send(
+            &app,
+            log(
+                &w.rep,
+                json!({"type": "call", "subject": subject, "completedAt": at,
+                "direction": "outbound", "outcome": "connected", "durationMinutes": 12}),
+            ),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        assert!(r
+            .header("location")
+            .unwrap()
+            .starts_with("/api/interactions/"));
+    }
+    // Newest first, in pages.
+    let p1 = send(&app, api(Method::GET, &format!("{path}?limit=2"), &w.rep))
+        .await
+        .json();
+    assert_eq!(titles(&p1), vec!["Third call", "Second call"]);
+    let cursor = p1["nextCursor"].as_str().unwrap().to_string();
+    let p2 = send(
+        &app,
+        api(
+            Method::GET,
+            &format!("{path}?limit=2&cursor={cursor}"),
+            &w.rep,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(titles(&p2), vec!["First call"]);
+    assert_eq!(p2["nextCursor"], Value::Null);
+    // A meeting planned for tomorrow is scheduled, then completed.
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let m = send(
+        &app,
+        log(
+            &w.rep,
+            json!({"type": "meeting", "subject": "Demo", "scheduledAt": tomorrow}),
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(m["status"], "scheduled");
+    assert_eq!(m["completedAt"], Value::Null);
+    let id = m["id"].as_str().unwrap().to_string();
+    let done = send(
+        &app,
+        api(Method::PUT, &format!("/api/interactions/{id}"), &w.rep)
+            .insert_header(("if-match", "\"v1\""))
+            .set_json(json!({"status": "completed", "content": "Went well."})),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let done = done.json();
+    assert_eq!(done["status"], "completed");
+    assert!(done["completedAt"].is_string());
+    let stale = send(
+        &app,
+        api(Method::PUT, &format!("/api/interactions/{id}"), &w.rep)
+            .insert_header(("if-match", "\"v1\""))
+            .set_json(json!({"subject": "Lost update"})),
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
+    // Bad input is a clear problem.
+    let bad = send(
+        &app,
+        log(
+            &w.rep,
+            json!({"type": "fax", "outcome": "maybe", "durationMinutes": -3}),
+        ),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.is_problem());
+    let fields: Vec<String> = bad.json()["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(fields, vec!["type", "outcome", "durationMinutes"]);
+    let bad = send(
+        &app,
+        log(&w.rep, json!({"type": "task", "status": "scheduled"})),
+    )
+    .await;
+    assert_eq!(bad.json()["errors"][0]["field"], "scheduledAt");
+    // Reach: another rep, another organization, a read-only role.
+    assert_eq!(
+        send(&app, api(Method::GET, &path, &w.other_rep))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(
+            &app,
+            api(Method::GET, &format!("/api/interactions/{id}"), &w.outsider)
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(&app, api(Method::GET, &path, &w.viewer)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, log(&w.viewer, json!({"type": "note"})))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(&app, api(Method::GET, &path, &w.manager)).await.status,
+        StatusCode::OK
+    );
+    // Deleting hides it; every change is audited.
+    let d = send(
+        &app,
+        api(Method::DELETE, &format!("/api/interactions/{id}"), &w.rep),
+    )
+    .await;
+    assert_eq!(d.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(
+            &app,
+            api(Method::GET, &format!("/api/interactions/{id}"), &w.rep)
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    let audit = send(&app, api(Method::GET, "/api/audit-log?limit=100", &w.admin))
+        .await
+        .json();
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "interaction.create",
+        "interaction.update",
+        "interaction.delete",
+    ] {
+        assert!(actions.contains(&a), "{a} in {actions:?}");
+    }
+}
+
+#[actix_web::test]
+async fn a_rep_logs_a_call_from_the_profile_and_hostile_content_stays_text() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let client = send(
+        &app,
+        api(Method::POST, "/api/clients", &w.rep)
+            .set_json(json!({"type": "individual", "lastName": "Hopper"})),
+    )
+    .await
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut b = Browser::new();
+    b.sign_in(&app, "rep@acme.test", PASSWORD).await;
+    let profile = b.get(&app, &format!("/clients/{client}")).await.body;
+    assert!(profile.contains("id=\"timeline\"") && profile.contains("Nothing logged yet."));
+    let r = b
+        .hx_post(
+            &app,
+            &format!("/clients/{client}/interactions"),
+            &[
+                ("type", "call"),
+                ("subject", ""),
+                ("content", "<script>alert('x')</script> Wants a quote"),
+                ("direction", "outbound"),
+                ("outcome", "connected"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.contains("<strong>Call</strong>"),
+        "default subject: {}",
+        r.body
+    );
+    assert!(
+        !r.body.contains("<script>alert"),
+        "stored script never runs"
+    );
+    assert!(
+        r.body.contains("&#60;script&#62;") || r.body.contains("&lt;script&gt;"),
+        "shown as text: {}",
+        r.body
+    );
+    assert!(r.body.contains("Today"));
+    let refused = b
+        .hx_post(
+            &app,
+            &format!("/clients/{client}/interactions"),
+            &[
+                ("type", "call"),
+                ("subject", "Follow-up"),
+                ("outcome", "maybe"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body.contains("Choose connected, voicemail"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("value=\"Follow-up\""),
+        "the form keeps what was typed"
+    );
+    let notes = b
+        .get(&app, &format!("/clients/{client}/timeline?type=note"))
+        .await
+        .body;
+    assert!(notes.contains("Nothing logged yet."), "filtered to notes");
+    let api_list = send(
+        &app,
+        api(
+            Method::GET,
+            &format!("/api/clients/{client}/interactions"),
+            &w.rep,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(
+        api_list["data"][0]["content"], "<script>alert('x')</script> Wants a quote",
+        "kept as typed, as text"
+    );
+}
