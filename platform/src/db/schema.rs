@@ -484,6 +484,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    contact_preferences (client_id) {
+        client_id -> Text,
+        organization_id -> Text,
+        channels -> Text,
+        do_not_contact -> Bool,
+        preferred_channel -> Nullable<Text>,
+        preferred_window -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     notifications (id) {
         id -> Text,
         organization_id -> Text,
@@ -546,4 +558,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     notifications,
     search_outbox,
     interactions,
+    contact_preferences,
 );

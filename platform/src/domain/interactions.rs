@@ -123,6 +123,7 @@ fn apply(
         "version",
         "id",
         "clientId",
+        "acknowledgeOptOut",
     ];
     for k in body.keys() {
         if !KEYS.contains(&k.as_str()) {
@@ -317,6 +318,23 @@ pub fn create(
             ));
         }
         apply(c, &mut row, body, &mut errors)?;
+        // An outbound contact against the client's wishes needs saying so explicitly.
+        let acknowledged = body
+            .get("acknowledgeOptOut")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if let (Some("outbound"), Some(channel)) = (
+            row.direction.as_deref(),
+            crate::domain::preferences::channel_of(&row.kind),
+        ) {
+            let prefs = crate::domain::preferences::load(c, &ctx.org_id, &row.client_id)?;
+            if let (Some(why), false) = (prefs.objection(channel), acknowledged) {
+                errors.push(FieldError::new(
+                    "acknowledgeOptOut",
+                    format!("{why} Confirm to log it anyway."),
+                ));
+            }
+        }
         if !errors.is_empty() {
             return Err(AppError::Validation(
                 "The interaction could not be saved.".into(),

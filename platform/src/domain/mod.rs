@@ -10,3 +10,4 @@ pub mod money;
 pub mod notifications;
 pub mod orgs;
 pub mod pipeline;
+pub mod preferences;

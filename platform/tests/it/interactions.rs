@@ -308,3 +308,141 @@ async fn a_rep_logs_a_call_from_the_profile_and_hostile_content_stays_text() {
         "kept as typed, as text"
     );
 }
+
+/// The bar, last part: a client who opted out of phone shows a warning before the
+/// next call is logged, and an outbound call needs an explicit "log anyway".
+#[actix_web::test]
+async fn opting_out_of_phone_warns_before_the_next_call() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let client = send(
+        &app,
+        api(Method::POST, "/api/clients", &w.rep)
+            .set_json(json!({"type": "individual", "lastName": "Liskov"})),
+    )
+    .await
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let prefs = format!("/api/clients/{client}/preferences");
+    let bad = send(
+        &app,
+        api(Method::PUT, &prefs, &w.rep)
+            .set_json(json!({"channels": {"fax": {"status": "opt_out"}}, "doNotContact": "yes"})),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.json()["errors"].as_array().unwrap().len(), 2);
+    let ok = send(
+        &app,
+        api(Method::PUT, &prefs, &w.rep).set_json(json!({
+            "channels": {"phone": {"status": "opt_out", "source": "asked on a call"},
+                         "email": {"status": "opt_in", "source": "web form"}},
+            "preferredChannel": "email", "preferredWindow": "weekdays 9-12"
+        })),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    let p = send(&app, api(Method::GET, &prefs, &w.rep)).await.json();
+    assert_eq!(p["channels"]["phone"]["status"], "opt_out");
+    assert_eq!(p["channels"]["phone"]["source"], "asked on a call");
+    assert_eq!(p["channels"]["sms"]["status"], "unknown");
+    assert_eq!(p["preferredChannel"], "email");
+    assert_eq!(
+        send(&app, api(Method::GET, &prefs, &w.other_rep))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    let path = format!("/api/clients/{client}/interactions");
+    let call = |ack: bool| {
+        api(Method::POST, &path, &w.rep).set_json(json!({
+            "type": "call", "direction": "outbound", "acknowledgeOptOut": ack
+        }))
+    };
+    let refused = send(&app, call(false)).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.json()["errors"][0]["field"], "acknowledgeOptOut");
+    assert!(
+        refused.body.contains("opted out of phone contact"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(send(&app, call(true)).await.status, StatusCode::CREATED);
+    let inbound = send(
+        &app,
+        api(Method::POST, &path, &w.rep).set_json(json!({"type": "call", "direction": "inbound"})),
+    )
+    .await;
+    assert_eq!(inbound.status, StatusCode::CREATED, "they may call us");
+    let mail = send(
+        &app,
+        api(Method::POST, &path, &w.rep)
+            .set_json(json!({"type": "email", "direction": "outbound"})),
+    )
+    .await;
+    assert_eq!(mail.status, StatusCode::CREATED, "e-mail is opted in");
+
+    // The console warns before logging, and the quick log needs the acknowledgement.
+    let mut b = Browser::new();
+    b.sign_in(&app, "rep@acme.test", PASSWORD).await;
+    let profile = b.get(&app, &format!("/clients/{client}")).await.body;
+    assert!(
+        profile.contains("Calls: This client opted out of phone contact (asked on a call"),
+        "{profile}"
+    );
+    let log = |ack: &'static str| {
+        vec![
+            ("type", "call"),
+            ("direction", "outbound"),
+            ("content", "Tried again"),
+            ("acknowledgeOptOut", ack),
+        ]
+    };
+    let r = b
+        .hx_post(
+            &app,
+            &format!("/clients/{client}/interactions"),
+            &log("false"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("Confirm to log it anyway."));
+    let r = b
+        .hx_post(
+            &app,
+            &format!("/clients/{client}/interactions"),
+            &log("true"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Tried again"));
+    // Do-not-contact from the profile's form blocks e-mail too.
+    let saved = b
+        .hx_post(
+            &app,
+            &format!("/clients/{client}/preferences"),
+            &[
+                ("phone", "opt_out"),
+                ("email", "opt_in"),
+                ("doNotContact", "true"),
+                ("source", "GDPR request"),
+            ],
+        )
+        .await;
+    assert!(
+        saved.status.is_success() || saved.status.is_redirection(),
+        "{}",
+        saved.body
+    );
+    let mail = send(
+        &app,
+        api(Method::POST, &path, &w.rep)
+            .set_json(json!({"type": "email", "direction": "outbound"})),
+    )
+    .await;
+    assert_eq!(mail.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(mail.body.contains("asked not to be contacted"));
+}

@@ -147,3 +147,38 @@ pub async fn delete(
     db::run(&state.pool, move |c| service::delete(c, &ctx, &access, &id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// `GET /api/clients/{id}/preferences`.
+pub async fn preferences(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    client: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "read").await?;
+    let access = client_access(&actor).await?;
+    let org = actor.org_id().to_string();
+    let p = db::run(&state.pool, move |c| {
+        crate::domain::clients::service::get(c, &org, &access, &client)?;
+        crate::domain::preferences::load(c, &org, &client)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(p.to_json()))
+}
+
+/// `PUT /api/clients/{id}/preferences`: changes the parts sent.
+pub async fn set_preferences(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    client: web::Path<String>,
+    body: web::Json<Value>,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "write").await?;
+    let access = client_access(&actor).await?;
+    let body = object(body)?;
+    let ctx = actor.audit();
+    let p = db::run(&state.pool, move |c| {
+        crate::domain::preferences::update(c, &ctx, &access, &client, &body)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(p.to_json()))
+}

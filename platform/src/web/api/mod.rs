@@ -65,6 +65,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/clients/{id}/interactions",
             web::post().to(interactions::create),
         )
+        .route(
+            "/clients/{id}/preferences",
+            web::get().to(interactions::preferences),
+        )
+        .route(
+            "/clients/{id}/preferences",
+            web::put().to(interactions::set_preferences),
+        )
         .route("/interactions/{id}", web::get().to(interactions::show))
         .route("/interactions/{id}", web::put().to(interactions::update))
         .route("/interactions/{id}", web::delete().to(interactions::delete))

@@ -594,6 +594,9 @@ struct ClientProfile {
     history: Vec<HistoryView>,
     /// The rendered timeline card (quick log + interactions).
     timeline: String,
+    /// (channel, label, status: opt_in | opt_out | unknown, source).
+    consents: Vec<(String, &'static str, String, String)>,
+    do_not_contact: bool,
     can_write: bool,
     can_delete: bool,
     can_tag: bool,
@@ -798,7 +801,27 @@ async fn profile_page(
                 .render()
                 .map_err(|e| AppError::Internal(e.to_string()))?
         };
+        let prefs = crate::domain::preferences::load(c, &org, &row.id)?;
+        let consents = crate::domain::preferences::CHANNELS
+            .iter()
+            .map(|ch| {
+                let consent = prefs.channels.get(*ch);
+                (
+                    ch.to_string(),
+                    match *ch {
+                        "email" => "E-mail",
+                        "phone" => "Phone",
+                        "sms" => "SMS",
+                        _ => "Post",
+                    },
+                    consent.map_or("unknown".to_string(), |c| c.status.clone()),
+                    consent.map(|c| c.source.clone()).unwrap_or_default(),
+                )
+            })
+            .collect();
         Ok(ClientProfile {
+            consents,
+            do_not_contact: prefs.do_not_contact,
             timeline,
             groups: {
                 let mut groups = group_fields(&defs, &stored, &access, plugins);
@@ -1723,5 +1746,55 @@ pub async fn bulk(
         &req,
         &format!("/clients?{back}"),
         &format!("{done} client{} updated.", if done == 1 { "" } else { "s" }),
+    )
+}
+
+/// `POST /clients/{id}/preferences`: the profile's communication form.
+pub async fn save_preferences(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "write").await?;
+    let access = client_access(&actor).await?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+        .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))?;
+    let source = pairs
+        .iter()
+        .find(|(k, _)| k == "source")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let mut channels = serde_json::Map::new();
+    for ch in crate::domain::preferences::CHANNELS {
+        if let Some((_, status)) = pairs.iter().find(|(k, _)| k == ch) {
+            channels.insert(
+                ch.to_string(),
+                serde_json::json!({"status": status, "source": source}),
+            );
+        }
+    }
+    let mut body = serde_json::Map::new();
+    body.insert("channels".into(), serde_json::Value::Object(channels));
+    body.insert(
+        "doNotContact".into(),
+        serde_json::Value::Bool(
+            pairs
+                .iter()
+                .any(|(k, v)| k == "doNotContact" && v == "true"),
+        ),
+    );
+    let ctx = actor.audit();
+    let client = id.into_inner();
+    let target = client.clone();
+    db::run(&state.pool, move |c| {
+        crate::domain::preferences::update(c, &ctx, &access, &target, &body).map(drop)
+    })
+    .await?;
+    redirect_with_flash(
+        &req,
+        &format!("/clients/{client}"),
+        "Communication preferences saved.",
     )
 }

@@ -49,6 +49,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clients/{id}/purge", web::post().to(clients::purge))
         .route("/clients/{id}/interactions", web::post().to(timeline::log))
         .route("/clients/{id}/timeline", web::get().to(timeline::page))
+        .route(
+            "/clients/{id}/preferences",
+            web::post().to(clients::save_preferences),
+        )
         .route("/clients/{id}/tags", web::post().to(clients::tag))
         .route("/clients/{id}/relations", web::post().to(clients::relate))
         .route(

@@ -51,6 +51,8 @@ pub struct TimelineCard {
     pub subject: String,
     pub content: String,
     pub form_kind: String,
+    /// What the client asked for that an outbound call or e-mail would break.
+    pub warnings: Vec<String>,
 }
 
 fn day_label(d: chrono::NaiveDate) -> String {
@@ -163,7 +165,15 @@ pub fn card(
     let more = rows.len() as i64 > PAGE;
     let page: Vec<InteractionRow> = rows.into_iter().take(PAGE as usize).collect();
     let names = authors(conn, org)?;
+    let prefs = crate::domain::preferences::load(conn, org, client_id)?;
+    let warnings: Vec<String> = [("Calls", "phone"), ("E-mails", "email")]
+        .into_iter()
+        .filter_map(|(label, ch)| prefs.objection(ch).map(|why| format!("{label}: {why}")))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     Ok(TimelineCard {
+        warnings,
         client_id: client_id.to_string(),
         next: if more {
             page.last().map(service::cursor_of)
@@ -249,6 +259,10 @@ pub async fn log(
         let key = match k.as_str() {
             "type" | "subject" | "content" | "direction" | "outcome" | "scheduledAt"
             | "durationMinutes" => k.clone(),
+            "acknowledgeOptOut" => {
+                fields.insert(k.clone(), serde_json::Value::Bool(v == "true"));
+                continue;
+            }
             _ => continue,
         };
         fields.insert(key, serde_json::Value::String(v.clone()));
