@@ -88,6 +88,10 @@ pub fn build(
         .route("/healthz", web::get().to(http::healthz))
         .route("/readyz", web::get().to(http::readyz))
         .route("/assets/{path:.*}", web::get().to(assets::serve))
+        .route(
+            "/calendar/{token}.ics",
+            web::get().to(api::me::calendar_ics),
+        )
         .service(
             web::scope("/api")
                 .wrap(from_fn(crate::web::idempotency::guard))

@@ -496,6 +496,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    calendar_feeds (token) {
+        token -> Text,
+        user_id -> Text,
+        organization_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     notifications (id) {
         id -> Text,
         organization_id -> Text,
@@ -559,4 +568,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     search_outbox,
     interactions,
     contact_preferences,
+    calendar_feeds,
 );

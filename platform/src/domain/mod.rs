@@ -3,6 +3,7 @@
 //! `QueryResult`; services own validation, authorization-independent rules and audit.
 
 pub mod audit;
+pub mod calendar;
 pub mod clients;
 pub mod custom_fields;
 pub mod interactions;

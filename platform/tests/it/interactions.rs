@@ -446,3 +446,118 @@ async fn opting_out_of_phone_warns_before_the_next_call() {
     assert_eq!(mail.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(mail.body.contains("asked not to be contacted"));
 }
+
+/// A meeting scheduled for tomorrow appears in the rep's private iCalendar feed, which a
+/// standard parser reads; a new URL revokes the old one.
+#[actix_web::test]
+async fn a_meeting_for_tomorrow_is_in_the_reps_calendar_feed() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let client = send(
+        &app,
+        api(Method::POST, "/api/clients", &w.rep)
+            .set_json(json!({"type": "company", "companyName": "Tyrell, Inc."})),
+    )
+    .await
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+        .date_naive()
+        .and_hms_opt(14, 30, 0)
+        .unwrap();
+    let r = send(
+        &app,
+        api(
+            Method::POST,
+            &format!("/api/clients/{client}/interactions"),
+            &w.rep,
+        )
+        .set_json(json!({
+            "type": "meeting", "subject": "Kick-off; agenda, budget",
+            "content": "Bring the Nexus brochure\nand the contract",
+            "scheduledAt": format!("{}Z", tomorrow.format("%Y-%m-%dT%H:%M:%S")),
+            "durationMinutes": 45
+        })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let url = send(&app, api(Method::GET, "/api/me/calendar-feed", &w.rep))
+        .await
+        .json()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let again = send(&app, api(Method::GET, "/api/me/calendar-feed", &w.rep))
+        .await
+        .json();
+    assert_eq!(
+        again["url"],
+        url.as_str(),
+        "the URL is stable until renewed"
+    );
+    let path = url[url.find("/calendar/").unwrap()..].to_string();
+    let feed = send(&app, actix_web::test::TestRequest::get().uri(&path)).await;
+    assert_eq!(feed.status, StatusCode::OK);
+    assert!(feed
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/calendar"));
+    let mut parser = ical::IcalParser::new(std::io::BufReader::new(feed.body.as_bytes()));
+    let cal = parser.next().expect("a calendar").expect("parses");
+    assert_eq!(cal.events.len(), 1);
+    let prop = |name: &str| {
+        cal.events[0]
+            .properties
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.value.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        prop("SUMMARY"),
+        "Meeting: Kick-off\\; agenda\\, budget — Tyrell\\, Inc."
+    );
+    assert_eq!(
+        prop("DTSTART"),
+        tomorrow.format("%Y%m%dT%H%M%SZ").to_string()
+    );
+    assert_eq!(
+        prop("DTEND"),
+        (tomorrow + chrono::Duration::minutes(45))
+            .format("%Y%m%dT%H%M%SZ")
+            .to_string()
+    );
+    assert_eq!(
+        prop("DESCRIPTION"),
+        "Bring the Nexus brochure\\nand the contract"
+    );
+    // Another rep's feed does not show it.
+    let other = send(
+        &app,
+        api(Method::GET, "/api/me/calendar-feed", &w.other_rep),
+    )
+    .await
+    .json()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other_path = other[other.find("/calendar/").unwrap()..].to_string();
+    let other_feed = send(&app, actix_web::test::TestRequest::get().uri(&other_path)).await;
+    assert!(!other_feed.body.contains("Kick-off"));
+    // A new URL; the old one is gone.
+    let renewed = send(&app, api(Method::POST, "/api/me/calendar-feed", &w.rep))
+        .await
+        .json()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(renewed, url);
+    assert_eq!(
+        send(&app, actix_web::test::TestRequest::get().uri(&path))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -55,3 +55,64 @@ pub async fn notifications_read(
     .await?;
     Ok(HttpResponse::Ok().json(json!({"marked": marked})))
 }
+
+fn feed_url(req: &actix_web::HttpRequest, token: &str) -> String {
+    let info = req.connection_info();
+    format!("{}://{}/calendar/{token}.ics", info.scheme(), info.host())
+}
+
+/// `GET /api/me/calendar-feed` → `{"url"}`: the private iCalendar URL of the caller's
+/// scheduled calls and meetings (made on first use).
+pub async fn calendar_feed(
+    actor: ApiActor,
+    state: actix_web::web::Data<crate::app::AppState>,
+    req: actix_web::HttpRequest,
+) -> AppResult<HttpResponse> {
+    let (org, user) = (actor.org.id.clone(), actor.user_id.clone());
+    let token = crate::db::run(&state.pool, move |c| {
+        crate::domain::calendar::token(c, &org, &user)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"url": feed_url(&req, &token)})))
+}
+
+/// `POST /api/me/calendar-feed`: a new URL; the old one stops working.
+pub async fn rotate_calendar_feed(
+    actor: ApiActor,
+    state: actix_web::web::Data<crate::app::AppState>,
+    req: actix_web::HttpRequest,
+) -> AppResult<HttpResponse> {
+    let (org, user) = (actor.org.id.clone(), actor.user_id.clone());
+    let ctx = actor.audit();
+    let token = crate::db::run(&state.pool, move |c| {
+        let t = crate::domain::calendar::rotate(c, &org, &user)?;
+        crate::domain::audit::record(
+            c,
+            &ctx,
+            "calendar_feed.rotate",
+            "user",
+            Some(&user),
+            json!({}),
+        )?;
+        Ok(t)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"url": feed_url(&req, &token)})))
+}
+
+/// `GET /calendar/{token}.ics`: the feed itself; the token is the only credential.
+pub async fn calendar_ics(
+    state: actix_web::web::Data<crate::app::AppState>,
+    token: actix_web::web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let body = crate::db::run(&state.pool, move |c| {
+        let (org, user) =
+            crate::domain::calendar::owner(c, &token)?.ok_or(crate::error::AppError::NotFound)?;
+        crate::domain::calendar::feed(c, &org, &user)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/calendar; charset=utf-8")
+        .insert_header(("cache-control", "private, max-age=300"))
+        .body(body))
+}

@@ -5,7 +5,7 @@ mod audit;
 pub mod clients;
 mod custom_fields;
 pub mod interactions;
-mod me;
+pub mod me;
 pub mod plugins;
 pub mod search;
 pub use plugins::grants as plugins_grants;
@@ -27,6 +27,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/search/status", web::get().to(search::status))
         .route("/me", web::get().to(me::show))
         .route("/me/notifications", web::get().to(me::notifications))
+        .route("/me/calendar-feed", web::get().to(me::calendar_feed))
+        .route(
+            "/me/calendar-feed",
+            web::post().to(me::rotate_calendar_feed),
+        )
         .route(
             "/me/notifications/read",
             web::post().to(me::notifications_read),

@@ -1,0 +1,160 @@
+//! Private iCalendar feeds: each user gets a URL with a random token that Google Calendar or
+//! Outlook can subscribe to; it lists the calls and meetings they scheduled in the
+//! organization. A new URL revokes the old one.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use crate::db::schema::{calendar_feeds, clients, interactions};
+use crate::db::{now, DbConn};
+use crate::domain::interactions::{kind_label, InteractionRow};
+use crate::error::AppResult;
+
+fn new_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The user's feed token, made on first use.
+pub fn token(conn: &mut DbConn, org_id: &str, user_id: &str) -> AppResult<String> {
+    conn.transaction(|c| {
+        let existing: Option<String> = calendar_feeds::table
+            .filter(calendar_feeds::user_id.eq(user_id))
+            .filter(calendar_feeds::organization_id.eq(org_id))
+            .select(calendar_feeds::token)
+            .first(c)
+            .optional()?;
+        if let Some(t) = existing {
+            return Ok(t);
+        }
+        let t = new_token();
+        diesel::insert_into(calendar_feeds::table)
+            .values((
+                calendar_feeds::token.eq(&t),
+                calendar_feeds::user_id.eq(user_id),
+                calendar_feeds::organization_id.eq(org_id),
+                calendar_feeds::created_at.eq(now()),
+            ))
+            .execute(c)?;
+        Ok(t)
+    })
+}
+
+/// Replaces the token: the old URL stops working at once.
+pub fn rotate(conn: &mut DbConn, org_id: &str, user_id: &str) -> AppResult<String> {
+    conn.transaction(|c| {
+        diesel::delete(
+            calendar_feeds::table
+                .filter(calendar_feeds::user_id.eq(user_id))
+                .filter(calendar_feeds::organization_id.eq(org_id)),
+        )
+        .execute(c)?;
+        token(c, org_id, user_id)
+    })
+}
+
+/// Whose feed a token opens: (organization, user).
+pub fn owner(conn: &mut DbConn, token: &str) -> AppResult<Option<(String, String)>> {
+    Ok(calendar_feeds::table
+        .filter(calendar_feeds::token.eq(token))
+        .select((calendar_feeds::organization_id, calendar_feeds::user_id))
+        .first(conn)
+        .optional()?)
+}
+
+/// RFC 5545 text: backslash, semicolon, comma and newlines escaped.
+fn text(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace(';', "\\;")
+        .replace(',', "\\,")
+        .replace("\r\n", "\\n")
+        .replace('\n', "\\n")
+}
+
+/// Folds a content line at 75 octets (continuation lines start with a space).
+fn fold(line: &str, out: &mut String) {
+    let mut width = 0;
+    for ch in line.chars() {
+        let n = ch.len_utf8();
+        if width + n > 75 {
+            out.push_str("\r\n ");
+            width = 1;
+        }
+        out.push(ch);
+        width += n;
+    }
+    out.push_str("\r\n");
+}
+
+fn stamp(t: NaiveDateTime) -> String {
+    t.format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// The feed: scheduled calls and meetings of the user from 30 days ago on.
+pub fn feed(conn: &mut DbConn, org_id: &str, user_id: &str) -> AppResult<String> {
+    let from = now() - Duration::days(30);
+    let rows: Vec<(InteractionRow, String)> = interactions::table
+        .inner_join(clients::table.on(clients::id.eq(interactions::client_id)))
+        .filter(interactions::organization_id.eq(org_id))
+        .filter(interactions::user_id.eq(user_id))
+        .filter(interactions::deleted_at.is_null())
+        .filter(interactions::kind.eq_any(["meeting", "call"]))
+        .filter(interactions::scheduled_at.ge(from))
+        .order(interactions::scheduled_at.asc())
+        .limit(2000)
+        .select((InteractionRow::as_select(), clients::display_name))
+        .load(conn)?;
+    let mut out = String::new();
+    for line in [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//Rapport//CRM//EN",
+        "CALSCALE:GREGORIAN",
+        "METHOD:PUBLISH",
+        "X-WR-CALNAME:Rapport",
+    ] {
+        fold(line, &mut out);
+    }
+    for (r, client) in rows {
+        let Some(start) = r.scheduled_at else {
+            continue;
+        };
+        let end = start + Duration::minutes(i64::from(r.duration_minutes.unwrap_or(30).max(5)));
+        fold("BEGIN:VEVENT", &mut out);
+        fold(&format!("UID:{}@rapport", r.id), &mut out);
+        fold(&format!("DTSTAMP:{}", stamp(r.updated_at)), &mut out);
+        fold(&format!("DTSTART:{}", stamp(start)), &mut out);
+        fold(&format!("DTEND:{}", stamp(end)), &mut out);
+        fold(
+            &format!(
+                "SUMMARY:{}",
+                text(&format!(
+                    "{}: {} — {}",
+                    kind_label(&r.kind),
+                    r.subject,
+                    client
+                ))
+            ),
+            &mut out,
+        );
+        if !r.content.is_empty() {
+            fold(&format!("DESCRIPTION:{}", text(&r.content)), &mut out);
+        }
+        fold(
+            &format!(
+                "STATUS:{}",
+                match r.status.as_str() {
+                    "cancelled" => "CANCELLED",
+                    _ => "CONFIRMED",
+                }
+            ),
+            &mut out,
+        );
+        fold(&format!("SEQUENCE:{}", r.version - 1), &mut out);
+        fold("END:VEVENT", &mut out);
+    }
+    fold("END:VCALENDAR", &mut out);
+    Ok(out)
+}
