@@ -554,6 +554,14 @@ async fn a_meeting_for_tomorrow_is_in_the_reps_calendar_feed() {
         .unwrap()
         .to_string();
     assert_ne!(renewed, url);
+    let mut b = Browser::new();
+    b.sign_in(&app, "rep@acme.test", PASSWORD).await;
+    let page = b.get(&app, "/account/tokens").await.body;
+    let renewed_path = &renewed[renewed.find("/calendar/").unwrap()..];
+    assert!(
+        page.contains(renewed_path),
+        "the console shows the feed address"
+    );
     assert_eq!(
         send(&app, actix_web::test::TestRequest::get().uri(&path))
             .await

@@ -29,12 +29,26 @@ struct TokensPanel {
     secret: Option<String>,
     error: Option<String>,
     name: String,
+    /// The private calendar feed URL (made on first view).
+    calendar_url: String,
 }
 
-async fn panel(state: &AppState, actor: &ConsoleActor) -> AppResult<TokensPanel> {
+fn feed_url(req: &HttpRequest, token: &str) -> String {
+    let info = req.connection_info();
+    format!("{}://{}/calendar/{token}.ics", info.scheme(), info.host())
+}
+
+async fn panel(
+    req: &HttpRequest,
+    state: &AppState,
+    actor: &ConsoleActor,
+) -> AppResult<TokensPanel> {
     let (org, user) = (actor.org_id().to_string(), actor.user_id.clone());
-    let rows = db::run(&state.pool, move |c| {
-        Ok(store::list_tokens(c, &org, &user)?)
+    let (rows, feed) = db::run(&state.pool, move |c| {
+        Ok((
+            store::list_tokens(c, &org, &user)?,
+            crate::domain::calendar::token(c, &org, &user)?,
+        ))
     })
     .await?;
     let fmt = |t: chrono::NaiveDateTime| t.format("%Y-%m-%d %H:%M UTC").to_string();
@@ -55,7 +69,26 @@ async fn panel(state: &AppState, actor: &ConsoleActor) -> AppResult<TokensPanel>
         secret: None,
         error: None,
         name: String::new(),
+        calendar_url: feed_url(req, &feed),
     })
+}
+
+/// `POST /account/calendar-feed`: a new feed URL; the old one stops working.
+pub async fn rotate_calendar(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let (org, user) = (actor.org_id().to_string(), actor.user_id.clone());
+    db::run(&state.pool, move |c| {
+        crate::domain::calendar::rotate(c, &org, &user).map(drop)
+    })
+    .await?;
+    super::redirect_with_flash(
+        &req,
+        "/account/tokens",
+        "Your calendar feed has a new address; update your calendar app.",
+    )
 }
 
 pub async fn tokens(
@@ -63,7 +96,7 @@ pub async fn tokens(
     actor: ConsoleActor,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
-    let p = panel(&state, &actor).await?;
+    let p = panel(&req, &state, &actor).await?;
     render(&req, &actor, "API tokens", &p).await
 }
 
@@ -85,7 +118,7 @@ pub async fn create_token(
         service::create_token(c, &ctx, &user, &name)
     })
     .await;
-    let mut p = panel(&state, &actor).await?;
+    let mut p = panel(&req, &state, &actor).await?;
     match result {
         Ok((_, secret)) => {
             p.secret = Some(secret);
@@ -119,6 +152,6 @@ pub async fn revoke_token(
         service::revoke_token(c, &ctx, &user, &id)
     })
     .await?;
-    let p = panel(&state, &actor).await?;
+    let p = panel(&req, &state, &actor).await?;
     render(&req, &actor, "API tokens", &p).await
 }

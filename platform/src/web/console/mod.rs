@@ -165,6 +165,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(admin::tags::delete),
         )
         .route("/account/tokens", web::get().to(account::tokens))
+        .route(
+            "/account/calendar-feed",
+            web::post().to(account::rotate_calendar),
+        )
         .route("/account/tokens", web::post().to(account::create_token))
         .route(
             "/account/tokens/{id}/revoke",
