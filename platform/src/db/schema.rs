@@ -480,6 +480,9 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
+        due_at -> Nullable<Timestamp>,
+        priority -> Nullable<Text>,
+        assignee_id -> Nullable<Text>,
     }
 }
 

@@ -22,6 +22,7 @@ pub const OUTCOMES: &[&str] = &[
     "busy",
     "wrong_number",
 ];
+pub const PRIORITIES: &[&str] = &["low", "normal", "high"];
 /// Longest content kept, in characters.
 pub const MAX_CONTENT: usize = 20_000;
 
@@ -48,6 +49,10 @@ pub struct InteractionRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub deleted_at: Option<NaiveDateTime>,
+    /// Tasks: when it is due, how urgent, and who does it.
+    pub due_at: Option<NaiveDateTime>,
+    pub priority: Option<String>,
+    pub assignee_id: Option<String>,
 }
 
 pub fn kind_label(kind: &str) -> &'static str {
@@ -73,6 +78,7 @@ pub fn to_json(r: &InteractionRow) -> Value {
         "scheduledAt": r.scheduled_at.map(rfc3339), "completedAt": r.completed_at.map(rfc3339),
         "occurredAt": rfc3339(r.occurred_at), "outcome": r.outcome,
         "durationMinutes": r.duration_minutes,
+        "dueAt": r.due_at.map(rfc3339), "priority": r.priority, "assigneeId": r.assignee_id,
         "metadata": serde_json::from_str::<Value>(&r.metadata).unwrap_or(json!({})),
         "version": r.version, "createdAt": rfc3339(r.created_at), "updatedAt": rfc3339(r.updated_at),
     })
@@ -124,6 +130,9 @@ fn apply(
         "id",
         "clientId",
         "acknowledgeOptOut",
+        "dueAt",
+        "priority",
+        "assigneeId",
     ];
     for k in body.keys() {
         if !KEYS.contains(&k.as_str()) {
@@ -190,11 +199,37 @@ fn apply(
     for (key, slot) in [
         ("scheduledAt", &mut row.scheduled_at),
         ("completedAt", &mut row.completed_at),
+        ("dueAt", &mut row.due_at),
     ] {
         if let Some(v) = body.get(key) {
             match parse_time(v) {
                 Ok(t) => *slot = t,
                 Err(e) => errors.push(FieldError::new(key, e)),
+            }
+        }
+    }
+    if let Some(v) = body.get("priority") {
+        match v.as_str().map(str::trim) {
+            None | Some("") => row.priority = None,
+            Some(p) if PRIORITIES.contains(&p) => row.priority = Some(p.to_string()),
+            _ => errors.push(FieldError::new("priority", "Choose low, normal or high.")),
+        }
+    }
+    if let Some(v) = body.get("assigneeId") {
+        match v.as_str().map(str::trim) {
+            None | Some("") => row.assignee_id = None,
+            Some(u) => {
+                let member =
+                    crate::domain::orgs::store::find_member(conn, &row.organization_id, u)?
+                        .is_some_and(|m| m.membership.is_active);
+                if member {
+                    row.assignee_id = Some(u.to_string());
+                } else {
+                    errors.push(FieldError::new(
+                        "assigneeId",
+                        "Choose an active member of this organization.",
+                    ));
+                }
             }
         }
     }
@@ -245,18 +280,27 @@ fn apply(
         },
     };
     let at = now();
+    let task = row.kind == "task";
     row.status = explicit_status.unwrap_or_else(|| {
-        // Planned for later unless said otherwise; anything else happened already.
+        // A task is open until done; other kinds are planned when in the future and
+        // happened otherwise.
         match (row.completed_at, row.scheduled_at) {
+            (None, _) if task && row.status.is_empty() => "scheduled".into(),
             (None, Some(s)) if s > at => "scheduled".into(),
             _ if row.status.is_empty() => "completed".into(),
             _ => row.status.clone(),
         }
     });
+    if task && row.assignee_id.is_none() {
+        row.assignee_id = row.user_id.clone();
+    }
     if row.status == "completed" && row.completed_at.is_none() {
         row.completed_at = Some(at);
     }
-    if row.status == "scheduled" && row.scheduled_at.is_none() {
+    if row.status != "completed" {
+        row.completed_at = None;
+    }
+    if row.status == "scheduled" && row.scheduled_at.is_none() && !task {
         errors.push(FieldError::new("scheduledAt", "Say when it is planned."));
     }
     if row.subject.is_empty() {
@@ -265,6 +309,7 @@ fn apply(
     row.occurred_at = row
         .completed_at
         .or(row.scheduled_at)
+        .or(row.due_at)
         .unwrap_or(row.created_at);
     Ok(())
 }
@@ -309,6 +354,9 @@ pub fn create(
             created_at: at,
             updated_at: at,
             deleted_at: None,
+            due_at: None,
+            priority: None,
+            assignee_id: None,
         };
         let mut errors = Vec::new();
         if !body.contains_key("type") {
@@ -371,7 +419,10 @@ pub fn get(
         .first(conn)
         .optional()?
         .ok_or(AppError::NotFound)?;
-    visible_client(conn, org_id, access, &row.client_id)?;
+    // Whoever a task is assigned to may work on it, whoever owns its client.
+    if row.assignee_id.as_deref() != Some(access.user_id.as_str()) {
+        visible_client(conn, org_id, access, &row.client_id)?;
+    }
     Ok(row)
 }
 
@@ -425,6 +476,9 @@ pub fn update(
                 interactions::metadata.eq(&row.metadata),
                 interactions::version.eq(row.version),
                 interactions::updated_at.eq(row.updated_at),
+                interactions::due_at.eq(row.due_at),
+                interactions::priority.eq(&row.priority),
+                interactions::assignee_id.eq(&row.assignee_id),
             ),
         ))
         .execute(c)?;
@@ -521,4 +575,35 @@ pub fn parse_cursor(s: &str) -> Option<(NaiveDateTime, String)> {
     let (micros, id) = s.split_once('_')?;
     let at = chrono::DateTime::<Utc>::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
     Some((at, id.to_string()))
+}
+
+/// Open tasks assigned to `user` (with their client's name), soonest due first; tasks
+/// without a due date last.
+pub fn open_tasks(
+    conn: &mut DbConn,
+    org_id: &str,
+    user: &str,
+) -> AppResult<Vec<(InteractionRow, String)>> {
+    use crate::db::schema::clients;
+    let mut rows: Vec<(InteractionRow, String)> = interactions::table
+        .inner_join(clients::table.on(clients::id.eq(interactions::client_id)))
+        .filter(interactions::organization_id.eq(org_id))
+        .filter(interactions::assignee_id.eq(user))
+        .filter(interactions::kind.eq("task"))
+        .filter(interactions::status.eq("scheduled"))
+        .filter(interactions::deleted_at.is_null())
+        .limit(1000)
+        .select((InteractionRow::as_select(), clients::display_name))
+        .load(conn)?;
+    rows.sort_by_key(|(r, _)| (r.due_at.is_none(), r.due_at, r.created_at));
+    Ok(rows)
+}
+
+/// Where an open task stands today: overdue, today or upcoming (incl. no due date).
+pub fn bucket(due: Option<NaiveDateTime>, today: chrono::NaiveDate) -> &'static str {
+    match due.map(|d| d.date()) {
+        Some(d) if d < today => "overdue",
+        Some(d) if d == today => "today",
+        _ => "upcoming",
+    }
 }

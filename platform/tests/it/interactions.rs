@@ -152,7 +152,7 @@ async fn the_timeline_api_logs_pages_and_guards() {
     assert_eq!(fields, vec!["type", "outcome", "durationMinutes"]);
     let bad = send(
         &app,
-        log(&w.rep, json!({"type": "task", "status": "scheduled"})),
+        log(&w.rep, json!({"type": "meeting", "status": "scheduled"})),
     )
     .await;
     assert_eq!(bad.json()["errors"][0]["field"], "scheduledAt");
@@ -568,4 +568,149 @@ async fn a_meeting_for_tomorrow_is_in_the_reps_calendar_feed() {
             .status,
         StatusCode::NOT_FOUND
     );
+}
+
+/// Tasks: due dates put them overdue, today or upcoming; one click completes them; the
+/// dashboard shows what is due.
+#[actix_web::test]
+async fn tasks_are_bucketed_and_done_in_one_click() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let client = send(
+        &app,
+        api(Method::POST, "/api/clients", &w.rep)
+            .set_json(json!({"type": "individual", "lastName": "Wirth"})),
+    )
+    .await
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let now = chrono::Utc::now();
+    let at = |days: i64| (now + chrono::Duration::days(days)).to_rfc3339();
+    let mut ids = Vec::new();
+    for (subject, due) in [
+        ("Send the quote", Some(at(-1))),
+        ("Call back", Some(now.to_rfc3339())),
+        ("Plan the renewal", Some(at(7))),
+        ("Someday", None),
+    ] {
+        let r = send(
+            &app,
+            api(Method::POST, "/api/tasks", &w.rep).set_json(json!({
+                "clientId": client, "subject": subject, "dueAt": due, "priority": "high"
+            })),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let t = r.json();
+        assert_eq!(t["type"], "task");
+        assert_eq!(t["status"], "scheduled", "open until done");
+        ids.push(t["id"].as_str().unwrap().to_string());
+    }
+    let list = send(&app, api(Method::GET, "/api/tasks", &w.rep))
+        .await
+        .json();
+    let got: Vec<(String, String)> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["subject"].as_str().unwrap().to_string(),
+                t["bucket"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("Send the quote", "overdue"),
+        ("Call back", "today"),
+        ("Plan the renewal", "upcoming"),
+        ("Someday", "upcoming"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(got, want);
+    assert_eq!(list["data"][0]["clientName"], "Wirth");
+    // Someone else's view: nothing assigned to them; bad input is refused.
+    let other = send(&app, api(Method::GET, "/api/tasks", &w.other_rep))
+        .await
+        .json();
+    assert_eq!(other["data"], json!([]));
+    let bad = send(
+        &app,
+        api(Method::POST, "/api/tasks", &w.rep)
+            .set_json(json!({"clientId": client, "priority": "urgent", "assigneeId": "nobody"})),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let errors = bad.json();
+    let fields: Vec<&str> = errors["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert!(fields.contains(&"priority") && fields.contains(&"assigneeId"));
+    // Done via the API…
+    let done = send(
+        &app,
+        api(
+            Method::POST,
+            &format!("/api/tasks/{}/complete", ids[0]),
+            &w.rep,
+        ),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(done.json()["status"], "completed");
+    // …and in one click in the console; the dashboard shows what is due.
+    let mut b = Browser::new();
+    b.sign_in(&app, "rep@acme.test", PASSWORD).await;
+    let home = b.get(&app, "/").await.body;
+    assert!(
+        home.contains("id=\"due-tasks\"") && home.contains("Call back"),
+        "{home}"
+    );
+    assert!(
+        !home.contains("Send the quote"),
+        "done tasks leave the dashboard"
+    );
+    let page = b.get(&app, "/tasks").await.body;
+    assert!(page.contains("Overdue") && page.contains("Plan the renewal"));
+    let r = b
+        .hx_post(&app, &format!("/tasks/{}/complete", ids[1]), &[])
+        .await;
+    assert!(
+        r.status.is_success() || r.status.is_redirection(),
+        "{}",
+        r.body
+    );
+    let list = send(&app, api(Method::GET, "/api/tasks", &w.rep))
+        .await
+        .json();
+    assert_eq!(list["data"].as_array().unwrap().len(), 2);
+    // A call is not a task.
+    let call = send(
+        &app,
+        api(
+            Method::POST,
+            &format!("/api/clients/{client}/interactions"),
+            &w.rep,
+        )
+        .set_json(json!({"type": "note"})),
+    )
+    .await
+    .json();
+    let r = send(
+        &app,
+        api(
+            Method::POST,
+            &format!("/api/tasks/{}/complete", call["id"].as_str().unwrap()),
+            &w.rep,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }

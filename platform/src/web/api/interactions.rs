@@ -182,3 +182,77 @@ pub async fn set_preferences(
     .await?;
     Ok(HttpResponse::Ok().json(p.to_json()))
 }
+
+fn task_json(r: &InteractionRow, client: &str, today: chrono::NaiveDate) -> Value {
+    let mut v = service::to_json(r);
+    v["clientName"] = Value::String(client.to_string());
+    v["bucket"] = Value::String(service::bucket(r.due_at, today).to_string());
+    v
+}
+
+/// `GET /api/tasks`: the caller's open tasks, soonest due first, each with `bucket`
+/// (overdue, today, upcoming).
+pub async fn tasks(actor: ApiActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    actor.require("client", "read").await?;
+    let (org, user) = (actor.org_id().to_string(), actor.user_id.clone());
+    let rows = db::run(&state.pool, move |c| service::open_tasks(c, &org, &user)).await?;
+    let today = chrono::Utc::now().date_naive();
+    Ok(HttpResponse::Ok().json(ListEnvelope {
+        data: rows
+            .iter()
+            .map(|(r, client)| task_json(r, client, today))
+            .collect::<Vec<_>>(),
+        next_cursor: None,
+    }))
+}
+
+/// `POST /api/tasks {"clientId", "subject", "dueAt"?, "priority"?, "assigneeId"?, "content"?}`.
+pub async fn create_task(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "write").await?;
+    let access = client_access(&actor).await?;
+    let mut body = object(body)?;
+    let client = body
+        .remove("clientId")
+        .and_then(|v| v.as_str().map(str::to_string))
+        .ok_or_else(|| AppError::invalid("clientId", "Say which client the task is for."))?;
+    body.insert("type".into(), Value::String("task".into()));
+    let ctx = actor.audit();
+    let row = db::run(&state.pool, move |c| {
+        service::create(c, &ctx, &access, &client, &body)
+    })
+    .await?;
+    Ok(respond(StatusCode::CREATED, &row))
+}
+
+/// `POST /api/tasks/{id}/complete`.
+pub async fn complete_task(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "write").await?;
+    let access = client_access(&actor).await?;
+    let ctx = actor.audit();
+    let row = db::run(&state.pool, move |c| complete(c, &ctx, &access, &id)).await?;
+    Ok(respond(StatusCode::OK, &row))
+}
+
+/// Marks a task done (only tasks).
+pub fn complete(
+    c: &mut crate::db::DbConn,
+    ctx: &crate::domain::audit::AuditContext,
+    access: &crate::domain::clients::service::Access,
+    id: &str,
+) -> AppResult<InteractionRow> {
+    let task = service::get(c, &ctx.org_id, access, id)?;
+    if task.kind != "task" {
+        return Err(AppError::NotFound);
+    }
+    let mut body = Map::new();
+    body.insert("status".into(), Value::String("completed".into()));
+    service::update(c, ctx, access, id, &body, None)
+}

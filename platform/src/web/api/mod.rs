@@ -78,6 +78,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/clients/{id}/preferences",
             web::put().to(interactions::set_preferences),
         )
+        .route("/tasks", web::get().to(interactions::tasks))
+        .route("/tasks", web::post().to(interactions::create_task))
+        .route(
+            "/tasks/{id}/complete",
+            web::post().to(interactions::complete_task),
+        )
         .route("/interactions/{id}", web::get().to(interactions::show))
         .route("/interactions/{id}", web::put().to(interactions::update))
         .route("/interactions/{id}", web::delete().to(interactions::delete))

@@ -14,6 +14,8 @@ use crate::error::AppResult;
 #[template(path = "partials/dashboard.html")]
 struct Dashboard<'a> {
     clients: Option<ClientStats>,
+    /// Open tasks due today or overdue.
+    due_tasks: Vec<super::tasks::TaskView>,
     renewals: Vec<super::sales::ContractLine>,
     name: &'a str,
     org_name: &'a str,
@@ -95,7 +97,21 @@ pub async fn show(
     } else {
         Vec::new()
     };
+    let due_tasks = if actor.can("client", "read").await? {
+        let (org, me) = (actor.org_id().to_string(), actor.user_id.clone());
+        db::run(&state.pool, move |c| {
+            Ok(super::tasks::buckets(c, &org, &me)?
+                .into_iter()
+                .filter(|b| b.key != "upcoming")
+                .flat_map(|b| b.tasks)
+                .collect())
+        })
+        .await?
+    } else {
+        Vec::new()
+    };
     let fragment = Dashboard {
+        due_tasks,
         clients,
         renewals,
         name: &actor.name,

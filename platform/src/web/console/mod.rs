@@ -10,6 +10,7 @@ mod login;
 mod notifications;
 mod sales;
 mod search;
+mod tasks;
 mod timeline;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -140,6 +141,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 ))
                 .route(web::put().to(admin::plugins::upload)),
         )
+        .route("/tasks", web::get().to(tasks::list))
+        .route("/tasks/{id}/complete", web::post().to(tasks::complete))
         .route("/search", web::get().to(search::page))
         .route("/search/suggest", web::get().to(search::suggest))
         .route("/notifications", web::get().to(notifications::list))
@@ -270,6 +273,13 @@ pub async fn render_with_status(
             href: "/clients",
             label: "Clients",
             active: path.starts_with("/clients"),
+        });
+    }
+    if has("client", "read") {
+        nav.push(NavItem {
+            href: "/tasks",
+            label: "My tasks",
+            active: path.starts_with("/tasks"),
         });
     }
     if has("opportunity", "read") {

@@ -259,6 +259,13 @@ pub async fn log(
         let key = match k.as_str() {
             "type" | "subject" | "content" | "direction" | "outcome" | "scheduledAt"
             | "durationMinutes" => k.clone(),
+            // One date field: a task's due date, a call or meeting's planned time.
+            "when" => {
+                if !v.is_empty() {
+                    fields.insert("when".into(), serde_json::Value::String(v.clone()));
+                }
+                continue;
+            }
             "acknowledgeOptOut" => {
                 fields.insert(k.clone(), serde_json::Value::Bool(v == "true"));
                 continue;
@@ -266,6 +273,14 @@ pub async fn log(
             _ => continue,
         };
         fields.insert(key, serde_json::Value::String(v.clone()));
+    }
+    if let Some(when) = fields.remove("when") {
+        let key = if fields.get("type").and_then(|v| v.as_str()) == Some("task") {
+            "dueAt"
+        } else {
+            "scheduledAt"
+        };
+        fields.insert(key.into(), when);
     }
     let form_kind = fields
         .get("type")

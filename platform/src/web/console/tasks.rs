@@ -1,0 +1,102 @@
+//! "My tasks": open tasks assigned to the signed-in user, overdue, today and upcoming, each
+//! done in one click.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+use crate::app::AppState;
+use crate::auth::ConsoleActor;
+use crate::db::{self, DbConn};
+use crate::domain::interactions::{self as service};
+use crate::error::AppResult;
+use crate::web::client_access;
+use crate::web::console::{redirect_with_flash, render};
+
+pub struct TaskView {
+    pub id: String,
+    pub subject: String,
+    pub client_id: String,
+    pub client: String,
+    pub due: String,
+    pub priority: String,
+}
+
+pub struct Bucket {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub tasks: Vec<TaskView>,
+}
+
+/// The user's open tasks in the three buckets.
+pub fn buckets(conn: &mut DbConn, org: &str, user: &str) -> AppResult<Vec<Bucket>> {
+    let today = chrono::Utc::now().date_naive();
+    let mut out = vec![
+        Bucket {
+            key: "overdue",
+            label: "Overdue",
+            tasks: vec![],
+        },
+        Bucket {
+            key: "today",
+            label: "Today",
+            tasks: vec![],
+        },
+        Bucket {
+            key: "upcoming",
+            label: "Upcoming",
+            tasks: vec![],
+        },
+    ];
+    for (r, client) in service::open_tasks(conn, org, user)? {
+        let key = service::bucket(r.due_at, today);
+        let view = TaskView {
+            id: r.id.clone(),
+            subject: r.subject.clone(),
+            client_id: r.client_id.clone(),
+            client,
+            due: r
+                .due_at
+                .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_default(),
+            priority: r.priority.clone().unwrap_or_default(),
+        };
+        if let Some(b) = out.iter_mut().find(|b| b.key == key) {
+            b.tasks.push(view);
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Template)]
+#[template(path = "partials/tasks.html")]
+struct TasksPage {
+    buckets: Vec<Bucket>,
+}
+
+pub async fn list(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "read").await?;
+    let (org, user) = (actor.org_id().to_string(), actor.user_id.clone());
+    let buckets = db::run(&state.pool, move |c| buckets(c, &org, &user)).await?;
+    render(&req, &actor, "My tasks", &TasksPage { buckets }).await
+}
+
+/// `POST /tasks/{id}/complete`: one click.
+pub async fn complete(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "write").await?;
+    let access = client_access(&actor).await?;
+    let ctx = actor.audit();
+    let row = db::run(&state.pool, move |c| {
+        crate::web::api::interactions::complete(c, &ctx, &access, &id)
+    })
+    .await?;
+    redirect_with_flash(&req, "/tasks", &format!("Done: {}.", row.subject))
+}
