@@ -315,9 +315,10 @@ pub fn http_request(
     json_out(plugin, outputs, &response)
 }
 
-fn send(req: &HttpRequest) -> Result<HttpResponse, ureq::Error> {
+/// One HTTP agent for every plugin call: connections and TLS setup are reused.
+static AGENT: std::sync::LazyLock<ureq::Agent> = std::sync::LazyLock::new(|| {
     use ureq::tls::{TlsConfig, TlsProvider};
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    ureq::Agent::config_builder()
         .timeout_global(Some(HTTP_TIMEOUT))
         // why: a redirect could leave the approved host.
         .max_redirects(0)
@@ -328,7 +329,11 @@ fn send(req: &HttpRequest) -> Result<HttpResponse, ureq::Error> {
                 .build(),
         )
         .build()
-        .into();
+        .into()
+});
+
+fn send(req: &HttpRequest) -> Result<HttpResponse, ureq::Error> {
+    let agent = &*AGENT;
     let method = req.method.to_ascii_uppercase();
     let mut builder = ureq::http::Request::builder()
         .method(method.as_str())

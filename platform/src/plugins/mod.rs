@@ -110,14 +110,14 @@ impl InstallRow {
         format!("{}:{}", self.id, self.wasm_sha256)
     }
 
-    fn host_context(&self, may_write: bool) -> runtime::HostContext {
+    fn host_context(&self, manifest: Option<&Manifest>) -> runtime::HostContext {
         runtime::HostContext {
             plugin_id: self.plugin_id.clone(),
             org_id: self.organization_id.clone(),
             granted: self.granted_list(),
             approved_hosts: self.approved_list(),
-            settings: self.effective_settings(self.manifest().as_ref()),
-            may_write,
+            settings: self.effective_settings(manifest),
+            may_write: false,
             pool: None,
         }
     }
@@ -616,6 +616,9 @@ pub struct PluginFieldTypes {
     /// Hooks each install exports, by install id: manifests are parsed once per write,
     /// not once per hook lookup.
     hooks: Arc<std::collections::HashMap<String, Vec<String>>>,
+    /// Each install's caller context (grants, hosts, settings), built with the hooks so no
+    /// call parses the manifest or the grants again.
+    contexts: Arc<std::collections::HashMap<String, runtime::HostContext>>,
     records: Arc<Mutex<Vec<CallRecord>>>,
     /// Event hooks to call once the write commits: (hook, JSON input).
     events: Mutex<Vec<(&'static str, Vec<u8>)>>,
@@ -627,19 +630,18 @@ impl PluginFieldTypes {
             .into_iter()
             .filter(|r| r.enabled)
             .collect();
-        let hooks = installs
-            .iter()
-            .map(|i| {
-                (
-                    i.id.clone(),
-                    i.manifest().map(|m| m.hooks).unwrap_or_default(),
-                )
-            })
-            .collect();
+        let mut hooks = std::collections::HashMap::new();
+        let mut contexts = std::collections::HashMap::new();
+        for i in &installs {
+            let manifest = i.manifest();
+            contexts.insert(i.id.clone(), i.host_context(manifest.as_ref()));
+            hooks.insert(i.id.clone(), manifest.map(|m| m.hooks).unwrap_or_default());
+        }
         Ok(Self {
             runtime: runtime.clone(),
             installs: Arc::new(installs),
             hooks: Arc::new(hooks),
+            contexts: Arc::new(contexts),
             records: Arc::default(),
             events: Mutex::default(),
         })
@@ -663,7 +665,7 @@ impl PluginFieldTypes {
             .call(
                 &install.runtime_key(),
                 &install.wasm,
-                &install.host_context(false),
+                &self.context(install),
                 hook,
                 input,
             )
@@ -671,6 +673,11 @@ impl PluginFieldTypes {
                 serde_json::from_slice::<T>(&out)
                     .map_err(|e| runtime::PluginError::Garbage(e.to_string()))
             })
+    }
+
+    /// The caller context for hooks that check a change (storage read-only).
+    fn context(&self, install: &InstallRow) -> runtime::HostContext {
+        self.contexts.get(&install.id).cloned().unwrap_or_default()
     }
 
     fn record<T>(&self, install: &InstallRow, outcome: &Result<T, runtime::PluginError>) {
@@ -696,6 +703,7 @@ impl PluginFieldTypes {
         let runtime = self.runtime.clone();
         let installs = self.installs.clone();
         let hooks = self.hooks.clone();
+        let contexts = self.contexts.clone();
         let sink = self.records.clone();
         let job = move || {
             let mut records = Vec::new();
@@ -705,13 +713,11 @@ impl PluginFieldTypes {
                         .get(&i.id)
                         .is_some_and(|h| h.iter().any(|x| x == hook))
                 }) {
-                    let outcome = runtime.call(
-                        &install.runtime_key(),
-                        &install.wasm,
-                        &install.host_context(true),
-                        hook,
-                        &input,
-                    );
+                    // Event hooks run after the commit: they may write storage.
+                    let mut ctx = contexts.get(&install.id).cloned().unwrap_or_default();
+                    ctx.may_write = true;
+                    let outcome =
+                        runtime.call(&install.runtime_key(), &install.wasm, &ctx, hook, &input);
                     if let Err(e) = &outcome {
                         tracing::warn!(plugin = %install.plugin_id, hook, error = %e, "event hook failed");
                     }

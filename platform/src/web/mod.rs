@@ -132,6 +132,12 @@ pub fn resolve_me(pairs: &mut [(String, String)], user_id: &str) {
     }
 }
 
+/// The public address of a user's calendar feed, as this request reached the server.
+pub fn calendar_feed_url(req: &HttpRequest, token: &str) -> String {
+    let info = req.connection_info();
+    format!("{}://{}/calendar/{token}.ics", info.scheme(), info.host())
+}
+
 /// Runs blocking work that may validate plugin field types: loads the organization's
 /// enabled plugins, hands them to `f`, then records the calls' health.
 pub async fn run_with_plugins<T, F>(state: &AppState, org_id: String, f: F) -> AppResult<T>

@@ -56,11 +56,6 @@ pub async fn notifications_read(
     Ok(HttpResponse::Ok().json(json!({"marked": marked})))
 }
 
-fn feed_url(req: &actix_web::HttpRequest, token: &str) -> String {
-    let info = req.connection_info();
-    format!("{}://{}/calendar/{token}.ics", info.scheme(), info.host())
-}
-
 /// `GET /api/me/calendar-feed` → `{"url"}`: the private iCalendar URL of the caller's
 /// scheduled calls and meetings (made on first use).
 pub async fn calendar_feed(
@@ -73,7 +68,7 @@ pub async fn calendar_feed(
         crate::domain::calendar::token(c, &org, &user)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(json!({"url": feed_url(&req, &token)})))
+    Ok(HttpResponse::Ok().json(json!({"url": crate::web::calendar_feed_url(&req, &token)})))
 }
 
 /// `POST /api/me/calendar-feed`: a new URL; the old one stops working.
@@ -97,7 +92,7 @@ pub async fn rotate_calendar_feed(
         Ok(t)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(json!({"url": feed_url(&req, &token)})))
+    Ok(HttpResponse::Ok().json(json!({"url": crate::web::calendar_feed_url(&req, &token)})))
 }
 
 /// `GET /calendar/{token}.ics`: the feed itself; the token is the only credential.

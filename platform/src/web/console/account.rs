@@ -33,11 +33,6 @@ struct TokensPanel {
     calendar_url: String,
 }
 
-fn feed_url(req: &HttpRequest, token: &str) -> String {
-    let info = req.connection_info();
-    format!("{}://{}/calendar/{token}.ics", info.scheme(), info.host())
-}
-
 async fn panel(
     req: &HttpRequest,
     state: &AppState,
@@ -69,7 +64,7 @@ async fn panel(
         secret: None,
         error: None,
         name: String::new(),
-        calendar_url: feed_url(req, &feed),
+        calendar_url: crate::web::calendar_feed_url(req, &feed),
     })
 }
 
