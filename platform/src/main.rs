@@ -216,10 +216,30 @@ fn find_org(
         .map_err(|_| anyhow::anyhow!("no organization with slug or id {reference:?}"))
 }
 
+/// Sends due task and meeting reminders every half minute for as long as the process runs.
+fn spawn_reminders(pool: Pool) {
+    actix_web::rt::spawn(async move {
+        loop {
+            let at = rapport::db::now();
+            match rapport::db::run(&pool, move |c| {
+                rapport::domain::interactions::send_reminders(c, at)
+            })
+            .await
+            {
+                Ok(n) if n > 0 => tracing::info!(reminded = n, "reminders sent"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sending reminders failed"),
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_secs(30)).await;
+        }
+    });
+}
+
 async fn serve(config: Config, pool: Pool) -> anyhow::Result<()> {
     let addr = config.addr.clone();
     let state = AppState::new(pool, config).await?;
     rapport::search::spawn_indexer(state.pool.clone(), state.search.clone());
+    spawn_reminders(state.pool.clone());
     tracing::info!(%addr, "serving Rapport");
     // why: actix-web stops on SIGTERM/SIGINT by finishing in-flight requests first.
     actix_web::HttpServer::new(move || app::build(state.clone()))

@@ -483,6 +483,20 @@ diesel::table! {
         due_at -> Nullable<Timestamp>,
         priority -> Nullable<Text>,
         assignee_id -> Nullable<Text>,
+        remind_at -> Nullable<Timestamp>,
+        reminded_at -> Nullable<Timestamp>,
+        location -> Nullable<Text>,
+        external_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    interaction_participants (id) {
+        id -> Text,
+        interaction_id -> Text,
+        organization_id -> Text,
+        client_id -> Nullable<Text>,
+        user_id -> Nullable<Text>,
     }
 }
 
@@ -570,6 +584,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     notifications,
     search_outbox,
     interactions,
+    interaction_participants,
     contact_preferences,
     calendar_feeds,
 );

@@ -5,7 +5,7 @@
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
-use crate::db::schema::{calendar_feeds, clients, interactions};
+use crate::db::schema::{calendar_feeds, clients, interaction_participants, interactions};
 use crate::db::{now, DbConn};
 use crate::domain::interactions::{kind_label, InteractionRow};
 use crate::error::AppResult;
@@ -88,24 +88,68 @@ fn fold(line: &str, out: &mut String) {
     out.push_str("\r\n");
 }
 
+/// A parameter value: quoted, without the characters a quoted value cannot hold.
+fn param(s: &str) -> String {
+    format!(
+        "\"{}\"",
+        s.chars()
+            .filter(|c| !c.is_control() && *c != '"')
+            .collect::<String>()
+    )
+}
+
 fn stamp(t: NaiveDateTime) -> String {
     t.format("%Y%m%dT%H%M%SZ").to_string()
 }
 
-/// The feed: scheduled calls and meetings of the user from 30 days ago on.
-pub fn feed(conn: &mut DbConn, org_id: &str, user_id: &str) -> AppResult<String> {
-    let from = now() - Duration::days(30);
-    let rows: Vec<(InteractionRow, String)> = interactions::table
+/// Calls and meetings on the calendars of `users` (as author or participant) planned
+/// between `from` and `to`, with their client's name and e-mail, soonest first.
+pub fn between(
+    conn: &mut DbConn,
+    org_id: &str,
+    users: &[String],
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+    limit: i64,
+) -> AppResult<Vec<(InteractionRow, String, Option<String>)>> {
+    Ok(interactions::table
         .inner_join(clients::table.on(clients::id.eq(interactions::client_id)))
         .filter(interactions::organization_id.eq(org_id))
-        .filter(interactions::user_id.eq(user_id))
+        .filter(
+            interactions::user_id
+                .eq_any(users)
+                .or(interactions::id.eq_any(
+                    interaction_participants::table
+                        .filter(interaction_participants::user_id.eq_any(users))
+                        .select(interaction_participants::interaction_id),
+                )),
+        )
         .filter(interactions::deleted_at.is_null())
         .filter(interactions::kind.eq_any(["meeting", "call"]))
         .filter(interactions::scheduled_at.ge(from))
-        .order(interactions::scheduled_at.asc())
-        .limit(2000)
-        .select((InteractionRow::as_select(), clients::display_name))
-        .load(conn)?;
+        .filter(interactions::scheduled_at.lt(to))
+        .order((interactions::scheduled_at.asc(), interactions::id.asc()))
+        .limit(limit)
+        .select((
+            InteractionRow::as_select(),
+            clients::display_name,
+            clients::email,
+        ))
+        .load(conn)?)
+}
+
+/// The feed: scheduled calls and meetings of the user (theirs or ones they take part in)
+/// from 30 days ago on.
+pub fn feed(conn: &mut DbConn, org_id: &str, user_id: &str) -> AppResult<String> {
+    let from = now() - Duration::days(30);
+    let rows = between(
+        conn,
+        org_id,
+        &[user_id.to_string()],
+        from,
+        from + Duration::days(3650),
+        2000,
+    )?;
     let mut out = String::new();
     for line in [
         "BEGIN:VCALENDAR",
@@ -117,7 +161,7 @@ pub fn feed(conn: &mut DbConn, org_id: &str, user_id: &str) -> AppResult<String>
     ] {
         fold(line, &mut out);
     }
-    for (r, client) in rows {
+    for (r, client, email) in rows {
         let Some(start) = r.scheduled_at else {
             continue;
         };
@@ -139,8 +183,19 @@ pub fn feed(conn: &mut DbConn, org_id: &str, user_id: &str) -> AppResult<String>
             ),
             &mut out,
         );
+        // Lets an import of this feed (into another organization, say) keep the subject.
+        fold(&format!("X-RAPPORT-SUBJECT:{}", text(&r.subject)), &mut out);
         if !r.content.is_empty() {
             fold(&format!("DESCRIPTION:{}", text(&r.content)), &mut out);
+        }
+        if let Some(l) = &r.location {
+            fold(&format!("LOCATION:{}", text(l)), &mut out);
+        }
+        if let Some(e) = &email {
+            fold(
+                &format!("ATTENDEE;CN={}:mailto:{e}", param(&client)),
+                &mut out,
+            );
         }
         fold(
             &format!(

@@ -6,13 +6,16 @@ use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde_json::{json, Map, Value};
 
-use crate::db::schema::{interactions, opportunities};
+use crate::db::schema::{interaction_participants, interactions, opportunities};
 use crate::db::{new_id, now, DbConn};
 use crate::domain::audit::{self, AuditContext};
 use crate::domain::clients::service::Access;
 use crate::error::{AppError, AppResult, FieldError};
 
+/// What people log. System events ([`EVENT`]) are written by Rapport itself.
 pub const KINDS: &[&str] = &["call", "meeting", "email", "note", "task"];
+/// Status changes, reassignments, deal moves: recorded by Rapport, read-only.
+pub const EVENT: &str = "event";
 pub const DIRECTIONS: &[&str] = &["inbound", "outbound"];
 pub const STATUSES: &[&str] = &["completed", "scheduled", "cancelled"];
 pub const OUTCOMES: &[&str] = &[
@@ -53,6 +56,29 @@ pub struct InteractionRow {
     pub due_at: Option<NaiveDateTime>,
     pub priority: Option<String>,
     pub assignee_id: Option<String>,
+    /// When to notify the assignee (tasks) or the author (planned calls and meetings).
+    pub remind_at: Option<NaiveDateTime>,
+    /// Set once the reminder is sent, so none is sent twice.
+    pub reminded_at: Option<NaiveDateTime>,
+    pub location: Option<String>,
+    /// The id an external appointment system or an imported invitation gave it.
+    pub external_id: Option<String>,
+}
+
+/// Someone taking part besides the client and author: another client or a colleague.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Participant {
+    Client(String),
+    User(String),
+}
+
+impl Participant {
+    pub fn to_json(&self) -> Value {
+        match self {
+            Participant::Client(id) => json!({"type": "client", "id": id}),
+            Participant::User(id) => json!({"type": "user", "id": id}),
+        }
+    }
 }
 
 pub fn kind_label(kind: &str) -> &'static str {
@@ -61,6 +87,7 @@ pub fn kind_label(kind: &str) -> &'static str {
         "meeting" => "Meeting",
         "email" => "E-mail",
         "note" => "Note",
+        EVENT => "Update",
         _ => "Task",
     }
 }
@@ -71,6 +98,10 @@ fn rfc3339(t: NaiveDateTime) -> String {
 }
 
 pub fn to_json(r: &InteractionRow) -> Value {
+    to_json_with(r, &[])
+}
+
+pub fn to_json_with(r: &InteractionRow, participants: &[Participant]) -> Value {
     json!({
         "id": r.id, "clientId": r.client_id, "opportunityId": r.opportunity_id,
         "userId": r.user_id, "type": r.kind, "subject": r.subject, "content": r.content,
@@ -79,6 +110,8 @@ pub fn to_json(r: &InteractionRow) -> Value {
         "occurredAt": rfc3339(r.occurred_at), "outcome": r.outcome,
         "durationMinutes": r.duration_minutes,
         "dueAt": r.due_at.map(rfc3339), "priority": r.priority, "assigneeId": r.assignee_id,
+        "remindAt": r.remind_at.map(rfc3339), "location": r.location, "externalId": r.external_id,
+        "participants": participants.iter().map(Participant::to_json).collect::<Vec<_>>(),
         "metadata": serde_json::from_str::<Value>(&r.metadata).unwrap_or(json!({})),
         "version": r.version, "createdAt": rfc3339(r.created_at), "updatedAt": rfc3339(r.updated_at),
     })
@@ -133,6 +166,9 @@ fn apply(
         "dueAt",
         "priority",
         "assigneeId",
+        "remindAt",
+        "location",
+        "participants",
     ];
     for k in body.keys() {
         if !KEYS.contains(&k.as_str()) {
@@ -196,16 +232,28 @@ fn apply(
             },
         }
     }
+    let (was_due, was_scheduled) = (row.due_at, row.scheduled_at);
     for (key, slot) in [
         ("scheduledAt", &mut row.scheduled_at),
         ("completedAt", &mut row.completed_at),
         ("dueAt", &mut row.due_at),
+        ("remindAt", &mut row.remind_at),
     ] {
         if let Some(v) = body.get(key) {
             match parse_time(v) {
                 Ok(t) => *slot = t,
                 Err(e) => errors.push(FieldError::new(key, e)),
             }
+        }
+    }
+    if body.contains_key("location") {
+        row.location = text("location").map(clean_text).filter(|l| !l.is_empty());
+        if row
+            .location
+            .as_ref()
+            .is_some_and(|l| l.chars().count() > 200)
+        {
+            errors.push(FieldError::new("location", "Use at most 200 characters."));
         }
     }
     if let Some(v) = body.get("priority") {
@@ -311,7 +359,156 @@ fn apply(
         .or(row.scheduled_at)
         .or(row.due_at)
         .unwrap_or(row.created_at);
+    // Unless told otherwise, a task reminds when it is due and a planned call or meeting a
+    // quarter of an hour before; moving the time moves the reminder.
+    let moved = row.due_at != was_due || row.scheduled_at != was_scheduled;
+    if !body.contains_key("remindAt") && (moved || row.remind_at.is_none()) {
+        row.remind_at = default_reminder(row);
+    }
+    if row.remind_at.is_some_and(|r| r > at) || moved || body.contains_key("remindAt") {
+        row.reminded_at = None;
+    }
     Ok(())
+}
+
+fn default_reminder(row: &InteractionRow) -> Option<NaiveDateTime> {
+    if row.status != "scheduled" {
+        return None;
+    }
+    match row.kind.as_str() {
+        "task" => row.due_at,
+        "call" | "meeting" => row.scheduled_at.map(|s| s - chrono::Duration::minutes(15)),
+        _ => None,
+    }
+}
+
+/// Reads `participants` (`[{"type": "client"|"user", "id"}]`): clients the actor sees and
+/// active colleagues, without the interaction's own client; `None` when absent.
+fn parse_participants(
+    conn: &mut DbConn,
+    org_id: &str,
+    access: &Access,
+    own_client: &str,
+    body: &Map<String, Value>,
+    errors: &mut Vec<FieldError>,
+) -> AppResult<Option<Vec<Participant>>> {
+    let Some(v) = body.get("participants") else {
+        return Ok(None);
+    };
+    let bad = || {
+        FieldError::new(
+            "participants",
+            "Send a list of {\"type\": \"client\" or \"user\", \"id\": …}.",
+        )
+    };
+    let items = match v {
+        Value::Null => return Ok(Some(Vec::new())),
+        Value::Array(a) if a.len() <= 50 => a,
+        Value::Array(_) => {
+            errors.push(FieldError::new(
+                "participants",
+                "Use at most 50 participants.",
+            ));
+            return Ok(None);
+        }
+        _ => {
+            errors.push(bad());
+            return Ok(None);
+        }
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let kind = item.get("type").and_then(Value::as_str);
+        let Some(id) = item.get("id").and_then(Value::as_str).map(str::trim) else {
+            errors.push(bad());
+            continue;
+        };
+        match kind {
+            Some("client") if id == own_client => {}
+            Some("client") => {
+                match crate::domain::clients::service::get(conn, org_id, access, id) {
+                    Ok(c) => out.push(Participant::Client(c.id)),
+                    Err(AppError::NotFound) => errors.push(FieldError::new(
+                        "participants",
+                        format!("No client {id} that you can see."),
+                    )),
+                    Err(e) => return Err(e),
+                }
+            }
+            Some("user") => {
+                let member = crate::domain::orgs::store::find_member(conn, org_id, id)?
+                    .is_some_and(|m| m.membership.is_active);
+                if member {
+                    out.push(Participant::User(id.to_string()));
+                } else {
+                    errors.push(FieldError::new(
+                        "participants",
+                        format!("{id} is not an active member of this organization."),
+                    ));
+                }
+            }
+            _ => errors.push(bad()),
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(Some(out))
+}
+
+fn write_participants(
+    conn: &mut DbConn,
+    row: &InteractionRow,
+    participants: &[Participant],
+) -> AppResult<()> {
+    diesel::delete(
+        interaction_participants::table
+            .filter(interaction_participants::interaction_id.eq(&row.id)),
+    )
+    .execute(conn)?;
+    for p in participants {
+        let (client, user) = match p {
+            Participant::Client(id) => (Some(id.as_str()), None),
+            Participant::User(id) => (None, Some(id.as_str())),
+        };
+        diesel::insert_into(interaction_participants::table)
+            .values((
+                interaction_participants::id.eq(new_id()),
+                interaction_participants::interaction_id.eq(&row.id),
+                interaction_participants::organization_id.eq(&row.organization_id),
+                interaction_participants::client_id.eq(client),
+                interaction_participants::user_id.eq(user),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The participants of each of `ids`.
+pub fn participants_of(
+    conn: &mut DbConn,
+    ids: &[String],
+) -> AppResult<std::collections::HashMap<String, Vec<Participant>>> {
+    let rows: Vec<(String, Option<String>, Option<String>)> = interaction_participants::table
+        .filter(interaction_participants::interaction_id.eq_any(ids))
+        .select((
+            interaction_participants::interaction_id,
+            interaction_participants::client_id,
+            interaction_participants::user_id,
+        ))
+        .load(conn)?;
+    let mut out: std::collections::HashMap<String, Vec<Participant>> = Default::default();
+    for (i, client, user) in rows {
+        let p = match (client, user) {
+            (Some(c), _) => Participant::Client(c),
+            (_, Some(u)) => Participant::User(u),
+            _ => continue,
+        };
+        out.entry(i).or_default().push(p);
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    Ok(out)
 }
 
 fn visible_client(
@@ -357,6 +554,10 @@ pub fn create(
             due_at: None,
             priority: None,
             assignee_id: None,
+            remind_at: None,
+            reminded_at: None,
+            location: None,
+            external_id: None,
         };
         let mut errors = Vec::new();
         if !body.contains_key("type") {
@@ -366,6 +567,8 @@ pub fn create(
             ));
         }
         apply(c, &mut row, body, &mut errors)?;
+        let participants =
+            parse_participants(c, &ctx.org_id, access, &row.client_id, body, &mut errors)?;
         // An outbound contact against the client's wishes needs saying so explicitly.
         let acknowledged = body
             .get("acknowledgeOptOut")
@@ -392,6 +595,7 @@ pub fn create(
         diesel::insert_into(interactions::table)
             .values(&row)
             .execute(c)?;
+        write_participants(c, &row, participants.as_deref().unwrap_or_default())?;
         audit::record(
             c,
             ctx,
@@ -442,9 +646,16 @@ pub fn update(
                 "This interaction was changed by someone else; reload and try again.".into(),
             ));
         }
+        if current.kind == EVENT {
+            return Err(AppError::Conflict(
+                "System events are a record of what happened; they cannot be edited.".into(),
+            ));
+        }
         let mut row = current.clone();
         let mut errors = Vec::new();
         apply(c, &mut row, body, &mut errors)?;
+        let participants =
+            parse_participants(c, &ctx.org_id, access, &row.client_id, body, &mut errors)?;
         if !errors.is_empty() {
             return Err(AppError::Validation(
                 "The interaction could not be saved.".into(),
@@ -480,12 +691,20 @@ pub fn update(
                 interactions::priority.eq(&row.priority),
                 interactions::assignee_id.eq(&row.assignee_id),
             ),
+            (
+                interactions::remind_at.eq(row.remind_at),
+                interactions::reminded_at.eq(row.reminded_at),
+                interactions::location.eq(&row.location),
+            ),
         ))
         .execute(c)?;
         if n != 1 {
             return Err(AppError::Stale(
                 "This interaction was changed by someone else; reload and try again.".into(),
             ));
+        }
+        if let Some(p) = &participants {
+            write_participants(c, &row, p)?;
         }
         let changed: Vec<&str> = [
             ("type", current.kind != row.kind),
@@ -495,6 +714,7 @@ pub fn update(
             ("scheduledAt", current.scheduled_at != row.scheduled_at),
             ("completedAt", current.completed_at != row.completed_at),
             ("outcome", current.outcome != row.outcome),
+            ("participants", participants.is_some()),
         ]
         .into_iter()
         .filter(|(_, c)| *c)
@@ -515,6 +735,11 @@ pub fn update(
 pub fn delete(conn: &mut DbConn, ctx: &AuditContext, access: &Access, id: &str) -> AppResult<()> {
     conn.transaction(|c| {
         let row = get(c, &ctx.org_id, access, id)?;
+        if row.kind == EVENT {
+            return Err(AppError::Conflict(
+                "System events are a record of what happened; they cannot be deleted.".into(),
+            ));
+        }
         diesel::update(interactions::table.filter(interactions::id.eq(&row.id)))
             .set(interactions::deleted_at.eq(Some(now())))
             .execute(c)?;
@@ -530,24 +755,78 @@ pub fn delete(conn: &mut DbConn, ctx: &AuditContext, access: &Access, id: &str) 
     })
 }
 
-/// A page of a client's timeline, newest first; `after` is the last (occurred_at, id) seen.
+/// Whose timeline: a client's (with meetings they took part in) or a deal's.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    Client(String),
+    Deal(String),
+}
+
+/// What the reader narrowed the timeline to.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub kind: Option<String>,
+    /// Logged by this user.
+    pub owner: Option<String>,
+    /// Happened on or after / before (exclusive) these times.
+    pub from: Option<NaiveDateTime>,
+    pub to: Option<NaiveDateTime>,
+}
+
+/// A page of a timeline, newest first; `after` is the last (occurred_at, id) seen.
 pub fn timeline(
     conn: &mut DbConn,
     org_id: &str,
     access: &Access,
-    client_id: &str,
-    kind: Option<&str>,
+    scope: &Scope,
+    filter: &Filter,
     after: Option<(NaiveDateTime, String)>,
     limit: i64,
 ) -> AppResult<Vec<InteractionRow>> {
-    visible_client(conn, org_id, access, client_id)?;
     let mut q = interactions::table
         .filter(interactions::organization_id.eq(org_id))
-        .filter(interactions::client_id.eq(client_id))
         .filter(interactions::deleted_at.is_null())
         .into_boxed();
-    if let Some(k) = kind {
-        q = q.filter(interactions::kind.eq(k.to_string()));
+    match scope {
+        Scope::Client(client_id) => {
+            visible_client(conn, org_id, access, client_id)?;
+            // Most clients never join someone else's meeting: the plain query keeps to the
+            // timeline index then.
+            let joined: bool = diesel::select(diesel::dsl::exists(
+                interaction_participants::table
+                    .filter(interaction_participants::client_id.eq(client_id)),
+            ))
+            .get_result(conn)?;
+            if joined {
+                q = q.filter(
+                    interactions::client_id
+                        .eq(client_id.clone())
+                        .or(interactions::id.eq_any(
+                            interaction_participants::table
+                                .filter(interaction_participants::client_id.eq(client_id.clone()))
+                                .select(interaction_participants::interaction_id),
+                        )),
+                );
+            } else {
+                q = q.filter(interactions::client_id.eq(client_id.clone()));
+            }
+        }
+        Scope::Deal(deal_id) => {
+            crate::domain::pipeline::service::get(conn, org_id, access, deal_id)?;
+            q = q.filter(interactions::opportunity_id.eq(deal_id.clone()));
+        }
+    }
+    if let Some(k) = &filter.kind {
+        q = q.filter(interactions::kind.eq(k.clone()));
+    }
+    if let Some(u) = &filter.owner {
+        q = q.filter(interactions::user_id.eq(u.clone()));
+    }
+    if let Some(f) = filter.from {
+        q = q.filter(interactions::occurred_at.ge(f));
+    }
+    if let Some(t) = filter.to {
+        q = q.filter(interactions::occurred_at.lt(t));
     }
     if let Some((at, id)) = after {
         q = q.filter(
@@ -564,6 +843,119 @@ pub fn timeline(
             .select(InteractionRow::as_select())
             .load(conn)?,
     )
+}
+
+/// Records something Rapport saw happen (a status change, a reassignment, a deal moving) on
+/// the client's timeline, as the actor.
+pub fn record_event(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    client_id: &str,
+    opportunity_id: Option<&str>,
+    subject: &str,
+    metadata: Value,
+) -> AppResult<()> {
+    let at = now();
+    let row = InteractionRow {
+        id: new_id(),
+        organization_id: ctx.org_id.clone(),
+        client_id: client_id.to_string(),
+        opportunity_id: opportunity_id.map(str::to_string),
+        user_id: ctx.actor_user_id.clone(),
+        kind: EVENT.into(),
+        subject: subject.chars().take(200).collect(),
+        content: String::new(),
+        direction: None,
+        status: "completed".into(),
+        scheduled_at: None,
+        completed_at: Some(at),
+        occurred_at: at,
+        outcome: None,
+        duration_minutes: None,
+        metadata: metadata.to_string(),
+        version: 1,
+        created_at: at,
+        updated_at: at,
+        deleted_at: None,
+        due_at: None,
+        priority: None,
+        assignee_id: None,
+        remind_at: None,
+        reminded_at: None,
+        location: None,
+        external_id: None,
+    };
+    diesel::insert_into(interactions::table)
+        .values(&row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Sends the reminders that are due: one notification to the assignee (tasks) or author and
+/// each colleague taking part. Marks them sent in the same transaction, so a crash or a
+/// second worker never sends one twice. Returns how many interactions reminded.
+pub fn send_reminders(conn: &mut DbConn, at: NaiveDateTime) -> AppResult<usize> {
+    use crate::db::schema::clients;
+    conn.transaction(|c| {
+        let due: Vec<(InteractionRow, String)> = interactions::table
+            .inner_join(clients::table.on(clients::id.eq(interactions::client_id)))
+            .filter(interactions::remind_at.le(at))
+            .filter(interactions::reminded_at.is_null())
+            .filter(interactions::deleted_at.is_null())
+            .filter(interactions::status.eq("scheduled"))
+            .order(interactions::remind_at.asc())
+            .limit(500)
+            .select((InteractionRow::as_select(), clients::display_name))
+            .load(c)?;
+        let ids: Vec<String> = due.iter().map(|(r, _)| r.id.clone()).collect();
+        let parts = participants_of(c, &ids)?;
+        for (r, client) in &due {
+            let claimed = diesel::update(
+                interactions::table
+                    .filter(interactions::id.eq(&r.id))
+                    .filter(interactions::reminded_at.is_null()),
+            )
+            .set(interactions::reminded_at.eq(Some(at)))
+            .execute(c)?;
+            if claimed != 1 {
+                continue;
+            }
+            let mut people: Vec<String> = r
+                .assignee_id
+                .clone()
+                .or_else(|| r.user_id.clone())
+                .into_iter()
+                .collect();
+            for p in parts.get(&r.id).into_iter().flatten() {
+                if let Participant::User(u) = p {
+                    people.push(u.clone());
+                }
+            }
+            people.sort();
+            people.dedup();
+            let when = r.due_at.or(r.scheduled_at).unwrap_or(r.occurred_at);
+            let title = format!("{}: {}", kind_label(&r.kind), r.subject);
+            let body = format!(
+                "{} with {} at {} UTC",
+                if r.kind == "task" { "Due" } else { "Planned" },
+                client,
+                when.format("%a %-d %b %H:%M")
+            );
+            let link = format!("/clients/{}#interaction-{}", r.client_id, r.id);
+            for u in people {
+                crate::domain::notifications::notify_user(
+                    c,
+                    &r.organization_id,
+                    &u,
+                    "reminder",
+                    &title,
+                    &body,
+                    Some(&link),
+                )?;
+            }
+        }
+        Ok(due.len())
+    })
 }
 
 /// The cursor after a row: `<unix micros>_<id>`.

@@ -2,6 +2,7 @@
 //! (queries), `service.rs` (rules). Stores take a connection and return
 //! `QueryResult`; services own validation, authorization-independent rules and audit.
 
+pub mod appointments;
 pub mod audit;
 pub mod calendar;
 pub mod clients;

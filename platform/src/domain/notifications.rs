@@ -97,3 +97,29 @@ pub fn mark_all_read(conn: &mut DbConn, org_id: &str, user_id: &str) -> QueryRes
     .set(notifications::read_at.eq(Some(now())))
     .execute(conn)
 }
+
+/// Notifies one person.
+pub fn notify_user(
+    conn: &mut DbConn,
+    org_id: &str,
+    user_id: &str,
+    kind: &str,
+    title: &str,
+    body: &str,
+    link: Option<&str>,
+) -> QueryResult<()> {
+    diesel::insert_into(notifications::table)
+        .values(NotificationRow {
+            id: new_id(),
+            organization_id: org_id.to_string(),
+            user_id: user_id.to_string(),
+            kind: kind.to_string(),
+            title: title.to_string(),
+            body: body.to_string(),
+            link: link.map(str::to_string),
+            read_at: None,
+            created_at: now(),
+        })
+        .execute(conn)?;
+    Ok(())
+}

@@ -5,6 +5,7 @@
 mod api;
 mod authz;
 mod browser;
+mod calendar;
 mod cli;
 mod clients;
 mod clients_console;

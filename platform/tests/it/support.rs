@@ -329,6 +329,28 @@ impl Browser {
         self.send(app, req).await
     }
 
+    /// A raw-body PUT as the console's upload forms send it (CSRF token in the header).
+    pub async fn hx_put_raw<S, B>(
+        &mut self,
+        app: &S,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Resp
+    where
+        S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+        B: MessageBody,
+    {
+        let token = self.cookie("rapport_csrf").unwrap_or_default().to_string();
+        let req = self
+            .request(Method::PUT, path)
+            .insert_header(("HX-Request", "true"))
+            .insert_header(("X-CSRF-Token", token))
+            .insert_header((header::CONTENT_TYPE, content_type.to_string()))
+            .set_payload(body);
+        self.send(app, req).await
+    }
+
     /// Fetches the login page (for the CSRF cookie) and signs in.
     pub async fn sign_in<S, B>(&mut self, app: &S, email: &str, password: &str) -> Resp
     where

@@ -591,6 +591,38 @@ pub fn update(
         if !store::replace(c, &row, current.version)? {
             return Err(stale());
         }
+        if current.status != row.status {
+            crate::domain::interactions::record_event(
+                c,
+                &w.ctx,
+                &row.id,
+                None,
+                &format!("Status changed from {} to {}", current.status, row.status),
+                json!({"event": "client.status", "from": current.status, "to": row.status}),
+            )?;
+        }
+        if current.assigned_to != row.assigned_to {
+            let name = match &row.assigned_to {
+                Some(u) => crate::domain::orgs::store::find_member(c, &w.ctx.org_id, u)?
+                    .map(|m| {
+                        if m.user.name.is_empty() {
+                            m.user.email
+                        } else {
+                            m.user.name
+                        }
+                    })
+                    .unwrap_or_default(),
+                None => "nobody".into(),
+            };
+            crate::domain::interactions::record_event(
+                c,
+                &w.ctx,
+                &row.id,
+                None,
+                &format!("Assigned to {name}"),
+                json!({"event": "client.assigned", "from": current.assigned_to, "to": row.assigned_to}),
+            )?;
+        }
         w.external.client_updated(&row);
         if tags_changed {
             if let Some(tags) = &tags {

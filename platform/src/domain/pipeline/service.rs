@@ -1164,6 +1164,14 @@ fn apply_move(
         &row,
         Some((&current.stage_id, current.probability)),
     )?;
+    crate::domain::interactions::record_event(
+        conn,
+        ctx,
+        &row.client_id,
+        Some(&row.id),
+        &format!("Deal “{}” moved to {}", row.name, target.name),
+        json!({"event": "opportunity.move", "from": current.stage_id, "to": row.stage_id, "status": row.status}),
+    )?;
     audit::record(
         conn,
         ctx,

@@ -130,6 +130,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/opportunities/{id}", web::delete().to(sales::delete))
         .route("/opportunities/{id}/move", web::post().to(sales::move_deal))
         .route("/opportunities/{id}/history", web::get().to(sales::history))
+        .route(
+            "/opportunities/{id}/interactions",
+            web::get().to(interactions::list_deal),
+        )
+        .route("/appointments", web::post().to(interactions::appointment))
+        .route("/calendar", web::get().to(interactions::calendar))
+        .service(
+            web::resource("/calendar/import")
+                .app_data(web::PayloadConfig::new(
+                    crate::domain::appointments::MAX_ICS + 1024,
+                ))
+                .route(web::post().to(interactions::import_ics)),
+        )
         .route("/quotes", web::get().to(sales::list_quotes))
         .route("/quotes", web::post().to(sales::create_quote))
         .route("/quotes/{id}", web::get().to(sales::show_quote))

@@ -797,7 +797,8 @@ async fn profile_page(
                 can_write,
                 ..Default::default()
             };
-            super::timeline::card(c, &org, &access, &row.id, view)?
+            let scope = crate::domain::interactions::Scope::Client(row.id.clone());
+            super::timeline::card(c, &org, &access, &scope, view)?
                 .render()
                 .map_err(|e| AppError::Internal(e.to_string()))?
         };

@@ -4,6 +4,7 @@
 
 mod account;
 mod admin;
+mod calendar;
 mod clients;
 mod dashboard;
 mod login;
@@ -49,6 +50,30 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clients/{id}/restore", web::post().to(clients::restore))
         .route("/clients/{id}/purge", web::post().to(clients::purge))
         .route("/clients/{id}/interactions", web::post().to(timeline::log))
+        .route(
+            "/opportunities/{id}/timeline",
+            web::get().to(timeline::deal_page),
+        )
+        .route(
+            "/opportunities/{id}/interactions",
+            web::post().to(timeline::log_deal),
+        )
+        .route("/interactions/{id}", web::get().to(timeline::item))
+        .route("/interactions/{id}", web::post().to(timeline::save))
+        .route("/interactions/{id}/edit", web::get().to(timeline::edit))
+        .route("/interactions/{id}/done", web::post().to(timeline::done))
+        .route(
+            "/interactions/{id}/delete",
+            web::post().to(timeline::remove),
+        )
+        .route("/calendar", web::get().to(calendar::page))
+        .service(
+            web::resource("/calendar/import")
+                .app_data(web::PayloadConfig::new(
+                    crate::domain::appointments::MAX_ICS + 1024,
+                ))
+                .route(web::put().to(calendar::import)),
+        )
         .route("/clients/{id}/timeline", web::get().to(timeline::page))
         .route(
             "/clients/{id}/preferences",
@@ -281,6 +306,11 @@ pub async fn render_with_status(
             label: "My tasks",
             active: path.starts_with("/tasks"),
         });
+        nav.push(NavItem {
+            href: "/calendar",
+            label: "Calendar",
+            active: path.starts_with("/calendar"),
+        });
     }
     if has("opportunity", "read") {
         nav.push(NavItem {
@@ -364,7 +394,11 @@ pub async fn render_with_status(
     });
     let flash = req
         .cookie(FLASH_COOKIE)
-        .map(|c| c.value().to_string())
+        .and_then(|c| {
+            serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("m={}", c.value())).ok()
+        })
+        .and_then(|mut v| v.pop())
+        .map(|(_, m)| m)
         .filter(|v| !v.is_empty());
     let (org, user) = (actor.org.id.clone(), actor.user_id.clone());
     let pool = req
@@ -410,12 +444,17 @@ pub async fn render_with_status(
     Ok(res)
 }
 
-/// A message for the next full page (after a redirect).
+/// A message for the next full page (after a redirect). Form-encoded: a cookie header must
+/// stay ASCII, and messages quote names in any language.
 pub fn flash_cookie(message: &str) -> Cookie<'static> {
-    Cookie::build(FLASH_COOKIE, message.replace([';', ',', '"', '\\'], " "))
-        .path("/")
-        .http_only(true)
-        .finish()
+    let encoded = serde_urlencoded::to_string([("m", message)]).unwrap_or_default();
+    Cookie::build(
+        FLASH_COOKIE,
+        encoded.strip_prefix("m=").unwrap_or_default().to_string(),
+    )
+    .path("/")
+    .http_only(true)
+    .finish()
 }
 
 /// A redirect that shows `message` as a toast on the next page.

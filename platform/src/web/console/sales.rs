@@ -402,6 +402,8 @@ struct DealPage {
     can_delete: bool,
     currency: String,
     quote_errors: Vec<FieldError>,
+    /// The deal's timeline card (empty when its client is out of the reader's sight).
+    timeline: String,
 }
 
 async fn deal_page(
@@ -417,9 +419,25 @@ async fn deal_page(
     let client_access = record_access(actor, "client").await?;
     let can_write = actor.can("opportunity", "write").await?;
     let can_delete = actor.can("opportunity", "delete").await?;
+    let log_calls = actor.can("client", "write").await?;
     let org = actor.org_id().to_string();
     let page = crate::web::run_with_plugins(state, org.clone(), move |c, plugins| {
         let d = service::get(c, &org, &access, &id)?;
+        let timeline = {
+            use askama::Template;
+            let view = super::timeline::View {
+                can_write: log_calls,
+                ..Default::default()
+            };
+            let scope = crate::domain::interactions::Scope::Deal(d.id.clone());
+            match super::timeline::card(c, &org, &client_access, &scope, view) {
+                Ok(card) => card
+                    .render()
+                    .map_err(|e| AppError::Internal(e.to_string()))?,
+                Err(AppError::NotFound) => String::new(),
+                Err(e) => return Err(e),
+            }
+        };
         let stages = store::stages_of(c, &d.pipeline_id)?;
         let name_of = |sid: &str| {
             stages
@@ -492,6 +510,7 @@ async fn deal_page(
                 .map(|k| (k.id, k.name, format!("{} → {}", k.start_date, k.end_date)))
                 .collect();
         Ok(DealPage {
+            timeline,
             stage: name_of(&d.stage_id),
             stage_id: d.stage_id.clone(),
             stages: stages

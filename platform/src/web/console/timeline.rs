@@ -1,6 +1,7 @@
-//! The timeline on a client's profile: a quick-log form (a call, note, meeting or e-mail in a
-//! few taps, phone-sized too) and the interactions, newest first, grouped by day, with more
-//! loaded as the reader scrolls (htmx `revealed`) and a filter by type.
+//! The timeline on a client's profile and on a deal: a quick-log form (a call, note, meeting
+//! or e-mail in a few taps, phone-sized too) and the interactions and system events, newest
+//! first, grouped by day, with more loaded as the reader scrolls (htmx `revealed`), filters by
+//! type, author and date, and inline edit.
 
 use std::collections::HashMap;
 
@@ -12,7 +13,7 @@ use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::db::{self, DbConn};
 use crate::domain::clients::service::Access;
-use crate::domain::interactions::{self as service, InteractionRow};
+use crate::domain::interactions::{self as service, Filter, InteractionRow, Participant, Scope};
 use crate::error::{AppError, AppResult};
 use crate::web::{client_access, query_pairs};
 
@@ -21,6 +22,11 @@ const PAGE: i64 = 20;
 
 pub struct ItemView {
     pub id: String,
+    /// May be edited, completed or deleted here (not a system event; the reader may write).
+    pub editable: bool,
+    pub location: String,
+    /// Other clients and colleagues taking part, by name.
+    pub with: String,
     pub kind: String,
     pub kind_label: &'static str,
     pub subject: String,
@@ -40,7 +46,14 @@ pub struct DayView {
 #[derive(Template)]
 #[template(path = "partials/clients/timeline.html")]
 pub struct TimelineCard {
-    pub client_id: String,
+    /// Where the card's URLs start: `/clients/{id}` or `/opportunities/{id}`.
+    pub base: String,
+    /// The filters as a query string, for the next page.
+    pub filter_query: String,
+    pub owner: String,
+    pub from: String,
+    pub to: String,
+    pub owners: Vec<(String, String)>,
     pub days: Vec<DayView>,
     pub next: Option<String>,
     pub kind: String,
@@ -89,35 +102,92 @@ fn authors(conn: &mut DbConn, org: &str) -> AppResult<HashMap<String, String>> {
     .collect())
 }
 
-fn group(rows: &[InteractionRow], names: &HashMap<String, String>) -> Vec<DayView> {
+/// Who else took part in each interaction, by name.
+fn with_names(
+    conn: &mut DbConn,
+    org: &str,
+    rows: &[InteractionRow],
+    names: &HashMap<String, String>,
+) -> AppResult<HashMap<String, String>> {
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let parts = service::participants_of(conn, &ids)?;
+    let client_ids: Vec<String> = parts
+        .values()
+        .flatten()
+        .filter_map(|p| match p {
+            Participant::Client(c) => Some(c.clone()),
+            Participant::User(_) => None,
+        })
+        .collect();
+    let clients: HashMap<String, String> =
+        crate::domain::clients::store::find_many(conn, org, &client_ids)?
+            .into_iter()
+            .map(|c| (c.id, c.display_name))
+            .collect();
+    Ok(parts
+        .into_iter()
+        .map(|(id, ps)| {
+            let list: Vec<String> = ps
+                .iter()
+                .filter_map(|p| match p {
+                    Participant::Client(c) => clients.get(c).cloned(),
+                    Participant::User(u) => names.get(u).cloned(),
+                })
+                .collect();
+            (id, list.join(", "))
+        })
+        .collect())
+}
+
+pub fn item_view(
+    r: &InteractionRow,
+    names: &HashMap<String, String>,
+    with: &HashMap<String, String>,
+    can_write: bool,
+) -> ItemView {
+    let mut details = Vec::new();
+    if let Some(d) = &r.direction {
+        details.push(d.clone());
+    }
+    if let Some(o) = &r.outcome {
+        details.push(o.replace('_', " "));
+    }
+    if let Some(m) = r.duration_minutes {
+        details.push(format!("{m} min"));
+    }
+    if let Some(p) = &r.priority {
+        details.push(format!("{p} priority"));
+    }
+    ItemView {
+        id: r.id.clone(),
+        editable: can_write && r.kind != service::EVENT,
+        location: r.location.clone().unwrap_or_default(),
+        with: with.get(&r.id).cloned().unwrap_or_default(),
+        kind: r.kind.clone(),
+        kind_label: service::kind_label(&r.kind),
+        subject: r.subject.clone(),
+        content: r.content.clone(),
+        time: r.occurred_at.format("%H:%M").to_string(),
+        author: r
+            .user_id
+            .as_ref()
+            .and_then(|u| names.get(u).cloned())
+            .unwrap_or_default(),
+        status: r.status.clone(),
+        details: details.join(" · "),
+    }
+}
+
+fn group(
+    rows: &[InteractionRow],
+    names: &HashMap<String, String>,
+    with: &HashMap<String, String>,
+    can_write: bool,
+) -> Vec<DayView> {
     let mut days: Vec<DayView> = Vec::new();
     for r in rows {
         let label = day_label(r.occurred_at.date());
-        let mut details = Vec::new();
-        if let Some(d) = &r.direction {
-            details.push(d.clone());
-        }
-        if let Some(o) = &r.outcome {
-            details.push(o.replace('_', " "));
-        }
-        if let Some(m) = r.duration_minutes {
-            details.push(format!("{m} min"));
-        }
-        let item = ItemView {
-            id: r.id.clone(),
-            kind: r.kind.clone(),
-            kind_label: service::kind_label(&r.kind),
-            subject: r.subject.clone(),
-            content: r.content.clone(),
-            time: r.occurred_at.format("%H:%M").to_string(),
-            author: r
-                .user_id
-                .as_ref()
-                .and_then(|u| names.get(u).cloned())
-                .unwrap_or_default(),
-            status: r.status.clone(),
-            details: details.join(" · "),
-        };
+        let item = item_view(r, names, with, can_write);
         match days.last_mut() {
             Some(d) if d.label == label => d.items.push(item),
             _ => days.push(DayView {
@@ -132,56 +202,87 @@ fn group(rows: &[InteractionRow], names: &HashMap<String, String>) -> Vec<DayVie
 /// Which part of the timeline to show, and to whom.
 #[derive(Default)]
 pub struct View {
-    pub kind: Option<String>,
+    pub filter: Filter,
     pub after: Option<(chrono::NaiveDateTime, String)>,
     pub can_write: bool,
     /// Only the items (a later page): no card, no form.
     pub more_only: bool,
 }
 
-/// Loads a page of the timeline as a card (or only its items).
+fn base_of(scope: &Scope) -> String {
+    match scope {
+        Scope::Client(id) => format!("/clients/{id}"),
+        Scope::Deal(id) => format!("/opportunities/{id}"),
+    }
+}
+
+/// Loads a page of a timeline as a card (or only its items).
 pub fn card(
     conn: &mut DbConn,
     org: &str,
     access: &Access,
-    client_id: &str,
+    scope: &Scope,
     view: View,
 ) -> AppResult<TimelineCard> {
     let View {
-        kind,
+        filter,
         after,
         can_write,
         more_only,
     } = view;
-    let rows = service::timeline(
-        conn,
-        org,
-        access,
-        client_id,
-        kind.as_deref(),
-        after,
-        PAGE + 1,
-    )?;
+    let rows = service::timeline(conn, org, access, scope, &filter, after, PAGE + 1)?;
     let more = rows.len() as i64 > PAGE;
     let page: Vec<InteractionRow> = rows.into_iter().take(PAGE as usize).collect();
     let names = authors(conn, org)?;
-    let prefs = crate::domain::preferences::load(conn, org, client_id)?;
+    let with = with_names(conn, org, &page, &names)?;
+    let client_id = match scope {
+        Scope::Client(id) => id.clone(),
+        Scope::Deal(id) => crate::domain::pipeline::service::get(conn, org, access, id)?.client_id,
+    };
+    let prefs = crate::domain::preferences::load(conn, org, &client_id)?;
     let warnings: Vec<String> = [("Calls", "phone"), ("E-mails", "email")]
         .into_iter()
         .filter_map(|(label, ch)| prefs.objection(ch).map(|why| format!("{label}: {why}")))
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
+    let day = |t: Option<chrono::NaiveDateTime>, end: bool| {
+        t.map(|t| {
+            let d = t.date();
+            if end { d.pred_opt().unwrap_or(d) } else { d }
+                .format("%Y-%m-%d")
+                .to_string()
+        })
+        .unwrap_or_default()
+    };
+    let (from, to) = (day(filter.from, false), day(filter.to, true));
+    let owner = filter.owner.clone().unwrap_or_default();
+    let kind = filter.kind.clone().unwrap_or_default();
+    let filter_query = serde_urlencoded::to_string([
+        ("type", kind.as_str()),
+        ("owner", owner.as_str()),
+        ("from", from.as_str()),
+        ("to", to.as_str()),
+    ])
+    .unwrap_or_default();
+    let days = group(&page, &names, &with, can_write);
+    let mut owners: Vec<(String, String)> = names.into_iter().collect();
+    owners.sort_by(|a, b| a.1.to_lowercase().cmp(&b.1.to_lowercase()));
     Ok(TimelineCard {
         warnings,
-        client_id: client_id.to_string(),
+        base: base_of(scope),
+        filter_query,
+        owner,
+        from,
+        to,
+        owners,
         next: if more {
             page.last().map(service::cursor_of)
         } else {
             None
         },
-        days: group(&page, &names),
-        kind: kind.unwrap_or_default(),
+        days,
+        kind,
         can_write,
         more_only,
         errors: Vec::new(),
@@ -200,39 +301,76 @@ fn html(status: StatusCode, card: &TimelineCard) -> AppResult<HttpResponse> {
         .body(body))
 }
 
-/// `GET /clients/{id}/timeline?type=&cursor=`: the card filtered by type, or more items.
+/// Reads the console's timeline filters (`type`, `owner`, `from`, `to`); a value that
+/// makes no sense is ignored rather than refused, as in any filter form.
+fn console_filter(pairs: &[(String, String)]) -> Filter {
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let day = |k: &str| get(k).and_then(|v| chrono::NaiveDate::parse_from_str(&v, "%Y-%m-%d").ok());
+    Filter {
+        kind: get("type").filter(|k| service::KINDS.contains(&k.as_str()) || k == service::EVENT),
+        owner: get("owner"),
+        from: day("from").and_then(|d| d.and_hms_opt(0, 0, 0)),
+        to: day("to")
+            .and_then(|d| d.succ_opt())
+            .and_then(|d| d.and_hms_opt(0, 0, 0)),
+    }
+}
+
+async fn show_scope(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    scope: Scope,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "read").await?;
+    let access = client_access(&actor).await?;
+    let can_write = actor.can("client", "write").await?;
+    let pairs = query_pairs(&req)?;
+    let after = pairs
+        .iter()
+        .find(|(k, _)| k == "cursor")
+        .and_then(|(_, c)| service::parse_cursor(c));
+    let more_only = after.is_some();
+    let filter = console_filter(&pairs);
+    let org = actor.org_id().to_string();
+    let card = db::run(&state.pool, move |c| {
+        let view = View {
+            filter,
+            after,
+            can_write,
+            more_only,
+        };
+        card(c, &org, &access, &scope, view)
+    })
+    .await?;
+    html(StatusCode::OK, &card)
+}
+
+/// `GET /clients/{id}/timeline?type=&owner=&from=&to=&cursor=`: the card filtered, or more
+/// items.
 pub async fn page(
     req: HttpRequest,
     actor: ConsoleActor,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "read").await?;
-    let access = client_access(&actor).await?;
-    let can_write = actor.can("client", "write").await?;
-    let pairs = query_pairs(&req)?;
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-            .filter(|v| !v.is_empty())
-    };
-    let kind = get("type").filter(|k| service::KINDS.contains(&k.as_str()));
-    let after = get("cursor").and_then(|c| service::parse_cursor(&c));
-    let more_only = after.is_some();
-    let org = actor.org_id().to_string();
-    let card = db::run(&state.pool, move |c| {
-        let view = View {
-            kind,
-            after,
-            can_write,
-            more_only,
-        };
-        card(c, &org, &access, &id, view)
-    })
-    .await?;
-    html(StatusCode::OK, &card)
+    show_scope(req, actor, state, Scope::Client(id.into_inner())).await
+}
+
+/// `GET /opportunities/{id}/timeline`: the same for a deal.
+pub async fn deal_page(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    show_scope(req, actor, state, Scope::Deal(id.into_inner())).await
 }
 
 fn writer() -> View {
@@ -242,68 +380,90 @@ fn writer() -> View {
     }
 }
 
-/// `POST /clients/{id}/interactions`: the quick log. Answers the refreshed card; a refused
-/// entry comes back in the form with its errors (422).
-pub async fn log(
-    actor: ConsoleActor,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-    body: web::Bytes,
-) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
-    let access = client_access(&actor).await?;
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+/// Turns the console form into interaction fields. `when` is a task's due date or a call
+/// or meeting's planned time.
+fn form_fields(body: &[u8]) -> AppResult<serde_json::Map<String, serde_json::Value>> {
+    use serde_json::Value;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))?;
     let mut fields = serde_json::Map::new();
-    for (k, v) in &pairs {
-        let key = match k.as_str() {
-            "type" | "subject" | "content" | "direction" | "outcome" | "scheduledAt"
-            | "durationMinutes" => k.clone(),
-            // One date field: a task's due date, a call or meeting's planned time.
-            "when" => {
-                if !v.is_empty() {
-                    fields.insert("when".into(), serde_json::Value::String(v.clone()));
-                }
-                continue;
+    let mut when = None;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "durationMinutes" | "location" if v.trim().is_empty() => {
+                fields.insert(k, Value::Null);
             }
+            "type" | "subject" | "content" | "direction" | "outcome" | "durationMinutes"
+            | "location" | "status" => {
+                fields.insert(k, Value::String(v));
+            }
+            "when" => when = Some(v),
             "acknowledgeOptOut" => {
-                fields.insert(k.clone(), serde_json::Value::Bool(v == "true"));
-                continue;
+                fields.insert(k, Value::Bool(v == "true"));
             }
-            _ => continue,
-        };
-        fields.insert(key, serde_json::Value::String(v.clone()));
+            "version" => {
+                if let Ok(n) = v.parse::<i64>() {
+                    fields.insert(k, Value::from(n));
+                }
+            }
+            _ => {}
+        }
     }
-    if let Some(when) = fields.remove("when") {
-        let key = if fields.get("type").and_then(|v| v.as_str()) == Some("task") {
+    if let Some(when) = when {
+        let key = if fields.get("type").and_then(Value::as_str) == Some("task") {
             "dueAt"
         } else {
             "scheduledAt"
         };
-        fields.insert(key.into(), when);
+        let v = if when.trim().is_empty() {
+            Value::Null
+        } else {
+            Value::String(when)
+        };
+        fields.insert(key.into(), v);
     }
-    let form_kind = fields
-        .get("type")
-        .and_then(|v| v.as_str())
-        .unwrap_or("call")
-        .to_string();
-    let subject = fields
-        .get("subject")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_string();
-    let content = fields
-        .get("content")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_string();
+    Ok(fields)
+}
+
+async fn log_scope(
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    scope: Scope,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "write").await?;
+    let access = client_access(&actor).await?;
+    let mut fields = form_fields(&body)?;
+    // Empty quick-log fields mean "the default", not "unset".
+    fields.retain(|_, v| !v.is_null());
+    let text = |k: &str| {
+        fields
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let form_kind = Some(text("type"))
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(|| "call".into());
+    let (subject, content) = (text("subject"), text("content"));
     let ctx = actor.audit();
     let org = actor.org_id().to_string();
     let (card, status) = db::run(&state.pool, move |c| {
-        match service::create(c, &ctx, &access, &id, &fields) {
-            Ok(_) => Ok((card(c, &org, &access, &id, writer())?, StatusCode::OK)),
+        let client_id = match &scope {
+            Scope::Client(id) => id.clone(),
+            Scope::Deal(id) => {
+                fields.insert(
+                    "opportunityId".into(),
+                    serde_json::Value::String(id.clone()),
+                );
+                crate::domain::pipeline::service::get(c, &org, &access, id)?.client_id
+            }
+        };
+        match service::create(c, &ctx, &access, &client_id, &fields) {
+            Ok(_) => Ok((card(c, &org, &access, &scope, writer())?, StatusCode::OK)),
             Err(AppError::Validation(_, errors)) => {
-                let mut k = card(c, &org, &access, &id, writer())?;
+                let mut k = card(c, &org, &access, &scope, writer())?;
                 k.errors = errors.into_iter().map(|e| e.message).collect();
                 k.subject = subject;
                 k.content = content;
@@ -315,4 +475,211 @@ pub async fn log(
     })
     .await?;
     html(status, &card)
+}
+
+/// `POST /clients/{id}/interactions`: the quick log. Answers the refreshed card; a refused
+/// entry comes back in the form with its errors (422).
+pub async fn log(
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    log_scope(actor, state, Scope::Client(id.into_inner()), body).await
+}
+
+/// `POST /opportunities/{id}/interactions`: the quick log on a deal.
+pub async fn log_deal(
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    log_scope(actor, state, Scope::Deal(id.into_inner()), body).await
+}
+
+// ---------- inline edit ----------
+
+#[derive(Template)]
+#[template(path = "partials/clients/interaction_item.html")]
+struct ItemFragment {
+    i: ItemView,
+}
+
+#[derive(Template)]
+#[template(path = "partials/clients/interaction_edit.html")]
+struct EditFragment {
+    id: String,
+    kind: String,
+    subject: String,
+    content: String,
+    direction: String,
+    outcome: String,
+    status: String,
+    when: String,
+    duration: String,
+    location: String,
+    version: i64,
+    errors: Vec<String>,
+}
+
+fn edit_form(r: &InteractionRow, errors: Vec<String>) -> EditFragment {
+    let when = if r.kind == "task" {
+        r.due_at
+    } else {
+        r.scheduled_at.or(r.completed_at)
+    };
+    EditFragment {
+        id: r.id.clone(),
+        kind: r.kind.clone(),
+        subject: r.subject.clone(),
+        content: r.content.clone(),
+        direction: r.direction.clone().unwrap_or_default(),
+        outcome: r.outcome.clone().unwrap_or_default(),
+        status: r.status.clone(),
+        when: when
+            .map(|t| t.format("%Y-%m-%dT%H:%M").to_string())
+            .unwrap_or_default(),
+        duration: r
+            .duration_minutes
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
+        location: r.location.clone().unwrap_or_default(),
+        version: r.version,
+        errors,
+    }
+}
+
+fn fragment(status: StatusCode, t: &impl Template) -> AppResult<HttpResponse> {
+    let body = t.render().map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body))
+}
+
+fn item_of(c: &mut DbConn, org: &str, r: &InteractionRow) -> AppResult<ItemFragment> {
+    let names = authors(c, org)?;
+    let with = with_names(c, org, std::slice::from_ref(r), &names)?;
+    Ok(ItemFragment {
+        i: item_view(r, &names, &with, true),
+    })
+}
+
+/// `GET /interactions/{id}`: one timeline entry (after an edit is cancelled).
+pub async fn item(
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "read").await?;
+    let access = client_access(&actor).await?;
+    let can_write = actor.can("client", "write").await?;
+    let org = actor.org_id().to_string();
+    let mut f = db::run(&state.pool, move |c| {
+        let r = service::get(c, &org, &access, &id)?;
+        item_of(c, &org, &r)
+    })
+    .await?;
+    f.i.editable &= can_write;
+    fragment(StatusCode::OK, &f)
+}
+
+/// `GET /interactions/{id}/edit`: the entry as a form, in place.
+pub async fn edit(
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "write").await?;
+    let access = client_access(&actor).await?;
+    let org = actor.org_id().to_string();
+    let r = db::run(&state.pool, move |c| service::get(c, &org, &access, &id)).await?;
+    if r.kind == service::EVENT {
+        return Err(AppError::Conflict(
+            "System events are a record of what happened; they cannot be edited.".into(),
+        ));
+    }
+    fragment(StatusCode::OK, &edit_form(&r, Vec::new()))
+}
+
+/// `POST /interactions/{id}`: saves the inline edit; a refused or stale edit comes back as
+/// the form with the reason, the typed values kept.
+pub async fn save(
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "write").await?;
+    let access = client_access(&actor).await?;
+    let fields = form_fields(&body)?;
+    let ctx = actor.audit();
+    let org = actor.org_id().to_string();
+    let typed = fields.clone();
+    let out: Result<ItemFragment, (StatusCode, EditFragment)> = db::run(&state.pool, move |c| {
+        match service::update(c, &ctx, &access, &id, &fields, None) {
+            Ok(r) => Ok(Ok(item_of(c, &org, &r)?)),
+            Err(e @ (AppError::Validation(..) | AppError::Stale(_))) => {
+                let current = service::get(c, &org, &access, &id)?;
+                let (status, errors) = match e {
+                    AppError::Validation(_, errs) => (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        errs.into_iter().map(|e| e.message).collect(),
+                    ),
+                    other => (StatusCode::CONFLICT, vec![other.to_string()]),
+                };
+                let mut form = edit_form(&current, errors);
+                if status == StatusCode::UNPROCESSABLE_ENTITY {
+                    let text = |k: &str| typed.get(k).and_then(|v| v.as_str()).map(str::to_string);
+                    form.subject = text("subject").unwrap_or(form.subject);
+                    form.content = text("content").unwrap_or(form.content);
+                }
+                Ok(Err((status, form)))
+            }
+            Err(e) => Err(e),
+        }
+    })
+    .await?;
+    match out {
+        Ok(item) => fragment(StatusCode::OK, &item),
+        Err((status, form)) => fragment(status, &form),
+    }
+}
+
+/// `POST /interactions/{id}/done`: a planned call, meeting or task happened.
+pub async fn done(
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "write").await?;
+    let access = client_access(&actor).await?;
+    let ctx = actor.audit();
+    let org = actor.org_id().to_string();
+    let f = db::run(&state.pool, move |c| {
+        let mut body = serde_json::Map::new();
+        body.insert(
+            "status".into(),
+            serde_json::Value::String("completed".into()),
+        );
+        let r = service::update(c, &ctx, &access, &id, &body, None)?;
+        item_of(c, &org, &r)
+    })
+    .await?;
+    fragment(StatusCode::OK, &f)
+}
+
+/// `POST /interactions/{id}/delete`: removes the entry (htmx swaps it for nothing).
+pub async fn remove(
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "write").await?;
+    let access = client_access(&actor).await?;
+    let ctx = actor.audit();
+    db::run(&state.pool, move |c| service::delete(c, &ctx, &access, &id)).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(""))
 }
