@@ -521,9 +521,16 @@ impl Adapter for DieselAdapter {
 
 use diesel::QueryResult;
 
+/// A user's permissions in an organization, as the console's navigation asks for them.
+type PermissionCache =
+    std::sync::Mutex<std::collections::HashMap<(String, String), Vec<(String, String)>>>;
+
 struct Loaded {
     enforcer: Enforcer,
     revision: i64,
+    /// why: listing them takes one enforce per resource and action (~70, ~12 ms together),
+    /// on every console page. Valid for this revision; emptied on reload.
+    permissions: PermissionCache,
 }
 
 /// One enforcer per process, read-locked to enforce. Before a check the caller
@@ -543,7 +550,11 @@ impl Authorizer {
             .await
             .map_err(|e| AppError::Internal(format!("casbin enforcer: {e}")))?;
         Ok(Self {
-            inner: Arc::new(RwLock::new(Loaded { enforcer, revision })),
+            inner: Arc::new(RwLock::new(Loaded {
+                enforcer,
+                revision,
+                permissions: Default::default(),
+            })),
         })
     }
 
@@ -562,6 +573,9 @@ impl Authorizer {
             .await
             .map_err(|e| AppError::Internal(format!("policy reload failed: {e}")))?;
         loaded.revision = db_revision;
+        if let Ok(mut cache) = loaded.permissions.lock() {
+            cache.clear();
+        }
         tracing::debug!(revision = db_revision, "policy reloaded");
         Ok(())
     }
@@ -588,6 +602,15 @@ impl Authorizer {
         org_id: &str,
     ) -> AppResult<Vec<(String, String)>> {
         let loaded = self.inner.read().await;
+        let key = (user_id.to_string(), org_id.to_string());
+        if let Some(hit) = loaded
+            .permissions
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).cloned())
+        {
+            return Ok(hit);
+        }
         let mut out = Vec::new();
         for resource in RESOURCES {
             for action in ACTIONS {
@@ -599,6 +622,12 @@ impl Authorizer {
                     out.push((resource.to_string(), action.to_string()));
                 }
             }
+        }
+        if let Ok(mut cache) = loaded.permissions.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(key, out.clone());
         }
         Ok(out)
     }
