@@ -289,8 +289,9 @@ fn seed_demo(pool: &Pool, addr: &str) -> anyhow::Result<()> {
             rapport::seed::seed_clients(c, &org, 300, 7, |_| {})
         })?;
         let deals = with_conn(pool, |c| rapport::seed::seed_deals(c, &org, 120, 7, |_| {}))?;
+        let logged = with_conn(pool, |c| rapport::seed::seed_interactions(c, &org, 200, 7))?;
         println!(
-            "Added {} demo clients ({} companies) and {deals} deals.",
+            "Added {} demo clients ({} companies), {deals} deals and {logged} interactions.",
             report.clients, report.companies
         );
         // Seeded rows skip the stores; the server's indexer builds their documents.

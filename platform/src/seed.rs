@@ -577,3 +577,152 @@ pub fn seed_deals(
     crate::domain::pipeline::analytics::forget_win_rates(&org.id);
     Ok(made)
 }
+
+/// Demo history on the first `clients` clients: calls, notes, e-mails and meetings over the
+/// last three months, meetings and calls planned for the next two weeks, and open tasks
+/// around today, each by the client's owner. Returns how many were added.
+pub fn seed_interactions(
+    conn: &mut DbConn,
+    org: &OrganizationRow,
+    clients_limit: i64,
+    seed: u64,
+) -> AppResult<usize> {
+    use crate::db::schema::interactions;
+    use crate::domain::interactions::InteractionRow;
+
+    const SUBJECTS: &[(&str, &str, &str)] = &[
+        (
+            "call",
+            "Intro call",
+            "Walked through their current tools and the team size.",
+        ),
+        (
+            "call",
+            "Follow-up on the proposal",
+            "They want a second quote with annual billing.",
+        ),
+        (
+            "email",
+            "Sent the pricing sheet",
+            "Attached the 2027 price list and the SLA.",
+        ),
+        (
+            "note",
+            "Budget approved",
+            "Finance signed off; purchasing needs a W-9.",
+        ),
+        (
+            "meeting",
+            "Product demo",
+            "Showed the pipeline board and the reports.",
+        ),
+        (
+            "call",
+            "Renewal check-in",
+            "Happy overall; asked about the mobile console.",
+        ),
+        (
+            "note",
+            "Decision maker changes",
+            "The new head of sales starts next month.",
+        ),
+        (
+            "email",
+            "Answered security questionnaire",
+            "Sent the completed questionnaire back.",
+        ),
+    ];
+    let owners: Vec<(String, Option<String>)> = clients::table
+        .filter(clients::organization_id.eq(&org.id))
+        .filter(clients::deleted_at.is_null())
+        .order(clients::sort_name.asc())
+        .limit(clients_limit)
+        .select((clients::id, clients::assigned_to))
+        .load(conn)?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let at = now();
+    let mut rows = Vec::new();
+    let row = |client: &str,
+                   user: &Option<String>,
+                   kind: &str,
+                   subject: &str,
+                   content: &str,
+                   when: chrono::NaiveDateTime,
+                   planned: bool| {
+        let task = kind == "task";
+        InteractionRow {
+            id: new_id(),
+            organization_id: org.id.clone(),
+            client_id: client.to_string(),
+            opportunity_id: None,
+            user_id: user.clone(),
+            kind: kind.to_string(),
+            subject: subject.to_string(),
+            content: content.to_string(),
+            direction: matches!(kind, "call" | "email").then(|| "outbound".to_string()),
+            status: if planned { "scheduled" } else { "completed" }.to_string(),
+            scheduled_at: (planned && !task).then_some(when),
+            completed_at: (!planned).then_some(when),
+            occurred_at: when,
+            outcome: (kind == "call" && !planned).then(|| "connected".to_string()),
+            duration_minutes: matches!(kind, "call" | "meeting").then_some(30),
+            metadata: "{}".into(),
+            version: 1,
+            created_at: when.min(at),
+            updated_at: when.min(at),
+            deleted_at: None,
+            due_at: task.then_some(when),
+            priority: task.then(|| "normal".to_string()),
+            assignee_id: if task { user.clone() } else { None },
+            remind_at: None,
+            reminded_at: None,
+            location: (kind == "meeting").then(|| "Video call".to_string()),
+            external_id: None,
+        }
+    };
+    for (i, (client, owner)) in owners.iter().enumerate() {
+        for _ in 0..rng.gen_range(1..=5) {
+            let (kind, subject, content) = SUBJECTS[rng.gen_range(0..SUBJECTS.len())];
+            let when = at
+                - Duration::days(rng.gen_range(0..90))
+                - Duration::minutes(rng.gen_range(0..600));
+            rows.push(row(client, owner, kind, subject, content, when, false));
+        }
+        let day = |d: i64, h: u32| {
+            (at.date() + Duration::days(d))
+                .and_hms_opt(h, 0, 0)
+                .unwrap_or(at)
+        };
+        if i % 4 == 0 {
+            let kind = if i % 8 == 0 { "meeting" } else { "call" };
+            let subject = if kind == "meeting" {
+                "Quarterly review"
+            } else {
+                "Check-in call"
+            };
+            let when = day(rng.gen_range(0..14), rng.gen_range(9..17));
+            rows.push(row(client, owner, kind, subject, "", when, true));
+        }
+        if i % 5 == 0 {
+            let when = day(rng.gen_range(-3..7), 17);
+            rows.push(row(
+                client,
+                owner,
+                "task",
+                "Send the updated quote",
+                "",
+                when,
+                true,
+            ));
+        }
+    }
+    conn.transaction(|c| {
+        for r in &rows {
+            diesel::insert_into(interactions::table)
+                .values(r)
+                .execute(c)?;
+        }
+        diesel::QueryResult::Ok(())
+    })?;
+    Ok(rows.len())
+}

@@ -47,6 +47,8 @@ struct CalendarPage {
     prev: String,
     next: String,
     today: String,
+    /// The date the view was asked for, kept when switching view or scope.
+    anchor: String,
     weeks: Vec<Vec<CalDay>>,
 }
 
@@ -185,6 +187,7 @@ pub async fn page(
         prev: prev.format("%Y-%m-%d").to_string(),
         next: next.format("%Y-%m-%d").to_string(),
         today: today.format("%Y-%m-%d").to_string(),
+        anchor: date.format("%Y-%m-%d").to_string(),
         weeks,
     };
     render(&req, &actor, "Calendar", &page).await
