@@ -251,14 +251,3 @@ document.addEventListener("submit", async (e) => {
   document.addEventListener("click", (e) => { if (!e.target.closest("[data-search]")) open(false); });
   box.addEventListener("focus", () => { if (list.innerHTML.trim() && box.value.trim()) open(true); });
 })();
-// "Log" from the client list opens the profile at the quick log, ready to type.
-const focusQuickLog = () => {
-  if (location.hash !== "#quick-log") return;
-  const notes = document.getElementById("quick-content");
-  if (notes) {
-    notes.scrollIntoView({ block: "center" });
-    notes.focus({ preventScroll: true });
-  }
-};
-document.addEventListener("DOMContentLoaded", focusQuickLog);
-window.addEventListener("hashchange", focusQuickLog);

@@ -643,12 +643,12 @@ pub fn seed_interactions(
     let at = now();
     let mut rows = Vec::new();
     let row = |client: &str,
-                   user: &Option<String>,
-                   kind: &str,
-                   subject: &str,
-                   content: &str,
-                   when: chrono::NaiveDateTime,
-                   planned: bool| {
+               user: &Option<String>,
+               kind: &str,
+               subject: &str,
+               content: &str,
+               when: chrono::NaiveDateTime,
+               planned: bool| {
         let task = kind == "task";
         InteractionRow {
             id: new_id(),

@@ -234,3 +234,74 @@ async fn a_rep_drags_a_deal_and_the_forecast_moves_by_value_times_probability() 
     );
     assert_eq!(last["movedBy"], rep.as_str());
 }
+
+/// The interactions bar: on a phone, a rep logs a call from the client list in under five
+/// interactions and it tops the timeline; a client who opted out of phone warns first.
+#[actix_web::test]
+async fn a_rep_logs_a_call_from_a_phone_and_an_opt_out_warns_first() {
+    if !enabled() {
+        return;
+    }
+    let t = TestApp::new().await;
+    let org = t.org("Acme");
+    let rep = t.user(&org, "rep@acme.test", "sales_rep");
+    let token = t.token(&org, &rep);
+    let app = t.service().await;
+    let mut ids = Vec::new();
+    for last in ["Lovelace", "Babbage"] {
+        let r = send(
+            &app,
+            api(Method::POST, "/api/clients", &token)
+                .set_json(json!({"type": "individual", "firstName": "Ada", "lastName": last})),
+        )
+        .await;
+        assert_eq!(r.status, actix_web::http::StatusCode::CREATED, "{}", r.body);
+        ids.push(r.json()["id"].as_str().unwrap().to_string());
+    }
+    let r = send(
+        &app,
+        api(
+            Method::PUT,
+            &format!("/api/clients/{}/preferences", ids[1]),
+            &token,
+        )
+        .set_json(
+            json!({"channels": {"phone": {"status": "opt_out", "source": "asked on a call"}}}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, actix_web::http::StatusCode::OK, "{}", r.body);
+    let (_server, port) = serve(&t);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser/quicklog.mjs");
+    let out = Command::new("node")
+        .args([
+            script,
+            &format!("http://127.0.0.1:{port}"),
+            "rep@acme.test",
+            PASSWORD,
+            "Ada Lovelace",
+            "Ada Babbage",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "browser: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("warned before logging"), "{stdout}");
+    let timeline = send(
+        &app,
+        api(
+            Method::GET,
+            &format!("/api/clients/{}/interactions", ids[0]),
+            &token,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(timeline["data"][0]["content"], "Agreed to a demo next week");
+    assert_eq!(timeline["data"][0]["type"], "call");
+}

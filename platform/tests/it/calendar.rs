@@ -540,11 +540,11 @@ async fn the_console_edits_inline_and_shows_the_calendar() {
     b.sign_in(&app, "rep@acme.test", PASSWORD).await;
     let list = b.get(&app, "/clients").await.body;
     assert!(
-        list.contains(&format!("href=\"/clients/{id}#quick-log\"")),
+        list.contains(&format!("href=\"/clients/{id}?log=1\"")),
         "{list}"
     );
-    let profile = b.get(&app, &format!("/clients/{id}")).await.body;
-    assert!(profile.contains("id=\"quick-log\""));
+    let profile = b.get(&app, &format!("/clients/{id}?log=1")).await.body;
+    assert!(profile.contains("id=\"quick-log\"") && profile.contains(" autofocus>"));
     let when = tomorrow_at(11).format("%Y-%m-%dT%H:%M").to_string();
     let r = b
         .hx_post(

@@ -683,6 +683,8 @@ async fn profile_page(
     let access = client_access(actor).await?;
     let can_write = actor.can("client", "write").await?;
     let can_delete = actor.can("client", "delete").await?;
+    // "Log" in the client list opens the profile ready to type.
+    let focus_log = req.query_string().split('&').any(|p| p == "log=1");
     let ctx = actor.audit();
     let org = ctx.org_id.clone();
     let page = crate::web::run_with_plugins(state, org, move |c, plugins| {
@@ -795,6 +797,7 @@ async fn profile_page(
             use askama::Template;
             let view = super::timeline::View {
                 can_write,
+                focus: focus_log,
                 ..Default::default()
             };
             let scope = crate::domain::interactions::Scope::Client(row.id.clone());

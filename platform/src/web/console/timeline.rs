@@ -66,6 +66,7 @@ pub struct TimelineCard {
     pub form_kind: String,
     /// What the client asked for that an outbound call or e-mail would break.
     pub warnings: Vec<String>,
+    pub focus: bool,
 }
 
 fn day_label(d: chrono::NaiveDate) -> String {
@@ -207,6 +208,8 @@ pub struct View {
     pub can_write: bool,
     /// Only the items (a later page): no card, no form.
     pub more_only: bool,
+    /// Put the cursor in the quick log's notes.
+    pub focus: bool,
 }
 
 fn base_of(scope: &Scope) -> String {
@@ -229,6 +232,7 @@ pub fn card(
         after,
         can_write,
         more_only,
+        focus,
     } = view;
     let rows = service::timeline(conn, org, access, scope, &filter, after, PAGE + 1)?;
     let more = rows.len() as i64 > PAGE;
@@ -285,6 +289,7 @@ pub fn card(
         kind,
         can_write,
         more_only,
+        focus,
         errors: Vec::new(),
         subject: String::new(),
         content: String::new(),
@@ -345,6 +350,7 @@ async fn show_scope(
             after,
             can_write,
             more_only,
+            focus: false,
         };
         card(c, &org, &access, &scope, view)
     })
