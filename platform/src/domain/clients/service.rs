@@ -594,7 +594,7 @@ pub fn update(
         if current.status != row.status {
             crate::domain::interactions::record_event(
                 c,
-                &w.ctx,
+                w.ctx,
                 &row.id,
                 None,
                 &format!("Status changed from {} to {}", current.status, row.status),
@@ -616,7 +616,7 @@ pub fn update(
             };
             crate::domain::interactions::record_event(
                 c,
-                &w.ctx,
+                w.ctx,
                 &row.id,
                 None,
                 &format!("Assigned to {name}"),

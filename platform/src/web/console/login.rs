@@ -49,9 +49,7 @@ fn login_page(
     status: StatusCode,
 ) -> AppResult<HttpResponse> {
     let csrf = csrf::token_of(req).unwrap_or_default();
-    let notice = req
-        .cookie(super::FLASH_COOKIE)
-        .map(|c| c.value().to_string());
+    let notice = super::read_flash(req);
     let page = LoginPage {
         title: "Sign in",
         csrf: &csrf,

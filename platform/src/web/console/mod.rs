@@ -392,14 +392,7 @@ pub async fn render_with_status(
         label: "API tokens",
         active: path.starts_with("/account"),
     });
-    let flash = req
-        .cookie(FLASH_COOKIE)
-        .and_then(|c| {
-            serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("m={}", c.value())).ok()
-        })
-        .and_then(|mut v| v.pop())
-        .map(|(_, m)| m)
-        .filter(|v| !v.is_empty());
+    let flash = read_flash(req);
     let (org, user) = (actor.org.id.clone(), actor.user_id.clone());
     let pool = req
         .app_data::<web::Data<crate::app::AppState>>()
@@ -442,6 +435,17 @@ pub async fn render_with_status(
             .map_err(|e| AppError::Internal(e.to_string()))?;
     }
     Ok(res)
+}
+
+/// The message a redirect left for this page, if any.
+pub fn read_flash(req: &HttpRequest) -> Option<String> {
+    req.cookie(FLASH_COOKIE)
+        .and_then(|c| {
+            serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("m={}", c.value())).ok()
+        })
+        .and_then(|mut v| v.pop())
+        .map(|(_, m)| m)
+        .filter(|v| !v.is_empty())
 }
 
 /// A message for the next full page (after a redirect). Form-encoded: a cookie header must

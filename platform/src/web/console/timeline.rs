@@ -271,7 +271,7 @@ pub fn card(
     .unwrap_or_default();
     let days = group(&page, &names, &with, can_write);
     let mut owners: Vec<(String, String)> = names.into_iter().collect();
-    owners.sort_by(|a, b| a.1.to_lowercase().cmp(&b.1.to_lowercase()));
+    owners.sort_by_key(|o| o.1.to_lowercase());
     Ok(TimelineCard {
         warnings,
         base: base_of(scope),
