@@ -550,6 +550,54 @@ diesel::joinable!(pipeline_stages -> pipelines (pipeline_id));
 diesel::joinable!(opportunities -> clients (client_id));
 diesel::joinable!(quote_lines -> quotes (quote_id));
 
+diesel::table! {
+    import_batches (id) {
+        id -> Text,
+        organization_id -> Text,
+        user_id -> Nullable<Text>,
+        file_name -> Text,
+        preset -> Text,
+        kind -> Text,
+        mode -> Text,
+        mapping -> Text,
+        status -> Text,
+        total_rows -> Integer,
+        processed_rows -> Integer,
+        created_count -> Integer,
+        updated_count -> Integer,
+        skipped_count -> Integer,
+        failed_count -> Integer,
+        errors -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    import_changes (id) {
+        id -> Text,
+        batch_id -> Text,
+        organization_id -> Text,
+        seq -> Integer,
+        entity -> Text,
+        record_id -> Text,
+        action -> Text,
+        before -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    external_refs (organization_id, source, entity, external_id) {
+        organization_id -> Text,
+        source -> Text,
+        entity -> Text,
+        external_id -> Text,
+        record_id -> Text,
+        batch_id -> Nullable<Text>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
     users,
@@ -587,4 +635,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     interaction_participants,
     contact_preferences,
     calendar_feeds,
+    import_batches,
+    import_changes,
+    external_refs,
 );

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod calendar;
 pub mod clients;
 pub mod custom_fields;
+pub mod imports;
 pub mod interactions;
 pub mod money;
 pub mod notifications;

@@ -5,7 +5,17 @@ use diesel::prelude::*;
 
 use crate::db::schema::{client_relations, clients, saved_views, tags};
 
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, Insertable)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Queryable,
+    Selectable,
+    Identifiable,
+    Insertable,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[diesel(table_name = clients)]
 pub struct ClientRow {
     pub id: String,

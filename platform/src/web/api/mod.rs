@@ -4,6 +4,7 @@
 mod audit;
 pub mod clients;
 mod custom_fields;
+pub mod imports;
 pub mod interactions;
 pub mod me;
 pub mod plugins;
@@ -135,6 +136,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(interactions::list_deal),
         )
         .route("/appointments", web::post().to(interactions::appointment))
+        .service(
+            web::resource("/imports")
+                .app_data(web::PayloadConfig::new(
+                    crate::domain::imports::read::MAX_FILE + 1024,
+                ))
+                .route(web::get().to(imports::list))
+                .route(web::post().to(imports::upload)),
+        )
+        .route("/imports/{id}", web::get().to(imports::show))
+        .route("/imports/{id}", web::patch().to(imports::configure))
+        .route("/imports/{id}/run", web::post().to(imports::run))
+        .route("/imports/{id}/revert", web::post().to(imports::revert))
         .route("/calendar", web::get().to(interactions::calendar))
         .service(
             web::resource("/calendar/import")

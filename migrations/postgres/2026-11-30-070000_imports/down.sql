@@ -1,0 +1,3 @@
+DROP TABLE external_refs;
+DROP TABLE import_changes;
+DROP TABLE import_batches;

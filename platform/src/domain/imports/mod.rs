@@ -1,0 +1,1145 @@
+//! Imports from other CRMs and spreadsheets. A file becomes a batch: its rows are read and
+//! checked up front (a malformed file is refused whole), a preset maps its columns, a preview
+//! shows what each row would do, and the run then works through the rows in chunks, each
+//! chunk and the batch's progress committed together — so a restart resumes where it stopped
+//! and never imports a row twice. Every created or updated record is logged with its prior
+//! state, so the batch can be reverted exactly.
+
+pub mod presets;
+pub mod read;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde_json::{json, Map, Value};
+
+use crate::db::schema::{clients, external_refs, import_batches, import_changes, opportunities};
+use crate::db::{new_id, now, DbConn};
+use crate::domain::audit::{self, AuditContext};
+use crate::domain::clients::service::Access;
+use crate::domain::clients::ClientRow;
+use crate::domain::pipeline::OpportunityRow;
+use crate::error::{AppError, AppResult, FieldError};
+pub use presets::Kind;
+
+/// Rows per committed chunk.
+const CHUNK: usize = 200;
+/// Row errors kept on the batch (the counts cover all).
+const MAX_ERRORS: usize = 200;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = import_batches)]
+pub struct BatchRow {
+    pub id: String,
+    pub organization_id: String,
+    pub user_id: Option<String>,
+    pub file_name: String,
+    pub preset: String,
+    pub kind: String,
+    pub mode: String,
+    /// JSON: one target field (or null) per column.
+    pub mapping: String,
+    /// preview, queued, running, done, failed, reverted
+    pub status: String,
+    pub total_rows: i32,
+    pub processed_rows: i32,
+    pub created_count: i32,
+    pub updated_count: i32,
+    pub skipped_count: i32,
+    pub failed_count: i32,
+    /// JSON: `[{"row": n, "message": …}]`
+    pub errors: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub finished_at: Option<NaiveDateTime>,
+}
+
+impl BatchRow {
+    pub fn kind(&self) -> Kind {
+        Kind::parse(&self.kind).unwrap_or(Kind::Contacts)
+    }
+
+    pub fn mapping(&self) -> Vec<Option<String>> {
+        serde_json::from_str(&self.mapping).unwrap_or_default()
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id, "fileName": self.file_name, "preset": self.preset, "kind": self.kind,
+            "mode": self.mode, "status": self.status, "mapping": self.mapping(),
+            "totalRows": self.total_rows, "processedRows": self.processed_rows,
+            "created": self.created_count, "updated": self.updated_count,
+            "skipped": self.skipped_count, "failed": self.failed_count,
+            "errors": serde_json::from_str::<Value>(&self.errors).unwrap_or(json!([])),
+            "createdAt": self.created_at.and_utc().to_rfc3339(),
+            "finishedAt": self.finished_at.map(|t| t.and_utc().to_rfc3339()),
+        })
+    }
+}
+
+/// What to do with a row that matches an existing record (by external id, e-mail or
+/// company domain).
+pub const MODES: &[&str] = &["update", "skip", "create"];
+
+/// Where uploaded files wait for their run: `<data dir>/imports/<batch>.csv`.
+pub fn file_path(data_dir: &std::path::Path, batch: &str) -> std::path::PathBuf {
+    data_dir.join("imports").join(format!("{batch}.csv"))
+}
+
+/// Options for a new batch.
+pub struct NewBatch<'a> {
+    pub file_name: &'a str,
+    pub preset: &'a str,
+    pub kind: Option<Kind>,
+    pub mode: &'a str,
+}
+
+/// Reads and checks the file, stores it, and creates the batch (status `preview`).
+pub fn stage(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    data_dir: &std::path::Path,
+    bytes: &[u8],
+    opts: NewBatch<'_>,
+) -> AppResult<BatchRow> {
+    if !presets::PRESETS.contains(&opts.preset) {
+        return Err(AppError::invalid(
+            "preset",
+            "Choose hubspot, salesforce or generic.",
+        ));
+    }
+    if !MODES.contains(&opts.mode) {
+        return Err(AppError::invalid(
+            "mode",
+            "Choose update, skip or create for rows that match an existing record.",
+        ));
+    }
+    let table = read::parse(bytes)?;
+    let kind =
+        match opts.kind.or_else(|| presets::detect(&table.headers)) {
+            Some(k) => k,
+            None => return Err(AppError::invalid(
+                "kind",
+                "Say whether the file holds companies, contacts or deals; the columns do not tell.",
+            )),
+        };
+    let mapping = presets::mapping(opts.preset, kind, &table.headers);
+    let id = new_id();
+    let path = file_path(data_dir, &id);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| AppError::Internal(format!("imports directory: {e}")))?;
+    }
+    // The decoded text, so the run never guesses the encoding again.
+    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+    w.write_record(&table.headers)
+        .and_then(|_| {
+            table
+                .rows
+                .iter()
+                .try_for_each(|r| w.write_record(r).map_err(csv::Error::from))
+        })
+        .map_err(|e| AppError::Internal(format!("import copy: {e}")))?;
+    let text = w
+        .into_inner()
+        .map_err(|e| AppError::Internal(format!("import copy: {e}")))?;
+    std::fs::write(&path, text).map_err(|e| AppError::Internal(format!("import copy: {e}")))?;
+    let at = now();
+    let row = BatchRow {
+        id,
+        organization_id: ctx.org_id.clone(),
+        user_id: ctx.actor_user_id.clone(),
+        file_name: opts.file_name.chars().take(200).collect(),
+        preset: opts.preset.to_string(),
+        kind: kind.as_str().to_string(),
+        mode: opts.mode.to_string(),
+        mapping: serde_json::to_string(&mapping).unwrap_or_else(|_| "[]".into()),
+        status: "preview".into(),
+        total_rows: table.rows.len() as i32,
+        processed_rows: 0,
+        created_count: 0,
+        updated_count: 0,
+        skipped_count: 0,
+        failed_count: 0,
+        errors: "[]".into(),
+        created_at: at,
+        updated_at: at,
+        finished_at: None,
+    };
+    diesel::insert_into(import_batches::table)
+        .values(&row)
+        .execute(conn)?;
+    audit::record(
+        conn,
+        ctx,
+        "import.upload",
+        "import",
+        Some(&row.id),
+        json!({"file": row.file_name, "rows": row.total_rows, "kind": row.kind, "preset": row.preset}),
+    )?;
+    Ok(row)
+}
+
+pub fn get(conn: &mut DbConn, org_id: &str, id: &str) -> AppResult<BatchRow> {
+    import_batches::table
+        .filter(import_batches::organization_id.eq(org_id))
+        .filter(import_batches::id.eq(id))
+        .select(BatchRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound)
+}
+
+pub fn list(conn: &mut DbConn, org_id: &str) -> AppResult<Vec<BatchRow>> {
+    Ok(import_batches::table
+        .filter(import_batches::organization_id.eq(org_id))
+        .order(import_batches::created_at.desc())
+        .limit(50)
+        .select(BatchRow::as_select())
+        .load(conn)?)
+}
+
+/// Changes the mapping and the duplicate mode of a batch still in preview.
+pub fn configure(
+    conn: &mut DbConn,
+    org_id: &str,
+    id: &str,
+    mapping: Option<Vec<Option<String>>>,
+    mode: Option<&str>,
+) -> AppResult<BatchRow> {
+    let batch = get(conn, org_id, id)?;
+    if batch.status != "preview" {
+        return Err(AppError::Conflict(
+            "This import has already run; upload the file again to change it.".into(),
+        ));
+    }
+    let mut errors = Vec::new();
+    let targets = batch.kind().targets();
+    let mapping = match mapping {
+        Some(m) => {
+            let columns = batch.mapping().len();
+            if m.len() != columns {
+                errors.push(FieldError::new(
+                    "mapping",
+                    format!("Send one entry per column ({columns})."),
+                ));
+            }
+            let mut seen = Vec::new();
+            for t in m.iter().flatten() {
+                if !targets.iter().any(|(k, _)| k == t) {
+                    errors.push(FieldError::new(
+                        "mapping",
+                        format!("{t} is not a field of {}.", batch.kind),
+                    ));
+                } else if seen.contains(t) {
+                    errors.push(FieldError::new(
+                        "mapping",
+                        format!("{t} is mapped from two columns."),
+                    ));
+                }
+                seen.push(t.clone());
+            }
+            m
+        }
+        None => batch.mapping(),
+    };
+    let mode = mode.unwrap_or(&batch.mode);
+    if !MODES.contains(&mode) {
+        errors.push(FieldError::new("mode", "Choose update, skip or create."));
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Validation(
+            "The import could not be changed.".into(),
+            errors,
+        ));
+    }
+    diesel::update(import_batches::table.filter(import_batches::id.eq(&batch.id)))
+        .set((
+            import_batches::mapping.eq(serde_json::to_string(&mapping).unwrap_or_default()),
+            import_batches::mode.eq(mode),
+            import_batches::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    get(conn, org_id, id)
+}
+
+/// Queues a batch for the background run.
+pub fn start(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<BatchRow> {
+    let batch = get(conn, &ctx.org_id, id)?;
+    if batch.status != "preview" {
+        return Err(AppError::Conflict(
+            "This import has already been started.".into(),
+        ));
+    }
+    if !batch.mapping().iter().any(Option::is_some) {
+        return Err(AppError::invalid(
+            "mapping",
+            "Map at least one column to a field.",
+        ));
+    }
+    diesel::update(
+        import_batches::table
+            .filter(import_batches::id.eq(&batch.id))
+            .filter(import_batches::status.eq("preview")),
+    )
+    .set((
+        import_batches::status.eq("queued"),
+        import_batches::updated_at.eq(now()),
+    ))
+    .execute(conn)?;
+    audit::record(
+        conn,
+        ctx,
+        "import.start",
+        "import",
+        Some(&batch.id),
+        json!({"mode": batch.mode}),
+    )?;
+    get(conn, &ctx.org_id, id)
+}
+
+/// The batch's rows as (target → value) maps, from its stored file.
+fn mapped_rows(
+    data_dir: &std::path::Path,
+    batch: &BatchRow,
+) -> AppResult<Vec<Vec<(String, String)>>> {
+    let bytes = std::fs::read(file_path(data_dir, &batch.id)).map_err(|e| {
+        AppError::Conflict(format!(
+            "The uploaded file of this import is gone ({e}); upload it again."
+        ))
+    })?;
+    let table = read::parse(&bytes)?;
+    let mapping = batch.mapping();
+    Ok(table
+        .rows
+        .into_iter()
+        .map(|cells| {
+            cells
+                .into_iter()
+                .zip(mapping.iter())
+                .filter_map(|(v, t)| t.clone().map(|t| (t, v.trim().to_string())))
+                .filter(|(_, v)| !v.is_empty())
+                .collect()
+        })
+        .collect())
+}
+
+/// What one row did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Created(String),
+    Updated(String),
+    Skipped(String),
+}
+
+/// Everything a row needs besides its cells.
+pub struct Env<'a> {
+    pub ctx: &'a AuditContext,
+    pub access: &'a Access,
+    pub batch: &'a BatchRow,
+    pub external: &'a dyn crate::domain::custom_fields::ExternalTypes,
+    pub rules: &'a dyn crate::domain::pipeline::service::MoveRules,
+    pub default_currency: &'a str,
+}
+
+/// The first rows as they would import, with each row's errors; nothing is kept.
+pub fn preview(
+    conn: &mut DbConn,
+    data_dir: &std::path::Path,
+    env: &Env<'_>,
+    limit: usize,
+) -> AppResult<Vec<(usize, Vec<(String, String)>, Result<String, String>)>> {
+    let rows = mapped_rows(data_dir, env.batch)?;
+    let mut out = Vec::new();
+    // Run the rows for real inside a transaction that is always rolled back: the preview
+    // says exactly what the run will say.
+    let _ = conn.transaction::<(), AppError, _>(|c| {
+        for (i, cells) in rows.iter().take(limit).enumerate() {
+            let r = c.transaction(|c| import_row(c, env, cells, i as i32));
+            let said = match r {
+                Ok(Outcome::Created(_)) => Ok("create".to_string()),
+                Ok(Outcome::Updated(_)) => Ok("update".to_string()),
+                Ok(Outcome::Skipped(why)) => Ok(format!("skip: {why}")),
+                Err(e) => Err(row_error(e)),
+            };
+            out.push((i + 2, cells.clone(), said));
+        }
+        Err(AppError::Conflict("preview only".into()))
+    });
+    Ok(out)
+}
+
+fn row_error(e: AppError) -> String {
+    match e {
+        AppError::Validation(_, errs) => errs
+            .into_iter()
+            .map(|e| {
+                if e.field.is_empty() || e.field == "row" {
+                    e.message
+                } else {
+                    format!("{}: {}", e.field, e.message)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        AppError::NotFound => "a record it refers to was not found".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Runs the next chunk of a queued or running batch; `Ok(false)` when it is finished.
+pub fn run_chunk(conn: &mut DbConn, data_dir: &std::path::Path, env: &Env<'_>) -> AppResult<bool> {
+    let rows = mapped_rows(data_dir, env.batch)?;
+    conn.transaction(|c| {
+        // The batch as committed: another worker may have run this chunk meanwhile.
+        let batch = get(c, &env.ctx.org_id, &env.batch.id)?;
+        if !matches!(batch.status.as_str(), "queued" | "running") {
+            return Ok(false);
+        }
+        let from = batch.processed_rows as usize;
+        let to = (from + CHUNK).min(rows.len());
+        let mut counts = (0, 0, 0, 0);
+        let mut errors: Vec<Value> = serde_json::from_str(&batch.errors).unwrap_or_default();
+        let mut seq: i32 = import_changes::table
+            .filter(import_changes::batch_id.eq(&batch.id))
+            .count()
+            .get_result::<i64>(c)? as i32;
+        for (i, cells) in rows.iter().enumerate().take(to).skip(from) {
+            match c.transaction(|c| import_row(c, env, cells, seq)) {
+                Ok(Outcome::Created(_)) => {
+                    counts.0 += 1;
+                    seq += 1;
+                }
+                Ok(Outcome::Updated(_)) => {
+                    counts.1 += 1;
+                    seq += 1;
+                }
+                Ok(Outcome::Skipped(_)) => counts.2 += 1,
+                Err(e) => {
+                    counts.3 += 1;
+                    if errors.len() < MAX_ERRORS {
+                        errors.push(json!({"row": i + 2, "message": row_error(e)}));
+                    }
+                }
+            }
+        }
+        let done = to >= rows.len();
+        // Only if no one else advanced the batch meanwhile; otherwise this chunk rolls back.
+        let n = diesel::update(
+            import_batches::table
+                .filter(import_batches::id.eq(&batch.id))
+                .filter(import_batches::processed_rows.eq(batch.processed_rows)),
+        )
+        .set((
+                import_batches::processed_rows.eq(to as i32),
+                import_batches::created_count.eq(batch.created_count + counts.0),
+                import_batches::updated_count.eq(batch.updated_count + counts.1),
+                import_batches::skipped_count.eq(batch.skipped_count + counts.2),
+                import_batches::failed_count.eq(batch.failed_count + counts.3),
+                import_batches::errors.eq(Value::Array(errors).to_string()),
+                import_batches::status.eq(if done { "done" } else { "running" }),
+                import_batches::updated_at.eq(now()),
+                import_batches::finished_at.eq(if done { Some(now()) } else { None }),
+            ))
+            .execute(c)?;
+        if n != 1 {
+            return Err(AppError::Stale(
+                "Another worker ran this part of the import.".into(),
+            ));
+        }
+        if done {
+            let b = get(c, &env.ctx.org_id, &batch.id)?;
+            audit::record(
+                c,
+                env.ctx,
+                "import.finish",
+                "import",
+                Some(&b.id),
+                json!({"created": b.created_count, "updated": b.updated_count, "skipped": b.skipped_count, "failed": b.failed_count}),
+            )?;
+        }
+        Ok(!done)
+    })
+}
+
+fn log_change(
+    conn: &mut DbConn,
+    env: &Env<'_>,
+    seq: i32,
+    entity: &str,
+    record: &str,
+    before: Option<String>,
+) -> AppResult<()> {
+    diesel::insert_into(import_changes::table)
+        .values((
+            import_changes::id.eq(new_id()),
+            import_changes::batch_id.eq(&env.batch.id),
+            import_changes::organization_id.eq(&env.ctx.org_id),
+            import_changes::seq.eq(seq),
+            import_changes::entity.eq(entity),
+            import_changes::record_id.eq(record),
+            import_changes::action.eq(if before.is_some() {
+                "updated"
+            } else {
+                "created"
+            }),
+            import_changes::before.eq(before),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+fn external_ref(
+    conn: &mut DbConn,
+    org: &str,
+    source: &str,
+    entity: &str,
+    external_id: &str,
+) -> AppResult<Option<String>> {
+    Ok(external_refs::table
+        .filter(external_refs::organization_id.eq(org))
+        .filter(external_refs::source.eq(source))
+        .filter(external_refs::entity.eq(entity))
+        .filter(external_refs::external_id.eq(external_id))
+        .select(external_refs::record_id)
+        .first(conn)
+        .optional()?)
+}
+
+fn remember_ref(
+    conn: &mut DbConn,
+    env: &Env<'_>,
+    entity: &str,
+    external_id: &str,
+    record: &str,
+) -> AppResult<()> {
+    let org = &env.ctx.org_id;
+    if external_ref(conn, org, &env.batch.preset, entity, external_id)?.is_some() {
+        return Ok(());
+    }
+    diesel::insert_into(external_refs::table)
+        .values((
+            external_refs::organization_id.eq(org),
+            external_refs::source.eq(&env.batch.preset),
+            external_refs::entity.eq(entity),
+            external_refs::external_id.eq(external_id),
+            external_refs::record_id.eq(record),
+            external_refs::batch_id.eq(&env.batch.id),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A live client of the organization by id.
+fn live_client(conn: &mut DbConn, org: &str, id: &str) -> AppResult<Option<ClientRow>> {
+    Ok(crate::domain::clients::store::find(conn, org, id)?.filter(|c| c.deleted_at.is_none()))
+}
+
+/// The host of a website or domain: no scheme, no `www.`, no path, lower case.
+pub fn domain_of(s: &str) -> String {
+    let s = s.trim().to_lowercase();
+    let s = s.split("://").last().unwrap_or_default();
+    let s = s.split(['/', '?', '#']).next().unwrap_or_default();
+    s.trim_start_matches("www.").to_string()
+}
+
+fn company_by_domain(conn: &mut DbConn, org: &str, domain: &str) -> AppResult<Option<String>> {
+    if domain.is_empty() {
+        return Ok(None);
+    }
+    let candidates: Vec<(String, Option<String>)> = clients::table
+        .filter(clients::organization_id.eq(org))
+        .filter(clients::deleted_at.is_null())
+        .filter(clients::kind.eq("company"))
+        .filter(clients::website.like(format!("%{domain}%")))
+        .select((clients::id, clients::website))
+        .limit(50)
+        .load(conn)?;
+    Ok(candidates
+        .into_iter()
+        .find(|(_, w)| w.as_deref().map(domain_of).as_deref() == Some(domain))
+        .map(|(id, _)| id))
+}
+
+fn company_by_name(conn: &mut DbConn, org: &str, name: &str) -> AppResult<Option<String>> {
+    Ok(clients::table
+        .filter(clients::organization_id.eq(org))
+        .filter(clients::deleted_at.is_null())
+        .filter(clients::kind.eq("company"))
+        .filter(clients::company_name.eq(name))
+        .order(clients::created_at.asc())
+        .select(clients::id)
+        .first(conn)
+        .optional()?)
+}
+
+fn client_by_email(conn: &mut DbConn, org: &str, email: &str) -> AppResult<Option<String>> {
+    Ok(clients::table
+        .filter(clients::organization_id.eq(org))
+        .filter(clients::deleted_at.is_null())
+        .filter(clients::email.eq(email.to_lowercase()))
+        .order(clients::created_at.asc())
+        .select(clients::id)
+        .first(conn)
+        .optional()?)
+}
+
+fn member_by_email(conn: &mut DbConn, org: &str, email: &str) -> AppResult<Option<String>> {
+    use crate::db::schema::{memberships, users};
+    Ok(users::table
+        .inner_join(memberships::table.on(memberships::user_id.eq(users::id)))
+        .filter(memberships::organization_id.eq(org))
+        .filter(memberships::is_active.eq(true))
+        .filter(users::email.eq(email.trim().to_lowercase()))
+        .select(users::id)
+        .first(conn)
+        .optional()?)
+}
+
+/// The first of a list of ids (`a;b`, `a,b`).
+fn first_id(s: &str) -> &str {
+    s.split([';', ',']).next().unwrap_or_default().trim()
+}
+
+/// Imports one row (inside its own savepoint, so a refused row leaves nothing behind).
+fn import_row(
+    conn: &mut DbConn,
+    env: &Env<'_>,
+    cells: &[(String, String)],
+    seq: i32,
+) -> AppResult<Outcome> {
+    for (target, value) in cells {
+        if read::looks_like_formula(value) {
+            return Err(AppError::invalid(
+                "row",
+                &format!(
+                    "{target} starts with {} like a spreadsheet formula; remove it, or start the cell with an apostrophe.",
+                    value.trim_start().chars().next().unwrap_or('=')
+                ),
+            ));
+        }
+    }
+    match env.batch.kind() {
+        Kind::Companies | Kind::Contacts => import_client(conn, env, cells, seq),
+        Kind::Deals => import_deal(conn, env, cells, seq),
+    }
+}
+
+/// The value mapped to `target` in a row.
+fn cell<'a>(cells: &'a [(String, String)], target: &str) -> Option<&'a str> {
+    cells
+        .iter()
+        .find(|(t, _)| t == target)
+        .map(|(_, v)| v.as_str())
+}
+
+fn import_client(
+    conn: &mut DbConn,
+    env: &Env<'_>,
+    cells: &[(String, String)],
+    seq: i32,
+) -> AppResult<Outcome> {
+    let get = |k: &str| cell(cells, k);
+    let org = env.ctx.org_id.as_str();
+    let company = env.batch.kind() == Kind::Companies;
+    let external_id = get("externalId");
+    let domain = get("domain").map(domain_of).unwrap_or_default();
+    let email = get("email").map(str::to_lowercase);
+    // Existing record: by its id in the old system, else by e-mail or company domain.
+    let mut existing = match external_id {
+        Some(x) => external_ref(conn, org, &env.batch.preset, "client", x)?,
+        None => None,
+    };
+    if existing.is_none() {
+        existing = if company {
+            company_by_domain(conn, org, &domain)?
+        } else {
+            match &email {
+                Some(e) => client_by_email(conn, org, e)?,
+                None => None,
+            }
+        };
+    }
+    let existing = match existing {
+        Some(id) => live_client(conn, org, &id)?,
+        None => None,
+    };
+    let mut body = Map::new();
+    let mut put = |k: &str, v: Option<&str>| {
+        if let Some(v) = v {
+            body.insert(k.to_string(), Value::String(v.to_string()));
+        }
+    };
+    if company {
+        put("type", Some("company"));
+        put("companyName", get("companyName"));
+        if !domain.is_empty() {
+            let site = get("domain").unwrap_or_default();
+            let site = if site.contains("://") {
+                site.to_string()
+            } else {
+                format!("https://{domain}")
+            };
+            put("website", Some(&site));
+        }
+        put("industry", get("industry"));
+    } else {
+        put("type", Some("individual"));
+        put("firstName", get("firstName"));
+        put("lastName", get("lastName"));
+        put("email", email.as_deref());
+    }
+    put("phone", get("phone").or_else(|| get("mobile")));
+    put("source", get("source"));
+    if let Some(s) = get("status") {
+        match presets::status_alias(s) {
+            Some(st) => put("status", Some(st)),
+            None => {
+                return Err(AppError::invalid(
+                    "status",
+                    &format!(
+                        "“{s}” is not a status Rapport knows (lead, prospect, customer, inactive)."
+                    ),
+                ))
+            }
+        }
+    }
+    let mut address = Map::new();
+    for k in ["street", "city", "region", "postalCode"] {
+        if let Some(v) = get(k) {
+            address.insert(k.to_string(), Value::String(v.to_string()));
+        }
+    }
+    if let Some(v) = get("country") {
+        match presets::country_code(v) {
+            Some(code) => {
+                address.insert("country".into(), Value::String(code.into()));
+            }
+            None => {
+                return Err(AppError::invalid(
+                    "country",
+                    &format!("“{v}” is not a country Rapport recognises; use its two-letter code."),
+                ))
+            }
+        }
+    }
+    if !address.is_empty() {
+        body.insert("address".into(), Value::Object(address));
+    }
+    if let Some(owner) = get("owner") {
+        if let Some(u) = member_by_email(conn, org, owner)? {
+            body.insert("assignedTo".into(), Value::String(u));
+        }
+    }
+    if !company {
+        let employer = match get("companyExternalId").map(first_id) {
+            Some(x) if !x.is_empty() => external_ref(conn, org, &env.batch.preset, "client", x)?,
+            _ => None,
+        };
+        let employer = match (employer, get("companyName")) {
+            (Some(e), _) => Some(e),
+            (None, Some(name)) => company_by_name(conn, org, name)?,
+            (None, None) => None,
+        };
+        if let Some(e) = employer {
+            body.insert("employerId".into(), Value::String(e));
+        }
+    }
+    let defs = crate::domain::custom_fields::store::list(conn, org, "client", false)?;
+    let w = crate::domain::clients::service::WriteContext {
+        ctx: env.ctx,
+        access: env.access,
+        defs: &defs,
+        external: env.external,
+    };
+    let outcome = match (existing, env.batch.mode.as_str()) {
+        (Some(c), "skip") => {
+            return Ok(Outcome::Skipped(format!(
+                "matches {} already in Rapport",
+                c.display_name
+            )))
+        }
+        (Some(c), "update") => {
+            let before =
+                serde_json::to_string(&c).map_err(|e| AppError::Internal(e.to_string()))?;
+            // The kind stays what it is; a contact file does not turn a company into a person.
+            body.remove("type");
+            let row = crate::domain::clients::service::update(
+                conn,
+                &w,
+                &c.id,
+                &body,
+                crate::domain::clients::service::WriteMode::Merge,
+                None,
+            )?;
+            if row.version != c.version {
+                log_change(conn, env, seq, "client", &row.id, Some(before))?;
+            }
+            Outcome::Updated(row.id)
+        }
+        _ => {
+            let row = crate::domain::clients::service::create(conn, &w, &body)?;
+            log_change(conn, env, seq, "client", &row.id, None)?;
+            if !company {
+                let mut prefs = Map::new();
+                let mut channels = Map::new();
+                if get("emailOptOut").is_some_and(presets::truthy) {
+                    channels.insert(
+                        "email".into(),
+                        json!({"status": "opt_out", "source": format!("{} import", env.batch.preset)}),
+                    );
+                }
+                if get("doNotCall").is_some_and(presets::truthy) {
+                    channels.insert(
+                        "phone".into(),
+                        json!({"status": "opt_out", "source": format!("{} import", env.batch.preset)}),
+                    );
+                }
+                if !channels.is_empty() {
+                    prefs.insert("channels".into(), Value::Object(channels));
+                    crate::domain::preferences::update(conn, env.ctx, env.access, &row.id, &prefs)?;
+                }
+            }
+            if let Some(notes) = get("notes") {
+                let mut note = Map::new();
+                note.insert("type".into(), json!("note"));
+                note.insert("subject".into(), json!("Imported notes"));
+                note.insert("content".into(), json!(notes));
+                crate::domain::interactions::create(conn, env.ctx, env.access, &row.id, &note)?;
+            }
+            Outcome::Created(row.id)
+        }
+    };
+    let id = match &outcome {
+        Outcome::Created(id) | Outcome::Updated(id) => id.clone(),
+        Outcome::Skipped(_) => return Ok(outcome),
+    };
+    if let Some(x) = external_id {
+        remember_ref(conn, env, "client", x, &id)?;
+    }
+    Ok(outcome)
+}
+
+fn import_deal(
+    conn: &mut DbConn,
+    env: &Env<'_>,
+    cells: &[(String, String)],
+    seq: i32,
+) -> AppResult<Outcome> {
+    let get = |k: &str| cell(cells, k);
+    use crate::domain::pipeline::{service as deals, store as deal_store};
+    let org = env.ctx.org_id.as_str();
+    let preset = env.batch.preset.as_str();
+    let external_id = get("externalId");
+    let existing = match external_id {
+        Some(x) => match external_ref(conn, org, preset, "opportunity", x)? {
+            Some(id) => {
+                deal_store::find_opportunity(conn, org, &id)?.filter(|d| d.deleted_at.is_none())
+            }
+            None => None,
+        },
+        None => None,
+    };
+    // Whose deal: the company's, else the contact's, else by e-mail or company name.
+    let mut client = None;
+    for (key, entity) in [
+        ("companyExternalId", "client"),
+        ("contactExternalId", "client"),
+    ] {
+        if client.is_none() {
+            if let Some(x) = get(key).map(first_id).filter(|x| !x.is_empty()) {
+                client = external_ref(conn, org, preset, entity, x)?;
+            }
+        }
+    }
+    if client.is_none() {
+        if let Some(e) = get("clientEmail") {
+            client = client_by_email(conn, org, e)?;
+        }
+    }
+    if client.is_none() {
+        if let Some(n) = get("companyName") {
+            client = company_by_name(conn, org, n)?;
+        }
+    }
+    let Some(client) = client.or_else(|| existing.as_ref().map(|d| d.client_id.clone())) else {
+        return Err(AppError::invalid(
+            "client",
+            "No client for this deal: import its company or contact first (or map a client e-mail).",
+        ));
+    };
+    let pipeline = deal_store::list_pipelines(conn, org)?
+        .into_iter()
+        .next()
+        .ok_or(AppError::NotFound)?;
+    let stages = deal_store::stages_of(conn, &pipeline.id)?;
+    let mut body = Map::new();
+    body.insert("clientId".into(), json!(client));
+    if let Some(n) = get("name") {
+        body.insert("name".into(), json!(n));
+    }
+    if let Some(s) = get("stage") {
+        let wanted = presets::stage_alias(s);
+        match stages
+            .iter()
+            .filter(|st| st.is_active)
+            .find(|st| presets::normalise(&st.name) == presets::normalise(wanted))
+        {
+            Some(st) => {
+                body.insert("stage".into(), json!(st.id));
+                if st.kind == "lost" {
+                    let reasons = deal_store::loss_reasons(conn, org, true)?;
+                    if let Some(r) = reasons.first() {
+                        body.insert("lossReason".into(), json!(r.name));
+                    }
+                }
+            }
+            None => {
+                return Err(AppError::invalid(
+                    "stage",
+                    &format!(
+                        "“{s}” is not a stage of {}; add it or rename it in the file.",
+                        pipeline.name
+                    ),
+                ))
+            }
+        }
+    }
+    if let Some(a) = get("amount") {
+        let cleaned: String = a
+            .chars()
+            .filter(|c| !matches!(c, ',' | ' ' | '$' | '€' | '£'))
+            .collect();
+        body.insert("value".into(), json!(cleaned));
+    }
+    if let Some(c) = get("currency") {
+        body.insert("currency".into(), json!(c));
+    }
+    if let Some(d) = get("closeDate") {
+        body.insert("expectedCloseDate".into(), json!(d.get(..10).unwrap_or(d)));
+    }
+    if let Some(p) = get("probability") {
+        match p.trim_end_matches('%').trim().parse::<f64>() {
+            Ok(n) => {
+                body.insert("probability".into(), json!(n.round() as i64));
+            }
+            Err(_) => {
+                return Err(AppError::invalid(
+                    "probability",
+                    "Use a number from 0 to 100.",
+                ))
+            }
+        }
+    }
+    if let Some(s) = get("source") {
+        body.insert("source".into(), json!(s));
+    }
+    if let Some(owner) = get("owner") {
+        if let Some(u) = member_by_email(conn, org, owner)? {
+            body.insert("assignedTo".into(), json!(u));
+        }
+    }
+    let defs = crate::domain::custom_fields::store::list(conn, org, "opportunity", false)?;
+    let w = deals::WriteContext {
+        ctx: env.ctx,
+        access: env.access,
+        defs: &defs,
+        default_currency: env.default_currency,
+        external: env.external,
+        rules: env.rules,
+    };
+    let outcome = match (existing, env.batch.mode.as_str()) {
+        (Some(d), "skip") => return Ok(Outcome::Skipped(format!("matches the deal {}", d.name))),
+        (Some(d), "update") => {
+            let before =
+                serde_json::to_string(&d).map_err(|e| AppError::Internal(e.to_string()))?;
+            let row = deals::update(
+                conn,
+                &w,
+                &d.id,
+                &body,
+                crate::domain::custom_fields::service::Mode::Merge,
+                None,
+            )?;
+            if row.version != d.version {
+                log_change(conn, env, seq, "opportunity", &row.id, Some(before))?;
+            }
+            Outcome::Updated(row.id)
+        }
+        _ => {
+            let row = deals::create(conn, &w, &body)?;
+            log_change(conn, env, seq, "opportunity", &row.id, None)?;
+            Outcome::Created(row.id)
+        }
+    };
+    if let (Some(x), Outcome::Created(id) | Outcome::Updated(id)) = (external_id, &outcome) {
+        remember_ref(conn, env, "opportunity", x, id)?;
+    }
+    Ok(outcome)
+}
+
+/// Undoes a finished batch: records it created are removed, records it updated get their
+/// prior state back (version included), ids it learnt are forgotten. All or nothing.
+pub fn revert(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<BatchRow> {
+    use crate::domain::pipeline::{rollup, store as deal_store};
+    conn.transaction(|c| {
+        let batch = get(c, &ctx.org_id, id)?;
+        if !matches!(batch.status.as_str(), "done" | "failed") {
+            return Err(AppError::Conflict(match batch.status.as_str() {
+                "reverted" => "This import was already reverted.".to_string(),
+                _ => "Only a finished import can be reverted.".to_string(),
+            }));
+        }
+        // A later import that touched the same records would be silently undone too.
+        let touched: Vec<String> = import_changes::table
+            .filter(import_changes::batch_id.eq(&batch.id))
+            .select(import_changes::record_id)
+            .load(c)?;
+        let later: i64 = import_changes::table
+            .inner_join(import_batches::table.on(import_batches::id.eq(import_changes::batch_id)))
+            .filter(import_batches::organization_id.eq(&ctx.org_id))
+            .filter(import_batches::created_at.gt(batch.created_at))
+            .filter(import_batches::status.ne("reverted"))
+            .filter(import_changes::record_id.eq_any(&touched))
+            .count()
+            .get_result(c)?;
+        if later > 0 {
+            return Err(AppError::Conflict(
+                "A later import changed the same records; revert that one first.".into(),
+            ));
+        }
+        let changes: Vec<(String, String, String, Option<String>)> = import_changes::table
+            .filter(import_changes::batch_id.eq(&batch.id))
+            .order(import_changes::seq.desc())
+            .select((
+                import_changes::entity,
+                import_changes::record_id,
+                import_changes::action,
+                import_changes::before,
+            ))
+            .load(c)?;
+        // Deals first (they hang off clients), newest change first.
+        let mut ordered: Vec<&(String, String, String, Option<String>)> =
+            changes.iter().filter(|x| x.0 == "opportunity").collect();
+        ordered.extend(changes.iter().filter(|x| x.0 == "client"));
+        for (entity, record, action, before) in ordered {
+            match (entity.as_str(), action.as_str()) {
+                ("opportunity", _) => {
+                    let current = deal_store::find_opportunity(c, &ctx.org_id, record)?;
+                    if let Some(cur) = &current {
+                        rollup::apply(c, Some(cur), None)?;
+                    }
+                    match before
+                        .as_deref()
+                        .map(serde_json::from_str::<OpportunityRow>)
+                    {
+                        Some(Ok(old)) => {
+                            if let Some(cur) = &current {
+                                deal_store::replace_opportunity(c, &old, cur.version)?;
+                                diesel::update(
+                                    opportunities::table.filter(opportunities::id.eq(&old.id)),
+                                )
+                                .set((
+                                    opportunities::version.eq(old.version),
+                                    opportunities::updated_at.eq(old.updated_at),
+                                ))
+                                .execute(c)?;
+                                rollup::apply(c, None, Some(&old))?;
+                            }
+                        }
+                        Some(Err(e)) => {
+                            return Err(AppError::Internal(format!("import snapshot: {e}")))
+                        }
+                        None => {
+                            diesel::delete(
+                                opportunities::table.filter(opportunities::id.eq(record)),
+                            )
+                            .execute(c)?;
+                        }
+                    }
+                    crate::search::touch(c, &ctx.org_id, "opportunity", record)?;
+                }
+                _ => {
+                    match before.as_deref().map(serde_json::from_str::<ClientRow>) {
+                        Some(Ok(old)) => {
+                            if let Some(cur) =
+                                crate::domain::clients::store::find(c, &ctx.org_id, record)?
+                            {
+                                crate::domain::clients::store::replace(c, &old, cur.version)?;
+                                diesel::update(clients::table.filter(clients::id.eq(&old.id)))
+                                    .set((
+                                        clients::version.eq(old.version),
+                                        clients::updated_at.eq(old.updated_at),
+                                    ))
+                                    .execute(c)?;
+                            }
+                        }
+                        Some(Err(e)) => {
+                            return Err(AppError::Internal(format!("import snapshot: {e}")))
+                        }
+                        None => {
+                            // Deals of other batches or people on this client go with it.
+                            let deals: Vec<OpportunityRow> = opportunities::table
+                                .filter(opportunities::client_id.eq(record))
+                                .select(OpportunityRow::as_select())
+                                .load(c)?;
+                            for d in &deals {
+                                rollup::apply(c, Some(d), None)?;
+                            }
+                            diesel::update(clients::table.filter(clients::employer_id.eq(record)))
+                                .set(clients::employer_id.eq(None::<String>))
+                                .execute(c)?;
+                            diesel::delete(clients::table.filter(clients::id.eq(record)))
+                                .execute(c)?;
+                        }
+                    }
+                    crate::search::touch_client(c, &ctx.org_id, record)?;
+                }
+            }
+        }
+        diesel::delete(external_refs::table.filter(external_refs::batch_id.eq(&batch.id)))
+            .execute(c)?;
+        diesel::update(import_batches::table.filter(import_batches::id.eq(&batch.id)))
+            .set((
+                import_batches::status.eq("reverted"),
+                import_batches::updated_at.eq(now()),
+            ))
+            .execute(c)?;
+        audit::record(
+            c,
+            ctx,
+            "import.revert",
+            "import",
+            Some(&batch.id),
+            json!({"changes": changes.len()}),
+        )?;
+        get(c, &ctx.org_id, id)
+    })
+}
+
+/// Batches waiting for or in the middle of their run, oldest first (what a restarted worker
+/// picks up).
+pub fn pending(conn: &mut DbConn) -> AppResult<Vec<BatchRow>> {
+    Ok(import_batches::table
+        .filter(import_batches::status.eq_any(["queued", "running"]))
+        .order(import_batches::created_at.asc())
+        .limit(20)
+        .select(BatchRow::as_select())
+        .load(conn)?)
+}
+
+/// Marks a batch failed (a problem with the batch itself, not with a row); what it did so
+/// far stays and can be reverted.
+pub fn fail(conn: &mut DbConn, org_id: &str, id: &str, why: &str) -> AppResult<()> {
+    let batch = get(conn, org_id, id)?;
+    let mut errors: Vec<Value> = serde_json::from_str(&batch.errors).unwrap_or_default();
+    errors.push(json!({"row": null, "message": why}));
+    diesel::update(import_batches::table.filter(import_batches::id.eq(id)))
+        .set((
+            import_batches::status.eq("failed"),
+            import_batches::errors.eq(Value::Array(errors).to_string()),
+            import_batches::finished_at.eq(Some(now())),
+            import_batches::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! Background imports: a worker in `serve` runs queued batches chunk by chunk as the user who
+//! started them (their policy, their reach), and picks up a batch left half-way by a restart.
+
+use crate::app::AppState;
+use crate::db;
+use crate::domain::audit::AuditContext;
+use crate::domain::clients::service::Access;
+use crate::domain::imports::{self, BatchRow, Env};
+use crate::error::{AppError, AppResult};
+
+/// What the starting user may do, as the worker acts for them.
+async fn access_of(state: &AppState, batch: &BatchRow) -> AppResult<(AuditContext, Access)> {
+    let user = batch
+        .user_id
+        .clone()
+        .ok_or_else(|| AppError::Conflict("The user who started this import is gone.".into()))?;
+    let org = batch.organization_id.clone();
+    let rev = {
+        let p = state.pool.clone();
+        db::run(&p, |c| Ok(crate::auth::policy::store::revision(c)?)).await?
+    };
+    state.authz.refresh(rev).await?;
+    let can = |r: &'static str, a: &'static str| {
+        let (u, o) = (user.clone(), org.clone());
+        async move { state.authz.allows(&u, &o, r, a).await }
+    };
+    let access = Access {
+        user_id: user.clone(),
+        oversee: can("client", "oversee").await?,
+        read_sensitive: can("sensitive_field", "read").await?,
+        write_sensitive: can("sensitive_field", "write").await?,
+        create_tags: can("tag", "write").await?,
+    };
+    let (o, u) = (org.clone(), user.clone());
+    let label = db::run(&state.pool, move |c| {
+        Ok(crate::domain::orgs::store::find_member(c, &o, &u)?
+            .map(|m| m.user.email)
+            .unwrap_or_default())
+    })
+    .await?;
+    let ctx = AuditContext {
+        org_id: org,
+        actor_user_id: Some(user),
+        actor_label: label,
+        ip: "import".into(),
+        request_id: batch.id.clone(),
+    };
+    Ok((ctx, access))
+}
+
+/// Runs one batch to its end (each chunk its own transaction).
+pub async fn run_import(state: &AppState, batch_id: &str) -> AppResult<()> {
+    let org = {
+        let id = batch_id.to_string();
+        db::run(&state.pool, move |c| {
+            use diesel::prelude::*;
+            Ok(crate::db::schema::import_batches::table
+                .filter(crate::db::schema::import_batches::id.eq(&id))
+                .select(crate::db::schema::import_batches::organization_id)
+                .first::<String>(c)?)
+        })
+        .await?
+    };
+    loop {
+        let (id, o) = (batch_id.to_string(), org.clone());
+        let batch = db::run(&state.pool, move |c| imports::get(c, &o, &id)).await?;
+        if !matches!(batch.status.as_str(), "queued" | "running") {
+            return Ok(());
+        }
+        let (ctx, access) = access_of(state, &batch).await?;
+        let data_dir = state.config.data_dir.clone();
+        let currency = {
+            let o = org.clone();
+            db::run(&state.pool, move |c| {
+                Ok(crate::domain::orgs::store::find_org(c, &o)?
+                    .map(|x| x.default_currency)
+                    .unwrap_or_else(|| "USD".into()))
+            })
+            .await?
+        };
+        let more = crate::web::run_with_plugins(state, org.clone(), move |c, ext| {
+            let env = Env {
+                ctx: &ctx,
+                access: &access,
+                batch: &batch,
+                external: ext,
+                rules: ext,
+                default_currency: &currency,
+            };
+            imports::run_chunk(c, &data_dir, &env)
+        })
+        .await;
+        match more {
+            Ok(true) | Err(AppError::Stale(_)) => continue,
+            Ok(false) => return Ok(()),
+            Err(e) => {
+                let (id, o, why) = (batch_id.to_string(), org.clone(), e.to_string());
+                db::run(&state.pool, move |c| imports::fail(c, &o, &id, &why)).await?;
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Runs every queued or interrupted batch; returns how many it finished.
+pub async fn run_pending(state: &AppState) -> AppResult<usize> {
+    let pending = db::run(&state.pool, imports::pending).await?;
+    let mut n = 0;
+    for b in pending {
+        match run_import(state, &b.id).await {
+            Ok(()) => n += 1,
+            Err(e) => tracing::warn!(batch = %b.id, error = %e, "import failed"),
+        }
+    }
+    Ok(n)
+}
+
+/// The import worker: looks for work every second for as long as the process runs.
+pub fn spawn_imports(state: actix_web::web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        loop {
+            if let Err(e) = run_pending(&state).await {
+                tracing::warn!(error = %e, "import worker");
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+}
