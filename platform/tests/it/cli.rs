@@ -222,3 +222,53 @@ async fn search_reindex_rebuilds_the_embedded_index() {
     assert!(!bad.status.success());
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// `rapport import` recognises the kind, prints the counts and refuses a broken file.
+#[actix_web::test]
+async fn operators_import_crm_exports_from_the_command_line() {
+    let t = TestApp::new().await;
+    let url = url_of(&t);
+    let org = t.org("Initech");
+    t.user(&org, "admin@initech.test", "admin");
+    let data = std::env::temp_dir().join(format!("rapport-cli-import-{}", uuid::Uuid::new_v4()));
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/imports");
+    let run = |file: &str, extra: &[&str]| {
+        let path = format!("{dir}/{file}");
+        let mut args = vec!["import", path.as_str(), "--org", org.slug.as_str()];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_rapport"))
+            .args(&args)
+            .env("DATABASE_URL", &url)
+            .env("RAPPORT_DATA_DIR", &data)
+            .env("RAPPORT_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = run("hubspot-companies.csv", &["--preset", "hubspot"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("hubspot companies, 40 rows")
+            && text.contains("created 35, updated 5, skipped 0, failed 0"),
+        "{text}"
+    );
+    let out = run(
+        "hubspot-contacts.csv",
+        &[
+            "--preset", "hubspot", "--kind", "contacts", "--mode", "skip",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("created 107, updated 0, skipped 11, failed 0"),
+        "{text}"
+    );
+    let out = run("MANIFEST.txt", &["--kind", "contacts"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("None of the columns"), "{err}");
+}

@@ -273,7 +273,10 @@ pub fn start(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<Batch
     if !batch.mapping().iter().any(Option::is_some) {
         return Err(AppError::invalid(
             "mapping",
-            "Map at least one column to a field.",
+            &format!(
+                "None of the columns is a field of {} that Rapport knows; choose another preset or map them.",
+                batch.kind
+            ),
         ));
     }
     diesel::update(
