@@ -183,7 +183,11 @@ document.addEventListener("submit", async (e) => {
   const file = form.querySelector("input[type=file]").files[0];
   if (!file) return;
   const token = JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRF-Token"];
-  const res = await fetch(`${form.dataset.upload}?name=${encodeURIComponent(file.name)}`, {
+  // Other fields of the form (preset, kind, …) ride along in the query string.
+  const extra = new URLSearchParams();
+  for (const el of form.querySelectorAll("select[name], input[name]:not([type=file])")) extra.set(el.name, el.value);
+  const query = extra.toString() ? `&${extra}` : "";
+  const res = await fetch(`${form.dataset.upload}?name=${encodeURIComponent(file.name)}${query}`, {
     method: "PUT",
     headers: { "X-CSRF-Token": token, "Content-Type": file.type || "application/octet-stream", "HX-Request": "true" },
     body: file,

@@ -401,3 +401,105 @@ async fn an_interrupted_import_resumes_without_importing_a_row_twice() {
         .unwrap();
     assert_eq!(n, 450);
 }
+
+/// The wizard in the console: upload, map, preview, run, progress, revert.
+#[actix_web::test]
+async fn the_console_wizard_uploads_maps_runs_and_reverts() {
+    let t = TestApp::new().await;
+    let org = t.org("Acme");
+    t.user(&org, "admin@acme.test", "admin");
+    t.user(&org, "rep@acme.test", "sales_rep");
+    let app = t.service().await;
+    let mut b = Browser::new();
+    b.sign_in(&app, "admin@acme.test", PASSWORD).await;
+    let page = b.get(&app, "/imports").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("data-upload=\"/imports/upload\""));
+    let r = b
+        .hx_put_raw(
+            &app,
+            "/imports/upload?name=hubspot-contacts.csv&preset=hubspot&kind=&mode=update",
+            "text/csv",
+            sample("hubspot-contacts.csv"),
+        )
+        .await;
+    let to = r.header("HX-Redirect").expect("redirect").to_string();
+    assert!(to.starts_with("/imports/"), "{}", r.body);
+    let wizard = b.get(&app, &to).await.body;
+    assert!(
+        wizard.contains("Associated Company IDs") && wizard.contains("Import 118 rows"),
+        "{wizard}"
+    );
+    assert!(
+        wizard.contains("<option value=\"email\" selected"),
+        "e-mail mapped by the preset"
+    );
+    // Leave the e-mail out: the preview says the rows have none to match on, and still run.
+    let id = to.trim_start_matches("/imports/").to_string();
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for (i, t) in [
+        "externalId",
+        "firstName",
+        "lastName",
+        "",
+        "phone",
+        "",
+        "companyName",
+        "companyExternalId",
+        "owner",
+        "status",
+        "",
+        "source",
+        "",
+        "city",
+        "country",
+        "notes",
+    ]
+    .iter()
+    .enumerate()
+    {
+        fields.push((format!("col{i}"), t.to_string()));
+    }
+    fields.push(("mode".into(), "skip".into()));
+    let refs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let remapped = b
+        .hx_post(&app, &format!("/imports/{id}/mapping"), &refs)
+        .await;
+    assert_eq!(remapped.status, StatusCode::OK, "{}", remapped.body);
+    assert!(!remapped.body.contains("<option value=\"email\" selected"));
+    assert!(remapped.body.contains("<option value=\"skip\" selected"));
+    let run = b.hx_post(&app, &format!("/imports/{id}/run"), &[]).await;
+    assert_eq!(run.header("HX-Redirect"), Some(to.as_str()));
+    rapport::jobs::run_pending(&t.state).await.unwrap();
+    let done = b.get(&app, &to).await.body;
+    assert!(
+        done.contains("Imported") && done.contains("Revert this import"),
+        "{done}"
+    );
+    // No company file came first: contacts import without an employer but none fail.
+    assert!(done.contains("118 of 118 rows"), "{done}");
+    let reverted = b.hx_post(&app, &format!("/imports/{id}/revert"), &[]).await;
+    assert_eq!(reverted.header("HX-Redirect"), Some(to.as_str()));
+    assert!(b.get(&app, &to).await.body.contains("was reverted"));
+    // A file that is not a CSV: a toast with the reason.
+    let bad = b
+        .hx_put_raw(
+            &app,
+            "/imports/upload?name=x.png&preset=generic",
+            "image/png",
+            vec![0x89, 0x50, 0x4e, 0x47, 0, 0, 0],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("not a text"), "{}", bad.body);
+    // A sales rep has no import page.
+    let mut rep = Browser::new();
+    rep.sign_in(&app, "rep@acme.test", PASSWORD).await;
+    assert_eq!(
+        rep.get(&app, "/imports").await.status,
+        StatusCode::FORBIDDEN
+    );
+}

@@ -1146,3 +1146,29 @@ pub fn fail(conn: &mut DbConn, org_id: &str, id: &str, why: &str) -> AppResult<(
         .execute(conn)?;
     Ok(())
 }
+
+/// The file's column names with the first non-empty value of each (for the mapping step).
+pub fn columns(data_dir: &std::path::Path, batch: &BatchRow) -> AppResult<Vec<(String, String)>> {
+    let bytes = std::fs::read(file_path(data_dir, &batch.id)).map_err(|e| {
+        AppError::Conflict(format!(
+            "The uploaded file of this import is gone ({e}); upload it again."
+        ))
+    })?;
+    let table = read::parse(&bytes)?;
+    Ok(table
+        .headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let sample = table
+                .rows
+                .iter()
+                .take(50)
+                .filter_map(|r| r.get(i))
+                .find(|v| !v.trim().is_empty())
+                .cloned()
+                .unwrap_or_default();
+            (h.clone(), sample.chars().take(60).collect())
+        })
+        .collect())
+}

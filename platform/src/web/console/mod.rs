@@ -7,6 +7,7 @@ mod admin;
 mod calendar;
 mod clients;
 mod dashboard;
+mod imports;
 mod login;
 mod notifications;
 mod sales;
@@ -67,6 +68,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(timeline::remove),
         )
         .route("/calendar", web::get().to(calendar::page))
+        .route("/imports", web::get().to(imports::list))
+        .service(
+            web::resource("/imports/upload")
+                .app_data(web::PayloadConfig::new(
+                    crate::domain::imports::read::MAX_FILE + 1024,
+                ))
+                .route(web::put().to(imports::upload)),
+        )
+        .route("/imports/{id}", web::get().to(imports::show))
+        .route("/imports/{id}/mapping", web::post().to(imports::mapping))
+        .route("/imports/{id}/run", web::post().to(imports::run))
+        .route("/imports/{id}/revert", web::post().to(imports::revert))
         .service(
             web::resource("/calendar/import")
                 .app_data(web::PayloadConfig::new(
@@ -310,6 +323,13 @@ pub async fn render_with_status(
             href: "/calendar",
             label: "Calendar",
             active: path.starts_with("/calendar"),
+        });
+    }
+    if has("client", "write") && has("client", "delete") {
+        nav.push(NavItem {
+            href: "/imports",
+            label: "Import",
+            active: path.starts_with("/imports"),
         });
     }
     if has("opportunity", "read") {

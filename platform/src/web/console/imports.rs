@@ -1,0 +1,333 @@
+//! The import wizard: upload a CSV (preset, kind, what to do with duplicates) → map columns,
+//! with a preview of what each of the first rows would do → run in the background with
+//! progress → counts, row errors and a one-click revert.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+use crate::app::AppState;
+use crate::auth::ConsoleActor;
+use crate::db;
+use crate::domain::imports::{self, BatchRow, Kind, NewBatch};
+use crate::error::{AppError, AppResult};
+use crate::web::api::imports::{preview_of, require};
+use crate::web::console::{redirect, redirect_with_flash, render};
+use crate::web::query_pairs;
+
+pub struct BatchView {
+    pub id: String,
+    pub file: String,
+    pub kind: String,
+    pub preset: String,
+    pub status: String,
+    pub total: i32,
+    pub processed: i32,
+    pub created: i32,
+    pub updated: i32,
+    pub skipped: i32,
+    pub failed: i32,
+    pub when: String,
+    pub percent: i64,
+}
+
+fn view(b: &BatchRow) -> BatchView {
+    BatchView {
+        id: b.id.clone(),
+        file: b.file_name.clone(),
+        kind: b.kind.clone(),
+        preset: b.preset.clone(),
+        status: b.status.clone(),
+        total: b.total_rows,
+        processed: b.processed_rows,
+        created: b.created_count,
+        updated: b.updated_count,
+        skipped: b.skipped_count,
+        failed: b.failed_count,
+        when: b.created_at.format("%Y-%m-%d %H:%M").to_string(),
+        percent: if b.total_rows == 0 {
+            100
+        } else {
+            i64::from(b.processed_rows) * 100 / i64::from(b.total_rows)
+        },
+    }
+}
+
+#[derive(Template)]
+#[template(path = "partials/imports/list.html")]
+struct ListPage {
+    batches: Vec<BatchView>,
+}
+
+/// `GET /imports`.
+pub async fn list(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    require(&actor, None).await?;
+    let org = actor.org_id().to_string();
+    let rows = db::run(&state.pool, move |c| imports::list(c, &org)).await?;
+    let page = ListPage {
+        batches: rows.iter().map(view).collect(),
+    };
+    render(&req, &actor, "Import", &page).await
+}
+
+/// `PUT /imports/upload?name=&preset=&kind=&mode=` with the file as the body.
+pub async fn upload(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    let pairs = query_pairs(&req)?;
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let kind = get("kind").and_then(|k| Kind::parse(&k));
+    require(&actor, kind).await?;
+    let preset = get("preset").unwrap_or_else(|| "generic".into());
+    let mode = get("mode").unwrap_or_else(|| "update".into());
+    let name = get("name").unwrap_or_else(|| "import.csv".into());
+    let ctx = actor.audit();
+    let data_dir = state.config.data_dir.clone();
+    // A refused file comes back as a toast with the reason (the upload script shows it).
+    let batch = db::run(&state.pool, move |c| {
+        imports::stage(
+            c,
+            &ctx,
+            &data_dir,
+            &body,
+            NewBatch {
+                file_name: &name,
+                preset: &preset,
+                kind,
+                mode: &mode,
+            },
+        )
+    })
+    .await
+    .map_err(|e| match e {
+        AppError::Validation(_, errs) => AppError::BadRequest(
+            errs.into_iter()
+                .map(|e| e.message)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        other => other,
+    })?;
+    Ok(redirect(&req, &format!("/imports/{}", batch.id)))
+}
+
+pub struct ColumnView {
+    pub index: usize,
+    pub header: String,
+    pub sample: String,
+    pub target: String,
+}
+
+pub struct PreviewRow {
+    pub line: usize,
+    pub summary: String,
+    pub action: String,
+    pub error: String,
+}
+
+#[derive(Template)]
+#[template(path = "partials/imports/show.html")]
+struct ShowPage {
+    b: BatchView,
+    mode: String,
+    columns: Vec<ColumnView>,
+    targets: Vec<(&'static str, &'static str)>,
+    preview: Vec<PreviewRow>,
+    errors: Vec<(String, String)>,
+    /// The progress card alone (htmx polling while it runs).
+    progress_only: bool,
+}
+
+async fn show_batch(
+    req: &HttpRequest,
+    actor: &ConsoleActor,
+    state: &AppState,
+    id: String,
+) -> AppResult<HttpResponse> {
+    require(actor, None).await?;
+    let org = actor.org_id().to_string();
+    let batch = db::run(&state.pool, move |c| imports::get(c, &org, &id)).await?;
+    let progress_only = req.query_string().contains("progress=1");
+    let mut columns = Vec::new();
+    let mut preview = Vec::new();
+    if batch.status == "preview" && !progress_only {
+        let mapping = batch.mapping();
+        columns = imports::columns(&state.config.data_dir, &batch)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, (header, sample))| ColumnView {
+                index: i,
+                header,
+                sample,
+                target: mapping.get(i).cloned().flatten().unwrap_or_default(),
+            })
+            .collect();
+        preview = preview_of(state, actor, batch.clone(), 10)
+            .await?
+            .into_iter()
+            .map(|(line, cells, r)| {
+                let summary = cells
+                    .iter()
+                    .filter(|(k, _)| {
+                        matches!(
+                            k.as_str(),
+                            "companyName" | "firstName" | "lastName" | "email" | "name" | "stage"
+                        )
+                    })
+                    .map(|(_, v)| v.clone())
+                    .collect::<Vec<_>>()
+                    .join(" · ");
+                let (action, error) = match r {
+                    Ok(a) => (a, String::new()),
+                    Err(e) => (String::new(), e),
+                };
+                PreviewRow {
+                    line,
+                    summary,
+                    action,
+                    error,
+                }
+            })
+            .collect();
+    }
+    let errors: Vec<(String, String)> =
+        serde_json::from_str::<Vec<serde_json::Value>>(&batch.errors)
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                (
+                    e["row"].as_i64().map(|r| r.to_string()).unwrap_or_default(),
+                    e["message"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+    let page = ShowPage {
+        b: view(&batch),
+        mode: batch.mode.clone(),
+        targets: batch.kind().targets().to_vec(),
+        columns,
+        preview,
+        errors,
+        progress_only,
+    };
+    render(req, actor, "Import", &page).await
+}
+
+/// `GET /imports/{id}[?progress=1]`.
+pub async fn show(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    show_batch(&req, &actor, &state, id.into_inner()).await
+}
+
+/// `POST /imports/{id}/mapping`: `col<i>` = target (or empty), `mode`.
+pub async fn mapping(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    require(&actor, None).await?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+        .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))?;
+    let mode = pairs
+        .iter()
+        .find(|(k, _)| k == "mode")
+        .map(|(_, v)| v.clone());
+    let mut cols: Vec<(usize, Option<String>)> = pairs
+        .iter()
+        .filter_map(|(k, v)| {
+            let i = k.strip_prefix("col")?.parse::<usize>().ok()?;
+            Some((i, Some(v.clone()).filter(|v| !v.is_empty())))
+        })
+        .collect();
+    cols.sort_by_key(|(i, _)| *i);
+    let mapping = if cols.is_empty() {
+        None
+    } else {
+        Some(cols.into_iter().map(|(_, t)| t).collect())
+    };
+    let org = actor.org_id().to_string();
+    let id = id.into_inner();
+    let bid = id.clone();
+    let out = db::run(&state.pool, move |c| {
+        imports::configure(c, &org, &bid, mapping, mode.as_deref())
+    })
+    .await;
+    match out {
+        Ok(_) => show_batch(&req, &actor, &state, id).await,
+        Err(AppError::Validation(_, errs)) => Err(AppError::BadRequest(
+            errs.into_iter()
+                .map(|e| e.message)
+                .collect::<Vec<_>>()
+                .join(" "),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST /imports/{id}/run`.
+pub async fn run(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let org = actor.org_id().to_string();
+    let bid = id.into_inner();
+    let probe = bid.clone();
+    let b = db::run(&state.pool, move |c| imports::get(c, &org, &probe)).await?;
+    require(&actor, Some(b.kind())).await?;
+    let ctx = actor.audit();
+    let started = bid.clone();
+    db::run(&state.pool, move |c| imports::start(c, &ctx, &started))
+        .await
+        .map_err(|e| match e {
+            AppError::Validation(_, errs) => AppError::BadRequest(
+                errs.into_iter()
+                    .map(|e| e.message)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            other => other,
+        })?;
+    Ok(redirect(&req, &format!("/imports/{bid}")))
+}
+
+/// `POST /imports/{id}/revert`.
+pub async fn revert(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    require(&actor, None).await?;
+    let ctx = actor.audit();
+    let id = id.into_inner();
+    let bid = id.clone();
+    let b = db::run(&state.pool, move |c| imports::revert(c, &ctx, &bid)).await?;
+    redirect_with_flash(
+        &req,
+        &format!("/imports/{id}"),
+        &format!(
+            "The import of {} was reverted: {} records removed, {} restored.",
+            b.file_name, b.created_count, b.updated_count
+        ),
+    )
+}
