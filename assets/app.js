@@ -255,3 +255,8 @@ document.addEventListener("submit", async (e) => {
   document.addEventListener("click", (e) => { if (!e.target.closest("[data-search]")) open(false); });
   box.addEventListener("focus", () => { if (list.innerHTML.trim() && box.value.trim()) open(true); });
 })();
+// Export links take the list's current filters (htmx keeps them in the address bar).
+document.addEventListener("click", (e) => {
+  const a = e.target.closest("a[data-export]");
+  if (a) a.href = a.dataset.export + location.search;
+});

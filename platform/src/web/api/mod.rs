@@ -4,6 +4,7 @@
 mod audit;
 pub mod clients;
 mod custom_fields;
+pub mod exports;
 pub mod imports;
 pub mod interactions;
 pub mod me;
@@ -26,6 +27,8 @@ use crate::error::{AppError, AppResult};
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/search", web::get().to(search::search))
         .route("/search/status", web::get().to(search::status))
+        .route("/clients/export", web::get().to(exports::api_clients))
+        .route("/opportunities/export", web::get().to(exports::api_deals))
         .route("/me", web::get().to(me::show))
         .route("/me/notifications", web::get().to(me::notifications))
         .route("/me/calendar-feed", web::get().to(me::calendar_feed))

@@ -130,6 +130,7 @@ struct ClientsList {
     can_write: bool,
     can_delete: bool,
     can_admin: bool,
+    can_export: bool,
     errors: Vec<FieldError>,
     bulk_tags: Vec<Choice>,
     bulk_owners: Vec<Choice>,
@@ -252,6 +253,7 @@ pub async fn list(
     let can_write = actor.can("client", "write").await?;
     let can_delete = actor.can("client", "delete").await?;
     let can_admin = actor.can("client", "admin").await?;
+    let can_export = actor.can("client", "export").await?;
     let raw_pairs = query_pairs(&req)?;
     let org = actor.org_id().to_string();
     let user = actor.user_id.clone();
@@ -520,6 +522,7 @@ pub async fn list(
             can_write,
             can_delete,
             can_admin,
+            can_export,
             errors,
             bulk_tags: choices(all_tags.iter().map(|t| (t.id.clone(), t.name.clone())), &[]),
             bulk_owners: choices(owners, &[]),

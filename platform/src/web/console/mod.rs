@@ -38,6 +38,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clients/new", web::get().to(clients::new_form))
         .route("/clients/lookup", web::get().to(clients::lookup))
         .route("/clients/trash", web::get().to(clients::trash))
+        .route("/clients/export.csv", web::get().to(export_clients))
+        .route("/clients/export.json", web::get().to(export_clients))
+        .route("/opportunities/export.csv", web::get().to(export_deals))
         .route("/clients/bulk", web::post().to(clients::bulk))
         .route("/clients/views", web::post().to(clients::save_view))
         .route(
@@ -259,6 +262,23 @@ pub struct Toast<'a> {
     pub message: &'a str,
     /// Out-of-band when it rides along with another fragment.
     pub oob: bool,
+}
+
+/// `/clients/export.csv|json?<the list's query>`: the list as the reader filtered it.
+async fn export_clients(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<crate::app::AppState>,
+) -> AppResult<HttpResponse> {
+    crate::web::api::exports::clients(&actor, &state, &req).await
+}
+
+async fn export_deals(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<crate::app::AppState>,
+) -> AppResult<HttpResponse> {
+    crate::web::api::exports::deals(&actor, &state, &req).await
 }
 
 /// An HTML fragment for htmx (200).

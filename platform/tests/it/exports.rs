@@ -1,0 +1,178 @@
+//! Exports: CSV and JSON, streamed across pages, filters honoured, formula cells neutralised,
+//! the export permission enforced and every export audited.
+
+use actix_web::http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+#[actix_web::test]
+async fn clients_and_deals_export_as_csv_and_json() {
+    let t = TestApp::new().await;
+    let org = t.org("Acme");
+    let m = t.user(&org, "manager@acme.test", "manager");
+    let r = t.user(&org, "rep@acme.test", "sales_rep");
+    let manager = t.token(&org, &m);
+    let rep = t.token(&org, &r);
+    let app = t.service().await;
+    // More than one page (1,000 rows) of seeded clients, plus hostile cells.
+    {
+        let mut c = t.pool.get().unwrap();
+        rapport::seed::seed_clients(&mut c, &org, 1003, 3, |_| {}).unwrap();
+    }
+    for (last, status) in [
+        ("=HYPERLINK(\"http://evil\",\"x\")", "customer"),
+        ("@SUM(A1)", "lead"),
+    ] {
+        let r = send(
+            &app,
+            api(Method::POST, "/api/clients", &manager)
+                .set_json(json!({"type": "individual", "lastName": last, "status": status})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let csv_resp = send(
+        &app,
+        api(Method::GET, "/api/clients/export?format=csv", &manager),
+    )
+    .await;
+    assert_eq!(csv_resp.status, StatusCode::OK, "{}", csv_resp.body);
+    assert!(csv_resp
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/csv"));
+    assert!(csv_resp
+        .header("content-disposition")
+        .unwrap()
+        .contains("attachment; filename=\"clients-"));
+    let mut reader = csv::Reader::from_reader(csv_resp.body.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(&headers[0], "id");
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 1005, "every client, across pages");
+    let last_name = headers.iter().position(|h| h == "lastName").unwrap();
+    let hostile: Vec<&str> = rows
+        .iter()
+        .map(|r| &r[last_name])
+        .filter(|v| v.contains("HYPERLINK") || v.contains("SUM("))
+        .collect();
+    assert_eq!(hostile.len(), 2);
+    assert!(hostile.iter().all(|v| v.starts_with('\'')), "{hostile:?}");
+    // JSON, filtered.
+    let json_resp = send(
+        &app,
+        api(
+            Method::GET,
+            "/api/clients/export?format=json&filter[status]=customer",
+            &manager,
+        ),
+    )
+    .await;
+    let v: Value = serde_json::from_str(&json_resp.body).expect("valid JSON");
+    let data = v["data"].as_array().unwrap();
+    assert!(!data.is_empty() && data.iter().all(|c| c["status"] == "customer"));
+    let listed = send(
+        &app,
+        api(
+            Method::GET,
+            "/api/clients?filter[status]=customer&limit=500",
+            &manager,
+        ),
+    )
+    .await
+    .json();
+    let mut total = listed["data"].as_array().unwrap().len();
+    let mut cursor = listed["nextCursor"].as_str().map(str::to_string);
+    while let Some(c) = cursor {
+        let next = send(
+            &app,
+            api(
+                Method::GET,
+                &format!("/api/clients?filter[status]=customer&limit=500&cursor={c}"),
+                &manager,
+            ),
+        )
+        .await
+        .json();
+        total += next["data"].as_array().unwrap().len();
+        cursor = next["nextCursor"].as_str().map(str::to_string);
+    }
+    assert_eq!(data.len(), total, "the export holds what the list shows");
+    // Bad input, the permission, the audit trail.
+    let bad = send(
+        &app,
+        api(Method::GET, "/api/clients/export?format=xls", &manager),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let denied = send(&app, api(Method::GET, "/api/clients/export", &rep)).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    {
+        use diesel::prelude::*;
+        use rapport::db::schema::audit_log;
+        let mut c = t.pool.get().unwrap();
+        let n: i64 = audit_log::table
+            .filter(audit_log::organization_id.eq(&org.id))
+            .filter(audit_log::action.eq("client.export"))
+            .count()
+            .get_result(&mut c)
+            .unwrap();
+        assert_eq!(n, 2, "each export is audited");
+    }
+    // Deals.
+    let client = send(
+        &app,
+        api(Method::POST, "/api/clients", &manager)
+            .set_json(json!({"type": "company", "companyName": "Initech"})),
+    )
+    .await
+    .json();
+    let p = send(&app, api(Method::GET, "/api/pipelines", &manager))
+        .await
+        .json();
+    let d = send(
+        &app,
+        api(Method::POST, "/api/opportunities", &manager).set_json(json!({
+            "name": "-10% renewal", "clientId": client["id"], "value": "1234.50",
+            "stage": p["data"][0]["stages"][1]["id"]
+        })),
+    )
+    .await;
+    assert_eq!(d.status, StatusCode::CREATED, "{}", d.body);
+    let deals = send(
+        &app,
+        api(Method::GET, "/api/opportunities/export", &manager),
+    )
+    .await;
+    let mut reader = csv::Reader::from_reader(deals.body.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(&rows[0][1], "'-10% renewal");
+    assert_eq!(&rows[0][2], "1234.50");
+    assert_eq!(&rows[0][9], "Initech");
+    let j: Value = serde_json::from_str(
+        &send(
+            &app,
+            api(
+                Method::GET,
+                "/api/opportunities/export?format=json",
+                &manager,
+            ),
+        )
+        .await
+        .body,
+    )
+    .unwrap();
+    assert_eq!(j["data"][0]["stage"], p["data"][0]["stages"][1]["name"]);
+    // The console link carries the list's filters.
+    let mut b = Browser::new();
+    b.sign_in(&app, "manager@acme.test", PASSWORD).await;
+    assert!(b.get(&app, "/clients").await.body.contains("Export CSV"));
+    let file = b.get(&app, "/clients/export.csv?filter[status]=lead").await;
+    assert_eq!(file.status, StatusCode::OK);
+    assert!(
+        file.body.lines().skip(1).all(|l| l.contains(",lead,")),
+        "only leads"
+    );
+}
