@@ -132,12 +132,7 @@ pub fn stage(
     // The decoded text, so the run never guesses the encoding again.
     let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
     w.write_record(&table.headers)
-        .and_then(|_| {
-            table
-                .rows
-                .iter()
-                .try_for_each(|r| w.write_record(r).map_err(csv::Error::from))
-        })
+        .and_then(|_| table.rows.iter().try_for_each(|r| w.write_record(r)))
         .map_err(|e| AppError::Internal(format!("import copy: {e}")))?;
     let text = w
         .into_inner()
@@ -344,13 +339,17 @@ pub struct Env<'a> {
     pub default_currency: &'a str,
 }
 
+/// A previewed row: its line in the file, its mapped values, and what it would do (or why
+/// it would fail).
+pub type PreviewRow = (usize, Vec<(String, String)>, Result<String, String>);
+
 /// The first rows as they would import, with each row's errors; nothing is kept.
 pub fn preview(
     conn: &mut DbConn,
     data_dir: &std::path::Path,
     env: &Env<'_>,
     limit: usize,
-) -> AppResult<Vec<(usize, Vec<(String, String)>, Result<String, String>)>> {
+) -> AppResult<Vec<PreviewRow>> {
     let rows = mapped_rows(data_dir, env.batch)?;
     let mut out = Vec::new();
     // Run the rows for real inside a transaction that is always rolled back: the preview

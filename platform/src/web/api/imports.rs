@@ -30,7 +30,7 @@ pub async fn preview_of(
     actor: &crate::auth::Actor,
     batch: BatchRow,
     limit: usize,
-) -> AppResult<Vec<(usize, Vec<(String, String)>, Result<String, String>)>> {
+) -> AppResult<Vec<imports::PreviewRow>> {
     let access = client_access(actor).await?;
     let ctx = actor.audit();
     let currency = actor.org.default_currency.clone();
@@ -49,7 +49,7 @@ pub async fn preview_of(
     .await
 }
 
-fn preview_json(rows: &[(usize, Vec<(String, String)>, Result<String, String>)]) -> Value {
+fn preview_json(rows: &[imports::PreviewRow]) -> Value {
     Value::Array(
         rows.iter()
             .map(|(line, cells, r)| {
