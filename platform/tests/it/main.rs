@@ -10,6 +10,7 @@ mod cli;
 mod clients;
 mod clients_console;
 mod console;
+mod duplicates;
 mod exports;
 mod imports;
 mod interactions;

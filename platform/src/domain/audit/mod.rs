@@ -55,6 +55,18 @@ pub fn record(
     resource_id: Option<&str>,
     changes: serde_json::Value,
 ) -> QueryResult<()> {
+    record_returning_id(conn, ctx, action, resource_type, resource_id, changes).map(drop)
+}
+
+/// As [`record`], answering the entry's id (for actions undone from their entry).
+pub fn record_returning_id(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    action: &str,
+    resource_type: &str,
+    resource_id: Option<&str>,
+    changes: serde_json::Value,
+) -> QueryResult<String> {
     let row = AuditRow {
         id: new_id(),
         organization_id: ctx.org_id.clone(),
@@ -70,8 +82,8 @@ pub fn record(
     };
     diesel::insert_into(audit_log::table)
         .values(&row)
-        .execute(conn)
-        .map(drop)
+        .execute(conn)?;
+    Ok(row.id)
 }
 
 /// Newest first; `before` is the id of the last entry of the previous page.

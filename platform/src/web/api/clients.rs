@@ -244,7 +244,11 @@ pub async fn create(
                 },
                 &body,
             )?;
-            load_shown(c, &ctx, &access, &row.id)
+            let (row, mut json) = load_shown(c, &ctx, &access, &row.id)?;
+            // Flagged, not refused: the caller decides whether it is the same client.
+            let twins = crate::domain::clients::duplicates::candidates(c, &access, &row)?;
+            json["possibleDuplicates"] = super::duplicates::candidates_json(&twins);
+            Ok((row, json))
         })
         .await?;
     Ok(respond(actix_web::http::StatusCode::CREATED, &row, json))

@@ -4,6 +4,7 @@
 mod audit;
 pub mod clients;
 mod custom_fields;
+pub mod duplicates;
 pub mod exports;
 pub mod imports;
 pub mod interactions;
@@ -28,6 +29,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/search", web::get().to(search::search))
         .route("/search/status", web::get().to(search::status))
         .route("/clients/export", web::get().to(exports::api_clients))
+        .route("/duplicates", web::get().to(duplicates::groups))
+        .route(
+            "/clients/{id}/duplicates",
+            web::get().to(duplicates::of_client),
+        )
+        .route("/clients/{id}/merge", web::post().to(duplicates::merge))
+        .route("/merges/{id}/undo", web::post().to(duplicates::undo))
         .route("/opportunities/export", web::get().to(exports::api_deals))
         .route("/me", web::get().to(me::show))
         .route("/me/notifications", web::get().to(me::notifications))

@@ -573,6 +573,8 @@ pub struct HistoryView {
 #[derive(Template)]
 #[template(path = "partials/clients/profile.html")]
 struct ClientProfile {
+    /// Likely duplicates: (id, name, why).
+    twins: Vec<(String, String, &'static str)>,
     id: String,
     name: String,
     is_company: bool,
@@ -826,7 +828,12 @@ async fn profile_page(
                 )
             })
             .collect();
+        let twins = crate::domain::clients::duplicates::candidates(c, &access, &row)?
+            .into_iter()
+            .map(|t| (t.id, t.name, t.reason))
+            .collect();
         Ok(ClientProfile {
+            twins,
             consents,
             do_not_contact: prefs.do_not_contact,
             timeline,

@@ -7,6 +7,7 @@ mod admin;
 mod calendar;
 mod clients;
 mod dashboard;
+mod duplicates;
 mod imports;
 mod login;
 mod notifications;
@@ -38,6 +39,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clients/new", web::get().to(clients::new_form))
         .route("/clients/lookup", web::get().to(clients::lookup))
         .route("/clients/trash", web::get().to(clients::trash))
+        .route("/clients/duplicates", web::get().to(duplicates::groups))
+        .route("/clients/{id}/merge", web::get().to(duplicates::compare))
+        .route("/clients/{id}/merge", web::post().to(duplicates::merge))
+        .route("/merges/{id}", web::get().to(duplicates::merged))
+        .route("/merges/{id}/undo", web::post().to(duplicates::undo))
         .route("/clients/export.csv", web::get().to(export_clients))
         .route("/clients/export.json", web::get().to(export_clients))
         .route("/opportunities/export.csv", web::get().to(export_deals))
