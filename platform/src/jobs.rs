@@ -86,6 +86,7 @@ pub async fn run_import(state: &AppState, batch_id: &str) -> AppResult<()> {
                 external: ext,
                 rules: ext,
                 default_currency: &currency,
+                cache: Default::default(),
             };
             imports::run_chunk(c, &data_dir, &env)
         })

@@ -521,6 +521,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     external: &rapport::domain::custom_fields::NoExternal,
                     rules: &rapport::domain::pipeline::service::NoRules,
                     default_currency: &org.default_currency,
+                    cache: Default::default(),
                 };
                 while rapport::domain::imports::run_chunk(c, &data_dir, &env)? {}
                 rapport::domain::imports::get(c, &org.id, &batch.id)

@@ -571,6 +571,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         finished_at -> Nullable<Timestamp>,
+        file_offset -> BigInt,
     }
 }
 

@@ -378,6 +378,7 @@ async fn an_interrupted_import_resumes_without_importing_a_row_twice() {
             external: &rapport::domain::custom_fields::NoExternal,
             rules: &rapport::domain::pipeline::service::NoRules,
             default_currency: "USD",
+            cache: Default::default(),
         };
         assert!(
             rapport::domain::imports::run_chunk(&mut c, &t.state.config.data_dir, &env).unwrap()

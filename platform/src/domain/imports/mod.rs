@@ -51,6 +51,8 @@ pub struct BatchRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub finished_at: Option<NaiveDateTime>,
+    /// Where the next unprocessed record starts in the stored file.
+    pub file_offset: i64,
 }
 
 impl BatchRow {
@@ -113,31 +115,35 @@ pub fn stage(
             "Choose update, skip or create for rows that match an existing record.",
         ));
     }
-    let table = read::parse(bytes)?;
-    let kind =
-        match opts.kind.or_else(|| presets::detect(&table.headers)) {
-            Some(k) => k,
-            None => return Err(AppError::invalid(
-                "kind",
-                "Say whether the file holds companies, contacts or deals; the columns do not tell.",
-            )),
-        };
-    let mapping = presets::mapping(opts.preset, kind, &table.headers);
     let id = new_id();
     let path = file_path(data_dir, &id);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| AppError::Internal(format!("imports directory: {e}")))?;
     }
-    // The decoded text, so the run never guesses the encoding again.
-    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
-    w.write_record(&table.headers)
-        .and_then(|_| table.rows.iter().try_for_each(|r| w.write_record(r)))
+    // Checks every record and keeps a decoded copy (UTF-8, commas), so the run never
+    // guesses the encoding again and can seek by byte offset.
+    let file = std::fs::File::create(&path)
         .map_err(|e| AppError::Internal(format!("import copy: {e}")))?;
-    let text = w
-        .into_inner()
-        .map_err(|e| AppError::Internal(format!("import copy: {e}")))?;
-    std::fs::write(&path, text).map_err(|e| AppError::Internal(format!("import copy: {e}")))?;
+    let checked = read::copy_checked(bytes, std::io::BufWriter::new(file));
+    let (headers, total) = match checked {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+    };
+    let kind = match opts.kind.or_else(|| presets::detect(&headers)) {
+        Some(k) => k,
+        None => {
+            let _ = std::fs::remove_file(&path);
+            return Err(AppError::invalid(
+                "kind",
+                "Say whether the file holds companies, contacts or deals; the columns do not tell.",
+            ));
+        }
+    };
+    let mapping = presets::mapping(opts.preset, kind, &headers);
     let at = now();
     let row = BatchRow {
         id,
@@ -149,7 +155,7 @@ pub fn stage(
         mode: opts.mode.to_string(),
         mapping: serde_json::to_string(&mapping).unwrap_or_else(|_| "[]".into()),
         status: "preview".into(),
-        total_rows: table.rows.len() as i32,
+        total_rows: total as i32,
         processed_rows: 0,
         created_count: 0,
         updated_count: 0,
@@ -159,6 +165,7 @@ pub fn stage(
         created_at: at,
         updated_at: at,
         finished_at: None,
+        file_offset: 0,
     };
     diesel::insert_into(import_batches::table)
         .values(&row)
@@ -295,30 +302,50 @@ pub fn start(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<Batch
     get(conn, &ctx.org_id, id)
 }
 
-/// The batch's rows as (target → value) maps, from its stored file.
+/// Up to `limit` rows of the stored file from byte `offset` (0: after the header), as
+/// (target → value) maps, and the offset after them.
 fn mapped_rows(
     data_dir: &std::path::Path,
     batch: &BatchRow,
-) -> AppResult<Vec<Vec<(String, String)>>> {
-    let bytes = std::fs::read(file_path(data_dir, &batch.id)).map_err(|e| {
+    offset: i64,
+    limit: usize,
+) -> AppResult<(Vec<Vec<(String, String)>>, i64)> {
+    let gone = |e: std::io::Error| {
         AppError::Conflict(format!(
             "The uploaded file of this import is gone ({e}); upload it again."
         ))
-    })?;
-    let table = read::parse(&bytes)?;
+    };
+    let file = std::fs::File::open(file_path(data_dir, &batch.id)).map_err(gone)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(std::io::BufReader::new(file));
+    let mut record = csv::StringRecord::new();
+    let broken = |e: csv::Error| AppError::Internal(format!("import copy: {e}"));
+    if offset == 0 {
+        // The header line.
+        reader.read_record(&mut record).map_err(broken)?;
+    } else {
+        let mut pos = csv::Position::new();
+        pos.set_byte(offset as u64);
+        reader.seek(pos).map_err(broken)?;
+    }
     let mapping = batch.mapping();
-    Ok(table
-        .rows
-        .into_iter()
-        .map(|cells| {
-            cells
-                .into_iter()
+    let mut rows = Vec::new();
+    while rows.len() < limit {
+        if !reader.read_record(&mut record).map_err(broken)? {
+            break;
+        }
+        rows.push(
+            record
+                .iter()
                 .zip(mapping.iter())
                 .filter_map(|(v, t)| t.clone().map(|t| (t, v.trim().to_string())))
                 .filter(|(_, v)| !v.is_empty())
-                .collect()
-        })
-        .collect())
+                .collect(),
+        );
+    }
+    Ok((rows, reader.position().byte() as i64))
 }
 
 /// What one row did.
@@ -337,6 +364,32 @@ pub struct Env<'a> {
     pub external: &'a dyn crate::domain::custom_fields::ExternalTypes,
     pub rules: &'a dyn crate::domain::pipeline::service::MoveRules,
     pub default_currency: &'a str,
+    /// Loaded once per run rather than per row.
+    pub cache: Cache,
+}
+
+/// What every row of a run needs from the database and does not change during it.
+#[derive(Default)]
+pub struct Cache {
+    defs: std::cell::RefCell<
+        std::collections::HashMap<&'static str, Vec<crate::domain::custom_fields::FieldRow>>,
+    >,
+}
+
+impl Cache {
+    fn defs(
+        &self,
+        conn: &mut DbConn,
+        org: &str,
+        entity: &'static str,
+    ) -> AppResult<Vec<crate::domain::custom_fields::FieldRow>> {
+        if let Some(d) = self.defs.borrow().get(entity) {
+            return Ok(d.clone());
+        }
+        let d = crate::domain::custom_fields::store::list(conn, org, entity, false)?;
+        self.defs.borrow_mut().insert(entity, d.clone());
+        Ok(d)
+    }
 }
 
 /// A previewed row: its line in the file, its mapped values, and what it would do (or why
@@ -350,7 +403,7 @@ pub fn preview(
     env: &Env<'_>,
     limit: usize,
 ) -> AppResult<Vec<PreviewRow>> {
-    let rows = mapped_rows(data_dir, env.batch)?;
+    let (rows, _) = mapped_rows(data_dir, env.batch, 0, limit)?;
     let mut out = Vec::new();
     // Run the rows for real inside a transaction that is always rolled back: the preview
     // says exactly what the run will say.
@@ -390,7 +443,6 @@ fn row_error(e: AppError) -> String {
 
 /// Runs the next chunk of a queued or running batch; `Ok(false)` when it is finished.
 pub fn run_chunk(conn: &mut DbConn, data_dir: &std::path::Path, env: &Env<'_>) -> AppResult<bool> {
-    let rows = mapped_rows(data_dir, env.batch)?;
     conn.transaction(|c| {
         // The batch as committed: another worker may have run this chunk meanwhile.
         let batch = get(c, &env.ctx.org_id, &env.batch.id)?;
@@ -398,14 +450,16 @@ pub fn run_chunk(conn: &mut DbConn, data_dir: &std::path::Path, env: &Env<'_>) -
             return Ok(false);
         }
         let from = batch.processed_rows as usize;
-        let to = (from + CHUNK).min(rows.len());
+        let (rows, next_offset) = mapped_rows(data_dir, &batch, batch.file_offset, CHUNK)?;
+        let to = from + rows.len();
         let mut counts = (0, 0, 0, 0);
         let mut errors: Vec<Value> = serde_json::from_str(&batch.errors).unwrap_or_default();
         let mut seq: i32 = import_changes::table
             .filter(import_changes::batch_id.eq(&batch.id))
             .count()
             .get_result::<i64>(c)? as i32;
-        for (i, cells) in rows.iter().enumerate().take(to).skip(from) {
+        for (i, cells) in rows.iter().enumerate() {
+            let i = from + i;
             match c.transaction(|c| import_row(c, env, cells, seq)) {
                 Ok(Outcome::Created(_)) => {
                     counts.0 += 1;
@@ -424,7 +478,7 @@ pub fn run_chunk(conn: &mut DbConn, data_dir: &std::path::Path, env: &Env<'_>) -
                 }
             }
         }
-        let done = to >= rows.len();
+        let done = rows.len() < CHUNK || to >= batch.total_rows as usize;
         // Only if no one else advanced the batch meanwhile; otherwise this chunk rolls back.
         let n = diesel::update(
             import_batches::table
@@ -433,6 +487,7 @@ pub fn run_chunk(conn: &mut DbConn, data_dir: &std::path::Path, env: &Env<'_>) -
         )
         .set((
                 import_batches::processed_rows.eq(to as i32),
+                import_batches::file_offset.eq(next_offset),
                 import_batches::created_count.eq(batch.created_count + counts.0),
                 import_batches::updated_count.eq(batch.updated_count + counts.1),
                 import_batches::skipped_count.eq(batch.skipped_count + counts.2),
@@ -568,10 +623,12 @@ fn company_by_name(conn: &mut DbConn, org: &str, name: &str) -> AppResult<Option
         .filter(clients::deleted_at.is_null())
         .filter(clients::kind.eq("company"))
         .filter(clients::company_name.eq(name))
-        .order(clients::created_at.asc())
-        .select(clients::id)
-        .first(conn)
-        .optional()?)
+        .select((clients::id, clients::created_at))
+        .limit(50)
+        .load::<(String, NaiveDateTime)>(conn)?
+        .into_iter()
+        .min_by_key(|(_, at)| *at)
+        .map(|(id, _)| id))
 }
 
 fn client_by_email(conn: &mut DbConn, org: &str, email: &str) -> AppResult<Option<String>> {
@@ -579,10 +636,13 @@ fn client_by_email(conn: &mut DbConn, org: &str, email: &str) -> AppResult<Optio
         .filter(clients::organization_id.eq(org))
         .filter(clients::deleted_at.is_null())
         .filter(clients::email.eq(email.to_lowercase()))
-        .order(clients::created_at.asc())
-        .select(clients::id)
-        .first(conn)
-        .optional()?)
+        // why: no ORDER BY, or SQLite walks the created-at index instead of the e-mail one.
+        .select((clients::id, clients::created_at))
+        .limit(50)
+        .load::<(String, NaiveDateTime)>(conn)?
+        .into_iter()
+        .min_by_key(|(_, at)| *at)
+        .map(|(id, _)| id))
 }
 
 fn member_by_email(conn: &mut DbConn, org: &str, email: &str) -> AppResult<Option<String>> {
@@ -746,7 +806,7 @@ fn import_client(
             body.insert("employerId".into(), Value::String(e));
         }
     }
-    let defs = crate::domain::custom_fields::store::list(conn, org, "client", false)?;
+    let defs = env.cache.defs(conn, org, "client")?;
     let w = crate::domain::clients::service::WriteContext {
         ctx: env.ctx,
         access: env.access,
@@ -940,7 +1000,7 @@ fn import_deal(
             body.insert("assignedTo".into(), json!(u));
         }
     }
-    let defs = crate::domain::custom_fields::store::list(conn, org, "opportunity", false)?;
+    let defs = env.cache.defs(conn, org, "opportunity")?;
     let w = deals::WriteContext {
         ctx: env.ctx,
         access: env.access,
@@ -1148,26 +1208,32 @@ pub fn fail(conn: &mut DbConn, org_id: &str, id: &str, why: &str) -> AppResult<(
 
 /// The file's column names with the first non-empty value of each (for the mapping step).
 pub fn columns(data_dir: &std::path::Path, batch: &BatchRow) -> AppResult<Vec<(String, String)>> {
-    let bytes = std::fs::read(file_path(data_dir, &batch.id)).map_err(|e| {
+    let gone = |e: std::io::Error| {
         AppError::Conflict(format!(
             "The uploaded file of this import is gone ({e}); upload it again."
         ))
-    })?;
-    let table = read::parse(&bytes)?;
-    Ok(table
-        .headers
+    };
+    let file = std::fs::File::open(file_path(data_dir, &batch.id)).map_err(gone)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(std::io::BufReader::new(file));
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| AppError::Internal(format!("import copy: {e}")))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let sample: Vec<csv::StringRecord> = reader.records().take(50).filter_map(Result::ok).collect();
+    Ok(headers
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let sample = table
-                .rows
+            let v = sample
                 .iter()
-                .take(50)
                 .filter_map(|r| r.get(i))
                 .find(|v| !v.trim().is_empty())
-                .cloned()
                 .unwrap_or_default();
-            (h.clone(), sample.chars().take(60).collect())
+            (h.clone(), v.chars().take(60).collect())
         })
         .collect())
 }

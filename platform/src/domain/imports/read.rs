@@ -5,7 +5,7 @@
 
 use crate::error::AppError;
 
-/// Largest file accepted, in bytes.
+/// Largest upload through the console or the API, in bytes (the command line takes more).
 pub const MAX_FILE: usize = 50 * 1024 * 1024;
 /// Most rows in one file.
 pub const MAX_ROWS: usize = 2_000_000;
@@ -29,12 +29,6 @@ fn refuse(message: impl Into<String>) -> AppError {
 /// Text from bytes: UTF-8 (a BOM dropped), else Windows-1252, which is what Excel on Windows
 /// writes as "CSV". Binary content (NUL bytes) is refused.
 pub fn decode(bytes: &[u8]) -> Result<(String, &'static str), AppError> {
-    if bytes.len() > MAX_FILE {
-        return Err(refuse(format!(
-            "The file is larger than {} MB; split it into smaller files.",
-            MAX_FILE / 1024 / 1024
-        )));
-    }
     if bytes.is_empty() {
         return Err(refuse("The file is empty."));
     }
@@ -126,6 +120,72 @@ pub fn parse(bytes: &[u8]) -> Result<Table, AppError> {
         delimiter,
         encoding,
     })
+}
+
+/// Checks every record of `bytes` and writes them, decoded, to `out` as comma-separated
+/// UTF-8. Answers the headers and the number of rows; a malformed record refuses the file.
+pub fn copy_checked(
+    bytes: &[u8],
+    out: impl std::io::Write,
+) -> Result<(Vec<String>, usize), AppError> {
+    let (text, _) = decode(bytes)?;
+    let delimiter = sniff(&text);
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| refuse(format!("The header line cannot be read: {e}")))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    if headers.iter().all(|h| h.is_empty()) {
+        return Err(refuse("The first line must name the columns."));
+    }
+    if headers.len() < 2 && headers.iter().any(|h| h.len() > 200) {
+        return Err(refuse(
+            "No columns found: this does not look like a CSV export.",
+        ));
+    }
+    let mut w = csv::Writer::from_writer(out);
+    let io = |e: csv::Error| AppError::Internal(format!("import copy: {e}"));
+    w.write_record(&headers).map_err(io)?;
+    let mut n = 0usize;
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = reader.position().line();
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(line);
+                let why = match e.kind() {
+                    csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => format!(
+                        "it has {len} fields where the header has {expected_len} (an unclosed quote?)"
+                    ),
+                    _ => e.to_string(),
+                };
+                return Err(refuse(format!("Line {line} cannot be read: {why}.")));
+            }
+        }
+        if record.iter().all(|f| f.trim().is_empty()) {
+            continue;
+        }
+        w.write_record(&record).map_err(io)?;
+        n += 1;
+        if n > MAX_ROWS {
+            return Err(refuse(format!(
+                "The file has more than {MAX_ROWS} rows; split it."
+            )));
+        }
+    }
+    w.flush()
+        .map_err(|e| AppError::Internal(format!("import copy: {e}")))?;
+    Ok((headers, n))
 }
 
 /// A cell a spreadsheet would run as a formula when the data goes back out (`=`, `+`, `-`,

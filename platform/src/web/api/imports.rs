@@ -43,6 +43,7 @@ pub async fn preview_of(
             external: ext,
             rules: ext,
             default_currency: &currency,
+            cache: Default::default(),
         };
         imports::preview(c, &data_dir, &env, limit)
     })
