@@ -22,7 +22,7 @@ use crate::error::{AppError, AppResult, FieldError};
 pub use presets::Kind;
 
 /// Rows per committed chunk.
-const CHUNK: usize = 200;
+const CHUNK: usize = 1000;
 /// Row errors kept on the batch (the counts cover all).
 const MAX_ERRORS: usize = 200;
 
