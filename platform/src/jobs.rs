@@ -44,6 +44,7 @@ async fn access_of(state: &AppState, batch: &BatchRow) -> AppResult<(AuditContex
         actor_label: label,
         ip: "import".into(),
         request_id: batch.id.clone(),
+        import_batch: None,
     };
     Ok((ctx, access))
 }

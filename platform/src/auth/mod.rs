@@ -73,6 +73,7 @@ impl Actor {
             actor_label: self.email.clone(),
             ip: self.ip.clone(),
             request_id: self.request_id.clone(),
+            import_batch: None,
         }
     }
 }

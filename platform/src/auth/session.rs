@@ -126,6 +126,7 @@ pub fn sign_in(conn: &mut DbConn, attempt: SignInAttempt<'_>) -> AppResult<Signe
             actor_label: user.email.clone(),
             ip: attempt.ip.to_string(),
             request_id: attempt.request_id.to_string(),
+            import_batch: None,
         };
         audit::record(
             c,

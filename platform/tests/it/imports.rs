@@ -339,7 +339,8 @@ async fn an_interrupted_import_resumes_without_importing_a_row_twice() {
     let token = t.token(&org, &admin);
     let app = t.service().await;
     let mut file = String::from("Email,First Name,Last Name\n");
-    for i in 0..450 {
+    let rows = rapport::domain::imports::CHUNK * 2 + 450;
+    for i in 0..rows {
         file.push_str(&format!("p{i}@x.test,P,{i}\n"));
     }
     let r = send(
@@ -359,7 +360,7 @@ async fn an_interrupted_import_resumes_without_importing_a_row_twice() {
         api(Method::POST, &format!("/api/imports/{id}/run"), &token),
     )
     .await;
-    // One chunk ran, then the process died: the batch says `running` at 200 rows.
+    // One chunk ran, then the process died: the batch says `running` after one chunk.
     {
         let mut c = t.pool.get().unwrap();
         let batch = rapport::domain::imports::get(&mut c, &org.id, &id).unwrap();
@@ -384,7 +385,10 @@ async fn an_interrupted_import_resumes_without_importing_a_row_twice() {
             rapport::domain::imports::run_chunk(&mut c, &t.state.config.data_dir, &env).unwrap()
         );
         let mid = rapport::domain::imports::get(&mut c, &org.id, &id).unwrap();
-        assert_eq!((mid.status.as_str(), mid.processed_rows), ("running", 200));
+        assert_eq!(
+            (mid.status.as_str(), mid.processed_rows as usize),
+            ("running", rapport::domain::imports::CHUNK)
+        );
     }
     rapport::jobs::run_pending(&t.state).await.unwrap();
     let done = send(
@@ -393,14 +397,14 @@ async fn an_interrupted_import_resumes_without_importing_a_row_twice() {
     )
     .await
     .json();
-    assert_eq!(counts(&done), (450, 0, 0, 0), "{done}");
+    assert_eq!(counts(&done), (rows as i64, 0, 0, 0), "{done}");
     let mut c = t.pool.get().unwrap();
     let n: i64 = rapport::db::schema::clients::table
         .filter(rapport::db::schema::clients::organization_id.eq(&org.id))
         .count()
         .get_result(&mut c)
         .unwrap();
-    assert_eq!(n, 450);
+    assert_eq!(n as usize, rows);
 }
 
 /// The wizard in the console: upload, map, preview, run, progress, revert.

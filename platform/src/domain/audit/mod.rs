@@ -32,6 +32,9 @@ pub struct AuditContext {
     pub actor_label: String,
     pub ip: String,
     pub request_id: String,
+    /// Set while an import runs: its records are logged once, in the batch's change log
+    /// (`import_changes`, with the prior state), instead of one audit entry per record.
+    pub import_batch: Option<String>,
 }
 
 impl AuditContext {
@@ -43,6 +46,7 @@ impl AuditContext {
             actor_label: "cli".into(),
             ip: "local".into(),
             request_id: new_id(),
+            import_batch: None,
         }
     }
 }
@@ -67,6 +71,9 @@ pub fn record_returning_id(
     resource_id: Option<&str>,
     changes: serde_json::Value,
 ) -> QueryResult<String> {
+    if ctx.import_batch.is_some() && !action.starts_with("import.") {
+        return Ok(String::new());
+    }
     let row = AuditRow {
         id: new_id(),
         organization_id: ctx.org_id.clone(),

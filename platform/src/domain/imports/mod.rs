@@ -22,7 +22,7 @@ use crate::error::{AppError, AppResult, FieldError};
 pub use presets::Kind;
 
 /// Rows per committed chunk.
-const CHUNK: usize = 1000;
+pub const CHUNK: usize = 1000;
 /// Row errors kept on the batch (the counts cover all).
 const MAX_ERRORS: usize = 200;
 
@@ -451,6 +451,21 @@ pub fn run_chunk(conn: &mut DbConn, data_dir: &std::path::Path, env: &Env<'_>) -
         }
         let from = batch.processed_rows as usize;
         let (rows, next_offset) = mapped_rows(data_dir, &batch, batch.file_offset, CHUNK)?;
+        // One audit entry for the import, not one per record: each record is in the
+        // batch's change log with its prior state.
+        let bulk = AuditContext {
+            import_batch: Some(batch.id.clone()),
+            ..env.ctx.clone()
+        };
+        let row_env = Env {
+            ctx: &bulk,
+            access: env.access,
+            batch: env.batch,
+            external: env.external,
+            rules: env.rules,
+            default_currency: env.default_currency,
+            cache: Cache::default(),
+        };
         let to = from + rows.len();
         let mut counts = (0, 0, 0, 0);
         let mut errors: Vec<Value> = serde_json::from_str(&batch.errors).unwrap_or_default();
@@ -460,7 +475,7 @@ pub fn run_chunk(conn: &mut DbConn, data_dir: &std::path::Path, env: &Env<'_>) -
             .get_result::<i64>(c)? as i32;
         for (i, cells) in rows.iter().enumerate() {
             let i = from + i;
-            match c.transaction(|c| import_row(c, env, cells, seq)) {
+            match c.transaction(|c| import_row(c, &row_env, cells, seq)) {
                 Ok(Outcome::Created(_)) => {
                     counts.0 += 1;
                     seq += 1;
@@ -1052,18 +1067,27 @@ pub fn revert(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<Batc
             }));
         }
         // A later import that touched the same records would be silently undone too.
+        // (In pieces: a large batch touches more records than one statement may bind.)
         let touched: Vec<String> = import_changes::table
             .filter(import_changes::batch_id.eq(&batch.id))
             .select(import_changes::record_id)
             .load(c)?;
-        let later: i64 = import_changes::table
-            .inner_join(import_batches::table.on(import_batches::id.eq(import_changes::batch_id)))
+        let later_batches: Vec<String> = import_batches::table
             .filter(import_batches::organization_id.eq(&ctx.org_id))
             .filter(import_batches::created_at.gt(batch.created_at))
             .filter(import_batches::status.ne("reverted"))
-            .filter(import_changes::record_id.eq_any(&touched))
-            .count()
-            .get_result(c)?;
+            .select(import_batches::id)
+            .load(c)?;
+        let mut later: i64 = 0;
+        if !later_batches.is_empty() {
+            for part in touched.chunks(5000) {
+                later += import_changes::table
+                    .filter(import_changes::batch_id.eq_any(&later_batches))
+                    .filter(import_changes::record_id.eq_any(part))
+                    .count()
+                    .get_result::<i64>(c)?;
+            }
+        }
         if later > 0 {
             return Err(AppError::Conflict(
                 "A later import changed the same records; revert that one first.".into(),
