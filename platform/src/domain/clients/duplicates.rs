@@ -139,6 +139,17 @@ pub struct Group {
     pub clients: Vec<(String, String)>,
 }
 
+/// id, name, kind, e-mail, phone, employer, company name.
+type ScanRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 /// Scans the organization for groups of likely duplicates (by e-mail, phone, and name with
 /// company), as far as the actor sees; at most `limit` groups.
 pub fn scan(
@@ -154,15 +165,7 @@ pub fn scan(
     if !access.oversee {
         q = q.filter(clients::assigned_to.eq(access.user_id.clone()));
     }
-    let rows: Vec<(
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )> = q
+    let rows: Vec<ScanRow> = q
         .order(clients::created_at.asc())
         .limit(500_000)
         .select((

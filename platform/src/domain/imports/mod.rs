@@ -302,6 +302,9 @@ pub fn start(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<Batch
     get(conn, &ctx.org_id, id)
 }
 
+/// A row as (target field, value) pairs.
+pub type Cells = Vec<(String, String)>;
+
 /// Up to `limit` rows of the stored file from byte `offset` (0: after the header), as
 /// (target → value) maps, and the offset after them.
 fn mapped_rows(
@@ -309,7 +312,7 @@ fn mapped_rows(
     batch: &BatchRow,
     offset: i64,
     limit: usize,
-) -> AppResult<(Vec<Vec<(String, String)>>, i64)> {
+) -> AppResult<(Vec<Cells>, i64)> {
     let gone = |e: std::io::Error| {
         AppError::Conflict(format!(
             "The uploaded file of this import is gone ({e}); upload it again."
