@@ -38,6 +38,14 @@ async fn duplicates_are_flagged_merged_and_the_merge_undone() {
     .await
     .json();
     assert_eq!(c["possibleDuplicates"][0]["reason"], "same phone number");
+    // The same name alone, with no company to share, is not suspicious.
+    let namesake = send(
+        &app,
+        create(json!({"firstName": "Ada", "lastName": "Lovelace", "email": "other.ada@mail.test"})),
+    )
+    .await
+    .json();
+    assert_eq!(namesake["possibleDuplicates"], json!([]), "{namesake}");
     let (a_id, b_id, c_id) = (
         a["id"].as_str().unwrap().to_string(),
         b["id"].as_str().unwrap().to_string(),

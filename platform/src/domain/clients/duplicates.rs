@@ -116,11 +116,13 @@ pub fn candidates(
         same_name
             .into_iter()
             .filter(|c| {
+                // Two people of the same name are only suspicious at the same company.
                 name_key(&c.display_name) == key
                     && (row.kind == "company"
-                        || c.employer_id == row.employer_id
-                        || c.company_name.as_deref().map(name_key)
-                            == row.company_name.as_deref().map(name_key))
+                        || (row.employer_id.is_some() && c.employer_id == row.employer_id)
+                        || (row.company_name.is_some()
+                            && c.company_name.as_deref().map(name_key)
+                                == row.company_name.as_deref().map(name_key)))
             })
             .collect(),
         if row.kind == "company" {
@@ -197,12 +199,14 @@ pub fn scan(
                 .or(company.map(|c| name_key(&c)))
                 .unwrap_or_default()
         };
-        by.entry((
-            "same name and company",
-            format!("{kind}|{}|{at}", name_key(&name)),
-        ))
-        .or_default()
-        .push((id, name));
+        if kind == "company" || !at.is_empty() {
+            by.entry((
+                "same name and company",
+                format!("{kind}|{}|{at}", name_key(&name)),
+            ))
+            .or_default()
+            .push((id, name));
+        }
     }
     let mut seen: std::collections::HashSet<Vec<String>> = Default::default();
     let mut out = Vec::new();
