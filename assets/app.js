@@ -185,7 +185,10 @@ document.addEventListener("submit", async (e) => {
   const token = JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRF-Token"];
   // Other fields of the form (preset, kind, …) ride along in the query string.
   const extra = new URLSearchParams();
-  for (const el of form.querySelectorAll("select[name], input[name]:not([type=file])")) extra.set(el.name, el.value);
+  for (const el of form.querySelectorAll("select[name], input[name]:not([type=file])")) {
+    if (el.type === "checkbox" && !el.checked) continue;
+    extra.set(el.name, el.value);
+  }
   const query = extra.toString() ? `&${extra}` : "";
   const res = await fetch(`${form.dataset.upload}?name=${encodeURIComponent(file.name)}${query}`, {
     method: "PUT",
@@ -259,4 +262,23 @@ document.addEventListener("submit", async (e) => {
 document.addEventListener("click", (e) => {
   const a = e.target.closest("a[data-export]");
   if (a) a.href = a.dataset.export + location.search;
+});
+// Drop a file on an upload form to send it.
+document.addEventListener("dragover", (e) => {
+  const zone = e.target.closest("[data-dropzone]");
+  if (!zone) return;
+  e.preventDefault();
+  zone.classList.add("dragging");
+});
+document.addEventListener("dragleave", (e) => {
+  const zone = e.target.closest("[data-dropzone]");
+  if (zone) zone.classList.remove("dragging");
+});
+document.addEventListener("drop", (e) => {
+  const zone = e.target.closest("[data-dropzone]");
+  if (!zone || !e.dataTransfer.files.length) return;
+  e.preventDefault();
+  zone.classList.remove("dragging");
+  zone.querySelector("input[type=file]").files = e.dataTransfer.files;
+  zone.requestSubmit();
 });

@@ -599,6 +599,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    attachments (id) {
+        id -> Text,
+        organization_id -> Text,
+        client_id -> Text,
+        file_name -> Text,
+        content_type -> Text,
+        size_bytes -> BigInt,
+        sha256 -> Text,
+        storage_key -> Text,
+        sensitive -> Bool,
+        uploaded_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
     users,
@@ -639,4 +656,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     import_batches,
     import_changes,
     external_refs,
+    attachments,
 );

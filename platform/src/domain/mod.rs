@@ -3,6 +3,7 @@
 //! `QueryResult`; services own validation, authorization-independent rules and audit.
 
 pub mod appointments;
+pub mod attachments;
 pub mod audit;
 pub mod calendar;
 pub mod clients;

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod attachments;
 mod authz;
 mod browser;
 mod calendar;

@@ -1,6 +1,7 @@
 //! The JSON API under `/api`: camelCase bodies, the list envelope, problem+json
 //! errors, ETags. One file per resource; handlers authorize, call a service, respond.
 
+pub mod attachments;
 mod audit;
 pub mod clients;
 mod custom_fields;
@@ -30,6 +31,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/search/status", web::get().to(search::status))
         .route("/clients/export", web::get().to(exports::api_clients))
         .route("/duplicates", web::get().to(duplicates::groups))
+        .service(
+            web::resource("/clients/{id}/attachments")
+                .app_data(web::PayloadConfig::new(
+                    crate::domain::attachments::MAX_BYTES + 1024,
+                ))
+                .route(web::get().to(attachments::list))
+                .route(web::post().to(attachments::upload)),
+        )
+        .route(
+            "/attachments/{id}/content",
+            web::get().to(attachments::content),
+        )
+        .route("/attachments/{id}", web::delete().to(attachments::delete))
         .route(
             "/clients/{id}/duplicates",
             web::get().to(duplicates::of_client),

@@ -573,6 +573,8 @@ pub struct HistoryView {
 #[derive(Template)]
 #[template(path = "partials/clients/profile.html")]
 struct ClientProfile {
+    /// Files: (id, name, size, is image, sensitive).
+    files: Vec<(String, String, String, bool, bool)>,
     /// Likely duplicates: (id, name, why).
     twins: Vec<(String, String, &'static str)>,
     id: String,
@@ -832,7 +834,20 @@ async fn profile_page(
             .into_iter()
             .map(|t| (t.id, t.name, t.reason))
             .collect();
+        let files = crate::domain::attachments::list(c, &org, &access, &row.id)?
+            .into_iter()
+            .map(|a| {
+                let size = if a.size_bytes >= 1024 * 1024 {
+                    format!("{:.1} MB", a.size_bytes as f64 / 1048576.0)
+                } else {
+                    format!("{} KB", (a.size_bytes + 1023) / 1024)
+                };
+                let image = a.is_image();
+                (a.id, a.file_name, size, image, a.sensitive)
+            })
+            .collect();
         Ok(ClientProfile {
+            files,
             twins,
             consents,
             do_not_contact: prefs.do_not_contact,
