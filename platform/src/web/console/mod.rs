@@ -303,7 +303,7 @@ async fn attachment_upload(
         })?;
     redirect_with_flash(
         &req,
-        &format!("/clients/{client}#files"),
+        &format!("/clients/{client}?attached=1#files"),
         &format!("{} was attached.", row.file_name),
     )
 }
