@@ -508,3 +508,54 @@ async fn the_console_wizard_uploads_maps_runs_and_reverts() {
         StatusCode::FORBIDDEN
     );
 }
+
+/// An Excel workbook imports like a CSV: its first sheet, typed cells as text; formula-like
+/// text fails its row.
+#[actix_web::test]
+async fn xlsx_workbooks_import_their_first_sheet() {
+    let t = TestApp::new().await;
+    let org = t.org("Acme");
+    let admin = t.user(&org, "admin@acme.test", "admin");
+    let token = t.token(&org, &admin);
+    let app = t.service().await;
+    let b = import(
+        &t,
+        &app,
+        &token,
+        "generic-contacts.xlsx",
+        "preset=generic",
+        sample("generic-contacts.xlsx"),
+    )
+    .await;
+    assert_eq!(b["kind"], "contacts");
+    assert_eq!(counts(&b), (2, 0, 0, 1), "{b}");
+    let people = send(&app, api(Method::GET, "/api/clients", &token))
+        .await
+        .json();
+    let grace = people["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["email"] == "grace@navy.example")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        grace["phone"], "5550100",
+        "a number cell comes through as its digits"
+    );
+    assert_eq!(grace["address"]["country"], "US");
+    // A zip that is no workbook is refused whole.
+    let r = send(
+        &app,
+        api(
+            Method::POST,
+            "/api/imports?preset=generic&fileName=x.xlsx",
+            &token,
+        )
+        .insert_header(("content-type", "application/octet-stream"))
+        .set_payload(b"PK\x03\x04 not really a zip".to_vec()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("not an Excel workbook"), "{}", r.body);
+}

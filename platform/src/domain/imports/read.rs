@@ -128,6 +128,9 @@ pub fn copy_checked(
     bytes: &[u8],
     out: impl std::io::Write,
 ) -> Result<(Vec<String>, usize), AppError> {
+    if bytes.starts_with(b"PK\x03\x04") {
+        return copy_workbook(bytes, out);
+    }
     let (text, _) = decode(bytes)?;
     let delimiter = sniff(&text);
     let mut reader = csv::ReaderBuilder::new()
@@ -180,6 +183,52 @@ pub fn copy_checked(
         if n > MAX_ROWS {
             return Err(refuse(format!(
                 "The file has more than {MAX_ROWS} rows; split it."
+            )));
+        }
+    }
+    w.flush()
+        .map_err(|e| AppError::Internal(format!("import copy: {e}")))?;
+    Ok((headers, n))
+}
+
+/// The first sheet of an .xlsx workbook, as the checked CSV copy.
+fn copy_workbook(bytes: &[u8], out: impl std::io::Write) -> Result<(Vec<String>, usize), AppError> {
+    use calamine::Reader;
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).map_err(|e| {
+        refuse(format!(
+            "This looks like a zip file but not an Excel workbook (.xlsx): {e}"
+        ))
+    })?;
+    let sheet = book
+        .worksheet_range_at(0)
+        .ok_or_else(|| refuse("The workbook has no sheet."))?
+        .map_err(|e| refuse(format!("The first sheet cannot be read: {e}")))?;
+    let mut rows = sheet.rows();
+    let headers: Vec<String> = rows
+        .next()
+        .ok_or_else(|| refuse("The first sheet is empty."))?
+        .iter()
+        .map(|c| c.to_string().trim().to_string())
+        .collect();
+    if headers.iter().all(|h| h.is_empty()) {
+        return Err(refuse("The first row must name the columns."));
+    }
+    let mut w = csv::Writer::from_writer(out);
+    let io = |e: csv::Error| AppError::Internal(format!("import copy: {e}"));
+    w.write_record(&headers).map_err(io)?;
+    let mut n = 0;
+    for row in rows {
+        let cells: Vec<String> = (0..headers.len())
+            .map(|i| row.get(i).map(|c| c.to_string()).unwrap_or_default())
+            .collect();
+        if cells.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        w.write_record(&cells).map_err(io)?;
+        n += 1;
+        if n > MAX_ROWS {
+            return Err(refuse(format!(
+                "The sheet has more than {MAX_ROWS} rows; split it."
             )));
         }
     }
