@@ -165,6 +165,56 @@ async fn clients_and_deals_export_as_csv_and_json() {
     )
     .unwrap();
     assert_eq!(j["data"][0]["stage"], p["data"][0]["stages"][1]["name"]);
+    // Interactions, filtered by type.
+    let cid = client["id"].as_str().unwrap();
+    for (kind, subject) in [("call", "=cmd|' /C calc'!A0"), ("note", "Plain note")] {
+        let r = send(
+            &app,
+            api(
+                Method::POST,
+                &format!("/api/clients/{cid}/interactions"),
+                &manager,
+            )
+            .set_json(json!({"type": kind, "subject": subject})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let calls = send(
+        &app,
+        api(
+            Method::GET,
+            "/api/interactions/export?filter[type]=call",
+            &manager,
+        ),
+    )
+    .await;
+    assert_eq!(calls.status, StatusCode::OK, "{}", calls.body);
+    let mut reader = csv::Reader::from_reader(calls.body.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(&rows[0][3], "call");
+    assert_eq!(&rows[0][9], "'=cmd|' /C calc'!A0");
+    let all: Value = serde_json::from_str(
+        &send(
+            &app,
+            api(
+                Method::GET,
+                "/api/interactions/export?format=json",
+                &manager,
+            ),
+        )
+        .await
+        .body,
+    )
+    .unwrap();
+    assert_eq!(all["data"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        send(&app, api(Method::GET, "/api/interactions/export", &rep))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
     // The console link carries the list's filters.
     let mut b = Browser::new();
     b.sign_in(&app, "manager@acme.test", PASSWORD).await;

@@ -477,3 +477,212 @@ pub async fn api_deals(
 ) -> AppResult<HttpResponse> {
     deals(&actor, &state, &req).await
 }
+
+/// `GET /api/interactions/export?format=csv|json[&filter[type]=call][&filter[clientId]=…]
+/// [&filter[from]=2026-01-01][&filter[to]=2026-12-31]`: interactions on clients the actor
+/// sees, oldest first.
+pub async fn interactions(
+    actor: &Actor,
+    state: &AppState,
+    req: &HttpRequest,
+) -> AppResult<HttpResponse> {
+    use crate::db::schema::{clients, interactions};
+    use diesel::prelude::*;
+    actor.require("interaction", "read").await?;
+    actor.require("interaction", "export").await?;
+    let access = client_access(actor).await?;
+    let pairs = query_pairs(req)?;
+    let format = format_of(&pairs, req.path())?;
+    let filter = crate::web::api::interactions::parse_filter(&pairs)?;
+    let client = pairs
+        .iter()
+        .find(|(k, _)| k == "filter[clientId]")
+        .map(|(_, v)| v.clone());
+    let org = actor.org_id().to_string();
+    let ctx = actor.audit();
+    {
+        let q: Vec<(String, String)> = pairs.clone();
+        db::run(&state.pool, move |c| {
+            audit::record(
+                c,
+                &ctx,
+                "interaction.export",
+                "interaction",
+                None,
+                json!({"format": if format == Format::Csv { "csv" } else { "json" }, "query": q}),
+            )?;
+            Ok(())
+        })
+        .await?;
+    }
+    let pool = state.pool.clone();
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        chrono::NaiveDateTime,
+        Option<String>,
+        Option<i32>,
+        String,
+        String,
+        Option<String>,
+    );
+    let body = stream::unfold(Some((String::new(), true)), move |s| {
+        let (pool, org, access, filter, client) = (
+            pool.clone(),
+            org.clone(),
+            access.clone(),
+            filter.clone(),
+            client.clone(),
+        );
+        async move {
+            let (after, first) = s?;
+            let page = db::run(&pool, move |c| {
+                let mut q = interactions::table
+                    .inner_join(clients::table.on(clients::id.eq(interactions::client_id)))
+                    .filter(interactions::organization_id.eq(&org))
+                    .filter(interactions::deleted_at.is_null())
+                    .filter(clients::deleted_at.is_null())
+                    .filter(interactions::id.gt(after))
+                    .order(interactions::id.asc())
+                    .limit(PAGE)
+                    .into_boxed();
+                if !access.oversee {
+                    q = q.filter(clients::assigned_to.eq(access.user_id.clone()));
+                }
+                if let Some(k) = filter.kind {
+                    q = q.filter(interactions::kind.eq(k));
+                }
+                if let Some(u) = filter.owner {
+                    q = q.filter(interactions::user_id.eq(u));
+                }
+                if let Some(f) = filter.from {
+                    q = q.filter(interactions::occurred_at.ge(f));
+                }
+                if let Some(t) = filter.to {
+                    q = q.filter(interactions::occurred_at.lt(t));
+                }
+                if let Some(cl) = client {
+                    q = q.filter(interactions::client_id.eq(cl));
+                }
+                let rows: Vec<Row> = q
+                    .select((
+                        interactions::id,
+                        interactions::client_id,
+                        clients::display_name,
+                        interactions::kind,
+                        interactions::direction,
+                        interactions::status,
+                        interactions::occurred_at,
+                        interactions::outcome,
+                        interactions::duration_minutes,
+                        interactions::subject,
+                        interactions::content,
+                        interactions::user_id,
+                    ))
+                    .load(c)?;
+                Ok(rows)
+            })
+            .await;
+            let rows = match page {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "export stopped");
+                    return None;
+                }
+            };
+            if rows.is_empty() && !first {
+                return (format == Format::Json)
+                    .then(|| (Ok::<_, AppError>(web::Bytes::from_static(b"]}")), None));
+            }
+            let more = rows.len() as i64 == PAGE;
+            let mut out = Vec::new();
+            match format {
+                Format::Csv => {
+                    if first {
+                        out.extend(csv_line(
+                            &[
+                                "id",
+                                "clientId",
+                                "client",
+                                "type",
+                                "direction",
+                                "status",
+                                "occurredAt",
+                                "outcome",
+                                "durationMinutes",
+                                "subject",
+                                "content",
+                                "userId",
+                            ]
+                            .map(String::from),
+                        ));
+                    }
+                    for r in &rows {
+                        out.extend(csv_line(&[
+                            r.0.clone(),
+                            r.1.clone(),
+                            r.2.clone(),
+                            r.3.clone(),
+                            r.4.clone().unwrap_or_default(),
+                            r.5.clone(),
+                            r.6.and_utc().to_rfc3339(),
+                            r.7.clone().unwrap_or_default(),
+                            r.8.map(|d| d.to_string()).unwrap_or_default(),
+                            r.9.clone(),
+                            r.10.clone(),
+                            r.11.clone().unwrap_or_default(),
+                        ]));
+                    }
+                }
+                Format::Json => {
+                    if first {
+                        out.extend(b"{\"data\":[");
+                    }
+                    for (i, r) in rows.iter().enumerate() {
+                        if !(first && i == 0) {
+                            out.push(b',');
+                        }
+                        out.extend(
+                            json!({
+                                "id": r.0, "clientId": r.1, "client": r.2, "type": r.3,
+                                "direction": r.4, "status": r.5,
+                                "occurredAt": r.6.and_utc().to_rfc3339(), "outcome": r.7,
+                                "durationMinutes": r.8, "subject": r.9, "content": r.10,
+                                "userId": r.11,
+                            })
+                            .to_string()
+                            .into_bytes(),
+                        );
+                    }
+                    if !more {
+                        out.extend(b"]}");
+                    }
+                }
+            }
+            let next = if more {
+                rows.last().map(|r| (r.0.clone(), false))
+            } else {
+                None
+            };
+            Some((Ok::<_, AppError>(web::Bytes::from(out)), next))
+        }
+    });
+    let head = attachment(format, "interactions");
+    let mut res = HttpResponse::Ok();
+    for (k, v) in head.headers() {
+        res.insert_header((k.clone(), v.clone()));
+    }
+    Ok(res.streaming(body))
+}
+
+pub async fn api_interactions(
+    actor: crate::auth::ApiActor,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> AppResult<HttpResponse> {
+    interactions(&actor, &state, &req).await
+}

@@ -51,6 +51,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clients/{id}/merge", web::post().to(duplicates::merge))
         .route("/merges/{id}/undo", web::post().to(duplicates::undo))
         .route("/opportunities/export", web::get().to(exports::api_deals))
+        .route(
+            "/interactions/export",
+            web::get().to(exports::api_interactions),
+        )
         .route("/me", web::get().to(me::show))
         .route("/me/notifications", web::get().to(me::notifications))
         .route("/me/calendar-feed", web::get().to(me::calendar_feed))
