@@ -55,21 +55,94 @@ fn csv_line(cells: &[String]) -> Vec<u8> {
     w.into_inner().unwrap_or_default()
 }
 
-fn attachment(format: Format, name: &str) -> HttpResponse {
+/// The response for a streamed export: its type, a dated file name, and the body.
+fn streamed<S>(format: Format, name: &str, body: S) -> HttpResponse
+where
+    S: futures_util::Stream<Item = Result<web::Bytes, AppError>> + 'static,
+{
     let (ctype, ext) = match format {
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
         Format::Json => ("application/json", "json"),
     };
-    let mut res = HttpResponse::Ok();
-    res.insert_header((header::CONTENT_TYPE, ctype));
-    res.insert_header((
-        header::CONTENT_DISPOSITION,
-        format!(
-            "attachment; filename=\"{name}-{}.{ext}\"",
-            chrono::Utc::now().format("%Y-%m-%d")
-        ),
-    ));
-    res.finish()
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, ctype))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!(
+                "attachment; filename=\"{name}-{}.{ext}\"",
+                chrono::Utc::now().format("%Y-%m-%d")
+            ),
+        ))
+        .streaming(body)
+}
+
+/// An exported row: its key (rows come in key order), its CSV cells and its JSON object.
+type ExportRow = (String, Vec<String>, Value);
+
+/// A CSV or JSON body read a page at a time by keyset: `load(after)` answers up to `PAGE`
+/// rows whose key follows `after`. A failing page ends the body early (a truncated file,
+/// not a silently short one: CSV lacks its last lines, JSON does not parse).
+fn keyset_body<F>(
+    pool: db::Pool,
+    format: Format,
+    header: &'static [&'static str],
+    load: F,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, AppError>>
+where
+    F: Fn(&mut db::DbConn, String) -> AppResult<Vec<ExportRow>> + Clone + Send + 'static,
+{
+    stream::unfold(Some((String::new(), true)), move |s| {
+        let (pool, load) = (pool.clone(), load.clone());
+        async move {
+            let (after, first) = s?;
+            let rows = match db::run(&pool, move |c| load(c, after)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "export stopped");
+                    return None;
+                }
+            };
+            if rows.is_empty() && !first {
+                // The previous page was full: close the JSON array.
+                return (format == Format::Json)
+                    .then(|| (Ok(web::Bytes::from_static(b"]}")), None));
+            }
+            let more = rows.len() as i64 == PAGE;
+            let mut out = Vec::new();
+            match format {
+                Format::Csv => {
+                    if first {
+                        out.extend(csv_line(
+                            &header.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+                        ));
+                    }
+                    for (_, cells, _) in &rows {
+                        out.extend(csv_line(cells));
+                    }
+                }
+                Format::Json => {
+                    if first {
+                        out.extend(b"{\"data\":[");
+                    }
+                    for (i, (_, _, v)) in rows.iter().enumerate() {
+                        if !(first && i == 0) {
+                            out.push(b',');
+                        }
+                        out.extend(v.to_string().into_bytes());
+                    }
+                    if !more {
+                        out.extend(b"]}");
+                    }
+                }
+            }
+            let next = if more {
+                rows.last().map(|r| (r.0.clone(), false))
+            } else {
+                None
+            };
+            Some((Ok(web::Bytes::from(out)), next))
+        }
+    })
 }
 
 struct ClientCursor {
@@ -269,12 +342,7 @@ pub async fn clients(
             }
         }
     });
-    let head = attachment(format, "clients");
-    let mut res = HttpResponse::Ok();
-    for (k, v) in head.headers() {
-        res.insert_header((k.clone(), v.clone()));
-    }
-    Ok(res.streaming(body))
+    Ok(streamed(format, "clients", body))
 }
 
 pub async fn api_clients(
@@ -324,151 +392,104 @@ pub async fn deals(actor: &Actor, state: &AppState, req: &HttpRequest) -> AppRes
         })
         .await?;
     }
-    let pool = state.pool.clone();
-    type Row = (
-        String,
-        String,
-        i64,
-        String,
-        i32,
-        Option<chrono::NaiveDate>,
-        String,
-        Option<String>,
-        String,
-        String,
-        String,
-        String,
-    );
-    let body = stream::unfold(Some((String::new(), true)), move |s| {
-        let (pool, org, access, status) =
-            (pool.clone(), org.clone(), access.clone(), status.clone());
-        async move {
-            let (after, first) = s?;
-            let page = db::run(&pool, move |c| {
-                let mut q = opportunities::table
-                    .inner_join(clients::table.on(clients::id.eq(opportunities::client_id)))
-                    .inner_join(
-                        pipeline_stages::table.on(pipeline_stages::id.eq(opportunities::stage_id)),
-                    )
-                    .inner_join(pipelines::table.on(pipelines::id.eq(opportunities::pipeline_id)))
-                    .filter(opportunities::organization_id.eq(&org))
-                    .filter(opportunities::deleted_at.is_null())
-                    .filter(opportunities::id.gt(after))
-                    .order(opportunities::id.asc())
-                    .limit(PAGE)
-                    .into_boxed();
-                if !access.oversee {
-                    q = q.filter(opportunities::assigned_to.eq(access.user_id.clone()));
-                }
-                if let Some(s) = status {
-                    q = q.filter(opportunities::status.eq(s));
-                }
-                let rows: Vec<Row> = q
-                    .select((
-                        opportunities::id,
-                        opportunities::name,
-                        opportunities::value_cents,
-                        opportunities::currency,
-                        opportunities::probability,
-                        opportunities::expected_close,
-                        opportunities::status,
-                        opportunities::assigned_to,
-                        opportunities::client_id,
-                        clients::display_name,
-                        pipelines::name,
-                        pipeline_stages::name,
-                    ))
-                    .load(c)?;
-                Ok(rows)
-            })
-            .await;
-            let rows = match page {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "export stopped");
-                    return None;
-                }
-            };
-            if rows.is_empty() && !first {
-                // The previous page was full: close the JSON array.
-                return (format == Format::Json)
-                    .then(|| (Ok::<_, AppError>(web::Bytes::from_static(b"]}")), None));
-            }
-            let more = rows.len() as i64 == PAGE;
-            let money = |cents: i64| rust_decimal::Decimal::new(cents, 2).to_string();
-            let mut out = Vec::new();
-            match format {
-                Format::Csv => {
-                    if first {
-                        out.extend(csv_line(
-                            &[
-                                "id",
-                                "name",
-                                "value",
-                                "currency",
-                                "probability",
-                                "expectedCloseDate",
-                                "status",
-                                "assignedTo",
-                                "clientId",
-                                "client",
-                                "pipeline",
-                                "stage",
-                            ]
-                            .map(String::from),
-                        ));
-                    }
-                    for r in &rows {
-                        out.extend(csv_line(&[
-                            r.0.clone(),
-                            r.1.clone(),
-                            money(r.2),
-                            r.3.clone(),
-                            r.4.to_string(),
-                            r.5.map(|d| d.to_string()).unwrap_or_default(),
-                            r.6.clone(),
-                            r.7.clone().unwrap_or_default(),
-                            r.8.clone(),
-                            r.9.clone(),
-                            r.10.clone(),
-                            r.11.clone(),
-                        ]));
-                    }
-                }
-                Format::Json => {
-                    if first {
-                        out.extend(b"{\"data\":[");
-                    }
-                    for (i, r) in rows.iter().enumerate() {
-                        if !(first && i == 0) {
-                            out.push(b',');
-                        }
-                        out.extend(json!({
-                            "id": r.0, "name": r.1, "value": money(r.2), "currency": r.3,
-                            "probability": r.4, "expectedCloseDate": r.5, "status": r.6,
-                            "assignedTo": r.7, "clientId": r.8, "client": r.9, "pipeline": r.10, "stage": r.11,
-                        }).to_string().into_bytes());
-                    }
-                    if !more {
-                        out.extend(b"]}");
-                    }
-                }
-            }
-            let next = if more {
-                rows.last().map(|r| (r.0.clone(), false))
-            } else {
-                None
-            };
-            Some((Ok::<_, AppError>(web::Bytes::from(out)), next))
+    let load = move |c: &mut db::DbConn, after: String| -> AppResult<Vec<ExportRow>> {
+        let mut q = opportunities::table
+            .inner_join(clients::table.on(clients::id.eq(opportunities::client_id)))
+            .inner_join(pipeline_stages::table.on(pipeline_stages::id.eq(opportunities::stage_id)))
+            .inner_join(pipelines::table.on(pipelines::id.eq(opportunities::pipeline_id)))
+            .filter(opportunities::organization_id.eq(&org))
+            .filter(opportunities::deleted_at.is_null())
+            .filter(opportunities::id.gt(after))
+            .order(opportunities::id.asc())
+            .limit(PAGE)
+            .into_boxed();
+        if !access.oversee {
+            q = q.filter(opportunities::assigned_to.eq(access.user_id.clone()));
         }
-    });
-    let head = attachment(format, "deals");
-    let mut res = HttpResponse::Ok();
-    for (k, v) in head.headers() {
-        res.insert_header((k.clone(), v.clone()));
-    }
-    Ok(res.streaming(body))
+        if let Some(s) = &status {
+            q = q.filter(opportunities::status.eq(s.clone()));
+        }
+        let rows: Vec<DealRow> = q
+            .select((
+                opportunities::id,
+                opportunities::name,
+                opportunities::value_cents,
+                opportunities::currency,
+                opportunities::probability,
+                opportunities::expected_close,
+                opportunities::status,
+                opportunities::assigned_to,
+                opportunities::client_id,
+                clients::display_name,
+                pipelines::name,
+                pipeline_stages::name,
+            ))
+            .load(c)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let value = rust_decimal::Decimal::new(r.2, 2).to_string();
+                let close = r.5.map(|d| d.to_string()).unwrap_or_default();
+                let cells = vec![
+                    r.0.clone(),
+                    r.1.clone(),
+                    value.clone(),
+                    r.3.clone(),
+                    r.4.to_string(),
+                    close,
+                    r.6.clone(),
+                    r.7.clone().unwrap_or_default(),
+                    r.8.clone(),
+                    r.9.clone(),
+                    r.10.clone(),
+                    r.11.clone(),
+                ];
+                let json = json!({
+                    "id": r.0, "name": r.1, "value": value, "currency": r.3,
+                    "probability": r.4, "expectedCloseDate": r.5, "status": r.6,
+                    "assignedTo": r.7, "clientId": r.8, "client": r.9, "pipeline": r.10, "stage": r.11,
+                });
+                (r.0, cells, json)
+            })
+            .collect())
+    };
+    let header = &[
+        "id",
+        "name",
+        "value",
+        "currency",
+        "probability",
+        "expectedCloseDate",
+        "status",
+        "assignedTo",
+        "clientId",
+        "client",
+        "pipeline",
+        "stage",
+    ];
+    Ok(streamed(
+        format,
+        "deals",
+        keyset_body(state.pool.clone(), format, header, load),
+    ))
 }
+
+/// id, name, value (cents), currency, probability, close, status, owner, client id, client,
+/// pipeline, stage.
+type DealRow = (
+    String,
+    String,
+    i64,
+    String,
+    i32,
+    Option<chrono::NaiveDate>,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+);
 
 pub async fn api_deals(
     actor: crate::auth::ApiActor,
@@ -515,169 +536,114 @@ pub async fn interactions(
         })
         .await?;
     }
-    let pool = state.pool.clone();
-    type Row = (
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        String,
-        chrono::NaiveDateTime,
-        Option<String>,
-        Option<i32>,
-        String,
-        String,
-        Option<String>,
-    );
-    let body = stream::unfold(Some((String::new(), true)), move |s| {
-        let (pool, org, access, filter, client) = (
-            pool.clone(),
-            org.clone(),
-            access.clone(),
-            filter.clone(),
-            client.clone(),
-        );
-        async move {
-            let (after, first) = s?;
-            let page = db::run(&pool, move |c| {
-                let mut q = interactions::table
-                    .inner_join(clients::table.on(clients::id.eq(interactions::client_id)))
-                    .filter(interactions::organization_id.eq(&org))
-                    .filter(interactions::deleted_at.is_null())
-                    .filter(clients::deleted_at.is_null())
-                    .filter(interactions::id.gt(after))
-                    .order(interactions::id.asc())
-                    .limit(PAGE)
-                    .into_boxed();
-                if !access.oversee {
-                    q = q.filter(clients::assigned_to.eq(access.user_id.clone()));
-                }
-                if let Some(k) = filter.kind {
-                    q = q.filter(interactions::kind.eq(k));
-                }
-                if let Some(u) = filter.owner {
-                    q = q.filter(interactions::user_id.eq(u));
-                }
-                if let Some(f) = filter.from {
-                    q = q.filter(interactions::occurred_at.ge(f));
-                }
-                if let Some(t) = filter.to {
-                    q = q.filter(interactions::occurred_at.lt(t));
-                }
-                if let Some(cl) = client {
-                    q = q.filter(interactions::client_id.eq(cl));
-                }
-                let rows: Vec<Row> = q
-                    .select((
-                        interactions::id,
-                        interactions::client_id,
-                        clients::display_name,
-                        interactions::kind,
-                        interactions::direction,
-                        interactions::status,
-                        interactions::occurred_at,
-                        interactions::outcome,
-                        interactions::duration_minutes,
-                        interactions::subject,
-                        interactions::content,
-                        interactions::user_id,
-                    ))
-                    .load(c)?;
-                Ok(rows)
-            })
-            .await;
-            let rows = match page {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "export stopped");
-                    return None;
-                }
-            };
-            if rows.is_empty() && !first {
-                return (format == Format::Json)
-                    .then(|| (Ok::<_, AppError>(web::Bytes::from_static(b"]}")), None));
-            }
-            let more = rows.len() as i64 == PAGE;
-            let mut out = Vec::new();
-            match format {
-                Format::Csv => {
-                    if first {
-                        out.extend(csv_line(
-                            &[
-                                "id",
-                                "clientId",
-                                "client",
-                                "type",
-                                "direction",
-                                "status",
-                                "occurredAt",
-                                "outcome",
-                                "durationMinutes",
-                                "subject",
-                                "content",
-                                "userId",
-                            ]
-                            .map(String::from),
-                        ));
-                    }
-                    for r in &rows {
-                        out.extend(csv_line(&[
-                            r.0.clone(),
-                            r.1.clone(),
-                            r.2.clone(),
-                            r.3.clone(),
-                            r.4.clone().unwrap_or_default(),
-                            r.5.clone(),
-                            r.6.and_utc().to_rfc3339(),
-                            r.7.clone().unwrap_or_default(),
-                            r.8.map(|d| d.to_string()).unwrap_or_default(),
-                            r.9.clone(),
-                            r.10.clone(),
-                            r.11.clone().unwrap_or_default(),
-                        ]));
-                    }
-                }
-                Format::Json => {
-                    if first {
-                        out.extend(b"{\"data\":[");
-                    }
-                    for (i, r) in rows.iter().enumerate() {
-                        if !(first && i == 0) {
-                            out.push(b',');
-                        }
-                        out.extend(
-                            json!({
-                                "id": r.0, "clientId": r.1, "client": r.2, "type": r.3,
-                                "direction": r.4, "status": r.5,
-                                "occurredAt": r.6.and_utc().to_rfc3339(), "outcome": r.7,
-                                "durationMinutes": r.8, "subject": r.9, "content": r.10,
-                                "userId": r.11,
-                            })
-                            .to_string()
-                            .into_bytes(),
-                        );
-                    }
-                    if !more {
-                        out.extend(b"]}");
-                    }
-                }
-            }
-            let next = if more {
-                rows.last().map(|r| (r.0.clone(), false))
-            } else {
-                None
-            };
-            Some((Ok::<_, AppError>(web::Bytes::from(out)), next))
+    let load = move |c: &mut db::DbConn, after: String| -> AppResult<Vec<ExportRow>> {
+        let mut q = interactions::table
+            .inner_join(clients::table.on(clients::id.eq(interactions::client_id)))
+            .filter(interactions::organization_id.eq(&org))
+            .filter(interactions::deleted_at.is_null())
+            .filter(clients::deleted_at.is_null())
+            .filter(interactions::id.gt(after))
+            .order(interactions::id.asc())
+            .limit(PAGE)
+            .into_boxed();
+        if !access.oversee {
+            q = q.filter(clients::assigned_to.eq(access.user_id.clone()));
         }
-    });
-    let head = attachment(format, "interactions");
-    let mut res = HttpResponse::Ok();
-    for (k, v) in head.headers() {
-        res.insert_header((k.clone(), v.clone()));
-    }
-    Ok(res.streaming(body))
+        if let Some(k) = &filter.kind {
+            q = q.filter(interactions::kind.eq(k.clone()));
+        }
+        if let Some(u) = &filter.owner {
+            q = q.filter(interactions::user_id.eq(u.clone()));
+        }
+        if let Some(f) = filter.from {
+            q = q.filter(interactions::occurred_at.ge(f));
+        }
+        if let Some(t) = filter.to {
+            q = q.filter(interactions::occurred_at.lt(t));
+        }
+        if let Some(cl) = &client {
+            q = q.filter(interactions::client_id.eq(cl.clone()));
+        }
+        let rows: Vec<InteractionExportRow> = q
+            .select((
+                interactions::id,
+                interactions::client_id,
+                clients::display_name,
+                interactions::kind,
+                interactions::direction,
+                interactions::status,
+                interactions::occurred_at,
+                interactions::outcome,
+                interactions::duration_minutes,
+                interactions::subject,
+                interactions::content,
+                interactions::user_id,
+            ))
+            .load(c)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let at = r.6.and_utc().to_rfc3339();
+                let cells = vec![
+                    r.0.clone(),
+                    r.1.clone(),
+                    r.2.clone(),
+                    r.3.clone(),
+                    r.4.clone().unwrap_or_default(),
+                    r.5.clone(),
+                    at.clone(),
+                    r.7.clone().unwrap_or_default(),
+                    r.8.map(|d| d.to_string()).unwrap_or_default(),
+                    r.9.clone(),
+                    r.10.clone(),
+                    r.11.clone().unwrap_or_default(),
+                ];
+                let json = json!({
+                    "id": r.0, "clientId": r.1, "client": r.2, "type": r.3,
+                    "direction": r.4, "status": r.5, "occurredAt": at, "outcome": r.7,
+                    "durationMinutes": r.8, "subject": r.9, "content": r.10, "userId": r.11,
+                });
+                (r.0, cells, json)
+            })
+            .collect())
+    };
+    let header = &[
+        "id",
+        "clientId",
+        "client",
+        "type",
+        "direction",
+        "status",
+        "occurredAt",
+        "outcome",
+        "durationMinutes",
+        "subject",
+        "content",
+        "userId",
+    ];
+    Ok(streamed(
+        format,
+        "interactions",
+        keyset_body(state.pool.clone(), format, header, load),
+    ))
 }
+
+/// id, client id, client, type, direction, status, when, outcome, minutes, subject,
+/// content, author.
+type InteractionExportRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    chrono::NaiveDateTime,
+    Option<String>,
+    Option<i32>,
+    String,
+    String,
+    Option<String>,
+);
 
 pub async fn api_interactions(
     actor: crate::auth::ApiActor,
