@@ -14,15 +14,6 @@ use crate::domain::interactions::{self as service, InteractionRow};
 use crate::error::{AppError, AppResult};
 use crate::web::{client_access, query_pairs};
 
-fn respond(status: StatusCode, r: &InteractionRow) -> HttpResponse {
-    let mut b = HttpResponse::build(status);
-    b.insert_header((header::ETAG, etag(r.version)));
-    if status == StatusCode::CREATED {
-        b.insert_header((header::LOCATION, format!("/api/interactions/{}", r.id)));
-    }
-    b.json(service::to_json(r))
-}
-
 fn object(body: web::Json<Value>) -> AppResult<Map<String, Value>> {
     match body.into_inner() {
         Value::Object(m) => Ok(m),
@@ -148,7 +139,7 @@ pub async fn list_deal(
     list_scope(actor, state, req, service::Scope::Deal(deal.into_inner())).await
 }
 
-fn respond_full(
+fn respond(
     status: StatusCode,
     (r, parts): &(InteractionRow, Vec<service::Participant>),
 ) -> HttpResponse {
@@ -185,7 +176,7 @@ pub async fn create(
         with_parts(c, r)
     })
     .await?;
-    Ok(respond_full(StatusCode::CREATED, &row))
+    Ok(respond(StatusCode::CREATED, &row))
 }
 
 pub async fn show(
@@ -201,7 +192,7 @@ pub async fn show(
         with_parts(c, r)
     })
     .await?;
-    Ok(respond_full(StatusCode::OK, &row))
+    Ok(respond(StatusCode::OK, &row))
 }
 
 /// Changes the fields sent (others stay); `If-Match` or `version` guards against a
@@ -223,7 +214,7 @@ pub async fn update(
         with_parts(c, r)
     })
     .await?;
-    Ok(respond_full(StatusCode::OK, &row))
+    Ok(respond(StatusCode::OK, &row))
 }
 
 pub async fn delete(
@@ -312,7 +303,8 @@ pub async fn create_task(
     body.insert("type".into(), Value::String("task".into()));
     let ctx = actor.audit();
     let row = db::run(&state.pool, move |c| {
-        service::create(c, &ctx, &access, &client, &body)
+        let r = service::create(c, &ctx, &access, &client, &body)?;
+        with_parts(c, r)
     })
     .await?;
     Ok(respond(StatusCode::CREATED, &row))
@@ -327,7 +319,11 @@ pub async fn complete_task(
     actor.require("client", "write").await?;
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
-    let row = db::run(&state.pool, move |c| complete(c, &ctx, &access, &id)).await?;
+    let row = db::run(&state.pool, move |c| {
+        let r = complete(c, &ctx, &access, &id)?;
+        with_parts(c, r)
+    })
+    .await?;
     Ok(respond(StatusCode::OK, &row))
 }
 
@@ -367,7 +363,7 @@ pub async fn appointment(
         crate::domain::appointments::Upserted::Created => StatusCode::CREATED,
         crate::domain::appointments::Upserted::Updated => StatusCode::OK,
     };
-    Ok(respond_full(status, &row))
+    Ok(respond(status, &row))
 }
 
 pub fn ics_report_json(r: &crate::domain::appointments::IcsReport) -> Value {

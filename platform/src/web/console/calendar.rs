@@ -210,15 +210,7 @@ pub async fn import(
         crate::domain::appointments::import_ics(c, &ctx, &access, &text, None)
     })
     .await
-    .map_err(|e| match e {
-        crate::error::AppError::Validation(_, errs) => crate::error::AppError::BadRequest(
-            errs.into_iter()
-                .map(|e| e.message)
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
-        other => other,
-    })?;
+    .map_err(crate::web::console::as_toast)?;
     let mut message = format!(
         "Imported {} meeting{}, updated {}.",
         report.created,

@@ -184,15 +184,7 @@ pub async fn merge(
     let (row, undo) =
         crate::web::api::duplicates::run_merge(&actor, &state, id.into_inner(), duplicate, take)
             .await
-            .map_err(|e| match e {
-                AppError::Validation(_, errs) => AppError::BadRequest(
-                    errs.into_iter()
-                        .map(|e| e.message)
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                ),
-                other => other,
-            })?;
+            .map_err(crate::web::console::as_toast)?;
     let _ = row;
     Ok(redirect(&req, &format!("/merges/{undo}")))
 }

@@ -111,15 +111,7 @@ pub async fn upload(
         )
     })
     .await
-    .map_err(|e| match e {
-        AppError::Validation(_, errs) => AppError::BadRequest(
-            errs.into_iter()
-                .map(|e| e.message)
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
-        other => other,
-    })?;
+    .map_err(crate::web::console::as_toast)?;
     Ok(redirect(&req, &format!("/imports/{}", batch.id)))
 }
 
@@ -270,16 +262,8 @@ pub async fn mapping(
         imports::configure(c, &org, &bid, mapping, mode.as_deref())
     })
     .await;
-    match out {
-        Ok(_) => show_batch(&req, &actor, &state, id).await,
-        Err(AppError::Validation(_, errs)) => Err(AppError::BadRequest(
-            errs.into_iter()
-                .map(|e| e.message)
-                .collect::<Vec<_>>()
-                .join(" "),
-        )),
-        Err(e) => Err(e),
-    }
+    out.map_err(crate::web::console::as_toast)?;
+    show_batch(&req, &actor, &state, id).await
 }
 
 /// `POST /imports/{id}/run`.
@@ -298,15 +282,7 @@ pub async fn run(
     let started = bid.clone();
     db::run(&state.pool, move |c| imports::start(c, &ctx, &started))
         .await
-        .map_err(|e| match e {
-            AppError::Validation(_, errs) => AppError::BadRequest(
-                errs.into_iter()
-                    .map(|e| e.message)
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ),
-            other => other,
-        })?;
+        .map_err(crate::web::console::as_toast)?;
     Ok(redirect(&req, &format!("/imports/{bid}")))
 }
 

@@ -292,15 +292,7 @@ async fn attachment_upload(
     let client = id.into_inner();
     let row = crate::web::api::attachments::upload_as(&actor, &state, &req, client.clone(), body)
         .await
-        .map_err(|e| match e {
-            AppError::Validation(_, errs) => AppError::BadRequest(
-                errs.into_iter()
-                    .map(|e| e.message)
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ),
-            other => other,
-        })?;
+        .map_err(as_toast)?;
     redirect_with_flash(
         &req,
         &format!("/clients/{client}?attached=1#files"),
@@ -347,6 +339,20 @@ async fn export_deals(
     state: web::Data<crate::app::AppState>,
 ) -> AppResult<HttpResponse> {
     crate::web::api::exports::deals(&actor, &state, &req).await
+}
+
+/// A refused upload or action from a script-driven form: its field messages as one toast
+/// (the form has no place to show them inline).
+pub fn as_toast(e: AppError) -> AppError {
+    match e {
+        AppError::Validation(_, errs) => AppError::BadRequest(
+            errs.into_iter()
+                .map(|e| e.message)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        other => other,
+    }
 }
 
 /// An HTML fragment for htmx (200).
