@@ -113,6 +113,8 @@ fn main() {
         json_limit: 1 << 20,
         pool_size: 4,
         search: rapport::config::SearchConfig::Memory,
+        max_upload_bytes: rapport::domain::attachments::DEFAULT_MAX_BYTES,
+        blob_store: Default::default(),
     };
     actix_web::rt::System::new().block_on(async move {
         let state = AppState::new(pool.clone(), config).await.unwrap();

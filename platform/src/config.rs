@@ -19,6 +19,22 @@ pub struct Config {
     pub json_limit: usize,
     pub pool_size: u32,
     pub search: SearchConfig,
+    /// Largest uploaded file, in bytes (`RAPPORT_MAX_UPLOAD_MB`, default 25).
+    pub max_upload_bytes: usize,
+    /// Where attachments' bytes live (`RAPPORT_BLOB_STORE`).
+    pub blob_store: BlobConfig,
+}
+
+/// Where attachments' bytes live.
+#[derive(Debug, Clone, Default)]
+pub enum BlobConfig {
+    /// `<data dir>/attachments` (the default).
+    #[default]
+    Local,
+    /// `RAPPORT_BLOB_STORE=s3` with `RAPPORT_S3_ENDPOINT`, `RAPPORT_S3_BUCKET`,
+    /// `RAPPORT_S3_ACCESS_KEY`, `RAPPORT_S3_SECRET_KEY`, optionally `RAPPORT_S3_REGION`
+    /// (default `us-east-1`) and `RAPPORT_S3_PREFIX` (default `attachments/`).
+    S3(crate::domain::blob_s3::S3Config),
 }
 
 /// Where search lives (`RAPPORT_SEARCH`).
@@ -54,6 +70,32 @@ impl Config {
             })?,
             None => 1024 * 1024,
         };
+        let max_upload_bytes = match env("RAPPORT_MAX_UPLOAD_MB") {
+            Some(v) => match v.parse::<usize>() {
+                Ok(mb) if (1..=4096).contains(&mb) => mb * 1024 * 1024,
+                _ => anyhow::bail!(
+                    "RAPPORT_MAX_UPLOAD_MB must be a whole number of megabytes from 1 to 4096, got {v:?}"
+                ),
+            },
+            None => crate::domain::attachments::DEFAULT_MAX_BYTES,
+        };
+        let blob_store = match env("RAPPORT_BLOB_STORE").as_deref() {
+            None | Some("local") => BlobConfig::Local,
+            Some("s3") => {
+                let need = |k: &str| {
+                    env(k).ok_or_else(|| anyhow::anyhow!("RAPPORT_BLOB_STORE=s3 needs {k}"))
+                };
+                BlobConfig::S3(crate::domain::blob_s3::S3Config {
+                    endpoint: need("RAPPORT_S3_ENDPOINT")?,
+                    bucket: need("RAPPORT_S3_BUCKET")?,
+                    region: env("RAPPORT_S3_REGION").unwrap_or_else(|| "us-east-1".into()),
+                    access_key: need("RAPPORT_S3_ACCESS_KEY")?,
+                    secret_key: need("RAPPORT_S3_SECRET_KEY")?,
+                    prefix: env("RAPPORT_S3_PREFIX").unwrap_or_else(|| "attachments/".into()),
+                })
+            }
+            Some(other) => anyhow::bail!("RAPPORT_BLOB_STORE must be local or s3, got {other:?}"),
+        };
         let search = match env("RAPPORT_SEARCH").as_deref() {
             None | Some("embedded") => SearchConfig::Embedded,
             Some("meilisearch") => SearchConfig::Meilisearch {
@@ -75,6 +117,8 @@ impl Config {
             trust_proxy: env("RAPPORT_TRUST_PROXY").is_some_and(|v| v == "true" || v == "1"),
             json_limit,
             pool_size: 16,
+            max_upload_bytes,
+            blob_store,
         })
     }
 }

@@ -128,3 +128,31 @@ pub fn spawn_imports(state: actix_web::web::Data<AppState>) {
         }
     });
 }
+
+/// How long a deleted file stays in the trash before its bytes go.
+pub const FILE_TRASH_DAYS: i64 = 30;
+
+/// Empties the file trash of what has been there longer than [`FILE_TRASH_DAYS`]; returns how
+/// many files went.
+pub async fn empty_file_trash(state: &AppState) -> AppResult<usize> {
+    let store = crate::domain::attachments::configured_store(&state.config)?;
+    let cutoff = crate::db::now() - chrono::Duration::days(FILE_TRASH_DAYS);
+    db::run(&state.pool, move |c| {
+        crate::domain::attachments::empty_trash(c, store.as_ref(), cutoff)
+    })
+    .await
+}
+
+/// The file-trash worker: once an hour.
+pub fn spawn_file_trash(state: actix_web::web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        loop {
+            match empty_file_trash(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(files = n, "emptied the file trash"),
+                Err(e) => tracing::warn!(error = %e, "file trash worker"),
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+    });
+}

@@ -262,6 +262,7 @@ async fn serve(config: Config, pool: Pool) -> anyhow::Result<()> {
     rapport::search::spawn_indexer(state.pool.clone(), state.search.clone());
     spawn_reminders(state.pool.clone());
     rapport::jobs::spawn_imports(state.clone());
+    rapport::jobs::spawn_file_trash(state.clone());
     tracing::info!(%addr, "serving Rapport");
     // why: actix-web stops on SIGTERM/SIGINT by finishing in-flight requests first.
     actix_web::HttpServer::new(move || app::build(state.clone()))

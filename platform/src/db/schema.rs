@@ -613,6 +613,8 @@ diesel::table! {
         uploaded_by -> Nullable<Text>,
         created_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
+        opportunity_id -> Nullable<Text>,
+        interaction_id -> Nullable<Text>,
     }
 }
 

@@ -1,6 +1,7 @@
-//! Files on a client: stored through a [`BlobStore`] (the data directory by default), typed
-//! by their content, named safely, downloaded only by those who see the client, deleted to
-//! the trash, and every download of a sensitive file audited.
+//! Files on a client, a deal or an interaction: stored through a [`BlobStore`] (the data
+//! directory by default, or an S3-compatible bucket), typed by their content, named safely,
+//! downloaded only by those who see what they are on, deleted to the trash, and every
+//! download of a sensitive file audited.
 
 use std::path::PathBuf;
 
@@ -14,8 +15,76 @@ use crate::domain::audit::{self, AuditContext};
 use crate::domain::clients::service::Access;
 use crate::error::{AppError, AppResult};
 
-/// Largest file, in bytes.
-pub const MAX_BYTES: usize = 25 * 1024 * 1024;
+/// Largest file by default, in bytes (`RAPPORT_MAX_UPLOAD_MB` changes it).
+pub const DEFAULT_MAX_BYTES: usize = 25 * 1024 * 1024;
+
+/// What a file is attached to. Deals and interactions always have a client, which the file
+/// keeps too: a merge moves it with the rest, and the client's Files card lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parent {
+    Client(String),
+    Deal(String),
+    Interaction(String),
+}
+
+impl Parent {
+    /// The parent named by a URL segment (`clients`, `opportunities`, `interactions`).
+    pub fn from_segment(segment: &str, id: String) -> Option<Self> {
+        match segment {
+            "clients" => Some(Self::Client(id)),
+            "opportunities" => Some(Self::Deal(id)),
+            "interactions" => Some(Self::Interaction(id)),
+            _ => None,
+        }
+    }
+
+    /// The Casbin object guarding files on this parent.
+    pub fn object(&self) -> &'static str {
+        match self {
+            Self::Client(_) => "client",
+            Self::Deal(_) => "opportunity",
+            Self::Interaction(_) => "interaction",
+        }
+    }
+}
+
+/// The client, deal and interaction a file hangs on, once the actor is known to see them.
+struct Resolved {
+    client_id: String,
+    opportunity_id: Option<String>,
+    interaction_id: Option<String>,
+}
+
+fn resolve(
+    conn: &mut DbConn,
+    org_id: &str,
+    access: &Access,
+    parent: &Parent,
+) -> AppResult<Resolved> {
+    Ok(match parent {
+        Parent::Client(id) => Resolved {
+            client_id: crate::domain::clients::service::get(conn, org_id, access, id)?.id,
+            opportunity_id: None,
+            interaction_id: None,
+        },
+        Parent::Deal(id) => {
+            let deal = crate::domain::pipeline::service::get(conn, org_id, access, id)?;
+            Resolved {
+                client_id: deal.client_id,
+                opportunity_id: Some(deal.id),
+                interaction_id: None,
+            }
+        }
+        Parent::Interaction(id) => {
+            let entry = crate::domain::interactions::get(conn, org_id, access, id)?;
+            Resolved {
+                client_id: entry.client_id,
+                opportunity_id: entry.opportunity_id,
+                interaction_id: Some(entry.id),
+            }
+        }
+    })
+}
 
 /// Where the bytes live. The local directory is the default; an S3-compatible store is
 /// the same three calls.
@@ -60,6 +129,18 @@ impl BlobStore for LocalStore {
     }
 }
 
+/// The store the configuration names: the data directory unless a bucket is configured.
+pub fn configured_store(config: &crate::config::Config) -> AppResult<Box<dyn BlobStore>> {
+    Ok(match &config.blob_store {
+        crate::config::BlobConfig::Local => Box::new(LocalStore {
+            root: config.data_dir.join("attachments"),
+        }),
+        crate::config::BlobConfig::S3(s3) => {
+            Box::new(crate::domain::blob_s3::S3Store::new(s3).map_err(AppError::Internal)?)
+        }
+    })
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = attachments)]
 pub struct AttachmentRow {
@@ -75,17 +156,30 @@ pub struct AttachmentRow {
     pub uploaded_by: Option<String>,
     pub created_at: chrono::NaiveDateTime,
     pub deleted_at: Option<chrono::NaiveDateTime>,
+    pub opportunity_id: Option<String>,
+    pub interaction_id: Option<String>,
 }
 
 impl AttachmentRow {
     pub fn to_json(&self) -> Value {
         json!({
-            "id": self.id, "clientId": self.client_id, "fileName": self.file_name,
+            "id": self.id, "clientId": self.client_id,
+            "opportunityId": self.opportunity_id, "interactionId": self.interaction_id,
+            "fileName": self.file_name,
             "contentType": self.content_type, "size": self.size_bytes, "sha256": self.sha256,
             "sensitive": self.sensitive, "uploadedBy": self.uploaded_by,
             "createdAt": self.created_at.and_utc().to_rfc3339(),
             "url": format!("/api/attachments/{}/content", self.id),
         })
+    }
+
+    /// What the file is on: the innermost of interaction, deal and client.
+    pub fn parent(&self) -> Parent {
+        match (&self.interaction_id, &self.opportunity_id) {
+            (Some(i), _) => Parent::Interaction(i.clone()),
+            (None, Some(d)) => Parent::Deal(d.clone()),
+            (None, None) => Parent::Client(self.client_id.clone()),
+        }
     }
 
     pub fn is_image(&self) -> bool {
@@ -141,13 +235,21 @@ pub struct NewFile<'a> {
     pub sensitive: bool,
 }
 
-/// Stores a file on a client the actor sees.
+/// The refusal for a file over the limit.
+pub fn too_large(limit: usize) -> AppError {
+    AppError::PayloadTooLarge(format!(
+        "Files can be at most {} MB.",
+        limit.div_ceil(1024 * 1024)
+    ))
+}
+
+/// Stores a file on a client, deal or interaction the actor sees.
 pub fn upload(
     conn: &mut DbConn,
     store: &dyn BlobStore,
     ctx: &AuditContext,
     access: &Access,
-    client_id: &str,
+    parent: &Parent,
     file: NewFile<'_>,
 ) -> AppResult<AttachmentRow> {
     let NewFile {
@@ -155,15 +257,9 @@ pub fn upload(
         bytes,
         sensitive,
     } = file;
-    let client = crate::domain::clients::service::get(conn, &ctx.org_id, access, client_id)?;
+    let on = resolve(conn, &ctx.org_id, access, parent)?;
     if bytes.is_empty() {
         return Err(AppError::invalid("file", "The file is empty."));
-    }
-    if bytes.len() > MAX_BYTES {
-        return Err(AppError::PayloadTooLarge(format!(
-            "Files can be at most {} MB.",
-            MAX_BYTES / 1024 / 1024
-        )));
     }
     let key = new_id();
     store
@@ -172,7 +268,7 @@ pub fn upload(
     let row = AttachmentRow {
         id: new_id(),
         organization_id: ctx.org_id.clone(),
-        client_id: client.id.clone(),
+        client_id: on.client_id,
         file_name: safe_name(name),
         content_type: sniff(bytes).to_string(),
         size_bytes: bytes.len() as i64,
@@ -185,6 +281,8 @@ pub fn upload(
         uploaded_by: ctx.actor_user_id.clone(),
         created_at: now(),
         deleted_at: None,
+        opportunity_id: on.opportunity_id,
+        interaction_id: on.interaction_id,
     };
     let inserted = conn.transaction(|c| {
         diesel::insert_into(attachments::table)
@@ -196,7 +294,9 @@ pub fn upload(
             "attachment.upload",
             "attachment",
             Some(&row.id),
-            json!({"clientId": row.client_id, "fileName": row.file_name, "size": row.size_bytes, "sensitive": sensitive}),
+            json!({"clientId": row.client_id, "opportunityId": row.opportunity_id,
+                   "interactionId": row.interaction_id, "fileName": row.file_name,
+                   "size": row.size_bytes, "sensitive": sensitive}),
         )?;
         Ok::<_, AppError>(())
     });
@@ -207,23 +307,62 @@ pub fn upload(
     Ok(row)
 }
 
+/// The files on a parent, newest first. A client's list has the files on its interactions
+/// too; files on its deals are listed with each deal, where deal visibility applies.
 pub fn list(
     conn: &mut DbConn,
     org_id: &str,
     access: &Access,
-    client_id: &str,
+    parent: &Parent,
 ) -> AppResult<Vec<AttachmentRow>> {
-    crate::domain::clients::service::get(conn, org_id, access, client_id)?;
-    Ok(attachments::table
+    let on = resolve(conn, org_id, access, parent)?;
+    let mut query = attachments::table
         .filter(attachments::organization_id.eq(org_id))
-        .filter(attachments::client_id.eq(client_id))
         .filter(attachments::deleted_at.is_null())
         .order(attachments::created_at.desc())
         .select(AttachmentRow::as_select())
-        .load(conn)?)
+        .into_boxed();
+    query = match parent {
+        Parent::Client(_) => query
+            .filter(attachments::client_id.eq(on.client_id))
+            .filter(attachments::opportunity_id.is_null()),
+        Parent::Deal(_) => query.filter(attachments::opportunity_id.eq(on.opportunity_id)),
+        Parent::Interaction(_) => query.filter(attachments::interaction_id.eq(on.interaction_id)),
+    };
+    Ok(query.load(conn)?)
 }
 
-/// An attachment on a client the actor sees (else 404).
+/// The files on each of these interactions, oldest first: id → [(file id, name)]. The
+/// caller has already checked the reader sees the interactions.
+pub fn on_interactions(
+    conn: &mut DbConn,
+    org_id: &str,
+    ids: &[String],
+) -> AppResult<std::collections::HashMap<String, Vec<(String, String)>>> {
+    let mut out: std::collections::HashMap<String, Vec<(String, String)>> = Default::default();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let rows: Vec<(Option<String>, String, String)> = attachments::table
+        .filter(attachments::organization_id.eq(org_id))
+        .filter(attachments::interaction_id.eq_any(ids))
+        .filter(attachments::deleted_at.is_null())
+        .order(attachments::created_at.asc())
+        .select((
+            attachments::interaction_id,
+            attachments::id,
+            attachments::file_name,
+        ))
+        .load(conn)?;
+    for (on, id, name) in rows {
+        if let Some(on) = on {
+            out.entry(on).or_default().push((id, name));
+        }
+    }
+    Ok(out)
+}
+
+/// An attachment on something the actor sees (else 404).
 pub fn get(conn: &mut DbConn, org_id: &str, access: &Access, id: &str) -> AppResult<AttachmentRow> {
     let row: AttachmentRow = attachments::table
         .filter(attachments::organization_id.eq(org_id))
@@ -233,7 +372,7 @@ pub fn get(conn: &mut DbConn, org_id: &str, access: &Access, id: &str) -> AppRes
         .first(conn)
         .optional()?
         .ok_or(AppError::NotFound)?;
-    crate::domain::clients::service::get(conn, org_id, access, &row.client_id)?;
+    resolve(conn, org_id, access, &row.parent())?;
     Ok(row)
 }
 
@@ -285,6 +424,34 @@ pub fn delete(conn: &mut DbConn, ctx: &AuditContext, access: &Access, id: &str) 
         )?;
         Ok(())
     })
+}
+
+/// Removes files trashed before `cutoff`: the bytes first, then the row, one at a time so
+/// a store that fails midway leaves the rest for the next run.
+pub fn empty_trash(
+    conn: &mut DbConn,
+    store: &dyn BlobStore,
+    cutoff: chrono::NaiveDateTime,
+) -> AppResult<usize> {
+    let due: Vec<(String, String)> = attachments::table
+        .filter(attachments::deleted_at.lt(cutoff))
+        .select((attachments::id, attachments::storage_key))
+        .limit(1000)
+        .load(conn)?;
+    let mut n = 0;
+    for (id, key) in due {
+        match store.delete(&key) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(attachment = %id, error = %e, "could not remove a trashed file");
+                continue;
+            }
+        }
+        diesel::delete(attachments::table.filter(attachments::id.eq(&id))).execute(conn)?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

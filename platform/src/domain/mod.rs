@@ -5,6 +5,7 @@
 pub mod appointments;
 pub mod attachments;
 pub mod audit;
+pub mod blob_s3;
 pub mod calendar;
 pub mod clients;
 pub mod custom_fields;

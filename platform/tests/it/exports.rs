@@ -215,14 +215,89 @@ async fn clients_and_deals_export_as_csv_and_json() {
             .status,
         StatusCode::FORBIDDEN
     );
+    // XLSX: every client across pages, the header bold in row 1, numbers as numbers, and
+    // formula-looking text kept as text (a typed cell is never evaluated).
+    let x = send(
+        &app,
+        api(Method::GET, "/api/clients/export?format=xlsx", &manager),
+    )
+    .await;
+    assert_eq!(x.status, StatusCode::OK, "{}", x.body);
+    assert!(x.header("content-type").unwrap().contains("spreadsheetml"));
+    assert!(x.header("content-disposition").unwrap().contains(".xlsx\""));
+    let sheet = first_sheet(&x.bytes);
+    assert_eq!(sheet.len(), 1 + 1006, "header + every client (Initech too)");
+    assert_eq!(sheet[0][0], "id");
+    let col = sheet[0].iter().position(|h| h == "lastName").unwrap();
+    assert!(sheet
+        .iter()
+        .any(|r| r[col] == "=HYPERLINK(\"http://evil\",\"x\")"));
+    let deals_x = send(
+        &app,
+        api(
+            Method::GET,
+            "/api/opportunities/export?format=xlsx",
+            &manager,
+        ),
+    )
+    .await;
+    let deal_rows = first_sheet(&deals_x.bytes);
+    assert_eq!(deal_rows.len(), 2);
+    assert_eq!(deal_rows[1][1], "-10% renewal");
+    assert_eq!(deal_rows[1][2], "1234.5", "the value is a number cell");
+    let calls_x = send(
+        &app,
+        api(
+            Method::GET,
+            "/api/interactions/export?format=xlsx&filter[type]=call",
+            &manager,
+        ),
+    )
+    .await;
+    assert_eq!(first_sheet(&calls_x.bytes).len(), 2);
+    let bad = send(
+        &app,
+        api(Method::GET, "/api/clients/export?format=ods", &manager),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("xlsx"), "{}", bad.body);
+
     // The console link carries the list's filters.
     let mut b = Browser::new();
     b.sign_in(&app, "manager@acme.test", PASSWORD).await;
     assert!(b.get(&app, "/clients").await.body.contains("Export CSV"));
+    let leads = b
+        .get(&app, "/clients/export.xlsx?filter[status]=lead")
+        .await;
+    assert_eq!(leads.status, StatusCode::OK);
+    let leads = first_sheet(&leads.bytes);
+    let status_col = leads[0].iter().position(|h| h == "status").unwrap();
+    assert!(leads.len() > 1 && leads[1..].iter().all(|r| r[status_col] == "lead"));
+    assert!(b
+        .get(&app, "/pipeline")
+        .await
+        .body
+        .contains("/opportunities/export.xlsx"));
     let file = b.get(&app, "/clients/export.csv?filter[status]=lead").await;
     assert_eq!(file.status, StatusCode::OK);
     assert!(
         file.body.lines().skip(1).all(|l| l.contains(",lead,")),
         "only leads"
     );
+}
+
+/// The first sheet of a workbook as text cells (calamine reads it back as Excel would).
+fn first_sheet(bytes: &[u8]) -> Vec<Vec<String>> {
+    use calamine::{Reader, Xlsx};
+    let mut book: Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(bytes.to_vec()))
+        .expect("a readable workbook");
+    let range = book
+        .worksheet_range_at(0)
+        .expect("a sheet")
+        .expect("readable");
+    range
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect()
 }

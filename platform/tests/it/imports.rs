@@ -559,3 +559,94 @@ async fn xlsx_workbooks_import_their_first_sheet() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("not an Excel workbook"), "{}", r.body);
 }
+
+#[actix_web::test]
+async fn columns_map_to_custom_fields_by_label_or_by_hand() {
+    let t = TestApp::new().await;
+    let org = t.org("Acme");
+    let admin = t.user(&org, "admin@acme.test", "admin");
+    let token = t.token(&org, &admin);
+    let app = t.service().await;
+    for field in [
+        json!({"entity": "client", "key": "tier", "label": "Tier", "type": "single_select", "options": ["Gold", "Silver"]}),
+        json!({"entity": "client", "key": "seats", "label": "Seats", "type": "integer"}),
+    ] {
+        let r = send(
+            &app,
+            api(Method::POST, "/api/custom-fields", &token).set_json(field),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let csv = "Email,First Name,Last Name,Tier,Seat count\n\
+               ada@example.test,Ada,Lovelace,Gold,12\n\
+               bob@example.test,Bob,Byte,Bronze,3\n";
+    let r = send(
+        &app,
+        api(
+            Method::POST,
+            "/api/imports?fileName=people.csv&preset=generic",
+            &token,
+        )
+        .insert_header(("content-type", "text/csv"))
+        .set_payload(csv),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let batch = r.json();
+    let id = batch["id"].as_str().unwrap().to_string();
+    // "Tier" is a custom field's label: mapped by itself. "Seat count" is not.
+    assert_eq!(batch["mapping"][3], "custom.tier", "{batch}");
+    assert_eq!(batch["mapping"][4], Value::Null);
+    // The wizard offers custom fields as targets.
+    let mut b = Browser::new();
+    b.sign_in(&app, "admin@acme.test", PASSWORD).await;
+    let page = b.get(&app, &format!("/imports/{id}")).await.body;
+    assert!(page.contains("value=\"custom.seats\""), "{page}");
+    // An unknown custom field is refused; the right one is taken.
+    let bad = send(
+        &app,
+        api(Method::PATCH, &format!("/api/imports/{id}"), &token).set_json(json!({
+            "mapping": ["email", "firstName", "lastName", "custom.tier", "custom.nope"]
+        })),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    let ok = send(
+        &app,
+        api(Method::PATCH, &format!("/api/imports/{id}"), &token).set_json(json!({
+            "mapping": ["email", "firstName", "lastName", "custom.tier", "custom.seats"]
+        })),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    let run = send(
+        &app,
+        api(Method::POST, &format!("/api/imports/{id}/run"), &token),
+    )
+    .await;
+    assert_eq!(run.status, StatusCode::ACCEPTED, "{}", run.body);
+    rapport::jobs::run_pending(&t.state).await.unwrap();
+    let done = send(
+        &app,
+        api(Method::GET, &format!("/api/imports/{id}"), &token),
+    )
+    .await
+    .json();
+    assert_eq!(counts(&done), (1, 0, 0, 1), "{done}");
+    assert_eq!(done["errors"][0]["row"], 3);
+    assert!(
+        done["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tier"),
+        "{done}"
+    );
+    let people = send(&app, api(Method::GET, "/api/clients", &token))
+        .await
+        .json();
+    let ada = &people["data"][0];
+    assert_eq!(ada["email"], "ada@example.test");
+    assert_eq!(ada["customFields"]["tier"], "Gold");
+    assert_eq!(ada["customFields"]["seats"], 12);
+}

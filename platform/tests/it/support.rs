@@ -92,19 +92,41 @@ pub fn config_for(target: &DbTarget) -> Config {
         log_json: false,
         trust_proxy: false,
         json_limit: 16 * 1024,
+        max_upload_bytes: 2 * 1024 * 1024,
+        blob_store: Default::default(),
         pool_size: 4,
         search: rapport::config::SearchConfig::Memory,
     }
 }
 
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let dir = &self.state.config.data_dir;
+        if dir
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("rapport-test-"))
+        {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 impl TestApp {
     pub async fn new() -> Self {
+        Self::with_config(|_| {}).await
+    }
+
+    /// An app whose configuration the test adjusts first.
+    pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> Self {
         let (db, target) = TestDb::create();
         let pool = db::connect(&target, 4).expect("pool");
         db::migrate(&mut pool.get().expect("conn")).expect("migrate");
-        let state = AppState::new(pool.clone(), config_for(&target))
-            .await
-            .expect("state");
+        let mut config = config_for(&target);
+        // Files (attachments, import copies) per test, so tests can count what is on disk.
+        config.data_dir =
+            std::env::temp_dir().join(format!("rapport-test-{}", uuid::Uuid::new_v4()));
+        adjust(&mut config);
+        let state = AppState::new(pool.clone(), config).await.expect("state");
         Self {
             state,
             pool,
@@ -113,10 +135,10 @@ impl TestApp {
         }
     }
 
-    /// A second instance over the same database, as behind a load balancer.
+    /// A second instance over the same database and files, as behind a load balancer.
     pub async fn another_instance(&self) -> web::Data<AppState> {
         let pool = db::connect(&self.target, 4).expect("pool");
-        AppState::new(pool, config_for(&self.target))
+        AppState::new(pool, self.state.config.clone())
             .await
             .expect("state")
     }
@@ -162,6 +184,8 @@ pub struct Resp {
     pub status: StatusCode,
     pub headers: header::HeaderMap,
     pub body: String,
+    /// The body as sent (binary downloads).
+    pub bytes: Vec<u8>,
 }
 
 impl Resp {
@@ -191,6 +215,7 @@ where
         status,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
+        bytes: body.to_vec(),
     }
 }
 

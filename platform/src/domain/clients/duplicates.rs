@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use super::service::{self, Access, WriteContext};
 use super::{store, ClientRow};
 use crate::db::schema::{
-    audit_log, client_relations, client_tags, clients, contact_preferences, contracts,
+    attachments, audit_log, client_relations, client_tags, clients, contact_preferences, contracts,
     external_refs, interaction_participants, interactions, opportunities, opportunity_contacts,
 };
 use crate::db::{now, DbConn};
@@ -353,6 +353,13 @@ pub fn merge(
         diesel::update(contracts::table.filter(contracts::id.eq_any(&moved_contracts)))
             .set(contracts::client_id.eq(&survivor.id))
             .execute(c)?;
+        let moved_files: Vec<String> = attachments::table
+            .filter(attachments::client_id.eq(&duplicate.id))
+            .select(attachments::id)
+            .load(c)?;
+        diesel::update(attachments::table.filter(attachments::id.eq_any(&moved_files)))
+            .set(attachments::client_id.eq(&survivor.id))
+            .execute(c)?;
         let moved_employees: Vec<String> = clients::table
             .filter(clients::employer_id.eq(&duplicate.id))
             .select(clients::id)
@@ -515,6 +522,7 @@ pub fn merge(
                     "participants": moved_participants,
                     "deals": moved_deals,
                     "contracts": moved_contracts,
+                    "attachments": moved_files,
                     "employees": moved_employees,
                     "relations": moved_relations,
                     "droppedRelations": dropped_relations,
@@ -600,6 +608,9 @@ pub fn undo(conn: &mut DbConn, ctx: &AuditContext, audit_id: &str) -> AppResult<
         }
         diesel::update(contracts::table.filter(contracts::id.eq_any(list("contracts"))))
             .set(contracts::client_id.eq(&dup))
+            .execute(c)?;
+        diesel::update(attachments::table.filter(attachments::id.eq_any(list("attachments"))))
+            .set(attachments::client_id.eq(&dup))
             .execute(c)?;
         diesel::update(clients::table.filter(clients::id.eq_any(list("employees"))))
             .set(clients::employer_id.eq(&dup))

@@ -143,7 +143,26 @@ pub fn stage(
             ));
         }
     };
-    let mapping = presets::mapping(opts.preset, kind, &headers);
+    let mut mapping = presets::mapping(opts.preset, kind, &headers);
+    // Columns the preset does not know may carry a custom field's label or key.
+    let custom = targets_for(conn, &ctx.org_id, kind)?;
+    for (i, header) in headers.iter().enumerate() {
+        if i >= mapping.len() || mapping[i].is_some() {
+            continue;
+        }
+        let h = presets::normalise(header);
+        let found = custom.iter().find(|(t, label)| {
+            t.strip_prefix(CUSTOM).is_some_and(|key| {
+                presets::normalise(key) == h
+                    || presets::normalise(label.trim_end_matches(" (custom field)")) == h
+            })
+        });
+        if let Some((t, _)) = found {
+            if !mapping.iter().flatten().any(|m| m == t) {
+                mapping[i] = Some(t.clone());
+            }
+        }
+    }
     let at = now();
     let row = BatchRow {
         id,
@@ -215,7 +234,7 @@ pub fn configure(
         ));
     }
     let mut errors = Vec::new();
-    let targets = batch.kind().targets();
+    let targets = targets_for(conn, org_id, batch.kind())?;
     let mapping = match mapping {
         Some(m) => {
             let columns = batch.mapping().len();
@@ -444,6 +463,22 @@ fn row_error(e: AppError) -> String {
     }
 }
 
+/// Counts a row's outcome (created, updated, skipped, failed); created and updated rows
+/// took the next change-log sequence number.
+fn tally(outcome: Outcome, counts: &mut (i32, i32, i32, i32), seq: &mut i32) {
+    match outcome {
+        Outcome::Created(_) => {
+            counts.0 += 1;
+            *seq += 1;
+        }
+        Outcome::Updated(_) => {
+            counts.1 += 1;
+            *seq += 1;
+        }
+        Outcome::Skipped(_) => counts.2 += 1,
+    }
+}
+
 /// Runs the next chunk of a queued or running batch; `Ok(false)` when it is finished.
 pub fn run_chunk(conn: &mut DbConn, data_dir: &std::path::Path, env: &Env<'_>) -> AppResult<bool> {
     conn.transaction(|c| {
@@ -476,22 +511,28 @@ pub fn run_chunk(conn: &mut DbConn, data_dir: &std::path::Path, env: &Env<'_>) -
             .filter(import_changes::batch_id.eq(&batch.id))
             .count()
             .get_result::<i64>(c)? as i32;
-        for (i, cells) in rows.iter().enumerate() {
-            let i = from + i;
-            match c.transaction(|c| import_row(c, &row_env, cells, seq)) {
-                Ok(Outcome::Created(_)) => {
-                    counts.0 += 1;
-                    seq += 1;
-                }
-                Ok(Outcome::Updated(_)) => {
-                    counts.1 += 1;
-                    seq += 1;
-                }
-                Ok(Outcome::Skipped(_)) => counts.2 += 1,
-                Err(e) => {
-                    counts.3 += 1;
-                    if errors.len() < MAX_ERRORS {
-                        errors.push(json!({"row": i + 2, "message": row_error(e)}));
+        // Fast path: the whole chunk in one savepoint. Most chunks have no failing row, and
+        // a savepoint per row is a measurable share of the per-row cost; a chunk with a
+        // failing row is rolled back and run again row by row, each in its own savepoint.
+        let fast = c.transaction(|c| {
+            let (mut n, mut s) = ((0, 0, 0, 0), seq);
+            for cells in &rows {
+                tally(import_row(c, &row_env, cells, s)?, &mut n, &mut s);
+            }
+            Ok::<_, AppError>(n)
+        });
+        match fast {
+            Ok(n) => counts = n,
+            Err(_) => {
+                for (i, cells) in rows.iter().enumerate() {
+                    match c.transaction(|c| import_row(c, &row_env, cells, seq)) {
+                        Ok(outcome) => tally(outcome, &mut counts, &mut seq),
+                        Err(e) => {
+                            counts.3 += 1;
+                            if errors.len() < MAX_ERRORS {
+                                errors.push(json!({"row": from + i + 2, "message": row_error(e)}));
+                            }
+                        }
                     }
                 }
             }
@@ -704,6 +745,55 @@ fn import_row(
     }
 }
 
+/// Columns mapped to custom fields (`custom.<key>`) go in as `customFields`; the field's
+/// own rules check and convert the text (numbers, dates, choices).
+fn put_custom(body: &mut Map<String, Value>, cells: &[(String, String)]) {
+    let custom: Map<String, Value> = cells
+        .iter()
+        .filter_map(|(t, v)| {
+            t.strip_prefix(CUSTOM)
+                .map(|k| (k.to_string(), Value::String(v.clone())))
+        })
+        .collect();
+    if !custom.is_empty() {
+        body.insert("customFields".into(), Value::Object(custom));
+    }
+}
+
+/// Mapping targets that name a custom field start with this.
+pub const CUSTOM: &str = "custom.";
+
+/// The entity whose custom fields a kind of file can fill.
+fn entity_of(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Deals => "opportunity",
+        Kind::Companies | Kind::Contacts => "client",
+    }
+}
+
+/// What a column can be mapped to: the kind's fields, then the organization's active custom
+/// fields for it (`custom.<key>`), as (target, label).
+pub fn targets_for(
+    conn: &mut DbConn,
+    org_id: &str,
+    kind: Kind,
+) -> AppResult<Vec<(String, String)>> {
+    let mut targets: Vec<(String, String)> = kind
+        .targets()
+        .iter()
+        .map(|(k, l)| (k.to_string(), l.to_string()))
+        .collect();
+    for d in crate::domain::custom_fields::store::list(conn, org_id, entity_of(kind), false)? {
+        if d.is_active() {
+            targets.push((
+                format!("{CUSTOM}{}", d.field_key),
+                format!("{} (custom field)", d.label),
+            ));
+        }
+    }
+    Ok(targets)
+}
+
 /// The value mapped to `target` in a row.
 fn cell<'a>(cells: &'a [(String, String)], target: &str) -> Option<&'a str> {
     cells
@@ -824,6 +914,7 @@ fn import_client(
             body.insert("employerId".into(), Value::String(e));
         }
     }
+    put_custom(&mut body, cells);
     let defs = env.cache.defs(conn, org, "client")?;
     let w = crate::domain::clients::service::WriteContext {
         ctx: env.ctx,
@@ -1018,6 +1109,7 @@ fn import_deal(
             body.insert("assignedTo".into(), json!(u));
         }
     }
+    put_custom(&mut body, cells);
     let defs = env.cache.defs(conn, org, "opportunity")?;
     let w = deals::WriteContext {
         ctx: env.ctx,

@@ -5,7 +5,7 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::stream;
+use futures_util::{stream, StreamExt};
 use serde_json::{json, Value};
 
 use crate::app::AppState;
@@ -25,6 +25,17 @@ const PAGE: i64 = 1000;
 pub enum Format {
     Csv,
     Json,
+    Xlsx,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Json => "json",
+            Self::Xlsx => "xlsx",
+        }
+    }
 }
 
 fn format_of(pairs: &[(String, String)], path: &str) -> AppResult<Format> {
@@ -35,9 +46,11 @@ fn format_of(pairs: &[(String, String)], path: &str) -> AppResult<Format> {
     match asked {
         Some("csv") => Ok(Format::Csv),
         Some("json") => Ok(Format::Json),
+        Some("xlsx") => Ok(Format::Xlsx),
         None if path.ends_with(".json") => Ok(Format::Json),
+        None if path.ends_with(".xlsx") => Ok(Format::Xlsx),
         None => Ok(Format::Csv),
-        Some(_) => Err(AppError::invalid("format", "Choose csv or json.")),
+        Some(_) => Err(AppError::invalid("format", "Choose csv, xlsx or json.")),
     }
 }
 
@@ -60,10 +73,12 @@ fn streamed<S>(format: Format, name: &str, body: S) -> HttpResponse
 where
     S: futures_util::Stream<Item = Result<web::Bytes, AppError>> + 'static,
 {
-    let (ctype, ext) = match format {
-        Format::Csv => ("text/csv; charset=utf-8", "csv"),
-        Format::Json => ("application/json", "json"),
+    let ctype = match format {
+        Format::Csv => "text/csv; charset=utf-8",
+        Format::Json => "application/json",
+        Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     };
+    let ext = format.name();
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, ctype))
         .insert_header((
@@ -79,6 +94,126 @@ where
 /// An exported row: its key (rows come in key order), its CSV cells and its JSON object.
 type ExportRow = (String, Vec<String>, Value);
 
+/// The next page of spreadsheet rows (the first page starts with the header), or `None`.
+pub type NextRows = Box<dyn FnMut(&mut db::DbConn) -> AppResult<Option<Vec<Vec<String>>>> + Send>;
+
+/// Hands the workbook's bytes to the response as they are written, 64 KB at a time.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<web::Bytes>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = web::Bytes::from(std::mem::take(&mut self.buf));
+        // A closed channel means the reader went away: stop writing.
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "download cancelled"))
+    }
+}
+
+impl Drop for ChannelWriter {
+    fn drop(&mut self) {
+        let _ = std::io::Write::flush(self);
+    }
+}
+
+/// A cell that is a plain decimal number (no leading zeros, so postal codes and phone
+/// numbers stay text) is written as a number a spreadsheet can sum.
+fn as_number(cell: &str) -> Option<f64> {
+    let digits = cell.strip_prefix('-').unwrap_or(cell);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let plain = !int.is_empty()
+        && int.len() <= 12
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && (int == "0" || !int.starts_with('0'))
+        && frac.len() <= 6
+        && frac.bytes().all(|b| b.is_ascii_digit())
+        && !(digits.contains('.') && frac.is_empty());
+    plain.then(|| cell.parse().ok()).flatten()
+}
+
+fn write_workbook(
+    pool: &db::Pool,
+    sheet: &str,
+    next: &mut NextRows,
+    out: ChannelWriter,
+) -> AppResult<()> {
+    use rust_xlsxwriter::{Format as Style, Workbook};
+    let fail =
+        |e: rust_xlsxwriter::XlsxError| AppError::Internal(format!("writing the workbook: {e}"));
+    let mut book = Workbook::new();
+    let bold = Style::new().set_bold();
+    let ws = book.add_worksheet_with_constant_memory().map_err(fail)?;
+    ws.set_name(sheet).map_err(fail)?;
+    let mut row: u32 = 0;
+    loop {
+        let page = {
+            let mut conn = pool
+                .get()
+                .map_err(|e| AppError::Unavailable(e.to_string()))?;
+            next(&mut conn)?
+        };
+        let Some(rows) = page else { break };
+        for cells in rows {
+            for (col, cell) in cells.iter().enumerate() {
+                let col = col as u16;
+                // Cells are typed values, never formulas: nothing to neutralise here.
+                if row == 0 {
+                    ws.write_string_with_format(row, col, cell, &bold)
+                        .map_err(fail)?;
+                } else if let Some(n) = as_number(cell) {
+                    ws.write_number(row, col, n).map_err(fail)?;
+                } else if !cell.is_empty() {
+                    ws.write_string(row, col, cell).map_err(fail)?;
+                }
+            }
+            row = row.saturating_add(1);
+            if row > 1_048_575 {
+                return Err(AppError::BadRequest(
+                    "A worksheet holds at most 1,048,576 rows; export CSV instead.".into(),
+                ));
+            }
+        }
+    }
+    book.save_to_writer(out).map_err(fail)
+}
+
+/// An XLSX body: the rows are written on a blocking thread into a constant-memory
+/// workbook (spooled to a temporary file), then the zipped workbook streams out.
+fn xlsx_body(
+    pool: db::Pool,
+    sheet: &'static str,
+    mut next: NextRows,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, AppError>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<web::Bytes>(8);
+    actix_web::rt::task::spawn_blocking(move || {
+        let out = ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(64 * 1024),
+        };
+        if let Err(e) = write_workbook(&pool, sheet, &mut next, out) {
+            // The status is already sent: the body ends early and the file does not open.
+            tracing::warn!(error = %e, "xlsx export stopped");
+        }
+    });
+    stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, AppError>(b), rx))
+    })
+}
+
 /// A CSV or JSON body read a page at a time by keyset: `load(after)` answers up to `PAGE`
 /// rows whose key follows `after`. A failing page ends the body early (a truncated file,
 /// not a silently short one: CSV lacks its last lines, JSON does not parse).
@@ -87,10 +222,30 @@ fn keyset_body<F>(
     format: Format,
     header: &'static [&'static str],
     load: F,
-) -> impl futures_util::Stream<Item = Result<web::Bytes, AppError>>
+) -> stream::LocalBoxStream<'static, Result<web::Bytes, AppError>>
 where
     F: Fn(&mut db::DbConn, String) -> AppResult<Vec<ExportRow>> + Clone + Send + 'static,
 {
+    if format == Format::Xlsx {
+        let mut after: Option<String> = Some(String::new());
+        let mut first = true;
+        let next: NextRows = Box::new(move |c| {
+            let Some(from) = after.take() else {
+                return Ok(None);
+            };
+            let rows = load(c, from)?;
+            if rows.len() as i64 == PAGE {
+                after = rows.last().map(|r| r.0.clone());
+            }
+            let mut out: Vec<Vec<String>> = Vec::with_capacity(rows.len() + 1);
+            if std::mem::take(&mut first) {
+                out.push(header.iter().map(|h| h.to_string()).collect());
+            }
+            out.extend(rows.into_iter().map(|r| r.1));
+            Ok(Some(out))
+        });
+        return xlsx_body(pool, "Export", next).boxed_local();
+    }
     stream::unfold(Some((String::new(), true)), move |s| {
         let (pool, load) = (pool.clone(), load.clone());
         async move {
@@ -110,7 +265,7 @@ where
             let more = rows.len() as i64 == PAGE;
             let mut out = Vec::new();
             match format {
-                Format::Csv => {
+                Format::Csv | Format::Xlsx => {
                     if first {
                         out.extend(csv_line(
                             &header.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
@@ -143,6 +298,7 @@ where
             Some((Ok(web::Bytes::from(out)), next))
         }
     })
+    .boxed_local()
 }
 
 struct ClientCursor {
@@ -154,12 +310,18 @@ struct ClientCursor {
     done: bool,
 }
 
-/// One page of clients as output bytes; `None` when nothing is left.
+/// One page of clients: CSV or JSON bytes, or spreadsheet rows.
+enum ClientPage {
+    Bytes(Vec<u8>),
+    Rows(Vec<Vec<String>>),
+}
+
+/// One page of clients; `None` when nothing is left.
 fn client_page(
     c: &mut db::DbConn,
     s: &mut ClientCursor,
     format: Format,
-) -> AppResult<Option<Vec<u8>>> {
+) -> AppResult<Option<ClientPage>> {
     if s.done {
         return Ok(None);
     }
@@ -179,8 +341,9 @@ fn client_page(
         tags.entry(client).or_default().push(t.name);
     }
     let mut out = Vec::new();
+    let mut lines: Vec<Vec<String>> = Vec::new();
     match format {
-        Format::Csv => {
+        Format::Csv | Format::Xlsx => {
             if s.first {
                 let mut head: Vec<String> = [
                     "id",
@@ -210,7 +373,7 @@ fn client_page(
                 .map(|s| s.to_string())
                 .collect();
                 head.extend(custom.iter().map(|d| format!("custom.{}", d.field_key)));
-                out.extend(csv_line(&head));
+                lines.push(head);
             }
             for r in &rows {
                 let o = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -246,7 +409,12 @@ fn client_page(
                         Some(v) => v.to_string(),
                     });
                 }
-                out.extend(csv_line(&cells));
+                lines.push(cells);
+            }
+            if format == Format::Csv {
+                for line in &lines {
+                    out.extend(csv_line(line));
+                }
             }
         }
         Format::Json => {
@@ -272,7 +440,11 @@ fn client_page(
         (true, Some(last)) => s.params.after = Some(query::cursor_after(last, &s.params.sort)),
         _ => s.done = true,
     }
-    Ok(Some(out))
+    Ok(Some(if format == Format::Xlsx {
+        ClientPage::Rows(lines)
+    } else {
+        ClientPage::Bytes(out)
+    }))
 }
 
 /// `GET /api/clients/export?format=csv|json&filter[...]…` and `/clients/export.csv` in the
@@ -306,7 +478,7 @@ pub async fn clients(
                 "client.export",
                 "client",
                 None,
-                json!({"format": if format == Format::Csv { "csv" } else { "json" }, "query": pairs, "sensitive": sensitive}),
+                json!({"format": format.name(), "query": pairs, "sensitive": sensitive}),
             )?;
             Ok((params, defs))
         })
@@ -321,6 +493,20 @@ pub async fn clients(
         done: false,
     };
     let pool = state.pool.clone();
+    if format == Format::Xlsx {
+        let mut cursor = cursor;
+        let next: NextRows = Box::new(move |c| {
+            Ok(match client_page(c, &mut cursor, format)? {
+                Some(ClientPage::Rows(rows)) => Some(rows),
+                _ => None,
+            })
+        });
+        return Ok(streamed(
+            format,
+            "clients",
+            xlsx_body(pool, "Clients", next),
+        ));
+    }
     let body = stream::unfold(Some(cursor), move |s| {
         let pool = pool.clone();
         async move {
@@ -331,8 +517,10 @@ pub async fn clients(
             })
             .await;
             match result {
-                Ok((Some(bytes), s)) => Some((Ok::<_, AppError>(web::Bytes::from(bytes)), Some(s))),
-                Ok((None, _)) => None,
+                Ok((Some(ClientPage::Bytes(bytes)), s)) => {
+                    Some((Ok::<_, AppError>(web::Bytes::from(bytes)), Some(s)))
+                }
+                Ok((_, _)) => None,
                 // The status is already sent: end the body early (a truncated file, not a
                 // silently short one: CSV lacks the last lines, JSON does not parse).
                 Err(e) => {
@@ -386,7 +574,7 @@ pub async fn deals(actor: &Actor, state: &AppState, req: &HttpRequest) -> AppRes
                 "opportunity.export",
                 "opportunity",
                 None,
-                json!({"format": if format == Format::Csv { "csv" } else { "json" }, "status": status}),
+                json!({"format": format.name(), "status": status}),
             )?;
             Ok(())
         })
@@ -530,7 +718,7 @@ pub async fn interactions(
                 "interaction.export",
                 "interaction",
                 None,
-                json!({"format": if format == Format::Csv { "csv" } else { "json" }, "query": q}),
+                json!({"format": format.name(), "query": q}),
             )?;
             Ok(())
         })

@@ -32,10 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clients/export", web::get().to(exports::api_clients))
         .route("/duplicates", web::get().to(duplicates::groups))
         .service(
-            web::resource("/clients/{id}/attachments")
-                .app_data(web::PayloadConfig::new(
-                    crate::domain::attachments::MAX_BYTES + 1024,
-                ))
+            web::resource("/{parent:clients|opportunities|interactions}/{id}/attachments")
                 .route(web::get().to(attachments::list))
                 .route(web::post().to(attachments::upload)),
         )

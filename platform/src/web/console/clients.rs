@@ -573,8 +573,8 @@ pub struct HistoryView {
 #[derive(Template)]
 #[template(path = "partials/clients/profile.html")]
 struct ClientProfile {
-    /// Files: (id, name, size, is image, sensitive).
-    files: Vec<(String, String, String, bool, bool)>,
+    /// The rendered Files card.
+    files: String,
     /// Likely duplicates: (id, name, why).
     twins: Vec<(String, String, &'static str)>,
     id: String,
@@ -692,6 +692,7 @@ async fn profile_page(
     let can_delete = actor.can("client", "delete").await?;
     // "Log" in the client list opens the profile ready to type.
     let focus_log = req.query_string().split('&').any(|p| p == "log=1");
+    let upload_limit = state.config.max_upload_bytes;
     let ctx = actor.audit();
     let org = ctx.org_id.clone();
     let page = crate::web::run_with_plugins(state, org, move |c, plugins| {
@@ -834,18 +835,14 @@ async fn profile_page(
             .into_iter()
             .map(|t| (t.id, t.name, t.reason))
             .collect();
-        let files = crate::domain::attachments::list(c, &org, &access, &row.id)?
-            .into_iter()
-            .map(|a| {
-                let size = if a.size_bytes >= 1024 * 1024 {
-                    format!("{:.1} MB", a.size_bytes as f64 / 1048576.0)
-                } else {
-                    format!("{} KB", (a.size_bytes + 1023) / 1024)
-                };
-                let image = a.is_image();
-                (a.id, a.file_name, size, image, a.sensitive)
-            })
-            .collect();
+        let files = super::files::card(
+            c,
+            &org,
+            &access,
+            &crate::domain::attachments::Parent::Client(row.id.clone()),
+            can_write,
+            upload_limit,
+        )?;
         Ok(ClientProfile {
             files,
             twins,

@@ -135,7 +135,8 @@ struct ShowPage {
     b: BatchView,
     mode: String,
     columns: Vec<ColumnView>,
-    targets: Vec<(&'static str, &'static str)>,
+    /// (target, label): the kind's fields and the organization's custom fields.
+    targets: Vec<(String, String)>,
     preview: Vec<PreviewRow>,
     errors: Vec<(String, String)>,
     /// The progress card alone (htmx polling while it runs).
@@ -150,7 +151,12 @@ async fn show_batch(
 ) -> AppResult<HttpResponse> {
     require(actor, None).await?;
     let org = actor.org_id().to_string();
-    let batch = db::run(&state.pool, move |c| imports::get(c, &org, &id)).await?;
+    let (batch, targets) = db::run(&state.pool, move |c| {
+        let batch = imports::get(c, &org, &id)?;
+        let targets = imports::targets_for(c, &org, batch.kind())?;
+        Ok((batch, targets))
+    })
+    .await?;
     let progress_only = req.query_string().contains("progress=1");
     let mut columns = Vec::new();
     let mut preview = Vec::new();
@@ -208,7 +214,7 @@ async fn show_batch(
     let page = ShowPage {
         b: view(&batch),
         mode: batch.mode.clone(),
-        targets: batch.kind().targets().to_vec(),
+        targets,
         columns,
         preview,
         errors,

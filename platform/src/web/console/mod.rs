@@ -8,6 +8,7 @@ mod calendar;
 mod clients;
 mod dashboard;
 mod duplicates;
+mod files;
 mod imports;
 mod login;
 mod notifications;
@@ -43,22 +44,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clients/{id}/merge", web::get().to(duplicates::compare))
         .route("/clients/{id}/merge", web::post().to(duplicates::merge))
         .route("/merges/{id}", web::get().to(duplicates::merged))
-        .service(
-            web::resource("/clients/{id}/attachments/upload")
-                .app_data(web::PayloadConfig::new(
-                    crate::domain::attachments::MAX_BYTES + 1024,
-                ))
-                .route(web::put().to(attachment_upload)),
-        )
-        .route("/attachments/{id}", web::get().to(attachment_content))
         .route(
-            "/attachments/{id}/delete",
-            web::post().to(attachment_delete),
+            "/{parent:clients|opportunities|interactions}/{id}/attachments/upload",
+            web::put().to(files::upload),
         )
+        .route("/attachments/{id}", web::get().to(files::content))
+        .route("/attachments/{id}/delete", web::post().to(files::delete))
         .route("/merges/{id}/undo", web::post().to(duplicates::undo))
         .route("/clients/export.csv", web::get().to(export_clients))
         .route("/clients/export.json", web::get().to(export_clients))
+        .route("/clients/export.xlsx", web::get().to(export_clients))
         .route("/opportunities/export.csv", web::get().to(export_deals))
+        .route("/opportunities/export.xlsx", web::get().to(export_deals))
         .route("/clients/bulk", web::post().to(clients::bulk))
         .route("/clients/views", web::post().to(clients::save_view))
         .route(
@@ -282,49 +279,7 @@ pub struct Toast<'a> {
     pub oob: bool,
 }
 
-async fn attachment_upload(
-    req: HttpRequest,
-    actor: ConsoleActor,
-    state: web::Data<crate::app::AppState>,
-    id: web::Path<String>,
-    body: web::Bytes,
-) -> AppResult<HttpResponse> {
-    let client = id.into_inner();
-    let row = crate::web::api::attachments::upload_as(&actor, &state, &req, client.clone(), body)
-        .await
-        .map_err(as_toast)?;
-    redirect_with_flash(
-        &req,
-        &format!("/clients/{client}?attached=1#files"),
-        &format!("{} was attached.", row.file_name),
-    )
-}
-
-async fn attachment_content(
-    req: HttpRequest,
-    actor: ConsoleActor,
-    state: web::Data<crate::app::AppState>,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    crate::web::api::attachments::content_as(&actor, &state, &req, id.into_inner()).await
-}
-
-async fn attachment_delete(
-    actor: ConsoleActor,
-    state: web::Data<crate::app::AppState>,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
-    let access = crate::web::client_access(&actor).await?;
-    let ctx = actor.audit();
-    crate::db::run(&state.pool, move |c| {
-        crate::domain::attachments::delete(c, &ctx, &access, &id)
-    })
-    .await?;
-    Ok(html_fragment(String::new()))
-}
-
-/// `/clients/export.csv|json?<the list's query>`: the list as the reader filtered it.
+/// `/clients/export.csv|xlsx|json?<the list's query>`: the list as the reader filtered it.
 async fn export_clients(
     req: HttpRequest,
     actor: ConsoleActor,

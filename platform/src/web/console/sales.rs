@@ -106,6 +106,8 @@ struct Board {
     month: String,
     loss_reasons: Vec<String>,
     can_write: bool,
+    /// Offers the deals as a spreadsheet or CSV.
+    can_export: bool,
     query: String,
 }
 
@@ -243,6 +245,7 @@ fn board_data(
             .map(|r| r.name)
             .collect(),
         can_write,
+        can_export: false,
         query: serde_urlencoded::to_string(pairs).unwrap_or_default(),
     })
 }
@@ -255,12 +258,14 @@ pub async fn board(
     actor.require("opportunity", "read").await?;
     let access = record_access(&actor, "opportunity").await?;
     let can_write = actor.can("opportunity", "write").await?;
+    let can_export = actor.can("opportunity", "export").await?;
     let pairs = query_pairs(&req)?;
     let org = actor.org_id().to_string();
-    let b = db::run(&state.pool, move |c| {
+    let mut b = db::run(&state.pool, move |c| {
         board_data(c, &org, &access, &pairs, can_write)
     })
     .await?;
+    b.can_export = can_export;
     render(&req, &actor, "Pipeline", &b).await
 }
 
@@ -404,6 +409,8 @@ struct DealPage {
     quote_errors: Vec<FieldError>,
     /// The deal's timeline card (empty when its client is out of the reader's sight).
     timeline: String,
+    /// The deal's Files card.
+    files: String,
 }
 
 async fn deal_page(
@@ -420,9 +427,18 @@ async fn deal_page(
     let can_write = actor.can("opportunity", "write").await?;
     let can_delete = actor.can("opportunity", "delete").await?;
     let log_calls = actor.can("client", "write").await?;
+    let upload_limit = state.config.max_upload_bytes;
     let org = actor.org_id().to_string();
     let page = crate::web::run_with_plugins(state, org.clone(), move |c, plugins| {
         let d = service::get(c, &org, &access, &id)?;
+        let files = super::files::card(
+            c,
+            &org,
+            &access,
+            &crate::domain::attachments::Parent::Deal(d.id.clone()),
+            can_write,
+            upload_limit,
+        )?;
         let timeline = {
             use askama::Template;
             let view = super::timeline::View {
@@ -511,6 +527,7 @@ async fn deal_page(
                 .collect();
         Ok(DealPage {
             timeline,
+            files,
             stage: name_of(&d.stage_id),
             stage_id: d.stage_id.clone(),
             stages: stages

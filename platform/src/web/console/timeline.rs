@@ -35,6 +35,8 @@ pub struct ItemView {
     pub author: String,
     pub status: String,
     pub details: String,
+    /// Files attached to it: (id, name).
+    pub files: Vec<(String, String)>,
 }
 
 pub struct DayView {
@@ -176,7 +178,23 @@ pub fn item_view(
             .unwrap_or_default(),
         status: r.status.clone(),
         details: details.join(" · "),
+        files: Vec::new(),
     }
+}
+
+/// Puts each interaction's files on its item, in one query for the page.
+fn attach_files<'a>(
+    conn: &mut DbConn,
+    org: &str,
+    items: impl Iterator<Item = &'a mut ItemView>,
+) -> AppResult<()> {
+    let mut items: Vec<&mut ItemView> = items.collect();
+    let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
+    let mut files = crate::domain::attachments::on_interactions(conn, org, &ids)?;
+    for item in items.iter_mut() {
+        item.files = files.remove(&item.id).unwrap_or_default();
+    }
+    Ok(())
 }
 
 fn group(
@@ -269,7 +287,8 @@ pub fn card(
         ("to", to.as_str()),
     ])
     .unwrap_or_default();
-    let days = group(&page, &names, &with, can_write);
+    let mut days = group(&page, &names, &with, can_write);
+    attach_files(conn, org, days.iter_mut().flat_map(|d| d.items.iter_mut()))?;
     let mut owners: Vec<(String, String)> = names.into_iter().collect();
     owners.sort_by_key(|o| o.1.to_lowercase());
     Ok(TimelineCard {
@@ -566,9 +585,9 @@ fn fragment(status: StatusCode, t: &impl Template) -> AppResult<HttpResponse> {
 fn item_of(c: &mut DbConn, org: &str, r: &InteractionRow) -> AppResult<ItemFragment> {
     let names = authors(c, org)?;
     let with = with_names(c, org, std::slice::from_ref(r), &names)?;
-    Ok(ItemFragment {
-        i: item_view(r, &names, &with, true),
-    })
+    let mut i = item_view(r, &names, &with, true);
+    attach_files(c, org, std::iter::once(&mut i))?;
+    Ok(ItemFragment { i })
 }
 
 /// `GET /interactions/{id}`: one timeline entry (after an edit is cancelled).

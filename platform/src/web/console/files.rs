@@ -1,0 +1,123 @@
+//! The Files card on a client's profile and on a deal, and the console's upload, download
+//! and delete of attachments (interactions take files from their timeline entry).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+use super::{as_toast, html_fragment, redirect_with_flash};
+use crate::app::AppState;
+use crate::auth::ConsoleActor;
+use crate::db::DbConn;
+use crate::domain::attachments::{self, Parent};
+use crate::domain::clients::service::Access;
+use crate::error::{AppError, AppResult};
+
+pub struct FileView {
+    pub id: String,
+    pub name: String,
+    pub size: String,
+    pub image: bool,
+    pub sensitive: bool,
+    /// What else it hangs on, when not the card's own record (e.g. "a call").
+    pub on: String,
+}
+
+#[derive(Template)]
+#[template(path = "partials/files.html")]
+struct FilesCard {
+    upload_url: String,
+    limit_mb: usize,
+    can_write: bool,
+    can_mark_sensitive: bool,
+    files: Vec<FileView>,
+}
+
+fn size_label(bytes: i64) -> String {
+    if bytes >= 1024 * 1024 {
+        format!("{:.1} MB", bytes as f64 / 1048576.0)
+    } else {
+        format!("{} KB", (bytes + 1023) / 1024)
+    }
+}
+
+/// The rendered card for a client or a deal the reader sees.
+pub fn card(
+    conn: &mut DbConn,
+    org: &str,
+    access: &Access,
+    parent: &Parent,
+    can_write: bool,
+    limit: usize,
+) -> AppResult<String> {
+    let upload_url = match parent {
+        Parent::Client(id) => format!("/clients/{id}/attachments/upload"),
+        Parent::Deal(id) => format!("/opportunities/{id}/attachments/upload"),
+        Parent::Interaction(id) => format!("/interactions/{id}/attachments/upload"),
+    };
+    let files = attachments::list(conn, org, access, parent)?
+        .into_iter()
+        .map(|a| FileView {
+            on: if a.interaction_id.is_some() && !matches!(parent, Parent::Interaction(_)) {
+                "a timeline entry".into()
+            } else {
+                String::new()
+            },
+            size: size_label(a.size_bytes),
+            image: a.is_image(),
+            sensitive: a.sensitive,
+            id: a.id,
+            name: a.file_name,
+        })
+        .collect();
+    FilesCard {
+        upload_url,
+        limit_mb: limit.div_ceil(1024 * 1024),
+        can_write,
+        can_mark_sensitive: access.write_sensitive,
+        files,
+    }
+    .render()
+    .map_err(|e| AppError::Internal(e.to_string()))
+}
+
+/// `PUT /{clients|opportunities|interactions}/{id}/attachments/upload` (the raw file, from
+/// the drop zone): back to the page the file now shows on.
+pub async fn upload(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> AppResult<HttpResponse> {
+    let (segment, id) = path.into_inner();
+    let parent = Parent::from_segment(&segment, id).ok_or(AppError::NotFound)?;
+    let row = crate::web::api::attachments::upload_as(&actor, &state, &req, parent, payload)
+        .await
+        .map_err(as_toast)?;
+    let back = match (&row.opportunity_id, &row.interaction_id) {
+        (Some(deal), None) => format!("/opportunities/{deal}#files"),
+        (_, Some(entry)) => format!("/clients/{}#interaction-{entry}", row.client_id),
+        (None, None) => format!("/clients/{}#files", row.client_id),
+    };
+    redirect_with_flash(&req, &back, &format!("{} was attached.", row.file_name))
+}
+
+pub async fn content(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    crate::web::api::attachments::content_as(&actor, &state, &req, id.into_inner()).await
+}
+
+pub async fn delete(
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    crate::web::api::attachments::delete_as(&actor, &state, id.into_inner())
+        .await
+        .map_err(as_toast)?;
+    Ok(html_fragment(String::new()))
+}
