@@ -156,3 +156,31 @@ pub fn spawn_file_trash(state: actix_web::web::Data<AppState>) {
         }
     });
 }
+
+/// Runs every due duplicate scan; returns how many ran here.
+pub async fn run_duplicate_scans(state: &AppState) -> AppResult<usize> {
+    use crate::domain::clients::duplicates;
+    let due = db::run(&state.pool, duplicates::due_scans).await?;
+    let mut n = 0;
+    for org in due {
+        let o = org.clone();
+        match db::run(&state.pool, move |c| duplicates::run_scan(c, &o)).await {
+            Ok(true) => n += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(org = %org, error = %e, "duplicate scan failed"),
+        }
+    }
+    Ok(n)
+}
+
+/// The duplicate-scan worker: looks for due scans every five seconds.
+pub fn spawn_duplicate_scans(state: actix_web::web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        loop {
+            if let Err(e) = run_duplicate_scans(&state).await {
+                tracing::warn!(error = %e, "duplicate scan worker");
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_secs(5)).await;
+        }
+    });
+}

@@ -263,6 +263,7 @@ async fn serve(config: Config, pool: Pool) -> anyhow::Result<()> {
     spawn_reminders(state.pool.clone());
     rapport::jobs::spawn_imports(state.clone());
     rapport::jobs::spawn_file_trash(state.clone());
+    rapport::jobs::spawn_duplicate_scans(state.clone());
     tracing::info!(%addr, "serving Rapport");
     // why: actix-web stops on SIGTERM/SIGINT by finishing in-flight requests first.
     actix_web::HttpServer::new(move || app::build(state.clone()))

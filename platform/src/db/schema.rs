@@ -618,8 +618,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    duplicate_scans (organization_id) {
+        organization_id -> Text,
+        requested_at -> Nullable<Timestamp>,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+        scanned_clients -> BigInt,
+        group_count -> Integer,
+    }
+}
+
+diesel::table! {
+    duplicate_groups (id) {
+        id -> Text,
+        organization_id -> Text,
+        reason -> Text,
+        client_ids -> Text,
+        found_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
+    duplicate_scans,
+    duplicate_groups,
     users,
     memberships,
     api_tokens,

@@ -454,7 +454,7 @@ async fn files_on_deals_and_interactions_multipart_limits_and_merge() {
         .await;
     assert_eq!(
         r.header("HX-Redirect"),
-        Some(format!("/clients/{client}#interaction-{call}").as_str())
+        Some(format!("/clients/{client}?attached=1#interaction-{call}").as_str())
     );
     let profile = b.get(&app, &format!("/clients/{client}")).await.body;
     let entry = &profile[profile.find(&format!("id=\"interaction-{call}\"")).unwrap()..];

@@ -51,9 +51,38 @@ async fn duplicates_are_flagged_merged_and_the_merge_undone() {
         b["id"].as_str().unwrap().to_string(),
         c["id"].as_str().unwrap().to_string(),
     );
+    // The groups come from a background scan: the first look asks for one.
+    let first = send(&app, api(Method::GET, "/api/duplicates", &manager))
+        .await
+        .json();
+    assert_eq!(first["scan"]["status"], "queued", "{first}");
+    assert_eq!(first["data"], json!([]));
+    assert_eq!(
+        rapport::jobs::run_duplicate_scans(&t.state).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        rapport::jobs::run_duplicate_scans(&t.state).await.unwrap(),
+        0,
+        "nothing due until someone asks again"
+    );
     let groups = send(&app, api(Method::GET, "/api/duplicates", &manager))
         .await
         .json();
+    assert_eq!(groups["scan"]["status"], "done", "{groups}");
+    assert_eq!(groups["scan"]["scannedClients"], 4, "{groups}");
+    let again = send(&app, api(Method::POST, "/api/duplicates/scan", &manager)).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED);
+    assert_eq!(again.json()["scan"]["status"], "queued");
+    assert_eq!(
+        rapport::jobs::run_duplicate_scans(&t.state).await.unwrap(),
+        1
+    );
+    // A rep sees groups only among the clients they see (none of these are theirs).
+    let theirs = send(&app, api(Method::GET, "/api/duplicates", &rep))
+        .await
+        .json();
+    assert_eq!(theirs["data"], json!([]), "{theirs}");
     let reasons: Vec<&str> = groups["data"]
         .as_array()
         .unwrap()
@@ -286,6 +315,13 @@ async fn the_console_lists_compares_merges_and_undoes() {
     let mut b = Browser::new();
     b.sign_in(&app, "manager@acme.test", PASSWORD).await;
     let page = b.get(&app, "/clients/duplicates").await.body;
+    assert!(page.contains("Checking for duplicates now"), "{page}");
+    rapport::jobs::run_duplicate_scans(&t.state).await.unwrap();
+    let page = b.get(&app, "/clients/duplicates").await.body;
+    assert!(
+        page.contains("Last checked") && page.contains("Check again"),
+        "{page}"
+    );
     assert!(
         page.contains("same e-mail")
             && page.contains(&format!("/clients/{}/merge?with={}", ids[0], ids[1])),

@@ -4,8 +4,6 @@
 //! the duplicate goes to the trash, and the audit entry holds what it takes to undo the merge
 //! for 30 days.
 
-use std::collections::BTreeMap;
-
 use chrono::Duration;
 use diesel::prelude::*;
 use serde_json::{json, Map, Value};
@@ -141,7 +139,7 @@ pub struct Group {
     pub clients: Vec<(String, String)>,
 }
 
-/// id, name, kind, e-mail, phone, employer, company name.
+/// id, kind, name, e-mail, phone, employer, company name.
 type ScanRow = (
     String,
     String,
@@ -152,78 +150,308 @@ type ScanRow = (
     Option<String>,
 );
 
-/// Scans the organization for groups of likely duplicates (by e-mail, phone, and name with
-/// company), as far as the actor sees; at most `limit` groups.
-pub fn scan(
+/// Groups a scan found: (reason, client ids oldest first).
+pub type FoundGroups = Vec<(&'static str, Vec<String>)>;
+
+/// Clients read per page by the scan.
+const SCAN_PAGE: i64 = 5_000;
+
+fn hash_key(reason: u8, key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    reason.hash(&mut h);
+    key.hash(&mut h);
+    h.finish()
+}
+
+/// Scans every live client of the organization for groups sharing an e-mail, a phone number
+/// (however written) or a name at the same company. Reads by keyset pages and keeps only a
+/// 64-bit hash of each key and a 128-bit id per client, so a million clients fit in well
+/// under 100 MB. Answers (reason, ids oldest first) and the number of clients read.
+pub fn scan_all(conn: &mut DbConn, org_id: &str) -> AppResult<(FoundGroups, i64)> {
+    const REASONS: [&str; 3] = ["same e-mail", "same phone number", "same name and company"];
+    // First id per key; ids are UUIDs, kept as numbers.
+    let mut first: std::collections::HashMap<u64, u128> = Default::default();
+    // Keys seen twice or more: their members, in the order met.
+    let mut groups: std::collections::HashMap<u64, (u8, Vec<u128>)> = Default::default();
+    let mut after = String::new();
+    let mut scanned = 0i64;
+    loop {
+        let rows: Vec<ScanRow> = clients::table
+            .filter(clients::organization_id.eq(org_id))
+            .filter(clients::deleted_at.is_null())
+            .filter(clients::id.gt(&after))
+            .order(clients::id.asc())
+            .limit(SCAN_PAGE)
+            .select((
+                clients::id,
+                clients::kind,
+                clients::display_name,
+                clients::email,
+                clients::phone,
+                clients::employer_id,
+                clients::company_name,
+            ))
+            .load(conn)?;
+        let Some(last) = rows.last() else { break };
+        after = last.0.clone();
+        scanned += rows.len() as i64;
+        let full = rows.len() as i64 == SCAN_PAGE;
+        for (id, kind, name, email, phone, employer, company) in rows {
+            let Ok(num) = uuid::Uuid::parse_str(&id).map(|u| u.as_u128()) else {
+                continue;
+            };
+            let mut keys: Vec<(u8, String)> = Vec::with_capacity(3);
+            if let Some(e) = email.filter(|e| !e.trim().is_empty()) {
+                keys.push((0, e.trim().to_lowercase()));
+            }
+            if let Some(p) = phone.as_deref().and_then(phone_key) {
+                keys.push((1, p));
+            }
+            let at = if kind == "company" {
+                String::new()
+            } else {
+                employer
+                    .or(company.map(|c| name_key(&c)))
+                    .unwrap_or_default()
+            };
+            if kind == "company" || !at.is_empty() {
+                keys.push((2, format!("{kind}|{}|{at}", name_key(&name))));
+            }
+            for (reason, key) in keys {
+                let h = hash_key(reason, &key);
+                match first.entry(h) {
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(num);
+                    }
+                    std::collections::hash_map::Entry::Occupied(o) => {
+                        groups
+                            .entry(h)
+                            .or_insert_with(|| (reason, vec![*o.get()]))
+                            .1
+                            .push(num);
+                    }
+                }
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    drop(first);
+    // The same clients found by two reasons are one group (the first reason names it).
+    let mut seen: std::collections::HashSet<Vec<u128>> = Default::default();
+    let mut out: Vec<(u8, Vec<u128>)> = groups.into_values().collect();
+    out.sort();
+    Ok((
+        out.into_iter()
+            .filter_map(|(reason, ids)| {
+                let mut key = ids.clone();
+                key.sort();
+                seen.insert(key).then(|| {
+                    (
+                        REASONS[reason as usize],
+                        ids.into_iter()
+                            .map(|n| uuid::Uuid::from_u128(n).to_string())
+                            .collect(),
+                    )
+                })
+            })
+            .collect(),
+        scanned,
+    ))
+}
+
+/// Where the organization's scan stands.
+#[derive(Debug, Clone, Default, Queryable)]
+pub struct ScanState {
+    pub requested_at: Option<chrono::NaiveDateTime>,
+    pub started_at: Option<chrono::NaiveDateTime>,
+    pub finished_at: Option<chrono::NaiveDateTime>,
+    pub scanned_clients: i64,
+    pub group_count: i32,
+}
+
+impl ScanState {
+    pub fn running(&self) -> bool {
+        self.started_at.is_some()
+            && (self.finished_at.is_none() || self.started_at > self.finished_at)
+    }
+
+    /// Asked for and not yet begun.
+    pub fn pending(&self) -> bool {
+        self.requested_at.is_some()
+            && !self.running()
+            && (self.finished_at.is_none() || self.requested_at > self.finished_at)
+    }
+}
+
+pub fn scan_state(conn: &mut DbConn, org_id: &str) -> AppResult<ScanState> {
+    use crate::db::schema::duplicate_scans as s;
+    Ok(s::table
+        .filter(s::organization_id.eq(org_id))
+        .select(SCAN_COLUMNS)
+        .first::<ScanState>(conn)
+        .optional()?
+        .unwrap_or_default())
+}
+
+/// The columns of [`ScanState`], in its order.
+const SCAN_COLUMNS: (
+    crate::db::schema::duplicate_scans::requested_at,
+    crate::db::schema::duplicate_scans::started_at,
+    crate::db::schema::duplicate_scans::finished_at,
+    crate::db::schema::duplicate_scans::scanned_clients,
+    crate::db::schema::duplicate_scans::group_count,
+) = (
+    crate::db::schema::duplicate_scans::requested_at,
+    crate::db::schema::duplicate_scans::started_at,
+    crate::db::schema::duplicate_scans::finished_at,
+    crate::db::schema::duplicate_scans::scanned_clients,
+    crate::db::schema::duplicate_scans::group_count,
+);
+
+/// Asks the background worker for a scan (a second ask before it starts changes nothing).
+pub fn request_scan(conn: &mut DbConn, org_id: &str) -> AppResult<ScanState> {
+    use crate::db::schema::duplicate_scans as s;
+    let at = now();
+    let changed = diesel::update(s::table.filter(s::organization_id.eq(org_id)))
+        .set(s::requested_at.eq(Some(at)))
+        .execute(conn)?;
+    if changed == 0 {
+        // Two first requests at once: the loser's insert conflicts and the winner's stands.
+        let _ = diesel::insert_into(s::table)
+            .values((s::organization_id.eq(org_id), s::requested_at.eq(Some(at))))
+            .execute(conn);
+    }
+    scan_state(conn, org_id)
+}
+
+/// Organizations whose scan is due: asked for since the last one, or a day old.
+pub fn due_scans(conn: &mut DbConn) -> AppResult<Vec<String>> {
+    use crate::db::schema::duplicate_scans as s;
+    let rows: Vec<(String, ScanState)> = s::table
+        .select((s::organization_id, SCAN_COLUMNS))
+        .load(conn)?;
+    let stale = now() - Duration::hours(24);
+    let stuck = now() - Duration::hours(1);
+    Ok(rows
+        .into_iter()
+        .filter(|(_, st)| {
+            // A scan that started an hour ago and never finished died with its process.
+            let dead = st.running() && st.started_at < Some(stuck);
+            st.pending() || dead || (!st.running() && st.finished_at.is_some_and(|f| f < stale))
+        })
+        .map(|r| r.0)
+        .collect())
+}
+
+/// Runs the organization's scan if no one else is running it, and stores what it found in
+/// place of the last scan's groups. `Ok(false)` when another worker had it.
+pub fn run_scan(conn: &mut DbConn, org_id: &str) -> AppResult<bool> {
+    use crate::db::schema::{duplicate_groups as g, duplicate_scans as s};
+    let before = scan_state(conn, org_id)?;
+    let started = now();
+    // Claimed only if the row is as read: a second worker's update matches nothing.
+    let mine = s::table.filter(s::organization_id.eq(org_id));
+    let claimed = match before.started_at {
+        Some(t) => diesel::update(mine.filter(s::started_at.eq(t)))
+            .set(s::started_at.eq(Some(started)))
+            .execute(conn)?,
+        None => diesel::update(mine.filter(s::started_at.is_null()))
+            .set(s::started_at.eq(Some(started)))
+            .execute(conn)?,
+    };
+    if claimed != 1 {
+        return Ok(false);
+    }
+    let (found, scanned) = scan_all(conn, org_id)?;
+    conn.transaction(|c| {
+        diesel::delete(g::table.filter(g::organization_id.eq(org_id))).execute(c)?;
+        for (reason, ids) in &found {
+            diesel::insert_into(g::table)
+                .values((
+                    g::id.eq(crate::db::new_id()),
+                    g::organization_id.eq(org_id),
+                    g::reason.eq(*reason),
+                    g::client_ids.eq(serde_json::to_string(ids).unwrap_or_default()),
+                    g::found_at.eq(started),
+                ))
+                .execute(c)?;
+        }
+        diesel::update(s::table.filter(s::organization_id.eq(org_id)))
+            .set((
+                s::finished_at.eq(Some(now().max(started))),
+                s::scanned_clients.eq(scanned),
+                s::group_count.eq(found.len() as i32),
+            ))
+            .execute(c)?;
+        Ok(true)
+    })
+}
+
+/// The stored groups as the actor sees them: clients still live and visible, groups of two
+/// or more, the oldest client first; at most `limit` groups.
+pub fn stored_groups(
     conn: &mut DbConn,
     org_id: &str,
     access: &Access,
     limit: usize,
 ) -> AppResult<Vec<Group>> {
-    let mut q = clients::table
-        .filter(clients::organization_id.eq(org_id))
-        .filter(clients::deleted_at.is_null())
-        .into_boxed();
-    if !access.oversee {
-        q = q.filter(clients::assigned_to.eq(access.user_id.clone()));
-    }
-    let rows: Vec<ScanRow> = q
-        .order(clients::created_at.asc())
-        .limit(500_000)
-        .select((
-            clients::id,
-            clients::display_name,
-            clients::kind,
-            clients::email,
-            clients::phone,
-            clients::employer_id,
-            clients::company_name,
-        ))
-        .load(conn)?;
-    let mut by: BTreeMap<(&'static str, String), Vec<(String, String)>> = BTreeMap::new();
-    for (id, name, kind, email, phone, employer, company) in rows {
-        if let Some(e) = email {
-            by.entry(("same e-mail", e.to_lowercase()))
-                .or_default()
-                .push((id.clone(), name.clone()));
-        }
-        if let Some(p) = phone.as_deref().and_then(phone_key) {
-            by.entry(("same phone number", p))
-                .or_default()
-                .push((id.clone(), name.clone()));
-        }
-        let at = if kind == "company" {
-            String::new()
-        } else {
-            employer
-                .or(company.map(|c| name_key(&c)))
-                .unwrap_or_default()
-        };
-        if kind == "company" || !at.is_empty() {
-            by.entry((
-                "same name and company",
-                format!("{kind}|{}|{at}", name_key(&name)),
-            ))
-            .or_default()
-            .push((id, name));
-        }
-    }
-    let mut seen: std::collections::HashSet<Vec<String>> = Default::default();
+    use crate::db::schema::duplicate_groups as g;
     let mut out = Vec::new();
-    for ((reason, _), members) in by {
-        if members.len() < 2 {
-            continue;
+    let mut after = String::new();
+    while out.len() < limit {
+        let page: Vec<(String, String, String)> = g::table
+            .filter(g::organization_id.eq(org_id))
+            .filter(g::id.gt(&after))
+            .order(g::id.asc())
+            .limit(500)
+            .select((g::id, g::reason, g::client_ids))
+            .load(conn)?;
+        let Some(last) = page.last() else { break };
+        after = last.0.clone();
+        let full = page.len() == 500;
+        let ids: Vec<String> = page
+            .iter()
+            .flat_map(|(_, _, ids)| serde_json::from_str::<Vec<String>>(ids).unwrap_or_default())
+            .collect();
+        let mut q = clients::table
+            .filter(clients::organization_id.eq(org_id))
+            .filter(clients::deleted_at.is_null())
+            .filter(clients::id.eq_any(&ids))
+            .into_boxed();
+        if !access.oversee {
+            q = q.filter(clients::assigned_to.eq(access.user_id.clone()));
         }
-        let mut ids: Vec<String> = members.iter().map(|m| m.0.clone()).collect();
-        ids.sort();
-        if !seen.insert(ids) {
-            continue;
+        let names: std::collections::HashMap<String, String> = q
+            .select((clients::id, clients::display_name))
+            .load::<(String, String)>(conn)?
+            .into_iter()
+            .collect();
+        for (_, reason, ids) in page {
+            let members: Vec<(String, String)> = serde_json::from_str::<Vec<String>>(&ids)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|id| names.get(&id).map(|n| (id, n.clone())))
+                .collect();
+            if members.len() < 2 {
+                continue;
+            }
+            let reason = match reason.as_str() {
+                "same e-mail" => "same e-mail",
+                "same phone number" => "same phone number",
+                _ => "same name and company",
+            };
+            out.push(Group {
+                reason,
+                clients: members,
+            });
+            if out.len() >= limit {
+                break;
+            }
         }
-        out.push(Group {
-            reason,
-            clients: members,
-        });
-        if out.len() >= limit {
+        if !full {
             break;
         }
     }

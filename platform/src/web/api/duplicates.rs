@@ -1,5 +1,6 @@
 //! Duplicates: `GET /api/clients/{id}/duplicates` (likely twins of a client),
-//! `GET /api/duplicates` (groups across the organization), `POST /api/clients/{id}/merge`
+//! `GET /api/duplicates` (the groups the background scan found), `POST /api/duplicates/scan`
+//! (ask for a fresh scan), `POST /api/clients/{id}/merge`
 //! (`{"duplicateId", "fields": [...]}`; answers the survivor and `undoId`) and
 //! `POST /api/merges/{undoId}/undo`. Merging needs `client:write` and `client:delete`.
 
@@ -38,20 +39,46 @@ pub async fn of_client(
     Ok(HttpResponse::Ok().json(json!({"data": candidates_json(&list)})))
 }
 
+pub fn scan_json(st: &duplicates::ScanState) -> Value {
+    let at = |t: Option<chrono::NaiveDateTime>| t.map(|t| t.and_utc().to_rfc3339());
+    json!({
+        "status": if st.running() { "running" } else if st.pending() { "queued" } else if st.finished_at.is_some() { "done" } else { "never" },
+        "requestedAt": at(st.requested_at),
+        "finishedAt": at(st.finished_at),
+        "scannedClients": st.scanned_clients,
+        "groups": st.group_count,
+    })
+}
+
+/// The groups the last background scan found (as far as the actor sees), and the scan's
+/// state. The first look at an organization never scanned asks for a scan.
 pub async fn groups(actor: ApiActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     actor.require("client", "read").await?;
     let access = client_access(&actor).await?;
     let org = actor.org_id().to_string();
-    let groups = db::run(&state.pool, move |c| {
-        duplicates::scan(c, &org, &access, 500)
+    let (groups, scan) = db::run(&state.pool, move |c| {
+        let mut scan = duplicates::scan_state(c, &org)?;
+        if scan.requested_at.is_none() && scan.finished_at.is_none() {
+            scan = duplicates::request_scan(c, &org)?;
+        }
+        Ok((duplicates::stored_groups(c, &org, &access, 500)?, scan))
     })
     .await?;
     Ok(HttpResponse::Ok().json(json!({
+        "scan": scan_json(&scan),
         "data": groups.iter().map(|g| json!({
             "reason": g.reason,
             "clients": g.clients.iter().map(|(id, name)| json!({"id": id, "displayName": name})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>()
     })))
+}
+
+/// `POST /api/duplicates/scan`: asks for a fresh scan (202 with the scan's state).
+pub async fn request_scan(actor: ApiActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    actor.require("client", "read").await?;
+    let org = actor.org_id().to_string();
+    let scan = db::run(&state.pool, move |c| duplicates::request_scan(c, &org)).await?;
+    Ok(HttpResponse::Accepted().json(json!({"scan": scan_json(&scan)})))
 }
 
 /// Merges `duplicate` into `survivor` as the actor.

@@ -31,6 +31,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/search/status", web::get().to(search::status))
         .route("/clients/export", web::get().to(exports::api_clients))
         .route("/duplicates", web::get().to(duplicates::groups))
+        .route("/duplicates/scan", web::post().to(duplicates::request_scan))
         .service(
             web::resource("/{parent:clients|opportunities|interactions}/{id}/attachments")
                 .route(web::get().to(attachments::list))

@@ -16,6 +16,10 @@ use crate::web::{client_access, query_pairs};
 #[template(path = "partials/clients/duplicates.html")]
 struct GroupsPage {
     groups: Vec<duplicates::Group>,
+    /// "Last checked …", "Checking now…" or "Not checked yet".
+    status: String,
+    /// A scan is queued or running: the page refreshes itself.
+    busy: bool,
 }
 
 /// `GET /clients/duplicates`.
@@ -27,11 +31,53 @@ pub async fn groups(
     actor.require("client", "read").await?;
     let access = client_access(&actor).await?;
     let org = actor.org_id().to_string();
-    let groups = db::run(&state.pool, move |c| {
-        duplicates::scan(c, &org, &access, 200)
+    let (groups, scan) = db::run(&state.pool, move |c| {
+        let mut scan = duplicates::scan_state(c, &org)?;
+        if scan.requested_at.is_none() && scan.finished_at.is_none() {
+            scan = duplicates::request_scan(c, &org)?;
+        }
+        Ok((duplicates::stored_groups(c, &org, &access, 200)?, scan))
     })
     .await?;
-    render(&req, &actor, "Duplicates", &GroupsPage { groups }).await
+    let busy = scan.running() || scan.pending();
+    let status = match (busy, scan.finished_at) {
+        (true, _) => {
+            "Checking for duplicates now; this page refreshes when it is done.".to_string()
+        }
+        (false, Some(at)) => format!(
+            "Last checked {} UTC across {} clients.",
+            at.format("%-d %b %Y %H:%M"),
+            scan.scanned_clients
+        ),
+        (false, None) => "Not checked yet.".to_string(),
+    };
+    render(
+        &req,
+        &actor,
+        "Duplicates",
+        &GroupsPage {
+            groups,
+            status,
+            busy,
+        },
+    )
+    .await
+}
+
+/// `POST /clients/duplicates/scan`: asks for a fresh scan and shows the page again.
+pub async fn request_scan(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    actor.require("client", "read").await?;
+    let org = actor.org_id().to_string();
+    db::run(&state.pool, move |c| duplicates::request_scan(c, &org)).await?;
+    redirect_with_flash(
+        &req,
+        "/clients/duplicates",
+        "A fresh check for duplicates has started.",
+    )
 }
 
 pub struct FieldChoice {

@@ -94,10 +94,11 @@ pub async fn upload(
     let row = crate::web::api::attachments::upload_as(&actor, &state, &req, parent, payload)
         .await
         .map_err(as_toast)?;
+    // The query makes the browser load the page again: a change of fragment alone would not.
     let back = match (&row.opportunity_id, &row.interaction_id) {
-        (Some(deal), None) => format!("/opportunities/{deal}#files"),
-        (_, Some(entry)) => format!("/clients/{}#interaction-{entry}", row.client_id),
-        (None, None) => format!("/clients/{}#files", row.client_id),
+        (Some(deal), None) => format!("/opportunities/{deal}?attached=1#files"),
+        (_, Some(entry)) => format!("/clients/{}?attached=1#interaction-{entry}", row.client_id),
+        (None, None) => format!("/clients/{}?attached=1#files", row.client_id),
     };
     redirect_with_flash(&req, &back, &format!("{} was attached.", row.file_name))
 }

@@ -41,6 +41,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clients/lookup", web::get().to(clients::lookup))
         .route("/clients/trash", web::get().to(clients::trash))
         .route("/clients/duplicates", web::get().to(duplicates::groups))
+        .route(
+            "/clients/duplicates/scan",
+            web::post().to(duplicates::request_scan),
+        )
         .route("/clients/{id}/merge", web::get().to(duplicates::compare))
         .route("/clients/{id}/merge", web::post().to(duplicates::merge))
         .route("/merges/{id}", web::get().to(duplicates::merged))

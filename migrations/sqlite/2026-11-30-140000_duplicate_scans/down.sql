@@ -1,0 +1,2 @@
+DROP TABLE duplicate_groups;
+DROP TABLE duplicate_scans;
