@@ -405,3 +405,106 @@ async fn a_member_of_two_organizations_switches_between_them() {
         .contains("<strong>Globex</strong>"));
     let _ = acme;
 }
+
+/// Data in and out by role: exports need `export`, imports and merges `write` and `delete`,
+/// attachments `write` to upload and `read` to download.
+#[actix_web::test]
+async fn data_in_and_out_follow_the_role_matrix() {
+    let t = TestApp::new().await;
+    let org = t.org("Acme");
+    let app = t.service().await;
+    let admin_id = t.user(&org, "boss@acme.test", "admin");
+    let admin = t.token(&org, &admin_id);
+    for role in ROLES {
+        let id = t.user(&org, &format!("{role}@acme.test"), role);
+        let token = t.token(&org, &id);
+        let may = |roles: &[&str]| roles.contains(&role);
+        let status_for = |ok: bool, yes: StatusCode| if ok { yes } else { StatusCode::FORBIDDEN };
+        // A client of this user's, so visibility is never what refuses.
+        let client = send(
+            &app,
+            api(Method::POST, "/api/clients", &admin).set_json(
+                serde_json::json!({"type": "company", "companyName": format!("{role} Ltd"), "assignedTo": id}),
+            ),
+        )
+        .await
+        .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let twin = send(
+            &app,
+            api(Method::POST, "/api/clients", &admin).set_json(
+                serde_json::json!({"type": "company", "companyName": format!("{role} Ltd."), "assignedTo": id}),
+            ),
+        )
+        .await
+        .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let cases: Vec<(&str, StatusCode, actix_web::test::TestRequest)> = vec![
+            (
+                "client export",
+                status_for(may(&["admin", "manager", "marketer"]), StatusCode::OK),
+                api(Method::GET, "/api/clients/export?format=xlsx", &token),
+            ),
+            (
+                "deal export",
+                status_for(may(&["admin", "manager"]), StatusCode::OK),
+                api(Method::GET, "/api/opportunities/export", &token),
+            ),
+            (
+                "import",
+                status_for(may(&["admin", "manager"]), StatusCode::CREATED),
+                api(Method::POST, "/api/imports?preset=generic&fileName=a.csv", &token)
+                    .insert_header(("content-type", "text/csv"))
+                    .set_payload("Email,First Name\na@b.test,A\n"),
+            ),
+            (
+                "attachment upload",
+                status_for(
+                    may(&["admin", "manager", "sales_rep", "service_rep"]),
+                    StatusCode::CREATED,
+                ),
+                api(
+                    Method::POST,
+                    &format!("/api/clients/{client}/attachments?name=a.txt"),
+                    &token,
+                )
+                .set_payload("a"),
+            ),
+            (
+                "merge",
+                status_for(may(&["admin", "manager"]), StatusCode::OK),
+                api(Method::POST, &format!("/api/clients/{client}/merge"), &token)
+                    .set_json(serde_json::json!({"duplicateId": twin})),
+            ),
+        ];
+        for (what, expected, req) in cases {
+            let r = send(&app, req).await;
+            assert_eq!(r.status, expected, "{role}: {what}: {}", r.body);
+        }
+        // Whoever reads the client downloads its files.
+        let file = send(
+            &app,
+            api(
+                Method::POST,
+                &format!("/api/clients/{client}/attachments?name=b.txt"),
+                &admin,
+            )
+            .set_payload("b"),
+        )
+        .await
+        .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let got = send(
+            &app,
+            api(Method::GET, &format!("/api/attachments/{file}/content"), &token),
+        )
+        .await;
+        assert_eq!(got.status, StatusCode::OK, "{role}: download");
+    }
+}

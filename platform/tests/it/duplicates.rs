@@ -354,3 +354,118 @@ async fn the_console_lists_compares_merges_and_undoes() {
     assert_eq!(undone.header("HX-Redirect"), Some(to.as_str()));
     assert!(b.get(&app, &to).await.body.contains("Merge undone"));
 }
+
+#[actix_web::test]
+async fn a_merge_takes_custom_fields_and_its_undo_restores_them() {
+    let t = TestApp::new().await;
+    let org = t.org("Acme");
+    let m = t.user(&org, "manager@acme.test", "manager");
+    let manager = t.token(&org, &m);
+    let app = t.service().await;
+    for field in [
+        json!({"entity": "client", "key": "tier", "label": "Tier", "type": "single_select", "options": ["Gold", "Silver"]}),
+        json!({"entity": "client", "key": "seats", "label": "Seats", "type": "integer"}),
+    ] {
+        let r = send(
+            &app,
+            api(Method::POST, "/api/custom-fields", &manager).set_json(field),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let create = |body: Value| api(Method::POST, "/api/clients", &manager).set_json(body);
+    let a = send(
+        &app,
+        create(json!({"firstName": "Ada", "lastName": "L", "customFields": {"tier": "Gold"}})),
+    )
+    .await
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = send(&app, create(json!({"firstName": "Ada", "lastName": "L.", "customFields": {"tier": "Silver", "seats": 5}})))
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let found = |q: &'static str| {
+        let app = &app;
+        let manager = manager.clone();
+        async move {
+            send(
+                app,
+                api(Method::GET, &format!("/api/clients?{q}"), &manager),
+            )
+            .await
+            .json()["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    // The compare page offers the custom field.
+    let mut br = Browser::new();
+    br.sign_in(&app, "manager@acme.test", PASSWORD).await;
+    let page = br
+        .get(&app, &format!("/clients/{a}/merge?with={b}"))
+        .await
+        .body;
+    assert!(page.contains("name=\"field_customFields.tier\""), "{page}");
+    let merged = send(
+        &app,
+        api(Method::POST, &format!("/api/clients/{a}/merge"), &manager)
+            .set_json(json!({"duplicateId": b, "fields": ["customFields.tier"]})),
+    )
+    .await;
+    assert_eq!(merged.status, StatusCode::OK, "{}", merged.body);
+    let undo = merged.json()["undoId"].as_str().unwrap().to_string();
+    let after = send(&app, api(Method::GET, &format!("/api/clients/{a}"), &manager))
+        .await
+        .json();
+    assert_eq!(after["customFields"]["tier"], "Silver", "{after}");
+    assert_eq!(
+        after["customFields"]["seats"], 5,
+        "empty on the survivor: filled"
+    );
+    assert_eq!(
+        found("filter[customFields.tier]=Silver").await,
+        vec![a.clone()]
+    );
+    assert_eq!(
+        found("filter[customFields.tier]=Gold").await,
+        Vec::<String>::new()
+    );
+    let r = send(
+        &app,
+        api(Method::POST, &format!("/api/merges/{undo}/undo"), &manager),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let a_back = send(
+        &app,
+        api(Method::GET, &format!("/api/clients/{a}"), &manager),
+    )
+    .await
+    .json();
+    assert_eq!(a_back["customFields"]["tier"], "Gold");
+    assert_eq!(a_back["customFields"]["seats"], Value::Null);
+    assert_eq!(
+        found("filter[customFields.tier]=Gold").await,
+        vec![a.clone()]
+    );
+    assert_eq!(
+        found("filter[customFields.tier]=Silver").await,
+        vec![b.clone()]
+    );
+    // A field that does not exist cannot be asked for.
+    let bad = send(
+        &app,
+        api(Method::POST, &format!("/api/clients/{a}/merge"), &manager)
+            .set_json(json!({"duplicateId": b, "fields": ["customFields.nope"]})),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+}

@@ -458,6 +458,9 @@ pub fn stored_groups(
     Ok(out)
 }
 
+/// A merge takes a custom field from the duplicate when asked for `customFields.<key>`.
+pub const CUSTOM_PREFIX: &str = "customFields.";
+
 /// Core fields a merge may take from the duplicate instead of the survivor.
 pub const MERGE_FIELDS: &[&str] = &[
     "firstName",
@@ -517,8 +520,17 @@ pub fn merge(
                 "A person and a company cannot be merged.",
             ));
         }
+        let custom_keys: Vec<&str> = w
+            .defs
+            .iter()
+            .filter(|d| d.is_active() && (!d.sensitive || w.access.write_sensitive))
+            .map(|d| d.field_key.as_str())
+            .collect();
         for t in take {
-            if !MERGE_FIELDS.contains(&t.as_str()) {
+            let custom_ok = t
+                .strip_prefix(CUSTOM_PREFIX)
+                .is_some_and(|k| custom_keys.contains(&k));
+            if !MERGE_FIELDS.contains(&t.as_str()) && !custom_ok {
                 return Err(AppError::invalid(
                     "fields",
                     &format!("{t} cannot be taken from the duplicate."),
@@ -541,6 +553,35 @@ pub fn merge(
                 }
             }
         }
+        // Custom fields: taken when asked, or when the survivor has no value and the
+        // duplicate has one.
+        let (mine, theirs) = (survivor.custom_map(), duplicate.custom_map());
+        let mut custom = Map::new();
+        for key in &custom_keys {
+            let Some(value) = theirs.get(*key).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            let asked = take
+                .iter()
+                .any(|t| t.strip_prefix(CUSTOM_PREFIX) == Some(key));
+            let empty = mine
+                .get(*key)
+                .is_none_or(|v| v.is_null() || v.as_str() == Some(""));
+            if (asked || empty) && mine.get(*key) != Some(value) {
+                custom.insert(key.to_string(), value.clone());
+            }
+        }
+        if !custom.is_empty() {
+            body.insert("customFields".into(), Value::Object(custom));
+        }
+        // The survivor's custom-field index as it was, for the undo.
+        let survivor_index: Vec<(String, Option<String>, Option<i64>)> = {
+            use crate::db::schema::custom_field_values as v;
+            v::table
+                .filter(v::record_id.eq(&survivor.id))
+                .select((v::field_id, v::text_value, v::num_value))
+                .load(c)?
+        };
         let survivor_before = survivor.clone();
         let survivor_tags: Vec<String> = store::tags_of(c, std::slice::from_ref(&survivor.id))?
             .into_iter()
@@ -745,6 +786,7 @@ pub fn merge(
                 "taken": body.keys().collect::<Vec<_>>(),
                 "undo": {
                     "survivorBefore": serde_json::to_value(&survivor_before).unwrap_or_default(),
+                    "customIndex": survivor_index,
                     "survivorVersionAfter": survivor.version,
                     "interactions": moved_interactions,
                     "participants": moved_participants,
@@ -815,6 +857,26 @@ pub fn undo(conn: &mut DbConn, ctx: &AuditContext, audit_id: &str) -> AppResult<
         diesel::update(clients::table.filter(clients::id.eq(&before.id)))
             .set((clients::version.eq(before.version), clients::updated_at.eq(before.updated_at)))
             .execute(c)?;
+        // The custom-field index as before the merge (entries older than custom-field merges
+        // carry none and had nothing to restore).
+        if let Ok(index) = serde_json::from_value::<Vec<(String, Option<String>, Option<i64>)>>(
+            u["customIndex"].clone(),
+        ) {
+            use crate::db::schema::custom_field_values as v;
+            diesel::delete(v::table.filter(v::record_id.eq(&before.id))).execute(c)?;
+            for (field, text, num) in index {
+                diesel::insert_into(v::table)
+                    .values((
+                        v::id.eq(crate::db::new_id()),
+                        v::organization_id.eq(&ctx.org_id),
+                        v::field_id.eq(field),
+                        v::record_id.eq(&before.id),
+                        v::text_value.eq(text),
+                        v::num_value.eq(num),
+                    ))
+                    .execute(c)?;
+            }
+        }
         diesel::update(clients::table.filter(clients::id.eq(&dup)))
             .set(clients::deleted_at.eq(None::<chrono::NaiveDateTime>))
             .execute(c)?;

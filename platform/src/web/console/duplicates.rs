@@ -81,8 +81,8 @@ pub async fn request_scan(
 }
 
 pub struct FieldChoice {
-    pub key: &'static str,
-    pub label: &'static str,
+    pub key: String,
+    pub label: String,
     pub mine: String,
     pub theirs: String,
 }
@@ -173,14 +173,45 @@ pub async fn compare(
                     (shown(&s, k), shown(&d, k))
                 };
                 FieldChoice {
-                    key: k,
-                    label: label(k),
+                    key: k.to_string(),
+                    label: label(k).to_string(),
                     mine,
                     theirs,
                 }
             })
             .filter(|f| f.mine != f.theirs)
-            .collect();
+            .collect::<Vec<_>>();
+        // Custom fields the reader may write, where the two differ.
+        let mut fields = fields;
+        let (sm, dm) = (s.custom_map(), d.custom_map());
+        let text = |v: Option<&serde_json::Value>| match v {
+            None | Some(serde_json::Value::Null) => String::new(),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| x.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            Some(other) => other.to_string(),
+        };
+        for def in crate::domain::custom_fields::store::list(c, &org, "client", false)? {
+            if !def.is_active() || (def.sensitive && !access.write_sensitive) {
+                continue;
+            }
+            let (mine, theirs) = (text(sm.get(&def.field_key)), text(dm.get(&def.field_key)));
+            if mine != theirs {
+                fields.push(FieldChoice {
+                    key: format!("{}{}", duplicates::CUSTOM_PREFIX, def.field_key),
+                    label: def.label.clone(),
+                    mine,
+                    theirs,
+                });
+            }
+        }
         let count_i: i64 = interactions::table
             .filter(interactions::client_id.eq(&d.id))
             .filter(interactions::deleted_at.is_null())
