@@ -95,9 +95,12 @@ impl ManageConnection for ConnectionManager {
                     .map_err(r2d2::Error::ConnectionError)?;
                 // why: busy_timeout must come before journal_mode=WAL, or concurrent
                 // pool start-up reports "database is locked".
+                // why: temp_store = MEMORY keeps savepoint sub-journals off the disk (a
+                // savepoint copies each page it touches there first).
                 conn.batch_execute(
                     "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                     PRAGMA temp_store = MEMORY;",
                 )
                 .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConn::Sqlite(conn))

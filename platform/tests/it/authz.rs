@@ -457,9 +457,13 @@ async fn data_in_and_out_follow_the_role_matrix() {
             (
                 "import",
                 status_for(may(&["admin", "manager"]), StatusCode::CREATED),
-                api(Method::POST, "/api/imports?preset=generic&fileName=a.csv", &token)
-                    .insert_header(("content-type", "text/csv"))
-                    .set_payload("Email,First Name\na@b.test,A\n"),
+                api(
+                    Method::POST,
+                    "/api/imports?preset=generic&fileName=a.csv",
+                    &token,
+                )
+                .insert_header(("content-type", "text/csv"))
+                .set_payload("Email,First Name\na@b.test,A\n"),
             ),
             (
                 "attachment upload",
@@ -477,8 +481,12 @@ async fn data_in_and_out_follow_the_role_matrix() {
             (
                 "merge",
                 status_for(may(&["admin", "manager"]), StatusCode::OK),
-                api(Method::POST, &format!("/api/clients/{client}/merge"), &token)
-                    .set_json(serde_json::json!({"duplicateId": twin})),
+                api(
+                    Method::POST,
+                    &format!("/api/clients/{client}/merge"),
+                    &token,
+                )
+                .set_json(serde_json::json!({"duplicateId": twin})),
             ),
         ];
         for (what, expected, req) in cases {
@@ -502,7 +510,11 @@ async fn data_in_and_out_follow_the_role_matrix() {
             .to_string();
         let got = send(
             &app,
-            api(Method::GET, &format!("/api/attachments/{file}/content"), &token),
+            api(
+                Method::GET,
+                &format!("/api/attachments/{file}/content"),
+                &token,
+            ),
         )
         .await;
         assert_eq!(got.status, StatusCode::OK, "{role}: download");

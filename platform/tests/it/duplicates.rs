@@ -422,9 +422,12 @@ async fn a_merge_takes_custom_fields_and_its_undo_restores_them() {
     .await;
     assert_eq!(merged.status, StatusCode::OK, "{}", merged.body);
     let undo = merged.json()["undoId"].as_str().unwrap().to_string();
-    let after = send(&app, api(Method::GET, &format!("/api/clients/{a}"), &manager))
-        .await
-        .json();
+    let after = send(
+        &app,
+        api(Method::GET, &format!("/api/clients/{a}"), &manager),
+    )
+    .await
+    .json();
     assert_eq!(after["customFields"]["tier"], "Silver", "{after}");
     assert_eq!(
         after["customFields"]["seats"], 5,

@@ -170,55 +170,58 @@ fn hash_key(reason: u8, key: &str) -> u64 {
 /// under 100 MB. Answers (reason, ids oldest first) and the number of clients read.
 pub fn scan_all(conn: &mut DbConn, org_id: &str) -> AppResult<(FoundGroups, i64)> {
     const REASONS: [&str; 3] = ["same e-mail", "same phone number", "same name and company"];
-    // First id per key; ids are UUIDs, kept as numbers.
-    let mut first: std::collections::HashMap<u64, u128> = Default::default();
     // Keys seen twice or more: their members, in the order met.
     let mut groups: std::collections::HashMap<u64, (u8, Vec<u128>)> = Default::default();
-    let mut after = String::new();
     let mut scanned = 0i64;
-    loop {
-        let rows: Vec<ScanRow> = clients::table
-            .filter(clients::organization_id.eq(org_id))
-            .filter(clients::deleted_at.is_null())
-            .filter(clients::id.gt(&after))
-            .order(clients::id.asc())
-            .limit(SCAN_PAGE)
-            .select((
-                clients::id,
-                clients::kind,
-                clients::display_name,
-                clients::email,
-                clients::phone,
-                clients::employer_id,
-                clients::company_name,
-            ))
-            .load(conn)?;
-        let Some(last) = rows.last() else { break };
-        after = last.0.clone();
-        scanned += rows.len() as i64;
-        let full = rows.len() as i64 == SCAN_PAGE;
-        for (id, kind, name, email, phone, employer, company) in rows {
-            let Ok(num) = uuid::Uuid::parse_str(&id).map(|u| u.as_u128()) else {
-                continue;
-            };
-            let mut keys: Vec<(u8, String)> = Vec::with_capacity(3);
-            if let Some(e) = email.filter(|e| !e.trim().is_empty()) {
-                keys.push((0, e.trim().to_lowercase()));
-            }
-            if let Some(p) = phone.as_deref().and_then(phone_key) {
-                keys.push((1, p));
-            }
-            let at = if kind == "company" {
-                String::new()
-            } else {
-                employer
-                    .or(company.map(|c| name_key(&c)))
-                    .unwrap_or_default()
-            };
-            if kind == "company" || !at.is_empty() {
-                keys.push((2, format!("{kind}|{}|{at}", name_key(&name))));
-            }
-            for (reason, key) in keys {
+    // One pass per kind of key, so only one map of first sightings is alive at a time.
+    for reason in 0u8..3 {
+        // First id per key; ids are UUIDs, kept as numbers.
+        let mut first: std::collections::HashMap<u64, u128> = Default::default();
+        let mut after = String::new();
+        scanned = 0;
+        loop {
+            let rows: Vec<ScanRow> = clients::table
+                .filter(clients::organization_id.eq(org_id))
+                .filter(clients::deleted_at.is_null())
+                .filter(clients::id.gt(&after))
+                .order(clients::id.asc())
+                .limit(SCAN_PAGE)
+                .select((
+                    clients::id,
+                    clients::kind,
+                    clients::display_name,
+                    clients::email,
+                    clients::phone,
+                    clients::employer_id,
+                    clients::company_name,
+                ))
+                .load(conn)?;
+            let Some(last) = rows.last() else { break };
+            after = last.0.clone();
+            scanned += rows.len() as i64;
+            let full = rows.len() as i64 == SCAN_PAGE;
+            for (id, kind, name, email, phone, employer, company) in rows {
+                let key = match reason {
+                    0 => email
+                        .map(|e| e.trim().to_lowercase())
+                        .filter(|e| !e.is_empty()),
+                    1 => phone.as_deref().and_then(phone_key),
+                    _ => {
+                        let at = if kind == "company" {
+                            String::new()
+                        } else {
+                            employer
+                                .or(company.map(|c| name_key(&c)))
+                                .unwrap_or_default()
+                        };
+                        (kind == "company" || !at.is_empty())
+                            .then(|| format!("{kind}|{}|{at}", name_key(&name)))
+                    }
+                };
+                let (Some(key), Ok(num)) = (key, uuid::Uuid::parse_str(&id).map(|u| u.as_u128()))
+                else {
+                    continue;
+                };
                 let h = hash_key(reason, &key);
                 match first.entry(h) {
                     std::collections::hash_map::Entry::Vacant(v) => {
@@ -233,12 +236,11 @@ pub fn scan_all(conn: &mut DbConn, org_id: &str) -> AppResult<(FoundGroups, i64)
                     }
                 }
             }
-        }
-        if !full {
-            break;
+            if !full {
+                break;
+            }
         }
     }
-    drop(first);
     // The same clients found by two reasons are one group (the first reason names it).
     let mut seen: std::collections::HashSet<Vec<u128>> = Default::default();
     let mut out: Vec<(u8, Vec<u128>)> = groups.into_values().collect();
