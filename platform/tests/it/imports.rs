@@ -649,4 +649,9 @@ async fn columns_map_to_custom_fields_by_label_or_by_hand() {
     assert_eq!(ada["email"], "ada@example.test");
     assert_eq!(ada["customFields"]["tier"], "Gold");
     assert_eq!(ada["customFields"]["seats"], 12);
+    // A finished import that created records asks for a fresh duplicate check.
+    let scan = send(&app, api(Method::GET, "/api/duplicates", &token))
+        .await
+        .json();
+    assert_eq!(scan["scan"]["status"], "queued", "{scan}");
 }

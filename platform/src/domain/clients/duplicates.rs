@@ -322,9 +322,12 @@ pub fn request_scan(conn: &mut DbConn, org_id: &str) -> AppResult<ScanState> {
         .execute(conn)?;
     if changed == 0 {
         // Two first requests at once: the loser's insert conflicts and the winner's stands.
-        let _ = diesel::insert_into(s::table)
-            .values((s::organization_id.eq(org_id), s::requested_at.eq(Some(at))))
-            .execute(conn);
+        // In a savepoint, so the conflict does not spoil a PostgreSQL transaction around it.
+        let _ = conn.transaction(|c| {
+            diesel::insert_into(s::table)
+                .values((s::organization_id.eq(org_id), s::requested_at.eq(Some(at))))
+                .execute(c)
+        });
     }
     scan_state(conn, org_id)
 }

@@ -582,6 +582,11 @@ fn chunk_attempt(
                 Some(&b.id),
                 json!({"created": b.created_count, "updated": b.updated_count, "skipped": b.skipped_count, "failed": b.failed_count}),
             )?;
+            // New records may twin old ones in ways the import does not match on (phone,
+            // name at a company): the duplicates page gets a fresh check.
+            if b.created_count > 0 {
+                crate::domain::clients::duplicates::request_scan(c, &env.ctx.org_id)?;
+            }
         }
         Ok(!done)
     })
