@@ -305,3 +305,87 @@ async fn a_rep_logs_a_call_from_a_phone_and_an_opt_out_warns_first() {
     assert_eq!(timeline["data"][0]["content"], "Agreed to a demo next week");
     assert_eq!(timeline["data"][0]["type"], "call");
 }
+
+/// Drag-and-drop onto a deal's Files card, a file attached to a call from the timeline, and
+/// the client list's Excel export, in a real browser.
+#[actix_web::test]
+async fn a_manager_drops_files_on_a_deal_and_a_call_and_exports_to_excel() {
+    if !enabled() {
+        return;
+    }
+    let t = TestApp::new().await;
+    let org = t.org("Acme");
+    let manager = t.user(&org, "manager@acme.test", "manager");
+    let token = t.token(&org, &manager);
+    let app = t.service().await;
+    let client = send(
+        &app,
+        api(Method::POST, "/api/clients", &token)
+            .set_json(json!({"type": "company", "companyName": "Initech"})),
+    )
+    .await
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deal = send(
+        &app,
+        api(Method::POST, "/api/opportunities", &token).set_json(json!({
+            "name": "Printers", "clientId": client, "value": "1000", "currency": "usd"
+        })),
+    )
+    .await
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = send(
+        &app,
+        api(
+            Method::POST,
+            &format!("/api/clients/{client}/interactions"),
+            &token,
+        )
+        .set_json(json!({"type": "call", "subject": "Kick-off call"})),
+    )
+    .await;
+    assert_eq!(r.status, actix_web::http::StatusCode::CREATED, "{}", r.body);
+    let (_server, port) = serve(&t);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser/files.mjs");
+    let out = Command::new("node")
+        .args([
+            script,
+            &format!("http://127.0.0.1:{port}"),
+            "manager@acme.test",
+            PASSWORD,
+            &deal,
+            &client,
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("dropped on the deal")
+            && stdout.contains("attached to the call")
+            && stdout.contains("exported"),
+        "{stdout}"
+    );
+    // The files are where the browser put them.
+    let files = send(
+        &app,
+        api(
+            Method::GET,
+            &format!("/api/opportunities/{deal}/attachments"),
+            &token,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(files["data"][0]["fileName"], "brief.pdf");
+    assert_eq!(files["data"][0]["contentType"], "application/pdf");
+}
