@@ -38,6 +38,28 @@ async fn duplicates_are_flagged_merged_and_the_merge_undone() {
     .await
     .json();
     assert_eq!(c["possibleDuplicates"][0]["reason"], "same phone number");
+    assert_eq!(a["phoneE164"], "+15550102000", "{a}");
+    assert_eq!(
+        c["phoneE164"],
+        Value::Null,
+        "no country code and no country: not placed"
+    );
+    // A number written in its national form, the client in Germany, meets its twin written
+    // internationally.
+    let berlin = send(
+        &app,
+        create(json!({"firstName": "Hans", "lastName": "Weber", "phone": "+49 30 1234567"})),
+    )
+    .await
+    .json();
+    let twin = send(
+        &app,
+        create(json!({"firstName": "Johann", "lastName": "Weber", "phone": "030 123 45 67", "address": {"country": "DE"}})),
+    )
+    .await
+    .json();
+    assert_eq!(twin["phoneE164"], "+49301234567", "{twin}");
+    assert_eq!(twin["possibleDuplicates"][0]["id"], berlin["id"], "{twin}");
     // The same name alone, with no company to share, is not suspicious.
     let namesake = send(
         &app,
@@ -70,7 +92,7 @@ async fn duplicates_are_flagged_merged_and_the_merge_undone() {
         .await
         .json();
     assert_eq!(groups["scan"]["status"], "done", "{groups}");
-    assert_eq!(groups["scan"]["scannedClients"], 4, "{groups}");
+    assert_eq!(groups["scan"]["scannedClients"], 6, "{groups}");
     let again = send(&app, api(Method::POST, "/api/duplicates/scan", &manager)).await;
     assert_eq!(again.status, StatusCode::ACCEPTED);
     assert_eq!(again.json()["scan"]["status"], "queued");

@@ -21,10 +21,27 @@ use crate::error::{AppError, AppResult};
 /// How long a merge can be undone.
 pub const UNDO_DAYS: i64 = 30;
 
-/// The last nine digits of a phone number: the same number written with or without its
-/// country code, spaces or brackets compares equal.
-pub fn phone_key(phone: &str) -> Option<String> {
-    let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+fn region(country: Option<&str>) -> Option<phonenumber::country::Id> {
+    country.and_then(|c| c.trim().to_ascii_uppercase().parse().ok())
+}
+
+/// A phone number in E.164 form (`+49301234567`): read in the client's country (ISO code)
+/// when written without a country code; `None` when it cannot be placed.
+pub fn e164(phone: &str, country: Option<&str>) -> Option<String> {
+    let number = phonenumber::parse(region(country), phone).ok()?;
+    Some(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// What phone numbers are compared by: the last nine digits of the national number in their
+/// E.164 form, or of their digits when the number cannot be placed (no country code and no
+/// country on the client). So `+49 30 1234567`, `030 1234567` and `(030) 123-4567` compare
+/// equal whether or not the client's country is known, and so do `+47 22 12 34 56` and
+/// `22 12 34 56`; the country code is not compared, as a number without one has none.
+pub fn phone_key(phone: &str, country: Option<&str>) -> Option<String> {
+    let digits: String = match phonenumber::parse(region(country), phone) {
+        Ok(number) => number.national().to_string(),
+        Err(_) => phone.chars().filter(char::is_ascii_digit).collect(),
+    };
     (digits.len() >= 7).then(|| digits[digits.len().saturating_sub(9)..].to_string())
 }
 
@@ -90,7 +107,11 @@ pub fn candidates(
             .load(conn)?;
         push(same, "same e-mail");
     }
-    if let Some(key) = row.phone.as_deref().and_then(phone_key) {
+    if let Some(key) = row
+        .phone
+        .as_deref()
+        .and_then(|p| phone_key(p, row.country.as_deref()))
+    {
         let same: Vec<ClientRow> = base()
             .filter(clients::phone.like(format!("%{}%", &key[key.len().saturating_sub(4)..])))
             .limit(200)
@@ -98,7 +119,13 @@ pub fn candidates(
             .load(conn)?;
         push(
             same.into_iter()
-                .filter(|c| c.phone.as_deref().and_then(phone_key).as_deref() == Some(&key))
+                .filter(|c| {
+                    c.phone
+                        .as_deref()
+                        .and_then(|p| phone_key(p, c.country.as_deref()))
+                        .as_deref()
+                        == Some(&key)
+                })
                 .collect(),
             "same phone number",
         );
@@ -139,11 +166,12 @@ pub struct Group {
     pub clients: Vec<(String, String)>,
 }
 
-/// id, kind, name, e-mail, phone, employer, company name.
+/// id, kind, name, e-mail, phone, employer, company name, country.
 type ScanRow = (
     String,
     String,
     String,
+    Option<String>,
     Option<String>,
     Option<String>,
     Option<String>,
@@ -194,18 +222,21 @@ pub fn scan_all(conn: &mut DbConn, org_id: &str) -> AppResult<(FoundGroups, i64)
                     clients::phone,
                     clients::employer_id,
                     clients::company_name,
+                    clients::country,
                 ))
                 .load(conn)?;
             let Some(last) = rows.last() else { break };
             after = last.0.clone();
             scanned += rows.len() as i64;
             let full = rows.len() as i64 == SCAN_PAGE;
-            for (id, kind, name, email, phone, employer, company) in rows {
+            for (id, kind, name, email, phone, employer, company, country) in rows {
                 let key = match reason {
                     0 => email
                         .map(|e| e.trim().to_lowercase())
                         .filter(|e| !e.is_empty()),
-                    1 => phone.as_deref().and_then(phone_key),
+                    1 => phone
+                        .as_deref()
+                        .and_then(|p| phone_key(p, country.as_deref())),
                     _ => {
                         let at = if kind == "company" {
                             String::new()
@@ -976,4 +1007,43 @@ pub fn undo(conn: &mut DbConn, ctx: &AuditContext, audit_id: &str) -> AppResult<
         audit::record(c, ctx, "client.merge_undo", "audit", Some(audit_id), json!({"survivor": survivor_id, "duplicate": dup}))?;
         Ok(before)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_compare_in_their_e164_form_however_written() {
+        assert_eq!(
+            e164("030 1234567", Some("de")).as_deref(),
+            Some("+49301234567")
+        );
+        assert_eq!(
+            e164("+49 (30) 123-4567", None).as_deref(),
+            Some("+49301234567")
+        );
+        assert_eq!(
+            e164("0049 30 1234567", Some("FR")).as_deref(),
+            Some("+49301234567")
+        );
+        assert_eq!(
+            e164("030 1234567", None),
+            None,
+            "no country code, no country"
+        );
+        let key = |p: &str, c: Option<&str>| phone_key(p, c).unwrap();
+        // Germany, with and without the country code and the trunk 0, the country known or not.
+        let berlin = key("+49 30 1234567", None);
+        assert_eq!(key("030 1234567", Some("DE")), berlin);
+        assert_eq!(key("(030) 123-4567", None), berlin);
+        // An eight-digit Norwegian number: its country code is not mistaken for its digits.
+        assert_eq!(key("+47 22 12 34 56", None), key("22 12 34 56", None));
+        // North America, written every which way.
+        let nyc = key("+1 (212) 555-0142", None);
+        assert_eq!(key("212.555.0142", Some("US")), nyc);
+        assert_eq!(key("1-212-555-0142", None), nyc);
+        assert_ne!(key("+1 212 555 0143", None), nyc);
+        assert_eq!(phone_key("12 34", None), None, "too short to mean anything");
+    }
 }

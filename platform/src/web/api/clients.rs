@@ -40,6 +40,7 @@ pub fn client_json(c: &ClientRow, tags: &[TagRow], defs: &[FieldRow], access: &A
         "displayName": c.display_name,
         "email": c.email,
         "phone": c.phone,
+        "phoneE164": c.phone.as_deref().and_then(|p| crate::domain::clients::duplicates::e164(p, c.country.as_deref())),
         "address": {
             "street": c.street, "city": c.city, "region": c.region,
             "postalCode": c.postal_code, "country": c.country,
