@@ -426,6 +426,19 @@ pub fn delete(conn: &mut DbConn, ctx: &AuditContext, access: &Access, id: &str) 
     })
 }
 
+/// Where the bytes of every file on a client (and its deals and interactions) are kept.
+pub fn storage_keys_of_client(
+    conn: &mut DbConn,
+    org_id: &str,
+    client_id: &str,
+) -> AppResult<Vec<String>> {
+    Ok(attachments::table
+        .filter(attachments::organization_id.eq(org_id))
+        .filter(attachments::client_id.eq(client_id))
+        .select(attachments::storage_key)
+        .load(conn)?)
+}
+
 /// Removes files trashed before `cutoff`: the bytes first, then the row, one at a time so
 /// a store that fails midway leaves the rest for the next run.
 pub fn empty_trash(

@@ -566,6 +566,41 @@ async fn files_on_deals_and_interactions_multipart_limits_and_merge() {
     }
     assert_eq!(rapport::jobs::empty_file_trash(&t.state).await.unwrap(), 1);
     assert_eq!(blob_count(), before - 1, "the bytes are gone");
+
+    // Purging a client for good takes its files' bytes too.
+    let a = t.user(&org, "admin@acme.test", "admin");
+    let admin = t.token(&org, &a);
+    let doomed = send(&app, new_client("Doomed Ltd")).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    send(
+        &app,
+        api(
+            Method::POST,
+            &format!("/api/clients/{doomed}/attachments?name=x.txt"),
+            &manager,
+        )
+        .set_payload("x"),
+    )
+    .await;
+    let with_file = blob_count();
+    send(
+        &app,
+        api(Method::DELETE, &format!("/api/clients/{doomed}"), &admin),
+    )
+    .await;
+    let purged = send(
+        &app,
+        api(
+            Method::POST,
+            &format!("/api/clients/{doomed}/purge"),
+            &admin,
+        ),
+    )
+    .await;
+    assert_eq!(purged.status, StatusCode::NO_CONTENT, "{}", purged.body);
+    assert_eq!(blob_count(), with_file - 1);
 }
 
 /// Files under a directory, recursively.

@@ -278,3 +278,26 @@ pub async fn delete(
     delete_as(&actor, &state, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// Purges a client for good, and then the bytes of every file it had (the rows go with the
+/// client; the bytes live outside the database). A store that fails to delete leaves bytes
+/// behind and says so in the log; the purge stands.
+pub async fn purge_client(actor: &Actor, state: &AppState, id: String) -> AppResult<()> {
+    let ctx = actor.audit();
+    let keys = db::run(&state.pool, move |c| {
+        let keys = attachments::storage_keys_of_client(c, &ctx.org_id, &id)?;
+        crate::domain::clients::service::purge(c, &ctx, &id)?;
+        Ok(keys)
+    })
+    .await?;
+    let store = store(state)?;
+    actix_web::web::block(move || {
+        for key in keys {
+            if let Err(e) = store.delete(&key) {
+                tracing::warn!(key = %key, error = %e, "a purged client's file stayed in the store");
+            }
+        }
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))
+}

@@ -350,8 +350,7 @@ pub async fn purge(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     actor.require("client", "admin").await?;
-    let ctx = actor.audit();
-    db::run(&state.pool, move |c| service::purge(c, &ctx, &id)).await?;
+    crate::web::api::attachments::purge_client(&actor, &state, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1659,8 +1659,7 @@ pub async fn purge(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     actor.require("client", "admin").await?;
-    let ctx = actor.audit();
-    db::run(&state.pool, move |c| service::purge(c, &ctx, &id)).await?;
+    crate::web::api::attachments::purge_client(&actor, &state, id.into_inner()).await?;
     redirect_with_flash(&req, "/clients/trash", "The client was deleted for good.")
 }
 
