@@ -35,8 +35,10 @@ struct FilesCard {
 fn size_label(bytes: i64) -> String {
     if bytes >= 1024 * 1024 {
         format!("{:.1} MB", bytes as f64 / 1048576.0)
-    } else {
+    } else if bytes >= 1024 {
         format!("{} KB", (bytes + 1023) / 1024)
+    } else {
+        format!("{bytes} B")
     }
 }
 
