@@ -426,6 +426,21 @@ pub fn run_scan(conn: &mut DbConn, org_id: &str) -> AppResult<bool> {
     })
 }
 
+/// What the duplicates page shows: the stored groups as the actor sees them and the scan's
+/// state. The first look at an organization never scanned asks for its first scan.
+pub fn page(
+    conn: &mut DbConn,
+    org_id: &str,
+    access: &Access,
+    limit: usize,
+) -> AppResult<(Vec<Group>, ScanState)> {
+    let mut scan = scan_state(conn, org_id)?;
+    if scan.requested_at.is_none() && scan.finished_at.is_none() {
+        scan = request_scan(conn, org_id)?;
+    }
+    Ok((stored_groups(conn, org_id, access, limit)?, scan))
+}
+
 /// The stored groups as the actor sees them: clients still live and visible, groups of two
 /// or more, the oldest client first; at most `limit` groups.
 pub fn stored_groups(

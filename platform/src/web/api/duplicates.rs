@@ -57,11 +57,7 @@ pub async fn groups(actor: ApiActor, state: web::Data<AppState>) -> AppResult<Ht
     let access = client_access(&actor).await?;
     let org = actor.org_id().to_string();
     let (groups, scan) = db::run(&state.pool, move |c| {
-        let mut scan = duplicates::scan_state(c, &org)?;
-        if scan.requested_at.is_none() && scan.finished_at.is_none() {
-            scan = duplicates::request_scan(c, &org)?;
-        }
-        Ok((duplicates::stored_groups(c, &org, &access, 500)?, scan))
+        duplicates::page(c, &org, &access, 500)
     })
     .await?;
     Ok(HttpResponse::Ok().json(json!({
