@@ -104,9 +104,15 @@ pub async fn read_upload(
             .map(str::to_string);
         let mut value = Vec::new();
         let is_file = field_name == "file" || (file_name.is_some() && !got_file);
-        let cap = if is_file { limit } else { 4096 };
         while let Some(chunk) = field.next().await {
-            append(&mut value, &chunk.map_err(bad)?, cap)?;
+            let chunk = chunk.map_err(bad)?;
+            if !is_file && value.len() + chunk.len() > 4096 {
+                return Err(AppError::invalid(
+                    &field_name,
+                    "This form field is too long (at most 4 KB).",
+                ));
+            }
+            append(&mut value, &chunk, limit)?;
         }
         if is_file && !got_file {
             got_file = true;
