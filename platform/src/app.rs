@@ -20,6 +20,8 @@ pub struct AppState {
     pub plugins: crate::plugins::runtime::Runtime,
     /// The search index (embedded or Meilisearch), fed by the outbox.
     pub search: crate::search::Index,
+    /// Where attachments' bytes live; built once so an S3 store reuses its connections.
+    pub blobs: std::sync::Arc<dyn crate::domain::attachments::BlobStore>,
 }
 
 impl AppState {
@@ -34,7 +36,10 @@ impl AppState {
         let search = crate::search::open(&config)
             .await
             .map_err(|e| anyhow::anyhow!("cannot open the search index: {e}"))?;
+        let blobs = crate::domain::attachments::configured_store(&config)
+            .map_err(|e| anyhow::anyhow!("cannot open the file store: {e}"))?;
         Ok(web::Data::new(Self {
+            blobs,
             pool,
             authz,
             config,

@@ -135,7 +135,7 @@ pub const FILE_TRASH_DAYS: i64 = 30;
 /// Empties the file trash of what has been there longer than [`FILE_TRASH_DAYS`]; returns how
 /// many files went.
 pub async fn empty_file_trash(state: &AppState) -> AppResult<usize> {
-    let store = crate::domain::attachments::configured_store(&state.config)?;
+    let store = state.blobs.clone();
     let cutoff = crate::db::now() - chrono::Duration::days(FILE_TRASH_DAYS);
     db::run(&state.pool, move |c| {
         crate::domain::attachments::empty_trash(c, store.as_ref(), cutoff)

@@ -130,14 +130,16 @@ impl BlobStore for LocalStore {
 }
 
 /// The store the configuration names: the data directory unless a bucket is configured.
-pub fn configured_store(config: &crate::config::Config) -> AppResult<Box<dyn BlobStore>> {
+pub fn configured_store(
+    config: &crate::config::Config,
+) -> AppResult<std::sync::Arc<dyn BlobStore>> {
     Ok(match &config.blob_store {
-        crate::config::BlobConfig::Local => Box::new(LocalStore {
+        crate::config::BlobConfig::Local => std::sync::Arc::new(LocalStore {
             root: config.data_dir.join("attachments"),
         }),
-        crate::config::BlobConfig::S3(s3) => {
-            Box::new(crate::domain::blob_s3::S3Store::new(s3).map_err(AppError::Internal)?)
-        }
+        crate::config::BlobConfig::S3(s3) => std::sync::Arc::new(
+            crate::domain::blob_s3::S3Store::new(s3).map_err(AppError::Internal)?,
+        ),
     })
 }
 

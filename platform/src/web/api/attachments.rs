@@ -18,8 +18,8 @@ use crate::web::{client_access, query_pairs};
 use futures_util::StreamExt;
 
 /// The configured blob store.
-pub fn store(state: &AppState) -> AppResult<Box<dyn attachments::BlobStore>> {
-    attachments::configured_store(&state.config)
+pub fn store(state: &AppState) -> std::sync::Arc<dyn attachments::BlobStore> {
+    state.blobs.clone()
 }
 
 /// A file as it arrived: from a `multipart/form-data` body (the `file` part, plus optional
@@ -154,7 +154,7 @@ pub async fn upload_as(
         ));
     }
     let ctx = actor.audit();
-    let store = store(state)?;
+    let store = store(state);
     db::run(&state.pool, move |c| {
         attachments::upload(
             c,
@@ -220,7 +220,7 @@ pub async fn content_as(
     actor.require("client", "read").await?;
     let access = client_access(actor).await?;
     let ctx = actor.audit();
-    let store = store(state)?;
+    let store = store(state);
     let (row, bytes) = db::run(&state.pool, move |c| {
         attachments::download(c, store.as_ref(), &ctx, &access, &id)
     })
@@ -296,7 +296,7 @@ pub async fn purge_client(actor: &Actor, state: &AppState, id: String) -> AppRes
         Ok(keys)
     })
     .await?;
-    let store = store(state)?;
+    let store = store(state);
     actix_web::web::block(move || {
         for key in keys {
             if let Err(e) = store.delete(&key) {
