@@ -67,10 +67,8 @@ fn sniff(text: &str) -> u8 {
     [b',', b';', b'\t', b'|'][best]
 }
 
-/// Parses the whole file; any malformed record refuses it.
-pub fn parse(bytes: &[u8]) -> Result<Table, AppError> {
-    let (text, encoding) = decode(bytes)?;
-    let delimiter = sniff(&text);
+/// A reader over the decoded text and its checked header line.
+fn open(text: &str, delimiter: u8) -> Result<(csv::Reader<&[u8]>, Vec<String>), AppError> {
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(true)
@@ -90,20 +88,32 @@ pub fn parse(bytes: &[u8]) -> Result<Table, AppError> {
             "No columns found: this does not look like a CSV export.",
         ));
     }
+    Ok((reader, headers))
+}
+
+/// The refusal for a record that cannot be read, with its line (`line` when the error has
+/// no position).
+fn unreadable(e: csv::Error, line: u64) -> AppError {
+    let line = e.position().map(|p| p.line()).unwrap_or(line);
+    let why = match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
+            format!("it has {len} fields where the header has {expected_len} (an unclosed quote?)")
+        }
+        _ => e.to_string(),
+    };
+    refuse(format!("Line {line} cannot be read: {why}."))
+}
+
+/// Parses the whole file; any malformed record refuses it.
+pub fn parse(bytes: &[u8]) -> Result<Table, AppError> {
+    let (text, encoding) = decode(bytes)?;
+    let delimiter = sniff(&text);
+    let (mut reader, headers) = open(&text, delimiter)?;
     let mut rows = Vec::new();
     for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| {
-            let line = e.position().map(|p| p.line()).unwrap_or(i as u64 + 2);
-            let why = match e.kind() {
-                csv::ErrorKind::UnequalLengths {
-                    expected_len, len, ..
-                } => format!(
-                    "it has {len} fields where the header has {expected_len} (an unclosed quote?)"
-                ),
-                _ => e.to_string(),
-            };
-            refuse(format!("Line {line} cannot be read: {why}."))
-        })?;
+        let record = record.map_err(|e| unreadable(e, i as u64 + 2))?;
         if record.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
@@ -133,25 +143,7 @@ pub fn copy_checked(
     }
     let (text, _) = decode(bytes)?;
     let delimiter = sniff(&text);
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(true)
-        .flexible(false)
-        .from_reader(text.as_bytes());
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| refuse(format!("The header line cannot be read: {e}")))?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
-    if headers.iter().all(|h| h.is_empty()) {
-        return Err(refuse("The first line must name the columns."));
-    }
-    if headers.len() < 2 && headers.iter().any(|h| h.len() > 200) {
-        return Err(refuse(
-            "No columns found: this does not look like a CSV export.",
-        ));
-    }
+    let (mut reader, headers) = open(&text, delimiter)?;
     let mut w = csv::Writer::from_writer(out);
     let io = |e: csv::Error| AppError::Internal(format!("import copy: {e}"));
     w.write_record(&headers).map_err(io)?;
@@ -162,18 +154,7 @@ pub fn copy_checked(
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(line);
-                let why = match e.kind() {
-                    csv::ErrorKind::UnequalLengths {
-                        expected_len, len, ..
-                    } => format!(
-                        "it has {len} fields where the header has {expected_len} (an unclosed quote?)"
-                    ),
-                    _ => e.to_string(),
-                };
-                return Err(refuse(format!("Line {line} cannot be read: {why}.")));
-            }
+            Err(e) => return Err(unreadable(e, line)),
         }
         if record.iter().all(|f| f.trim().is_empty()) {
             continue;
