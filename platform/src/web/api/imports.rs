@@ -67,13 +67,16 @@ fn preview_json(rows: &[imports::PreviewRow]) -> Value {
     )
 }
 
-pub async fn upload(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    req: HttpRequest,
+/// Stages an uploaded file (the body) as a batch from the query's `kind`, `preset`, `mode`
+/// and file name (under `name_key`), for the API and the console alike.
+pub async fn stage_upload(
+    actor: &crate::auth::Actor,
+    state: &AppState,
+    req: &HttpRequest,
     body: web::Bytes,
-) -> AppResult<HttpResponse> {
-    let pairs = query_pairs(&req)?;
+    name_key: &str,
+) -> AppResult<imports::BatchRow> {
+    let pairs = query_pairs(req)?;
     let get = |k: &str| {
         pairs
             .iter()
@@ -88,13 +91,13 @@ pub async fn upload(
                 .ok_or_else(|| AppError::invalid("kind", "Choose companies, contacts or deals."))?,
         ),
     };
-    require(&actor, kind).await?;
+    require(actor, kind).await?;
     let preset = get("preset").unwrap_or_else(|| "generic".into());
     let mode = get("mode").unwrap_or_else(|| "update".into());
-    let name = get("fileName").unwrap_or_else(|| "import.csv".into());
+    let name = get(name_key).unwrap_or_else(|| "import.csv".into());
     let ctx = actor.audit();
     let data_dir = state.config.data_dir.clone();
-    let batch = db::run(&state.pool, move |c| {
+    db::run(&state.pool, move |c| {
         imports::stage(
             c,
             &ctx,
@@ -108,7 +111,16 @@ pub async fn upload(
             },
         )
     })
-    .await?;
+    .await
+}
+
+pub async fn upload(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    let batch = stage_upload(&actor, &state, &req, body, "fileName").await?;
     require(&actor, Some(batch.kind())).await?;
     let preview = preview_of(&state, &actor, batch.clone(), 20).await?;
     let mut out = batch.to_json();

@@ -8,11 +8,10 @@ use askama::Template;
 use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::db;
-use crate::domain::imports::{self, BatchRow, Kind, NewBatch};
+use crate::domain::imports::{self, BatchRow};
 use crate::error::{AppError, AppResult};
 use crate::web::api::imports::{preview_of, require};
 use crate::web::console::{redirect, redirect_with_flash, render};
-use crate::web::query_pairs;
 
 pub struct BatchView {
     pub id: String,
@@ -80,38 +79,10 @@ pub async fn upload(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    let pairs = query_pairs(&req)?;
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
-    let kind = get("kind").and_then(|k| Kind::parse(&k));
-    require(&actor, kind).await?;
-    let preset = get("preset").unwrap_or_else(|| "generic".into());
-    let mode = get("mode").unwrap_or_else(|| "update".into());
-    let name = get("name").unwrap_or_else(|| "import.csv".into());
-    let ctx = actor.audit();
-    let data_dir = state.config.data_dir.clone();
     // A refused file comes back as a toast with the reason (the upload script shows it).
-    let batch = db::run(&state.pool, move |c| {
-        imports::stage(
-            c,
-            &ctx,
-            &data_dir,
-            &body,
-            NewBatch {
-                file_name: &name,
-                preset: &preset,
-                kind,
-                mode: &mode,
-            },
-        )
-    })
-    .await
-    .map_err(crate::web::console::as_toast)?;
+    let batch = crate::web::api::imports::stage_upload(&actor, &state, &req, body, "name")
+        .await
+        .map_err(crate::web::console::as_toast)?;
     Ok(redirect(&req, &format!("/imports/{}", batch.id)))
 }
 
