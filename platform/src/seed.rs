@@ -383,7 +383,7 @@ pub fn seed_clients(
                 }
             }
         }
-        conn.transaction::<_, crate::error::AppError, _>(|c| {
+        crate::db::transaction::<_, crate::error::AppError, _>(conn, |c| {
             match c {
                 DbConn::Sqlite(c) => insert_batches!(c, rows, tag_rows, values),
                 DbConn::Postgresql(c) => insert_batches!(c, rows, tag_rows, values),
@@ -563,7 +563,7 @@ pub fn seed_deals(
                 }
             }};
         }
-        conn.transaction::<_, crate::error::AppError, _>(|c| {
+        crate::db::transaction::<_, crate::error::AppError, _>(conn, |c| {
             match c {
                 DbConn::Sqlite(c) => insert_deals!(c),
                 DbConn::Postgresql(c) => insert_deals!(c),
@@ -716,7 +716,7 @@ pub fn seed_interactions(
             ));
         }
     }
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         for r in &rows {
             diesel::insert_into(interactions::table)
                 .values(r)

@@ -402,7 +402,7 @@ impl Adapter for DieselAdapter {
             }
         }
         self.with_conn(move |c| {
-            c.transaction(|c| {
+            crate::db::transaction(c, |c| {
                 diesel::delete(casbin_rules::table).execute(c)?;
                 for (ptype, rule) in &rules {
                     store::insert(c, ptype, rule)?;
@@ -415,7 +415,7 @@ impl Adapter for DieselAdapter {
 
     async fn clear_policy(&mut self) -> casbin::Result<()> {
         self.with_conn(|c| {
-            c.transaction(|c| {
+            crate::db::transaction(c, |c| {
                 diesel::delete(casbin_rules::table).execute(c)?;
                 store::bump_revision(c)
             })
@@ -435,7 +435,7 @@ impl Adapter for DieselAdapter {
     ) -> casbin::Result<bool> {
         let ptype = ptype.to_string();
         self.with_conn(move |c| {
-            c.transaction(|c| {
+            crate::db::transaction(c, |c| {
                 let added = store::insert(c, &ptype, &rule)?;
                 store::bump_revision(c)?;
                 Ok(added)
@@ -452,7 +452,7 @@ impl Adapter for DieselAdapter {
     ) -> casbin::Result<bool> {
         let ptype = ptype.to_string();
         self.with_conn(move |c| {
-            c.transaction(|c| {
+            crate::db::transaction(c, |c| {
                 for rule in &rules {
                     store::insert(c, &ptype, rule)?;
                 }
@@ -471,7 +471,7 @@ impl Adapter for DieselAdapter {
     ) -> casbin::Result<bool> {
         let ptype = ptype.to_string();
         self.with_conn(move |c| {
-            c.transaction(|c| {
+            crate::db::transaction(c, |c| {
                 let removed = store::delete(c, &ptype, &rule)?;
                 store::bump_revision(c)?;
                 Ok(removed)
@@ -488,7 +488,7 @@ impl Adapter for DieselAdapter {
     ) -> casbin::Result<bool> {
         let ptype = ptype.to_string();
         self.with_conn(move |c| {
-            c.transaction(|c| {
+            crate::db::transaction(c, |c| {
                 let mut any = false;
                 for rule in &rules {
                     any |= store::delete(c, &ptype, rule)?;
@@ -509,7 +509,7 @@ impl Adapter for DieselAdapter {
     ) -> casbin::Result<bool> {
         let ptype = ptype.to_string();
         self.with_conn(move |c| {
-            c.transaction(|c| {
+            crate::db::transaction(c, |c| {
                 let removed = store::delete_filtered(c, &ptype, field_index, &field_values)?;
                 store::bump_revision(c)?;
                 Ok(removed)

@@ -4,7 +4,6 @@
 
 use actix_web::cookie::{time, Cookie, SameSite};
 use chrono::Duration;
-use diesel::Connection;
 
 use super::password::{dummy_hash, random_secret, sha256_hex, verify_password};
 use crate::db::{new_id, now, DbConn};
@@ -102,7 +101,7 @@ pub fn sign_in(conn: &mut DbConn, attempt: SignInAttempt<'_>) -> AppResult<Signe
         ));
     };
     let token = random_secret();
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         if let Some(prev) = &attempt.previous_session {
             store::delete_session(c, &sha256_hex(prev))?;
         }

@@ -186,6 +186,49 @@ where
     .map_err(|e| AppError::Internal(format!("blocking task failed: {e}")))?
 }
 
+/// Runs `f` in a transaction. On SQLite the outermost one starts with `BEGIN IMMEDIATE`:
+/// it takes the write lock up front, so a second writer waits out `busy_timeout` instead
+/// of failing at once with "database is locked" when its deferred read lock cannot be
+/// upgraded (SQLite cannot wait there: it would deadlock). Nested calls are savepoints, as
+/// with Diesel's own `transaction`, which every store uses through this function.
+pub fn transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let outermost_sqlite = match conn {
+        DbConn::Sqlite(c) => {
+            <AnsiTransactionManager as TransactionManager<SqliteConnection>>::transaction_manager_status_mut(c)
+                .transaction_depth()?
+                .is_none()
+        }
+        DbConn::Postgresql(_) => false,
+    };
+    if !outermost_sqlite {
+        return conn.transaction(f);
+    }
+    if let DbConn::Sqlite(c) = conn {
+        AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+    }
+    let result = f(conn);
+    let DbConn::Sqlite(c) = conn else {
+        return result;
+    };
+    match result {
+        Ok(value) => {
+            <AnsiTransactionManager as TransactionManager<SqliteConnection>>::commit_transaction(c)?;
+            Ok(value)
+        }
+        Err(e) => {
+            match <AnsiTransactionManager as TransactionManager<SqliteConnection>>::rollback_transaction(c) {
+                Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(e),
+                Err(rollback) => Err(rollback.into()),
+            }
+        }
+    }
+}
+
 /// Now, truncated to microseconds so both backends store and return the same value.
 pub fn now() -> NaiveDateTime {
     let now = Utc::now().naive_utc();

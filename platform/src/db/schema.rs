@@ -639,8 +639,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    invitations (id) {
+        id -> Text,
+        organization_id -> Text,
+        user_id -> Text,
+        role -> Text,
+        invited_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(invitations -> organizations (organization_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
+    invitations,
     duplicate_scans,
     duplicate_groups,
     users,

@@ -80,7 +80,7 @@ fn upsert(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result = conn.transaction(|c| {
+        let result = crate::db::transaction(conn, |c| {
             if let Some(id) = existing(c, &ctx.org_id, external_id)? {
                 let current = service::get(c, &ctx.org_id, access, &id)?;
                 if current.client_id != client_id {

@@ -286,7 +286,7 @@ pub fn upload(
         opportunity_id: on.opportunity_id,
         interaction_id: on.interaction_id,
     };
-    let inserted = conn.transaction(|c| {
+    let inserted = crate::db::transaction(conn, |c| {
         diesel::insert_into(attachments::table)
             .values(&row)
             .execute(c)?;
@@ -412,7 +412,7 @@ pub fn download(
 /// Moves an attachment to the trash (the bytes stay until the trash is emptied).
 pub fn delete(conn: &mut DbConn, ctx: &AuditContext, access: &Access, id: &str) -> AppResult<()> {
     let row = get(conn, &ctx.org_id, access, id)?;
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         diesel::update(attachments::table.filter(attachments::id.eq(&row.id)))
             .set(attachments::deleted_at.eq(Some(now())))
             .execute(c)?;

@@ -19,7 +19,7 @@ fn new_token() -> String {
 
 /// The user's feed token, made on first use.
 pub fn token(conn: &mut DbConn, org_id: &str, user_id: &str) -> AppResult<String> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let existing: Option<String> = calendar_feeds::table
             .filter(calendar_feeds::user_id.eq(user_id))
             .filter(calendar_feeds::organization_id.eq(org_id))
@@ -44,7 +44,7 @@ pub fn token(conn: &mut DbConn, org_id: &str, user_id: &str) -> AppResult<String
 
 /// Replaces the token: the old URL stops working at once.
 pub fn rotate(conn: &mut DbConn, org_id: &str, user_id: &str) -> AppResult<String> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         diesel::delete(
             calendar_feeds::table
                 .filter(calendar_feeds::user_id.eq(user_id))
@@ -55,10 +55,29 @@ pub fn rotate(conn: &mut DbConn, org_id: &str, user_id: &str) -> AppResult<Strin
     })
 }
 
-/// Whose feed a token opens: (organization, user).
+/// Ends the member's feed URL (deactivation, a new role, a password reset): a calendar
+/// app that still polls it gets nothing, and a new URL is made when they ask again.
+pub fn revoke_member_feeds(conn: &mut DbConn, org_id: &str, user_id: &str) -> QueryResult<()> {
+    diesel::delete(
+        calendar_feeds::table
+            .filter(calendar_feeds::user_id.eq(user_id))
+            .filter(calendar_feeds::organization_id.eq(org_id)),
+    )
+    .execute(conn)
+    .map(drop)
+}
+
+/// Whose feed a token opens: (organization, user), only while they are an active member.
 pub fn owner(conn: &mut DbConn, token: &str) -> AppResult<Option<(String, String)>> {
+    use crate::db::schema::memberships;
     Ok(calendar_feeds::table
+        .inner_join(
+            memberships::table.on(memberships::user_id
+                .eq(calendar_feeds::user_id)
+                .and(memberships::organization_id.eq(calendar_feeds::organization_id))),
+        )
         .filter(calendar_feeds::token.eq(token))
+        .filter(memberships::is_active.eq(true))
         .select((calendar_feeds::organization_id, calendar_feeds::user_id))
         .first(conn)
         .optional()?)

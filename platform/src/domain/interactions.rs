@@ -527,7 +527,7 @@ pub fn create(
     client_id: &str,
     body: &Map<String, Value>,
 ) -> AppResult<InteractionRow> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let client = visible_client(c, &ctx.org_id, access, client_id)?;
         let at = now();
         let mut row = InteractionRow {
@@ -638,7 +638,7 @@ pub fn update(
     body: &Map<String, Value>,
     expected: Option<i64>,
 ) -> AppResult<InteractionRow> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let current = get(c, &ctx.org_id, access, id)?;
         let expected = expected.or_else(|| body.get("version").and_then(Value::as_i64));
         if expected.is_some_and(|v| v != current.version) {
@@ -733,7 +733,7 @@ pub fn update(
 }
 
 pub fn delete(conn: &mut DbConn, ctx: &AuditContext, access: &Access, id: &str) -> AppResult<()> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let row = get(c, &ctx.org_id, access, id)?;
         if row.kind == EVENT {
             return Err(AppError::Conflict(
@@ -896,7 +896,7 @@ pub fn record_event(
 /// second worker never sends one twice. Returns how many interactions reminded.
 pub fn send_reminders(conn: &mut DbConn, at: NaiveDateTime) -> AppResult<usize> {
     use crate::db::schema::clients;
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let due: Vec<(InteractionRow, String)> = interactions::table
             .inner_join(clients::table.on(clients::id.eq(interactions::client_id)))
             .filter(interactions::remind_at.le(at))

@@ -121,7 +121,7 @@ pub fn update(
     client_id: &str,
     body: &serde_json::Map<String, Value>,
 ) -> AppResult<Preferences> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         crate::domain::clients::service::get(c, &ctx.org_id, access, client_id)?;
         let before = load(c, &ctx.org_id, client_id)?;
         let mut p = before.clone();

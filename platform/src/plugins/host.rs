@@ -210,7 +210,7 @@ pub fn storage_write(
             "a stored value is at most {MAX_VALUE} bytes"
         )));
     }
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let mine = plugin_storage::table
             .filter(plugin_storage::organization_id.eq(org_id))
             .filter(plugin_storage::plugin_id.eq(plugin_id));

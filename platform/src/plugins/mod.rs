@@ -338,20 +338,34 @@ pub fn install(
     let manifest_json =
         serde_json::to_string(&b.manifest).map_err(|e| AppError::Internal(e.to_string()))?;
     let sha = sha256_hex(&b.wasm);
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let at = now();
         let existing = find(c, &ctx.org_id, &b.manifest.id).ok();
         let row = match &existing {
             Some(old) => {
-                let kept: Vec<String> = old.granted_list().into_iter().filter(|g| b.manifest.capabilities.contains(g)).chain(grant.iter().cloned()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+                let kept: Vec<String> = old
+                    .granted_list()
+                    .into_iter()
+                    .filter(|g| b.manifest.capabilities.contains(g))
+                    .chain(grant.iter().cloned())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
                 // Hosts stay approved while the new version still declares them; granting
                 // http now approves what it declares.
                 let hosts: Vec<String> = if grant.iter().any(|g| g == capabilities::HTTP) {
                     b.manifest.allowed_hosts.clone()
                 } else {
-                    old.approved_list().into_iter().filter(|h| b.manifest.allowed_hosts.contains(h)).collect()
+                    old.approved_list()
+                        .into_iter()
+                        .filter(|h| b.manifest.allowed_hosts.contains(h))
+                        .collect()
                 };
-                let settings: BTreeMap<String, String> = old.settings_values().into_iter().filter(|(k, _)| b.manifest.settings.iter().any(|d| &d.key == k)).collect();
+                let settings: BTreeMap<String, String> = old
+                    .settings_values()
+                    .into_iter()
+                    .filter(|(k, _)| b.manifest.settings.iter().any(|d| &d.key == k))
+                    .collect();
                 InstallRow {
                     name: b.manifest.name.clone(),
                     version: b.manifest.version.clone(),
@@ -398,12 +412,19 @@ pub fn install(
                 signer_key: b.signer.clone(),
             },
         };
-        diesel::delete(plugin_installs::table.filter(plugin_installs::id.eq(&row.id))).execute(c)?;
-        diesel::insert_into(plugin_installs::table).values(&row).execute(c)?;
+        diesel::delete(plugin_installs::table.filter(plugin_installs::id.eq(&row.id)))
+            .execute(c)?;
+        diesel::insert_into(plugin_installs::table)
+            .values(&row)
+            .execute(c)?;
         audit::record(
             c,
             ctx,
-            if existing.is_some() { "plugin.upgrade" } else { "plugin.install" },
+            if existing.is_some() {
+                "plugin.upgrade"
+            } else {
+                "plugin.install"
+            },
             "plugin",
             Some(&row.id),
             json!({"plugin": row.plugin_id, "version": [existing.as_ref().map(|e| e.version.clone()), row.version], "granted": row.granted_list(), "approvedHosts": row.approved_list(), "signer": row.signer_key, "sha256": sha}),
@@ -418,7 +439,7 @@ pub fn set_enabled(
     id: &str,
     enabled: bool,
 ) -> AppResult<InstallRow> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let row = find(c, &ctx.org_id, id)?;
         diesel::update(plugin_installs::table.find(&row.id))
             .set((
@@ -466,25 +487,46 @@ pub fn configure(
     change: &Configure,
 ) -> AppResult<InstallRow> {
     use rapport_plugin_sdk::setting_kinds;
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let row = find(c, &ctx.org_id, id)?;
-        let manifest = row.manifest().ok_or_else(|| AppError::Internal("plugin manifest unreadable".into()))?;
+        let manifest = row
+            .manifest()
+            .ok_or_else(|| AppError::Internal("plugin manifest unreadable".into()))?;
         let mut errors = Vec::new();
         let granted = match &change.granted {
             Some(g) => {
                 for cap in g.iter().filter(|cap| !manifest.capabilities.contains(cap)) {
-                    errors.push(FieldError::new("granted", format!("The plugin does not request {cap:?}; grant only what it asks for.")));
+                    errors.push(FieldError::new(
+                        "granted",
+                        format!(
+                            "The plugin does not request {cap:?}; grant only what it asks for."
+                        ),
+                    ));
                 }
-                g.iter().cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect()
+                g.iter()
+                    .cloned()
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect()
             }
             None => row.granted_list(),
         };
         let hosts = match &change.approved_hosts {
             Some(h) => {
-                for host in h.iter().filter(|host| !manifest.allowed_hosts.contains(host)) {
-                    errors.push(FieldError::new("approvedHosts", format!("The plugin does not declare the host {host:?}.")));
+                for host in h
+                    .iter()
+                    .filter(|host| !manifest.allowed_hosts.contains(host))
+                {
+                    errors.push(FieldError::new(
+                        "approvedHosts",
+                        format!("The plugin does not declare the host {host:?}."),
+                    ));
                 }
-                h.iter().cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect()
+                h.iter()
+                    .cloned()
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect()
             }
             None => row.approved_list(),
         };
@@ -493,7 +535,10 @@ pub fn configure(
         if let Some(given) = &change.settings {
             for (key, value) in given {
                 let Some(decl) = manifest.settings.iter().find(|d| &d.key == key) else {
-                    errors.push(FieldError::new(format!("settings.{key}"), "The plugin has no such setting."));
+                    errors.push(FieldError::new(
+                        format!("settings.{key}"),
+                        "The plugin has no such setting.",
+                    ));
                     continue;
                 };
                 let value = value.trim().to_string();
@@ -502,9 +547,18 @@ pub fn configure(
                 }
                 let problem = match decl.kind.as_str() {
                     _ if value.is_empty() => None,
-                    setting_kinds::URL if !(value.starts_with("https://") || value.starts_with("http://")) || value.parse::<ureq::http::Uri>().is_err() => Some("Enter an address starting with https://."),
-                    setting_kinds::NUMBER if value.parse::<f64>().is_err() => Some("Enter a number."),
-                    setting_kinds::BOOLEAN if value != "true" && value != "false" => Some("Use true or false."),
+                    setting_kinds::URL
+                        if !(value.starts_with("https://") || value.starts_with("http://"))
+                            || value.parse::<ureq::http::Uri>().is_err() =>
+                    {
+                        Some("Enter an address starting with https://.")
+                    }
+                    setting_kinds::NUMBER if value.parse::<f64>().is_err() => {
+                        Some("Enter a number.")
+                    }
+                    setting_kinds::BOOLEAN if value != "true" && value != "false" => {
+                        Some("Use true or false.")
+                    }
                     _ if value.chars().count() > 2000 => Some("Use at most 2000 characters."),
                     _ => None,
                 };
@@ -523,7 +577,10 @@ pub fn configure(
             }
         }
         if !errors.is_empty() {
-            return Err(AppError::Validation("The plugin's configuration could not be saved.".into(), errors));
+            return Err(AppError::Validation(
+                "The plugin's configuration could not be saved.".into(),
+                errors,
+            ));
         }
         let enabled = change.enabled.unwrap_or(row.enabled);
         diesel::update(plugin_installs::table.find(&row.id))
@@ -542,7 +599,18 @@ pub fn configure(
                     plugin_installs::disabled_reason.eq(None::<String>),
                 ))
                 .execute(c)?;
-            audit::record(c, ctx, if enabled { "plugin.enable" } else { "plugin.disable" }, "plugin", Some(&row.id), json!({"plugin": row.plugin_id}))?;
+            audit::record(
+                c,
+                ctx,
+                if enabled {
+                    "plugin.enable"
+                } else {
+                    "plugin.disable"
+                },
+                "plugin",
+                Some(&row.id),
+                json!({"plugin": row.plugin_id}),
+            )?;
         }
         if change.granted.is_some() || change.approved_hosts.is_some() || !changed_keys.is_empty() {
             audit::record(
@@ -559,7 +627,7 @@ pub fn configure(
 }
 
 pub fn uninstall(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<InstallRow> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let row = find(c, &ctx.org_id, id)?;
         diesel::delete(plugin_installs::table.find(&row.id)).execute(c)?;
         // why: what a plugin stored is the organization's data held for that plugin; it

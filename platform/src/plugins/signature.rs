@@ -149,7 +149,7 @@ pub fn add_trusted_key(
         public_key: to_hex(key.as_bytes()),
         created_at: now(),
     };
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let known = trusted_keys(c, &ctx.org_id)?
             .into_iter()
             .any(|k| k.public_key == row.public_key);
@@ -175,7 +175,7 @@ pub fn add_trusted_key(
 }
 
 pub fn remove_trusted_key(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<()> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let row = trusted_keys(c, &ctx.org_id)?
             .into_iter()
             .find(|k| k.id == id)
@@ -201,7 +201,7 @@ pub fn signatures_required(conn: &mut DbConn, org_id: &str) -> AppResult<bool> {
 }
 
 pub fn require_signatures(conn: &mut DbConn, ctx: &AuditContext, required: bool) -> AppResult<()> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         diesel::update(organizations::table.find(&ctx.org_id))
             .set(organizations::plugin_signatures_required.eq(required))
             .execute(c)?;

@@ -354,7 +354,7 @@ pub fn request_scan(conn: &mut DbConn, org_id: &str) -> AppResult<ScanState> {
     if changed == 0 {
         // Two first requests at once: the loser's insert conflicts and the winner's stands.
         // In a savepoint, so the conflict does not spoil a PostgreSQL transaction around it.
-        let _ = conn.transaction(|c| {
+        let _ = crate::db::transaction(conn, |c| {
             diesel::insert_into(s::table)
                 .values((s::organization_id.eq(org_id), s::requested_at.eq(Some(at))))
                 .execute(c)
@@ -402,7 +402,7 @@ pub fn run_scan(conn: &mut DbConn, org_id: &str) -> AppResult<bool> {
         return Ok(false);
     }
     let (found, scanned) = scan_all(conn, org_id)?;
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         diesel::delete(g::table.filter(g::organization_id.eq(org_id))).execute(c)?;
         for (reason, ids) in &found {
             diesel::insert_into(g::table)
@@ -555,7 +555,7 @@ pub fn merge(
     take: &[String],
 ) -> AppResult<(ClientRow, String)> {
     let org = w.ctx.org_id.clone();
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         if survivor_id == duplicate_id {
             return Err(AppError::invalid(
                 "duplicateId",
@@ -862,13 +862,17 @@ pub fn merge(
 /// Undoes a merge from its audit entry (within 30 days, once, and only while the survivor
 /// is as the merge left it).
 pub fn undo(conn: &mut DbConn, ctx: &AuditContext, audit_id: &str) -> AppResult<ClientRow> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let (changes, at, survivor_id): (String, chrono::NaiveDateTime, Option<String>) =
             audit_log::table
                 .filter(audit_log::organization_id.eq(&ctx.org_id))
                 .filter(audit_log::id.eq(audit_id))
                 .filter(audit_log::action.eq("client.merge"))
-                .select((audit_log::changes, audit_log::created_at, audit_log::resource_id))
+                .select((
+                    audit_log::changes,
+                    audit_log::created_at,
+                    audit_log::resource_id,
+                ))
                 .first(c)
                 .optional()?
                 .ok_or(AppError::NotFound)?;
@@ -893,7 +897,11 @@ pub fn undo(conn: &mut DbConn, ctx: &AuditContext, audit_id: &str) -> AppResult<
         let survivor_id = survivor_id.unwrap_or_default();
         let list = |k: &str| -> Vec<String> {
             u[k].as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let before: ClientRow = serde_json::from_value(u["survivorBefore"].clone())
@@ -906,7 +914,10 @@ pub fn undo(conn: &mut DbConn, ctx: &AuditContext, audit_id: &str) -> AppResult<
         }
         store::replace(c, &before, current.version)?;
         diesel::update(clients::table.filter(clients::id.eq(&before.id)))
-            .set((clients::version.eq(before.version), clients::updated_at.eq(before.updated_at)))
+            .set((
+                clients::version.eq(before.version),
+                clients::updated_at.eq(before.updated_at),
+            ))
             .execute(c)?;
         // The custom-field index as before the merge (entries older than custom-field merges
         // carry none and had nothing to restore).
@@ -957,12 +968,15 @@ pub fn undo(conn: &mut DbConn, ctx: &AuditContext, audit_id: &str) -> AppResult<
             .set(clients::employer_id.eq(&dup))
             .execute(c)?;
         for r in u["relations"].as_array().into_iter().flatten() {
-            diesel::update(client_relations::table.filter(client_relations::id.eq(r["id"].as_str().unwrap_or_default())))
-                .set((
-                    client_relations::from_client_id.eq(r["from"].as_str().unwrap_or_default()),
-                    client_relations::to_client_id.eq(r["to"].as_str().unwrap_or_default()),
-                ))
-                .execute(c)?;
+            diesel::update(
+                client_relations::table
+                    .filter(client_relations::id.eq(r["id"].as_str().unwrap_or_default())),
+            )
+            .set((
+                client_relations::from_client_id.eq(r["from"].as_str().unwrap_or_default()),
+                client_relations::to_client_id.eq(r["to"].as_str().unwrap_or_default()),
+            ))
+            .execute(c)?;
         }
         for r in u["droppedRelations"].as_array().into_iter().flatten() {
             diesel::insert_into(client_relations::table)
@@ -1013,13 +1027,22 @@ pub fn undo(conn: &mut DbConn, ctx: &AuditContext, audit_id: &str) -> AppResult<
         )
         .execute(c)?;
         if u["preferences"].as_bool() == Some(true) {
-            diesel::update(contact_preferences::table.filter(contact_preferences::client_id.eq(&survivor_id)))
-                .set(contact_preferences::client_id.eq(&dup))
-                .execute(c)?;
+            diesel::update(
+                contact_preferences::table.filter(contact_preferences::client_id.eq(&survivor_id)),
+            )
+            .set(contact_preferences::client_id.eq(&dup))
+            .execute(c)?;
         }
         crate::search::touch_client(c, &ctx.org_id, &survivor_id)?;
         crate::search::touch_client(c, &ctx.org_id, &dup)?;
-        audit::record(c, ctx, "client.merge_undo", "audit", Some(audit_id), json!({"survivor": survivor_id, "duplicate": dup}))?;
+        audit::record(
+            c,
+            ctx,
+            "client.merge_undo",
+            "audit",
+            Some(audit_id),
+            json!({"survivor": survivor_id, "duplicate": dup}),
+        )?;
         Ok(before)
     })
 }

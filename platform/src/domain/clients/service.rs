@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use diesel::Connection;
 use serde_json::{json, Map, Value};
 
 use super::model::*;
@@ -460,7 +459,7 @@ pub fn create(
     w: &WriteContext<'_>,
     body: &Map<String, Value>,
 ) -> AppResult<ClientRow> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let at = now();
         let mut row = ClientRow {
             id: new_id(),
@@ -552,7 +551,7 @@ pub fn update(
     mode: Mode,
     expected: Option<i64>,
 ) -> AppResult<ClientRow> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let current = get(c, &w.ctx.org_id, w.access, id)?;
         let expected = expected.or_else(|| body.get("version").and_then(Value::as_i64));
         if expected.is_some_and(|v| v != current.version) {
@@ -658,7 +657,7 @@ pub fn trash(
     expected: Option<i64>,
     external: &dyn custom_fields::ExternalTypes,
 ) -> AppResult<ClientRow> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let current = get(c, &ctx.org_id, access, id)?;
         if expected.is_some_and(|v| v != current.version) {
             return Err(stale());
@@ -691,7 +690,7 @@ fn trashed(conn: &mut DbConn, org_id: &str, id: &str) -> AppResult<ClientRow> {
 }
 
 pub fn restore(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<ClientRow> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let current = trashed(c, &ctx.org_id, id)?;
         let row = ClientRow {
             deleted_at: None,
@@ -715,7 +714,7 @@ pub fn restore(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<Cli
 
 /// Deletes a trashed client for good, with its tags, relations and custom values.
 pub fn purge(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<()> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let current = trashed(c, &ctx.org_id, id)?;
         custom_fields::store::delete_record_values(c, id)?;
         store::delete(c, &ctx.org_id, id)?;
@@ -763,7 +762,7 @@ pub fn define_tag(
             )],
         )
     })?;
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         if store::find_tag_by_name(c, &ctx.org_id, name)?.is_some() {
             return Err(AppError::invalid("name", "A tag with this name exists."));
         }
@@ -794,7 +793,7 @@ pub fn update_tag(
     name: Option<&str>,
     color: Option<&str>,
 ) -> AppResult<TagRow> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let tag = store::find_tag(c, &ctx.org_id, id)?.ok_or(AppError::NotFound)?;
         let name = name.map_or(tag.name.clone(), |n| n.trim().to_string());
         let color = color.map_or(tag.color.clone(), str::to_string);
@@ -830,7 +829,7 @@ pub fn update_tag(
 }
 
 pub fn delete_tag(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<()> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let tag = store::find_tag(c, &ctx.org_id, id)?.ok_or(AppError::NotFound)?;
         store::delete_tag(c, &ctx.org_id, id)?;
         audit::record(
@@ -872,7 +871,7 @@ pub fn tag_client(
     tag_id: &str,
     add: bool,
 ) -> AppResult<bool> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let client = get(c, &ctx.org_id, access, client_id)?;
         let tag = store::find_tag(c, &ctx.org_id, tag_id)?.ok_or(AppError::NotFound)?;
         let changed = if add {
@@ -918,7 +917,7 @@ pub fn relate(
             "A client cannot be related to itself.",
         ));
     }
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let a = get(c, &ctx.org_id, access, from)?;
         let b = store::find(c, &ctx.org_id, to)?
             .filter(|x| x.deleted_at.is_none())
@@ -959,7 +958,7 @@ pub fn unrelate(
     client_id: &str,
     relation_id: &str,
 ) -> AppResult<()> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         get(c, &ctx.org_id, access, client_id)?;
         let row = store::delete_relation(c, &ctx.org_id, client_id, relation_id)?
             .ok_or(AppError::NotFound)?;
@@ -995,7 +994,7 @@ pub fn bulk(
     if ids.is_empty() || ids.len() > 500 {
         return Err(AppError::invalid("ids", "Select 1 to 500 clients."));
     }
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let mut done = 0;
         for id in ids {
             match action {

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use diesel::Connection;
 use serde_json::{json, Map, Value};
 
 use super::model::{FieldRow, FieldType, ENTITIES};
@@ -191,7 +190,7 @@ pub fn define(
         updated_at: at,
     };
     apply(&mut row, &input, &mut errors);
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         if valid_key(&key) && store::key_taken(c, &ctx.org_id, &entity, &key)? {
             errors.push(FieldError::new(
                 "key",
@@ -227,7 +226,7 @@ pub fn update(
     expected: Option<i64>,
     input: FieldInput,
 ) -> AppResult<FieldRow> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let current = store::find(c, &ctx.org_id, id)?.ok_or(AppError::NotFound)?;
         if expected.is_some_and(|v| v != current.version) {
             return Err(AppError::Stale(
@@ -294,7 +293,7 @@ pub fn reorder(
     entity: &str,
     ids: &[String],
 ) -> AppResult<()> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let fields = store::list(c, &ctx.org_id, entity, true)?;
         for (pos, id) in ids.iter().enumerate() {
             let Some(f) = fields.iter().find(|f| &f.id == id) else {

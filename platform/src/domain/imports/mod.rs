@@ -283,12 +283,14 @@ pub fn configure(
     get(conn, org_id, id)
 }
 
-/// Queues a batch for the background run.
+/// Queues a batch for the background run. A failed batch (the database went away, the
+/// server was stopped hard) is queued again and resumes after its last committed chunk:
+/// every chunk commits its rows and the batch's progress together, so nothing runs twice.
 pub fn start(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<BatchRow> {
     let batch = get(conn, &ctx.org_id, id)?;
-    if batch.status != "preview" {
+    if !matches!(batch.status.as_str(), "preview" | "failed") {
         return Err(AppError::Conflict(
-            "This import has already been started.".into(),
+            "This import is already running or finished.".into(),
         ));
     }
     if !batch.mapping().iter().any(Option::is_some) {
@@ -303,20 +305,25 @@ pub fn start(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<Batch
     diesel::update(
         import_batches::table
             .filter(import_batches::id.eq(&batch.id))
-            .filter(import_batches::status.eq("preview")),
+            .filter(import_batches::status.eq(&batch.status)),
     )
     .set((
         import_batches::status.eq("queued"),
+        import_batches::finished_at.eq(None::<chrono::NaiveDateTime>),
         import_batches::updated_at.eq(now()),
     ))
     .execute(conn)?;
     audit::record(
         conn,
         ctx,
-        "import.start",
+        if batch.status == "failed" {
+            "import.resume"
+        } else {
+            "import.start"
+        },
         "import",
         Some(&batch.id),
-        json!({"mode": batch.mode}),
+        json!({"mode": batch.mode, "fromRow": batch.processed_rows}),
     )?;
     get(conn, &ctx.org_id, id)
 }
@@ -429,9 +436,9 @@ pub fn preview(
     let mut out = Vec::new();
     // Run the rows for real inside a transaction that is always rolled back: the preview
     // says exactly what the run will say.
-    let _ = conn.transaction::<(), AppError, _>(|c| {
+    let _ = crate::db::transaction::<(), AppError, _>(conn, |c| {
         for (i, cells) in rows.iter().take(limit).enumerate() {
-            let r = c.transaction(|c| import_row(c, env, cells, i as i32));
+            let r = crate::db::transaction(c, |c| import_row(c, env, cells, i as i32));
             let said = match r {
                 Ok(Outcome::Created(_)) => Ok("create".to_string()),
                 Ok(Outcome::Updated(_)) => Ok("update".to_string()),
@@ -510,7 +517,7 @@ fn chunk_attempt(
     env: &Env<'_>,
     careful: bool,
 ) -> AppResult<bool> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         // The batch as committed: another worker may have run this chunk meanwhile.
         let batch = get(c, &env.ctx.org_id, &env.batch.id)?;
         if !matches!(batch.status.as_str(), "queued" | "running") {
@@ -549,7 +556,7 @@ fn chunk_attempt(
             }
         } else {
             for (i, cells) in rows.iter().enumerate() {
-                match c.transaction(|c| import_row(c, &row_env, cells, seq)) {
+                match crate::db::transaction(c, |c| import_row(c, &row_env, cells, seq)) {
                     Ok(outcome) => tally(outcome, &mut counts, &mut seq),
                     Err(e) => {
                         counts.3 += 1;
@@ -568,18 +575,18 @@ fn chunk_attempt(
                 .filter(import_batches::processed_rows.eq(batch.processed_rows)),
         )
         .set((
-                import_batches::processed_rows.eq(to as i32),
-                import_batches::file_offset.eq(next_offset),
-                import_batches::created_count.eq(batch.created_count + counts.0),
-                import_batches::updated_count.eq(batch.updated_count + counts.1),
-                import_batches::skipped_count.eq(batch.skipped_count + counts.2),
-                import_batches::failed_count.eq(batch.failed_count + counts.3),
-                import_batches::errors.eq(Value::Array(errors).to_string()),
-                import_batches::status.eq(if done { "done" } else { "running" }),
-                import_batches::updated_at.eq(now()),
-                import_batches::finished_at.eq(if done { Some(now()) } else { None }),
-            ))
-            .execute(c)?;
+            import_batches::processed_rows.eq(to as i32),
+            import_batches::file_offset.eq(next_offset),
+            import_batches::created_count.eq(batch.created_count + counts.0),
+            import_batches::updated_count.eq(batch.updated_count + counts.1),
+            import_batches::skipped_count.eq(batch.skipped_count + counts.2),
+            import_batches::failed_count.eq(batch.failed_count + counts.3),
+            import_batches::errors.eq(Value::Array(errors).to_string()),
+            import_batches::status.eq(if done { "done" } else { "running" }),
+            import_batches::updated_at.eq(now()),
+            import_batches::finished_at.eq(if done { Some(now()) } else { None }),
+        ))
+        .execute(c)?;
         if n != 1 {
             return Err(AppError::Stale(
                 "Another worker ran this part of the import.".into(),
@@ -842,9 +849,12 @@ fn import_client(
     let external_id = get("externalId");
     let domain = get("domain").map(domain_of).unwrap_or_default();
     let email = get("email").map(str::to_lowercase);
+    // why: old systems number companies and contacts from the same range, so an id is
+    // only unique within its source *and* kind; a contact's id never finds a company.
+    let ref_kind = if company { "company" } else { "contact" };
     // Existing record: by its id in the old system, else by e-mail or company domain.
     let mut existing = match external_id {
-        Some(x) => external_ref(conn, org, &env.batch.preset, "client", x)?,
+        Some(x) => external_ref(conn, org, &env.batch.preset, ref_kind, x)?,
         None => None,
     };
     if existing.is_none() {
@@ -857,8 +867,9 @@ fn import_client(
             }
         };
     }
+    // An update never changes a record's kind: a person's row never lands on a company.
     let existing = match existing {
-        Some(id) => live_client(conn, org, &id)?,
+        Some(id) => live_client(conn, org, &id)?.filter(|c| (c.kind == "company") == company),
         None => None,
     };
     let mut body = Map::new();
@@ -930,7 +941,7 @@ fn import_client(
     }
     if !company {
         let employer = match get("companyExternalId").map(first_id) {
-            Some(x) if !x.is_empty() => external_ref(conn, org, &env.batch.preset, "client", x)?,
+            Some(x) if !x.is_empty() => external_ref(conn, org, &env.batch.preset, "company", x)?,
             _ => None,
         };
         let employer = match (employer, get("companyName")) {
@@ -1013,7 +1024,7 @@ fn import_client(
         Outcome::Skipped(_) => return Ok(outcome),
     };
     if let Some(x) = external_id {
-        remember_ref(conn, env, "client", x, &id)?;
+        remember_ref(conn, env, ref_kind, x, &id)?;
     }
     Ok(outcome)
 }
@@ -1041,8 +1052,8 @@ fn import_deal(
     // Whose deal: the company's, else the contact's, else by e-mail or company name.
     let mut client = None;
     for (key, entity) in [
-        ("companyExternalId", "client"),
-        ("contactExternalId", "client"),
+        ("companyExternalId", "company"),
+        ("contactExternalId", "contact"),
     ] {
         if client.is_none() {
             if let Some(x) = get(key).map(first_id).filter(|x| !x.is_empty()) {
@@ -1181,7 +1192,7 @@ fn import_deal(
 /// prior state back (version included), ids it learnt are forgotten. All or nothing.
 pub fn revert(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<BatchRow> {
     use crate::domain::pipeline::{rollup, store as deal_store};
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let batch = get(c, &ctx.org_id, id)?;
         if !matches!(batch.status.as_str(), "done" | "failed") {
             return Err(AppError::Conflict(match batch.status.as_str() {

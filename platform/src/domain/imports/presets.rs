@@ -98,34 +98,47 @@ pub fn normalise(h: &str) -> String {
 pub fn detect(headers: &[String]) -> Option<Kind> {
     let h: Vec<String> = headers.iter().map(|x| normalise(x)).collect();
     let has = |k: &str| h.iter().any(|x| x == k);
-    if [
+    let any = |ks: &[&str]| ks.iter().any(|k| has(k));
+    if any(&[
         "dealname",
         "dealstage",
         "stagename",
         "opportunityname",
         "stage",
-    ]
-    .iter()
-    .any(|k| has(k))
-    {
+    ]) {
         return Some(Kind::Deals);
     }
-    if ["firstname", "lastname", "email", "emailaddress"]
-        .iter()
-        .any(|k| has(k))
-    {
+    // A person's own columns decide first; an e-mail alone does not, because company
+    // lists often carry a general address too.
+    if any(&[
+        "firstname",
+        "lastname",
+        "fullname",
+        "contactname",
+        "jobtitle",
+        "title",
+        "mobile",
+        "mobilephone",
+    ]) {
         return Some(Kind::Contacts);
     }
-    if [
+    if any(&[
         "companyname",
-        "name",
         "accountname",
-        "company",
         "companydomainname",
-    ]
-    .iter()
-    .any(|k| has(k))
-    {
+        "website",
+        "domain",
+        "industry",
+        "numberofemployees",
+        "employees",
+        "annualrevenue",
+    ]) {
+        return Some(Kind::Companies);
+    }
+    if any(&["email", "emailaddress"]) {
+        return Some(Kind::Contacts);
+    }
+    if any(&["name", "company"]) {
         return Some(Kind::Companies);
     }
     None
@@ -380,5 +393,17 @@ mod tests {
         );
         assert_eq!(stage_alias("Proposal/Price Quote"), "Proposal");
         assert_eq!(stage_alias("closedwon"), "Won");
+    }
+
+    #[test]
+    fn a_company_list_with_an_email_column_is_companies() {
+        let plain = h(&["id", "name", "website", "industry", "phone", "email"]);
+        assert_eq!(detect(&plain), Some(Kind::Companies));
+        assert_eq!(
+            detect(&h(&["Name", "Email", "Job Title"])),
+            Some(Kind::Contacts)
+        );
+        assert_eq!(detect(&h(&["Email", "Phone"])), Some(Kind::Contacts));
+        assert_eq!(detect(&h(&["Notes", "Amount due"])), None);
     }
 }

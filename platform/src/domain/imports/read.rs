@@ -172,50 +172,189 @@ pub fn copy_checked(
     Ok((headers, n))
 }
 
-/// The first sheet of an .xlsx workbook, as the checked CSV copy.
+/// Most bytes a workbook's parts may inflate to in all (an honest 50 MB upload stays
+/// well below; a zip bomb is refused before any of it is parsed).
+pub const MAX_WORKBOOK_BYTES: u64 = 256 * 1024 * 1024;
+/// Most bytes of the shared-strings part, which the reader keeps in memory.
+const MAX_SHARED_STRINGS: u64 = 64 * 1024 * 1024;
+/// Most parts in a workbook.
+const MAX_WORKBOOK_PARTS: usize = 10_000;
+/// Most columns a sheet may have.
+pub const MAX_COLUMNS: usize = 1_000;
+
+/// Inflates every part of the zip once, counting what really comes out (declared sizes
+/// can lie), and refuses the file as soon as the budget is spent.
+fn check_workbook_size(bytes: &[u8], limit: u64) -> Result<(), AppError> {
+    use std::io::Read;
+    let not_xlsx = |e: zip::result::ZipError| {
+        refuse(format!(
+            "This looks like a zip file but not an Excel workbook (.xlsx): {e}"
+        ))
+    };
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(not_xlsx)?;
+    if zip.len() > MAX_WORKBOOK_PARTS {
+        return Err(refuse(format!(
+            "The workbook has more than {MAX_WORKBOOK_PARTS} parts; save the sheet as CSV."
+        )));
+    }
+    let too_big = || {
+        refuse(format!(
+            "The workbook unpacks to more than {} MB; save the sheet as CSV or split it.",
+            limit / 1024 / 1024
+        ))
+    };
+    let mut total = 0u64;
+    for i in 0..zip.len() {
+        let mut part = zip.by_index(i).map_err(not_xlsx)?;
+        let budget = if part.name().is_ok_and(|n| n.ends_with("sharedStrings.xml")) {
+            MAX_SHARED_STRINGS.min(limit - total)
+        } else {
+            limit - total
+        };
+        let n = std::io::copy(&mut (&mut part).take(budget + 1), &mut std::io::sink())
+            .map_err(|e| refuse(format!("The workbook is damaged: {e}")))?;
+        if n > budget {
+            return Err(too_big());
+        }
+        total += n;
+    }
+    Ok(())
+}
+
+/// The first sheet of an .xlsx workbook, as the checked CSV copy. The sheet is read cell
+/// by cell (never as a rectangle sized by what the file declares: `XFD1048576` would ask
+/// for 550 GB), one row in memory at a time.
 fn copy_workbook(bytes: &[u8], out: impl std::io::Write) -> Result<(Vec<String>, usize), AppError> {
     use calamine::Reader;
+    check_workbook_size(bytes, MAX_WORKBOOK_BYTES)?;
     let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).map_err(|e| {
         refuse(format!(
             "This looks like a zip file but not an Excel workbook (.xlsx): {e}"
         ))
     })?;
-    let sheet = book
-        .worksheet_range_at(0)
-        .ok_or_else(|| refuse("The workbook has no sheet."))?
-        .map_err(|e| refuse(format!("The first sheet cannot be read: {e}")))?;
-    let mut rows = sheet.rows();
-    let headers: Vec<String> = rows
+    let first = book
+        .sheet_names()
+        .into_iter()
         .next()
-        .ok_or_else(|| refuse("The first sheet is empty."))?
-        .iter()
-        .map(|c| c.to_string().trim().to_string())
-        .collect();
-    if headers.iter().all(|h| h.is_empty()) {
-        return Err(refuse("The first row must name the columns."));
+        .ok_or_else(|| refuse("The workbook has no sheet."))?;
+    let unreadable =
+        |e: calamine::XlsxError| refuse(format!("The first sheet cannot be read: {e}"));
+    let mut cells = book.worksheet_cells_reader(&first).map_err(unreadable)?;
+    let beyond = |(r, c): (u32, u32)| {
+        refuse(format!(
+            "The sheet reaches cell row {}, column {}; Rapport reads at most {MAX_ROWS} rows and {MAX_COLUMNS} columns.",
+            r as u64 + 1,
+            c as u64 + 1
+        ))
+    };
+    let declared = cells.dimensions().end;
+    if declared.0 as usize > MAX_ROWS || declared.1 as usize >= MAX_COLUMNS {
+        return Err(beyond(declared));
     }
-    let mut w = csv::Writer::from_writer(out);
     let io = |e: csv::Error| AppError::Internal(format!("import copy: {e}"));
-    w.write_record(&headers).map_err(io)?;
-    let mut n = 0;
-    for row in rows {
-        let cells: Vec<String> = (0..headers.len())
-            .map(|i| row.get(i).map(|c| c.to_string()).unwrap_or_default())
-            .collect();
-        if cells.iter().all(|c| c.trim().is_empty()) {
+    let out_of_order = || refuse("The sheet's cells are out of order; save it again from Excel.");
+    let mut w = csv::Writer::from_writer(out);
+    // The header row is the first row with a cell; that cell's column is the first column.
+    let mut start: Option<(u32, u32)> = None;
+    let mut building: Vec<String> = Vec::new();
+    let mut headers: Option<Vec<String>> = None;
+    let mut current: Option<(u32, Vec<String>)> = None;
+    let mut n = 0usize;
+    while let Some(cell) = cells.next_cell().map_err(unreadable)? {
+        let (r, c) = cell.get_position();
+        if r as usize > MAX_ROWS || c as usize >= MAX_COLUMNS {
+            return Err(beyond((r, c)));
+        }
+        let value = calamine::Data::from(cell.get_value().clone()).to_string();
+        let (header_row, offset) = *start.get_or_insert((r, c));
+        let Some(col) = c.checked_sub(offset).map(|x| x as usize) else {
             continue;
+        };
+        let Some(hs) = &headers else {
+            if r == header_row {
+                if col >= MAX_COLUMNS {
+                    return Err(refuse(format!(
+                        "The sheet has more than {MAX_COLUMNS} columns."
+                    )));
+                }
+                if building.len() <= col {
+                    building.resize(col + 1, String::new());
+                }
+                building[col] = value.trim().to_string();
+                continue;
+            }
+            if r < header_row {
+                return Err(out_of_order());
+            }
+            let hs = finish_headers(std::mem::take(&mut building))?;
+            w.write_record(&hs).map_err(io)?;
+            let width = hs.len();
+            headers = Some(hs);
+            current = Some((r, vec![String::new(); width]));
+            if let Some((_, row)) = &mut current {
+                if let Some(slot) = row.get_mut(col) {
+                    *slot = value;
+                }
+            }
+            continue;
+        };
+        match &current {
+            Some((cr, _)) if *cr == r => {}
+            Some((cr, _)) if r < *cr => return Err(out_of_order()),
+            _ => {
+                if let Some((_, done)) = current.take() {
+                    write_row(&mut w, done, &mut n)?;
+                }
+                current = Some((r, vec![String::new(); hs.len()]));
+            }
         }
-        w.write_record(&cells).map_err(io)?;
-        n += 1;
-        if n > MAX_ROWS {
-            return Err(refuse(format!(
-                "The sheet has more than {MAX_ROWS} rows; split it."
-            )));
+        if let Some((_, row)) = &mut current {
+            if let Some(slot) = row.get_mut(col) {
+                *slot = value;
+            }
         }
+    }
+    let headers = match headers {
+        Some(h) => h,
+        None if start.is_none() => return Err(refuse("The first sheet is empty.")),
+        None => {
+            let h = finish_headers(building)?;
+            w.write_record(&h).map_err(io)?;
+            h
+        }
+    };
+    if let Some((_, done)) = current.take() {
+        write_row(&mut w, done, &mut n)?;
     }
     w.flush()
         .map_err(|e| AppError::Internal(format!("import copy: {e}")))?;
     Ok((headers, n))
+}
+
+fn write_row<W: std::io::Write>(
+    w: &mut csv::Writer<W>,
+    row: Vec<String>,
+    n: &mut usize,
+) -> Result<(), AppError> {
+    if row.iter().all(|c| c.trim().is_empty()) {
+        return Ok(());
+    }
+    w.write_record(&row)
+        .map_err(|e| AppError::Internal(format!("import copy: {e}")))?;
+    *n += 1;
+    if *n > MAX_ROWS {
+        return Err(refuse(format!(
+            "The sheet has more than {MAX_ROWS} rows; split it."
+        )));
+    }
+    Ok(())
+}
+
+fn finish_headers(row: Vec<String>) -> Result<Vec<String>, AppError> {
+    if row.iter().all(|h| h.is_empty()) {
+        return Err(refuse("The first row must name the columns."));
+    }
+    Ok(row)
 }
 
 /// A cell a spreadsheet would run as a formula when the data goes back out (`=`, `+`, `-`,
@@ -259,6 +398,69 @@ mod tests {
         assert!(
             matches!(junk, AppError::Validation(_, ref f) if f[0].message.contains("not a text"))
         );
+    }
+
+    fn workbook(fill: impl FnOnce(&mut rust_xlsxwriter::Worksheet)) -> Vec<u8> {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        fill(book.add_worksheet());
+        book.save_to_buffer().unwrap()
+    }
+
+    fn copy(bytes: &[u8]) -> Result<(Vec<String>, usize, String), AppError> {
+        let mut out = Vec::new();
+        let (h, n) = copy_checked(bytes, &mut out)?;
+        Ok((h, n, String::from_utf8(out).unwrap()))
+    }
+
+    #[test]
+    fn a_workbook_is_read_row_by_row_with_gaps() {
+        let bytes = workbook(|s| {
+            s.write(0, 0, "Name").unwrap();
+            s.write(0, 1, "Phone").unwrap();
+            s.write(1, 0, "Ada").unwrap();
+            s.write(4, 1, "+1 555 0100").unwrap();
+            s.write(5, 0, 42).unwrap();
+            s.write(5, 7, "beyond the header").unwrap();
+        });
+        let (headers, n, csv) = copy(&bytes).unwrap();
+        assert_eq!(headers, vec!["Name", "Phone"]);
+        assert_eq!(n, 3);
+        assert_eq!(csv, "Name,Phone\nAda,\n,+1 555 0100\n42,\n");
+    }
+
+    #[test]
+    fn a_cell_at_the_sheets_far_corner_is_refused_not_allocated() {
+        // The 1.6 KB file that made the reader ask for 550 GB.
+        let bytes = workbook(|s| {
+            s.write(0, 0, "Name").unwrap();
+            s.write(1_048_575, 16_383, "x").unwrap();
+        });
+        assert!(bytes.len() < 8 * 1024);
+        let e = copy(&bytes).unwrap_err();
+        assert!(
+            matches!(&e, AppError::Validation(_, f) if f[0].message.contains("at most")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_zip_bomb_is_refused_before_it_is_parsed() {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("xl/worksheets/sheet1.xml", opts).unwrap();
+        let zeros = vec![b' '; 1024 * 1024];
+        for _ in 0..3 {
+            zip.write_all(&zeros).unwrap();
+        }
+        let bytes = zip.finish().unwrap().into_inner();
+        assert!(bytes.len() < 64 * 1024);
+        let e = check_workbook_size(&bytes, 2 * 1024 * 1024).unwrap_err();
+        assert!(
+            matches!(&e, AppError::Validation(_, f) if f[0].message.contains("unpacks to more than 2 MB"))
+        );
+        assert!(check_workbook_size(&bytes, 4 * 1024 * 1024).is_ok());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::schema::{api_tokens, memberships, organizations, sessions, users};
+use crate::db::schema::{api_tokens, invitations, memberships, organizations, sessions, users};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable)]
 #[diesel(table_name = organizations)]
@@ -66,6 +66,28 @@ pub struct SessionRow {
     pub created_at: NaiveDateTime,
     pub last_seen_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
+}
+
+/// An organization's offer to a person who already has an account: they join when they
+/// accept it, and until then the organization cannot touch the account.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable)]
+#[diesel(table_name = invitations)]
+pub struct InvitationRow {
+    pub id: String,
+    pub organization_id: String,
+    pub user_id: String,
+    pub role: String,
+    pub invited_by: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
+/// An invitation with the names people read: whose organization, which account.
+#[derive(Debug, Clone)]
+pub struct Invitation {
+    pub row: InvitationRow,
+    pub organization_name: String,
+    pub email: String,
 }
 
 /// A user as seen inside one organization: the person plus their membership there.

@@ -1,7 +1,6 @@
 //! Rules for organizations, members and tokens. Every change is audited in the
 //! same transaction, and role changes keep the Casbin role binding in step.
 
-use diesel::Connection;
 use serde_json::json;
 
 use super::model::*;
@@ -42,7 +41,7 @@ pub fn create_org(conn: &mut DbConn, name: &str) -> AppResult<OrganizationRow> {
             "Give the organization a name of 1 to 120 characters.",
         ));
     }
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let base = slugify(name);
         let mut slug = base.clone();
         let mut n = 2;
@@ -100,13 +99,47 @@ pub fn validate_email(email: &str) -> Option<&'static str> {
     (!ok).then_some("Enter a valid e-mail address.")
 }
 
-/// Adds a person to the organization, creating their account if needed. When a new
-/// account gets no password, a one-time password is generated and returned.
+/// How long an invitation stays open.
+pub const INVITATION_DAYS: i64 = 14;
+
+/// What adding a person did.
+pub enum Added {
+    /// A new account and its membership, with the one-time password when none was given.
+    Member(Member, Option<String>),
+    /// The account already exists: it was invited, and joins when the person accepts.
+    Invited(Invitation),
+}
+
+/// Adds a person from the command line (the operator of the installation): an existing
+/// account joins at once.
 pub fn add_member(
     conn: &mut DbConn,
     ctx: &AuditContext,
     new: NewMember<'_>,
 ) -> AppResult<(Member, Option<String>)> {
+    match add(conn, ctx, new, false)? {
+        Added::Member(m, generated) => Ok((m, generated)),
+        Added::Invited(_) => Err(AppError::Internal("an operator add invited".into())),
+    }
+}
+
+/// Adds a person as an organization's admin: a new account is created (with a one-time
+/// password when none is given); an account that already exists is only *invited*. An
+/// admin of one organization must never gain a hold on a person who works elsewhere.
+pub fn add_or_invite(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    new: NewMember<'_>,
+) -> AppResult<Added> {
+    add(conn, ctx, new, true)
+}
+
+fn add(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    new: NewMember<'_>,
+    invite_existing: bool,
+) -> AppResult<Added> {
     let email = new.email.trim().to_lowercase();
     let name = new.name.trim();
     let mut errors = Vec::new();
@@ -141,9 +174,48 @@ pub fn add_member(
         (None, Some(p)) => Some(hash_password(p)?),
         _ => None,
     };
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let at = now();
         let (user, created) = match store::find_user_by_email(c, &email)? {
+            Some(u) if invite_existing => {
+                if store::find_member(c, &ctx.org_id, &u.id)?.is_some() {
+                    return Err(AppError::Validation(
+                        "The user could not be added.".into(),
+                        vec![FieldError::new(
+                            "email",
+                            "This person is already a member of the organization.",
+                        )],
+                    ));
+                }
+                // A second invitation replaces the first (a new role, a fresh expiry).
+                store::delete_invitation_of(c, &ctx.org_id, &u.id)?;
+                let row = InvitationRow {
+                    id: new_id(),
+                    organization_id: ctx.org_id.clone(),
+                    user_id: u.id.clone(),
+                    role: role.as_str().into(),
+                    invited_by: ctx.actor_user_id.clone(),
+                    created_at: at,
+                    expires_at: at + chrono::Duration::days(INVITATION_DAYS),
+                };
+                store::insert_invitation(c, &row)?;
+                audit::record(
+                    c,
+                    ctx,
+                    "user.invite",
+                    "user",
+                    Some(&u.id),
+                    json!({"email": u.email, "role": role.as_str()}),
+                )?;
+                let organization_name = store::find_org(c, &ctx.org_id)?
+                    .map(|o| o.name)
+                    .unwrap_or_default();
+                return Ok(Added::Invited(Invitation {
+                    row,
+                    organization_name,
+                    email: u.email,
+                }));
+            }
             Some(u) => (u, false),
             None => {
                 let Some(hash) = password_hash.clone() else {
@@ -196,7 +268,105 @@ pub fn add_member(
             Some(&user.id),
             json!({"email": user.email, "role": role.as_str(), "accountCreated": created}),
         )?;
-        Ok((Member { user, membership }, generated.clone()))
+        Ok(Added::Member(
+            Member { user, membership },
+            generated.clone(),
+        ))
+    })
+}
+
+/// The person's open invitations.
+pub fn my_invitations(conn: &mut DbConn, user_id: &str) -> AppResult<Vec<Invitation>> {
+    Ok(store::invitations_of_user(conn, user_id, now())?)
+}
+
+/// The organization's open invitations (for its admins).
+pub fn org_invitations(conn: &mut DbConn, org_id: &str) -> AppResult<Vec<Invitation>> {
+    Ok(store::invitations_of_org(conn, org_id, now())?)
+}
+
+/// The person accepts: they become a member with the invited role. Only the invited account
+/// can accept; anyone else's attempt is "not found".
+pub fn accept_invitation(
+    conn: &mut DbConn,
+    user_id: &str,
+    user_email: &str,
+    invitation_id: &str,
+) -> AppResult<OrganizationRow> {
+    crate::db::transaction(conn, |c| {
+        let inv = store::find_invitation(c, invitation_id)?
+            .filter(|i| i.user_id == user_id && i.expires_at > now())
+            .ok_or(AppError::NotFound)?;
+        let role = Role::parse(&inv.role).ok_or(AppError::NotFound)?;
+        store::delete_invitation(c, &inv.id)?;
+        if store::find_member(c, &inv.organization_id, user_id)?.is_some() {
+            return Err(AppError::Conflict(
+                "You are already a member of this organization.".into(),
+            ));
+        }
+        let at = now();
+        store::insert_membership(
+            c,
+            &MembershipRow {
+                id: new_id(),
+                organization_id: inv.organization_id.clone(),
+                user_id: user_id.to_string(),
+                role: role.as_str().into(),
+                is_active: true,
+                version: 1,
+                created_at: at,
+                updated_at: at,
+            },
+        )?;
+        policy::store::bind_role(c, user_id, &inv.organization_id, Some(role))?;
+        let ctx = AuditContext {
+            actor_user_id: Some(user_id.to_string()),
+            actor_label: user_email.to_string(),
+            ..AuditContext::cli(&inv.organization_id)
+        };
+        audit::record(
+            c,
+            &ctx,
+            "user.join",
+            "user",
+            Some(user_id),
+            json!({"role": role.as_str(), "invitation": inv.id}),
+        )?;
+        store::find_org(c, &inv.organization_id)?.ok_or(AppError::NotFound)
+    })
+}
+
+/// The person declines; the organization sees the invitation gone.
+pub fn decline_invitation(conn: &mut DbConn, user_id: &str, invitation_id: &str) -> AppResult<()> {
+    crate::db::transaction(conn, |c| {
+        store::find_invitation(c, invitation_id)?
+            .filter(|i| i.user_id == user_id)
+            .ok_or(AppError::NotFound)?;
+        store::delete_invitation(c, invitation_id)?;
+        Ok(())
+    })
+}
+
+/// An admin withdraws an invitation of their own organization.
+pub fn cancel_invitation(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    invitation_id: &str,
+) -> AppResult<()> {
+    crate::db::transaction(conn, |c| {
+        let inv = store::find_invitation(c, invitation_id)?
+            .filter(|i| i.organization_id == ctx.org_id)
+            .ok_or(AppError::NotFound)?;
+        store::delete_invitation(c, &inv.id)?;
+        audit::record(
+            c,
+            ctx,
+            "user.invite_cancel",
+            "user",
+            Some(&inv.user_id),
+            json!({"invitation": inv.id}),
+        )?;
+        Ok(())
     })
 }
 
@@ -239,7 +409,7 @@ pub fn update_member(
             errors,
         ));
     }
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let current = store::find_member(c, &ctx.org_id, user_id)?.ok_or(AppError::NotFound)?;
         let version = current.membership.version;
         if expected_version.is_some_and(|v| v != version) {
@@ -261,6 +431,13 @@ pub fn update_member(
         let mut diff = serde_json::Map::new();
         if let Some(name) = changes.name.as_deref().map(str::trim) {
             if name != current.user.name {
+                // why: the name belongs to the person, who may work for others too; only
+                // an organization that is their only one may correct it.
+                if store::belongs_elsewhere(c, user_id, &ctx.org_id)? {
+                    return Err(AppError::Conflict(
+                        "This person also belongs to another organization; only they can change their name.".into(),
+                    ));
+                }
                 store::set_user_name(c, user_id, name, at)?;
                 diff.insert("name".into(), json!([current.user.name, name]));
             }
@@ -296,10 +473,13 @@ pub fn update_member(
                 None
             };
             policy::store::bind_role(c, user_id, &ctx.org_id, bound)?;
+            // why: the feed URL was issued for the rights of the old role.
+            crate::domain::calendar::revoke_member_feeds(c, &ctx.org_id, user_id)?;
         }
         if !new_active && current.membership.is_active {
-            // why: a deactivated member must lose console access now, not at session expiry.
-            store::delete_user_sessions(c, user_id)?;
+            // why: a deactivated member must lose console access now, not at session expiry;
+            // only here, though: their sessions in other organizations are not ours to end.
+            store::delete_user_sessions_in_org(c, user_id, &ctx.org_id)?;
         }
         audit::record(
             c,
@@ -313,14 +493,28 @@ pub fn update_member(
     })
 }
 
-/// Sets a new random password and returns it, to be shown to the admin once.
+/// Sets a new random password and returns it, to be shown to the admin once. Only for an
+/// account that belongs to this organization alone: a person who works elsewhere too owns
+/// their password, and another organization's admin must never be able to sign in as them.
 pub fn reset_password(conn: &mut DbConn, ctx: &AuditContext, user_id: &str) -> AppResult<String> {
+    store::find_member(conn, &ctx.org_id, user_id)?.ok_or(AppError::NotFound)?;
+    if store::belongs_elsewhere(conn, user_id, &ctx.org_id)? {
+        return Err(AppError::Conflict(
+            "This person also belongs to another organization, so only they can change their password (from their account page).".into(),
+        ));
+    }
     let password = crate::auth::password::random_password();
     let hash = hash_password(&password)?;
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let member = store::find_member(c, &ctx.org_id, user_id)?.ok_or(AppError::NotFound)?;
+        if store::belongs_elsewhere(c, user_id, &ctx.org_id)? {
+            return Err(AppError::Conflict(
+                "This person also belongs to another organization, so only they can change their password.".into(),
+            ));
+        }
         store::set_password(c, &member.user.id, &hash, now())?;
         store::delete_user_sessions(c, &member.user.id)?;
+        crate::domain::calendar::revoke_member_feeds(c, &ctx.org_id, user_id)?;
         audit::record(
             c,
             ctx,
@@ -352,7 +546,7 @@ pub fn create_token(
         ));
     }
     let secret = format!("rpt_{}", random_secret());
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         store::find_member(c, &ctx.org_id, user_id)?
             .filter(|m| m.membership.is_active)
             .ok_or(AppError::NotFound)?;
@@ -386,7 +580,7 @@ pub fn revoke_token(
     user_id: &str,
     token_id: &str,
 ) -> AppResult<()> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         if !store::revoke_token(c, &ctx.org_id, user_id, token_id, now())? {
             return Err(AppError::NotFound);
         }
@@ -457,7 +651,7 @@ pub fn set_grant(
         resource.to_string(),
         action.to_string(),
     ];
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let changed = if allowed {
             policy::store::insert(c, "p", &rule)?
         } else {

@@ -5,7 +5,9 @@ use diesel::prelude::*;
 use diesel::QueryResult;
 
 use super::model::*;
-use crate::db::schema::{api_tokens, login_failures, memberships, organizations, sessions, users};
+use crate::db::schema::{
+    api_tokens, invitations, login_failures, memberships, organizations, sessions, users,
+};
 use crate::db::{lower, DbConn};
 
 pub fn insert_org(conn: &mut DbConn, row: &OrganizationRow) -> QueryResult<()> {
@@ -230,6 +232,114 @@ pub fn delete_user_sessions(conn: &mut DbConn, user_id: &str) -> QueryResult<()>
     diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)))
         .execute(conn)
         .map(drop)
+}
+
+/// Signs the person out of one organization only: their sessions there end, those in
+/// other organizations they belong to go on.
+pub fn delete_user_sessions_in_org(
+    conn: &mut DbConn,
+    user_id: &str,
+    org_id: &str,
+) -> QueryResult<()> {
+    diesel::delete(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::organization_id.eq(org_id)),
+    )
+    .execute(conn)
+    .map(drop)
+}
+
+/// Whether the account is also a member (active or not) of another organization, or
+/// invited to one: then no single organization owns its password or profile.
+pub fn belongs_elsewhere(conn: &mut DbConn, user_id: &str, org_id: &str) -> QueryResult<bool> {
+    let memberships: i64 = memberships::table
+        .filter(memberships::user_id.eq(user_id))
+        .filter(memberships::organization_id.ne(org_id))
+        .count()
+        .get_result(conn)?;
+    Ok(memberships > 0)
+}
+
+pub fn insert_invitation(conn: &mut DbConn, row: &InvitationRow) -> QueryResult<()> {
+    diesel::insert_into(invitations::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+/// Invitations with their organization's name and the invited account's e-mail.
+fn load_invitations(conn: &mut DbConn, rows: Vec<InvitationRow>) -> QueryResult<Vec<Invitation>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let organization_name = organizations::table
+            .filter(organizations::id.eq(&row.organization_id))
+            .select(organizations::name)
+            .first::<String>(conn)?;
+        let email = users::table
+            .filter(users::id.eq(&row.user_id))
+            .select(users::email)
+            .first::<String>(conn)?;
+        out.push(Invitation {
+            row,
+            organization_name,
+            email,
+        });
+    }
+    Ok(out)
+}
+
+/// The person's open invitations, newest first (at most 50: each is one organization).
+pub fn invitations_of_user(
+    conn: &mut DbConn,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<Invitation>> {
+    let rows = invitations::table
+        .filter(invitations::user_id.eq(user_id))
+        .filter(invitations::expires_at.gt(now))
+        .order(invitations::id.desc())
+        .limit(50)
+        .select(InvitationRow::as_select())
+        .load(conn)?;
+    load_invitations(conn, rows)
+}
+
+/// The organization's open invitations, newest first.
+pub fn invitations_of_org(
+    conn: &mut DbConn,
+    org_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<Invitation>> {
+    let rows = invitations::table
+        .filter(invitations::organization_id.eq(org_id))
+        .filter(invitations::expires_at.gt(now))
+        .order(invitations::id.desc())
+        .limit(500)
+        .select(InvitationRow::as_select())
+        .load(conn)?;
+    load_invitations(conn, rows)
+}
+
+pub fn find_invitation(conn: &mut DbConn, id: &str) -> QueryResult<Option<InvitationRow>> {
+    invitations::table
+        .filter(invitations::id.eq(id))
+        .select(InvitationRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn delete_invitation(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
+    diesel::delete(invitations::table.filter(invitations::id.eq(id))).execute(conn)
+}
+
+pub fn delete_invitation_of(conn: &mut DbConn, org_id: &str, user_id: &str) -> QueryResult<usize> {
+    diesel::delete(
+        invitations::table
+            .filter(invitations::organization_id.eq(org_id))
+            .filter(invitations::user_id.eq(user_id)),
+    )
+    .execute(conn)
 }
 
 pub fn delete_expired_sessions(conn: &mut DbConn, now: NaiveDateTime) -> QueryResult<usize> {

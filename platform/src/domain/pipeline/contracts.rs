@@ -104,7 +104,7 @@ pub fn save(
             errors.push(FieldError::new(k.clone(), "Unknown field."));
         }
     }
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let at = now();
         let current = id.map(|i| get(c, &ctx.org_id, access, i)).transpose()?;
         let mut row = current.clone().unwrap_or(ContractRow {
@@ -130,7 +130,9 @@ pub fn save(
         });
         if let (Some(cur), Some(v)) = (&current, body.get("version").and_then(Value::as_i64)) {
             if cur.version != v {
-                return Err(AppError::Stale("This contract was changed by someone else; reload and try again.".into()));
+                return Err(AppError::Stale(
+                    "This contract was changed by someone else; reload and try again.".into(),
+                ));
             }
         }
         if let Some(n) = text(body, "name") {
@@ -146,18 +148,32 @@ pub fn save(
             }
         }
         if row.client_id.is_empty() {
-            errors.push(FieldError::new("clientId", "A contract belongs to a client."));
+            errors.push(FieldError::new(
+                "clientId",
+                "A contract belongs to a client.",
+            ));
         }
         match body.get("opportunityId") {
-            Some(Value::String(o)) if !o.is_empty() => match service::get(c, &ctx.org_id, access, o) {
-                Ok(d) => row.opportunity_id = Some(d.id),
-                Err(_) => errors.push(FieldError::new("opportunityId", "Choose a deal you can see.")),
-            },
+            Some(Value::String(o)) if !o.is_empty() => {
+                match service::get(c, &ctx.org_id, access, o) {
+                    Ok(d) => row.opportunity_id = Some(d.id),
+                    Err(_) => errors.push(FieldError::new(
+                        "opportunityId",
+                        "Choose a deal you can see.",
+                    )),
+                }
+            }
             Some(Value::Null) | Some(Value::String(_)) => row.opportunity_id = None,
-            Some(_) => errors.push(FieldError::new("opportunityId", "Send the deal id as text.")),
+            Some(_) => errors.push(FieldError::new(
+                "opportunityId",
+                "Send the deal id as text.",
+            )),
             None => {}
         }
-        for (key, target) in [("startDate", &mut row.start_date), ("endDate", &mut row.end_date)] {
+        for (key, target) in [
+            ("startDate", &mut row.start_date),
+            ("endDate", &mut row.end_date),
+        ] {
             if let Some(d) = text(body, key) {
                 match NaiveDate::parse_from_str(d, "%Y-%m-%d") {
                     Ok(d) => *target = d,
@@ -166,12 +182,18 @@ pub fn save(
             }
         }
         if row.end_date < row.start_date {
-            errors.push(FieldError::new("endDate", "The end date comes after the start date."));
+            errors.push(FieldError::new(
+                "endDate",
+                "The end date comes after the start date.",
+            ));
         }
         if let Some(v) = body.get("value") {
             let raw = v.as_str().map_or_else(|| v.to_string(), str::to_string);
             match parse_cents(&raw) {
-                _ if raw.trim().is_empty() => errors.push(FieldError::new("value", "Give the contract's value (0 or more).")),
+                _ if raw.trim().is_empty() => errors.push(FieldError::new(
+                    "value",
+                    "Give the contract's value (0 or more).",
+                )),
                 Ok(cents) => row.value_cents = cents,
                 Err(e) => errors.push(FieldError::new("value", e)),
             }
@@ -180,7 +202,10 @@ pub fn save(
             if valid_currency(&cur.to_uppercase()) {
                 row.currency = cur.to_uppercase();
             } else {
-                errors.push(FieldError::new("currency", "Use an ISO currency code, e.g. EUR."));
+                errors.push(FieldError::new(
+                    "currency",
+                    "Use an ISO currency code, e.g. EUR.",
+                ));
             }
         }
         if let Some(t) = text(body, "renewalTerms") {
@@ -196,39 +221,67 @@ pub fn save(
             if CONTRACT_STATUSES.contains(&s) {
                 row.status = s.into();
             } else {
-                errors.push(FieldError::new("status", format!("Use one of: {}.", CONTRACT_STATUSES.join(", "))));
+                errors.push(FieldError::new(
+                    "status",
+                    format!("Use one of: {}.", CONTRACT_STATUSES.join(", ")),
+                ));
             }
         }
         if !errors.is_empty() {
-            return Err(AppError::Validation("The contract could not be saved.".into(), std::mem::take(&mut errors)));
+            return Err(AppError::Validation(
+                "The contract could not be saved.".into(),
+                std::mem::take(&mut errors),
+            ));
         }
         row.updated_at = at;
         match &current {
             None => {
-                diesel::insert_into(contracts::table).values(&row).execute(c)?;
-                audit::record(c, ctx, "contract.create", "contract", Some(&row.id), json!({"name": row.name, "value": format_cents(row.value_cents), "currency": row.currency}))?;
+                diesel::insert_into(contracts::table)
+                    .values(&row)
+                    .execute(c)?;
+                audit::record(
+                    c,
+                    ctx,
+                    "contract.create",
+                    "contract",
+                    Some(&row.id),
+                    json!({"name": row.name, "value": format_cents(row.value_cents), "currency": row.currency}),
+                )?;
             }
             Some(cur) => {
-                let n = diesel::update(contracts::table.filter(contracts::id.eq(&row.id)).filter(contracts::version.eq(cur.version)))
-                    .set((
-                        contracts::name.eq(&row.name),
-                        contracts::client_id.eq(&row.client_id),
-                        contracts::opportunity_id.eq(&row.opportunity_id),
-                        contracts::start_date.eq(row.start_date),
-                        contracts::end_date.eq(row.end_date),
-                        contracts::value_cents.eq(row.value_cents),
-                        contracts::currency.eq(&row.currency),
-                        contracts::renewal_terms.eq(&row.renewal_terms),
-                        contracts::notice_days.eq(row.notice_days),
-                        contracts::status.eq(&row.status),
-                        contracts::version.eq(cur.version + 1),
-                        contracts::updated_at.eq(row.updated_at),
-                    ))
-                    .execute(c)?;
+                let n = diesel::update(
+                    contracts::table
+                        .filter(contracts::id.eq(&row.id))
+                        .filter(contracts::version.eq(cur.version)),
+                )
+                .set((
+                    contracts::name.eq(&row.name),
+                    contracts::client_id.eq(&row.client_id),
+                    contracts::opportunity_id.eq(&row.opportunity_id),
+                    contracts::start_date.eq(row.start_date),
+                    contracts::end_date.eq(row.end_date),
+                    contracts::value_cents.eq(row.value_cents),
+                    contracts::currency.eq(&row.currency),
+                    contracts::renewal_terms.eq(&row.renewal_terms),
+                    contracts::notice_days.eq(row.notice_days),
+                    contracts::status.eq(&row.status),
+                    contracts::version.eq(cur.version + 1),
+                    contracts::updated_at.eq(row.updated_at),
+                ))
+                .execute(c)?;
                 if n != 1 {
-                    return Err(AppError::Stale("This contract was changed by someone else; reload and try again.".into()));
+                    return Err(AppError::Stale(
+                        "This contract was changed by someone else; reload and try again.".into(),
+                    ));
                 }
-                audit::record(c, ctx, "contract.update", "contract", Some(&row.id), json!({"status": [cur.status, row.status], "endDate": [cur.end_date, row.end_date]}))?;
+                audit::record(
+                    c,
+                    ctx,
+                    "contract.update",
+                    "contract",
+                    Some(&row.id),
+                    json!({"status": [cur.status, row.status], "endDate": [cur.end_date, row.end_date]}),
+                )?;
             }
         }
         get(c, &ctx.org_id, access, &row.id)
@@ -250,7 +303,7 @@ pub fn attach(
             MAX_DOCUMENT / 1024 / 1024
         )));
     }
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let row = get(c, &ctx.org_id, access, id)?;
         let safe_name: String = name
             .chars()
@@ -300,7 +353,7 @@ pub fn renew(
     w: &service::WriteContext<'_>,
     id: &str,
 ) -> AppResult<OpportunityRow> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let contract = get(c, &w.ctx.org_id, w.access, id)?;
         if let Some(existing) = &contract.renewal_opportunity_id {
             if let Ok(d) = service::get(c, &w.ctx.org_id, w.access, existing) {

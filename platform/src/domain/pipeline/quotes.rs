@@ -183,12 +183,19 @@ pub fn create(
 ) -> AppResult<QuoteRow> {
     let (mut lines, totals) = price(&input.lines)
         .map_err(|e| AppError::Validation("The quote could not be saved.".into(), e))?;
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let deal = service::get(c, &ctx.org_id, access, &input.opportunity_id)
             .map_err(|_| AppError::invalid("opportunityId", "Choose a deal you can see."))?;
-        let currency = input.currency.clone().map(|c| c.to_uppercase()).unwrap_or(deal.currency.clone());
+        let currency = input
+            .currency
+            .clone()
+            .map(|c| c.to_uppercase())
+            .unwrap_or(deal.currency.clone());
         if !valid_currency(&currency) {
-            return Err(AppError::invalid("currency", "Use an ISO currency code, e.g. EUR."));
+            return Err(AppError::invalid(
+                "currency",
+                "Use an ISO currency code, e.g. EUR.",
+            ));
         }
         // why: numbers are per organization and gap-free in practice; the unique index
         // (organization_id, number) refuses a concurrent duplicate, which the caller may retry.
@@ -214,13 +221,24 @@ pub fn create(
             created_at: at,
             updated_at: at,
         };
-        diesel::insert_into(quotes::table).values(&quote).execute(c)?;
+        diesel::insert_into(quotes::table)
+            .values(&quote)
+            .execute(c)?;
         for l in &mut lines {
             l.quote_id = quote.id.clone();
             l.organization_id = ctx.org_id.clone();
-            diesel::insert_into(quote_lines::table).values(&*l).execute(c)?;
+            diesel::insert_into(quote_lines::table)
+                .values(&*l)
+                .execute(c)?;
         }
-        audit::record(c, ctx, "quote.create", "quote", Some(&quote.id), json!({"number": quote.number, "total": format_cents(quote.total_cents), "currency": quote.currency}))?;
+        audit::record(
+            c,
+            ctx,
+            "quote.create",
+            "quote",
+            Some(&quote.id),
+            json!({"number": quote.number, "total": format_cents(quote.total_cents), "currency": quote.currency}),
+        )?;
         Ok(quote)
     })
 }
@@ -242,7 +260,7 @@ pub fn set_status(
             "Use draft, sent, accepted, declined or expired.",
         ));
     }
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let (q, _) = find(c, &ctx.org_id, access, id)?;
         let allowed = match (q.status.as_str(), status) {
             (a, b) if a == b => true,

@@ -3,7 +3,6 @@
 //! (as for clients, with `opportunity:oversee`), optimistic concurrency and audit.
 
 use chrono::NaiveDate;
-use diesel::Connection;
 use serde_json::{json, Map, Value};
 
 use super::model::*;
@@ -22,7 +21,7 @@ pub fn ensure_defaults(conn: &mut DbConn, org_id: &str) -> AppResult<()> {
     if !store::list_pipelines(conn, org_id)?.is_empty() {
         return Ok(());
     }
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         create_pipeline(
             c,
             &AuditContext::cli(org_id),
@@ -141,7 +140,7 @@ pub fn create_pipeline(
             errors,
         ));
     }
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let at = now();
         let position = i32::try_from(store::list_pipelines(c, &ctx.org_id)?.len()).unwrap_or(0);
         let pipeline = PipelineRow {
@@ -195,24 +194,37 @@ pub fn update_pipeline(
     name: Option<&str>,
     rotting_days: Option<Option<i32>>,
 ) -> AppResult<PipelineRow> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let mut p = store::find_pipeline(c, &ctx.org_id, id)?.ok_or(AppError::NotFound)?;
         let before = p.clone();
         if let Some(n) = name {
             if n.trim().is_empty() || n.chars().count() > 80 {
-                return Err(AppError::invalid("name", "Name the pipeline (1 to 80 characters)."));
+                return Err(AppError::invalid(
+                    "name",
+                    "Name the pipeline (1 to 80 characters).",
+                ));
             }
             p.name = n.trim().into();
         }
         if let Some(r) = rotting_days {
             if r.is_some_and(|d| !(1..=3650).contains(&d)) {
-                return Err(AppError::invalid("rottingDays", "Use 1 to 3650 days, or leave it empty."));
+                return Err(AppError::invalid(
+                    "rottingDays",
+                    "Use 1 to 3650 days, or leave it empty.",
+                ));
             }
             p.rotting_days = r;
         }
         p.updated_at = now();
         store::update_pipeline(c, &p)?;
-        audit::record(c, ctx, "pipeline.update", "pipeline", Some(id), json!({"name": [before.name, p.name], "rottingDays": [before.rotting_days, p.rotting_days]}))?;
+        audit::record(
+            c,
+            ctx,
+            "pipeline.update",
+            "pipeline",
+            Some(id),
+            json!({"name": [before.name, p.name], "rottingDays": [before.rotting_days, p.rotting_days]}),
+        )?;
         Ok(p)
     })
 }
@@ -234,7 +246,7 @@ pub fn add_stage(
             errors,
         ));
     }
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         store::find_pipeline(c, &ctx.org_id, pipeline_id)?.ok_or(AppError::NotFound)?;
         let mut stages = store::stages_of(c, pipeline_id)?;
         let insert_at = stages
@@ -287,7 +299,7 @@ pub fn update_stage(
     color: Option<&str>,
     position: Option<usize>,
 ) -> AppResult<StageRow> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let current = store::find_stage(c, &ctx.org_id, stage_id)?.ok_or(AppError::NotFound)?;
         let mut s = current.clone();
         if let Some(n) = name {
@@ -302,7 +314,10 @@ pub fn update_stage(
         let mut errors = Vec::new();
         check_stage(&s.name, s.probability, &s.kind, &s.color, &mut errors, "");
         if !errors.is_empty() {
-            return Err(AppError::Validation("The stage could not be saved.".into(), errors));
+            return Err(AppError::Validation(
+                "The stage could not be saved.".into(),
+                errors,
+            ));
         }
         s.updated_at = now();
         store::update_stage(c, &s)?;
@@ -336,7 +351,7 @@ pub fn retire_stage(
     stage_id: &str,
     move_to: Option<&str>,
 ) -> AppResult<usize> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let stage = store::find_stage(c, &ctx.org_id, stage_id)?.ok_or(AppError::NotFound)?;
         let stages = store::stages_of(c, &stage.pipeline_id)?;
         let remaining_of_kind = stages
@@ -408,7 +423,7 @@ pub fn add_loss_reason(
             "Name the reason (1 to 80 characters).",
         ));
     }
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         if store::loss_reasons(c, &ctx.org_id, false)?
             .iter()
             .any(|r| r.name.eq_ignore_ascii_case(name))
@@ -963,7 +978,7 @@ pub fn create(
     w: &WriteContext<'_>,
     body: &Map<String, Value>,
 ) -> AppResult<OpportunityRow> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let at = now();
         let mut row = OpportunityRow {
             id: new_id(),
@@ -995,7 +1010,10 @@ pub fn create(
         let mut errors = Vec::new();
         let applied = apply_body(c, w, &mut row, body, Mode::Create, &mut errors)?;
         let (Some(applied), true) = (applied, errors.is_empty()) else {
-            return Err(AppError::Validation("The deal could not be saved.".into(), errors));
+            return Err(AppError::Validation(
+                "The deal could not be saved.".into(),
+                errors,
+            ));
         };
         store::insert_opportunity(c, &row)?;
         super::rollup::apply(c, None, Some(&row))?;
@@ -1036,7 +1054,7 @@ pub fn update(
     mode: Mode,
     expected: Option<i64>,
 ) -> AppResult<OpportunityRow> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let current = get(c, &w.ctx.org_id, w.access, id)?;
         let expected = expected.or_else(|| body.get("version").and_then(Value::as_i64));
         if expected.is_some_and(|v| v != current.version) {
@@ -1229,7 +1247,7 @@ pub fn move_to(
     expected: Option<i64>,
     rules: &dyn MoveRules,
 ) -> AppResult<OpportunityRow> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let current = get(c, &ctx.org_id, access, id)?;
         let target = store::find_stage(c, &ctx.org_id, stage_id)?
             .filter(|s| s.pipeline_id == current.pipeline_id && s.is_active)
@@ -1249,7 +1267,7 @@ pub fn move_to(
 }
 
 pub fn delete(conn: &mut DbConn, ctx: &AuditContext, access: &Access, id: &str) -> AppResult<()> {
-    conn.transaction(|c| {
+    crate::db::transaction(conn, |c| {
         let current = get(c, &ctx.org_id, access, id)?;
         let row = OpportunityRow {
             deleted_at: Some(now()),

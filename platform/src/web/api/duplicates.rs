@@ -71,7 +71,10 @@ pub async fn groups(actor: ApiActor, state: web::Data<AppState>) -> AppResult<Ht
 
 /// `POST /api/duplicates/scan`: asks for a fresh scan (202 with the scan's state).
 pub async fn request_scan(actor: ApiActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    actor.require("client", "read").await?;
+    // why: a scan reads the whole organization; only those who may merge (write and
+    // delete clients) may start one.
+    actor.require("client", "write").await?;
+    actor.require("client", "delete").await?;
     let org = actor.org_id().to_string();
     let scan = db::run(&state.pool, move |c| duplicates::request_scan(c, &org)).await?;
     Ok(HttpResponse::Accepted().json(json!({"scan": scan_json(&scan)})))

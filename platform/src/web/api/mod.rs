@@ -64,6 +64,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/me/notifications/read",
             web::post().to(me::notifications_read),
         )
+        .route("/me/invitations", web::get().to(users::my_invitations))
+        .route(
+            "/me/invitations/{id}/accept",
+            web::post().to(users::accept_invitation),
+        )
+        .route(
+            "/me/invitations/{id}/decline",
+            web::post().to(users::decline_invitation),
+        )
+        .route("/invitations", web::get().to(users::list_invitations))
+        .route(
+            "/invitations/{id}",
+            web::delete().to(users::cancel_invitation),
+        )
         .route("/users", web::get().to(users::list))
         .route("/users", web::post().to(users::create))
         .route("/users/{id}", web::get().to(users::show))

@@ -96,8 +96,8 @@ pub async fn create(
     actor.require("user", "admin").await?;
     let ctx = actor.audit();
     let body = body.into_inner();
-    let (member, generated) = db::run(&state.pool, move |c| {
-        service::add_member(
+    let added = db::run(&state.pool, move |c| {
+        service::add_or_invite(
             c,
             &ctx,
             service::NewMember {
@@ -109,6 +109,15 @@ pub async fn create(
         )
     })
     .await?;
+    let (member, generated) = match added {
+        service::Added::Member(m, generated) => (m, generated),
+        // An existing account joins only when the person accepts: 202, nothing changed yet.
+        service::Added::Invited(inv) => {
+            return Ok(HttpResponse::Accepted()
+                .insert_header((header::LOCATION, format!("/api/invitations/{}", inv.row.id)))
+                .json(invitation_json(&inv)))
+        }
+    };
     let location = format!("/api/users/{}", member.user.id);
     let version = member.membership.version;
     let mut json = serde_json::to_value(UserDto::from(member))
@@ -120,6 +129,90 @@ pub async fn create(
         .insert_header((header::LOCATION, location))
         .insert_header((header::ETAG, etag(version)))
         .json(json))
+}
+
+pub fn invitation_json(inv: &crate::domain::orgs::Invitation) -> serde_json::Value {
+    serde_json::json!({
+        "id": inv.row.id,
+        "status": "invited",
+        "organizationId": inv.row.organization_id,
+        "organizationName": inv.organization_name,
+        "userId": inv.row.user_id,
+        "email": inv.email,
+        "role": inv.row.role,
+        "createdAt": rfc3339(inv.row.created_at),
+        "expiresAt": rfc3339(inv.row.expires_at),
+    })
+}
+
+/// `GET /api/invitations`: the organization's open invitations (`user:admin`).
+pub async fn list_invitations(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    actor.require("user", "admin").await?;
+    let org = actor.org_id().to_string();
+    let rows = db::run(&state.pool, move |c| service::org_invitations(c, &org)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "data": rows.iter().map(invitation_json).collect::<Vec<_>>()
+    })))
+}
+
+/// `DELETE /api/invitations/{id}`: withdraws an open invitation of the organization.
+pub async fn cancel_invitation(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    actor.require("user", "admin").await?;
+    let ctx = actor.audit();
+    db::run(&state.pool, move |c| {
+        service::cancel_invitation(c, &ctx, &id)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /api/me/invitations`: organizations that invited the caller.
+pub async fn my_invitations(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let uid = actor.user_id.clone();
+    let rows = db::run(&state.pool, move |c| service::my_invitations(c, &uid)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "data": rows.iter().map(invitation_json).collect::<Vec<_>>()
+    })))
+}
+
+/// `POST /api/me/invitations/{id}/accept`: the caller joins that organization.
+pub async fn accept_invitation(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let (uid, email) = (actor.user_id.clone(), actor.email.clone());
+    let org = db::run(&state.pool, move |c| {
+        service::accept_invitation(c, &uid, &email, &id)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "organization": {"id": org.id, "name": org.name, "slug": org.slug}
+    })))
+}
+
+/// `POST /api/me/invitations/{id}/decline`.
+pub async fn decline_invitation(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let uid = actor.user_id.clone();
+    db::run(&state.pool, move |c| {
+        service::decline_invitation(c, &uid, &id)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[derive(Deserialize)]

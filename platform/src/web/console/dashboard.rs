@@ -13,6 +13,9 @@ use crate::error::AppResult;
 #[derive(Template)]
 #[template(path = "partials/dashboard.html")]
 struct Dashboard<'a> {
+    csrf: &'a str,
+    /// Organizations that invited this person and wait for an answer.
+    invitations: Vec<InvitationView>,
     clients: Option<ClientStats>,
     /// Open tasks due today or overdue.
     due_tasks: Vec<super::tasks::TaskView>,
@@ -24,6 +27,13 @@ struct Dashboard<'a> {
     manages_users: bool,
     permission_count: usize,
     org_count: usize,
+}
+
+pub struct InvitationView {
+    pub id: String,
+    pub organization: String,
+    pub role: &'static str,
+    pub expires: String,
 }
 
 pub struct StatusCount {
@@ -110,7 +120,22 @@ pub async fn show(
     } else {
         Vec::new()
     };
+    let uid = actor.user_id.clone();
+    let invitations = db::run(&state.pool, move |c| {
+        crate::domain::orgs::service::my_invitations(c, &uid)
+    })
+    .await?
+    .into_iter()
+    .map(|i| InvitationView {
+        id: i.row.id,
+        organization: i.organization_name,
+        role: crate::domain::orgs::Role::parse(&i.row.role).map_or("", |r| r.label()),
+        expires: i.row.expires_at.format("%-d %B %Y").to_string(),
+    })
+    .collect();
     let fragment = Dashboard {
+        csrf: &actor.csrf,
+        invitations,
         due_tasks,
         clients,
         renewals,

@@ -66,7 +66,8 @@ pub async fn request_scan(
     actor: ConsoleActor,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "read").await?;
+    actor.require("client", "write").await?;
+    actor.require("client", "delete").await?;
     let org = actor.org_id().to_string();
     db::run(&state.pool, move |c| duplicates::request_scan(c, &org)).await?;
     redirect_with_flash(

@@ -34,10 +34,26 @@ pub struct NextQuery {
 }
 
 /// Only same-site paths, so a crafted link cannot send a user elsewhere after sign-in.
-fn safe_next(next: Option<&str>) -> &str {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n,
-        _ => "/",
+/// Where to go after sign-in: a path on this site, or `/`. Browsers drop tabs and newlines
+/// from URLs and read `\\` as `/`, so `/\t/evil.example` would leave the site; any control
+/// character, whitespace or backslash refuses the value, and what remains must parse as a
+/// path on our own origin.
+pub fn safe_next(next: Option<&str>) -> &str {
+    let Some(n) = next else { return "/" };
+    let clean = n.starts_with('/')
+        && n.len() <= 2048
+        && !n
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+        && !n.starts_with("//");
+    let same_origin = clean
+        && url::Url::parse("https://rapport.invalid/")
+            .and_then(|base| base.join(n))
+            .is_ok_and(|u| u.host_str() == Some("rapport.invalid") && u.scheme() == "https");
+    if same_origin {
+        n
+    } else {
+        "/"
     }
 }
 
@@ -198,4 +214,69 @@ pub async fn switch_org(
     })
     .await?;
     redirect_with_flash(&req, "/", &format!("You are now working in {}.", org.name))
+}
+
+/// `POST /invitations/{id}/accept`: joins the organization and switches to it.
+pub async fn accept_invitation(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let (sid, uid, email) = (
+        actor.session_id.clone(),
+        actor.user_id.clone(),
+        actor.email.clone(),
+    );
+    let org = db::run(&state.pool, move |c| {
+        let org = service::accept_invitation(c, &uid, &email, &id)?;
+        service::switch_org(c, &sid, &uid, &org.id)
+    })
+    .await?;
+    redirect_with_flash(
+        &req,
+        "/",
+        &format!("You joined {} and are now working there.", org.name),
+    )
+}
+
+/// `POST /invitations/{id}/decline`.
+pub async fn decline_invitation(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let uid = actor.user_id.clone();
+    db::run(&state.pool, move |c| {
+        service::decline_invitation(c, &uid, &id)
+    })
+    .await?;
+    redirect_with_flash(&req, "/", "The invitation was declined.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(safe_next(Some("/clients?page=2")), "/clients?page=2");
+        for hostile in [
+            "//evil.example/",
+            "/\t/evil.example/",
+            "/\n/evil.example/",
+            "/\\evil.example",
+            "/ /evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "/\r\nSet-Cookie: x=1",
+        ] {
+            assert_eq!(
+                safe_next(Some(hostile)),
+                "/",
+                "{hostile:?} must not be followed"
+            );
+        }
+    }
 }

@@ -35,6 +35,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/login", web::post().to(login::submit))
         .route("/logout", web::post().to(login::logout))
         .route("/switch-org", web::post().to(login::switch_org))
+        .route(
+            "/invitations/{id}/accept",
+            web::post().to(login::accept_invitation),
+        )
+        .route(
+            "/invitations/{id}/decline",
+            web::post().to(login::decline_invitation),
+        )
         .route("/clients", web::get().to(clients::list))
         .route("/clients", web::post().to(clients::create))
         .route("/clients/new", web::get().to(clients::new_form))
@@ -161,6 +169,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/quotes/{id}/pdf", web::get().to(sales::quote_pdf))
         .route("/admin/users", web::get().to(admin::users::list))
         .route("/admin/users", web::post().to(admin::users::create))
+        .route(
+            "/admin/users/invitations/{id}/cancel",
+            web::post().to(admin::users::cancel_invitation),
+        )
         .route("/admin/users/{id}", web::post().to(admin::users::update))
         .route(
             "/admin/users/{id}/reset-password",

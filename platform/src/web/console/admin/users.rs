@@ -74,10 +74,35 @@ impl AddForm {
 struct UsersPanel {
     csrf: String,
     members: Vec<MemberView>,
+    invitations: Vec<InvitationLine>,
     roles: Vec<RoleOption>,
     form: AddForm,
     notice: Option<String>,
     secret: Option<String>,
+}
+
+pub struct InvitationLine {
+    pub id: String,
+    pub email: String,
+    pub role: &'static str,
+    pub expires: String,
+}
+
+async fn load_invitations(
+    state: &AppState,
+    actor: &ConsoleActor,
+) -> AppResult<Vec<InvitationLine>> {
+    let org = actor.org_id().to_string();
+    let rows = db::run(&state.pool, move |c| service::org_invitations(c, &org)).await?;
+    Ok(rows
+        .into_iter()
+        .map(|i| InvitationLine {
+            id: i.row.id,
+            email: i.email,
+            role: Role::parse(&i.row.role).map_or("", Role::label),
+            expires: i.row.expires_at.format("%-d %B %Y").to_string(),
+        })
+        .collect())
 }
 
 #[derive(Template)]
@@ -117,6 +142,7 @@ pub async fn list(
     let panel = UsersPanel {
         csrf: actor.csrf.clone(),
         members: load_members(&state, &actor).await?,
+        invitations: load_invitations(&state, &actor).await?,
         roles: role_options(),
         form: AddForm {
             role: Role::SalesRep.as_str().into(),
@@ -154,7 +180,7 @@ pub async fn create(
         form.password.clone(),
     );
     let result = db::run(&state.pool, move |c| {
-        service::add_member(
+        service::add_or_invite(
             c,
             &ctx,
             service::NewMember {
@@ -167,16 +193,31 @@ pub async fn create(
     })
     .await;
     let (form_state, notice, secret, status) = match result {
-        Ok((member, generated)) => {
-            let notice = match &generated {
-                Some(_) => format!(
-                    "{} was added. Give them this one-time password; it is not shown again:",
-                    member.user.email
+        Ok(added) => {
+            let (notice, generated) = match added {
+                service::Added::Member(member, Some(pw)) => (
+                    format!(
+                        "{} was added. Give them this one-time password; it is not shown again:",
+                        member.user.email
+                    ),
+                    Some(pw),
                 ),
-                None => format!(
-                    "{} was added as {}.",
-                    member.user.email,
-                    Role::parse(&member.membership.role).map_or("", Role::label)
+                service::Added::Member(member, None) => (
+                    format!(
+                        "{} was added as {}.",
+                        member.user.email,
+                        Role::parse(&member.membership.role).map_or("", Role::label)
+                    ),
+                    None,
+                ),
+                service::Added::Invited(inv) => (
+                    format!(
+                        "{} already has a Rapport account, so they were invited as {}. They join when they accept the invitation on their dashboard (open for {} days).",
+                        inv.email,
+                        Role::parse(&inv.row.role).map_or("", Role::label),
+                        service::INVITATION_DAYS
+                    ),
+                    None,
                 ),
             };
             (
@@ -205,6 +246,7 @@ pub async fn create(
     let panel = UsersPanel {
         csrf: actor.csrf.clone(),
         members: load_members(&state, &actor).await?,
+        invitations: load_invitations(&state, &actor).await?,
         roles: role_options(),
         form: form_state,
         notice,
@@ -290,6 +332,7 @@ pub async fn reset_password(
     let panel = UsersPanel {
         csrf: actor.csrf.clone(),
         members: load_members(&state, &actor).await?,
+        invitations: load_invitations(&state, &actor).await?,
         roles: role_options(),
         form: AddForm { role: Role::SalesRep.as_str().into(), ..Default::default() },
         notice: Some(format!(
@@ -297,6 +340,34 @@ pub async fn reset_password(
             member.user.email
         )),
         secret: Some(password),
+    };
+    render(&req, &actor, "Users", &panel).await
+}
+
+/// `POST /admin/users/invitations/{id}/cancel`: withdraws an open invitation.
+pub async fn cancel_invitation(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    actor.require("user", "admin").await?;
+    let ctx = actor.audit();
+    db::run(&state.pool, move |c| {
+        service::cancel_invitation(c, &ctx, &id)
+    })
+    .await?;
+    let panel = UsersPanel {
+        csrf: actor.csrf.clone(),
+        members: load_members(&state, &actor).await?,
+        invitations: load_invitations(&state, &actor).await?,
+        roles: role_options(),
+        form: AddForm {
+            role: Role::SalesRep.as_str().into(),
+            ..Default::default()
+        },
+        notice: Some("The invitation was withdrawn.".into()),
+        secret: None,
     };
     render(&req, &actor, "Users", &panel).await
 }
