@@ -88,6 +88,7 @@ pub fn build(
         // Innermost first: CSRF sees the raw request; errors from it and the
         // handlers are rendered by context; the request context wraps it all.
         .wrap(from_fn(csrf::guard))
+        .wrap(from_fn(crate::web::refuse_nul))
         .wrap(from_fn(console::render_errors))
         .wrap(from_fn(http::request_context))
         .route("/healthz", web::get().to(http::healthz))
@@ -99,6 +100,7 @@ pub fn build(
         )
         .service(
             web::scope("/api")
+                .wrap(from_fn(crate::web::api::precondition))
                 .wrap(from_fn(crate::web::idempotency::guard))
                 .configure(api::routes),
         )

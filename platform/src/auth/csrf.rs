@@ -104,7 +104,7 @@ pub async fn guard(
                 .map_into_right_body());
         }
     }
-    let secure = req.connection_info().scheme() == "https";
+    let secure = crate::web::request_is_https(req.request());
     let mut res = next.call(req).await?;
     let minted = res
         .request()

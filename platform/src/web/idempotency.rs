@@ -1,7 +1,10 @@
 //! `Idempotency-Key` on API POSTs: the first response to a key is stored (per user and
 //! organization, for 24 hours) and replayed for a retry of the same request, so a client
 //! that lost a response can retry without creating twice. The same key with a different
-//! request is refused (422); a retry while the first is still running gets 409.
+//! request is refused (422); a retry while the first is still running gets 409. A claim
+//! whose request never answered (the server was killed) is a lease: after [`LEASE`] a retry
+//! takes it over and runs. Secrets a response shows once (tokens, one-time passwords) are
+//! never stored: handlers name them in [`REDACT_HEADER`] and the replay carries `null`.
 
 use actix_web::body::{to_bytes, BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -20,6 +23,11 @@ use crate::domain::orgs::store;
 use crate::error::AppError;
 
 const HEADER: &str = "idempotency-key";
+/// Set by a handler to the comma-separated top-level JSON fields of its response that are
+/// secrets; they are removed before the response is stored. Never sent to the client.
+pub const REDACT_HEADER: &str = "x-rapport-redact";
+/// How long a claim without a response holds its key before a retry may take it over.
+pub const LEASE: Duration = Duration::seconds(60);
 /// Headers worth replaying with the stored body.
 const KEPT_HEADERS: [header::HeaderName; 3] =
     [header::CONTENT_TYPE, header::LOCATION, header::ETAG];
@@ -36,6 +44,25 @@ fn payload_of(bytes: web::Bytes) -> Payload {
     let (_, mut pl) = actix_http::h1::Payload::create(true);
     pl.unread_data(bytes);
     Payload::from(pl)
+}
+
+/// The body to keep for replays: the named secret fields set to `null`. A body that
+/// names secrets but is not a JSON object is not kept at all.
+fn redacted(bytes: &[u8], fields: &[String]) -> String {
+    if fields.is_empty() {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(serde_json::Value::Object(mut m)) => {
+            for f in fields {
+                if let Some(v) = m.get_mut(f) {
+                    *v = serde_json::Value::Null;
+                }
+            }
+            serde_json::Value::Object(m).to_string()
+        }
+        _ => String::new(),
+    }
 }
 
 fn error(req: ServiceRequest, e: AppError) -> ServiceResponse<BoxBody> {
@@ -70,9 +97,35 @@ pub async fn guard(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let body = match req.extract::<web::Bytes>().await {
-        Ok(b) => b,
-        Err(e) => return Ok(req.error_response(e).map_into_boxed_body()),
+    // why: read the body ourselves up to the largest any route takes (an upload, an
+    // import); the route still applies its own limit. The global JSON limit would refuse
+    // a 2 MB upload that the route itself accepts.
+    let cap = state
+        .config
+        .max_upload_bytes
+        .max(crate::domain::imports::read::MAX_FILE)
+        + 64 * 1024;
+    let body = {
+        use futures_util::StreamExt;
+        let mut payload = actix_web::HttpMessage::take_payload(&mut req);
+        let mut buf = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => return Ok(req.error_response(e).map_into_boxed_body()),
+            };
+            if buf.len() + chunk.len() > cap {
+                return Ok(error(
+                    req,
+                    AppError::PayloadTooLarge(format!(
+                        "The request body is larger than {} MB.",
+                        cap / 1024 / 1024
+                    )),
+                ));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        buf.freeze()
     };
     let fingerprint = sha256_hex(&format!(
         "{} {}?{}\n{}",
@@ -104,6 +157,22 @@ pub async fn guard(
         match inserted {
             Ok(_) => Ok(Some(Claim::Fresh(id))),
             Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                // A claim that never got its response past the lease was abandoned (the
+                // process died mid-request): take it over, atomically, for this retry.
+                let taken = diesel::update(
+                    ik::table
+                        .filter(ik::organization_id.eq(&token.organization_id))
+                        .filter(ik::user_id.eq(&token.user_id))
+                        .filter(ik::idem_key.eq(&key))
+                        .filter(ik::request_hash.eq(&fingerprint))
+                        .filter(ik::status_code.is_null())
+                        .filter(ik::created_at.lt(now() - LEASE)),
+                )
+                .set((ik::id.eq(&id), ik::created_at.eq(now())))
+                .execute(c)?;
+                if taken == 1 {
+                    return Ok(Some(Claim::Fresh(id)));
+                }
                 let (hash, status, body, headers): (String, Option<i32>, String, String) =
                     ik::table
                         .filter(ik::organization_id.eq(&token.organization_id))
@@ -167,7 +236,17 @@ pub async fn guard(
             }
         };
 
-    let res = next.call(req).await?;
+    let mut res = next.call(req).await?;
+    let redact: Vec<String> = res
+        .headers_mut()
+        .remove(REDACT_HEADER)
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .flat_map(|v| {
+            v.split(',')
+                .map(|f| f.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let status = res.status();
     let kept: serde_json::Map<String, serde_json::Value> = KEPT_HEADERS
         .iter()
@@ -194,7 +273,7 @@ pub async fn guard(
             ));
         }
     };
-    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let text = redacted(&bytes, &redact);
     let stored = db::run(&state.pool, move |c| {
         if status.is_server_error() {
             // why: a failure on our side should be retried for real, not replayed.

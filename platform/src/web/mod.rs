@@ -33,6 +33,118 @@ pub fn wants_fragment(req: &HttpRequest) -> bool {
     is_htmx(req) && !req.headers().contains_key(HX_HISTORY_RESTORE)
 }
 
+/// Whether the request reached us over TLS. `X-Forwarded-Proto` (or `Forwarded`) is only
+/// believed when the operator says a proxy sits in front (`RAPPORT_TRUST_PROXY`); otherwise
+/// anyone could claim HTTPS and earn HSTS or secure-only cookies over plain HTTP.
+pub fn is_https(conn: &actix_web::dev::ConnectionInfo, app_secure: bool, trust_proxy: bool) -> bool {
+    if trust_proxy {
+        conn.scheme() == "https"
+    } else {
+        app_secure
+    }
+}
+
+/// `is_https` for a handler's request.
+pub fn request_is_https(req: &HttpRequest) -> bool {
+    let trust = req
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|s| s.config.trust_proxy);
+    is_https(&req.connection_info(), req.app_config().secure(), trust)
+}
+
+/// The first field (a JSON path, a form or query key) whose text holds a NUL character.
+fn nul_in_json(v: &serde_json::Value, path: &str) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) if s.contains('\0') => Some(path.to_string()),
+        serde_json::Value::Object(m) => m.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                return Some(path.to_string());
+            }
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            nul_in_json(v, &p)
+        }),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_in_json(v, &format!("{path}[{i}]"))),
+        _ => None,
+    }
+}
+
+fn nul_in_pairs(encoded: &str) -> Option<String> {
+    if !encoded.contains("%00") {
+        return None;
+    }
+    url::form_urlencoded::parse(encoded.as_bytes())
+        .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        .map(|(k, _)| k.replace('\0', ""))
+}
+
+/// Refuses text with a NUL character anywhere a user can put it (query, form, JSON body)
+/// with a 422 naming the field: PostgreSQL cannot store NUL in text, and no name, note
+/// or e-mail needs one.
+pub async fn refuse_nul(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody + 'static>>, Error> {
+    let refuse = |field: String| {
+        crate::error::AppError::invalid(
+            &field,
+            "Text may not contain a NUL character (\\0); remove it and try again.",
+        )
+    };
+    if let Some(field) = nul_in_pairs(req.query_string()) {
+        return Ok(req.error_response(refuse(field)).map_into_right_body());
+    }
+    let ctype = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let is_json = ctype.starts_with("application/json") || ctype.contains("+json");
+    let is_form = ctype.starts_with("application/x-www-form-urlencoded");
+    if is_json || is_form {
+        // why: these bodies are small (the JSON and form limits apply) and every handler
+        // reads them whole anyway.
+        let body = match req.extract::<web::Bytes>().await {
+            Ok(b) => b,
+            Err(e) => return Ok(req.error_response(e).map_into_right_body()),
+        };
+        let found = if is_json {
+            let escaped = body.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"));
+            if escaped {
+                serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| nul_in_json(&v, ""))
+                    .map(|f| if f.is_empty() { "body".into() } else { f })
+            } else {
+                None
+            }
+        } else {
+            nul_in_pairs(&String::from_utf8_lossy(&body))
+        };
+        if let Some(field) = found {
+            return Ok(req.error_response(refuse(field)).map_into_right_body());
+        }
+        let (_, mut pl) = actix_http::h1::Payload::create(true);
+        pl.unread_data(body);
+        req.set_payload(actix_web::dev::Payload::from(pl));
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// The Content-Security-Policy of every response: scripts only from our own assets (the
+/// console has no inline script and no `eval`), no framing, forms post only to us. Inline
+/// style attributes stay allowed (progress bars set their width).
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; \
+form-action 'self'; frame-ancestors 'none'";
+
 /// Gives each request an id (a caller's `X-Request-Id` when it is sane), a tracing
 /// span carrying it, and `Vary: HX-Request` on every response the console may vary.
 pub async fn request_context(
@@ -59,9 +171,45 @@ pub async fn request_context(
     );
     let started = Instant::now();
     let is_api = req.path().starts_with("/api");
+    let https = {
+        let trust = req
+            .app_data::<web::Data<AppState>>()
+            .is_some_and(|s| s.config.trust_proxy);
+        is_https(&req.connection_info(), req.app_config().secure(), trust)
+    };
     async move {
         let mut res = next.call(req).await?;
         let headers = res.headers_mut();
+        headers.remove(idempotency::REDACT_HEADER);
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("referrer-policy", "same-origin"),
+            ("content-security-policy", CSP),
+        ] {
+            if !headers.contains_key(name) {
+                headers.insert(
+                    HeaderName::from_static(name),
+                    HeaderValue::from_static(value),
+                );
+            }
+        }
+        // why: a download (export, file, quote) holds client data; no shared or
+        // browser cache may keep a copy.
+        if headers.contains_key(header::CONTENT_DISPOSITION)
+            && !headers.contains_key(header::CACHE_CONTROL)
+        {
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-store"),
+            );
+        }
+        if https {
+            headers.insert(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            );
+        }
         if let Ok(v) = HeaderValue::from_str(&id) {
             headers.insert(HeaderName::from_static("x-request-id"), v);
         }

@@ -551,6 +551,27 @@ pub fn update(
     mode: Mode,
     expected: Option<i64>,
 ) -> AppResult<ClientRow> {
+    let conditional = expected.is_some() || body.contains_key("version");
+    let mut attempt = 0;
+    loop {
+        match update_once(conn, w, id, body, mode, expected) {
+            // why: a write that named no version asked for last-writer-wins; when another
+            // transaction committed between our read and our compare-and-set (PostgreSQL
+            // runs them side by side), apply it again on top of theirs instead of failing.
+            Err(AppError::Stale(_)) if !conditional && attempt < 5 => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+fn update_once(
+    conn: &mut DbConn,
+    w: &WriteContext<'_>,
+    id: &str,
+    body: &Map<String, Value>,
+    mode: Mode,
+    expected: Option<i64>,
+) -> AppResult<ClientRow> {
     crate::db::transaction(conn, |c| {
         let current = get(c, &w.ctx.org_id, w.access, id)?;
         let expected = expected.or_else(|| body.get("version").and_then(Value::as_i64));

@@ -1054,6 +1054,26 @@ pub fn update(
     mode: Mode,
     expected: Option<i64>,
 ) -> AppResult<OpportunityRow> {
+    let conditional = expected.is_some() || body.contains_key("version");
+    let mut attempt = 0;
+    loop {
+        match update_once(conn, w, id, body, mode, expected) {
+            // why: as for clients: a write without a version is last-writer-wins, so a
+            // concurrent commit between our read and our compare-and-set is applied over.
+            Err(AppError::Stale(_)) if !conditional && attempt < 5 => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+fn update_once(
+    conn: &mut DbConn,
+    w: &WriteContext<'_>,
+    id: &str,
+    body: &Map<String, Value>,
+    mode: Mode,
+    expected: Option<i64>,
+) -> AppResult<OpportunityRow> {
     crate::db::transaction(conn, |c| {
         let current = get(c, &w.ctx.org_id, w.access, id)?;
         let expected = expected.or_else(|| body.get("version").and_then(Value::as_i64));

@@ -68,7 +68,9 @@ pub async fn calendar_feed(
         crate::domain::calendar::token(c, &org, &user)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(json!({"url": crate::web::calendar_feed_url(&req, &token)})))
+    Ok(HttpResponse::Ok()
+        .insert_header((crate::web::idempotency::REDACT_HEADER, "url"))
+        .json(json!({"url": crate::web::calendar_feed_url(&req, &token)})))
 }
 
 /// `POST /api/me/calendar-feed`: a new URL; the old one stops working.
@@ -92,7 +94,9 @@ pub async fn rotate_calendar_feed(
         Ok(t)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(json!({"url": crate::web::calendar_feed_url(&req, &token)})))
+    Ok(HttpResponse::Ok()
+        .insert_header((crate::web::idempotency::REDACT_HEADER, "url"))
+        .json(json!({"url": crate::web::calendar_feed_url(&req, &token)})))
 }
 
 /// `GET /calendar/{token}.ics`: the feed itself; the token is the only credential.

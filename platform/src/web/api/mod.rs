@@ -365,6 +365,30 @@ pub fn etag(version: i64) -> String {
 }
 
 /// The version an `If-Match` header demands: None when absent or `*`.
+/// RFC 9110: a write whose `If-Match` no longer holds answers 412 Precondition Failed.
+/// Services report a lost compare-and-set as `Stale` (409 when the version came in the
+/// body); here the header decides, once for every route.
+pub async fn precondition(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    use actix_web::ResponseError;
+    let conditional = req.headers().contains_key(header::IF_MATCH);
+    let res = next.call(req).await?.map_into_boxed_body();
+    if !conditional {
+        return Ok(res);
+    }
+    let stale = match res.response().error().and_then(|e| e.as_error::<AppError>()) {
+        Some(AppError::Stale(message)) => message.clone(),
+        _ => return Ok(res),
+    };
+    let (req, _) = res.into_parts();
+    Ok(actix_web::dev::ServiceResponse::new(
+        req,
+        AppError::PreconditionFailed(stale).error_response(),
+    ))
+}
+
 pub fn if_match_version(req: &HttpRequest) -> AppResult<Option<i64>> {
     let Some(value) = req.headers().get(header::IF_MATCH) else {
         return Ok(None);

@@ -69,6 +69,7 @@ pub async fn create(
     let location = format!("/api/tokens/{}", json["id"].as_str().unwrap_or_default());
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
+        .insert_header((crate::web::idempotency::REDACT_HEADER, "token"))
         .json(json))
 }
 

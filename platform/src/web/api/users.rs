@@ -128,6 +128,7 @@ pub async fn create(
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
         .insert_header((header::ETAG, etag(version)))
+        .insert_header((crate::web::idempotency::REDACT_HEADER, "temporaryPassword"))
         .json(json))
 }
 
@@ -261,5 +262,7 @@ pub async fn reset_password(
     actor.require("user", "admin").await?;
     let ctx = actor.audit();
     let password = db::run(&state.pool, move |c| service::reset_password(c, &ctx, &id)).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"temporaryPassword": password})))
+    Ok(HttpResponse::Ok()
+        .insert_header((crate::web::idempotency::REDACT_HEADER, "temporaryPassword"))
+        .json(serde_json::json!({"temporaryPassword": password})))
 }

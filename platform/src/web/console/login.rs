@@ -159,7 +159,7 @@ pub async fn submit(
     match result {
         Ok(signed_in) => {
             tracing::info!(user = %signed_in.user.id, org = %signed_in.org.id, "signed in");
-            let secure = req.connection_info().scheme() == "https";
+            let secure = crate::web::request_is_https(&req);
             // why: the CSRF middleware sets the rotated token's cookie on the way out.
             csrf::rotate(&req);
             let mut res = redirect(&req, &next);
