@@ -32,17 +32,26 @@ pub fn e164(phone: &str, country: Option<&str>) -> Option<String> {
     Some(number.format().mode(phonenumber::Mode::E164).to_string())
 }
 
-/// What phone numbers are compared by: the last nine digits of the national number in their
-/// E.164 form, or of their digits when the number cannot be placed (no country code and no
-/// country on the client). So `+49 30 1234567`, `030 1234567` and `(030) 123-4567` compare
-/// equal whether or not the client's country is known, and so do `+47 22 12 34 56` and
-/// `22 12 34 56`; the country code is not compared, as a number without one has none.
+/// What phone numbers are compared by: the whole national significant number of their
+/// E.164 form (every digit after the country code; the last nine dropped the first digit of
+/// a US area code and grouped 212- with 312- numbers). A number that cannot be placed (no
+/// country code, no country on the client) is read as international if that makes a valid
+/// number (`1-212-555-0142`), else its digits without the trunk zeros. So `+49 30 1234567`,
+/// `030 1234567` and `(030) 123-4567` compare equal whether or not the client's country is
+/// known, and so do `+47 22 12 34 56` and `22 12 34 56`. The country code itself is not
+/// compared, as a number written without one has none.
 pub fn phone_key(phone: &str, country: Option<&str>) -> Option<String> {
     let digits: String = match phonenumber::parse(region(country), phone) {
         Ok(number) => number.national().to_string(),
-        Err(_) => phone.chars().filter(char::is_ascii_digit).collect(),
+        Err(_) => {
+            let raw: String = phone.chars().filter(char::is_ascii_digit).collect();
+            match phonenumber::parse(None, format!("+{raw}")) {
+                Ok(n) if phonenumber::is_valid(&n) => n.national().to_string(),
+                _ => raw.trim_start_matches('0').to_string(),
+            }
+        }
     };
-    (digits.len() >= 7).then(|| digits[digits.len().saturating_sub(9)..].to_string())
+    (digits.len() >= 7).then_some(digits)
 }
 
 /// A name as compared: lower case, accents and punctuation dropped, single spaces.
@@ -1082,6 +1091,9 @@ mod tests {
         assert_eq!(key("212.555.0142", Some("US")), nyc);
         assert_eq!(key("1-212-555-0142", None), nyc);
         assert_ne!(key("+1 212 555 0143", None), nyc);
+        // The whole area code counts: 212 and 312 are different cities.
+        assert_ne!(key("+1 312 555 0142", None), nyc);
+        assert_ne!(key("312-555-0142", Some("US")), key("212-555-0142", Some("US")));
         assert_eq!(phone_key("12 34", None), None, "too short to mean anything");
     }
 }

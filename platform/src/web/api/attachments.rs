@@ -219,6 +219,10 @@ pub async fn content_as(
 ) -> AppResult<HttpResponse> {
     actor.require("client", "read").await?;
     let access = client_access(actor).await?;
+    // A deal's or a call's file needs the right to read deals or interactions too.
+    let (org, acc, fid) = (actor.org_id().to_string(), access.clone(), id.clone());
+    let meta = db::run(&state.pool, move |c| attachments::get(c, &org, &acc, &fid)).await?;
+    actor.require(meta.parent().object(), "read").await?;
     let ctx = actor.audit();
     let store = store(state);
     let (row, bytes) = db::run(&state.pool, move |c| {

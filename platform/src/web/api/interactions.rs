@@ -69,6 +69,11 @@ async fn list_scope(
     scope: service::Scope,
 ) -> AppResult<HttpResponse> {
     actor.require("client", "read").await?;
+    actor.require("interaction", "read").await?;
+    // why: a deal's timeline holds the deal's notes: it needs the right to read deals.
+    if let service::Scope::Deal(_) = scope {
+        actor.require("opportunity", "read").await?;
+    }
     let access = client_access(&actor).await?;
     let pairs = query_pairs(&req)?;
     let get = |k: &str| {
@@ -167,7 +172,7 @@ pub async fn create(
     client: web::Path<String>,
     body: web::Json<Value>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
+    actor.require("interaction", "write").await?;
     let access = client_access(&actor).await?;
     let body = object(body)?;
     let ctx = actor.audit();
@@ -185,6 +190,7 @@ pub async fn show(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     actor.require("client", "read").await?;
+    actor.require("interaction", "read").await?;
     let access = client_access(&actor).await?;
     let org = actor.org_id().to_string();
     let row = db::run(&state.pool, move |c| {
@@ -204,7 +210,7 @@ pub async fn update(
     id: web::Path<String>,
     body: web::Json<Value>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
+    actor.require("interaction", "write").await?;
     let access = client_access(&actor).await?;
     let expected = if_match_version(&req)?;
     let body = object(body)?;
@@ -222,7 +228,7 @@ pub async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
+    actor.require("interaction", "write").await?;
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
     db::run(&state.pool, move |c| service::delete(c, &ctx, &access, &id)).await?;
@@ -236,6 +242,7 @@ pub async fn preferences(
     client: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     actor.require("client", "read").await?;
+    actor.require("interaction", "read").await?;
     let access = client_access(&actor).await?;
     let org = actor.org_id().to_string();
     let p = db::run(&state.pool, move |c| {
@@ -253,7 +260,7 @@ pub async fn set_preferences(
     client: web::Path<String>,
     body: web::Json<Value>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
+    actor.require("interaction", "write").await?;
     let access = client_access(&actor).await?;
     let body = object(body)?;
     let ctx = actor.audit();
@@ -275,6 +282,7 @@ fn task_json(r: &InteractionRow, client: &str, today: chrono::NaiveDate) -> Valu
 /// (overdue, today, upcoming).
 pub async fn tasks(actor: ApiActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     actor.require("client", "read").await?;
+    actor.require("interaction", "read").await?;
     let (org, user) = (actor.org_id().to_string(), actor.user_id.clone());
     let rows = db::run(&state.pool, move |c| service::open_tasks(c, &org, &user)).await?;
     let today = chrono::Utc::now().date_naive();
@@ -293,7 +301,7 @@ pub async fn create_task(
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
+    actor.require("interaction", "write").await?;
     let access = client_access(&actor).await?;
     let mut body = object(body)?;
     let client = body
@@ -316,7 +324,7 @@ pub async fn complete_task(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
+    actor.require("interaction", "write").await?;
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
     let row = db::run(&state.pool, move |c| {
@@ -350,7 +358,7 @@ pub async fn appointment(
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
+    actor.require("interaction", "write").await?;
     let access = client_access(&actor).await?;
     let body = object(body)?;
     let ctx = actor.audit();
@@ -382,7 +390,7 @@ pub async fn import_ics(
     req: HttpRequest,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
+    actor.require("interaction", "write").await?;
     let access = client_access(&actor).await?;
     let pairs = query_pairs(&req)?;
     let client = pairs
@@ -435,6 +443,7 @@ pub async fn calendar(
     req: HttpRequest,
 ) -> AppResult<HttpResponse> {
     actor.require("client", "read").await?;
+    actor.require("interaction", "read").await?;
     let access = client_access(&actor).await?;
     let pairs = query_pairs(&req)?;
     let get = |k: &str| {

@@ -688,6 +688,8 @@ async fn profile_page(
 ) -> AppResult<HttpResponse> {
     actor.require("client", "read").await?;
     let access = client_access(actor).await?;
+    let log_interactions = actor.can("interaction", "write").await?;
+    let see_timeline = actor.can("interaction", "read").await?;
     let can_write = actor.can("client", "write").await?;
     let can_delete = actor.can("client", "delete").await?;
     // "Log" in the client list opens the profile ready to type.
@@ -801,10 +803,12 @@ async fn profile_page(
         .flatten()
         .filter(|l| !l.is_empty())
         .collect();
-        let timeline = {
+        let timeline = if !see_timeline {
+            String::new()
+        } else {
             use askama::Template;
             let view = super::timeline::View {
-                can_write,
+                can_write: log_interactions,
                 focus: focus_log,
                 ..Default::default()
             };

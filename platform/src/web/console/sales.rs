@@ -426,7 +426,8 @@ async fn deal_page(
     let client_access = record_access(actor, "client").await?;
     let can_write = actor.can("opportunity", "write").await?;
     let can_delete = actor.can("opportunity", "delete").await?;
-    let log_calls = actor.can("client", "write").await?;
+    let log_calls = actor.can("interaction", "write").await?;
+    let see_timeline = actor.can("interaction", "read").await?;
     let upload_limit = state.config.max_upload_bytes;
     let org = actor.org_id().to_string();
     let page = crate::web::run_with_plugins(state, org.clone(), move |c, plugins| {
@@ -439,7 +440,9 @@ async fn deal_page(
             can_write,
             upload_limit,
         )?;
-        let timeline = {
+        let timeline = if !see_timeline {
+            String::new()
+        } else {
             use askama::Template;
             let view = super::timeline::View {
                 can_write: log_calls,

@@ -353,8 +353,12 @@ async fn show_scope(
     scope: Scope,
 ) -> AppResult<HttpResponse> {
     actor.require("client", "read").await?;
+    actor.require("interaction", "read").await?;
+    if let Scope::Deal(_) = scope {
+        actor.require("opportunity", "read").await?;
+    }
     let access = client_access(&actor).await?;
-    let can_write = actor.can("client", "write").await?;
+    let can_write = actor.can("interaction", "write").await?;
     let pairs = query_pairs(&req)?;
     let after = pairs
         .iter()
@@ -456,7 +460,10 @@ async fn log_scope(
     scope: Scope,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
+    actor.require("interaction", "write").await?;
+    if let Scope::Deal(_) = scope {
+        actor.require("opportunity", "read").await?;
+    }
     let access = client_access(&actor).await?;
     let mut fields = form_fields(&body)?;
     // Empty quick-log fields mean "the default", not "unset".
@@ -597,8 +604,9 @@ pub async fn item(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     actor.require("client", "read").await?;
+    actor.require("interaction", "read").await?;
     let access = client_access(&actor).await?;
-    let can_write = actor.can("client", "write").await?;
+    let can_write = actor.can("interaction", "write").await?;
     let org = actor.org_id().to_string();
     let mut f = db::run(&state.pool, move |c| {
         let r = service::get(c, &org, &access, &id)?;
@@ -615,7 +623,7 @@ pub async fn edit(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
+    actor.require("interaction", "write").await?;
     let access = client_access(&actor).await?;
     let org = actor.org_id().to_string();
     let r = db::run(&state.pool, move |c| service::get(c, &org, &access, &id)).await?;
@@ -635,7 +643,7 @@ pub async fn save(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
+    actor.require("interaction", "write").await?;
     let access = client_access(&actor).await?;
     let fields = form_fields(&body)?;
     let ctx = actor.audit();
@@ -677,7 +685,7 @@ pub async fn done(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
+    actor.require("interaction", "write").await?;
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
     let org = actor.org_id().to_string();
@@ -700,7 +708,7 @@ pub async fn remove(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
+    actor.require("interaction", "write").await?;
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
     db::run(&state.pool, move |c| service::delete(c, &ctx, &access, &id)).await?;
