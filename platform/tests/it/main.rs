@@ -22,3 +22,4 @@ mod sales_console;
 mod search;
 mod signin;
 mod support;
+mod trust;

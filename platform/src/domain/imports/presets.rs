@@ -149,6 +149,8 @@ fn target(preset: &str, kind: Kind, h: &str) -> Option<&'static str> {
     use Kind::*;
     let common = match (kind, h) {
         (_, "externalid") => Some("externalId"),
+        (Contacts | Deals, "companyexternalid" | "companyid") => Some("companyExternalId"),
+        (Deals, "contactexternalid") => Some("contactExternalId"),
         (_, "owner" | "owneremail") => Some("owner"),
         (_, "source" | "leadsource") => Some("source"),
         (Companies | Contacts, "city") => Some("city"),
