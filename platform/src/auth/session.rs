@@ -74,9 +74,16 @@ pub fn sign_in(conn: &mut DbConn, attempt: SignInAttempt<'_>) -> AppResult<Signe
     let email = attempt.email.trim().to_lowercase();
     let at = now();
     let since = at - Duration::minutes(THROTTLE_WINDOW_MINUTES);
-    if store::failures_for_email_since(conn, &email, since)? >= MAX_FAILURES_PER_ACCOUNT
-        || store::failures_for_ip_since(conn, attempt.ip, since)? >= MAX_FAILURES_PER_ADDRESS
+    // why: the attempt is claimed (recorded as a failure) *before* it is counted and the
+    // password checked, so parallel guesses each see the ones before them: the n-th
+    // concurrent attempt counts n, and no more than the limit are ever evaluated. A
+    // success removes the claim with the account's other failures.
+    store::record_login_failure(conn, &new_id(), &email, attempt.ip, at)?;
+    if store::failures_for_email_since(conn, &email, since)? > MAX_FAILURES_PER_ACCOUNT
+        || store::failures_for_ip_since(conn, attempt.ip, since)? > MAX_FAILURES_PER_ADDRESS
     {
+        // why: the refused attempt's claim stays: removing it would let the next parallel
+        // guess count one fewer and slip through. Guessing on keeps the lock on.
         return Err(AppError::TooManyRequests(format!(
             "Too many failed sign-ins. Wait {THROTTLE_WINDOW_MINUTES} minutes and try again."
         )));
@@ -94,7 +101,6 @@ pub fn sign_in(conn: &mut DbConn, attempt: SignInAttempt<'_>) -> AppResult<Signe
         _ => None,
     };
     let (Some(user), Some(org)) = (user, org) else {
-        store::record_login_failure(conn, &new_id(), &email, attempt.ip, at)?;
         return Err(AppError::Validation(
             "Incorrect e-mail or password, or the account is deactivated.".into(),
             vec![],

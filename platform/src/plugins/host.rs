@@ -107,9 +107,11 @@ pub fn log(
 ) -> Result<(), extism::Error> {
     let ctx = context(plugin)?;
     ctx.require(capabilities::LOG)?;
+    // why: a newline would let a plugin forge log lines that look like ours.
     let message: String = string_arg(plugin, inputs, 0)?
         .chars()
         .take(MAX_LOG_LINE)
+        .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     tracing::info!(plugin = %ctx.plugin_id, org = %ctx.org_id, "plugin says: {message}");
     Ok(())

@@ -261,6 +261,16 @@ pub fn check(bundle: &bundle::Bundle) -> Result<(), Vec<FieldError>> {
                             format!("The module imports the host function {name}, which Rapport does not provide."),
                         )),
                     }
+                } else if module == "extism:host/env"
+                    && (name.starts_with("log_") || name == "get_log_level")
+                {
+                    // why: Extism's own log functions write to our log with no capability
+                    // check, no size cap and no plugin named; plugins log through the SDK's
+                    // `log`, which needs the log capability.
+                    errors.push(FieldError::new(
+                        "wasm",
+                        format!("The module imports Extism's {name}; log through rapport_plugin_sdk::log (needs the log capability) instead."),
+                    ));
                 } else if !wasm::ALLOWED_IMPORT_MODULES.contains(&module.as_str()) {
                     errors.push(FieldError::new("wasm", format!("The module imports {module}::{name}, which plugins may not use (no WASI, no other host functions).")));
                 }

@@ -36,7 +36,11 @@ pub fn wants_fragment(req: &HttpRequest) -> bool {
 /// Whether the request reached us over TLS. `X-Forwarded-Proto` (or `Forwarded`) is only
 /// believed when the operator says a proxy sits in front (`RAPPORT_TRUST_PROXY`); otherwise
 /// anyone could claim HTTPS and earn HSTS or secure-only cookies over plain HTTP.
-pub fn is_https(conn: &actix_web::dev::ConnectionInfo, app_secure: bool, trust_proxy: bool) -> bool {
+pub fn is_https(
+    conn: &actix_web::dev::ConnectionInfo,
+    app_secure: bool,
+    trust_proxy: bool,
+) -> bool {
     if trust_proxy {
         conn.scheme() == "https"
     } else {

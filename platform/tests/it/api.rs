@@ -191,7 +191,7 @@ async fn users_are_created_paged_and_updated_with_etags() {
             .set_json(serde_json::json!({"role": "read_only"})),
     )
     .await;
-    assert_eq!(stale.status, StatusCode::CONFLICT);
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
     assert!(stale.is_problem());
     let now = send(&app, api(Method::GET, &format!("/api/users/{id}"), &token))
         .await

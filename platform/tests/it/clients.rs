@@ -155,9 +155,9 @@ async fn stale_writes_are_refused_and_nothing_is_lost() {
         .insert_header(("if-match", "\"v1\"")),
     )
     .await;
-    assert_eq!(second.status, StatusCode::CONFLICT);
-    assert_eq!(second.json()["type"], "/problems/stale");
-    // A stale version in the body is refused the same way.
+    assert_eq!(second.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(second.json()["type"], "/problems/precondition-failed");
+    // A stale version in the body is refused too (409: no precondition header was sent).
     let third = send(
         &app,
         j(

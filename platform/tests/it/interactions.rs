@@ -131,7 +131,12 @@ async fn the_timeline_api_logs_pages_and_guards() {
             .set_json(json!({"subject": "Lost update"})),
     )
     .await;
-    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
+    assert_eq!(
+        stale.status,
+        StatusCode::PRECONDITION_FAILED,
+        "{}",
+        stale.body
+    );
     // Bad input is a clear problem.
     let bad = send(
         &app,

@@ -235,7 +235,7 @@ async fn deals_move_through_stages_with_history_and_probability_defaults() {
         .set_json(json!({"stage": stage(&s, "Negotiation")})),
     )
     .await;
-    assert_eq!(stale.status, StatusCode::CONFLICT);
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
     // An unknown stage is refused.
     let bad = send(
         &app,

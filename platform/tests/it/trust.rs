@@ -143,9 +143,12 @@ async fn an_admin_cannot_take_over_a_person_of_another_organization() {
             .status,
         StatusCode::SEE_OTHER
     );
-    let me = send(&app, api(Method::GET, &format!("/api/users/{b_admin}"), &b_tok))
-        .await
-        .json();
+    let me = send(
+        &app,
+        api(Method::GET, &format!("/api/users/{b_admin}"), &b_tok),
+    )
+    .await
+    .json();
     assert_ne!(me["name"], "Pwned");
 }
 
@@ -396,7 +399,12 @@ async fn concurrent_unconditional_writes_all_succeed() {
         .insert_header(("if-match", "\"v1\"")),
     )
     .await;
-    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED, "{}", stale.body);
+    assert_eq!(
+        stale.status,
+        StatusCode::PRECONDITION_FAILED,
+        "{}",
+        stale.body
+    );
     assert!(stale.is_problem());
 }
 
@@ -426,7 +434,11 @@ async fn hostile_text_redirects_and_headers() {
     assert!(q.body.contains("\"q\""), "{}", q.body);
 
     t.user(&org, "rep@acme.test", "sales_rep");
-    for next in ["/%09/evil.example/", "/%0A/evil.example/", "//evil.example/"] {
+    for next in [
+        "/%09/evil.example/",
+        "/%0A/evil.example/",
+        "//evil.example/",
+    ] {
         let mut b = Browser::new();
         b.get(&app, "/login").await;
         let r = b
@@ -436,10 +448,7 @@ async fn hostile_text_redirects_and_headers() {
                 &[
                     ("email", "rep@acme.test"),
                     ("password", PASSWORD),
-                    (
-                        "next",
-                        &percent_decode(next),
-                    ),
+                    ("next", &percent_decode(next)),
                 ],
             )
             .await;
@@ -461,7 +470,11 @@ async fn hostile_text_redirects_and_headers() {
     )
     .await;
     assert!(forged.header("strict-transport-security").is_none());
-    let export = send(&app, api(Method::GET, "/api/clients/export?format=csv", &tok)).await;
+    let export = send(
+        &app,
+        api(Method::GET, "/api/clients/export?format=csv", &tok),
+    )
+    .await;
     assert_eq!(export.status, StatusCode::OK, "{}", export.body);
     assert_eq!(export.header("cache-control"), Some("private, no-store"));
 }
@@ -515,7 +528,11 @@ async fn a_marketer_cannot_read_a_deals_timeline_or_start_a_scan() {
     let did = deal.json()["id"].as_str().unwrap().to_string();
     let own = send(
         &app,
-        api(Method::GET, &format!("/api/clients/{cid}/interactions"), &mtok),
+        api(
+            Method::GET,
+            &format!("/api/clients/{cid}/interactions"),
+            &mtok,
+        ),
     )
     .await;
     assert_eq!(own.status, StatusCode::OK, "{}", own.body);
@@ -606,7 +623,8 @@ async fn an_abandoned_idempotency_claim_is_taken_over_after_its_lease() {
     let body = json!({"type": "company", "companyName": "Initech"});
     let first = send(
         &app,
-        j(Method::POST, "/api/clients", &tok, body.clone()).insert_header(("idempotency-key", "k1")),
+        j(Method::POST, "/api/clients", &tok, body.clone())
+            .insert_header(("idempotency-key", "k1")),
     )
     .await;
     assert_eq!(first.status, StatusCode::CREATED);
@@ -623,7 +641,8 @@ async fn an_abandoned_idempotency_claim_is_taken_over_after_its_lease() {
     }
     let retry = send(
         &app,
-        j(Method::POST, "/api/clients", &tok, body.clone()).insert_header(("idempotency-key", "k1")),
+        j(Method::POST, "/api/clients", &tok, body.clone())
+            .insert_header(("idempotency-key", "k1")),
     )
     .await;
     assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.body);
@@ -644,4 +663,38 @@ async fn an_abandoned_idempotency_claim_is_taken_over_after_its_lease() {
     )
     .await;
     assert_eq!(busy.status, StatusCode::CONFLICT, "{}", busy.body);
+}
+
+/// Fifteen parallel guesses at one account: at most five are evaluated, the rest get 429.
+#[actix_web::test]
+async fn parallel_guesses_cannot_outrun_the_sign_in_throttle() {
+    let t = TestApp::new().await;
+    let app = t.service().await;
+    let org = t.org("Acme");
+    t.user(&org, "ann@acme.test", "admin");
+    let mut browsers: Vec<Browser> = (0..15).map(|_| Browser::new()).collect();
+    for b in &mut browsers {
+        b.get(&app, "/login").await;
+    }
+    let guesses = browsers.iter_mut().map(|b| {
+        b.post_form(
+            &app,
+            "/login",
+            &[
+                ("email", "ann@acme.test"),
+                ("password", "wrong guess"),
+                ("next", "/"),
+            ],
+        )
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    let evaluated = answers
+        .iter()
+        .filter(|r| r.status != StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(evaluated <= 5, "{evaluated} guesses were evaluated");
+    // The right password is refused too while the account is locked.
+    let mut b = Browser::new();
+    let r = b.sign_in(&app, "ann@acme.test", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
 }

@@ -1093,7 +1093,10 @@ mod tests {
         assert_ne!(key("+1 212 555 0143", None), nyc);
         // The whole area code counts: 212 and 312 are different cities.
         assert_ne!(key("+1 312 555 0142", None), nyc);
-        assert_ne!(key("312-555-0142", Some("US")), key("212-555-0142", Some("US")));
+        assert_ne!(
+            key("312-555-0142", Some("US")),
+            key("212-555-0142", Some("US"))
+        );
         assert_eq!(phone_key("12 34", None), None, "too short to mean anything");
     }
 }

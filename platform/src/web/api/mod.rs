@@ -378,7 +378,11 @@ pub async fn precondition(
     if !conditional {
         return Ok(res);
     }
-    let stale = match res.response().error().and_then(|e| e.as_error::<AppError>()) {
+    let stale = match res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<AppError>())
+    {
         Some(AppError::Stale(message)) => message.clone(),
         _ => return Ok(res),
     };
