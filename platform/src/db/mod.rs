@@ -229,6 +229,20 @@ where
     }
 }
 
+/// Inside a transaction, takes the row's write lock before it is read, so a concurrent
+/// read-modify-write waits for ours instead of losing its compare-and-set. PostgreSQL only:
+/// on SQLite the write transaction (`BEGIN IMMEDIATE`) already holds the database's lock.
+/// `table` is one of our table names, never input.
+pub fn lock_row(conn: &mut DbConn, table: &'static str, id: &str) -> diesel::QueryResult<()> {
+    use diesel::RunQueryDsl;
+    if let DbConn::Postgresql(_) = conn {
+        diesel::sql_query(format!("SELECT 1 FROM {table} WHERE id = $1 FOR UPDATE"))
+            .bind::<diesel::sql_types::Text, _>(id)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
 /// Now, truncated to microseconds so both backends store and return the same value.
 pub fn now() -> NaiveDateTime {
     let now = Utc::now().naive_utc();

@@ -573,6 +573,7 @@ fn update_once(
     expected: Option<i64>,
 ) -> AppResult<ClientRow> {
     crate::db::transaction(conn, |c| {
+        crate::db::lock_row(c, "clients", id)?;
         let current = get(c, &w.ctx.org_id, w.access, id)?;
         let expected = expected.or_else(|| body.get("version").and_then(Value::as_i64));
         if expected.is_some_and(|v| v != current.version) {

@@ -1075,6 +1075,7 @@ fn update_once(
     expected: Option<i64>,
 ) -> AppResult<OpportunityRow> {
     crate::db::transaction(conn, |c| {
+        crate::db::lock_row(c, "opportunities", id)?;
         let current = get(c, &w.ctx.org_id, w.access, id)?;
         let expected = expected.or_else(|| body.get("version").and_then(Value::as_i64));
         if expected.is_some_and(|v| v != current.version) {
