@@ -653,9 +653,22 @@ diesel::table! {
 
 diesel::joinable!(invitations -> organizations (organization_id));
 
+diesel::table! {
+    plugin_events (id) {
+        id -> Text,
+        organization_id -> Text,
+        install_id -> Text,
+        hook -> Text,
+        input -> Text,
+        created_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
     invitations,
+    plugin_events,
     duplicate_scans,
     duplicate_groups,
     users,

@@ -26,6 +26,10 @@ pub struct HostContext {
     /// inside its transaction, where a second writer would wait on SQLite's lock.
     pub may_write: bool,
     pub pool: Option<Pool>,
+    /// When the call's wall-time budget ends. Wasm is stopped at the runtime's wall clock;
+    /// time spent in host functions (an HTTP call) counts too: past it, every host call is
+    /// refused, so a plugin cannot stretch its call by chaining slow host calls.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// Marks a refusal in an error's text, so the runtime can tell it from a crash.
@@ -62,7 +66,11 @@ impl HostContext {
 /// The context the runtime passed with this call (`call_with_host_context`): per call, so
 /// pooled instances of one compiled module never see each other's caller.
 fn context(plugin: &mut CurrentPlugin) -> Result<HostContext, extism::Error> {
-    Ok(plugin.host_context::<HostContext>()?.clone())
+    let ctx = plugin.host_context::<HostContext>()?.clone();
+    if ctx.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+        return Err(denied("the call's time budget is spent"));
+    }
+    Ok(ctx)
 }
 
 fn string_arg(

@@ -7,6 +7,7 @@
 //! pipeline templates, and stage rules (`opportunity_before_move`).
 
 pub mod bundle;
+pub mod events;
 pub mod host;
 pub mod runtime;
 pub mod signature;
@@ -119,6 +120,7 @@ impl InstallRow {
             settings: self.effective_settings(manifest),
             may_write: false,
             pool: None,
+            deadline: None,
         }
     }
 }
@@ -767,65 +769,52 @@ impl PluginFieldTypes {
         }
     }
 
-    /// Calls the queued event hooks; only for writes that committed. They run on the event
-    /// worker after the response (in order), each install's outcome recorded there; without
-    /// a worker, here. A failing hook is logged and counted; it cannot undo the write.
-    pub fn deliver(&self) {
+    /// Queues the change's event hooks in the durable outbox; call inside the change's
+    /// transaction, so an event exists exactly when its change does. The dispatcher runs
+    /// them after the response (see `events`). Without an outbox (install checks, benches)
+    /// they run here, in order, and their outcomes wait in `records`.
+    pub fn deliver(&self, conn: &mut DbConn) -> AppResult<()> {
         let events = match self.events.lock() {
             Ok(mut e) => std::mem::take(&mut *e),
-            Err(_) => return,
+            Err(_) => return Ok(()),
         };
         if events.is_empty() {
-            return;
+            return Ok(());
         }
-        let runtime = self.runtime.clone();
-        let installs = self.installs.clone();
-        let hooks = self.hooks.clone();
-        let contexts = self.contexts.clone();
-        let sink = self.records.clone();
-        let job = move || {
-            let mut records = Vec::new();
-            for (hook, input) in events {
-                for install in installs.iter().filter(|i| {
-                    hooks
-                        .get(&i.id)
-                        .is_some_and(|h| h.iter().any(|x| x == hook))
-                }) {
-                    // Event hooks run after the commit: they may write storage.
-                    let mut ctx = contexts.get(&install.id).cloned().unwrap_or_default();
-                    ctx.may_write = true;
-                    let outcome =
-                        runtime.call(&install.runtime_key(), &install.wasm, &ctx, hook, &input);
-                    if let Err(e) = &outcome {
-                        tracing::warn!(plugin = %install.plugin_id, hook, error = %e, "event hook failed");
-                    }
-                    records.push(CallRecord {
-                        install_id: install.id.clone(),
-                        error: outcome.err().map(|e| e.to_string()),
-                    });
-                }
+        let mut rows = Vec::new();
+        for (hook, input) in events {
+            for install in self.installs.iter().filter(|i| self.has_hook(i, hook)) {
+                rows.push((install.id.clone(), hook, input.clone()));
             }
-            let org = installs.first().map(|i| i.organization_id.clone());
-            let Some(pool) = runtime.pool() else {
-                // No worker and no database here: the caller settles what it finds in `sink`.
-                if let Ok(mut r) = sink.lock() {
-                    r.extend(records);
-                }
-                return;
+        }
+        if self.runtime.has_outbox() {
+            let org = self
+                .installs
+                .first()
+                .map(|i| i.organization_id.clone())
+                .unwrap_or_default();
+            return Ok(events::enqueue(conn, &org, &rows)?);
+        }
+        for (install_id, hook, input) in rows {
+            let Some(install) = self.installs.iter().find(|i| i.id == install_id) else {
+                continue;
             };
-            let settled = pool
-                .get()
-                .map_err(|e| AppError::Unavailable(e.to_string()))
-                .and_then(|mut conn| {
-                    settle(&mut conn, org.as_deref().unwrap_or_default(), &records)
-                });
-            if let Err(e) = settled {
-                tracing::error!(error = %e, "cannot record plugin event outcomes");
+            let mut ctx = self.context(install);
+            ctx.may_write = true;
+            let outcome =
+                self.runtime
+                    .call(&install.runtime_key(), &install.wasm, &ctx, hook, &input);
+            if let Err(e) = &outcome {
+                tracing::warn!(plugin = %install.plugin_id, hook, error = %e, "event hook failed");
             }
-        };
-        if let Some(job) = self.runtime.run_later(Box::new(job)) {
-            job();
+            self.record(install, &outcome);
         }
+        Ok(())
+    }
+
+    /// Tells the event dispatcher to look at the outbox (after the change committed).
+    pub fn wake(&self) {
+        self.runtime.wake();
     }
 
     pub fn records(&self) -> Vec<CallRecord> {

@@ -92,14 +92,12 @@ pub struct Runtime {
     pool: Option<crate::db::Pool>,
     /// wasmtime's cache configuration file, when compiled code is cached on disk.
     cache_config: Option<PathBuf>,
-    /// The event worker's queue: event hooks run after the response, in order, so a slow
-    /// integration (an HTTP call) never holds up the person who made the change.
-    later: Option<std::sync::mpsc::Sender<Job>>,
-    pending: Arc<std::sync::atomic::AtomicUsize>,
+    /// Wakes the event dispatcher (`plugins::events`) when a change queued events; absent
+    /// in install checks and benches, where event hooks run in place.
+    wake: Option<std::sync::mpsc::Sender<()>>,
+    /// Events handed to this process's workers and not yet done.
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
-
-/// Work for the event worker.
-pub type Job = Box<dyn FnOnce() + Send + 'static>;
 
 impl Runtime {
     /// A runtime whose host functions use `pool`, caching compiled code under `cache_dir`
@@ -112,27 +110,18 @@ impl Runtime {
                 None
             }
         });
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let done = pending.clone();
-        let worker = std::thread::Builder::new()
-            .name("plugin-events".into())
-            .spawn(move || {
-                for job in rx {
-                    // why: a panic in one delivery must not stop the ones after it.
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                    done.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                }
-            });
-        if let Err(e) = &worker {
-            tracing::error!(error = %e, "cannot start the plugin event worker; events run in requests");
-        }
-        Self {
-            pool: Some(pool),
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let base = Self {
+            pool: Some(pool.clone()),
             cache_config,
-            later: worker.ok().map(|_| tx),
-            pending,
             ..Self::default()
+        };
+        // why: the workers' runtime has no `wake`, so the dispatcher stops once every
+        // runtime the app holds is dropped (each test app starts its own).
+        super::events::spawn(pool, base.clone(), rx, base.in_flight.clone());
+        Self {
+            wake: Some(tx),
+            ..base
         }
     }
 
@@ -141,35 +130,40 @@ impl Runtime {
         self.pool.as_ref()
     }
 
-    /// Queues `job` for the event worker; gives it back when there is none (install checks,
-    /// benches), so the caller runs it in place.
-    pub fn run_later(&self, job: Job) -> Option<Job> {
-        let Some(tx) = &self.later else {
-            return Some(job);
-        };
-        self.pending
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        match tx.send(job) {
-            Ok(()) => None,
-            Err(e) => {
-                self.pending
-                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                Some(e.0)
-            }
+    /// Whether event hooks go through the durable outbox (a database and a dispatcher).
+    pub fn has_outbox(&self) -> bool {
+        self.wake.is_some() && self.pool.is_some()
+    }
+
+    /// Tells the dispatcher that events were queued.
+    pub fn wake(&self) {
+        if let Some(tx) = &self.wake {
+            let _ = tx.send(());
         }
     }
 
-    /// Waits until queued event deliveries are done (tests, graceful shutdown); false on
-    /// timeout.
+    /// Waits until the outbox is empty and no delivery is running (tests, graceful
+    /// shutdown); false on timeout.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         let until = std::time::Instant::now() + timeout;
-        while self.pending.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+        loop {
+            let waiting = match (&self.pool, self.wake.is_some()) {
+                (Some(pool), true) => pool
+                    .get()
+                    .ok()
+                    .and_then(|mut c| super::events::waiting(&mut c).ok())
+                    .unwrap_or(1),
+                _ => 0,
+            };
+            if waiting == 0 && self.in_flight.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return true;
+            }
             if std::time::Instant::now() > until {
                 return false;
             }
-            std::thread::sleep(Duration::from_millis(2));
+            self.wake();
+            std::thread::sleep(Duration::from_millis(5));
         }
-        true
     }
 
     fn slot(&self, key: &str) -> Arc<Slot> {
@@ -235,6 +229,7 @@ impl Runtime {
         };
         let mut ctx = ctx.clone();
         ctx.pool = self.pool.clone();
+        ctx.deadline = Some(std::time::Instant::now() + WALL_CLOCK);
         let result = plugin
             .call_with_host_context::<&[u8], &[u8], HostContext>(hook, input, ctx)
             .map(<[u8]>::to_vec);

@@ -1439,3 +1439,85 @@ fn ed25519_from(secret_hex: &str) -> ed25519_dalek::SigningKey {
         .unwrap();
     ed25519_dalek::SigningKey::from_bytes(&bytes)
 }
+
+/// Plugin events wait in the database: an event left by a process that died (even one it
+/// had claimed) is delivered by the next process, and the change's transaction writes them,
+/// so a create that rolls back raises none.
+#[actix_web::test]
+async fn queued_plugin_events_survive_a_restart() {
+    use diesel::prelude::*;
+    use rapport::db::schema::{plugin_events, plugin_storage};
+    let w = world().await;
+    let app = w.t.service().await;
+    let id = misbehave_in(&app, &w.admin, "?grant=storage").await;
+    let on = send(
+        &app,
+        api(Method::PATCH, &format!("/api/plugins/{id}"), &w.admin)
+            .set_json(json!({"settings": {"remember": "true"}})),
+    )
+    .await;
+    assert_eq!(on.status, StatusCode::OK, "{}", on.body);
+    let org = {
+        use rapport::db::schema::plugin_installs;
+        let mut c = w.t.pool.get().unwrap();
+        plugin_installs::table
+            .filter(plugin_installs::id.eq(&id))
+            .select(plugin_installs::organization_id)
+            .first::<String>(&mut c)
+            .unwrap()
+    };
+    // What a process killed mid-delivery leaves behind: a queued event it had claimed.
+    {
+        let mut c = w.t.pool.get().unwrap();
+        let snapshot = rapport_plugin_sdk::ClientSnapshot::new(
+            "01900000-0000-7000-8000-000000000001",
+            "individual",
+            "Restart survivor",
+            None,
+        );
+        rapport::plugins::events::enqueue(
+            &mut c,
+            &org,
+            &[(
+                id.clone(),
+                "client_after_create",
+                serde_json::to_vec(&snapshot).unwrap(),
+            )],
+        )
+        .unwrap();
+        diesel::update(plugin_events::table)
+            .set(
+                plugin_events::claimed_until
+                    .eq(Some(rapport::db::now() - chrono::Duration::seconds(1))),
+            )
+            .execute(&mut c)
+            .unwrap();
+    }
+    let restarted = w.t.another_instance().await;
+    assert!(restarted
+        .plugins
+        .wait_idle(std::time::Duration::from_secs(20)));
+    let remembered: String = {
+        let mut c = w.t.pool.get().unwrap();
+        plugin_storage::table
+            .filter(plugin_storage::organization_id.eq(&org))
+            .filter(plugin_storage::key.eq("last_client"))
+            .select(plugin_storage::value)
+            .first(&mut c)
+            .unwrap()
+    };
+    assert!(remembered.contains("Restart survivor"), "{remembered}");
+    // A refused create raises no event.
+    let refused = send(
+        &app,
+        api(Method::POST, "/api/clients", &w.admin)
+            .set_json(json!({"lastName": "Never", "customFields": {"chaos": "trap"}})),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let left: i64 = {
+        let mut c = w.t.pool.get().unwrap();
+        plugin_events::table.count().get_result(&mut c).unwrap()
+    };
+    assert_eq!(left, 0);
+}
