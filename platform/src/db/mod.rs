@@ -208,6 +208,17 @@ where
     if !outermost_sqlite {
         return conn.transaction(f);
     }
+    // why: SQLite's busy handler polls, so under a stream of writers one of them can lose
+    // every retry until its timeout ("database is locked"). Writers of this process queue
+    // first-come first-served on a fair lock per database file instead; SQLite's own lock
+    // is then contended only by other processes (the command line).
+    let fair = match conn {
+        DbConn::Sqlite(c) => Some(writer_queue(c)?),
+        DbConn::Postgresql(_) => None,
+    };
+    let _turn = fair
+        .as_ref()
+        .and_then(|q| q.try_lock_for(std::time::Duration::from_secs(30)));
     if let DbConn::Sqlite(c) = conn {
         AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
     }
@@ -227,6 +238,25 @@ where
             }
         }
     }
+}
+
+type WriterQueue = std::sync::Arc<parking_lot::FairMutex<()>>;
+
+/// The fair writer queue of the connection's database file.
+fn writer_queue(c: &mut SqliteConnection) -> diesel::QueryResult<WriterQueue> {
+    use diesel::RunQueryDsl;
+    static QUEUES: std::sync::LazyLock<
+        parking_lot::Mutex<std::collections::HashMap<String, WriterQueue>>,
+    > = std::sync::LazyLock::new(Default::default);
+    #[derive(diesel::QueryableByName)]
+    struct File {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        file: String,
+    }
+    let file = diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'")
+        .get_result::<File>(c)?
+        .file;
+    Ok(QUEUES.lock().entry(file).or_default().clone())
 }
 
 /// Inside a transaction, takes the row's write lock before it is read, so a concurrent
