@@ -272,3 +272,98 @@ async fn operators_import_crm_exports_from_the_command_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("None of the columns"), "{err}");
 }
+
+/// An import killed with SIGKILL half-way resumes from its last committed chunk and ends
+/// with exactly one record per row: no row twice, none lost.
+#[actix_web::test]
+async fn an_import_killed_mid_run_resumes_to_exactly_its_row_count() {
+    use diesel::prelude::*;
+    use rapport::db::schema::{clients, import_batches as b};
+    let t = TestApp::new().await;
+    let url = url_of(&t);
+    let org = t.org("Killed");
+    t.user(&org, "ann@killed.test", "admin");
+    let rows: i64 = if t.target.backend == rapport::db::Backend::Postgres {
+        5_000
+    } else {
+        12_000
+    };
+    let mut csv = String::from("External ID,First Name,Last Name,Email\n");
+    for i in 0..rows {
+        csv.push_str(&format!("k{i},Row,Number {i},row{i}@killed.test\n"));
+    }
+    let file = t.state.config.data_dir.join("people.csv");
+    std::fs::create_dir_all(&t.state.config.data_dir).unwrap();
+    std::fs::write(&file, csv).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .args([
+            "import",
+            file.to_str().unwrap(),
+            "--org",
+            &org.slug,
+            "--kind",
+            "contacts",
+        ])
+        .env("DATABASE_URL", &url)
+        .env("RAPPORT_DATA_DIR", &t.state.config.data_dir)
+        .env("RAPPORT_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let chunk = rapport::domain::imports::CHUNK as i32;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    let progress = |t: &TestApp| -> Option<(String, i32)> {
+        let mut c = t.pool.get().unwrap();
+        b::table
+            .filter(b::organization_id.eq(&org.id))
+            .select((b::id, b::processed_rows))
+            .first(&mut c)
+            .optional()
+            .unwrap()
+    };
+    let batch = loop {
+        if let Some((id, done)) = progress(&t) {
+            if done >= 2 * chunk {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                break id;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the import made no progress"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the import finished before it could be killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (status, processed): (String, i32) = {
+        let mut c = t.pool.get().unwrap();
+        b::table
+            .filter(b::id.eq(&batch))
+            .select((b::status, b::processed_rows))
+            .first(&mut c)
+            .unwrap()
+    };
+    assert_eq!(status, "running");
+    assert!(processed < rows as i32, "killed before the end");
+    assert_eq!(processed % chunk, 0, "progress moves by whole chunks");
+    // The server's import worker picks the batch up where it stopped.
+    rapport::jobs::run_pending(&t.state).await.unwrap();
+    let mut c = t.pool.get().unwrap();
+    let (status, created, failed): (String, i32, i32) = b::table
+        .filter(b::id.eq(&batch))
+        .select((b::status, b::created_count, b::failed_count))
+        .first(&mut c)
+        .unwrap();
+    assert_eq!(status, "done");
+    assert_eq!((created as i64, failed), (rows, 0));
+    let live: i64 = clients::table
+        .filter(clients::organization_id.eq(&org.id))
+        .count()
+        .get_result(&mut c)
+        .unwrap();
+    assert_eq!(live, rows, "exactly one client per row");
+}
