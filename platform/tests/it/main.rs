@@ -4,6 +4,7 @@
 
 mod api;
 mod attachments;
+mod attack;
 mod authz;
 mod browser;
 mod calendar;
