@@ -95,7 +95,9 @@ async fn main() {
     let app = test::init_service(build(state.clone())).await;
     let auth = format!("Bearer {token}");
     let call = |req: TestRequest| {
-        let req = req.insert_header(("authorization", auth.as_str())).to_request();
+        let req = req
+            .insert_header(("authorization", auth.as_str()))
+            .to_request();
         let app = &app;
         async move {
             let res = test::call_service(app, req).await;

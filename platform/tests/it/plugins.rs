@@ -1521,3 +1521,31 @@ async fn queued_plugin_events_survive_a_restart() {
     };
     assert_eq!(left, 0);
 }
+
+/// A module that imports Extism's own log functions is refused at install: they wrote to the
+/// server's log with no capability, no cap and no plugin named.
+#[test]
+fn extism_log_imports_are_refused() {
+    let b = rapport::plugins::bundle::unpack(&bundle("healthcare")).unwrap();
+    let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+    // One function type, (i64) -> ().
+    wasm.extend([1, 5, 1, 0x60, 1, 0x7e, 0]);
+    // Imports: extism:host/env log_info, a function of that type.
+    let mut imports = vec![1u8, 15];
+    imports.extend(b"extism:host/env");
+    imports.push(8);
+    imports.extend(b"log_info");
+    imports.extend([0, 0]);
+    wasm.push(2);
+    wasm.push(imports.len() as u8);
+    wasm.extend(imports);
+    let packed = rapport::plugins::bundle::pack(&b.manifest_toml, &wasm);
+    let errors =
+        rapport::plugins::check(&rapport::plugins::bundle::unpack(&packed).unwrap()).unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.contains("Extism's log_info")),
+        "{errors:?}"
+    );
+}

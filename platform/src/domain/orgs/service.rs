@@ -500,7 +500,7 @@ pub fn reset_password(conn: &mut DbConn, ctx: &AuditContext, user_id: &str) -> A
     store::find_member(conn, &ctx.org_id, user_id)?.ok_or(AppError::NotFound)?;
     if store::belongs_elsewhere(conn, user_id, &ctx.org_id)? {
         return Err(AppError::Conflict(
-            "This person also belongs to another organization, so only they can change their password (from their account page).".into(),
+            "This person also belongs to another organization, so only they can change their password (under Password, once signed in).".into(),
         ));
     }
     let password = crate::auth::password::random_password();
@@ -524,6 +524,52 @@ pub fn reset_password(conn: &mut DbConn, ctx: &AuditContext, user_id: &str) -> A
             json!({}),
         )?;
         Ok(password)
+    })
+}
+
+/// The person changes their own password: the current one proves it is them. Their other
+/// sessions (in every organization) end; the one they are using goes on.
+pub fn change_own_password(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    current_session: Option<&str>,
+    current: &str,
+    new: &str,
+) -> AppResult<()> {
+    let user_id = ctx
+        .actor_user_id
+        .clone()
+        .ok_or_else(|| AppError::Internal("no actor for a password change".into()))?;
+    let user = store::find_user(conn, &user_id)?.ok_or(AppError::NotFound)?;
+    let mut errors = Vec::new();
+    if !crate::auth::password::verify_password(current, &user.password_hash) {
+        errors.push(FieldError::new(
+            "currentPassword",
+            "This is not your current password.",
+        ));
+    }
+    if let Some(m) = validate_new_password(new) {
+        errors.push(FieldError::new("newPassword", m));
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Validation(
+            "The password was not changed.".into(),
+            errors,
+        ));
+    }
+    let hash = hash_password(new)?;
+    crate::db::transaction(conn, |c| {
+        store::set_password(c, &user_id, &hash, now())?;
+        store::delete_user_sessions_except(c, &user_id, current_session)?;
+        audit::record(
+            c,
+            ctx,
+            "user.change_password",
+            "user",
+            Some(&user_id),
+            json!({}),
+        )?;
+        Ok(())
     })
 }
 

@@ -234,6 +234,29 @@ pub fn delete_user_sessions(conn: &mut DbConn, user_id: &str) -> QueryResult<()>
         .map(drop)
 }
 
+pub fn find_user(conn: &mut DbConn, id: &str) -> QueryResult<Option<UserRow>> {
+    users::table
+        .filter(users::id.eq(id))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Ends every session of the person but `keep` (the one changing the password).
+pub fn delete_user_sessions_except(
+    conn: &mut DbConn,
+    user_id: &str,
+    keep: Option<&str>,
+) -> QueryResult<()> {
+    diesel::delete(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::id.ne(keep.unwrap_or_default())),
+    )
+    .execute(conn)
+    .map(drop)
+}
+
 /// Signs the person out of one organization only: their sessions there end, those in
 /// other organizations they belong to go on.
 pub fn delete_user_sessions_in_org(
@@ -259,6 +282,27 @@ pub fn belongs_elsewhere(conn: &mut DbConn, user_id: &str, org_id: &str) -> Quer
         .count()
         .get_result(conn)?;
     Ok(memberships > 0)
+}
+
+/// The organization's members whose account also belongs to another organization.
+pub fn shared_accounts(
+    conn: &mut DbConn,
+    org_id: &str,
+) -> QueryResult<std::collections::HashSet<String>> {
+    let (mine, others) = diesel::alias!(memberships as mine, memberships as others);
+    Ok(mine
+        .inner_join(
+            others.on(others
+                .field(memberships::user_id)
+                .eq(mine.field(memberships::user_id))),
+        )
+        .filter(mine.field(memberships::organization_id).eq(org_id))
+        .filter(others.field(memberships::organization_id).ne(org_id))
+        .select(mine.field(memberships::user_id))
+        .distinct()
+        .load::<String>(conn)?
+        .into_iter()
+        .collect())
 }
 
 pub fn insert_invitation(conn: &mut DbConn, row: &InvitationRow) -> QueryResult<()> {

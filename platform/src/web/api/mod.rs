@@ -65,6 +65,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(me::notifications_read),
         )
         .route("/me/invitations", web::get().to(users::my_invitations))
+        .route("/me/password", web::post().to(users::change_password))
         .route(
             "/me/invitations/{id}/accept",
             web::post().to(users::accept_invitation),

@@ -266,3 +266,26 @@ pub async fn reset_password(
         .insert_header((crate::web::idempotency::REDACT_HEADER, "temporaryPassword"))
         .json(serde_json::json!({"temporaryPassword": password})))
 }
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /api/me/password`: the caller changes their own password (every session of theirs
+/// ends; tokens stay).
+pub async fn change_password(
+    actor: ApiActor,
+    state: web::Data<AppState>,
+    body: web::Json<PasswordChange>,
+) -> AppResult<HttpResponse> {
+    let ctx = actor.audit();
+    let body = body.into_inner();
+    db::run(&state.pool, move |c| {
+        service::change_own_password(c, &ctx, None, &body.current_password, &body.new_password)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

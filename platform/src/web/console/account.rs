@@ -150,3 +150,70 @@ pub async fn revoke_token(
     let p = panel(&req, &state, &actor).await?;
     render(&req, &actor, "API tokens", &p).await
 }
+
+#[derive(Template)]
+#[template(path = "partials/account/password.html")]
+struct PasswordPanel {
+    csrf: String,
+    done: bool,
+    errors: Vec<crate::error::FieldError>,
+}
+
+impl PasswordPanel {
+    fn error(&self, field: &str) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| e.message.as_str())
+    }
+}
+
+/// `GET /account/password`.
+pub async fn password(req: HttpRequest, actor: ConsoleActor) -> AppResult<HttpResponse> {
+    let panel = PasswordPanel {
+        csrf: actor.csrf.clone(),
+        done: false,
+        errors: Vec::new(),
+    };
+    render(&req, &actor, "Password", &panel).await
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /account/password`: changes the signed-in person's password; their other sessions
+/// end, this one goes on. A wrong current password or a weak new one is shown inline (422).
+pub async fn change_password(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    form: web::Form<PasswordForm>,
+) -> AppResult<HttpResponse> {
+    let ctx = actor.audit();
+    let sid = actor.session_id.clone();
+    let form = form.into_inner();
+    let result = db::run(&state.pool, move |c| {
+        service::change_own_password(
+            c,
+            &ctx,
+            Some(&sid),
+            &form.current_password,
+            &form.new_password,
+        )
+    })
+    .await;
+    let (done, errors, status) = match result {
+        Ok(()) => (true, Vec::new(), StatusCode::OK),
+        Err(AppError::Validation(_, errors)) => (false, errors, StatusCode::UNPROCESSABLE_ENTITY),
+        Err(e) => return Err(e),
+    };
+    let panel = PasswordPanel {
+        csrf: actor.csrf.clone(),
+        done,
+        errors,
+    };
+    render_with_status(&req, &actor, "Password", &panel, status).await
+}

@@ -240,6 +240,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(admin::tags::delete),
         )
         .route("/account/tokens", web::get().to(account::tokens))
+        .route("/account/password", web::get().to(account::password))
+        .route(
+            "/account/password",
+            web::post().to(account::change_password),
+        )
         .route(
             "/account/calendar-feed",
             web::post().to(account::rotate_calendar),
@@ -475,7 +480,12 @@ pub async fn render_with_status(
     nav.push(NavItem {
         href: "/account/tokens",
         label: "API tokens",
-        active: path.starts_with("/account"),
+        active: path.starts_with("/account/tokens"),
+    });
+    nav.push(NavItem {
+        href: "/account/password",
+        label: "Password",
+        active: path.starts_with("/account/password"),
     });
     let flash = read_flash(req);
     let (org, user) = (actor.org.id.clone(), actor.user_id.clone());

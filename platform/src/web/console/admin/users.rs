@@ -21,12 +21,15 @@ pub struct MemberView {
     pub is_active: bool,
     pub version: i64,
     pub is_self: bool,
+    /// Also a member elsewhere: the account (password, name) is the person's own.
+    pub shared: bool,
 }
 
 impl MemberView {
-    fn new(m: Member, me: &str) -> Self {
+    fn new(m: Member, me: &str, shared: &std::collections::HashSet<String>) -> Self {
         Self {
             is_self: m.user.id == me,
+            shared: shared.contains(&m.user.id),
             id: m.user.id,
             email: m.user.email,
             name: m.user.name,
@@ -116,20 +119,23 @@ struct UserRowFragment<'a> {
 
 async fn load_members(state: &AppState, actor: &ConsoleActor) -> AppResult<Vec<MemberView>> {
     let org = actor.org_id().to_string();
-    let rows = db::run(&state.pool, move |c| {
-        Ok(store::list_members(
-            c,
-            &org,
-            &store::MemberFilter {
-                limit: 500,
-                ..Default::default()
-            },
-        )?)
+    let (rows, shared) = db::run(&state.pool, move |c| {
+        Ok((
+            store::list_members(
+                c,
+                &org,
+                &store::MemberFilter {
+                    limit: 500,
+                    ..Default::default()
+                },
+            )?,
+            store::shared_accounts(c, &org)?,
+        ))
     })
     .await?;
     Ok(rows
         .into_iter()
-        .map(|m| MemberView::new(m, &actor.user_id))
+        .map(|m| MemberView::new(m, &actor.user_id, &shared))
         .collect())
 }
 
@@ -273,8 +279,8 @@ pub async fn update(
     let ctx = actor.audit();
     let form = form.into_inner();
     let id = id.into_inner();
-    let member = db::run(&state.pool, move |c| {
-        service::update_member(
+    let (member, shared) = db::run(&state.pool, move |c| {
+        let m = service::update_member(
             c,
             &ctx,
             &id,
@@ -284,7 +290,9 @@ pub async fn update(
                 role: form.role,
                 is_active: form.is_active,
             },
-        )
+        )?;
+        let shared = store::shared_accounts(c, &ctx.org_id)?;
+        Ok((m, shared))
     })
     .await?;
     let message = format!(
@@ -305,7 +313,7 @@ pub async fn update(
     }
     let fragment = UserRowFragment {
         csrf: actor.csrf.clone(),
-        m: MemberView::new(member, &actor.user_id),
+        m: MemberView::new(member, &actor.user_id, &shared),
         roles: role_options(),
         toast: Toast {
             kind: "ok",
