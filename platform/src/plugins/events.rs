@@ -166,6 +166,7 @@ pub fn spawn(
         }
     }
     drop(done_tx);
+    let clock = runtime;
     let started = std::thread::Builder::new()
         .name("plugin-events".into())
         .spawn(move || {
@@ -177,7 +178,7 @@ pub fn spawn(
                 }
                 while wake.try_recv().is_ok() {}
                 while done_rx.try_recv().is_ok() {}
-                match dispatch(&pool, &shared, &work_tx, &in_flight) {
+                match dispatch(&pool, &clock, &shared, &work_tx, &in_flight) {
                     // Something is running or waiting on a budget: look again soon.
                     Ok(true) => idle_wait = Duration::from_millis(20),
                     Ok(false) => idle_wait = Duration::from_millis(500),
@@ -198,6 +199,7 @@ pub fn spawn(
 /// whether anything is still to do.
 fn dispatch(
     pool: &Pool,
+    runtime: &Runtime,
     shared: &Shared,
     work: &Sender<EventRow>,
     in_flight: &std::sync::atomic::AtomicUsize,
@@ -237,6 +239,7 @@ fn dispatch(
             let mut b = shared.budgets.lock().unwrap_or_else(|p| p.into_inner());
             b.used(&row.install_id) >= INSTALL_BUDGET
                 || b.used(&format!("org:{}", row.organization_id)) >= ORG_BUDGET
+                || runtime.over_budget(&row.organization_id)
         };
         if over {
             tracing::debug!(org = %row.organization_id, install = %row.install_id, "plugin event budget spent; waiting");
@@ -288,6 +291,17 @@ fn deliver(pool: &Pool, runtime: &Runtime, shared: &Shared, event: &EventRow) ->
             event.input.as_bytes(),
         );
         let took = started.elapsed();
+        if let Err(super::runtime::PluginError::Busy(_)) = &outcome {
+            // Not run: the organization is over its budget. The event waits (its claim is
+            // released) and runs once the minute has moved on.
+            let mut conn = pool
+                .get()
+                .map_err(|e| crate::error::AppError::Unavailable(e.to_string()))?;
+            diesel::update(ev::table.filter(ev::id.eq(&event.id)))
+                .set(ev::claimed_until.eq(None::<NaiveDateTime>))
+                .execute(&mut conn)?;
+            return Ok(());
+        }
         {
             let mut b = shared.budgets.lock().unwrap_or_else(|p| p.into_inner());
             b.add(&install.id, took);

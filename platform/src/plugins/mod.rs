@@ -761,6 +761,10 @@ impl PluginFieldTypes {
     }
 
     fn record<T>(&self, install: &InstallRow, outcome: &Result<T, runtime::PluginError>) {
+        // A call refused for the organization's budget never ran: not the plugin's failure.
+        if matches!(outcome, Err(runtime::PluginError::Busy(_))) {
+            return;
+        }
         if let Ok(mut r) = self.records.lock() {
             r.push(CallRecord {
                 install_id: install.id.clone(),
@@ -1001,6 +1005,10 @@ impl ExternalTypes for PluginFieldTypes {
             Ok(ValidateResponse::Invalid { message }) => Err(message),
             Err(runtime::PluginError::Denied(why)) => Err(format!(
                 "The {} plugin could not check this value: {why}; ask an admin to grant it.",
+                install.name
+            )),
+            Err(runtime::PluginError::Busy(why)) => Err(format!(
+                "The {} plugin could not check this value: {why}.",
                 install.name
             )),
             Err(e) => {

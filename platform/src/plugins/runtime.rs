@@ -31,6 +31,33 @@ pub enum PluginError {
     Garbage(String),
     #[error("{0}")]
     Denied(String),
+    /// The organization's plugins spent their time budget: not run, not the plugin's fault.
+    #[error("{0}")]
+    Busy(String),
+}
+
+/// Wall time all plugin calls of one organization may take per minute, requests and event
+/// hooks together (issue 14: a plugin staying just under its per-call limits halved every
+/// other tenant's throughput). Past it, calls are refused until the minute moves on.
+pub const ORG_BUDGET: Duration = Duration::from_secs(30);
+const ORG_WINDOW: Duration = Duration::from_secs(60);
+
+/// Wall time spent per organization in the last window.
+#[derive(Default)]
+struct OrgClock {
+    spent: HashMap<String, VecDeque<(std::time::Instant, Duration)>>,
+}
+
+impl OrgClock {
+    fn used(&mut self, org: &str) -> Duration {
+        let Some(q) = self.spent.get_mut(org) else {
+            return Duration::ZERO;
+        };
+        while q.front().is_some_and(|(at, _)| at.elapsed() > ORG_WINDOW) {
+            q.pop_front();
+        }
+        q.iter().map(|(_, d)| *d).sum()
+    }
 }
 
 pub use super::host::HostContext;
@@ -97,6 +124,9 @@ pub struct Runtime {
     wake: Option<std::sync::mpsc::Sender<()>>,
     /// Events handed to this process's workers and not yet done.
     in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    org_clock: Arc<Mutex<OrgClock>>,
+    /// The per-organization budget in ms; 0 means [`ORG_BUDGET`].
+    org_budget_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Runtime {
@@ -133,6 +163,30 @@ impl Runtime {
     /// Whether event hooks go through the durable outbox (a database and a dispatcher).
     pub fn has_outbox(&self) -> bool {
         self.wake.is_some() && self.pool.is_some()
+    }
+
+    /// Sets the per-organization time budget (tests; operators keep the default).
+    pub fn set_org_budget(&self, budget: Duration) {
+        self.org_budget_ms.store(
+            u64::try_from(budget.as_millis()).unwrap_or(u64::MAX).max(1),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Whether the organization's plugins spent their time for this minute.
+    pub fn over_budget(&self, org: &str) -> bool {
+        let budget = match self
+            .org_budget_ms
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            0 => ORG_BUDGET,
+            ms => Duration::from_millis(ms),
+        };
+        self.org_clock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .used(org)
+            >= budget
     }
 
     /// Tells the dispatcher that events were queued.
@@ -180,9 +234,25 @@ impl Runtime {
         hook: &str,
         input: &[u8],
     ) -> Result<Vec<u8>, PluginError> {
+        if !ctx.org_id.is_empty() && self.over_budget(&ctx.org_id) {
+            return Err(PluginError::Busy(
+                "this organization's plugins used their time for this minute; try again shortly"
+                    .into(),
+            ));
+        }
         let started = std::time::Instant::now();
         let result = self.call_in_slot(key, wasm, ctx, hook, input);
-        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let took = started.elapsed();
+        if !ctx.org_id.is_empty() {
+            self.org_clock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .spent
+                .entry(ctx.org_id.clone())
+                .or_default()
+                .push_back((std::time::Instant::now(), took));
+        }
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         let install_id = key.split(':').next().unwrap_or(key).to_string();
         let mut timings = self.timings.lock().unwrap_or_else(|p| p.into_inner());
         let kept = timings.entry(install_id).or_default();

@@ -35,8 +35,10 @@ async fn operators_create_orgs_users_and_tokens() {
     let out = rapport(&url, &["org", "create", "Wayne Enterprises"]);
     assert!(
         out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{:?}: {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
     );
     assert_eq!(last_line(&out), "wayne-enterprises");
     let again = rapport(&url, &["org", "create", "Wayne Enterprises"]);
@@ -63,8 +65,10 @@ async fn operators_create_orgs_users_and_tokens() {
     );
     assert!(
         out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{:?}: {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
     );
     let out = rapport(
         &url,
@@ -81,8 +85,10 @@ async fn operators_create_orgs_users_and_tokens() {
     );
     assert!(
         out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{:?}: {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
     );
     let token = last_line(&out);
     assert!(token.starts_with("rpt_"));
@@ -202,8 +208,10 @@ async fn search_reindex_rebuilds_the_embedded_index() {
     ]);
     assert!(
         out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{:?}: {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
     );
     for _ in 0..2 {
         let out = run(&["search", "reindex", "--org", "seeded"]);
@@ -248,8 +256,10 @@ async fn operators_import_crm_exports_from_the_command_line() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{:?}: {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
     );
     assert!(
         text.contains("hubspot companies, 40 rows")

@@ -1549,3 +1549,41 @@ fn extism_log_imports_are_refused() {
         "{errors:?}"
     );
 }
+
+/// Each organization's plugins share a wall-time budget per minute: once one tenant's plugin
+/// has spent it (here, a budget of 50 ms and a call that burns its whole fuel), that
+/// tenant's calls are refused with the reason until the minute moves on, and another
+/// tenant's plugins run as before. A refusal for budget is not counted as a plugin failure.
+#[actix_web::test]
+async fn one_organizations_plugin_time_is_budgeted_apart_from_anothers() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let other = w.t.org("Other clinic");
+    let oa = w.t.user(&other, "admin@other.test", "admin");
+    let other_admin = w.t.token(&other, &oa);
+    let id = misbehave_in(&app, &w.admin, "").await;
+    misbehave_in(&app, &other_admin, "").await;
+    w.t.state
+        .plugins
+        .set_org_budget(std::time::Duration::from_millis(50));
+    let burnt = chaos(&w.t, &app, &w.admin, "loop").await;
+    assert!(!burnt.contains("time for this minute"), "{burnt}");
+    let refused = chaos(&w.t, &app, &w.admin, "trap").await;
+    assert!(
+        refused.contains("used their time for this minute"),
+        "{refused}"
+    );
+    let theirs = chaos(&w.t, &app, &other_admin, "trap").await;
+    assert!(!theirs.contains("time for this minute"), "{theirs}");
+    let listed = send(&app, api(Method::GET, "/api/plugins", &w.admin))
+        .await
+        .json();
+    let mine = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(mine["calls"], 1, "the refused call was not counted: {mine}");
+}
