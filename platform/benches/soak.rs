@@ -7,24 +7,18 @@
 //!   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo bench -p rapport-platform --bench soak
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/mod.rs"]
+mod support;
+
+use support::env_or;
+
 use std::time::Instant;
 
 use actix_web::test::{self, TestRequest};
-use diesel::connection::SimpleConnection;
-use diesel::Connection;
 use rapport::app::{build, AppState};
-use rapport::config::Config;
-use rapport::db::{self, DbTarget};
 use rapport::domain::audit::AuditContext;
 use rapport::domain::orgs::service;
 use serde_json::json;
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_string())
-}
 
 /// Resident memory of this process, in MB (Linux).
 fn rss_mb() -> f64 {
@@ -42,37 +36,8 @@ fn rss_mb() -> f64 {
 #[actix_web::main]
 async fn main() {
     let total: usize = env_or("BENCH_REQUESTS", "20000").parse().unwrap();
-    let dir = std::env::temp_dir().join(format!("rapport-soak-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = match std::env::var("BENCH_DATABASE_URL") {
-        Ok(base) if !base.is_empty() => {
-            let schema = format!("bench_soak_{}", std::process::id());
-            let mut admin = diesel::PgConnection::establish(&base).unwrap();
-            admin
-                .batch_execute(&format!(
-                    "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-                ))
-                .unwrap();
-            let sep = if base.contains('?') { '&' } else { '?' };
-            format!("{base}{sep}options=-csearch_path%3D{schema}")
-        }
-        _ => format!("sqlite://{}", dir.join("soak.db").display()),
-    };
-    let target = DbTarget::parse(&url).unwrap();
-    let pool = db::connect(&target, 8).unwrap();
-    db::migrate(&mut pool.get().unwrap()).unwrap();
-    let config = Config {
-        data_dir: dir.clone(),
-        database: target.clone(),
-        addr: "127.0.0.1:0".into(),
-        log_json: false,
-        trust_proxy: false,
-        json_limit: 1 << 20,
-        pool_size: 8,
-        search: rapport::config::SearchConfig::Memory,
-        max_upload_bytes: rapport::domain::attachments::DEFAULT_MAX_BYTES,
-        blob_store: Default::default(),
-    };
+    let (target, pool, config) = support::fresh("soak", 8);
+    let dir = config.data_dir.clone();
     let state = AppState::new(pool.clone(), config).await.unwrap();
     let token = {
         let mut c = pool.get().unwrap();

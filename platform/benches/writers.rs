@@ -9,27 +9,21 @@
 //! A fresh database each run (a temp file, or a throw-away schema on PostgreSQL).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/mod.rs"]
+mod support;
+
+use support::env_or;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
-use diesel::connection::SimpleConnection;
-use diesel::Connection;
 use rapport::app::{build, AppState};
-use rapport::config::Config;
-use rapport::db::{self, DbTarget};
 use rapport::domain::audit::AuditContext;
 use rapport::domain::orgs::service;
 use serde_json::json;
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_string())
-}
 
 #[derive(Default)]
 struct Tally {
@@ -49,37 +43,8 @@ async fn main() {
     let writers: usize = env_or("BENCH_WRITERS", "20").parse().unwrap();
     let seconds: u64 = env_or("BENCH_SECONDS", "30").parse().unwrap();
     let import_rows: usize = env_or("BENCH_IMPORT_ROWS", "50000").parse().unwrap();
-    let dir = std::env::temp_dir().join(format!("rapport-writers-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = match std::env::var("BENCH_DATABASE_URL") {
-        Ok(base) if !base.is_empty() => {
-            let schema = format!("bench_writers_{}", std::process::id());
-            let mut admin = diesel::PgConnection::establish(&base).unwrap();
-            admin
-                .batch_execute(&format!(
-                    "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-                ))
-                .unwrap();
-            let sep = if base.contains('?') { '&' } else { '?' };
-            format!("{base}{sep}options=-csearch_path%3D{schema}")
-        }
-        _ => format!("sqlite://{}", dir.join("writers.db").display()),
-    };
-    let target = DbTarget::parse(&url).unwrap();
-    let pool = db::connect(&target, 10).unwrap();
-    db::migrate(&mut pool.get().unwrap()).unwrap();
-    let config = Config {
-        data_dir: dir.clone(),
-        database: target.clone(),
-        addr: "127.0.0.1:0".into(),
-        log_json: false,
-        trust_proxy: false,
-        json_limit: 1 << 20,
-        pool_size: 10,
-        search: rapport::config::SearchConfig::Memory,
-        max_upload_bytes: rapport::domain::attachments::DEFAULT_MAX_BYTES,
-        blob_store: Default::default(),
-    };
+    let (target, pool, config) = support::fresh("writers", 10);
+    let dir = config.data_dir.clone();
     let state = AppState::new(pool.clone(), config).await.unwrap();
     let (org, token) = {
         let mut c = pool.get().unwrap();

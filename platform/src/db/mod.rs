@@ -197,42 +197,35 @@ where
     E: From<diesel::result::Error>,
 {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    let outermost_sqlite = match conn {
-        DbConn::Sqlite(c) => {
-            <AnsiTransactionManager as TransactionManager<SqliteConnection>>::transaction_manager_status_mut(c)
-                .transaction_depth()?
-                .is_none()
-        }
-        DbConn::Postgresql(_) => false,
+    type Manager = AnsiTransactionManager;
+    let DbConn::Sqlite(c) = conn else {
+        return conn.transaction(f);
     };
-    if !outermost_sqlite {
+    let nested =
+        <Manager as TransactionManager<SqliteConnection>>::transaction_manager_status_mut(c)
+            .transaction_depth()?
+            .is_some();
+    if nested {
         return conn.transaction(f);
     }
     // why: SQLite's busy handler polls, so under a stream of writers one of them can lose
     // every retry until its timeout ("database is locked"). Writers of this process queue
     // first-come first-served on a fair lock per database file instead; SQLite's own lock
     // is then contended only by other processes (the command line).
-    let fair = match conn {
-        DbConn::Sqlite(c) => Some(writer_queue(c)?),
-        DbConn::Postgresql(_) => None,
-    };
-    let _turn = fair
-        .as_ref()
-        .and_then(|q| q.try_lock_for(std::time::Duration::from_secs(30)));
-    if let DbConn::Sqlite(c) = conn {
-        AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
-    }
+    let queue = writer_queue(c)?;
+    let _turn = queue.try_lock_for(std::time::Duration::from_secs(30));
+    Manager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
     let result = f(conn);
     let DbConn::Sqlite(c) = conn else {
         return result;
     };
     match result {
         Ok(value) => {
-            <AnsiTransactionManager as TransactionManager<SqliteConnection>>::commit_transaction(c)?;
+            <Manager as TransactionManager<SqliteConnection>>::commit_transaction(c)?;
             Ok(value)
         }
         Err(e) => {
-            match <AnsiTransactionManager as TransactionManager<SqliteConnection>>::rollback_transaction(c) {
+            match <Manager as TransactionManager<SqliteConnection>>::rollback_transaction(c) {
                 Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(e),
                 Err(rollback) => Err(rollback.into()),
             }

@@ -16,3 +16,20 @@ pub mod notifications;
 pub mod orgs;
 pub mod pipeline;
 pub mod preferences;
+
+/// Runs a read-modify-write. A write that named no version asked for last-writer-wins: when
+/// another transaction committed between its read and its compare-and-set (PostgreSQL runs
+/// them side by side), it is applied again on top of theirs instead of failing as stale.
+/// A conditional write (`If-Match`, a version in the body) reports `Stale` at once.
+pub fn last_writer_wins<T>(
+    conditional: bool,
+    mut write: impl FnMut() -> crate::error::AppResult<T>,
+) -> crate::error::AppResult<T> {
+    let mut attempt = 0;
+    loop {
+        match write() {
+            Err(crate::error::AppError::Stale(_)) if !conditional && attempt < 5 => attempt += 1,
+            other => return other,
+        }
+    }
+}

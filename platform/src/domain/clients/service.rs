@@ -552,16 +552,9 @@ pub fn update(
     expected: Option<i64>,
 ) -> AppResult<ClientRow> {
     let conditional = expected.is_some() || body.contains_key("version");
-    let mut attempt = 0;
-    loop {
-        match update_once(conn, w, id, body, mode, expected) {
-            // why: a write that named no version asked for last-writer-wins; when another
-            // transaction committed between our read and our compare-and-set (PostgreSQL
-            // runs them side by side), apply it again on top of theirs instead of failing.
-            Err(AppError::Stale(_)) if !conditional && attempt < 5 => attempt += 1,
-            other => return other,
-        }
-    }
+    crate::domain::last_writer_wins(conditional, || {
+        update_once(conn, w, id, body, mode, expected)
+    })
 }
 
 fn update_once(

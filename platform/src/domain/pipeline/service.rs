@@ -1055,15 +1055,9 @@ pub fn update(
     expected: Option<i64>,
 ) -> AppResult<OpportunityRow> {
     let conditional = expected.is_some() || body.contains_key("version");
-    let mut attempt = 0;
-    loop {
-        match update_once(conn, w, id, body, mode, expected) {
-            // why: as for clients: a write without a version is last-writer-wins, so a
-            // concurrent commit between our read and our compare-and-set is applied over.
-            Err(AppError::Stale(_)) if !conditional && attempt < 5 => attempt += 1,
-            other => return other,
-        }
-    }
+    crate::domain::last_writer_wins(conditional, || {
+        update_once(conn, w, id, body, mode, expected)
+    })
 }
 
 fn update_once(

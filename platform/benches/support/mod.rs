@@ -1,0 +1,54 @@
+//! What the load benches share: a fresh database (a temp SQLite file, or a throw-away
+//! schema when `BENCH_DATABASE_URL` names PostgreSQL), migrated, and an app configuration.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::path::PathBuf;
+
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use rapport::config::Config;
+use rapport::db::{self, DbTarget, Pool};
+
+pub fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// A fresh, migrated database for the bench `name`, its pool and its data directory.
+pub fn fresh(name: &str, pool_size: u32) -> (DbTarget, Pool, Config) {
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("rapport-{name}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = match std::env::var("BENCH_DATABASE_URL") {
+        Ok(base) if !base.is_empty() => {
+            let schema = format!("bench_{name}_{}", std::process::id());
+            let mut admin = diesel::PgConnection::establish(&base).unwrap();
+            admin
+                .batch_execute(&format!(
+                    "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+                ))
+                .unwrap();
+            let sep = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{sep}options=-csearch_path%3D{schema}")
+        }
+        _ => format!("sqlite://{}", dir.join(format!("{name}.db")).display()),
+    };
+    let target = DbTarget::parse(&url).unwrap();
+    let pool = db::connect(&target, pool_size).unwrap();
+    db::migrate(&mut pool.get().unwrap()).unwrap();
+    let config = Config {
+        data_dir: dir,
+        database: target.clone(),
+        addr: "127.0.0.1:0".into(),
+        log_json: false,
+        trust_proxy: false,
+        json_limit: 1 << 20,
+        pool_size,
+        search: rapport::config::SearchConfig::Memory,
+        max_upload_bytes: rapport::domain::attachments::DEFAULT_MAX_BYTES,
+        blob_store: Default::default(),
+    };
+    (target, pool, config)
+}
