@@ -258,6 +258,11 @@ fn spawn_reminders(pool: Pool) {
 
 async fn serve(config: Config, pool: Pool) -> anyhow::Result<()> {
     let addr = config.addr.clone();
+    // why: a database filled by an older version, a restore or a bulk load may have no
+    // planner statistics; fresh ones cost milliseconds.
+    if let Err(e) = rapport::db::refresh_statistics(&mut *pool.get()?) {
+        tracing::warn!(error = %e, "could not refresh the planner statistics");
+    }
     let state = AppState::new(pool, config).await?;
     rapport::search::spawn_indexer(state.pool.clone(), state.search.clone());
     spawn_reminders(state.pool.clone());
@@ -433,6 +438,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("Added {made} deals to {}", org.slug);
             }
             with_conn(&pool, |c| {
+                rapport::db::refresh_statistics(c)?;
                 Ok(rapport::search::touch(
                     c,
                     &org.id,

@@ -506,10 +506,16 @@ pub fn run_chunk(conn: &mut DbConn, data_dir: &std::path::Path, env: &Env<'_>) -
     // row, and a savepoint makes SQLite copy every page it touches to a sub-journal first
     // (a third of the import's time went to those writes). Any failure rolls the chunk back
     // and it runs again carefully, each row in its own savepoint.
-    match chunk_attempt(conn, data_dir, env, false) {
-        Ok(more) => Ok(more),
-        Err(_) => chunk_attempt(conn, data_dir, env, true),
+    let more = match chunk_attempt(conn, data_dir, env, false) {
+        Ok(more) => more,
+        Err(_) => chunk_attempt(conn, data_dir, env, true)?,
+    };
+    if !more {
+        // A finished import may have grown the tables many times over: the planner needs
+        // to know (after the last chunk's commit, so no write lock is held meanwhile).
+        crate::db::refresh_statistics(conn)?;
     }
+    Ok(more)
 }
 
 fn chunk_attempt(
