@@ -201,8 +201,17 @@ fn init_tracing(json: bool) {
     }
 }
 
+/// The pool of a one-shot command (see `db::connect_for_command`).
 fn open(config: &Config) -> anyhow::Result<Pool> {
-    let pool = db::connect(&config.database, config.pool_size)?;
+    open_pool(db::connect_for_command(&config.database, config.pool_size)?)
+}
+
+/// The pool of a server, which keeps a connection ready.
+fn open_for_serving(config: &Config) -> anyhow::Result<Pool> {
+    open_pool(db::connect(&config.database, config.pool_size)?)
+}
+
+fn open_pool(pool: Pool) -> anyhow::Result<Pool> {
     let mut conn = pool.get()?;
     let applied = db::migrate(&mut conn)?;
     for m in applied {
@@ -344,7 +353,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(a) = addr {
                 config.addr = a;
             }
-            let pool = open(&config)?;
+            let pool = open_for_serving(&config)?;
             serve(config, pool).await
         }
         Command::Demo { addr } => {
@@ -352,7 +361,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(a) = addr {
                 config.addr = a;
             }
-            let pool = open(&config)?;
+            let pool = open_for_serving(&config)?;
             seed_demo(&pool, &config.addr)?;
             println!("Open http://{}/", config.addr);
             serve(config, pool).await

@@ -123,6 +123,18 @@ pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
 
 /// Builds the pool and fails fast (with the cause) when the database is unreachable.
 pub fn connect(target: &DbTarget, max_size: u32) -> anyhow::Result<Pool> {
+    connect_with_idle(target, max_size, 1)
+}
+
+/// A pool for a one-shot command: it keeps no idle connection, so it never opens one in
+/// the background. why: r2d2 replaces a taken idle connection on its own thread; a
+/// PostgreSQL TLS handshake still running there when the command returned crashed the
+/// process in OpenSSL's exit-time cleanup (SIGSEGV after the work was done).
+pub fn connect_for_command(target: &DbTarget, max_size: u32) -> anyhow::Result<Pool> {
+    connect_with_idle(target, max_size, 0)
+}
+
+fn connect_with_idle(target: &DbTarget, max_size: u32, min_idle: u32) -> anyhow::Result<Pool> {
     if target.backend == Backend::Sqlite {
         if let Some(parent) = PathBuf::from(&target.location).parent() {
             if !parent.as_os_str().is_empty() {
@@ -144,7 +156,7 @@ pub fn connect(target: &DbTarget, max_size: u32) -> anyhow::Result<Pool> {
     drop(probe);
     r2d2::Pool::builder()
         .max_size(max_size)
-        .min_idle(Some(1))
+        .min_idle(Some(min_idle))
         .connection_timeout(Duration::from_secs(10))
         .build(ConnectionManager {
             target: target.clone(),
