@@ -267,11 +267,15 @@ fn writer_queue(c: &mut SqliteConnection) -> diesel::QueryResult<WriterQueue> {
 /// Gives the query planner fresh statistics (issue 15: nothing ever ran `ANALYZE`, and at
 /// 1M clients SQLite without statistics took 86 s for a custom-field filter). On SQLite an
 /// approximate analysis (`analysis_limit`) takes milliseconds even at a million rows, so it
-/// never holds the write lock long; PostgreSQL analyses a sample anyway.
+/// never holds the write lock long. On PostgreSQL only our growing tables, by unqualified
+/// name (so in our schema): a bare `ANALYZE` would lock every table of the database, other
+/// schemas' included, and deadlocked with their writers.
 pub fn refresh_statistics(conn: &mut DbConn) -> diesel::QueryResult<()> {
     match conn {
         DbConn::Sqlite(_) => conn.batch_execute("PRAGMA analysis_limit = 1000; ANALYZE;"),
-        DbConn::Postgresql(_) => conn.batch_execute("ANALYZE"),
+        DbConn::Postgresql(_) => conn.batch_execute(
+            "ANALYZE clients, opportunities, interactions, external_refs, custom_field_values",
+        ),
     }
 }
 
