@@ -145,19 +145,29 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     actor.require("user", "admin").await?;
-    let panel = UsersPanel {
+    let panel = panel_with(&state, &actor, None, None).await?;
+    render(&req, &actor, "Users", &panel).await
+}
+
+/// The Users page with an empty add form and, optionally, a notice (and a one-time secret).
+async fn panel_with(
+    state: &AppState,
+    actor: &ConsoleActor,
+    notice: Option<String>,
+    secret: Option<String>,
+) -> AppResult<UsersPanel> {
+    Ok(UsersPanel {
         csrf: actor.csrf.clone(),
-        members: load_members(&state, &actor).await?,
-        invitations: load_invitations(&state, &actor).await?,
+        members: load_members(state, actor).await?,
+        invitations: load_invitations(state, actor).await?,
         roles: role_options(),
         form: AddForm {
             role: Role::SalesRep.as_str().into(),
             ..Default::default()
         },
-        notice: None,
-        secret: None,
-    };
-    render(&req, &actor, "Users", &panel).await
+        notice,
+        secret,
+    })
 }
 
 #[derive(Deserialize)]
@@ -337,18 +347,11 @@ pub async fn reset_password(
     let password = db::run(&state.pool, move |c| service::reset_password(c, &ctx, &uid)).await?;
     let org = actor.org_id().to_string();
     let member = db::run(&state.pool, move |c| service::get_member(c, &org, &id)).await?;
-    let panel = UsersPanel {
-        csrf: actor.csrf.clone(),
-        members: load_members(&state, &actor).await?,
-        invitations: load_invitations(&state, &actor).await?,
-        roles: role_options(),
-        form: AddForm { role: Role::SalesRep.as_str().into(), ..Default::default() },
-        notice: Some(format!(
-            "The password of {} was reset and their sessions ended. Give them this one-time password; it is not shown again:",
-            member.user.email
-        )),
-        secret: Some(password),
-    };
+    let notice = format!(
+        "The password of {} was reset and their sessions ended. Give them this one-time password; it is not shown again:",
+        member.user.email
+    );
+    let panel = panel_with(&state, &actor, Some(notice), Some(password)).await?;
     render(&req, &actor, "Users", &panel).await
 }
 
@@ -365,17 +368,12 @@ pub async fn cancel_invitation(
         service::cancel_invitation(c, &ctx, &id)
     })
     .await?;
-    let panel = UsersPanel {
-        csrf: actor.csrf.clone(),
-        members: load_members(&state, &actor).await?,
-        invitations: load_invitations(&state, &actor).await?,
-        roles: role_options(),
-        form: AddForm {
-            role: Role::SalesRep.as_str().into(),
-            ..Default::default()
-        },
-        notice: Some("The invitation was withdrawn.".into()),
-        secret: None,
-    };
+    let panel = panel_with(
+        &state,
+        &actor,
+        Some("The invitation was withdrawn.".into()),
+        None,
+    )
+    .await?;
     render(&req, &actor, "Users", &panel).await
 }
