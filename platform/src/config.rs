@@ -64,6 +64,18 @@ impl Config {
             Some(url) => DbTarget::parse(&url)?,
             None => DbTarget::sqlite_file(&data_dir.join("rapport.db")),
         };
+        // why: a process-wide setting read by every pooled connection as it opens, so it
+        // is applied here rather than carried in the config.
+        if let Some(v) = env("RAPPORT_STATEMENT_TIMEOUT_MS") {
+            match v.parse::<u64>() {
+                Ok(ms) if (100..=600_000).contains(&ms) => {
+                    crate::db::limit::set_budget(std::time::Duration::from_millis(ms))
+                }
+                _ => anyhow::bail!(
+                    "RAPPORT_STATEMENT_TIMEOUT_MS must be milliseconds from 100 to 600000, got {v:?}"
+                ),
+            }
+        }
         let json_limit = match env("RAPPORT_JSON_LIMIT") {
             Some(v) => v.parse().map_err(|_| {
                 anyhow::anyhow!("RAPPORT_JSON_LIMIT must be a number of bytes, got {v:?}")

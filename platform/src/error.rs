@@ -89,6 +89,7 @@ impl AppError {
             Self::Stale(_) => ("stale", "Changed by someone else"),
             Self::TooManyRequests(_) => ("too-many-requests", "Too many requests"),
             Self::Unavailable(_) => ("unavailable", "Service unavailable"),
+            Self::Db(e) if crate::db::limit::is_timeout(e) => ("timeout", "Took too long"),
             Self::Db(_) | Self::Internal(_) => ("internal", "Internal error"),
         }
     }
@@ -98,6 +99,11 @@ impl AppError {
         match self {
             Self::NotFound => "The requested resource does not exist.".into(),
             Self::Unauthorized => "Sign in or send a valid API token.".into(),
+            Self::Db(e) if crate::db::limit::is_timeout(e) => {
+                "The database took too long to answer, so this request was stopped; narrow it \
+                 (fewer filters on custom fields, a longer search text) or try again."
+                    .into()
+            }
             Self::Db(_) | Self::Internal(_) => {
                 "Something went wrong on our side; it has been logged.".into()
             }
@@ -141,6 +147,7 @@ impl ResponseError for AppError {
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Db(e) if crate::db::limit::is_timeout(e) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Db(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

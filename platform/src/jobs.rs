@@ -164,7 +164,7 @@ pub async fn run_duplicate_scans(state: &AppState) -> AppResult<usize> {
     let mut n = 0;
     for org in due {
         let o = org.clone();
-        match db::run(&state.pool, move |c| duplicates::run_scan(c, &o)).await {
+        match db::run_unbounded(&state.pool, move |c| duplicates::run_scan(c, &o)).await {
             Ok(true) => n += 1,
             Ok(false) => {}
             Err(e) => tracing::warn!(org = %org, error = %e, "duplicate scan failed"),

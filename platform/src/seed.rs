@@ -195,8 +195,20 @@ type ValueRow = (String, String, String, String, Option<String>, Option<i64>);
 macro_rules! insert_batches {
     ($conn:expr, $rows:expr, $tags:expr, $values:expr) => {{
         for chunk in $rows.chunks(500) {
+            let keyed: Vec<_> = chunk
+                .iter()
+                .map(|r: &ClientRow| {
+                    let k = crate::domain::clients::keys::Keys::of(r);
+                    (
+                        r,
+                        clients::phone_key.eq(k.phone),
+                        clients::name_key.eq(k.name),
+                        clients::website_key.eq(k.website),
+                    )
+                })
+                .collect();
             diesel::insert_into(clients::table)
-                .values(chunk)
+                .values(keyed)
                 .execute($conn)?;
         }
         for chunk in $tags.chunks(2000) {

@@ -1,6 +1,7 @@
 //! Persistence: backend selection from the URL scheme, the connection pool, the
 //! embedded migrations of both backends, and the async façade handlers use.
 
+pub mod limit;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
@@ -87,10 +88,15 @@ impl ManageConnection for ConnectionManager {
 
     fn connect(&self) -> Result<DbConn, r2d2::Error> {
         match self.target.backend {
-            Backend::Postgres => PgConnection::establish(&self.target.location)
-                .map(DbConn::Postgresql)
-                .map_err(r2d2::Error::ConnectionError),
+            Backend::Postgres => {
+                let mut conn = PgConnection::establish(&self.target.location)
+                    .map_err(r2d2::Error::ConnectionError)?;
+                conn.batch_execute(&pg_timeout(limit::budget()))
+                    .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConn::Postgresql(conn))
+            }
             Backend::Sqlite => {
+                limit::install_sqlite_handler();
                 let mut conn = SqliteConnection::establish(&self.target.location)
                     .map_err(r2d2::Error::ConnectionError)?;
                 // why: busy_timeout must come before journal_mode=WAL, or concurrent
@@ -164,14 +170,37 @@ fn connect_with_idle(target: &DbTarget, max_size: u32, min_idle: u32) -> anyhow:
         .map_err(|e| anyhow::anyhow!("cannot open the connection pool: {e}"))
 }
 
+fn pg_timeout(budget: Duration) -> String {
+    format!("SET statement_timeout = {}", budget.as_millis())
+}
+
 /// Applies every pending migration of the connection's backend.
 pub fn migrate(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
+    // why: building an index over a million rows may take longer than a request may.
+    let _unbounded = limit::unbounded();
+    if let DbConn::Postgresql(c) = conn {
+        c.batch_execute("SET statement_timeout = 0")?;
+    }
     let applied = match conn {
         DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
         DbConn::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
     }
-    .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
-    Ok(applied.iter().map(|v| v.to_string()).collect())
+    .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?
+    .iter()
+    .map(|v| v.to_string())
+    .collect();
+    let filled = crate::domain::clients::keys::backfill(conn)
+        .map_err(|e| anyhow::anyhow!("filling the clients' lookup keys failed: {e}"))?;
+    if filled > 0 {
+        tracing::info!(
+            clients = filled,
+            "filled the lookup keys of existing clients"
+        );
+    }
+    if let DbConn::Postgresql(c) = conn {
+        c.batch_execute(&pg_timeout(limit::budget()))?;
+    }
+    Ok(applied)
 }
 
 pub fn backend_of(conn: &DbConn) -> Backend {
@@ -192,7 +221,34 @@ where
         let mut conn = pool
             .get()
             .map_err(|e| AppError::Unavailable(e.to_string()))?;
+        let _deadline = limit::within(limit::budget());
         f(&mut conn)
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("blocking task failed: {e}")))?
+}
+
+/// [`run`] for a background job that reads a whole organization in one call (the
+/// duplicate scan): no time limit on SQLite, and on PostgreSQL none for its statements.
+pub async fn run_unbounded<T, F>(pool: &Pool, f: F) -> AppResult<T>
+where
+    F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool
+            .get()
+            .map_err(|e| AppError::Unavailable(e.to_string()))?;
+        let _unbounded = limit::unbounded();
+        if let DbConn::Postgresql(c) = &mut *conn {
+            c.batch_execute("SET statement_timeout = 0")?;
+        }
+        let out = f(&mut conn);
+        if let DbConn::Postgresql(c) = &mut *conn {
+            c.batch_execute(&pg_timeout(limit::budget()))?;
+        }
+        out
     })
     .await
     .map_err(|e| AppError::Internal(format!("blocking task failed: {e}")))?

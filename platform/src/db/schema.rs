@@ -139,6 +139,9 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
+        phone_key -> Nullable<Text>,
+        name_key -> Nullable<Text>,
+        website_key -> Nullable<Text>,
     }
 }
 

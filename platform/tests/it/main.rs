@@ -16,6 +16,7 @@ mod duplicates;
 mod exports;
 mod imports;
 mod interactions;
+mod lookups;
 mod migrations;
 mod plugins;
 mod sales;

@@ -116,36 +116,23 @@ pub fn candidates(
             .load(conn)?;
         push(same, "same e-mail");
     }
-    if let Some(key) = row
-        .phone
-        .as_deref()
-        .and_then(|p| phone_key(p, row.country.as_deref()))
-    {
+    let keys = super::keys::Keys::of(row);
+    if let Some(key) = &keys.phone {
         let same: Vec<ClientRow> = base()
-            .filter(clients::phone.like(format!("%{}%", &key[key.len().saturating_sub(4)..])))
-            .limit(200)
+            .filter(clients::phone_key.eq(key.clone()))
+            .limit(20)
             .select(ClientRow::as_select())
             .load(conn)?;
-        push(
-            same.into_iter()
-                .filter(|c| {
-                    c.phone
-                        .as_deref()
-                        .and_then(|p| phone_key(p, c.country.as_deref()))
-                        .as_deref()
-                        == Some(&key)
-                })
-                .collect(),
-            "same phone number",
-        );
+        push(same, "same phone number");
     }
+    // why: a common name has many holders; the company check below keeps the suspicious ones.
     let same_name: Vec<ClientRow> = base()
         .filter(clients::kind.eq(row.kind.clone()))
-        .filter(clients::sort_name.eq(row.sort_name.clone()))
-        .limit(50)
+        .filter(clients::name_key.eq(keys.name.clone()))
+        .limit(200)
         .select(ClientRow::as_select())
         .load(conn)?;
-    let key = name_key(&row.display_name);
+    let key = keys.name;
     push(
         same_name
             .into_iter()

@@ -2,6 +2,7 @@
 //! and the list query with filters, custom-field filters, sorts and keyset paging.
 
 pub mod duplicates;
+pub mod keys;
 pub mod model;
 pub mod query;
 pub mod service;

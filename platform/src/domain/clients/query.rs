@@ -9,7 +9,6 @@ use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
 use diesel::QueryResult;
 
 use super::model::ClientRow;
-use crate::db::lower;
 use crate::db::schema::clients;
 use crate::db::DbConn;
 use crate::domain::custom_fields::value::{Op, Operand};
@@ -173,7 +172,7 @@ pub struct ListParams {
     pub custom: Vec<CustomFilter>,
     pub q: Option<String>,
     /// Clients the search index matched for `q` (typos, accents, phone formats): shown
-    /// besides the substring matches, so a change the index has not seen yet still shows.
+    /// besides the prefix matches, so a change the index has not seen yet still shows.
     pub also_ids: Vec<String>,
     pub sort: Sort,
     pub after: Option<Cursor>,
@@ -272,11 +271,17 @@ pub fn list(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<
     if let Some(me) = &p.only_assigned_to {
         q = q.filter(clients::assigned_to.eq(me.clone()));
     }
-    if !p.statuses.is_empty() {
-        q = q.filter(clients::status.eq_any(p.statuses.clone()));
+    // why: one value as `=` lets PostgreSQL read a composite index in sort order; `= ANY`
+    // of a one-element array does not.
+    match p.statuses.as_slice() {
+        [] => {}
+        [one] => q = q.filter(clients::status.eq(one.clone())),
+        many => q = q.filter(clients::status.eq_any(many.to_vec())),
     }
-    if !p.kinds.is_empty() {
-        q = q.filter(clients::kind.eq_any(p.kinds.clone()));
+    match p.kinds.as_slice() {
+        [] => {}
+        [one] => q = q.filter(clients::kind.eq(one.clone())),
+        many => q = q.filter(clients::kind.eq_any(many.to_vec())),
     }
     match &p.assigned_to {
         Some(Some(user)) => q = q.filter(clients::assigned_to.eq(user.clone())),
@@ -311,30 +316,7 @@ pub fn list(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<
         q = q.filter(custom_condition(f));
     }
     if let Some(text) = &p.q {
-        let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
-        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
-        let names = clients::sort_name
-            .like(pattern.clone())
-            .escape('\\')
-            .or(lower(clients::email.assume_not_null())
-                .like(pattern.clone())
-                .escape('\\')
-                .nullable())
-            .or(lower(clients::company_name.assume_not_null())
-                .like(pattern)
-                .escape('\\')
-                .nullable());
-        let mut cond: Box<
-            dyn BoxableExpression<clients::table, Backend, SqlType = Nullable<Bool>>,
-        > = if digits.len() >= 3 {
-            Box::new(names.or(clients::phone.like(format!("%{digits}%")).nullable()))
-        } else {
-            Box::new(names)
-        };
-        if !p.also_ids.is_empty() {
-            cond = Box::new(cond.or(clients::id.eq_any(p.also_ids.clone()).nullable()));
-        }
-        q = q.filter(cond.assume_not_null());
+        q = q.filter(text_condition(conn, text, &p.also_ids));
     }
 
     let (expr, nullable) = sort_expr(&p.sort.key);
@@ -430,6 +412,43 @@ pub fn list(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<
         format!("{expr} {dir}, clients.id {dir}")
     };
     q.order(sql::<Text>(&order)).limit(p.limit).load(conn)
+}
+
+/// The text filter: names and e-mails starting with the text, a phone number equal to it,
+/// and what the search index matched (word prefixes, typos, accents, phone formats). Each
+/// part is an equality or a range on an index, never a substring scan: at a million
+/// clients a text that matches nothing must cost what one that matches little does.
+fn text_condition(conn: &DbConn, text: &str, search_hits: &[String]) -> Condition {
+    let mut any: Condition = Box::new(
+        starts_with(conn, "clients.sort_name", text).or(starts_with(conn, "clients.email", text)),
+    );
+    if let Some(key) = super::duplicates::phone_key(text, None) {
+        any = Box::new(any.or(sql::<Bool>("clients.phone_key = ").bind::<Text, _>(key)));
+    }
+    if !search_hits.is_empty() {
+        any = Box::new(any.or(clients::id.eq_any(search_hits.to_vec())));
+    }
+    any
+}
+
+/// `column` (a lower-case text column of `clients`) starts with `text`, as a range an
+/// index answers: `LIKE 'text%'` is case-insensitive on SQLite and cannot use a plain index.
+pub fn starts_with(conn: &DbConn, column: &str, text: &str) -> Condition {
+    // why: prefix ranges compare bytes; PostgreSQL's default collation may be a language's
+    // (en_US), where a range holds names without the prefix. Its indexes use "C" too.
+    let collate = match crate::db::backend_of(conn) {
+        crate::db::Backend::Postgres => " COLLATE \"C\"",
+        crate::db::Backend::Sqlite => "",
+    };
+    let low = text.trim().to_lowercase();
+    let high = format!("{low}\u{10FFFF}");
+    Box::new(
+        sql::<Bool>(&format!("({column}{collate} >= "))
+            .bind::<Text, _>(low)
+            .sql(&format!(" AND {column}{collate} < "))
+            .bind::<Text, _>(high)
+            .sql(")"),
+    )
 }
 
 /// The cursor that continues after `row` in `sort`'s order.

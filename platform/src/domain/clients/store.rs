@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::QueryResult;
 
+use super::keys::Keys;
 use super::model::*;
 use crate::db::schema::{client_relations, client_tags, clients, saved_views, tags};
 use crate::db::DbConn;
@@ -26,14 +27,21 @@ pub fn find_many(conn: &mut DbConn, org_id: &str, ids: &[String]) -> QueryResult
 }
 
 pub fn insert(conn: &mut DbConn, row: &ClientRow) -> QueryResult<()> {
+    let k = Keys::of(row);
     diesel::insert_into(clients::table)
-        .values(row)
+        .values((
+            row,
+            clients::phone_key.eq(k.phone),
+            clients::name_key.eq(k.name),
+            clients::website_key.eq(k.website),
+        ))
         .execute(conn)?;
     crate::search::touch(conn, &row.organization_id, crate::search::CLIENT, &row.id)
 }
 
 /// Writes every column if the stored version is still `expected`; false when stale.
 pub fn replace(conn: &mut DbConn, row: &ClientRow, expected: i64) -> QueryResult<bool> {
+    let k = Keys::of(row);
     let n = diesel::update(
         clients::table
             .filter(clients::id.eq(&row.id))
@@ -67,6 +75,11 @@ pub fn replace(conn: &mut DbConn, row: &ClientRow, expected: i64) -> QueryResult
             clients::version.eq(expected + 1),
             clients::updated_at.eq(row.updated_at),
             clients::deleted_at.eq(row.deleted_at),
+        ),
+        (
+            clients::phone_key.eq(k.phone),
+            clients::name_key.eq(k.name),
+            clients::website_key.eq(k.website),
         ),
     ))
     .execute(conn)?;
@@ -105,15 +118,12 @@ pub fn companies_matching(
     prefix: &str,
     limit: i64,
 ) -> QueryResult<Vec<ClientRow>> {
-    let pattern = format!(
-        "{}%",
-        crate::domain::orgs::store::escape_like(&prefix.to_lowercase())
-    );
+    let starts = super::query::starts_with(conn, "clients.sort_name", prefix);
     clients::table
         .filter(clients::organization_id.eq(org_id))
         .filter(clients::kind.eq("company"))
         .filter(clients::deleted_at.is_null())
-        .filter(clients::sort_name.like(pattern).escape('\\'))
+        .filter(starts)
         .order(clients::sort_name.asc())
         .limit(limit)
         .select(ClientRow::as_select())

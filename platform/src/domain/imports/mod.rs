@@ -692,30 +692,21 @@ fn live_client(conn: &mut DbConn, org: &str, id: &str) -> AppResult<Option<Clien
     Ok(crate::domain::clients::store::find(conn, org, id)?.filter(|c| c.deleted_at.is_none()))
 }
 
-/// The host of a website or domain: no scheme, no `www.`, no path, lower case.
-pub fn domain_of(s: &str) -> String {
-    let s = s.trim().to_lowercase();
-    let s = s.split("://").last().unwrap_or_default();
-    let s = s.split(['/', '?', '#']).next().unwrap_or_default();
-    s.trim_start_matches("www.").to_string()
-}
+pub use crate::domain::clients::keys::domain_of;
 
 fn company_by_domain(conn: &mut DbConn, org: &str, domain: &str) -> AppResult<Option<String>> {
     if domain.is_empty() {
         return Ok(None);
     }
-    let candidates: Vec<(String, Option<String>)> = clients::table
+    Ok(clients::table
         .filter(clients::organization_id.eq(org))
         .filter(clients::deleted_at.is_null())
+        .filter(clients::website_key.eq(domain))
         .filter(clients::kind.eq("company"))
-        .filter(clients::website.like(format!("%{domain}%")))
-        .select((clients::id, clients::website))
-        .limit(50)
-        .load(conn)?;
-    Ok(candidates
-        .into_iter()
-        .find(|(_, w)| w.as_deref().map(domain_of).as_deref() == Some(domain))
-        .map(|(id, _)| id))
+        .select(clients::id)
+        .order(clients::created_at)
+        .first(conn)
+        .optional()?)
 }
 
 fn company_by_name(conn: &mut DbConn, org: &str, name: &str) -> AppResult<Option<String>> {

@@ -209,40 +209,6 @@ fn expand_console_filters(pairs: &mut Vec<(String, String)>) {
     }
 }
 
-/// Clients the search index finds for the list's `q` (typos, accents, phone formats),
-/// narrowed to what the reader sees. Empty when there is no `q` or the index cannot answer:
-/// the list then matches substrings in the database alone.
-async fn search_ids(
-    state: &AppState,
-    org: &str,
-    access: &Access,
-    pairs: &[(String, String)],
-) -> Vec<String> {
-    let Some(q) = pairs
-        .iter()
-        .find(|(k, _)| k == "q")
-        .map(|(_, v)| v.trim().to_string())
-        .filter(|v| !v.is_empty() && v.chars().count() <= crate::web::search::MAX_QUERY)
-    else {
-        return Vec::new();
-    };
-    let query = rapport_search::Query {
-        org_id: org.to_string(),
-        text: q,
-        kind: Some(rapport_search::Kind::Client),
-        owners: (!access.oversee).then(|| vec![access.user_id.clone()]),
-        limit: 1000,
-        ..Default::default()
-    };
-    match state.search.search(&query).await {
-        Ok(r) => r.hits.into_iter().map(|h| h.id).collect(),
-        Err(e) => {
-            tracing::warn!(error = %e, "search index unavailable; the client list matches substrings only");
-            Vec::new()
-        }
-    }
-}
-
 pub async fn list(
     req: HttpRequest,
     actor: ConsoleActor,
@@ -257,7 +223,7 @@ pub async fn list(
     let raw_pairs = query_pairs(&req)?;
     let org = actor.org_id().to_string();
     let user = actor.user_id.clone();
-    let searched = search_ids(&state, &org, &access, &raw_pairs).await;
+    let searched = crate::web::search::list_hits(&state, &org, &access, &raw_pairs).await;
     let page = db::run(&state.pool, move |c| {
         let defs = custom_fields::store::list(c, &org, "client", false)?;
         let visible_defs: Vec<FieldRow> = defs

@@ -1,0 +1,12 @@
+DROP INDEX clients_org_status_name_idx;
+DROP INDEX clients_org_kind_name_idx;
+DROP INDEX clients_org_kind_status_name_idx;
+DROP INDEX clients_org_email_prefix_idx;
+DROP INDEX clients_org_sort_prefix_idx;
+DROP INDEX clients_keys_missing_idx;
+DROP INDEX clients_org_website_key_idx;
+DROP INDEX clients_org_name_key_idx;
+DROP INDEX clients_org_phone_key_idx;
+ALTER TABLE clients DROP COLUMN website_key;
+ALTER TABLE clients DROP COLUMN name_key;
+ALTER TABLE clients DROP COLUMN phone_key;

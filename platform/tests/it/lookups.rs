@@ -1,0 +1,253 @@
+//! Lookups that must stay flat as an organization grows: duplicate signals and the list's
+//! text filter read indexed keys, and one slow statement is stopped without taking the
+//! pool with it.
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::ResponseError;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// id, phone key, name key, website key.
+type Keys = (String, Option<String>, Option<String>, Option<String>);
+
+fn names(v: &Value) -> Vec<String> {
+    let mut n: Vec<String> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["displayName"].as_str().unwrap().to_string())
+        .collect();
+    n.sort();
+    n
+}
+
+#[actix_web::test]
+async fn clients_written_before_the_keys_existed_get_them_when_migrating() {
+    let t = TestApp::new().await;
+    let org = t.org("Acme");
+    let m = t.user(&org, "manager@acme.test", "manager");
+    let token = t.token(&org, &m);
+    let app = t.service().await;
+    let create = |body: Value| api(Method::POST, "/api/clients", &token).set_json(body);
+    let hans = send(
+        &app,
+        create(json!({"firstName": "Hans", "lastName": "Weber", "phone": "+49 30 1234567"})),
+    )
+    .await
+    .json();
+    let acme = send(&app, create(json!({"type": "company", "companyName": "Wayne Enterprises", "website": "https://www.wayne.test/about"}))).await.json();
+    // As an older version left them: no keys at all.
+    {
+        let mut c = t.pool.get().unwrap();
+        c.batch_execute("UPDATE clients SET phone_key = NULL, name_key = NULL, website_key = NULL")
+            .unwrap();
+        rapport::db::migrate(&mut c).unwrap();
+        use rapport::db::schema::clients;
+        let keys: Vec<Keys> = clients::table
+            .select((
+                clients::id,
+                clients::phone_key,
+                clients::name_key,
+                clients::website_key,
+            ))
+            .order(clients::display_name)
+            .load(&mut *c)
+            .unwrap();
+        assert_eq!(
+            keys,
+            vec![
+                (
+                    hans["id"].as_str().unwrap().into(),
+                    Some("301234567".into()),
+                    Some("hans weber".into()),
+                    None
+                ),
+                (
+                    acme["id"].as_str().unwrap().into(),
+                    None,
+                    Some("wayne enterprises".into()),
+                    Some("wayne.test".into())
+                ),
+            ]
+        );
+    }
+    // The filled keys find twins: the same number written nationally, the same site.
+    let twin = send(&app, create(json!({"firstName": "Johann", "lastName": "Weber", "phone": "030 123 45 67", "address": {"country": "DE"}}))).await.json();
+    assert_eq!(twin["possibleDuplicates"][0]["id"], hans["id"], "{twin}");
+    assert_eq!(twin["possibleDuplicates"][0]["reason"], "same phone number");
+    let same_name = send(
+        &app,
+        create(json!({"type": "company", "companyName": "WAYNE  Enterprises"})),
+    )
+    .await
+    .json();
+    assert_eq!(
+        same_name["possibleDuplicates"][0]["id"], acme["id"],
+        "{same_name}"
+    );
+    assert_eq!(
+        same_name["possibleDuplicates"][0]["reason"],
+        "same company name"
+    );
+    // An edit keeps the keys true: a changed number no longer matches the old one.
+    let r = send(
+        &app,
+        api(
+            Method::PATCH,
+            &format!("/api/clients/{}", twin["id"].as_str().unwrap()),
+            &token,
+        )
+        .set_json(json!({"phone": "+49 89 7654321"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = send(
+        &app,
+        api(
+            Method::GET,
+            &format!("/api/clients/{}/duplicates", hans["id"].as_str().unwrap()),
+            &token,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(r["data"], json!([]), "{r}");
+}
+
+#[actix_web::test]
+async fn the_text_filter_matches_prefixes_phones_and_the_index_in_the_api_and_the_console() {
+    let t = TestApp::new().await;
+    let org = t.org("Acme");
+    let m = t.user(&org, "manager@acme.test", "manager");
+    let token = t.token(&org, &m);
+    let app = t.service().await;
+    for body in [
+        json!({"firstName": "Margaret", "lastName": "Hamilton", "email": "mh@apollo.test", "phone": "+1 617 555 0142"}),
+        json!({"firstName": "Grace", "lastName": "Hopper", "email": "grace@navy.test"}),
+        json!({"type": "company", "companyName": "Hamilton Labs"}),
+    ] {
+        let r = send(
+            &app,
+            api(Method::POST, "/api/clients", &token).set_json(body),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let list = |q: &str| api(Method::GET, &format!("/api/clients?q={q}"), &token);
+    // Before the index has seen anything: names and e-mails by prefix, phones by number.
+    assert_eq!(
+        names(&send(&app, list("marg")).await.json()),
+        vec!["Margaret Hamilton"]
+    );
+    assert_eq!(
+        names(&send(&app, list("GRACE%40")).await.json()),
+        vec!["Grace Hopper"]
+    );
+    assert_eq!(
+        names(&send(&app, list("ham")).await.json()),
+        vec!["Hamilton Labs"]
+    );
+    assert_eq!(
+        names(&send(&app, list("%2B1%20617%20555%200142")).await.json()),
+        vec!["Margaret Hamilton"]
+    );
+    assert_eq!(
+        names(&send(&app, list("zzzz")).await.json()),
+        Vec::<String>::new()
+    );
+    // Once indexed: words inside a name and typos too, alike in the API and the console.
+    rapport::search::drain_all(&t.pool, &t.state.search)
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&send(&app, list("hamilton")).await.json()),
+        vec!["Hamilton Labs", "Margaret Hamilton"]
+    );
+    assert_eq!(
+        names(&send(&app, list("hoppr")).await.json()),
+        vec!["Grace Hopper"]
+    );
+    let filtered = send(&app, list("hamilton&filter[type]=company"))
+        .await
+        .json();
+    assert_eq!(names(&filtered), vec!["Hamilton Labs"]);
+    let mut b = Browser::new();
+    b.sign_in(&app, "manager@acme.test", PASSWORD).await;
+    let page = b.get(&app, "/clients?q=hoppr").await.body;
+    assert!(
+        page.contains("Grace Hopper") && !page.contains("Margaret Hamilton"),
+        "{page}"
+    );
+}
+
+#[actix_web::test]
+async fn a_statement_past_its_time_limit_is_stopped_with_a_503_and_the_connection_serves_on() {
+    let t = TestApp::new().await;
+    let pool = t.pool.clone();
+    let postgres = t._db.is_postgres();
+    let outcome = actix_web::web::block(move || {
+        let mut c = pool.get().unwrap();
+        let slow = if postgres {
+            c.batch_execute("SET statement_timeout = 300").unwrap();
+            "SELECT pg_sleep(5)"
+        } else {
+            "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 1000000000) \
+             SELECT count(*) FROM n"
+        };
+        let started = Instant::now();
+        let err = {
+            let _limit = rapport::db::limit::within(Duration::from_millis(300));
+            c.batch_execute(slow).unwrap_err()
+        };
+        let took = started.elapsed();
+        // The same connection answers the next statement at once.
+        c.batch_execute("SELECT 1").unwrap();
+        if postgres {
+            c.batch_execute(&format!(
+                "SET statement_timeout = {}",
+                rapport::db::limit::budget().as_millis()
+            ))
+            .unwrap();
+        }
+        (err, took)
+    })
+    .await
+    .unwrap();
+    let (err, took) = outcome;
+    assert!(rapport::db::limit::is_timeout(&err), "{err:?}");
+    assert!(took < Duration::from_secs(3), "stopped after {took:?}");
+    let problem = rapport::error::AppError::from(err);
+    assert_eq!(problem.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(problem.kind().0, "timeout");
+    assert!(
+        problem.detail().contains("took too long"),
+        "{}",
+        problem.detail()
+    );
+    // Outside a request's call there is no limit: long jobs (migrations, scans) finish.
+    let pool = t.pool.clone();
+    let n = actix_web::web::block(move || {
+        let mut c = pool.get().unwrap();
+        let _free = rapport::db::limit::unbounded();
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        diesel::sql_query(
+            "WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < 200000) \
+             SELECT count(*) AS n FROM s",
+        )
+        .get_result::<N>(&mut *c)
+        .unwrap()
+        .n
+    })
+    .await
+    .unwrap();
+    assert_eq!(n, 200_000);
+}
