@@ -184,3 +184,19 @@ pub fn spawn_duplicate_scans(state: actix_web::web::Data<AppState>) {
         }
     });
 }
+
+/// The statistics worker: refreshes the planner's statistics once an hour (serving starts
+/// with a refresh). why: tables grow by ordinary use too, not only by imports and seeds,
+/// and a planner reading the statistics of a small table picks scans over indexes.
+pub fn spawn_statistics(state: actix_web::web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        loop {
+            actix_web::rt::time::sleep(std::time::Duration::from_secs(3600)).await;
+            let refreshed =
+                db::run_unbounded(&state.pool, |c| Ok(crate::db::keep_statistics(c)?)).await;
+            if let Err(e) = refreshed {
+                tracing::warn!(error = %e, "statistics worker");
+            }
+        }
+    });
+}

@@ -268,8 +268,8 @@ fn spawn_reminders(pool: Pool) {
 async fn serve(config: Config, pool: Pool) -> anyhow::Result<()> {
     let addr = config.addr.clone();
     // why: a database filled by an older version, a restore or a bulk load may have no
-    // planner statistics; fresh ones cost milliseconds.
-    if let Err(e) = rapport::db::refresh_statistics(&mut *pool.get()?) {
+    // planner statistics.
+    if let Err(e) = rapport::db::keep_statistics(&mut *pool.get()?) {
         tracing::warn!(error = %e, "could not refresh the planner statistics");
     }
     let state = AppState::new(pool, config).await?;
@@ -278,6 +278,7 @@ async fn serve(config: Config, pool: Pool) -> anyhow::Result<()> {
     rapport::jobs::spawn_imports(state.clone());
     rapport::jobs::spawn_file_trash(state.clone());
     rapport::jobs::spawn_duplicate_scans(state.clone());
+    rapport::jobs::spawn_statistics(state.clone());
     tracing::info!(%addr, "serving Rapport");
     // why: actix-web stops on SIGTERM/SIGINT by finishing in-flight requests first.
     actix_web::HttpServer::new(move || app::build(state.clone()))

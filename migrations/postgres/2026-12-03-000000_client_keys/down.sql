@@ -1,4 +1,6 @@
-DROP INDEX clients_org_status_name_idx;
+DROP INDEX audit_log_resource_idx;
+DROP INDEX clients_org_status_created_idx;
+DROP INDEX clients_org_kind_created_idx;
 DROP INDEX clients_org_kind_name_idx;
 DROP INDEX clients_org_kind_status_name_idx;
 DROP INDEX clients_org_email_prefix_idx;

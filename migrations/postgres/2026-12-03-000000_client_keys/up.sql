@@ -25,5 +25,13 @@ CREATE INDEX clients_org_kind_status_name_idx ON clients (organization_id, kind,
   WHERE deleted_at IS NULL;
 CREATE INDEX clients_org_kind_name_idx ON clients (organization_id, kind, sort_name, id)
   WHERE deleted_at IS NULL;
-CREATE INDEX clients_org_status_name_idx ON clients (organization_id, status, sort_name, id)
+-- The default sort (newest first) under a type or status filter: without these the
+-- planner walks every newer client of the other type first.
+CREATE INDEX clients_org_kind_created_idx ON clients (organization_id, kind, created_at, id)
   WHERE deleted_at IS NULL;
+CREATE INDEX clients_org_status_created_idx ON clients (organization_id, status, created_at, id)
+  WHERE deleted_at IS NULL;
+-- A profile's history: with only (organization_id, id) it walked the whole audit log back
+-- until it found thirty entries of that client, or to the start for a client with none.
+CREATE INDEX audit_log_resource_idx ON audit_log (organization_id, resource_type, resource_id, id);
+ANALYZE clients, audit_log;

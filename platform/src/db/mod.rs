@@ -320,18 +320,31 @@ fn writer_queue(c: &mut SqliteConnection) -> diesel::QueryResult<WriterQueue> {
     Ok(QUEUES.lock().entry(file).or_default().clone())
 }
 
-/// Gives the query planner fresh statistics (issue 15: nothing ever ran `ANALYZE`, and at
-/// 1M clients SQLite without statistics took 86 s for a custom-field filter). On SQLite an
-/// approximate analysis (`analysis_limit`) takes milliseconds even at a million rows, so it
-/// never holds the write lock long. On PostgreSQL only our growing tables, by unqualified
-/// name (so in our schema): a bare `ANALYZE` would lock every table of the database, other
-/// schemas' included, and deadlocked with their writers.
+/// Gives the query planner fresh statistics after a bulk load (seed, import). Issue 15:
+/// nothing ran `ANALYZE`, and at 1M clients SQLite without statistics took 86 s for a
+/// custom-field filter. On SQLite a full analysis (about 4 s at a million clients): an
+/// approximate one (`analysis_limit`) samples a thousand rows of one organization,
+/// concludes `organization_id` is nearly unique and misleads the planner on every index
+/// that starts with it. On PostgreSQL only our growing tables, by unqualified name (so in
+/// our schema): a bare `ANALYZE` would lock every table of the database, other schemas'
+/// included, and deadlocked with their writers.
 pub fn refresh_statistics(conn: &mut DbConn) -> diesel::QueryResult<()> {
     match conn {
-        DbConn::Sqlite(_) => conn.batch_execute("PRAGMA analysis_limit = 1000; ANALYZE;"),
-        DbConn::Postgresql(_) => conn.batch_execute(
-            "ANALYZE clients, opportunities, interactions, external_refs, custom_field_values",
-        ),
+        DbConn::Sqlite(_) => conn.batch_execute("PRAGMA analysis_limit = 0; ANALYZE;"),
+        DbConn::Postgresql(_) => conn.batch_execute(PG_ANALYZE),
+    }
+}
+
+const PG_ANALYZE: &str =
+    "ANALYZE clients, opportunities, interactions, external_refs, custom_field_values, audit_log";
+
+/// Keeps the statistics current at start and once an hour: on SQLite `PRAGMA optimize`
+/// analyses only the tables that changed much since their last analysis (so it costs
+/// nothing most hours and never holds the write lock for a full pass without cause).
+pub fn keep_statistics(conn: &mut DbConn) -> diesel::QueryResult<()> {
+    match conn {
+        DbConn::Sqlite(_) => conn.batch_execute("PRAGMA analysis_limit = 0; PRAGMA optimize;"),
+        DbConn::Postgresql(_) => conn.batch_execute(PG_ANALYZE),
     }
 }
 

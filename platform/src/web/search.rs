@@ -152,37 +152,3 @@ fn resource(kind: Kind) -> &'static str {
         Kind::Opportunity => "opportunity",
     }
 }
-
-/// Clients the search index matches for the list's `q` (word prefixes, typos, accents,
-/// phone formats), for the list query to show beside its indexed prefix matches; none
-/// when there is no `q` or the index cannot answer (the prefix matches still show).
-pub async fn list_hits(
-    state: &AppState,
-    org: &str,
-    access: &crate::domain::clients::service::Access,
-    pairs: &[(String, String)],
-) -> Vec<String> {
-    let Some(q) = pairs
-        .iter()
-        .find(|(k, _)| k == "q")
-        .map(|(_, v)| v.trim().to_string())
-        .filter(|v| !v.is_empty() && v.chars().count() <= MAX_QUERY)
-    else {
-        return Vec::new();
-    };
-    let query = rapport_search::Query {
-        org_id: org.to_string(),
-        text: q,
-        kind: Some(rapport_search::Kind::Client),
-        owners: (!access.oversee).then(|| vec![access.user_id.clone()]),
-        limit: 1000,
-        ..Default::default()
-    };
-    match state.search.search(&query).await {
-        Ok(r) => r.hits.into_iter().map(|h| h.id).collect(),
-        Err(e) => {
-            tracing::warn!(error = %e, "search index unavailable; the client list shows prefix matches only");
-            Vec::new()
-        }
-    }
-}

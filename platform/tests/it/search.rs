@@ -272,8 +272,14 @@ async fn deals_and_searchable_fields_are_found() {
         .await
         .body;
     assert!(bad.contains("Search for at most 200 characters."));
-    // The client list's search box forgives typos too (through the index).
+    // The client list filters by prefix; for a typo it points to the search page.
     let list = b.get(&app, "/clients?q=wayne%20enterprsies").await.body;
+    assert!(
+        !list.contains("Wayne Enterprises")
+            && list.contains("href=\"/search?q=wayne%20enterprsies\""),
+        "{list}"
+    );
+    let list = b.get(&app, "/clients?q=wayne").await.body;
     assert!(list.contains("Wayne Enterprises"), "{list}");
     let list = b.get(&app, "/clients?q=zzzz").await.body;
     assert!(!list.contains("Wayne Enterprises"));

@@ -171,9 +171,6 @@ pub struct ListParams {
     pub updated: Vec<(TimeBound, NaiveDateTime)>,
     pub custom: Vec<CustomFilter>,
     pub q: Option<String>,
-    /// Clients the search index matched for `q` (typos, accents, phone formats): shown
-    /// besides the prefix matches, so a change the index has not seen yet still shows.
-    pub also_ids: Vec<String>,
     pub sort: Sort,
     pub after: Option<Cursor>,
     pub limit: i64,
@@ -316,7 +313,10 @@ pub fn list(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<
         q = q.filter(custom_condition(f));
     }
     if let Some(text) = &p.q {
-        q = q.filter(text_condition(conn, text, &p.also_ids));
+        q = match (p.trash, text_matches(conn, org_id, text)?) {
+            (false, Some(ids)) => q.filter(clients::id.eq_any(ids)),
+            _ => q.filter(text_condition(conn, text)),
+        };
     }
 
     let (expr, nullable) = sort_expr(&p.sort.key);
@@ -414,21 +414,55 @@ pub fn list(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<
     q.order(sql::<Text>(&order)).limit(p.limit).load(conn)
 }
 
-/// The text filter: names and e-mails starting with the text, a phone number equal to it,
-/// and what the search index matched (word prefixes, typos, accents, phone formats). Each
-/// part is an equality or a range on an index, never a substring scan: at a million
-/// clients a text that matches nothing must cost what one that matches little does.
-fn text_condition(conn: &DbConn, text: &str, search_hits: &[String]) -> Condition {
+/// The text filter: names and e-mails starting with the text, or a phone number equal to
+/// it. Each part is a range or an equality on an index, never a substring scan, so a text
+/// that matches nothing costs what one that matches little does. Typo-tolerant search
+/// across every field is `/api/search` and the console's search page.
+fn text_condition(conn: &DbConn, text: &str) -> Condition {
     let mut any: Condition = Box::new(
         starts_with(conn, "clients.sort_name", text).or(starts_with(conn, "clients.email", text)),
     );
     if let Some(key) = super::duplicates::phone_key(text, None) {
         any = Box::new(any.or(sql::<Bool>("clients.phone_key = ").bind::<Text, _>(key)));
     }
-    if !search_hits.is_empty() {
-        any = Box::new(any.or(clients::id.eq_any(search_hits.to_vec())));
-    }
     any
+}
+
+/// Up to this many clients matching a text are listed by id; past it the matches are
+/// dense, and walking the sort's index until a page is full is the cheaper plan.
+const SPARSE_MATCHES: i64 = 2_000;
+
+/// The live clients matching `text` when they are few (at most [`SPARSE_MATCHES`]); `None`
+/// when there are more. why: both planners fail the combined condition one way or the
+/// other — SQLite cannot use partial indexes inside an OR and walks the sort's index over
+/// every row when nothing matches (2 s at a million clients), and any plan that fetches
+/// every match sorts tens of thousands of rows for a common prefix. Asking each index
+/// alone, with a bound, picks the right plan for both cases.
+fn text_matches(conn: &mut DbConn, org_id: &str, text: &str) -> QueryResult<Option<Vec<String>>> {
+    let mut ids: Vec<String> = Vec::new();
+    let mut parts: Vec<Condition> = vec![
+        starts_with(conn, "clients.sort_name", text),
+        starts_with(conn, "clients.email", text),
+    ];
+    if let Some(key) = super::duplicates::phone_key(text, None) {
+        parts.push(Box::new(clients::phone_key.eq(key).assume_not_null()));
+    }
+    for part in parts {
+        let found: Vec<String> = clients::table
+            .filter(clients::organization_id.eq(org_id.to_string()))
+            .filter(clients::deleted_at.is_null())
+            .filter(part)
+            .select(clients::id)
+            .limit(SPARSE_MATCHES + 1)
+            .load(conn)?;
+        ids.extend(found);
+        if ids.len() as i64 > SPARSE_MATCHES {
+            return Ok(None);
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(Some(ids))
 }
 
 /// `column` (a lower-case text column of `clients`) starts with `text`, as a range an

@@ -91,16 +91,10 @@ async fn list_inner(
     crate::web::resolve_me(&mut pairs, &actor.user_id);
     let org = actor.org_id().to_string();
     let ctx = actor.audit();
-    let hits = if trash {
-        Vec::new()
-    } else {
-        crate::web::search::list_hits(state, &org, &access, &pairs).await
-    };
     let body = db::run(&state.pool, move |c| {
         let defs = custom_fields::store::list(c, &org, "client", false)?;
         let mut params = query::parse_params(c, &org, &defs, &pairs)?;
         params.trash = trash;
-        params.also_ids = hits;
         if !access.oversee {
             params.only_assigned_to = Some(access.user_id.clone());
         }

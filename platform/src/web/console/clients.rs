@@ -223,7 +223,6 @@ pub async fn list(
     let raw_pairs = query_pairs(&req)?;
     let org = actor.org_id().to_string();
     let user = actor.user_id.clone();
-    let searched = crate::web::search::list_hits(&state, &org, &access, &raw_pairs).await;
     let page = db::run(&state.pool, move |c| {
         let defs = custom_fields::store::list(c, &org, "client", false)?;
         let visible_defs: Vec<FieldRow> = defs
@@ -250,10 +249,7 @@ pub async fn list(
                 .collect()
         };
         let (params, errors) = match query::parse_params(c, &org, &visible_defs, &pairs) {
-            Ok(mut p) => {
-                p.also_ids = searched;
-                (Some(p), Vec::new())
-            }
+            Ok(p) => (Some(p), Vec::new()),
             Err(AppError::Validation(_, errs)) => (None, errs),
             Err(e) => return Err(e),
         };

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The HTTP benchmark: starts the release binary on a seeded database (SQLite, then
+# PostgreSQL), drives each hot endpoint with wrk (-t2 -c16) and prints one table per
+# backend: requests/s, p50 and p99 latency, and the server's CPU per request read from
+# /proc. Rerun it before resolving an issue that touches a request path and compare
+# with the README's table: a row more than 20% worse is a regression to fix.
+#
+#   cargo build --release --bin rapport
+#   tests/bench/http.sh                       # 1,000,000 clients, both backends
+#   BENCH_CLIENTS=100000 tests/bench/http.sh  # the 100k point, to check rows are flat
+#   BENCH_BACKENDS=sqlite tests/bench/http.sh
+#
+# Seeding a million clients takes a few minutes per backend; the databases are kept
+# between runs (BENCH_RESEED=1 starts over).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/rapport}
+CLIENTS=${BENCH_CLIENTS:-1000000}
+DEALS=${BENCH_DEALS:-50000}
+DURATION=${BENCH_SECONDS:-10}
+BACKENDS=${BENCH_BACKENDS:-sqlite postgres}
+PG_ADMIN=${BENCH_PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}
+PORT=${BENCH_PORT:-8093}
+WORK=${BENCH_DIR:-/tmp/rapport-http-bench}
+PASSWORD=bench-password-2026
+
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+[ -x "$BIN" ] || { echo "build the release binary first: cargo build --release --bin rapport" >&2; exit 1; }
+mkdir -p "$WORK"
+HZ=$(getconf CLK_TCK)
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# One row: name, then wrk's arguments after the URL path.
+measure() {
+  local name=$1 path=$2; shift 2
+  local before after out reqs rps p50 p99 cpu
+  before=$(cpu_ticks "$PID")
+  out=$(wrk -t2 -c16 -d"${DURATION}s" --latency "$@" "http://127.0.0.1:$PORT$path")
+  after=$(cpu_ticks "$PID")
+  reqs=$(awk '/requests in/{print $1}' <<<"$out")
+  rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
+  p50=$(awk '$1=="50%"{print $2}' <<<"$out")
+  p99=$(awk '$1=="99%"{print $2}' <<<"$out")
+  local bad
+  bad=$(awk '/Non-2xx or 3xx responses/{print $5}' <<<"$out")
+  cpu=$(python3 -c "print(f'{($after-$before)*1000/$HZ/max($reqs,1):.2f}')")
+  printf '| %-44s | %9s | %8s | %8s | %7s |%s\n' "$name" "$rps" "$p50" "$p99" "$cpu" "${bad:+ $bad non-2xx!}"
+}
+
+run_backend() {
+  local backend=$1 url data
+  data="$WORK/$backend"
+  if [ "$backend" = sqlite ]; then
+    url="sqlite://$data/bench.db"
+  else
+    url="${PG_ADMIN%/*}/rapport_http_bench"
+  fi
+  export DATABASE_URL=$url RAPPORT_DATA_DIR=$data RAPPORT_ADDR=127.0.0.1:$PORT
+  if [ "${BENCH_RESEED:-0}" = 1 ] || [ ! -f "$data/seeded-$CLIENTS" ]; then
+    rm -rf "$data"; mkdir -p "$data"
+    if [ "$backend" = postgres ]; then
+      psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS rapport_http_bench" -c "CREATE DATABASE rapport_http_bench"
+    fi
+    "$BIN" migrate >/dev/null
+    "$BIN" org create "Bench" >/dev/null
+    "$BIN" user create --org bench --email admin@bench.test --password "$PASSWORD" --role admin >/dev/null
+    echo "seeding $CLIENTS clients and $DEALS deals on $backend…" >&2
+    "$BIN" seed --org bench --clients "$CLIENTS" --deals "$DEALS" >&2
+    "$BIN" search reindex --org bench >&2
+    touch "$data/seeded-$CLIENTS"
+  fi
+  local token
+  token=$("$BIN" token create --org bench --email admin@bench.test --name "bench $(date +%s)" | tail -1)
+  "$BIN" serve >"$WORK/serve-$backend.log" 2>&1 &
+  PID=$!
+  trap 'kill $PID 2>/dev/null' EXIT
+  for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.5; done
+  local auth="Authorization: Bearer $token"
+  local client deal jar csrf cookie
+  client=$(curl -sf -H "$auth" "http://127.0.0.1:$PORT/api/clients?limit=1&filter%5Btype%5D=individual" | python3 -c "import json,sys; print(json.load(sys.stdin)['data'][0]['id'])")
+  deal=$(curl -sf -H "$auth" "http://127.0.0.1:$PORT/api/opportunities?limit=1" | python3 -c "import json,sys; print(json.load(sys.stdin)['data'][0]['id'])")
+  # The console's session: sign in as a browser would (CSRF cookie and field).
+  jar=$(mktemp)
+  csrf=$(curl -s -c "$jar" "http://127.0.0.1:$PORT/login" | grep -o 'name="csrf_token" value="[^"]*"' | head -1 | sed 's/.*value="//;s/"$//')
+  curl -s -b "$jar" -c "$jar" -o /dev/null --data-urlencode "email=admin@bench.test" \
+    --data-urlencode "password=$PASSWORD" --data-urlencode "csrf_token=$csrf" "http://127.0.0.1:$PORT/login"
+  cookie="Cookie: $(awk '$6=="rapport_session"{print "rapport_session="$7}' "$jar")"
+  rm -f "$jar"
+  local create_lua="$WORK/create.lua"
+  cat >"$create_lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+math.randomseed(os.time())
+request = function()
+  local n = math.random(1, 1000000000)
+  local body = string.format(
+    '{"firstName":"Bench%d","lastName":"Person%d","email":"bench%d@load.test","phone":"+1 415 %03d %04d"}',
+    n, n % 997, n, n % 1000, n % 10000)
+  return wrk.format(nil, nil, nil, body)
+end
+LUA
+  echo
+  echo "### $backend, $CLIENTS clients, $DEALS deals ($(date -u +%F))"
+  echo
+  printf '| %-44s | %9s | %8s | %8s | %7s |\n' "endpoint" "req/s" "p50" "p99" "CPU ms"
+  printf '|%s|%s|%s|%s|%s|\n' "----------------------------------------------" "-----------" "----------" "----------" "---------"
+  measure "POST /api/clients (create)" /api/clients -H "$auth" -s "$create_lua"
+  measure "GET /api/clients/:id" "/api/clients/$client" -H "$auth"
+  measure "GET /clients/:id (console profile)" "/clients/$client" -H "$cookie"
+  measure "GET /api/clients (first page)" "/api/clients?limit=50" -H "$auth"
+  measure "GET /api/clients?q= (no match)" "/api/clients?q=zqxwv" -H "$auth"
+  measure "GET /api/clients?q= (name prefix)" "/api/clients?q=marg" -H "$auth"
+  measure "filter[status]&filter[type]&sort=name" "/api/clients?filter%5Bstatus%5D=customer&filter%5Btype%5D=company&sort=name" -H "$auth"
+  measure "filter[type]=company" "/api/clients?filter%5Btype%5D=company" -H "$auth"
+  measure "GET /api/search?q=" "/api/search?q=hamilton" -H "$auth"
+  measure "GET /clients/:id/timeline (console)" "/clients/$client/timeline" -H "$cookie"
+  measure "GET /api/opportunities/:id" "/api/opportunities/$deal" -H "$auth"
+  measure "GET /opportunities/:id (console deal)" "/opportunities/$deal" -H "$cookie"
+  measure "GET /pipeline (console board)" "/pipeline" -H "$cookie"
+  kill "$PID"; wait "$PID" 2>/dev/null || true
+  trap - EXIT
+}
+
+for b in $BACKENDS; do run_backend "$b"; done
