@@ -313,9 +313,14 @@ pub fn list(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<
         q = q.filter(custom_condition(f));
     }
     if let Some(text) = &p.q {
-        q = match (p.trash, text_matches(conn, org_id, text)?) {
-            (false, Some(ids)) => q.filter(clients::id.eq_any(ids)),
-            _ => q.filter(text_condition(conn, text)),
+        let sparse = if p.trash {
+            None
+        } else {
+            text_matches(conn, org_id, text)?
+        };
+        q = match sparse {
+            Some(ids) => q.filter(clients::id.eq_any(ids)),
+            None => q.filter(text_condition(conn, text)),
         };
     }
 
