@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The HTTP benchmark: starts the release binary on a seeded database (SQLite, then
 # PostgreSQL), drives each hot endpoint with wrk (-t2 -c16) and prints one table per
-# backend: requests/s, p50 and p99 latency, and the server's CPU per request read from
-# /proc. Rerun it before resolving an issue that touches a request path and compare
+# backend: requests/s, p50 and p99 latency, and CPU per request read from /proc — the
+# Rapport process's, and PostgreSQL's (every postgres process) where it runs. Rerun it before resolving an issue that touches a request path and compare
 # with the README's table: a row more than 20% worse is a regression to fix.
 #
 #   cargo build --release --bin rapport
@@ -21,7 +21,7 @@ DURATION=${BENCH_SECONDS:-10}
 BACKENDS=${BENCH_BACKENDS:-sqlite postgres}
 PG_ADMIN=${BENCH_PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}
 PORT=${BENCH_PORT:-8093}
-WORK=${BENCH_DIR:-/tmp/rapport-http-bench}
+WORK=${BENCH_DIR:-/tmp/rapport-http-bench-$CLIENTS}
 PASSWORD=bench-password-2026
 
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
@@ -30,14 +30,25 @@ mkdir -p "$WORK"
 HZ=$(getconf CLK_TCK)
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The database server's CPU (every postgres process), so PostgreSQL's share is not hidden.
+db_ticks() {
+  local t=0 p
+  for p in $(pgrep -x postgres || true); do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
 
 # One row: name, then wrk's arguments after the URL path.
 measure() {
   local name=$1 path=$2; shift 2
   local before after out reqs rps p50 p99 cpu
+  local db_before db_after db
   before=$(cpu_ticks "$PID")
+  db_before=$(db_ticks)
   out=$(wrk -t2 -c16 -d"${DURATION}s" --latency "$@" "http://127.0.0.1:$PORT$path")
   after=$(cpu_ticks "$PID")
+  db_after=$(db_ticks)
   reqs=$(awk '/requests in/{print $1}' <<<"$out")
   rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
   p50=$(awk '$1=="50%"{print $2}' <<<"$out")
@@ -45,22 +56,28 @@ measure() {
   local bad
   bad=$(awk '/Non-2xx or 3xx responses/{print $5}' <<<"$out")
   cpu=$(python3 -c "print(f'{($after-$before)*1000/$HZ/max($reqs,1):.2f}')")
-  printf '| %-44s | %9s | %8s | %8s | %7s |%s\n' "$name" "$rps" "$p50" "$p99" "$cpu" "${bad:+ $bad non-2xx!}"
+  if [ "$BACKEND" = postgres ]; then
+    db=$(python3 -c "print(f'{($db_after-$db_before)*1000/$HZ/max($reqs,1):.2f}')")
+  else
+    db="-"
+  fi
+  printf '| %-44s | %9s | %8s | %8s | %7s | %7s |%s\n' "$name" "$rps" "$p50" "$p99" "$cpu" "$db" "${bad:+ $bad non-2xx!}"
 }
 
 run_backend() {
   local backend=$1 url data
+  BACKEND=$backend
   data="$WORK/$backend"
   if [ "$backend" = sqlite ]; then
     url="sqlite://$data/bench.db"
   else
-    url="${PG_ADMIN%/*}/rapport_http_bench"
+    url="${PG_ADMIN%/*}/rapport_http_bench_$CLIENTS"
   fi
   export DATABASE_URL=$url RAPPORT_DATA_DIR=$data RAPPORT_ADDR=127.0.0.1:$PORT
   if [ "${BENCH_RESEED:-0}" = 1 ] || [ ! -f "$data/seeded-$CLIENTS" ]; then
     rm -rf "$data"; mkdir -p "$data"
     if [ "$backend" = postgres ]; then
-      psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS rapport_http_bench" -c "CREATE DATABASE rapport_http_bench"
+      psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS rapport_http_bench_$CLIENTS" -c "CREATE DATABASE rapport_http_bench_$CLIENTS"
     fi
     "$BIN" migrate >/dev/null
     "$BIN" org create "Bench" >/dev/null
@@ -109,8 +126,8 @@ LUA
   echo
   echo "### $backend, $CLIENTS clients, $DEALS deals ($(date -u +%F))"
   echo
-  printf '| %-44s | %9s | %8s | %8s | %7s |\n' "endpoint" "req/s" "p50" "p99" "CPU ms"
-  printf '|%s|%s|%s|%s|%s|\n' "----------------------------------------------" "-----------" "----------" "----------" "---------"
+  printf '| %-44s | %9s | %8s | %8s | %7s | %7s |\n' "endpoint" "req/s" "p50" "p99" "CPU ms" "DB ms"
+  printf '|%s|%s|%s|%s|%s|%s|\n' "----------------------------------------------" "-----------" "----------" "----------" "---------" "---------"
   measure "GET /api/clients/:id" "/api/clients/$client" -H "$auth"
   measure "GET /clients/:id (console profile)" "/clients/$client" -H "$cookie"
   measure "GET /api/clients (first page)" "/api/clients?limit=50" -H "$auth"

@@ -34,4 +34,4 @@ CREATE INDEX clients_org_status_created_idx ON clients (organization_id, status,
 -- A profile's history: with only (organization_id, id) it walked the whole audit log back
 -- until it found thirty entries of that client, or to the start for a client with none.
 CREATE INDEX audit_log_resource_idx ON audit_log (organization_id, resource_type, resource_id, id);
-ANALYZE clients, audit_log;
+ANALYZE clients, client_tags, audit_log;
