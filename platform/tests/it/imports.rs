@@ -686,15 +686,25 @@ async fn a_finished_import_refreshes_the_planner_statistics() {
         csv.into_bytes(),
     )
     .await;
-    if t.target.location.contains("://") {
-        return;
-    }
     #[derive(QueryableByName)]
     struct N {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
     let mut c = t.pool.get().unwrap();
+    if t.target.location.contains("://") {
+        // Every table of our schema, not a chosen few: `client_tags` was once left out and
+        // scanned whole for each page of the client list.
+        let never: i64 = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_user_tables \
+             WHERE schemaname = current_schema() AND last_analyze IS NULL",
+        )
+        .get_result::<N>(&mut c)
+        .unwrap()
+        .n;
+        assert_eq!(never, 0, "every table was analysed");
+        return;
+    }
     let n = diesel::sql_query("SELECT count(*) AS n FROM sqlite_stat1 WHERE tbl = 'clients'")
         .get_result::<N>(&mut c)
         .unwrap()
