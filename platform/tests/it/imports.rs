@@ -711,3 +711,66 @@ async fn a_finished_import_refreshes_the_planner_statistics() {
         .n;
     assert!(n > 0, "the clients table has statistics");
 }
+
+#[actix_web::test]
+async fn rows_of_one_chunk_find_each_other_and_existing_clients_by_e_mail_and_company() {
+    let t = TestApp::new().await;
+    let app = t.service().await;
+    let org = t.org("Acme");
+    let admin = t.user(&org, "ann@acme.test", "admin");
+    let tok = t.token(&org, &admin);
+    let older = send(
+        &app,
+        api(Method::POST, "/api/clients", &tok)
+            .set_json(serde_json::json!({"type": "company", "companyName": "Initech"})),
+    )
+    .await
+    .json();
+    // The e-mail read for the whole chunk at once must still see the row just before it.
+    let csv = "First Name,Last Name,Email,Company Name\n\
+               Ada,Lovelace,ADA@engine.test,Initech\n\
+               Ada,King,ada@engine.test,Initech\n\
+               Peter,Gibbons,peter@initech.test,Initech\n";
+    let b = import(
+        &t,
+        &app,
+        &tok,
+        "people.csv",
+        "kind=contacts&mode=update",
+        csv.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(counts(&b), (2, 1, 0, 0), "{b}");
+    let list = send(
+        &app,
+        api(Method::GET, "/api/clients?q=ada%40engine.test", &tok),
+    )
+    .await
+    .json();
+    let data = list["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{list}");
+    assert_eq!(
+        data[0]["lastName"], "King",
+        "the second row updated the first"
+    );
+    assert_eq!(
+        data[0]["employerId"], older["id"],
+        "found the existing company by name"
+    );
+    // Reverting undoes both the creates and the update, from the change log written in bulk.
+    let id = b["id"].as_str().unwrap();
+    let r = send(
+        &app,
+        api(Method::POST, &format!("/api/imports/{id}/revert"), &tok),
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    rapport::jobs::run_pending(&t.state).await.unwrap();
+    let list = send(
+        &app,
+        api(Method::GET, "/api/clients?filter[type]=individual", &tok),
+    )
+    .await
+    .json();
+    assert_eq!(list["data"], serde_json::json!([]), "{list}");
+}
