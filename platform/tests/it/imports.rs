@@ -757,6 +757,14 @@ async fn rows_of_one_chunk_find_each_other_and_existing_clients_by_e_mail_and_co
         data[0]["employerId"], older["id"],
         "found the existing company by name"
     );
+    // The outbox entries written in bulk reach the search index.
+    rapport::search::drain_all(&t.pool, &t.state.search)
+        .await
+        .unwrap();
+    let found = send(&app, api(Method::GET, "/api/search?q=gibbons", &tok))
+        .await
+        .json();
+    assert_eq!(found["data"][0]["title"], "Peter Gibbons", "{found}");
     // Reverting undoes both the creates and the update, from the change log written in bulk.
     let id = b["id"].as_str().unwrap();
     let r = send(

@@ -684,6 +684,8 @@ fn chunk_attempt(
             },
         };
         row_env.cache.prefetch(c, &env.ctx.org_id, &rows)?;
+        // The careful pass writes each row's outbox entry inside that row's savepoint.
+        let _deferred = (!careful).then(crate::search::defer_touches);
         let to = from + rows.len();
         let mut counts = (0, 0, 0, 0);
         let mut errors: Vec<Value> = serde_json::from_str(&batch.errors).unwrap_or_default();
@@ -712,6 +714,7 @@ fn chunk_attempt(
             }
         }
         flush_changes(c, &row_env)?;
+        crate::search::flush_touches(c)?;
         let done = rows.len() < CHUNK || to >= batch.total_rows as usize;
         // Only if no one else advanced the batch meanwhile; otherwise this chunk rolls back.
         let n = diesel::update(
