@@ -210,22 +210,18 @@ pub fn backend_of(conn: &DbConn) -> Backend {
     }
 }
 
-/// Runs blocking Diesel work on actix's blocking pool with a pooled connection.
+/// Runs blocking Diesel work on actix's blocking pool with a pooled connection, within
+/// the request time limit.
 pub async fn run<T, F>(pool: &Pool, f: F) -> AppResult<T>
 where
     F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
     T: Send + 'static,
 {
-    let pool = pool.clone();
-    actix_web::web::block(move || {
-        let mut conn = pool
-            .get()
-            .map_err(|e| AppError::Unavailable(e.to_string()))?;
+    on_blocking_pool(pool, move |conn| {
         let _deadline = limit::within(limit::budget());
-        f(&mut conn)
+        f(conn)
     })
     .await
-    .map_err(|e| AppError::Internal(format!("blocking task failed: {e}")))?
 }
 
 /// [`run`] for a background job that reads a whole organization in one call (the
@@ -235,20 +231,31 @@ where
     F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
     T: Send + 'static,
 {
+    on_blocking_pool(pool, move |conn| {
+        let _unbounded = limit::unbounded();
+        if let DbConn::Postgresql(c) = &mut *conn {
+            c.batch_execute("SET statement_timeout = 0")?;
+        }
+        let out = f(conn);
+        if let DbConn::Postgresql(c) = &mut *conn {
+            c.batch_execute(&pg_timeout(limit::budget()))?;
+        }
+        out
+    })
+    .await
+}
+
+async fn on_blocking_pool<T, F>(pool: &Pool, f: F) -> AppResult<T>
+where
+    F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
     let pool = pool.clone();
     actix_web::web::block(move || {
         let mut conn = pool
             .get()
             .map_err(|e| AppError::Unavailable(e.to_string()))?;
-        let _unbounded = limit::unbounded();
-        if let DbConn::Postgresql(c) = &mut *conn {
-            c.batch_execute("SET statement_timeout = 0")?;
-        }
-        let out = f(&mut conn);
-        if let DbConn::Postgresql(c) = &mut *conn {
-            c.batch_execute(&pg_timeout(limit::budget()))?;
-        }
-        out
+        f(&mut conn)
     })
     .await
     .map_err(|e| AppError::Internal(format!("blocking task failed: {e}")))?
