@@ -439,11 +439,7 @@ impl Cache {
                 .filter(clients::email.eq_any(part))
                 .select((clients::id, clients::email, clients::created_at))
                 .load(conn)?;
-            let mut map = self.emails.borrow_mut();
-            for e in part {
-                map.entry(e.clone()).or_insert(None);
-            }
-            oldest_into(&mut map, found);
+            settle(&mut self.emails.borrow_mut(), part, found);
         }
         for part in names.chunks(500) {
             let found: Vec<(String, Option<String>, NaiveDateTime)> = clients::table
@@ -453,11 +449,7 @@ impl Cache {
                 .filter(clients::company_name.eq_any(part))
                 .select((clients::id, clients::company_name, clients::created_at))
                 .load(conn)?;
-            let mut map = self.companies.borrow_mut();
-            for n in part {
-                map.entry(n.clone()).or_insert(None);
-            }
-            oldest_into(&mut map, found);
+            settle(&mut self.companies.borrow_mut(), part, found);
         }
         Ok(())
     }
@@ -515,11 +507,16 @@ impl Cache {
     }
 }
 
-/// The oldest id per key, as the single-row lookups choose.
-fn oldest_into(
+/// Records what a bulk lookup of `asked` found: the oldest id per key, as the single-row
+/// lookups choose, and `None` for a key nothing matched.
+fn settle(
     map: &mut std::collections::HashMap<String, Option<String>>,
+    asked: &[String],
     found: Vec<(String, Option<String>, NaiveDateTime)>,
 ) {
+    for key in asked {
+        map.entry(key.clone()).or_insert(None);
+    }
     let mut best: std::collections::HashMap<String, (NaiveDateTime, String)> =
         std::collections::HashMap::new();
     for (id, key, at) in found {
