@@ -164,6 +164,14 @@ async fn the_text_filter_matches_prefixes_and_phones_alike_in_the_api_and_the_co
         names(&send(&app, list("zzzz")).await.json()),
         Vec::<String>::new()
     );
+    let long = send(&app, list(&"x".repeat(201))).await;
+    assert_eq!(
+        long.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        long.body
+    );
+    assert!(long.is_problem() && long.body.contains("at most 200 characters"));
     let filtered = send(&app, list("h&filter[type]=company")).await.json();
     assert_eq!(names(&filtered), vec!["Hamilton Labs"]);
     // Paging through matches keeps the text filter (the cursor continues the same list).
@@ -185,6 +193,11 @@ async fn the_text_filter_matches_prefixes_and_phones_alike_in_the_api_and_the_co
     );
     let found = b.get(&app, "/search?q=hoppr").await.body;
     assert!(found.contains("Hopper"), "{found}");
+    let page = b
+        .get(&app, &format!("/clients?q={}", "x".repeat(201)))
+        .await
+        .body;
+    assert!(page.contains("Filter by at most 200 characters."), "{page}");
     let page = b.get(&app, "/clients?q=gra").await.body;
     assert!(
         page.contains("Grace Hopper") && !page.contains("Margaret"),

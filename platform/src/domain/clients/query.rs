@@ -433,6 +433,9 @@ fn text_condition(conn: &DbConn, text: &str) -> Condition {
     any
 }
 
+/// Longest text filter accepted, in characters (a name or an e-mail is shorter).
+pub const MAX_TEXT: usize = 200;
+
 /// Up to this many clients matching a text are listed by id; past it the matches are
 /// dense, and walking the sort's index until a page is full is the cheaper plan.
 const SPARSE_MATCHES: i64 = 2_000;
@@ -594,6 +597,10 @@ pub fn parse_params(
                     "This cursor was not issued by this list; start again without it.",
                 )),
             },
+            "q" if value.chars().count() > MAX_TEXT => errors.push(FieldError::new(
+                "q",
+                format!("Filter by at most {MAX_TEXT} characters."),
+            )),
             "q" => p.q = Some(value.to_string()).filter(|v| !v.is_empty()),
             "sort" if value.is_empty() => {}
             "sort" => {
