@@ -8,9 +8,10 @@ use diesel::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::db::schema::{client_tags, clients, custom_field_values};
+use crate::db::schema::clients;
 use crate::db::{new_id, now, DbConn};
 use crate::domain::audit::AuditContext;
+use crate::domain::clients::bulk::{TagLink, ValueRow};
 use crate::domain::clients::{service as client_service, store as client_store, ClientRow, TagRow};
 use crate::domain::custom_fields::service::{define, FieldInput};
 use crate::domain::custom_fields::{store as field_store, FieldRow};
@@ -190,63 +191,6 @@ fn ensure_tags(conn: &mut DbConn, ctx: &AuditContext) -> AppResult<Vec<TagRow>> 
     Ok(out)
 }
 
-type ValueRow = (String, String, String, String, Option<String>, Option<i64>);
-
-macro_rules! insert_batches {
-    ($conn:expr, $rows:expr, $tags:expr, $values:expr) => {{
-        for chunk in $rows.chunks(500) {
-            let keyed: Vec<_> = chunk
-                .iter()
-                .map(|r: &ClientRow| {
-                    let k = crate::domain::clients::keys::Keys::of(r);
-                    (
-                        r,
-                        clients::phone_key.eq(k.phone),
-                        clients::name_key.eq(k.name),
-                        clients::website_key.eq(k.website),
-                    )
-                })
-                .collect();
-            diesel::insert_into(clients::table)
-                .values(keyed)
-                .execute($conn)?;
-        }
-        for chunk in $tags.chunks(2000) {
-            let rows: Vec<_> = chunk
-                .iter()
-                .map(|(c, t, o): &(String, String, String)| {
-                    (
-                        client_tags::client_id.eq(c),
-                        client_tags::tag_id.eq(t),
-                        client_tags::organization_id.eq(o),
-                    )
-                })
-                .collect();
-            diesel::insert_into(client_tags::table)
-                .values(rows)
-                .execute($conn)?;
-        }
-        for chunk in $values.chunks(1500) {
-            let rows: Vec<_> = chunk
-                .iter()
-                .map(|(id, org, field, record, text, num): &ValueRow| {
-                    (
-                        custom_field_values::id.eq(id),
-                        custom_field_values::organization_id.eq(org),
-                        custom_field_values::field_id.eq(field),
-                        custom_field_values::record_id.eq(record),
-                        custom_field_values::text_value.eq(text),
-                        custom_field_values::num_value.eq(num),
-                    )
-                })
-                .collect();
-            diesel::insert_into(custom_field_values::table)
-                .values(rows)
-                .execute($conn)?;
-        }
-    }};
-}
-
 /// Adds `count` clients to the organization, deterministic for a given `seed`.
 pub fn seed_clients(
     conn: &mut DbConn,
@@ -280,7 +224,7 @@ pub fn seed_clients(
     while made < count {
         let n = batch.min(count - made);
         let mut rows: Vec<ClientRow> = Vec::with_capacity(n);
-        let mut tag_rows: Vec<(String, String, String)> = Vec::new();
+        let mut tag_rows: Vec<TagLink> = Vec::new();
         let mut values: Vec<ValueRow> = Vec::new();
         for i in 0..n {
             let k = made + i;
@@ -396,10 +340,7 @@ pub fn seed_clients(
             }
         }
         crate::db::transaction::<_, crate::error::AppError, _>(conn, |c| {
-            match c {
-                DbConn::Sqlite(c) => insert_batches!(c, rows, tag_rows, values),
-                DbConn::Postgresql(c) => insert_batches!(c, rows, tag_rows, values),
-            }
+            crate::domain::clients::bulk::insert_all(c, &rows, &tag_rows, &values)?;
             Ok(())
         })?;
         made += n;

@@ -782,3 +782,134 @@ async fn rows_of_one_chunk_find_each_other_and_existing_clients_by_e_mail_and_co
     .json();
     assert_eq!(list["data"], serde_json::json!([]), "{list}");
 }
+
+/// A chunk's new clients are written together when it ends (a few statements instead of
+/// one per row): what later rows of the same chunk do to them — update them, replace a
+/// custom value, write a note or a preference on them, find them by domain or by their id
+/// in the old system — must land as if each had been written at once.
+#[actix_web::test]
+async fn rows_held_back_until_the_chunk_ends_behave_as_written_at_once() {
+    let t = TestApp::new().await;
+    let app = t.service().await;
+    let org = t.org("Acme");
+    let admin = t.user(&org, "ann@acme.test", "admin");
+    let tok = t.token(&org, &admin);
+    let r = send(
+        &app,
+        api(Method::POST, "/api/custom-fields", &tok).set_json(serde_json::json!(
+            {"entity": "client", "key": "tier", "label": "Tier", "type": "single_select", "options": ["Gold", "Silver"]}
+        )),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // The second Initech row has the first one's domain, written another way.
+    let companies = "ID,Name,Website,Notes\n\
+                     c1,Initech,initech.test,Big account\n\
+                     c2,Initech Labs,https://www.initech.test/about,\n\
+                     c3,Hooli,hooli.test,\n";
+    let b = import(
+        &t,
+        &app,
+        &tok,
+        "companies.csv",
+        "kind=companies&mode=update&preset=generic",
+        companies.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(counts(&b), (2, 1, 0, 0), "{b}");
+    let list = send(
+        &app,
+        api(
+            Method::GET,
+            "/api/clients?filter%5Btype%5D=company&sort=name",
+            &tok,
+        ),
+    )
+    .await
+    .json();
+    let names: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["companyName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Hooli", "Initech Labs"], "{list}");
+    let initech = list["data"][1]["id"].as_str().unwrap().to_string();
+    let notes = send(
+        &app,
+        api(
+            Method::GET,
+            &format!("/api/clients/{initech}/interactions"),
+            &tok,
+        ),
+    )
+    .await;
+    assert!(notes.body.contains("Big account"), "{}", notes.body);
+    // The people's Company ID points at Hooli through the id the last file remembered.
+    let people = "ID,First Name,Last Name,Email,Company ID,Tier,Email Opt Out\n\
+                  p1,Ada,Lovelace,ada@engine.test,c3,Gold,yes\n\
+                  p2,Ada,King,ada@engine.test,c3,Silver,\n\
+                  p3,Bob,Byte,bob@engine.test,c3,Gold,\n";
+    let b = import(
+        &t,
+        &app,
+        &tok,
+        "people.csv",
+        "kind=contacts&mode=update&preset=generic",
+        people.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(counts(&b), (2, 1, 0, 0), "{b}");
+    let silver = send(
+        &app,
+        api(
+            Method::GET,
+            "/api/clients?filter%5BcustomFields.tier%5D=Silver",
+            &tok,
+        ),
+    )
+    .await
+    .json();
+    let data = silver["data"].as_array().unwrap();
+    assert_eq!(
+        data.len(),
+        1,
+        "the second row replaced the held value: {silver}"
+    );
+    assert_eq!(data[0]["lastName"], "King");
+    assert_eq!(data[0]["employerId"], list["data"][0]["id"]);
+    let gold = send(
+        &app,
+        api(
+            Method::GET,
+            "/api/clients?filter%5BcustomFields.tier%5D=Gold",
+            &tok,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(gold["data"].as_array().unwrap().len(), 1, "{gold}");
+    assert_eq!(gold["data"][0]["email"], "bob@engine.test");
+    let ada = data[0]["id"].as_str().unwrap();
+    let prefs = send(
+        &app,
+        api(
+            Method::GET,
+            &format!("/api/clients/{ada}/preferences"),
+            &tok,
+        ),
+    )
+    .await;
+    assert!(prefs.body.contains("opt_out"), "{}", prefs.body);
+    // Importing the same file again finds every row by its id: nothing new.
+    let again = import(
+        &t,
+        &app,
+        &tok,
+        "people.csv",
+        "kind=contacts&mode=skip&preset=generic",
+        people.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(counts(&again), (0, 0, 3, 0), "{again}");
+}

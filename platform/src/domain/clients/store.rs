@@ -10,6 +10,9 @@ use crate::db::schema::{client_relations, client_tags, clients, saved_views, tag
 use crate::db::DbConn;
 
 pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> QueryResult<Option<ClientRow>> {
+    if super::bulk::is_held(id) {
+        super::bulk::flush(conn)?;
+    }
     clients::table
         .filter(clients::organization_id.eq(org_id))
         .filter(clients::id.eq(id))
@@ -19,6 +22,9 @@ pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> QueryResult<Option<Cli
 }
 
 pub fn find_many(conn: &mut DbConn, org_id: &str, ids: &[String]) -> QueryResult<Vec<ClientRow>> {
+    if ids.iter().any(|id| super::bulk::is_held(id)) {
+        super::bulk::flush(conn)?;
+    }
     clients::table
         .filter(clients::organization_id.eq(org_id))
         .filter(clients::id.eq_any(ids))
@@ -27,6 +33,9 @@ pub fn find_many(conn: &mut DbConn, org_id: &str, ids: &[String]) -> QueryResult
 }
 
 pub fn insert(conn: &mut DbConn, row: &ClientRow) -> QueryResult<()> {
+    if super::bulk::hold_row(row) {
+        return crate::search::touch(conn, &row.organization_id, crate::search::CLIENT, &row.id);
+    }
     let k = Keys::of(row);
     diesel::insert_into(clients::table)
         .values((
@@ -41,6 +50,9 @@ pub fn insert(conn: &mut DbConn, row: &ClientRow) -> QueryResult<()> {
 
 /// Writes every column if the stored version is still `expected`; false when stale.
 pub fn replace(conn: &mut DbConn, row: &ClientRow, expected: i64) -> QueryResult<bool> {
+    if super::bulk::is_held(&row.id) {
+        super::bulk::flush(conn)?;
+    }
     let k = Keys::of(row);
     let n = diesel::update(
         clients::table
@@ -265,6 +277,9 @@ pub fn set_tags(
     client_id: &str,
     tag_ids: &[String],
 ) -> QueryResult<()> {
+    if super::bulk::hold_tags(org_id, client_id, tag_ids) {
+        return crate::search::touch(conn, org_id, crate::search::CLIENT, client_id);
+    }
     diesel::delete(client_tags::table.filter(client_tags::client_id.eq(client_id)))
         .execute(conn)?;
     for tag_id in tag_ids {

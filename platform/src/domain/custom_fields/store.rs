@@ -100,6 +100,25 @@ pub fn write_values(
     if values.is_empty() {
         return Ok(());
     }
+    // A client an import chunk holds back takes its values with it (see clients::bulk).
+    let rows: Vec<crate::domain::clients::bulk::ValueRow> = values
+        .iter()
+        .flat_map(|(field_id, index)| {
+            index.iter().map(move |i| {
+                (
+                    new_id(),
+                    org_id.to_string(),
+                    field_id.clone(),
+                    record_id.to_string(),
+                    i.text.clone(),
+                    i.num,
+                )
+            })
+        })
+        .collect();
+    let Err(rows) = crate::domain::clients::bulk::hold_values(record_id, rows) else {
+        return Ok(());
+    };
     let field_ids: Vec<&str> = values.iter().map(|(f, _)| f.as_str()).collect();
     diesel::delete(
         custom_field_values::table
@@ -107,25 +126,17 @@ pub fn write_values(
             .filter(custom_field_values::field_id.eq_any(&field_ids)),
     )
     .execute(conn)?;
-    let rows: Vec<_> = values
-        .iter()
-        .flat_map(|(field_id, index)| {
-            index.iter().map(move |i| {
-                (
-                    custom_field_values::id.eq(new_id()),
-                    custom_field_values::organization_id.eq(org_id),
-                    custom_field_values::field_id.eq(field_id.clone()),
-                    custom_field_values::record_id.eq(record_id),
-                    custom_field_values::text_value.eq(i.text.clone()),
-                    custom_field_values::num_value.eq(i.num),
-                )
-            })
-        })
-        .collect();
     // why: MultiConnection has no batch insert for SQLite; values per record are few.
-    for row in rows {
+    for (id, org, field, record, text, num) in rows {
         diesel::insert_into(custom_field_values::table)
-            .values(row)
+            .values((
+                custom_field_values::id.eq(id),
+                custom_field_values::organization_id.eq(org),
+                custom_field_values::field_id.eq(field),
+                custom_field_values::record_id.eq(record),
+                custom_field_values::text_value.eq(text),
+                custom_field_values::num_value.eq(num),
+            ))
             .execute(conn)?;
     }
     Ok(())

@@ -412,6 +412,15 @@ pub struct Cache {
     /// (one `IN` query each instead of a query per row) and kept current as rows create.
     emails: std::cell::RefCell<std::collections::HashMap<String, Option<String>>>,
     companies: std::cell::RefCell<std::collections::HashMap<String, Option<String>>>,
+    /// Companies by website domain, read in bulk for a company file's chunk.
+    domains: std::cell::RefCell<std::collections::HashMap<String, Option<String>>>,
+    /// Records by (entity, id in the old system), read in bulk for the chunk's own ids.
+    refs: std::cell::RefCell<std::collections::HashMap<(String, String), Option<String>>>,
+    /// Members by e-mail (the owner column names a handful of people a million times).
+    owners: std::cell::RefCell<std::collections::HashMap<String, Option<String>>>,
+    /// A fast chunk's new external ids (entity, external id, record), written with the
+    /// change log when the chunk ends; `None` in the careful pass.
+    new_refs: std::cell::RefCell<Option<Vec<(String, String, String)>>>,
 }
 
 impl Cache {
@@ -420,6 +429,8 @@ impl Cache {
         &self,
         conn: &mut DbConn,
         org: &str,
+        kind: Kind,
+        source: &str,
         rows: &[Vec<(String, String)>],
     ) -> AppResult<()> {
         let emails: Vec<String> = rows
@@ -451,7 +462,103 @@ impl Cache {
                 .load(conn)?;
             settle(&mut self.companies.borrow_mut(), part, found);
         }
+        if kind == Kind::Companies {
+            let domains: Vec<String> = rows
+                .iter()
+                .filter_map(|cells| cell(cells, "domain"))
+                .map(domain_of)
+                .filter(|d| !d.is_empty())
+                .collect();
+            for part in domains.chunks(500) {
+                let found: Vec<(String, Option<String>, NaiveDateTime)> = clients::table
+                    .filter(clients::organization_id.eq(org))
+                    .filter(clients::deleted_at.is_null())
+                    .filter(clients::kind.eq("company"))
+                    .filter(clients::website_key.eq_any(part))
+                    .select((clients::id, clients::website_key, clients::created_at))
+                    .load(conn)?;
+                settle(&mut self.domains.borrow_mut(), part, found);
+            }
+        }
+        let entity = match kind {
+            Kind::Companies => "company",
+            Kind::Contacts => "contact",
+            Kind::Deals => "opportunity",
+        };
+        let ids: Vec<String> = rows
+            .iter()
+            .filter_map(|cells| cell(cells, "externalId"))
+            .map(str::to_string)
+            .collect();
+        for part in ids.chunks(500) {
+            let found: Vec<(String, String)> = external_refs::table
+                .filter(external_refs::organization_id.eq(org))
+                .filter(external_refs::source.eq(source))
+                .filter(external_refs::entity.eq(entity))
+                .filter(external_refs::external_id.eq_any(part))
+                .select((external_refs::external_id, external_refs::record_id))
+                .load(conn)?;
+            let mut refs = self.refs.borrow_mut();
+            for x in part {
+                refs.entry((entity.to_string(), x.clone())).or_insert(None);
+            }
+            for (x, record) in found {
+                refs.insert((entity.to_string(), x), Some(record));
+            }
+        }
         Ok(())
+    }
+
+    fn external_ref(
+        &self,
+        conn: &mut DbConn,
+        org: &str,
+        source: &str,
+        entity: &str,
+        external_id: &str,
+    ) -> AppResult<Option<String>> {
+        let key = (entity.to_string(), external_id.to_string());
+        if let Some(hit) = self.refs.borrow().get(&key) {
+            return Ok(hit.clone());
+        }
+        let found = external_ref(conn, org, source, entity, external_id)?;
+        self.refs.borrow_mut().insert(key, found.clone());
+        Ok(found)
+    }
+
+    fn company_by_domain(
+        &self,
+        conn: &mut DbConn,
+        org: &str,
+        domain: &str,
+    ) -> AppResult<Option<String>> {
+        if domain.is_empty() {
+            return Ok(None);
+        }
+        if let Some(hit) = self.domains.borrow().get(domain) {
+            return Ok(hit.clone());
+        }
+        let found = company_by_domain(conn, org, domain)?;
+        self.domains
+            .borrow_mut()
+            .insert(domain.to_string(), found.clone());
+        Ok(found)
+    }
+
+    fn member_by_email(
+        &self,
+        conn: &mut DbConn,
+        org: &str,
+        email: &str,
+    ) -> AppResult<Option<String>> {
+        if let Some(hit) = self.owners.borrow().get(email) {
+            return Ok(hit.clone());
+        }
+        let found = member_by_email(conn, org, email)?;
+        self.owners
+            .borrow_mut()
+            .insert(email.to_string(), found.clone());
+        Ok(found)
     }
 
     fn client_by_email(
@@ -496,6 +603,18 @@ impl Cache {
             }
         }
         if row.is_company() {
+            if let Some(d) = row
+                .website
+                .as_deref()
+                .map(domain_of)
+                .filter(|d| !d.is_empty())
+            {
+                let mut map = self.domains.borrow_mut();
+                let entry = map.entry(d).or_insert(None);
+                if entry.is_none() {
+                    *entry = Some(row.id.clone());
+                }
+            }
             if let Some(n) = &row.company_name {
                 let mut map = self.companies.borrow_mut();
                 let entry = map.entry(n.clone()).or_insert(None);
@@ -677,12 +796,19 @@ fn chunk_attempt(
             default_currency: env.default_currency,
             cache: Cache {
                 changes: std::cell::RefCell::new((!careful).then(Vec::new)),
+                new_refs: std::cell::RefCell::new((!careful).then(Vec::new)),
                 ..Cache::default()
             },
         };
-        row_env.cache.prefetch(c, &env.ctx.org_id, &rows)?;
+        row_env
+            .cache
+            .prefetch(c, &env.ctx.org_id, batch.kind(), &batch.preset, &rows)?;
         // The careful pass writes each row's outbox entry inside that row's savepoint.
         let _deferred = (!careful).then(crate::search::defer_touches);
+        // New clients go in a few hundred per statement when the chunk ends (a deal file's
+        // rows write deals that point at clients, so only client files hold them back).
+        let _holding =
+            (!careful && batch.kind() != Kind::Deals).then(crate::domain::clients::bulk::hold);
         let to = from + rows.len();
         let mut counts = (0, 0, 0, 0);
         let mut errors: Vec<Value> = serde_json::from_str(&batch.errors).unwrap_or_default();
@@ -710,7 +836,9 @@ fn chunk_attempt(
                 }
             }
         }
+        crate::domain::clients::bulk::flush(c)?;
         flush_changes(c, &row_env)?;
+        flush_refs(c, &row_env)?;
         crate::search::flush_touches(c)?;
         let done = rows.len() < CHUNK || to >= batch.total_rows as usize;
         // Only if no one else advanced the batch meanwhile; otherwise this chunk rolls back.
@@ -862,7 +990,23 @@ fn remember_ref(
     record: &str,
 ) -> AppResult<()> {
     let org = &env.ctx.org_id;
-    if external_ref(conn, org, &env.batch.preset, entity, external_id)?.is_some() {
+    if env
+        .cache
+        .external_ref(conn, org, &env.batch.preset, entity, external_id)?
+        .is_some()
+    {
+        return Ok(());
+    }
+    env.cache.refs.borrow_mut().insert(
+        (entity.to_string(), external_id.to_string()),
+        Some(record.to_string()),
+    );
+    if let Some(buffer) = env.cache.new_refs.borrow_mut().as_mut() {
+        buffer.push((
+            entity.to_string(),
+            external_id.to_string(),
+            record.to_string(),
+        ));
         return Ok(());
     }
     diesel::insert_into(external_refs::table)
@@ -875,6 +1019,34 @@ fn remember_ref(
             external_refs::batch_id.eq(&env.batch.id),
         ))
         .execute(conn)?;
+    Ok(())
+}
+
+/// Writes a fast chunk's new external ids, a few hundred per statement.
+fn flush_refs(conn: &mut DbConn, env: &Env<'_>) -> AppResult<()> {
+    let Some(refs) = env.cache.new_refs.borrow_mut().take() else {
+        return Ok(());
+    };
+    for part in refs.chunks(500) {
+        let values: Vec<_> = part
+            .iter()
+            .map(|(entity, x, record)| {
+                (
+                    external_refs::organization_id.eq(&env.ctx.org_id),
+                    external_refs::source.eq(&env.batch.preset),
+                    external_refs::entity.eq(entity),
+                    external_refs::external_id.eq(x),
+                    external_refs::record_id.eq(record),
+                    external_refs::batch_id.eq(&env.batch.id),
+                )
+            })
+            .collect();
+        let insert = diesel::insert_into(external_refs::table).values(values);
+        match conn {
+            DbConn::Sqlite(c) => insert.execute(c)?,
+            DbConn::Postgresql(c) => insert.execute(c)?,
+        };
+    }
     Ok(())
 }
 
@@ -1043,12 +1215,14 @@ fn import_client(
     let ref_kind = if company { "company" } else { "contact" };
     // Existing record: by its id in the old system, else by e-mail or company domain.
     let mut existing = match external_id {
-        Some(x) => external_ref(conn, org, &env.batch.preset, ref_kind, x)?,
+        Some(x) => env
+            .cache
+            .external_ref(conn, org, &env.batch.preset, ref_kind, x)?,
         None => None,
     };
     if existing.is_none() {
         existing = if company {
-            company_by_domain(conn, org, &domain)?
+            env.cache.company_by_domain(conn, org, &domain)?
         } else {
             match &email {
                 Some(e) => env.cache.client_by_email(conn, org, e)?,
@@ -1124,13 +1298,16 @@ fn import_client(
         body.insert("address".into(), Value::Object(address));
     }
     if let Some(owner) = get("owner") {
-        if let Some(u) = member_by_email(conn, org, owner)? {
+        if let Some(u) = env.cache.member_by_email(conn, org, owner)? {
             body.insert("assignedTo".into(), Value::String(u));
         }
     }
     if !company {
         let employer = match get("companyExternalId").map(first_id) {
-            Some(x) if !x.is_empty() => external_ref(conn, org, &env.batch.preset, "company", x)?,
+            Some(x) if !x.is_empty() => {
+                env.cache
+                    .external_ref(conn, org, &env.batch.preset, "company", x)?
+            }
             _ => None,
         };
         let employer = match (employer, get("companyName")) {
@@ -1182,6 +1359,13 @@ fn import_client(
             let row = crate::domain::clients::service::create_within(conn, &w, &body)?;
             env.cache.remember(&row);
             log_change(conn, env, seq, "client", &row.id, None)?;
+            let opts_out = ["emailOptOut", "doNotCall"]
+                .iter()
+                .any(|k| get(k).is_some_and(presets::truthy));
+            if opts_out || get("notes").is_some() {
+                // Preferences and notes point at the new client: it must be written first.
+                crate::domain::clients::bulk::flush(conn)?;
+            }
             if !company {
                 let mut prefs = Map::new();
                 let mut channels = Map::new();
@@ -1234,7 +1418,10 @@ fn import_deal(
     let preset = env.batch.preset.as_str();
     let external_id = get("externalId");
     let existing = match external_id {
-        Some(x) => match external_ref(conn, org, preset, "opportunity", x)? {
+        Some(x) => match env
+            .cache
+            .external_ref(conn, org, preset, "opportunity", x)?
+        {
             Some(id) => {
                 deal_store::find_opportunity(conn, org, &id)?.filter(|d| d.deleted_at.is_none())
             }
@@ -1250,7 +1437,7 @@ fn import_deal(
     ] {
         if client.is_none() {
             if let Some(x) = get(key).map(first_id).filter(|x| !x.is_empty()) {
-                client = external_ref(conn, org, preset, entity, x)?;
+                client = env.cache.external_ref(conn, org, preset, entity, x)?;
             }
         }
     }
@@ -1337,7 +1524,7 @@ fn import_deal(
         body.insert("source".into(), json!(s));
     }
     if let Some(owner) = get("owner") {
-        if let Some(u) = member_by_email(conn, org, owner)? {
+        if let Some(u) = env.cache.member_by_email(conn, org, owner)? {
             body.insert("assignedTo".into(), json!(u));
         }
     }

@@ -169,6 +169,8 @@ fn target(preset: &str, kind: Kind, h: &str) -> Option<&'static str> {
         (Contacts, "firstname" | "givenname") => Some("firstName"),
         (Contacts, "lastname" | "surname" | "familyname") => Some("lastName"),
         (Contacts, "email" | "emailaddress") => Some("email"),
+        (Contacts, "emailoptout" | "optedoutofemail" | "unsubscribed") => Some("emailOptOut"),
+        (Contacts, "donotcall") => Some("doNotCall"),
         (Contacts, "mobile" | "mobilephone" | "mobilephonenumber") => Some("mobile"),
         (Contacts, "company" | "companyname" | "organization" | "accountname") => {
             Some("companyName")

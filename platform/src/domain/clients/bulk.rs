@@ -1,0 +1,192 @@
+//! Multi-row writes of new clients with their tags and custom values, and the write-behind
+//! buffer an import chunk uses to get them.
+//!
+//! An import creates a thousand clients per transaction through the same service as a
+//! single create (every rule applies once, in one place). On PostgreSQL each of those
+//! creates was a round trip per row per table; held back here and written a few hundred
+//! rows per statement when the chunk ends, the chunk costs a handful of statements.
+//!
+//! The rule that keeps it correct: a held row is never read from memory. Anything that
+//! looks a held client up through the store (`store::find`, `find_many`, `replace`) writes
+//! the buffer out first and then reads the database, so an update of a row created earlier
+//! in the same chunk, or a note written on it, sees it as a committed row would be seen.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+use diesel::prelude::*;
+use diesel::QueryResult;
+
+use super::keys::Keys;
+use super::ClientRow;
+use crate::db::schema::{client_tags, clients, custom_field_values};
+use crate::db::DbConn;
+
+/// A tag on a client: client id, tag id, organization id.
+pub type TagLink = (String, String, String);
+/// A custom value's index row: id, organization, field, record, text, number.
+pub type ValueRow = (String, String, String, String, Option<String>, Option<i64>);
+
+// why: the statement sizes keep under SQLite's 32,766 bound parameters (clients have 30
+// columns) and PostgreSQL's 65,535.
+macro_rules! insert_all {
+    ($conn:expr, $rows:expr, $tags:expr, $values:expr) => {{
+        for chunk in $rows.chunks(500) {
+            let keyed: Vec<_> = chunk
+                .iter()
+                .map(|r: &ClientRow| {
+                    let k = Keys::of(r);
+                    (
+                        r,
+                        clients::phone_key.eq(k.phone),
+                        clients::name_key.eq(k.name),
+                        clients::website_key.eq(k.website),
+                    )
+                })
+                .collect();
+            diesel::insert_into(clients::table)
+                .values(keyed)
+                .execute($conn)?;
+        }
+        for chunk in $tags.chunks(2000) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|(c, t, o): &TagLink| {
+                    (
+                        client_tags::client_id.eq(c),
+                        client_tags::tag_id.eq(t),
+                        client_tags::organization_id.eq(o),
+                    )
+                })
+                .collect();
+            diesel::insert_into(client_tags::table)
+                .values(rows)
+                .execute($conn)?;
+        }
+        for chunk in $values.chunks(1500) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|(id, org, field, record, text, num): &ValueRow| {
+                    (
+                        custom_field_values::id.eq(id),
+                        custom_field_values::organization_id.eq(org),
+                        custom_field_values::field_id.eq(field),
+                        custom_field_values::record_id.eq(record),
+                        custom_field_values::text_value.eq(text),
+                        custom_field_values::num_value.eq(num),
+                    )
+                })
+                .collect();
+            diesel::insert_into(custom_field_values::table)
+                .values(rows)
+                .execute($conn)?;
+        }
+    }};
+}
+
+/// Inserts new clients, then their tags, then their custom values (the order the foreign
+/// keys need), a few hundred rows per statement. Search indexing is the caller's.
+pub fn insert_all(
+    conn: &mut DbConn,
+    rows: &[ClientRow],
+    tags: &[TagLink],
+    values: &[ValueRow],
+) -> QueryResult<()> {
+    // why: MultiConnection compiles no multi-row insert; each backend's connection does.
+    match conn {
+        DbConn::Sqlite(c) => insert_all!(c, rows, tags, values),
+        DbConn::Postgresql(c) => insert_all!(c, rows, tags, values),
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Held {
+    ids: HashSet<String>,
+    rows: Vec<ClientRow>,
+    tags: Vec<TagLink>,
+    values: Vec<ValueRow>,
+}
+
+thread_local! {
+    static HELD: RefCell<Option<Held>> = const { RefCell::new(None) };
+}
+
+/// Drops what is still held (a rolled-back chunk's rows) when the holding ends.
+pub struct Holding(());
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        HELD.with(|h| h.borrow_mut().take());
+    }
+}
+
+/// Holds this thread's new clients back until [`flush`]; the caller's transaction must
+/// span both, and must call [`flush`] before it commits.
+pub fn hold() -> Holding {
+    HELD.with(|h| *h.borrow_mut() = Some(Held::default()));
+    Holding(())
+}
+
+/// Takes a new client into the buffer; false when nothing is being held.
+pub(super) fn hold_row(row: &ClientRow) -> bool {
+    HELD.with(|h| match h.borrow_mut().as_mut() {
+        Some(held) => {
+            held.ids.insert(row.id.clone());
+            held.rows.push(row.clone());
+            true
+        }
+        None => false,
+    })
+}
+
+/// Whether `id` is a client still held back.
+pub fn is_held(id: &str) -> bool {
+    HELD.with(|h| {
+        h.borrow()
+            .as_ref()
+            .is_some_and(|held| held.ids.contains(id))
+    })
+}
+
+/// The tags of a held client go with it; false when `client_id` is not held.
+pub(super) fn hold_tags(org_id: &str, client_id: &str, tag_ids: &[String]) -> bool {
+    HELD.with(|h| match h.borrow_mut().as_mut() {
+        Some(held) if held.ids.contains(client_id) => {
+            held.tags.retain(|(c, _, _)| c != client_id);
+            held.tags.extend(
+                tag_ids
+                    .iter()
+                    .map(|t| (client_id.to_string(), t.clone(), org_id.to_string())),
+            );
+            true
+        }
+        _ => false,
+    })
+}
+
+/// The custom values of a held client go with it, replacing the same fields' values;
+/// the rows come back when `record_id` is not a held client.
+pub fn hold_values(record_id: &str, rows: Vec<ValueRow>) -> Result<(), Vec<ValueRow>> {
+    HELD.with(|h| match h.borrow_mut().as_mut() {
+        Some(held) if held.ids.contains(record_id) => {
+            let fields: HashSet<&String> = rows.iter().map(|r| &r.2).collect();
+            held.values
+                .retain(|r| !(r.3 == record_id && fields.contains(&r.2)));
+            held.values.extend(rows);
+            Ok(())
+        }
+        _ => Err(rows),
+    })
+}
+
+/// Writes everything held so far and keeps holding.
+pub fn flush(conn: &mut DbConn) -> QueryResult<()> {
+    let held = HELD.with(|h| h.borrow_mut().as_mut().map(std::mem::take));
+    match held {
+        Some(held) if !held.rows.is_empty() => {
+            insert_all(conn, &held.rows, &held.tags, &held.values)
+        }
+        _ => Ok(()),
+    }
+}
