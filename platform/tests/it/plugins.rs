@@ -9,6 +9,10 @@ use serde_json::json;
 
 use crate::support::*;
 
+/// How long a test waits for queued plugin events to run: returns as soon as they have;
+/// generous because CI runs two backends' suites on two loaded cores (20 s once ran out).
+const IDLE: std::time::Duration = std::time::Duration::from_secs(90);
+
 /// Builds a plugin crate under `plugins/` once per test run and returns its bundle.
 fn bundle(name: &str) -> Vec<u8> {
     static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>> =
@@ -230,7 +234,7 @@ async fn a_misbehaving_plugin_is_contained_and_then_disabled() {
     assert!(
         w.t.state
             .plugins
-            .wait_idle(std::time::Duration::from_secs(20)),
+            .wait_idle(IDLE),
         "event hooks drained"
     );
     for bad in ["loop", "oom", "trap", "garbage"] {
@@ -545,7 +549,7 @@ async fn a_stage_rule_plugin_can_refuse_a_move() {
         assert!(
             w.t.state
                 .plugins
-                .wait_idle(std::time::Duration::from_secs(20)),
+                .wait_idle(IDLE),
             "event hooks drained"
         );
         let p = send(&app, api(Method::GET, "/api/plugins", &w.admin))
@@ -754,7 +758,7 @@ async fn plugins_offer_pipeline_templates() {
         .t
         .state
         .plugins
-        .wait_idle(std::time::Duration::from_secs(20)));
+        .wait_idle(IDLE));
     let health = send(&app, api(Method::GET, "/api/plugins", &w.admin))
         .await
         .json();
@@ -832,7 +836,7 @@ async fn host_functions_need_their_capability_granted() {
         assert!(
             w.t.state
                 .plugins
-                .wait_idle(std::time::Duration::from_secs(20)),
+                .wait_idle(IDLE),
             "event hooks drained"
         );
         let p = send(&app, api(Method::GET, "/api/plugins", &w.admin))
@@ -933,7 +937,7 @@ where
     assert!(t
         .state
         .plugins
-        .wait_idle(std::time::Duration::from_secs(20)));
+        .wait_idle(IDLE));
     let r = send(
         app,
         api(Method::POST, "/api/clients", token)
@@ -1271,7 +1275,7 @@ async fn slack_notify_posts_once_when_a_deal_is_won() {
     assert!(
         w.t.state
             .plugins
-            .wait_idle(std::time::Duration::from_secs(20)),
+            .wait_idle(IDLE),
         "event hooks drained"
     );
     {
@@ -1286,7 +1290,7 @@ async fn slack_notify_posts_once_when_a_deal_is_won() {
     assert!(
         w.t.state
             .plugins
-            .wait_idle(std::time::Duration::from_secs(20)),
+            .wait_idle(IDLE),
         "event hooks drained"
     );
     assert_eq!(seen.lock().unwrap().len(), 1);
@@ -1305,14 +1309,14 @@ async fn slack_notify_posts_once_when_a_deal_is_won() {
     assert!(
         w.t.state
             .plugins
-            .wait_idle(std::time::Duration::from_secs(20)),
+            .wait_idle(IDLE),
         "event hooks drained"
     );
     assert_eq!(seen.lock().unwrap().len(), 1);
     assert!(
         w.t.state
             .plugins
-            .wait_idle(std::time::Duration::from_secs(20)),
+            .wait_idle(IDLE),
         "event hooks drained"
     );
     let listed = send(&app, api(Method::GET, "/api/plugins", &w.admin))
@@ -1496,7 +1500,7 @@ async fn queued_plugin_events_survive_a_restart() {
     let restarted = w.t.another_instance().await;
     assert!(restarted
         .plugins
-        .wait_idle(std::time::Duration::from_secs(20)));
+        .wait_idle(IDLE));
     let remembered: String = {
         let mut c = w.t.pool.get().unwrap();
         plugin_storage::table
