@@ -17,12 +17,13 @@ use std::time::{Duration, Instant};
 use actix_web::test::{self, TestRequest};
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
-use rapport::app::{build, AppState};
+use rapport::app::build;
 use rapport::config::Config;
 use rapport::db::{self, DbTarget};
 use rapport::domain::audit::AuditContext;
 use rapport::domain::clients::store as clients;
 use rapport::domain::orgs::{service, store};
+use rapport::state::AppState;
 
 /// Builds the i-th request of a scenario.
 type RequestMaker<'a> = Box<dyn Fn(usize) -> TestRequest + 'a>;
@@ -201,8 +202,11 @@ fn main() {
                 let req = make(i + 20).insert_header(auth.clone()).to_request();
                 let started = Instant::now();
                 let res = test::call_service(&app, req).await;
+                let status = res.status();
                 let _ = test::read_body(res).await;
                 samples.push(started.elapsed());
+                // why: an error answers fast; one in the samples would flatter the figures.
+                assert!(status.is_success(), "{name}: {status}");
             }
             report(name, samples);
         }

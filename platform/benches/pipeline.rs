@@ -13,12 +13,13 @@ use std::time::{Duration, Instant};
 use actix_web::test::{self, TestRequest};
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
-use rapport::app::{build, AppState};
+use rapport::app::build;
 use rapport::auth::session::{sign_in, SignInAttempt};
 use rapport::config::Config;
 use rapport::db::{self, DbTarget};
 use rapport::domain::audit::AuditContext;
 use rapport::domain::orgs::{service, store};
+use rapport::state::AppState;
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)
@@ -203,8 +204,11 @@ fn main() {
                     .to_request();
                 let started = Instant::now();
                 let res = test::call_service(&app, req).await;
+                let status = res.status();
                 let _ = test::read_body(res).await;
                 samples.push(started.elapsed());
+                // why: an error answers fast; one in the samples would flatter the figures.
+                assert!(status.is_success(), "{name}: {status}");
             }
             report(name, samples);
         }

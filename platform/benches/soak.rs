@@ -15,9 +15,10 @@ use support::env_or;
 use std::time::Instant;
 
 use actix_web::test::{self, TestRequest};
-use rapport::app::{build, AppState};
+use rapport::app::build;
 use rapport::domain::audit::AuditContext;
 use rapport::domain::orgs::service;
+use rapport::state::AppState;
 use serde_json::json;
 
 /// Resident memory of this process, in MB (Linux).

@@ -17,12 +17,13 @@ use std::time::{Duration, Instant};
 use actix_web::test::{self, TestRequest};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, RunQueryDsl};
-use rapport::app::{build, AppState};
+use rapport::app::build;
 use rapport::config::Config;
 use rapport::db::{self, DbTarget};
 use rapport::domain::audit::AuditContext;
 use rapport::domain::interactions::InteractionRow;
 use rapport::domain::orgs::service;
+use rapport::state::AppState;
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)
@@ -275,8 +276,11 @@ fn main() {
                 let req = make();
                 let t = Instant::now();
                 let res = test::call_service(&app, req).await;
+                let status = res.status();
                 let _ = test::read_body(res).await;
                 samples.push(t.elapsed());
+                // why: an error answers fast; one in the samples would flatter the figures.
+                assert!(status.is_success(), "{name}: {status}");
             }
             report(name, samples);
         }

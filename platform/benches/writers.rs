@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
-use rapport::app::{build, AppState};
+use rapport::app::build;
 use rapport::domain::audit::AuditContext;
 use rapport::domain::orgs::service;
+use rapport::state::AppState;
 use serde_json::json;
 
 #[derive(Default)]

@@ -1,53 +1,15 @@
-//! Builds the actix application: shared state, middleware order, route tables and
-//! the extractor configuration that turns bad input into problem+json.
+//! Builds the actix application: middleware order, route tables and the extractor
+//! configuration that turns bad input into problem+json.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, Error};
 
-use crate::auth::{csrf, policy::Authorizer};
-use crate::config::Config;
-use crate::db::Pool;
+use crate::auth::csrf;
 use crate::error::AppError;
+use crate::state::AppState;
 use crate::web::{self as http, api, assets, console};
-
-pub struct AppState {
-    pub pool: Pool,
-    pub authz: Authorizer,
-    pub config: Config,
-    /// Warm plugin instances, shared by all workers of this process.
-    pub plugins: crate::plugins::runtime::Runtime,
-    /// The search index (embedded or Meilisearch), fed by the outbox.
-    pub search: crate::search::Index,
-    /// Where attachments' bytes live; built once so an S3 store reuses its connections.
-    pub blobs: std::sync::Arc<dyn crate::domain::attachments::BlobStore>,
-}
-
-impl AppState {
-    pub async fn new(pool: Pool, config: Config) -> anyhow::Result<web::Data<Self>> {
-        let authz = Authorizer::new(pool.clone())
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot load the access policy: {e}"))?;
-        let plugins = crate::plugins::runtime::Runtime::new(
-            pool.clone(),
-            Some(&config.data_dir.join("plugin-cache")),
-        );
-        let search = crate::search::open(&config)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot open the search index: {e}"))?;
-        let blobs = crate::domain::attachments::configured_store(&config)
-            .map_err(|e| anyhow::anyhow!("cannot open the file store: {e}"))?;
-        Ok(web::Data::new(Self {
-            blobs,
-            pool,
-            authz,
-            config,
-            plugins,
-            search,
-        }))
-    }
-}
 
 /// Forms posted by the console are small; anything larger is refused.
 const FORM_LIMIT: usize = 64 * 1024;

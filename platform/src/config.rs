@@ -34,7 +34,7 @@ pub enum BlobConfig {
     /// `RAPPORT_BLOB_STORE=s3` with `RAPPORT_S3_ENDPOINT`, `RAPPORT_S3_BUCKET`,
     /// `RAPPORT_S3_ACCESS_KEY`, `RAPPORT_S3_SECRET_KEY`, optionally `RAPPORT_S3_REGION`
     /// (default `us-east-1`) and `RAPPORT_S3_PREFIX` (default `attachments/`).
-    S3(crate::domain::blob_s3::S3Config),
+    S3(S3Config),
 }
 
 /// Where search lives (`RAPPORT_SEARCH`).
@@ -89,7 +89,7 @@ impl Config {
                     "RAPPORT_MAX_UPLOAD_MB must be a whole number of megabytes from 1 to 4096, got {v:?}"
                 ),
             },
-            None => crate::domain::attachments::DEFAULT_MAX_BYTES,
+            None => DEFAULT_MAX_BYTES,
         };
         let blob_store = match env("RAPPORT_BLOB_STORE").as_deref() {
             None | Some("local") => BlobConfig::Local,
@@ -97,7 +97,7 @@ impl Config {
                 let need = |k: &str| {
                     env(k).ok_or_else(|| anyhow::anyhow!("RAPPORT_BLOB_STORE=s3 needs {k}"))
                 };
-                BlobConfig::S3(crate::domain::blob_s3::S3Config {
+                BlobConfig::S3(S3Config {
                     endpoint: need("RAPPORT_S3_ENDPOINT")?,
                     bucket: need("RAPPORT_S3_BUCKET")?,
                     region: env("RAPPORT_S3_REGION").unwrap_or_else(|| "us-east-1".into()),
@@ -133,4 +133,20 @@ impl Config {
             blob_store,
         })
     }
+}
+
+/// Largest attachment by default, in bytes (`RAPPORT_MAX_UPLOAD_MB` changes it).
+pub const DEFAULT_MAX_BYTES: usize = 25 * 1024 * 1024;
+
+/// `RAPPORT_BLOB_STORE=s3` and its settings.
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    /// `RAPPORT_S3_ENDPOINT`, e.g. `https://s3.eu-west-1.amazonaws.com` or `http://minio:9000`.
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// Keys start with this (`RAPPORT_S3_PREFIX`, default `attachments/`).
+    pub prefix: String,
 }

@@ -1,12 +1,12 @@
 //! Background imports: a worker in `serve` runs queued batches chunk by chunk as the user who
 //! started them (their policy, their reach), and picks up a batch left half-way by a restart.
 
-use crate::app::AppState;
 use crate::db;
 use crate::domain::audit::AuditContext;
 use crate::domain::clients::service::Access;
 use crate::domain::imports::{self, BatchRow, Env};
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 
 /// What the starting user may do, as the worker acts for them.
 async fn access_of(state: &AppState, batch: &BatchRow) -> AppResult<(AuditContext, Access)> {
@@ -17,7 +17,7 @@ async fn access_of(state: &AppState, batch: &BatchRow) -> AppResult<(AuditContex
     let org = batch.organization_id.clone();
     let rev = {
         let p = state.pool.clone();
-        db::run(&p, |c| Ok(crate::auth::policy::store::revision(c)?)).await?
+        db::run(&p, |c| Ok(crate::domain::policy::store::revision(c)?)).await?
     };
     state.authz.refresh(rev).await?;
     let can = |r: &'static str, a: &'static str| {

@@ -4,12 +4,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use diesel::prelude::*;
-use rapport::app::{self, AppState};
+use rapport::app;
 use rapport::config::Config;
 use rapport::db::{self, DbConn, Pool};
 use rapport::domain::audit::AuditContext;
 use rapport::domain::orgs::{service, store, Role};
 use rapport::error::AppError;
+use rapport::state::AppState;
 
 #[derive(Parser)]
 #[command(name = "rapport", version, about = "Rapport CRM")]
@@ -335,10 +336,10 @@ fn seed_demo(pool: &Pool, addr: &str) -> anyhow::Result<()> {
         );
         // Seeded rows skip the stores; the server's indexer builds their documents.
         with_conn(pool, |c| {
-            Ok(rapport::search::touch(
+            Ok(rapport::domain::outbox::touch(
                 c,
                 &org.id,
-                rapport::search::REINDEX,
+                rapport::domain::outbox::REINDEX,
                 &org.id,
             )?)
         })?;
@@ -449,10 +450,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             with_conn(&pool, |c| {
                 rapport::db::refresh_statistics(c)?;
-                Ok(rapport::search::touch(
+                Ok(rapport::domain::outbox::touch(
                     c,
                     &org.id,
-                    rapport::search::REINDEX,
+                    rapport::domain::outbox::REINDEX,
                     &org.id,
                 )?)
             })?;
@@ -609,7 +610,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Err(e) => {
                     with_conn(&pool, |c| {
                         for org in &orgs {
-                            rapport::search::touch(c, org, rapport::search::REINDEX, org)?;
+                            rapport::domain::outbox::touch(
+                                c,
+                                org,
+                                rapport::domain::outbox::REINDEX,
+                                org,
+                            )?;
                         }
                         Ok(())
                     })?;

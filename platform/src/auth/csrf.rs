@@ -10,7 +10,7 @@ use actix_web::http::{header, Method};
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage, HttpRequest};
 
-use super::password::{constant_time_eq, random_secret};
+use crate::domain::orgs::password::{constant_time_eq, random_secret};
 use crate::error::AppError;
 
 pub const CSRF_COOKIE: &str = "rapport_csrf";

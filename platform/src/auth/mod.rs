@@ -3,8 +3,6 @@
 //! [`Actor::require`] with a resource kind and a verb before doing anything.
 
 pub mod csrf;
-pub mod password;
-pub mod policy;
 pub mod session;
 
 use std::future::Future;
@@ -12,11 +10,11 @@ use std::pin::Pin;
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
 
-use crate::app::AppState;
 use crate::db::{self, now};
 use crate::domain::audit::AuditContext;
 use crate::domain::orgs::{store, OrganizationRow, Role};
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 
 /// A user acting within one organization, by session or by token.
 #[derive(Clone)]
@@ -30,7 +28,7 @@ pub struct Actor {
     pub request_id: String,
     /// The policy revision in the database when this request started.
     pub policy_revision: i64,
-    state: web::Data<AppState>,
+    authz: crate::domain::policy::Authorizer,
 }
 
 impl Actor {
@@ -39,9 +37,8 @@ impl Actor {
     }
 
     pub async fn can(&self, resource: &str, action: &str) -> AppResult<bool> {
-        self.state.authz.refresh(self.policy_revision).await?;
-        self.state
-            .authz
+        self.authz.refresh(self.policy_revision).await?;
+        self.authz
             .allows(&self.user_id, &self.org.id, resource, action)
             .await
     }
@@ -59,11 +56,8 @@ impl Actor {
     }
 
     pub async fn permissions(&self) -> AppResult<Vec<(String, String)>> {
-        self.state.authz.refresh(self.policy_revision).await?;
-        self.state
-            .authz
-            .permissions(&self.user_id, &self.org.id)
-            .await
+        self.authz.refresh(self.policy_revision).await?;
+        self.authz.permissions(&self.user_id, &self.org.id).await
     }
 
     pub fn audit(&self) -> AuditContext {
@@ -144,7 +138,7 @@ impl FromRequest for ApiActor {
                 .filter(|t| !t.is_empty())
                 .ok_or(AppError::Unauthorized)?
                 .to_string();
-            let hash = password::sha256_hex(&token);
+            let hash = crate::domain::orgs::password::sha256_hex(&token);
             let (user, org, role, revision) = db::run(&state.pool, move |c| {
                 let token = store::find_live_token(c, &hash)?.ok_or(AppError::Unauthorized)?;
                 let member = store::find_member(c, &token.organization_id, &token.user_id)?
@@ -161,7 +155,7 @@ impl FromRequest for ApiActor {
                 {
                     store::touch_token(c, &token.id, at)?;
                 }
-                let revision = policy::store::revision(c)?;
+                let revision = crate::domain::policy::store::revision(c)?;
                 Ok((member.user, org, role, revision))
             })
             .await?;
@@ -174,7 +168,7 @@ impl FromRequest for ApiActor {
                 ip: client_ip(&req, state.config.trust_proxy),
                 request_id: request_id(&req),
                 policy_revision: revision,
-                state,
+                authz: state.authz.clone(),
             }))
         })
     }
@@ -208,7 +202,7 @@ impl FromRequest for ConsoleActor {
                 .cookie(session::SESSION_COOKIE)
                 .map(|c| c.value().to_string())
                 .ok_or(AppError::Unauthorized)?;
-            let session_id = password::sha256_hex(&token);
+            let session_id = crate::domain::orgs::password::sha256_hex(&token);
             let sid = session_id.clone();
             let (user, org, role, orgs, revision) = db::run(&state.pool, move |c| {
                 let s = session::load(c, &sid)?.ok_or(AppError::Unauthorized)?;
@@ -218,7 +212,7 @@ impl FromRequest for ConsoleActor {
                 let role = Role::parse(&member.membership.role).ok_or(AppError::Unauthorized)?;
                 let org = store::find_org(c, &s.organization_id)?.ok_or(AppError::Unauthorized)?;
                 let orgs = store::orgs_of_user(c, &s.user_id)?;
-                let revision = policy::store::revision(c)?;
+                let revision = crate::domain::policy::store::revision(c)?;
                 Ok((member.user, org, role, orgs, revision))
             })
             .await?;
@@ -232,7 +226,7 @@ impl FromRequest for ConsoleActor {
                     ip: client_ip(&req, state.config.trust_proxy),
                     request_id: request_id(&req),
                     policy_revision: revision,
-                    state,
+                    authz: state.authz.clone(),
                 },
                 session_id,
                 csrf: csrf::token_of(&req).unwrap_or_default(),

@@ -5,9 +5,9 @@
 use actix_web::cookie::{time, Cookie, SameSite};
 use chrono::Duration;
 
-use super::password::{dummy_hash, random_secret, sha256_hex, verify_password};
 use crate::db::{new_id, now, DbConn};
 use crate::domain::audit::{self, AuditContext};
+use crate::domain::orgs::password::{dummy_hash, random_secret, sha256_hex, verify_password};
 use crate::domain::orgs::{store, OrganizationRow, SessionRow, UserRow};
 use crate::error::{AppError, AppResult};
 

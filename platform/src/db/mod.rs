@@ -335,6 +335,11 @@ fn writer_queue(c: &mut SqliteConnection) -> diesel::QueryResult<WriterQueue> {
 /// that starts with it. On PostgreSQL only our growing tables, by unqualified name (so in
 /// our schema): a bare `ANALYZE` would lock every table of the database, other schemas'
 /// included, and deadlocked with their writers.
+/// A round trip to the database (the readiness probe).
+pub fn ping(conn: &mut DbConn) -> diesel::QueryResult<()> {
+    conn.batch_execute("SELECT 1")
+}
+
 pub fn refresh_statistics(conn: &mut DbConn) -> diesel::QueryResult<()> {
     match conn {
         DbConn::Sqlite(_) => conn.batch_execute("PRAGMA analysis_limit = 0; ANALYZE;"),

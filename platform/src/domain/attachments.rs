@@ -15,8 +15,7 @@ use crate::domain::audit::{self, AuditContext};
 use crate::domain::clients::service::Access;
 use crate::error::{AppError, AppResult};
 
-/// Largest file by default, in bytes (`RAPPORT_MAX_UPLOAD_MB` changes it).
-pub const DEFAULT_MAX_BYTES: usize = 25 * 1024 * 1024;
+pub use crate::config::DEFAULT_MAX_BYTES;
 
 /// What a file is attached to. Deals and interactions always have a client, which the file
 /// keeps too: a merge moves it with the rest, and the client's Files card lists it.

@@ -11,18 +11,7 @@ use super::attachments::BlobStore;
 /// How long a signed request stays valid: only as long as it takes to send it.
 const SIGNED_FOR: Duration = Duration::from_secs(300);
 
-/// `RAPPORT_BLOB_STORE=s3` and its settings.
-#[derive(Debug, Clone)]
-pub struct S3Config {
-    /// `RAPPORT_S3_ENDPOINT`, e.g. `https://s3.eu-west-1.amazonaws.com` or `http://minio:9000`.
-    pub endpoint: String,
-    pub bucket: String,
-    pub region: String,
-    pub access_key: String,
-    pub secret_key: String,
-    /// Keys start with this (`RAPPORT_S3_PREFIX`, default `attachments/`).
-    pub prefix: String,
-}
+pub use crate::config::S3Config;
 
 pub struct S3Store {
     bucket: Bucket,

@@ -999,3 +999,91 @@ pub fn bucket(due: Option<NaiveDateTime>, today: chrono::NaiveDate) -> &'static 
         _ => "upcoming",
     }
 }
+
+/// id, client id, client, type, direction, status, when, outcome, minutes, subject,
+/// content, author.
+pub type ExportRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    NaiveDateTime,
+    Option<String>,
+    Option<i32>,
+    String,
+    String,
+    Option<String>,
+);
+
+/// A page of an interaction export after the id `after`, by id. For one client
+/// (`client`) it holds what that client's timeline holds (its own interactions and the
+/// meetings it joined), and the client must be one the caller sees; otherwise it holds the
+/// interactions of every live client the caller sees.
+pub fn export_page(
+    conn: &mut DbConn,
+    org_id: &str,
+    access: &Access,
+    filter: &Filter,
+    client: Option<&str>,
+    after: &str,
+    limit: i64,
+) -> AppResult<Vec<ExportRow>> {
+    use crate::db::schema::clients;
+    let mut q = interactions::table
+        .inner_join(clients::table.on(clients::id.eq(interactions::client_id)))
+        .filter(interactions::organization_id.eq(org_id))
+        .filter(interactions::deleted_at.is_null())
+        .filter(interactions::id.gt(after.to_string()))
+        .order(interactions::id.asc())
+        .limit(limit)
+        .into_boxed();
+    match client {
+        Some(client_id) => {
+            visible_client(conn, org_id, access, client_id)?;
+            q = q.filter(
+                interactions::client_id
+                    .eq(client_id.to_string())
+                    .or(interactions::id.eq_any(
+                        interaction_participants::table
+                            .filter(interaction_participants::client_id.eq(client_id.to_string()))
+                            .select(interaction_participants::interaction_id),
+                    )),
+            );
+        }
+        None => {
+            q = q.filter(clients::deleted_at.is_null());
+            if !access.oversee {
+                q = q.filter(clients::assigned_to.eq(access.user_id.clone()));
+            }
+        }
+    }
+    if let Some(k) = &filter.kind {
+        q = q.filter(interactions::kind.eq(k.clone()));
+    }
+    if let Some(u) = &filter.owner {
+        q = q.filter(interactions::user_id.eq(u.clone()));
+    }
+    if let Some(f) = filter.from {
+        q = q.filter(interactions::occurred_at.ge(f));
+    }
+    if let Some(t) = filter.to {
+        q = q.filter(interactions::occurred_at.lt(t));
+    }
+    Ok(q.select((
+        interactions::id,
+        interactions::client_id,
+        clients::display_name,
+        interactions::kind,
+        interactions::direction,
+        interactions::status,
+        interactions::occurred_at,
+        interactions::outcome,
+        interactions::duration_minutes,
+        interactions::subject,
+        interactions::content,
+        interactions::user_id,
+    ))
+    .load(conn)?)
+}

@@ -9,12 +9,15 @@ pub mod blob_s3;
 pub mod calendar;
 pub mod clients;
 pub mod custom_fields;
+pub mod idempotency;
 pub mod imports;
 pub mod interactions;
 pub mod money;
 pub mod notifications;
 pub mod orgs;
+pub mod outbox;
 pub mod pipeline;
+pub mod policy;
 pub mod preferences;
 
 /// Runs a read-modify-write. A write that named no version asked for last-writer-wins: when

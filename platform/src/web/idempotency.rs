@@ -12,15 +12,13 @@ use actix_web::http::{header, Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpResponse, ResponseError};
 use chrono::Duration;
-use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-use crate::app::AppState;
-use crate::auth::password::sha256_hex;
-use crate::db::schema::idempotency_keys as ik;
-use crate::db::{self, new_id, now};
+use crate::db;
+use crate::domain::idempotency::{self as idem, Claim};
+use crate::domain::orgs::password::sha256_hex;
 use crate::domain::orgs::store;
 use crate::error::AppError;
+use crate::state::AppState;
 
 const HEADER: &str = "idempotency-key";
 /// Set by a handler to the comma-separated top-level JSON fields of its response that are
@@ -31,14 +29,6 @@ pub const LEASE: Duration = Duration::seconds(60);
 /// Headers worth replaying with the stored body.
 const KEPT_HEADERS: [header::HeaderName; 3] =
     [header::CONTENT_TYPE, header::LOCATION, header::ETAG];
-
-enum Claim {
-    /// This request owns the key; its response will be stored under `id`.
-    Fresh(String),
-    Replay(u16, String, String),
-    InProgress,
-    Mismatch,
-}
 
 fn payload_of(bytes: web::Bytes) -> Payload {
     let (_, mut pl) = actix_http::h1::Payload::create(true);
@@ -141,58 +131,14 @@ pub async fn guard(
         let Some(token) = store::find_live_token(c, &token_hash)? else {
             return Ok(None);
         };
-        diesel::delete(ik::table.filter(ik::created_at.lt(now() - Duration::hours(24))))
-            .execute(c)?;
-        let id = new_id();
-        let inserted = diesel::insert_into(ik::table)
-            .values((
-                ik::id.eq(&id),
-                ik::organization_id.eq(&token.organization_id),
-                ik::user_id.eq(&token.user_id),
-                ik::idem_key.eq(&key),
-                ik::request_hash.eq(&fingerprint),
-                ik::created_at.eq(now()),
-            ))
-            .execute(c);
-        match inserted {
-            Ok(_) => Ok(Some(Claim::Fresh(id))),
-            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                // A claim that never got its response past the lease was abandoned (the
-                // process died mid-request): take it over, atomically, for this retry.
-                let taken = diesel::update(
-                    ik::table
-                        .filter(ik::organization_id.eq(&token.organization_id))
-                        .filter(ik::user_id.eq(&token.user_id))
-                        .filter(ik::idem_key.eq(&key))
-                        .filter(ik::request_hash.eq(&fingerprint))
-                        .filter(ik::status_code.is_null())
-                        .filter(ik::created_at.lt(now() - LEASE)),
-                )
-                .set((ik::id.eq(&id), ik::created_at.eq(now())))
-                .execute(c)?;
-                if taken == 1 {
-                    return Ok(Some(Claim::Fresh(id)));
-                }
-                let (hash, status, body, headers): (String, Option<i32>, String, String) =
-                    ik::table
-                        .filter(ik::organization_id.eq(&token.organization_id))
-                        .filter(ik::user_id.eq(&token.user_id))
-                        .filter(ik::idem_key.eq(&key))
-                        .select((
-                            ik::request_hash,
-                            ik::status_code,
-                            ik::response_body,
-                            ik::response_headers,
-                        ))
-                        .first(c)?;
-                Ok(Some(match status {
-                    _ if hash != fingerprint => Claim::Mismatch,
-                    None => Claim::InProgress,
-                    Some(s) => Claim::Replay(u16::try_from(s).unwrap_or(500), body, headers),
-                }))
-            }
-            Err(e) => Err(e.into()),
-        }
+        idem::claim(
+            c,
+            &token.organization_id,
+            &token.user_id,
+            &key,
+            &fingerprint,
+            LEASE,
+        )
     })
     .await;
     let claim = match claim {
@@ -263,10 +209,7 @@ pub async fn guard(
         Ok(b) => b,
         Err(_) => {
             let pool = state.pool.clone();
-            let _ = db::run(&pool, move |c| {
-                Ok(diesel::delete(ik::table.find(&id)).execute(c)?)
-            })
-            .await;
+            let _ = db::run(&pool, move |c| Ok(idem::forget(c, &id)?)).await;
             return Ok(ServiceResponse::new(
                 http_req,
                 AppError::Internal("response body unreadable".into()).error_response(),
@@ -277,15 +220,10 @@ pub async fn guard(
     let stored = db::run(&state.pool, move |c| {
         if status.is_server_error() {
             // why: a failure on our side should be retried for real, not replayed.
-            diesel::delete(ik::table.find(&id)).execute(c)?;
+            idem::forget(c, &id)?;
         } else {
-            diesel::update(ik::table.find(&id))
-                .set((
-                    ik::status_code.eq(Some(i32::from(status.as_u16()))),
-                    ik::response_body.eq(&text),
-                    ik::response_headers.eq(serde_json::Value::Object(kept).to_string()),
-                ))
-                .execute(c)?;
+            let headers = serde_json::Value::Object(kept).to_string();
+            idem::answer(c, &id, status.as_u16(), &text, &headers)?;
         }
         Ok(())
     })

@@ -5,6 +5,7 @@ pub mod api;
 pub mod assets;
 pub mod console;
 pub mod idempotency;
+pub mod scope;
 pub mod search;
 
 use std::time::Instant;
@@ -16,10 +17,10 @@ use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage, HttpRequest, HttpResponse};
 use tracing::Instrument;
 
-use crate::app::AppState;
 use crate::auth::RequestId;
 use crate::db;
 use crate::error::AppResult;
+use crate::state::AppState;
 
 pub const HX_REQUEST: &str = "hx-request";
 pub const HX_HISTORY_RESTORE: &str = "hx-history-restore-request";
@@ -238,12 +239,7 @@ pub async fn healthz() -> HttpResponse {
 
 /// The database answers.
 pub async fn readyz(state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    db::run(&state.pool, |c| {
-        use diesel::connection::SimpleConnection;
-        c.batch_execute("SELECT 1")?;
-        Ok(())
-    })
-    .await?;
+    db::run(&state.pool, |c| Ok(db::ping(c)?)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready", "database": "ok"})))
 }
 
@@ -275,14 +271,7 @@ pub fn query_pairs(req: &HttpRequest) -> AppResult<Vec<(String, String)>> {
     })
 }
 
-/// `filter[assignedTo]=me` means the signed-in user, in the API and the console alike.
-pub fn resolve_me(pairs: &mut [(String, String)], user_id: &str) {
-    for (k, v) in pairs.iter_mut() {
-        if k == "filter[assignedTo]" && v == "me" {
-            *v = user_id.to_string();
-        }
-    }
-}
+pub use crate::domain::clients::query::resolve_me;
 
 /// The public address of a user's calendar feed, as this request reached the server.
 pub fn calendar_feed_url(req: &HttpRequest, token: &str) -> String {

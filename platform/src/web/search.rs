@@ -3,9 +3,9 @@
 
 use rapport_search::{Kind, Query, Results};
 
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 
 /// A search as people and integrators ask for it.
 #[derive(Debug, Clone, Default)]

@@ -291,9 +291,13 @@ async fn one_organization_never_sees_another() {
         .await
         .json();
     let acme_token_id = acme_tokens["data"][0]["id"].as_str().unwrap().to_string();
-    let globex_tokens = send(&app, api(Method::GET, "/api/tokens", &globex_token))
-        .await
-        .json();
+    let globex_tokens = send(&app, api(Method::GET, "/api/tokens", &globex_token)).await;
+    assert_eq!(globex_tokens.status, StatusCode::OK);
+    let globex_tokens = globex_tokens.json();
+    assert!(
+        !globex_tokens["data"].as_array().unwrap().is_empty(),
+        "Globex's own token is listed"
+    );
     assert!(!globex_tokens.to_string().contains(&acme_token_id));
     let del = send(
         &app,
@@ -313,9 +317,13 @@ async fn one_organization_never_sees_another() {
     );
 
     // Policies and audit entries are per organization.
-    let policies = send(&app, api(Method::GET, "/api/policies", &globex_token))
-        .await
-        .json();
+    let policies = send(&app, api(Method::GET, "/api/policies", &globex_token)).await;
+    assert_eq!(policies.status, StatusCode::OK);
+    let policies = policies.json();
+    assert!(
+        !policies["data"].as_array().unwrap().is_empty(),
+        "Globex's own grants are listed"
+    );
     assert!(!policies["data"]
         .as_array()
         .unwrap()
@@ -325,20 +333,26 @@ async fn one_organization_never_sees_another() {
         &app,
         api(Method::GET, "/api/audit-log?limit=500", &globex_token),
     )
-    .await
-    .json();
+    .await;
+    assert_eq!(audit.status, StatusCode::OK);
+    let audit = audit.json();
+    assert!(
+        !audit["data"].as_array().unwrap().is_empty(),
+        "Globex's own entries are listed"
+    );
     let text = audit.to_string();
     assert!(!text.contains("acme.test"), "{text}");
     assert!(!text.contains(&acme_rep));
 
     // A Globex grant does not leak into Acme's enforcement.
-    send(
+    let grant = send(
         &app,
         api(Method::POST, "/api/policies", &globex_token).set_json(
             serde_json::json!({"role": "sales_rep", "resource": "policy", "action": "read"}),
         ),
     )
     .await;
+    assert!(grant.status.is_success(), "{}", grant.body);
     assert_eq!(
         send(&app, api(Method::GET, "/api/policies", &acme_rep_token))
             .await
@@ -349,8 +363,13 @@ async fn one_organization_never_sees_another() {
     // A Globex admin's console does not list Acme's people.
     let mut b = Browser::new();
     b.sign_in(&app, "admin@globex.test", PASSWORD).await;
-    let page = b.get(&app, "/admin/users").await.body;
-    assert!(!page.contains("acme.test"));
+    let page = b.get(&app, "/admin/users").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("admin@globex.test"),
+        "Globex's own people are listed"
+    );
+    assert!(!page.body.contains("acme.test"));
     let cross = b
         .hx_post(
             &app,

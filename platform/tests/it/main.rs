@@ -25,3 +25,4 @@ mod search;
 mod signin;
 mod support;
 mod trust;
+mod visibility;

@@ -82,17 +82,23 @@ fn sqlite_columns() -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// The PostgreSQL server to compare with: the one the suite runs on, else the one CI names
+/// for both runs (so the SQLite run compares too).
+fn pg_url() -> Option<String> {
+    ["TEST_DATABASE_URL", "PG_TEST_URL"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|u| !u.is_empty()))
+}
+
 #[test]
 fn both_backends_expose_the_same_tables_and_columns() {
     let sqlite = sqlite_columns();
     assert!(sqlite.contains(&("memberships".into(), "organization_id".into())));
-    let Ok(_) = std::env::var("TEST_DATABASE_URL") else {
-        eprintln!(
-            "TEST_DATABASE_URL is not set: compared SQLite with itself only; CI compares both"
-        );
+    let Some(url) = pg_url() else {
+        eprintln!("no PostgreSQL server named (TEST_DATABASE_URL or PG_TEST_URL): not compared");
         return;
     };
-    let (db, target) = TestDb::create();
+    let (db, target) = TestDb::postgres(url);
     assert!(db.is_postgres());
     let pool = rapport::db::connect(&target, 1).unwrap();
     let mut conn = pool.get().unwrap();
@@ -152,4 +158,47 @@ fn every_organization_column_references_organizations_and_cascades() {
     drop(conn);
     drop(pool);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn on_postgresql_too_every_organization_column_cascades() {
+    let Some(url) = pg_url() else {
+        eprintln!("no PostgreSQL server named (TEST_DATABASE_URL or PG_TEST_URL): not checked");
+        return;
+    };
+    let (_db, target) = TestDb::postgres(url);
+    let pool = rapport::db::connect(&target, 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    rapport::db::migrate(&mut conn).unwrap();
+    let rapport::db::DbConn::Postgresql(c) = &mut *conn else {
+        unreachable!()
+    };
+    let cols: Vec<Column> = diesel::sql_query(PG_COLUMNS).load(c).unwrap();
+    let fks: Vec<ForeignKey> = diesel::sql_query(
+        "SELECT kcu.table_name::text AS tbl, kcu.column_name::text AS from_col, \
+                rc.delete_rule::text AS on_delete \
+         FROM information_schema.referential_constraints rc \
+         JOIN information_schema.key_column_usage kcu \
+           ON kcu.constraint_name = rc.constraint_name AND kcu.constraint_schema = rc.constraint_schema \
+         JOIN information_schema.constraint_column_usage ccu \
+           ON ccu.constraint_name = rc.constraint_name AND ccu.constraint_schema = rc.constraint_schema \
+         WHERE rc.constraint_schema = current_schema() AND ccu.table_name = 'organizations'",
+    )
+    .load(c)
+    .unwrap();
+    let org_columns: Vec<&Column> = cols
+        .iter()
+        .filter(|c| c.column_name == "organization_id")
+        .collect();
+    assert!(org_columns.len() > 20, "the schema was read");
+    for col in org_columns {
+        let fk = fks
+            .iter()
+            .find(|f| f.tbl == col.table_name && f.from_col == "organization_id");
+        assert!(
+            fk.is_some_and(|f| f.on_delete == "CASCADE"),
+            "{}.organization_id must reference organizations ON DELETE CASCADE",
+            col.table_name
+        );
+    }
 }

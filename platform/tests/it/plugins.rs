@@ -231,12 +231,7 @@ async fn a_misbehaving_plugin_is_contained_and_then_disabled() {
     .await;
     assert_eq!(fine.status, StatusCode::CREATED, "{}", fine.body);
     // Its client_after_create runs after the response; let it finish before counting.
-    assert!(
-        w.t.state
-            .plugins
-            .wait_idle(IDLE),
-        "event hooks drained"
-    );
+    assert!(w.t.state.plugins.wait_idle(IDLE), "event hooks drained");
     for bad in ["loop", "oom", "trap", "garbage"] {
         let started = std::time::Instant::now();
         let r = send(
@@ -546,12 +541,7 @@ async fn a_stage_rule_plugin_can_refuse_a_move() {
     let r = send(&app, edit(json!({"stage": stage("Won")}))).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     let health = || async {
-        assert!(
-            w.t.state
-                .plugins
-                .wait_idle(IDLE),
-            "event hooks drained"
-        );
+        assert!(w.t.state.plugins.wait_idle(IDLE), "event hooks drained");
         let p = send(&app, api(Method::GET, "/api/plugins", &w.admin))
             .await
             .json();
@@ -568,9 +558,10 @@ async fn a_stage_rule_plugin_can_refuse_a_move() {
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.json()["status"], "won");
-    // The rule, then the sale event (which logs with the granted capability).
+    // The rule, the deal's computed fields for the answer, then the sale event (which
+    // logs with the granted capability).
     let (after, failures) = health().await;
-    assert_eq!(after - calls, 2, "before_move and after_won were called");
+    assert_eq!(after - calls, 3, "before_move, compute and after_won were called");
     assert_eq!(failures, 0);
 
     // Disabled, the rule no longer runs.
@@ -754,11 +745,7 @@ async fn plugins_offer_pipeline_templates() {
     .await;
     assert_eq!(sold.status, StatusCode::OK, "{}", sold.body);
     assert_eq!(sold.json()["status"], "won");
-    assert!(w
-        .t
-        .state
-        .plugins
-        .wait_idle(IDLE));
+    assert!(w.t.state.plugins.wait_idle(IDLE));
     let health = send(&app, api(Method::GET, "/api/plugins", &w.admin))
         .await
         .json();
@@ -833,12 +820,7 @@ async fn host_functions_need_their_capability_granted() {
 
     // Event hooks run after the client is saved: one that traps is counted, the client stays.
     let health = || async {
-        assert!(
-            w.t.state
-                .plugins
-                .wait_idle(IDLE),
-            "event hooks drained"
-        );
+        assert!(w.t.state.plugins.wait_idle(IDLE), "event hooks drained");
         let p = send(&app, api(Method::GET, "/api/plugins", &w.admin))
             .await
             .json();
@@ -934,10 +916,7 @@ where
     B: actix_web::body::MessageBody,
 {
     // Event hooks run after the response: let the ones already queued finish.
-    assert!(t
-        .state
-        .plugins
-        .wait_idle(IDLE));
+    assert!(t.state.plugins.wait_idle(IDLE));
     let r = send(
         app,
         api(Method::POST, "/api/clients", token)
@@ -1272,12 +1251,7 @@ async fn slack_notify_posts_once_when_a_deal_is_won() {
     let did = d["id"].as_str().unwrap().to_string();
     let won = send(&app, mv(&did, "Won")).await;
     assert_eq!(won.status, StatusCode::OK, "{}", won.body);
-    assert!(
-        w.t.state
-            .plugins
-            .wait_idle(IDLE),
-        "event hooks drained"
-    );
+    assert!(w.t.state.plugins.wait_idle(IDLE), "event hooks drained");
     {
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 1, "{seen:?}");
@@ -1287,12 +1261,7 @@ async fn slack_notify_posts_once_when_a_deal_is_won() {
     // Reopened and won again: announced once.
     send(&app, mv(&did, "Proposal")).await;
     send(&app, mv(&did, "Won")).await;
-    assert!(
-        w.t.state
-            .plugins
-            .wait_idle(IDLE),
-        "event hooks drained"
-    );
+    assert!(w.t.state.plugins.wait_idle(IDLE), "event hooks drained");
     assert_eq!(seen.lock().unwrap().len(), 1);
 
     // Without the host approved, the post is refused by the host and counted as a failure.
@@ -1306,19 +1275,9 @@ async fn slack_notify_posts_once_when_a_deal_is_won() {
     let d2 = send(&app, deal("Second fleet")).await.json();
     let won = send(&app, mv(d2["id"].as_str().unwrap(), "Won")).await;
     assert_eq!(won.status, StatusCode::OK, "the sale stands: {}", won.body);
-    assert!(
-        w.t.state
-            .plugins
-            .wait_idle(IDLE),
-        "event hooks drained"
-    );
+    assert!(w.t.state.plugins.wait_idle(IDLE), "event hooks drained");
     assert_eq!(seen.lock().unwrap().len(), 1);
-    assert!(
-        w.t.state
-            .plugins
-            .wait_idle(IDLE),
-        "event hooks drained"
-    );
+    assert!(w.t.state.plugins.wait_idle(IDLE), "event hooks drained");
     let listed = send(&app, api(Method::GET, "/api/plugins", &w.admin))
         .await
         .json();
@@ -1498,9 +1457,7 @@ async fn queued_plugin_events_survive_a_restart() {
             .unwrap();
     }
     let restarted = w.t.another_instance().await;
-    assert!(restarted
-        .plugins
-        .wait_idle(IDLE));
+    assert!(restarted.plugins.wait_idle(IDLE));
     let remembered: String = {
         let mut c = w.t.pool.get().unwrap();
         plugin_storage::table

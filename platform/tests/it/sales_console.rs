@@ -81,7 +81,17 @@ async fn sales_pages_render_as_page_fragment_and_restore() {
         assert!(page.body.starts_with("<!doctype html>"), "{path}");
         assert!(page.header("vary").unwrap().contains("HX-Request"));
         let fragment = b.hx_get(&app, &path).await;
+        assert_eq!(fragment.status, StatusCode::OK, "{path}");
+        assert!(
+            fragment.body.contains("<h1"),
+            "{path}: the fragment has the page's content"
+        );
         assert!(!fragment.body.contains("<html"), "{path}");
+        let restored = b.hx_restore(&app, &path).await;
+        assert!(
+            restored.body.starts_with("<!doctype html>"),
+            "{path}: a history restore gets the whole page"
+        );
         assert!(
             page.body.contains(fragment.body.trim()),
             "{path}: page and fragment drifted"

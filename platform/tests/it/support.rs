@@ -14,11 +14,11 @@ use actix_web::test::{self, TestRequest};
 use actix_web::web;
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
-use rapport::app::AppState;
 use rapport::config::Config;
 use rapport::db::{self, DbTarget, Pool};
 use rapport::domain::audit::AuditContext;
 use rapport::domain::orgs::{service, OrganizationRow};
+use rapport::state::AppState;
 
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -33,19 +33,7 @@ impl TestDb {
             .ok()
             .filter(|u| !u.is_empty())
         {
-            Some(admin_url) => {
-                let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = diesel::PgConnection::establish(&admin_url)
-                    .expect("connect to TEST_DATABASE_URL");
-                conn.batch_execute(&format!("CREATE SCHEMA {schema}"))
-                    .expect("create schema");
-                let sep = if admin_url.contains('?') { '&' } else { '?' };
-                let url = format!("{admin_url}{sep}options=-csearch_path%3D{schema}");
-                (
-                    TestDb::Postgres { admin_url, schema },
-                    DbTarget::parse(&url).expect("url"),
-                )
-            }
+            Some(admin_url) => Self::postgres(admin_url),
             None => {
                 let dir = std::env::temp_dir()
                     .join(format!("rapport-test-{}", uuid::Uuid::new_v4().simple()));
@@ -54,6 +42,21 @@ impl TestDb {
                 (TestDb::Sqlite(dir), target)
             }
         }
+    }
+
+    /// A throw-away schema on the PostgreSQL server at `admin_url`.
+    pub fn postgres(admin_url: String) -> (Self, DbTarget) {
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn =
+            diesel::PgConnection::establish(&admin_url).expect("connect to the PostgreSQL server");
+        conn.batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .expect("create schema");
+        let sep = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{sep}options=-csearch_path%3D{schema}");
+        (
+            TestDb::Postgres { admin_url, schema },
+            DbTarget::parse(&url).expect("url"),
+        )
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -317,6 +320,19 @@ impl Browser {
         let req = self
             .request(Method::GET, path)
             .insert_header(("HX-Request", "true"));
+        self.send(app, req).await
+    }
+
+    /// A GET as htmx sends it to restore history it has no copy of: the full page.
+    pub async fn hx_restore<S, B>(&mut self, app: &S, path: &str) -> Resp
+    where
+        S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+        B: MessageBody,
+    {
+        let req = self
+            .request(Method::GET, path)
+            .insert_header(("HX-Request", "true"))
+            .insert_header(("HX-History-Restore-Request", "true"));
         self.send(app, req).await
     }
 

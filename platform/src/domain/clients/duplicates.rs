@@ -660,7 +660,7 @@ pub fn merge(
             .set(opportunities::client_id.eq(&survivor.id))
             .execute(c)?;
         for d in &moved_deals {
-            crate::search::touch(c, &org, "opportunity", d)?;
+            crate::domain::outbox::touch(c, &org, "opportunity", d)?;
         }
         let moved_contracts: Vec<String> = contracts::table
             .filter(contracts::client_id.eq(&duplicate.id))
@@ -800,9 +800,9 @@ pub fn merge(
         diesel::update(clients::table.filter(clients::id.eq(&duplicate.id)))
             .set(clients::deleted_at.eq(Some(now())))
             .execute(c)?;
-        crate::search::touch_client(c, &org, &duplicate.id)?;
+        crate::domain::outbox::touch_client(c, &org, &duplicate.id)?;
         let survivor = if body.is_empty() {
-            crate::search::touch_client(c, &org, &survivor.id)?;
+            crate::domain::outbox::touch_client(c, &org, &survivor.id)?;
             survivor
         } else {
             service::update(
@@ -952,7 +952,7 @@ pub fn undo(conn: &mut DbConn, ctx: &AuditContext, audit_id: &str) -> AppResult<
             .set(opportunities::client_id.eq(&dup))
             .execute(c)?;
         for d in &deals {
-            crate::search::touch(c, &ctx.org_id, "opportunity", d)?;
+            crate::domain::outbox::touch(c, &ctx.org_id, "opportunity", d)?;
         }
         diesel::update(contracts::table.filter(contracts::id.eq_any(list("contracts"))))
             .set(contracts::client_id.eq(&dup))
@@ -1029,8 +1029,8 @@ pub fn undo(conn: &mut DbConn, ctx: &AuditContext, audit_id: &str) -> AppResult<
             .set(contact_preferences::client_id.eq(&dup))
             .execute(c)?;
         }
-        crate::search::touch_client(c, &ctx.org_id, &survivor_id)?;
-        crate::search::touch_client(c, &ctx.org_id, &dup)?;
+        crate::domain::outbox::touch_client(c, &ctx.org_id, &survivor_id)?;
+        crate::domain::outbox::touch_client(c, &ctx.org_id, &dup)?;
         audit::record(
             c,
             ctx,
@@ -1041,6 +1041,64 @@ pub fn undo(conn: &mut DbConn, ctx: &AuditContext, audit_id: &str) -> AppResult<
         )?;
         Ok(before)
     })
+}
+
+/// What a merge would move from the duplicate: its live interactions and deals.
+pub fn moving_counts(conn: &mut DbConn, org_id: &str, client_id: &str) -> AppResult<(i64, i64)> {
+    use crate::db::schema::{interactions, opportunities};
+    let i: i64 = interactions::table
+        .filter(interactions::organization_id.eq(org_id))
+        .filter(interactions::client_id.eq(client_id))
+        .filter(interactions::deleted_at.is_null())
+        .count()
+        .get_result(conn)?;
+    let d: i64 = opportunities::table
+        .filter(opportunities::organization_id.eq(org_id))
+        .filter(opportunities::client_id.eq(client_id))
+        .filter(opportunities::deleted_at.is_null())
+        .count()
+        .get_result(conn)?;
+    Ok((i, d))
+}
+
+/// A merge as its audit entry recorded it: the survivor's id, the duplicate's id, and
+/// whether it was undone since.
+pub struct MergeRecord {
+    pub survivor_id: String,
+    pub duplicate_id: String,
+    pub undone: bool,
+}
+
+/// The organization's merge recorded under `audit_id`, if there is one.
+pub fn merge_record(
+    conn: &mut DbConn,
+    org_id: &str,
+    audit_id: &str,
+) -> AppResult<Option<MergeRecord>> {
+    use crate::db::schema::audit_log;
+    let Some((changes, survivor)) = audit_log::table
+        .filter(audit_log::organization_id.eq(org_id))
+        .filter(audit_log::id.eq(audit_id))
+        .filter(audit_log::action.eq("client.merge"))
+        .select((audit_log::changes, audit_log::resource_id))
+        .first::<(String, Option<String>)>(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let v: serde_json::Value = serde_json::from_str(&changes).unwrap_or_default();
+    let undone: bool = diesel::select(diesel::dsl::exists(
+        audit_log::table
+            .filter(audit_log::organization_id.eq(org_id))
+            .filter(audit_log::action.eq("client.merge_undo"))
+            .filter(audit_log::resource_id.eq(audit_id)),
+    ))
+    .get_result(conn)?;
+    Ok(Some(MergeRecord {
+        survivor_id: survivor.unwrap_or_default(),
+        duplicate_id: v["duplicate"].as_str().unwrap_or_default().to_string(),
+        undone,
+    }))
 }
 
 #[cfg(test)]

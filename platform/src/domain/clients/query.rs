@@ -735,3 +735,12 @@ pub fn parse_params(
         ))
     }
 }
+
+/// `filter[assignedTo]=me` means the signed-in user, in the API and the console alike.
+pub fn resolve_me(pairs: &mut [(String, String)], user_id: &str) {
+    for (k, v) in pairs.iter_mut() {
+        if k == "filter[assignedTo]" && v == "me" {
+            *v = user_id.to_string();
+        }
+    }
+}

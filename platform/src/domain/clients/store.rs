@@ -34,7 +34,12 @@ pub fn find_many(conn: &mut DbConn, org_id: &str, ids: &[String]) -> QueryResult
 
 pub fn insert(conn: &mut DbConn, row: &ClientRow) -> QueryResult<()> {
     if super::bulk::hold_row(row) {
-        return crate::search::touch(conn, &row.organization_id, crate::search::CLIENT, &row.id);
+        return crate::domain::outbox::touch(
+            conn,
+            &row.organization_id,
+            crate::domain::outbox::CLIENT,
+            &row.id,
+        );
     }
     let k = Keys::of(row);
     diesel::insert_into(clients::table)
@@ -45,7 +50,12 @@ pub fn insert(conn: &mut DbConn, row: &ClientRow) -> QueryResult<()> {
             clients::website_key.eq(k.website),
         ))
         .execute(conn)?;
-    crate::search::touch(conn, &row.organization_id, crate::search::CLIENT, &row.id)
+    crate::domain::outbox::touch(
+        conn,
+        &row.organization_id,
+        crate::domain::outbox::CLIENT,
+        &row.id,
+    )
 }
 
 /// Writes every column if the stored version is still `expected`; false when stale.
@@ -96,7 +106,7 @@ pub fn replace(conn: &mut DbConn, row: &ClientRow, expected: i64) -> QueryResult
     ))
     .execute(conn)?;
     if n == 1 {
-        crate::search::touch_client(conn, &row.organization_id, &row.id)?;
+        crate::domain::outbox::touch_client(conn, &row.organization_id, &row.id)?;
     }
     Ok(n == 1)
 }
@@ -108,7 +118,7 @@ pub fn delete(conn: &mut DbConn, org_id: &str, id: &str) -> QueryResult<()> {
             .filter(clients::id.eq(id)),
     )
     .execute(conn)?;
-    crate::search::touch(conn, org_id, crate::search::CLIENT, id)
+    crate::domain::outbox::touch(conn, org_id, crate::domain::outbox::CLIENT, id)
 }
 
 /// People employed by a company (live ones).
@@ -239,11 +249,11 @@ pub fn update_tag(
     )
     .set((tags::name.eq(name), tags::color.eq(color)))
     .execute(conn)?;
-    crate::search::touch_tagged(conn, org_id, id)
+    crate::domain::outbox::touch_tagged(conn, org_id, id)
 }
 
 pub fn delete_tag(conn: &mut DbConn, org_id: &str, id: &str) -> QueryResult<bool> {
-    crate::search::touch_tagged(conn, org_id, id)?;
+    crate::domain::outbox::touch_tagged(conn, org_id, id)?;
     Ok(diesel::delete(
         tags::table
             .filter(tags::organization_id.eq(org_id))
@@ -278,14 +288,19 @@ pub fn set_tags(
     tag_ids: &[String],
 ) -> QueryResult<()> {
     if super::bulk::hold_tags(org_id, client_id, tag_ids) {
-        return crate::search::touch(conn, org_id, crate::search::CLIENT, client_id);
+        return crate::domain::outbox::touch(
+            conn,
+            org_id,
+            crate::domain::outbox::CLIENT,
+            client_id,
+        );
     }
     diesel::delete(client_tags::table.filter(client_tags::client_id.eq(client_id)))
         .execute(conn)?;
     for tag_id in tag_ids {
         add_tag(conn, org_id, client_id, tag_id)?;
     }
-    crate::search::touch(conn, org_id, crate::search::CLIENT, client_id)
+    crate::domain::outbox::touch(conn, org_id, crate::domain::outbox::CLIENT, client_id)
 }
 
 pub fn add_tag(
@@ -310,7 +325,7 @@ pub fn add_tag(
             client_tags::organization_id.eq(org_id),
         ))
         .execute(conn)?;
-    crate::search::touch(conn, org_id, crate::search::CLIENT, client_id)?;
+    crate::domain::outbox::touch(conn, org_id, crate::domain::outbox::CLIENT, client_id)?;
     Ok(true)
 }
 
@@ -328,7 +343,7 @@ pub fn remove_tag(
     .execute(conn)?
         == 1;
     if removed {
-        crate::search::touch(conn, org_id, crate::search::CLIENT, client_id)?;
+        crate::domain::outbox::touch(conn, org_id, crate::domain::outbox::CLIENT, client_id)?;
     }
     Ok(removed)
 }

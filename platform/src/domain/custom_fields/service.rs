@@ -267,7 +267,12 @@ pub fn update(
         let found_by_search = |f: &FieldRow| f.searchable && !f.sensitive && f.is_active();
         if row.entity == "client" && found_by_search(&current) != found_by_search(&row) {
             // Every client's document changes: the indexer rebuilds the organization's.
-            crate::search::touch(c, &ctx.org_id, crate::search::REINDEX, &ctx.org_id)?;
+            crate::domain::outbox::touch(
+                c,
+                &ctx.org_id,
+                crate::domain::outbox::REINDEX,
+                &ctx.org_id,
+            )?;
         }
         let action = match (current.archived_at.is_some(), row.archived_at.is_some()) {
             (false, true) => "custom_field.archive",

@@ -804,7 +804,7 @@ fn chunk_attempt(
             .cache
             .prefetch(c, &env.ctx.org_id, batch.kind(), &batch.preset, &rows)?;
         // The careful pass writes each row's outbox entry inside that row's savepoint.
-        let _deferred = (!careful).then(crate::search::defer_touches);
+        let _deferred = (!careful).then(crate::domain::outbox::defer_touches);
         // New clients go in a few hundred per statement when the chunk ends (a deal file's
         // rows write deals that point at clients, so only client files hold them back).
         let _holding =
@@ -839,7 +839,7 @@ fn chunk_attempt(
         crate::domain::clients::bulk::flush(c)?;
         flush_changes(c, &row_env)?;
         flush_refs(c, &row_env)?;
-        crate::search::flush_touches(c)?;
+        crate::domain::outbox::flush_touches(c)?;
         let done = rows.len() < CHUNK || to >= batch.total_rows as usize;
         // Only if no one else advanced the batch meanwhile; otherwise this chunk rolls back.
         let n = diesel::update(
@@ -1656,7 +1656,7 @@ pub fn revert(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<Batc
                             .execute(c)?;
                         }
                     }
-                    crate::search::touch(c, &ctx.org_id, "opportunity", record)?;
+                    crate::domain::outbox::touch(c, &ctx.org_id, "opportunity", record)?;
                 }
                 _ => {
                     match before.as_deref().map(serde_json::from_str::<ClientRow>) {
@@ -1692,7 +1692,7 @@ pub fn revert(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<Batc
                                 .execute(c)?;
                         }
                     }
-                    crate::search::touch_client(c, &ctx.org_id, record)?;
+                    crate::domain::outbox::touch_client(c, &ctx.org_id, record)?;
                 }
             }
         }

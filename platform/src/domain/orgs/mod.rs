@@ -2,6 +2,7 @@
 //! sessions and API tokens.
 
 pub mod model;
+pub mod password;
 pub mod service;
 pub mod store;
 

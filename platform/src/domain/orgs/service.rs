@@ -5,10 +5,12 @@ use serde_json::json;
 
 use super::model::*;
 use super::store;
-use crate::auth::password::{hash_password, random_secret, sha256_hex, validate_new_password};
-use crate::auth::policy;
 use crate::db::{new_id, now, DbConn};
 use crate::domain::audit::{self, AuditContext};
+use crate::domain::orgs::password::{
+    hash_password, random_secret, sha256_hex, validate_new_password,
+};
+use crate::domain::policy;
 use crate::error::{AppError, AppResult, FieldError};
 
 pub fn slugify(name: &str) -> String {
@@ -168,8 +170,8 @@ fn add(
         ));
     };
     let existing = store::find_user_by_email(conn, &email)?;
-    let generated =
-        (existing.is_none() && new.password.is_none()).then(crate::auth::password::random_password);
+    let generated = (existing.is_none() && new.password.is_none())
+        .then(crate::domain::orgs::password::random_password);
     let password_hash = match (&existing, new.password.or(generated.as_deref())) {
         (None, Some(p)) => Some(hash_password(p)?),
         _ => None,
@@ -503,7 +505,7 @@ pub fn reset_password(conn: &mut DbConn, ctx: &AuditContext, user_id: &str) -> A
             "This person also belongs to another organization, so only they can change their password (under Password, once signed in).".into(),
         ));
     }
-    let password = crate::auth::password::random_password();
+    let password = crate::domain::orgs::password::random_password();
     let hash = hash_password(&password)?;
     crate::db::transaction(conn, |c| {
         let member = store::find_member(c, &ctx.org_id, user_id)?.ok_or(AppError::NotFound)?;
@@ -542,7 +544,7 @@ pub fn change_own_password(
         .ok_or_else(|| AppError::Internal("no actor for a password change".into()))?;
     let user = store::find_user(conn, &user_id)?.ok_or(AppError::NotFound)?;
     let mut errors = Vec::new();
-    if !crate::auth::password::verify_password(current, &user.password_hash) {
+    if !crate::domain::orgs::password::verify_password(current, &user.password_hash) {
         errors.push(FieldError::new(
             "currentPassword",
             "This is not your current password.",

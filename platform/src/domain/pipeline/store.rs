@@ -166,10 +166,10 @@ pub fn insert_opportunity(conn: &mut DbConn, row: &OpportunityRow) -> QueryResul
     diesel::insert_into(opportunities::table)
         .values(row)
         .execute(conn)?;
-    crate::search::touch(
+    crate::domain::outbox::touch(
         conn,
         &row.organization_id,
-        crate::search::OPPORTUNITY,
+        crate::domain::outbox::OPPORTUNITY,
         &row.id,
     )
 }
@@ -215,10 +215,10 @@ pub fn replace_opportunity(
     ))
     .execute(conn)?;
     if n == 1 {
-        crate::search::touch(
+        crate::domain::outbox::touch(
             conn,
             &row.organization_id,
-            crate::search::OPPORTUNITY,
+            crate::domain::outbox::OPPORTUNITY,
             &row.id,
         )?;
     }
@@ -459,4 +459,118 @@ pub fn set_contacts(
             .execute(conn)?;
     }
     Ok(())
+}
+
+/// id, name, value (cents), currency, probability, close, status, owner, client id, client,
+/// pipeline, stage.
+pub type ExportRow = (
+    String,
+    String,
+    i64,
+    String,
+    i32,
+    Option<NaiveDate>,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+);
+
+/// A page of a deal export after the id `after`, by id: live deals the caller reaches
+/// (`only_owner`: those assigned to that user), optionally of one status.
+pub fn export_page(
+    conn: &mut DbConn,
+    org_id: &str,
+    only_owner: Option<&str>,
+    status: Option<&str>,
+    after: &str,
+    limit: i64,
+) -> QueryResult<Vec<ExportRow>> {
+    use crate::db::schema::{clients, pipelines};
+    let mut q = opportunities::table
+        .inner_join(clients::table.on(clients::id.eq(opportunities::client_id)))
+        .inner_join(pipeline_stages::table.on(pipeline_stages::id.eq(opportunities::stage_id)))
+        .inner_join(pipelines::table.on(pipelines::id.eq(opportunities::pipeline_id)))
+        .filter(opportunities::organization_id.eq(org_id))
+        .filter(opportunities::deleted_at.is_null())
+        .filter(opportunities::id.gt(after.to_string()))
+        .order(opportunities::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(owner) = only_owner {
+        q = q.filter(opportunities::assigned_to.eq(owner.to_string()));
+    }
+    if let Some(s) = status {
+        q = q.filter(opportunities::status.eq(s.to_string()));
+    }
+    q.select((
+        opportunities::id,
+        opportunities::name,
+        opportunities::value_cents,
+        opportunities::currency,
+        opportunities::probability,
+        opportunities::expected_close,
+        opportunities::status,
+        opportunities::assigned_to,
+        opportunities::client_id,
+        clients::display_name,
+        pipelines::name,
+        pipeline_stages::name,
+    ))
+    .load(conn)
+}
+
+/// A `YYYY-MM-DD` date from a query or body field named `k`.
+pub fn parse_date(k: &str, v: &str) -> crate::error::AppResult<NaiveDate> {
+    NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d")
+        .map_err(|_| crate::error::AppError::invalid(k, "Use a date as YYYY-MM-DD."))
+}
+
+/// Parses `/api/opportunities` filters (API conventions) into the store's filter.
+pub fn parse_list_filter(
+    c: &mut DbConn,
+    org: &str,
+    pairs: &[(String, String)],
+    user_id: &str,
+) -> crate::error::AppResult<OpportunityFilter> {
+    use crate::domain::custom_fields::value::{encode_operand, Op};
+    let defs = crate::domain::custom_fields::store::list(c, org, "opportunity", false)?;
+    let mut f = OpportunityFilter {
+        limit: 50,
+        ..Default::default()
+    };
+    for (k, v) in pairs {
+        let v = v.trim();
+        if v.is_empty() {
+            continue;
+        }
+        match k.as_str() {
+            "limit" => f.limit = v.parse().ok().filter(|l| (1..=500).contains(l)).ok_or_else(|| crate::error::AppError::invalid("limit", "Use a whole number from 1 to 500."))?,
+            "cursor" => f.before = Some(v.to_string()),
+            "filter[pipeline]" => f.pipeline_id = Some(v.into()),
+            "filter[stage]" => f.stage_id = Some(v.into()),
+            "filter[status]" | "filter[status][in]" => f.statuses = v.split(',').map(str::to_string).collect(),
+            "filter[assignedTo]" | "filter[owner]" => f.assigned_to = Some(if v == "me" { user_id.to_string() } else { v.into() }),
+            "filter[clientId]" | "filter[client]" => f.client_id = Some(v.into()),
+            "filter[expectedCloseDate][gte]" => f.close_from = Some(parse_date(k, v)?),
+            "filter[expectedCloseDate][lte]" => f.close_to = Some(parse_date(k, v)?),
+            "filter[value][gte]" => f.value_min = Some(crate::domain::money::parse_cents(v).map_err(|e| crate::error::AppError::invalid(k, &e))?),
+            "filter[value][lte]" => f.value_max = Some(crate::domain::money::parse_cents(v).map_err(|e| crate::error::AppError::invalid(k, &e))?),
+            custom if custom.starts_with("filter[customFields.") => {
+                let inner = &custom["filter[customFields.".len()..];
+                let (key, op) = match inner.split_once("][") {
+                    Some((key, rest)) => (key, rest.trim_end_matches(']')),
+                    None => (inner.trim_end_matches(']'), ""),
+                };
+                let def = defs.iter().find(|d| d.field_key == key).ok_or_else(|| crate::error::AppError::invalid(k, "There is no such custom field."))?;
+                let op = Op::parse(op).ok_or_else(|| crate::error::AppError::invalid(k, "Use one of eq, gt, gte, lt, lte, contains, in."))?;
+                let operand = encode_operand(def, op, v).map_err(|e| crate::error::AppError::invalid(k, &e))?;
+                f.custom.push(crate::domain::clients::query::CustomFilter { field: def.clone(), op, operand });
+            }
+            other => return Err(crate::error::AppError::invalid(other, "Unknown query parameter; filters: pipeline, stage, status, assignedTo, clientId, expectedCloseDate[gte|lte], value[gte|lte], customFields.<key>.")),
+        }
+    }
+    Ok(f)
 }

@@ -9,26 +9,15 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::app::AppState;
-use crate::auth::Actor;
-use crate::db;
-use crate::domain::attachments::{self, NewFile, Parent};
+use crate::domain::attachments::{self, AttachmentRow, Parent};
 use crate::error::{AppError, AppResult};
-use crate::web::{client_access, query_pairs};
+use crate::ops::attachments as ops;
+use crate::state::AppState;
+use crate::web::query_pairs;
+use crate::web::scope::ApiScope;
 use futures_util::StreamExt;
 
-/// The configured blob store.
-pub fn store(state: &AppState) -> std::sync::Arc<dyn attachments::BlobStore> {
-    state.blobs.clone()
-}
-
-/// A file as it arrived: from a `multipart/form-data` body (the `file` part, plus optional
-/// `name` and `sensitive` parts) or as the raw body with `?name=&sensitive=`.
-pub struct Upload {
-    pub name: String,
-    pub bytes: Vec<u8>,
-    pub sensitive: bool,
-}
+pub use crate::ops::attachments::Upload;
 
 fn truthy(v: &str) -> bool {
     matches!(v, "true" | "1" | "on" | "yes")
@@ -138,97 +127,37 @@ pub async fn read_upload(
     Ok(upload)
 }
 
-pub async fn upload_as(
-    actor: &Actor,
-    state: &AppState,
-    req: &HttpRequest,
-    parent: Parent,
-    payload: web::Payload,
-) -> AppResult<attachments::AttachmentRow> {
-    actor.require(parent.object(), "write").await?;
-    let access = client_access(actor).await?;
-    let upload = read_upload(req, payload, state.config.max_upload_bytes).await?;
-    if upload.sensitive && !access.write_sensitive {
-        return Err(AppError::Forbidden(
-            "You may not mark files sensitive.".into(),
-        ));
-    }
-    let ctx = actor.audit();
-    let store = store(state);
-    db::run(&state.pool, move |c| {
-        attachments::upload(
-            c,
-            store.as_ref(),
-            &ctx,
-            &access,
-            &parent,
-            NewFile {
-                name: &upload.name,
-                bytes: &upload.bytes,
-                sensitive: upload.sensitive,
-            },
-        )
-    })
-    .await
-}
-
 /// The parent named by `/api/{clients|opportunities|interactions}/{id}/attachments`.
 fn parent_of(path: (String, String)) -> AppResult<Parent> {
     Parent::from_segment(&path.0, path.1).ok_or(AppError::NotFound)
 }
 
 pub async fn upload(
-    actor: crate::auth::ApiActor,
+    scope: ApiScope,
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> AppResult<HttpResponse> {
     let parent = parent_of(path.into_inner())?;
-    let row = upload_as(&actor, &state, &req, parent, payload).await?;
+    scope.require(parent.object(), "write")?;
+    let file = read_upload(&req, payload, state.config.max_upload_bytes).await?;
+    let row = ops::upload(&scope, parent, file).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/attachments/{}", row.id)))
         .json(row.to_json()))
 }
 
-pub async fn list(
-    actor: crate::auth::ApiActor,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-) -> AppResult<HttpResponse> {
-    let parent = parent_of(path.into_inner())?;
-    actor.require(parent.object(), "read").await?;
-    let access = client_access(&actor).await?;
-    let org = actor.org_id().to_string();
-    let rows = db::run(&state.pool, move |c| {
-        attachments::list(c, &org, &access, &parent)
-    })
-    .await?;
+pub async fn list(scope: ApiScope, path: web::Path<(String, String)>) -> AppResult<HttpResponse> {
+    let rows = ops::list(&scope, parent_of(path.into_inner())?).await?;
     Ok(HttpResponse::Ok().json(json!({
         "data": rows.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
         "nextCursor": null,
     })))
 }
 
-/// The file, as a download (or in place, for images asked `?inline=1`).
-pub async fn content_as(
-    actor: &Actor,
-    state: &AppState,
-    req: &HttpRequest,
-    id: String,
-) -> AppResult<HttpResponse> {
-    actor.require("client", "read").await?;
-    let access = client_access(actor).await?;
-    // A deal's or a call's file needs the right to read deals or interactions too.
-    let (org, acc, fid) = (actor.org_id().to_string(), access.clone(), id.clone());
-    let meta = db::run(&state.pool, move |c| attachments::get(c, &org, &acc, &fid)).await?;
-    actor.require(meta.parent().object(), "read").await?;
-    let ctx = actor.audit();
-    let store = store(state);
-    let (row, bytes) = db::run(&state.pool, move |c| {
-        attachments::download(c, store.as_ref(), &ctx, &access, &id)
-    })
-    .await?;
+/// A file as a download (or in place, for images asked `?inline=1`).
+pub fn file_response(req: &HttpRequest, row: &AttachmentRow, bytes: Vec<u8>) -> HttpResponse {
     let inline = row.is_image() && req.query_string().contains("inline=1");
     // RFC 6266: an ASCII fallback and the UTF-8 name.
     let ascii: String = row
@@ -240,7 +169,7 @@ pub async fn content_as(
         .unwrap_or_default()
         .trim_start_matches("n=")
         .replace('+', "%20");
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, row.content_type.clone()))
         .insert_header((
             header::CONTENT_DISPOSITION,
@@ -251,63 +180,19 @@ pub async fn content_as(
         ))
         .insert_header(("X-Content-Type-Options", "nosniff"))
         .insert_header((header::CACHE_CONTROL, "private, no-store"))
-        .body(bytes))
+        .body(bytes)
 }
 
 pub async fn content(
-    actor: crate::auth::ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     req: HttpRequest,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    content_as(&actor, &state, &req, id.into_inner()).await
+    let (row, bytes) = ops::download(&scope, id.into_inner()).await?;
+    Ok(file_response(&req, &row, bytes))
 }
 
-/// Moves a file to the trash; needs write access to what it is on.
-pub async fn delete_as(actor: &Actor, state: &AppState, id: String) -> AppResult<()> {
-    let access = client_access(actor).await?;
-    let org = actor.org_id().to_string();
-    let (lookup_id, lookup_access) = (id.clone(), access.clone());
-    let row = db::run(&state.pool, move |c| {
-        attachments::get(c, &org, &lookup_access, &lookup_id)
-    })
-    .await?;
-    actor.require(row.parent().object(), "write").await?;
-    let ctx = actor.audit();
-    db::run(&state.pool, move |c| {
-        attachments::delete(c, &ctx, &access, &id)
-    })
-    .await
-}
-
-pub async fn delete(
-    actor: crate::auth::ApiActor,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    delete_as(&actor, &state, id.into_inner()).await?;
+pub async fn delete(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    ops::delete(&scope, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Purges a client for good, and then the bytes of every file it had (the rows go with the
-/// client; the bytes live outside the database). A store that fails to delete leaves bytes
-/// behind and says so in the log; the purge stands.
-pub async fn purge_client(actor: &Actor, state: &AppState, id: String) -> AppResult<()> {
-    let ctx = actor.audit();
-    let keys = db::run(&state.pool, move |c| {
-        let keys = attachments::storage_keys_of_client(c, &ctx.org_id, &id)?;
-        crate::domain::clients::service::purge(c, &ctx, &id)?;
-        Ok(keys)
-    })
-    .await?;
-    let store = store(state);
-    actix_web::web::block(move || {
-        for key in keys {
-            if let Err(e) = store.delete(&key) {
-                tracing::warn!(key = %key, error = %e, "a purged client's file stayed in the store");
-            }
-        }
-    })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))
 }

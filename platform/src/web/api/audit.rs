@@ -4,11 +4,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::{paginate, rfc3339, ListQuery};
-use crate::app::AppState;
 use crate::auth::ApiActor;
 use crate::db;
 use crate::domain::audit::{self, AuditRow};
 use crate::error::AppResult;
+use crate::state::AppState;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

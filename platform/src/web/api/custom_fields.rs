@@ -7,12 +7,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{etag, if_match_version, rfc3339, ListEnvelope};
-use crate::app::AppState;
 use crate::auth::ApiActor;
 use crate::db;
 use crate::domain::custom_fields::service::{self, FieldInput};
 use crate::domain::custom_fields::{store, FieldRow};
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 
 pub fn field_json(f: &FieldRow) -> Value {
     json!({

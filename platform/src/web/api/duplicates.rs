@@ -7,35 +7,14 @@
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
-use crate::app::AppState;
-use crate::auth::ApiActor;
-use crate::db;
-use crate::domain::clients::duplicates::{self, Candidate};
-use crate::domain::custom_fields;
+use crate::domain::clients::duplicates;
 use crate::error::{AppError, AppResult};
-use crate::web::client_access;
+use crate::ops::clients::candidates_json;
+use crate::ops::duplicates as ops;
+use crate::web::scope::ApiScope;
 
-pub fn candidates_json(list: &[Candidate]) -> Value {
-    Value::Array(
-        list.iter()
-            .map(|c| json!({"id": c.id, "displayName": c.name, "reason": c.reason}))
-            .collect(),
-    )
-}
-
-pub async fn of_client(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    actor.require("client", "read").await?;
-    let access = client_access(&actor).await?;
-    let org = actor.org_id().to_string();
-    let list = db::run(&state.pool, move |c| {
-        let row = crate::domain::clients::service::get(c, &org, &access, &id)?;
-        duplicates::candidates(c, &access, &row)
-    })
-    .await?;
+pub async fn of_client(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    let list = ops::of_client(&scope, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(json!({"data": candidates_json(&list)})))
 }
 
@@ -50,16 +29,10 @@ pub fn scan_json(st: &duplicates::ScanState) -> Value {
     })
 }
 
-/// The groups the last background scan found (as far as the actor sees), and the scan's
+/// The groups the last background scan found (as far as the caller sees), and the scan's
 /// state. The first look at an organization never scanned asks for a scan.
-pub async fn groups(actor: ApiActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    actor.require("client", "read").await?;
-    let access = client_access(&actor).await?;
-    let org = actor.org_id().to_string();
-    let (groups, scan) = db::run(&state.pool, move |c| {
-        duplicates::page(c, &org, &access, 500)
-    })
-    .await?;
+pub async fn groups(scope: ApiScope) -> AppResult<HttpResponse> {
+    let (groups, scan) = ops::groups(&scope, 500).await?;
     Ok(HttpResponse::Ok().json(json!({
         "scan": scan_json(&scan),
         "data": groups.iter().map(|g| json!({
@@ -70,44 +43,13 @@ pub async fn groups(actor: ApiActor, state: web::Data<AppState>) -> AppResult<Ht
 }
 
 /// `POST /api/duplicates/scan`: asks for a fresh scan (202 with the scan's state).
-pub async fn request_scan(actor: ApiActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    // why: a scan reads the whole organization; only those who may merge (write and
-    // delete clients) may start one.
-    actor.require("client", "write").await?;
-    actor.require("client", "delete").await?;
-    let org = actor.org_id().to_string();
-    let scan = db::run(&state.pool, move |c| duplicates::request_scan(c, &org)).await?;
+pub async fn request_scan(scope: ApiScope) -> AppResult<HttpResponse> {
+    let scan = ops::request_scan(&scope).await?;
     Ok(HttpResponse::Accepted().json(json!({"scan": scan_json(&scan)})))
 }
 
-/// Merges `duplicate` into `survivor` as the actor.
-pub async fn run_merge(
-    actor: &crate::auth::Actor,
-    state: &AppState,
-    survivor: String,
-    duplicate: String,
-    fields: Vec<String>,
-) -> AppResult<(crate::domain::clients::ClientRow, String)> {
-    actor.require("client", "write").await?;
-    actor.require("client", "delete").await?;
-    let access = client_access(actor).await?;
-    let ctx = actor.audit();
-    crate::web::run_with_plugins(state, actor.org_id().to_string(), move |c, ext| {
-        let defs = custom_fields::store::list(c, &ctx.org_id, "client", false)?;
-        let w = crate::domain::clients::service::WriteContext {
-            ctx: &ctx,
-            access: &access,
-            defs: &defs,
-            external: ext,
-        };
-        duplicates::merge(c, &w, &survivor, &duplicate, &fields)
-    })
-    .await
-}
-
 pub async fn merge(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     id: web::Path<String>,
     body: web::Json<Value>,
 ) -> AppResult<HttpResponse> {
@@ -128,18 +70,11 @@ pub async fn merge(
             )
         })?,
     };
-    let (row, undo) = run_merge(&actor, &state, id.into_inner(), duplicate, fields).await?;
+    let (row, undo) = ops::merge(&scope, id.into_inner(), duplicate, fields).await?;
     Ok(HttpResponse::Ok().json(json!({"client": {"id": row.id, "displayName": row.display_name, "version": row.version}, "undoId": undo})))
 }
 
-pub async fn undo(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
-    actor.require("client", "delete").await?;
-    let ctx = actor.audit();
-    let row = db::run(&state.pool, move |c| duplicates::undo(c, &ctx, &id)).await?;
+pub async fn undo(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    let row = ops::undo(&scope, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(json!({"client": {"id": row.id, "displayName": row.display_name}})))
 }

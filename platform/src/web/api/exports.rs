@@ -8,7 +8,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::{stream, StreamExt};
 use serde_json::{json, Value};
 
-use crate::app::AppState;
 use crate::auth::Actor;
 use crate::db;
 use crate::domain::audit;
@@ -16,6 +15,7 @@ use crate::domain::clients::query;
 use crate::domain::clients::service::Access;
 use crate::domain::custom_fields;
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 use crate::web::{client_access, query_pairs, record_access};
 
 /// Rows read per page.
@@ -425,8 +425,9 @@ fn client_page(
                 if !(s.first && i == 0) {
                     out.push(b',');
                 }
-                let t: Vec<crate::domain::clients::TagRow> = Vec::new();
-                let mut v = crate::web::api::clients::client_json(r, &t, &s.defs, &s.access);
+                let mut v =
+                    crate::ops::clients::ClientView::new(r.clone(), Vec::new(), &s.defs, &s.access)
+                        .to_json();
                 v["tags"] = json!(tags.get(&r.id).cloned().unwrap_or_default());
                 out.extend(v.to_string().into_bytes());
             }
@@ -544,8 +545,6 @@ pub async fn api_clients(
 /// `GET /api/opportunities/export?format=csv|json[&filter[status]=open]`: deals the actor
 /// sees, with their client, stage and pipeline names.
 pub async fn deals(actor: &Actor, state: &AppState, req: &HttpRequest) -> AppResult<HttpResponse> {
-    use crate::db::schema::{clients, opportunities, pipeline_stages, pipelines};
-    use diesel::prelude::*;
     actor.require("opportunity", "read").await?;
     actor.require("opportunity", "export").await?;
     let access = record_access(actor, "opportunity").await?;
@@ -581,38 +580,15 @@ pub async fn deals(actor: &Actor, state: &AppState, req: &HttpRequest) -> AppRes
         .await?;
     }
     let load = move |c: &mut db::DbConn, after: String| -> AppResult<Vec<ExportRow>> {
-        let mut q = opportunities::table
-            .inner_join(clients::table.on(clients::id.eq(opportunities::client_id)))
-            .inner_join(pipeline_stages::table.on(pipeline_stages::id.eq(opportunities::stage_id)))
-            .inner_join(pipelines::table.on(pipelines::id.eq(opportunities::pipeline_id)))
-            .filter(opportunities::organization_id.eq(&org))
-            .filter(opportunities::deleted_at.is_null())
-            .filter(opportunities::id.gt(after))
-            .order(opportunities::id.asc())
-            .limit(PAGE)
-            .into_boxed();
-        if !access.oversee {
-            q = q.filter(opportunities::assigned_to.eq(access.user_id.clone()));
-        }
-        if let Some(s) = &status {
-            q = q.filter(opportunities::status.eq(s.clone()));
-        }
-        let rows: Vec<DealRow> = q
-            .select((
-                opportunities::id,
-                opportunities::name,
-                opportunities::value_cents,
-                opportunities::currency,
-                opportunities::probability,
-                opportunities::expected_close,
-                opportunities::status,
-                opportunities::assigned_to,
-                opportunities::client_id,
-                clients::display_name,
-                pipelines::name,
-                pipeline_stages::name,
-            ))
-            .load(c)?;
+        let owner = (!access.oversee).then_some(access.user_id.as_str());
+        let rows = crate::domain::pipeline::store::export_page(
+            c,
+            &org,
+            owner,
+            status.as_deref(),
+            &after,
+            PAGE,
+        )?;
         Ok(rows
             .into_iter()
             .map(|r| {
@@ -662,23 +638,6 @@ pub async fn deals(actor: &Actor, state: &AppState, req: &HttpRequest) -> AppRes
     ))
 }
 
-/// id, name, value (cents), currency, probability, close, status, owner, client id, client,
-/// pipeline, stage.
-type DealRow = (
-    String,
-    String,
-    i64,
-    String,
-    i32,
-    Option<chrono::NaiveDate>,
-    String,
-    Option<String>,
-    String,
-    String,
-    String,
-    String,
-);
-
 pub async fn api_deals(
     actor: crate::auth::ApiActor,
     state: web::Data<AppState>,
@@ -695,8 +654,6 @@ pub async fn interactions(
     state: &AppState,
     req: &HttpRequest,
 ) -> AppResult<HttpResponse> {
-    use crate::db::schema::{clients, interactions};
-    use diesel::prelude::*;
     actor.require("interaction", "read").await?;
     actor.require("interaction", "export").await?;
     let access = client_access(actor).await?;
@@ -711,7 +668,13 @@ pub async fn interactions(
     let ctx = actor.audit();
     {
         let q: Vec<(String, String)> = pairs.clone();
+        let (one, reach) = (client.clone(), access.clone());
         db::run(&state.pool, move |c| {
+            // One client's export is its timeline: a client out of reach is not found
+            // (before any byte is sent, not halfway through the stream).
+            if let Some(id) = &one {
+                crate::domain::clients::service::get(c, &ctx.org_id, &reach, id)?;
+            }
             audit::record(
                 c,
                 &ctx,
@@ -725,49 +688,15 @@ pub async fn interactions(
         .await?;
     }
     let load = move |c: &mut db::DbConn, after: String| -> AppResult<Vec<ExportRow>> {
-        let mut q = interactions::table
-            .inner_join(clients::table.on(clients::id.eq(interactions::client_id)))
-            .filter(interactions::organization_id.eq(&org))
-            .filter(interactions::deleted_at.is_null())
-            .filter(clients::deleted_at.is_null())
-            .filter(interactions::id.gt(after))
-            .order(interactions::id.asc())
-            .limit(PAGE)
-            .into_boxed();
-        if !access.oversee {
-            q = q.filter(clients::assigned_to.eq(access.user_id.clone()));
-        }
-        if let Some(k) = &filter.kind {
-            q = q.filter(interactions::kind.eq(k.clone()));
-        }
-        if let Some(u) = &filter.owner {
-            q = q.filter(interactions::user_id.eq(u.clone()));
-        }
-        if let Some(f) = filter.from {
-            q = q.filter(interactions::occurred_at.ge(f));
-        }
-        if let Some(t) = filter.to {
-            q = q.filter(interactions::occurred_at.lt(t));
-        }
-        if let Some(cl) = &client {
-            q = q.filter(interactions::client_id.eq(cl.clone()));
-        }
-        let rows: Vec<InteractionExportRow> = q
-            .select((
-                interactions::id,
-                interactions::client_id,
-                clients::display_name,
-                interactions::kind,
-                interactions::direction,
-                interactions::status,
-                interactions::occurred_at,
-                interactions::outcome,
-                interactions::duration_minutes,
-                interactions::subject,
-                interactions::content,
-                interactions::user_id,
-            ))
-            .load(c)?;
+        let rows = crate::domain::interactions::export_page(
+            c,
+            &org,
+            &access,
+            &filter,
+            client.as_deref(),
+            &after,
+            PAGE,
+        )?;
         Ok(rows
             .into_iter()
             .map(|r| {
@@ -815,23 +744,6 @@ pub async fn interactions(
         keyset_body(state.pool.clone(), format, header, load),
     ))
 }
-
-/// id, client id, client, type, direction, status, when, outcome, minutes, subject,
-/// content, author.
-type InteractionExportRow = (
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    chrono::NaiveDateTime,
-    Option<String>,
-    Option<i32>,
-    String,
-    String,
-    Option<String>,
-);
 
 pub async fn api_interactions(
     actor: crate::auth::ApiActor,

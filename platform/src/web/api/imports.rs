@@ -8,11 +8,11 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use crate::app::AppState;
 use crate::auth::ApiActor;
 use crate::db;
 use crate::domain::imports::{self, BatchRow, Env, Kind, NewBatch};
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 use crate::web::{client_access, query_pairs};
 
 pub async fn require(actor: &crate::auth::Actor, kind: Option<Kind>) -> AppResult<()> {

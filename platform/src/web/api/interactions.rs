@@ -7,11 +7,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{Map, Value};
 
 use super::{etag, if_match_version, ListEnvelope};
-use crate::app::AppState;
 use crate::auth::ApiActor;
 use crate::db;
 use crate::domain::interactions::{self as service, InteractionRow};
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 use crate::web::{client_access, query_pairs};
 
 fn object(body: web::Json<Value>) -> AppResult<Map<String, Value>> {

@@ -24,7 +24,7 @@ pub async fn show(actor: ApiActor) -> AppResult<HttpResponse> {
 /// `GET /api/me/notifications`: the newest 100, unread first in weight (`unread` counts).
 pub async fn notifications(
     actor: ApiActor,
-    state: actix_web::web::Data<crate::app::AppState>,
+    state: actix_web::web::Data<crate::state::AppState>,
 ) -> AppResult<HttpResponse> {
     let (org, user) = (actor.org.id.clone(), actor.user_id.clone());
     let (items, unread) = crate::db::run(&state.pool, move |c| {
@@ -46,7 +46,7 @@ pub async fn notifications(
 /// `POST /api/me/notifications/read`: marks them all read.
 pub async fn notifications_read(
     actor: ApiActor,
-    state: actix_web::web::Data<crate::app::AppState>,
+    state: actix_web::web::Data<crate::state::AppState>,
 ) -> AppResult<HttpResponse> {
     let (org, user) = (actor.org.id.clone(), actor.user_id.clone());
     let marked = crate::db::run(&state.pool, move |c| {
@@ -60,7 +60,7 @@ pub async fn notifications_read(
 /// scheduled calls and meetings (made on first use).
 pub async fn calendar_feed(
     actor: ApiActor,
-    state: actix_web::web::Data<crate::app::AppState>,
+    state: actix_web::web::Data<crate::state::AppState>,
     req: actix_web::HttpRequest,
 ) -> AppResult<HttpResponse> {
     let (org, user) = (actor.org.id.clone(), actor.user_id.clone());
@@ -76,7 +76,7 @@ pub async fn calendar_feed(
 /// `POST /api/me/calendar-feed`: a new URL; the old one stops working.
 pub async fn rotate_calendar_feed(
     actor: ApiActor,
-    state: actix_web::web::Data<crate::app::AppState>,
+    state: actix_web::web::Data<crate::state::AppState>,
     req: actix_web::HttpRequest,
 ) -> AppResult<HttpResponse> {
     let (org, user) = (actor.org.id.clone(), actor.user_id.clone());
@@ -101,7 +101,7 @@ pub async fn rotate_calendar_feed(
 
 /// `GET /calendar/{token}.ics`: the feed itself; the token is the only credential.
 pub async fn calendar_ics(
-    state: actix_web::web::Data<crate::app::AppState>,
+    state: actix_web::web::Data<crate::state::AppState>,
     token: actix_web::web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let body = crate::db::run(&state.pool, move |c| {

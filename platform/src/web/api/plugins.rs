@@ -7,11 +7,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{rfc3339, ListEnvelope};
-use crate::app::AppState;
 use crate::auth::ApiActor;
 use crate::db;
 use crate::error::{AppError, AppResult};
 use crate::plugins::{self, bundle, InstallRow};
+use crate::state::AppState;
 use crate::web::query_pairs;
 
 /// Largest bundle accepted.

@@ -5,11 +5,12 @@ use actix_web::{http::header, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::ListEnvelope;
-use crate::app::AppState;
-use crate::auth::{policy, ApiActor};
+use crate::auth::ApiActor;
 use crate::db;
 use crate::domain::orgs::service;
+use crate::domain::policy;
 use crate::error::AppResult;
+use crate::state::AppState;
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -11,69 +11,26 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{etag, if_match_version, rfc3339, ListEnvelope};
-use crate::app::AppState;
 use crate::auth::ApiActor;
 use crate::db::{self, DbConn};
 use crate::domain::clients::service::Access;
-use crate::domain::custom_fields;
 use crate::domain::custom_fields::service::Mode;
 use crate::domain::money::format_cents;
 use crate::domain::orgs;
 use crate::domain::pipeline::analytics::{self, Scope};
-use crate::domain::pipeline::service::{self, WriteContext};
+use crate::domain::pipeline::service;
+use crate::domain::pipeline::store::parse_date;
 use crate::domain::pipeline::{
-    contracts, quotes, store, ContractRow, OpportunityRow, QuoteLineRow, QuoteRow, StageRow,
+    contracts, quotes, store, ContractRow, QuoteLineRow, QuoteRow, StageRow,
 };
 use crate::error::{AppError, AppResult};
+use crate::ops::deals::{self, DealView};
+use crate::state::AppState;
+use crate::web::scope::ApiScope;
 use crate::web::{query_pairs, record_access};
 
 fn stage_json(s: &StageRow) -> Value {
     json!({"id": s.id, "name": s.name, "position": s.position, "probability": s.probability, "kind": s.kind, "isActive": s.is_active, "color": s.color})
-}
-
-pub fn opportunity_json(
-    o: &OpportunityRow,
-    stage: Option<&StageRow>,
-    defs: &[custom_fields::FieldRow],
-    access: &Access,
-) -> Value {
-    let stored: Map<String, Value> = serde_json::from_str(&o.custom_fields).unwrap_or_default();
-    let custom: Map<String, Value> = defs
-        .iter()
-        .filter(|d| d.is_active() && (!d.sensitive || access.read_sensitive))
-        .filter_map(|d| {
-            stored
-                .get(&d.field_key)
-                .map(|v| (d.field_key.clone(), v.clone()))
-        })
-        .collect();
-    let weighted =
-        rust_decimal::Decimal::new(o.value_cents * i64::from(o.probability), 4).round_dp(2);
-    json!({
-        "id": o.id,
-        "name": o.name,
-        "description": o.description,
-        "clientId": o.client_id,
-        "pipeline": o.pipeline_id,
-        "stage": o.stage_id,
-        "stageName": stage.map(|s| s.name.clone()),
-        "value": format_cents(o.value_cents),
-        "currency": o.currency,
-        "probability": o.probability,
-        "weightedValue": weighted.to_string(),
-        "expectedCloseDate": o.expected_close.map(|d| d.to_string()),
-        "actualCloseDate": o.actual_close.map(|d| d.to_string()),
-        "status": o.status,
-        "assignedTo": o.assigned_to,
-        "source": o.source,
-        "competitors": o.competitor_list(),
-        "lossReason": o.loss_reason,
-        "customFields": custom,
-        "version": o.version,
-        "stageEnteredAt": rfc3339(o.stage_entered_at),
-        "createdAt": rfc3339(o.created_at),
-        "updatedAt": rfc3339(o.updated_at),
-    })
 }
 
 pub async fn pipelines(actor: ApiActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
@@ -351,147 +308,29 @@ pub async fn update_loss_reason(
     Ok(HttpResponse::NoContent().finish())
 }
 
-fn parse_date(k: &str, v: &str) -> AppResult<NaiveDate> {
-    NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d")
-        .map_err(|_| AppError::invalid(k, "Use a date as YYYY-MM-DD."))
+pub async fn list(scope: ApiScope, req: HttpRequest) -> AppResult<HttpResponse> {
+    let page = deals::list(&scope, query_pairs(&req)?).await?;
+    Ok(HttpResponse::Ok().json(ListEnvelope {
+        data: page.data,
+        next_cursor: page.next_cursor,
+    }))
 }
 
-/// Parses `/api/opportunities` filters (API conventions) into the store's filter.
-pub fn parse_filter(
-    c: &mut DbConn,
-    org: &str,
-    pairs: &[(String, String)],
-    user_id: &str,
-) -> AppResult<store::OpportunityFilter> {
-    use crate::domain::custom_fields::value::{encode_operand, Op};
-    let defs = custom_fields::store::list(c, org, "opportunity", false)?;
-    let mut f = store::OpportunityFilter {
-        limit: 50,
-        ..Default::default()
-    };
-    for (k, v) in pairs {
-        let v = v.trim();
-        if v.is_empty() {
-            continue;
-        }
-        match k.as_str() {
-            "limit" => f.limit = v.parse().ok().filter(|l| (1..=500).contains(l)).ok_or_else(|| AppError::invalid("limit", "Use a whole number from 1 to 500."))?,
-            "cursor" => f.before = Some(v.to_string()),
-            "filter[pipeline]" => f.pipeline_id = Some(v.into()),
-            "filter[stage]" => f.stage_id = Some(v.into()),
-            "filter[status]" | "filter[status][in]" => f.statuses = v.split(',').map(str::to_string).collect(),
-            "filter[assignedTo]" | "filter[owner]" => f.assigned_to = Some(if v == "me" { user_id.to_string() } else { v.into() }),
-            "filter[clientId]" | "filter[client]" => f.client_id = Some(v.into()),
-            "filter[expectedCloseDate][gte]" => f.close_from = Some(parse_date(k, v)?),
-            "filter[expectedCloseDate][lte]" => f.close_to = Some(parse_date(k, v)?),
-            "filter[value][gte]" => f.value_min = Some(crate::domain::money::parse_cents(v).map_err(|e| AppError::invalid(k, &e))?),
-            "filter[value][lte]" => f.value_max = Some(crate::domain::money::parse_cents(v).map_err(|e| AppError::invalid(k, &e))?),
-            custom if custom.starts_with("filter[customFields.") => {
-                let inner = &custom["filter[customFields.".len()..];
-                let (key, op) = match inner.split_once("][") {
-                    Some((key, rest)) => (key, rest.trim_end_matches(']')),
-                    None => (inner.trim_end_matches(']'), ""),
-                };
-                let def = defs.iter().find(|d| d.field_key == key).ok_or_else(|| AppError::invalid(k, "There is no such custom field."))?;
-                let op = Op::parse(op).ok_or_else(|| AppError::invalid(k, "Use one of eq, gt, gte, lt, lte, contains, in."))?;
-                let operand = encode_operand(def, op, v).map_err(|e| AppError::invalid(k, &e))?;
-                f.custom.push(crate::domain::clients::query::CustomFilter { field: def.clone(), op, operand });
-            }
-            other => return Err(AppError::invalid(other, "Unknown query parameter; filters: pipeline, stage, status, assignedTo, clientId, expectedCloseDate[gte|lte], value[gte|lte], customFields.<key>.")),
-        }
-    }
-    Ok(f)
-}
-
-pub async fn list(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> AppResult<HttpResponse> {
-    actor.require("opportunity", "read").await?;
-    let access = record_access(&actor, "opportunity").await?;
-    let pairs = query_pairs(&req)?;
-    let org = actor.org_id().to_string();
-    let body = db::run(&state.pool, move |c| {
-        let mut f = parse_filter(c, &org, &pairs, &access.user_id)?;
-        if !access.oversee {
-            f.only_assigned_to = Some(access.user_id.clone());
-        }
-        let limit = f.limit;
-        f.limit = limit + 1;
-        let mut rows = store::list_opportunities(c, &org, &f)?;
-        let more = rows.len() as i64 > limit;
-        rows.truncate(limit as usize);
-        let stages = store::stages_of_org(c, &org)?;
-        let defs = custom_fields::store::list(c, &org, "opportunity", false)?;
-        let next_cursor = if more {
-            rows.last().map(|r| r.id.clone())
-        } else {
-            None
-        };
-        Ok(ListEnvelope {
-            data: rows
-                .iter()
-                .map(|o| {
-                    opportunity_json(
-                        o,
-                        stages.iter().find(|s| s.id == o.stage_id),
-                        &defs,
-                        &access,
-                    )
-                })
-                .collect::<Vec<_>>(),
-            next_cursor,
-        })
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(body))
-}
-
-fn shown(
-    c: &mut DbConn,
-    org: &str,
-    access: &Access,
-    id: &str,
-) -> AppResult<(OpportunityRow, Value)> {
-    let o = service::get(c, org, access, id)?;
-    let stage = store::find_stage(c, org, &o.stage_id)?;
-    let defs = custom_fields::store::list(c, org, "opportunity", false)?;
-    let mut json = opportunity_json(&o, stage.as_ref(), &defs, access);
-    json["contacts"] = store::contacts_of(c, &o.id)?
-        .into_iter()
-        .map(|x| json!({"clientId": x.client_id, "role": x.role}))
-        .collect::<Vec<_>>()
-        .into();
-    Ok((o, json))
-}
-
-fn respond(status: actix_web::http::StatusCode, o: &OpportunityRow, json: Value) -> HttpResponse {
+fn respond(status: actix_web::http::StatusCode, view: &DealView) -> HttpResponse {
     let mut r = HttpResponse::build(status);
-    r.insert_header((header::ETAG, etag(o.version)));
+    r.insert_header((header::ETAG, etag(view.row.version)));
     if status == actix_web::http::StatusCode::CREATED {
-        r.insert_header((header::LOCATION, format!("/api/opportunities/{}", o.id)));
+        r.insert_header((
+            header::LOCATION,
+            format!("/api/opportunities/{}", view.row.id),
+        ));
     }
-    r.json(json)
+    r.json(view)
 }
 
-pub async fn show(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    actor.require("opportunity", "read").await?;
-    let access = record_access(&actor, "opportunity").await?;
-    let org = actor.org_id().to_string();
-    let (o, json) = crate::web::run_with_plugins(&state, org.clone(), move |c, plugins| {
-        let (o, mut json) = shown(c, &org, &access, &id)?;
-        json["computed"] = crate::plugins::computed_json(&plugins.computed(
-            &rapport_plugin_sdk::ComputeRequest::Opportunity(crate::plugins::deal_snapshot(&o)),
-        ));
-        Ok((o, json))
-    })
-    .await?;
-    Ok(respond(actix_web::http::StatusCode::OK, &o, json))
+pub async fn show(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    let view = deals::get(&scope, id.into_inner()).await?;
+    Ok(respond(actix_web::http::StatusCode::OK, &view))
 }
 
 fn object(body: web::Json<Value>) -> AppResult<Map<String, Value>> {
@@ -501,104 +340,43 @@ fn object(body: web::Json<Value>) -> AppResult<Map<String, Value>> {
     }
 }
 
-pub async fn create(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    body: web::Json<Value>,
-) -> AppResult<HttpResponse> {
-    actor.require("opportunity", "write").await?;
-    let access = record_access(&actor, "opportunity").await?;
-    let ctx = actor.audit();
-    let currency = actor.org.default_currency.clone();
-    let body = object(body)?;
-    let (o, json) =
-        crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
-            let defs = custom_fields::store::list(c, &ctx.org_id, "opportunity", false)?;
-            let o = service::create(
-                c,
-                &WriteContext {
-                    external: ext,
-                    rules: ext,
-                    ctx: &ctx,
-                    access: &access,
-                    defs: &defs,
-                    default_currency: &currency,
-                },
-                &body,
-            )?;
-            shown(c, &ctx.org_id, &access, &o.id)
-        })
-        .await?;
-    Ok(respond(actix_web::http::StatusCode::CREATED, &o, json))
+pub async fn create(scope: ApiScope, body: web::Json<Value>) -> AppResult<HttpResponse> {
+    let view = deals::create(&scope, object(body)?).await?;
+    Ok(respond(actix_web::http::StatusCode::CREATED, &view))
 }
 
 async fn write(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     req: HttpRequest,
     id: String,
     body: web::Json<Value>,
     mode: Mode,
 ) -> AppResult<HttpResponse> {
-    actor.require("opportunity", "write").await?;
-    let access = record_access(&actor, "opportunity").await?;
     let expected = if_match_version(&req)?;
-    let ctx = actor.audit();
-    let currency = actor.org.default_currency.clone();
-    let body = object(body)?;
-    let (o, json) =
-        crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
-            let defs = custom_fields::store::list(c, &ctx.org_id, "opportunity", false)?;
-            service::update(
-                c,
-                &WriteContext {
-                    external: ext,
-                    rules: ext,
-                    ctx: &ctx,
-                    access: &access,
-                    defs: &defs,
-                    default_currency: &currency,
-                },
-                &id,
-                &body,
-                mode,
-                expected,
-            )?;
-            shown(c, &ctx.org_id, &access, &id)
-        })
-        .await?;
-    Ok(respond(actix_web::http::StatusCode::OK, &o, json))
+    let view = deals::update(&scope, id, object(body)?, mode, expected).await?;
+    Ok(respond(actix_web::http::StatusCode::OK, &view))
 }
 
 pub async fn patch(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     req: HttpRequest,
     id: web::Path<String>,
     body: web::Json<Value>,
 ) -> AppResult<HttpResponse> {
-    write(actor, state, req, id.into_inner(), body, Mode::Merge).await
+    write(scope, req, id.into_inner(), body, Mode::Merge).await
 }
 
 pub async fn replace(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     req: HttpRequest,
     id: web::Path<String>,
     body: web::Json<Value>,
 ) -> AppResult<HttpResponse> {
-    write(actor, state, req, id.into_inner(), body, Mode::Replace).await
+    write(scope, req, id.into_inner(), body, Mode::Replace).await
 }
 
-pub async fn delete(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    actor.require("opportunity", "delete").await?;
-    let access = record_access(&actor, "opportunity").await?;
-    let ctx = actor.audit();
-    db::run(&state.pool, move |c| service::delete(c, &ctx, &access, &id)).await?;
+pub async fn delete(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    deals::delete(&scope, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -611,33 +389,15 @@ pub struct MoveInput {
 }
 
 pub async fn move_deal(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     req: HttpRequest,
     id: web::Path<String>,
     body: web::Json<MoveInput>,
 ) -> AppResult<HttpResponse> {
-    actor.require("opportunity", "write").await?;
-    let access = record_access(&actor, "opportunity").await?;
-    let expected = if_match_version(&req)?;
-    let ctx = actor.audit();
     let b = body.into_inner();
-    let (o, json) =
-        crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
-            service::move_to(
-                c,
-                &ctx,
-                &access,
-                &id,
-                &b.stage,
-                b.loss_reason.as_deref(),
-                expected,
-                ext,
-            )?;
-            shown(c, &ctx.org_id, &access, &id)
-        })
-        .await?;
-    Ok(respond(actix_web::http::StatusCode::OK, &o, json))
+    let expected = if_match_version(&req)?;
+    let view = deals::move_to(&scope, id.into_inner(), b.stage, b.loss_reason, expected).await?;
+    Ok(respond(actix_web::http::StatusCode::OK, &view))
 }
 
 pub async fn history(
@@ -1014,34 +774,9 @@ pub async fn download_document(
         .body(bytes))
 }
 
-pub async fn renew_contract(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    actor.require("opportunity", "write").await?;
-    let access = record_access(&actor, "opportunity").await?;
-    let ctx = actor.audit();
-    let currency = actor.org.default_currency.clone();
-    let (o, json) =
-        crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
-            let defs = custom_fields::store::list(c, &ctx.org_id, "opportunity", false)?;
-            let deal = contracts::renew(
-                c,
-                &WriteContext {
-                    external: ext,
-                    rules: ext,
-                    ctx: &ctx,
-                    access: &access,
-                    defs: &defs,
-                    default_currency: &currency,
-                },
-                &id,
-            )?;
-            shown(c, &ctx.org_id, &access, &deal.id)
-        })
-        .await?;
-    Ok(respond(actix_web::http::StatusCode::CREATED, &o, json))
+pub async fn renew_contract(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    let view = deals::renew_contract(&scope, id.into_inner()).await?;
+    Ok(respond(actix_web::http::StatusCode::CREATED, &view))
 }
 
 // ---------- analytics ----------

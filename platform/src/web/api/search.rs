@@ -3,9 +3,9 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::auth::ApiActor;
 use crate::error::AppResult;
+use crate::state::AppState;
 use crate::web::query_pairs;
 use crate::web::search::{run, Ask};
 

@@ -5,11 +5,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ListEnvelope;
-use crate::app::AppState;
 use crate::auth::ApiActor;
 use crate::db;
 use crate::domain::clients::{service, store, TagRow};
 use crate::error::AppResult;
+use crate::state::AppState;
 
 fn tag_json(t: &TagRow, usage: i64) -> serde_json::Value {
     json!({"id": t.id, "name": t.name, "color": t.color, "clients": usage})

@@ -4,11 +4,11 @@ use actix_web::{http::header, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::{rfc3339, ListEnvelope};
-use crate::app::AppState;
 use crate::auth::ApiActor;
 use crate::db;
 use crate::domain::orgs::{service, store, ApiTokenRow};
 use crate::error::AppResult;
+use crate::state::AppState;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -5,11 +5,11 @@ use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::{etag, if_match_version, paginate, rfc3339, ListQuery};
-use crate::app::AppState;
 use crate::auth::ApiActor;
 use crate::db;
 use crate::domain::orgs::{service, store, Member};
 use crate::error::AppResult;
+use crate::state::AppState;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -5,11 +5,11 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{render, render_with_status};
-use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::db;
 use crate::domain::orgs::{service, store};
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 
 pub struct TokenView {
     pub id: String,

@@ -7,10 +7,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::{Datelike, Duration, NaiveDate};
 
-use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::db;
 use crate::error::AppResult;
+use crate::state::AppState;
 use crate::web::api::interactions::calendar_users;
 use crate::web::console::{redirect_with_flash, render};
 use crate::web::{client_access, query_pairs};

@@ -8,17 +8,18 @@ use askama::Template;
 use serde_json::{Map, Value};
 
 use super::{redirect, redirect_with_flash, render, render_with_status};
-use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::db::{self, DbConn};
 use crate::domain::audit::{self, AuditRow};
 use crate::domain::clients::query::{self, cursor_after, Column, SortKey};
-use crate::domain::clients::service::{self, Access, WriteContext, WriteMode};
+use crate::domain::clients::service::{self, Access, WriteMode};
 use crate::domain::clients::{status_label, store, ClientRow, TagRow, RELATION_LABELS, STATUSES};
 use crate::domain::custom_fields::value::{display, form_value};
 use crate::domain::custom_fields::{self, FieldRow, FieldType};
 use crate::domain::orgs;
 use crate::error::{AppError, AppResult, FieldError};
+use crate::ops::clients as ops;
+use crate::state::AppState;
 use crate::web::{client_access, query_pairs, resolve_me};
 
 // ---------- shared views ----------
@@ -657,11 +658,26 @@ async fn profile_page(
     // "Log" in the client list opens the profile ready to type.
     let focus_log = req.query_string().split('&').any(|p| p == "log=1");
     let upload_limit = state.config.max_upload_bytes;
+    let scope = crate::web::scope::of(actor, state).await?;
+    let (_, rels) = ops::relations(&scope, id.clone()).await?;
     let ctx = actor.audit();
     let org = ctx.org_id.clone();
     let page = crate::web::run_with_plugins(state, org, move |c, plugins| {
         let org = ctx.org_id.clone();
         let row = service::get(c, &org, &access, &id)?;
+        let relations = rels
+            .into_iter()
+            .map(|r| RelationView {
+                text: if r.direction == "outgoing" {
+                    format!("{} {}", row.display_name, r.label)
+                } else {
+                    format!("{} {}", r.display_name, r.label)
+                },
+                id: r.id,
+                other_id: r.client_id,
+                other_name: r.display_name,
+            })
+            .collect();
         let defs = custom_fields::store::list(c, &org, "client", false)?;
         let stored = row.custom_map();
         if access.read_sensitive
@@ -711,44 +727,6 @@ async fn profile_page(
         } else {
             Vec::new()
         };
-        let rels = store::relations_of(c, &org, &row.id)?;
-        let other_ids: Vec<String> = rels
-            .iter()
-            .map(|r| {
-                if r.from_client_id == row.id {
-                    r.to_client_id.clone()
-                } else {
-                    r.from_client_id.clone()
-                }
-            })
-            .collect();
-        let others: HashMap<String, String> = store::find_many(c, &org, &other_ids)?
-            .into_iter()
-            .filter(|o| o.deleted_at.is_none())
-            .map(|o| (o.id, o.display_name))
-            .collect();
-        let relations = rels
-            .into_iter()
-            .filter_map(|r| {
-                let outgoing = r.from_client_id == row.id;
-                let other = if outgoing {
-                    r.to_client_id.clone()
-                } else {
-                    r.from_client_id.clone()
-                };
-                let other_name = others.get(&other)?.clone();
-                Some(RelationView {
-                    text: if outgoing {
-                        format!("{} {}", row.display_name, r.label)
-                    } else {
-                        format!("{other_name} {}", r.label)
-                    },
-                    id: r.id,
-                    other_id: other,
-                    other_name,
-                })
-            })
-            .collect();
         let history = history_of(audit::list_for_resource(c, &org, "client", &row.id, 30)?);
         let address: Vec<String> = [
             row.street.clone(),
@@ -1245,6 +1223,15 @@ fn form_to_body(pairs: &[(String, String)], defs: &[FieldRow]) -> (Map<String, V
     (body, state)
 }
 
+/// The first value of `key` in a posted form, or "".
+fn posted(pairs: &[(String, String)], key: &str) -> String {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
 fn parse_form(body: &web::Bytes) -> AppResult<Vec<(String, String)>> {
     serde_urlencoded::from_bytes(body)
         .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))
@@ -1257,76 +1244,40 @@ async fn save(
     id: Option<String>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
-    let access = client_access(&actor).await?;
-    let ctx = actor.audit();
+    let scope = crate::web::scope::of(&actor, &state).await?;
     let pairs = parse_form(&body)?;
-    let version: i64 = pairs
-        .iter()
-        .find(|(k, _)| k == "version")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let result = crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
-        let defs = custom_fields::store::list(c, &ctx.org_id, "client", false)?;
-        let (body, form_state) = form_to_body(&pairs, &defs);
-        let w = WriteContext {
-            external: ext,
-            ctx: &ctx,
-            access: &access,
-            defs: &defs,
-        };
-        let outcome = match &id {
-            None => service::create(c, &w, &body),
-            Some(id) => service::update(c, &w, id, &body, WriteMode::Replace, Some(version)),
-        };
-        match outcome {
-            Ok(row) => Ok(Ok(row)),
-            Err(AppError::Validation(_, errors)) => Ok(Err((
-                build_form(
-                    c,
-                    &ctx.org_id,
-                    &access,
-                    id.clone(),
-                    version,
-                    form_state,
-                    errors,
-                    false,
-                )?,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            ))),
-            Err(AppError::Stale(_)) => {
-                let current = id
-                    .as_deref()
-                    .map(|i| store::find(c, &ctx.org_id, i))
-                    .transpose()?
-                    .flatten()
-                    .map_or(version, |r| r.version);
-                Ok(Err((
-                    build_form(
-                        c,
-                        &ctx.org_id,
-                        &access,
-                        id.clone(),
-                        current,
-                        form_state,
-                        Vec::new(),
-                        true,
-                    )?,
-                    StatusCode::CONFLICT,
-                )))
-            }
-            Err(e) => Err(e),
-        }
+    let version: i64 = posted(&pairs, "version").parse().unwrap_or(0);
+    let org = scope.org_id.clone();
+    let defs = db::run(&state.pool, move |c| {
+        Ok(custom_fields::store::list(c, &org, "client", false)?)
     })
     .await?;
-    match result {
-        Ok(row) => redirect_with_flash(
-            &req,
-            &format!("/clients/{}", row.id),
-            &format!("{} was saved.", row.display_name),
-        ),
-        Err((form, status)) => render_with_status(&req, &actor, "Client", &form, status).await,
-    }
+    let (body, form_state) = form_to_body(&pairs, &defs);
+    let saved = match &id {
+        None => ops::create(&scope, body).await,
+        Some(i) => ops::update(&scope, i.clone(), body, WriteMode::Replace, Some(version)).await,
+    };
+    let (errors, stale, status) = match saved {
+        Ok(v) => {
+            let message = format!("{} was saved.", v.row.display_name);
+            return redirect_with_flash(&req, &format!("/clients/{}", v.row.id), &message);
+        }
+        Err(AppError::Validation(_, errors)) => (errors, false, StatusCode::UNPROCESSABLE_ENTITY),
+        Err(AppError::Stale(_)) => (Vec::new(), true, StatusCode::CONFLICT),
+        Err(e) => return Err(e),
+    };
+    let access = scope.access("client");
+    let org = scope.org_id.clone();
+    let form = db::run(&state.pool, move |c| {
+        // A stale form comes back with the current version, so saving again overwrites.
+        let current = match (&id, stale) {
+            (Some(i), true) => store::find(c, &org, i)?.map_or(version, |r| r.version),
+            _ => version,
+        };
+        build_form(c, &org, &access, id, current, form_state, errors, stale)
+    })
+    .await?;
+    render_with_status(&req, &actor, "Client", &form, status).await
 }
 
 pub async fn create(
@@ -1354,15 +1305,10 @@ pub async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "delete").await?;
-    let access = client_access(&actor).await?;
-    let ctx = actor.audit();
-    let org = ctx.org_id.clone();
-    let name = crate::web::run_with_plugins(&state, org, move |c, ext| {
-        Ok(service::trash(c, &ctx, &access, &id, None, ext)?.display_name)
-    })
-    .await?;
-    redirect_with_flash(&req, "/clients", &format!("{name} was moved to the trash."))
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let row = ops::trash(&scope, id.into_inner(), None).await?;
+    let message = format!("{} was moved to the trash.", row.display_name);
+    redirect_with_flash(&req, "/clients", &message)
 }
 
 // ---------- tags and relations on the profile ----------
@@ -1374,27 +1320,13 @@ pub async fn tag(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
-    let access = client_access(&actor).await?;
-    let ctx = actor.audit();
+    let scope = crate::web::scope::of(&actor, &state).await?;
     let pairs = parse_form(&body)?;
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let (tag_id, add) = (get("tag"), get("op") != "remove");
+    let (tag, add) = (posted(&pairs, "tag"), posted(&pairs, "op") != "remove");
     let id = id.into_inner();
-    let client_id = id.clone();
-    db::run(&state.pool, move |c| {
-        service::get(c, &ctx.org_id, &access, &client_id)?;
-        let tag = service::resolve_tag(c, &ctx.org_id, &tag_id)?
-            .ok_or_else(|| AppError::invalid("tag", "Choose a tag."))?;
-        service::tag_client(c, &ctx, &access, &client_id, &tag.id, add)
-    })
-    .await?;
+    if let ops::TagChange::NoSuchTag = ops::set_tag(&scope, id.clone(), tag, add).await? {
+        return Err(AppError::invalid("tag", "Choose a tag."));
+    }
     profile_page(&req, &actor, &state, id, None).await
 }
 
@@ -1405,40 +1337,23 @@ pub async fn relate(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
-    let access = client_access(&actor).await?;
-    let ctx = actor.audit();
+    let scope = crate::web::scope::of(&actor, &state).await?;
     let pairs = parse_form(&body)?;
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let (other, label) = (get("client_id"), get("label"));
+    let (other, label) = (posted(&pairs, "client_id"), posted(&pairs, "label"));
     let id = id.into_inner();
-    let from = id.clone();
-    let result = db::run(&state.pool, move |c| {
-        match service::relate(c, &ctx, &access, &from, &other, &label) {
-            Ok(_) => Ok(None),
-            Err(AppError::Validation(_, errors)) => Ok(errors.first().map(|e| e.message.clone())),
-            Err(e) => Err(e),
+    match ops::relate(&scope, id.clone(), other, label).await {
+        Ok(_) => {
+            let done = Some("The relation was added.".into());
+            profile_page(&req, &actor, &state, id, done).await
         }
-    })
-    .await?;
-    match result {
-        None => {
-            profile_page(
-                &req,
-                &actor,
-                &state,
-                id,
-                Some("The relation was added.".into()),
-            )
-            .await
-        }
-        Some(message) => Err(AppError::Validation(message, Vec::new())),
+        Err(AppError::Validation(_, errors)) => Err(AppError::Validation(
+            errors
+                .first()
+                .map(|e| e.message.clone())
+                .unwrap_or_default(),
+            Vec::new(),
+        )),
+        Err(e) => Err(e),
     }
 }
 
@@ -1448,23 +1363,11 @@ pub async fn unrelate(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
-    let access = client_access(&actor).await?;
-    let ctx = actor.audit();
+    let scope = crate::web::scope::of(&actor, &state).await?;
     let (id, rel) = path.into_inner();
-    let cid = id.clone();
-    db::run(&state.pool, move |c| {
-        service::unrelate(c, &ctx, &access, &cid, &rel)
-    })
-    .await?;
-    profile_page(
-        &req,
-        &actor,
-        &state,
-        id,
-        Some("The relation was removed.".into()),
-    )
-    .await
+    ops::unrelate(&scope, id.clone(), rel).await?;
+    let done = Some("The relation was removed.".into());
+    profile_page(&req, &actor, &state, id, done).await
 }
 
 // ---------- pickers ----------
@@ -1608,14 +1511,10 @@ pub async fn restore(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "admin").await?;
-    let ctx = actor.audit();
-    let row = db::run(&state.pool, move |c| service::restore(c, &ctx, &id)).await?;
-    redirect_with_flash(
-        &req,
-        &format!("/clients/{}", row.id),
-        &format!("{} was restored.", row.display_name),
-    )
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let row = ops::restore(&scope, id.into_inner()).await?.row;
+    let message = format!("{} was restored.", row.display_name);
+    redirect_with_flash(&req, &format!("/clients/{}", row.id), &message)
 }
 
 pub async fn purge(
@@ -1624,8 +1523,8 @@ pub async fn purge(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "admin").await?;
-    crate::web::api::attachments::purge_client(&actor, &state, id.into_inner()).await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    ops::purge(&scope, id.into_inner()).await?;
     redirect_with_flash(&req, "/clients/trash", "The client was deleted for good.")
 }
 
@@ -1683,61 +1582,22 @@ pub async fn bulk(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
     let pairs = parse_form(&body)?;
-    let get = |k: &str| {
-        pairs
+    let input = ops::BulkInput {
+        ids: pairs
             .iter()
-            .find(|(key, _)| key == k)
+            .filter(|(k, _)| k == "ids")
             .map(|(_, v)| v.clone())
-            .unwrap_or_default()
+            .collect(),
+        action: posted(&pairs, "action"),
+        assigned_to: Some(posted(&pairs, "assigned_to")),
+        tag: Some(posted(&pairs, "tag")).filter(|t| !t.is_empty()),
     };
-    let action = get("action");
-    actor
-        .require(
-            "client",
-            if action == "delete" {
-                "delete"
-            } else {
-                "write"
-            },
-        )
-        .await?;
-    let access = client_access(&actor).await?;
-    let ids: Vec<String> = pairs
-        .iter()
-        .filter(|(k, _)| k == "ids")
-        .map(|(_, v)| v.clone())
-        .collect();
-    let back = get("back");
-    let (owner, tag) = (get("assigned_to"), get("tag"));
-    let ctx = actor.audit();
-    let done = crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
-        let action = crate::web::api::clients::parse_bulk(
-            c,
-            &ctx.org_id,
-            &action,
-            Some(owner),
-            Some(tag).filter(|t| !t.is_empty()),
-        )?;
-        let defs = custom_fields::store::list(c, &ctx.org_id, "client", false)?;
-        service::bulk(
-            c,
-            &WriteContext {
-                external: ext,
-                ctx: &ctx,
-                access: &access,
-                defs: &defs,
-            },
-            &ids,
-            &action,
-        )
-    })
-    .await?;
-    redirect_with_flash(
-        &req,
-        &format!("/clients?{back}"),
-        &format!("{done} client{} updated.", if done == 1 { "" } else { "s" }),
-    )
+    let done = ops::bulk(&scope, input).await?;
+    let back = posted(&pairs, "back");
+    let message = format!("{done} client{} updated.", if done == 1 { "" } else { "s" });
+    redirect_with_flash(&req, &format!("/clients?{back}"), &message)
 }
 
 /// `POST /clients/{id}/preferences`: the profile's communication form.

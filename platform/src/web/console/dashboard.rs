@@ -4,11 +4,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::render;
-use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::db;
 use crate::domain::orgs::store;
 use crate::error::AppResult;
+use crate::state::AppState;
 
 #[derive(Template)]
 #[template(path = "partials/dashboard.html")]

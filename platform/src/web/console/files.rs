@@ -5,12 +5,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::{as_toast, html_fragment, redirect_with_flash};
-use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::db::DbConn;
 use crate::domain::attachments::{self, Parent};
 use crate::domain::clients::service::Access;
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 
 pub struct FileView {
     pub id: String,
@@ -93,7 +93,13 @@ pub async fn upload(
 ) -> AppResult<HttpResponse> {
     let (segment, id) = path.into_inner();
     let parent = Parent::from_segment(&segment, id).ok_or(AppError::NotFound)?;
-    let row = crate::web::api::attachments::upload_as(&actor, &state, &req, parent, payload)
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    scope.require(parent.object(), "write").map_err(as_toast)?;
+    let file =
+        crate::web::api::attachments::read_upload(&req, payload, state.config.max_upload_bytes)
+            .await
+            .map_err(as_toast)?;
+    let row = crate::ops::attachments::upload(&scope, parent, file)
         .await
         .map_err(as_toast)?;
     // The query makes the browser load the page again: a change of fragment alone would not.
@@ -111,7 +117,11 @@ pub async fn content(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    crate::web::api::attachments::content_as(&actor, &state, &req, id.into_inner()).await
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let (row, bytes) = crate::ops::attachments::download(&scope, id.into_inner()).await?;
+    Ok(crate::web::api::attachments::file_response(
+        &req, &row, bytes,
+    ))
 }
 
 pub async fn delete(
@@ -119,7 +129,8 @@ pub async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    crate::web::api::attachments::delete_as(&actor, &state, id.into_inner())
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    crate::ops::attachments::delete(&scope, id.into_inner())
         .await
         .map_err(as_toast)?;
     Ok(html_fragment(String::new()))

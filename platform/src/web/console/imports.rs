@@ -5,11 +5,11 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::db;
 use crate::domain::imports::{self, BatchRow};
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 use crate::web::api::imports::{preview_of, require};
 use crate::web::console::{redirect, redirect_with_flash, render};
 

@@ -5,12 +5,13 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{flash_cookie, redirect, redirect_with_flash};
-use crate::app::AppState;
 use crate::auth::session::{self, expired_cookie, SignInAttempt, SESSION_COOKIE};
-use crate::auth::{client_ip, csrf, password::sha256_hex, request_id, ConsoleActor};
+use crate::auth::{client_ip, csrf, request_id, ConsoleActor};
 use crate::db;
+use crate::domain::orgs::password::sha256_hex;
 use crate::domain::orgs::{service, store};
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 use crate::web::assets;
 
 #[derive(Template)]

@@ -304,7 +304,7 @@ pub struct Toast<'a> {
 async fn export_clients(
     req: HttpRequest,
     actor: ConsoleActor,
-    state: web::Data<crate::app::AppState>,
+    state: web::Data<crate::state::AppState>,
 ) -> AppResult<HttpResponse> {
     crate::web::api::exports::clients(&actor, &state, &req).await
 }
@@ -312,7 +312,7 @@ async fn export_clients(
 async fn export_deals(
     req: HttpRequest,
     actor: ConsoleActor,
-    state: web::Data<crate::app::AppState>,
+    state: web::Data<crate::state::AppState>,
 ) -> AppResult<HttpResponse> {
     crate::web::api::exports::deals(&actor, &state, &req).await
 }
@@ -490,7 +490,7 @@ pub async fn render_with_status(
     let flash = read_flash(req);
     let (org, user) = (actor.org.id.clone(), actor.user_id.clone());
     let pool = req
-        .app_data::<web::Data<crate::app::AppState>>()
+        .app_data::<web::Data<crate::state::AppState>>()
         .map(|s| s.pool.clone())
         .ok_or_else(|| AppError::Internal("no application state".into()))?;
     let unread = crate::db::run(&pool, move |c| {

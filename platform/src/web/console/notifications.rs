@@ -3,11 +3,11 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::db;
 use crate::domain::notifications::{self, NotificationRow};
 use crate::error::AppResult;
+use crate::state::AppState;
 use crate::web::console::{redirect_with_flash, render};
 
 #[derive(Template)]

@@ -10,7 +10,6 @@ use serde_json::{json, Map, Value};
 
 use super::clients::{Choice, FormField};
 use super::{redirect_with_flash, render, render_with_status, Toast};
-use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::db::{self, now, DbConn};
 use crate::domain::clients::service::Access;
@@ -22,6 +21,7 @@ use crate::domain::pipeline::service::{self, WriteContext};
 use crate::domain::pipeline::{contracts, quotes, store, OpportunityRow};
 use crate::domain::{clients, orgs};
 use crate::error::{AppError, AppResult, FieldError};
+use crate::state::AppState;
 use crate::web::{query_pairs, record_access};
 
 fn get<'a>(pairs: &'a [(String, String)], k: &str) -> Option<&'a str> {
@@ -659,10 +659,8 @@ pub async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("opportunity", "delete").await?;
-    let access = record_access(&actor, "opportunity").await?;
-    let ctx = actor.audit();
-    db::run(&state.pool, move |c| service::delete(c, &ctx, &access, &id)).await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    crate::ops::deals::delete(&scope, id.into_inner()).await?;
     redirect_with_flash(&req, "/pipeline", "The deal was deleted.")
 }
 
@@ -1035,81 +1033,45 @@ async fn save(
     id: Option<String>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    actor.require("opportunity", "write").await?;
-    let access = record_access(&actor, "opportunity").await?;
-    let ctx = actor.audit();
-    let currency = actor.org.default_currency.clone();
+    let scope = crate::web::scope::of(&actor, &state).await?;
     let pairs = parse_form(&body)?;
     let version: i64 = get(&pairs, "version")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let outcome =
-        crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
-            let defs = custom_fields::store::list(c, &ctx.org_id, "opportunity", false)?;
-            let (body, values, custom, contacts) = form_body(&pairs, &defs);
-            let w = WriteContext {
-                external: ext,
-                rules: ext,
-                ctx: &ctx,
-                access: &access,
-                defs: &defs,
-                default_currency: &currency,
-            };
-            let result = match &id {
-                None => service::create(c, &w, &body),
-                Some(i) => service::update(
-                    c,
-                    &w,
-                    i,
-                    &body,
-                    custom_fields::service::Mode::Replace,
-                    Some(version),
-                ),
-            };
-            match result {
-                Ok(d) => Ok(Ok(d)),
-                Err(AppError::Validation(_, errors)) => Ok(Err((
-                    deal_form(
-                        c,
-                        &ctx.org_id,
-                        &access,
-                        id.clone(),
-                        version,
-                        values,
-                        custom,
-                        contacts,
-                        errors,
-                        false,
-                    )?,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                ))),
-                Err(AppError::Stale(_)) => Ok(Err((
-                    deal_form(
-                        c,
-                        &ctx.org_id,
-                        &access,
-                        id.clone(),
-                        version,
-                        values,
-                        custom,
-                        contacts,
-                        Vec::new(),
-                        true,
-                    )?,
-                    StatusCode::CONFLICT,
-                ))),
-                Err(e) => Err(e),
-            }
-        })
-        .await?;
-    match outcome {
-        Ok(d) => redirect_with_flash(
-            &req,
-            &format!("/opportunities/{}", d.id),
-            &format!("{} was saved.", d.name),
-        ),
-        Err((form, status)) => render_with_status(&req, &actor, "Deal", &form, status).await,
-    }
+    let org = actor.org_id().to_string();
+    let defs = db::run(&state.pool, move |c| {
+        Ok(custom_fields::store::list(c, &org, "opportunity", false)?)
+    })
+    .await?;
+    let (body, values, custom, contacts) = form_body(&pairs, &defs);
+    let saved = match &id {
+        None => crate::ops::deals::create(&scope, body).await,
+        Some(i) => {
+            let mode = custom_fields::service::Mode::Replace;
+            crate::ops::deals::update(&scope, i.clone(), body, mode, Some(version)).await
+        }
+    };
+    let (errors, stale, status) = match saved {
+        Ok(d) => {
+            let (to, message) = (
+                format!("/opportunities/{}", d.row.id),
+                format!("{} was saved.", d.row.name),
+            );
+            return redirect_with_flash(&req, &to, &message);
+        }
+        Err(AppError::Validation(_, errors)) => (errors, false, StatusCode::UNPROCESSABLE_ENTITY),
+        Err(AppError::Stale(_)) => (Vec::new(), true, StatusCode::CONFLICT),
+        Err(e) => return Err(e),
+    };
+    let access = scope.access("opportunity");
+    let org = scope.org_id.clone();
+    let form = db::run(&state.pool, move |c| {
+        deal_form(
+            c, &org, &access, id, version, values, custom, contacts, errors, stale,
+        )
+    })
+    .await?;
+    render_with_status(&req, &actor, "Deal", &form, status).await
 }
 
 pub async fn create(

@@ -5,9 +5,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use rapport_search::{Hit, Kind};
 
-use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 use crate::web::console::{html_fragment, render};
 use crate::web::query_pairs;
 use crate::web::search::{run, Ask};

@@ -4,11 +4,11 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::db::{self, DbConn};
 use crate::domain::interactions::{self as service};
 use crate::error::AppResult;
+use crate::state::AppState;
 use crate::web::client_access;
 use crate::web::console::{redirect_with_flash, render};
 

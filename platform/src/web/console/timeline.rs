@@ -9,12 +9,12 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::db::{self, DbConn};
 use crate::domain::clients::service::Access;
 use crate::domain::interactions::{self as service, Filter, InteractionRow, Participant, Scope};
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 use crate::web::{client_access, query_pairs};
 
 /// Interactions per page.

@@ -4,11 +4,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::db;
 use crate::domain::audit::{self, AuditRow};
 use crate::error::AppResult;
+use crate::state::AppState;
 use crate::web::console::render;
 
 const PAGE: i64 = 50;

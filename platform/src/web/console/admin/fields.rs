@@ -4,12 +4,12 @@
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::db;
 use crate::domain::custom_fields::service::{self, FieldInput};
 use crate::domain::custom_fields::{store, FieldRow, FieldType};
 use crate::error::{AppError, AppResult, FieldError};
+use crate::state::AppState;
 use crate::web::console::{flash_cookie, redirect, redirect_with_flash, render_with_status};
 
 pub struct FieldView {

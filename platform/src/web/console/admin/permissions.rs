@@ -6,11 +6,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::app::AppState;
-use crate::auth::{policy, ConsoleActor};
+use crate::auth::ConsoleActor;
 use crate::db;
 use crate::domain::orgs::{service, Role};
+use crate::domain::policy;
 use crate::error::AppResult;
+use crate::state::AppState;
 use crate::web::console::{render, Toast};
 
 pub struct Cell {

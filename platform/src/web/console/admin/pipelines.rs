@@ -5,12 +5,12 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::db;
 use crate::domain::pipeline::service::{self, PipelineView};
 use crate::domain::pipeline::{store, LossReasonRow, DEFAULT_STAGES, STAGE_COLORS};
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 use crate::web::console::{flash_cookie, redirect, render};
 
 #[derive(Template)]

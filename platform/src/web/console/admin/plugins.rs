@@ -5,12 +5,12 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::db;
 use crate::error::AppError;
 use crate::error::AppResult;
 use crate::plugins::{self, signature::TrustedKey, InstallRow};
+use crate::state::AppState;
 use crate::web::console::{redirect_with_flash, render_with_status};
 
 /// A capability or host with whether it is granted/approved (the form's checkboxes).

@@ -4,11 +4,11 @@
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::db;
 use crate::domain::clients::{service, store, TAG_COLORS};
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 use crate::web::console::{redirect_with_flash, render_with_status};
 
 pub struct TagLine {

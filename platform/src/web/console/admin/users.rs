@@ -5,11 +5,11 @@ use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::auth::ConsoleActor;
 use crate::db;
 use crate::domain::orgs::{service, store, Member, Role};
 use crate::error::{AppError, AppResult, FieldError};
+use crate::state::AppState;
 use crate::web::console::{flash_cookie, redirect, render, render_with_status, Toast};
 use crate::web::wants_fragment;
 

@@ -1,0 +1,200 @@
+//! Operations: what the API, the console and the workers do, written once.
+//!
+//! A handler parses its request into typed input, calls one operation with the caller's
+//! [`Scope`], and renders what comes back (JSON, a page, a fragment). The operation checks
+//! the caller's rights, applies the record rule (who may see which record), runs the
+//! domain services in one transaction and answers with a read model (`ClientView`, …) that
+//! both surfaces show. So a rule is decided in one place and the surfaces cannot drift.
+//!
+//! The scope is built by the web layer's extractors for a request (`web::scope`) and
+//! directly by workers ([`Scope::system`]); nothing here knows about HTTP or the process
+//! state (`crate::state`).
+
+pub mod attachments;
+pub mod clients;
+pub mod deals;
+pub mod duplicates;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::db::{self, DbConn, Pool};
+use crate::domain::audit::AuditContext;
+use crate::domain::clients::service::Access;
+use crate::error::{AppError, AppResult};
+use crate::plugins::runtime::Runtime;
+
+/// Who acts, in which organization, with which rights and reach, and the handles the
+/// operations need (the pool, the warm plugin instances).
+#[derive(Clone)]
+pub struct Scope {
+    pub org_id: String,
+    /// The acting user; `None` for the system (command line, workers).
+    pub user_id: Option<String>,
+    pub audit: AuditContext,
+    rights: Rights,
+    pub pool: Pool,
+    pub plugins: Runtime,
+    pub blobs: Blobs,
+}
+
+/// Where attachments' bytes live.
+pub type Blobs = Arc<dyn crate::domain::attachments::BlobStore>;
+
+#[derive(Clone)]
+enum Rights {
+    /// The (resource, action) pairs policy grants the user here.
+    Granted(Arc<HashSet<(String, String)>>),
+    /// The system acting for an organization: every right, every record.
+    All,
+}
+
+impl Scope {
+    /// A user's scope, with the rights policy granted them in the organization.
+    pub fn user(
+        audit: AuditContext,
+        user_id: &str,
+        rights: Vec<(String, String)>,
+        pool: Pool,
+        plugins: Runtime,
+        blobs: Blobs,
+    ) -> Self {
+        Self {
+            org_id: audit.org_id.clone(),
+            user_id: Some(user_id.to_string()),
+            audit,
+            rights: Rights::Granted(Arc::new(rights.into_iter().collect())),
+            pool,
+            plugins,
+            blobs,
+        }
+    }
+
+    /// The system acting for an organization (imports, reminders, the command line).
+    pub fn system(audit: AuditContext, pool: Pool, plugins: Runtime, blobs: Blobs) -> Self {
+        Self {
+            org_id: audit.org_id.clone(),
+            user_id: None,
+            audit,
+            rights: Rights::All,
+            pool,
+            plugins,
+            blobs,
+        }
+    }
+
+    pub fn can(&self, resource: &str, action: &str) -> bool {
+        match &self.rights {
+            Rights::All => true,
+            Rights::Granted(set) => set.contains(&(resource.to_string(), action.to_string())),
+        }
+    }
+
+    /// Refuses with 403 unless the caller may `action` on `resource`.
+    pub fn require(&self, resource: &str, action: &str) -> AppResult<()> {
+        if self.can(resource, action) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "Your role may not {action} {}.",
+                resource_label(resource)
+            )))
+        }
+    }
+
+    /// The record rule on `resource` (client, opportunity): without `oversee` a user
+    /// reaches only the records assigned to them.
+    pub fn access(&self, resource: &str) -> Access {
+        Access {
+            user_id: self.user_id.clone().unwrap_or_default(),
+            oversee: self.can(resource, "oversee"),
+            read_sensitive: self.can("sensitive_field", "read"),
+            write_sensitive: self.can("sensitive_field", "write"),
+            create_tags: self.can("tag", "write"),
+        }
+    }
+
+    /// Runs blocking reads on the pool.
+    pub async fn read<T, F>(&self, f: F) -> AppResult<T>
+    where
+        F: FnOnce(&mut DbConn) -> AppResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        db::run(&self.pool, f).await
+    }
+
+    /// Runs a change in one transaction with the organization's plugins loaded (their
+    /// field types validate values; their event hooks commit with the change and run
+    /// after it), then records the plugin calls' health.
+    pub async fn write<T, F>(&self, f: F) -> AppResult<T>
+    where
+        F: FnOnce(&mut DbConn, &crate::plugins::PluginFieldTypes) -> AppResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let runtime = self.plugins.clone();
+        let org_id = self.org_id.clone();
+        db::run(&self.pool, move |c| {
+            let ext = crate::plugins::PluginFieldTypes::load(c, &runtime, &org_id)?;
+            // why: the change and its plugin events commit together: an event is never
+            // lost to a restart, and never sent for a change that rolled back.
+            let out = crate::db::transaction(c, |c| {
+                let value = f(c, &ext)?;
+                ext.deliver(c)?;
+                Ok(value)
+            });
+            if out.is_ok() {
+                ext.wake();
+            }
+            crate::plugins::settle(c, &org_id, &ext.records())?;
+            out
+        })
+        .await
+    }
+}
+
+pub fn resource_label(resource: &str) -> String {
+    match resource {
+        "user" => "users".into(),
+        "policy" => "permissions".into(),
+        "audit" => "the audit log".into(),
+        "opportunity" => "opportunities".into(),
+        "custom_field" => "custom fields".into(),
+        other => format!("{other}s"),
+    }
+}
+
+/// A field the caller may leave out, clear (`null`) or set: what a partial update needs
+/// to tell apart, and what a `Map<String, Value>` could not say in its type.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Patch<T> {
+    #[default]
+    Absent,
+    Null,
+    Value(T),
+}
+
+impl<T> Patch<T> {
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Patch::Absent)
+    }
+
+    /// The change as the domain services take it: `None` to leave, `Some(None)` to clear.
+    pub fn into_change(self) -> Option<Option<T>> {
+        match self {
+            Patch::Absent => None,
+            Patch::Null => Some(None),
+            Patch::Value(v) => Some(Some(v)),
+        }
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Patch<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A present key reaches here; an absent one takes `Default` (with
+        // `#[serde(default)]` on the field).
+        Ok(match Option::<T>::deserialize(d)? {
+            Some(v) => Patch::Value(v),
+            None => Patch::Null,
+        })
+    }
+}
