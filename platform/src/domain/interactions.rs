@@ -1087,3 +1087,43 @@ pub fn export_page(
     ))
     .load(conn)?)
 }
+
+/// Marks a task done (only tasks).
+pub fn complete_task(
+    c: &mut crate::db::DbConn,
+    ctx: &crate::domain::audit::AuditContext,
+    access: &crate::domain::clients::service::Access,
+    id: &str,
+) -> crate::error::AppResult<InteractionRow> {
+    let task = get(c, &ctx.org_id, access, id)?;
+    if task.kind != "task" {
+        return Err(crate::error::AppError::NotFound);
+    }
+    let mut body = Map::new();
+    body.insert("status".into(), Value::String("completed".into()));
+    update(c, ctx, access, id, &body, None)
+}
+
+/// Whose calendar to show: the actor's, or (for those who oversee) everyone's.
+pub fn calendar_users(
+    c: &mut crate::db::DbConn,
+    org: &str,
+    access: &crate::domain::clients::service::Access,
+    team: bool,
+) -> crate::error::AppResult<Vec<String>> {
+    if !team || !access.oversee {
+        return Ok(vec![access.user_id.clone()]);
+    }
+    Ok(crate::domain::orgs::store::list_members(
+        c,
+        org,
+        &crate::domain::orgs::store::MemberFilter {
+            limit: 1000,
+            ..Default::default()
+        },
+    )?
+    .into_iter()
+    .filter(|m| m.membership.is_active)
+    .map(|m| m.user.id)
+    .collect())
+}

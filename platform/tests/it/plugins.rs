@@ -561,7 +561,11 @@ async fn a_stage_rule_plugin_can_refuse_a_move() {
     // The rule, the deal's computed fields for the answer, then the sale event (which
     // logs with the granted capability).
     let (after, failures) = health().await;
-    assert_eq!(after - calls, 3, "before_move, compute and after_won were called");
+    assert_eq!(
+        after - calls,
+        3,
+        "before_move, compute and after_won were called"
+    );
     assert_eq!(failures, 0);
 
     // Disabled, the rule no longer runs.

@@ -454,3 +454,24 @@ pub fn pdf(doc: &QuoteDocument<'_>) -> Vec<u8> {
     }
     pdf.finish()
 }
+
+/// Loads what the quote PDF shows and renders it.
+pub fn quote_pdf(
+    c: &mut crate::db::DbConn,
+    org: &crate::domain::orgs::OrganizationRow,
+    access: &crate::domain::clients::service::Access,
+    id: &str,
+) -> crate::error::AppResult<(QuoteRow, Vec<u8>)> {
+    let (q, lines) = find(c, &org.id, access, id)?;
+    let deal = crate::domain::pipeline::service::get(c, &org.id, access, &q.opportunity_id)?;
+    let client = crate::domain::clients::store::find(c, &org.id, &deal.client_id)?
+        .ok_or(crate::error::AppError::NotFound)?;
+    let bytes = pdf(&QuoteDocument {
+        org_name: &org.name,
+        client_name: &client.display_name,
+        deal_name: &deal.name,
+        quote: &q,
+        lines: &lines,
+    });
+    Ok((q, bytes))
+}

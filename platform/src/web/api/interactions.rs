@@ -328,27 +328,11 @@ pub async fn complete_task(
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
     let row = db::run(&state.pool, move |c| {
-        let r = complete(c, &ctx, &access, &id)?;
+        let r = service::complete_task(c, &ctx, &access, &id)?;
         with_parts(c, r)
     })
     .await?;
     Ok(respond(StatusCode::OK, &row))
-}
-
-/// Marks a task done (only tasks).
-pub fn complete(
-    c: &mut crate::db::DbConn,
-    ctx: &crate::domain::audit::AuditContext,
-    access: &crate::domain::clients::service::Access,
-    id: &str,
-) -> AppResult<InteractionRow> {
-    let task = service::get(c, &ctx.org_id, access, id)?;
-    if task.kind != "task" {
-        return Err(AppError::NotFound);
-    }
-    let mut body = Map::new();
-    body.insert("status".into(), Value::String("completed".into()));
-    service::update(c, ctx, access, id, &body, None)
 }
 
 /// `POST /api/appointments`: a meeting from an external appointment system; sending the same
@@ -412,30 +396,6 @@ pub async fn import_ics(
     Ok(HttpResponse::Ok().json(ics_report_json(&report)))
 }
 
-/// Whose calendar to show: the actor's, or (for those who oversee) everyone's.
-pub fn calendar_users(
-    c: &mut crate::db::DbConn,
-    org: &str,
-    access: &crate::domain::clients::service::Access,
-    team: bool,
-) -> AppResult<Vec<String>> {
-    if !team || !access.oversee {
-        return Ok(vec![access.user_id.clone()]);
-    }
-    Ok(crate::domain::orgs::store::list_members(
-        c,
-        org,
-        &crate::domain::orgs::store::MemberFilter {
-            limit: 1000,
-            ..Default::default()
-        },
-    )?
-    .into_iter()
-    .filter(|m| m.membership.is_active)
-    .map(|m| m.user.id)
-    .collect())
-}
-
 /// `GET /api/calendar?from=&to=&scope=me|team`: planned calls and meetings (at most 62 days).
 pub async fn calendar(
     actor: ApiActor,
@@ -477,7 +437,7 @@ pub async fn calendar(
     };
     let org = actor.org_id().to_string();
     let rows = db::run(&state.pool, move |c| {
-        let users = calendar_users(c, &org, &access, team)?;
+        let users = service::calendar_users(c, &org, &access, team)?;
         crate::domain::calendar::between(
             c,
             &org,

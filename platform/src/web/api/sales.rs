@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use super::{etag, if_match_version, rfc3339, ListEnvelope};
 use crate::auth::ApiActor;
-use crate::db::{self, DbConn};
+use crate::db;
 use crate::domain::clients::service::Access;
 use crate::domain::custom_fields::service::Mode;
 use crate::domain::money::format_cents;
@@ -567,27 +567,6 @@ pub async fn quote_status(
     Ok(HttpResponse::Ok().json(quote_json(&q, &lines)))
 }
 
-/// Loads what the quote PDF shows and renders it.
-pub fn quote_pdf(
-    c: &mut DbConn,
-    org: &orgs::OrganizationRow,
-    access: &Access,
-    id: &str,
-) -> AppResult<(QuoteRow, Vec<u8>)> {
-    let (q, lines) = quotes::find(c, &org.id, access, id)?;
-    let deal = service::get(c, &org.id, access, &q.opportunity_id)?;
-    let client = crate::domain::clients::store::find(c, &org.id, &deal.client_id)?
-        .ok_or(AppError::NotFound)?;
-    let bytes = quotes::pdf(&quotes::QuoteDocument {
-        org_name: &org.name,
-        client_name: &client.display_name,
-        deal_name: &deal.name,
-        quote: &q,
-        lines: &lines,
-    });
-    Ok((q, bytes))
-}
-
 pub async fn quote_pdf_handler(
     actor: ApiActor,
     state: web::Data<AppState>,
@@ -596,7 +575,10 @@ pub async fn quote_pdf_handler(
     actor.require("opportunity", "read").await?;
     let access = record_access(&actor, "opportunity").await?;
     let org = actor.org.clone();
-    let (q, bytes) = db::run(&state.pool, move |c| quote_pdf(c, &org, &access, &id)).await?;
+    let (q, bytes) = db::run(&state.pool, move |c| {
+        quotes::quote_pdf(c, &org, &access, &id)
+    })
+    .await?;
     Ok(HttpResponse::Ok()
         .content_type("application/pdf")
         .insert_header((

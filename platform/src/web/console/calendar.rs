@@ -9,9 +9,9 @@ use chrono::{Datelike, Duration, NaiveDate};
 
 use crate::auth::ConsoleActor;
 use crate::db;
+use crate::domain::interactions::calendar_users;
 use crate::error::AppResult;
 use crate::state::AppState;
-use crate::web::api::interactions::calendar_users;
 use crate::web::console::{redirect_with_flash, render};
 use crate::web::{client_access, query_pairs};
 

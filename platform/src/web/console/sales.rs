@@ -1213,7 +1213,7 @@ pub async fn quote_pdf(
     let access = record_access(&actor, "opportunity").await?;
     let org = actor.org.clone();
     let (q, bytes) = db::run(&state.pool, move |c| {
-        crate::web::api::sales::quote_pdf(c, &org, &access, &id)
+        crate::domain::pipeline::quotes::quote_pdf(c, &org, &access, &id)
     })
     .await?;
     Ok(HttpResponse::Ok()

@@ -95,7 +95,7 @@ pub async fn complete(
     let access = client_access(&actor).await?;
     let ctx = actor.audit();
     let row = db::run(&state.pool, move |c| {
-        crate::web::api::interactions::complete(c, &ctx, &access, &id)
+        crate::domain::interactions::complete_task(c, &ctx, &access, &id)
     })
     .await?;
     redirect_with_flash(&req, "/tasks", &format!("Done: {}.", row.subject))
