@@ -185,6 +185,26 @@ pub async fn get(scope: &Scope, id: String) -> AppResult<ClientView> {
         .await
 }
 
+/// Runs a client write with what the service needs (the client custom fields, the
+/// plugins' field types); answers its result and the fields.
+pub(super) fn writing<T>(
+    c: &mut DbConn,
+    ctx: &audit::AuditContext,
+    access: &Access,
+    ext: &crate::plugins::PluginFieldTypes,
+    f: impl FnOnce(&mut DbConn, &WriteContext<'_>) -> AppResult<T>,
+) -> AppResult<(T, Vec<FieldRow>)> {
+    let defs = custom_fields::store::list(c, &ctx.org_id, "client", false)?;
+    let w = WriteContext {
+        external: ext,
+        ctx,
+        access,
+        defs: &defs,
+    };
+    let out = f(c, &w)?;
+    Ok((out, defs))
+}
+
 /// A page of the list and the cursor of the next one.
 pub struct Page {
     pub data: Vec<ClientView>,
@@ -230,14 +250,7 @@ pub async fn create(scope: &Scope, body: Map<String, Value>) -> AppResult<Client
     let ctx = scope.audit.clone();
     scope
         .write(move |c, ext| {
-            let defs = custom_fields::store::list(c, &ctx.org_id, "client", false)?;
-            let w = WriteContext {
-                external: ext,
-                ctx: &ctx,
-                access: &access,
-                defs: &defs,
-            };
-            let row = service::create(c, &w, &body)?;
+            let (row, defs) = writing(c, &ctx, &access, ext, |c, w| service::create(c, w, &body))?;
             let twins = duplicates::candidates(c, &access, &row)?;
             let mut view = views(c, &ctx, &access, &defs, vec![row], true)?
                 .pop()
@@ -262,14 +275,9 @@ pub async fn update(
     let ctx = scope.audit.clone();
     scope
         .write(move |c, ext| {
-            let defs = custom_fields::store::list(c, &ctx.org_id, "client", false)?;
-            let w = WriteContext {
-                external: ext,
-                ctx: &ctx,
-                access: &access,
-                defs: &defs,
-            };
-            let row = service::update(c, &w, &id, &body, mode, expected)?;
+            let (row, defs) = writing(c, &ctx, &access, ext, |c, w| {
+                service::update(c, w, &id, &body, mode, expected)
+            })?;
             let view = views(c, &ctx, &access, &defs, vec![row], true)?
                 .pop()
                 .ok_or(AppError::NotFound)?;
@@ -484,14 +492,10 @@ pub async fn bulk(scope: &Scope, input: BulkInput) -> AppResult<usize> {
     scope
         .write(move |c, ext| {
             let action = parse_bulk(c, &ctx.org_id, &input)?;
-            let defs = custom_fields::store::list(c, &ctx.org_id, "client", false)?;
-            let w = WriteContext {
-                external: ext,
-                ctx: &ctx,
-                access: &access,
-                defs: &defs,
-            };
-            service::bulk(c, &w, &input.ids, &action)
+            writing(c, &ctx, &access, ext, |c, w| {
+                service::bulk(c, w, &input.ids, &action)
+            })
+            .map(|(n, _)| n)
         })
         .await
 }

@@ -173,6 +173,28 @@ pub async fn get(scope: &Scope, id: String) -> AppResult<DealView> {
         .await
 }
 
+/// Runs a deal write with what the service needs: the deal custom fields, the
+/// organization's currency, the plugins' field types and stage rules.
+fn writing<T>(
+    c: &mut DbConn,
+    ctx: &crate::domain::audit::AuditContext,
+    access: &Access,
+    ext: &crate::plugins::PluginFieldTypes,
+    f: impl FnOnce(&mut DbConn, &WriteContext<'_>) -> AppResult<T>,
+) -> AppResult<T> {
+    let defs = custom_fields::store::list(c, &ctx.org_id, "opportunity", false)?;
+    let currency = currency_of(c, &ctx.org_id)?;
+    let w = WriteContext {
+        external: ext,
+        rules: ext,
+        ctx,
+        access,
+        defs: &defs,
+        default_currency: &currency,
+    };
+    f(c, &w)
+}
+
 /// The organization's currency, for a deal given without one.
 fn currency_of(c: &mut DbConn, org: &str) -> AppResult<String> {
     Ok(crate::domain::orgs::store::find_org(c, org)?
@@ -186,17 +208,7 @@ pub async fn create(scope: &Scope, body: Map<String, Value>) -> AppResult<DealVi
     let ctx = scope.audit.clone();
     scope
         .write(move |c, ext| {
-            let defs = custom_fields::store::list(c, &ctx.org_id, "opportunity", false)?;
-            let currency = currency_of(c, &ctx.org_id)?;
-            let w = WriteContext {
-                external: ext,
-                rules: ext,
-                ctx: &ctx,
-                access: &access,
-                defs: &defs,
-                default_currency: &currency,
-            };
-            let o = service::create(c, &w, &body)?;
+            let o = writing(c, &ctx, &access, ext, |c, w| service::create(c, w, &body))?;
             shown(c, &ctx.org_id, &access, ext, &o.id)
         })
         .await
@@ -215,17 +227,9 @@ pub async fn update(
     let ctx = scope.audit.clone();
     scope
         .write(move |c, ext| {
-            let defs = custom_fields::store::list(c, &ctx.org_id, "opportunity", false)?;
-            let currency = currency_of(c, &ctx.org_id)?;
-            let w = WriteContext {
-                external: ext,
-                rules: ext,
-                ctx: &ctx,
-                access: &access,
-                defs: &defs,
-                default_currency: &currency,
-            };
-            service::update(c, &w, &id, &body, mode, expected)?;
+            writing(c, &ctx, &access, ext, |c, w| {
+                service::update(c, w, &id, &body, mode, expected)
+            })?;
             shown(c, &ctx.org_id, &access, ext, &id)
         })
         .await
@@ -275,17 +279,9 @@ pub async fn renew_contract(scope: &Scope, contract_id: String) -> AppResult<Dea
     let ctx = scope.audit.clone();
     scope
         .write(move |c, ext| {
-            let defs = custom_fields::store::list(c, &ctx.org_id, "opportunity", false)?;
-            let currency = currency_of(c, &ctx.org_id)?;
-            let w = WriteContext {
-                external: ext,
-                rules: ext,
-                ctx: &ctx,
-                access: &access,
-                defs: &defs,
-                default_currency: &currency,
-            };
-            let deal = crate::domain::pipeline::contracts::renew(c, &w, &contract_id)?;
+            let deal = writing(c, &ctx, &access, ext, |c, w| {
+                crate::domain::pipeline::contracts::renew(c, w, &contract_id)
+            })?;
             shown(c, &ctx.org_id, &access, ext, &deal.id)
         })
         .await

@@ -190,14 +190,10 @@ pub async fn merge(
     let ctx = scope.audit.clone();
     scope
         .write(move |c, ext| {
-            let defs = custom_fields::store::list(c, &ctx.org_id, "client", false)?;
-            let w = service::WriteContext {
-                ctx: &ctx,
-                access: &access,
-                defs: &defs,
-                external: ext,
-            };
-            duplicates::merge(c, &w, &survivor, &duplicate, &fields)
+            super::clients::writing(c, &ctx, &access, ext, |c, w| {
+                duplicates::merge(c, w, &survivor, &duplicate, &fields)
+            })
+            .map(|(merged, _)| merged)
         })
         .await
 }
