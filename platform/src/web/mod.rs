@@ -4,9 +4,11 @@
 pub mod api;
 pub mod assets;
 pub mod console;
+pub mod exports;
 pub mod idempotency;
 pub mod scope;
 pub mod search;
+pub mod upload;
 
 use std::time::Instant;
 

@@ -9,123 +9,11 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::domain::attachments::{self, AttachmentRow, Parent};
+use crate::domain::attachments::Parent;
 use crate::error::{AppError, AppResult};
 use crate::ops::attachments as ops;
 use crate::state::AppState;
-use crate::web::query_pairs;
 use crate::web::scope::ApiScope;
-use futures_util::StreamExt;
-
-pub use crate::ops::attachments::Upload;
-
-fn truthy(v: &str) -> bool {
-    matches!(v, "true" | "1" | "on" | "yes")
-}
-
-/// Appends a chunk, refusing as soon as the file passes the limit (the rest is never read).
-fn append(buf: &mut Vec<u8>, chunk: &[u8], limit: usize) -> AppResult<()> {
-    if buf.len() + chunk.len() > limit {
-        return Err(attachments::too_large(limit));
-    }
-    buf.extend_from_slice(chunk);
-    Ok(())
-}
-
-pub async fn read_upload(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> AppResult<Upload> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    // A multipart body carries a little more than the file: allow for its headers.
-    if declared.is_some_and(|n| n > limit + 64 * 1024) {
-        return Err(attachments::too_large(limit));
-    }
-    let pairs = query_pairs(req)?;
-    let query = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
-    let mut upload = Upload {
-        name: query("name").unwrap_or_default(),
-        bytes: Vec::new(),
-        sensitive: query("sensitive").is_some_and(|v| truthy(&v)),
-    };
-    let multipart = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
-    if !multipart {
-        while let Some(chunk) = payload.next().await {
-            let chunk =
-                chunk.map_err(|e| AppError::BadRequest(format!("The upload broke off: {e}")))?;
-            append(&mut upload.bytes, &chunk, limit)?;
-        }
-        if upload.name.is_empty() {
-            upload.name = "file".into();
-        }
-        return Ok(upload);
-    }
-    let bad = |e: actix_multipart::MultipartError| {
-        AppError::BadRequest(format!("The multipart body could not be read: {e}"))
-    };
-    let mut form = actix_multipart::Multipart::new(req.headers(), payload);
-    let mut got_file = false;
-    while let Some(field) = form.next().await {
-        let mut field = field.map_err(bad)?;
-        let disposition = field.content_disposition().cloned();
-        let field_name = disposition
-            .as_ref()
-            .and_then(|d| d.get_name())
-            .unwrap_or_default()
-            .to_string();
-        let file_name = disposition
-            .as_ref()
-            .and_then(|d| d.get_filename())
-            .map(str::to_string);
-        let mut value = Vec::new();
-        let is_file = field_name == "file" || (file_name.is_some() && !got_file);
-        while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(bad)?;
-            if !is_file && value.len() + chunk.len() > 4096 {
-                return Err(AppError::invalid(
-                    &field_name,
-                    "This form field is too long (at most 4 KB).",
-                ));
-            }
-            append(&mut value, &chunk, limit)?;
-        }
-        if is_file && !got_file {
-            got_file = true;
-            upload.bytes = value;
-            if upload.name.is_empty() {
-                upload.name = file_name.unwrap_or_default();
-            }
-        } else if field_name == "name" {
-            upload.name = String::from_utf8_lossy(&value).trim().to_string();
-        } else if field_name == "sensitive" {
-            upload.sensitive = truthy(String::from_utf8_lossy(&value).trim());
-        }
-    }
-    if !got_file {
-        return Err(AppError::invalid(
-            "file",
-            "The form has no file: send it in a part named \"file\".",
-        ));
-    }
-    if upload.name.is_empty() {
-        upload.name = "file".into();
-    }
-    Ok(upload)
-}
 
 /// The parent named by `/api/{clients|opportunities|interactions}/{id}/attachments`.
 fn parent_of(path: (String, String)) -> AppResult<Parent> {
@@ -141,7 +29,8 @@ pub async fn upload(
 ) -> AppResult<HttpResponse> {
     let parent = parent_of(path.into_inner())?;
     scope.require(parent.object(), "write")?;
-    let file = read_upload(&req, payload, state.config.max_upload_bytes).await?;
+    let file =
+        crate::web::upload::read_upload(&req, payload, state.config.max_upload_bytes).await?;
     let row = ops::upload(&scope, parent, file).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/attachments/{}", row.id)))
@@ -156,40 +45,13 @@ pub async fn list(scope: ApiScope, path: web::Path<(String, String)>) -> AppResu
     })))
 }
 
-/// A file as a download (or in place, for images asked `?inline=1`).
-pub fn file_response(req: &HttpRequest, row: &AttachmentRow, bytes: Vec<u8>) -> HttpResponse {
-    let inline = row.is_image() && req.query_string().contains("inline=1");
-    // RFC 6266: an ASCII fallback and the UTF-8 name.
-    let ascii: String = row
-        .file_name
-        .chars()
-        .map(|c| if c.is_ascii() && c != '"' { c } else { '_' })
-        .collect();
-    let encoded: String = serde_urlencoded::to_string([("n", &row.file_name)])
-        .unwrap_or_default()
-        .trim_start_matches("n=")
-        .replace('+', "%20");
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, row.content_type.clone()))
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!(
-                "{}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}",
-                if inline { "inline" } else { "attachment" }
-            ),
-        ))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .insert_header((header::CACHE_CONTROL, "private, no-store"))
-        .body(bytes)
-}
-
 pub async fn content(
     scope: ApiScope,
     req: HttpRequest,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let (row, bytes) = ops::download(&scope, id.into_inner()).await?;
-    Ok(file_response(&req, &row, bytes))
+    Ok(crate::web::upload::file_response(&req, &row, bytes))
 }
 
 pub async fn delete(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {

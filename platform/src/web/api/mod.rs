@@ -6,7 +6,6 @@ mod audit;
 pub mod clients;
 mod custom_fields;
 pub mod duplicates;
-pub mod exports;
 pub mod imports;
 pub mod interactions;
 pub mod me;
@@ -29,7 +28,10 @@ use crate::error::{AppError, AppResult};
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/search", web::get().to(search::search))
         .route("/search/status", web::get().to(search::status))
-        .route("/clients/export", web::get().to(exports::api_clients))
+        .route(
+            "/clients/export",
+            web::get().to(crate::web::exports::api_clients),
+        )
         .route("/duplicates", web::get().to(duplicates::groups))
         .route("/duplicates/scan", web::post().to(duplicates::request_scan))
         .service(
@@ -48,10 +50,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/clients/{id}/merge", web::post().to(duplicates::merge))
         .route("/merges/{id}/undo", web::post().to(duplicates::undo))
-        .route("/opportunities/export", web::get().to(exports::api_deals))
+        .route(
+            "/opportunities/export",
+            web::get().to(crate::web::exports::api_deals),
+        )
         .route(
             "/interactions/export",
-            web::get().to(exports::api_interactions),
+            web::get().to(crate::web::exports::api_interactions),
         )
         .route("/me", web::get().to(me::show))
         .route("/me/notifications", web::get().to(me::notifications))

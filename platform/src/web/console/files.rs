@@ -95,10 +95,9 @@ pub async fn upload(
     let parent = Parent::from_segment(&segment, id).ok_or(AppError::NotFound)?;
     let scope = crate::web::scope::of(&actor, &state).await?;
     scope.require(parent.object(), "write").map_err(as_toast)?;
-    let file =
-        crate::web::api::attachments::read_upload(&req, payload, state.config.max_upload_bytes)
-            .await
-            .map_err(as_toast)?;
+    let file = crate::web::upload::read_upload(&req, payload, state.config.max_upload_bytes)
+        .await
+        .map_err(as_toast)?;
     let row = crate::ops::attachments::upload(&scope, parent, file)
         .await
         .map_err(as_toast)?;
@@ -119,9 +118,7 @@ pub async fn content(
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
     let (row, bytes) = crate::ops::attachments::download(&scope, id.into_inner()).await?;
-    Ok(crate::web::api::attachments::file_response(
-        &req, &row, bytes,
-    ))
+    Ok(crate::web::upload::file_response(&req, &row, bytes))
 }
 
 pub async fn delete(

@@ -306,7 +306,7 @@ async fn export_clients(
     actor: ConsoleActor,
     state: web::Data<crate::state::AppState>,
 ) -> AppResult<HttpResponse> {
-    crate::web::api::exports::clients(&actor, &state, &req).await
+    crate::web::exports::clients(&actor, &state, &req).await
 }
 
 async fn export_deals(
@@ -314,7 +314,7 @@ async fn export_deals(
     actor: ConsoleActor,
     state: web::Data<crate::state::AppState>,
 ) -> AppResult<HttpResponse> {
-    crate::web::api::exports::deals(&actor, &state, &req).await
+    crate::web::exports::deals(&actor, &state, &req).await
 }
 
 /// A refused upload or action from a script-driven form: its field messages as one toast

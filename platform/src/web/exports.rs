@@ -1,5 +1,5 @@
-//! Exports: the client list (with the list's filters) and the deals, as CSV or JSON,
-//! streamed a page at a time so a million rows go out in constant memory. Needs `export` on
+//! Exports, served alike by the API and the console: the client list (with the list's
+//! filters), deals and interactions, as CSV, XLSX or JSON, streamed a page at a time so a million rows go out in constant memory. Needs `export` on
 //! the resource; every export is audited. Cells a spreadsheet would run as a formula are
 //! neutralised with a leading apostrophe.
 
