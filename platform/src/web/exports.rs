@@ -1,7 +1,8 @@
 //! Exports, served alike by the API and the console: the client list (with the list's
-//! filters), deals and interactions, as CSV, XLSX or JSON, streamed a page at a time so a million rows go out in constant memory. Needs `export` on
-//! the resource; every export is audited. Cells a spreadsheet would run as a formula are
-//! neutralised with a leading apostrophe.
+//! filters), deals and interactions, as CSV, XLSX or JSON, streamed a page at a time so a
+//! million rows go out in constant memory. Needs `export` on the resource; every export is
+//! audited. Cells a spreadsheet would run as a formula are neutralised with a leading
+//! apostrophe.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
