@@ -50,7 +50,7 @@ impl Actor {
         } else {
             Err(AppError::Forbidden(format!(
                 "Your role may not {action} {}.",
-                resource_label(resource)
+                crate::ops::resource_label(resource)
             )))
         }
     }
@@ -69,17 +69,6 @@ impl Actor {
             request_id: self.request_id.clone(),
             import_batch: None,
         }
-    }
-}
-
-fn resource_label(resource: &str) -> String {
-    match resource {
-        "user" => "users".into(),
-        "policy" => "permissions".into(),
-        "audit" => "the audit log".into(),
-        "opportunity" => "opportunities".into(),
-        "custom_field" => "custom fields".into(),
-        other => format!("{other}s"),
     }
 }
 

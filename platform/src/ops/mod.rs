@@ -131,25 +131,40 @@ impl Scope {
         F: FnOnce(&mut DbConn, &crate::plugins::PluginFieldTypes) -> AppResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        let runtime = self.plugins.clone();
-        let org_id = self.org_id.clone();
-        db::run(&self.pool, move |c| {
-            let ext = crate::plugins::PluginFieldTypes::load(c, &runtime, &org_id)?;
-            // why: the change and its plugin events commit together: an event is never
-            // lost to a restart, and never sent for a change that rolled back.
-            let out = crate::db::transaction(c, |c| {
-                let value = f(c, &ext)?;
-                ext.deliver(c)?;
-                Ok(value)
-            });
-            if out.is_ok() {
-                ext.wake();
-            }
-            crate::plugins::settle(c, &org_id, &ext.records())?;
-            out
-        })
-        .await
+        with_plugins(&self.pool, &self.plugins, self.org_id.clone(), f).await
     }
+}
+
+/// Runs a change in one transaction with the organization's enabled plugins loaded (their
+/// field types validate values; their event hooks commit with the change and run after it),
+/// then records the plugin calls' health.
+pub async fn with_plugins<T, F>(
+    pool: &Pool,
+    plugins: &Runtime,
+    org_id: String,
+    f: F,
+) -> AppResult<T>
+where
+    F: FnOnce(&mut DbConn, &crate::plugins::PluginFieldTypes) -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let runtime = plugins.clone();
+    db::run(pool, move |c| {
+        let ext = crate::plugins::PluginFieldTypes::load(c, &runtime, &org_id)?;
+        // why: the change and its plugin events commit together: an event is never lost
+        // to a restart, and never sent for a change that rolled back.
+        let out = crate::db::transaction(c, |c| {
+            let value = f(c, &ext)?;
+            ext.deliver(c)?;
+            Ok(value)
+        });
+        if out.is_ok() {
+            ext.wake();
+        }
+        crate::plugins::settle(c, &org_id, &ext.records())?;
+        out
+    })
+    .await
 }
 
 pub fn resource_label(resource: &str) -> String {

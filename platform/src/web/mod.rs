@@ -290,21 +290,5 @@ where
         + 'static,
     T: Send + 'static,
 {
-    let runtime = state.plugins.clone();
-    db::run(&state.pool, move |c| {
-        let ext = crate::plugins::PluginFieldTypes::load(c, &runtime, &org_id)?;
-        // why: the change and its plugin events commit together: an event is never lost
-        // to a restart, and never sent for a change that rolled back.
-        let out = crate::db::transaction(c, |c| {
-            let value = f(c, &ext)?;
-            ext.deliver(c)?;
-            Ok(value)
-        });
-        if out.is_ok() {
-            ext.wake();
-        }
-        crate::plugins::settle(c, &org_id, &ext.records())?;
-        out
-    })
-    .await
+    crate::ops::with_plugins(&state.pool, &state.plugins, org_id, f).await
 }
