@@ -14,6 +14,7 @@ pub mod attachments;
 pub mod clients;
 pub mod deals;
 pub mod duplicates;
+pub mod interactions;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -8,12 +8,12 @@ use askama::Template;
 use chrono::{Datelike, Duration, NaiveDate};
 
 use crate::auth::ConsoleActor;
-use crate::db;
-use crate::domain::interactions::calendar_users;
+use crate::domain::interactions::InteractionRow;
 use crate::error::AppResult;
+use crate::ops::interactions as ops;
 use crate::state::AppState;
 use crate::web::console::{redirect_with_flash, render};
-use crate::web::{client_access, query_pairs};
+use crate::web::query_pairs;
 
 pub struct CalEvent {
     pub id: String,
@@ -52,32 +52,11 @@ struct CalendarPage {
     weeks: Vec<Vec<CalDay>>,
 }
 
-/// `GET /calendar?view=week|month&date=&scope=me|team`.
-pub async fn page(
-    req: HttpRequest,
-    actor: ConsoleActor,
-    state: web::Data<AppState>,
-) -> AppResult<HttpResponse> {
-    actor.require("client", "read").await?;
-    let access = client_access(&actor).await?;
-    let can_write = actor.can("client", "write").await?;
-    let pairs = query_pairs(&req)?;
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
-    let today = chrono::Utc::now().date_naive();
-    let date = get("date")
-        .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
-        .unwrap_or(today);
-    let month = get("view").as_deref() == Some("month");
-    let can_team = access.oversee;
-    let team = can_team && get("scope").as_deref() == Some("team");
+/// The days a view shows: (first day, number of days, previous anchor, next anchor, title).
+fn span(date: NaiveDate, month: bool) -> (NaiveDate, i64, NaiveDate, NaiveDate, String) {
     // Weeks start on Monday; a month shows the whole weeks it touches.
     let monday = |d: NaiveDate| d - Duration::days(i64::from(d.weekday().num_days_from_monday()));
-    let (first, days, prev, next, title) = if month {
+    if month {
         let start = date.with_day(1).unwrap_or(date);
         let end = (start + Duration::days(32)).with_day(1).unwrap_or(start);
         let grid_start = monday(start);
@@ -102,93 +81,103 @@ pub async fn page(
                 (start + Duration::days(6)).format("%-d %b %Y")
             ),
         )
-    };
-    let org = actor.org_id().to_string();
-    let (rows, names) = db::run(&state.pool, move |c| {
-        let users = calendar_users(c, &org, &access, team)?;
-        let rows = crate::domain::calendar::between(
-            c,
-            &org,
-            &users,
-            first.and_hms_opt(0, 0, 0).unwrap_or_default(),
-            (first + Duration::days(days))
-                .and_hms_opt(0, 0, 0)
-                .unwrap_or_default(),
-            2000,
-        )?;
-        let names: HashMap<String, String> = crate::domain::orgs::store::list_members(
-            c,
-            &org,
-            &crate::domain::orgs::store::MemberFilter {
-                limit: 1000,
-                ..Default::default()
-            },
-        )?
-        .into_iter()
-        .map(|m| {
-            let n = if m.user.name.is_empty() {
-                m.user.email
-            } else {
-                m.user.name
-            };
-            (m.user.id, n)
-        })
-        .collect();
-        Ok((rows, names))
-    })
-    .await?;
-    let mut by_day: HashMap<NaiveDate, Vec<CalEvent>> = HashMap::new();
-    for (r, client, _) in rows {
+    }
+}
+
+/// The planned calls and meetings by day; the owner's name only on the team view.
+fn by_day(
+    rows: Vec<(InteractionRow, String)>,
+    names: Option<&HashMap<String, String>>,
+) -> HashMap<NaiveDate, Vec<CalEvent>> {
+    let mut out: HashMap<NaiveDate, Vec<CalEvent>> = HashMap::new();
+    for (r, client) in rows {
         let Some(at) = r.scheduled_at else { continue };
-        by_day.entry(at.date()).or_default().push(CalEvent {
-            id: r.id.clone(),
-            client_id: r.client_id.clone(),
+        out.entry(at.date()).or_default().push(CalEvent {
+            owner: names
+                .and_then(|n| r.user_id.as_ref().and_then(|u| n.get(u).cloned()))
+                .unwrap_or_default(),
+            id: r.id,
+            client_id: r.client_id,
             client,
             time: at.format("%H:%M").to_string(),
-            subject: r.subject.clone(),
-            kind: r.kind.clone(),
+            subject: r.subject,
+            kind: r.kind,
             cancelled: r.status == "cancelled",
-            owner: if team {
-                r.user_id
-                    .as_ref()
-                    .and_then(|u| names.get(u).cloned())
-                    .unwrap_or_default()
-            } else {
-                String::new()
-            },
         });
     }
-    let mut weeks: Vec<Vec<CalDay>> = Vec::new();
-    for i in 0..days {
-        let d = first + Duration::days(i);
-        if i % 7 == 0 {
-            weeks.push(Vec::new());
-        }
-        if let Some(w) = weeks.last_mut() {
-            w.push(CalDay {
-                label: if month {
-                    d.format("%-d").to_string()
-                } else {
-                    d.format("%a %-d %b").to_string()
-                },
-                iso: d.format("%Y-%m-%d").to_string(),
-                today: d == today,
-                outside: month && d.month() != date.month(),
-                events: by_day.remove(&d).unwrap_or_default(),
-            });
-        }
+    out
+}
+
+/// The grid of `days` days from `first`, a row per week.
+fn weeks(
+    first: NaiveDate,
+    days: i64,
+    anchor: NaiveDate,
+    month: bool,
+    mut events: HashMap<NaiveDate, Vec<CalEvent>>,
+) -> Vec<Vec<CalDay>> {
+    let today = chrono::Utc::now().date_naive();
+    let all: Vec<CalDay> = (0..days)
+        .map(|i| first + Duration::days(i))
+        .map(|d| CalDay {
+            label: if month {
+                d.format("%-d").to_string()
+            } else {
+                d.format("%a %-d %b").to_string()
+            },
+            iso: d.format("%Y-%m-%d").to_string(),
+            today: d == today,
+            outside: month && d.month() != anchor.month(),
+            events: events.remove(&d).unwrap_or_default(),
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut it = all.into_iter().peekable();
+    while it.peek().is_some() {
+        out.push(it.by_ref().take(7).collect());
     }
+    out
+}
+
+/// `GET /calendar?view=week|month&date=&scope=me|team`.
+pub async fn page(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let pairs = query_pairs(&req)?;
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let today = chrono::Utc::now().date_naive();
+    let date = get("date")
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .unwrap_or(today);
+    let month = get("view") == Some("month");
+    let can_team = scope.access("client").oversee;
+    let team = can_team && get("scope") == Some("team");
+    let (first, days, prev, next, title) = span(date, month);
+    let rows = ops::calendar(&scope, first, first + Duration::days(days), team).await?;
+    let names = if team {
+        Some(ops::member_names(&scope).await?)
+    } else {
+        None
+    };
     let page = CalendarPage {
         view: if month { "month" } else { "week" }.into(),
         scope: if team { "team" } else { "me" }.into(),
         can_team,
-        can_write,
+        can_write: scope.can("interaction", "write"),
         title,
         prev: prev.format("%Y-%m-%d").to_string(),
         next: next.format("%Y-%m-%d").to_string(),
         today: today.format("%Y-%m-%d").to_string(),
         anchor: date.format("%Y-%m-%d").to_string(),
-        weeks,
+        weeks: weeks(first, days, date, month, by_day(rows, names.as_ref())),
     };
     render(&req, &actor, "Calendar", &page).await
 }
@@ -200,17 +189,18 @@ pub async fn import(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
-    let access = client_access(&actor).await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
     let text = String::from_utf8(body.to_vec()).map_err(|_| {
         crate::error::AppError::BadRequest("The calendar file is not UTF-8 text.".into())
     })?;
-    let ctx = actor.audit();
-    let report = db::run(&state.pool, move |c| {
-        crate::domain::appointments::import_ics(c, &ctx, &access, &text, None)
-    })
-    .await
-    .map_err(crate::web::console::as_toast)?;
+    let report = ops::import_ics(&scope, text, None)
+        .await
+        .map_err(crate::web::console::as_toast)?;
+    redirect_with_flash(&req, "/calendar", &report_message(&report))
+}
+
+/// What an import did, in one sentence for the flash.
+fn report_message(report: &crate::domain::appointments::IcsReport) -> String {
     let mut message = format!(
         "Imported {} meeting{}, updated {}.",
         report.created,
@@ -230,5 +220,5 @@ pub async fn import(
             reasons.join(" ")
         ));
     }
-    redirect_with_flash(&req, "/calendar", &message)
+    message
 }

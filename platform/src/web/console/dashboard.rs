@@ -107,16 +107,13 @@ pub async fn show(
     } else {
         Vec::new()
     };
-    let due_tasks = if actor.can("client", "read").await? {
-        let (org, me) = (actor.org_id().to_string(), actor.user_id.clone());
-        db::run(&state.pool, move |c| {
-            Ok(super::tasks::buckets(c, &org, &me)?
-                .into_iter()
-                .filter(|b| b.key != "upcoming")
-                .flat_map(|b| b.tasks)
-                .collect())
-        })
-        .await?
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let due_tasks = if scope.can("client", "read") && scope.can("interaction", "read") {
+        super::tasks::buckets(crate::ops::interactions::my_tasks(&scope).await?)
+            .into_iter()
+            .filter(|b| b.key != "upcoming")
+            .flat_map(|b| b.tasks)
+            .collect()
     } else {
         Vec::new()
     };

@@ -5,11 +5,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use crate::auth::ConsoleActor;
-use crate::db::{self, DbConn};
-use crate::domain::interactions::{self as service};
+use crate::domain::interactions::{self as service, InteractionRow};
 use crate::error::AppResult;
+use crate::ops::interactions as ops;
 use crate::state::AppState;
-use crate::web::client_access;
 use crate::web::console::{redirect_with_flash, render};
 
 pub struct TaskView {
@@ -28,7 +27,7 @@ pub struct Bucket {
 }
 
 /// The user's open tasks in the three buckets.
-pub fn buckets(conn: &mut DbConn, org: &str, user: &str) -> AppResult<Vec<Bucket>> {
+pub fn buckets(tasks: Vec<(InteractionRow, String)>) -> Vec<Bucket> {
     let today = chrono::Utc::now().date_naive();
     let mut out = vec![
         Bucket {
@@ -47,7 +46,7 @@ pub fn buckets(conn: &mut DbConn, org: &str, user: &str) -> AppResult<Vec<Bucket
             tasks: vec![],
         },
     ];
-    for (r, client) in service::open_tasks(conn, org, user)? {
+    for (r, client) in tasks {
         let key = service::bucket(r.due_at, today);
         let view = TaskView {
             id: r.id.clone(),
@@ -64,7 +63,7 @@ pub fn buckets(conn: &mut DbConn, org: &str, user: &str) -> AppResult<Vec<Bucket
             b.tasks.push(view);
         }
     }
-    Ok(out)
+    out
 }
 
 #[derive(Template)]
@@ -78,9 +77,8 @@ pub async fn list(
     actor: ConsoleActor,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "read").await?;
-    let (org, user) = (actor.org_id().to_string(), actor.user_id.clone());
-    let buckets = db::run(&state.pool, move |c| buckets(c, &org, &user)).await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let buckets = buckets(ops::my_tasks(&scope).await?);
     render(&req, &actor, "My tasks", &TasksPage { buckets }).await
 }
 
@@ -91,12 +89,7 @@ pub async fn complete(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
-    let access = client_access(&actor).await?;
-    let ctx = actor.audit();
-    let row = db::run(&state.pool, move |c| {
-        crate::domain::interactions::complete_task(c, &ctx, &access, &id)
-    })
-    .await?;
-    redirect_with_flash(&req, "/tasks", &format!("Done: {}.", row.subject))
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let v = ops::complete_task(&scope, id.into_inner()).await?;
+    redirect_with_flash(&req, "/tasks", &format!("Done: {}.", v.row.subject))
 }

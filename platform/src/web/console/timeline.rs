@@ -3,19 +3,18 @@
 //! first, grouped by day, with more loaded as the reader scrolls (htmx `revealed`), filters by
 //! type, author and date, and inline edit.
 
-use std::collections::HashMap;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use crate::auth::ConsoleActor;
-use crate::db::{self, DbConn};
+use crate::db::DbConn;
 use crate::domain::clients::service::Access;
-use crate::domain::interactions::{self as service, Filter, InteractionRow, Participant, Scope};
+use crate::domain::interactions::{self as service, Filter, InteractionRow, Scope};
 use crate::error::{AppError, AppResult};
+use crate::ops::interactions::{self as ops, Timeline, TimelineQuery};
 use crate::state::AppState;
-use crate::web::{client_access, query_pairs};
+use crate::web::query_pairs;
 
 /// Interactions per page.
 const PAGE: i64 = 20;
@@ -84,70 +83,7 @@ fn day_label(d: chrono::NaiveDate) -> String {
     }
 }
 
-fn authors(conn: &mut DbConn, org: &str) -> AppResult<HashMap<String, String>> {
-    Ok(crate::domain::orgs::store::list_members(
-        conn,
-        org,
-        &crate::domain::orgs::store::MemberFilter {
-            limit: 1000,
-            ..Default::default()
-        },
-    )?
-    .into_iter()
-    .map(|m| {
-        let name = if m.user.name.is_empty() {
-            m.user.email.clone()
-        } else {
-            m.user.name.clone()
-        };
-        (m.user.id, name)
-    })
-    .collect())
-}
-
-/// Who else took part in each interaction, by name.
-fn with_names(
-    conn: &mut DbConn,
-    org: &str,
-    rows: &[InteractionRow],
-    names: &HashMap<String, String>,
-) -> AppResult<HashMap<String, String>> {
-    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let parts = service::participants_of(conn, &ids)?;
-    let client_ids: Vec<String> = parts
-        .values()
-        .flatten()
-        .filter_map(|p| match p {
-            Participant::Client(c) => Some(c.clone()),
-            Participant::User(_) => None,
-        })
-        .collect();
-    let clients: HashMap<String, String> =
-        crate::domain::clients::store::find_many(conn, org, &client_ids)?
-            .into_iter()
-            .map(|c| (c.id, c.display_name))
-            .collect();
-    Ok(parts
-        .into_iter()
-        .map(|(id, ps)| {
-            let list: Vec<String> = ps
-                .iter()
-                .filter_map(|p| match p {
-                    Participant::Client(c) => clients.get(c).cloned(),
-                    Participant::User(u) => names.get(u).cloned(),
-                })
-                .collect();
-            (id, list.join(", "))
-        })
-        .collect())
-}
-
-pub fn item_view(
-    r: &InteractionRow,
-    names: &HashMap<String, String>,
-    with: &HashMap<String, String>,
-    can_write: bool,
-) -> ItemView {
+pub fn item_view(r: &InteractionRow, t: &Timeline, can_write: bool) -> ItemView {
     let mut details = Vec::new();
     if let Some(d) = &r.direction {
         details.push(d.clone());
@@ -165,7 +101,7 @@ pub fn item_view(
         id: r.id.clone(),
         editable: can_write && r.kind != service::EVENT,
         location: r.location.clone().unwrap_or_default(),
-        with: with.get(&r.id).cloned().unwrap_or_default(),
+        with: t.with(&r.id),
         kind: r.kind.clone(),
         kind_label: service::kind_label(&r.kind),
         subject: r.subject.clone(),
@@ -174,39 +110,19 @@ pub fn item_view(
         author: r
             .user_id
             .as_ref()
-            .and_then(|u| names.get(u).cloned())
+            .and_then(|u| t.members.get(u).cloned())
             .unwrap_or_default(),
         status: r.status.clone(),
         details: details.join(" · "),
-        files: Vec::new(),
+        files: t.files.get(&r.id).cloned().unwrap_or_default(),
     }
 }
 
-/// Puts each interaction's files on its item, in one query for the page.
-fn attach_files<'a>(
-    conn: &mut DbConn,
-    org: &str,
-    items: impl Iterator<Item = &'a mut ItemView>,
-) -> AppResult<()> {
-    let mut items: Vec<&mut ItemView> = items.collect();
-    let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
-    let mut files = crate::domain::attachments::on_interactions(conn, org, &ids)?;
-    for item in items.iter_mut() {
-        item.files = files.remove(&item.id).unwrap_or_default();
-    }
-    Ok(())
-}
-
-fn group(
-    rows: &[InteractionRow],
-    names: &HashMap<String, String>,
-    with: &HashMap<String, String>,
-    can_write: bool,
-) -> Vec<DayView> {
+fn group(t: &Timeline, can_write: bool) -> Vec<DayView> {
     let mut days: Vec<DayView> = Vec::new();
-    for r in rows {
+    for r in &t.rows {
         let label = day_label(r.occurred_at.date());
-        let item = item_view(r, names, with, can_write);
+        let item = item_view(r, t, can_write);
         match days.last_mut() {
             Some(d) if d.label == label => d.items.push(item),
             _ => days.push(DayView {
@@ -237,7 +153,17 @@ fn base_of(scope: &Scope) -> String {
     }
 }
 
-/// Loads a page of a timeline as a card (or only its items).
+fn query_of(view: &View) -> TimelineQuery {
+    TimelineQuery {
+        filter: view.filter.clone(),
+        after: view.after.clone(),
+        limit: PAGE,
+    }
+}
+
+/// Loads a page of a timeline as a card (or only its items), inside the caller's
+/// connection (the profile and the deal page load it with the rest of the page; they
+/// checked the rights).
 pub fn card(
     conn: &mut DbConn,
     org: &str,
@@ -245,29 +171,19 @@ pub fn card(
     scope: &Scope,
     view: View,
 ) -> AppResult<TimelineCard> {
+    let t = ops::load_timeline(conn, org, access, scope, &query_of(&view))?;
+    Ok(card_of(t, scope, view))
+}
+
+/// A timeline page as the card shows it.
+fn card_of(t: Timeline, scope: &Scope, view: View) -> TimelineCard {
     let View {
         filter,
-        after,
         can_write,
         more_only,
         focus,
+        ..
     } = view;
-    let rows = service::timeline(conn, org, access, scope, &filter, after, PAGE + 1)?;
-    let more = rows.len() as i64 > PAGE;
-    let page: Vec<InteractionRow> = rows.into_iter().take(PAGE as usize).collect();
-    let names = authors(conn, org)?;
-    let with = with_names(conn, org, &page, &names)?;
-    let client_id = match scope {
-        Scope::Client(id) => id.clone(),
-        Scope::Deal(id) => crate::domain::pipeline::service::get(conn, org, access, id)?.client_id,
-    };
-    let prefs = crate::domain::preferences::load(conn, org, &client_id)?;
-    let warnings: Vec<String> = [("Calls", "phone"), ("E-mails", "email")]
-        .into_iter()
-        .filter_map(|(label, ch)| prefs.objection(ch).map(|why| format!("{label}: {why}")))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
     let day = |t: Option<chrono::NaiveDateTime>, end: bool| {
         t.map(|t| {
             let d = t.date();
@@ -287,23 +203,18 @@ pub fn card(
         ("to", to.as_str()),
     ])
     .unwrap_or_default();
-    let mut days = group(&page, &names, &with, can_write);
-    attach_files(conn, org, days.iter_mut().flat_map(|d| d.items.iter_mut()))?;
-    let mut owners: Vec<(String, String)> = names.into_iter().collect();
+    let days = group(&t, can_write);
+    let mut owners: Vec<(String, String)> = t.members.into_iter().collect();
     owners.sort_by_key(|o| o.1.to_lowercase());
-    Ok(TimelineCard {
-        warnings,
+    TimelineCard {
+        warnings: t.warnings,
         base: base_of(scope),
         filter_query,
         owner,
         from,
         to,
         owners,
-        next: if more {
-            page.last().map(service::cursor_of)
-        } else {
-            None
-        },
+        next: t.next,
         days,
         kind,
         can_write,
@@ -313,7 +224,7 @@ pub fn card(
         subject: String::new(),
         content: String::new(),
         form_kind: "call".into(),
-    })
+    }
 }
 
 fn html(status: StatusCode, card: &TimelineCard) -> AppResult<HttpResponse> {
@@ -350,35 +261,23 @@ async fn show_scope(
     req: HttpRequest,
     actor: ConsoleActor,
     state: web::Data<AppState>,
-    scope: Scope,
+    target: Scope,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "read").await?;
-    actor.require("interaction", "read").await?;
-    if let Scope::Deal(_) = scope {
-        actor.require("opportunity", "read").await?;
-    }
-    let access = client_access(&actor).await?;
-    let can_write = actor.can("interaction", "write").await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
     let pairs = query_pairs(&req)?;
     let after = pairs
         .iter()
         .find(|(k, _)| k == "cursor")
         .and_then(|(_, c)| service::parse_cursor(c));
-    let more_only = after.is_some();
-    let filter = console_filter(&pairs);
-    let org = actor.org_id().to_string();
-    let card = db::run(&state.pool, move |c| {
-        let view = View {
-            filter,
-            after,
-            can_write,
-            more_only,
-            focus: false,
-        };
-        card(c, &org, &access, &scope, view)
-    })
-    .await?;
-    html(StatusCode::OK, &card)
+    let view = View {
+        filter: console_filter(&pairs),
+        more_only: after.is_some(),
+        after,
+        can_write: scope.can("interaction", "write"),
+        focus: false,
+    };
+    let t = ops::timeline(&scope, target.clone(), query_of(&view)).await?;
+    html(StatusCode::OK, &card_of(t, &target, view))
 }
 
 /// `GET /clients/{id}/timeline?type=&owner=&from=&to=&cursor=`: the card filtered, or more
@@ -457,55 +356,31 @@ fn form_fields(body: &[u8]) -> AppResult<serde_json::Map<String, serde_json::Val
 async fn log_scope(
     actor: ConsoleActor,
     state: web::Data<AppState>,
-    scope: Scope,
+    target: Scope,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    actor.require("interaction", "write").await?;
-    if let Scope::Deal(_) = scope {
-        actor.require("opportunity", "read").await?;
-    }
-    let access = client_access(&actor).await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
     let mut fields = form_fields(&body)?;
     // Empty quick-log fields mean "the default", not "unset".
     fields.retain(|_, v| !v.is_null());
-    let text = |k: &str| {
-        fields
-            .get(k)
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string()
+    let typed = fields.clone();
+    let (status, errors) = match ops::log(&scope, target.clone(), fields).await {
+        Ok(_) => (StatusCode::OK, Vec::new()),
+        Err(AppError::Validation(_, errors)) => (StatusCode::UNPROCESSABLE_ENTITY, errors),
+        Err(e) => return Err(e),
     };
-    let form_kind = Some(text("type"))
-        .filter(|k| !k.is_empty())
-        .unwrap_or_else(|| "call".into());
-    let (subject, content) = (text("subject"), text("content"));
-    let ctx = actor.audit();
-    let org = actor.org_id().to_string();
-    let (card, status) = db::run(&state.pool, move |c| {
-        let client_id = match &scope {
-            Scope::Client(id) => id.clone(),
-            Scope::Deal(id) => {
-                fields.insert(
-                    "opportunityId".into(),
-                    serde_json::Value::String(id.clone()),
-                );
-                crate::domain::pipeline::service::get(c, &org, &access, id)?.client_id
-            }
-        };
-        match service::create(c, &ctx, &access, &client_id, &fields) {
-            Ok(_) => Ok((card(c, &org, &access, &scope, writer())?, StatusCode::OK)),
-            Err(AppError::Validation(_, errors)) => {
-                let mut k = card(c, &org, &access, &scope, writer())?;
-                k.errors = errors.into_iter().map(|e| e.message).collect();
-                k.subject = subject;
-                k.content = content;
-                k.form_kind = form_kind;
-                Ok((k, StatusCode::UNPROCESSABLE_ENTITY))
-            }
-            Err(e) => Err(e),
-        }
-    })
-    .await?;
+    let t = ops::timeline(&scope, target.clone(), query_of(&writer())).await?;
+    let mut card = card_of(t, &target, writer());
+    if !errors.is_empty() {
+        let text = |k: &str| typed.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+        card.errors = errors.into_iter().map(|e| e.message).collect();
+        card.subject = text("subject").to_string();
+        card.content = text("content").to_string();
+        card.form_kind = Some(text("type"))
+            .filter(|k| !k.is_empty())
+            .unwrap_or("call")
+            .into();
+    }
     html(status, &card)
 }
 
@@ -589,11 +464,18 @@ fn fragment(status: StatusCode, t: &impl Template) -> AppResult<HttpResponse> {
         .body(body))
 }
 
-fn item_of(c: &mut DbConn, org: &str, r: &InteractionRow) -> AppResult<ItemFragment> {
-    let names = authors(c, org)?;
-    let with = with_names(c, org, std::slice::from_ref(r), &names)?;
-    let mut i = item_view(r, &names, &with, true);
-    attach_files(c, org, std::iter::once(&mut i))?;
+/// One entry as the timeline shows it.
+async fn item_of(
+    scope: &crate::ops::Scope,
+    row: InteractionRow,
+    can_write: bool,
+) -> AppResult<ItemFragment> {
+    let t = ops::entry(scope, row).await?;
+    let i = t
+        .rows
+        .first()
+        .map(|r| item_view(r, &t, can_write))
+        .ok_or(AppError::NotFound)?;
     Ok(ItemFragment { i })
 }
 
@@ -603,17 +485,9 @@ pub async fn item(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "read").await?;
-    actor.require("interaction", "read").await?;
-    let access = client_access(&actor).await?;
-    let can_write = actor.can("interaction", "write").await?;
-    let org = actor.org_id().to_string();
-    let mut f = db::run(&state.pool, move |c| {
-        let r = service::get(c, &org, &access, &id)?;
-        item_of(c, &org, &r)
-    })
-    .await?;
-    f.i.editable &= can_write;
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let v = ops::get(&scope, id.into_inner()).await?;
+    let f = item_of(&scope, v.row, scope.can("interaction", "write")).await?;
     fragment(StatusCode::OK, &f)
 }
 
@@ -623,15 +497,8 @@ pub async fn edit(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("interaction", "write").await?;
-    let access = client_access(&actor).await?;
-    let org = actor.org_id().to_string();
-    let r = db::run(&state.pool, move |c| service::get(c, &org, &access, &id)).await?;
-    if r.kind == service::EVENT {
-        return Err(AppError::Conflict(
-            "System events are a record of what happened; they cannot be edited.".into(),
-        ));
-    }
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let r = ops::editable(&scope, id.into_inner()).await?;
     fragment(StatusCode::OK, &edit_form(&r, Vec::new()))
 }
 
@@ -643,40 +510,26 @@ pub async fn save(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    actor.require("interaction", "write").await?;
-    let access = client_access(&actor).await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
     let fields = form_fields(&body)?;
-    let ctx = actor.audit();
-    let org = actor.org_id().to_string();
     let typed = fields.clone();
-    let out: Result<ItemFragment, (StatusCode, EditFragment)> = db::run(&state.pool, move |c| {
-        match service::update(c, &ctx, &access, &id, &fields, None) {
-            Ok(r) => Ok(Ok(item_of(c, &org, &r)?)),
-            Err(e @ (AppError::Validation(..) | AppError::Stale(_))) => {
-                let current = service::get(c, &org, &access, &id)?;
-                let (status, errors) = match e {
-                    AppError::Validation(_, errs) => (
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        errs.into_iter().map(|e| e.message).collect(),
-                    ),
-                    other => (StatusCode::CONFLICT, vec![other.to_string()]),
-                };
-                let mut form = edit_form(&current, errors);
-                if status == StatusCode::UNPROCESSABLE_ENTITY {
-                    let text = |k: &str| typed.get(k).and_then(|v| v.as_str()).map(str::to_string);
-                    form.subject = text("subject").unwrap_or(form.subject);
-                    form.content = text("content").unwrap_or(form.content);
-                }
-                Ok(Err((status, form)))
-            }
-            Err(e) => Err(e),
-        }
-    })
-    .await?;
-    match out {
-        Ok(item) => fragment(StatusCode::OK, &item),
-        Err((status, form)) => fragment(status, &form),
+    let (status, errors) = match ops::update(&scope, id.to_string(), fields, None).await {
+        Ok(v) => return fragment(StatusCode::OK, &item_of(&scope, v.row, true).await?),
+        Err(AppError::Validation(_, errs)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            errs.into_iter().map(|e| e.message).collect(),
+        ),
+        Err(e @ AppError::Stale(_)) => (StatusCode::CONFLICT, vec![e.to_string()]),
+        Err(e) => return Err(e),
+    };
+    let current = ops::get(&scope, id.into_inner()).await?;
+    let mut form = edit_form(&current.row, errors);
+    if status == StatusCode::UNPROCESSABLE_ENTITY {
+        let text = |k: &str| typed.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        form.subject = text("subject").unwrap_or(form.subject);
+        form.content = text("content").unwrap_or(form.content);
     }
+    fragment(status, &form)
 }
 
 /// `POST /interactions/{id}/done`: a planned call, meeting or task happened.
@@ -685,21 +538,9 @@ pub async fn done(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("interaction", "write").await?;
-    let access = client_access(&actor).await?;
-    let ctx = actor.audit();
-    let org = actor.org_id().to_string();
-    let f = db::run(&state.pool, move |c| {
-        let mut body = serde_json::Map::new();
-        body.insert(
-            "status".into(),
-            serde_json::Value::String("completed".into()),
-        );
-        let r = service::update(c, &ctx, &access, &id, &body, None)?;
-        item_of(c, &org, &r)
-    })
-    .await?;
-    fragment(StatusCode::OK, &f)
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let v = ops::mark_done(&scope, id.into_inner()).await?;
+    fragment(StatusCode::OK, &item_of(&scope, v.row, true).await?)
 }
 
 /// `POST /interactions/{id}/delete`: removes the entry (htmx swaps it for nothing).
@@ -708,10 +549,8 @@ pub async fn remove(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("interaction", "write").await?;
-    let access = client_access(&actor).await?;
-    let ctx = actor.audit();
-    db::run(&state.pool, move |c| service::delete(c, &ctx, &access, &id)).await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    ops::delete(&scope, id.into_inner()).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(""))
