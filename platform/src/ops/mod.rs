@@ -12,9 +12,13 @@
 
 pub mod attachments;
 pub mod clients;
+pub mod custom_fields;
 pub mod deals;
 pub mod duplicates;
 pub mod interactions;
+pub mod policies;
+pub mod tags;
+pub mod users;
 
 use std::collections::HashSet;
 use std::sync::Arc;

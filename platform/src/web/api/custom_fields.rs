@@ -7,12 +7,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{etag, if_match_version, rfc3339, ListEnvelope};
-use crate::auth::ApiActor;
-use crate::db;
-use crate::domain::custom_fields::service::{self, FieldInput};
-use crate::domain::custom_fields::{store, FieldRow};
-use crate::error::{AppError, AppResult};
-use crate::state::AppState;
+use crate::domain::custom_fields::service::FieldInput;
+use crate::domain::custom_fields::FieldRow;
+use crate::error::AppResult;
+use crate::ops::custom_fields as ops;
+use crate::web::scope::ApiScope;
 
 pub fn field_json(f: &FieldRow) -> Value {
     json!({
@@ -104,59 +103,25 @@ pub struct ListQuery {
     include_archived: Option<bool>,
 }
 
-pub async fn list(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
-) -> AppResult<HttpResponse> {
-    actor.require("custom_field", "read").await?;
-    let org = actor.org_id().to_string();
+pub async fn list(scope: ApiScope, query: web::Query<ListQuery>) -> AppResult<HttpResponse> {
     let q = query.into_inner();
     let entity = q.entity.unwrap_or_else(|| "client".into());
-    let all = q.include_archived.unwrap_or(false);
-    let rows = db::run(&state.pool, move |c| {
-        Ok(store::list(c, &org, &entity, all)?)
-    })
-    .await?;
+    let rows = ops::list(&scope, entity, q.include_archived.unwrap_or(false)).await?;
     Ok(HttpResponse::Ok().json(ListEnvelope {
         data: rows.iter().map(field_json).collect(),
         next_cursor: None,
     }))
 }
 
-pub async fn show(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    actor.require("custom_field", "read").await?;
-    let org = actor.org_id().to_string();
-    let row = db::run(&state.pool, move |c| {
-        store::find(c, &org, &id)?.ok_or(AppError::NotFound)
-    })
-    .await?;
+pub async fn show(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    let row = ops::get(&scope, id.into_inner()).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag(row.version)))
         .json(field_json(&row)))
 }
 
-pub async fn create(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    body: web::Json<FieldBody>,
-) -> AppResult<HttpResponse> {
-    actor.require("custom_field", "write").await?;
-    let ctx = actor.audit();
-    let currency = actor.org.default_currency.clone();
-    let input = FieldInput::from(body.into_inner());
-    let row = db::run(&state.pool, move |c| {
-        let plugin_types: Vec<String> = crate::plugins::field_types(c, &ctx.org_id)?
-            .into_iter()
-            .map(|t| t.0)
-            .collect();
-        service::define(c, &ctx, &currency, &plugin_types, input)
-    })
-    .await?;
+pub async fn create(scope: ApiScope, body: web::Json<FieldBody>) -> AppResult<HttpResponse> {
+    let row = ops::define(&scope, FieldInput::from(body.into_inner())).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/custom-fields/{}", row.id)))
         .insert_header((header::ETAG, etag(row.version)))
@@ -164,29 +129,14 @@ pub async fn create(
 }
 
 pub async fn update(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     req: HttpRequest,
     id: web::Path<String>,
     body: web::Json<FieldBody>,
 ) -> AppResult<HttpResponse> {
-    let input = FieldInput::from(body.into_inner());
-    actor
-        .require(
-            "custom_field",
-            if input.archived == Some(true) {
-                "delete"
-            } else {
-                "write"
-            },
-        )
-        .await?;
     let expected = if_match_version(&req)?;
-    let ctx = actor.audit();
-    let row = db::run(&state.pool, move |c| {
-        service::update(c, &ctx, &id, expected, input)
-    })
-    .await?;
+    let input = FieldInput::from(body.into_inner());
+    let row = ops::update(&scope, id.into_inner(), expected, input).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag(row.version)))
         .json(field_json(&row)))
@@ -194,21 +144,11 @@ pub async fn update(
 
 /// Archives the field: it disappears from forms, lists and the API; its values stay.
 pub async fn archive(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     req: HttpRequest,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("custom_field", "delete").await?;
     let expected = if_match_version(&req)?;
-    let ctx = actor.audit();
-    let input = FieldInput {
-        archived: Some(true),
-        ..Default::default()
-    };
-    db::run(&state.pool, move |c| {
-        service::update(c, &ctx, &id, expected, input)
-    })
-    .await?;
+    ops::set_archived(&scope, id.into_inner(), expected, true).await?;
     Ok(HttpResponse::NoContent().finish())
 }

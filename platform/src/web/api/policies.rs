@@ -5,12 +5,9 @@ use actix_web::{http::header, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::ListEnvelope;
-use crate::auth::ApiActor;
-use crate::db;
-use crate::domain::orgs::service;
-use crate::domain::policy;
 use crate::error::AppResult;
-use crate::state::AppState;
+use crate::ops::policies as ops;
+use crate::web::scope::ApiScope;
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -20,13 +17,8 @@ pub struct GrantDto {
     action: String,
 }
 
-pub async fn list(actor: ApiActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    actor.require("policy", "read").await?;
-    let org = actor.org_id().to_string();
-    let rows = db::run(&state.pool, move |c| {
-        Ok(policy::store::grants_of_org(c, &org)?)
-    })
-    .await?;
+pub async fn list(scope: ApiScope) -> AppResult<HttpResponse> {
+    let rows = ops::grants(&scope).await?;
     Ok(HttpResponse::Ok().json(ListEnvelope {
         data: rows
             .into_iter()
@@ -40,19 +32,10 @@ pub async fn list(actor: ApiActor, state: web::Data<AppState>) -> AppResult<Http
     }))
 }
 
-pub async fn grant(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    body: web::Json<GrantDto>,
-) -> AppResult<HttpResponse> {
-    actor.require("policy", "write").await?;
-    let ctx = actor.audit();
+pub async fn grant(scope: ApiScope, body: web::Json<GrantDto>) -> AppResult<HttpResponse> {
     let g = body.into_inner();
     let (role, resource, action) = (g.role.clone(), g.resource.clone(), g.action.clone());
-    let added = db::run(&state.pool, move |c| {
-        service::set_grant(c, &ctx, &role, &resource, &action, true)
-    })
-    .await?;
+    let added = ops::set_grant(&scope, role, resource, action, true).await?;
     let mut res = if added {
         HttpResponse::Created()
     } else {
@@ -67,18 +50,11 @@ pub async fn grant(
 }
 
 pub async fn revoke(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     path: web::Path<(String, String, String)>,
 ) -> AppResult<HttpResponse> {
-    actor.require("policy", "write").await?;
-    let ctx = actor.audit();
     let (role, resource, action) = path.into_inner();
-    let removed = db::run(&state.pool, move |c| {
-        service::set_grant(c, &ctx, &role, &resource, &action, false)
-    })
-    .await?;
-    if removed {
+    if ops::set_grant(&scope, role, resource, action, false).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(crate::error::AppError::NotFound)

@@ -9,7 +9,9 @@ use crate::auth::ApiActor;
 use crate::db;
 use crate::domain::orgs::{service, store, Member};
 use crate::error::AppResult;
+use crate::ops::users::{self as ops, NewMemberInput};
 use crate::state::AppState;
+use crate::web::scope::ApiScope;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -37,12 +39,7 @@ impl From<Member> for UserDto {
     }
 }
 
-pub async fn list(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> AppResult<HttpResponse> {
-    actor.require("user", "read").await?;
+pub async fn list(scope: ApiScope, req: HttpRequest) -> AppResult<HttpResponse> {
     let query = ListQuery::parse(&req, &["role", "isActive"])?;
     let filter = store::MemberFilter {
         role: query.filters.get("role").cloned(),
@@ -51,11 +48,7 @@ pub async fn list(
         after: query.cursor.clone(),
         limit: query.limit + 1,
     };
-    let org = actor.org_id().to_string();
-    let rows = db::run(&state.pool, move |c| {
-        Ok(store::list_members(c, &org, &filter)?)
-    })
-    .await?;
+    let (rows, _) = ops::members(&scope, filter).await?;
     Ok(HttpResponse::Ok().json(paginate(
         rows,
         query.limit,
@@ -64,52 +57,15 @@ pub async fn list(
     )))
 }
 
-pub async fn show(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    actor.require("user", "read").await?;
-    let org = actor.org_id().to_string();
-    let member = db::run(&state.pool, move |c| service::get_member(c, &org, &id)).await?;
+pub async fn show(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    let member = ops::member(&scope, id.into_inner()).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag(member.membership.version)))
         .json(UserDto::from(member)))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateUser {
-    email: String,
-    #[serde(default)]
-    name: String,
-    role: String,
-    /// For a new account; omitted, a one-time password is generated and returned.
-    password: Option<String>,
-}
-
-pub async fn create(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    body: web::Json<CreateUser>,
-) -> AppResult<HttpResponse> {
-    actor.require("user", "admin").await?;
-    let ctx = actor.audit();
-    let body = body.into_inner();
-    let added = db::run(&state.pool, move |c| {
-        service::add_or_invite(
-            c,
-            &ctx,
-            service::NewMember {
-                email: &body.email,
-                name: &body.name,
-                password: body.password.as_deref(),
-                role: &body.role,
-            },
-        )
-    })
-    .await?;
-    let (member, generated) = match added {
+pub async fn create(scope: ApiScope, body: web::Json<NewMemberInput>) -> AppResult<HttpResponse> {
+    let (member, generated) = match ops::add(&scope, body.into_inner()).await? {
         service::Added::Member(m, generated) => (m, generated),
         // An existing account joins only when the person accepts: 202, nothing changed yet.
         service::Added::Invited(inv) => {
@@ -147,30 +103,16 @@ pub fn invitation_json(inv: &crate::domain::orgs::Invitation) -> serde_json::Val
 }
 
 /// `GET /api/invitations`: the organization's open invitations (`user:admin`).
-pub async fn list_invitations(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-) -> AppResult<HttpResponse> {
-    actor.require("user", "admin").await?;
-    let org = actor.org_id().to_string();
-    let rows = db::run(&state.pool, move |c| service::org_invitations(c, &org)).await?;
+pub async fn list_invitations(scope: ApiScope) -> AppResult<HttpResponse> {
+    let rows = ops::invitations(&scope).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "data": rows.iter().map(invitation_json).collect::<Vec<_>>()
     })))
 }
 
 /// `DELETE /api/invitations/{id}`: withdraws an open invitation of the organization.
-pub async fn cancel_invitation(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    actor.require("user", "admin").await?;
-    let ctx = actor.audit();
-    db::run(&state.pool, move |c| {
-        service::cancel_invitation(c, &ctx, &id)
-    })
-    .await?;
+pub async fn cancel_invitation(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    ops::cancel_invitation(&scope, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -225,43 +167,26 @@ pub struct UpdateUser {
 }
 
 pub async fn update(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     req: HttpRequest,
     id: web::Path<String>,
     body: web::Json<UpdateUser>,
 ) -> AppResult<HttpResponse> {
-    actor.require("user", "admin").await?;
     let expected = if_match_version(&req)?;
-    let ctx = actor.audit();
     let body = body.into_inner();
-    let member = db::run(&state.pool, move |c| {
-        service::update_member(
-            c,
-            &ctx,
-            &id,
-            expected,
-            service::MemberChanges {
-                name: body.name,
-                role: body.role,
-                is_active: body.is_active,
-            },
-        )
-    })
-    .await?;
+    let changes = service::MemberChanges {
+        name: body.name,
+        role: body.role,
+        is_active: body.is_active,
+    };
+    let member = ops::update(&scope, id.into_inner(), expected, changes).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag(member.membership.version)))
         .json(UserDto::from(member)))
 }
 
-pub async fn reset_password(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    actor.require("user", "admin").await?;
-    let ctx = actor.audit();
-    let password = db::run(&state.pool, move |c| service::reset_password(c, &ctx, &id)).await?;
+pub async fn reset_password(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    let (_, password) = ops::reset_password(&scope, id.into_inner()).await?;
     Ok(HttpResponse::Ok()
         .insert_header((crate::web::idempotency::REDACT_HEADER, "temporaryPassword"))
         .json(serde_json::json!({"temporaryPassword": password})))

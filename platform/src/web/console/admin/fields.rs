@@ -5,10 +5,10 @@ use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use crate::auth::ConsoleActor;
-use crate::db;
-use crate::domain::custom_fields::service::{self, FieldInput};
-use crate::domain::custom_fields::{store, FieldRow, FieldType};
+use crate::domain::custom_fields::service::FieldInput;
+use crate::domain::custom_fields::{FieldRow, FieldType};
 use crate::error::{AppError, AppResult, FieldError};
+use crate::ops::custom_fields as ops;
 use crate::state::AppState;
 use crate::web::console::{flash_cookie, redirect, redirect_with_flash, render_with_status};
 
@@ -112,22 +112,16 @@ async fn page(
     errors: Vec<FieldError>,
     status: StatusCode,
 ) -> AppResult<HttpResponse> {
-    let org = actor.org_id().to_string();
-    let can_archive = actor.can("custom_field", "delete").await?;
+    let scope = crate::web::scope::of(actor, state).await?;
+    let can_archive = scope.can("custom_field", "delete");
     let entity = if form.entity == "opportunity" {
         "opportunity"
     } else {
         "client"
     }
     .to_string();
-    let e = entity.clone();
-    let (all, plugin_types) = db::run(&state.pool, move |c| {
-        Ok((
-            store::list(c, &org, &e, true)?,
-            crate::plugins::field_types(c, &org)?,
-        ))
-    })
-    .await?;
+    let all = ops::list(&scope, entity.clone(), true).await?;
+    let plugin_types = ops::plugin_types(&scope).await?;
     let p = FieldsPage {
         entity,
         active: all
@@ -180,11 +174,8 @@ pub async fn edit(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     actor.require("custom_field", "write").await?;
-    let org = actor.org_id().to_string();
-    let f = db::run(&state.pool, move |c| {
-        store::find(c, &org, &id)?.ok_or(AppError::NotFound)
-    })
-    .await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let f = ops::get(&scope, id.into_inner()).await?;
     let form = FieldFormValues {
         entity: f.entity.clone(),
         id: Some(f.id.clone()),
@@ -282,54 +273,26 @@ pub async fn save(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    actor.require("custom_field", "write").await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
     let form = read_form(&body)?;
-    let ctx = actor.audit();
-    let currency = actor.org.default_currency.clone();
-    let creating = form.id.is_none();
-    let input = input_of(&form, creating);
-    let (id, version) = (form.id.clone(), form.version);
-    let result = db::run(&state.pool, move |c| match &id {
-        None => {
-            let plugin_types: Vec<String> = crate::plugins::field_types(c, &ctx.org_id)?
-                .into_iter()
-                .map(|t| t.0)
-                .collect();
-            service::define(c, &ctx, &currency, &plugin_types, input)
-        }
-        Some(id) => service::update(c, &ctx, id, Some(version), input),
-    })
-    .await;
-    match result {
-        Ok(f) => redirect_with_flash(
-            &req,
-            &format!("/admin/custom-fields?entity={}", f.entity),
-            &format!("The field {} was saved.", f.label),
-        ),
-        Err(AppError::Validation(_, errors)) => {
-            page(
+    let input = input_of(&form, form.id.is_none());
+    let result = match form.id.clone() {
+        None => ops::define(&scope, input).await,
+        Some(id) => ops::update(&scope, id, Some(form.version), input).await,
+    };
+    let (errors, status) = match result {
+        Ok(f) => {
+            return redirect_with_flash(
                 &req,
-                &actor,
-                &state,
-                form,
-                errors,
-                StatusCode::UNPROCESSABLE_ENTITY,
+                &format!("/admin/custom-fields?entity={}", f.entity),
+                &format!("The field {} was saved.", f.label),
             )
-            .await
         }
-        Err(AppError::Stale(m)) => {
-            page(
-                &req,
-                &actor,
-                &state,
-                form,
-                vec![FieldError::new("label", m)],
-                StatusCode::CONFLICT,
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    }
+        Err(AppError::Validation(_, errors)) => (errors, StatusCode::UNPROCESSABLE_ENTITY),
+        Err(AppError::Stale(m)) => (vec![FieldError::new("label", m)], StatusCode::CONFLICT),
+        Err(e) => return Err(e),
+    };
+    page(&req, &actor, &state, form, errors, status).await
 }
 
 async fn set_archived(
@@ -339,21 +302,8 @@ async fn set_archived(
     id: String,
     archived: bool,
 ) -> AppResult<HttpResponse> {
-    actor.require("custom_field", "delete").await?;
-    let ctx = actor.audit();
-    let f = db::run(&state.pool, move |c| {
-        service::update(
-            c,
-            &ctx,
-            &id,
-            None,
-            FieldInput {
-                archived: Some(archived),
-                ..Default::default()
-            },
-        )
-    })
-    .await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let f = ops::set_archived(&scope, id, None, archived).await?;
     let mut res = redirect(&req, &format!("/admin/custom-fields?entity={}", f.entity));
     let message = if archived {
         format!("{} was archived; its values are kept.", f.label)
@@ -390,31 +340,9 @@ pub async fn move_field(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> AppResult<HttpResponse> {
-    actor.require("custom_field", "write").await?;
-    let ctx = actor.audit();
+    let scope = crate::web::scope::of(&actor, &state).await?;
     let (id, dir) = path.into_inner();
-    let entity = db::run(&state.pool, move |c| {
-        let field = store::find(c, &ctx.org_id, &id)?.ok_or(AppError::NotFound)?;
-        let mut ids: Vec<String> = store::list(c, &ctx.org_id, &field.entity, false)?
-            .into_iter()
-            .map(|f| f.id)
-            .collect();
-        let pos = ids
-            .iter()
-            .position(|i| *i == id)
-            .ok_or(AppError::NotFound)?;
-        let other = if dir == "up" {
-            pos.checked_sub(1)
-        } else {
-            Some(pos + 1).filter(|p| *p < ids.len())
-        };
-        if let Some(o) = other {
-            ids.swap(pos, o);
-            service::reorder(c, &ctx, &field.entity, &ids)?;
-        }
-        Ok(field.entity)
-    })
-    .await?;
+    let entity = ops::move_field(&scope, id, dir == "up").await?;
     Ok(redirect(
         &req,
         &format!("/admin/custom-fields?entity={entity}"),

@@ -7,10 +7,10 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::auth::ConsoleActor;
-use crate::db;
-use crate::domain::orgs::{service, Role};
+use crate::domain::orgs::Role;
 use crate::domain::policy;
 use crate::error::AppResult;
+use crate::ops::policies as ops;
 use crate::state::AppState;
 use crate::web::console::{render, Toast};
 
@@ -65,18 +65,14 @@ pub async fn show(
     state: web::Data<AppState>,
     query: web::Query<RoleQuery>,
 ) -> AppResult<HttpResponse> {
-    actor.require("policy", "read").await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let grants = ops::grants(&scope).await?;
     let role = query
         .role
         .as_deref()
         .and_then(Role::parse)
         .unwrap_or(Role::Manager);
-    let editable = actor.can("policy", "write").await?;
-    let org = actor.org_id().to_string();
-    let grants = db::run(&state.pool, move |c| {
-        Ok(policy::store::grants_of_org(c, &org)?)
-    })
-    .await?;
+    let editable = scope.can("policy", "write");
     let rows = policy::RESOURCES
         .iter()
         .map(|resource| MatrixRow {
@@ -127,19 +123,15 @@ pub async fn toggle(
     state: web::Data<AppState>,
     form: web::Form<ToggleForm>,
 ) -> AppResult<HttpResponse> {
-    actor.require("policy", "write").await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
     let form = form.into_inner();
     let allowed = form.allowed.is_some();
-    let ctx = actor.audit();
     let (role, resource, action) = (
         form.role.clone(),
         form.resource.clone(),
         form.action.clone(),
     );
-    db::run(&state.pool, move |c| {
-        service::set_grant(c, &ctx, &role, &resource, &action, allowed)
-    })
-    .await?;
+    ops::set_grant(&scope, role, resource, action, allowed).await?;
     let message = format!(
         "{} {} {} on {}.",
         Role::parse(&form.role).map_or("", Role::label),

@@ -5,9 +5,9 @@ use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use crate::auth::ConsoleActor;
-use crate::db;
-use crate::domain::clients::{service, store, TAG_COLORS};
+use crate::domain::clients::TAG_COLORS;
 use crate::error::{AppError, AppResult};
+use crate::ops::tags::{self as ops, TagInput};
 use crate::state::AppState;
 use crate::web::console::{redirect_with_flash, render_with_status};
 
@@ -35,22 +35,18 @@ async fn page(
     error: Option<String>,
     name: String,
 ) -> AppResult<HttpResponse> {
-    let org = actor.org_id().to_string();
-    let can_delete = actor.can("tag", "delete").await?;
-    let tags = db::run(&state.pool, move |c| {
-        let usage: std::collections::HashMap<String, i64> =
-            store::tag_usage(c, &org)?.into_iter().collect();
-        Ok(store::list_tags(c, &org)?
-            .into_iter()
-            .map(|t| TagLine {
-                clients: usage.get(&t.id).copied().unwrap_or(0),
-                id: t.id,
-                name: t.name,
-                color: t.color,
-            })
-            .collect())
-    })
-    .await?;
+    let scope = crate::web::scope::of(actor, state).await?;
+    let can_delete = scope.can("tag", "delete");
+    let tags = ops::catalogue(&scope)
+        .await?
+        .into_iter()
+        .map(|(t, clients)| TagLine {
+            clients,
+            id: t.id,
+            name: t.name,
+            color: t.color,
+        })
+        .collect();
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -93,7 +89,7 @@ pub async fn save(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    actor.require("tag", "write").await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
     let pairs = form(&body)?;
     let get = |k: &str| {
         pairs
@@ -102,17 +98,16 @@ pub async fn save(
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
-    let (id, name, color) = (get("id"), get("name"), get("color"));
-    let ctx = actor.audit();
-    let n = name.clone();
-    let result = db::run(&state.pool, move |c| {
-        if id.is_empty() {
-            service::define_tag(c, &ctx, &n, if color.is_empty() { "gray" } else { &color })
-        } else {
-            service::update_tag(c, &ctx, &id, Some(&n), Some(&color))
-        }
-    })
-    .await;
+    let (id, name) = (get("id"), get("name"));
+    let input = TagInput {
+        name: Some(name.clone()),
+        color: Some(get("color")),
+    };
+    let result = if id.is_empty() {
+        ops::define(&scope, input).await
+    } else {
+        ops::update(&scope, id, input).await
+    };
     match result {
         Ok(t) => redirect_with_flash(
             &req,
@@ -120,14 +115,8 @@ pub async fn save(
             &format!("The tag {} was saved.", t.name),
         ),
         Err(AppError::Validation(_, errors)) => {
-            page(
-                &req,
-                &actor,
-                &state,
-                errors.first().map(|e| e.message.clone()),
-                name,
-            )
-            .await
+            let error = errors.first().map(|e| e.message.clone());
+            page(&req, &actor, &state, error, name).await
         }
         Err(e) => Err(e),
     }
@@ -139,9 +128,8 @@ pub async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("tag", "delete").await?;
-    let ctx = actor.audit();
-    db::run(&state.pool, move |c| service::delete_tag(c, &ctx, &id)).await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    ops::delete(&scope, id.into_inner()).await?;
     redirect_with_flash(
         &req,
         "/admin/tags",

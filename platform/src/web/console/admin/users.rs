@@ -6,9 +6,10 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::auth::ConsoleActor;
-use crate::db;
 use crate::domain::orgs::{service, store, Member, Role};
 use crate::error::{AppError, AppResult, FieldError};
+use crate::ops::users::{self as ops, NewMemberInput};
+use crate::ops::Scope;
 use crate::state::AppState;
 use crate::web::console::{flash_cookie, redirect, render, render_with_status, Toast};
 use crate::web::wants_fragment;
@@ -91,13 +92,9 @@ pub struct InvitationLine {
     pub expires: String,
 }
 
-async fn load_invitations(
-    state: &AppState,
-    actor: &ConsoleActor,
-) -> AppResult<Vec<InvitationLine>> {
-    let org = actor.org_id().to_string();
-    let rows = db::run(&state.pool, move |c| service::org_invitations(c, &org)).await?;
-    Ok(rows
+async fn load_invitations(scope: &Scope) -> AppResult<Vec<InvitationLine>> {
+    Ok(ops::invitations(scope)
+        .await?
         .into_iter()
         .map(|i| InvitationLine {
             id: i.row.id,
@@ -117,25 +114,16 @@ struct UserRowFragment<'a> {
     toast: Toast<'a>,
 }
 
-async fn load_members(state: &AppState, actor: &ConsoleActor) -> AppResult<Vec<MemberView>> {
-    let org = actor.org_id().to_string();
-    let (rows, shared) = db::run(&state.pool, move |c| {
-        Ok((
-            store::list_members(
-                c,
-                &org,
-                &store::MemberFilter {
-                    limit: 500,
-                    ..Default::default()
-                },
-            )?,
-            store::shared_accounts(c, &org)?,
-        ))
-    })
-    .await?;
+async fn load_members(scope: &Scope) -> AppResult<Vec<MemberView>> {
+    let filter = store::MemberFilter {
+        limit: 500,
+        ..Default::default()
+    };
+    let (rows, shared) = ops::members(scope, filter).await?;
+    let me = scope.user_id.clone().unwrap_or_default();
     Ok(rows
         .into_iter()
-        .map(|m| MemberView::new(m, &actor.user_id, &shared))
+        .map(|m| MemberView::new(m, &me, &shared))
         .collect())
 }
 
@@ -144,32 +132,68 @@ pub async fn list(
     actor: ConsoleActor,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
-    actor.require("user", "admin").await?;
-    let panel = panel_with(&state, &actor, None, None).await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    scope.require("user", "admin")?;
+    let panel = panel_with(&scope, &actor, AddForm::default(), None, None).await?;
     render(&req, &actor, "Users", &panel).await
 }
 
-/// The Users page with an empty add form and, optionally, a notice (and a one-time secret).
+/// The Users page with the add form as given and, optionally, a notice (and a one-time
+/// secret).
 async fn panel_with(
-    state: &AppState,
+    scope: &Scope,
     actor: &ConsoleActor,
+    form: AddForm,
     notice: Option<String>,
     secret: Option<String>,
 ) -> AppResult<UsersPanel> {
+    let role = if form.role.is_empty() {
+        Role::SalesRep.as_str().into()
+    } else {
+        form.role.clone()
+    };
     Ok(UsersPanel {
         csrf: actor.csrf.clone(),
-        members: load_members(state, actor).await?,
-        invitations: load_invitations(state, actor).await?,
+        members: load_members(scope).await?,
+        invitations: load_invitations(scope).await?,
         roles: role_options(),
-        form: AddForm {
-            role: Role::SalesRep.as_str().into(),
-            ..Default::default()
-        },
+        form: AddForm { role, ..form },
         notice,
         secret,
     })
 }
 
+/// What the admin is told after adding someone, and the one-time password if one was made.
+fn added_notice(added: service::Added) -> (String, Option<String>) {
+    match added {
+        service::Added::Member(member, Some(pw)) => (
+            format!(
+                "{} was added. Give them this one-time password; it is not shown again:",
+                member.user.email
+            ),
+            Some(pw),
+        ),
+        service::Added::Member(member, None) => (
+            format!(
+                "{} was added as {}.",
+                member.user.email,
+                Role::parse(&member.membership.role).map_or("", Role::label)
+            ),
+            None,
+        ),
+        service::Added::Invited(inv) => (
+            format!(
+                "{} already has a Rapport account, so they were invited as {}. They join when they accept the invitation on their dashboard (open for {} days).",
+                inv.email,
+                Role::parse(&inv.row.role).map_or("", Role::label),
+                service::INVITATION_DAYS
+            ),
+            None,
+        ),
+    }
+}
+
+/// The add form (its CSRF token is checked before the handler runs).
 #[derive(Deserialize)]
 pub struct CreateForm {
     email: String,
@@ -186,88 +210,35 @@ pub async fn create(
     state: web::Data<AppState>,
     form: web::Form<CreateForm>,
 ) -> AppResult<HttpResponse> {
-    actor.require("user", "admin").await?;
-    let form = form.into_inner();
-    let ctx = actor.audit();
-    let (email, name, role, pw) = (
-        form.email.clone(),
-        form.name.clone(),
-        form.role.clone(),
-        form.password.clone(),
-    );
-    let result = db::run(&state.pool, move |c| {
-        service::add_or_invite(
-            c,
-            &ctx,
-            service::NewMember {
-                email: &email,
-                name: &name,
-                password: Some(pw.as_str()).filter(|p| !p.is_empty()),
-                role: &role,
-            },
-        )
-    })
-    .await;
-    let (form_state, notice, secret, status) = match result {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let f = form.into_inner();
+    let form = NewMemberInput {
+        email: f.email,
+        name: f.name,
+        role: f.role,
+        password: Some(f.password),
+    };
+    let kept = AddForm {
+        role: form.role.clone(),
+        ..Default::default()
+    };
+    let (form, notice, secret, status) = match ops::add(&scope, form.clone()).await {
         Ok(added) => {
-            let (notice, generated) = match added {
-                service::Added::Member(member, Some(pw)) => (
-                    format!(
-                        "{} was added. Give them this one-time password; it is not shown again:",
-                        member.user.email
-                    ),
-                    Some(pw),
-                ),
-                service::Added::Member(member, None) => (
-                    format!(
-                        "{} was added as {}.",
-                        member.user.email,
-                        Role::parse(&member.membership.role).map_or("", Role::label)
-                    ),
-                    None,
-                ),
-                service::Added::Invited(inv) => (
-                    format!(
-                        "{} already has a Rapport account, so they were invited as {}. They join when they accept the invitation on their dashboard (open for {} days).",
-                        inv.email,
-                        Role::parse(&inv.row.role).map_or("", Role::label),
-                        service::INVITATION_DAYS
-                    ),
-                    None,
-                ),
-            };
-            (
-                AddForm {
-                    role: form.role,
-                    ..Default::default()
-                },
-                Some(notice),
-                generated,
-                StatusCode::OK,
-            )
+            let (notice, secret) = added_notice(added);
+            (kept, Some(notice), secret, StatusCode::OK)
         }
-        Err(AppError::Validation(_, errors)) => (
-            AddForm {
+        Err(AppError::Validation(_, errors)) => {
+            let typed = AddForm {
                 email: form.email,
                 name: form.name,
                 role: form.role,
                 errors,
-            },
-            None,
-            None,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        ),
+            };
+            (typed, None, None, StatusCode::UNPROCESSABLE_ENTITY)
+        }
         Err(other) => return Err(other),
     };
-    let panel = UsersPanel {
-        csrf: actor.csrf.clone(),
-        members: load_members(&state, &actor).await?,
-        invitations: load_invitations(&state, &actor).await?,
-        roles: role_options(),
-        form: form_state,
-        notice,
-        secret,
-    };
+    let panel = panel_with(&scope, &actor, form, notice, secret).await?;
     render_with_status(&req, &actor, "Users", &panel, status).await
 }
 
@@ -285,42 +256,23 @@ pub async fn update(
     id: web::Path<String>,
     form: web::Form<UpdateForm>,
 ) -> AppResult<HttpResponse> {
-    actor.require("user", "admin").await?;
-    let ctx = actor.audit();
+    let scope = crate::web::scope::of(&actor, &state).await?;
     let form = form.into_inner();
+    let changes = service::MemberChanges {
+        name: None,
+        role: form.role,
+        is_active: form.is_active,
+    };
     let id = id.into_inner();
-    let (member, shared) = db::run(&state.pool, move |c| {
-        let m = service::update_member(
-            c,
-            &ctx,
-            &id,
-            Some(form.version),
-            service::MemberChanges {
-                name: None,
-                role: form.role,
-                is_active: form.is_active,
-            },
-        )?;
-        let shared = store::shared_accounts(c, &ctx.org_id)?;
-        Ok((m, shared))
-    })
-    .await?;
-    let message = format!(
-        "{} is now {} ({}).",
-        member.user.email,
-        Role::parse(&member.membership.role).map_or("", Role::label),
-        if member.membership.is_active {
-            "active"
-        } else {
-            "deactivated"
-        }
-    );
+    let member = ops::update(&scope, id.clone(), Some(form.version), changes).await?;
+    let message = changed_notice(&member);
     if !wants_fragment(&req) {
         let mut res = redirect(&req, "/admin/users");
         res.add_cookie(&flash_cookie(&message))
             .map_err(|e| AppError::Internal(e.to_string()))?;
         return Ok(res);
     }
+    let shared = ops::shared_accounts(&scope).await?;
     let fragment = UserRowFragment {
         csrf: actor.csrf.clone(),
         m: MemberView::new(member, &actor.user_id, &shared),
@@ -334,24 +286,39 @@ pub async fn update(
     render(&req, &actor, "Users", &fragment).await
 }
 
+fn changed_notice(member: &Member) -> String {
+    format!(
+        "{} is now {} ({}).",
+        member.user.email,
+        Role::parse(&member.membership.role).map_or("", Role::label),
+        if member.membership.is_active {
+            "active"
+        } else {
+            "deactivated"
+        }
+    )
+}
+
 pub async fn reset_password(
     req: HttpRequest,
     actor: ConsoleActor,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("user", "admin").await?;
-    let ctx = actor.audit();
-    let id = id.into_inner();
-    let uid = id.clone();
-    let password = db::run(&state.pool, move |c| service::reset_password(c, &ctx, &uid)).await?;
-    let org = actor.org_id().to_string();
-    let member = db::run(&state.pool, move |c| service::get_member(c, &org, &id)).await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let (member, password) = ops::reset_password(&scope, id.into_inner()).await?;
     let notice = format!(
         "The password of {} was reset and their sessions ended. Give them this one-time password; it is not shown again:",
         member.user.email
     );
-    let panel = panel_with(&state, &actor, Some(notice), Some(password)).await?;
+    let panel = panel_with(
+        &scope,
+        &actor,
+        AddForm::default(),
+        Some(notice),
+        Some(password),
+    )
+    .await?;
     render(&req, &actor, "Users", &panel).await
 }
 
@@ -362,18 +329,9 @@ pub async fn cancel_invitation(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("user", "admin").await?;
-    let ctx = actor.audit();
-    db::run(&state.pool, move |c| {
-        service::cancel_invitation(c, &ctx, &id)
-    })
-    .await?;
-    let panel = panel_with(
-        &state,
-        &actor,
-        Some("The invitation was withdrawn.".into()),
-        None,
-    )
-    .await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    ops::cancel_invitation(&scope, id.into_inner()).await?;
+    let notice = Some("The invitation was withdrawn.".into());
+    let panel = panel_with(&scope, &actor, AddForm::default(), notice, None).await?;
     render(&req, &actor, "Users", &panel).await
 }
