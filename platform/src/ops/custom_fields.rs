@@ -39,9 +39,7 @@ pub async fn define(scope: &Scope, input: FieldInput) -> AppResult<FieldRow> {
     let ctx = scope.audit.clone();
     scope
         .read(move |c| {
-            let currency = crate::domain::orgs::store::find_org(c, &ctx.org_id)?
-                .map(|o| o.default_currency)
-                .unwrap_or_else(|| "USD".into());
+            let currency = super::default_currency(c, &ctx.org_id)?;
             let plugin_types: Vec<String> = crate::plugins::field_types(c, &ctx.org_id)?
                 .into_iter()
                 .map(|t| t.0)

@@ -15,12 +15,14 @@ pub mod clients;
 pub mod custom_fields;
 pub mod deals;
 pub mod duplicates;
+pub mod imports;
 pub mod interactions;
 pub mod policies;
 pub mod tags;
 pub mod users;
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::db::{self, DbConn, Pool};
@@ -41,10 +43,29 @@ pub struct Scope {
     pub pool: Pool,
     pub plugins: Runtime,
     pub blobs: Blobs,
+    /// Where staged import files live.
+    pub data_dir: PathBuf,
 }
 
 /// Where attachments' bytes live.
 pub type Blobs = Arc<dyn crate::domain::attachments::BlobStore>;
+
+/// What the operations reach beyond the database: the process's pool, warm plugin
+/// instances, the attachment store and the data folder.
+#[derive(Clone)]
+pub struct Handles {
+    pub pool: Pool,
+    pub plugins: Runtime,
+    pub blobs: Blobs,
+    pub data_dir: PathBuf,
+}
+
+/// The organization's default currency (for money without one).
+pub fn default_currency(c: &mut DbConn, org_id: &str) -> AppResult<String> {
+    Ok(crate::domain::orgs::store::find_org(c, org_id)?
+        .map(|o| o.default_currency)
+        .unwrap_or_else(|| "USD".into()))
+}
 
 #[derive(Clone)]
 enum Rights {
@@ -60,31 +81,31 @@ impl Scope {
         audit: AuditContext,
         user_id: &str,
         rights: Vec<(String, String)>,
-        pool: Pool,
-        plugins: Runtime,
-        blobs: Blobs,
+        handles: Handles,
     ) -> Self {
         Self {
             org_id: audit.org_id.clone(),
             user_id: Some(user_id.to_string()),
             audit,
             rights: Rights::Granted(Arc::new(rights.into_iter().collect())),
-            pool,
-            plugins,
-            blobs,
+            pool: handles.pool,
+            plugins: handles.plugins,
+            blobs: handles.blobs,
+            data_dir: handles.data_dir,
         }
     }
 
     /// The system acting for an organization (imports, reminders, the command line).
-    pub fn system(audit: AuditContext, pool: Pool, plugins: Runtime, blobs: Blobs) -> Self {
+    pub fn system(audit: AuditContext, handles: Handles) -> Self {
         Self {
             org_id: audit.org_id.clone(),
             user_id: None,
             audit,
             rights: Rights::All,
-            pool,
-            plugins,
-            blobs,
+            pool: handles.pool,
+            plugins: handles.plugins,
+            blobs: handles.blobs,
+            data_dir: handles.data_dir,
         }
     }
 

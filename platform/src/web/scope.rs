@@ -19,10 +19,18 @@ pub async fn of(actor: &Actor, state: &AppState) -> AppResult<Scope> {
         actor.audit(),
         &actor.user_id,
         rights,
-        state.pool.clone(),
-        state.plugins.clone(),
-        state.blobs.clone(),
+        handles(state),
     ))
+}
+
+/// The process's handles the operations use.
+pub fn handles(state: &AppState) -> crate::ops::Handles {
+    crate::ops::Handles {
+        pool: state.pool.clone(),
+        plugins: state.plugins.clone(),
+        blobs: state.blobs.clone(),
+        data_dir: state.config.data_dir.clone(),
+    }
 }
 
 /// An API caller's scope (authenticated by its bearer token).

@@ -119,6 +119,27 @@ pub async fn read_upload(
 }
 
 /// A file as a download (or in place, for images asked `?inline=1`).
+/// How to read an import file, from the query string (`kind`, `preset`, `mode` and the
+/// file's name under `name_key`).
+pub fn stage_input(
+    req: &HttpRequest,
+    name_key: &str,
+) -> AppResult<crate::ops::imports::StageInput> {
+    let pairs = query_pairs(req)?;
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    Ok(crate::ops::imports::StageInput {
+        kind: get("kind"),
+        preset: get("preset"),
+        mode: get("mode"),
+        file_name: get(name_key),
+    })
+}
+
 pub fn file_response(req: &HttpRequest, row: &AttachmentRow, bytes: Vec<u8>) -> HttpResponse {
     let inline = row.is_image() && req.query_string().contains("inline=1");
     // RFC 6266: an ASCII fallback and the UTF-8 name.

@@ -16,14 +16,7 @@ async fn scope_of(t: &TestApp, org: &str, user: &str) -> Scope {
     let rights = t.state.authz.permissions(user, org).await.unwrap();
     let mut audit = AuditContext::cli(org);
     audit.actor_user_id = Some(user.to_string());
-    Scope::user(
-        audit,
-        user,
-        rights,
-        t.pool.clone(),
-        t.state.plugins.clone(),
-        t.state.blobs.clone(),
-    )
+    Scope::user(audit, user, rights, rapport::web::scope::handles(&t.state))
 }
 
 #[actix_web::test]

@@ -6,11 +6,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use crate::auth::ConsoleActor;
-use crate::db;
 use crate::domain::imports::{self, BatchRow};
 use crate::error::{AppError, AppResult};
+use crate::ops::imports as ops;
 use crate::state::AppState;
-use crate::web::api::imports::{preview_of, require};
 use crate::web::console::{redirect, redirect_with_flash, render};
 
 pub struct BatchView {
@@ -63,9 +62,8 @@ pub async fn list(
     actor: ConsoleActor,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
-    require(&actor, None).await?;
-    let org = actor.org_id().to_string();
-    let rows = db::run(&state.pool, move |c| imports::list(c, &org)).await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let rows = ops::list(&scope).await?;
     let page = ListPage {
         batches: rows.iter().map(view).collect(),
     };
@@ -79,8 +77,10 @@ pub async fn upload(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let input = crate::web::upload::stage_input(&req, "name")?;
     // A refused file comes back as a toast with the reason (the upload script shows it).
-    let batch = crate::web::api::imports::stage_upload(&actor, &state, &req, body, "name")
+    let batch = ops::stage(&scope, body.to_vec(), input)
         .await
         .map_err(crate::web::console::as_toast)?;
     Ok(redirect(&req, &format!("/imports/{}", batch.id)))
@@ -114,81 +114,74 @@ struct ShowPage {
     progress_only: bool,
 }
 
+fn column_views(m: &ops::Mapping) -> Vec<ColumnView> {
+    let mapping = m.batch.mapping();
+    m.columns
+        .iter()
+        .enumerate()
+        .map(|(i, (header, sample))| ColumnView {
+            index: i,
+            header: header.clone(),
+            sample: sample.clone(),
+            target: mapping.get(i).cloned().flatten().unwrap_or_default(),
+        })
+        .collect()
+}
+
+fn preview_row((line, cells, r): imports::PreviewRow) -> PreviewRow {
+    let summary = cells
+        .iter()
+        .filter(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "companyName" | "firstName" | "lastName" | "email" | "name" | "stage"
+            )
+        })
+        .map(|(_, v)| v.clone())
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let (action, error) = match r {
+        Ok(a) => (a, String::new()),
+        Err(e) => (String::new(), e),
+    };
+    PreviewRow {
+        line,
+        summary,
+        action,
+        error,
+    }
+}
+
+/// The row errors the run recorded: (row, message).
+fn row_errors(b: &BatchRow) -> Vec<(String, String)> {
+    serde_json::from_str::<Vec<serde_json::Value>>(&b.errors)
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            (
+                e["row"].as_i64().map(|r| r.to_string()).unwrap_or_default(),
+                e["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 async fn show_batch(
     req: &HttpRequest,
     actor: &ConsoleActor,
     state: &AppState,
     id: String,
 ) -> AppResult<HttpResponse> {
-    require(actor, None).await?;
-    let org = actor.org_id().to_string();
-    let (batch, targets) = db::run(&state.pool, move |c| {
-        let batch = imports::get(c, &org, &id)?;
-        let targets = imports::targets_for(c, &org, batch.kind())?;
-        Ok((batch, targets))
-    })
-    .await?;
+    let scope = crate::web::scope::of(actor, state).await?;
     let progress_only = req.query_string().contains("progress=1");
-    let mut columns = Vec::new();
-    let mut preview = Vec::new();
-    if batch.status == "preview" && !progress_only {
-        let mapping = batch.mapping();
-        columns = imports::columns(&state.config.data_dir, &batch)?
-            .into_iter()
-            .enumerate()
-            .map(|(i, (header, sample))| ColumnView {
-                index: i,
-                header,
-                sample,
-                target: mapping.get(i).cloned().flatten().unwrap_or_default(),
-            })
-            .collect();
-        preview = preview_of(state, actor, batch.clone(), 10)
-            .await?
-            .into_iter()
-            .map(|(line, cells, r)| {
-                let summary = cells
-                    .iter()
-                    .filter(|(k, _)| {
-                        matches!(
-                            k.as_str(),
-                            "companyName" | "firstName" | "lastName" | "email" | "name" | "stage"
-                        )
-                    })
-                    .map(|(_, v)| v.clone())
-                    .collect::<Vec<_>>()
-                    .join(" · ");
-                let (action, error) = match r {
-                    Ok(a) => (a, String::new()),
-                    Err(e) => (String::new(), e),
-                };
-                PreviewRow {
-                    line,
-                    summary,
-                    action,
-                    error,
-                }
-            })
-            .collect();
-    }
-    let errors: Vec<(String, String)> =
-        serde_json::from_str::<Vec<serde_json::Value>>(&batch.errors)
-            .unwrap_or_default()
-            .iter()
-            .map(|e| {
-                (
-                    e["row"].as_i64().map(|r| r.to_string()).unwrap_or_default(),
-                    e["message"].as_str().unwrap_or_default().to_string(),
-                )
-            })
-            .collect();
+    let m = ops::mapping(&scope, id, if progress_only { 0 } else { 10 }).await?;
     let page = ShowPage {
-        b: view(&batch),
-        mode: batch.mode.clone(),
-        targets,
-        columns,
-        preview,
-        errors,
+        b: view(&m.batch),
+        mode: m.batch.mode.clone(),
+        columns: column_views(&m),
+        errors: row_errors(&m.batch),
+        targets: m.targets,
+        preview: m.preview.into_iter().map(preview_row).collect(),
         progress_only,
     };
     render(req, actor, "Import", &page).await
@@ -212,7 +205,7 @@ pub async fn mapping(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    require(&actor, None).await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
         .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))?;
     let mode = pairs
@@ -232,14 +225,10 @@ pub async fn mapping(
     } else {
         Some(cols.into_iter().map(|(_, t)| t).collect())
     };
-    let org = actor.org_id().to_string();
     let id = id.into_inner();
-    let bid = id.clone();
-    let out = db::run(&state.pool, move |c| {
-        imports::configure(c, &org, &bid, mapping, mode.as_deref())
-    })
-    .await;
-    out.map_err(crate::web::console::as_toast)?;
+    ops::configure(&scope, id.clone(), mapping, mode)
+        .await
+        .map_err(crate::web::console::as_toast)?;
     show_batch(&req, &actor, &state, id).await
 }
 
@@ -250,17 +239,11 @@ pub async fn run(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    let org = actor.org_id().to_string();
-    let bid = id.into_inner();
-    let probe = bid.clone();
-    let b = db::run(&state.pool, move |c| imports::get(c, &org, &probe)).await?;
-    require(&actor, Some(b.kind())).await?;
-    let ctx = actor.audit();
-    let started = bid.clone();
-    db::run(&state.pool, move |c| imports::start(c, &ctx, &started))
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let b = ops::start(&scope, id.into_inner())
         .await
         .map_err(crate::web::console::as_toast)?;
-    Ok(redirect(&req, &format!("/imports/{bid}")))
+    Ok(redirect(&req, &format!("/imports/{}", b.id)))
 }
 
 /// `POST /imports/{id}/revert`.
@@ -270,14 +253,11 @@ pub async fn revert(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    require(&actor, None).await?;
-    let ctx = actor.audit();
-    let id = id.into_inner();
-    let bid = id.clone();
-    let b = db::run(&state.pool, move |c| imports::revert(c, &ctx, &bid)).await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let b = ops::revert(&scope, id.into_inner()).await?;
     redirect_with_flash(
         &req,
-        &format!("/imports/{id}"),
+        &format!("/imports/{}", b.id),
         &format!(
             "The import of {} was reverted: {} records removed, {} restored.",
             b.file_name, b.created_count, b.updated_count
