@@ -7,17 +7,16 @@ use askama::Template;
 use serde_json::{Map, Value};
 
 use super::super::{redirect_with_flash, render, render_with_status};
-use super::*;
+use super::{choices, parse_form, posted, status_choices, Choice};
 use crate::auth::ConsoleActor;
-use crate::db::{self, DbConn};
-use crate::domain::clients::service::{self, Access, WriteMode};
-use crate::domain::clients::{status_label, store, ClientRow, STATUSES};
+use crate::domain::clients::service::{Access, WriteMode};
+use crate::domain::clients::ClientRow;
 use crate::domain::custom_fields::value::form_value;
-use crate::domain::custom_fields::{self, FieldRow, FieldType};
+use crate::domain::custom_fields::{FieldRow, FieldType};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::ops::clients as ops;
 use crate::state::AppState;
-use crate::web::{client_access, query_pairs};
+use crate::web::query_pairs;
 
 pub struct FormField {
     pub key: String,
@@ -97,6 +96,52 @@ struct FormState {
     tags: Vec<String>,
 }
 
+/// The form as it is shown: which client (none when new), the version it was read at,
+/// what it holds, and why the last save was refused.
+struct Draft {
+    id: Option<String>,
+    version: i64,
+    state: FormState,
+    errors: Vec<FieldError>,
+    stale: bool,
+}
+
+impl Draft {
+    fn fresh(id: Option<String>, version: i64, state: FormState) -> Self {
+        Self {
+            id,
+            version,
+            state,
+            errors: Vec::new(),
+            stale: false,
+        }
+    }
+}
+
+/// A custom field as a form input, with the values it holds and its error.
+fn form_field(d: &FieldRow, values: Vec<String>, errors: &[FieldError]) -> FormField {
+    let kind = d.kind();
+    FormField {
+        key: d.field_key.clone(),
+        label: d.label.clone(),
+        kind: kind.as_str(),
+        value: match (kind, values.first()) {
+            // why: datetime-local inputs take "YYYY-MM-DDTHH:MM" without a zone.
+            (FieldType::DateTime, Some(v)) => v.trim_end_matches('Z').chars().take(16).collect(),
+            (_, v) => v.cloned().unwrap_or_default(),
+        },
+        options: choices(d.option_list().into_iter().map(|o| (o.clone(), o)), &values),
+        required: d.required,
+        help: d.help_text.clone(),
+        currency: d.currency.clone().unwrap_or_default(),
+        error: errors
+            .iter()
+            .find(|e| e.field == format!("customFields.{}", d.field_key))
+            .map(|e| e.message.clone()),
+    }
+}
+
+/// The custom fields the caller may write, under their display groups.
 fn form_groups(
     defs: &[FieldRow],
     access: &Access,
@@ -109,27 +154,7 @@ fn form_groups(
         .filter(|d| d.is_active() && (!d.sensitive || access.write_sensitive))
     {
         let values = custom.get(&d.field_key).cloned().unwrap_or_default();
-        let kind = d.kind();
-        let field = FormField {
-            key: d.field_key.clone(),
-            label: d.label.clone(),
-            kind: kind.as_str(),
-            value: match (kind, values.first()) {
-                // why: datetime-local inputs take "YYYY-MM-DDTHH:MM" without a zone.
-                (FieldType::DateTime, Some(v)) => {
-                    v.trim_end_matches('Z').chars().take(16).collect()
-                }
-                (_, v) => v.cloned().unwrap_or_default(),
-            },
-            options: choices(d.option_list().into_iter().map(|o| (o.clone(), o)), &values),
-            required: d.required,
-            help: d.help_text.clone(),
-            currency: d.currency.clone().unwrap_or_default(),
-            error: errors
-                .iter()
-                .find(|e| e.field == format!("customFields.{}", d.field_key))
-                .map(|e| e.message.clone()),
-        };
+        let field = form_field(d, values, errors);
         let name = if d.display_group.is_empty() {
             "Details".to_string()
         } else {
@@ -146,68 +171,47 @@ fn form_groups(
     groups
 }
 
-#[allow(clippy::too_many_arguments)]
-fn build_form(
-    c: &mut DbConn,
-    org: &str,
-    access: &Access,
-    id: Option<String>,
-    version: i64,
-    state: FormState,
-    errors: Vec<FieldError>,
-    stale: bool,
-) -> AppResult<ClientForm> {
-    let defs = custom_fields::store::list(c, org, "client", false)?;
-    let owners = owner_names(c, org)?
-        .into_iter()
-        .filter(|(uid, _)| access.oversee || *uid == access.user_id)
-        .collect::<Vec<_>>();
-    let owner = state.values.get("assignedTo").cloned().unwrap_or_default();
-    let employer_name = match state.values.get("employerId").filter(|e| !e.is_empty()) {
-        Some(e) => store::find(c, org, e)?
-            .map(|e| e.display_name)
-            .unwrap_or_default(),
-        None => String::new(),
-    };
-    let all_tags = store::list_tags(c, org)?;
-    let general_error = errors
+fn build_form(access: &Access, offered: ops::FormChoices, d: Draft) -> ClientForm {
+    let values = &d.state.values;
+    // why: an error on no field of the form would otherwise not be shown at all.
+    let general_error = d
+        .errors
         .iter()
         .find(|e| {
             !e.field.starts_with("customFields.")
-                && !state.values.contains_key(&e.field)
+                && !values.contains_key(&e.field)
                 && e.field != "tags"
         })
         .map(|e| format!("{}: {}", e.field, e.message));
-    Ok(ClientForm {
-        heading: if id.is_some() {
+    let owner = values.get("assignedTo").cloned().unwrap_or_default();
+    let status = values
+        .get("status")
+        .cloned()
+        .unwrap_or_else(|| "lead".into());
+    ClientForm {
+        heading: if d.id.is_some() {
             "Edit client".into()
         } else {
             "New client".into()
         },
-        id,
-        version,
-        statuses: choices(
-            STATUSES
-                .iter()
-                .map(|s| (s.to_string(), status_label(s).to_string())),
-            &[state
-                .values
-                .get("status")
-                .cloned()
-                .unwrap_or_else(|| "lead".into())],
-        ),
-        owners: choices(owners, &[owner]),
+        id: d.id,
+        version: d.version,
+        statuses: status_choices(&[status]),
+        owners: choices(offered.owners, &[owner]),
         tags: choices(
-            all_tags.iter().map(|t| (t.name.clone(), t.name.clone())),
-            &state.tags,
+            offered
+                .tags
+                .iter()
+                .map(|t| (t.name.clone(), t.name.clone())),
+            &d.state.tags,
         ),
-        groups: form_groups(&defs, access, &state.custom, &errors),
-        employer_name,
-        values: state.values,
-        errors,
-        stale,
+        groups: form_groups(&offered.fields, access, &d.state.custom, &d.errors),
+        employer_name: offered.employer_name,
+        values: d.state.values,
+        errors: d.errors,
+        stale: d.stale,
         general_error,
-    })
+    }
 }
 
 pub async fn new_form(
@@ -215,48 +219,41 @@ pub async fn new_form(
     actor: ConsoleActor,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
-    let access = client_access(&actor).await?;
-    let org = actor.org_id().to_string();
-    let me = actor.user_id.clone();
-    let pairs = query_pairs(&req)?;
-    let form = db::run(&state.pool, move |c| {
-        let defs = custom_fields::store::list(c, &org, "client", false)?;
-        let mut values: HashMap<String, String> = HashMap::from([
-            ("type".to_string(), "individual".to_string()),
-            ("status".to_string(), "lead".to_string()),
-            ("assignedTo".to_string(), me),
-        ]);
-        // Prefill from the query, e.g. "add a person to this company".
-        for (k, v) in pairs {
-            if ["type", "employerId"].contains(&k.as_str()) {
-                values.insert(k, v);
-            }
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let mut values: HashMap<String, String> = HashMap::from([
+        ("type".to_string(), "individual".to_string()),
+        ("status".to_string(), "lead".to_string()),
+        ("assignedTo".to_string(), actor.user_id.clone()),
+    ]);
+    // Prefill from the query, e.g. "add a person to this company".
+    for (k, v) in query_pairs(&req)? {
+        if ["type", "employerId"].contains(&k.as_str()) {
+            values.insert(k, v);
         }
-        let custom = defs
-            .iter()
-            .filter_map(|d| {
-                let default: Value = serde_json::from_str(d.default_value.as_deref()?).ok()?;
-                Some((d.field_key.clone(), form_values(&default)))
-            })
-            .collect();
-        build_form(
-            c,
-            &org,
-            &access,
-            None,
-            0,
-            FormState {
-                values,
-                custom,
-                tags: Vec::new(),
-            },
-            Vec::new(),
-            false,
-        )
-    })
-    .await?;
+    }
+    let employer = values.get("employerId").cloned();
+    let offered = ops::form_choices(&scope, employer, None).await?;
+    let held = FormState {
+        custom: defaults(&offered.fields),
+        values,
+        tags: Vec::new(),
+    };
+    let form = build_form(
+        &scope.access("client"),
+        offered,
+        Draft::fresh(None, 0, held),
+    );
     render(&req, &actor, "New client", &form).await
+}
+
+/// The custom fields' default values, as the form holds them.
+fn defaults(defs: &[FieldRow]) -> HashMap<String, Vec<String>> {
+    defs.iter()
+        .filter_map(|d| {
+            let default: Value = serde_json::from_str(d.default_value.as_deref()?).ok()?;
+            Some((d.field_key.clone(), form_values(&default)))
+        })
+        .collect()
 }
 
 fn form_values(v: &Value) -> Vec<String> {
@@ -277,37 +274,19 @@ pub async fn edit_form(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
-    let access = client_access(&actor).await?;
-    let org = actor.org_id().to_string();
-    let id = id.into_inner();
-    let form = db::run(&state.pool, move |c| {
-        let row = service::get(c, &org, &access, &id)?;
-        let tags = store::tags_of(c, std::slice::from_ref(&row.id))?
-            .into_iter()
-            .map(|(_, t)| t.name)
-            .collect();
-        let custom = row
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let ops::Editing { row, tags, choices } = ops::editing(&scope, id.into_inner()).await?;
+    let held = FormState {
+        values: row_values(&row),
+        custom: row
             .custom_map()
             .iter()
             .map(|(k, v)| (k.clone(), form_values(v)))
-            .collect();
-        build_form(
-            c,
-            &org,
-            &access,
-            Some(row.id.clone()),
-            row.version,
-            FormState {
-                values: row_values(&row),
-                custom,
-                tags,
-            },
-            Vec::new(),
-            false,
-        )
-    })
-    .await?;
+            .collect(),
+        tags: tags.into_iter().map(|t| t.name).collect(),
+    };
+    let draft = Draft::fresh(Some(row.id.clone()), row.version, held);
+    let form = build_form(&scope.access("client"), choices, draft);
     render(&req, &actor, "Edit client", &form).await
 }
 
@@ -315,18 +294,10 @@ pub async fn edit_form(
 fn form_to_body(pairs: &[(String, String)], defs: &[FieldRow]) -> (Map<String, Value>, FormState) {
     let mut body = Map::new();
     let mut address = Map::new();
-    let mut custom = Map::new();
     let mut state = FormState {
         values: HashMap::new(),
         custom: HashMap::new(),
         tags: Vec::new(),
-    };
-    let text = |v: &str| {
-        if v.trim().is_empty() {
-            Value::Null
-        } else {
-            Value::String(v.to_string())
-        }
     };
     for (k, v) in pairs {
         match k.as_str() {
@@ -352,34 +323,50 @@ fn form_to_body(pairs: &[(String, String)], defs: &[FieldRow]) -> (Map<String, V
     }
     body.insert("address".into(), Value::Object(address));
     body.insert("tags".into(), Value::from(state.tags.clone()));
+    let custom = custom_body(pairs, defs, &state.custom);
+    body.insert("customFields".into(), Value::Object(custom));
+    (body, state)
+}
+
+/// A posted text: blank clears the field.
+fn text(v: &str) -> Value {
+    if v.trim().is_empty() {
+        Value::Null
+    } else {
+        Value::String(v.to_string())
+    }
+}
+
+/// The posted custom values of the active fields. A multi-select with nothing ticked
+/// posts nothing; its `cf_present.<key>` marker says it was on the form, so it is cleared.
+fn custom_body(
+    pairs: &[(String, String)],
+    defs: &[FieldRow],
+    held: &HashMap<String, Vec<String>>,
+) -> Map<String, Value> {
+    let mut custom = Map::new();
     for d in defs.iter().filter(|d| d.is_active()) {
-        let Some(values) = state.custom.get(&d.field_key) else {
-            if d.kind() == FieldType::MultiSelect
-                && pairs
-                    .iter()
-                    .any(|(k, _)| k == &format!("cf_present.{}", d.field_key))
-            {
+        let multi = d.kind() == FieldType::MultiSelect;
+        let Some(values) = held.get(&d.field_key) else {
+            let marker = format!("cf_present.{}", d.field_key);
+            if multi && pairs.iter().any(|(k, _)| *k == marker) {
                 custom.insert(d.field_key.clone(), Value::Array(Vec::new()));
             }
             continue;
         };
-        let value = if d.kind() == FieldType::MultiSelect {
-            Value::from(
-                values
-                    .iter()
-                    .filter(|v| !v.is_empty())
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            )
+        let value = if multi {
+            let ticked: Vec<String> = values.iter().filter(|v| !v.is_empty()).cloned().collect();
+            Value::from(ticked)
         } else {
             values.first().map_or(Value::Null, |v| text(v))
         };
         custom.insert(d.field_key.clone(), value);
     }
-    body.insert("customFields".into(), Value::Object(custom));
-    (body, state)
+    custom
 }
 
+/// Creates (no `id`) or updates a client from the posted form; a refused form comes
+/// back with what was typed and why (422), or as stale (409).
 async fn save(
     req: HttpRequest,
     actor: ConsoleActor,
@@ -390,12 +377,7 @@ async fn save(
     let scope = crate::web::scope::of(&actor, &state).await?;
     let pairs = parse_form(&body)?;
     let version: i64 = posted(&pairs, "version").parse().unwrap_or(0);
-    let org = scope.org_id.clone();
-    let defs = db::run(&state.pool, move |c| {
-        Ok(custom_fields::store::list(c, &org, "client", false)?)
-    })
-    .await?;
-    let (body, form_state) = form_to_body(&pairs, &defs);
+    let (body, form_state) = form_to_body(&pairs, &ops::fields(&scope).await?);
     let saved = match &id {
         None => ops::create(&scope, body).await,
         Some(i) => ops::update(&scope, i.clone(), body, WriteMode::Replace, Some(version)).await,
@@ -409,17 +391,17 @@ async fn save(
         Err(AppError::Stale(_)) => (Vec::new(), true, StatusCode::CONFLICT),
         Err(e) => return Err(e),
     };
-    let access = scope.access("client");
-    let org = scope.org_id.clone();
-    let form = db::run(&state.pool, move |c| {
-        // A stale form comes back with the current version, so saving again overwrites.
-        let current = match (&id, stale) {
-            (Some(i), true) => store::find(c, &org, i)?.map_or(version, |r| r.version),
-            _ => version,
-        };
-        build_form(c, &org, &access, id, current, form_state, errors, stale)
-    })
-    .await?;
+    let employer = form_state.values.get("employerId").cloned();
+    let current_of = id.clone().filter(|_| stale);
+    let offered = ops::form_choices(&scope, employer, current_of).await?;
+    // A stale form comes back with the current version, so saving again overwrites.
+    let version = offered.current_version.unwrap_or(version);
+    let draft = Draft {
+        errors,
+        stale,
+        ..Draft::fresh(id, version, form_state)
+    };
+    let form = build_form(&scope.access("client"), offered, draft);
     render_with_status(&req, &actor, "Client", &form, status).await
 }
 

@@ -6,18 +6,16 @@ use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::super::{redirect, redirect_with_flash, render_with_status};
-use super::*;
+use super::{choices, fmt_time, parse_form, posted, status_choices, Choice, TagView};
 use crate::auth::ConsoleActor;
-use crate::db::{self};
-use crate::domain::clients::query::{self, cursor_after, Column, SortKey};
-use crate::domain::clients::service::{self};
-use crate::domain::clients::{status_label, store, TagRow, STATUSES};
+use crate::domain::clients::query::{self, Column, Sort, SortKey};
+use crate::domain::clients::{status_label, ClientRow, SavedViewRow};
 use crate::domain::custom_fields::value::display;
-use crate::domain::custom_fields::{self, FieldRow};
-use crate::error::{AppError, AppResult, FieldError};
-use crate::ops::clients as ops;
+use crate::domain::custom_fields::FieldRow;
+use crate::error::{AppResult, FieldError};
+use crate::ops::{clients as ops, Scope};
 use crate::state::AppState;
-use crate::web::{client_access, query_pairs, resolve_me};
+use crate::web::query_pairs;
 
 pub struct Row {
     pub id: String,
@@ -69,6 +67,17 @@ const BUILTIN_COLUMNS: &[(&str, &str)] = &[
 ];
 const DEFAULT_COLUMNS: &[&str] = &["email", "phone", "status", "owner", "tags"];
 
+/// What the filter bar offers, the current choices selected.
+pub struct Filters {
+    pub statuses: Vec<Choice>,
+    pub kinds: Vec<Choice>,
+    pub owners: Vec<Choice>,
+    pub tags: Vec<Choice>,
+    /// Custom fields to filter by.
+    pub fields: Vec<Choice>,
+    pub cf_ops: Vec<Choice>,
+}
+
 #[derive(Template)]
 #[template(path = "partials/clients/list.html")]
 struct ClientsList {
@@ -78,12 +87,7 @@ struct ClientsList {
     custom_headers: Vec<SortLink>,
     columns: Vec<ColumnChoice>,
     q: String,
-    statuses: Vec<Choice>,
-    kinds: Vec<Choice>,
-    owners: Vec<Choice>,
-    tags: Vec<Choice>,
-    filter_fields: Vec<Choice>,
-    cf_ops: Vec<Choice>,
+    filters: Filters,
     cf_value: String,
     views: Vec<ViewLink>,
     next_href: Option<String>,
@@ -161,289 +165,282 @@ pub async fn list(
     actor: ConsoleActor,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "read").await?;
-    let access = client_access(&actor).await?;
-    let can_write = actor.can("client", "write").await?;
-    let can_delete = actor.can("client", "delete").await?;
-    let can_admin = actor.can("client", "admin").await?;
-    let can_export = actor.can("client", "export").await?;
-    let raw_pairs = query_pairs(&req)?;
-    let org = actor.org_id().to_string();
-    let user = actor.user_id.clone();
-    let page = db::run(&state.pool, move |c| {
-        let defs = custom_fields::store::list(c, &org, "client", false)?;
-        let visible_defs: Vec<FieldRow> = defs
-            .iter()
-            .filter(|d| !d.sensitive || access.read_sensitive)
-            .cloned()
-            .collect();
-        let mut pairs = raw_pairs.clone();
-        expand_console_filters(&mut pairs);
-        resolve_me(&mut pairs, &user);
-        let get = |k: &str| {
-            raw_pairs
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
-        let all = |k: &str| -> Vec<String> {
-            raw_pairs
-                .iter()
-                .filter(|(key, _)| key == k)
-                .flat_map(|(_, v)| v.split(',').map(str::to_string))
-                .filter(|v| !v.is_empty())
-                .collect()
-        };
-        let (params, errors) = match query::parse_params(c, &org, &visible_defs, &pairs) {
-            Ok(p) => (Some(p), Vec::new()),
-            Err(AppError::Validation(_, errs)) => (None, errs),
-            Err(e) => return Err(e),
-        };
-        let mut rows = Vec::new();
-        let mut next_href = None;
-        let owners = owner_names(c, &org)?;
-        let owner_map: HashMap<String, String> = owners.iter().cloned().collect();
-        let chosen = all("columns");
-        let shown_cols: Vec<String> = if chosen.is_empty() {
-            DEFAULT_COLUMNS.iter().map(|s| s.to_string()).collect()
-        } else {
-            chosen
-        };
-        let custom_cols: Vec<&FieldRow> = visible_defs
-            .iter()
-            .filter(|d| shown_cols.contains(&format!("cf:{}", d.field_key)))
-            .collect();
-        let base = query_without(&raw_pairs, &["cursor"]);
-        if let Some(mut params) = params.clone() {
-            if !access.oversee {
-                params.only_assigned_to = Some(access.user_id.clone());
-            }
-            let limit = params.limit;
-            params.limit = limit + 1;
-            let mut found = query::list(c, &org, &params)?;
-            let more = found.len() as i64 > limit;
-            found.truncate(limit as usize);
-            if more {
-                if let Some(last) = found.last() {
-                    next_href = Some(with_param(
-                        &base,
-                        "cursor",
-                        &cursor_after(last, &params.sort).encode(),
-                    ));
-                }
-            }
-            let tags = {
-                let ids: Vec<String> = found.iter().map(|r| r.id.clone()).collect();
-                let mut m: HashMap<String, Vec<TagRow>> = HashMap::new();
-                for (cid, t) in store::tags_of(c, &ids)? {
-                    m.entry(cid).or_default().push(t);
-                }
-                m
-            };
-            let employers: HashMap<String, String> = {
-                let ids: Vec<String> = found.iter().filter_map(|r| r.employer_id.clone()).collect();
-                store::find_many(c, &org, &ids)?
-                    .into_iter()
-                    .map(|e| (e.id, e.display_name))
-                    .collect()
-            };
-            rows = found
-                .into_iter()
-                .map(|r| {
-                    let stored = r.custom_map();
-                    Row {
-                        custom: custom_cols
-                            .iter()
-                            .map(|d| {
-                                stored
-                                    .get(&d.field_key)
-                                    .map(|v| display(d, v))
-                                    .unwrap_or_default()
-                            })
-                            .collect(),
-                        tags: tags
-                            .get(&r.id)
-                            .map(|ts| ts.iter().map(TagView::from).collect())
-                            .unwrap_or_default(),
-                        owner: r
-                            .assigned_to
-                            .as_ref()
-                            .and_then(|u| owner_map.get(u).cloned())
-                            .unwrap_or_default(),
-                        company: r
-                            .employer_id
-                            .as_ref()
-                            .and_then(|e| employers.get(e).cloned())
-                            .unwrap_or_default(),
-                        status_label: status_label(&r.status),
-                        is_company: r.is_company(),
-                        updated: fmt_time(r.updated_at),
-                        id: r.id,
-                        name: r.display_name,
-                        email: r.email.unwrap_or_default(),
-                        phone: r.phone.unwrap_or_default(),
-                        status: r.status,
-                        city: r.city.unwrap_or_default(),
-                        industry: r.industry.unwrap_or_default(),
-                    }
-                })
-                .collect();
-        }
-        let sort = params.as_ref().map(|p| p.sort.clone()).unwrap_or_default();
-        let sort_base = query_without(&raw_pairs, &["cursor", "sort"]);
-        let sort_link = |label: &str, api: &str| {
-            let current = match &sort.key {
-                SortKey::Column(col) => {
-                    Column::parse(api) == Some(*col) && !api.starts_with("customFields.")
-                }
-                SortKey::Custom(f) => api == format!("customFields.{}", f.field_key),
-            };
-            let (state, next) = match (current, sort.descending) {
-                (true, false) => ("asc", format!("-{api}")),
-                (true, true) => ("desc", api.to_string()),
-                _ => ("", api.to_string()),
-            };
-            SortLink {
-                label: label.to_string(),
-                href: with_param(&sort_base, "sort", &next),
-                state,
-            }
-        };
-        let headers = vec![
-            sort_link("Name", "name"),
-            sort_link("E-mail", "email"),
-            sort_link("Phone", "phone"),
-            sort_link("Status", "status"),
-            SortLink {
-                label: "Owner".into(),
-                href: String::new(),
-                state: "",
-            },
-            sort_link("Company", "companyName"),
-            sort_link("City", "city"),
-            sort_link("Industry", "industry"),
-            SortLink {
-                label: "Tags".into(),
-                href: String::new(),
-                state: "",
-            },
-            sort_link("Updated", "updatedAt"),
-        ];
-        let custom_headers = custom_cols
-            .iter()
-            .map(|d| {
-                if query::sortable(d) {
-                    sort_link(&d.label, &format!("customFields.{}", d.field_key))
-                } else {
-                    SortLink {
-                        label: d.label.clone(),
-                        href: String::new(),
-                        state: "",
-                    }
-                }
-            })
-            .collect();
-        let mut columns: Vec<ColumnChoice> = BUILTIN_COLUMNS
-            .iter()
-            .map(|(k, l)| ColumnChoice {
-                key: k.to_string(),
-                label: l.to_string(),
-                shown: shown_cols.contains(&k.to_string()),
-            })
-            .collect();
-        columns.extend(visible_defs.iter().map(|d| ColumnChoice {
-            key: format!("cf:{}", d.field_key),
-            label: d.label.clone(),
-            shown: shown_cols.contains(&format!("cf:{}", d.field_key)),
-        }));
-        let show = shown_cols.iter().map(|c| (c.clone(), true)).collect();
-        let all_tags = store::list_tags(c, &org)?;
-        let views = store::list_views(c, &org, &user, "client")?
-            .into_iter()
-            .map(|v| ViewLink {
-                href: format!("/clients?{}&view={}", v.query, v.id),
-                id: v.id,
-                name: v.name,
-            })
-            .collect();
-        let filtered = raw_pairs.iter().any(|(k, v)| {
-            !v.is_empty() && (k.starts_with("filter[") || k == "q" || k == "cf_value")
-        });
-        Ok(ClientsList {
-            rows,
-            headers,
-            show,
-            custom_headers,
-            columns,
-            q: get("q"),
-            statuses: choices(
-                STATUSES
-                    .iter()
-                    .map(|s| (s.to_string(), status_label(s).to_string())),
-                &all("filter[status]"),
-            ),
-            kinds: choices(
-                [
-                    ("individual".to_string(), "People".to_string()),
-                    ("company".to_string(), "Companies".to_string()),
-                ],
-                &all("filter[type]"),
-            ),
-            owners: choices(
-                [
-                    ("me".to_string(), "Me".to_string()),
-                    ("none".to_string(), "Nobody".to_string()),
-                ]
-                .into_iter()
-                .chain(owners.clone()),
-                &all("filter[assignedTo]"),
-            ),
-            tags: choices(
-                all_tags.iter().map(|t| (t.name.clone(), t.name.clone())),
-                &all("filter[tag]"),
-            ),
-            filter_fields: choices(
-                visible_defs
-                    .iter()
-                    .map(|d| (d.field_key.clone(), d.label.clone())),
-                &[get("cf_key")],
-            ),
-            cf_ops: choices(
-                [
-                    ("eq", "is"),
-                    ("gte", "from"),
-                    ("lte", "until"),
-                    ("contains", "contains"),
-                ]
-                .map(|(v, l)| (v.to_string(), l.to_string())),
-                &[get("cf_op")],
-            ),
-            cf_value: get("cf_value"),
-            views,
-            first_href: raw_pairs
-                .iter()
-                .any(|(k, _)| k == "cursor")
-                .then(|| format!("/clients?{base}")),
-            next_href,
-            query: base,
-            filtered,
-            can_write,
-            can_delete,
-            can_admin,
-            can_export,
-            errors,
-            bulk_tags: choices(all_tags.iter().map(|t| (t.id.clone(), t.name.clone())), &[]),
-            bulk_owners: choices(owners, &[]),
-        })
-    })
-    .await?;
-    let status = if page.errors.is_empty() {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let raw = query_pairs(&req)?;
+    let mut pairs = raw.clone();
+    expand_console_filters(&mut pairs);
+    let found = ops::list_page(&scope, pairs).await?;
+    let status = if found.errors.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
+    let page = list_view(&scope, &raw, found);
     render_with_status(&req, &actor, "Clients", &page, status).await
+}
+
+/// Every value of `key` in the query, comma-separated lists split.
+fn all(pairs: &[(String, String)], key: &str) -> Vec<String> {
+    pairs
+        .iter()
+        .filter(|(k, _)| k == key)
+        .flat_map(|(_, v)| v.split(',').map(str::to_string))
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// The list page from what the operation found, as the query (`raw`) asked for it.
+fn list_view(scope: &Scope, raw: &[(String, String)], found: ops::ListPage) -> ClientsList {
+    let chosen = all(raw, "columns");
+    let shown: Vec<String> = if chosen.is_empty() {
+        DEFAULT_COLUMNS.iter().map(|s| s.to_string()).collect()
+    } else {
+        chosen
+    };
+    let custom_cols: Vec<FieldRow> = found
+        .fields
+        .iter()
+        .filter(|d| shown.contains(&format!("cf:{}", d.field_key)))
+        .cloned()
+        .collect();
+    let base = query_without(raw, &["cursor"]);
+    let sorter = Sorter {
+        sort: &found.sort,
+        base: query_without(raw, &["cursor", "sort"]),
+    };
+    ClientsList {
+        headers: sorter.headers(),
+        custom_headers: sorter.custom_headers(&custom_cols),
+        columns: column_choices(&shown, &found.fields),
+        show: shown.iter().map(|c| (c.clone(), true)).collect(),
+        filters: filters(raw, &found),
+        q: posted(raw, "q"),
+        cf_value: posted(raw, "cf_value"),
+        views: found.views.iter().map(view_link).collect(),
+        first_href: raw
+            .iter()
+            .any(|(k, _)| k == "cursor")
+            .then(|| format!("/clients?{base}")),
+        next_href: found
+            .next_cursor
+            .as_ref()
+            .map(|c| with_param(&base, "cursor", c)),
+        query: base,
+        filtered: raw.iter().any(|(k, v)| {
+            !v.is_empty() && (k.starts_with("filter[") || k == "q" || k == "cf_value")
+        }),
+        can_write: scope.can("client", "write"),
+        can_delete: scope.can("client", "delete"),
+        can_admin: scope.can("client", "admin"),
+        can_export: scope.can("client", "export"),
+        bulk_tags: choices(
+            found
+                .all_tags
+                .iter()
+                .map(|t| (t.id.clone(), t.name.clone())),
+            &[],
+        ),
+        bulk_owners: choices(found.owners.iter().cloned(), &[]),
+        rows: rows_of(&found, &custom_cols),
+        errors: found.errors,
+    }
+}
+
+fn view_link(v: &SavedViewRow) -> ViewLink {
+    ViewLink {
+        href: format!("/clients?{}&view={}", v.query, v.id),
+        id: v.id.clone(),
+        name: v.name.clone(),
+    }
+}
+
+fn rows_of(found: &ops::ListPage, custom_cols: &[FieldRow]) -> Vec<Row> {
+    let owners: HashMap<&str, &str> = found
+        .owners
+        .iter()
+        .map(|(id, name)| (id.as_str(), name.as_str()))
+        .collect();
+    let named = |map: &HashMap<String, String>, id: &Option<String>| {
+        id.as_ref()
+            .and_then(|i| map.get(i).cloned())
+            .unwrap_or_default()
+    };
+    found
+        .rows
+        .iter()
+        .map(|r| {
+            let stored = r.custom_map();
+            Row {
+                custom: custom_cols
+                    .iter()
+                    .map(|d| {
+                        stored
+                            .get(&d.field_key)
+                            .map(|v| display(d, v))
+                            .unwrap_or_default()
+                    })
+                    .collect(),
+                tags: found
+                    .tags
+                    .get(&r.id)
+                    .map(|ts| ts.iter().map(TagView::from).collect())
+                    .unwrap_or_default(),
+                owner: r
+                    .assigned_to
+                    .as_deref()
+                    .and_then(|u| owners.get(u))
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+                company: named(&found.employers, &r.employer_id),
+                ..row_of(r)
+            }
+        })
+        .collect()
+}
+
+/// A row's built-in columns.
+fn row_of(r: &ClientRow) -> Row {
+    Row {
+        id: r.id.clone(),
+        name: r.display_name.clone(),
+        is_company: r.is_company(),
+        email: r.email.clone().unwrap_or_default(),
+        phone: r.phone.clone().unwrap_or_default(),
+        status: r.status.clone(),
+        status_label: status_label(&r.status),
+        owner: String::new(),
+        company: String::new(),
+        city: r.city.clone().unwrap_or_default(),
+        industry: r.industry.clone().unwrap_or_default(),
+        tags: Vec::new(),
+        custom: Vec::new(),
+        updated: fmt_time(r.updated_at),
+    }
+}
+
+/// Sort links over the query without its cursor and sort (`base`).
+struct Sorter<'a> {
+    sort: &'a Sort,
+    base: String,
+}
+
+impl Sorter<'_> {
+    /// A header that sorts by `api` (the API's sort name): ascending first, then
+    /// descending, marked when it is the current sort.
+    fn link(&self, label: &str, api: &str) -> SortLink {
+        let current = match &self.sort.key {
+            SortKey::Column(col) => {
+                Column::parse(api) == Some(*col) && !api.starts_with("customFields.")
+            }
+            SortKey::Custom(f) => api == format!("customFields.{}", f.field_key),
+        };
+        let (state, next) = match (current, self.sort.descending) {
+            (true, false) => ("asc", format!("-{api}")),
+            (true, true) => ("desc", api.to_string()),
+            _ => ("", api.to_string()),
+        };
+        SortLink {
+            label: label.to_string(),
+            href: with_param(&self.base, "sort", &next),
+            state,
+        }
+    }
+
+    /// A header that does not sort.
+    fn plain(label: &str) -> SortLink {
+        SortLink {
+            label: label.to_string(),
+            href: String::new(),
+            state: "",
+        }
+    }
+
+    /// The built-in columns' headers, in the table's order.
+    fn headers(&self) -> Vec<SortLink> {
+        vec![
+            self.link("Name", "name"),
+            self.link("E-mail", "email"),
+            self.link("Phone", "phone"),
+            self.link("Status", "status"),
+            Self::plain("Owner"),
+            self.link("Company", "companyName"),
+            self.link("City", "city"),
+            self.link("Industry", "industry"),
+            Self::plain("Tags"),
+            self.link("Updated", "updatedAt"),
+        ]
+    }
+
+    fn custom_headers(&self, custom_cols: &[FieldRow]) -> Vec<SortLink> {
+        custom_cols
+            .iter()
+            .map(|d| {
+                if query::sortable(d) {
+                    self.link(&d.label, &format!("customFields.{}", d.field_key))
+                } else {
+                    Self::plain(&d.label)
+                }
+            })
+            .collect()
+    }
+}
+
+/// The columns menu: the built-in columns, then the custom fields the caller may see.
+fn column_choices(shown: &[String], fields: &[FieldRow]) -> Vec<ColumnChoice> {
+    let builtin = BUILTIN_COLUMNS
+        .iter()
+        .map(|(k, l)| (k.to_string(), l.to_string()));
+    let custom = fields
+        .iter()
+        .map(|d| (format!("cf:{}", d.field_key), d.label.clone()));
+    builtin
+        .chain(custom)
+        .map(|(key, label)| ColumnChoice {
+            shown: shown.contains(&key),
+            key,
+            label,
+        })
+        .collect()
+}
+
+fn filters(raw: &[(String, String)], found: &ops::ListPage) -> Filters {
+    let pair = |v: &str, l: &str| (v.to_string(), l.to_string());
+    Filters {
+        statuses: status_choices(&all(raw, "filter[status]")),
+        kinds: choices(
+            [pair("individual", "People"), pair("company", "Companies")],
+            &all(raw, "filter[type]"),
+        ),
+        owners: choices(
+            [pair("me", "Me"), pair("none", "Nobody")]
+                .into_iter()
+                .chain(found.owners.iter().cloned()),
+            &all(raw, "filter[assignedTo]"),
+        ),
+        tags: choices(
+            found
+                .all_tags
+                .iter()
+                .map(|t| (t.name.clone(), t.name.clone())),
+            &all(raw, "filter[tag]"),
+        ),
+        fields: choices(
+            found
+                .fields
+                .iter()
+                .map(|d| (d.field_key.clone(), d.label.clone())),
+            &[posted(raw, "cf_key")],
+        ),
+        cf_ops: choices(
+            [
+                pair("eq", "is"),
+                pair("gte", "from"),
+                pair("lte", "until"),
+                pair("contains", "contains"),
+            ],
+            &[posted(raw, "cf_op")],
+        ),
+    }
 }
 
 // ---------- saved views and bulk ----------
@@ -454,22 +451,10 @@ pub async fn save_view(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "read").await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
     let pairs = parse_form(&body)?;
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let (name, query) = (get("name"), get("query"));
-    let ctx = actor.audit();
-    let user = actor.user_id.clone();
-    let view = db::run(&state.pool, move |c| {
-        service::save_view(c, &ctx, &user, &name, &query)
-    })
-    .await?;
+    let (name, query) = (posted(&pairs, "name"), posted(&pairs, "query"));
+    let view = ops::save_view(&scope, name, query).await?;
     redirect_with_flash(
         &req,
         &format!("/clients?{}", view.query),
@@ -483,14 +468,8 @@ pub async fn delete_view(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    let (org, user) = (actor.org_id().to_string(), actor.user_id.clone());
-    let found = db::run(&state.pool, move |c| {
-        Ok(store::delete_view(c, &org, &user, &id)?)
-    })
-    .await?;
-    if !found {
-        return Err(AppError::NotFound);
-    }
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    ops::delete_view(&scope, id.into_inner()).await?;
     Ok(redirect(&req, "/clients"))
 }
 

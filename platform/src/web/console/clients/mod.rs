@@ -16,10 +16,9 @@ pub use trash::{purge, restore, trash};
 
 use actix_web::web;
 
-use crate::db::DbConn;
-use crate::domain::clients::TagRow;
-use crate::domain::orgs;
+use crate::domain::clients::{status_label, ClientRow, TagRow, STATUSES};
 use crate::error::{AppError, AppResult};
+
 pub struct Choice {
     pub value: String,
     pub label: String,
@@ -35,6 +34,16 @@ fn choices(items: impl IntoIterator<Item = (String, String)>, selected: &[String
             label,
         })
         .collect()
+}
+
+/// The client statuses to choose from, `selected` marked.
+fn status_choices(selected: &[String]) -> Vec<Choice> {
+    choices(
+        STATUSES
+            .iter()
+            .map(|s| (s.to_string(), status_label(s).to_string())),
+        selected,
+    )
 }
 
 pub struct TagView {
@@ -57,25 +66,24 @@ fn fmt_time(t: chrono::NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M").to_string()
 }
 
-fn owner_names(c: &mut DbConn, org_id: &str) -> AppResult<Vec<(String, String)>> {
-    let filter = orgs::store::MemberFilter {
-        is_active: Some(true),
-        limit: 1000,
-        ..Default::default()
-    };
-    Ok(orgs::store::list_members(c, org_id, &filter)?
-        .into_iter()
-        .map(|m| (m.user.id, m.user.name))
-        .collect())
-}
-
 pub struct PersonView {
     pub id: String,
     pub name: String,
     pub detail: String,
 }
 
-/// The first value of `key` in a posted form, or "".
+impl PersonView {
+    /// A client named with `detail` beside it.
+    fn of(row: ClientRow, detail: String) -> Self {
+        Self {
+            id: row.id,
+            name: row.display_name,
+            detail,
+        }
+    }
+}
+
+/// The first value of `key` in a posted form or a query, or "".
 fn posted(pairs: &[(String, String)], key: &str) -> String {
     pairs
         .iter()

@@ -3,14 +3,12 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::*;
+use super::{posted, PersonView};
 use crate::auth::ConsoleActor;
-use crate::db::{self};
-use crate::domain::clients::query::{self, Column, SortKey};
-use crate::domain::clients::store;
 use crate::error::{AppError, AppResult};
+use crate::ops::clients as ops;
 use crate::state::AppState;
-use crate::web::{client_access, query_pairs};
+use crate::web::query_pairs;
 
 #[derive(Template)]
 #[template(path = "partials/clients/lookup.html")]
@@ -25,54 +23,16 @@ pub async fn lookup(
     actor: ConsoleActor,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "read").await?;
-    let access = client_access(&actor).await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
     let pairs = query_pairs(&req)?;
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let (q, kind, target) = (get("q"), get("kind"), get("target"));
-    let org = actor.org_id().to_string();
-    let items = db::run(&state.pool, move |c| {
-        if q.trim().is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = if kind == "company" {
-            store::companies_matching(c, &org, q.trim(), 8)?
-        } else {
-            let params = query::ListParams {
-                q: Some(q.trim().to_string()),
-                limit: 8,
-                sort: query::Sort {
-                    key: SortKey::Column(Column::Name),
-                    descending: false,
-                },
-                only_assigned_to: (!access.oversee).then(|| access.user_id.clone()),
-                ..Default::default()
-            };
-            query::list(c, &org, &params)?
-        };
-        Ok(rows
-            .into_iter()
-            .filter(|r| access.sees(r) || kind == "company")
-            .map(|r| PersonView {
-                detail: if r.is_company() {
-                    "company".into()
-                } else {
-                    r.email.unwrap_or_default()
-                },
-                id: r.id,
-                name: r.display_name,
-            })
-            .collect())
-    })
-    .await?;
+    let (q, kind, target) = (
+        posted(&pairs, "q"),
+        posted(&pairs, "kind"),
+        posted(&pairs, "target"),
+    );
+    let found = ops::lookup(&scope, q, kind == "company").await?;
     let t = Lookup {
-        items,
+        items: found.into_iter().map(picked).collect(),
         target: if target.is_empty() {
             "employer".into()
         } else {
@@ -83,4 +43,14 @@ pub async fn lookup(
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(body))
+}
+
+/// A match as the picker lists it: a company says so, a person shows their e-mail.
+fn picked(r: crate::domain::clients::ClientRow) -> PersonView {
+    let detail = if r.is_company() {
+        "company".into()
+    } else {
+        r.email.clone().unwrap_or_default()
+    };
+    PersonView::of(r, detail)
 }

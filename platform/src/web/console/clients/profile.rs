@@ -2,33 +2,19 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::super::{redirect_with_flash, render};
-use super::*;
+use super::{choices, fmt_time, parse_form, posted, Choice, PersonView, TagView};
 use crate::auth::ConsoleActor;
-use crate::db::{self};
-use crate::domain::audit::{self, AuditRow};
-use crate::domain::clients::service::{self, Access};
-use crate::domain::clients::{status_label, store, TagRow, RELATION_LABELS};
-use crate::domain::custom_fields::value::display;
-use crate::domain::custom_fields::{self, FieldRow};
-use crate::domain::orgs;
+use crate::domain::audit::AuditRow;
+use crate::domain::clients::{status_label, ClientRow, RELATION_LABELS};
+use crate::domain::preferences::{Preferences, CHANNELS};
 use crate::error::{AppError, AppResult};
-use crate::ops::clients as ops;
+use crate::ops::clients::{self as ops, FieldGroup, FieldLine};
+use crate::ops::Scope;
+use crate::plugins::ComputedValue;
 use crate::state::AppState;
-use crate::web::client_access;
-
-pub struct FieldLine {
-    pub label: String,
-    pub value: String,
-    pub help: String,
-}
-
-pub struct FieldGroup {
-    pub name: String,
-    pub fields: Vec<FieldLine>,
-}
 
 pub struct RelationView {
     pub id: String,
@@ -46,7 +32,7 @@ pub struct HistoryView {
 
 #[derive(Template)]
 #[template(path = "partials/clients/profile.html")]
-struct ClientProfile {
+struct ProfileCard {
     /// The rendered Files card.
     files: String,
     /// Likely duplicates: (id, name, why).
@@ -84,48 +70,6 @@ struct ClientProfile {
     notice: Option<String>,
 }
 
-fn group_fields(
-    defs: &[FieldRow],
-    stored: &Map<String, Value>,
-    access: &Access,
-    plugins: &crate::plugins::PluginFieldTypes,
-) -> Vec<FieldGroup> {
-    let mut groups: Vec<FieldGroup> = Vec::new();
-    for d in defs
-        .iter()
-        .filter(|d| d.is_active() && (!d.sensitive || access.read_sensitive))
-    {
-        let value = stored
-            .get(&d.field_key)
-            .map(|v| match v.as_str() {
-                // A plugin type reads as its plugin's `format` hook says (or as stored).
-                Some(text) if d.field_type.starts_with("plugin:") => {
-                    plugins.format(&d.field_type, text)
-                }
-                _ => display(d, v),
-            })
-            .unwrap_or_default();
-        let name = if d.display_group.is_empty() {
-            "Details".to_string()
-        } else {
-            d.display_group.clone()
-        };
-        let line = FieldLine {
-            label: d.label.clone(),
-            value,
-            help: d.help_text.clone(),
-        };
-        match groups.iter_mut().find(|g| g.name == name) {
-            Some(g) => g.fields.push(line),
-            None => groups.push(FieldGroup {
-                name,
-                fields: vec![line],
-            }),
-        }
-    }
-    groups
-}
-
 fn history_of(rows: Vec<AuditRow>) -> Vec<HistoryView> {
     rows.into_iter()
         .map(|r| HistoryView {
@@ -153,213 +97,191 @@ fn history_of(rows: Vec<AuditRow>) -> Vec<HistoryView> {
         .collect()
 }
 
+/// The profile, with `notice` above it (what the change just made did).
 async fn profile_page(
     req: &HttpRequest,
     actor: &ConsoleActor,
     state: &AppState,
+    scope: &Scope,
     id: String,
     notice: Option<String>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "read").await?;
-    let access = client_access(actor).await?;
-    let log_interactions = actor.can("interaction", "write").await?;
-    let see_timeline = actor.can("interaction", "read").await?;
-    let can_write = actor.can("client", "write").await?;
-    let can_delete = actor.can("client", "delete").await?;
+    let found = ops::profile(scope, id).await?;
     // "Log" in the client list opens the profile ready to type.
     let focus_log = req.query_string().split('&').any(|p| p == "log=1");
-    let upload_limit = state.config.max_upload_bytes;
-    let scope = crate::web::scope::of(actor, state).await?;
-    let (_, rels) = ops::relations(&scope, id.clone()).await?;
-    let ctx = actor.audit();
-    let org = ctx.org_id.clone();
-    let page = crate::web::run_with_plugins(state, org, move |c, plugins| {
-        let org = ctx.org_id.clone();
-        let row = service::get(c, &org, &access, &id)?;
-        let relations = rels
-            .into_iter()
-            .map(|r| RelationView {
-                text: if r.direction == "outgoing" {
-                    format!("{} {}", row.display_name, r.label)
-                } else {
-                    format!("{} {}", r.display_name, r.label)
-                },
-                id: r.id,
-                other_id: r.client_id,
-                other_name: r.display_name,
-            })
-            .collect();
-        let defs = custom_fields::store::list(c, &org, "client", false)?;
-        let stored = row.custom_map();
-        if access.read_sensitive
-            && defs
-                .iter()
-                .any(|d| d.sensitive && stored.contains_key(&d.field_key))
-        {
-            audit::record(
-                c,
-                &ctx,
-                "client.view_sensitive",
-                "client",
-                Some(&row.id),
-                serde_json::json!({}),
-            )?;
-        }
-        let tags: Vec<TagRow> = store::tags_of(c, std::slice::from_ref(&row.id))?
-            .into_iter()
-            .map(|(_, t)| t)
-            .collect();
-        let all_tags = store::list_tags(c, &org)?;
-        let owner = match &row.assigned_to {
-            Some(u) => orgs::store::find_member(c, &org, u)?
-                .map(|m| m.user.name)
-                .unwrap_or_default(),
-            None => String::new(),
-        };
-        let employer = match &row.employer_id {
-            Some(e) => store::find(c, &org, e)?
-                .filter(|e| e.deleted_at.is_none())
-                .map(|e| PersonView {
-                    id: e.id,
-                    name: e.display_name,
-                    detail: String::new(),
-                }),
-            None => None,
-        };
-        let people = if row.is_company() {
-            store::people_of(c, &org, &row.id)?
-                .into_iter()
-                .map(|p| PersonView {
-                    id: p.id,
-                    name: p.display_name,
-                    detail: p.email.unwrap_or_default(),
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let history = history_of(audit::list_for_resource(c, &org, "client", &row.id, 30)?);
-        let address: Vec<String> = [
-            row.street.clone(),
-            [row.postal_code.clone(), row.city.clone()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .into(),
-            row.region.clone(),
-            row.country.clone(),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|l| !l.is_empty())
-        .collect();
-        let timeline = if !see_timeline {
-            String::new()
-        } else {
-            use askama::Template;
-            let view = super::super::timeline::View {
-                can_write: log_interactions,
-                focus: focus_log,
-                ..Default::default()
-            };
-            let scope = crate::domain::interactions::Scope::Client(row.id.clone());
-            super::super::timeline::card(c, &org, &access, &scope, view)?
-                .render()
-                .map_err(|e| AppError::Internal(e.to_string()))?
-        };
-        let prefs = crate::domain::preferences::load(c, &org, &row.id)?;
-        let consents = crate::domain::preferences::CHANNELS
-            .iter()
-            .map(|ch| {
-                let consent = prefs.channels.get(*ch);
-                (
-                    ch.to_string(),
-                    match *ch {
-                        "email" => "E-mail",
-                        "phone" => "Phone",
-                        "sms" => "SMS",
-                        _ => "Post",
-                    },
-                    consent.map_or("unknown".to_string(), |c| c.status.clone()),
-                    consent.map(|c| c.source.clone()).unwrap_or_default(),
-                )
-            })
-            .collect();
-        let twins = crate::domain::clients::duplicates::candidates(c, &access, &row)?
-            .into_iter()
-            .map(|t| (t.id, t.name, t.reason))
-            .collect();
-        let files = super::super::files::card(
-            c,
-            &org,
-            &access,
-            &crate::domain::attachments::Parent::Client(row.id.clone()),
-            can_write,
-            upload_limit,
-        )?;
-        Ok(ClientProfile {
-            files,
-            twins,
-            consents,
-            do_not_contact: prefs.do_not_contact,
-            timeline,
-            groups: {
-                let mut groups = group_fields(&defs, &stored, &access, plugins);
-                let computed = plugins.computed(&rapport_plugin_sdk::ComputeRequest::Client(
-                    crate::plugins::client_snapshot(&row),
-                ));
-                if !computed.is_empty() {
-                    groups.push(FieldGroup {
-                        name: "Computed by plugins".into(),
-                        fields: computed
-                            .into_iter()
-                            .map(|v| FieldLine {
-                                label: v.label,
-                                value: v.value.unwrap_or_else(|| "unavailable right now".into()),
-                                help: format!("Computed by the {} plugin", v.plugin),
-                            })
-                            .collect(),
-                    });
-                }
-                groups
-            },
-            addable_tags: choices(
-                all_tags
-                    .iter()
-                    .filter(|t| !tags.iter().any(|x| x.id == t.id))
-                    .map(|t| (t.id.clone(), t.name.clone())),
-                &[],
-            ),
-            tags: tags.iter().map(TagView::from).collect(),
-            status_label: status_label(&row.status),
-            is_company: row.is_company(),
-            created: fmt_time(row.created_at),
-            updated: fmt_time(row.updated_at),
-            id: row.id,
-            name: row.display_name,
-            status: row.status,
-            owner,
-            email: row.email.unwrap_or_default(),
-            phone: row.phone.unwrap_or_default(),
-            website: row.website.unwrap_or_default(),
-            address,
-            industry: row.industry.unwrap_or_default(),
-            source: row.source.unwrap_or_default(),
-            employer,
-            people,
-            relations,
-            relation_labels: RELATION_LABELS.to_vec(),
-            history,
-            can_write,
-            can_delete,
-            can_tag: can_write,
-            notice,
-        })
-    })
-    .await?;
+    let (timeline, files) = cards(scope, state, &found.row.id, focus_log).await?;
+    let page = ProfileCard {
+        timeline,
+        files,
+        notice,
+        ..profile_view(scope, found)
+    };
     let title = page.name.clone();
     render(req, actor, &title, &page).await
+}
+
+/// The timeline card (for those who may read interactions) and the Files card, rendered.
+async fn cards(
+    scope: &Scope,
+    state: &AppState,
+    id: &str,
+    focus: bool,
+) -> AppResult<(String, String)> {
+    let see_timeline = scope.can("interaction", "read");
+    let view = super::super::timeline::View {
+        can_write: scope.can("interaction", "write"),
+        focus,
+        ..Default::default()
+    };
+    let can_write = scope.can("client", "write");
+    let upload_limit = state.config.max_upload_bytes;
+    let (access, org, id) = (scope.access("client"), scope.org_id.clone(), id.to_string());
+    scope
+        .read(move |c| {
+            let timeline = if see_timeline {
+                let parent = crate::domain::interactions::Scope::Client(id.clone());
+                super::super::timeline::card(c, &org, &access, &parent, view)?
+                    .render()
+                    .map_err(|e| AppError::Internal(e.to_string()))?
+            } else {
+                String::new()
+            };
+            let parent = crate::domain::attachments::Parent::Client(id);
+            let files =
+                super::super::files::card(c, &org, &access, &parent, can_write, upload_limit)?;
+            Ok((timeline, files))
+        })
+        .await
+}
+
+/// The profile's fragment from the read model (without its cards and notice).
+fn profile_view(scope: &Scope, p: ops::ClientProfile) -> ProfileCard {
+    let can_write = scope.can("client", "write");
+    let row = &p.row;
+    ProfileCard {
+        files: String::new(),
+        timeline: String::new(),
+        notice: None,
+        twins: p
+            .twins
+            .into_iter()
+            .map(|t| (t.id, t.name, t.reason))
+            .collect(),
+        consents: consents(&p.preferences),
+        do_not_contact: p.preferences.do_not_contact,
+        groups: with_computed(p.groups, p.computed),
+        addable_tags: choices(
+            p.all_tags
+                .iter()
+                .filter(|t| !p.tags.iter().any(|x| x.id == t.id))
+                .map(|t| (t.id.clone(), t.name.clone())),
+            &[],
+        ),
+        tags: p.tags.iter().map(TagView::from).collect(),
+        status_label: status_label(&row.status),
+        is_company: row.is_company(),
+        created: fmt_time(row.created_at),
+        updated: fmt_time(row.updated_at),
+        id: row.id.clone(),
+        name: row.display_name.clone(),
+        status: row.status.clone(),
+        owner: p.owner,
+        email: row.email.clone().unwrap_or_default(),
+        phone: row.phone.clone().unwrap_or_default(),
+        website: row.website.clone().unwrap_or_default(),
+        address: address_of(row),
+        industry: row.industry.clone().unwrap_or_default(),
+        source: row.source.clone().unwrap_or_default(),
+        employer: p.employer.map(|e| PersonView::of(e, String::new())),
+        people: p.people.into_iter().map(person).collect(),
+        relations: p
+            .relations
+            .into_iter()
+            .map(|r| relation_view(row, r))
+            .collect(),
+        relation_labels: RELATION_LABELS.to_vec(),
+        history: history_of(p.history),
+        can_write,
+        can_delete: scope.can("client", "delete"),
+        can_tag: can_write,
+    }
+}
+
+fn person(p: ClientRow) -> PersonView {
+    let detail = p.email.clone().unwrap_or_default();
+    PersonView::of(p, detail)
+}
+
+/// A relation as a sentence: "A is the accountant of B", whichever way it points.
+fn relation_view(row: &ClientRow, r: ops::Relation) -> RelationView {
+    RelationView {
+        text: if r.direction == "outgoing" {
+            format!("{} {}", row.display_name, r.label)
+        } else {
+            format!("{} {}", r.display_name, r.label)
+        },
+        id: r.id,
+        other_id: r.client_id,
+        other_name: r.display_name,
+    }
+}
+
+/// The custom values' groups, then what plugins compute as a group of its own.
+fn with_computed(mut groups: Vec<FieldGroup>, computed: Vec<ComputedValue>) -> Vec<FieldGroup> {
+    if !computed.is_empty() {
+        groups.push(FieldGroup {
+            name: "Computed by plugins".into(),
+            fields: computed
+                .into_iter()
+                .map(|v| FieldLine {
+                    label: v.label,
+                    value: v.value.unwrap_or_else(|| "unavailable right now".into()),
+                    help: format!("Computed by the {} plugin", v.plugin),
+                })
+                .collect(),
+        });
+    }
+    groups
+}
+
+/// The address lines: street; postal code and city; region; country (empty ones left out).
+fn address_of(row: &ClientRow) -> Vec<String> {
+    [
+        row.street.clone(),
+        [row.postal_code.clone(), row.city.clone()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .into(),
+        row.region.clone(),
+        row.country.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|l| !l.is_empty())
+    .collect()
+}
+
+/// Each channel's consent: (channel, label, opt_in | opt_out | unknown, source).
+fn consents(prefs: &Preferences) -> Vec<(String, &'static str, String, String)> {
+    CHANNELS
+        .iter()
+        .map(|ch| {
+            let consent = prefs.channels.get(*ch);
+            (
+                ch.to_string(),
+                match *ch {
+                    "email" => "E-mail",
+                    "phone" => "Phone",
+                    "sms" => "SMS",
+                    _ => "Post",
+                },
+                consent.map_or("unknown".to_string(), |c| c.status.clone()),
+                consent.map(|c| c.source.clone()).unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 pub async fn show(
@@ -368,7 +290,8 @@ pub async fn show(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    profile_page(&req, &actor, &state, id.into_inner(), None).await
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    profile_page(&req, &actor, &state, &scope, id.into_inner(), None).await
 }
 
 // ---------- tags and relations on the profile ----------
@@ -387,7 +310,7 @@ pub async fn tag(
     if let ops::TagChange::NoSuchTag = ops::set_tag(&scope, id.clone(), tag, add).await? {
         return Err(AppError::invalid("tag", "Choose a tag."));
     }
-    profile_page(&req, &actor, &state, id, None).await
+    profile_page(&req, &actor, &state, &scope, id, None).await
 }
 
 pub async fn relate(
@@ -404,7 +327,7 @@ pub async fn relate(
     match ops::relate(&scope, id.clone(), other, label).await {
         Ok(_) => {
             let done = Some("The relation was added.".into());
-            profile_page(&req, &actor, &state, id, done).await
+            profile_page(&req, &actor, &state, &scope, id, done).await
         }
         Err(AppError::Validation(_, errors)) => Err(AppError::Validation(
             errors
@@ -427,7 +350,7 @@ pub async fn unrelate(
     let (id, rel) = path.into_inner();
     ops::unrelate(&scope, id.clone(), rel).await?;
     let done = Some("The relation was removed.".into());
-    profile_page(&req, &actor, &state, id, done).await
+    profile_page(&req, &actor, &state, &scope, id, done).await
 }
 
 /// `POST /clients/{id}/preferences`: the profile's communication form.
@@ -438,44 +361,32 @@ pub async fn save_preferences(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
-    let access = client_access(&actor).await?;
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-        .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))?;
-    let source = pairs
-        .iter()
-        .find(|(k, _)| k == "source")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
-    let mut channels = serde_json::Map::new();
-    for ch in crate::domain::preferences::CHANNELS {
-        if let Some((_, status)) = pairs.iter().find(|(k, _)| k == ch) {
-            channels.insert(
-                ch.to_string(),
-                serde_json::json!({"status": status, "source": source}),
-            );
-        }
-    }
-    let mut body = serde_json::Map::new();
-    body.insert("channels".into(), serde_json::Value::Object(channels));
-    body.insert(
-        "doNotContact".into(),
-        serde_json::Value::Bool(
-            pairs
-                .iter()
-                .any(|(k, v)| k == "doNotContact" && v == "true"),
-        ),
-    );
-    let ctx = actor.audit();
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let body = preferences_body(&parse_form(&body)?);
     let client = id.into_inner();
-    let target = client.clone();
-    db::run(&state.pool, move |c| {
-        crate::domain::preferences::update(c, &ctx, &access, &target, &body).map(drop)
-    })
-    .await?;
+    ops::set_preferences(&scope, client.clone(), body).await?;
     redirect_with_flash(
         &req,
         &format!("/clients/{client}"),
         "Communication preferences saved.",
     )
+}
+
+/// The posted form as the preferences' JSON: each channel's status from one source, and
+/// "do not contact" (an unchecked box is not posted: no means false).
+fn preferences_body(pairs: &[(String, String)]) -> Map<String, Value> {
+    let source = posted(pairs, "source");
+    let mut channels = Map::new();
+    for ch in CHANNELS {
+        if let Some((_, status)) = pairs.iter().find(|(k, _)| k == ch) {
+            channels.insert(ch.to_string(), json!({"status": status, "source": source}));
+        }
+    }
+    let mut body = Map::new();
+    body.insert("channels".into(), Value::Object(channels));
+    let dnc = pairs
+        .iter()
+        .any(|(k, v)| k == "doNotContact" && v == "true");
+    body.insert("doNotContact".into(), Value::Bool(dnc));
+    body
 }

@@ -4,10 +4,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::super::{redirect_with_flash, render};
-use super::*;
+use super::fmt_time;
 use crate::auth::ConsoleActor;
-use crate::db::{self};
-use crate::domain::clients::query::{self, cursor_after, Column, SortKey};
 use crate::error::AppResult;
 use crate::ops::clients as ops;
 use crate::state::AppState;
@@ -31,43 +29,22 @@ pub async fn trash(
     actor: ConsoleActor,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "admin").await?;
-    let org = actor.org_id().to_string();
-    let pairs = query_pairs(&req)?;
-    let page = db::run(&state.pool, move |c| {
-        let mut params = query::parse_params(c, &org, &[], &pairs)?;
-        params.trash = true;
-        params.sort = query::Sort {
-            key: SortKey::Column(Column::UpdatedAt),
-            descending: true,
-        };
-        params.limit = 51;
-        let mut rows = query::list(c, &org, &params)?;
-        let more = rows.len() > 50;
-        rows.truncate(50);
-        let next_href = more
-            .then(|| {
-                rows.last().map(|r| {
-                    format!(
-                        "/clients/trash?cursor={}",
-                        cursor_after(r, &params.sort).encode()
-                    )
-                })
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let found = ops::trash_page(&scope, query_pairs(&req)?).await?;
+    let page = TrashPage {
+        rows: found
+            .rows
+            .into_iter()
+            .map(|r| TrashRow {
+                deleted: r.deleted_at.map(fmt_time).unwrap_or_default(),
+                id: r.id,
+                name: r.display_name,
             })
-            .flatten();
-        Ok(TrashPage {
-            rows: rows
-                .into_iter()
-                .map(|r| TrashRow {
-                    deleted: r.deleted_at.map(fmt_time).unwrap_or_default(),
-                    id: r.id,
-                    name: r.display_name,
-                })
-                .collect(),
-            next_href,
-        })
-    })
-    .await?;
+            .collect(),
+        next_href: found
+            .next_cursor
+            .map(|cursor| format!("/clients/trash?cursor={cursor}")),
+    };
     render(&req, &actor, "Trash", &page).await
 }
 
