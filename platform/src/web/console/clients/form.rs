@@ -6,7 +6,6 @@ use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde_json::{Map, Value};
 
-use super::super::{redirect_with_flash, render, render_with_status};
 use super::{choices, parse_form, posted, status_choices, Choice};
 use crate::auth::ConsoleActor;
 use crate::domain::clients::service::{Access, WriteMode};
@@ -16,6 +15,7 @@ use crate::domain::custom_fields::{FieldRow, FieldType};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::ops::clients as ops;
 use crate::state::AppState;
+use crate::web::console::{redirect_with_flash, render, render_with_status};
 use crate::web::query_pairs;
 
 pub struct FormField {

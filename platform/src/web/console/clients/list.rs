@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::super::{redirect, redirect_with_flash, render_with_status};
 use super::{choices, fmt_time, parse_form, posted, status_choices, Choice, TagView};
 use crate::auth::ConsoleActor;
 use crate::domain::clients::query::{self, Column, Sort, SortKey};
@@ -15,6 +14,7 @@ use crate::domain::custom_fields::FieldRow;
 use crate::error::{AppResult, FieldError};
 use crate::ops::{clients as ops, Scope};
 use crate::state::AppState;
+use crate::web::console::{redirect, redirect_with_flash, render_with_status};
 use crate::web::query_pairs;
 
 pub struct Row {

@@ -4,7 +4,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde_json::{json, Map, Value};
 
-use super::super::{redirect_with_flash, render};
 use super::{choices, fmt_time, parse_form, posted, Choice, PersonView, TagView};
 use crate::auth::ConsoleActor;
 use crate::domain::audit::AuditRow;
@@ -15,6 +14,7 @@ use crate::ops::clients::{self as ops, FieldGroup, FieldLine};
 use crate::ops::Scope;
 use crate::plugins::ComputedValue;
 use crate::state::AppState;
+use crate::web::console::{admin, files, redirect_with_flash, render, timeline};
 
 pub struct RelationView {
     pub id: String,
@@ -91,7 +91,7 @@ fn history_of(rows: Vec<AuditRow>) -> Vec<HistoryView> {
             changes: if r.action == "client.create" {
                 String::new()
             } else {
-                super::super::admin::audit::describe_changes(&r.changes)
+                admin::audit::describe_changes(&r.changes)
             },
         })
         .collect()
@@ -128,7 +128,7 @@ async fn cards(
     focus: bool,
 ) -> AppResult<(String, String)> {
     let see_timeline = scope.can("interaction", "read");
-    let view = super::super::timeline::View {
+    let view = timeline::View {
         can_write: scope.can("interaction", "write"),
         focus,
         ..Default::default()
@@ -140,15 +140,14 @@ async fn cards(
         .read(move |c| {
             let timeline = if see_timeline {
                 let parent = crate::domain::interactions::Scope::Client(id.clone());
-                super::super::timeline::card(c, &org, &access, &parent, view)?
+                timeline::card(c, &org, &access, &parent, view)?
                     .render()
                     .map_err(|e| AppError::Internal(e.to_string()))?
             } else {
                 String::new()
             };
             let parent = crate::domain::attachments::Parent::Client(id);
-            let files =
-                super::super::files::card(c, &org, &access, &parent, can_write, upload_limit)?;
+            let files = files::card(c, &org, &access, &parent, can_write, upload_limit)?;
             Ok((timeline, files))
         })
         .await

@@ -3,12 +3,12 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::super::{redirect_with_flash, render};
 use super::fmt_time;
 use crate::auth::ConsoleActor;
 use crate::error::AppResult;
 use crate::ops::clients as ops;
 use crate::state::AppState;
+use crate::web::console::{redirect_with_flash, render};
 use crate::web::query_pairs;
 
 pub struct TrashRow {
