@@ -1,5 +1,15 @@
 //! Clients: the read model both surfaces show, and every command and query on clients,
 //! their tags and relations, with the rights and the record rule applied here once.
+//! What the console's pages gather beside them is in `pages` and `profile`.
+
+mod pages;
+mod profile;
+
+pub use pages::{
+    delete_view, editing, fields, form_choices, list_page, lookup, save_view, set_preferences,
+    trash_page, Editing, FormChoices, ListPage, RowPage,
+};
+pub use profile::{profile, ClientProfile, FieldGroup, FieldLine};
 
 use std::collections::HashMap;
 
@@ -128,11 +138,7 @@ pub fn views(
     rows: Vec<ClientRow>,
     single: bool,
 ) -> AppResult<Vec<ClientView>> {
-    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let mut tags: HashMap<String, Vec<TagRow>> = HashMap::new();
-    for (client_id, tag) in store::tags_of(c, &ids)? {
-        tags.entry(client_id).or_default().push(tag);
-    }
+    let mut tags = tags_by_client(c, &rows)?;
     let sensitive: Vec<&str> = rows
         .iter()
         .filter(|r| shows_sensitive(r, defs, access))
@@ -153,6 +159,16 @@ pub fn views(
             ClientView::new(r, t, defs, access)
         })
         .collect())
+}
+
+/// The tags of `rows`, by client id, in one query.
+fn tags_by_client(c: &mut DbConn, rows: &[ClientRow]) -> AppResult<HashMap<String, Vec<TagRow>>> {
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let mut tags: HashMap<String, Vec<TagRow>> = HashMap::new();
+    for (client_id, tag) in store::tags_of(c, &ids)? {
+        tags.entry(client_id).or_default().push(tag);
+    }
+    Ok(tags)
 }
 
 /// One client the caller may see, as a view.
@@ -228,18 +244,28 @@ pub async fn list(scope: &Scope, mut pairs: Vec<(String, String)>, trash: bool) 
             if !access.oversee {
                 params.only_assigned_to = Some(access.user_id.clone());
             }
-            let limit = params.limit;
-            params.limit = limit + 1;
-            let mut rows = query::list(c, &ctx.org_id, &params)?;
-            let more = rows.len() as i64 > limit;
-            rows.truncate(limit as usize);
-            let next_cursor = more
-                .then(|| rows.last().map(|r| cursor_after(r, &params.sort).encode()))
-                .flatten();
+            let (rows, next_cursor) = page_of(c, &ctx.org_id, params)?;
             let data = views(c, &ctx, &access, &defs, rows, false)?;
             Ok(Page { data, next_cursor })
         })
         .await
+}
+
+/// One page by `params` (up to its `limit`) and the cursor of the next, if there is one.
+fn page_of(
+    c: &mut DbConn,
+    org_id: &str,
+    mut params: query::ListParams,
+) -> AppResult<(Vec<ClientRow>, Option<String>)> {
+    let limit = params.limit;
+    params.limit = limit + 1;
+    let mut rows = query::list(c, org_id, &params)?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| rows.last().map(|r| cursor_after(r, &params.sort).encode()))
+        .flatten();
+    Ok((rows, next_cursor))
 }
 
 /// Creates a client from the API's or the form's fields; the view answers which
@@ -404,40 +430,49 @@ pub async fn relations(scope: &Scope, id: String) -> AppResult<(ClientRow, Vec<R
     scope
         .read(move |c| {
             let row = service::get(c, &org, &access, &id)?;
-            let rels = store::relations_of(c, &org, &row.id)?;
-            let other = |r: &crate::domain::clients::RelationRow| {
-                if r.from_client_id == row.id {
-                    r.to_client_id.clone()
-                } else {
-                    r.from_client_id.clone()
-                }
-            };
-            let ids: Vec<String> = rels.iter().map(other).collect();
-            let names: HashMap<String, String> = store::find_many(c, &org, &ids)?
-                .into_iter()
-                .filter(|o| o.deleted_at.is_none() && access.sees(o))
-                .map(|o| (o.id, o.display_name))
-                .collect();
-            let out = rels
-                .iter()
-                .filter_map(|r| {
-                    let client_id = other(r);
-                    Some(Relation {
-                        id: r.id.clone(),
-                        display_name: names.get(&client_id)?.clone(),
-                        client_id,
-                        label: r.label.clone(),
-                        direction: if r.from_client_id == row.id {
-                            "outgoing"
-                        } else {
-                            "incoming"
-                        },
-                    })
-                })
-                .collect();
+            let out = relations_in(c, &org, &access, &row)?;
             Ok((row, out))
         })
         .await
+}
+
+fn relations_in(
+    c: &mut DbConn,
+    org: &str,
+    access: &Access,
+    row: &ClientRow,
+) -> AppResult<Vec<Relation>> {
+    let rels = store::relations_of(c, org, &row.id)?;
+    let other = |r: &crate::domain::clients::RelationRow| {
+        if r.from_client_id == row.id {
+            r.to_client_id.clone()
+        } else {
+            r.from_client_id.clone()
+        }
+    };
+    let ids: Vec<String> = rels.iter().map(other).collect();
+    let names: HashMap<String, String> = store::find_many(c, org, &ids)?
+        .into_iter()
+        .filter(|o| o.deleted_at.is_none() && access.sees(o))
+        .map(|o| (o.id, o.display_name))
+        .collect();
+    Ok(rels
+        .iter()
+        .filter_map(|r| {
+            let client_id = other(r);
+            Some(Relation {
+                id: r.id.clone(),
+                display_name: names.get(&client_id)?.clone(),
+                client_id,
+                label: r.label.clone(),
+                direction: if r.from_client_id == row.id {
+                    "outgoing"
+                } else {
+                    "incoming"
+                },
+            })
+        })
+        .collect())
 }
 
 /// Relates a client to another ("is the accountant of").
