@@ -3,7 +3,7 @@
 //! preferences and appointments from other systems. The rights are decided here once:
 //! reading needs `client:read` and `interaction:read`, changing needs `interaction:write`,
 //! a deal's timeline also `opportunity:read`; every record through the client's record
-//! rule.
+//! rule. A client's contact preferences are the client's own data (`ops::clients`).
 
 use std::collections::HashMap;
 
@@ -400,34 +400,5 @@ pub async fn appointment(
             let (r, how) = appointments::receive(c, &ctx, &access, &body)?;
             Ok((InteractionView::load(c, r)?, how))
         })
-        .await
-}
-
-// ---------- preferences ----------
-
-pub async fn preferences(scope: &Scope, client: String) -> AppResult<Preferences> {
-    scope.require("client", "read")?;
-    scope.require("interaction", "read")?;
-    let access = scope.access("client");
-    let org = scope.org_id.clone();
-    scope
-        .read(move |c| {
-            crate::domain::clients::service::get(c, &org, &access, &client)?;
-            preferences::load(c, &org, &client)
-        })
-        .await
-}
-
-/// Changes the parts of a client's contact preferences that are sent.
-pub async fn set_preferences(
-    scope: &Scope,
-    client: String,
-    body: Map<String, Value>,
-) -> AppResult<Preferences> {
-    scope.require("interaction", "write")?;
-    let access = scope.access("client");
-    let ctx = scope.audit.clone();
-    scope
-        .read(move |c| preferences::update(c, &ctx, &access, &client, &body))
         .await
 }

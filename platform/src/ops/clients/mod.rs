@@ -6,8 +6,8 @@ mod pages;
 mod profile;
 
 pub use pages::{
-    delete_view, editing, fields, form_choices, list_page, lookup, save_view, set_preferences,
-    trash_page, Editing, FormChoices, ListPage, RowPage,
+    delete_view, editing, fields, form_choices, list_page, lookup, preferences, save_view,
+    set_preferences, trash_page, Editing, FormChoices, ListPage, RowPage,
 };
 pub use profile::{profile, ClientProfile, FieldGroup, FieldLine};
 

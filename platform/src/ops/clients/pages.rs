@@ -286,6 +286,19 @@ pub async fn delete_view(scope: &Scope, id: String) -> AppResult<()> {
     }
 }
 
+/// A client's communication preferences (consent per channel, do-not-contact).
+pub async fn preferences(scope: &Scope, id: String) -> AppResult<Preferences> {
+    scope.require("client", "read")?;
+    let access = scope.access("client");
+    let org = scope.org_id.clone();
+    scope
+        .read(move |c| {
+            crate::domain::clients::service::get(c, &org, &access, &id)?;
+            preferences::load(c, &org, &id)
+        })
+        .await
+}
+
 /// Changes a client's communication preferences (`channels`, `doNotContact`, …; the
 /// parts sent), audited.
 pub async fn set_preferences(

@@ -166,7 +166,7 @@ pub async fn delete(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpRes
 
 /// `GET /api/clients/{id}/preferences`.
 pub async fn preferences(scope: ApiScope, client: web::Path<String>) -> AppResult<HttpResponse> {
-    let p = ops::preferences(&scope, client.into_inner()).await?;
+    let p = crate::ops::clients::preferences(&scope, client.into_inner()).await?;
     Ok(HttpResponse::Ok().json(p.to_json()))
 }
 
@@ -176,7 +176,8 @@ pub async fn set_preferences(
     client: web::Path<String>,
     body: web::Json<Value>,
 ) -> AppResult<HttpResponse> {
-    let p = ops::set_preferences(&scope, client.into_inner(), object(body)?).await?;
+    let p =
+        crate::ops::clients::set_preferences(&scope, client.into_inner(), object(body)?).await?;
     Ok(HttpResponse::Ok().json(p.to_json()))
 }
 
