@@ -1,0 +1,230 @@
+//! `rapport seed`, `import` and `search reindex`: filling an organization and rebuilding
+//! its search index from the command line.
+
+use diesel::prelude::*;
+
+use crate::config::Config;
+use crate::db::Pool;
+use crate::domain::imports::{self, Kind};
+use crate::domain::orgs::{Member, OrganizationRow};
+
+use super::{find_org, open, with_conn};
+
+/// Adds deterministic synthetic clients and deals, then asks for fresh statistics and a
+/// reindex.
+pub fn seed(
+    config: &Config,
+    org: &str,
+    clients: usize,
+    deals: usize,
+    seed: u64,
+) -> anyhow::Result<()> {
+    if clients == 0 && deals == 0 {
+        anyhow::bail!("say what to add: --clients N and/or --deals N");
+    }
+    let pool = open(config)?;
+    let org = find_org(&pool, org)?;
+    let started = std::time::Instant::now();
+    let progress = |what: &'static str| {
+        move |done: usize| {
+            if done % 50_000 == 0 {
+                eprintln!("  {done} {what}…");
+            }
+        }
+    };
+    if clients > 0 {
+        let report = with_conn(&pool, |c| {
+            crate::seed::seed_clients(c, &org, clients, seed, progress("clients"))
+        })?;
+        println!(
+            "Added {} clients ({} companies) to {}",
+            report.clients, report.companies, org.slug
+        );
+    }
+    if deals > 0 {
+        let made = with_conn(&pool, |c| {
+            crate::seed::seed_deals(c, &org, deals, seed, progress("deals"))
+        })?;
+        println!("Added {made} deals to {}", org.slug);
+    }
+    with_conn(&pool, |c| {
+        crate::db::refresh_statistics(c)?;
+        Ok(crate::domain::outbox::touch(
+            c,
+            &org.id,
+            crate::domain::outbox::REINDEX,
+            &org.id,
+        )?)
+    })?;
+    println!(
+        "Done in {:.1} s; the search index is rebuilt by the server (or `rapport search reindex`)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// What `rapport import` was asked to do.
+pub struct ImportFile {
+    pub file: std::path::PathBuf,
+    pub org: String,
+    pub preset: String,
+    pub kind: Option<String>,
+    pub mode: String,
+    /// The member acting (e-mail); the first admin when left out.
+    pub actor: Option<String>,
+}
+
+/// The member an import acts as.
+fn acting_member(
+    pool: &Pool,
+    org: &OrganizationRow,
+    actor: &Option<String>,
+) -> anyhow::Result<Member> {
+    with_conn(pool, |c| {
+        let members = crate::domain::orgs::store::list_members(
+            c,
+            &org.id,
+            &crate::domain::orgs::store::MemberFilter {
+                limit: 1000,
+                is_active: Some(true),
+                ..Default::default()
+            },
+        )?;
+        Ok(members.into_iter().find(|m| match actor {
+            Some(email) => m.user.email.eq_ignore_ascii_case(email),
+            None => m.membership.role == "admin",
+        }))
+    })?
+    .ok_or_else(|| match actor {
+        Some(e) => anyhow::anyhow!("{e} is not an active member of {}", org.slug),
+        None => anyhow::anyhow!("{} has no active admin; name one with --as", org.slug),
+    })
+}
+
+/// Imports a file in this process (no server needed) and prints the counts.
+pub fn import(config: &Config, args: ImportFile) -> anyhow::Result<()> {
+    let kind = match args.kind.as_deref() {
+        None => None,
+        Some(k) => Some(
+            Kind::parse(k)
+                .ok_or_else(|| anyhow::anyhow!("--kind: companies, contacts or deals"))?,
+        ),
+    };
+    let file = &args.file;
+    let bytes =
+        std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let pool = open(config)?;
+    let org = find_org(&pool, &args.org)?;
+    let member = acting_member(&pool, &org, &args.actor)?;
+    let mut ctx = crate::domain::audit::AuditContext::cli(&org.id);
+    ctx.actor_user_id = Some(member.user.id.clone());
+    ctx.actor_label = format!("cli ({})", member.user.email);
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let data_dir = config.data_dir.clone();
+    let started = std::time::Instant::now();
+    let batch = with_conn(&pool, |c| {
+        let new = imports::NewBatch {
+            file_name: &name,
+            preset: &args.preset,
+            kind,
+            mode: &args.mode,
+        };
+        let staged = imports::stage(c, &ctx, &data_dir, &bytes, new)?;
+        let batch = imports::start(c, &ctx, &staged.id)?;
+        // The command line acts for the organization as a whole (no owner limits);
+        // plugin field types and stage rules are not consulted here.
+        let access = crate::domain::clients::service::Access {
+            user_id: member.user.id.clone(),
+            oversee: true,
+            read_sensitive: true,
+            write_sensitive: true,
+            create_tags: true,
+        };
+        let env = imports::Env {
+            ctx: &ctx,
+            access: &access,
+            batch: &batch,
+            external: &crate::domain::custom_fields::NoExternal,
+            rules: &crate::domain::pipeline::service::NoRules,
+            default_currency: &org.default_currency,
+            cache: Default::default(),
+        };
+        while imports::run_chunk(c, &data_dir, &env)? {}
+        imports::get(c, &org.id, &batch.id)
+    })?;
+    println!(
+        "{} ({} {}, {} rows) in {:.1} s: created {}, updated {}, skipped {}, failed {}",
+        name,
+        batch.preset,
+        batch.kind,
+        batch.total_rows,
+        started.elapsed().as_secs_f64(),
+        batch.created_count,
+        batch.updated_count,
+        batch.skipped_count,
+        batch.failed_count
+    );
+    let errors: Vec<serde_json::Value> = serde_json::from_str(&batch.errors).unwrap_or_default();
+    for e in errors.iter().take(20) {
+        println!(
+            "  line {}: {}",
+            e["row"],
+            e["message"].as_str().unwrap_or_default()
+        );
+    }
+    println!(
+        "batch {} (revert with the console or POST /api/imports/{}/revert)",
+        batch.id, batch.id
+    );
+    Ok(())
+}
+
+/// Rebuilds the search index of one organization (or all) in place; with the embedded
+/// index held by a running server, queues the rebuild for it.
+pub async fn reindex(config: &Config, org: Option<String>) -> anyhow::Result<()> {
+    let pool = open(config)?;
+    let orgs: Vec<String> = match org {
+        Some(o) => vec![find_org(&pool, &o)?.id],
+        None => with_conn(&pool, |c| {
+            Ok(crate::db::schema::organizations::table
+                .select(crate::db::schema::organizations::id)
+                .load::<String>(c)?)
+        })?,
+    };
+    let index = match crate::search::open(config).await {
+        Ok(index) => index,
+        Err(e) => {
+            with_conn(&pool, |c| {
+                for org in &orgs {
+                    crate::domain::outbox::touch(c, org, crate::domain::outbox::REINDEX, org)?;
+                }
+                Ok(())
+            })?;
+            println!("The index is in use ({e}); the rebuild is queued for the running server.");
+            return Ok(());
+        }
+    };
+    for org in &orgs {
+        with_conn(&pool, |c| {
+            Ok(crate::search::clear_reindex_requests(c, org)?)
+        })?;
+        let started = std::time::Instant::now();
+        let r = crate::search::reindex_org(&pool, &index, org)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!(
+            "{org}: {} clients, {} deals indexed, {} stale documents removed in {:.1} s",
+            r.clients,
+            r.deals,
+            r.removed,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    crate::search::drain_all(&pool, &index)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
