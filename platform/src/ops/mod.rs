@@ -12,8 +12,11 @@
 
 pub mod attachments;
 pub mod clients;
+pub mod contracts;
 pub mod deals;
 pub mod duplicates;
+pub mod quotes;
+pub mod sales;
 
 use std::collections::HashSet;
 use std::sync::Arc;
