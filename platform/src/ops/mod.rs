@@ -15,6 +15,7 @@ pub mod clients;
 pub mod contracts;
 pub mod deals;
 pub mod duplicates;
+pub mod pipelines;
 pub mod quotes;
 pub mod sales;
 

@@ -9,18 +9,18 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{etag, if_match_version, rfc3339, ListEnvelope};
-use crate::auth::ApiActor;
-use crate::db;
 use crate::domain::custom_fields::service::Mode;
 use crate::domain::money::format_cents;
-use crate::domain::pipeline::service;
+use crate::domain::pipeline::service::PipelineView;
 use crate::domain::pipeline::store::parse_date;
-use crate::domain::pipeline::{quotes, store, ContractRow, QuoteLineRow, QuoteRow, StageRow};
+use crate::domain::pipeline::{
+    quotes, ContractRow, LossReasonRow, QuoteLineRow, QuoteRow, StageRow,
+};
 use crate::error::{AppError, AppResult};
 use crate::ops;
 use crate::ops::deals::{self, DealView};
+use crate::ops::pipelines::{self, PipelineInput, PipelinePatch, StageInput, StagePatch};
 use crate::ops::sales::{ForecastQuery, PerformanceQuery};
-use crate::state::AppState;
 use crate::web::query_pairs;
 use crate::web::scope::ApiScope;
 
@@ -28,185 +28,58 @@ fn stage_json(s: &StageRow) -> Value {
     json!({"id": s.id, "name": s.name, "position": s.position, "probability": s.probability, "kind": s.kind, "isActive": s.is_active, "color": s.color})
 }
 
-pub async fn pipelines(actor: ApiActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    actor.require("pipeline", "read").await?;
-    let org = actor.org_id().to_string();
-    let views = db::run(&state.pool, move |c| service::pipelines(c, &org)).await?;
-    let data: Vec<Value> = views
-        .iter()
-        .map(|v| {
-            json!({
-                "id": v.pipeline.id, "name": v.pipeline.name, "position": v.pipeline.position,
-                "rottingDays": v.pipeline.rotting_days,
-                "stages": v.stages.iter().map(stage_json).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
+fn pipeline_json(v: &PipelineView) -> Value {
+    json!({
+        "id": v.pipeline.id, "name": v.pipeline.name, "position": v.pipeline.position,
+        "rottingDays": v.pipeline.rotting_days,
+        "stages": v.stages.iter().map(stage_json).collect::<Vec<_>>(),
+    })
+}
+
+pub async fn pipelines(scope: ApiScope) -> AppResult<HttpResponse> {
+    let views = pipelines::list(&scope).await?;
     Ok(HttpResponse::Ok().json(ListEnvelope {
-        data,
+        data: views.iter().map(pipeline_json).collect::<Vec<_>>(),
         next_cursor: None,
     }))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct StageInput {
-    name: String,
-    probability: i32,
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    color: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PipelineInput {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    rotting_days: Option<i32>,
-    #[serde(default)]
-    stages: Vec<StageInput>,
-    /// `<plugin id>/<template key>`: the stages come from a plugin's template.
-    #[serde(default)]
-    template: Option<String>,
-}
-
-/// Creates a pipeline from a plugin's template or from the stages given (not both).
-fn new_pipeline(
-    c: &mut crate::db::DbConn,
-    ctx: &crate::domain::audit::AuditContext,
-    b: PipelineInput,
-) -> AppResult<service::PipelineView> {
-    let name = b.name.as_deref();
-    if let Some(t) = b.template.as_deref() {
-        if !b.stages.is_empty() {
-            return Err(AppError::invalid(
-                "stages",
-                "Give either a template or stages, not both.",
-            ));
-        }
-        return crate::plugins::create_pipeline_from_template(c, ctx, t, name, b.rotting_days);
-    }
-    let stages: Vec<(&str, i32, &str, &str)> = b
-        .stages
-        .iter()
-        .map(|s| {
-            (
-                s.name.as_str(),
-                s.probability,
-                s.kind.as_deref().unwrap_or("open"),
-                s.color.as_deref().unwrap_or("blue"),
-            )
-        })
-        .collect();
-    let name = name.unwrap_or_default();
-    service::create_pipeline(c, ctx, name, b.rotting_days, &stages)
-}
-
 pub async fn create_pipeline(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     body: web::Json<PipelineInput>,
 ) -> AppResult<HttpResponse> {
-    actor.require("pipeline", "write").await?;
-    let ctx = actor.audit();
-    let b = body.into_inner();
-    let view = db::run(&state.pool, move |c| new_pipeline(c, &ctx, b)).await?;
+    let view = pipelines::create(&scope, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(json!({
         "id": view.pipeline.id, "name": view.pipeline.name, "rottingDays": view.pipeline.rotting_days,
         "stages": view.stages.iter().map(stage_json).collect::<Vec<_>>(),
     })))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PipelinePatch {
-    name: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    rotting_days: Option<Option<i32>>,
-}
-
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
 pub async fn update_pipeline(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     id: web::Path<String>,
     body: web::Json<PipelinePatch>,
 ) -> AppResult<HttpResponse> {
-    actor.require("pipeline", "write").await?;
-    let ctx = actor.audit();
-    let b = body.into_inner();
-    let p = db::run(&state.pool, move |c| {
-        service::update_pipeline(c, &ctx, &id, b.name.as_deref(), b.rotting_days)
-    })
-    .await?;
+    let p = pipelines::update(&scope, id.into_inner(), body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(json!({"id": p.id, "name": p.name, "rottingDays": p.rotting_days})))
 }
 
 pub async fn add_stage(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     id: web::Path<String>,
     body: web::Json<StageInput>,
 ) -> AppResult<HttpResponse> {
-    actor.require("pipeline", "write").await?;
-    let ctx = actor.audit();
-    let b = body.into_inner();
-    let s = db::run(&state.pool, move |c| {
-        service::add_stage(
-            c,
-            &ctx,
-            &id,
-            &b.name,
-            b.probability,
-            b.color.as_deref().unwrap_or("blue"),
-        )
-    })
-    .await?;
+    let s = pipelines::add_stage(&scope, id.into_inner(), body.into_inner()).await?;
     Ok(HttpResponse::Created().json(stage_json(&s)))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct StagePatch {
-    name: Option<String>,
-    probability: Option<i32>,
-    color: Option<String>,
-    position: Option<usize>,
-}
-
 pub async fn update_stage(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     path: web::Path<(String, String)>,
     body: web::Json<StagePatch>,
 ) -> AppResult<HttpResponse> {
-    actor.require("pipeline", "write").await?;
-    let ctx = actor.audit();
     let (pipeline, stage) = path.into_inner();
-    let b = body.into_inner();
-    let s = db::run(&state.pool, move |c| {
-        let found = store::find_stage(c, &ctx.org_id, &stage)?
-            .filter(|s| s.pipeline_id == pipeline)
-            .ok_or(AppError::NotFound)?;
-        service::update_stage(
-            c,
-            &ctx,
-            &found.id,
-            b.name.as_deref(),
-            b.probability,
-            b.color.as_deref(),
-            b.position,
-        )
-    })
-    .await?;
+    let s = pipelines::update_stage(&scope, pipeline, stage, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(stage_json(&s)))
 }
 
@@ -218,39 +91,24 @@ pub struct RetireInput {
 }
 
 pub async fn retire_stage(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     path: web::Path<(String, String)>,
     body: Option<web::Json<RetireInput>>,
 ) -> AppResult<HttpResponse> {
-    actor.require("pipeline", "write").await?;
-    let ctx = actor.audit();
     let (pipeline, stage) = path.into_inner();
     let move_to = body.and_then(|b| b.into_inner().move_to);
-    let moved = db::run(&state.pool, move |c| {
-        let found = store::find_stage(c, &ctx.org_id, &stage)?
-            .filter(|s| s.pipeline_id == pipeline)
-            .ok_or(AppError::NotFound)?;
-        service::retire_stage(c, &ctx, &found.id, move_to.as_deref())
-    })
-    .await?;
+    let moved = pipelines::retire_stage(&scope, pipeline, stage, move_to).await?;
     Ok(HttpResponse::Ok().json(json!({"retired": true, "movedDeals": moved})))
 }
 
-pub async fn loss_reasons(actor: ApiActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    actor.require("opportunity", "read").await?;
-    let org = actor.org_id().to_string();
-    let rows = db::run(&state.pool, move |c| {
-        service::ensure_defaults(c, &org)?;
-        Ok(store::loss_reasons(c, &org, false)?)
-    })
-    .await?;
-    let data: Vec<Value> = rows
-        .iter()
-        .map(|r| json!({"id": r.id, "name": r.name, "isActive": r.is_active}))
-        .collect();
+fn reason_json(r: &LossReasonRow) -> Value {
+    json!({"id": r.id, "name": r.name, "isActive": r.is_active})
+}
+
+pub async fn loss_reasons(scope: ApiScope) -> AppResult<HttpResponse> {
+    let rows = pipelines::loss_reasons(&scope).await?;
     Ok(HttpResponse::Ok().json(ListEnvelope {
-        data,
+        data: rows.iter().map(reason_json).collect::<Vec<_>>(),
         next_cursor: None,
     }))
 }
@@ -263,39 +121,21 @@ pub struct LossReasonInput {
 }
 
 pub async fn add_loss_reason(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     body: web::Json<LossReasonInput>,
 ) -> AppResult<HttpResponse> {
-    actor.require("pipeline", "write").await?;
-    let ctx = actor.audit();
     let name = body.into_inner().name.unwrap_or_default();
-    let r = db::run(&state.pool, move |c| {
-        service::add_loss_reason(c, &ctx, &name)
-    })
-    .await?;
-    Ok(HttpResponse::Created().json(json!({"id": r.id, "name": r.name, "isActive": r.is_active})))
+    let r = pipelines::add_loss_reason(&scope, name).await?;
+    Ok(HttpResponse::Created().json(reason_json(&r)))
 }
 
 pub async fn update_loss_reason(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     id: web::Path<String>,
     body: web::Json<LossReasonInput>,
 ) -> AppResult<HttpResponse> {
-    actor.require("pipeline", "write").await?;
-    let org = actor.org_id().to_string();
-    let active = body
-        .into_inner()
-        .is_active
-        .ok_or_else(|| AppError::invalid("isActive", "Say whether the reason is active."))?;
-    let found = db::run(&state.pool, move |c| {
-        Ok(store::set_loss_reason_active(c, &org, &id, active)?)
-    })
-    .await?;
-    if !found {
-        return Err(AppError::NotFound);
-    }
+    let active = body.into_inner().is_active;
+    pipelines::set_loss_reason_active(&scope, id.into_inner(), active).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
