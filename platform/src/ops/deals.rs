@@ -2,15 +2,22 @@
 //! with `opportunity:*` rights and the record rule (`oversee` for others' deals) applied
 //! here once.
 
+use std::collections::HashMap;
+
+use chrono::{Duration, NaiveDate};
 use serde_json::{json, Map, Value};
 
+use super::sales::{client_name, client_names, members};
 use super::Scope;
 use crate::db::DbConn;
 use crate::domain::clients::service::Access;
+use crate::domain::custom_fields::value::display;
 use crate::domain::custom_fields::{self, service::Mode, FieldRow};
 use crate::domain::money::format_cents;
-use crate::domain::pipeline::service::{self, WriteContext};
-use crate::domain::pipeline::{store, OpportunityRow, StageRow};
+use crate::domain::pipeline::analytics::add_months;
+use crate::domain::pipeline::service::{self, PipelineView, WriteContext};
+use crate::domain::pipeline::{contracts, quotes, store};
+use crate::domain::pipeline::{ContractRow, OpportunityRow, QuoteRow, StageMoveRow, StageRow};
 use crate::error::{AppError, AppResult};
 use crate::ops::clients::rfc3339;
 
@@ -196,7 +203,7 @@ fn writing<T>(
 }
 
 /// The organization's currency, for a deal given without one.
-fn currency_of(c: &mut DbConn, org: &str) -> AppResult<String> {
+pub(super) fn currency_of(c: &mut DbConn, org: &str) -> AppResult<String> {
     Ok(crate::domain::orgs::store::find_org(c, org)?
         .ok_or(AppError::NotFound)?
         .default_currency)
@@ -243,11 +250,30 @@ pub async fn move_to(
     loss_reason: Option<String>,
     expected: Option<i64>,
 ) -> AppResult<DealView> {
+    Ok(moved(scope, id, stage, loss_reason, expected).await?.deal)
+}
+
+/// A deal after a move, and where it came from (for the board's account of the move).
+pub struct Moved {
+    pub deal: DealView,
+    pub from_stage: String,
+    pub from_probability: i32,
+}
+
+/// [`move_to`], answering also the stage and probability the deal left.
+pub async fn moved(
+    scope: &Scope,
+    id: String,
+    stage: String,
+    loss_reason: Option<String>,
+    expected: Option<i64>,
+) -> AppResult<Moved> {
     scope.require("opportunity", "write")?;
     let access = scope.access("opportunity");
     let ctx = scope.audit.clone();
     scope
         .write(move |c, ext| {
+            let before = service::get(c, &ctx.org_id, &access, &id)?;
             service::move_to(
                 c,
                 &ctx,
@@ -258,7 +284,14 @@ pub async fn move_to(
                 expected,
                 ext,
             )?;
-            shown(c, &ctx.org_id, &access, ext, &id)
+            let from_stage = store::find_stage(c, &ctx.org_id, &before.stage_id)?
+                .map(|s| s.name)
+                .unwrap_or_default();
+            Ok(Moved {
+                deal: shown(c, &ctx.org_id, &access, ext, &id)?,
+                from_stage,
+                from_probability: before.probability,
+            })
         })
         .await
 }
@@ -269,6 +302,35 @@ pub async fn delete(scope: &Scope, id: String) -> AppResult<()> {
     let ctx = scope.audit.clone();
     scope
         .read(move |c| service::delete(c, &ctx, &access, &id))
+        .await
+}
+
+/// A stage move with its stages' names.
+pub struct Move {
+    pub row: StageMoveRow,
+    pub from_name: Option<String>,
+    pub to_name: Option<String>,
+}
+
+/// A deal's stage moves, oldest first.
+pub async fn history(scope: &Scope, id: String) -> AppResult<Vec<Move>> {
+    scope.require("opportunity", "read")?;
+    let access = scope.access("opportunity");
+    let org = scope.org_id.clone();
+    scope
+        .read(move |c| {
+            let o = service::get(c, &org, &access, &id)?;
+            let stages = store::stages_of_org(c, &org)?;
+            let name = |sid: &str| stages.iter().find(|s| s.id == sid).map(|s| s.name.clone());
+            Ok(store::history_of(c, &org, &o.id)?
+                .into_iter()
+                .map(|row| Move {
+                    from_name: row.from_stage_id.as_deref().and_then(name),
+                    to_name: name(&row.to_stage_id),
+                    row,
+                })
+                .collect())
+        })
         .await
 }
 
@@ -283,6 +345,261 @@ pub async fn renew_contract(scope: &Scope, contract_id: String) -> AppResult<Dea
                 crate::domain::pipeline::contracts::renew(c, w, &contract_id)
             })?;
             shown(c, &ctx.org_id, &access, ext, &deal.id)
+        })
+        .await
+}
+
+/// What the board shows: which pipeline and owner, and deals closing in which month
+/// (`YYYY-MM`).
+#[derive(Default)]
+pub struct BoardQuery {
+    pub pipeline: Option<String>,
+    pub owner: Option<String>,
+    pub month: Option<String>,
+}
+
+/// One stage's column: its totals per currency over every deal, and the first cards.
+pub struct Column {
+    pub stage: StageRow,
+    pub totals: Vec<store::StageTotal>,
+    pub deals: Vec<OpportunityRow>,
+}
+
+/// A pipeline's board as the caller may see it.
+pub struct Board {
+    pub pipelines: Vec<PipelineView>,
+    pub pipeline: PipelineView,
+    pub columns: Vec<Column>,
+    /// Client names of the cards.
+    pub clients: HashMap<String, String>,
+    /// Active members (id, name): the cards' owners and the owner filter.
+    pub members: Vec<(String, String)>,
+    pub loss_reasons: Vec<String>,
+}
+
+/// Cards drawn per column; the rest are counted with a link to the list. why: each card
+/// carries its move menu, and 50 per column made the board page 9 ms of server CPU.
+const CARDS_PER_COLUMN: i64 = 25;
+
+/// The first and last day of a month given as `YYYY-MM`.
+fn month_bounds(month: &str) -> Option<(NaiveDate, NaiveDate)> {
+    let start = NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").ok()?;
+    Some((start, add_months(start, 1) - Duration::days(1)))
+}
+
+/// The board of the chosen pipeline (the first when none or an unknown one is asked for).
+pub async fn board(scope: &Scope, q: BoardQuery) -> AppResult<Board> {
+    scope.require("opportunity", "read")?;
+    let owner = super::sales::owner_of(scope, q.owner);
+    let org = scope.org_id.clone();
+    scope
+        .read(move |c| {
+            let pipelines = service::pipelines(c, &org)?;
+            let pipeline = q
+                .pipeline
+                .and_then(|p| pipelines.iter().find(|v| v.pipeline.id == p))
+                .or(pipelines.first())
+                .cloned()
+                .ok_or(AppError::NotFound)?;
+            let bounds = q.month.as_deref().and_then(month_bounds);
+            let columns = columns(c, &org, &pipeline, owner.as_deref(), bounds)?;
+            // One lookup of every card's client name, not one per column.
+            let ids = columns
+                .iter()
+                .flat_map(|col| col.deals.iter().map(|d| d.client_id.clone()))
+                .collect();
+            Ok(Board {
+                clients: client_names(c, &org, ids)?,
+                members: members(c, &org)?,
+                loss_reasons: loss_reasons(c, &org)?,
+                pipelines,
+                pipeline,
+                columns,
+            })
+        })
+        .await
+}
+
+fn columns(
+    c: &mut DbConn,
+    org: &str,
+    pipeline: &PipelineView,
+    owner: Option<&str>,
+    bounds: Option<(NaiveDate, NaiveDate)>,
+) -> AppResult<Vec<Column>> {
+    let id = &pipeline.pipeline.id;
+    let totals = store::stage_totals(c, org, id, owner, bounds)?;
+    let mut columns = Vec::new();
+    for stage in pipeline.stages.iter().filter(|s| s.is_active) {
+        let deals = store::board(c, org, id, owner, bounds, CARDS_PER_COLUMN, &stage.id)?;
+        columns.push(Column {
+            totals: totals
+                .iter()
+                .filter(|t| t.stage_id == stage.id)
+                .cloned()
+                .collect(),
+            stage: stage.clone(),
+            deals,
+        });
+    }
+    Ok(columns)
+}
+
+/// The active loss reasons' names.
+fn loss_reasons(c: &mut DbConn, org: &str) -> AppResult<Vec<String>> {
+    Ok(store::loss_reasons(c, org, true)?
+        .into_iter()
+        .map(|r| r.name)
+        .collect())
+}
+
+/// A deal's page: the deal and everything shown around it, as the caller may see it.
+pub struct DealPage {
+    pub deal: OpportunityRow,
+    /// The stages of its pipeline.
+    pub stages: Vec<StageRow>,
+    /// Members' names by id (the owner, who moved it).
+    pub members: HashMap<String, String>,
+    pub client: String,
+    /// Custom values the reader may see, then plugin-computed fields: (label, shown value).
+    pub custom: Vec<(String, String)>,
+    /// Contacts: (client id, name, role).
+    pub contacts: Vec<(String, String, String)>,
+    /// Its stage moves, newest first.
+    pub history: Vec<StageMoveRow>,
+    pub quotes: Vec<QuoteRow>,
+    /// Its client's contracts that came from this deal, as the client's record rule allows.
+    pub contracts: Vec<ContractRow>,
+    pub loss_reasons: Vec<String>,
+}
+
+pub async fn page(scope: &Scope, id: String) -> AppResult<DealPage> {
+    scope.require("opportunity", "read")?;
+    let access = scope.access("opportunity");
+    let client_access = scope.access("client");
+    let org = scope.org_id.clone();
+    scope
+        .write(move |c, plugins| {
+            let d = service::get(c, &org, &access, &id)?;
+            let contacts = store::contacts_of(c, &d.id)?;
+            let ids = contacts.iter().map(|x| x.client_id.clone()).collect();
+            let names = client_names(c, &org, ids)?;
+            let contracts =
+                contracts::list(c, &org, &client_access, Some(&d.client_id), None, None)?
+                    .into_iter()
+                    .filter(|k| k.opportunity_id.as_deref() == Some(d.id.as_str()))
+                    .collect();
+            Ok(DealPage {
+                stages: store::stages_of(c, &d.pipeline_id)?,
+                members: members(c, &org)?.into_iter().collect(),
+                client: client_name(c, &org, Some(&d.client_id))?,
+                custom: shown_values(c, &org, &access, plugins, &d)?,
+                contacts: contacts
+                    .into_iter()
+                    .map(|x| {
+                        let name = names.get(&x.client_id).cloned().unwrap_or_default();
+                        (x.client_id, name, x.role)
+                    })
+                    .collect(),
+                history: store::history_of(c, &org, &d.id)?
+                    .into_iter()
+                    .rev()
+                    .collect(),
+                quotes: quotes::list_for(c, &org, &access, &d.id)?,
+                contracts,
+                loss_reasons: loss_reasons(c, &org)?,
+                deal: d,
+            })
+        })
+        .await
+}
+
+/// A deal's custom values as people read them (plugin field types format their own), then
+/// what plugins compute for it.
+fn shown_values(
+    c: &mut DbConn,
+    org: &str,
+    access: &Access,
+    plugins: &crate::plugins::PluginFieldTypes,
+    d: &OpportunityRow,
+) -> AppResult<Vec<(String, String)>> {
+    let defs = custom_fields::store::list(c, org, "opportunity", false)?;
+    let stored: Map<String, Value> = serde_json::from_str(&d.custom_fields).unwrap_or_default();
+    let values = defs
+        .iter()
+        .filter(|f| f.is_active() && (!f.sensitive || access.read_sensitive))
+        .map(|f| {
+            let shown = stored.get(&f.field_key).map(|v| match v.as_str() {
+                Some(text) if f.field_type.starts_with("plugin:") => {
+                    plugins.format(&f.field_type, text)
+                }
+                _ => display(f, v),
+            });
+            (f.label.clone(), shown.unwrap_or_default())
+        });
+    let request = rapport_plugin_sdk::ComputeRequest::Opportunity(crate::plugins::deal_snapshot(d));
+    let computed = plugins.computed(&request).into_iter().map(|v| {
+        (
+            format!("{} ({} plugin)", v.label, v.plugin),
+            v.value.unwrap_or_else(|| "unavailable right now".into()),
+        )
+    });
+    Ok(values.chain(computed).collect())
+}
+
+/// What a deal form offers: the pipelines, the deal custom fields, whom the caller may
+/// assign a deal to, and the names of the clients the form names.
+pub struct FormChoices {
+    pub pipelines: Vec<PipelineView>,
+    pub defs: Vec<FieldRow>,
+    pub owners: Vec<(String, String)>,
+    pub clients: HashMap<String, String>,
+}
+
+pub async fn form_choices(scope: &Scope, client_ids: Vec<String>) -> AppResult<FormChoices> {
+    scope.require("opportunity", "write")?;
+    let access = scope.access("opportunity");
+    let org = scope.org_id.clone();
+    scope
+        .read(move |c| {
+            Ok(FormChoices {
+                pipelines: service::pipelines(c, &org)?,
+                defs: custom_fields::store::list(c, &org, "opportunity", false)?,
+                owners: members(c, &org)?
+                    .into_iter()
+                    .filter(|(u, _)| access.oversee || *u == access.user_id)
+                    .collect(),
+                clients: client_names(c, &org, client_ids)?,
+            })
+        })
+        .await
+}
+
+/// The deal custom fields (a posted form is read against them).
+pub async fn fields(scope: &Scope) -> AppResult<Vec<FieldRow>> {
+    scope.require("opportunity", "write")?;
+    let org = scope.org_id.clone();
+    scope
+        .read(move |c| Ok(custom_fields::store::list(c, &org, "opportunity", false)?))
+        .await
+}
+
+/// A deal to edit and its contacts (client id, role).
+pub async fn for_edit(
+    scope: &Scope,
+    id: String,
+) -> AppResult<(OpportunityRow, Vec<(String, String)>)> {
+    scope.require("opportunity", "write")?;
+    let access = scope.access("opportunity");
+    let org = scope.org_id.clone();
+    scope
+        .read(move |c| {
+            let d = service::get(c, &org, &access, &id)?;
+            let contacts = store::contacts_of(c, &d.id)?
+                .into_iter()
+                .map(|x| (x.client_id, x.role))
+                .collect();
+            Ok((d, contacts))
         })
         .await
 }

@@ -12,12 +12,16 @@
 
 pub mod attachments;
 pub mod clients;
+pub mod contracts;
 pub mod custom_fields;
 pub mod deals;
 pub mod duplicates;
 pub mod imports;
 pub mod interactions;
+pub mod pipelines;
 pub mod policies;
+pub mod quotes;
+pub mod sales;
 pub mod tags;
 pub mod users;
 

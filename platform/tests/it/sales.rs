@@ -898,6 +898,35 @@ async fn the_forecast_matches_a_hand_computed_fixture() {
         .unwrap()
         .iter()
         .all(|m| m["openDeals"] == 0));
+    // A manager narrowing to a rep sees what the rep sees; "me" is the caller, as on the
+    // console's forecast (the same operation answers both).
+    let forecast = |query: String, token: &str| {
+        let req = api(
+            Method::GET,
+            &format!("/api/crm/analytics/pipeline?{query}"),
+            token,
+        );
+        async { send(&app, req).await.json() }
+    };
+    let narrowed = forecast(format!("months=3&owner={}", s.rep_id), &s.manager).await;
+    assert_eq!(narrowed, rep_view);
+    let me = send(&app, api(Method::GET, "/api/me", &s.manager))
+        .await
+        .json();
+    let manager_id = me["user"]["id"].as_str().unwrap().to_string();
+    let mine = forecast("months=3&owner=me".into(), &s.manager).await;
+    assert!(
+        mine["months"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["openDeals"] != 0),
+        "the manager's own deals: {mine}"
+    );
+    assert_eq!(
+        mine,
+        forecast(format!("months=3&owner={manager_id}"), &s.manager).await
+    );
 }
 
 use chrono::Datelike;

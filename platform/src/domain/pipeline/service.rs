@@ -47,6 +47,7 @@ pub fn ensure_defaults(conn: &mut DbConn, org_id: &str) -> AppResult<()> {
     })
 }
 
+#[derive(Debug, Clone)]
 pub struct PipelineView {
     pub pipeline: PipelineRow,
     pub stages: Vec<StageRow>,

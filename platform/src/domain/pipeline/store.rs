@@ -378,7 +378,7 @@ pub fn board(
     q.load(conn)
 }
 
-#[derive(Debug, QueryableByName)]
+#[derive(Debug, Clone, QueryableByName)]
 pub struct StageTotal {
     #[diesel(sql_type = diesel::sql_types::Text)]
     pub stage_id: String,

@@ -3,219 +3,83 @@
 //! under `/api/crm/analytics`. Deals follow `opportunity:*` with `oversee` for others'
 //! deals; quotes follow their deal; contracts follow their client.
 
-use std::collections::BTreeMap;
-
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{etag, if_match_version, rfc3339, ListEnvelope};
-use crate::auth::ApiActor;
-use crate::db;
-use crate::domain::clients::service::Access;
 use crate::domain::custom_fields::service::Mode;
 use crate::domain::money::format_cents;
-use crate::domain::orgs;
-use crate::domain::pipeline::analytics::{self, Scope};
-use crate::domain::pipeline::service;
+use crate::domain::pipeline::service::PipelineView;
 use crate::domain::pipeline::store::parse_date;
 use crate::domain::pipeline::{
-    contracts, quotes, store, ContractRow, QuoteLineRow, QuoteRow, StageRow,
+    quotes, ContractRow, LossReasonRow, QuoteLineRow, QuoteRow, StageRow,
 };
 use crate::error::{AppError, AppResult};
+use crate::ops;
 use crate::ops::deals::{self, DealView};
-use crate::state::AppState;
+use crate::ops::pipelines::{self, PipelineInput, PipelinePatch, StageInput, StagePatch};
+use crate::ops::sales::{ForecastQuery, PerformanceQuery};
+use crate::web::query_pairs;
 use crate::web::scope::ApiScope;
-use crate::web::{query_pairs, record_access};
 
 fn stage_json(s: &StageRow) -> Value {
     json!({"id": s.id, "name": s.name, "position": s.position, "probability": s.probability, "kind": s.kind, "isActive": s.is_active, "color": s.color})
 }
 
-pub async fn pipelines(actor: ApiActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    actor.require("pipeline", "read").await?;
-    let org = actor.org_id().to_string();
-    let views = db::run(&state.pool, move |c| service::pipelines(c, &org)).await?;
-    let data: Vec<Value> = views
-        .iter()
-        .map(|v| {
-            json!({
-                "id": v.pipeline.id, "name": v.pipeline.name, "position": v.pipeline.position,
-                "rottingDays": v.pipeline.rotting_days,
-                "stages": v.stages.iter().map(stage_json).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
+fn pipeline_json(v: &PipelineView) -> Value {
+    json!({
+        "id": v.pipeline.id, "name": v.pipeline.name, "position": v.pipeline.position,
+        "rottingDays": v.pipeline.rotting_days,
+        "stages": v.stages.iter().map(stage_json).collect::<Vec<_>>(),
+    })
+}
+
+pub async fn pipelines(scope: ApiScope) -> AppResult<HttpResponse> {
+    let views = pipelines::list(&scope).await?;
     Ok(HttpResponse::Ok().json(ListEnvelope {
-        data,
+        data: views.iter().map(pipeline_json).collect::<Vec<_>>(),
         next_cursor: None,
     }))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct StageInput {
-    name: String,
-    probability: i32,
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    color: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PipelineInput {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    rotting_days: Option<i32>,
-    #[serde(default)]
-    stages: Vec<StageInput>,
-    /// `<plugin id>/<template key>`: the stages come from a plugin's template.
-    #[serde(default)]
-    template: Option<String>,
-}
-
 pub async fn create_pipeline(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     body: web::Json<PipelineInput>,
 ) -> AppResult<HttpResponse> {
-    actor.require("pipeline", "write").await?;
-    let ctx = actor.audit();
-    let b = body.into_inner();
-    let view = db::run(&state.pool, move |c| {
-        if let Some(t) = b.template.as_deref() {
-            if !b.stages.is_empty() {
-                return Err(AppError::invalid(
-                    "stages",
-                    "Give either a template or stages, not both.",
-                ));
-            }
-            return crate::plugins::create_pipeline_from_template(
-                c,
-                &ctx,
-                t,
-                b.name.as_deref(),
-                b.rotting_days,
-            );
-        }
-        let stages: Vec<(&str, i32, &str, &str)> = b
-            .stages
-            .iter()
-            .map(|s| {
-                (
-                    s.name.as_str(),
-                    s.probability,
-                    s.kind.as_deref().unwrap_or("open"),
-                    s.color.as_deref().unwrap_or("blue"),
-                )
-            })
-            .collect();
-        service::create_pipeline(
-            c,
-            &ctx,
-            b.name.as_deref().unwrap_or_default(),
-            b.rotting_days,
-            &stages,
-        )
-    })
-    .await?;
+    let view = pipelines::create(&scope, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(json!({
         "id": view.pipeline.id, "name": view.pipeline.name, "rottingDays": view.pipeline.rotting_days,
         "stages": view.stages.iter().map(stage_json).collect::<Vec<_>>(),
     })))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PipelinePatch {
-    name: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    rotting_days: Option<Option<i32>>,
-}
-
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
 pub async fn update_pipeline(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     id: web::Path<String>,
     body: web::Json<PipelinePatch>,
 ) -> AppResult<HttpResponse> {
-    actor.require("pipeline", "write").await?;
-    let ctx = actor.audit();
-    let b = body.into_inner();
-    let p = db::run(&state.pool, move |c| {
-        service::update_pipeline(c, &ctx, &id, b.name.as_deref(), b.rotting_days)
-    })
-    .await?;
+    let p = pipelines::update(&scope, id.into_inner(), body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(json!({"id": p.id, "name": p.name, "rottingDays": p.rotting_days})))
 }
 
 pub async fn add_stage(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     id: web::Path<String>,
     body: web::Json<StageInput>,
 ) -> AppResult<HttpResponse> {
-    actor.require("pipeline", "write").await?;
-    let ctx = actor.audit();
-    let b = body.into_inner();
-    let s = db::run(&state.pool, move |c| {
-        service::add_stage(
-            c,
-            &ctx,
-            &id,
-            &b.name,
-            b.probability,
-            b.color.as_deref().unwrap_or("blue"),
-        )
-    })
-    .await?;
+    let s = pipelines::add_stage(&scope, id.into_inner(), body.into_inner()).await?;
     Ok(HttpResponse::Created().json(stage_json(&s)))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct StagePatch {
-    name: Option<String>,
-    probability: Option<i32>,
-    color: Option<String>,
-    position: Option<usize>,
-}
-
 pub async fn update_stage(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     path: web::Path<(String, String)>,
     body: web::Json<StagePatch>,
 ) -> AppResult<HttpResponse> {
-    actor.require("pipeline", "write").await?;
-    let ctx = actor.audit();
     let (pipeline, stage) = path.into_inner();
-    let b = body.into_inner();
-    let s = db::run(&state.pool, move |c| {
-        let found = store::find_stage(c, &ctx.org_id, &stage)?
-            .filter(|s| s.pipeline_id == pipeline)
-            .ok_or(AppError::NotFound)?;
-        service::update_stage(
-            c,
-            &ctx,
-            &found.id,
-            b.name.as_deref(),
-            b.probability,
-            b.color.as_deref(),
-            b.position,
-        )
-    })
-    .await?;
+    let s = pipelines::update_stage(&scope, pipeline, stage, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(stage_json(&s)))
 }
 
@@ -227,39 +91,24 @@ pub struct RetireInput {
 }
 
 pub async fn retire_stage(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     path: web::Path<(String, String)>,
     body: Option<web::Json<RetireInput>>,
 ) -> AppResult<HttpResponse> {
-    actor.require("pipeline", "write").await?;
-    let ctx = actor.audit();
     let (pipeline, stage) = path.into_inner();
     let move_to = body.and_then(|b| b.into_inner().move_to);
-    let moved = db::run(&state.pool, move |c| {
-        let found = store::find_stage(c, &ctx.org_id, &stage)?
-            .filter(|s| s.pipeline_id == pipeline)
-            .ok_or(AppError::NotFound)?;
-        service::retire_stage(c, &ctx, &found.id, move_to.as_deref())
-    })
-    .await?;
+    let moved = pipelines::retire_stage(&scope, pipeline, stage, move_to).await?;
     Ok(HttpResponse::Ok().json(json!({"retired": true, "movedDeals": moved})))
 }
 
-pub async fn loss_reasons(actor: ApiActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    actor.require("opportunity", "read").await?;
-    let org = actor.org_id().to_string();
-    let rows = db::run(&state.pool, move |c| {
-        service::ensure_defaults(c, &org)?;
-        Ok(store::loss_reasons(c, &org, false)?)
-    })
-    .await?;
-    let data: Vec<Value> = rows
-        .iter()
-        .map(|r| json!({"id": r.id, "name": r.name, "isActive": r.is_active}))
-        .collect();
+fn reason_json(r: &LossReasonRow) -> Value {
+    json!({"id": r.id, "name": r.name, "isActive": r.is_active})
+}
+
+pub async fn loss_reasons(scope: ApiScope) -> AppResult<HttpResponse> {
+    let rows = pipelines::loss_reasons(&scope).await?;
     Ok(HttpResponse::Ok().json(ListEnvelope {
-        data,
+        data: rows.iter().map(reason_json).collect::<Vec<_>>(),
         next_cursor: None,
     }))
 }
@@ -272,39 +121,21 @@ pub struct LossReasonInput {
 }
 
 pub async fn add_loss_reason(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     body: web::Json<LossReasonInput>,
 ) -> AppResult<HttpResponse> {
-    actor.require("pipeline", "write").await?;
-    let ctx = actor.audit();
     let name = body.into_inner().name.unwrap_or_default();
-    let r = db::run(&state.pool, move |c| {
-        service::add_loss_reason(c, &ctx, &name)
-    })
-    .await?;
-    Ok(HttpResponse::Created().json(json!({"id": r.id, "name": r.name, "isActive": r.is_active})))
+    let r = pipelines::add_loss_reason(&scope, name).await?;
+    Ok(HttpResponse::Created().json(reason_json(&r)))
 }
 
 pub async fn update_loss_reason(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     id: web::Path<String>,
     body: web::Json<LossReasonInput>,
 ) -> AppResult<HttpResponse> {
-    actor.require("pipeline", "write").await?;
-    let org = actor.org_id().to_string();
-    let active = body
-        .into_inner()
-        .is_active
-        .ok_or_else(|| AppError::invalid("isActive", "Say whether the reason is active."))?;
-    let found = db::run(&state.pool, move |c| {
-        Ok(store::set_loss_reason_active(c, &org, &id, active)?)
-    })
-    .await?;
-    if !found {
-        return Err(AppError::NotFound);
-    }
+    let active = body.into_inner().is_active;
+    pipelines::set_loss_reason_active(&scope, id.into_inner(), active).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -400,31 +231,20 @@ pub async fn move_deal(
     Ok(respond(actix_web::http::StatusCode::OK, &view))
 }
 
-pub async fn history(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    actor.require("opportunity", "read").await?;
-    let access = record_access(&actor, "opportunity").await?;
-    let org = actor.org_id().to_string();
-    let data = db::run(&state.pool, move |c| {
-        let o = service::get(c, &org, &access, &id)?;
-        let stages = store::stages_of_org(c, &org)?;
-        let name = |sid: &str| stages.iter().find(|s| s.id == sid).map(|s| s.name.clone());
-        Ok(store::history_of(c, &org, &o.id)?
-            .into_iter()
-            .map(|h| {
-                json!({
-                    "fromStage": h.from_stage_id, "fromStageName": h.from_stage_id.as_deref().and_then(name),
-                    "toStage": h.to_stage_id, "toStageName": name(&h.to_stage_id),
-                    "fromProbability": h.from_probability, "toProbability": h.to_probability,
-                    "movedBy": h.moved_by, "movedAt": rfc3339(h.moved_at),
-                })
+pub async fn history(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    let moves = deals::history(&scope, id.into_inner()).await?;
+    let data: Vec<Value> = moves
+        .into_iter()
+        .map(|m| {
+            let h = m.row;
+            json!({
+                "fromStage": h.from_stage_id, "fromStageName": m.from_name,
+                "toStage": h.to_stage_id, "toStageName": m.to_name,
+                "fromProbability": h.from_probability, "toProbability": h.to_probability,
+                "movedBy": h.moved_by, "movedAt": rfc3339(h.moved_at),
             })
-            .collect::<Vec<_>>())
-    })
-    .await?;
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(ListEnvelope {
         data,
         next_cursor: None,
@@ -460,14 +280,7 @@ pub struct QuoteBody {
     lines: Vec<quotes::LineInput>,
 }
 
-pub async fn create_quote(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    body: web::Json<QuoteBody>,
-) -> AppResult<HttpResponse> {
-    actor.require("opportunity", "write").await?;
-    let access = record_access(&actor, "opportunity").await?;
-    let ctx = actor.audit();
+pub async fn create_quote(scope: ApiScope, body: web::Json<QuoteBody>) -> AppResult<HttpResponse> {
     let b = body.into_inner();
     let valid_until = b
         .valid_until
@@ -475,22 +288,14 @@ pub async fn create_quote(
         .filter(|s| !s.is_empty())
         .map(|v| parse_date("validUntil", v))
         .transpose()?;
-    let (q, lines) = db::run(&state.pool, move |c| {
-        let q = quotes::create(
-            c,
-            &ctx,
-            &access,
-            quotes::QuoteInput {
-                opportunity_id: b.opportunity_id,
-                currency: b.currency,
-                valid_until,
-                terms: b.terms.unwrap_or_default(),
-                lines: b.lines,
-            },
-        )?;
-        quotes::find(c, &ctx.org_id, &access, &q.id)
-    })
-    .await?;
+    let input = quotes::QuoteInput {
+        opportunity_id: b.opportunity_id,
+        currency: b.currency,
+        valid_until,
+        terms: b.terms.unwrap_or_default(),
+        lines: b.lines,
+    };
+    let (q, lines) = ops::quotes::create(&scope, input).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/quotes/{}", q.id)))
         .json(quote_json(&q, &lines)))
@@ -503,38 +308,24 @@ pub struct QuoteQuery {
 }
 
 pub async fn list_quotes(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     query: web::Query<QuoteQuery>,
 ) -> AppResult<HttpResponse> {
-    actor.require("opportunity", "read").await?;
-    let access = record_access(&actor, "opportunity").await?;
-    let org = actor.org_id().to_string();
     let opp = query.into_inner().opportunity_id.ok_or_else(|| {
         AppError::invalid(
             "filter[opportunityId]",
             "Name the deal whose quotes to list.",
         )
     })?;
-    let rows = db::run(&state.pool, move |c| {
-        quotes::list_for(c, &org, &access, &opp)
-    })
-    .await?;
+    let rows = ops::quotes::list(&scope, opp).await?;
     Ok(HttpResponse::Ok().json(ListEnvelope {
         data: rows.iter().map(|q| quote_json(q, &[])).collect::<Vec<_>>(),
         next_cursor: None,
     }))
 }
 
-pub async fn show_quote(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    actor.require("opportunity", "read").await?;
-    let access = record_access(&actor, "opportunity").await?;
-    let org = actor.org_id().to_string();
-    let (q, lines) = db::run(&state.pool, move |c| quotes::find(c, &org, &access, &id)).await?;
+pub async fn show_quote(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    let (q, lines) = ops::quotes::get(&scope, id.into_inner()).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag(q.version)))
         .json(quote_json(&q, &lines)))
@@ -549,43 +340,29 @@ pub struct QuoteStatus {
 }
 
 pub async fn quote_status(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     id: web::Path<String>,
     body: web::Json<QuoteStatus>,
 ) -> AppResult<HttpResponse> {
-    actor.require("opportunity", "write").await?;
-    let access = record_access(&actor, "opportunity").await?;
-    let ctx = actor.audit();
     let b = body.into_inner();
-    let (q, lines) =
-        crate::web::run_with_plugins(&state, actor.org_id().to_string(), move |c, ext| {
-            quotes::set_status(c, &ctx, &access, &id, &b.status, b.win_deal, ext)?;
-            quotes::find(c, &ctx.org_id, &access, &id)
-        })
-        .await?;
+    let (q, lines) = ops::quotes::set_status(&scope, id.into_inner(), b.status, b.win_deal).await?;
     Ok(HttpResponse::Ok().json(quote_json(&q, &lines)))
 }
 
-pub async fn quote_pdf_handler(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    actor.require("opportunity", "read").await?;
-    let access = record_access(&actor, "opportunity").await?;
-    let org = actor.org.clone();
-    let (q, bytes) = db::run(&state.pool, move |c| {
-        quotes::quote_pdf(c, &org, &access, &id)
-    })
-    .await?;
-    Ok(HttpResponse::Ok()
+/// A quote's PDF, shown in the browser; the console answers with it too.
+pub fn pdf_response(q: &QuoteRow, bytes: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
         .content_type("application/pdf")
         .insert_header((
             header::CONTENT_DISPOSITION,
             format!("inline; filename=\"quote-Q-{:05}.pdf\"", q.number),
         ))
-        .body(bytes))
+        .body(bytes)
+}
+
+pub async fn quote_pdf_handler(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    let (q, bytes) = ops::quotes::pdf(&scope, id.into_inner()).await?;
+    Ok(pdf_response(&q, bytes))
 }
 
 // ---------- contracts ----------
@@ -612,53 +389,33 @@ pub struct ContractQuery {
 }
 
 pub async fn list_contracts(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     query: web::Query<ContractQuery>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "read").await?;
-    let access = record_access(&actor, "client").await?;
-    let org = actor.org_id().to_string();
     let q = query.into_inner();
-    let ending = q
-        .ending_before
-        .as_deref()
-        .map(|d| parse_date("filter[endDate][lte]", d))
-        .transpose()?;
-    let rows = db::run(&state.pool, move |c| {
-        contracts::list(
-            c,
-            &org,
-            &access,
-            q.client_id.as_deref(),
-            ending,
-            q.status.as_deref(),
-        )
-    })
-    .await?;
+    let filter = ops::contracts::Filter {
+        client: q.client_id,
+        ending_before: q
+            .ending_before
+            .as_deref()
+            .map(|d| parse_date("filter[endDate][lte]", d))
+            .transpose()?,
+        status: q.status,
+    };
+    let rows = ops::contracts::list(&scope, filter).await?;
     Ok(HttpResponse::Ok().json(ListEnvelope {
         data: rows.iter().map(contract_json).collect::<Vec<_>>(),
         next_cursor: None,
     }))
 }
 
-pub async fn save_contract(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    id: Option<web::Path<String>>,
+async fn save_contract(
+    scope: ApiScope,
+    id: Option<String>,
     body: web::Json<Value>,
 ) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
-    let access = record_access(&actor, "client").await?;
-    let ctx = actor.audit();
-    let currency = actor.org.default_currency.clone();
-    let body = object(body)?;
-    let id = id.map(web::Path::into_inner);
     let creating = id.is_none();
-    let row = db::run(&state.pool, move |c| {
-        contracts::save(c, &ctx, &access, id.as_deref(), &body, &currency)
-    })
-    .await?;
+    let row = ops::contracts::save(&scope, id, object(body)?).await?;
     let mut res = if creating {
         HttpResponse::Created()
     } else {
@@ -669,76 +426,56 @@ pub async fn save_contract(
         .json(contract_json(&row)))
 }
 
-pub async fn create_contract(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    body: web::Json<Value>,
-) -> AppResult<HttpResponse> {
-    save_contract(actor, state, None, body).await
+pub async fn create_contract(scope: ApiScope, body: web::Json<Value>) -> AppResult<HttpResponse> {
+    save_contract(scope, None, body).await
 }
 
 pub async fn update_contract(
-    actor: ApiActor,
-    state: web::Data<AppState>,
+    scope: ApiScope,
     id: web::Path<String>,
     body: web::Json<Value>,
 ) -> AppResult<HttpResponse> {
-    save_contract(actor, state, Some(id), body).await
+    save_contract(scope, Some(id.into_inner()), body).await
 }
 
-pub async fn show_contract(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    actor.require("client", "read").await?;
-    let access = record_access(&actor, "client").await?;
-    let org = actor.org_id().to_string();
-    let row = db::run(&state.pool, move |c| contracts::get(c, &org, &access, &id)).await?;
+pub async fn show_contract(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    let row = ops::contracts::get(&scope, id.into_inner()).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag(row.version)))
         .json(contract_json(&row)))
 }
 
-/// `PUT /api/contracts/:id/document` with the file as the raw body; `?name=` names it.
-pub async fn upload_document(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    id: web::Path<String>,
-    body: web::Bytes,
-) -> AppResult<HttpResponse> {
-    actor.require("client", "write").await?;
-    let access = record_access(&actor, "client").await?;
-    let ctx = actor.audit();
+/// An uploaded document's name (`?name=`, "contract" by default) and content type.
+pub fn document_of(req: &HttpRequest) -> AppResult<(String, String)> {
     let ctype = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream")
         .to_string();
-    let name = query_pairs(&req)?
+    let name = query_pairs(req)?
         .into_iter()
         .find(|(k, _)| k == "name")
         .map(|(_, v)| v)
         .unwrap_or_else(|| "contract".into());
-    let bytes = body.to_vec();
-    db::run(&state.pool, move |c| {
-        contracts::attach(c, &ctx, &access, &id, &name, &ctype, bytes)
-    })
-    .await?;
+    Ok((name, ctype))
+}
+
+/// `PUT /api/contracts/:id/document` with the file as the raw body; `?name=` names it.
+pub async fn upload_document(
+    scope: ApiScope,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    let (name, ctype) = document_of(&req)?;
+    ops::contracts::attach(&scope, id.into_inner(), name, ctype, body.to_vec()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-pub async fn download_document(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    actor.require("client", "read").await?;
-    let access = record_access(&actor, "client").await?;
-    let org = actor.org_id().to_string();
-    let row = db::run(&state.pool, move |c| contracts::get(c, &org, &access, &id)).await?;
+/// A contract's signed document as a download (404 when none is attached); the console
+/// answers with it too.
+pub fn document_response(row: ContractRow) -> AppResult<HttpResponse> {
     let bytes = row.document.ok_or(AppError::NotFound)?;
     Ok(HttpResponse::Ok()
         .content_type(
@@ -756,6 +493,10 @@ pub async fn download_document(
         .body(bytes))
 }
 
+pub async fn download_document(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    document_response(ops::contracts::get(&scope, id.into_inner()).await?)
+}
+
 pub async fn renew_contract(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
     let view = deals::renew_contract(&scope, id.into_inner()).await?;
     Ok(respond(actix_web::http::StatusCode::CREATED, &view))
@@ -763,101 +504,46 @@ pub async fn renew_contract(scope: ApiScope, id: web::Path<String>) -> AppResult
 
 // ---------- analytics ----------
 
-fn scope_from(pairs: &[(String, String)], access: &Access) -> (Scope, Option<NaiveDate>, u32) {
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-            .filter(|v| !v.is_empty())
-    };
-    let mut scope = Scope {
-        pipeline_id: get("pipeline"),
-        owner: get("owner"),
-    };
-    if !access.oversee {
-        scope.owner = Some(access.user_id.clone());
-    }
-    let from = get("from").and_then(|f| {
-        NaiveDate::parse_from_str(&format!("{f}-01"), "%Y-%m-%d")
-            .ok()
-            .or_else(|| NaiveDate::parse_from_str(&f, "%Y-%m-%d").ok())
-    });
-    let months = get("months")
-        .and_then(|m| m.parse().ok())
-        .filter(|m| (1..=24).contains(m))
-        .unwrap_or(6);
-    (scope, from, months)
+/// A query parameter, `None` when absent or blank.
+fn param(pairs: &[(String, String)], k: &str) -> Option<String> {
+    pairs
+        .iter()
+        .find(|(key, _)| key == k)
+        .map(|(_, v)| v.clone())
+        .filter(|v| !v.is_empty())
 }
 
-pub async fn analytics_pipeline(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> AppResult<HttpResponse> {
-    actor.require("report", "read").await?;
-    let access = record_access(&actor, "opportunity").await?;
-    let (scope, from, months) = scope_from(&query_pairs(&req)?, &access);
-    let org = actor.org.clone();
-    let f = db::run(&state.pool, move |c| {
-        analytics::forecast(
-            c,
-            &org.id,
-            &scope,
-            from.unwrap_or_else(|| crate::db::now().date()),
-            months,
-            &org.default_currency,
-        )
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(f))
-}
-
-pub async fn analytics_performance(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> AppResult<HttpResponse> {
-    actor.require("report", "read").await?;
-    let access = record_access(&actor, "opportunity").await?;
+pub async fn analytics_pipeline(scope: ApiScope, req: HttpRequest) -> AppResult<HttpResponse> {
     let pairs = query_pairs(&req)?;
-    let (scope, _, _) = scope_from(&pairs, &access);
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
+    let q = ForecastQuery {
+        pipeline: param(&pairs, "pipeline"),
+        owner: param(&pairs, "owner"),
+        // `from` is a month (`2026-01`) or a day in it.
+        from: param(&pairs, "from").and_then(|f| {
+            NaiveDate::parse_from_str(&format!("{f}-01"), "%Y-%m-%d")
+                .ok()
+                .or_else(|| NaiveDate::parse_from_str(&f, "%Y-%m-%d").ok())
+        }),
+        months: param(&pairs, "months")
+            .and_then(|m| m.parse().ok())
+            .filter(|m| (1..=24).contains(m))
+            .unwrap_or(6),
     };
-    let today = crate::db::now().date();
-    let to = get("to")
-        .map(|d| parse_date("to", &d))
-        .transpose()?
-        .unwrap_or(today);
-    let from = get("from")
-        .map(|d| parse_date("from", &d))
-        .transpose()?
-        .unwrap_or(to - chrono::Duration::days(90));
-    if from > to {
-        return Err(AppError::invalid(
-            "from",
-            "The period starts before it ends.",
-        ));
-    }
-    let org = actor.org_id().to_string();
-    let p = db::run(&state.pool, move |c| {
-        let names: BTreeMap<String, String> = orgs::store::list_members(
-            c,
-            &org,
-            &orgs::store::MemberFilter {
-                limit: 10_000,
-                ..Default::default()
-            },
-        )?
-        .into_iter()
-        .map(|m| (m.user.id, m.user.name))
-        .collect();
-        analytics::performance(c, &org, &scope, from, to, &names)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(p))
+    Ok(HttpResponse::Ok().json(ops::sales::forecast(&scope, q).await?))
+}
+
+pub async fn analytics_performance(scope: ApiScope, req: HttpRequest) -> AppResult<HttpResponse> {
+    let pairs = query_pairs(&req)?;
+    // A blank date is refused, as before: only an absent one takes the default.
+    let date = |k: &str| {
+        let given = pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v);
+        given.map(|d| parse_date(k, d)).transpose()
+    };
+    let q = PerformanceQuery {
+        pipeline: param(&pairs, "pipeline"),
+        owner: param(&pairs, "owner"),
+        from: date("from")?,
+        to: date("to")?,
+    };
+    Ok(HttpResponse::Ok().json(ops::sales::performance(&scope, q).await?))
 }

@@ -128,45 +128,69 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/clients/{id}/relations/{rel}/delete",
             web::post().to(clients::unrelate),
         )
-        .route("/pipeline", web::get().to(sales::board))
-        .route("/forecast", web::get().to(sales::forecast))
-        .route("/contracts", web::get().to(sales::contracts_list))
-        .route("/contracts", web::post().to(sales::contract_create))
-        .route("/contracts/new", web::get().to(sales::contract_new))
-        .route("/contracts/{id}", web::get().to(sales::contract_show))
-        .route("/contracts/{id}", web::post().to(sales::contract_update))
+        .route("/pipeline", web::get().to(sales::board::show))
+        .route("/forecast", web::get().to(sales::forecast::forecast))
+        .route(
+            "/contracts",
+            web::get().to(sales::contracts::contracts_list),
+        )
+        .route(
+            "/contracts",
+            web::post().to(sales::contracts::contract_create),
+        )
+        .route(
+            "/contracts/new",
+            web::get().to(sales::contracts::contract_new),
+        )
+        .route(
+            "/contracts/{id}",
+            web::get().to(sales::contracts::contract_show),
+        )
+        .route(
+            "/contracts/{id}",
+            web::post().to(sales::contracts::contract_update),
+        )
         .route(
             "/contracts/{id}/document",
-            web::get().to(sales::contract_document),
+            web::get().to(sales::contracts::contract_document),
         )
         .service(
             web::resource("/contracts/{id}/document/upload")
                 .app_data(web::PayloadConfig::new(
                     crate::domain::pipeline::contracts::MAX_DOCUMENT + 1024,
                 ))
-                .route(web::put().to(sales::contract_upload)),
+                .route(web::put().to(sales::contracts::contract_upload)),
         )
         .route(
             "/contracts/{id}/renew",
-            web::post().to(sales::contract_renew),
+            web::post().to(sales::contracts::contract_renew),
         )
-        .route("/performance", web::get().to(sales::performance))
-        .route("/opportunities", web::post().to(sales::create))
-        .route("/opportunities/new", web::get().to(sales::new_form))
-        .route("/opportunities/{id}", web::get().to(sales::show))
-        .route("/opportunities/{id}", web::post().to(sales::update))
-        .route("/opportunities/{id}/edit", web::get().to(sales::edit_form))
-        .route("/opportunities/{id}/delete", web::post().to(sales::delete))
+        .route("/performance", web::get().to(sales::forecast::performance))
+        .route("/opportunities", web::post().to(sales::form::create))
+        .route("/opportunities/new", web::get().to(sales::form::new_form))
+        .route("/opportunities/{id}", web::get().to(sales::deal::show))
+        .route("/opportunities/{id}", web::post().to(sales::form::update))
+        .route(
+            "/opportunities/{id}/edit",
+            web::get().to(sales::form::edit_form),
+        )
+        .route(
+            "/opportunities/{id}/delete",
+            web::post().to(sales::deal::delete),
+        )
         .route(
             "/opportunities/{id}/board-move",
-            web::post().to(sales::move_deal),
+            web::post().to(sales::board::move_deal),
         )
         .route(
             "/opportunities/{id}/quotes",
-            web::post().to(sales::create_quote),
+            web::post().to(sales::quotes::create_quote),
         )
-        .route("/quotes/{id}/status", web::post().to(sales::quote_status))
-        .route("/quotes/{id}/pdf", web::get().to(sales::quote_pdf))
+        .route(
+            "/quotes/{id}/status",
+            web::post().to(sales::quotes::quote_status),
+        )
+        .route("/quotes/{id}/pdf", web::get().to(sales::quotes::quote_pdf))
         .route("/admin/users", web::get().to(admin::users::list))
         .route("/admin/users", web::post().to(admin::users::create))
         .route(

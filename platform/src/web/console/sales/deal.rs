@@ -1,0 +1,261 @@
+//! A deal's page: its figures, contacts, history, quotes, contracts, timeline and files.
+
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use askama::Template;
+
+use super::super::redirect_with_flash;
+use super::super::render_with_status;
+use super::{stage_choices, StageChoice};
+use crate::auth::ConsoleActor;
+use crate::db;
+use crate::domain::money::display as money;
+use crate::domain::pipeline::{QuoteRow, StageMoveRow, StageRow};
+use crate::error::{AppError, AppResult, FieldError};
+use crate::ops::deals::{self, DealPage as Read};
+use crate::ops::Scope;
+use crate::state::AppState;
+
+pub struct MoveView {
+    pub at: String,
+    pub who: String,
+    pub text: String,
+}
+
+pub struct QuoteView {
+    pub id: String,
+    pub reference: String,
+    pub status: String,
+    pub total: String,
+    pub valid_until: String,
+    pub next: Vec<(&'static str, &'static str)>,
+}
+
+pub struct ContactView {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+}
+
+#[derive(Template)]
+#[template(path = "partials/sales/deal.html")]
+struct DealPage {
+    id: String,
+    name: String,
+    status: String,
+    stage: String,
+    stage_id: String,
+    stages: Vec<StageChoice>,
+    value: String,
+    probability: i32,
+    weighted: String,
+    close: String,
+    actual_close: String,
+    owner: String,
+    client_id: String,
+    client: String,
+    source: String,
+    competitors: String,
+    description: String,
+    loss_reason: String,
+    loss_reasons: Vec<String>,
+    custom: Vec<(String, String)>,
+    contacts: Vec<ContactView>,
+    history: Vec<MoveView>,
+    quotes: Vec<QuoteView>,
+    contracts: Vec<(String, String, String)>,
+    version: i64,
+    can_write: bool,
+    can_delete: bool,
+    currency: String,
+    quote_errors: Vec<FieldError>,
+    /// The deal's timeline card (empty when its client is out of the reader's sight).
+    timeline: String,
+    /// The deal's Files card.
+    files: String,
+}
+
+fn stage_name(stages: &[StageRow], id: &str) -> String {
+    stages
+        .iter()
+        .find(|s| s.id == id)
+        .map(|s| s.name.clone())
+        .unwrap_or_default()
+}
+
+fn history_view(h: StageMoveRow, page: &Read) -> MoveView {
+    let name_of = |id: &str| stage_name(&page.stages, id);
+    MoveView {
+        at: h.moved_at.format("%Y-%m-%d %H:%M").to_string(),
+        who: h
+            .moved_by
+            .as_ref()
+            .and_then(|u| page.members.get(u).cloned())
+            .unwrap_or_else(|| "System".into()),
+        text: match &h.from_stage_id {
+            Some(f) => format!(
+                "moved it from {} to {} ({}% → {}%)",
+                name_of(f),
+                name_of(&h.to_stage_id),
+                h.from_probability.unwrap_or(0),
+                h.to_probability
+            ),
+            None => format!(
+                "created it in {} ({}%)",
+                name_of(&h.to_stage_id),
+                h.to_probability
+            ),
+        },
+    }
+}
+
+fn quote_view(q: QuoteRow) -> QuoteView {
+    QuoteView {
+        next: match q.status.as_str() {
+            "draft" => vec![("sent", "Mark sent")],
+            "sent" => vec![
+                ("accepted", "Accepted"),
+                ("declined", "Declined"),
+                ("expired", "Expired"),
+            ],
+            _ => vec![],
+        },
+        reference: format!("Q-{:05}", q.number),
+        total: money(q.total_cents, &q.currency),
+        valid_until: q.valid_until.map(|v| v.to_string()).unwrap_or_default(),
+        id: q.id,
+        status: q.status,
+    }
+}
+
+/// The deal's timeline and Files cards, drawn by their own areas.
+async fn cards(state: &AppState, scope: &Scope, deal: String) -> AppResult<(String, String)> {
+    let access = scope.access("opportunity");
+    let client_access = scope.access("client");
+    let can_write = scope.can("opportunity", "write");
+    let log_calls = scope.can("interaction", "write");
+    let see_timeline = scope.can("interaction", "read");
+    let upload_limit = state.config.max_upload_bytes;
+    let org = scope.org_id.clone();
+    db::run(&state.pool, move |c| {
+        let parent = crate::domain::attachments::Parent::Deal(deal.clone());
+        let files = super::super::files::card(c, &org, &access, &parent, can_write, upload_limit)?;
+        if !see_timeline {
+            return Ok((String::new(), files));
+        }
+        let view = super::super::timeline::View {
+            can_write: log_calls,
+            ..Default::default()
+        };
+        let scope = crate::domain::interactions::Scope::Deal(deal);
+        let timeline = match super::super::timeline::card(c, &org, &client_access, &scope, view) {
+            Ok(card) => card
+                .render()
+                .map_err(|e| AppError::Internal(e.to_string()))?,
+            Err(AppError::NotFound) => String::new(),
+            Err(e) => return Err(e),
+        };
+        Ok((timeline, files))
+    })
+    .await
+}
+
+/// The page template from the deal's read model.
+fn page_view(p: Read, scope: &Scope, quote_errors: Vec<FieldError>) -> DealPage {
+    let d = &p.deal;
+    let history = p
+        .history
+        .iter()
+        .cloned()
+        .map(|h| history_view(h, &p))
+        .collect();
+    DealPage {
+        timeline: String::new(),
+        files: String::new(),
+        stage: stage_name(&p.stages, &d.stage_id),
+        stage_id: d.stage_id.clone(),
+        stages: stage_choices(&p.stages),
+        value: money(d.value_cents, &d.currency),
+        weighted: money(
+            (d.value_cents * i64::from(d.probability) + 50) / 100,
+            &d.currency,
+        ),
+        close: d.expected_close.map(|x| x.to_string()).unwrap_or_default(),
+        actual_close: d.actual_close.map(|x| x.to_string()).unwrap_or_default(),
+        owner: d
+            .assigned_to
+            .as_ref()
+            .and_then(|u| p.members.get(u).cloned())
+            .unwrap_or_default(),
+        competitors: d.competitor_list().join(", "),
+        id: d.id.clone(),
+        name: d.name.clone(),
+        status: d.status.clone(),
+        probability: d.probability,
+        client_id: d.client_id.clone(),
+        source: d.source.clone().unwrap_or_default(),
+        description: d.description.clone(),
+        loss_reason: d.loss_reason.clone().unwrap_or_default(),
+        version: d.version,
+        currency: d.currency.clone(),
+        custom: p.custom,
+        contacts: p
+            .contacts
+            .into_iter()
+            .map(|(id, name, role)| ContactView { id, name, role })
+            .collect(),
+        history,
+        quotes: p.quotes.into_iter().map(quote_view).collect(),
+        contracts: p
+            .contracts
+            .into_iter()
+            .map(|k| (k.id, k.name, format!("{} → {}", k.start_date, k.end_date)))
+            .collect(),
+        client: p.client,
+        loss_reasons: p.loss_reasons,
+        can_write: scope.can("opportunity", "write"),
+        can_delete: scope.can("opportunity", "delete"),
+        quote_errors,
+    }
+}
+
+/// The deal's page; a refused quote shows it again with the quote form's errors.
+pub(super) async fn deal_page(
+    req: &HttpRequest,
+    actor: &ConsoleActor,
+    state: &AppState,
+    id: String,
+    quote_errors: Vec<FieldError>,
+    status: StatusCode,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(actor, state).await?;
+    let read = deals::page(&scope, id).await?;
+    let (timeline, files) = cards(state, &scope, read.deal.id.clone()).await?;
+    let page = DealPage {
+        timeline,
+        files,
+        ..page_view(read, &scope, quote_errors)
+    };
+    let title = page.name.clone();
+    render_with_status(req, actor, &title, &page, status).await
+}
+
+pub async fn show(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = id.into_inner();
+    deal_page(&req, &actor, &state, id, Vec::new(), StatusCode::OK).await
+}
+
+pub async fn delete(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    deals::delete(&scope, id.into_inner()).await?;
+    redirect_with_flash(&req, "/pipeline", "The deal was deleted.")
+}

@@ -1,0 +1,101 @@
+//! Quotes from a deal's page: create one, change its status, print it.
+
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use chrono::NaiveDate;
+
+use super::super::redirect_with_flash;
+use super::deal::deal_page;
+use super::{get, parse_form};
+use crate::auth::ConsoleActor;
+use crate::domain::money::display as money;
+use crate::domain::pipeline::quotes::{LineInput, QuoteInput};
+use crate::error::{AppError, AppResult};
+use crate::ops::quotes;
+use crate::state::AppState;
+
+/// The quote the form describes: its filled lines (a row with neither a name nor a price
+/// is left out), validity and terms.
+fn quote_input(pairs: &[(String, String)], deal: String) -> QuoteInput {
+    let all = |k: &str| {
+        pairs
+            .iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
+    let (names, qtys, prices) = (all("line_name"), all("line_qty"), all("line_price"));
+    let (discounts, taxes) = (all("line_discount"), all("line_tax"));
+    let lines = (0..names.len())
+        .filter(|i| {
+            !names[*i].trim().is_empty() || !prices.get(*i).is_none_or(|p| p.trim().is_empty())
+        })
+        .map(|i| LineInput {
+            name: names[i].clone(),
+            quantity: qtys.get(i).cloned().unwrap_or_else(|| "1".into()),
+            unit_price: prices.get(i).cloned().unwrap_or_default(),
+            discount: discounts.get(i).cloned(),
+            tax_rate: taxes.get(i).cloned(),
+        })
+        .collect();
+    QuoteInput {
+        opportunity_id: deal,
+        currency: None,
+        valid_until: get(pairs, "valid_until")
+            .and_then(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok()),
+        terms: get(pairs, "terms").unwrap_or_default().to_string(),
+        lines,
+    }
+}
+
+pub async fn create_quote(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let pairs = parse_form(&body)?;
+    let deal = id.into_inner();
+    match quotes::create(&scope, quote_input(&pairs, deal.clone())).await {
+        Ok((q, _)) => {
+            let total = money(q.total_cents, &q.currency);
+            let message = format!("Quote Q-{:05} was created: {total}.", q.number);
+            redirect_with_flash(&req, &format!("/opportunities/{deal}"), &message)
+        }
+        Err(AppError::Validation(_, errors)) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            deal_page(&req, &actor, &state, deal, errors, status).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn quote_status(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let pairs = parse_form(&body)?;
+    let status = get(&pairs, "status").unwrap_or_default().to_string();
+    let win = get(&pairs, "win_deal").is_some();
+    let (q, _) = quotes::set_status(&scope, id.into_inner(), status, win).await?;
+    redirect_with_flash(
+        &req,
+        &format!("/opportunities/{}", q.opportunity_id),
+        &format!("Quote Q-{:05} is now {}.", q.number, q.status),
+    )
+}
+
+pub async fn quote_pdf(
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let (q, bytes) = quotes::pdf(&scope, id.into_inner()).await?;
+    Ok(crate::web::api::sales::pdf_response(&q, bytes))
+}
