@@ -1,5 +1,7 @@
 //! Files over HTTP, for the API and the console alike: reading an upload (multipart or a raw
-//! body) within the size limit, and answering a download with safe headers.
+//! body) within the size limit, what an import or a plugin install asks for beside its
+//! file, and answering a download (attachments, quote PDFs, contract documents) with safe
+//! headers.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -140,28 +142,107 @@ pub fn stage_input(
     })
 }
 
-pub fn file_response(req: &HttpRequest, row: &AttachmentRow, bytes: Vec<u8>) -> HttpResponse {
-    let inline = row.is_image() && req.query_string().contains("inline=1");
-    // RFC 6266: an ASCII fallback and the UTF-8 name.
-    let ascii: String = row
-        .file_name
+/// A `Content-Disposition` value for a file name as people gave it (RFC 6266: an ASCII
+/// fallback without quotes or control characters, and the UTF-8 name).
+fn disposition(kind: &str, name: &str) -> String {
+    let ascii: String = name
         .chars()
-        .map(|c| if c.is_ascii() && c != '"' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
-    let encoded: String = serde_urlencoded::to_string([("n", &row.file_name)])
+    let encoded: String = serde_urlencoded::to_string([("n", name)])
         .unwrap_or_default()
         .trim_start_matches("n=")
         .replace('+', "%20");
+    format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+pub fn file_response(req: &HttpRequest, row: &AttachmentRow, bytes: Vec<u8>) -> HttpResponse {
+    let inline = row.is_image() && req.query_string().contains("inline=1");
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, row.content_type.clone()))
         .insert_header((
             header::CONTENT_DISPOSITION,
-            format!(
-                "{}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}",
-                if inline { "inline" } else { "attachment" }
-            ),
+            disposition(if inline { "inline" } else { "attachment" }, &row.file_name),
         ))
         .insert_header(("X-Content-Type-Options", "nosniff"))
         .insert_header((header::CACHE_CONTROL, "private, no-store"))
         .body(bytes)
+}
+
+/// Largest plugin bundle accepted.
+pub const MAX_BUNDLE: usize = 20 * 1024 * 1024;
+
+/// The capabilities an install asks to grant (`grant=a,b` or `grantAll=true`: all the
+/// bundle requests), given the bundle it carries.
+pub fn plugin_grants(pairs: &[(String, String)], body: &[u8]) -> AppResult<Vec<String>> {
+    let all = pairs
+        .iter()
+        .any(|(k, v)| (k == "grantAll" || k == "grant_all") && (v == "true" || v == "1"));
+    if all {
+        return Ok(crate::plugins::bundle::unpack(body)
+            .map_err(|e| AppError::invalid("bundle", &e))?
+            .manifest
+            .capabilities);
+    }
+    Ok(pairs
+        .iter()
+        .filter(|(k, _)| k == "grant")
+        .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_string()))
+        .filter(|s| !s.is_empty())
+        .collect())
+}
+
+/// A quote's PDF, shown in the browser.
+pub fn pdf_response(q: &crate::domain::pipeline::model::QuoteRow, bytes: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/pdf")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            disposition("inline", &format!("quote-Q-{:05}.pdf", q.number)),
+        ))
+        .insert_header((header::CACHE_CONTROL, "private, no-store"))
+        .body(bytes)
+}
+
+/// A contract document's name (`?name=`) and type (the request's `Content-Type`) as
+/// uploaded with the file as the raw body.
+pub fn document_of(req: &HttpRequest) -> AppResult<(String, String)> {
+    let ctype = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let name = query_pairs(req)?
+        .into_iter()
+        .find(|(k, _)| k == "name")
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| "contract".into());
+    Ok((name, ctype))
+}
+
+/// A contract's document as a download.
+pub fn document_response(
+    row: crate::domain::pipeline::model::ContractRow,
+) -> AppResult<HttpResponse> {
+    let bytes = row.document.ok_or(AppError::NotFound)?;
+    let name = row.document_name.unwrap_or_else(|| "contract".into());
+    Ok(HttpResponse::Ok()
+        .content_type(
+            row.document_type
+                .unwrap_or_else(|| "application/octet-stream".into()),
+        )
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            disposition("attachment", &name),
+        ))
+        .insert_header(("x-content-type-options", "nosniff"))
+        .insert_header((header::CACHE_CONTROL, "private, no-store"))
+        .body(bytes))
 }

@@ -10,10 +10,9 @@ pub mod imports;
 pub mod interactions;
 pub mod me;
 pub mod plugins;
-pub mod search;
-pub use plugins::grants as plugins_grants;
 mod policies;
 pub mod sales;
+pub mod search;
 mod tags;
 mod tokens;
 mod users;
@@ -234,7 +233,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::resource("/plugins")
-                .app_data(web::PayloadConfig::new(plugins::MAX_BUNDLE))
+                .app_data(web::PayloadConfig::new(crate::web::upload::MAX_BUNDLE))
                 .route(web::get().to(plugins::list))
                 .route(web::post().to(plugins::install)),
         )

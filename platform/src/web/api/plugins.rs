@@ -9,13 +9,10 @@ use serde_json::{json, Value};
 use super::{rfc3339, ListEnvelope};
 use crate::auth::ApiActor;
 use crate::db;
-use crate::error::{AppError, AppResult};
-use crate::plugins::{self, bundle, InstallRow};
+use crate::error::AppResult;
+use crate::plugins::{self, InstallRow};
 use crate::state::AppState;
 use crate::web::query_pairs;
-
-/// Largest bundle accepted.
-pub const MAX_BUNDLE: usize = 20 * 1024 * 1024;
 
 /// The install as the API shows it; `trusted` are the organization's trusted keys (for
 /// the signature status). Secret settings show only whether they are set.
@@ -79,25 +76,6 @@ pub async fn list(actor: ApiActor, state: web::Data<AppState>) -> AppResult<Http
     }))
 }
 
-/// The grants a request asks for, given the bundle it carries.
-pub fn grants(pairs: &[(String, String)], body: &[u8]) -> AppResult<Vec<String>> {
-    let all = pairs
-        .iter()
-        .any(|(k, v)| (k == "grantAll" || k == "grant_all") && (v == "true" || v == "1"));
-    if all {
-        return Ok(bundle::unpack(body)
-            .map_err(|e| AppError::invalid("bundle", &e))?
-            .manifest
-            .capabilities);
-    }
-    Ok(pairs
-        .iter()
-        .filter(|(k, _)| k == "grant")
-        .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_string()))
-        .filter(|s| !s.is_empty())
-        .collect())
-}
-
 pub async fn install(
     actor: ApiActor,
     state: web::Data<AppState>,
@@ -105,7 +83,7 @@ pub async fn install(
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     actor.require("plugin", "admin").await?;
-    let grants = grants(&query_pairs(&req)?, &body)?;
+    let grants = crate::web::upload::plugin_grants(&query_pairs(&req)?, &body)?;
     let ctx = actor.audit();
     let (row, trusted) = db::run(&state.pool, move |c| {
         let row = plugins::install(c, &ctx, &body, &grants)?;

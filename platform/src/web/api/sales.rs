@@ -349,20 +349,10 @@ pub async fn quote_status(
     Ok(HttpResponse::Ok().json(quote_json(&q, &lines)))
 }
 
-/// A quote's PDF, shown in the browser; the console answers with it too.
-pub fn pdf_response(q: &QuoteRow, bytes: Vec<u8>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/pdf")
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("inline; filename=\"quote-Q-{:05}.pdf\"", q.number),
-        ))
-        .body(bytes)
-}
-
+/// A quote's PDF, shown in the browser.
 pub async fn quote_pdf_handler(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
     let (q, bytes) = ops::quotes::pdf(&scope, id.into_inner()).await?;
-    Ok(pdf_response(&q, bytes))
+    Ok(crate::web::upload::pdf_response(&q, bytes))
 }
 
 // ---------- contracts ----------
@@ -445,22 +435,6 @@ pub async fn show_contract(scope: ApiScope, id: web::Path<String>) -> AppResult<
         .json(contract_json(&row)))
 }
 
-/// An uploaded document's name (`?name=`, "contract" by default) and content type.
-pub fn document_of(req: &HttpRequest) -> AppResult<(String, String)> {
-    let ctype = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/octet-stream")
-        .to_string();
-    let name = query_pairs(req)?
-        .into_iter()
-        .find(|(k, _)| k == "name")
-        .map(|(_, v)| v)
-        .unwrap_or_else(|| "contract".into());
-    Ok((name, ctype))
-}
-
 /// `PUT /api/contracts/:id/document` with the file as the raw body; `?name=` names it.
 pub async fn upload_document(
     scope: ApiScope,
@@ -468,33 +442,14 @@ pub async fn upload_document(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    let (name, ctype) = document_of(&req)?;
+    let (name, ctype) = crate::web::upload::document_of(&req)?;
     ops::contracts::attach(&scope, id.into_inner(), name, ctype, body.to_vec()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// A contract's signed document as a download (404 when none is attached); the console
-/// answers with it too.
-pub fn document_response(row: ContractRow) -> AppResult<HttpResponse> {
-    let bytes = row.document.ok_or(AppError::NotFound)?;
-    Ok(HttpResponse::Ok()
-        .content_type(
-            row.document_type
-                .unwrap_or_else(|| "application/octet-stream".into()),
-        )
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!(
-                "attachment; filename=\"{}\"",
-                row.document_name.unwrap_or_else(|| "contract".into())
-            ),
-        ))
-        .insert_header(("x-content-type-options", "nosniff"))
-        .body(bytes))
-}
-
+/// A contract's signed document as a download (404 when none is attached).
 pub async fn download_document(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
-    document_response(ops::contracts::get(&scope, id.into_inner()).await?)
+    crate::web::upload::document_response(ops::contracts::get(&scope, id.into_inner()).await?)
 }
 
 pub async fn renew_contract(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {

@@ -232,9 +232,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/plugins", web::get().to(admin::plugins::list))
         .service(
             web::resource("/admin/plugins/upload")
-                .app_data(web::PayloadConfig::new(
-                    crate::web::api::plugins::MAX_BUNDLE,
-                ))
+                .app_data(web::PayloadConfig::new(crate::web::upload::MAX_BUNDLE))
                 .route(web::put().to(admin::plugins::upload)),
         )
         .route("/tasks", web::get().to(tasks::list))

@@ -405,7 +405,7 @@ pub async fn upload(
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     actor.require("plugin", "admin").await?;
-    let grants = crate::web::api::plugins_grants(&crate::web::query_pairs(&req)?, &body)?;
+    let grants = crate::web::upload::plugin_grants(&crate::web::query_pairs(&req)?, &body)?;
     let ctx = actor.audit();
     let row = db::run(&state.pool, move |c| {
         plugins::install(c, &ctx, &body, &grants)

@@ -283,7 +283,7 @@ pub async fn contract_upload(
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
-    let (name, ctype) = crate::web::api::sales::document_of(&req)?;
+    let (name, ctype) = crate::web::upload::document_of(&req)?;
     let id = id.into_inner();
     contracts::attach(&scope, id.clone(), name, ctype, body.to_vec()).await?;
     redirect_with_flash(
@@ -300,7 +300,7 @@ pub async fn contract_document(
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
     let k = contracts::get(&scope, id.into_inner()).await?;
-    crate::web::api::sales::document_response(k)
+    crate::web::upload::document_response(k)
 }
 
 pub async fn contract_renew(

@@ -97,5 +97,5 @@ pub async fn quote_pdf(
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
     let (q, bytes) = quotes::pdf(&scope, id.into_inner()).await?;
-    Ok(crate::web::api::sales::pdf_response(&q, bytes))
+    Ok(crate::web::upload::pdf_response(&q, bytes))
 }
