@@ -13,9 +13,18 @@ pub struct Upload {
     pub sensitive: bool,
 }
 
+/// The record rule that decides whether the reader sees what a file hangs on: a deal's
+/// (its owner) for a deal's files, the client's otherwise.
+fn reach(scope: &Scope, parent: &Parent) -> crate::domain::clients::service::Access {
+    match parent {
+        Parent::Deal(_) => scope.access("opportunity"),
+        Parent::Client(_) | Parent::Interaction(_) => scope.access("client"),
+    }
+}
+
 pub async fn upload(scope: &Scope, parent: Parent, file: Upload) -> AppResult<AttachmentRow> {
     scope.require(parent.object(), "write")?;
-    let access = scope.access("client");
+    let access = reach(scope, &parent);
     if file.sensitive && !access.write_sensitive {
         return Err(AppError::Forbidden(
             "You may not mark files sensitive.".into(),
@@ -43,7 +52,7 @@ pub async fn upload(scope: &Scope, parent: Parent, file: Upload) -> AppResult<At
 
 pub async fn list(scope: &Scope, parent: Parent) -> AppResult<Vec<AttachmentRow>> {
     scope.require(parent.object(), "read")?;
-    let access = scope.access("client");
+    let access = reach(scope, &parent);
     let org = scope.org_id.clone();
     scope
         .read(move |c| attachments::list(c, &org, &access, &parent))

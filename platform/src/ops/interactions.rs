@@ -105,8 +105,8 @@ pub async fn timeline(scope: &Scope, target: Target, query: TimelineQuery) -> Ap
         .await
 }
 
-/// The timeline as [`timeline`] reads it, inside a caller's connection (the profile and
-/// the deal page load it with the rest of the page). The caller has checked the rights.
+/// The timeline as [`timeline`] reads it, inside a caller's connection; the caller has
+/// checked the rights.
 pub fn load_timeline(
     c: &mut DbConn,
     org: &str,

@@ -6,10 +6,9 @@ use askama::Template;
 
 use super::{as_toast, html_fragment, redirect_with_flash};
 use crate::auth::ConsoleActor;
-use crate::db::DbConn;
-use crate::domain::attachments::{self, Parent};
-use crate::domain::clients::service::Access;
+use crate::domain::attachments::Parent;
 use crate::error::{AppError, AppResult};
+use crate::ops::Scope;
 use crate::state::AppState;
 
 pub struct FileView {
@@ -43,23 +42,23 @@ fn size_label(bytes: i64) -> String {
 }
 
 /// The rendered card for a client or a deal the reader sees.
-pub fn card(
-    conn: &mut DbConn,
-    org: &str,
-    access: &Access,
-    parent: &Parent,
+pub async fn card(
+    scope: &Scope,
+    parent: Parent,
     can_write: bool,
     limit: usize,
 ) -> AppResult<String> {
-    let upload_url = match parent {
+    let upload_url = match &parent {
         Parent::Client(id) => format!("/clients/{id}/attachments/upload"),
         Parent::Deal(id) => format!("/opportunities/{id}/attachments/upload"),
         Parent::Interaction(id) => format!("/interactions/{id}/attachments/upload"),
     };
-    let files = attachments::list(conn, org, access, parent)?
+    let on_record = !matches!(parent, Parent::Interaction(_));
+    let files = crate::ops::attachments::list(scope, parent)
+        .await?
         .into_iter()
         .map(|a| FileView {
-            on: if a.interaction_id.is_some() && !matches!(parent, Parent::Interaction(_)) {
+            on: if a.interaction_id.is_some() && on_record {
                 "a timeline entry".into()
             } else {
                 String::new()
@@ -75,7 +74,7 @@ pub fn card(
         upload_url,
         limit_mb: limit.div_ceil(1024 * 1024),
         can_write,
-        can_mark_sensitive: access.write_sensitive,
+        can_mark_sensitive: scope.access("client").write_sensitive,
         files,
     }
     .render()

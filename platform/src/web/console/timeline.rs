@@ -8,8 +8,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use crate::auth::ConsoleActor;
-use crate::db::DbConn;
-use crate::domain::clients::service::Access;
 use crate::domain::interactions::{self as service, Filter, InteractionRow, Scope};
 use crate::error::{AppError, AppResult};
 use crate::ops::interactions::{self as ops, Timeline, TimelineQuery};
@@ -161,18 +159,16 @@ fn query_of(view: &View) -> TimelineQuery {
     }
 }
 
-/// Loads a page of a timeline as a card (or only its items), inside the caller's
-/// connection (the profile and the deal page load it with the rest of the page; they
-/// checked the rights).
-pub fn card(
-    conn: &mut DbConn,
-    org: &str,
-    access: &Access,
-    scope: &Scope,
-    view: View,
-) -> AppResult<TimelineCard> {
-    let t = ops::load_timeline(conn, org, access, scope, &query_of(&view))?;
-    Ok(card_of(t, scope, view))
+/// The first page of a timeline as the profile and the deal page show it: the rendered
+/// card, or nothing for a reader who may not see interactions.
+pub async fn card(scope: &crate::ops::Scope, target: Scope, view: View) -> AppResult<String> {
+    if !scope.can("interaction", "read") {
+        return Ok(String::new());
+    }
+    let t = ops::timeline(scope, target.clone(), query_of(&view)).await?;
+    card_of(t, &target, view)
+        .render()
+        .map_err(|e| AppError::Internal(e.to_string()))
 }
 
 /// A timeline page as the card shows it.

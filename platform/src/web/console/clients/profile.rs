@@ -127,30 +127,17 @@ async fn cards(
     id: &str,
     focus: bool,
 ) -> AppResult<(String, String)> {
-    let see_timeline = scope.can("interaction", "read");
     let view = timeline::View {
         can_write: scope.can("interaction", "write"),
         focus,
         ..Default::default()
     };
+    let target = crate::domain::interactions::Scope::Client(id.to_string());
+    let timeline = timeline::card(scope, target, view).await?;
+    let parent = crate::domain::attachments::Parent::Client(id.to_string());
     let can_write = scope.can("client", "write");
-    let upload_limit = state.config.max_upload_bytes;
-    let (access, org, id) = (scope.access("client"), scope.org_id.clone(), id.to_string());
-    scope
-        .read(move |c| {
-            let timeline = if see_timeline {
-                let parent = crate::domain::interactions::Scope::Client(id.clone());
-                timeline::card(c, &org, &access, &parent, view)?
-                    .render()
-                    .map_err(|e| AppError::Internal(e.to_string()))?
-            } else {
-                String::new()
-            };
-            let parent = crate::domain::attachments::Parent::Client(id);
-            let files = files::card(c, &org, &access, &parent, can_write, upload_limit)?;
-            Ok((timeline, files))
-        })
-        .await
+    let files = files::card(scope, parent, can_write, state.config.max_upload_bytes).await?;
+    Ok((timeline, files))
 }
 
 /// The profile's fragment from the read model (without its cards and notice).

@@ -5,9 +5,9 @@ use askama::Template;
 
 use super::super::redirect_with_flash;
 use super::super::render_with_status;
+use super::super::{files, timeline};
 use super::{stage_choices, StageChoice};
 use crate::auth::ConsoleActor;
-use crate::db;
 use crate::domain::money::display as money;
 use crate::domain::pipeline::{QuoteRow, StageMoveRow, StageRow};
 use crate::error::{AppError, AppResult, FieldError};
@@ -129,34 +129,21 @@ fn quote_view(q: QuoteRow) -> QuoteView {
 
 /// The deal's timeline and Files cards, drawn by their own areas.
 async fn cards(state: &AppState, scope: &Scope, deal: String) -> AppResult<(String, String)> {
-    let access = scope.access("opportunity");
-    let client_access = scope.access("client");
+    let parent = crate::domain::attachments::Parent::Deal(deal.clone());
     let can_write = scope.can("opportunity", "write");
-    let log_calls = scope.can("interaction", "write");
-    let see_timeline = scope.can("interaction", "read");
-    let upload_limit = state.config.max_upload_bytes;
-    let org = scope.org_id.clone();
-    db::run(&state.pool, move |c| {
-        let parent = crate::domain::attachments::Parent::Deal(deal.clone());
-        let files = super::super::files::card(c, &org, &access, &parent, can_write, upload_limit)?;
-        if !see_timeline {
-            return Ok((String::new(), files));
-        }
-        let view = super::super::timeline::View {
-            can_write: log_calls,
-            ..Default::default()
-        };
-        let scope = crate::domain::interactions::Scope::Deal(deal);
-        let timeline = match super::super::timeline::card(c, &org, &client_access, &scope, view) {
-            Ok(card) => card
-                .render()
-                .map_err(|e| AppError::Internal(e.to_string()))?,
-            Err(AppError::NotFound) => String::new(),
-            Err(e) => return Err(e),
-        };
-        Ok((timeline, files))
-    })
-    .await
+    let files = files::card(scope, parent, can_write, state.config.max_upload_bytes).await?;
+    let view = timeline::View {
+        can_write: scope.can("interaction", "write"),
+        ..Default::default()
+    };
+    let target = crate::domain::interactions::Scope::Deal(deal);
+    let timeline = match timeline::card(scope, target, view).await {
+        Ok(html) => html,
+        // The deal's client is out of the reader's reach: the deal shows without its timeline.
+        Err(AppError::NotFound) => String::new(),
+        Err(e) => return Err(e),
+    };
+    Ok((timeline, files))
 }
 
 /// The page template from the deal's read model.
