@@ -171,6 +171,59 @@ pub async fn retire_stage(
         .await
 }
 
+/// Moves a stage one place up or down in its pipeline.
+pub async fn move_stage(
+    scope: &Scope,
+    pipeline: String,
+    stage: String,
+    up: bool,
+) -> AppResult<StageRow> {
+    scope.require("pipeline", "write")?;
+    let ctx = scope.audit.clone();
+    scope
+        .read(move |c| {
+            let found = stage_in(c, &ctx.org_id, &pipeline, &stage)?;
+            let pos = usize::try_from(found.position).unwrap_or(0);
+            let to = if up { pos.saturating_sub(1) } else { pos + 1 };
+            service::update_stage(c, &ctx, &found.id, None, None, None, Some(to))?;
+            Ok(found)
+        })
+        .await
+}
+
+/// What the admin's Pipelines page shows: every pipeline with its stages and how many
+/// deals sit in each, the loss reasons, and the plugins' pipeline templates.
+pub struct Setup {
+    pub pipelines: Vec<PipelineView>,
+    pub counts: std::collections::HashMap<String, i64>,
+    pub reasons: Vec<LossReasonRow>,
+    /// (reference, label).
+    pub templates: Vec<(String, String)>,
+}
+
+pub async fn setup(scope: &Scope) -> AppResult<Setup> {
+    scope.require("pipeline", "write")?;
+    let org = scope.org_id.clone();
+    scope
+        .read(move |c| {
+            let pipelines = service::pipelines(c, &org)?;
+            let mut counts = std::collections::HashMap::new();
+            for s in pipelines.iter().flat_map(|v| &v.stages) {
+                counts.insert(s.id.clone(), store::count_in_stage(c, &s.id)?);
+            }
+            Ok(Setup {
+                pipelines,
+                counts,
+                reasons: store::loss_reasons(c, &org, false)?,
+                templates: crate::plugins::pipeline_templates(c, &org)?
+                    .into_iter()
+                    .map(|o| (o.reference, o.label))
+                    .collect(),
+            })
+        })
+        .await
+}
+
 /// Every loss reason, retired ones too (the defaults made on first use).
 pub async fn loss_reasons(scope: &Scope) -> AppResult<Vec<LossReasonRow>> {
     scope.require("opportunity", "read")?;

@@ -6,10 +6,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use crate::auth::ConsoleActor;
-use crate::db;
-use crate::domain::pipeline::service::{self, PipelineView};
-use crate::domain::pipeline::{store, LossReasonRow, DEFAULT_STAGES, STAGE_COLORS};
+use crate::domain::pipeline::service::PipelineView;
+use crate::domain::pipeline::{LossReasonRow, DEFAULT_STAGES, STAGE_COLORS};
 use crate::error::{AppError, AppResult};
+use crate::ops::pipelines as ops;
+use crate::ops::Scope;
 use crate::state::AppState;
 use crate::web::console::{flash_cookie, redirect, render};
 
@@ -35,28 +36,15 @@ pub async fn list(
     actor: ConsoleActor,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
-    actor.require("pipeline", "write").await?;
-    let org = actor.org_id().to_string();
-    let page = db::run(&state.pool, move |c| {
-        let pipelines = service::pipelines(c, &org)?;
-        let mut counts = std::collections::HashMap::new();
-        for v in &pipelines {
-            for s in &v.stages {
-                counts.insert(s.id.clone(), store::count_in_stage(c, &s.id)?);
-            }
-        }
-        Ok(PipelinesPage {
-            pipelines,
-            counts,
-            reasons: store::loss_reasons(c, &org, false)?,
-            colors: STAGE_COLORS,
-            templates: crate::plugins::pipeline_templates(c, &org)?
-                .into_iter()
-                .map(|o| (o.reference, o.label))
-                .collect(),
-        })
-    })
-    .await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let setup = ops::setup(&scope).await?;
+    let page = PipelinesPage {
+        pipelines: setup.pipelines,
+        counts: setup.counts,
+        reasons: setup.reasons,
+        colors: STAGE_COLORS,
+        templates: setup.templates,
+    };
     render(&req, &actor, "Pipelines", &page).await
 }
 
@@ -89,6 +77,102 @@ fn rotting(raw: &str) -> AppResult<Option<i32>> {
         .map_err(|_| AppError::invalid("rotting_days", "Use a whole number of days."))
 }
 
+fn probability(raw: &str) -> AppResult<i32> {
+    raw.parse()
+        .map_err(|_| AppError::invalid("probability", "Use a probability from 0 to 100."))
+}
+
+/// Runs one of the page's forms; answers what to tell the admin.
+async fn apply(scope: &Scope, f: impl Fn(&str) -> String) -> AppResult<String> {
+    let text = |k: &str| Some(f(k)).filter(|v| !v.is_empty());
+    Ok(match f("do").as_str() {
+        "create_pipeline" => {
+            let input = ops::PipelineInput {
+                name: Some(f("name")),
+                rotting_days: rotting(&f("rotting_days"))?,
+                template: text("template"),
+                stages: if text("template").is_some() {
+                    Vec::new()
+                } else {
+                    default_stages()
+                },
+            };
+            let v = ops::create(scope, input).await?;
+            format!(
+                "The pipeline {} was created with {} stages.",
+                v.pipeline.name,
+                v.stages.len()
+            )
+        }
+        "update_pipeline" => {
+            let patch = ops::PipelinePatch {
+                name: Some(f("name")),
+                rotting_days: Some(rotting(&f("rotting_days"))?),
+            };
+            format!(
+                "{} was saved.",
+                ops::update(scope, f("pipeline"), patch).await?.name
+            )
+        }
+        "add_stage" => {
+            let input = ops::StageInput {
+                name: f("name"),
+                probability: probability(&f("probability"))?,
+                kind: None,
+                color: text("color"),
+            };
+            let s = ops::add_stage(scope, f("pipeline"), input).await?;
+            format!("The stage {} was added.", s.name)
+        }
+        "update_stage" => {
+            let patch = ops::StagePatch {
+                name: Some(f("name")),
+                probability: Some(probability(&f("probability"))?),
+                color: Some(f("color")),
+                position: None,
+            };
+            let s = ops::update_stage(scope, f("pipeline"), f("stage"), patch).await?;
+            format!("{} was saved.", s.name)
+        }
+        "move_stage" => {
+            let s = ops::move_stage(scope, f("pipeline"), f("stage"), f("dir") == "up").await?;
+            format!("{} was moved.", s.name)
+        }
+        "retire_stage" => {
+            let moved =
+                ops::retire_stage(scope, f("pipeline"), f("stage"), text("move_to")).await?;
+            format!("The stage was retired; {moved} deal(s) moved.")
+        }
+        "add_reason" => format!(
+            "The reason {} was added.",
+            ops::add_loss_reason(scope, f("name")).await?.name
+        ),
+        "toggle_reason" => {
+            let on = f("active") == "true";
+            ops::set_loss_reason_active(scope, f("reason"), Some(on)).await?;
+            if on {
+                "The reason is offered again.".into()
+            } else {
+                "The reason is no longer offered.".into()
+            }
+        }
+        _ => return Err(AppError::BadRequest("Unknown action.".into())),
+    })
+}
+
+/// The default stages of a new pipeline, as the create operation takes them.
+fn default_stages() -> Vec<ops::StageInput> {
+    DEFAULT_STAGES
+        .iter()
+        .map(|(name, probability, kind, color)| ops::StageInput {
+            name: name.to_string(),
+            probability: *probability,
+            kind: Some(kind.to_string()),
+            color: Some(color.to_string()),
+        })
+        .collect()
+}
+
 /// One endpoint per action keeps the page a set of small forms.
 pub async fn action(
     req: HttpRequest,
@@ -96,107 +180,8 @@ pub async fn action(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    actor.require("pipeline", "write").await?;
+    let scope = crate::web::scope::of(&actor, &state).await?;
     let pairs = form(&body)?;
-    let ctx = actor.audit();
-    let what = get(&pairs, "do");
-    let message = db::run(&state.pool, move |c| {
-        let f = |k: &str| get(&pairs, k);
-        Ok(match what.as_str() {
-            "create_pipeline" if !f("template").is_empty() => {
-                let v = crate::plugins::create_pipeline_from_template(
-                    c,
-                    &ctx,
-                    &f("template"),
-                    Some(&f("name")),
-                    rotting(&f("rotting_days"))?,
-                )?;
-                format!(
-                    "The pipeline {} was created with {} stages from the template.",
-                    v.pipeline.name,
-                    v.stages.len()
-                )
-            }
-            "create_pipeline" => {
-                let v = service::create_pipeline(
-                    c,
-                    &ctx,
-                    &f("name"),
-                    rotting(&f("rotting_days"))?,
-                    DEFAULT_STAGES,
-                )?;
-                format!(
-                    "The pipeline {} was created with the default stages.",
-                    v.pipeline.name
-                )
-            }
-            "update_pipeline" => {
-                let p = service::update_pipeline(
-                    c,
-                    &ctx,
-                    &f("pipeline"),
-                    Some(&f("name")),
-                    Some(rotting(&f("rotting_days"))?),
-                )?;
-                format!("{} was saved.", p.name)
-            }
-            "add_stage" => {
-                let p = f("probability").parse().map_err(|_| {
-                    AppError::invalid("probability", "Use a probability from 0 to 100.")
-                })?;
-                let s = service::add_stage(c, &ctx, &f("pipeline"), &f("name"), p, &f("color"))?;
-                format!("The stage {} was added.", s.name)
-            }
-            "update_stage" => {
-                let p = f("probability").parse().map_err(|_| {
-                    AppError::invalid("probability", "Use a probability from 0 to 100.")
-                })?;
-                let s = service::update_stage(
-                    c,
-                    &ctx,
-                    &f("stage"),
-                    Some(&f("name")),
-                    Some(p),
-                    Some(&f("color")),
-                    None,
-                )?;
-                format!("{} was saved.", s.name)
-            }
-            "move_stage" => {
-                let s =
-                    store::find_stage(c, &ctx.org_id, &f("stage"))?.ok_or(AppError::NotFound)?;
-                let pos = usize::try_from(s.position).unwrap_or(0);
-                let new = if f("dir") == "up" {
-                    pos.saturating_sub(1)
-                } else {
-                    pos + 1
-                };
-                service::update_stage(c, &ctx, &s.id, None, None, None, Some(new))?;
-                format!("{} was moved.", s.name)
-            }
-            "retire_stage" => {
-                let target = Some(f("move_to")).filter(|t| !t.is_empty());
-                let moved = service::retire_stage(c, &ctx, &f("stage"), target.as_deref())?;
-                format!("The stage was retired; {moved} deal(s) moved.")
-            }
-            "add_reason" => format!(
-                "The reason {} was added.",
-                service::add_loss_reason(c, &ctx, &f("name"))?.name
-            ),
-            "toggle_reason" => {
-                let on = f("active") == "true";
-                if !store::set_loss_reason_active(c, &ctx.org_id, &f("reason"), on)? {
-                    return Err(AppError::NotFound);
-                }
-                if on {
-                    "The reason is offered again.".into()
-                } else {
-                    "The reason is no longer offered.".into()
-                }
-            }
-            _ => return Err(AppError::BadRequest("Unknown action.".into())),
-        })
-    })
-    .await?;
+    let message = apply(&scope, |k| get(&pairs, k)).await?;
     done(&req, &message)
 }
