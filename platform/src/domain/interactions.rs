@@ -1,6 +1,10 @@
 //! Interactions: what happened with a client — calls, meetings, e-mails, notes, tasks —
 //! newest first on its timeline. Content is kept as plain text and always shown escaped, so
 //! nothing a user or an integration stores can run as script.
+//!
+//! Why this file is long: every kind (call, meeting, e-mail, note, task, system event)
+//! shares one validation, one timeline query and one participants table; appointments,
+//! the calendar feed and preferences are modules of their own.
 
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;

@@ -5,6 +5,10 @@
 //! Plugins add custom field types (a field of type `plugin:<plugin id>/<type key>` is
 //! validated by the plugin's `validate` hook on every write, API and console alike),
 //! pipeline templates, and stage rules (`opportunity_before_move`).
+//!
+//! Why this file is long: install, upgrade, enable, settings, health and the field-type and
+//! event adapters are one life cycle with one audit trail; the sandbox (`runtime`), the
+//! bundle format (`bundle`), signatures and host functions are modules of their own.
 
 pub mod bundle;
 pub mod events;

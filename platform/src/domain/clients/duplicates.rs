@@ -3,6 +3,10 @@
 //! merging one into another — everything attached to the duplicate moves to the survivor,
 //! the duplicate goes to the trash, and the audit entry holds what it takes to undo the merge
 //! for 30 days.
+//!
+//! Why this file is long: the candidate keys, the organization-wide scan, merge and undo
+//! must agree on what "the same client" means and on every table a merge moves; keeping
+//! them in one place is what keeps an undo exact.
 
 use chrono::Duration;
 use diesel::prelude::*;

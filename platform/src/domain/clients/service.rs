@@ -2,6 +2,10 @@
 //! the `oversee` right works only on the clients assigned to them), optimistic
 //! concurrency, the trash, tags, relations, bulk actions — each change audited with
 //! the fields it changed, in the same transaction.
+//!
+//! Why this file is long: every field's validation and the write paths that use it (create,
+//! update, bulk, restore) change together; queries, keys, duplicates and the bulk writer
+//! are modules of their own.
 
 use std::collections::BTreeMap;
 

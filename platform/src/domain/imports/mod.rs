@@ -4,6 +4,11 @@
 //! chunk and the batch's progress committed together — so a restart resumes where it stopped
 //! and never imports a row twice. Every created or updated record is logged with its prior
 //! state, so the batch can be reverted exactly.
+//!
+//! Why this file is long: staging, preview, the chunk runner and the revert share the
+//! batch's row log, the per-chunk caches and the row mapping, and are read together when
+//! one of them changes; the presets, the parsers (`csv`, `xlsx`) and the held-back bulk
+//! writer (`domain/clients/bulk.rs`) already live apart. The next split is `revert.rs`.
 
 pub mod presets;
 pub mod read;

@@ -1,6 +1,10 @@
 //! Rules for pipelines and opportunities: default pipeline, stage edits and retirement,
 //! validation of deals, stage moves with history, won/lost rules, record-level access
 //! (as for clients, with `opportunity:oversee`), optimistic concurrency and audit.
+//!
+//! Why this file is long: a stage move, a won/lost close, a retirement and a deal update
+//! all go through the same validation, history and roll-up; quotes, contracts and the
+//! forecast figures are their own modules beside it.
 
 use chrono::NaiveDate;
 use serde_json::{json, Map, Value};
