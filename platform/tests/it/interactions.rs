@@ -575,6 +575,69 @@ async fn a_meeting_for_tomorrow_is_in_the_reps_calendar_feed() {
     );
 }
 
+/// A task given to someone who may read interactions but not change them (a marketer)
+/// shows on their tasks page without a "Done" button, and completing it is refused alike in
+/// the console and the API (the console used to offer the button and ask for client rights).
+#[actix_web::test]
+async fn a_reader_of_interactions_sees_their_tasks_without_done() {
+    let t = TestApp::new().await;
+    let app = t.service().await;
+    let org = t.org("Acme");
+    let rep = t.user(&org, "rep@acme.test", "sales_rep");
+    let marketer = t.user(&org, "mk@acme.test", "marketer");
+    let (rep_token, mk_token) = (t.token(&org, &rep), t.token(&org, &marketer));
+    let client = send(
+        &app,
+        api(Method::POST, "/api/clients", &rep_token)
+            .set_json(json!({"type": "individual", "lastName": "Lovelace"})),
+    )
+    .await
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let task = send(
+        &app,
+        api(Method::POST, "/api/tasks", &rep_token).set_json(json!({
+            "clientId": client, "subject": "Check the newsletter list", "assigneeId": marketer
+        })),
+    )
+    .await;
+    assert_eq!(task.status, StatusCode::CREATED, "{}", task.body);
+    let id = task.json()["id"].as_str().unwrap().to_string();
+    let mut b = Browser::new();
+    b.sign_in(&app, "mk@acme.test", PASSWORD).await;
+    let page = b.get(&app, "/tasks").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("Check the newsletter list"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("/complete"),
+        "no Done for a reader: {}",
+        page.body
+    );
+    let console = b.hx_post(&app, &format!("/tasks/{id}/complete"), &[]).await;
+    assert_eq!(console.status, StatusCode::FORBIDDEN, "{}", console.body);
+    let api_done = send(
+        &app,
+        api(
+            Method::POST,
+            &format!("/api/tasks/{id}/complete"),
+            &mk_token,
+        ),
+    )
+    .await;
+    assert_eq!(api_done.status, StatusCode::FORBIDDEN, "{}", api_done.body);
+    // Nothing changed: the task is still open for the one it was given to.
+    let open = send(&app, api(Method::GET, "/api/tasks", &mk_token))
+        .await
+        .json();
+    assert_eq!(open["data"][0]["status"], "scheduled");
+}
+
 /// Tasks: due dates put them overdue, today or upcoming; one click completes them; the
 /// dashboard shows what is due.
 #[actix_web::test]

@@ -70,6 +70,8 @@ pub fn buckets(tasks: Vec<(InteractionRow, String)>) -> Vec<Bucket> {
 #[template(path = "partials/tasks.html")]
 struct TasksPage {
     buckets: Vec<Bucket>,
+    /// "Done" is offered only to those who may change interactions.
+    can_complete: bool,
 }
 
 pub async fn list(
@@ -78,8 +80,11 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
-    let buckets = buckets(ops::my_tasks(&scope).await?);
-    render(&req, &actor, "My tasks", &TasksPage { buckets }).await
+    let page = TasksPage {
+        buckets: buckets(ops::my_tasks(&scope).await?),
+        can_complete: scope.can("interaction", "write"),
+    };
+    render(&req, &actor, "My tasks", &page).await
 }
 
 /// `POST /tasks/{id}/complete`: one click.
