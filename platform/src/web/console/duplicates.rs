@@ -110,8 +110,7 @@ pub async fn merge(
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-        .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))?;
+    let pairs: Vec<(String, String)> = crate::web::console::form_pairs(&body)?;
     let duplicate = pairs
         .iter()
         .find(|(k, _)| k == "duplicate")

@@ -7,7 +7,7 @@ use askama::Template;
 
 use crate::auth::ConsoleActor;
 use crate::domain::imports::{self, BatchRow};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::ops::imports as ops;
 use crate::state::AppState;
 use crate::web::console::{redirect, redirect_with_flash, render};
@@ -206,8 +206,7 @@ pub async fn mapping(
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-        .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))?;
+    let pairs: Vec<(String, String)> = crate::web::console::form_pairs(&body)?;
     let mode = pairs
         .iter()
         .find(|(k, _)| k == "mode")

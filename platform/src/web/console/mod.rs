@@ -694,3 +694,10 @@ fn url_escape(s: &str) -> String {
         .map(|s| s.trim_start_matches('=').to_string())
         .unwrap_or_default()
 }
+
+/// A posted `application/x-www-form-urlencoded` body as (name, value) pairs; an unreadable
+/// body is a 400 with the reason.
+pub fn form_pairs(body: &[u8]) -> AppResult<Vec<(String, String)>> {
+    serde_urlencoded::from_bytes(body)
+        .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))
+}

@@ -308,8 +308,7 @@ fn writer() -> View {
 /// or meeting's planned time.
 fn form_fields(body: &[u8]) -> AppResult<serde_json::Map<String, serde_json::Value>> {
     use serde_json::Value;
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-        .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))?;
+    let pairs: Vec<(String, String)> = crate::web::console::form_pairs(body)?;
     let mut fields = serde_json::Map::new();
     let mut when = None;
     for (k, v) in pairs {

@@ -201,8 +201,7 @@ pub async fn edit(
 }
 
 fn read_form(body: &web::Bytes) -> AppResult<FieldFormValues> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-        .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))?;
+    let pairs: Vec<(String, String)> = crate::web::console::form_pairs(body)?;
     let get = |k: &str| {
         pairs
             .iter()

@@ -48,10 +48,7 @@ pub async fn list(
     render(&req, &actor, "Pipelines", &page).await
 }
 
-fn form(body: &web::Bytes) -> AppResult<Vec<(String, String)>> {
-    serde_urlencoded::from_bytes(body)
-        .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))
-}
+use crate::web::console::form_pairs as form;
 
 fn get(pairs: &[(String, String)], k: &str) -> String {
     pairs

@@ -275,10 +275,7 @@ async fn page(
     render_with_status(req, actor, "Plugins", &page, status).await
 }
 
-fn form(body: &web::Bytes) -> AppResult<Vec<(String, String)>> {
-    serde_urlencoded::from_bytes(body)
-        .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))
-}
+use crate::web::console::form_pairs as form;
 
 /// Saves grants, approved hosts and settings from the plugin's Configure form.
 pub async fn configure(

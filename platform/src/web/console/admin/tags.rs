@@ -77,10 +77,7 @@ pub async fn list(
     page(&req, &actor, &state, None, String::new()).await
 }
 
-fn form(body: &web::Bytes) -> AppResult<Vec<(String, String)>> {
-    serde_urlencoded::from_bytes(body)
-        .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))
-}
+use crate::web::console::form_pairs as form;
 
 /// Creates a tag (no id) or renames/recolours one.
 pub async fn save(

@@ -14,10 +14,7 @@ pub use pickers::lookup;
 pub use profile::{relate, save_preferences, show, tag, unrelate};
 pub use trash::{purge, restore, trash};
 
-use actix_web::web;
-
 use crate::domain::clients::{status_label, ClientRow, TagRow, STATUSES};
-use crate::error::{AppError, AppResult};
 
 pub struct Choice {
     pub value: String,
@@ -92,7 +89,4 @@ fn posted(pairs: &[(String, String)], key: &str) -> String {
         .unwrap_or_default()
 }
 
-fn parse_form(body: &web::Bytes) -> AppResult<Vec<(String, String)>> {
-    serde_urlencoded::from_bytes(body)
-        .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))
-}
+use crate::web::console::form_pairs as parse_form;

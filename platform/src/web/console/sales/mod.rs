@@ -12,12 +12,9 @@ pub mod quotes;
 
 pub use contracts::{renewals_due, ContractLine};
 
-use actix_web::web;
-
 use super::clients::Choice;
 use crate::domain::pipeline::service::PipelineView;
 use crate::domain::pipeline::StageRow;
-use crate::error::{AppError, AppResult};
 
 /// A non-empty value of the query or form.
 fn get<'a>(pairs: &'a [(String, String)], k: &str) -> Option<&'a str> {
@@ -28,10 +25,7 @@ fn get<'a>(pairs: &'a [(String, String)], k: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-fn parse_form(body: &web::Bytes) -> AppResult<Vec<(String, String)>> {
-    serde_urlencoded::from_bytes(body)
-        .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))
-}
+use crate::web::console::form_pairs as parse_form;
 
 pub struct StageChoice {
     pub id: String,
