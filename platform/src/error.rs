@@ -26,6 +26,10 @@ impl FieldError {
     }
 }
 
+/// What people are told while the search index is down.
+pub const SEARCH_DOWN: &str = "Search is unavailable right now. Everything else works: changes \
+    are kept and become searchable when search is back. Try again shortly.";
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("not found")]
@@ -55,6 +59,9 @@ pub enum AppError {
     TooManyRequests(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The search index does not answer; everything else still works.
+    #[error("search unavailable: {0}")]
+    SearchUnavailable(String),
     #[error("database error: {0}")]
     Db(#[from] diesel::result::Error),
     #[error("internal error: {0}")]
@@ -89,6 +96,7 @@ impl AppError {
             Self::Stale(_) => ("stale", "Changed by someone else"),
             Self::TooManyRequests(_) => ("too-many-requests", "Too many requests"),
             Self::Unavailable(_) => ("unavailable", "Service unavailable"),
+            Self::SearchUnavailable(_) => ("search-unavailable", "Search unavailable"),
             Self::Db(e) if crate::db::limit::is_timeout(e) => ("timeout", "Took too long"),
             Self::Db(_) | Self::Internal(_) => ("internal", "Internal error"),
         }
@@ -110,6 +118,7 @@ impl AppError {
             Self::Unavailable(_) => {
                 "A service Rapport depends on is unavailable; try again shortly.".into()
             }
+            Self::SearchUnavailable(_) => SEARCH_DOWN.into(),
             other => other.to_string(),
         }
     }
@@ -146,7 +155,7 @@ impl ResponseError for AppError {
             Self::Conflict(_) | Self::Stale(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::SearchUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Db(e) if crate::db::limit::is_timeout(e) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Db(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -169,6 +178,9 @@ impl ResponseError for AppError {
         res.content_type("application/problem+json");
         if matches!(self, Self::Unauthorized) {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if matches!(self, Self::SearchUnavailable(_)) {
+            res.insert_header((header::RETRY_AFTER, "5"));
         }
         res.body(serde_json::to_string(&body).unwrap_or_default())
     }

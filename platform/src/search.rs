@@ -374,6 +374,77 @@ pub struct Reindexed {
 /// Rebuilds an organization's documents from the database, in place: searches keep
 /// answering meanwhile, and documents of records that no longer exist are removed at the end.
 pub async fn reindex_org(pool: &Pool, index: &Index, org_id: &str) -> AppResult<Reindexed> {
+    let (mut out, seen_clients, seen_deals) = fill_org(pool, index, org_id).await?;
+    for (kind, seen) in [
+        (Kind::Client, &seen_clients),
+        (Kind::Opportunity, &seen_deals),
+    ] {
+        let strays: Vec<String> = index
+            .ids(org_id, kind)
+            .await
+            .map_err(search_error)?
+            .into_iter()
+            .filter(|id| !seen.contains(id))
+            .collect();
+        out.removed += strays.len();
+        if !strays.is_empty() {
+            index.delete(strays).await.map_err(search_error)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Rebuilds every organization named. Where the backend can, into a fresh index swapped in
+/// at the end, so searches answer from the complete old one until then (Meilisearch);
+/// elsewhere in place. Records changed while it ran are queued again afterwards, so the
+/// swapped-in index misses none of them.
+pub async fn reindex_all(
+    pool: &Pool,
+    index: &Index,
+    orgs: &[String],
+) -> AppResult<Vec<(String, Reindexed)>> {
+    let started = now();
+    let mut out = Vec::new();
+    let Some(next) = index.fresh().await.map_err(search_error)? else {
+        for org in orgs {
+            out.push((org.clone(), reindex_org(pool, index, org).await?));
+        }
+        return Ok(out);
+    };
+    for org in orgs {
+        out.push((org.clone(), fill_org(pool, &next, org).await?.0));
+    }
+    index.promote().await.map_err(search_error)?;
+    crate::db::run(pool, move |c| Ok(requeue_changed_since(c, started)?)).await?;
+    Ok(out)
+}
+
+/// Queues every client and deal changed (or trashed) since `since` for the indexer.
+fn requeue_changed_since(conn: &mut DbConn, since: NaiveDateTime) -> QueryResult<usize> {
+    let changed: Vec<(String, String)> = clients::table
+        .filter(clients::updated_at.ge(since))
+        .select((clients::organization_id, clients::id))
+        .load(conn)?;
+    let deals: Vec<(String, String)> = opportunities::table
+        .filter(opportunities::updated_at.ge(since))
+        .select((opportunities::organization_id, opportunities::id))
+        .load(conn)?;
+    for (org, id) in &changed {
+        crate::domain::outbox::touch(conn, org, CLIENT, id)?;
+    }
+    for (org, id) in &deals {
+        crate::domain::outbox::touch(conn, org, OPPORTUNITY, id)?;
+    }
+    Ok(changed.len() + deals.len())
+}
+
+/// Writes an organization's documents from the database into `index`; returns the counts
+/// and the ids written.
+async fn fill_org(
+    pool: &Pool,
+    index: &Index,
+    org_id: &str,
+) -> AppResult<(Reindexed, HashSet<String>, HashSet<String>)> {
     let mut out = Reindexed::default();
     let mut seen_clients = HashSet::new();
     let mut after = String::new();
@@ -424,21 +495,5 @@ pub async fn reindex_org(pool: &Pool, index: &Index, org_id: &str) -> AppResult<
         index.upsert(docs).await.map_err(search_error)?;
         after = last;
     }
-    for (kind, seen) in [
-        (Kind::Client, &seen_clients),
-        (Kind::Opportunity, &seen_deals),
-    ] {
-        let strays: Vec<String> = index
-            .ids(org_id, kind)
-            .await
-            .map_err(search_error)?
-            .into_iter()
-            .filter(|id| !seen.contains(id))
-            .collect();
-        out.removed += strays.len();
-        if !strays.is_empty() {
-            index.delete(strays).await.map_err(search_error)?;
-        }
-    }
-    Ok(out)
+    Ok((out, seen_clients, seen_deals))
 }

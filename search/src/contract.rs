@@ -198,4 +198,30 @@ pub async fn run(index: &dyn SearchIndex) {
         .unwrap_or_else(|e| panic!("{e}"));
     ids.sort();
     assert_eq!(ids, vec!["c-john", "c-jon", "c-marg", "c-marg2", "c-marg3"]);
+
+    // A full rebuild into a fresh index (where the backend has one): searches answer from the
+    // old documents until the swap, then from the new ones only.
+    if let Some(next) = index.fresh().await.unwrap_or_else(|e| panic!("{e}")) {
+        next.upsert(vec![client("c-new", org, "Grace Hopper", "u1")])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            titles(index, &query(org, "margaret"))
+                .await
+                .first()
+                .map(String::as_str),
+            Some("Margaret Hamilton"),
+            "the live index answers during a rebuild"
+        );
+        index.promote().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            titles(index, &query(org, "hopper")).await,
+            vec!["Grace Hopper".to_string()],
+            "the rebuilt index is live"
+        );
+        assert!(
+            titles(index, &query(org, "margaret")).await.is_empty(),
+            "the old documents are gone"
+        );
+    }
 }

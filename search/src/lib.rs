@@ -18,6 +18,7 @@ pub mod embedded;
 pub mod meili;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -138,6 +139,19 @@ pub trait SearchIndex: Send + Sync {
     async fn search(&self, query: &Query) -> Result<Results>;
     async fn health(&self) -> Result<()>;
     async fn stats(&self) -> Result<Stats>;
+
+    /// An empty index beside this one for a full rebuild, when the backend can swap one in
+    /// atomically (Meilisearch); `None` means rebuild in place. Writes to it may be queued:
+    /// [`SearchIndex::promote`] waits for them.
+    async fn fresh(&self) -> Result<Option<Arc<dyn SearchIndex>>> {
+        Ok(None)
+    }
+
+    /// Swaps the index [`SearchIndex::fresh`] gave in place of this one, in one step, and
+    /// drops the old documents. Nothing to do without one.
+    async fn promote(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Lower case, accents folded to ASCII where there is a plain letter (é → e, ß → ss).

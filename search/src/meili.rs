@@ -1,15 +1,29 @@
 //! The Meilisearch backend: one index per entity (`<prefix>clients`, `<prefix>opportunities`),
-//! every query filtered by organization. Talks HTTP through ureq (the blocking client the
-//! platform already uses for plugins) behind meilisearch-sdk's `HttpClient` trait, instead
-//! of the SDK's default reqwest/hyper stack: one HTTP client in the build, not two.
+//! every query filtered by organization on the server side. Talks HTTP through ureq (the
+//! blocking client the platform already uses for plugins) behind meilisearch-sdk's
+//! `HttpClient` trait, instead of the SDK's default reqwest/hyper stack: one HTTP client in
+//! the build, not two.
+//!
+//! - **Keys**: given the master key, it derives two keys scoped to `<prefix>*` indexes (fixed
+//!   uids, so every instance and restart finds the same ones): a search-only key for queries
+//!   and a key for writes and settings. A bug in the query path cannot write, and no key the
+//!   process uses reaches another install's indexes. Given a non-master key it uses that one.
+//! - **Start-up does not need the server**: keys and settings are set on first contact and
+//!   waited for; until then searches answer `Unavailable` and the outbox keeps the changes.
+//! - **Writes are waited for** (Meilisearch tasks are asynchronous): the outbox row goes only
+//!   once the task succeeded. A full rebuild fills a fresh `<prefix>next_*` pair without
+//!   waiting per batch and swaps it in atomically (`swap-indexes`), so search never answers
+//!   from a half-built index.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use meilisearch_sdk::client::Client;
-use meilisearch_sdk::errors::Error as MeiliError;
+use meilisearch_sdk::errors::{Error as MeiliError, ErrorType};
 use meilisearch_sdk::request::{parse_response, HttpClient, Method};
 use meilisearch_sdk::settings::Settings;
+use meilisearch_sdk::tasks::Task;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +33,8 @@ use crate::{
 };
 
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a write may wait for its task: a large batch behind a rebuild takes a while.
+const TASK_WAIT: Duration = Duration::from_secs(300);
 
 #[derive(Clone)]
 pub struct UreqClient {
@@ -111,8 +127,17 @@ impl HttpClient for UreqClient {
     }
 }
 
+/// A task's uid as the SDK's `wait_for_task` takes it.
+struct TaskUid(u32);
+
+impl AsRef<u32> for TaskUid {
+    fn as_ref(&self) -> &u32 {
+        &self.0
+    }
+}
+
 /// What Meilisearch stores per record.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 struct MeiliDoc {
     id: String,
     org: String,
@@ -127,32 +152,239 @@ struct MeiliDoc {
     industry: Option<String>,
 }
 
+/// What a search hit carries back: only the displayed attributes.
+#[derive(Debug, Deserialize)]
+struct HitDoc {
+    id: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    subtitle: String,
+}
+
 #[derive(Clone)]
+struct Clients {
+    /// Search only.
+    read: Client<UreqClient>,
+    /// Documents, settings, tasks, swaps, on `<prefix>*` only.
+    write: Client<UreqClient>,
+}
+
 pub struct Meili {
-    client: Client<UreqClient>,
+    url: String,
+    key: Option<String>,
     prefix: String,
+    clients: tokio::sync::OnceCell<Clients>,
+    /// Tasks sent and not yet waited for: a rebuild's fresh index collects them and waits
+    /// once, before the swap. `None`: every write waits for its task.
+    queued: Option<Mutex<Vec<u32>>>,
+    /// The fresh index a full rebuild is filling.
+    next: Mutex<Option<Arc<Meili>>>,
 }
 
 fn err(e: impl std::fmt::Display) -> SearchError {
     SearchError::Backend(e.to_string())
 }
 
+/// The server not answering (or answering 5xx) is "unavailable"; anything else is a bug
+/// or a misconfiguration worth its own message.
+fn fail(e: MeiliError) -> SearchError {
+    match &e {
+        MeiliError::Other(_) | MeiliError::MeilisearchCommunication(_) | MeiliError::Timeout => {
+            SearchError::Unavailable(e.to_string())
+        }
+        MeiliError::Meilisearch(m) if matches!(m.error_type, ErrorType::Internal) => {
+            SearchError::Unavailable(e.to_string())
+        }
+        _ => SearchError::Backend(e.to_string()),
+    }
+}
+
 fn quoted(v: &str) -> String {
     format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// A UUID-shaped id that is the same for the same words (FNV-1a, twice): the scoped keys'
+/// uids, so every instance finds the keys the first one made.
+fn stable_uid(words: &str) -> String {
+    let fnv = |seed: u64| {
+        words.bytes().fold(seed, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    };
+    let (a, b) = (fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4));
+    let hex = format!("{a:016x}{b:016x}");
+    // Version 4 and RFC 4122 variant bits, as Meilisearch expects of a key uid.
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+/// One call outside the SDK (keys): `(status, body)`.
+async fn call(
+    agent: ureq::Agent,
+    method: &'static str,
+    url: String,
+    key: Option<String>,
+    body: Option<serde_json::Value>,
+) -> crate::Result<(u16, serde_json::Value)> {
+    tokio::task::spawn_blocking(move || {
+        let mut req = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(b.to_string().into_bytes()),
+            None => req.body(Vec::new()),
+        }
+        .map_err(err)?;
+        let mut res = agent
+            .run(req)
+            .map_err(|e| SearchError::Unavailable(e.to_string()))?;
+        let status = res.status().as_u16();
+        let text = res
+            .body_mut()
+            .with_config()
+            .limit(1024 * 1024)
+            .read_to_string()
+            .map_err(|e| SearchError::Unavailable(e.to_string()))?;
+        Ok((status, serde_json::from_str(&text).unwrap_or_default()))
+    })
+    .await
+    .map_err(err)?
+}
+
 impl Meili {
     /// Connects and makes sure both indexes exist with Rapport's settings. `prefix` keeps
-    /// several installs (or test runs) apart on one server.
+    /// several installs (or test runs) apart on one server. A server that does not answer
+    /// yet is not an error: the first operation that reaches it sets it up.
     pub async fn connect(url: &str, api_key: Option<&str>, prefix: &str) -> crate::Result<Self> {
-        let client = Client::new_with_client(url, api_key, UreqClient::new(api_key));
         let me = Self {
-            client,
+            url: url.trim_end_matches('/').to_string(),
+            key: api_key.map(str::to_string),
             prefix: prefix.to_string(),
+            clients: tokio::sync::OnceCell::new(),
+            queued: None,
+            next: Mutex::new(None),
         };
-        me.health().await?;
+        match me.clients().await {
+            Ok(_) => Ok(me),
+            Err(SearchError::Unavailable(e)) => {
+                tracing::warn!(error = %e, "Meilisearch does not answer yet; search is unavailable until it does");
+                Ok(me)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn client(&self, key: Option<&str>) -> Client<UreqClient> {
+        Client::new_with_client(&self.url, key, UreqClient::new(key))
+    }
+
+    /// The two clients, set up on first contact (keys, then settings, both waited for).
+    async fn clients(&self) -> crate::Result<&Clients> {
+        self.clients
+            .get_or_try_init(|| async {
+                let bare = self.client(None);
+                bare.health()
+                    .await
+                    .map_err(|e| SearchError::Unavailable(e.to_string()))?;
+                let clients = self.scoped_keys().await?;
+                self.apply_settings(&clients.write).await?;
+                Ok(clients)
+            })
+            .await
+    }
+
+    /// A search-only key and a write key on `<prefix>*`, made from the master key; with any
+    /// other key (not allowed to make keys), that key for both.
+    async fn scoped_keys(&self) -> crate::Result<Clients> {
+        let Some(master) = self.key.clone() else {
+            let c = self.client(None);
+            return Ok(Clients {
+                read: c.clone(),
+                write: c,
+            });
+        };
+        let agent = UreqClient::new(None).agent;
+        let mut keys = Vec::new();
+        for (role, actions) in [
+            ("search", serde_json::json!(["search"])),
+            ("write", serde_json::json!(["*"])),
+        ] {
+            let uid = stable_uid(&format!("rapport {role} {}", self.prefix));
+            let url = format!("{}/keys/{uid}", self.url);
+            let (status, body) = call(
+                agent.clone(),
+                "GET",
+                url.clone(),
+                Some(master.clone()),
+                None,
+            )
+            .await?;
+            let body = match status {
+                200 => body,
+                404 => {
+                    let spec = serde_json::json!({
+                        "uid": uid,
+                        "name": format!("rapport {role} ({})", self.prefix),
+                        "description": "Made by Rapport; scoped to its indexes.",
+                        "actions": actions,
+                        "indexes": [format!("{}*", self.prefix)],
+                        "expiresAt": null,
+                    });
+                    let (status, body) = call(
+                        agent.clone(),
+                        "POST",
+                        format!("{}/keys", self.url),
+                        Some(master.clone()),
+                        Some(spec),
+                    )
+                    .await?;
+                    match status {
+                        201 => body,
+                        // Another instance made it meanwhile.
+                        409 => {
+                            call(agent.clone(), "GET", url, Some(master.clone()), None)
+                                .await?
+                                .1
+                        }
+                        _ => return Err(err(format!("creating a search key: {body}"))),
+                    }
+                }
+                // Not the master key: it may not manage keys, so it is used as given.
+                401 | 403 => {
+                    let c = self.client(Some(&master));
+                    return Ok(Clients {
+                        read: c.clone(),
+                        write: c,
+                    });
+                }
+                _ => return Err(err(format!("reading the search keys: {body}"))),
+            };
+            let key = body["key"]
+                .as_str()
+                .ok_or_else(|| err(format!("a key without its value: {body}")))?
+                .to_string();
+            keys.push(self.client(Some(&key)));
+        }
+        let write = keys.pop().ok_or_else(|| err("no write key"))?;
+        let read = keys.pop().ok_or_else(|| err("no search key"))?;
+        Ok(Clients { read, write })
+    }
+
+    /// Rapport's index settings on both indexes, applied idempotently and waited for.
+    async fn apply_settings(&self, client: &Client<UreqClient>) -> crate::Result<()> {
         // Typos as the embedded index allows them (1 from 4 letters, 2 from 8), none in phone
-        // numbers; ranking as Meilisearch's default, with the title searched first.
+        // numbers or other digits. The title is searched first; exact words rank above
+        // prefixes and typos (`typo`, then `exactness`).
         let typos = meilisearch_sdk::settings::TypoToleranceSettings {
             enabled: Some(true),
             disable_on_attributes: Some(vec!["phones".into()]),
@@ -167,7 +399,7 @@ impl Meili {
             .with_searchable_attributes(["title", "subtitle", "text", "tags", "phones"])
             .with_filterable_attributes(["org", "kind", "status", "tags", "owner", "industry"])
             .with_sortable_attributes(["title"])
-            .with_displayed_attributes(["id", "kind", "title", "subtitle"])
+            .with_displayed_attributes(["id", "title", "subtitle"])
             .with_ranking_rules([
                 "words",
                 "typo",
@@ -178,17 +410,66 @@ impl Meili {
             ])
             .with_typo_tolerance(typos);
         for kind in [Kind::Client, Kind::Opportunity] {
-            let task = me
-                .client
-                .index(me.uid(kind))
+            let task = client
+                .index(self.uid(kind))
                 .set_settings(&settings)
                 .await
-                .map_err(err)?;
-            task.wait_for_completion(&me.client, None, Some(Duration::from_secs(60)))
-                .await
-                .map_err(err)?;
+                .map_err(fail)?;
+            Self::settled(client, task.task_uid).await?;
         }
-        Ok(me)
+        Ok(())
+    }
+
+    /// Waits for a task and fails with the server's message if the task failed.
+    async fn settled(client: &Client<UreqClient>, task: u32) -> crate::Result<()> {
+        match client
+            .wait_for_task(
+                TaskUid(task),
+                Some(Duration::from_millis(20)),
+                Some(TASK_WAIT),
+            )
+            .await
+            .map_err(fail)?
+        {
+            Task::Failed { content } => Err(SearchError::Backend(format!(
+                "task {task} failed: {}",
+                content.error.error_message
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// A write task sent: waited for now, or (in a rebuild) before the swap.
+    async fn sent(&self, client: &Client<UreqClient>, task: u32) -> crate::Result<()> {
+        if let Some(queued) = &self.queued {
+            queued.lock().unwrap_or_else(|p| p.into_inner()).push(task);
+            return Ok(());
+        }
+        Self::settled(client, task).await
+    }
+
+    /// The index a full rebuild is filling beside this one, when one is (in any process):
+    /// live writes go there too, so the swap loses none of them.
+    async fn rebuilding(&self, clients: &Clients) -> crate::Result<Option<String>> {
+        if self.queued.is_some() {
+            return Ok(None);
+        }
+        let next = format!("{}next_clients", self.prefix);
+        // A write racing the end of a rebuild can re-create the index with default settings
+        // (every attribute displayed): that one is not a rebuild and is left alone.
+        match clients.write.index(&next).get_displayed_attributes().await {
+            Ok(shown) if shown.iter().any(|a| a == "*") => Ok(None),
+            Ok(_) => Ok(Some(format!("{}next_", self.prefix))),
+            Err(MeiliError::Meilisearch(e))
+                if matches!(
+                    e.error_code,
+                    meilisearch_sdk::errors::ErrorCode::IndexNotFound
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(fail(e)),
+        }
     }
 
     fn uid(&self, kind: Kind) -> String {
@@ -226,7 +507,8 @@ impl Meili {
     }
 
     async fn search_kind(&self, q: &Query, kind: Kind) -> crate::Result<Results> {
-        let index = self.client.index(self.uid(kind));
+        let clients = self.clients().await?;
+        let index = clients.read.index(self.uid(kind));
         let text = phone_query(&q.text).unwrap_or_else(|| q.text.clone());
         let filter = Self::filter(q, kind);
         let facets = ["status", "tags", "owner", "industry"];
@@ -235,11 +517,14 @@ impl Meili {
             .with_query(&text)
             .with_filter(&filter)
             .with_limit(q.limit.clamp(1, 1000))
-            .with_offset(q.offset);
+            .with_offset(q.offset)
+            // Every word must match, as on the embedded index: "margaret@mit.test" finds that
+            // address, not every Margaret (Meilisearch's default drops words until some match).
+            .with_matching_strategy(meilisearch_sdk::search::MatchingStrategies::ALL);
         if q.facets {
             search.with_facets(meilisearch_sdk::search::Selectors::Some(&facets));
         }
-        let r = search.execute::<MeiliDoc>().await.map_err(err)?;
+        let r = search.execute::<HitDoc>().await.map_err(fail)?;
         let hits = r
             .hits
             .into_iter()
@@ -278,11 +563,40 @@ impl Meili {
             facets: facets_out,
         })
     }
+
+    /// Deletes an index (gone already is fine) and waits.
+    async fn drop_index(client: &Client<UreqClient>, uid: &str) -> crate::Result<()> {
+        let task = client.delete_index(uid).await.map_err(fail)?;
+        // A failed deletion here means it did not exist.
+        client
+            .wait_for_task(
+                TaskUid(task.task_uid),
+                Some(Duration::from_millis(20)),
+                Some(TASK_WAIT),
+            )
+            .await
+            .map_err(fail)?;
+        Ok(())
+    }
+}
+
+/// The live index, and the one a rebuild is filling if any.
+fn targets(live: String, next: &Option<String>, kind: Kind) -> Vec<String> {
+    let mut out = vec![live];
+    if let Some(prefix) = next {
+        out.push(match kind {
+            Kind::Client => format!("{prefix}clients"),
+            Kind::Opportunity => format!("{prefix}opportunities"),
+        });
+    }
+    out
 }
 
 #[async_trait::async_trait]
 impl SearchIndex for Meili {
     async fn upsert(&self, docs: Vec<Document>) -> crate::Result<()> {
+        let clients = self.clients().await?;
+        let next = self.rebuilding(clients).await?;
         for kind in [Kind::Client, Kind::Opportunity] {
             let batch: Vec<MeiliDoc> = docs
                 .iter()
@@ -304,15 +618,15 @@ impl SearchIndex for Meili {
             if batch.is_empty() {
                 continue;
             }
-            let task = self
-                .client
-                .index(self.uid(kind))
-                .add_or_replace(&batch, Some("id"))
-                .await
-                .map_err(err)?;
-            task.wait_for_completion(&self.client, None, Some(Duration::from_secs(60)))
-                .await
-                .map_err(err)?;
+            for uid in targets(self.uid(kind), &next, kind) {
+                let task = clients
+                    .write
+                    .index(uid)
+                    .add_or_replace(&batch, Some("id"))
+                    .await
+                    .map_err(fail)?;
+                self.sent(&clients.write, task.task_uid).await?;
+            }
         }
         Ok(())
     }
@@ -321,16 +635,18 @@ impl SearchIndex for Meili {
         if ids.is_empty() {
             return Ok(());
         }
+        let clients = self.clients().await?;
+        let next = self.rebuilding(clients).await?;
         for kind in [Kind::Client, Kind::Opportunity] {
-            let task = self
-                .client
-                .index(self.uid(kind))
-                .delete_documents(&ids)
-                .await
-                .map_err(err)?;
-            task.wait_for_completion(&self.client, None, Some(Duration::from_secs(60)))
-                .await
-                .map_err(err)?;
+            for uid in targets(self.uid(kind), &next, kind) {
+                let task = clients
+                    .write
+                    .index(uid)
+                    .delete_documents(&ids)
+                    .await
+                    .map_err(fail)?;
+                self.sent(&clients.write, task.task_uid).await?;
+            }
         }
         Ok(())
     }
@@ -340,19 +656,21 @@ impl SearchIndex for Meili {
         struct IdOnly {
             id: String,
         }
-        let index = self.client.index(self.uid(kind));
+        const PAGE: usize = 10_000;
+        let clients = self.clients().await?;
+        let index = clients.write.index(self.uid(kind));
         let filter = format!("org = {}", quoted(org_id));
         let mut out = Vec::new();
         loop {
             let mut q = meilisearch_sdk::documents::DocumentsQuery::new(&index);
             q.with_filter(&filter)
                 .with_fields(["id"])
-                .with_limit(1000)
+                .with_limit(PAGE)
                 .with_offset(out.len());
-            let page = q.execute::<IdOnly>().await.map_err(err)?;
+            let page = q.execute::<IdOnly>().await.map_err(fail)?;
             let n = page.results.len();
             out.extend(page.results.into_iter().map(|d| d.id));
-            if n < 1000 {
+            if n < PAGE {
                 break;
             }
         }
@@ -379,24 +697,81 @@ impl SearchIndex for Meili {
     }
 
     async fn health(&self) -> crate::Result<()> {
-        self.client
+        self.client(None)
             .health()
             .await
             .map(drop)
-            .map_err(|e| SearchError::Unavailable(e.to_string()))
+            .map_err(|e| SearchError::Unavailable(e.to_string()))?;
+        self.clients().await.map(drop)
     }
 
     async fn stats(&self) -> crate::Result<Stats> {
+        let clients = self.clients().await?;
         let mut documents = 0;
         for kind in [Kind::Client, Kind::Opportunity] {
-            if let Ok(s) = self.client.index(self.uid(kind)).get_stats().await {
-                documents += s.number_of_documents as u64;
-            }
+            let s = clients
+                .write
+                .index(self.uid(kind))
+                .get_stats()
+                .await
+                .map_err(fail)?;
+            documents += s.number_of_documents as u64;
         }
         Ok(Stats {
             documents,
             backend: "meilisearch",
         })
+    }
+
+    async fn fresh(&self) -> crate::Result<Option<Arc<dyn SearchIndex>>> {
+        let clients = self.clients().await?.clone();
+        let next = Meili {
+            url: self.url.clone(),
+            key: self.key.clone(),
+            prefix: format!("{}next_", self.prefix),
+            clients: tokio::sync::OnceCell::new_with(Some(clients.clone())),
+            queued: Some(Mutex::new(Vec::new())),
+            next: Mutex::new(None),
+        };
+        // A rebuild that died half-way left its indexes: start from empty ones.
+        for kind in [Kind::Client, Kind::Opportunity] {
+            Self::drop_index(&clients.write, &next.uid(kind)).await?;
+        }
+        next.apply_settings(&clients.write).await?;
+        let next = Arc::new(next);
+        *self.next.lock().unwrap_or_else(|p| p.into_inner()) = Some(next.clone());
+        Ok(Some(next))
+    }
+
+    async fn promote(&self) -> crate::Result<()> {
+        let Some(next) = self.next.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return Ok(());
+        };
+        let clients = self.clients().await?;
+        let pending = next
+            .queued
+            .as_ref()
+            .map(|q| std::mem::take(&mut *q.lock().unwrap_or_else(|p| p.into_inner())))
+            .unwrap_or_default();
+        for task in pending {
+            Self::settled(&clients.write, task).await?;
+        }
+        let pairs: Vec<meilisearch_sdk::client::SwapIndexes> = [Kind::Client, Kind::Opportunity]
+            .into_iter()
+            .map(|kind| meilisearch_sdk::client::SwapIndexes {
+                indexes: (self.uid(kind), next.uid(kind)),
+                rename: None,
+            })
+            .collect();
+        let task = clients.write.swap_indexes(&pairs).await.map_err(fail)?;
+        // A swap task names no index, so only a key on every index (the one Rapport was
+        // given) may read it.
+        Self::settled(&self.client(self.key.as_deref()), task.task_uid).await?;
+        // The fresh names now hold the old documents.
+        for kind in [Kind::Client, Kind::Opportunity] {
+            Self::drop_index(&clients.write, &next.uid(kind)).await?;
+        }
+        Ok(())
     }
 }
 
@@ -420,6 +795,15 @@ mod tests {
             ..Default::default()
         };
         assert!(super::Meili::filter(&none, crate::Kind::Opportunity).ends_with(r#"owner = "-""#));
+    }
+
+    #[test]
+    fn key_uids_are_stable_and_uuid_shaped() {
+        let a = super::stable_uid("rapport search rapport_");
+        assert_eq!(a, super::stable_uid("rapport search rapport_"));
+        assert_ne!(a, super::stable_uid("rapport write rapport_"));
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
     }
 
     /// Runs the contract against a real Meilisearch when `MEILI_URL` is set (see README).

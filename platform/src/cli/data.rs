@@ -182,10 +182,12 @@ pub fn import(config: &Config, args: ImportFile) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Rebuilds the search index of one organization (or all) in place; with the embedded
-/// index held by a running server, queues the rebuild for it.
+/// Rebuilds the search index of one organization in place, or of all of them (on
+/// Meilisearch into a fresh index swapped in at the end); with the embedded index held by a
+/// running server, queues the rebuild for it.
 pub async fn reindex(config: &Config, org: Option<String>) -> anyhow::Result<()> {
     let pool = open(config)?;
+    let whole = org.is_none();
     let orgs: Vec<String> = match org {
         Some(o) => vec![find_org(&pool, &o)?.id],
         None => with_conn(&pool, |c| {
@@ -207,22 +209,49 @@ pub async fn reindex(config: &Config, org: Option<String>) -> anyhow::Result<()>
             return Ok(());
         }
     };
-    for org in &orgs {
-        with_conn(&pool, |c| {
-            Ok(crate::search::clear_reindex_requests(c, org)?)
-        })?;
-        let started = std::time::Instant::now();
-        let r = crate::search::reindex_org(&pool, &index, org)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    with_conn(&pool, |c| {
+        for org in &orgs {
+            crate::search::clear_reindex_requests(c, org)?;
+        }
+        Ok(())
+    })?;
+    let started = std::time::Instant::now();
+    let done = if whole {
+        crate::search::reindex_all(&pool, &index, &orgs).await
+    } else {
+        let mut done = Vec::new();
+        for org in &orgs {
+            done.push((
+                org.clone(),
+                crate::search::reindex_org(&pool, &index, org).await?,
+            ));
+        }
+        Ok(done)
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut documents = 0;
+    for (org, r) in &done {
+        documents += r.clients + r.deals;
         println!(
-            "{org}: {} clients, {} deals indexed, {} stale documents removed in {:.1} s",
-            r.clients,
-            r.deals,
-            r.removed,
-            started.elapsed().as_secs_f64()
+            "{org}: {} clients, {} deals indexed, {} stale documents removed",
+            r.clients, r.deals, r.removed
         );
     }
+    println!(
+        "{documents} documents in {seconds:.1} s ({:.0} documents/s){}",
+        documents as f64 / seconds.max(0.001),
+        if whole
+            && index
+                .stats()
+                .await
+                .is_ok_and(|s| s.backend == "meilisearch")
+        {
+            ", built beside the live index and swapped in"
+        } else {
+            ""
+        }
+    );
     crate::search::drain_all(&pool, &index)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -1,7 +1,7 @@
 //! Search for the API (`GET /api/search`) and the console (header box, `/search`): both
 //! ask [`run`], which checks what the actor may read and narrows to the records they see.
 
-use rapport_search::{Kind, Query, Results};
+use rapport_search::{Kind, Query, Results, SearchError};
 
 use crate::auth::Actor;
 use crate::error::{AppError, AppResult};
@@ -124,11 +124,7 @@ pub async fn run(actor: &Actor, state: &AppState, ask: &Ask) -> AppResult<Result
             offset: ask.offset,
             facets: ask.facets,
         };
-        let r = state
-            .search
-            .search(&query)
-            .await
-            .map_err(|e| AppError::Unavailable(e.to_string()))?;
+        let r = state.search.search(&query).await.map_err(search_failed)?;
         out.total += r.total;
         out.hits.extend(r.hits);
         // Facets describe clients (status, tags, owner, industry) unless deals were asked
@@ -144,6 +140,16 @@ pub async fn run(actor: &Actor, state: &AppState, ask: &Ask) -> AppResult<Result
         }
     }
     Ok(out)
+}
+
+/// A search that could not run: the index down is a 503 the console and the API explain;
+/// a query the backend refused is our bug.
+fn search_failed(e: SearchError) -> AppError {
+    match e {
+        SearchError::Unavailable(m) => AppError::SearchUnavailable(m),
+        SearchError::BadQuery(m) => AppError::BadRequest(m),
+        SearchError::Backend(m) => AppError::Internal(format!("search: {m}")),
+    }
 }
 
 fn resource(kind: Kind) -> &'static str {

@@ -98,7 +98,20 @@ pub fn config_for(target: &DbTarget) -> Config {
         max_upload_bytes: 2 * 1024 * 1024,
         blob_store: Default::default(),
         pool_size: 4,
-        search: rapport::config::SearchConfig::Memory,
+        search: test_search(),
+    }
+}
+
+/// The search backend of a test app: in memory, or with `RAPPORT_SEARCH=meilisearch` the
+/// server at `MEILI_URL` under indexes of the test's own (`.ci/run` runs the search tests so).
+pub fn test_search() -> rapport::config::SearchConfig {
+    if std::env::var("RAPPORT_SEARCH").as_deref() != Ok("meilisearch") {
+        return rapport::config::SearchConfig::Memory;
+    }
+    rapport::config::SearchConfig::Meilisearch {
+        url: std::env::var("MEILI_URL").expect("RAPPORT_SEARCH=meilisearch needs MEILI_URL"),
+        key: std::env::var("MEILI_MASTER_KEY").ok(),
+        prefix: format!("t{}_", &uuid::Uuid::new_v4().simple().to_string()[..12]),
     }
 }
 

@@ -65,6 +65,7 @@ struct Suggest {
     clients: Vec<HitView>,
     deals: Vec<HitView>,
     lag: String,
+    down: Option<String>,
 }
 
 pub async fn suggest(
@@ -78,7 +79,7 @@ pub async fn suggest(
     }
     ask.limit = 5;
     ask.facets = false;
-    let r = run(&actor, &state, &ask).await?;
+    let (r, down) = answer(&actor, &state, &ask).await?;
     let (clients, deals) = split(&r.hits);
     let lag = lag_notice(&state, actor.org.id.clone()).await?;
     let page = Suggest {
@@ -86,11 +87,32 @@ pub async fn suggest(
         clients,
         deals,
         lag,
+        down,
     };
     Ok(html_fragment(
         page.render()
             .map_err(|e| AppError::Internal(e.to_string()))?,
     ))
+}
+
+/// The results, or none and what to tell the user when search is down (the page still
+/// renders, with the message in place of results).
+async fn answer(
+    actor: &ConsoleActor,
+    state: &AppState,
+    ask: &Ask,
+) -> AppResult<(rapport_search::Results, Option<String>)> {
+    match run(actor, state, ask).await {
+        Ok(r) => Ok((r, None)),
+        Err(AppError::SearchUnavailable(e)) => {
+            tracing::warn!(error = %e, "search is unavailable");
+            Ok((
+                Default::default(),
+                Some(crate::error::SEARCH_DOWN.to_string()),
+            ))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 pub struct FacetLink {
@@ -111,6 +133,7 @@ struct Page {
     facets: Vec<(String, Vec<FacetLink>)>,
     lag: String,
     error: Option<String>,
+    down: Option<String>,
 }
 
 pub async fn page(
@@ -132,9 +155,9 @@ pub async fn page(
     };
     let mut ask = ask;
     ask.limit = 50;
-    let r =
+    let (r, down) =
         if error.is_none() && (!ask.text.is_empty() || ask.status.is_some() || ask.tag.is_some()) {
-            run(&actor, &state, &ask).await?
+            answer(&actor, &state, &ask).await?
         } else {
             Default::default()
         };
@@ -195,6 +218,7 @@ pub async fn page(
         facets,
         lag,
         error,
+        down,
     };
     render(&req, &actor, "Search", &page).await
 }
