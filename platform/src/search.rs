@@ -415,27 +415,51 @@ pub async fn reindex_all(
         out.push((org.clone(), fill_org(pool, &next, org).await?.0));
     }
     index.promote().await.map_err(search_error)?;
-    crate::db::run(pool, move |c| Ok(requeue_changed_since(c, started)?)).await?;
+    let names = orgs.to_vec();
+    crate::db::run(pool, move |c| {
+        Ok(requeue_changed_since(c, &names, started)?)
+    })
+    .await?;
     Ok(out)
 }
 
-/// Queues every client and deal changed (or trashed) since `since` for the indexer.
-fn requeue_changed_since(conn: &mut DbConn, since: NaiveDateTime) -> QueryResult<usize> {
-    let changed: Vec<(String, String)> = clients::table
-        .filter(clients::updated_at.ge(since))
-        .select((clients::organization_id, clients::id))
-        .load(conn)?;
-    let deals: Vec<(String, String)> = opportunities::table
-        .filter(opportunities::updated_at.ge(since))
-        .select((opportunities::organization_id, opportunities::id))
-        .load(conn)?;
-    for (org, id) in &changed {
-        crate::domain::outbox::touch(conn, org, CLIENT, id)?;
+/// Queues every client and deal of these organizations changed or trashed since `since`
+/// for the indexer (per organization, so the `(organization, updated_at)` and trash
+/// indexes answer it rather than a scan).
+fn requeue_changed_since(
+    conn: &mut DbConn,
+    orgs: &[String],
+    since: NaiveDateTime,
+) -> QueryResult<usize> {
+    let mut n = 0;
+    for org in orgs {
+        let mut changed: Vec<String> = clients::table
+            .filter(clients::organization_id.eq(org))
+            .filter(clients::deleted_at.is_null())
+            .filter(clients::updated_at.ge(since))
+            .select(clients::id)
+            .load(conn)?;
+        changed.extend(
+            clients::table
+                .filter(clients::organization_id.eq(org))
+                .filter(clients::deleted_at.ge(since))
+                .select(clients::id)
+                .load::<String>(conn)?,
+        );
+        let deals: Vec<String> = opportunities::table
+            .filter(opportunities::organization_id.eq(org))
+            .filter(opportunities::updated_at.ge(since))
+            .select(opportunities::id)
+            .load(conn)?;
+        for id in &changed {
+            crate::domain::outbox::touch(conn, org, CLIENT, id)?;
+        }
+        for id in &deals {
+            crate::domain::outbox::touch(conn, org, OPPORTUNITY, id)?;
+        }
+        n += changed.len() + deals.len();
     }
-    for (org, id) in &deals {
-        crate::domain::outbox::touch(conn, org, OPPORTUNITY, id)?;
-    }
-    Ok(changed.len() + deals.len())
+    Ok(n)
 }
 
 /// Writes an organization's documents from the database into `index`; returns the counts

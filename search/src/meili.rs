@@ -168,6 +168,7 @@ struct Clients {
     read: Client<UreqClient>,
     /// Documents, settings, tasks, swaps, on `<prefix>*` only.
     write: Client<UreqClient>,
+    write_key: Option<String>,
 }
 
 pub struct Meili {
@@ -311,6 +312,7 @@ impl Meili {
             return Ok(Clients {
                 read: c.clone(),
                 write: c,
+                write_key: None,
             });
         };
         let agent = UreqClient::new(None).agent;
@@ -365,6 +367,7 @@ impl Meili {
                     return Ok(Clients {
                         read: c.clone(),
                         write: c,
+                        write_key: Some(master),
                     });
                 }
                 _ => return Err(err(format!("reading the search keys: {body}"))),
@@ -373,11 +376,15 @@ impl Meili {
                 .as_str()
                 .ok_or_else(|| err(format!("a key without its value: {body}")))?
                 .to_string();
-            keys.push(self.client(Some(&key)));
+            keys.push(key);
         }
-        let write = keys.pop().ok_or_else(|| err("no write key"))?;
-        let read = keys.pop().ok_or_else(|| err("no search key"))?;
-        Ok(Clients { read, write })
+        let write_key = keys.pop().ok_or_else(|| err("no write key"))?;
+        let read_key = keys.pop().ok_or_else(|| err("no search key"))?;
+        Ok(Clients {
+            read: self.client(Some(&read_key)),
+            write: self.client(Some(&write_key)),
+            write_key: Some(write_key),
+        })
     }
 
     /// Rapport's index settings on both indexes, applied idempotently and waited for.
@@ -455,20 +462,27 @@ impl Meili {
             return Ok(None);
         }
         let next = format!("{}next_clients", self.prefix);
-        // A write racing the end of a rebuild can re-create the index with default settings
-        // (every attribute displayed): that one is not a rebuild and is left alone.
-        match clients.write.index(&next).get_displayed_attributes().await {
-            Ok(shown) if shown.iter().any(|a| a == "*") => Ok(None),
-            Ok(_) => Ok(Some(format!("{}next_", self.prefix))),
-            Err(MeiliError::Meilisearch(e))
-                if matches!(
-                    e.error_code,
-                    meilisearch_sdk::errors::ErrorCode::IndexNotFound
-                ) =>
+        // Asked outside the SDK, which logs a warning for every 404 (no rebuild, the usual
+        // answer). A write racing the end of a rebuild can re-create the index with default
+        // settings (every attribute displayed): that one is not a rebuild and is left alone.
+        let (status, shown) = call(
+            UreqClient::new(None).agent,
+            "GET",
+            format!("{}/indexes/{next}/settings/displayed-attributes", self.url),
+            clients.write_key.clone(),
+            None,
+        )
+        .await?;
+        match status {
+            200 if shown
+                .as_array()
+                .is_some_and(|a| !a.iter().any(|v| v == "*")) =>
             {
-                Ok(None)
+                Ok(Some(format!("{}next_", self.prefix)))
             }
-            Err(e) => Err(fail(e)),
+            200 | 404 => Ok(None),
+            500.. => Err(SearchError::Unavailable(shown.to_string())),
+            _ => Err(err(format!("checking for a rebuild: {shown}"))),
         }
     }
 

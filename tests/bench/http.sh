@@ -9,6 +9,9 @@
 #   tests/bench/http.sh                       # 1,000,000 clients, both backends
 #   BENCH_CLIENTS=100000 tests/bench/http.sh  # the 100k point, to check rows are flat
 #   BENCH_BACKENDS=sqlite tests/bench/http.sh
+#   BENCH_SEARCH=meilisearch BENCH_ROWS=search tests/bench/http.sh
+#                                             # search through a real Meilisearch
+#                                             # (../shared/tools/meilisearch), its rows only
 #
 # Seeding a million clients takes a few minutes per backend; the databases are kept
 # between runs (BENCH_RESEED=1 starts over).
@@ -23,6 +26,10 @@ PG_ADMIN=${BENCH_PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}
 PORT=${BENCH_PORT:-8093}
 WORK=${BENCH_DIR:-/tmp/rapport-http-bench-$CLIENTS}
 PASSWORD=bench-password-2026
+SEARCH=${BENCH_SEARCH:-embedded}
+ROWS=${BENCH_ROWS:-all}
+MEILI_START=${RAPPORT_MEILI_START:-$(pwd)/../shared/tools/meilisearch/start}
+MEILI_PORT=${BENCH_MEILI_PORT:-7790}
 
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 [ -x "$BIN" ] || { echo "build the release binary first: cargo build --release --bin rapport" >&2; exit 1; }
@@ -64,6 +71,59 @@ measure() {
   printf '| %-44s | %9s | %8s | %8s | %7s | %7s |%s\n' "$name" "$rps" "$p50" "$p99" "$cpu" "$db" "${bad:+ $bad non-2xx!}"
 }
 
+# Starts the shared Meilisearch once (its data kept in $WORK/meili) and indexes the
+# backend's database into it with a full rebuild, timed: the indexing throughput.
+use_meilisearch() {
+  local backend=$1 data=$2
+  [ -x "$MEILI_START" ] || { echo "no Meilisearch at $MEILI_START" >&2; exit 1; }
+  if ! curl -sf "http://127.0.0.1:$MEILI_PORT/health" >/dev/null 2>&1; then
+    "$MEILI_START" "$MEILI_PORT" bench-master-key "$WORK/meili" >&2
+  fi
+  export RAPPORT_SEARCH=meilisearch MEILI_URL="http://127.0.0.1:$MEILI_PORT" \
+    MEILI_MASTER_KEY=bench-master-key RAPPORT_SEARCH_PREFIX="bench_${backend}_"
+  if [ ! -f "$WORK/meili/indexed-$backend" ]; then
+    echo "indexing $backend into Meilisearch…" >&2
+    "$BIN" search reindex | tail -1 | tee "$WORK/meili/indexed-$backend" >&2
+  fi
+  echo "Meilisearch indexing: $(cat "$WORK/meili/indexed-$backend")"
+}
+
+# A sales rep who owns three of the Hamiltons: the rep's search must show those only.
+rep_check() {
+  local auth=$1
+  "$BIN" user create --org bench --email rep@bench.test --password "$PASSWORD" --role sales_rep >/dev/null 2>&1 || true
+  REP_TOKEN=$("$BIN" token create --org bench --email rep@bench.test --name "bench rep $(date +%s)" | tail -1)
+  local rep_auth="Authorization: Bearer $REP_TOKEN" rep_id ids
+  rep_id=$(curl -sf -H "$rep_auth" "http://127.0.0.1:$PORT/api/me" | python3 -c "import json,sys; print(json.load(sys.stdin)['user']['id'])")
+  ids=$(curl -sf -H "$auth" "http://127.0.0.1:$PORT/api/search?q=hamilton&type=client&limit=3" | python3 -c "import json,sys; print(' '.join(h['id'] for h in json.load(sys.stdin)['data']))")
+  for id in $ids; do
+    curl -sf -o /dev/null -X PATCH -H "$auth" -H 'Content-Type: application/json' \
+      -d "{\"assignedTo\":\"$rep_id\"}" "http://127.0.0.1:$PORT/api/clients/$id"
+  done
+  for _ in $(seq 1 60); do
+    [ "$(curl -sf -H "$auth" "http://127.0.0.1:$PORT/api/search/status" | python3 -c "import json,sys; print(json.load(sys.stdin)['pending'])")" = 0 ] && break
+    sleep 0.5
+  done
+  curl -sf -H "$auth" "http://127.0.0.1:$PORT/api/search?q=mrgaret%20hamiltn&type=client&limit=3" | python3 -c "
+import json,sys; d=json.load(sys.stdin)
+print('manager, \"mrgaret hamiltn\": top hit', repr(d['data'][0]['title']), 'of', d['total'])"
+  curl -sf -H "$rep_auth" "http://127.0.0.1:$PORT/api/search?q=hamilton&limit=100" | python3 -c "
+import json,sys; d=json.load(sys.stdin); mine=set('$ids'.split())
+seen=[h['id'] for h in d['data']]
+print('sales rep, \"hamilton\":', len(seen), 'hits, all their own' if set(seen) <= mine else 'ANOTHER REP\'S CLIENT SHOWN')"
+}
+
+search_rows() {
+  local auth=$1
+  measure "GET /api/search?q= ($SEARCH)" "/api/search?q=hamilton" -H "$auth"
+  if [ "$ROWS" = search ]; then
+    measure "search typo: mrgaret hamiltn" "/api/search?q=mrgaret%20hamiltn" -H "$auth"
+    measure "search prefix: hamil" "/api/search?q=hamil" -H "$auth"
+    measure "search phone digits: 555 123 0042" "/api/search?q=555%20123%200042" -H "$auth"
+    measure "search as a sales rep: hamilton" "/api/search?q=hamilton" -H "Authorization: Bearer $REP_TOKEN"
+  fi
+}
+
 run_backend() {
   local backend=$1 url data
   BACKEND=$backend
@@ -84,9 +144,13 @@ run_backend() {
     "$BIN" user create --org bench --email admin@bench.test --password "$PASSWORD" --role admin >/dev/null
     echo "seeding $CLIENTS clients and $DEALS deals on $backend…" >&2
     "$BIN" seed --org bench --clients "$CLIENTS" --deals "$DEALS" >&2
-    "$BIN" search reindex --org bench >&2
     touch "$data/seeded-$CLIENTS"
   fi
+  if [ "$SEARCH" = embedded ] && [ ! -f "$data/embedded-indexed" ]; then
+    "$BIN" search reindex --org bench >&2
+    touch "$data/embedded-indexed"
+  fi
+  if [ "$SEARCH" = meilisearch ]; then use_meilisearch "$backend" "$data"; fi
   # Clients the create row added in an earlier run would sit newest-first in every list.
   if [ "$backend" = sqlite ]; then
     python3 -c "import sqlite3; c=sqlite3.connect('$data/bench.db'); c.execute(\"DELETE FROM clients WHERE email LIKE '%@load.test'\"); c.commit()"
@@ -128,6 +192,13 @@ LUA
   echo
   printf '| %-44s | %9s | %8s | %8s | %7s | %7s |\n' "endpoint" "req/s" "p50" "p99" "CPU ms" "DB ms"
   printf '|%s|%s|%s|%s|%s|%s|\n' "----------------------------------------------" "-----------" "----------" "----------" "---------" "---------"
+  if [ "$ROWS" = search ]; then
+    rep_check "$auth"
+    search_rows "$auth"
+    kill "$PID"; wait "$PID" 2>/dev/null || true
+    trap - EXIT
+    return
+  fi
   measure "GET /api/clients/:id" "/api/clients/$client" -H "$auth"
   measure "GET /clients/:id (console profile)" "/clients/$client" -H "$cookie"
   measure "GET /api/clients (first page)" "/api/clients?limit=50" -H "$auth"
@@ -135,7 +206,7 @@ LUA
   measure "GET /api/clients?q= (name prefix)" "/api/clients?q=marg" -H "$auth"
   measure "filter[status]&filter[type]&sort=name" "/api/clients?filter%5Bstatus%5D=customer&filter%5Btype%5D=company&sort=name" -H "$auth"
   measure "filter[type]=company" "/api/clients?filter%5Btype%5D=company" -H "$auth"
-  measure "GET /api/search?q=" "/api/search?q=hamilton" -H "$auth"
+  search_rows "$auth"
   measure "GET /clients/:id/timeline (console)" "/clients/$client/timeline" -H "$cookie"
   measure "GET /api/opportunities/:id" "/api/opportunities/$deal" -H "$auth"
   measure "GET /opportunities/:id (console deal)" "/opportunities/$deal" -H "$cookie"

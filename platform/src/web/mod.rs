@@ -239,10 +239,21 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// The database answers.
+/// The database answers. Search is reported, not required: without it everything but
+/// search works, so a load balancer should keep sending traffic.
 pub async fn readyz(state: web::Data<AppState>) -> AppResult<HttpResponse> {
     db::run(&state.pool, |c| Ok(db::ping(c)?)).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready", "database": "ok"})))
+    let search = match actix_web::rt::time::timeout(
+        std::time::Duration::from_secs(1),
+        state.search.health(),
+    )
+    .await
+    {
+        Ok(Ok(())) => "ok",
+        _ => "unavailable",
+    };
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"status": "ready", "database": "ok", "search": search})))
 }
 
 /// What the actor may do to clients beyond their base rights, from policy.

@@ -340,3 +340,154 @@ async fn roles_and_organizations_limit_the_sales_pages() {
         "Proposal"
     );
 }
+
+#[actix_web::test]
+async fn a_profile_lists_the_clients_deals_and_starts_one_prefilled() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let token = &w.manager_token;
+    // A person at the company, with a deal of their own: the company's card rolls it up.
+    let person = send(
+        &app,
+        api(Method::POST, "/api/clients", token).set_json(
+            json!({"type": "individual", "firstName": "Peter", "lastName": "Gibbons", "employerId": w.client}),
+        ),
+    )
+    .await
+    .json();
+    let pid = person["id"].as_str().unwrap().to_string();
+    let small = send(&app, api(Method::POST, "/api/opportunities", token).set_json(json!({"name": "TPS licences", "clientId": pid, "value": "250", "stage": stage(&w, "Qualification"), "expectedCloseDate": "2027-01-15"}))).await;
+    assert_eq!(small.status, StatusCode::CREATED, "{}", small.body);
+    let lost = send(
+        &app,
+        api(Method::POST, "/api/opportunities", token)
+            .set_json(json!({"name": "Old printer deal", "clientId": w.client, "value": "90"})),
+    )
+    .await
+    .json();
+    let lost_id = lost["id"].as_str().unwrap();
+    let r = send(
+        &app,
+        api(
+            Method::POST,
+            &format!("/api/opportunities/{lost_id}/move"),
+            token,
+        )
+        .set_json(json!({"stage": stage(&w, "Lost"), "lossReason": "Price"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // The API: open deals first (closing soonest), the lost one after, the person's marked.
+    let r = send(
+        &app,
+        api(
+            Method::GET,
+            &format!("/api/clients/{}/opportunities", w.client),
+            token,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v = r.json();
+    let names: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["TPS licences", "Big one", "Old printer deal"],
+        "{v}"
+    );
+    assert_eq!(v["data"][0]["via"]["name"], "Peter Gibbons");
+    assert_eq!(v["data"][2]["status"], "lost");
+    assert_eq!(v["data"][1]["value"], "1000.00");
+
+    // The console: the card on the company's profile, and "+ Add deal" pre-filled.
+    let mut b = Browser::new();
+    b.sign_in(&app, "manager@acme.test", PASSWORD).await;
+    let page = b.get(&app, &format!("/clients/{}", w.client)).await.body;
+    assert!(page.contains("id=\"client-deals\""), "{page}");
+    assert!(
+        page.contains("TPS licences") && page.contains("with <a href=\"/clients/"),
+        "{page}"
+    );
+    assert!(page.contains("Won and lost (1)") && page.contains("Old printer deal"));
+    assert!(
+        page.contains("1,000.00 "),
+        "money as people read it: {page}"
+    );
+    let add = format!("href=\"/opportunities/new?clientId={}\"", w.client);
+    assert!(page.contains(&add), "{page}");
+    let form = b
+        .get(&app, &format!("/opportunities/new?clientId={}", w.client))
+        .await
+        .body;
+    assert!(
+        form.contains("Initech"),
+        "the new deal's client is filled in: {form}"
+    );
+
+    // A read-only user sees the card without "+ Add deal"; a sales rep sees their own deals
+    // only; another organization's manager does not find the client.
+    let mut ro = Browser::new();
+    ro.sign_in(&app, "ro@acme.test", PASSWORD).await;
+    let page = ro.get(&app, &format!("/clients/{}", w.client)).await.body;
+    assert!(page.contains("Big one") && !page.contains(&add), "{page}");
+    let mut c = w.t.pool.get().unwrap();
+    let org = rapport::domain::orgs::store::find_org_by_ref(&mut c, "acme")
+        .unwrap()
+        .unwrap();
+    let rep_id: String = {
+        use diesel::prelude::*;
+        rapport::db::schema::users::table
+            .filter(rapport::db::schema::users::email.eq("rep@acme.test"))
+            .select(rapport::db::schema::users::id)
+            .first(&mut c)
+            .unwrap()
+    };
+    let rep = w.t.token(&org, &rep_id);
+    // The rep is given the person; the deal on it stays the manager's.
+    let r = send(
+        &app,
+        api(Method::PATCH, &format!("/api/clients/{pid}"), token)
+            .set_json(json!({"assignedTo": rep_id})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = send(
+        &app,
+        api(
+            Method::GET,
+            &format!("/api/clients/{pid}/opportunities"),
+            &rep,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.json()["data"],
+        json!([]),
+        "a rep sees only their own deals"
+    );
+    let other = w.t.org("Globex");
+    let outsider = w.t.user(&other, "boss@globex.test", "manager");
+    let outsider = w.t.token(&other, &outsider);
+    let r = send(
+        &app,
+        api(
+            Method::GET,
+            &format!("/api/clients/{}/opportunities", w.client),
+            &outsider,
+        ),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "another organization's client: {}",
+        r.body
+    );
+}

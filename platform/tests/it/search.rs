@@ -523,6 +523,13 @@ async fn meilisearch_stopped_mid_run_answers_503_and_loses_no_update() {
     );
     let box_ = b.get(&app, "/search/suggest?q=love").await.body;
     assert!(box_.contains("Search is unavailable right now"), "{box_}");
+    let ready = send(&app, actix_web::test::TestRequest::get().uri("/readyz")).await;
+    assert_eq!(
+        ready.status,
+        StatusCode::OK,
+        "the rest of Rapport stays ready"
+    );
+    assert_eq!(ready.json()["search"], "unavailable");
     create(
         &app,
         &token,

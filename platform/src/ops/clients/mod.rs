@@ -2,9 +2,11 @@
 //! their tags and relations, with the rights and the record rule applied here once.
 //! What the console's pages gather beside them is in `pages` and `profile`.
 
+mod deals;
 mod pages;
 mod profile;
 
+pub use deals::{of_client as deals, ClientDeals, ContractLine, DealLine, QuoteLine};
 pub use pages::{
     delete_view, editing, fields, form_choices, list_page, lookup, preferences, save_view,
     set_preferences, trash_page, Editing, FormChoices, ListPage, RowPage,

@@ -45,6 +45,14 @@ pub async fn show(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpRespo
     Ok(respond(StatusCode::OK, &view))
 }
 
+/// `GET /api/clients/:id/opportunities`: its deals (a company's with its people's, open
+/// first), their quotes and its contracts.
+pub async fn opportunities(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    scope.require("opportunity", "read")?;
+    let deals = ops::deals(&scope, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(deals.to_json()))
+}
+
 fn body_object(body: web::Json<Value>) -> AppResult<Map<String, Value>> {
     match body.into_inner() {
         Value::Object(m) => Ok(m),

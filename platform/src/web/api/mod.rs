@@ -110,6 +110,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clients/{id}", web::patch().to(clients::patch))
         .route("/clients/{id}", web::delete().to(clients::delete))
         .route(
+            "/clients/{id}/opportunities",
+            web::get().to(clients::opportunities),
+        )
+        .route(
             "/clients/{id}/interactions",
             web::get().to(interactions::list),
         )

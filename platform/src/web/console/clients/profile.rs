@@ -8,6 +8,7 @@ use super::{choices, fmt_time, parse_form, posted, Choice, PersonView, TagView};
 use crate::auth::ConsoleActor;
 use crate::domain::audit::AuditRow;
 use crate::domain::clients::{status_label, ClientRow, RELATION_LABELS};
+use crate::domain::money;
 use crate::domain::preferences::{Preferences, CHANNELS};
 use crate::error::{AppError, AppResult};
 use crate::ops::clients::{self as ops, FieldGroup, FieldLine};
@@ -30,9 +31,109 @@ pub struct HistoryView {
     pub changes: String,
 }
 
+pub struct DealRow {
+    pub id: String,
+    pub name: String,
+    pub via: Option<(String, String)>,
+    pub stage: String,
+    pub status: String,
+    pub value: String,
+    /// Expected close (open) or actual close (won, lost), or "".
+    pub close: String,
+}
+
+pub struct QuoteRow {
+    pub deal_id: String,
+    pub deal_name: String,
+    pub number: i32,
+    pub status: String,
+    pub total: String,
+    pub valid_until: String,
+}
+
+pub struct ContractRow {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub value: String,
+    pub end: String,
+}
+
+#[derive(Template)]
+#[template(path = "partials/clients/deals_card.html")]
+struct DealsCard {
+    client_id: String,
+    can_add: bool,
+    open: Vec<DealRow>,
+    closed: Vec<DealRow>,
+    more: bool,
+    quotes: Vec<QuoteRow>,
+    contracts: Vec<ContractRow>,
+}
+
+fn deal_row(d: ops::DealLine) -> DealRow {
+    let close = if d.status == "open" {
+        d.expected_close
+    } else {
+        d.actual_close
+    };
+    DealRow {
+        value: money::display(d.value_cents, &d.currency),
+        close: close.map(|c| c.to_string()).unwrap_or_default(),
+        id: d.id,
+        name: d.name,
+        via: d.via,
+        stage: d.stage,
+        status: d.status,
+    }
+}
+
+/// The Deals card: open deals, won and lost folded, quotes and contracts, and "+ Add deal"
+/// pre-filled with this client for those who may create deals. Empty without the right to
+/// see deals or contracts.
+async fn deals_card(scope: &Scope, id: &str) -> AppResult<String> {
+    let d = ops::deals(scope, id.to_string()).await?;
+    if !d.deals_shown && d.contracts.is_empty() {
+        return Ok(String::new());
+    }
+    let card = DealsCard {
+        client_id: id.to_string(),
+        can_add: scope.can("opportunity", "write"),
+        open: d.open.into_iter().map(deal_row).collect(),
+        closed: d.closed.into_iter().map(deal_row).collect(),
+        more: d.more,
+        quotes: d
+            .quotes
+            .into_iter()
+            .map(|q| QuoteRow {
+                total: money::display(q.total_cents, &q.currency),
+                valid_until: q.valid_until.map(|v| v.to_string()).unwrap_or_default(),
+                deal_id: q.deal_id,
+                deal_name: q.deal_name,
+                number: q.number,
+                status: q.status,
+            })
+            .collect(),
+        contracts: d
+            .contracts
+            .into_iter()
+            .map(|k| ContractRow {
+                value: money::display(k.value_cents, &k.currency),
+                end: k.end_date.to_string(),
+                id: k.id,
+                name: k.name,
+                status: k.status,
+            })
+            .collect(),
+    };
+    card.render().map_err(|e| AppError::Internal(e.to_string()))
+}
+
 #[derive(Template)]
 #[template(path = "partials/clients/profile.html")]
 struct ProfileCard {
+    /// The rendered Deals card ("" when the caller sees neither deals nor contracts).
+    deals: String,
     /// The rendered Files card.
     files: String,
     /// Likely duplicates: (id, name, why).
@@ -110,7 +211,9 @@ async fn profile_page(
     // "Log" in the client list opens the profile ready to type.
     let focus_log = req.query_string().split('&').any(|p| p == "log=1");
     let (timeline, files) = cards(scope, state, &found.row.id, focus_log).await?;
+    let deals = deals_card(scope, &found.row.id).await?;
     let page = ProfileCard {
+        deals,
         timeline,
         files,
         notice,
@@ -145,6 +248,7 @@ fn profile_view(scope: &Scope, p: ops::ClientProfile) -> ProfileCard {
     let can_write = scope.can("client", "write");
     let row = &p.row;
     ProfileCard {
+        deals: String::new(),
         files: String::new(),
         timeline: String::new(),
         notice: None,
