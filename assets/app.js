@@ -71,6 +71,9 @@ document.addEventListener("change", (e) => {
     const n = form.querySelectorAll("input[name=ids]:checked").length;
     const out = form.querySelector("[data-selected-count]");
     if (out) out.textContent = String(n);
+    // Nothing to apply a bulk action to until a row is chosen.
+    const apply = form.querySelector("[data-needs-selection]");
+    if (apply) apply.disabled = n === 0;
   }
 });
 function enhance(root) {

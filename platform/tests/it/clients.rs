@@ -894,15 +894,56 @@ async fn tags_relations_and_bulk_actions() {
     )
     .await;
     assert_eq!(bulk.status, StatusCode::OK, "{}", bulk.body);
-    assert_eq!(
-        send(&app, api(Method::GET, "/api/clients", &w.rep))
-            .await
-            .json()["data"]
-            .as_array()
-            .unwrap()
-            .len(),
-        3
+    macro_rules! mine {
+        () => {
+            send(&app, api(Method::GET, "/api/clients", &w.rep))
+                .await
+                .json()["data"]
+                .as_array()
+                .unwrap()
+                .len()
+        };
+    }
+    assert_eq!(mine!(), 3);
+    // Assigning with no owner named is refused and changes nothing; "none" unassigns.
+    for body in [
+        json!({"ids": [ann_id], "action": "assign"}),
+        json!({"ids": [ann_id], "action": "assign", "assignedTo": ""}),
+    ] {
+        let r = send(&app, j(Method::POST, "/api/clients/bulk", &w.manager, body)).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(r.json()["errors"][0]["field"], "assignedTo", "{}", r.body);
+    }
+    assert_eq!(mine!(), 3, "nothing was unassigned");
+    let mut b = Browser::new();
+    b.sign_in(&app, "manager@acme.test", PASSWORD).await;
+    b.get(&app, "/clients").await;
+    let r = b
+        .hx_post(
+            &app,
+            "/clients/bulk",
+            &[("ids", ann_id), ("action", "assign"), ("assigned_to", "")],
+        )
+        .await;
+    assert!(
+        r.header("set-cookie")
+            .is_some_and(|c| c.contains("Nothing+was+changed")),
+        "{:?}",
+        r.headers
     );
+    assert_eq!(mine!(), 3, "nor from the console");
+    let r = send(
+        &app,
+        j(
+            Method::POST,
+            "/api/clients/bulk",
+            &w.manager,
+            json!({"ids": [ann_id], "action": "assign", "assignedTo": "none"}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(mine!(), 2);
     send(
         &app,
         j(

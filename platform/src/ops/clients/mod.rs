@@ -539,7 +539,17 @@ pub async fn bulk(scope: &Scope, input: BulkInput) -> AppResult<usize> {
 
 fn parse_bulk(c: &mut DbConn, org_id: &str, input: &BulkInput) -> AppResult<BulkAction> {
     Ok(match input.action.as_str() {
-        "assign" => BulkAction::Assign(input.assigned_to.clone().filter(|a| !a.is_empty())),
+        // An owner must be chosen: an empty choice once unassigned everyone selected.
+        "assign" => match input.assigned_to.as_deref().map(str::trim) {
+            None | Some("") => {
+                return Err(AppError::invalid(
+                    "assignedTo",
+                    "Choose the new owner, or “Nobody” to unassign them.",
+                ))
+            }
+            Some("none") => BulkAction::Assign(None),
+            Some(owner) => BulkAction::Assign(Some(owner.to_string())),
+        },
         "tag" | "untag" => {
             let reference = input
                 .tag

@@ -11,7 +11,7 @@ use crate::domain::clients::query::{self, Column, Sort, SortKey};
 use crate::domain::clients::{status_label, ClientRow, SavedViewRow};
 use crate::domain::custom_fields::value::display;
 use crate::domain::custom_fields::FieldRow;
-use crate::error::{AppResult, FieldError};
+use crate::error::{AppError, AppResult, FieldError};
 use crate::ops::{clients as ops, Scope};
 use crate::state::AppState;
 use crate::web::console::{redirect, redirect_with_flash, render_with_status};
@@ -491,8 +491,15 @@ pub async fn bulk(
         assigned_to: Some(posted(&pairs, "assigned_to")),
         tag: Some(posted(&pairs, "tag")).filter(|t| !t.is_empty()),
     };
-    let done = ops::bulk(&scope, input).await?;
-    let back = posted(&pairs, "back");
-    let message = format!("{done} client{} updated.", if done == 1 { "" } else { "s" });
-    redirect_with_flash(&req, &format!("/clients?{back}"), &message)
+    let back = format!("/clients?{}", posted(&pairs, "back"));
+    let message = match ops::bulk(&scope, input).await {
+        Ok(done) => format!("{done} client{} updated.", if done == 1 { "" } else { "s" }),
+        // Back to the list, which says what to fix: nothing was changed.
+        Err(AppError::Validation(_, errors)) => errors
+            .first()
+            .map(|e| format!("Nothing was changed: {}", e.message))
+            .unwrap_or_default(),
+        Err(e) => return Err(e),
+    };
+    redirect_with_flash(&req, &back, &message)
 }
