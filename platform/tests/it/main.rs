@@ -12,6 +12,7 @@ mod cli;
 mod clients;
 mod clients_console;
 mod console;
+mod crawl;
 mod duplicates;
 mod exports;
 mod imports;

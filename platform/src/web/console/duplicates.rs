@@ -20,6 +20,8 @@ struct GroupsPage {
     status: String,
     /// A scan is queued or running: the page refreshes itself.
     busy: bool,
+    /// May start a scan and merge (change and delete clients).
+    can_merge: bool,
 }
 
 /// `GET /clients/duplicates`.
@@ -46,6 +48,7 @@ pub async fn groups(
         groups,
         status,
         busy,
+        can_merge: scope.can("client", "write") && scope.can("client", "delete"),
     };
     render(&req, &actor, "Duplicates", &page).await
 }

@@ -56,6 +56,8 @@ struct Board {
     month: String,
     loss_reasons: Vec<String>,
     can_write: bool,
+    /// The Forecast button (it needs the right to read reports).
+    can_forecast: bool,
     /// Offers the deals as a spreadsheet or CSV.
     can_export: bool,
     query: String,
@@ -164,6 +166,7 @@ fn board_view(
         month: get(pairs, "month").unwrap_or_default().to_string(),
         loss_reasons: b.loss_reasons,
         can_write: scope.can("opportunity", "write"),
+        can_forecast: scope.can("report", "read"),
         can_export,
         query: serde_urlencoded::to_string(pairs).unwrap_or_default(),
     }

@@ -1,0 +1,137 @@
+//! "Every action shown is allowed": as each demo role, crawl the console from the dashboard,
+//! following every link it shows, and post to every form it shows; none may answer 403. A
+//! button a role cannot use is a defect even when the server refuses it correctly.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+
+use actix_web::http::StatusCode;
+
+use crate::support::*;
+
+/// Pages visited per role, and visits per page shape (a client profile stands for all).
+const PAGES: usize = 400;
+const PER_SHAPE: usize = 2;
+
+/// `/clients/0192…/edit` → `/clients/:id/edit`: pages of one kind share a shape.
+fn shape(path: &str) -> String {
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    path.split('/')
+        .map(|seg| {
+            if seg.len() >= 16 && seg.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+                ":id"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Values of `attr="…"` in the page, unescaped enough for paths.
+fn attrs(html: &str, attr: &str) -> Vec<String> {
+    let needle = format!(" {attr}=\"");
+    html.match_indices(&needle)
+        .filter_map(|(i, _)| {
+            let rest = &html[i + needle.len()..];
+            rest.find('"').map(|end| rest[..end].replace("&amp;", "&"))
+        })
+        .collect()
+}
+
+/// Where the console itself leads: same-site paths, not files, sign-out or assets.
+fn followable(href: &str) -> bool {
+    href.starts_with('/')
+        && !href.starts_with("//")
+        && !href.starts_with("/assets")
+        && !href.starts_with("/static")
+        && !href.contains("logout")
+}
+
+/// Form targets that post: `hx-post` and `<form method="post" action>`.
+fn post_targets(html: &str) -> Vec<String> {
+    let mut out = attrs(html, "hx-post");
+    for (i, _) in html.match_indices("<form") {
+        let tag = &html[i..html[i..].find('>').map_or(html.len(), |e| i + e)];
+        if tag.contains("method=\"post\"") {
+            out.extend(attrs(tag, "action"));
+        }
+    }
+    out.into_iter().filter(|a| followable(a)).collect()
+}
+
+#[actix_web::test]
+async fn every_link_and_form_a_role_is_shown_is_allowed() {
+    let t = TestApp::new().await;
+    rapport::cli::serve::seed_demo(&t.pool, "test").expect("demo data");
+    let app = t.service().await;
+    let mut problems = Vec::new();
+    // The roles that may change least first: an admin's posts (deletes among them) come last.
+    for role in [
+        "read.only",
+        "marketer",
+        "service.rep",
+        "sales.rep",
+        "manager",
+        "admin",
+    ] {
+        let mut b = Browser::new();
+        let email = format!("{role}@demo.rapport.test");
+        b.sign_in(&app, &email, rapport::cli::serve::DEMO_PASSWORD)
+            .await;
+        let mut queue = VecDeque::from(["/".to_string()]);
+        let mut seen = HashSet::new();
+        let mut shapes: HashMap<String, usize> = HashMap::new();
+        let mut posts = BTreeSet::new();
+        while let Some(path) = queue.pop_front() {
+            if seen.len() >= PAGES || !seen.insert(path.clone()) {
+                continue;
+            }
+            let n = shapes.entry(shape(&path)).or_default();
+            *n += 1;
+            if *n > PER_SHAPE {
+                continue;
+            }
+            let r = b.get(&app, &path).await;
+            if r.status == StatusCode::FORBIDDEN {
+                problems.push(format!("{role}: GET {path} is shown but answers 403"));
+            }
+            let html = r
+                .header("content-type")
+                .is_some_and(|c| c.starts_with("text/html"));
+            if !r.status.is_success() || !html {
+                continue;
+            }
+            for href in attrs(&r.body, "href")
+                .into_iter()
+                .chain(attrs(&r.body, "hx-get"))
+            {
+                let href = href.split('#').next().unwrap_or_default().to_string();
+                if followable(&href) && !seen.contains(&href) {
+                    queue.push_back(href);
+                }
+            }
+            for target in post_targets(&r.body) {
+                posts.insert((target, path.clone()));
+            }
+        }
+        eprintln!("{role}: {} pages, {} forms", seen.len(), posts.len());
+        assert!(seen.len() > 20, "{role}: the crawl reached only {seen:?}");
+        // Posting with nothing filled in: an allowed action answers with what is missing (or
+        // does it); only a refused one answers 403.
+        let mut posted: HashMap<String, usize> = HashMap::new();
+        for (target, from) in posts {
+            let n = posted.entry(shape(&target)).or_default();
+            *n += 1;
+            if *n > PER_SHAPE {
+                continue;
+            }
+            let r = b.hx_post(&app, &target, &[]).await;
+            if r.status == StatusCode::FORBIDDEN {
+                problems.push(format!(
+                    "{role}: the form posting to {target} (on {from}) answers 403"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
