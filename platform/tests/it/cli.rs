@@ -377,3 +377,41 @@ async fn an_import_killed_mid_run_resumes_to_exactly_its_row_count() {
         .unwrap();
     assert_eq!(live, rows, "exactly one client per row");
 }
+
+/// A one-shot command must end cleanly every time: a background connection still being made
+/// when it returned once crashed it in OpenSSL's exit-time cleanup (exit 139, about one run
+/// in ten on PostgreSQL). On SQLite the runs are fewer; the bug was PostgreSQL's.
+#[actix_web::test]
+async fn a_hundred_commands_in_a_row_all_end_cleanly() {
+    let t = TestApp::new().await;
+    let url = url_of(&t);
+    let org = t.org("Repeat");
+    t.user(&org, "ops@repeat.test", "admin");
+    let runs = if t.target.backend == rapport::db::Backend::Postgres {
+        100
+    } else {
+        10
+    };
+    for i in 0..runs {
+        let out = rapport(
+            &url,
+            &[
+                "token",
+                "create",
+                "--org",
+                &org.slug,
+                "--email",
+                "ops@repeat.test",
+                "--name",
+                &format!("run {i}"),
+            ],
+        );
+        assert!(
+            out.status.success() && out.status.code() == Some(0),
+            "run {i} ended with {:?}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(last_line(&out).len() > 20, "run {i} printed its token");
+    }
+}
