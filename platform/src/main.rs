@@ -25,6 +25,7 @@ enum Command {
     Migrate,
     /// Migrate, seed a demo organization with one user per role, and serve.
     Demo {
+        /// Listen address (default 127.0.0.1:8080); also RAPPORT_ADDR.
         #[arg(long)]
         addr: Option<String>,
     },
@@ -191,8 +192,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cli::init_tracing(config.log_json);
             config.addr = addr.unwrap_or(config.addr);
             let pool = cli::open_for_serving(&config)?;
-            serve::seed_demo(&pool, &config.addr)?;
-            println!("Open http://{}/", config.addr);
+            let accounts = serve::seed_demo(&pool, &config.addr)?;
+            // Last, so the sign-in details are what the terminal shows.
+            println!("\n{accounts}");
             serve::serve(config, pool).await
         }
         Command::Migrate => {

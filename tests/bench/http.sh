@@ -21,6 +21,8 @@ BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/rapport}
 CLIENTS=${BENCH_CLIENTS:-1000000}
 DEALS=${BENCH_DEALS:-50000}
 DURATION=${BENCH_SECONDS:-10}
+# 16 connections by default; BENCH_CONNECTIONS=1 gives a request's latency without queueing.
+CONNECTIONS=${BENCH_CONNECTIONS:-16}
 BACKENDS=${BENCH_BACKENDS:-sqlite postgres}
 PG_ADMIN=${BENCH_PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}
 PORT=${BENCH_PORT:-8093}
@@ -53,7 +55,7 @@ measure() {
   local db_before db_after db
   before=$(cpu_ticks "$PID")
   db_before=$(db_ticks)
-  out=$(wrk -t2 -c16 -d"${DURATION}s" --latency "$@" "http://127.0.0.1:$PORT$path")
+  out=$(wrk -t"$(( CONNECTIONS < 2 ? 1 : 2 ))" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "http://127.0.0.1:$PORT$path")
   after=$(cpu_ticks "$PID")
   db_after=$(db_ticks)
   reqs=$(awk '/requests in/{print $1}' <<<"$out")
@@ -188,7 +190,7 @@ request = function()
 end
 LUA
   echo
-  echo "### $backend, $CLIENTS clients, $DEALS deals ($(date -u +%F))"
+  echo "### $backend, $CLIENTS clients, $DEALS deals, search $SEARCH, $CONNECTIONS connections ($(date -u +%F))"
   echo
   printf '| %-44s | %9s | %8s | %8s | %7s | %7s |\n' "endpoint" "req/s" "p50" "p99" "CPU ms" "DB ms"
   printf '|%s|%s|%s|%s|%s|%s|\n' "----------------------------------------------" "-----------" "----------" "----------" "---------" "---------"

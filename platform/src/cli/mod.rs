@@ -43,8 +43,12 @@ pub fn open_for_serving(config: &Config) -> anyhow::Result<Pool> {
 fn open_pool(pool: Pool) -> anyhow::Result<Pool> {
     let mut conn = pool.get()?;
     let applied = db::migrate(&mut conn)?;
-    for m in applied {
-        tracing::info!(migration = %m, "applied migration");
+    // One line, not one per migration: a first run applies them all.
+    if let (Some(first), Some(last)) = (applied.first(), applied.last()) {
+        tracing::info!(count = applied.len(), %first, %last, "applied migrations");
+    }
+    for m in &applied {
+        tracing::debug!(migration = %m, "applied migration");
     }
     Ok(pool)
 }

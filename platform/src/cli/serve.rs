@@ -56,14 +56,24 @@ pub async fn serve(config: Config, pool: Pool) -> anyhow::Result<()> {
 
 pub const DEMO_PASSWORD: &str = "rapport-demo-2026";
 
-/// The demo organization, a user per role, and (the first time) demo data.
-pub fn seed_demo(pool: &Pool, addr: &str) -> anyhow::Result<()> {
+/// The demo organization, a user per role, and (the first time) demo data; answers what to
+/// print for the person who started it: where to sign in and as whom.
+pub fn seed_demo(pool: &Pool, addr: &str) -> anyhow::Result<String> {
+    use std::fmt::Write;
     let org = with_conn(pool, |c| match store::find_org_by_ref(c, "demo")? {
         Some(org) => Ok(org),
         None => service::create_org(c, "Demo"),
     })?;
-    println!("Demo organization: {} (slug {})", org.name, org.slug);
-    println!("Sign in at http://{addr}/login with any of these (password {DEMO_PASSWORD}):");
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Rapport demo ({}) is starting at http://{addr}/",
+        org.name
+    );
+    let _ = writeln!(
+        out,
+        "Sign in with any of these accounts, password {DEMO_PASSWORD}:"
+    );
     for role in Role::ALL {
         let email = format!("{}@demo.rapport.test", role.as_str().replace('_', "."));
         let ctx = AuditContext::cli(&org.id);
@@ -82,7 +92,7 @@ pub fn seed_demo(pool: &Pool, addr: &str) -> anyhow::Result<()> {
             }
             Ok(())
         })?;
-        println!("  {:<12} {email}", role.label());
+        let _ = writeln!(out, "  {:<12} {email}", role.label());
     }
     let has_clients = with_conn(pool, |c| {
         Ok(!crate::domain::clients::store::counts_by_status(c, &org.id, None)?.is_empty())
@@ -91,9 +101,12 @@ pub fn seed_demo(pool: &Pool, addr: &str) -> anyhow::Result<()> {
         let report = with_conn(pool, |c| crate::seed::seed_clients(c, &org, 300, 7, |_| {}))?;
         let deals = with_conn(pool, |c| crate::seed::seed_deals(c, &org, 120, 7, |_| {}))?;
         let logged = with_conn(pool, |c| crate::seed::seed_interactions(c, &org, 200, 7))?;
-        println!(
-            "Added {} demo clients ({} companies), {deals} deals and {logged} interactions.",
-            report.clients, report.companies
+        tracing::info!(
+            clients = report.clients,
+            companies = report.companies,
+            deals,
+            interactions = logged,
+            "added demo data"
         );
         // Seeded rows skip the stores; the server's indexer builds their documents.
         with_conn(pool, |c| {
@@ -105,5 +118,5 @@ pub fn seed_demo(pool: &Pool, addr: &str) -> anyhow::Result<()> {
             )?)
         })?;
     }
-    Ok(())
+    Ok(out)
 }

@@ -25,7 +25,9 @@ pub struct Ask {
 pub const MAX_QUERY: usize = 200;
 
 impl Ask {
-    /// Reads `q`, `type`, `filter[status|tag|owner|industry]`, `limit` and `cursor`.
+    /// Reads `q`, `type`, `filter[status|tag|owner|industry]`, `limit`, `cursor` and
+    /// `facets=true` (counts per status, tag, owner and industry: they cost the index a full
+    /// pass over the matches, several times the search itself, so only when asked).
     pub fn from_pairs(pairs: &[(String, String)], user_id: &str) -> AppResult<Self> {
         let get = |k: &str| {
             pairs
@@ -76,6 +78,16 @@ impl Ask {
             }
         }
         let owner = get("filter[owner]").map(|o| if o == "me" { user_id.to_string() } else { o });
+        let facets = match get("facets").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(AppError::invalid(
+                    "facets",
+                    "Use facets=true or facets=false.",
+                ))
+            }
+        };
         Ok(Self {
             text,
             kind,
@@ -85,7 +97,7 @@ impl Ask {
             industry: get("filter[industry]"),
             limit,
             offset,
-            facets: true,
+            facets,
         })
     }
 }
@@ -108,10 +120,10 @@ pub async fn run(actor: &Actor, state: &AppState, ask: &Ask) -> AppResult<Result
             ks
         }
     };
-    let mut out = Results::default();
+    let mut queries = Vec::new();
     for kind in kinds {
         let access = super::record_access(actor, resource(kind)).await?;
-        let query = Query {
+        queries.push(Query {
             org_id: actor.org.id.clone(),
             text: ask.text.clone(),
             kind: Some(kind),
@@ -123,13 +135,20 @@ pub async fn run(actor: &Actor, state: &AppState, ask: &Ask) -> AppResult<Result
             limit: ask.limit,
             offset: ask.offset,
             facets: ask.facets,
-        };
-        let r = state.search.search(&query).await.map_err(search_failed)?;
+        });
+    }
+    // Clients and deals at once: the answer waits for the slower, not for both in turn.
+    let answers =
+        futures_util::future::try_join_all(queries.iter().map(|q| state.search.search(q)))
+            .await
+            .map_err(search_failed)?;
+    let mut out = Results::default();
+    for (query, r) in queries.iter().zip(answers) {
         out.total += r.total;
         out.hits.extend(r.hits);
         // Facets describe clients (status, tags, owner, industry) unless deals were asked
         // for alone: a deal's "open" is not a client's status.
-        if ask.kind.is_none() && kind != Kind::Client {
+        if ask.kind.is_none() && query.kind != Some(Kind::Client) {
             continue;
         }
         for (name, counts) in r.facets {

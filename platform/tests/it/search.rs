@@ -95,7 +95,7 @@ async fn changes_reach_search_and_results_respect_reach() {
     let r = send(&app, search(&w.manager, "q=hamilton")).await.json();
     assert_eq!(r["data"], json!([]));
     w.indexed().await;
-    let r = send(&app, search(&w.manager, "q=mrgaret%20hamiltn")).await;
+    let r = send(&app, search(&w.manager, "q=mrgaret%20hamiltn&facets=true")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let r = r.json();
     assert_eq!(titles(&r)[0], "Margaret Hamilton", "{r}");
@@ -114,6 +114,11 @@ async fn changes_reach_search_and_results_respect_reach() {
         "the other organization's Margaret never shows: {r}"
     );
     assert_eq!(r["facets"]["tag"]["VIP"], 1);
+    let plain = send(&app, search(&w.manager, "q=mrgaret%20hamiltn"))
+        .await
+        .json();
+    assert_eq!(plain["facets"], json!({}), "counts only when asked for");
+    assert_eq!(titles(&plain)[0], "Margaret Hamilton");
     // By phone digits, e-mail, tag filter.
     for q in [
         "q=617-555-0142",

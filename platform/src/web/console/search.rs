@@ -155,6 +155,8 @@ pub async fn page(
     };
     let mut ask = ask;
     ask.limit = 50;
+    // The page shows the counts beside the results.
+    ask.facets = true;
     let (r, down) =
         if error.is_none() && (!ask.text.is_empty() || ask.status.is_some() || ask.tag.is_some()) {
             answer(&actor, &state, &ask).await?
