@@ -22,7 +22,6 @@ use std::time::Duration;
 use meilisearch_sdk::client::Client;
 use meilisearch_sdk::errors::{Error as MeiliError, ErrorType};
 use meilisearch_sdk::request::{parse_response, HttpClient, Method};
-use meilisearch_sdk::settings::Settings;
 use meilisearch_sdk::tasks::Task;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -226,7 +225,53 @@ fn stable_uid(words: &str) -> String {
     )
 }
 
-/// One call outside the SDK (keys): `(status, body)`.
+fn agent() -> ureq::Agent {
+    UreqClient::new(None).agent
+}
+
+/// Rapport's index settings. Typos as the embedded index allows them (1 from 4 letters, 2
+/// from 8), none in phone numbers or other digits. The title is searched first; exact words
+/// rank above prefixes and typos (`typo`, then `exactness`).
+fn desired_settings() -> serde_json::Value {
+    serde_json::json!({
+        "displayedAttributes": ["id", "title", "subtitle"],
+        "searchableAttributes": ["title", "subtitle", "text", "tags", "phones"],
+        "filterableAttributes": ["org", "kind", "status", "tags", "owner", "industry"],
+        "sortableAttributes": ["title"],
+        "rankingRules": ["words", "typo", "proximity", "attribute", "sort", "exactness"],
+        "typoTolerance": {
+            "enabled": true,
+            "minWordSizeForTypos": {"oneTypo": 4, "twoTypos": 8},
+            "disableOnAttributes": ["phones"],
+            "disableOnNumbers": true,
+        },
+    })
+}
+
+/// Whether the settings an index has are those wanted (attribute lists the server may
+/// reorder compared as sets; only the typo settings Rapport sets).
+fn settings_match(now: &serde_json::Value, want: &serde_json::Value) -> bool {
+    let set = |v: &serde_json::Value| {
+        let mut items: Vec<String> = v
+            .as_array()
+            .map(|a| a.iter().map(|x| x.to_string()).collect())
+            .unwrap_or_default();
+        items.sort();
+        items
+    };
+    let Some(want) = want.as_object() else {
+        return false;
+    };
+    want.iter().all(|(k, w)| match k.as_str() {
+        "filterableAttributes" | "sortableAttributes" => set(&now[k]) == set(w),
+        "typoTolerance" => w
+            .as_object()
+            .is_some_and(|t| t.iter().all(|(tk, tv)| &now[k][tk] == tv)),
+        _ => &now[k] == w,
+    })
+}
+
+/// One call outside the SDK (keys, settings): `(status, body)`.
 async fn call(
     agent: ureq::Agent,
     method: &'static str,
@@ -315,7 +360,7 @@ impl Meili {
                 write_key: None,
             });
         };
-        let agent = UreqClient::new(None).agent;
+        let agent = agent();
         let mut keys = Vec::new();
         for (role, actions) in [
             ("search", serde_json::json!(["search"])),
@@ -387,42 +432,26 @@ impl Meili {
         })
     }
 
-    /// Rapport's index settings on both indexes, applied idempotently and waited for.
+    /// Rapport's index settings on both indexes, applied where they differ and waited for.
     async fn apply_settings(&self, client: &Client<UreqClient>) -> crate::Result<()> {
-        // Typos as the embedded index allows them (1 from 4 letters, 2 from 8), none in phone
-        // numbers or other digits. The title is searched first; exact words rank above
-        // prefixes and typos (`typo`, then `exactness`).
-        let typos = meilisearch_sdk::settings::TypoToleranceSettings {
-            enabled: Some(true),
-            disable_on_attributes: Some(vec!["phones".into()]),
-            disable_on_words: None,
-            min_word_size_for_typos: Some(meilisearch_sdk::settings::MinWordSizeForTypos {
-                one_typo: Some(4),
-                two_typos: Some(8),
-            }),
-            disable_on_numbers: Some(true),
-        };
-        let settings = Settings::new()
-            .with_searchable_attributes(["title", "subtitle", "text", "tags", "phones"])
-            .with_filterable_attributes(["org", "kind", "status", "tags", "owner", "industry"])
-            .with_sortable_attributes(["title"])
-            .with_displayed_attributes(["id", "title", "subtitle"])
-            .with_ranking_rules([
-                "words",
-                "typo",
-                "proximity",
-                "attribute",
-                "sort",
-                "exactness",
-            ])
-            .with_typo_tolerance(typos);
+        let want = desired_settings();
+        let key = client.get_api_key().map(str::to_string);
         for kind in [Kind::Client, Kind::Opportunity] {
-            let task = client
-                .index(self.uid(kind))
-                .set_settings(&settings)
-                .await
-                .map_err(fail)?;
-            Self::settled(client, task.task_uid).await?;
+            let url = format!("{}/indexes/{}/settings", self.url, self.uid(kind));
+            // An update, even to the same values, makes Meilisearch re-index every document
+            // (a minute at a million clients, on every start of every process): only when
+            // something differs.
+            let (status, now) = call(agent(), "GET", url.clone(), key.clone(), None).await?;
+            if status == 200 && settings_match(&now, &want) {
+                continue;
+            }
+            let (status, task) =
+                call(agent(), "PATCH", url, key.clone(), Some(want.clone())).await?;
+            let uid = task["taskUid"]
+                .as_u64()
+                .filter(|_| status == 202)
+                .ok_or_else(|| err(format!("updating the index settings: {task}")))?;
+            Self::settled(client, uid as u32).await?;
         }
         Ok(())
     }
@@ -466,7 +495,7 @@ impl Meili {
         // answer). A write racing the end of a rebuild can re-create the index with default
         // settings (every attribute displayed): that one is not a rebuild and is left alone.
         let (status, shown) = call(
-            UreqClient::new(None).agent,
+            agent(),
             "GET",
             format!("{}/indexes/{next}/settings/displayed-attributes", self.url),
             clients.write_key.clone(),
@@ -812,6 +841,32 @@ mod tests {
     }
 
     #[test]
+    fn settings_are_compared_as_the_server_answers_them() {
+        let want = super::desired_settings();
+        let mut now = want.clone();
+        now["filterableAttributes"] =
+            serde_json::json!(["industry", "kind", "org", "owner", "status", "tags"]);
+        now["typoTolerance"]["disableOnWords"] = serde_json::json!([]);
+        now["stopWords"] = serde_json::json!([]);
+        assert!(
+            super::settings_match(&now, &want),
+            "reordered sets and extra keys match"
+        );
+        now["typoTolerance"]["minWordSizeForTypos"]["oneTypo"] = serde_json::json!(5);
+        assert!(
+            !super::settings_match(&now, &want),
+            "a changed typo size does not"
+        );
+        let mut now = want.clone();
+        now["searchableAttributes"] =
+            serde_json::json!(["subtitle", "title", "text", "tags", "phones"]);
+        assert!(
+            !super::settings_match(&now, &want),
+            "searchable order matters"
+        );
+    }
+
+    #[test]
     fn key_uids_are_stable_and_uuid_shaped() {
         let a = super::stable_uid("rapport search rapport_");
         assert_eq!(a, super::stable_uid("rapport search rapport_"));
@@ -833,5 +888,28 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         crate::contract::run(&index).await;
+        // Another start (a restart, a CLI command) finds the settings in place and changes
+        // nothing: an update would make Meilisearch re-index every document.
+        let updates = || async {
+            let url = format!(
+                "{url}/tasks?types=settingsUpdate&indexUids={prefix}clients,{prefix}opportunities&limit=1000"
+            );
+            let (_, body) = super::call(super::agent(), "GET", url, key.clone(), None)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            body["results"].as_array().map_or(0, Vec::len)
+        };
+        let before = updates().await;
+        let again = super::Meili::connect(&url, key.as_deref(), &prefix)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        crate::SearchIndex::health(&again)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            updates().await,
+            before,
+            "a second start updates no settings"
+        );
     }
 }
