@@ -172,7 +172,7 @@ pub async fn of_client(scope: &Scope, client_id: String) -> AppResult<ClientDeal
                 rows.iter().partition(|o| o.status == "open");
             // Sorted here: the backends disagree on where NULL dates go. Undated deals last.
             open.sort_by_key(|o| (o.expected_close.is_none(), o.expected_close));
-            closed.sort_by(|a, b| b.actual_close.cmp(&a.actual_close));
+            closed.sort_by_key(|o| std::cmp::Reverse(o.actual_close));
             out.more = rows.len() as i64 > SHOWN;
             out.open = open.into_iter().take(SHOWN as usize).map(line).collect();
             let room = (SHOWN as usize).saturating_sub(out.open.len());
