@@ -33,6 +33,10 @@ pub const SORTABLE_SRI: &str =
 const SORTABLE_JS: &[u8] = include_bytes!("../../../assets/vendor/sortable-1.15.7.min.js");
 const SORTABLE_LICENSE: &[u8] = include_bytes!("../../../assets/vendor/sortable-LICENSE.txt");
 
+/// The tab icon (versioned by name: change the number with the file).
+pub const FAVICON_PATH: &str = "/assets/favicon-1.svg";
+const FAVICON: &[u8] = include_bytes!("../../../assets/favicon.svg");
+
 pub const HTMX_JS: &[u8] = include_bytes!("../../../assets/vendor/htmx-2.0.8.min.js");
 const APP_CSS: &[u8] = include_bytes!("../../../assets/app.css");
 const APP_JS: &[u8] = include_bytes!("../../../assets/app.js");
@@ -45,6 +49,7 @@ pub async fn serve(path: web::Path<String>) -> Result<HttpResponse, AppError> {
         "/assets/vendor/htmx-LICENSE.txt" => (HTMX_LICENSE, "text/plain; charset=utf-8"),
         SORTABLE_PATH => (SORTABLE_JS, "text/javascript; charset=utf-8"),
         "/assets/vendor/sortable-LICENSE.txt" => (SORTABLE_LICENSE, "text/plain; charset=utf-8"),
+        FAVICON_PATH => (FAVICON, "image/svg+xml"),
         p if p == CSS_PATH.as_str() => (APP_CSS, "text/css; charset=utf-8"),
         p if p == JS_PATH.as_str() => (APP_JS, "text/javascript; charset=utf-8"),
         _ => return Err(AppError::NotFound),

@@ -220,10 +220,14 @@ async fn search_reindex_rebuilds_the_embedded_index() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let line = last_line(&out);
+        let printed = String::from_utf8_lossy(&out.stdout);
         assert!(
-            line.contains(": 40 clients, 10 deals indexed, 0 stale documents removed"),
-            "{line}"
+            printed.contains(": 40 clients, 10 deals indexed, 0 stale documents removed"),
+            "{printed}"
+        );
+        assert!(
+            last_line(&out).starts_with("50 documents in "),
+            "the throughput comes last: {printed}"
         );
     }
     let bad = run(&["search", "reindex", "--org", "nope"]);

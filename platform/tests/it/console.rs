@@ -228,6 +228,15 @@ async fn assets_are_served_with_their_integrity_hash() {
     )
     .await;
     assert!(licence.body.contains("Zero-Clause BSD") || licence.body.contains("BSD"));
+    // Every page names the tab icon, and it is served.
+    assert!(login.body.contains(rapport::web::assets::FAVICON_PATH));
+    let icon = send(
+        &app,
+        TestRequest::get().uri(rapport::web::assets::FAVICON_PATH),
+    )
+    .await;
+    assert_eq!(icon.status, StatusCode::OK);
+    assert_eq!(icon.header("content-type"), Some("image/svg+xml"));
     assert_eq!(
         send(&app, TestRequest::get().uri("/assets/nope.js"))
             .await

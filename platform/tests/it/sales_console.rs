@@ -122,6 +122,10 @@ async fn the_board_moves_deals_and_explains_refusals() {
     assert_eq!(moved.status, StatusCode::OK);
     assert!(moved.body.contains("id=\"board\""), "the board comes back");
     assert!(
+        moved.body.contains("Export deals"),
+        "with the same buttons as before the move"
+    );
+    assert!(
         moved
             .body
             .contains("moved from Proposal to Negotiation (50% → 75%)"),

@@ -232,7 +232,8 @@ async fn board_after(
         pairs.push(("pipeline".into(), pipeline));
     }
     let b = deals::board(scope, query_of(&pairs)).await?;
-    board_view(b, &pairs, scope, false)
+    // The same buttons as before the move: "Export deals" once vanished until a reload.
+    board_view(b, &pairs, scope, scope.can("opportunity", "export"))
         .render()
         .map_err(|e| AppError::Internal(e.to_string()))
 }
