@@ -100,27 +100,22 @@ impl HttpClient for UreqClient {
         let content_type = content_type.to_string();
         let target = url.clone();
         let (status, text) = tokio::task::spawn_blocking(move || {
-            let mut req = ureq::http::Request::builder().method(verb).uri(&target);
-            if let Some(k) = key {
-                req = req.header("authorization", format!("Bearer {k}"));
-            }
-            let req = match body {
-                Some(b) => req.header("content-type", content_type).body(b),
-                None => req.body(Vec::new()),
-            }
-            .map_err(|e| MeiliError::Other(Box::new(e)))?;
-            let mut res = agent.run(req).map_err(|e| MeiliError::Other(Box::new(e)))?;
-            let status = res.status().as_u16();
-            let text = res
-                .body_mut()
-                .with_config()
-                .limit(64 * 1024 * 1024)
-                .read_to_string()
-                .map_err(|e| MeiliError::Other(Box::new(e)))?;
-            Ok::<_, MeiliError>((status, text))
+            let body = body.map(|b| (content_type.as_str(), b));
+            exchange(
+                &agent,
+                verb,
+                &target,
+                key.as_deref(),
+                body,
+                64 * 1024 * 1024,
+            )
         })
         .await
-        .map_err(|e| MeiliError::Other(Box::new(e)))??;
+        .map_err(|e| MeiliError::Other(Box::new(e)))?
+        .map_err(|e| match e {
+            Failure::Request(e) => MeiliError::Other(Box::new(e)),
+            Failure::Transport(e) => MeiliError::Other(Box::new(e)),
+        })?;
         let text = if text.is_empty() { "null".into() } else { text };
         parse_response(status, expected_status_code, &text, url)
     }
@@ -271,6 +266,43 @@ fn settings_match(now: &serde_json::Value, want: &serde_json::Value) -> bool {
     })
 }
 
+/// Why an exchange failed: the request could not be built (a bad URL), or the server was
+/// not reached or did not answer in full.
+enum Failure {
+    Request(ureq::http::Error),
+    Transport(ureq::Error),
+}
+
+/// One HTTP exchange, blocking: sends `body` (content type, bytes) when given and reads the
+/// answer up to `limit` bytes. Both the SDK's requests and Rapport's own go through it.
+fn exchange(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    key: Option<&str>,
+    body: Option<(&str, Vec<u8>)>,
+    limit: u64,
+) -> Result<(u16, String), Failure> {
+    let mut req = ureq::http::Request::builder().method(method).uri(url);
+    if let Some(k) = key {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
+    let req = match body {
+        Some((content_type, b)) => req.header("content-type", content_type).body(b),
+        None => req.body(Vec::new()),
+    }
+    .map_err(Failure::Request)?;
+    let mut res = agent.run(req).map_err(Failure::Transport)?;
+    let status = res.status().as_u16();
+    let text = res
+        .body_mut()
+        .with_config()
+        .limit(limit)
+        .read_to_string()
+        .map_err(Failure::Transport)?;
+    Ok((status, text))
+}
+
 /// One call outside the SDK (keys, settings): `(status, body)`.
 async fn call(
     agent: ureq::Agent,
@@ -279,32 +311,17 @@ async fn call(
     key: Option<String>,
     body: Option<serde_json::Value>,
 ) -> crate::Result<(u16, serde_json::Value)> {
-    tokio::task::spawn_blocking(move || {
-        let mut req = ureq::http::Request::builder().method(method).uri(&url);
-        if let Some(k) = key {
-            req = req.header("authorization", format!("Bearer {k}"));
-        }
-        let req = match body {
-            Some(b) => req
-                .header("content-type", "application/json")
-                .body(b.to_string().into_bytes()),
-            None => req.body(Vec::new()),
-        }
-        .map_err(err)?;
-        let mut res = agent
-            .run(req)
-            .map_err(|e| SearchError::Unavailable(e.to_string()))?;
-        let status = res.status().as_u16();
-        let text = res
-            .body_mut()
-            .with_config()
-            .limit(1024 * 1024)
-            .read_to_string()
-            .map_err(|e| SearchError::Unavailable(e.to_string()))?;
-        Ok((status, serde_json::from_str(&text).unwrap_or_default()))
+    let (status, text) = tokio::task::spawn_blocking(move || {
+        let body = body.map(|b| ("application/json", b.to_string().into_bytes()));
+        exchange(&agent, method, &url, key.as_deref(), body, 1024 * 1024)
     })
     .await
     .map_err(err)?
+    .map_err(|e| match e {
+        Failure::Request(e) => err(e),
+        Failure::Transport(e) => SearchError::Unavailable(e.to_string()),
+    })?;
+    Ok((status, serde_json::from_str(&text).unwrap_or_default()))
 }
 
 impl Meili {
