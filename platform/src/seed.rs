@@ -212,7 +212,9 @@ pub fn seed_clients(
         },
     )?
     .into_iter()
-    .filter(|m| m.membership.role != "read_only")
+    // why: only roles that may change clients own them (a marketer or a reader given a
+    // book of clients could not work it).
+    .filter(|m| !matches!(m.membership.role.as_str(), "read_only" | "marketer"))
     .map(|m| m.user.id)
     .collect();
     let mut rng = StdRng::seed_from_u64(seed);
@@ -406,6 +408,26 @@ pub fn seed_deals(
     if client_ids.is_empty() || open.is_empty() {
         return Ok(0);
     }
+    // Deals belong to people who work deals; a client owned by a service rep gets its deal
+    // owner from the sellers in turn.
+    let sellers: Vec<String> = org_store::list_members(
+        conn,
+        &org.id,
+        &org_store::MemberFilter {
+            is_active: Some(true),
+            limit: 1000,
+            ..Default::default()
+        },
+    )?
+    .into_iter()
+    .filter(|m| {
+        matches!(
+            m.membership.role.as_str(),
+            "admin" | "manager" | "sales_rep"
+        )
+    })
+    .map(|m| m.user.id)
+    .collect();
     let mut rng = StdRng::seed_from_u64(seed);
     let today = now().date();
     let products = [
@@ -423,6 +445,11 @@ pub fn seed_deals(
         let mut moves: Vec<StageMoveRow> = Vec::new();
         for _ in 0..n {
             let (client_id, owner) = client_ids[rng.gen_range(0..client_ids.len())].clone();
+            let owner = match owner {
+                Some(o) if sellers.is_empty() || sellers.contains(&o) => Some(o),
+                _ if sellers.is_empty() => None,
+                _ => Some(sellers[(made + deals.len()) % sellers.len()].clone()),
+            };
             let roll = rng.gen_range(0..100);
             let depth = rng.gen_range(0..open.len());
             let final_stage = if roll < 12 {

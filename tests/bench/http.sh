@@ -12,6 +12,7 @@
 #   BENCH_SEARCH=meilisearch BENCH_ROWS=search tests/bench/http.sh
 #                                             # search through a real Meilisearch
 #                                             # (../shared/tools/meilisearch), its rows only
+#   BENCH_ROWS=dashboard tests/bench/http.sh  # the dashboard's rows beside a client by id
 #
 # Seeding a million clients takes a few minutes per backend; the databases are kept
 # between runs (BENCH_RESEED=1 starts over).
@@ -201,6 +202,14 @@ LUA
     trap - EXIT
     return
   fi
+  if [ "$ROWS" = dashboard ]; then
+    measure "GET /api/clients/:id" "/api/clients/$client" -H "$auth"
+    measure "GET / (console dashboard)" "/" -H "$cookie"
+    measure "GET /api/dashboard" "/api/dashboard" -H "$auth"
+    kill "$PID"; wait "$PID" 2>/dev/null || true
+    trap - EXIT
+    return
+  fi
   measure "GET /api/clients/:id" "/api/clients/$client" -H "$auth"
   measure "GET /clients/:id (console profile)" "/clients/$client" -H "$cookie"
   measure "GET /api/clients (first page)" "/api/clients?limit=50" -H "$auth"
@@ -213,6 +222,9 @@ LUA
   measure "GET /api/opportunities/:id" "/api/opportunities/$deal" -H "$auth"
   measure "GET /opportunities/:id (console deal)" "/opportunities/$deal" -H "$cookie"
   measure "GET /pipeline (console board)" "/pipeline" -H "$cookie"
+  # The admin's dashboard: the team's view, the most the page computes.
+  measure "GET / (console dashboard)" "/" -H "$cookie"
+  measure "GET /api/dashboard" "/api/dashboard" -H "$auth"
   # Last, so the clients it adds do not change what the reads above see.
   measure "POST /api/clients (create)" /api/clients -H "$auth" -s "$create_lua"
   kill "$PID"; wait "$PID" 2>/dev/null || true

@@ -9,6 +9,7 @@ pub mod blob_s3;
 pub mod calendar;
 pub mod clients;
 pub mod custom_fields;
+pub mod dashboard;
 pub mod idempotency;
 pub mod imports;
 pub mod interactions;

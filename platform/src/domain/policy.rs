@@ -52,6 +52,58 @@ pub const RESOURCES: &[&str] = &[
     "organization",
 ];
 
+/// The rights the code checks, per resource, with what each row governs. The Permissions
+/// page shows these cells and no other, and a grant is refused on any other pair: a right
+/// nothing consults would only mislead the admin who ticks it. `RESOURCES` keeps the kinds
+/// later areas (segments, webhooks, organization settings) will check; their rights join
+/// this list with the code that checks them. `tests::the_enforced_rights_are_the_checked_ones`
+/// reads the source and fails when the two drift apart.
+pub const ENFORCED: &[(&str, &[&str], &str)] = &[
+    (
+        "client",
+        &["read", "write", "delete", "export", "oversee", "admin"],
+        "People and companies. Oversee reaches clients assigned to others; admin restores and purges the trash.",
+    ),
+    ("tag", &["read", "write", "delete"], "Tags: write creates and renames them."),
+    (
+        "sensitive_field",
+        &["read", "write"],
+        "Custom fields marked sensitive.",
+    ),
+    (
+        "opportunity",
+        &["read", "write", "delete", "export", "oversee"],
+        "Deals, quotes and contracts. Oversee reaches deals assigned to others.",
+    ),
+    (
+        "pipeline",
+        &["read", "write"],
+        "Pipelines, stages and loss reasons.",
+    ),
+    (
+        "interaction",
+        &["read", "write", "delete", "export"],
+        "Calls, meetings, e-mails, notes and tasks, on the clients one may see.",
+    ),
+    ("report", &["read"], "Forecast, performance and the team's figures."),
+    (
+        "custom_field",
+        &["read", "write", "delete"],
+        "Custom field definitions.",
+    ),
+    ("plugin", &["read", "admin"], "Plugins: admin installs and configures them."),
+    ("user", &["read", "admin"], "Members: admin invites, changes roles and deactivates."),
+    ("policy", &["read", "write"], "This page."),
+    ("audit", &["read"], "The audit log."),
+];
+
+/// Whether the code checks `action` on `resource` (see [`ENFORCED`]).
+pub fn is_enforced(resource: &str, action: &str) -> bool {
+    ENFORCED
+        .iter()
+        .any(|(r, actions, _)| *r == resource && actions.contains(&action))
+}
+
 /// Verbs a policy can grant.
 /// `oversee` extends the other verbs to records assigned to someone else.
 pub const ACTIONS: &[&str] = &["read", "write", "delete", "export", "oversee", "admin"];
@@ -84,6 +136,8 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
                 &["client", "opportunity", "interaction"],
                 &["read", "write"],
             );
+            // Reps remove what they logged by mistake, on the clients they may see.
+            g.push(("interaction", "delete"));
             g.extend(all(&["tag"], &["read", "write"]));
             g.extend(all(
                 &[
@@ -100,6 +154,7 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
         }
         Role::ServiceRep => {
             let mut g = all(&["client", "interaction"], &["read", "write", "oversee"]);
+            g.push(("interaction", "delete"));
             g.extend(all(&["tag"], &["read", "write"]));
             g.extend(all(&["opportunity"], &["read", "oversee"]));
             g.extend(all(
@@ -630,5 +685,106 @@ impl Authorizer {
             cache.insert(key, out.clone());
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod enforced_tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// Every `can("resource", "action")`, `require(…)` and `has(…)` in the source, plus
+    /// `access("resource")` (the record rule asks for `oversee`).
+    fn checked_in_source() -> BTreeSet<(String, String)> {
+        let mut found = BTreeSet::new();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut dirs = vec![root];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    // Code only: tests and comments may name rights without checking them.
+                    let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+                    let code: String = code
+                        .lines()
+                        .filter(|l| !l.trim_start().starts_with("//"))
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    scan(&code, &mut found);
+                }
+            }
+        }
+        found
+    }
+
+    fn literal(s: &str) -> Option<(&str, &str)> {
+        let s = s.trim_start().strip_prefix('"')?;
+        let end = s.find('"')?;
+        let word = &s[..end];
+        (!word.is_empty() && word.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .then(|| (word, &s[end + 1..]))
+    }
+
+    fn scan(text: &str, found: &mut BTreeSet<(String, String)>) {
+        for call in ["can(", "require(", "has("] {
+            for (i, _) in text.match_indices(call) {
+                let before = text[..i].chars().last().unwrap_or(' ');
+                if before.is_alphanumeric() || before == '_' {
+                    continue;
+                }
+                let Some((resource, rest)) = literal(&text[i + call.len()..]) else {
+                    continue;
+                };
+                let Some(rest) = rest.trim_start().strip_prefix(',') else {
+                    continue;
+                };
+                if let Some((action, _)) = literal(rest) {
+                    found.insert((resource.to_string(), action.to_string()));
+                }
+            }
+        }
+        for call in ["access(", "record_access(&actor, "] {
+            for (i, _) in text.match_indices(call) {
+                if let Some((resource, _)) = literal(&text[i + call.len()..]) {
+                    found.insert((resource.to_string(), "oversee".to_string()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_enforced_rights_are_the_checked_ones() {
+        let in_code = checked_in_source();
+        let listed: BTreeSet<(String, String)> = ENFORCED
+            .iter()
+            .flat_map(|(r, actions, _)| actions.iter().map(|a| (r.to_string(), a.to_string())))
+            .collect();
+        // Checks whose resource is computed (a file's parent, a search's kind): the
+        // pairs they reach, written out.
+        let computed: BTreeSet<(String, String)> =
+            [("interaction", "read"), ("interaction", "write")]
+                .iter()
+                .map(|(r, a)| (r.to_string(), a.to_string()))
+                .collect();
+        let unlisted: Vec<_> = in_code.difference(&listed).collect();
+        assert!(
+            unlisted.is_empty(),
+            "checked in the code but not shown on the Permissions page: {unlisted:?}"
+        );
+        let unchecked: Vec<_> = listed
+            .difference(&in_code)
+            .filter(|p| !computed.contains(*p))
+            .collect();
+        assert!(
+            unchecked.is_empty(),
+            "shown on the Permissions page but checked nowhere: {unchecked:?}"
+        );
+        for (r, actions, _) in ENFORCED {
+            assert!(RESOURCES.contains(r), "{r}");
+            assert!(actions.iter().all(|a| ACTIONS.contains(a)), "{r}");
+        }
     }
 }

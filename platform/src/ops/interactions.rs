@@ -58,6 +58,8 @@ pub struct Timeline {
     /// The client whose timeline it is (a deal's client for a deal).
     pub client_id: String,
     pub warnings: Vec<String>,
+    /// Whether the caller may delete entries (`interaction:delete`).
+    pub can_delete: bool,
 }
 
 impl Timeline {
@@ -100,9 +102,11 @@ pub async fn timeline(scope: &Scope, target: Target, query: TimelineQuery) -> Ap
     require_read(scope, &target)?;
     let access = scope.access("client");
     let org = scope.org_id.clone();
-    scope
+    let mut t = scope
         .read(move |c| load_timeline(c, &org, &access, &target, &query))
-        .await
+        .await?;
+    t.can_delete = scope.can("interaction", "delete");
+    Ok(t)
 }
 
 /// The timeline as [`timeline`] reads it, inside a caller's connection; the caller has
@@ -167,7 +171,9 @@ fn decorate(c: &mut DbConn, org: &str, rows: Vec<InteractionRow>) -> AppResult<T
 /// One entry as a timeline shows it (after it was changed).
 pub async fn entry(scope: &Scope, row: InteractionRow) -> AppResult<Timeline> {
     let org = scope.org_id.clone();
-    scope.read(move |c| decorate(c, &org, vec![row])).await
+    let mut t = scope.read(move |c| decorate(c, &org, vec![row])).await?;
+    t.can_delete = scope.can("interaction", "delete");
+    Ok(t)
 }
 
 /// What the client asked for that an outbound call or e-mail would break, one line per
@@ -272,7 +278,9 @@ pub async fn mark_done(scope: &Scope, id: String) -> AppResult<InteractionView> 
 }
 
 pub async fn delete(scope: &Scope, id: String) -> AppResult<()> {
-    scope.require("interaction", "write")?;
+    // why: the timeline is the record of what was said; a role may log and correct
+    // entries without being allowed to remove them.
+    scope.require("interaction", "delete")?;
     let access = scope.access("client");
     let ctx = scope.audit.clone();
     scope

@@ -14,6 +14,7 @@ pub mod attachments;
 pub mod clients;
 pub mod contracts;
 pub mod custom_fields;
+pub mod dashboard;
 pub mod deals;
 pub mod duplicates;
 pub mod imports;

@@ -89,7 +89,7 @@ async fn only_admins_reach_the_admin_pages_and_apis() {
         let grant = send(
             &app,
             api(Method::POST, "/api/policies", &token).set_json(
-                serde_json::json!({"role": "marketer", "resource": "report", "action": "export"}),
+                serde_json::json!({"role": "marketer", "resource": "opportunity", "action": "export"}),
             ),
         )
         .await;
@@ -247,7 +247,7 @@ async fn one_organization_never_sees_another() {
     send(
         &app,
         api(Method::POST, "/api/policies", &acme_token).set_json(
-            serde_json::json!({"role": "marketer", "resource": "report", "action": "export"}),
+            serde_json::json!({"role": "marketer", "resource": "opportunity", "action": "export"}),
         ),
     )
     .await;
@@ -328,7 +328,9 @@ async fn one_organization_never_sees_another() {
         .as_array()
         .unwrap()
         .iter()
-        .any(|p| p["role"] == "marketer" && p["resource"] == "report" && p["action"] == "export"));
+        .any(|p| p["role"] == "marketer"
+            && p["resource"] == "opportunity"
+            && p["action"] == "export"));
     let audit = send(
         &app,
         api(Method::GET, "/api/audit-log?limit=500", &globex_token),
@@ -538,4 +540,137 @@ async fn data_in_and_out_follow_the_role_matrix() {
         .await;
         assert_eq!(got.status, StatusCode::OK, "{role}: download");
     }
+}
+
+/// The Permissions page shows the rights Rapport checks and no other; deleting a timeline
+/// entry needs `interaction:delete` (not only write), in the API and the console, and a
+/// grant on a right nothing checks is refused.
+#[actix_web::test]
+async fn the_permissions_page_shows_only_the_rights_the_code_checks() {
+    use serde_json::json;
+    let t = TestApp::new().await;
+    let org = t.org("Acme");
+    let admin_id = t.user(&org, "admin@acme.test", "admin");
+    let rep_id = t.user(&org, "rep@acme.test", "sales_rep");
+    let (admin, rep) = (t.token(&org, &admin_id), t.token(&org, &rep_id));
+    let app = t.service().await;
+
+    let rights = send(&app, api(Method::GET, "/api/policies/rights", &admin))
+        .await
+        .json();
+    let of = |r: &str| {
+        rights["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["resource"] == r)
+            .map(|x| x["actions"].clone())
+    };
+    assert!(of("interaction")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .contains(&json!("delete")));
+    assert!(of("segment").is_none(), "nothing checks segment rights yet");
+    let refused = send(
+        &app,
+        api(Method::POST, "/api/policies", &admin)
+            .set_json(json!({"role": "sales_rep", "resource": "webhook", "action": "read"})),
+    )
+    .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("would change nothing"),
+        "{}",
+        refused.body
+    );
+
+    let mut b = Browser::new();
+    b.sign_in(&app, "admin@acme.test", PASSWORD).await;
+    let page = b.get(&app, "/admin/permissions?role=sales_rep").await.body;
+    assert!(page.contains("id=\"cell-interaction-delete\""));
+    assert!(!page.contains("cell-segment-read") && !page.contains("cell-webhook-read"));
+    assert!(
+        !page.contains("id=\"cell-tag-export\""),
+        "tags have no export"
+    );
+
+    // A rep logs a note and, by default, may delete it.
+    let client = send(
+        &app,
+        api(Method::POST, "/api/clients", &rep)
+            .set_json(json!({"type": "individual", "lastName": "Wirth"})),
+    )
+    .await
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let log = |subject: &str| {
+        api(
+            Method::POST,
+            &format!("/api/clients/{client}/interactions"),
+            &rep,
+        )
+        .set_json(json!({"type": "note", "subject": subject}))
+    };
+    let first = send(&app, log("Wrong client")).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let second = send(&app, log("Kept")).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = send(
+        &app,
+        api(Method::DELETE, &format!("/api/interactions/{first}"), &rep),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+
+    // The admin takes the right away: the API refuses, the console offers no Delete, and
+    // editing still works.
+    let r = send(
+        &app,
+        api(
+            Method::DELETE,
+            "/api/policies/sales_rep/interaction/delete",
+            &admin,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = send(
+        &app,
+        api(Method::DELETE, &format!("/api/interactions/{second}"), &rep),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let mut rb = Browser::new();
+    rb.sign_in(&app, "rep@acme.test", PASSWORD).await;
+    let timeline = rb
+        .get(&app, &format!("/clients/{client}/timeline"))
+        .await
+        .body;
+    assert!(
+        timeline.contains("Kept") && timeline.contains("/edit\""),
+        "{timeline}"
+    );
+    assert!(!timeline.contains(&format!("/interactions/{second}/delete")));
+    let r = rb
+        .hx_post(&app, &format!("/interactions/{second}/delete"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let still = send(
+        &app,
+        api(Method::GET, &format!("/api/interactions/{second}"), &rep),
+    )
+    .await;
+    assert_eq!(still.status, StatusCode::OK);
 }

@@ -13,6 +13,7 @@ mod clients;
 mod clients_console;
 mod console;
 mod crawl;
+mod dashboard;
 mod duplicates;
 mod exports;
 mod imports;

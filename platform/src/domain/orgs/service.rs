@@ -681,6 +681,14 @@ pub fn set_grant(
             format!("Unknown action; one of: {}.", policy::ACTIONS.join(", ")),
         ));
     }
+    // why: a right nothing checks would be a promise the product does not keep; taking
+    // one away stays possible, to clean up grants made before the list existed.
+    if errors.is_empty() && allowed && !policy::is_enforced(resource, action) {
+        errors.push(FieldError::new(
+            "action",
+            format!("Nothing in Rapport checks “{action}” on {resource} yet, so granting it would change nothing."),
+        ));
+    }
     if !errors.is_empty() {
         return Err(AppError::Validation(
             "The permission could not be changed.".into(),

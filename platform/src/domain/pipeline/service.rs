@@ -30,7 +30,9 @@ pub fn ensure_defaults(conn: &mut DbConn, org_id: &str) -> AppResult<()> {
             c,
             &AuditContext::cli(org_id),
             "New business",
-            None,
+            // why: a deal untouched for a month is worth a look; the dashboard and the
+            // board flag it. Admins change or clear it on the Pipelines page.
+            Some(30),
             DEFAULT_STAGES,
         )?;
         if store::loss_reasons(c, org_id, false)?.is_empty() {

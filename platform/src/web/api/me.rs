@@ -21,6 +21,12 @@ pub async fn show(actor: ApiActor) -> AppResult<HttpResponse> {
     })))
 }
 
+/// `GET /api/dashboard`: the caller's dashboard figures, as the console's first page shows
+/// them (blocks the role may not see are `null`).
+pub async fn dashboard(scope: crate::web::scope::ApiScope) -> AppResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(crate::ops::dashboard::show(&scope).await?))
+}
+
 /// `GET /api/me/notifications`: the newest 100, unread first in weight (`unread` counts).
 pub async fn notifications(
     actor: ApiActor,

@@ -58,6 +58,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(crate::web::exports::api_interactions),
         )
         .route("/me", web::get().to(me::show))
+        .route("/dashboard", web::get().to(me::dashboard))
         .route("/me/notifications", web::get().to(me::notifications))
         .route("/me/calendar-feed", web::get().to(me::calendar_feed))
         .route(
@@ -92,6 +93,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(users::reset_password),
         )
         .route("/policies", web::get().to(policies::list))
+        .route("/policies/rights", web::get().to(policies::rights))
         .route("/policies", web::post().to(policies::grant))
         .route(
             "/policies/{role}/{resource}/{action}",

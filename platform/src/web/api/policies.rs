@@ -32,6 +32,20 @@ pub async fn list(scope: ApiScope) -> AppResult<HttpResponse> {
     }))
 }
 
+/// `GET /api/policies/rights`: the rights Rapport checks, per resource — the only ones a
+/// grant may name (the Permissions page's cells).
+pub async fn rights(scope: ApiScope) -> AppResult<HttpResponse> {
+    scope.require("policy", "read")?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "data": crate::domain::policy::ENFORCED
+            .iter()
+            .map(|(resource, actions, about)| serde_json::json!({
+                "resource": resource, "actions": actions, "about": about,
+            }))
+            .collect::<Vec<_>>(),
+    })))
+}
+
 pub async fn grant(scope: ApiScope, body: web::Json<GrantDto>) -> AppResult<HttpResponse> {
     let g = body.into_inner();
     let (role, resource, action) = (g.role.clone(), g.resource.clone(), g.action.clone());

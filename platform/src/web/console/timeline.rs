@@ -19,8 +19,10 @@ const PAGE: i64 = 20;
 
 pub struct ItemView {
     pub id: String,
-    /// May be edited, completed or deleted here (not a system event; the reader may write).
+    /// May be edited or completed here (not a system event; the reader may write).
     pub editable: bool,
+    /// May be deleted (not a system event; the reader holds `interaction:delete`).
+    pub deletable: bool,
     pub location: String,
     /// Other clients and colleagues taking part, by name.
     pub with: String,
@@ -98,6 +100,7 @@ pub fn item_view(r: &InteractionRow, t: &Timeline, can_write: bool) -> ItemView 
     ItemView {
         id: r.id.clone(),
         editable: can_write && r.kind != service::EVENT,
+        deletable: t.can_delete && r.kind != service::EVENT,
         location: r.location.clone().unwrap_or_default(),
         with: t.with(&r.id),
         kind: r.kind.clone(),

@@ -17,11 +17,15 @@ use crate::web::console::{render, Toast};
 pub struct Cell {
     pub action: &'static str,
     pub allowed: bool,
+    /// Checked somewhere in Rapport; a cell that is not shows no box.
+    pub enforced: bool,
 }
 
 pub struct MatrixRow {
     pub resource: &'static str,
     pub label: String,
+    /// What the row's rights govern.
+    pub about: &'static str,
     pub cells: Vec<Cell>,
 }
 
@@ -73,11 +77,13 @@ pub async fn show(
         .and_then(Role::parse)
         .unwrap_or(Role::Manager);
     let editable = scope.can("policy", "write");
-    let rows = policy::RESOURCES
+    // Only the rights the code checks (`policy::ENFORCED`); other cells stay empty.
+    let rows = policy::ENFORCED
         .iter()
-        .map(|resource| MatrixRow {
+        .map(|(resource, enforced, about)| MatrixRow {
             resource,
             label: resource.replace('_', " "),
+            about,
             cells: policy::ACTIONS
                 .iter()
                 .map(|action| Cell {
@@ -85,6 +91,7 @@ pub async fn show(
                     allowed: grants
                         .iter()
                         .any(|(r, res, a)| r == role.as_str() && res == resource && a == action),
+                    enforced: enforced.contains(action),
                 })
                 .collect(),
         })
@@ -147,7 +154,11 @@ pub async fn toggle(
     let fragment = CellFragment {
         role: &form.role,
         resource: &form.resource,
-        cell: Cell { action, allowed },
+        cell: Cell {
+            action,
+            allowed,
+            enforced: true,
+        },
         locked: false,
         editable: true,
         toast: Toast {
