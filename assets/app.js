@@ -285,3 +285,18 @@ document.addEventListener("drop", (e) => {
   zone.querySelector("input[type=file]").files = e.dataTransfer.files;
   zone.requestSubmit();
 });
+
+// A role change asks first: the select posts on change, so a cancelled confirmation puts
+// the old role back and the change never reaches htmx (this listener runs first, in the
+// capture phase).
+document.addEventListener('change', (e) => {
+  const s = e.target;
+  if (!(s instanceof HTMLSelectElement) || !s.dataset.confirm) return;
+  const label = s.options[s.selectedIndex] ? s.options[s.selectedIndex].text : s.value;
+  if (!window.confirm(s.dataset.confirm.replace('{role}', label))) {
+    s.value = s.dataset.initial || s.value;
+    e.stopImmediatePropagation();
+  } else {
+    s.dataset.initial = s.value;
+  }
+}, true);

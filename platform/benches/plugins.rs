@@ -13,7 +13,7 @@ use rapport::plugins::{bundle, runtime};
 
 fn main() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/healthcare");
-    let path = bundle::pack_dir(&dir, None, None).unwrap();
+    let (path, _) = bundle::pack_dir(&dir, None, None).unwrap();
     let b = bundle::unpack(&std::fs::read(&path).unwrap()).unwrap();
     let _ = std::fs::remove_file(&path);
     let mb = b.wasm.len() as f64 / (1024.0 * 1024.0);

@@ -21,6 +21,9 @@ pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const API_VERSION_SECTION: &str = "rapport_api_version";
 
 /// Hook names a manifest may list.
+#[cfg(feature = "pack")]
+pub mod pack;
+
 pub mod hooks {
     /// Checks and normalises a value of a plugin field type ([`crate::ValidateRequest`]).
     pub const VALIDATE: &str = "validate";

@@ -11,7 +11,11 @@ use super::{find_org, open, with_conn};
 
 /// Builds the plugin crate in `dir` for wasm32 and packs it; prints the bundle's path.
 pub fn pack(dir: &Path, wasm: Option<&Path>, sign: Option<&Path>) -> anyhow::Result<()> {
-    let path = crate::plugins::bundle::pack_dir(dir, wasm, sign).map_err(|e| anyhow::anyhow!(e))?;
+    let (path, warnings) =
+        crate::plugins::bundle::pack_dir(dir, wasm, sign).map_err(|e| anyhow::anyhow!(e))?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
     println!("{}", path.display());
     Ok(())
 }

@@ -64,7 +64,11 @@ pub const ENFORCED: &[(&str, &[&str], &str)] = &[
         &["read", "write", "delete", "export", "oversee", "admin"],
         "People and companies. Oversee reaches clients assigned to others; admin restores and purges the trash.",
     ),
-    ("tag", &["read", "write", "delete"], "Tags: write creates and renames them."),
+    (
+        "tag",
+        &["read", "write", "delete", "admin"],
+        "Tags. Write tags clients and creates a tag while tagging; admin adds, renames and recolours the organization's tags.",
+    ),
     (
         "sensitive_field",
         &["read", "write"],
@@ -124,6 +128,7 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
                 &["read", "write", "delete", "export", "oversee"],
             );
             g.extend(all(&["custom_field", "tag"], &["read", "write", "delete"]));
+            g.push(("tag", "admin"));
             g.extend(all(&["sensitive_field"], &["read", "write"]));
             g.extend(all(
                 &["pipeline", "user", "organization", "webhook", "plugin"],
@@ -165,9 +170,16 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
         }
         Role::Marketer => {
             let mut g = all(&["segment"], &["read", "write", "delete", "export"]);
-            g.extend(all(&["client", "interaction"], &["read", "oversee"]));
+            // Marketing brings in and qualifies leads across the whole base: it creates
+            // and edits clients, tags them (and makes tags while tagging), logs notes and
+            // completes the tasks it is given; it deletes nothing and sees no deals.
             g.extend(all(
-                &["report", "custom_field", "user", "organization", "tag"],
+                &["client", "interaction"],
+                &["read", "write", "oversee"],
+            ));
+            g.extend(all(&["tag"], &["read", "write"]));
+            g.extend(all(
+                &["report", "custom_field", "user", "organization"],
                 &["read"],
             ));
             g.push(("client", "export"));

@@ -11,6 +11,7 @@
 //! state (`crate::state`).
 
 pub mod attachments;
+pub mod audit;
 pub mod clients;
 pub mod contracts;
 pub mod custom_fields;

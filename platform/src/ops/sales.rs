@@ -125,7 +125,7 @@ pub async fn performance(scope: &Scope, q: PerformanceQuery) -> AppResult<Perfor
     if from > to {
         return Err(AppError::invalid(
             "from",
-            "The period starts before it ends.",
+            "The end date is before the start date: pick an end on or after the start.",
         ));
     }
     let filter = analytics::Scope {

@@ -36,7 +36,7 @@ pub async fn catalogue(scope: &Scope) -> AppResult<Vec<(TagRow, i64)>> {
 
 /// Defines a tag (gray unless a colour is given).
 pub async fn define(scope: &Scope, input: TagInput) -> AppResult<TagRow> {
-    scope.require("tag", "write")?;
+    scope.require("tag", "admin")?;
     let ctx = scope.audit.clone();
     scope
         .read(move |c| {
@@ -52,7 +52,7 @@ pub async fn define(scope: &Scope, input: TagInput) -> AppResult<TagRow> {
 }
 
 pub async fn update(scope: &Scope, id: String, input: TagInput) -> AppResult<TagRow> {
-    scope.require("tag", "write")?;
+    scope.require("tag", "admin")?;
     let ctx = scope.audit.clone();
     scope
         .read(move |c| {

@@ -22,9 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use rapport_plugin_sdk::{
-    capabilities, hooks, Manifest, ValidateRequest, ValidateResponse, API_VERSION,
-};
+use rapport_plugin_sdk::{capabilities, hooks, Manifest, ValidateRequest, ValidateResponse};
 use serde_json::json;
 
 use crate::db::schema::{plugin_installs, plugin_storage};
@@ -131,172 +129,20 @@ impl InstallRow {
 
 /// Host API versions this build runs: the same major and minor as its SDK.
 pub fn supports(api_version: &str) -> bool {
-    let major_minor = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
-    major_minor(api_version) == major_minor(API_VERSION)
+    rapport_plugin_sdk::pack::supports(api_version)
 }
 
-/// Everything that can be checked before a bundle is stored.
+/// Everything that can be checked before a bundle is stored (the SDK's checks, which the
+/// vendors' packer runs too).
 pub fn check(bundle: &bundle::Bundle) -> Result<(), Vec<FieldError>> {
-    let m = &bundle.manifest;
-    let mut errors = Vec::new();
-    if m.id.is_empty()
-        || m.id.len() > 100
-        || !m
-            .id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
-    {
-        errors.push(FieldError::new(
-            "id",
-            "Use a plugin id of letters, digits, dots and dashes (at most 100).",
-        ));
-    }
-    if !supports(&m.api_version) {
-        errors.push(FieldError::new(
-            "api_version",
-            format!("The plugin was built for API {}; this Rapport runs plugin API {API_VERSION}. Ask the vendor for a build against it.", m.api_version),
-        ));
-    }
-    for c in &m.capabilities {
-        if !capabilities::ALL.contains(&c.as_str()) {
-            errors.push(FieldError::new(
-                "capabilities",
-                format!("Unknown capability {c:?}."),
-            ));
-        }
-    }
-    for t in &m.pipeline_templates {
-        use crate::domain::pipeline::{STAGE_COLORS, STAGE_KINDS};
-        let bad_stage = t.stages.iter().any(|s| {
-            !STAGE_KINDS.contains(&s.kind.as_str())
-                || !STAGE_COLORS.contains(&s.color.as_str())
-                || !(0..=100).contains(&s.probability)
-        });
-        let missing_kind = STAGE_KINDS
-            .iter()
-            .any(|k| !t.stages.iter().any(|s| s.kind == *k));
-        if bad_stage || missing_kind {
-            errors.push(FieldError::new(
-                "pipeline_templates",
-                format!(
-                    "The pipeline template {:?} needs open, won and lost stages with known kinds, colours and probabilities 0 to 100.",
-                    t.key
-                ),
-            ));
-        }
-    }
-    for h in &m.hooks {
-        if !hooks::ALL.contains(&h.as_str()) {
-            errors.push(FieldError::new("hooks", format!("Unknown hook {h:?}.")));
-        }
-    }
-    for f in &m.computed_fields {
-        if !["client", "opportunity"].contains(&f.entity.as_str()) || f.key.is_empty() {
-            errors.push(FieldError::new(
-                "computed_fields",
-                format!(
-                    "The computed field {:?} needs a key and the entity client or opportunity.",
-                    f.key
-                ),
-            ));
-        }
-    }
-    if !m.computed_fields.is_empty() && !m.hooks.iter().any(|h| h == hooks::COMPUTE) {
-        errors.push(FieldError::new(
-            "hooks",
-            "A plugin with computed fields exports the compute hook; list it in hooks.",
-        ));
-    }
-    let mut keys = std::collections::HashSet::new();
-    for d in &m.settings {
-        if !rapport_plugin_sdk::setting_kinds::ALL.contains(&d.kind.as_str())
-            || d.key.is_empty()
-            || !keys.insert(d.key.as_str())
-        {
-            errors.push(FieldError::new(
-                "settings",
-                format!(
-                    "The setting {:?} needs a unique key and one of the kinds {}.",
-                    d.key,
-                    rapport_plugin_sdk::setting_kinds::ALL.join(", ")
-                ),
-            ));
-        }
-    }
-    for h in &m.allowed_hosts {
-        let bare = h.rsplit_once(':').map_or(h.as_str(), |(host, _)| host);
-        if bare.is_empty() || h.contains('/') || h.contains('*') {
-            errors.push(FieldError::new(
-                "allowed_hosts",
-                format!("{h:?} is not a host name (write `api.example.com` or `host:port`)."),
-            ));
-        }
-    }
-    match wasm::inspect(&bundle.wasm) {
-        Err(e) => errors.push(FieldError::new("wasm", e)),
-        Ok(facts) => {
-            match facts.api_version.as_deref() {
-                Some(v) if v == m.api_version => {}
-                Some(v) => errors.push(FieldError::new(
-                    "wasm",
-                    format!(
-                        "The module says API {v} but plugin.toml says {}.",
-                        m.api_version
-                    ),
-                )),
-                None => errors.push(FieldError::new(
-                    "wasm",
-                    "The module carries no API version; build it with rapport-plugin-sdk.",
-                )),
-            }
-            for (module, name) in &facts.imports {
-                if module == "extism:host/user" {
-                    // A host function: known, and its capability requested in the manifest.
-                    match rapport_plugin_sdk::host_functions::ALL
-                        .iter()
-                        .find(|(f, _)| f == name)
-                    {
-                        Some((_, None)) => {}
-                        Some((_, Some(cap))) if m.capabilities.iter().any(|c| c == cap) => {}
-                        Some((_, Some(cap))) => errors.push(FieldError::new(
-                            "capabilities",
-                            format!("The module uses {name}, which needs the {cap} capability; request it in plugin.toml."),
-                        )),
-                        None => errors.push(FieldError::new(
-                            "wasm",
-                            format!("The module imports the host function {name}, which Rapport does not provide."),
-                        )),
-                    }
-                } else if module == "extism:host/env"
-                    && (name.starts_with("log_") || name == "get_log_level")
-                {
-                    // why: Extism's own log functions write to our log with no capability
-                    // check, no size cap and no plugin named; plugins log through the SDK's
-                    // `log`, which needs the log capability.
-                    errors.push(FieldError::new(
-                        "wasm",
-                        format!("The module imports Extism's {name}; log through rapport_plugin_sdk::log (needs the log capability) instead."),
-                    ));
-                } else if !wasm::ALLOWED_IMPORT_MODULES.contains(&module.as_str()) {
-                    errors.push(FieldError::new("wasm", format!("The module imports {module}::{name}, which plugins may not use (no WASI, no other host functions).")));
-                }
-            }
-            for h in &m.hooks {
-                if !facts.exports.contains(h) {
-                    errors.push(FieldError::new(
-                        "hooks",
-                        format!(
-                            "plugin.toml lists the hook {h} but the module does not export it."
-                        ),
-                    ));
-                }
-            }
-        }
-    }
-    if errors.is_empty() {
+    let problems = rapport_plugin_sdk::pack::check(bundle);
+    if problems.is_empty() {
         Ok(())
     } else {
-        Err(errors)
+        Err(problems
+            .into_iter()
+            .map(|p| FieldError::new(p.field, p.message))
+            .collect())
     }
 }
 

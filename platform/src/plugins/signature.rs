@@ -2,12 +2,11 @@
 //! `rapport plugin pack --sign`); an organization lists the vendor keys it trusts and may
 //! refuse every bundle not signed by one of them.
 //!
-//! ed25519-dalek because it is the maintained pure-Rust ed25519 (RustCrypto's `signature`
-//! traits, constant-time, no C); keys and signatures travel as hex so a key fits on one line.
+//! The signing and verifying live in the SDK (`rapport_plugin_sdk::pack`), shared with the
+//! vendors' packer; this module keeps what the host stores: trusted keys and the policy.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde_json::json;
 
 use crate::db::schema::{organizations, plugin_trusted_keys};
@@ -15,89 +14,9 @@ use crate::db::{new_id, now, DbConn};
 use crate::domain::audit::{self, AuditContext};
 use crate::error::{AppError, AppResult};
 
-pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub fn from_hex(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim();
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-/// The public key in hex, or why the text is not one.
-pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
-    let bytes: [u8; 32] = from_hex(text)
-        .and_then(|b| b.try_into().ok())
-        .ok_or("A public key is 64 hexadecimal characters (from `rapport plugin keygen`).")?;
-    VerifyingKey::from_bytes(&bytes).map_err(|_| "This is not a valid ed25519 public key.".into())
-}
-
-/// A new signing key: (secret hex, public hex).
-pub fn generate() -> (String, String) {
-    use rand::RngCore;
-    let mut secret = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut secret);
-    let key = SigningKey::from_bytes(&secret);
-    (to_hex(&secret), to_hex(key.verifying_key().as_bytes()))
-}
-
-pub fn read_key_file(path: &std::path::Path) -> Result<SigningKey, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the signing key {}: {e}", path.display()))?;
-    let secret: [u8; 32] = text
-        .lines()
-        .find_map(|l| l.strip_prefix("secret "))
-        .and_then(from_hex)
-        .and_then(|b| b.try_into().ok())
-        .ok_or("the signing key file is damaged (make one with `rapport plugin keygen`)")?;
-    Ok(SigningKey::from_bytes(&secret))
-}
-
-pub fn key_file_text(secret_hex: &str, public_hex: &str) -> String {
-    format!(
-        "# Rapport plugin signing key: keep it secret.\npublic {public_hex}\nsecret {secret_hex}\n"
-    )
-}
-
-/// Signs a bundle (replacing any signature it had).
-pub fn sign(bundle: &[u8], key: &SigningKey) -> Result<Vec<u8>, String> {
-    let unsigned = super::bundle::unsigned_part(bundle)?;
-    let signature = key.sign(unsigned);
-    let text = format!(
-        "ed25519 {} {}",
-        to_hex(key.verifying_key().as_bytes()),
-        to_hex(&signature.to_bytes())
-    );
-    Ok(super::bundle::with_signature(unsigned, &text))
-}
-
-/// Checks a bundle's signature part against the bytes it covers; returns the signer's
-/// public key in hex.
-pub fn verify_part(signed: &[u8], part: &[u8]) -> Result<String, String> {
-    let text = std::str::from_utf8(part).map_err(|_| "the bundle's signature is damaged")?;
-    let mut words = text.split_whitespace();
-    let (Some("ed25519"), Some(key), Some(sig), None) =
-        (words.next(), words.next(), words.next(), words.next())
-    else {
-        return Err("the bundle's signature is not an ed25519 signature".into());
-    };
-    let key = parse_public_key(key)?;
-    let sig: [u8; 64] = from_hex(sig)
-        .and_then(|b| b.try_into().ok())
-        .ok_or("the bundle's signature is damaged")?;
-    key.verify(signed, &Signature::from_bytes(&sig))
-        .map_err(|_| {
-            "the bundle's signature does not match its contents: it was changed after signing"
-                .to_string()
-        })?;
-    Ok(to_hex(key.as_bytes()))
-}
+pub use rapport_plugin_sdk::pack::{
+    from_hex, generate, key_file_text, parse_public_key, read_key_file, sign, to_hex, verify_part,
+};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = plugin_trusted_keys)]
@@ -257,7 +176,7 @@ mod tests {
     #[test]
     fn a_signed_bundle_verifies_and_a_changed_one_does_not() {
         let (secret, public) = generate();
-        let key = SigningKey::from_bytes(
+        let key = ed25519_dalek::SigningKey::from_bytes(
             &from_hex(&secret)
                 .and_then(|b| b.try_into().ok())
                 .unwrap_or([0; 32]),

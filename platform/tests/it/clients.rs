@@ -1269,7 +1269,7 @@ async fn the_default_role_matrix_for_clients() {
         ("manager", true, 200, 200, 204, 403, 201),
         ("sales_rep", false, 404, 404, 403, 403, 403),
         ("service_rep", true, 200, 200, 403, 403, 403),
-        ("marketer", true, 200, 403, 403, 403, 403),
+        ("marketer", true, 200, 200, 403, 403, 403),
         ("read_only", true, 200, 403, 403, 403, 403),
     ];
     for (role, sees, get, patch, delete, trash, define) in expectations {

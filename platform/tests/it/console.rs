@@ -20,6 +20,7 @@ async fn pages_fragments_and_history_restores() {
     b.sign_in(&app, "admin@acme.test", PASSWORD).await;
     for path in [
         "/",
+        "/exports",
         "/admin/users",
         "/admin/permissions",
         "/admin/audit",

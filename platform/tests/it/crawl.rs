@@ -1,6 +1,7 @@
 //! "Every action shown is allowed": as each demo role, crawl the console from the dashboard,
 //! following every link it shows, and post to every form it shows; none may answer 403. A
-//! button a role cannot use is a defect even when the server refuses it correctly.
+//! button a role cannot use is a defect even when the server refuses it correctly. Every page
+//! is also read as a person reads it: no record id (UUID) and no raw enum value (`read_only`).
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -59,6 +60,59 @@ fn post_targets(html: &str) -> Vec<String> {
     out.into_iter().filter(|a| followable(a)).collect()
 }
 
+/// The text a person reads: tags, scripts and styles removed, entities left as they are.
+fn visible_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        out.push(' ');
+        let tail = &rest[open..];
+        let skip_to = ["script", "style", "template"].iter().find_map(|t| {
+            tail[1..]
+                .starts_with(t)
+                .then(|| tail.find(&format!("</{t}>")).map(|e| e + t.len() + 3))
+                .flatten()
+        });
+        let end = skip_to.unwrap_or_else(|| tail.find('>').map_or(tail.len(), |e| e + 1));
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What should never reach a person: record ids (UUIDs) and raw enum values (`read_only`,
+/// `no_answer`): snake_case words.
+fn raw_words(text: &str) -> Vec<String> {
+    let is_uuid = |w: &str| {
+        let parts: Vec<&str> = w.split('-').collect();
+        parts.len() == 5
+            && parts.iter().map(|p| p.len()).collect::<Vec<_>>() == [8, 4, 4, 4, 12]
+            && w.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+    };
+    let is_snake = |w: &str| {
+        w.contains('_')
+            && !w.starts_with('_')
+            && !w.ends_with('_')
+            && w.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+    };
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .filter(|w| is_uuid(w) || is_snake(w))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn raw_words_finds_ids_and_enum_values_but_not_prose() {
+    let html =
+        "<p title=\"read_only\">Role: read_only, owner 01936b2e-7c4a-7d2e-9f3a-1b2c3d4e5f60</p>\
+                <script>let no_answer = 1;</script><p>A well-known e-mail</p>";
+    assert_eq!(
+        raw_words(&visible_text(html)),
+        vec!["read_only", "01936b2e-7c4a-7d2e-9f3a-1b2c3d4e5f60"]
+    );
+}
+
 #[actix_web::test]
 async fn every_link_and_form_a_role_is_shown_is_allowed() {
     let t = TestApp::new().await;
@@ -100,6 +154,10 @@ async fn every_link_and_form_a_role_is_shown_is_allowed() {
                 .is_some_and(|c| c.starts_with("text/html"));
             if !r.status.is_success() || !html {
                 continue;
+            }
+            let raw = raw_words(&visible_text(&r.body));
+            if !raw.is_empty() {
+                problems.push(format!("{role}: GET {path} shows {raw:?}"));
             }
             for href in attrs(&r.body, "href")
                 .into_iter()

@@ -301,3 +301,45 @@ fn first_sheet(bytes: &[u8]) -> Vec<Vec<String>> {
         .map(|r| r.iter().map(|c| c.to_string()).collect())
         .collect()
 }
+
+/// The Exports page offers what the role may export and nothing else; its links download.
+#[actix_web::test]
+async fn the_exports_page_offers_what_the_role_may_take() {
+    let t = TestApp::new().await;
+    let org = t.org("Acme");
+    t.user(&org, "admin@acme.test", "admin");
+    t.user(&org, "rep@acme.test", "sales_rep");
+    t.user(&org, "mk@acme.test", "marketer");
+    let app = t.service().await;
+    let mut admin = Browser::new();
+    admin.sign_in(&app, "admin@acme.test", PASSWORD).await;
+    let page = admin.get(&app, "/exports").await.body;
+    for link in [
+        "/clients/export.csv",
+        "/opportunities/export.xlsx",
+        "/interactions/export.csv",
+    ] {
+        assert!(page.contains(link), "{link}");
+    }
+    let csv = admin
+        .get(&app, "/interactions/export.csv?filter%5Btype%5D=call")
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    let mut mk = Browser::new();
+    mk.sign_in(&app, "mk@acme.test", PASSWORD).await;
+    let page = mk.get(&app, "/exports").await.body;
+    assert!(page.contains("/clients/export.csv") && !page.contains("/opportunities/export"));
+    let mut rep = Browser::new();
+    rep.sign_in(&app, "rep@acme.test", PASSWORD).await;
+    let home = rep.get(&app, "/").await.body;
+    assert!(
+        !home.contains("href=\"/exports\""),
+        "no Exports in a rep's menu"
+    );
+    assert!(rep
+        .get(&app, "/exports")
+        .await
+        .body
+        .contains("Nothing to export"));
+}

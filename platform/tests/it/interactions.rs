@@ -575,7 +575,7 @@ async fn a_meeting_for_tomorrow_is_in_the_reps_calendar_feed() {
     );
 }
 
-/// A task given to someone who may read interactions but not change them (a marketer)
+/// A task given to someone who may read interactions but not change them (read only)
 /// shows on their tasks page without a "Done" button, and completing it is refused alike in
 /// the console and the API (the console used to offer the button and ask for client rights).
 #[actix_web::test]
@@ -584,7 +584,7 @@ async fn a_reader_of_interactions_sees_their_tasks_without_done() {
     let app = t.service().await;
     let org = t.org("Acme");
     let rep = t.user(&org, "rep@acme.test", "sales_rep");
-    let marketer = t.user(&org, "mk@acme.test", "marketer");
+    let marketer = t.user(&org, "mk@acme.test", "read_only");
     let (rep_token, mk_token) = (t.token(&org, &rep), t.token(&org, &marketer));
     let client = send(
         &app,

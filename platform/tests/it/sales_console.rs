@@ -227,11 +227,22 @@ async fn deal_forms_validate_inline_and_quotes_are_made_in_the_console() {
             &app,
             &format!("/opportunities/{id}/quotes"),
             &[
+                ("line_name", ""),
+                ("line_qty", "1"),
+                ("line_price", ""),
+                ("line_discount", "0"),
+                ("line_tax", "0"),
                 ("line_name", "Seats"),
                 ("line_qty", "2"),
                 ("line_price", "10.005"),
                 ("line_discount", "0"),
                 ("line_tax", "0"),
+                ("line_name", "Onboarding day"),
+                ("line_qty", "1"),
+                ("line_price", "900"),
+                ("line_discount", "5"),
+                ("line_tax", "0"),
+                ("terms", "Net 30"),
             ],
         )
         .await;
@@ -240,6 +251,17 @@ async fn deal_forms_validate_inline_and_quotes_are_made_in_the_console() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "prices have two decimals at most"
     );
+    // The error names the row as the form shows it, in words; every line typed is still there.
+    assert!(q.body.contains("Line 2, unit price"), "{}", q.body);
+    assert!(!q.body.contains("lines[0]") && !q.body.contains("unitPrice"));
+    for kept in [
+        "value=\"10.005\"",
+        "value=\"Onboarding day\"",
+        "value=\"900\"",
+        ">Net 30</textarea>",
+    ] {
+        assert!(q.body.contains(kept), "{kept} was lost");
+    }
     let q = b
         .hx_post(
             &app,
@@ -494,4 +516,23 @@ async fn a_profile_lists_the_clients_deals_and_starts_one_prefilled() {
         "another organization's client: {}",
         r.body
     );
+}
+
+/// Reversed dates on the Performance page: the page stays, says what is wrong beside the
+/// dates in the right order of words, and shows the default period.
+#[actix_web::test]
+async fn reversed_performance_dates_are_explained_inline() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let mut b = Browser::new();
+    b.sign_in(&app, "manager@acme.test", PASSWORD).await;
+    let r = b
+        .get(&app, "/performance?from=2026-12-01&to=2026-11-01")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("id=\"date-error\""), "{}", r.body);
+    assert!(r
+        .body
+        .contains("The end date is before the start date: pick an end on or after the start."));
+    assert!(r.body.contains("Won value"), "the report is still shown");
 }

@@ -173,10 +173,8 @@ pub struct ContractRow {
 }
 
 pub const OPPORTUNITY_STATUSES: &[&str] = &["open", "won", "lost", "cancelled"];
-pub const STAGE_KINDS: &[&str] = &["open", "won", "lost"];
-pub const STAGE_COLORS: &[&str] = &[
-    "gray", "blue", "green", "yellow", "orange", "red", "purple", "teal",
-];
+// One list for the host and plugins' pipeline templates (checked at pack time too).
+pub use rapport_plugin_sdk::pack::{STAGE_COLORS, STAGE_KINDS};
 pub const QUOTE_STATUSES: &[&str] = &["draft", "sent", "accepted", "declined", "expired"];
 pub const CONTRACT_STATUSES: &[&str] = &["draft", "active", "expired", "terminated", "renewed"];
 

@@ -162,6 +162,22 @@ pub fn find_opportunity(
         .optional()
 }
 
+/// Deals' names by id (trashed ones too: a log names what was there).
+pub fn names_of(
+    conn: &mut DbConn,
+    org_id: &str,
+    ids: &[String],
+) -> QueryResult<Vec<(String, String)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    opportunities::table
+        .filter(opportunities::organization_id.eq(org_id))
+        .filter(opportunities::id.eq_any(ids))
+        .select((opportunities::id, opportunities::name))
+        .load(conn)
+}
+
 pub fn insert_opportunity(conn: &mut DbConn, row: &OpportunityRow) -> QueryResult<()> {
     diesel::insert_into(opportunities::table)
         .values(row)

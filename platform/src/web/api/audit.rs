@@ -1,14 +1,14 @@
 //! `GET /api/audit-log`: the organization's audit entries, newest first (`audit:read`).
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
+use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::{paginate, rfc3339, ListQuery};
-use crate::auth::ApiActor;
-use crate::db;
-use crate::domain::audit::{self, AuditRow};
-use crate::error::AppResult;
-use crate::state::AppState;
+use super::{rfc3339, ListEnvelope, ListQuery};
+use crate::domain::audit::{AuditFilter, AuditRow};
+use crate::error::{AppError, AppResult};
+use crate::ops::audit as ops;
+use crate::web::scope::ApiScope;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -42,23 +42,48 @@ impl From<AuditRow> for AuditDto {
     }
 }
 
-pub async fn list(
-    actor: ApiActor,
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> AppResult<HttpResponse> {
-    actor.require("audit", "read").await?;
-    let query = ListQuery::parse(&req, &[])?;
-    let org = actor.org_id().to_string();
-    let (cursor, limit) = (query.cursor.clone(), query.limit);
-    let rows = db::run(&state.pool, move |c| {
-        Ok(audit::list(c, &org, cursor.as_deref(), limit + 1)?)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(paginate(
-        rows,
-        query.limit,
-        |r| r.id.clone(),
-        AuditDto::from,
-    )))
+/// `GET /api/audit-log?filter[actor]=&filter[action]=&filter[resourceType]=&filter[resourceId]=&filter[from]=&filter[to]=`
+pub async fn list(scope: ApiScope, req: HttpRequest) -> AppResult<HttpResponse> {
+    let query = ListQuery::parse(
+        &req,
+        &[
+            "actor",
+            "action",
+            "resourceType",
+            "resourceId",
+            "from",
+            "to",
+        ],
+    )?;
+    let f = |k: &str| query.filters.get(k).cloned().filter(|v| !v.is_empty());
+    let day = |k: &str| -> AppResult<Option<NaiveDate>> {
+        f(k).map(|d| {
+            NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|_| {
+                AppError::invalid(&format!("filter[{k}]"), "Use a date like 2026-12-31.")
+            })
+        })
+        .transpose()
+    };
+    let filter = AuditFilter {
+        actor: f("actor"),
+        action: f("action"),
+        resource_type: f("resourceType"),
+        resource_id: f("resourceId"),
+        from: day("from")?,
+        to: day("to")?,
+    };
+    let page = ops::page(&scope, filter, query.cursor.clone(), query.limit).await?;
+    Ok(HttpResponse::Ok().json(ListEnvelope {
+        data: page
+            .entries
+            .into_iter()
+            .map(|e| {
+                let mut v = serde_json::to_value(AuditDto::from(e.row)).unwrap_or_default();
+                v["actionLabel"] = e.action_label.into();
+                v["resourceName"] = e.resource_name.into();
+                v
+            })
+            .collect(),
+        next_cursor: page.next,
+    }))
 }

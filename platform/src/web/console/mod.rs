@@ -29,6 +29,20 @@ use super::{assets, is_htmx, wants_fragment};
 use crate::auth::ConsoleActor;
 use crate::error::{AppError, AppResult};
 
+/// A stored enum value as people read it: `read_only` → "Read only", `draft` → "Draft".
+/// Templates call it for values that have no label of their own.
+pub fn label(value: &str) -> String {
+    let words = match value {
+        "opportunity" => "deal".to_string(),
+        other => other.replace('_', " "),
+    };
+    let mut chars = words.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(dashboard::show))
         .route("/login", web::get().to(login::form))
@@ -66,6 +80,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clients/export.csv", web::get().to(export_clients))
         .route("/clients/export.json", web::get().to(export_clients))
         .route("/clients/export.xlsx", web::get().to(export_clients))
+        .route("/exports", web::get().to(exports_page))
+        .route(
+            "/interactions/export.csv",
+            web::get().to(export_interactions),
+        )
+        .route(
+            "/interactions/export.json",
+            web::get().to(export_interactions),
+        )
         .route("/opportunities/export.csv", web::get().to(export_deals))
         .route("/opportunities/export.xlsx", web::get().to(export_deals))
         .route("/clients/bulk", web::post().to(clients::bulk))
@@ -331,6 +354,35 @@ async fn export_clients(
     crate::web::exports::clients(&actor, &state, &req).await
 }
 
+async fn export_interactions(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<crate::state::AppState>,
+) -> AppResult<HttpResponse> {
+    crate::web::exports::interactions(&actor, &state, &req).await
+}
+
+#[derive(Template)]
+#[template(path = "partials/exports.html")]
+struct ExportsPage {
+    clients: bool,
+    deals: bool,
+    interactions: bool,
+}
+
+/// Every export the reader may take, in one place (each list also links its own).
+async fn exports_page(req: HttpRequest, actor: ConsoleActor) -> AppResult<HttpResponse> {
+    let page = ExportsPage {
+        clients: actor.can("client", "read").await? && actor.can("client", "export").await?,
+        deals: actor.can("opportunity", "read").await?
+            && actor.can("opportunity", "export").await?,
+        interactions: actor.can("client", "read").await?
+            && actor.can("interaction", "read").await?
+            && actor.can("interaction", "export").await?,
+    };
+    render(&req, &actor, "Exports", &page).await
+}
+
 async fn export_deals(
     req: HttpRequest,
     actor: ConsoleActor,
@@ -393,6 +445,9 @@ pub async fn render_with_status(
     let path = req.path();
     let perms = actor.permissions().await?;
     let has = |r: &str, a: &str| perms.iter().any(|(pr, pa)| pr == r && pa == a);
+    let query = req.query_string();
+    let companies = path == "/clients"
+        && (query.contains("type%5D=company") || query.contains("type]=company"));
     let mut nav = vec![NavItem {
         href: "/",
         label: "Dashboard",
@@ -402,7 +457,14 @@ pub async fn render_with_status(
         nav.push(NavItem {
             href: "/clients",
             label: "Clients",
-            active: path.starts_with("/clients"),
+            active: path.starts_with("/clients") && !companies,
+        });
+    }
+    if has("client", "read") {
+        nav.push(NavItem {
+            href: "/clients?filter[type]=company",
+            label: "Companies",
+            active: companies,
         });
     }
     if has("client", "read") {
@@ -450,6 +512,16 @@ pub async fn render_with_status(
             active: path.starts_with("/contracts"),
         });
     }
+    if (has("client", "read") && has("client", "export"))
+        || (has("opportunity", "read") && has("opportunity", "export"))
+        || (has("interaction", "read") && has("interaction", "export"))
+    {
+        nav.push(NavItem {
+            href: "/exports",
+            label: "Exports",
+            active: path.starts_with("/exports"),
+        });
+    }
     if has("pipeline", "write") {
         nav.push(NavItem {
             href: "/admin/pipelines",
@@ -471,7 +543,7 @@ pub async fn render_with_status(
             active: path.starts_with("/admin/custom-fields"),
         });
     }
-    if has("tag", "write") {
+    if has("tag", "admin") {
         nav.push(NavItem {
             href: "/admin/tags",
             label: "Tags",

@@ -2,12 +2,13 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
+use chrono::NaiveDate;
 use serde::Deserialize;
 
 use crate::auth::ConsoleActor;
-use crate::db;
-use crate::domain::audit::{self, AuditRow};
+use crate::domain::audit::AuditFilter;
 use crate::error::AppResult;
+use crate::ops::audit as ops;
 use crate::state::AppState;
 use crate::web::console::render;
 
@@ -17,25 +18,41 @@ pub struct EntryView {
     pub at: String,
     pub actor: String,
     pub action: String,
-    pub resource: String,
+    /// What the record is ("Client") and its name, when it has one.
+    pub kind: String,
+    pub name: String,
+    pub link: Option<String>,
     pub changes: String,
     pub ip: String,
 }
 
-impl From<AuditRow> for EntryView {
-    fn from(r: AuditRow) -> Self {
+impl From<ops::Entry> for EntryView {
+    fn from(e: ops::Entry) -> Self {
+        let r = e.row;
+        let kind = ops::RECORD_KINDS
+            .iter()
+            .find(|(k, _)| *k == r.resource_type)
+            .map_or_else(
+                || crate::domain::audit::action_label(&r.resource_type),
+                |(_, label)| label.trim_end_matches('s').to_string(),
+            );
         Self {
             at: r.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
             actor: r.actor_label,
-            action: r.action,
-            resource: match r.resource_id {
-                Some(id) => format!("{} {}", r.resource_type, id),
-                None => r.resource_type,
-            },
+            action: e.action_label,
+            kind,
+            name: e.resource_name.unwrap_or_default(),
+            link: e.resource_link,
             changes: describe_changes(&r.changes),
             ip: r.ip,
         }
     }
+}
+
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
 }
 
 #[derive(Template)]
@@ -45,55 +62,144 @@ struct AuditPanel {
     next: Option<String>,
     /// Only the rows, appended below the previous page.
     rows_only: bool,
+    people: Vec<Choice>,
+    kinds: Vec<Choice>,
+    from: String,
+    to: String,
+    /// The filters as a query string, carried by "Load more".
+    query: String,
+    filtered: bool,
 }
 
-#[derive(Deserialize)]
-pub struct Paging {
+#[derive(Deserialize, Default)]
+pub struct Query {
     before: Option<String>,
+    actor: Option<String>,
+    kind: Option<String>,
+    action: Option<String>,
+    record: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
 }
 
 pub async fn list(
     req: HttpRequest,
     actor: ConsoleActor,
     state: web::Data<AppState>,
-    paging: web::Query<Paging>,
+    query: web::Query<Query>,
 ) -> AppResult<HttpResponse> {
-    actor.require("audit", "read").await?;
-    let org = actor.org_id().to_string();
-    let before = paging.into_inner().before;
-    let rows_only = before.is_some();
-    let mut rows = db::run(&state.pool, move |c| {
-        Ok(audit::list(c, &org, before.as_deref(), PAGE + 1)?)
-    })
-    .await?;
-    let more = rows.len() as i64 > PAGE;
-    rows.truncate(PAGE as usize);
-    let next = if more {
-        rows.last().map(|r| r.id.clone())
-    } else {
-        None
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let q = query.into_inner();
+    let some = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+    let day = |v: &Option<String>| {
+        some(v).and_then(|d| NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").ok())
     };
+    let filter = AuditFilter {
+        actor: some(&q.actor),
+        action: some(&q.action),
+        resource_type: some(&q.kind).filter(|k| ops::RECORD_KINDS.iter().any(|(x, _)| x == k)),
+        resource_id: some(&q.record),
+        from: day(&q.from),
+        to: day(&q.to),
+    };
+    let rows_only = q.before.is_some();
+    let page = ops::page(&scope, filter.clone(), q.before.clone(), PAGE).await?;
+    let people = ops::people(&scope)
+        .await?
+        .into_iter()
+        .map(|(id, name)| Choice {
+            selected: filter.actor.as_deref() == Some(id.as_str()),
+            value: id,
+            label: name,
+        })
+        .collect();
+    let kinds = ops::RECORD_KINDS
+        .iter()
+        .map(|(k, label)| Choice {
+            value: (*k).into(),
+            label: (*label).into(),
+            selected: filter.resource_type.as_deref() == Some(*k),
+        })
+        .collect();
+    let pairs: Vec<(&str, String)> = [
+        ("actor", filter.actor.clone()),
+        ("kind", filter.resource_type.clone()),
+        ("action", filter.action.clone()),
+        ("record", filter.resource_id.clone()),
+        ("from", filter.from.map(|d| d.to_string())),
+        ("to", filter.to.map(|d| d.to_string())),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect();
     let panel = AuditPanel {
-        entries: rows.into_iter().map(EntryView::from).collect(),
-        next,
+        entries: page.entries.into_iter().map(EntryView::from).collect(),
+        next: page.next,
         rows_only,
+        people,
+        kinds,
+        from: filter.from.map(|d| d.to_string()).unwrap_or_default(),
+        to: filter.to.map(|d| d.to_string()).unwrap_or_default(),
+        filtered: !pairs.is_empty(),
+        query: serde_urlencoded::to_string(&pairs).unwrap_or_default(),
     };
     render(&req, &actor, "Audit log", &panel).await
 }
 
-/// `{"role": ["a", "b"], "name": "x"}` → `role: a → b; name: x`, for people to read.
+/// `{"role": ["manager", "read_only"], "assignedTo": [id, id]}` → `role: Manager → Read only;
+/// assigned to: changed`, for people to read: keys in words, enum values as labels, and
+/// record ids never shown (the Record column names the record).
 pub fn describe_changes(json: &str) -> String {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(json) else {
         return json.to_string();
     };
+    let is_id = |s: &str| s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
     let text = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
+        serde_json::Value::String(s) if is_id(s) => None,
+        serde_json::Value::String(s)
+            if s.contains('_') && s.chars().all(|c| c.is_ascii_lowercase() || c == '_') =>
+        {
+            Some(crate::web::console::label(s))
+        }
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Null => Some("none".into()),
+        serde_json::Value::Array(items) => {
+            let shown: Vec<String> = items
+                .iter()
+                .filter_map(|i| match i {
+                    serde_json::Value::String(s) if is_id(s) => None,
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    other => Some(other.to_string()),
+                })
+                .collect();
+            (shown.len() == items.len()).then(|| shown.join(", "))
+        }
+        other => Some(other.to_string()),
+    };
+    let key_words = |k: &str| {
+        let mut out = String::new();
+        for ch in k.chars() {
+            if ch.is_ascii_uppercase() {
+                out.push(' ');
+                out.push(ch.to_ascii_lowercase());
+            } else if ch == '_' {
+                out.push(' ');
+            } else {
+                out.push(ch);
+            }
+        }
+        out
     };
     map.iter()
-        .map(|(k, v)| match v.as_array().map(Vec::as_slice) {
-            Some([from, to]) => format!("{k}: {} → {}", text(from), text(to)),
-            _ => format!("{k}: {}", text(v)),
+        .map(|(k, v)| {
+            let k = key_words(k);
+            match v.as_array().map(Vec::as_slice) {
+                Some([from, to]) => match (text(from), text(to)) {
+                    (Some(a), Some(b)) => format!("{k}: {a} → {b}"),
+                    _ => format!("{k}: changed"),
+                },
+                _ => text(v).map_or_else(|| k.clone(), |t| format!("{k}: {t}")),
+            }
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -106,6 +212,12 @@ mod tests {
         assert_eq!(
             super::describe_changes(r#"{"role":["manager","marketer"],"name":"Ann"}"#),
             "name: Ann; role: manager → marketer"
+        );
+        assert_eq!(
+            super::describe_changes(
+                r#"{"role":["manager","read_only"],"assignedTo":["01a23d60-8e88-745f-8013-94a899623009","01a23d60-8e83-763f-952e-ddfb2c00f302"],"tagId":"01a23d60-8e88-745f-8013-94a899623009"}"#
+            ),
+            "assigned to: changed; role: manager → Read only; tag id"
         );
         assert_eq!(super::describe_changes("{}"), "");
     }

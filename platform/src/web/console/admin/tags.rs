@@ -26,6 +26,8 @@ struct TagsPage {
     error: Option<String>,
     name: String,
     can_delete: bool,
+    /// Adding, renaming and recolouring (`tag:admin`); others see the list.
+    can_edit: bool,
 }
 
 async fn page(
@@ -37,6 +39,7 @@ async fn page(
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(actor, state).await?;
     let can_delete = scope.can("tag", "delete");
+    let can_edit = scope.can("tag", "admin");
     let tags = ops::catalogue(&scope)
         .await?
         .into_iter()
@@ -62,6 +65,7 @@ async fn page(
             error,
             name,
             can_delete,
+            can_edit,
         },
         status,
     )

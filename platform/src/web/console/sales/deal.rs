@@ -68,6 +68,8 @@ struct DealPage {
     can_delete: bool,
     currency: String,
     quote_errors: Vec<FieldError>,
+    /// What the quote form shows: empty rows, or what was typed when it was refused.
+    quote_draft: QuoteDraft,
     /// The deal's timeline card (empty when its client is out of the reader's sight).
     timeline: String,
     /// The deal's Files card.
@@ -202,16 +204,53 @@ fn page_view(p: Read, scope: &Scope, quote_errors: Vec<FieldError>) -> DealPage 
         can_write: scope.can("opportunity", "write"),
         can_delete: scope.can("opportunity", "delete"),
         quote_errors,
+        quote_draft: QuoteDraft::default(),
     }
 }
 
-/// The deal's page; a refused quote shows it again with the quote form's errors.
+/// One row of the quote form as typed.
+#[derive(Clone, Default)]
+pub struct DraftLine {
+    pub name: String,
+    pub qty: String,
+    pub price: String,
+    pub discount: String,
+    pub tax: String,
+}
+
+/// The quote form's content: three empty rows, or everything typed in a refused quote.
+#[derive(Clone)]
+pub struct QuoteDraft {
+    pub lines: Vec<DraftLine>,
+    pub valid_until: String,
+    pub terms: String,
+}
+
+impl Default for QuoteDraft {
+    fn default() -> Self {
+        let blank = DraftLine {
+            qty: "1".into(),
+            discount: "0".into(),
+            tax: "0".into(),
+            ..Default::default()
+        };
+        Self {
+            lines: vec![blank; 3],
+            valid_until: String::new(),
+            terms: String::new(),
+        }
+    }
+}
+
+/// The deal's page; a refused quote shows it again with the quote form's errors and
+/// everything that was typed.
 pub(super) async fn deal_page(
     req: &HttpRequest,
     actor: &ConsoleActor,
     state: &AppState,
     id: String,
     quote_errors: Vec<FieldError>,
+    quote_draft: QuoteDraft,
     status: StatusCode,
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(actor, state).await?;
@@ -220,6 +259,7 @@ pub(super) async fn deal_page(
     let page = DealPage {
         timeline,
         files,
+        quote_draft,
         ..page_view(read, &scope, quote_errors)
     };
     let title = page.name.clone();
@@ -233,7 +273,16 @@ pub async fn show(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let id = id.into_inner();
-    deal_page(&req, &actor, &state, id, Vec::new(), StatusCode::OK).await
+    deal_page(
+        &req,
+        &actor,
+        &state,
+        id,
+        Vec::new(),
+        QuoteDraft::default(),
+        StatusCode::OK,
+    )
+    .await
 }
 
 pub async fn delete(

@@ -168,6 +168,8 @@ pub async fn forecast(
 #[derive(Template)]
 #[template(path = "partials/sales/performance.html")]
 struct PerformancePage {
+    /// Why the dates asked for were not used (shown beside them).
+    date_error: String,
     from: String,
     to: String,
     reps: Vec<RepFigures>,
@@ -185,14 +187,25 @@ pub async fn performance(
     let pairs = query_pairs(&req)?;
     let date = |k: &str| get(&pairs, k).and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
     let pipeline = get(&pairs, "pipeline").map(str::to_string);
-    let q = PerformanceQuery {
+    let query = |from, to| PerformanceQuery {
         pipeline: pipeline.clone(),
         // The page has no owner filter: a manager sees every rep.
         owner: None,
-        from: date("from"),
-        to: date("to"),
+        from,
+        to,
     };
-    let p = sales::performance(&scope, q).await?;
+    // Reversed dates: say so beside them and show the default period, not an error page.
+    let (p, date_error) = match sales::performance(&scope, query(date("from"), date("to"))).await {
+        Err(crate::error::AppError::Validation(_, errors)) => (
+            sales::performance(&scope, query(None, None)).await?,
+            errors
+                .into_iter()
+                .map(|e| e.message)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        other => (other?, String::new()),
+    };
     let filters = sales::filters(&scope).await?;
     let currency = &actor.org.default_currency;
     let chart: Vec<&RepFigures> = p
@@ -201,6 +214,7 @@ pub async fn performance(
         .filter(|r| !r.team && r.currency == *currency)
         .collect();
     let page = PerformancePage {
+        date_error,
         chart: performance_svg(&chart),
         from: p.from,
         to: p.to,

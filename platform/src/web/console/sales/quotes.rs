@@ -4,7 +4,7 @@ use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 
 use super::super::redirect_with_flash;
-use super::deal::deal_page;
+use super::deal::{deal_page, DraftLine, QuoteDraft};
 use super::{get, parse_form};
 use crate::auth::ConsoleActor;
 use crate::domain::money::display as money;
@@ -47,6 +47,74 @@ fn quote_input(pairs: &[(String, String)], deal: String) -> QuoteInput {
     }
 }
 
+/// Everything the form sent, row by row, to show again when the quote is refused.
+fn draft_of(pairs: &[(String, String)]) -> QuoteDraft {
+    let all = |k: &str| {
+        pairs
+            .iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
+    let (names, qtys, prices) = (all("line_name"), all("line_qty"), all("line_price"));
+    let (discounts, taxes) = (all("line_discount"), all("line_tax"));
+    let at = |v: &[String], i: usize| v.get(i).cloned().unwrap_or_default();
+    let mut lines: Vec<DraftLine> = (0..names.len().min(200))
+        .map(|i| DraftLine {
+            name: at(&names, i),
+            qty: at(&qtys, i),
+            price: at(&prices, i),
+            discount: at(&discounts, i),
+            tax: at(&taxes, i),
+        })
+        .collect();
+    if lines.is_empty() {
+        lines = QuoteDraft::default().lines;
+    }
+    QuoteDraft {
+        lines,
+        valid_until: get(pairs, "valid_until").unwrap_or_default().to_string(),
+        terms: get(pairs, "terms").unwrap_or_default().to_string(),
+    }
+}
+
+/// The form's rows that hold a line (a name or a price), by their place in the form.
+fn filled_rows(pairs: &[(String, String)]) -> Vec<usize> {
+    let d = draft_of(pairs);
+    (0..d.lines.len())
+        .filter(|i| !d.lines[*i].name.trim().is_empty() || !d.lines[*i].price.trim().is_empty())
+        .collect()
+}
+
+/// `lines[1].unitPrice` → "Line 3, unit price": the quote's errors in the form's words,
+/// numbered as the form shows its rows (`rows` maps a line to its row; empty rows are
+/// skipped when the quote is read).
+fn field_words(field: &str, rows: &[usize]) -> String {
+    let Some(rest) = field.strip_prefix("lines[") else {
+        return match field {
+            "lines" => "Lines".into(),
+            "validUntil" => "Valid until".into(),
+            "terms" => "Terms".into(),
+            "currency" => "Currency".into(),
+            other => other.to_string(),
+        };
+    };
+    let (n, name) = rest.split_once("].").unwrap_or((rest, ""));
+    let line = n
+        .parse::<usize>()
+        .ok()
+        .map_or(1, |n| rows.get(n).copied().unwrap_or(n) + 1);
+    let what = match name {
+        "name" => "item",
+        "quantity" => "quantity",
+        "unitPrice" => "unit price",
+        "discount" => "discount",
+        "taxRate" => "tax",
+        other => other,
+    };
+    format!("Line {line}, {what}")
+}
+
 pub async fn create_quote(
     req: HttpRequest,
     actor: ConsoleActor,
@@ -65,7 +133,16 @@ pub async fn create_quote(
         }
         Err(AppError::Validation(_, errors)) => {
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            deal_page(&req, &actor, &state, deal, errors, status).await
+            let rows = filled_rows(&pairs);
+            let errors = errors
+                .into_iter()
+                .map(|mut e| {
+                    e.field = field_words(&e.field, &rows);
+                    e
+                })
+                .collect();
+            let draft = draft_of(&pairs);
+            deal_page(&req, &actor, &state, deal, errors, draft, status).await
         }
         Err(e) => Err(e),
     }
@@ -98,4 +175,23 @@ pub async fn quote_pdf(
     let scope = crate::web::scope::of(&actor, &state).await?;
     let (q, bytes) = quotes::pdf(&scope, id.into_inner()).await?;
     Ok(crate::web::upload::pdf_response(&q, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_row_the_form_shows() {
+        // Row 1 empty (skipped), so the quote's first line is the form's row 2.
+        assert_eq!(
+            field_words("lines[0].unitPrice", &[1, 2]),
+            "Line 2, unit price"
+        );
+        assert_eq!(
+            field_words("lines[1].quantity", &[1, 2]),
+            "Line 3, quantity"
+        );
+        assert_eq!(field_words("lines", &[]), "Lines");
+    }
 }
