@@ -14,8 +14,9 @@ use crate::db::schema::{interactions, opportunities};
 use crate::db::DbConn;
 use crate::error::AppResult;
 
-/// Lists stop counting here ("1,000+"): a count is a hint, not a report.
-pub const COUNT_CAP: i64 = 1000;
+/// Lists stop counting here ("100+"): a count on a dashboard is a hint, not a report, and
+/// a capped count costs the same at any size.
+pub const COUNT_CAP: i64 = 100;
 
 /// The calendar periods the figures compare, from one "today".
 #[derive(Debug, Clone, Copy)]
@@ -161,12 +162,54 @@ pub fn closing_soon(
         .limit(limit)
         .select(OpportunityRow::as_select())
         .load(conn)?;
-    let count = base()
-        .select(opportunities::id)
-        .limit(COUNT_CAP)
-        .load::<String>(conn)?
-        .len();
-    Ok((rows, count as i64))
+    let count = capped_count(
+        conn,
+        "opportunities WHERE organization_id = $1 AND deleted_at IS NULL AND status = 'open' \
+         AND expected_close >= $2 AND expected_close <= $3",
+        &[Bind::Text(org_id), Bind::Date(today), Bind::Date(until)],
+        owner,
+    )?;
+    Ok((rows, count))
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+enum Bind<'a> {
+    Text(&'a str),
+    Date(NaiveDate),
+    Time(NaiveDateTime),
+}
+
+/// `COUNT(*)` of at most [`COUNT_CAP`] rows of `from_where` (binds in order, then the owner
+/// when given): counting stops at the cap instead of walking a large range.
+fn capped_count(
+    conn: &mut DbConn,
+    from_where: &str,
+    binds: &[Bind<'_>],
+    owner: Option<&str>,
+) -> AppResult<i64> {
+    let owner_sql = owner.map_or(String::new(), |_| {
+        format!(" AND assigned_to = ${}", binds.len() + 1)
+    });
+    let sql = format!(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM (SELECT 1 AS one FROM {from_where}{owner_sql} LIMIT {COUNT_CAP}) AS capped"
+    );
+    let mut q = diesel::sql_query(sql).into_boxed();
+    for b in binds {
+        q = match b {
+            Bind::Text(t) => q.bind::<Text, _>(*t),
+            Bind::Date(d) => q.bind::<diesel::sql_types::Date, _>(*d),
+            Bind::Time(t) => q.bind::<Timestamp, _>(*t),
+        };
+    }
+    if let Some(o) = owner {
+        q = q.bind::<Text, _>(o);
+    }
+    Ok(q.get_result::<Count>(conn)?.n)
 }
 
 /// Open deals of `pipeline_id` that entered their stage before `cutoff` (rotting), oldest
@@ -200,12 +243,28 @@ pub fn rotting(
         .limit(limit)
         .select(OpportunityRow::as_select())
         .load(conn)?;
-    let count = base()
-        .select(opportunities::id)
-        .limit(COUNT_CAP)
-        .load::<String>(conn)?
-        .len();
-    Ok((rows, count as i64))
+    let count = rotting_count(conn, org_id, pipeline_id, cutoff, owner)?;
+    Ok((rows, count))
+}
+
+fn rotting_count(
+    conn: &mut DbConn,
+    org_id: &str,
+    pipeline_id: &str,
+    cutoff: NaiveDateTime,
+    owner: Option<&str>,
+) -> AppResult<i64> {
+    capped_count(
+        conn,
+        "opportunities WHERE organization_id = $1 AND deleted_at IS NULL AND status = 'open' \
+         AND pipeline_id = $2 AND stage_entered_at < $3",
+        &[
+            Bind::Text(org_id),
+            Bind::Text(pipeline_id),
+            Bind::Time(cutoff),
+        ],
+        owner,
+    )
 }
 
 /// Calls, meetings, e-mails and notes a person logged (completed) in a window.
@@ -253,6 +312,37 @@ pub fn activity_counts(
     }
     Ok(q.load(conn)?)
 }
+
+/// Clients created since `since` (the caller's own when `owner` is given), counted up to
+/// [`NEW_CLIENTS_CAP`]: "new clients" stays a bounded read after a large import.
+pub fn new_clients_since(
+    conn: &mut DbConn,
+    org_id: &str,
+    since: NaiveDateTime,
+    owner: Option<&str>,
+) -> AppResult<i64> {
+    let owner_sql = if owner.is_some() {
+        " AND assigned_to = $3"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM (SELECT 1 AS one FROM clients WHERE organization_id = $1 \
+         AND deleted_at IS NULL AND created_at >= $2{owner_sql} LIMIT {}) AS capped",
+        NEW_CLIENTS_CAP
+    );
+    let mut q = diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<Text, _>(org_id)
+        .bind::<Timestamp, _>(since);
+    if let Some(o) = owner {
+        q = q.bind::<Text, _>(o);
+    }
+    Ok(q.get_result::<Count>(conn)?.n)
+}
+
+/// Where "new clients" stops counting.
+pub const NEW_CLIENTS_CAP: i64 = 1000;
 
 /// Overdue open tasks per assignee (due before today), for the team table.
 #[derive(Debug, Clone, QueryableByName)]

@@ -15,7 +15,7 @@ use crate::db::{now, DbConn};
 use crate::domain::dashboard::{self as figures, OwnerSums, Periods, COUNT_CAP};
 use crate::domain::money;
 use crate::domain::pipeline::{service as pipeline, OpportunityRow};
-use crate::domain::{clients, interactions, orgs};
+use crate::domain::{interactions, orgs};
 use crate::error::AppResult;
 
 /// How many deals and tasks each list shows.
@@ -205,6 +205,8 @@ pub struct Tasks {
 pub struct NewClients {
     pub this_week: i64,
     pub last_week: i64,
+    /// The counts stopped at their cap (a large import): "10000+".
+    pub more: bool,
     /// Counts cover only the user's own clients.
     pub own_only: bool,
 }
@@ -450,12 +452,13 @@ fn build(
 
     let new_clients = if r.clients {
         let only = (!r.oversees_clients).then_some(me);
-        let this_week = clients::store::count_created_since(c, org, p.week_start, only)?;
+        let this_week = figures::new_clients_since(c, org, p.week_start, only)?;
         let since_last =
-            clients::store::count_created_since(c, org, p.week_start - Duration::days(7), only)?;
+            figures::new_clients_since(c, org, p.week_start - Duration::days(7), only)?;
         Some(NewClients {
             this_week,
-            last_week: since_last - this_week,
+            last_week: (since_last - this_week).max(0),
+            more: since_last >= figures::NEW_CLIENTS_CAP,
             own_only: only.is_some(),
         })
     } else {

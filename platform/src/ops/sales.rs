@@ -58,6 +58,13 @@ pub(super) fn owner_of(scope: &Scope, asked: Option<String>) -> Option<String> {
     asked.map(|o| if o == "me" { access.user_id } else { o })
 }
 
+/// Sales reports sum deals: they need the report right and the right to read deals (a
+/// marketer's report right is for client and segment figures, not the pipeline).
+pub fn require_reports(scope: &Scope) -> AppResult<()> {
+    scope.require("report", "read")?;
+    scope.require("opportunity", "read")
+}
+
 /// What the sales reports may be narrowed by: the pipelines, and the people (for those who
 /// may see others' deals; empty otherwise).
 pub struct Filters {
@@ -66,7 +73,7 @@ pub struct Filters {
 }
 
 pub async fn filters(scope: &Scope) -> AppResult<Filters> {
-    scope.require("report", "read")?;
+    require_reports(scope)?;
     let oversee = scope.access("opportunity").oversee;
     let org = scope.org_id.clone();
     scope
@@ -94,7 +101,7 @@ pub struct ForecastQuery {
 
 /// The forecast by month in the organization's currency and others, and stage rates.
 pub async fn forecast(scope: &Scope, q: ForecastQuery) -> AppResult<Forecast> {
-    scope.require("report", "read")?;
+    require_reports(scope)?;
     let filter = analytics::Scope {
         pipeline_id: q.pipeline,
         owner: owner_of(scope, q.owner),
@@ -119,7 +126,7 @@ pub struct PerformanceQuery {
 
 /// Won and lost deals per rep (and the team), and the time deals spend in each stage.
 pub async fn performance(scope: &Scope, q: PerformanceQuery) -> AppResult<Performance> {
-    scope.require("report", "read")?;
+    require_reports(scope)?;
     let to = q.to.unwrap_or_else(|| now().date());
     let from = q.from.unwrap_or(to - Duration::days(90));
     if from > to {

@@ -181,6 +181,11 @@ pub fn list_filtered(
 
 /// "client.update" → "Client changed": an action in words, for people.
 pub fn action_label(action: &str) -> String {
+    match action {
+        "session.create" => return "Signed in".into(),
+        "organization.create" => return "Organization created".into(),
+        _ => {}
+    }
     let (kind, verb) = action.split_once('.').unwrap_or((action, ""));
     let kind = match kind {
         "opportunity" => "Deal".to_string(),

@@ -80,7 +80,7 @@ pub async fn show(
         org_name: &actor.org.name,
         role: actor.role.label(),
         can_add_deal: scope.can("opportunity", "write") && scope.can("client", "read"),
-        can_forecast: scope.can("report", "read"),
+        can_forecast: crate::ops::sales::require_reports(&scope).is_ok(),
     };
     render(&req, &actor, "Dashboard", &fragment).await
 }

@@ -493,7 +493,7 @@ pub async fn render_with_status(
             active: path.starts_with("/pipeline") || path.starts_with("/opportunities"),
         });
     }
-    if has("report", "read") {
+    if has("report", "read") && has("opportunity", "read") {
         nav.push(NavItem {
             href: "/forecast",
             label: "Forecast",

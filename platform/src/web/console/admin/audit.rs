@@ -38,7 +38,11 @@ impl From<ops::Entry> for EntryView {
             );
         Self {
             at: r.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-            actor: r.actor_label,
+            actor: match r.actor_label.as_str() {
+                "cli" => "Command line".into(),
+                "system" => "Rapport".into(),
+                _ => r.actor_label,
+            },
             action: e.action_label,
             kind,
             name: e.resource_name.unwrap_or_default(),
@@ -190,9 +194,19 @@ pub fn describe_changes(json: &str) -> String {
         }
         out
     };
+    // Values of these keys are stored enum values: shown as labels.
+    let enum_key =
+        |k: &str| ["role", "status", "type", "kind", "direction", "outcome"].contains(&k);
+    let text = |k: &str, v: &serde_json::Value| match v {
+        serde_json::Value::String(s) if enum_key(k) && !is_id(s) => {
+            Some(crate::web::console::label(s))
+        }
+        other => text(other),
+    };
     map.iter()
-        .map(|(k, v)| {
-            let k = key_words(k);
+        .map(|(key, v)| {
+            let text = |v: &serde_json::Value| text(key, v);
+            let k = key_words(key);
             match v.as_array().map(Vec::as_slice) {
                 Some([from, to]) => match (text(from), text(to)) {
                     (Some(a), Some(b)) => format!("{k}: {a} → {b}"),
@@ -211,13 +225,13 @@ mod tests {
     fn changes_read_as_sentences() {
         assert_eq!(
             super::describe_changes(r#"{"role":["manager","marketer"],"name":"Ann"}"#),
-            "name: Ann; role: manager → marketer"
+            "name: Ann; role: Manager → Marketer"
         );
         assert_eq!(
             super::describe_changes(
                 r#"{"role":["manager","read_only"],"assignedTo":["01a23d60-8e88-745f-8013-94a899623009","01a23d60-8e83-763f-952e-ddfb2c00f302"],"tagId":"01a23d60-8e88-745f-8013-94a899623009"}"#
             ),
-            "assigned to: changed; role: manager → Read only; tag id"
+            "assigned to: changed; role: Manager → Read only; tag id"
         );
         assert_eq!(super::describe_changes("{}"), "");
     }

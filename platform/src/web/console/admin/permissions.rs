@@ -82,7 +82,7 @@ pub async fn show(
         .iter()
         .map(|(resource, enforced, about)| MatrixRow {
             resource,
-            label: resource.replace('_', " "),
+            label: crate::web::console::label(resource),
             about,
             cells: policy::ACTIONS
                 .iter()

@@ -166,7 +166,7 @@ fn board_view(
         month: get(pairs, "month").unwrap_or_default().to_string(),
         loss_reasons: b.loss_reasons,
         can_write: scope.can("opportunity", "write"),
-        can_forecast: scope.can("report", "read"),
+        can_forecast: crate::ops::sales::require_reports(scope).is_ok(),
         can_export,
         query: serde_urlencoded::to_string(pairs).unwrap_or_default(),
     }
