@@ -300,3 +300,17 @@ document.addEventListener('change', (e) => {
     s.dataset.initial = s.value;
   }
 }, true);
+
+// Phones: the client list's filters fold behind one button, and the bulk bar appears only
+// once a row is chosen, so the first client is on the first screen.
+document.addEventListener("click", (e) => {
+  const t = e.target.closest("[data-toggle-filters]");
+  if (!t) return;
+  const open = t.closest("form").classList.toggle("open");
+  t.setAttribute("aria-expanded", String(open));
+});
+document.addEventListener("change", (e) => {
+  if (!e.target.matches("input[name=ids], [data-select-all]")) return;
+  const bar = e.target.closest("form").querySelector("[data-bulk-bar]");
+  if (bar) bar.classList.toggle("has-selection", !!e.target.closest("form").querySelector("input[name=ids]:checked"));
+});
