@@ -131,6 +131,7 @@ async fn the_text_filter_matches_prefixes_and_phones_alike_in_the_api_and_the_co
         json!({"firstName": "Grace", "lastName": "Hopper", "email": "grace@navy.test"}),
         json!({"type": "company", "companyName": "Hamilton Labs"}),
         json!({"firstName": "Hedy", "lastName": "Lamarr"}),
+        json!({"firstName": "Konrad", "lastName": "Zuse", "phone": "+49 30 12345678"}),
     ] {
         let r = send(
             &app,
@@ -159,6 +160,20 @@ async fn the_text_filter_matches_prefixes_and_phones_alike_in_the_api_and_the_co
     assert_eq!(
         names(&send(&app, list("%2B1%20617%20555%200142")).await.json()),
         vec!["Margaret Hamilton"]
+    );
+    // A number typed in national form, whole or in part, finds the client.
+    for typed in ["030%2012345678", "030%201234", "(617)%20555", "617-555-01"] {
+        let found = names(&send(&app, list(typed)).await.json());
+        assert_eq!(found.len(), 1, "{typed}: {found:?}");
+    }
+    assert_eq!(
+        names(&send(&app, list("030%201234")).await.json()),
+        vec!["Konrad Zuse"]
+    );
+    assert_eq!(
+        names(&send(&app, list("6179")).await.json()),
+        Vec::<String>::new(),
+        "a prefix is a prefix, not any digits"
     );
     assert_eq!(
         names(&send(&app, list("zzzz")).await.json()),

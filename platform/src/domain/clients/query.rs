@@ -430,7 +430,41 @@ fn text_condition(conn: &DbConn, text: &str) -> Condition {
     if let Some(key) = super::duplicates::phone_key(text, None) {
         any = Box::new(any.or(sql::<Bool>("clients.phone_key = ").bind::<Text, _>(key)));
     }
+    if let Some(range) = phone_prefix(text) {
+        any = Box::new(any.or(range));
+    }
     any
+}
+
+/// A phone number typed in part, in national form (`030 1234`, `555 12`): the clients
+/// whose phone key starts with its digits (trunk zeros dropped, as keys store them). The
+/// range's upper end is the prefix with its last digit raised, so it holds under any
+/// collation (digit strings sort alike everywhere) and both backends read the phone-key
+/// index. A `+` number is matched whole by [`super::duplicates::phone_key`] instead.
+fn phone_prefix(text: &str) -> Option<Condition> {
+    let text = text.trim();
+    if text.starts_with('+') || !text.chars().all(|c| c.is_ascii_digit() || " -().".contains(c)) {
+        return None;
+    }
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    let prefix = digits.trim_start_matches('0').to_string();
+    if prefix.len() < 4 {
+        return None;
+    }
+    // "5559" → "556": raise the last digit that is not a 9, drop the nines after it.
+    let mut upper: Vec<u8> = prefix.clone().into_bytes();
+    while upper.last() == Some(&b'9') {
+        upper.pop();
+    }
+    let last = upper.pop()?;
+    upper.push(last + 1);
+    let upper = String::from_utf8(upper).ok()?;
+    Some(Box::new(
+        clients::phone_key
+            .ge(prefix)
+            .and(clients::phone_key.lt(upper))
+            .assume_not_null(),
+    ))
 }
 
 /// Longest text filter accepted, in characters (a name or an e-mail is shorter).
@@ -454,6 +488,9 @@ fn text_matches(conn: &mut DbConn, org_id: &str, text: &str) -> QueryResult<Opti
     ];
     if let Some(key) = super::duplicates::phone_key(text, None) {
         parts.push(Box::new(clients::phone_key.eq(key).assume_not_null()));
+    }
+    if let Some(range) = phone_prefix(text) {
+        parts.push(range);
     }
     for part in parts {
         let found: Vec<String> = clients::table
