@@ -443,7 +443,11 @@ fn text_condition(conn: &DbConn, text: &str) -> Condition {
 /// index. A `+` number is matched whole by [`super::duplicates::phone_key`] instead.
 fn phone_prefix(text: &str) -> Option<Condition> {
     let text = text.trim();
-    if text.starts_with('+') || !text.chars().all(|c| c.is_ascii_digit() || " -().".contains(c)) {
+    if text.starts_with('+')
+        || !text
+            .chars()
+            .all(|c| c.is_ascii_digit() || " -().".contains(c))
+    {
         return None;
     }
     let digits: String = text.chars().filter(char::is_ascii_digit).collect();
