@@ -782,3 +782,82 @@ async fn tasks_are_bucketed_and_done_in_one_click() {
     .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+/// "New task" on My tasks: pick a client, name the task, it is the signed-in user's; without
+/// a client the form answers inline with everything typed kept; a reader gets no form.
+#[actix_web::test]
+async fn my_tasks_makes_a_new_task_for_a_picked_client() {
+    let t = TestApp::new().await;
+    let app = t.service().await;
+    let org = t.org("Acme");
+    let rep = t.user(&org, "rep@acme.test", "sales_rep");
+    t.user(&org, "ro@acme.test", "read_only");
+    let token = t.token(&org, &rep);
+    let client = send(
+        &app,
+        api(Method::POST, "/api/clients", &token)
+            .set_json(json!({"type": "individual", "lastName": "Lovelace"})),
+    )
+    .await
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut b = Browser::new();
+    b.sign_in(&app, "rep@acme.test", PASSWORD).await;
+    let page = b.get(&app, "/tasks").await.body;
+    assert!(page.contains("id=\"new-task\"") && page.contains("New task"));
+    let refused = b
+        .hx_post(
+            &app,
+            "/tasks",
+            &[
+                ("q", "Lov"),
+                ("clientId", ""),
+                ("subject", "Call about the renewal"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("Choose the client the task is for"));
+    assert!(
+        refused.body.contains("value=\"Call about the renewal\""),
+        "typed text kept"
+    );
+    let made = b
+        .hx_post(
+            &app,
+            "/tasks",
+            &[
+                ("q", "Lovelace"),
+                ("clientId", &client),
+                ("subject", "Call about the renewal"),
+                ("due", "2030-01-15T09:30"),
+                ("priority", "high"),
+            ],
+        )
+        .await;
+    assert!(
+        made.status.is_redirection() || made.header("hx-redirect").is_some(),
+        "{}",
+        made.body
+    );
+    let tasks = send(&app, api(Method::GET, "/api/tasks", &token))
+        .await
+        .json();
+    assert_eq!(tasks["data"][0]["subject"], "Call about the renewal");
+    assert_eq!(tasks["data"][0]["priority"], "high");
+    assert_eq!(tasks["data"][0]["assigneeId"], rep);
+    assert!(b
+        .get(&app, "/tasks")
+        .await
+        .body
+        .contains("Call about the renewal"));
+    let mut ro = Browser::new();
+    ro.sign_in(&app, "ro@acme.test", PASSWORD).await;
+    assert!(!ro
+        .get(&app, "/tasks")
+        .await
+        .body
+        .contains("id=\"new-task\""));
+}

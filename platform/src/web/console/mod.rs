@@ -259,6 +259,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::put().to(admin::plugins::upload)),
         )
         .route("/tasks", web::get().to(tasks::list))
+        .route("/tasks", web::post().to(tasks::create))
         .route("/tasks/{id}/complete", web::post().to(tasks::complete))
         .route("/search", web::get().to(search::page))
         .route("/search/suggest", web::get().to(search::suggest))

@@ -9,7 +9,7 @@ use crate::domain::interactions::{self as service, InteractionRow};
 use crate::error::AppResult;
 use crate::ops::interactions as ops;
 use crate::state::AppState;
-use crate::web::console::{redirect_with_flash, render};
+use crate::web::console::redirect_with_flash;
 
 pub struct TaskView {
     pub id: String,
@@ -72,6 +72,43 @@ struct TasksPage {
     buckets: Vec<Bucket>,
     /// "Done" is offered only to those who may change interactions.
     can_complete: bool,
+    /// "New task" likewise.
+    can_create: bool,
+    form: NewTask,
+    errors: Vec<String>,
+}
+
+/// The "New task" form as typed (kept when it is refused).
+#[derive(Default)]
+pub struct NewTask {
+    pub client_id: String,
+    pub client_name: String,
+    pub subject: String,
+    pub due: String,
+    pub priority: String,
+}
+
+async fn page(
+    req: &HttpRequest,
+    actor: &ConsoleActor,
+    state: &AppState,
+    form: NewTask,
+    errors: Vec<String>,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(actor, state).await?;
+    let status = if errors.is_empty() {
+        actix_web::http::StatusCode::OK
+    } else {
+        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let page = TasksPage {
+        buckets: buckets(ops::my_tasks(&scope).await?),
+        can_complete: scope.can("interaction", "write"),
+        can_create: scope.can("interaction", "write") && scope.can("client", "read"),
+        form,
+        errors,
+    };
+    crate::web::console::render_with_status(req, actor, "My tasks", &page, status).await
 }
 
 pub async fn list(
@@ -79,12 +116,60 @@ pub async fn list(
     actor: ConsoleActor,
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
+    page(&req, &actor, &state, NewTask::default(), Vec::new()).await
+}
+
+/// `POST /tasks`: a task for the signed-in user on a client chosen in the picker; a refused
+/// one comes back in the form with everything typed.
+pub async fn create(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
-    let page = TasksPage {
-        buckets: buckets(ops::my_tasks(&scope).await?),
-        can_complete: scope.can("interaction", "write"),
+    let pairs = crate::web::console::form_pairs(&body)?;
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
     };
-    render(&req, &actor, "My tasks", &page).await
+    let form = NewTask {
+        client_id: get("clientId"),
+        client_name: get("q"),
+        subject: get("subject"),
+        due: get("due"),
+        priority: get("priority"),
+    };
+    if form.client_id.is_empty() {
+        let errors = vec!["Choose the client the task is for: type a name and pick it.".into()];
+        return page(&req, &actor, &state, form, errors).await;
+    }
+    let mut fields = serde_json::Map::new();
+    fields.insert("subject".into(), form.subject.clone().into());
+    if !form.due.is_empty() {
+        fields.insert("dueAt".into(), form.due.clone().into());
+    }
+    if !form.priority.is_empty() {
+        fields.insert("priority".into(), form.priority.clone().into());
+    }
+    if let Some(me) = &scope.user_id {
+        fields.insert("assigneeId".into(), me.clone().into());
+    }
+    match ops::create_task(&scope, form.client_id.clone(), fields).await {
+        Ok(v) => redirect_with_flash(&req, "/tasks", &format!("Task added: {}.", v.row.subject)),
+        Err(crate::error::AppError::Validation(_, errors)) => {
+            let errors = errors.into_iter().map(|e| e.message).collect();
+            page(&req, &actor, &state, form, errors).await
+        }
+        Err(crate::error::AppError::NotFound) => {
+            let errors = vec!["That client is not one you can see; pick another.".into()];
+            page(&req, &actor, &state, form, errors).await
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// `POST /tasks/{id}/complete`: one click.
