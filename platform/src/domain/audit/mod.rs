@@ -93,25 +93,6 @@ pub fn record_returning_id(
     Ok(row.id)
 }
 
-/// Newest first; `before` is the id of the last entry of the previous page.
-pub fn list(
-    conn: &mut DbConn,
-    org_id: &str,
-    before: Option<&str>,
-    limit: i64,
-) -> QueryResult<Vec<AuditRow>> {
-    let mut q = audit_log::table
-        .filter(audit_log::organization_id.eq(org_id))
-        .select(AuditRow::as_select())
-        .order(audit_log::id.desc())
-        .limit(limit)
-        .into_boxed();
-    if let Some(before) = before {
-        q = q.filter(audit_log::id.lt(before.to_string()));
-    }
-    q.load(conn)
-}
-
 /// What the audit log may be narrowed to. Each filter rides an index ending in `id`
 /// (`audit_log_actor_idx`, `audit_log_type_idx`, `audit_log_resource_idx`), so a page is
 /// read newest first without sorting; dates become id bounds (ids are UUIDv7, time first).
