@@ -168,6 +168,7 @@ pub fn closing_soon(
          AND expected_close >= $2 AND expected_close <= $3",
         &[Bind::Text(org_id), Bind::Date(today), Bind::Date(until)],
         owner,
+        COUNT_CAP,
     )?;
     Ok((rows, count))
 }
@@ -184,19 +185,20 @@ enum Bind<'a> {
     Time(NaiveDateTime),
 }
 
-/// `COUNT(*)` of at most [`COUNT_CAP`] rows of `from_where` (binds in order, then the owner
-/// when given): counting stops at the cap instead of walking a large range.
+/// `COUNT(*)` of at most `cap` rows of `from_where` (binds in order, then the owner when
+/// given): counting stops at the cap instead of walking a large range.
 fn capped_count(
     conn: &mut DbConn,
     from_where: &str,
     binds: &[Bind<'_>],
     owner: Option<&str>,
+    cap: i64,
 ) -> AppResult<i64> {
     let owner_sql = owner.map_or(String::new(), |_| {
         format!(" AND assigned_to = ${}", binds.len() + 1)
     });
     let sql = format!(
-        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM (SELECT 1 AS one FROM {from_where}{owner_sql} LIMIT {COUNT_CAP}) AS capped"
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM (SELECT 1 AS one FROM {from_where}{owner_sql} LIMIT {cap}) AS capped"
     );
     let mut q = diesel::sql_query(sql).into_boxed();
     for b in binds {
@@ -264,6 +266,7 @@ fn rotting_count(
             Bind::Time(cutoff),
         ],
         owner,
+        COUNT_CAP,
     )
 }
 
@@ -321,24 +324,13 @@ pub fn new_clients_since(
     since: NaiveDateTime,
     owner: Option<&str>,
 ) -> AppResult<i64> {
-    let owner_sql = if owner.is_some() {
-        " AND assigned_to = $3"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM (SELECT 1 AS one FROM clients WHERE organization_id = $1 \
-         AND deleted_at IS NULL AND created_at >= $2{owner_sql} LIMIT {}) AS capped",
-        NEW_CLIENTS_CAP
-    );
-    let mut q = diesel::sql_query(sql)
-        .into_boxed()
-        .bind::<Text, _>(org_id)
-        .bind::<Timestamp, _>(since);
-    if let Some(o) = owner {
-        q = q.bind::<Text, _>(o);
-    }
-    Ok(q.get_result::<Count>(conn)?.n)
+    capped_count(
+        conn,
+        "clients WHERE organization_id = $1 AND deleted_at IS NULL AND created_at >= $2",
+        &[Bind::Text(org_id), Bind::Time(since)],
+        owner,
+        NEW_CLIENTS_CAP,
+    )
 }
 
 /// Where "new clients" stops counting.
