@@ -69,7 +69,7 @@ pub fn flush_touches(conn: &mut DbConn) -> QueryResult<()> {
         return Ok(());
     };
     #[derive(Insertable)]
-    #[diesel(table_name = search_outbox)]
+    #[diesel(table_name = search_outbox, treat_none_as_default_value = false)]
     struct Row<'a> {
         organization_id: &'a str,
         entity: &'a str,
@@ -79,7 +79,13 @@ pub fn flush_touches(conn: &mut DbConn) -> QueryResult<()> {
         created_at: NaiveDateTime,
     }
     let at = now();
-    for part in queue.chunks(500) {
+    // why: SQLite binds at most 32,766 parameters per statement; COPY has no such bound.
+    let part_size = if matches!(conn, DbConn::Sqlite(_)) {
+        500
+    } else {
+        queue.len().max(1)
+    };
+    for part in queue.chunks(part_size) {
         let rows: Vec<Row<'_>> = part
             .iter()
             .map(|(org, entity, id)| Row {
@@ -92,10 +98,14 @@ pub fn flush_touches(conn: &mut DbConn) -> QueryResult<()> {
             })
             .collect();
         // why: MultiConnection compiles no multi-row insert; each backend's connection does.
-        let insert = diesel::insert_into(search_outbox::table).values(rows);
+        // PostgreSQL takes the rows as one binary COPY (nothing to parse or plan).
         match conn {
-            DbConn::Sqlite(c) => insert.execute(c)?,
-            DbConn::Postgresql(c) => insert.execute(c)?,
+            DbConn::Sqlite(c) => diesel::insert_into(search_outbox::table)
+                .values(rows)
+                .execute(c)?,
+            DbConn::Postgresql(c) => diesel::copy_from(search_outbox::table)
+                .from_insertable(rows)
+                .execute(c)?,
         };
     }
     Ok(())

@@ -461,7 +461,7 @@ impl Cache {
             let found: Vec<(String, Option<String>, NaiveDateTime)> = clients::table
                 .filter(clients::organization_id.eq(org))
                 .filter(clients::deleted_at.is_null())
-                .filter(clients::kind.eq("company"))
+                .filter(company_kind())
                 .filter(clients::company_name.eq_any(part))
                 .select((clients::id, clients::company_name, clients::created_at))
                 .load(conn)?;
@@ -935,7 +935,7 @@ fn flush_changes(conn: &mut DbConn, env: &Env<'_>) -> AppResult<()> {
         return Ok(());
     };
     #[derive(Insertable)]
-    #[diesel(table_name = import_changes)]
+    #[diesel(table_name = import_changes, treat_none_as_default_value = false)]
     struct NewChange<'a> {
         id: &'a str,
         batch_id: &'a str,
@@ -946,7 +946,13 @@ fn flush_changes(conn: &mut DbConn, env: &Env<'_>) -> AppResult<()> {
         action: &'a str,
         before: Option<&'a str>,
     }
-    for part in rows.chunks(500) {
+    // why: SQLite binds at most 32,766 parameters per statement; COPY has no such bound.
+    let part_size = if matches!(conn, DbConn::Sqlite(_)) {
+        500
+    } else {
+        rows.len().max(1)
+    };
+    for part in rows.chunks(part_size) {
         let values: Vec<NewChange<'_>> = part
             .iter()
             .map(|(id, seq, entity, record, action, before)| NewChange {
@@ -961,10 +967,14 @@ fn flush_changes(conn: &mut DbConn, env: &Env<'_>) -> AppResult<()> {
             })
             .collect();
         // why: MultiConnection compiles no multi-row insert; each backend's connection does.
-        let insert = diesel::insert_into(import_changes::table).values(values);
+        // PostgreSQL takes the rows as one binary COPY (nothing to parse or plan).
         match conn {
-            DbConn::Sqlite(c) => insert.execute(c)?,
-            DbConn::Postgresql(c) => insert.execute(c)?,
+            DbConn::Sqlite(c) => diesel::insert_into(import_changes::table)
+                .values(values)
+                .execute(c)?,
+            DbConn::Postgresql(c) => diesel::copy_from(import_changes::table)
+                .from_insertable(values)
+                .execute(c)?,
         };
     }
     Ok(())
@@ -1077,11 +1087,18 @@ fn company_by_domain(conn: &mut DbConn, org: &str, domain: &str) -> AppResult<Op
         .optional()?)
 }
 
+/// `kind = 'company'` written out, not bound: the company-name index holds companies only
+/// (people carry a company name too, and a person's insert should not pay for that index),
+/// and a planner uses a partial index only when the query names its condition literally.
+fn company_kind() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql::<diesel::sql_types::Bool>("clients.kind = 'company'")
+}
+
 fn company_by_name(conn: &mut DbConn, org: &str, name: &str) -> AppResult<Option<String>> {
     Ok(clients::table
         .filter(clients::organization_id.eq(org))
         .filter(clients::deleted_at.is_null())
-        .filter(clients::kind.eq("company"))
+        .filter(company_kind())
         .filter(clients::company_name.eq(name))
         .select((clients::id, clients::created_at))
         .limit(50)
