@@ -286,3 +286,42 @@ async fn a_statement_past_its_time_limit_is_stopped_with_a_503_and_the_connectio
     .unwrap();
     assert_eq!(n, 200_000);
 }
+
+#[actix_web::test]
+async fn the_list_sorts_names_the_same_way_on_both_backends() {
+    let t = TestApp::new().await;
+    let org = t.org("Acme");
+    let m = t.user(&org, "manager@acme.test", "manager");
+    let token = t.token(&org, &m);
+    let app = t.service().await;
+    for (first, last) in [
+        ("Émile", "Zola"),
+        ("zoe", "Adams"),
+        ("Adam", "Smith"),
+        ("adele", "Brown"),
+    ] {
+        let r = send(
+            &app,
+            api(Method::POST, "/api/clients", &token)
+                .set_json(json!({"firstName": first, "lastName": last})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let listed = send(&app, api(Method::GET, "/api/clients?sort=name", &token))
+        .await
+        .json();
+    let order: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["displayName"].as_str().unwrap())
+        .collect();
+    // Byte order of the lower-cased name: case does not split the list, and an accented
+    // initial sorts after "z" (SQLite's BINARY order, which PostgreSQL's columns now share).
+    assert_eq!(
+        order,
+        ["Adam Smith", "adele Brown", "zoe Adams", "Émile Zola"],
+        "{listed}"
+    );
+}

@@ -209,6 +209,36 @@ fn on_postgresql_too_every_organization_column_cascades() {
         .filter(|c| c.column_name == "organization_id")
         .collect();
     assert!(org_columns.len() > 20, "the schema was read");
+    // The list's order and its prefix ranges rely on the clients' text keys comparing bytes
+    // (as on SQLite) whatever the database's own collation is.
+    let byte_ordered: Vec<Column> = diesel::sql_query(
+        "SELECT cl.relname::text AS table_name, a.attname::text AS column_name \
+         FROM pg_catalog.pg_attribute a \
+         JOIN pg_catalog.pg_class cl ON cl.oid = a.attrelid \
+         JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace \
+         JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
+         WHERE n.nspname = current_schema() AND cl.relname = 'clients' AND co.collname = 'C'",
+    )
+    .load(c)
+    .unwrap();
+    let byte_ordered: BTreeSet<&str> = byte_ordered
+        .iter()
+        .map(|c| c.column_name.as_str())
+        .collect();
+    for col in [
+        "sort_name",
+        "email",
+        "kind",
+        "status",
+        "company_name",
+        "name_key",
+        "phone_key",
+    ] {
+        assert!(
+            byte_ordered.contains(col),
+            "clients.{col} must be COLLATE \"C\": {byte_ordered:?}"
+        );
+    }
     for col in org_columns {
         let fk = fks
             .iter()
