@@ -325,3 +325,82 @@ async fn the_list_sorts_names_the_same_way_on_both_backends() {
         "{listed}"
     );
 }
+
+#[actix_web::test]
+async fn the_list_counts_what_its_filters_match_for_the_reader() {
+    let t = TestApp::new().await;
+    let org = t.org("Acme");
+    let m = t.user(&org, "manager@acme.test", "manager");
+    let rep = t.user(&org, "rep@acme.test", "sales_rep");
+    let token = t.token(&org, &m);
+    let rep_token = t.token(&org, &rep);
+    let app = t.service().await;
+    for (name, status) in [("Ada", "lead"), ("Grace", "lead"), ("Alan", "customer")] {
+        let r = send(
+            &app,
+            api(Method::POST, "/api/clients", &token)
+                .set_json(json!({"firstName": name, "lastName": "X", "status": status})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let own = send(
+        &app,
+        api(Method::POST, "/api/clients", &rep_token)
+            .set_json(json!({"firstName": "Edsger", "lastName": "X", "status": "lead"})),
+    )
+    .await;
+    assert_eq!(own.status, StatusCode::CREATED);
+
+    // The API counts when asked, with the page's filters, and only what the reader sees.
+    let leads = send(
+        &app,
+        api(
+            Method::GET,
+            "/api/clients?count=true&filter[status]=lead&limit=1",
+            &token,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(
+        leads["total"],
+        json!({"count": 3, "atLeast": false}),
+        "{leads}"
+    );
+    assert_eq!(leads["data"].as_array().unwrap().len(), 1);
+    let mine = send(
+        &app,
+        api(Method::GET, "/api/clients?count=true", &rep_token),
+    )
+    .await
+    .json();
+    assert_eq!(mine["total"]["count"], 1, "{mine}");
+    let plain = send(&app, api(Method::GET, "/api/clients", &token))
+        .await
+        .json();
+    assert!(
+        plain.get("total").is_none(),
+        "a count costs a query: only on request"
+    );
+    let bad = send(&app, api(Method::GET, "/api/clients?count=maybe", &token)).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.is_problem());
+    let with_text = send(
+        &app,
+        api(Method::GET, "/api/clients?count=true&q=ad", &token),
+    )
+    .await;
+    assert_eq!(with_text.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(with_text.body.contains("text filter"), "{}", with_text.body);
+
+    // The console shows it above the list, and it follows the filters.
+    let mut b = Browser::new();
+    b.sign_in(&app, "manager@acme.test", PASSWORD).await;
+    let all = b.get(&app, "/clients").await;
+    assert!(all.body.contains("4 clients"), "{}", all.body);
+    let customers = b.get(&app, "/clients?filter[status]=customer").await;
+    assert!(customers.body.contains(">1 client<"), "{}", customers.body);
+    let typed = b.get(&app, "/clients?q=ad").await;
+    assert!(typed.body.contains("Ada X") && !typed.body.contains("data-list-count"));
+}

@@ -174,6 +174,8 @@ pub struct ListParams {
     pub sort: Sort,
     pub after: Option<Cursor>,
     pub limit: i64,
+    /// `count=true`: the answer carries how many clients match (up to [`COUNT_CAP`]).
+    pub count: bool,
 }
 
 /// A boolean condition on the clients table, boxed so different shapes can be combined.
@@ -255,75 +257,105 @@ fn sort_expr(key: &SortKey) -> (String, bool) {
     }
 }
 
+/// `$q` (a boxed select of `clients`) narrowed to the organization's clients the list's
+/// filters, scope and text match. A macro because the list and its count select different
+/// columns, and a boxed query's type names its selection.
+macro_rules! filtered {
+    ($conn:expr, $org_id:expr, $p:expr, $q:expr) => {{
+        let conn: &mut DbConn = $conn;
+        let org_id: &str = $org_id;
+        let p: &ListParams = $p;
+        let mut q = $q.filter(clients::organization_id.eq(org_id.to_string()));
+        q = if p.trash {
+            q.filter(clients::deleted_at.is_not_null())
+        } else {
+            q.filter(clients::deleted_at.is_null())
+        };
+        if let Some(me) = &p.only_assigned_to {
+            q = q.filter(clients::assigned_to.eq(me.clone()));
+        }
+        // why: one value as `=` lets PostgreSQL read a composite index in sort order; `= ANY`
+        // of a one-element array does not.
+        match p.statuses.as_slice() {
+            [] => {}
+            [one] => q = q.filter(clients::status.eq(one.clone())),
+            many => q = q.filter(clients::status.eq_any(many.to_vec())),
+        }
+        match p.kinds.as_slice() {
+            [] => {}
+            [one] => q = q.filter(clients::kind.eq(one.clone())),
+            many => q = q.filter(clients::kind.eq_any(many.to_vec())),
+        }
+        match &p.assigned_to {
+            Some(Some(user)) => q = q.filter(clients::assigned_to.eq(user.clone())),
+            Some(None) => q = q.filter(clients::assigned_to.is_null()),
+            None => {}
+        }
+        if let Some(i) = &p.industry {
+            q = q.filter(
+                sql::<Bool>("lower(clients.industry) = ").bind::<Text, _>(i.to_lowercase()),
+            );
+        }
+        if let Some(s) = &p.source {
+            q = q.filter(sql::<Bool>("lower(clients.source) = ").bind::<Text, _>(s.to_lowercase()));
+        }
+        if let Some(e) = &p.employer_id {
+            q = q.filter(clients::employer_id.eq(e.clone()));
+        }
+        for tag in &p.tag_ids {
+            use crate::db::schema::client_tags as ct;
+            q = q.filter(diesel::dsl::exists(
+                ct::table
+                    .filter(ct::client_id.eq(clients::id))
+                    .filter(ct::tag_id.eq(tag.clone()))
+                    .select(ct::tag_id),
+            ));
+        }
+        for cond in time_conditions(Column::CreatedAt, &p.created)
+            .into_iter()
+            .chain(time_conditions(Column::UpdatedAt, &p.updated))
+        {
+            q = q.filter(cond);
+        }
+        for f in &p.custom {
+            q = q.filter(custom_condition(f));
+        }
+        if let Some(text) = &p.q {
+            let sparse = if p.trash {
+                None
+            } else {
+                text_matches(conn, org_id, text)?
+            };
+            q = match sparse {
+                Some(ids) => q.filter(clients::id.eq_any(ids)),
+                None => q.filter(text_condition(conn, text)),
+            };
+        }
+
+        q
+    }};
+}
+
+/// The most a list counts: past it the count reads "1,000+". An exact count walks every
+/// matching index entry, a million of them for an unfiltered list at a million clients.
+pub const COUNT_CAP: i64 = 1_000;
+
+/// How many clients the list's filters match (sort, cursor and limit aside), up to
+/// [`COUNT_CAP`]; `None` past it.
+pub fn count_capped(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Option<i64>> {
+    let q = clients::table.select(clients::id).into_boxed::<Backend>();
+    let ids: Vec<String> = filtered!(&mut *conn, org_id, p, q)
+        .limit(COUNT_CAP + 1)
+        .load(conn)?;
+    let n = ids.len() as i64;
+    Ok((n <= COUNT_CAP).then_some(n))
+}
+
 pub fn list(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<ClientRow>> {
-    let mut q = clients::table
-        .filter(clients::organization_id.eq(org_id.to_string()))
+    let q = clients::table
         .select(ClientRow::as_select())
         .into_boxed::<Backend>();
-    q = if p.trash {
-        q.filter(clients::deleted_at.is_not_null())
-    } else {
-        q.filter(clients::deleted_at.is_null())
-    };
-    if let Some(me) = &p.only_assigned_to {
-        q = q.filter(clients::assigned_to.eq(me.clone()));
-    }
-    // why: one value as `=` lets PostgreSQL read a composite index in sort order; `= ANY`
-    // of a one-element array does not.
-    match p.statuses.as_slice() {
-        [] => {}
-        [one] => q = q.filter(clients::status.eq(one.clone())),
-        many => q = q.filter(clients::status.eq_any(many.to_vec())),
-    }
-    match p.kinds.as_slice() {
-        [] => {}
-        [one] => q = q.filter(clients::kind.eq(one.clone())),
-        many => q = q.filter(clients::kind.eq_any(many.to_vec())),
-    }
-    match &p.assigned_to {
-        Some(Some(user)) => q = q.filter(clients::assigned_to.eq(user.clone())),
-        Some(None) => q = q.filter(clients::assigned_to.is_null()),
-        None => {}
-    }
-    if let Some(i) = &p.industry {
-        q = q.filter(sql::<Bool>("lower(clients.industry) = ").bind::<Text, _>(i.to_lowercase()));
-    }
-    if let Some(s) = &p.source {
-        q = q.filter(sql::<Bool>("lower(clients.source) = ").bind::<Text, _>(s.to_lowercase()));
-    }
-    if let Some(e) = &p.employer_id {
-        q = q.filter(clients::employer_id.eq(e.clone()));
-    }
-    for tag in &p.tag_ids {
-        use crate::db::schema::client_tags as ct;
-        q = q.filter(diesel::dsl::exists(
-            ct::table
-                .filter(ct::client_id.eq(clients::id))
-                .filter(ct::tag_id.eq(tag.clone()))
-                .select(ct::tag_id),
-        ));
-    }
-    for cond in time_conditions(Column::CreatedAt, &p.created)
-        .into_iter()
-        .chain(time_conditions(Column::UpdatedAt, &p.updated))
-    {
-        q = q.filter(cond);
-    }
-    for f in &p.custom {
-        q = q.filter(custom_condition(f));
-    }
-    if let Some(text) = &p.q {
-        let sparse = if p.trash {
-            None
-        } else {
-            text_matches(conn, org_id, text)?
-        };
-        q = match sparse {
-            Some(ids) => q.filter(clients::id.eq_any(ids)),
-            None => q.filter(text_condition(conn, text)),
-        };
-    }
-
+    let mut q = filtered!(&mut *conn, org_id, p, q);
     let (expr, nullable) = sort_expr(&p.sort.key);
     let dir = if p.sort.descending { "DESC" } else { "ASC" };
     let cmp = if p.sort.descending { "<" } else { ">" };
@@ -630,6 +662,11 @@ pub fn parse_params(
                     "Use a whole number from 1 to 500.",
                 )),
             },
+            "count" => match value {
+                "true" | "1" => p.count = true,
+                "false" | "0" | "" => p.count = false,
+                _ => errors.push(FieldError::new("count", "Use count=true or count=false.")),
+            },
             "cursor" if value.is_empty() => {}
             "cursor" => match Cursor::decode(value) {
                 Some(c) => p.after = Some(c),
@@ -766,6 +803,14 @@ pub fn parse_params(
             "columns" | "view" | "cf_key" | "cf_op" | "cf_value" => {}
             other => errors.push(FieldError::new(other, "Unknown query parameter.")),
         }
+    }
+    if p.count && p.q.is_some() {
+        // why: a text filter's count reads every match of a common prefix (tens of thousands
+        // of rows at a million clients); the list pages through them instead.
+        errors.push(FieldError::new(
+            "count",
+            "The count is not available with a text filter (q); page through the matches, or use /api/search for a total.",
+        ));
     }
     if errors.is_empty() {
         Ok(p)

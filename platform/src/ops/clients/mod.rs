@@ -227,6 +227,38 @@ pub(super) fn writing<T>(
 pub struct Page {
     pub data: Vec<ClientView>,
     pub next_cursor: Option<String>,
+    /// Asked for with `count=true`: how many clients match.
+    pub total: Option<Total>,
+}
+
+/// How many clients a list's filters match, counted up to [`query::COUNT_CAP`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Total {
+    /// The count, or the cap when there are more.
+    pub count: i64,
+    /// True when more than `count` clients match.
+    pub at_least: bool,
+}
+
+impl Total {
+    pub fn of(counted: Option<i64>) -> Self {
+        match counted {
+            Some(count) => Self {
+                count,
+                at_least: false,
+            },
+            None => Self {
+                count: query::COUNT_CAP,
+                at_least: true,
+            },
+        }
+    }
+}
+
+/// The capped count of what `params` match (its sort, cursor and limit aside).
+pub fn total_of(c: &mut DbConn, org_id: &str, params: &query::ListParams) -> AppResult<Total> {
+    Ok(Total::of(query::count_capped(c, org_id, params)?))
 }
 
 /// The client list (or the trash) as the caller may see it, filtered, sorted and paged
@@ -246,9 +278,18 @@ pub async fn list(scope: &Scope, mut pairs: Vec<(String, String)>, trash: bool) 
             if !access.oversee {
                 params.only_assigned_to = Some(access.user_id.clone());
             }
+            let total = if params.count {
+                Some(total_of(c, &ctx.org_id, &params)?)
+            } else {
+                None
+            };
             let (rows, next_cursor) = page_of(c, &ctx.org_id, params)?;
             let data = views(c, &ctx, &access, &defs, rows, false)?;
-            Ok(Page { data, next_cursor })
+            Ok(Page {
+                data,
+                next_cursor,
+                total,
+            })
         })
         .await
 }

@@ -35,6 +35,8 @@ pub struct ListPage {
     /// The sort applied (the default when the query was refused).
     pub sort: Sort,
     pub next_cursor: Option<String>,
+    /// How many clients the filters match; none when the query was refused.
+    pub total: Option<super::Total>,
     /// Why the query was refused; there are no rows then.
     pub errors: Vec<FieldError>,
 }
@@ -62,14 +64,20 @@ pub async fn list_page(scope: &Scope, mut pairs: Vec<(String, String)>) -> AppRe
                 Err(e) => return Err(e),
             };
             let sort = params.as_ref().map(|p| p.sort.clone()).unwrap_or_default();
-            let (rows, next_cursor) = match params {
+            let (rows, next_cursor, total) = match params {
                 Some(mut params) => {
                     if !access.oversee {
                         params.only_assigned_to = Some(access.user_id.clone());
                     }
-                    page_of(c, &org, params)?
+                    // A text filter's list is not counted (see `query::parse_params`).
+                    let total = match params.q {
+                        None => Some(super::total_of(c, &org, &params)?),
+                        Some(_) => None,
+                    };
+                    let (rows, next) = page_of(c, &org, params)?;
+                    (rows, next, total)
                 }
-                None => (Vec::new(), None),
+                None => (Vec::new(), None, None),
             };
             Ok(ListPage {
                 tags: tags_by_client(c, &rows)?,
@@ -81,6 +89,7 @@ pub async fn list_page(scope: &Scope, mut pairs: Vec<(String, String)>) -> AppRe
                 rows,
                 sort,
                 next_cursor,
+                total,
                 errors,
             })
         })

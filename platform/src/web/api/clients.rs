@@ -25,11 +25,26 @@ fn respond(status: StatusCode, view: &ClientView) -> HttpResponse {
 }
 
 async fn list_of(scope: ApiScope, req: HttpRequest, trash: bool) -> AppResult<HttpResponse> {
+    /// The list envelope, with `total` when `count=true` asked for it.
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Counted {
+        data: Vec<ClientView>,
+        next_cursor: Option<String>,
+        total: ops::Total,
+    }
     let page = ops::list(&scope, query_pairs(&req)?, trash).await?;
-    Ok(HttpResponse::Ok().json(ListEnvelope {
-        data: page.data,
-        next_cursor: page.next_cursor,
-    }))
+    Ok(match page.total {
+        Some(total) => HttpResponse::Ok().json(Counted {
+            data: page.data,
+            next_cursor: page.next_cursor,
+            total,
+        }),
+        None => HttpResponse::Ok().json(ListEnvelope {
+            data: page.data,
+            next_cursor: page.next_cursor,
+        }),
+    })
 }
 
 pub async fn list(scope: ApiScope, req: HttpRequest) -> AppResult<HttpResponse> {

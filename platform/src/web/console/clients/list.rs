@@ -92,6 +92,8 @@ struct ClientsList {
     views: Vec<ViewLink>,
     next_href: Option<String>,
     first_href: Option<String>,
+    /// "1,234 clients", "1,000+ clients"; empty when the query was refused.
+    count_label: String,
     query: String,
     filtered: bool,
     can_write: bool,
@@ -225,6 +227,7 @@ fn list_view(scope: &Scope, raw: &[(String, String)], found: ops::ListPage) -> C
             .next_cursor
             .as_ref()
             .map(|c| with_param(&base, "cursor", c)),
+        count_label: found.total.map(count_label).unwrap_or_default(),
         query: base,
         filtered: raw.iter().any(|(k, v)| {
             !v.is_empty() && (k.starts_with("filter[") || k == "q" || k == "cf_value")
@@ -244,6 +247,25 @@ fn list_view(scope: &Scope, raw: &[(String, String)], found: ops::ListPage) -> C
         rows: rows_of(&found, &custom_cols),
         errors: found.errors,
     }
+}
+
+/// The list's count as people read it: grouped digits, "+" past the cap.
+fn count_label(total: ops::Total) -> String {
+    let digits = total.count.to_string();
+    let mut grouped = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    let plus = if total.at_least { "+" } else { "" };
+    let noun = if total.count == 1 && !total.at_least {
+        "client"
+    } else {
+        "clients"
+    };
+    format!("{grouped}{plus} {noun}")
 }
 
 fn view_link(v: &SavedViewRow) -> ViewLink {
@@ -502,4 +524,23 @@ pub async fn bulk(
         Err(e) => return Err(e),
     };
     redirect_with_flash(&req, &back, &message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_count_reads_as_people_write_it() {
+        let exact = |count| ops::Total {
+            count,
+            at_least: false,
+        };
+        assert_eq!(count_label(exact(0)), "0 clients");
+        assert_eq!(count_label(exact(1)), "1 client");
+        assert_eq!(count_label(exact(999)), "999 clients");
+        assert_eq!(count_label(exact(1234)), "1,234 clients");
+        assert_eq!(count_label(exact(1_234_567)), "1,234,567 clients");
+        assert_eq!(count_label(ops::Total::of(None)), "1,000+ clients");
+    }
 }
