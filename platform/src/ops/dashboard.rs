@@ -264,6 +264,58 @@ pub struct Dashboard {
     pub activities: Option<Activity>,
     pub tasks: Option<Tasks>,
     pub new_clients: Option<NewClients>,
+    /// Active contracts ending within 90 days (for those who read clients), soonest first.
+    pub renewals: Option<Vec<Renewal>>,
+}
+
+/// A contract coming up for renewal.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Renewal {
+    pub id: String,
+    pub name: String,
+    pub client_id: String,
+    pub client_name: String,
+    pub start_date: NaiveDate,
+    pub end_date: NaiveDate,
+    /// The last day to give notice: the end date less the notice period.
+    pub notice_by: NaiveDate,
+    /// Decimal string, as everywhere in the API.
+    pub value: String,
+    #[serde(skip)]
+    pub value_cents: i64,
+    pub currency: String,
+    pub status: String,
+    /// The renewal deal opened for it, if any.
+    pub renewal_opportunity_id: Option<String>,
+}
+
+/// How far ahead the dashboard looks for contracts to renew.
+pub const RENEWAL_DAYS: i64 = 90;
+
+fn renewals(
+    c: &mut DbConn,
+    org: &str,
+    access: &crate::domain::clients::service::Access,
+) -> AppResult<Vec<Renewal>> {
+    let rows = crate::domain::pipeline::contracts::renewals_due(c, org, access, RENEWAL_DAYS)?;
+    Ok(super::contracts::named(c, org, rows)?
+        .into_iter()
+        .map(|(r, client_name)| Renewal {
+            notice_by: r.end_date - Duration::days(i64::from(r.notice_days)),
+            value: money::format_cents(r.value_cents),
+            value_cents: r.value_cents,
+            id: r.id,
+            name: r.name,
+            client_id: r.client_id,
+            client_name,
+            start_date: r.start_date,
+            end_date: r.end_date,
+            currency: r.currency,
+            status: r.status,
+            renewal_opportunity_id: r.renewal_opportunity_id,
+        })
+        .collect())
 }
 
 struct Rights {
@@ -297,7 +349,16 @@ pub async fn show(scope: &Scope) -> AppResult<Dashboard> {
     let r = rights(scope);
     let org = scope.org_id.clone();
     let me = scope.user_id.clone().unwrap_or_default();
-    scope.read(move |c| build(c, &org, &me, &r, now())).await
+    let clients = scope.can("client", "read").then(|| scope.access("client"));
+    scope
+        .read(move |c| {
+            let mut d = build(c, &org, &me, &r, now())?;
+            if let Some(access) = &clients {
+                d.renewals = Some(renewals(c, &org, access)?);
+            }
+            Ok(d)
+        })
+        .await
 }
 
 fn build(
@@ -486,6 +547,7 @@ fn build(
         activities,
         tasks,
         new_clients,
+        renewals: None,
     })
 }
 

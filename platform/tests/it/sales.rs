@@ -668,6 +668,27 @@ async fn contracts_store_documents_and_open_renewal_deals() {
     assert_eq!(renewal.status, StatusCode::CREATED, "{}", renewal.body);
     let deal = renewal.json();
     assert_eq!(deal["name"], "Renewal: Initech support");
+    // The dashboard lists it for its owner, with the notice date, in the API as on the page.
+    let dash = send(&app, api(Method::GET, "/api/dashboard", &s.rep))
+        .await
+        .json();
+    let due_soon = dash["renewals"].as_array().unwrap();
+    assert_eq!(due_soon.len(), 1, "{dash}");
+    assert_eq!(due_soon[0]["name"], "Initech support");
+    assert_eq!(due_soon[0]["value"], "24000.00");
+    assert_eq!(
+        due_soon[0]["noticeBy"],
+        (today - chrono::Duration::days(20)).to_string()
+    );
+    assert_eq!(due_soon[0]["renewalOpportunityId"], deal["id"]);
+    let others = send(&app, api(Method::GET, "/api/dashboard", &s.other_rep))
+        .await
+        .json();
+    assert_eq!(
+        others["renewals"],
+        json!([]),
+        "another rep's contracts stay theirs"
+    );
     assert_eq!(deal["value"], "24000.00");
     assert_eq!(
         deal["expectedCloseDate"],

@@ -48,16 +48,7 @@ pub async fn show(
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
     let d = ops::show(&scope).await?;
-    let renewals = if scope.can("client", "read") {
-        let access = crate::web::record_access(&actor, "client").await?;
-        let org = actor.org_id().to_string();
-        db::run(&state.pool, move |c| {
-            super::sales::renewals_due(c, &org, &access)
-        })
-        .await?
-    } else {
-        Vec::new()
-    };
+    let renewals = super::sales::renewal_lines(d.renewals.as_deref().unwrap_or_default());
     let uid = actor.user_id.clone();
     let invitations = db::run(&state.pool, move |c| {
         crate::domain::orgs::service::my_invitations(c, &uid)

@@ -11,10 +11,9 @@ use super::super::clients::Choice;
 use super::super::{redirect_with_flash, render, render_with_status};
 use super::{get, parse_form};
 use crate::auth::ConsoleActor;
-use crate::db::{now, DbConn};
-use crate::domain::clients::service::Access;
+use crate::db::now;
 use crate::domain::money::{display as money, format_cents};
-use crate::domain::pipeline::{contracts as store, ContractRow};
+use crate::domain::pipeline::ContractRow;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::ops::{contracts, deals};
 use crate::state::AppState;
@@ -319,7 +318,20 @@ pub async fn contract_renew(
 }
 
 /// Contracts whose end is near, for the dashboard.
-pub fn renewals_due(c: &mut DbConn, org: &str, access: &Access) -> AppResult<Vec<ContractLine>> {
-    let rows = store::renewals_due(c, org, access, 90)?;
-    Ok(contract_lines(contracts::named(c, org, rows)?))
+/// The dashboard's contracts up for renewal, as the contract list shows them.
+pub fn renewal_lines(rows: &[crate::ops::dashboard::Renewal]) -> Vec<ContractLine> {
+    rows.iter()
+        .map(|r| ContractLine {
+            due: true,
+            notice_by: r.notice_by.to_string(),
+            client: r.client_name.clone(),
+            period: format!("{} → {}", r.start_date, r.end_date),
+            value: money(r.value_cents, &r.currency),
+            has_renewal: r.renewal_opportunity_id.is_some(),
+            id: r.id.clone(),
+            name: r.name.clone(),
+            client_id: r.client_id.clone(),
+            status: r.status.clone(),
+        })
+        .collect()
 }

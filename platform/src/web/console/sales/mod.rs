@@ -10,7 +10,7 @@ pub mod forecast;
 pub mod form;
 pub mod quotes;
 
-pub use contracts::{renewals_due, ContractLine};
+pub use contracts::{renewal_lines, ContractLine};
 
 use super::clients::Choice;
 use crate::domain::pipeline::service::PipelineView;
