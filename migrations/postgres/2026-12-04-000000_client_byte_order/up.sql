@@ -2,8 +2,9 @@
 -- both backends, one index per column answers equality, order and the text filter's prefix
 -- range (which must compare bytes), and an index entry is compared with memcmp instead of
 -- the database's locale (strcoll, even under C.UTF-8 before PostgreSQL 17). Every new
--- client updates each of these indexes, and an import creates a million: this and the two
--- dropped COLLATE "C" twins took a fifth off the cost of inserting a client.
+-- client updates each of these indexes, and an import creates a million: in psql, COPY of
+-- 100,000 clients went from 29.8 to 26 µs a row with this, the two COLLATE "C" twins and
+-- the status index dropped.
 -- (org, status, id) goes too: (org, status, created_at, id) answers every status filter.
 DROP INDEX IF EXISTS clients_org_sort_prefix_idx;
 DROP INDEX IF EXISTS clients_org_email_prefix_idx;
