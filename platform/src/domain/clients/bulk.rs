@@ -27,27 +27,11 @@ pub type TagLink = (String, String, String);
 /// A custom value's index row: id, organization, field, record, text, number.
 pub type ValueRow = (String, String, String, String, Option<String>, Option<i64>);
 
-// why: the statement sizes keep under SQLite's 32,766 bound parameters (clients have 30
-// columns) and PostgreSQL's 65,535.
-macro_rules! insert_all {
-    ($conn:expr, $rows:expr, $tags:expr, $values:expr) => {{
-        for chunk in $rows.chunks(500) {
-            let keyed: Vec<_> = chunk
-                .iter()
-                .map(|r: &ClientRow| {
-                    let k = Keys::of(r);
-                    (
-                        r,
-                        clients::phone_key.eq(k.phone),
-                        clients::name_key.eq(k.name),
-                        clients::website_key.eq(k.website),
-                    )
-                })
-                .collect();
-            diesel::insert_into(clients::table)
-                .values(keyed)
-                .execute($conn)?;
-        }
+// Tags and custom values of new clients, a few thousand rows per statement: the sizes keep
+// under SQLite's 32,766 bound parameters and PostgreSQL's 65,535. A macro because each
+// backend's connection compiles its own multi-row insert.
+macro_rules! insert_links {
+    ($conn:expr, $tags:expr, $values:expr) => {{
         for chunk in $tags.chunks(2000) {
             let rows: Vec<_> = chunk
                 .iter()
@@ -169,7 +153,27 @@ pub fn insert_all(
 ) -> QueryResult<()> {
     // why: MultiConnection compiles no multi-row insert; each backend's connection does.
     match conn {
-        DbConn::Sqlite(c) => insert_all!(c, rows, tags, values),
+        DbConn::Sqlite(c) => {
+            // 500 clients of 30 columns stay under SQLite's 32,766 bound parameters.
+            for chunk in rows.chunks(500) {
+                let keyed: Vec<_> = chunk
+                    .iter()
+                    .map(|r| {
+                        let k = Keys::of(r);
+                        (
+                            r,
+                            clients::phone_key.eq(k.phone),
+                            clients::name_key.eq(k.name),
+                            clients::website_key.eq(k.website),
+                        )
+                    })
+                    .collect();
+                diesel::insert_into(clients::table)
+                    .values(keyed)
+                    .execute(c)?;
+            }
+            insert_links!(c, tags, values)
+        }
         DbConn::Postgresql(c) => {
             // why: a thousand rows in one binary COPY cost PostgreSQL no statement to parse
             // and plan and no 30,000 bound parameters; the import's main table went in at a
@@ -178,7 +182,7 @@ pub fn insert_all(
             diesel::copy_from(clients::table)
                 .from_insertable(copied)
                 .execute(c)?;
-            insert_all!(c, &[] as &[ClientRow], tags, values)
+            insert_links!(c, tags, values)
         }
     }
     Ok(())
