@@ -200,3 +200,35 @@ pub fn spawn_statistics(state: actix_web::web::Data<AppState>) {
         }
     });
 }
+
+/// How often each mailbox is polled for new mail (`RAPPORT_MAIL_SYNC_SECONDS`, default 60).
+fn sync_interval() -> std::time::Duration {
+    let secs = std::env::var("RAPPORT_MAIL_SYNC_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| (5..=86_400).contains(s))
+        .unwrap_or(60);
+    std::time::Duration::from_secs(secs)
+}
+
+/// The mail workers: the sender looks for queued messages every two seconds; the sync
+/// polls every mailbox with sync on, one after the other, every [`sync_interval`].
+pub fn spawn_mail(state: actix_web::web::Data<AppState>) {
+    let sender = state.clone();
+    actix_web::rt::spawn(async move {
+        loop {
+            if let Err(e) = crate::ops::mail::deliver_due(&sender.pool, &sender.secret).await {
+                tracing::warn!(error = %e, "mail sender");
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
+    });
+    actix_web::rt::spawn(async move {
+        loop {
+            if let Err(e) = crate::ops::mail::sync_all(&state.pool, &state.secret).await {
+                tracing::warn!(error = %e, "mail sync");
+            }
+            actix_web::rt::time::sleep(sync_interval()).await;
+        }
+    });
+}

@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod integrations;
 pub mod jobs;
 pub mod ops;
 pub mod plugins;

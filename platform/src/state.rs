@@ -20,6 +20,8 @@ pub struct AppState {
     pub search: crate::search::Index,
     /// Where attachments' bytes live; built once so an S3 store reuses its connections.
     pub blobs: std::sync::Arc<dyn crate::domain::attachments::BlobStore>,
+    /// Seals mailbox passwords at rest.
+    pub secret: crate::integrations::secret::Key,
 }
 
 impl AppState {
@@ -36,7 +38,10 @@ impl AppState {
             .map_err(|e| anyhow::anyhow!("cannot open the search index: {e}"))?;
         let blobs = crate::domain::attachments::configured_store(&config)
             .map_err(|e| anyhow::anyhow!("cannot open the file store: {e}"))?;
+        let secret = crate::integrations::secret::Key::load(&config.data_dir)
+            .map_err(|e| anyhow::anyhow!("cannot load the secret key: {e}"))?;
         Ok(web::Data::new(Self {
+            secret,
             blobs,
             pool,
             authz,

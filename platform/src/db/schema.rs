@@ -538,6 +538,76 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    mailboxes (id) {
+        id -> Text,
+        organization_id -> Text,
+        user_id -> Nullable<Text>,
+        name -> Text,
+        address -> Text,
+        username -> Text,
+        secret -> Text,
+        imap_host -> Text,
+        imap_port -> Integer,
+        imap_security -> Text,
+        smtp_host -> Text,
+        smtp_port -> Integer,
+        smtp_security -> Text,
+        sent_folder -> Text,
+        sync_enabled -> Bool,
+        last_sync_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    mail_folders (mailbox_id, folder) {
+        mailbox_id -> Text,
+        folder -> Text,
+        uid_validity -> BigInt,
+        last_uid -> BigInt,
+    }
+}
+
+diesel::table! {
+    mail_messages (id) {
+        id -> Text,
+        organization_id -> Text,
+        mailbox_id -> Nullable<Text>,
+        user_id -> Nullable<Text>,
+        direction -> Text,
+        status -> Text,
+        message_id -> Text,
+        in_reply_to -> Nullable<Text>,
+        thread_id -> Text,
+        from_address -> Text,
+        from_name -> Text,
+        to_addresses -> Text,
+        cc_addresses -> Text,
+        bcc_addresses -> Text,
+        subject -> Text,
+        body_text -> Text,
+        matched -> Bool,
+        error -> Nullable<Text>,
+        attempts -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        occurred_at -> Timestamp,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    mail_message_clients (mail_message_id, client_id) {
+        mail_message_id -> Text,
+        client_id -> Text,
+        organization_id -> Text,
+        interaction_id -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(memberships -> organizations (organization_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(api_tokens -> organizations (organization_id));
@@ -713,4 +783,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     import_changes,
     external_refs,
     attachments,
+    mailboxes,
+    mail_folders,
+    mail_messages,
+    mail_message_clients,
 );

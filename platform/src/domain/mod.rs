@@ -13,6 +13,7 @@ pub mod dashboard;
 pub mod idempotency;
 pub mod imports;
 pub mod interactions;
+pub mod mail;
 pub mod money;
 pub mod notifications;
 pub mod orgs;

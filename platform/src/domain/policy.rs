@@ -41,6 +41,7 @@ pub const RESOURCES: &[&str] = &[
     "opportunity",
     "pipeline",
     "interaction",
+    "message",
     "segment",
     "report",
     "custom_field",
@@ -89,6 +90,11 @@ pub const ENFORCED: &[(&str, &[&str], &str)] = &[
         &["read", "write", "delete", "export"],
         "Calls, meetings, e-mails, notes and tasks, on the clients one may see.",
     ),
+    (
+        "message",
+        &["read", "write", "admin"],
+        "E-mail. Write sends to clients one may see and connects one's own mailbox; admin connects the organization's shared mailboxes.",
+    ),
     ("report", &["read"], "Forecast, performance and the team's figures."),
     (
         "custom_field",
@@ -129,6 +135,7 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
             );
             g.extend(all(&["custom_field", "tag"], &["read", "write", "delete"]));
             g.push(("tag", "admin"));
+            g.extend(all(&["message"], &["read", "write"]));
             g.extend(all(&["sensitive_field"], &["read", "write"]));
             g.extend(all(
                 &["pipeline", "user", "organization", "webhook", "plugin"],
@@ -143,6 +150,7 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
             );
             // Reps remove what they logged by mistake, on the clients they may see.
             g.push(("interaction", "delete"));
+            g.extend(all(&["message"], &["read", "write"]));
             g.extend(all(&["tag"], &["read", "write"]));
             g.extend(all(
                 &[
@@ -160,6 +168,7 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
         Role::ServiceRep => {
             let mut g = all(&["client", "interaction"], &["read", "write", "oversee"]);
             g.push(("interaction", "delete"));
+            g.extend(all(&["message"], &["read", "write"]));
             g.extend(all(&["tag"], &["read", "write"]));
             g.extend(all(&["opportunity"], &["read", "oversee"]));
             g.extend(all(
@@ -178,6 +187,7 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
                 &["read", "write", "oversee"],
             ));
             g.extend(all(&["tag"], &["read", "write"]));
+            g.extend(all(&["message"], &["read", "write"]));
             g.extend(all(
                 &["report", "custom_field", "user", "organization"],
                 &["read"],
@@ -192,6 +202,7 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
                     "opportunity",
                     "pipeline",
                     "interaction",
+                    "message",
                     "segment",
                     "report",
                     "organization",

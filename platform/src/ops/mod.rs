@@ -20,6 +20,7 @@ pub mod deals;
 pub mod duplicates;
 pub mod imports;
 pub mod interactions;
+pub mod mail;
 pub mod pipelines;
 pub mod policies;
 pub mod quotes;
@@ -51,6 +52,8 @@ pub struct Scope {
     pub blobs: Blobs,
     /// Where staged import files live.
     pub data_dir: PathBuf,
+    /// Seals and opens mailbox passwords.
+    pub secret: crate::integrations::secret::Key,
 }
 
 /// Where attachments' bytes live.
@@ -64,6 +67,7 @@ pub struct Handles {
     pub plugins: Runtime,
     pub blobs: Blobs,
     pub data_dir: PathBuf,
+    pub secret: crate::integrations::secret::Key,
 }
 
 /// The organization's default currency (for money without one).
@@ -98,6 +102,7 @@ impl Scope {
             plugins: handles.plugins,
             blobs: handles.blobs,
             data_dir: handles.data_dir,
+            secret: handles.secret,
         }
     }
 
@@ -112,6 +117,7 @@ impl Scope {
             plugins: handles.plugins,
             blobs: handles.blobs,
             data_dir: handles.data_dir,
+            secret: handles.secret,
         }
     }
 

@@ -30,6 +30,7 @@ pub fn handles(state: &AppState) -> crate::ops::Handles {
         plugins: state.plugins.clone(),
         blobs: state.blobs.clone(),
         data_dir: state.config.data_dir.clone(),
+        secret: state.secret.clone(),
     }
 }
 

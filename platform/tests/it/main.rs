@@ -19,6 +19,7 @@ mod exports;
 mod imports;
 mod interactions;
 mod lookups;
+mod mail;
 mod migrations;
 mod plugins;
 mod sales;

@@ -8,6 +8,7 @@ mod custom_fields;
 pub mod duplicates;
 pub mod imports;
 pub mod interactions;
+mod mail;
 pub mod me;
 pub mod plugins;
 mod policies;
@@ -131,6 +132,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/clients/{id}/preferences",
             web::put().to(interactions::set_preferences),
         )
+        .route("/mailboxes", web::get().to(mail::list_mailboxes))
+        .route("/mailboxes", web::post().to(mail::create_mailbox))
+        .route("/mailboxes/{id}", web::get().to(mail::show_mailbox))
+        .route("/mailboxes/{id}", web::patch().to(mail::update_mailbox))
+        .route("/mailboxes/{id}", web::delete().to(mail::delete_mailbox))
+        .route("/mailboxes/{id}/test", web::post().to(mail::test_mailbox))
+        .route("/mailboxes/{id}/sync", web::post().to(mail::sync_mailbox))
+        .route("/messages", web::get().to(mail::list_messages))
+        .route("/messages", web::post().to(mail::send))
+        .route("/messages/{id}", web::get().to(mail::show_message))
+        .route("/messages/{id}/resend", web::post().to(mail::resend))
+        .route("/messages/{id}/file", web::post().to(mail::file))
         .route("/tasks", web::get().to(interactions::tasks))
         .route("/tasks", web::post().to(interactions::create_task))
         .route(

@@ -1,0 +1,562 @@
+//! The communication center's e-mail, once for the API, the console and the workers:
+//! mailboxes (connect, test, sync), writing to clients (queued, sent by the worker), the
+//! message list and threads, and filing what arrived from unknown senders.
+//!
+//! Rights: `message:read` reads the center, `message:write` writes e-mail (to clients the
+//! user may see) and connects the user's own mailbox, `message:admin` connects the
+//! organization's shared mailboxes.
+
+use serde_json::{json, Map, Value};
+
+use super::Scope;
+use crate::db::{self, Pool};
+use crate::domain::mail::{self, Draft, Filed, MailboxInput, MailboxRow, MessageRow, Reader, View};
+use crate::error::{AppError, AppResult};
+use crate::integrations::mail as transport;
+use crate::integrations::secret::Key;
+
+/// A message with the clients it is filed on.
+#[derive(Debug, Clone)]
+pub struct MessageView {
+    pub row: MessageRow,
+    pub clients: Vec<(String, String)>,
+}
+
+impl MessageView {
+    pub fn to_json(&self) -> Value {
+        self.row.to_json(&self.clients)
+    }
+}
+
+fn reader(scope: &Scope) -> (String, Option<String>, bool) {
+    (
+        scope.org_id.clone(),
+        scope.user_id.clone(),
+        scope.can("client", "oversee"),
+    )
+}
+
+/// The mailboxes the caller may use: their own and the shared ones.
+pub async fn mailboxes(scope: &Scope) -> AppResult<Vec<MailboxRow>> {
+    scope.require("message", "read")?;
+    let (org, user) = (scope.org_id.clone(), scope.user_id.clone());
+    scope
+        .read(move |c| mail::mailboxes_for(c, &org, user.as_deref()))
+        .await
+}
+
+pub async fn mailbox(scope: &Scope, id: String) -> AppResult<MailboxRow> {
+    scope.require("message", "read")?;
+    let (org, user) = (scope.org_id.clone(), scope.user_id.clone());
+    scope
+        .read(move |c| mail::mailbox(c, &org, user.as_deref(), &id))
+        .await
+}
+
+/// Whether the caller may change this mailbox: their own, or a shared one as admin.
+fn may_manage(scope: &Scope, m: &MailboxRow) -> AppResult<()> {
+    match &m.user_id {
+        None => scope.require("message", "admin"),
+        Some(u) if Some(u) == scope.user_id.as_ref() => scope.require("message", "write"),
+        Some(_) => Err(AppError::NotFound),
+    }
+}
+
+/// Connects a mailbox: the organization's shared one (`shared`) or the caller's own.
+pub async fn create_mailbox(
+    scope: &Scope,
+    shared: bool,
+    input: MailboxInput,
+) -> AppResult<MailboxRow> {
+    if shared || scope.user_id.is_none() {
+        scope.require("message", "admin")?;
+    } else {
+        scope.require("message", "write")?;
+    }
+    let user = if shared { None } else { scope.user_id.clone() };
+    let mut row = mail::new_mailbox(&scope.org_id, user.as_deref());
+    mail::apply_input(&mut row, input, &scope.secret)?;
+    let ctx = scope.audit.clone();
+    let saved = row.clone();
+    scope
+        .read(move |c| mail::save_mailbox(c, &ctx, &row, true))
+        .await?;
+    Ok(saved)
+}
+
+pub async fn update_mailbox(
+    scope: &Scope,
+    id: String,
+    input: MailboxInput,
+) -> AppResult<MailboxRow> {
+    let mut row = mailbox(scope, id).await?;
+    may_manage(scope, &row)?;
+    mail::apply_input(&mut row, input, &scope.secret)?;
+    let ctx = scope.audit.clone();
+    let saved = row.clone();
+    scope
+        .read(move |c| mail::save_mailbox(c, &ctx, &row, false))
+        .await?;
+    Ok(saved)
+}
+
+pub async fn delete_mailbox(scope: &Scope, id: String) -> AppResult<()> {
+    let row = mailbox(scope, id).await?;
+    may_manage(scope, &row)?;
+    let ctx = scope.audit.clone();
+    scope
+        .read(move |c| mail::delete_mailbox(c, &ctx, &row))
+        .await
+}
+
+/// What a connection test found, per server: `None` when it worked, else the server's
+/// own error.
+#[derive(Debug, Clone)]
+pub struct TestReport {
+    pub imap: Option<String>,
+    pub smtp: Option<String>,
+}
+
+impl TestReport {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "ok": self.imap.is_none() && self.smtp.is_none(),
+            "imap": {"ok": self.imap.is_none(), "error": self.imap},
+            "smtp": {"ok": self.smtp.is_none(), "error": self.smtp},
+        })
+    }
+}
+
+pub async fn test_mailbox(scope: &Scope, id: String) -> AppResult<TestReport> {
+    let row = mailbox(scope, id).await?;
+    may_manage(scope, &row)?;
+    let login = row.login(&scope.secret)?;
+    let (imap, smtp) = (row.imap(), row.smtp());
+    blocking(move || TestReport {
+        imap: transport::test_imap(&imap, &login).err(),
+        smtp: transport::test_smtp(&smtp, &login).err(),
+    })
+    .await
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> AppResult<T> {
+    actix_web::web::block(f)
+        .await
+        .map_err(|e| AppError::Internal(format!("blocking task: {e}")))
+}
+
+/// What one sync of a mailbox did.
+#[derive(Debug, Default, Clone)]
+pub struct SyncReport {
+    pub fetched: usize,
+    pub filed: usize,
+    pub unmatched: usize,
+    pub known: usize,
+    pub error: Option<String>,
+}
+
+impl SyncReport {
+    pub fn to_json(&self) -> Value {
+        json!({"fetched": self.fetched, "filed": self.filed, "unmatched": self.unmatched,
+               "alreadyKnown": self.known, "error": self.error})
+    }
+}
+
+/// Syncs one of the caller's mailboxes now.
+pub async fn sync_mailbox(scope: &Scope, id: String) -> AppResult<SyncReport> {
+    let row = mailbox(scope, id).await?;
+    may_manage(scope, &row).or_else(|_| scope.require("message", "write"))?;
+    sync(&scope.pool, &scope.secret, row).await
+}
+
+/// Fetches what is new in the mailbox's inbox and sent folder and files it, message by
+/// message (each with its folder mark, so a restart resumes where it stopped).
+pub async fn sync(pool: &Pool, key: &Key, mailbox: MailboxRow) -> AppResult<SyncReport> {
+    let mut report = SyncReport::default();
+    let login = match mailbox.login(key) {
+        Ok(l) => l,
+        Err(e) => {
+            let id = mailbox.id.clone();
+            let msg = e.to_string();
+            db::run(pool, move |c| mail::record_sync(c, &id, Some(msg))).await?;
+            return Err(e);
+        }
+    };
+    let mut errors = Vec::new();
+    for (folder, outgoing) in [
+        ("INBOX".to_string(), false),
+        (mailbox.sent_folder.clone(), true),
+    ] {
+        loop {
+            let (id, f) = (mailbox.id.clone(), folder.clone());
+            let last = db::run(pool, move |c| mail::folder_state(c, &id, &f)).await?;
+            let (server, l, f) = (mailbox.imap(), login.clone(), folder.clone());
+            let fetched = blocking(move || {
+                let mut s = transport::imap_login(&server, &l)?;
+                let r = transport::fetch_new(&mut s, &f, last);
+                let _ = s.logout();
+                r
+            })
+            .await?;
+            let fetched = match fetched {
+                Ok(f) => f,
+                Err(e) => {
+                    // A mailbox without the named sent folder still syncs its inbox.
+                    errors.push(e);
+                    break;
+                }
+            };
+            let more = fetched.more;
+            for (uid, raw) in fetched.messages {
+                report.fetched += 1;
+                let (m, f, v) = (mailbox.clone(), folder.clone(), fetched.uid_validity);
+                match db::run(pool, move |c| {
+                    mail::file_raw(c, &m, &f, v, uid, &raw, outgoing)
+                })
+                .await?
+                {
+                    Filed::New(0) => report.unmatched += 1,
+                    Filed::New(n) => report.filed += n,
+                    Filed::Known | Filed::Unreadable => report.known += 1,
+                }
+            }
+            if !more {
+                break;
+            }
+        }
+    }
+    report.error = (!errors.is_empty()).then(|| errors.join("; "));
+    let (id, e) = (mailbox.id.clone(), report.error.clone());
+    db::run(pool, move |c| mail::record_sync(c, &id, e)).await?;
+    Ok(report)
+}
+
+/// Syncs every mailbox that has sync switched on (the worker's round).
+pub async fn sync_all(pool: &Pool, key: &Key) -> AppResult<usize> {
+    let boxes: Vec<MailboxRow> = db::run(pool, |c| {
+        use crate::db::schema::mailboxes;
+        use diesel::prelude::*;
+        Ok(mailboxes::table
+            .filter(mailboxes::sync_enabled.eq(true))
+            .select(MailboxRow::as_select())
+            .load(c)?)
+    })
+    .await?;
+    let n = boxes.len();
+    for m in boxes {
+        let address = m.address.clone();
+        if let Err(e) = sync(pool, key, m).await {
+            tracing::warn!(mailbox = %address, error = %e, "mailbox sync failed");
+        }
+    }
+    Ok(n)
+}
+
+/// The fields of a message to write, from the API's JSON or the console's form.
+pub fn draft_from(body: &Map<String, Value>) -> AppResult<Draft> {
+    const KEYS: &[&str] = &[
+        "mailboxId",
+        "clientId",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "text",
+        "replyTo",
+    ];
+    let mut errors: Vec<crate::error::FieldError> = body
+        .keys()
+        .filter(|k| !KEYS.contains(&k.as_str()))
+        .map(|k| crate::error::FieldError::new(k, "Unknown field."))
+        .collect();
+    let text = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let opt = |k: &str| Some(text(k)).filter(|s| !s.is_empty());
+    let to = mail::parse_addresses(body.get("to"), "to", &mut errors);
+    let cc = mail::parse_addresses(body.get("cc"), "cc", &mut errors);
+    let bcc = mail::parse_addresses(body.get("bcc"), "bcc", &mut errors);
+    if opt("mailboxId").is_none() {
+        errors.push(crate::error::FieldError::new(
+            "mailboxId",
+            "Choose the mailbox to send from.",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Validation(
+            "The message was not sent.".into(),
+            errors,
+        ));
+    }
+    Ok(Draft {
+        mailbox_id: text("mailboxId"),
+        client_id: opt("clientId"),
+        to,
+        cc,
+        bcc,
+        subject: text("subject"),
+        text: body
+            .get("text")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        reply_to: opt("replyTo"),
+    })
+}
+
+/// Writes an e-mail: checked and queued now, sent by the worker within seconds.
+pub async fn send(scope: &Scope, draft: Draft) -> AppResult<MessageView> {
+    scope.require("message", "write")?;
+    let (ctx, access) = (scope.audit.clone(), scope.access("client"));
+    let row = scope
+        .read(move |c| mail::queue(c, &ctx, &access, draft))
+        .await?;
+    view_of(scope, row).await
+}
+
+async fn view_of(scope: &Scope, row: MessageRow) -> AppResult<MessageView> {
+    let id = row.id.clone();
+    let clients = scope
+        .read(move |c| {
+            Ok(mail::clients_of(c, std::slice::from_ref(&id))?
+                .remove(&id)
+                .unwrap_or_default())
+        })
+        .await?;
+    Ok(MessageView { row, clients })
+}
+
+/// Sends the messages that are due; returns how many were tried. The worker's round.
+pub async fn deliver_due(pool: &Pool, key: &Key) -> AppResult<usize> {
+    let mut tried = 0;
+    while let Some(msg) = db::run(pool, mail::claim_due).await? {
+        tried += 1;
+        let m = msg.clone();
+        let (mailbox, objection) = db::run(pool, move |c| {
+            Ok((
+                m.mailbox_id
+                    .as_deref()
+                    .map(|id| mail::find_mailbox(c, id))
+                    .transpose()?
+                    .flatten(),
+                mail::objection_now(c, &m)?,
+            ))
+        })
+        .await?;
+        let outcome: Result<(), (String, bool, bool)> = match (mailbox, objection) {
+            (_, Some(why)) => Err((why, true, true)),
+            (None, _) => Err((
+                "The mailbox it was to leave from was removed.".into(),
+                true,
+                false,
+            )),
+            (Some(mb), None) => match (mb.login(key), build(&msg)) {
+                (Err(e), _) => Err((e.to_string(), true, false)),
+                (_, Err(e)) => Err((e, true, false)),
+                (Ok(login), Ok(message)) => {
+                    let server = mb.smtp();
+                    blocking(move || transport::send(&server, &login, &message))
+                        .await?
+                        .map_err(|e| (e.reply, e.permanent, false))
+                }
+            },
+        };
+        let m = msg.clone();
+        db::run(pool, move |c| match outcome {
+            Ok(()) => mail::mark_sent(c, &m),
+            Err((reply, permanent, refused)) => {
+                mail::mark_failed(c, &m, &reply, permanent, refused)
+            }
+        })
+        .await?;
+    }
+    Ok(tried)
+}
+
+/// The message as it goes out: plain text, threaded to what it answers.
+fn build(msg: &MessageRow) -> Result<lettre::Message, String> {
+    use lettre::message::{header::ContentType, Mailbox};
+    let parse = |a: &str| {
+        a.parse::<lettre::Address>()
+            .map_err(|e| format!("{a}: {e}"))
+    };
+    let name = Some(msg.from_name.clone()).filter(|n| !n.is_empty());
+    let mut b = lettre::Message::builder()
+        .message_id(Some(msg.message_id.clone()))
+        .from(Mailbox::new(name, parse(&msg.from_address)?))
+        .subject(msg.subject.clone())
+        .date_now();
+    for a in msg.to() {
+        b = b.to(Mailbox::new(None, parse(&a)?));
+    }
+    for a in msg.cc() {
+        b = b.cc(Mailbox::new(None, parse(&a)?));
+    }
+    for a in msg.bcc() {
+        b = b.bcc(Mailbox::new(None, parse(&a)?));
+    }
+    if let Some(parent) = &msg.in_reply_to {
+        b = b.in_reply_to(parent.clone()).references(parent.clone());
+    }
+    b.header(ContentType::TEXT_PLAIN)
+        .body(msg.body_text.clone())
+        .map_err(|e| e.to_string())
+}
+
+/// Messages the caller may see, newest first; `cursor` from the previous page.
+pub async fn list(
+    scope: &Scope,
+    view: View,
+    cursor: Option<String>,
+    limit: i64,
+) -> AppResult<(Vec<MessageView>, Option<String>)> {
+    scope.require("message", "read")?;
+    if let View::Client(id) = &view {
+        let (org, access, id) = (scope.org_id.clone(), scope.access("client"), id.clone());
+        scope
+            .read(move |c| crate::domain::clients::service::get(c, &org, &access, &id).map(drop))
+            .await?;
+    }
+    let before = match cursor {
+        None => None,
+        Some(s) => Some(
+            crate::domain::interactions::parse_cursor(&s).ok_or_else(|| {
+                AppError::invalid("cursor", "This cursor is not one we gave out.")
+            })?,
+        ),
+    };
+    let (org, user, oversee) = reader(scope);
+    let rows = scope
+        .read(move |c| {
+            let r = Reader {
+                org: &org,
+                user: user.as_deref(),
+                oversee,
+            };
+            let rows = mail::messages(c, &r, &view, before, limit + 1)?;
+            let ids: Vec<String> = rows.iter().map(|m| m.id.clone()).collect();
+            let mut clients = mail::clients_of(c, &ids)?;
+            Ok(rows
+                .into_iter()
+                .map(|row| MessageView {
+                    clients: clients.remove(&row.id).unwrap_or_default(),
+                    row,
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    let mut rows = rows;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|m| {
+            format!(
+                "{}|{}",
+                m.row.occurred_at.and_utc().timestamp_micros(),
+                m.row.id
+            )
+        })
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+/// A message and its thread (oldest first), as the caller may see them.
+pub async fn get(scope: &Scope, id: String) -> AppResult<(MessageView, Vec<MessageView>)> {
+    scope.require("message", "read")?;
+    let (org, user, oversee) = reader(scope);
+    scope
+        .read(move |c| {
+            let r = Reader {
+                org: &org,
+                user: user.as_deref(),
+                oversee,
+            };
+            let row = mail::message(c, &r, &id)?;
+            let mut thread =
+                mail::messages(c, &r, &View::Thread(row.thread_id.clone()), None, 200)?;
+            thread.reverse();
+            let ids: Vec<String> = thread
+                .iter()
+                .map(|m| m.id.clone())
+                .chain([row.id.clone()])
+                .collect();
+            let mut clients = mail::clients_of(c, &ids)?;
+            let thread = thread
+                .into_iter()
+                .map(|row| MessageView {
+                    clients: clients.get(&row.id).cloned().unwrap_or_default(),
+                    row,
+                })
+                .collect();
+            Ok((
+                MessageView {
+                    clients: clients.remove(&row.id).unwrap_or_default(),
+                    row,
+                },
+                thread,
+            ))
+        })
+        .await
+}
+
+/// Sends a failed or uncertain message again (the user decided).
+pub async fn resend(scope: &Scope, id: String) -> AppResult<MessageView> {
+    scope.require("message", "write")?;
+    let (msg, _) = get(scope, id.clone()).await?;
+    let org = scope.org_id.clone();
+    scope.read(move |c| mail::requeue(c, &org, &id)).await?;
+    let (msg, _) = get(scope, msg.row.id).await?;
+    Ok(msg)
+}
+
+/// Files a message (one from an unknown sender) on a client the caller may write to, or
+/// on a new person made from its sender when `client_id` is `None`.
+pub async fn file_on(
+    scope: &Scope,
+    id: String,
+    client_id: Option<String>,
+) -> AppResult<MessageView> {
+    scope.require("message", "write")?;
+    let (msg, _) = get(scope, id.clone()).await?;
+    let client = match client_id {
+        Some(cid) => {
+            let (org, access) = (scope.org_id.clone(), scope.access("client"));
+            scope
+                .read(move |c| crate::domain::clients::service::get(c, &org, &access, &cid))
+                .await?
+                .id
+        }
+        None => {
+            let address = msg.row.from_address.clone();
+            let name = msg.row.from_name.trim().to_string();
+            let (first, last) = match name.rsplit_once(' ') {
+                Some((f, l)) => (f.to_string(), l.to_string()),
+                None if !name.is_empty() => (name.clone(), String::new()),
+                None => (
+                    address.split('@').next().unwrap_or_default().to_string(),
+                    String::new(),
+                ),
+            };
+            let mut body = Map::new();
+            body.insert("type".into(), json!("individual"));
+            body.insert("firstName".into(), json!(first));
+            if !last.is_empty() {
+                body.insert("lastName".into(), json!(last));
+            }
+            body.insert("email".into(), json!(address));
+            body.insert("source".into(), json!("email"));
+            super::clients::create(scope, body).await?.row.id
+        }
+    };
+    let ctx = scope.audit.clone();
+    let row = msg.row.clone();
+    scope
+        .read(move |c| mail::file_on(c, &ctx, &row, &client))
+        .await?;
+    Ok(get(scope, id).await?.0)
+}

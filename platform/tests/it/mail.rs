@@ -1,0 +1,673 @@
+//! E-mail against real servers (Dovecot IMAP + submission, Postfix SMTP, started by
+//! `tests/mail/start`; `RAPPORT_TEST_IMAP`/`RAPPORT_TEST_SMTP` name them): write from
+//! Rapport, the message arrives in the client's mailbox, the client's reply is synced back
+//! onto the same thread; unknown senders wait in Unmatched; opted-out clients are refused.
+//! The MIME filing and the send lease run without servers.
+
+use actix_web::http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::{api, send, TestApp};
+use rapport::integrations::mail as transport;
+
+fn servers() -> Option<(String, u16, String, u16)> {
+    let split = |v: String| {
+        let (h, p) = v.rsplit_once(':')?;
+        Some((h.to_string(), p.parse().ok()?))
+    };
+    let imap = split(std::env::var("RAPPORT_TEST_IMAP").ok()?)?;
+    let smtp = split(std::env::var("RAPPORT_TEST_SMTP").ok()?)?;
+    Some((imap.0, imap.1, smtp.0, smtp.1))
+}
+
+fn address(who: &str) -> String {
+    format!(
+        "{who}-{}@mail.rapport.test",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+fn mailbox_body(addr: &str, s: &(String, u16, String, u16), password: &str) -> serde_json::Value {
+    json!({
+        "name": "My mail", "address": addr, "username": addr, "password": password,
+        "imap": {"host": s.0, "port": s.1, "security": "none"},
+        "smtp": {"host": s.2, "port": s.3, "security": "none"},
+    })
+}
+
+/// Sends a message as someone outside Rapport (the client's own mail program).
+fn send_as(
+    s: &(String, u16, String, u16),
+    from: &str,
+    to: &str,
+    subject: &str,
+    in_reply_to: Option<&str>,
+) {
+    let mut b = lettre::Message::builder()
+        .from(from.parse().unwrap())
+        .to(to.parse().unwrap())
+        .subject(subject);
+    if let Some(r) = in_reply_to {
+        b = b.in_reply_to(r.to_string()).references(r.to_string());
+    }
+    let m = b.body(format!("{subject}\n\nSent from a phone.")).unwrap();
+    let server = transport::Server {
+        host: s.2.clone(),
+        port: s.3,
+        security: transport::Security::None,
+    };
+    let login = transport::Login {
+        username: from.into(),
+        password: "secret".into(),
+    };
+    transport::send(&server, &login, &m).expect("the client's own mail program sends");
+}
+
+/// The messages in `who`'s inbox on the IMAP server (waits for delivery).
+fn inbox_of(s: &(String, u16, String, u16), who: &str, want: usize) -> Vec<String> {
+    let server = transport::Server {
+        host: s.0.clone(),
+        port: s.1,
+        security: transport::Security::None,
+    };
+    let login = transport::Login {
+        username: who.into(),
+        password: "secret".into(),
+    };
+    for _ in 0..50 {
+        let mut session = transport::imap_login(&server, &login).expect("imap");
+        let f = transport::fetch_new(&mut session, "INBOX", None).expect("fetch");
+        let _ = session.logout();
+        if f.messages.len() >= want {
+            return f
+                .messages
+                .into_iter()
+                .map(|(_, raw)| String::from_utf8_lossy(&raw).into_owned())
+                .collect();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("{who} did not receive {want} message(s)");
+}
+
+async fn wait_sync(
+    app: &TestApp,
+    svc: &impl actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+    >,
+    token: &str,
+    mailbox: &str,
+    want_new: u64,
+) -> serde_json::Value {
+    let _ = app;
+    let mut total = json!({"fetched": 0, "filed": 0, "unmatched": 0});
+    for _ in 0..50 {
+        let r = send(
+            svc,
+            api(
+                Method::POST,
+                &format!("/api/mailboxes/{mailbox}/sync"),
+                token,
+            ),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let j = r.json();
+        for k in ["fetched", "filed", "unmatched"] {
+            total[k] = json!(total[k].as_u64().unwrap() + j[k].as_u64().unwrap());
+        }
+        if total["fetched"].as_u64().unwrap() >= want_new {
+            return total;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("the sync found fewer than {want_new} new messages: {total}");
+}
+
+#[actix_web::test]
+async fn a_rep_writes_from_rapport_and_the_reply_lands_on_the_same_thread() {
+    let Some(s) = servers() else {
+        eprintln!(
+            "SKIPPED: no mail servers (RAPPORT_TEST_IMAP/RAPPORT_TEST_SMTP; tests/mail/start)"
+        );
+        return;
+    };
+    let app = TestApp::new().await;
+    let svc = app.service().await;
+    let org = app.org("Mail Co");
+    let rep = app.user(&org, "rep@mail.test", "sales_rep");
+    let token = app.token(&org, &rep);
+    let (rep_addr, ann_addr, stranger) = (address("rep"), address("ann"), address("stranger"));
+
+    // A wrong password: the test button answers with the server's own words.
+    let created = send(
+        &svc,
+        api(Method::POST, "/api/mailboxes", &token).set_json(mailbox_body(&rep_addr, &s, "wrong")),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let mb = created.json();
+    assert!(
+        mb.get("password").is_none() && !created.body.contains("wrong"),
+        "{}",
+        created.body
+    );
+    let mb_id = mb["id"].as_str().unwrap().to_string();
+    let stored: String = {
+        use diesel::prelude::*;
+        use rapport::db::schema::mailboxes;
+        mailboxes::table
+            .find(&mb_id)
+            .select(mailboxes::secret)
+            .first(&mut app.pool.get().unwrap())
+            .unwrap()
+    };
+    assert!(!stored.contains("wrong"), "the password is sealed at rest");
+    let test = send(
+        &svc,
+        api(
+            Method::POST,
+            &format!("/api/mailboxes/{mb_id}/test"),
+            &token,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(test["ok"], false);
+    assert!(
+        test["imap"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("Authentication failed"),
+        "{test}"
+    );
+    let fixed = send(
+        &svc,
+        api(Method::PATCH, &format!("/api/mailboxes/{mb_id}"), &token)
+            .set_json(json!({"password": "secret"})),
+    )
+    .await;
+    assert_eq!(fixed.status, StatusCode::OK, "{}", fixed.body);
+    let test = send(
+        &svc,
+        api(
+            Method::POST,
+            &format!("/api/mailboxes/{mb_id}/test"),
+            &token,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(test["ok"], true, "{test}");
+
+    let ann = send(&svc, api(Method::POST, "/api/clients", &token).set_json(json!({
+        "type": "individual", "firstName": "Ann", "lastName": "Archer", "email": ann_addr.to_uppercase()
+    }))).await.json();
+    let ann_id = ann["id"].as_str().unwrap().to_string();
+
+    // Write from Rapport: queued at once, sent by the worker.
+    let sent = send(
+        &svc,
+        api(Method::POST, "/api/messages", &token).set_json(json!({
+            "mailboxId": mb_id, "clientId": ann_id, "to": [ann_addr], "subject": "Your proposal",
+            "text": "Hello Ann,\nthe proposal is attached.\n"
+        })),
+    )
+    .await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.body);
+    let msg = sent.json();
+    assert_eq!(msg["status"], "queued");
+    let msg_id = msg["id"].as_str().unwrap().to_string();
+    let header_id = msg["messageId"].as_str().unwrap().to_string();
+    assert_eq!(
+        rapport::ops::mail::deliver_due(&app.pool, &app.state.secret)
+            .await
+            .unwrap(),
+        1
+    );
+    let shown = send(
+        &svc,
+        api(Method::GET, &format!("/api/messages/{msg_id}"), &token),
+    )
+    .await
+    .json();
+    assert_eq!(shown["status"], "sent", "{shown}");
+    // A second round sends nothing again.
+    assert_eq!(
+        rapport::ops::mail::deliver_due(&app.pool, &app.state.secret)
+            .await
+            .unwrap(),
+        0
+    );
+
+    // It arrived in Ann's mailbox on the IMAP server, once.
+    let inbox = inbox_of(&s, &ann_addr, 1);
+    assert_eq!(inbox.len(), 1);
+    assert!(
+        inbox[0].contains(&header_id) && inbox[0].contains("Your proposal"),
+        "{}",
+        inbox[0]
+    );
+
+    // On Ann's timeline as an outbound e-mail.
+    let tl = send(
+        &svc,
+        api(
+            Method::GET,
+            &format!("/api/clients/{ann_id}/interactions"),
+            &token,
+        ),
+    )
+    .await
+    .json();
+    let first = &tl["data"][0];
+    assert_eq!(
+        (first["type"].as_str(), first["direction"].as_str()),
+        (Some("email"), Some("outbound")),
+        "{tl}"
+    );
+
+    // Ann answers from her own mail program; a stranger writes too.
+    send_as(
+        &s,
+        &ann_addr,
+        &rep_addr,
+        "Re: Your proposal",
+        Some(&header_id),
+    );
+    send_as(&s, &stranger, &rep_addr, "Do you sell widgets?", None);
+    inbox_of(&s, &rep_addr, 2);
+    let synced = wait_sync(&app, &svc, &token, &mb_id, 2).await;
+    assert_eq!(
+        (synced["filed"].as_u64(), synced["unmatched"].as_u64()),
+        (Some(1), Some(1)),
+        "{synced}"
+    );
+    // Nothing is fetched twice.
+    let again = send(
+        &svc,
+        api(
+            Method::POST,
+            &format!("/api/mailboxes/{mb_id}/sync"),
+            &token,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(again["fetched"], 0, "{again}");
+
+    // The reply threads onto the message Rapport sent.
+    let thread = send(
+        &svc,
+        api(Method::GET, &format!("/api/messages/{msg_id}"), &token),
+    )
+    .await
+    .json();
+    let items = thread["thread"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{thread}");
+    assert_eq!(items[1]["direction"], "inbound");
+    assert_eq!(items[1]["subject"], "Re: Your proposal");
+    let tl = send(
+        &svc,
+        api(
+            Method::GET,
+            &format!("/api/clients/{ann_id}/interactions"),
+            &token,
+        ),
+    )
+    .await
+    .json();
+    assert!(
+        tl["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["direction"] == "inbound" && i["subject"] == "Re: Your proposal"),
+        "{tl}"
+    );
+
+    // The stranger waits in Unmatched until one click makes them a client.
+    let unmatched = send(
+        &svc,
+        api(Method::GET, "/api/messages?view=unmatched", &token),
+    )
+    .await
+    .json();
+    let items = unmatched["data"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{unmatched}");
+    assert_eq!(items[0]["from"]["address"], stranger.as_str());
+    let filed = send(
+        &svc,
+        api(
+            Method::POST,
+            &format!("/api/messages/{}/file", items[0]["id"].as_str().unwrap()),
+            &token,
+        )
+        .set_json(json!({})),
+    )
+    .await;
+    assert_eq!(filed.status, StatusCode::OK, "{}", filed.body);
+    assert_eq!(filed.json()["matched"], true);
+    assert_eq!(filed.json()["clients"].as_array().unwrap().len(), 1);
+    let unmatched = send(
+        &svc,
+        api(Method::GET, "/api/messages?view=unmatched", &token),
+    )
+    .await
+    .json();
+    assert_eq!(unmatched["data"].as_array().unwrap().len(), 0);
+
+    // Another organization sees none of it.
+    let other = app.org("Elsewhere");
+    let admin = app.user(&other, "boss@else.test", "admin");
+    let other_token = app.token(&other, &admin);
+    for path in [
+        format!("/api/messages/{msg_id}"),
+        format!("/api/mailboxes/{mb_id}"),
+    ] {
+        assert_eq!(
+            send(&svc, api(Method::GET, &path, &other_token))
+                .await
+                .status,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        send(
+            &svc,
+            api(
+                Method::POST,
+                &format!("/api/mailboxes/{mb_id}/sync"),
+                &other_token
+            )
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    let listed = send(&svc, api(Method::GET, "/api/messages", &other_token))
+        .await
+        .json();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 0);
+}
+
+#[actix_web::test]
+async fn nobody_who_opted_out_is_written_to() {
+    let app = TestApp::new().await;
+    let svc = app.service().await;
+    let org = app.org("Consent Co");
+    let rep = app.user(&org, "rep@consent.test", "sales_rep");
+    let token = app.token(&org, &rep);
+    let fake = ("127.0.0.1".to_string(), 9, "127.0.0.1".to_string(), 9);
+    let mb = send(
+        &svc,
+        api(Method::POST, "/api/mailboxes", &token).set_json(mailbox_body(
+            "rep@consent.test",
+            &fake,
+            "pw",
+        )),
+    )
+    .await
+    .json();
+    let bob = send(
+        &svc,
+        api(Method::POST, "/api/clients", &token).set_json(json!({
+            "type": "individual", "firstName": "Bob", "lastName": "Baker", "email": "bob@consent.test"
+        })),
+    )
+    .await
+    .json();
+    let prefs = format!("/api/clients/{}/preferences", bob["id"].as_str().unwrap());
+    let r = send(
+        &svc,
+        api(Method::PUT, &prefs, &token).set_json(json!({
+            "channels": {"email": {"status": "opt_out", "source": "unsubscribed"}}
+        })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Written to by address alone (not from his profile), he is still found and refused.
+    let refused = send(&svc, api(Method::POST, "/api/messages", &token).set_json(json!({
+        "mailboxId": mb["id"], "to": "someone@else.test, BOB@consent.test", "subject": "Offer", "text": "Hi"
+    }))).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("Bob Baker"), "{}", refused.body);
+    let listed = send(&svc, api(Method::GET, "/api/messages?view=outbox", &token))
+        .await
+        .json();
+    assert_eq!(
+        listed["data"].as_array().unwrap().len(),
+        0,
+        "nothing was queued"
+    );
+    // Bad input is named field by field.
+    let bad = send(
+        &svc,
+        api(Method::POST, "/api/messages", &token).set_json(json!({
+            "mailboxId": mb["id"], "to": "not-an-address", "subject": "", "text": "Hi"
+        })),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.body.contains("not-an-address is not an e-mail address"),
+        "{}",
+        bad.body
+    );
+    // A read-only member may not write.
+    let ro = app.user(&org, "ro@consent.test", "read_only");
+    let ro_token = app.token(&org, &ro);
+    let r = send(
+        &svc,
+        api(Method::POST, "/api/mailboxes", &ro_token).set_json(mailbox_body(
+            "ro@consent.test",
+            &fake,
+            "pw",
+        )),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // A rep may not connect the organization's shared mailbox.
+    let mut body = mailbox_body("team@consent.test", &fake, "pw");
+    body["shared"] = json!(true);
+    assert_eq!(
+        send(
+            &svc,
+            api(Method::POST, "/api/mailboxes", &token).set_json(body)
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[actix_web::test]
+async fn a_send_interrupted_mid_way_is_never_sent_twice() {
+    use diesel::prelude::*;
+    use rapport::db::schema::mail_messages;
+    let app = TestApp::new().await;
+    let svc = app.service().await;
+    let org = app.org("Lease Co");
+    let rep = app.user(&org, "rep@lease.test", "sales_rep");
+    let token = app.token(&org, &rep);
+    // Port 9 (discard) refuses: the attempt fails transiently and waits for a retry.
+    let fake = ("127.0.0.1".to_string(), 9, "127.0.0.1".to_string(), 9);
+    let mb = send(
+        &svc,
+        api(Method::POST, "/api/mailboxes", &token).set_json(mailbox_body(
+            "rep@lease.test",
+            &fake,
+            "pw",
+        )),
+    )
+    .await
+    .json();
+    let m = send(
+        &svc,
+        api(Method::POST, "/api/messages", &token).set_json(json!({
+            "mailboxId": mb["id"], "to": ["zed@lease.test"], "subject": "Hello", "text": "Hi"
+        })),
+    )
+    .await
+    .json();
+    let id = m["id"].as_str().unwrap().to_string();
+    // A worker claimed it and died (kill -9) before it could record the outcome.
+    let mut c = app.pool.get().unwrap();
+    let claimed = rapport::domain::mail::claim_due(&mut c)
+        .unwrap()
+        .expect("claimed");
+    assert_eq!(claimed.id, id);
+    assert!(
+        rapport::domain::mail::claim_due(&mut c).unwrap().is_none(),
+        "one claim at a time"
+    );
+    diesel::update(mail_messages::table.find(&id))
+        .set(
+            mail_messages::next_attempt_at
+                .eq(Some(rapport::db::now() - chrono::Duration::seconds(1))),
+        )
+        .execute(&mut c)
+        .unwrap();
+    // After the lease it is not resent blindly but shown as uncertain, for a person to decide.
+    assert_eq!(
+        rapport::ops::mail::deliver_due(&app.pool, &app.state.secret)
+            .await
+            .unwrap(),
+        0
+    );
+    let shown = send(
+        &svc,
+        api(Method::GET, &format!("/api/messages/{id}"), &token),
+    )
+    .await
+    .json();
+    assert_eq!(shown["status"], "uncertain", "{shown}");
+    assert!(shown["error"]
+        .as_str()
+        .unwrap()
+        .contains("may or may not have left"));
+    // Sending again is the user's choice; the refused connection then counts as an attempt.
+    let again = send(
+        &svc,
+        api(Method::POST, &format!("/api/messages/{id}/resend"), &token),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
+    assert_eq!(
+        rapport::ops::mail::deliver_due(&app.pool, &app.state.secret)
+            .await
+            .unwrap(),
+        1
+    );
+    let shown = send(
+        &svc,
+        api(Method::GET, &format!("/api/messages/{id}"), &token),
+    )
+    .await
+    .json();
+    assert_eq!(
+        shown["status"], "queued",
+        "a refused connection is retried later: {shown}"
+    );
+    assert_eq!(shown["attempts"], 1);
+    assert!(!shown["error"].as_str().unwrap().is_empty());
+}
+
+#[actix_web::test]
+async fn odd_and_hostile_messages_are_filed_without_stopping_the_sync() {
+    let app = TestApp::new().await;
+    let org = app.org("Mime Co");
+    let rep = app.user(&org, "rep@mime.test", "sales_rep");
+    let token = app.token(&org, &rep);
+    let svc = app.service().await;
+    let fake = ("127.0.0.1".to_string(), 9, "127.0.0.1".to_string(), 9);
+    let mb = send(
+        &svc,
+        api(Method::POST, "/api/mailboxes", &token).set_json(mailbox_body(
+            "rep@mime.test",
+            &fake,
+            "pw",
+        )),
+    )
+    .await
+    .json();
+    for (email, name) in [("jose@mime.test", "José"), ("ann@mime.test", "Ann")] {
+        send(
+            &svc,
+            api(Method::POST, "/api/clients", &token)
+                .set_json(json!({"type": "individual", "firstName": name, "email": email})),
+        )
+        .await;
+    }
+    let mut c = app.pool.get().unwrap();
+    let mailbox = rapport::domain::mail::find_mailbox(&mut c, mb["id"].as_str().unwrap())
+        .unwrap()
+        .unwrap();
+    let corpus: [&[u8]; 5] = [
+        // Encoded-word subject, Latin-1 quoted-printable body, plus-addressed sender.
+        b"From: =?ISO-8859-1?Q?Jos=E9?= <JOSE+crm@mime.test>\r\nTo: rep@mime.test\r\nSubject: =?UTF-8?B?Q2Fmw6k=?=\r\nMessage-ID: <q1@mime.test>\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nJ'ai re=E7u le devis.\r\n",
+        // HTML only, base64, with a script that must not survive as markup.
+        b"From: ann@mime.test\r\nTo: rep@mime.test\r\nSubject: html\r\nMessage-ID: <q2@mime.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nPHA+SGVsbG8gPGI+d29ybGQ8L2I+PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0PjwvcD4=\r\n--XX--\r\n",
+        // No Message-ID at all.
+        b"From: ann@mime.test\r\nTo: rep@mime.test\r\nSubject: no id\r\n\r\nbody\r\n",
+        // Garbage.
+        b"\x00\x01\x02 not a message",
+        // The same message again (another copy): filed once.
+        b"From: ann@mime.test\r\nTo: rep@mime.test\r\nSubject: html\r\nMessage-ID: <q2@mime.test>\r\n\r\ncopy\r\n",
+    ];
+    let mut outcomes = Vec::new();
+    for (i, raw) in corpus.iter().enumerate() {
+        outcomes.push(
+            rapport::domain::mail::file_raw(&mut c, &mailbox, "INBOX", 7, i as i64 + 1, raw, false)
+                .unwrap(),
+        );
+    }
+    use rapport::domain::mail::Filed;
+    assert_eq!(
+        outcomes[0],
+        Filed::New(1),
+        "José found through his plus address"
+    );
+    assert_eq!(outcomes[1], Filed::New(1));
+    assert_eq!(outcomes[2], Filed::New(1));
+    assert_eq!(outcomes[4], Filed::Known);
+    assert_eq!(
+        rapport::domain::mail::folder_state(&mut c, &mailbox.id, "INBOX").unwrap(),
+        Some((7, 5))
+    );
+    let listed = send(&svc, api(Method::GET, "/api/messages", &token))
+        .await
+        .json();
+    let by_subject = |s: &str| {
+        listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["subject"] == s)
+            .cloned()
+            .unwrap_or_else(|| panic!("{s}: {listed}"))
+    };
+    let cafe = by_subject("Café");
+    assert!(
+        cafe["text"]
+            .as_str()
+            .unwrap()
+            .contains("J'ai reçu le devis."),
+        "{cafe}"
+    );
+    assert_eq!(cafe["from"]["address"], "jose+crm@mime.test");
+    let html = by_subject("html");
+    let text = html["text"].as_str().unwrap();
+    assert!(
+        text.contains("Hello") && text.contains("world") && !text.contains("<script"),
+        "{text}"
+    );
+}
