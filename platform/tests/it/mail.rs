@@ -671,3 +671,176 @@ async fn odd_and_hostile_messages_are_filed_without_stopping_the_sync() {
         "{text}"
     );
 }
+
+#[actix_web::test]
+async fn in_the_console_a_rep_connects_a_mailbox_and_writes_from_the_profile() {
+    use crate::support::{Browser, PASSWORD};
+    let app = TestApp::new().await;
+    let svc = app.service().await;
+    let org = app.org("Console Mail Co");
+    let rep = app.user(&org, "rep@cm.test", "sales_rep");
+    let token = app.token(&org, &rep);
+    let ann = send(
+        &svc,
+        api(Method::POST, "/api/clients", &token).set_json(json!({
+            "type": "individual", "firstName": "Ann", "lastName": "Archer", "email": "ann@cm.test"
+        })),
+    )
+    .await
+    .json();
+    let ann_id = ann["id"].as_str().unwrap().to_string();
+    let mut b = Browser::new();
+    b.sign_in(&svc, "rep@cm.test", PASSWORD).await;
+    let home = b.get(&svc, "/").await;
+    assert!(
+        home.body.contains("href=\"/mail\""),
+        "E-mail is in the menu"
+    );
+    let empty = b.get(&svc, "/mail").await;
+    assert!(
+        empty.body.contains("No mailbox is connected yet"),
+        "{}",
+        empty.body
+    );
+
+    // A mistake is named next to the form, and what was typed stays.
+    let fields = |port: &'static str| {
+        vec![
+            ("name", "My mail"),
+            ("address", "rep@cm.test"),
+            ("username", "rep@cm.test"),
+            ("password", "pw"),
+            ("imapHost", "127.0.0.1"),
+            ("imapPort", port),
+            ("imapSecurity", "none"),
+            ("smtpHost", "127.0.0.1"),
+            ("smtpPort", "9"),
+            ("smtpSecurity", "none"),
+        ]
+    };
+    let bad = b.post_form(&svc, "/mail/mailboxes", &fields("99999")).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.body
+            .contains("IMAP port:</strong> Use a port from 1 to 65535."),
+        "{}",
+        bad.body
+    );
+    assert!(bad.body.contains("value=\"rep@cm.test\""));
+    assert!(
+        !bad.body.contains("Shared with the whole organization"),
+        "a rep cannot share"
+    );
+    let ok = b.post_form(&svc, "/mail/mailboxes", &fields("9")).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    let page = b.get(&svc, "/mail/mailboxes").await;
+    assert!(
+        page.body.contains("rep@cm.test") && page.body.contains("Sync now"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("value=\"pw\""),
+        "the password is never shown again"
+    );
+
+    // Write from the profile.
+    let profile = b.get(&svc, &format!("/clients/{ann_id}")).await;
+    assert!(
+        profile
+            .body
+            .contains(&format!("href=\"/clients/{ann_id}/email\"")),
+        "Write e-mail on the profile"
+    );
+    let form = b.get(&svc, &format!("/clients/{ann_id}/email")).await;
+    assert!(
+        form.body.contains("value=\"ann@cm.test\""),
+        "the client's address is filled in"
+    );
+    let mailbox_id = send(&svc, api(Method::GET, "/api/mailboxes", &token))
+        .await
+        .json()["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let missing = b
+        .post_form(
+            &svc,
+            &format!("/clients/{ann_id}/email"),
+            &[
+                ("mailboxId", &mailbox_id),
+                ("to", "ann@cm.test"),
+                ("subject", ""),
+                ("text", "Kept text"),
+            ],
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        missing.body.contains("Give the message a subject.") && missing.body.contains("Kept text"),
+        "{}",
+        missing.body
+    );
+    let sent = b
+        .post_form(
+            &svc,
+            &format!("/clients/{ann_id}/email"),
+            &[
+                ("mailboxId", &mailbox_id),
+                ("to", "ann@cm.test"),
+                ("subject", "Hello Ann"),
+                ("text", "Hi"),
+            ],
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+    let outbox = b.get(&svc, "/mail?view=outbox").await;
+    assert!(
+        outbox.body.contains("Hello Ann") && outbox.body.contains("Waiting to send"),
+        "{}",
+        outbox.body
+    );
+
+    // Opted out: the form says so and nothing is queued.
+    let prefs = format!("/api/clients/{ann_id}/preferences");
+    send(
+        &svc,
+        api(Method::PUT, &prefs, &token)
+            .set_json(json!({"channels": {"email": {"status": "opt_out"}}})),
+    )
+    .await;
+    let form = b.get(&svc, &format!("/clients/{ann_id}/email")).await;
+    assert!(
+        form.body
+            .contains("Rapport will not send e-mail to this client"),
+        "{}",
+        form.body
+    );
+    let refused = b
+        .post_form(
+            &svc,
+            &format!("/clients/{ann_id}/email"),
+            &[
+                ("mailboxId", &mailbox_id),
+                ("to", "ann@cm.test"),
+                ("subject", "Again"),
+                ("text", "Hi"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("Ann Archer:"), "{}", refused.body);
+
+    // A read-only member reads e-mail but is offered no writing.
+    app.user(&org, "ro@cm.test", "read_only");
+    let mut ro = Browser::new();
+    ro.sign_in(&svc, "ro@cm.test", PASSWORD).await;
+    let profile = ro.get(&svc, &format!("/clients/{ann_id}")).await;
+    assert!(!profile.body.contains("Write e-mail"));
+    assert_eq!(
+        ro.get(&svc, &format!("/clients/{ann_id}/email"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+}

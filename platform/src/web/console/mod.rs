@@ -11,6 +11,7 @@ mod duplicates;
 mod files;
 mod imports;
 mod login;
+mod mail;
 mod notifications;
 mod sales;
 mod search;
@@ -258,6 +259,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .app_data(web::PayloadConfig::new(crate::web::upload::MAX_BUNDLE))
                 .route(web::put().to(admin::plugins::upload)),
         )
+        .route("/mail", web::get().to(mail::list))
+        .route("/mail/messages/{id}", web::get().to(mail::show))
+        .route("/mail/messages/{id}/reply", web::post().to(mail::reply))
+        .route("/mail/messages/{id}/resend", web::post().to(mail::resend))
+        .route("/mail/messages/{id}/file", web::post().to(mail::file))
+        .route("/mail/mailboxes", web::get().to(mail::mailboxes))
+        .route("/mail/mailboxes", web::post().to(mail::connect))
+        .route("/mail/mailboxes/{id}/test", web::post().to(mail::test))
+        .route("/mail/mailboxes/{id}/sync", web::post().to(mail::sync))
+        .route("/mail/mailboxes/{id}/delete", web::post().to(mail::remove))
+        .route("/clients/{id}/email", web::get().to(mail::compose))
+        .route("/clients/{id}/email", web::post().to(mail::send))
         .route("/tasks", web::get().to(tasks::list))
         .route("/tasks", web::post().to(tasks::create))
         .route("/tasks/{id}/complete", web::post().to(tasks::complete))
@@ -478,6 +491,13 @@ pub async fn render_with_status(
             href: "/calendar",
             label: "Calendar",
             active: path.starts_with("/calendar"),
+        });
+    }
+    if has("message", "read") {
+        nav.push(NavItem {
+            href: "/mail",
+            label: "E-mail",
+            active: path.starts_with("/mail"),
         });
     }
     if has("client", "write") && has("client", "delete") {

@@ -168,6 +168,8 @@ struct ProfileCard {
     can_write: bool,
     can_delete: bool,
     can_tag: bool,
+    /// "Write e-mail" for those who may write e-mail.
+    can_email: bool,
     notice: Option<String>,
 }
 
@@ -294,6 +296,7 @@ fn profile_view(scope: &Scope, p: ops::ClientProfile) -> ProfileCard {
         can_write,
         can_delete: scope.can("client", "delete"),
         can_tag: can_write,
+        can_email: scope.can("message", "write"),
     }
 }
 
