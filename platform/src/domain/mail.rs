@@ -638,6 +638,13 @@ pub fn queue(
             }
             None => (None, None),
         };
+        // The sender's own name in From (not their sign-in address); none for the system.
+        let from_name = match &user {
+            Some(u) => crate::domain::orgs::store::find_member(c, &org, u)?
+                .map(|m| m.user.name)
+                .unwrap_or_default(),
+            None => String::new(),
+        };
         let domain = mailbox
             .address
             .rsplit('@')
@@ -657,7 +664,7 @@ pub fn queue(
             message_id,
             in_reply_to,
             from_address: mailbox.address.clone(),
-            from_name: ctx.actor_label.clone(),
+            from_name,
             to_addresses: draft.to.join(", "),
             cc_addresses: draft.cc.join(", "),
             bcc_addresses: draft.bcc.join(", "),
