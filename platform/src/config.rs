@@ -150,3 +150,13 @@ pub struct S3Config {
     /// Keys start with this (`RAPPORT_S3_PREFIX`, default `attachments/`).
     pub prefix: String,
 }
+
+/// Where people reach this install from outside (`RAPPORT_PUBLIC_URL`, e.g.
+/// `https://crm.example.com`; default `http://<listen address>`): the base of links that
+/// leave in e-mail (unsubscribe, tracking).
+pub fn public_url(config: &Config) -> String {
+    env("RAPPORT_PUBLIC_URL")
+        .unwrap_or_else(|| format!("http://{}", config.addr))
+        .trim_end_matches('/')
+        .to_string()
+}

@@ -216,7 +216,13 @@ fn sync_interval() -> std::time::Duration {
 pub fn spawn_mail(state: actix_web::web::Data<AppState>) {
     let sender = state.clone();
     actix_web::rt::spawn(async move {
+        let base = crate::config::public_url(&sender.config);
         loop {
+            if let Err(e) =
+                crate::ops::mail::hand_out(&sender.pool, &sender.secret, base.clone()).await
+            {
+                tracing::warn!(error = %e, "bulk sends");
+            }
             if let Err(e) = crate::ops::mail::deliver_due(&sender.pool, &sender.secret).await {
                 tracing::warn!(error = %e, "mail sender");
             }

@@ -596,6 +596,71 @@ diesel::table! {
         occurred_at -> Timestamp,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        body_html -> Nullable<Text>,
+        list_unsubscribe -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    message_templates (id) {
+        id -> Text,
+        organization_id -> Text,
+        name -> Text,
+        subject -> Text,
+        body -> Text,
+        version -> Integer,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    message_template_versions (template_id, version) {
+        template_id -> Text,
+        version -> Integer,
+        subject -> Text,
+        body -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sends (id) {
+        id -> Text,
+        organization_id -> Text,
+        name -> Text,
+        template_id -> Nullable<Text>,
+        template_version -> Integer,
+        subject -> Text,
+        body -> Text,
+        mailbox_id -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        audience -> Text,
+        status -> Text,
+        per_minute -> Integer,
+        scheduled_at -> Timestamp,
+        total -> Integer,
+        excluded -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    send_recipients (id) {
+        id -> Text,
+        send_id -> Text,
+        organization_id -> Text,
+        client_id -> Text,
+        address -> Text,
+        status -> Text,
+        reason -> Nullable<Text>,
+        mail_message_id -> Nullable<Text>,
+        opened_at -> Nullable<Timestamp>,
+        clicked_at -> Nullable<Timestamp>,
+        unsubscribed_at -> Nullable<Timestamp>,
     }
 }
 
@@ -787,4 +852,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     mail_folders,
     mail_messages,
     mail_message_clients,
+    message_templates,
+    message_template_versions,
+    sends,
+    send_recipients,
 );

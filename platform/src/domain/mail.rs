@@ -120,6 +120,10 @@ pub struct MessageRow {
     pub occurred_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Bulk messages: the HTML alternative (tracked links, open pixel).
+    pub body_html: Option<String>,
+    /// Bulk messages: the one-click unsubscribe URL (RFC 8058).
+    pub list_unsubscribe: Option<String>,
 }
 
 fn list(s: &str) -> Vec<String> {
@@ -677,6 +681,8 @@ pub fn queue(
             occurred_at: at,
             created_at: at,
             updated_at: at,
+            body_html: None,
+            list_unsubscribe: None,
         };
         diesel::insert_into(mail_messages::table)
             .values(&row)
@@ -694,6 +700,11 @@ pub fn queue(
         )?;
         Ok(row)
     })
+}
+
+/// Files a queued message on a client (its timeline entry comes when it is sent).
+pub fn link_client(c: &mut DbConn, msg: &MessageRow, client: &str) -> AppResult<()> {
+    link(c, msg, client, None)
 }
 
 fn link(
@@ -1142,6 +1153,8 @@ pub fn file_raw(
             occurred_at,
             created_at: at,
             updated_at: at,
+            body_html: None,
+            list_unsubscribe: None,
         };
         diesel::insert_into(mail_messages::table)
             .values(&row)

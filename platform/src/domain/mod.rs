@@ -21,6 +21,8 @@ pub mod outbox;
 pub mod pipeline;
 pub mod policy;
 pub mod preferences;
+pub mod sends;
+pub mod templates;
 
 /// Runs a read-modify-write. A write that named no version asked for last-writer-wins: when
 /// another transaction committed between its read and its compare-and-set (PostgreSQL runs

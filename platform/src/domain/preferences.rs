@@ -88,6 +88,41 @@ pub fn channel_of(kind: &str) -> Option<&'static str> {
     }
 }
 
+/// Preferences of many clients in one query (those without a row are absent).
+pub fn load_many(
+    conn: &mut DbConn,
+    org_id: &str,
+    client_ids: &[String],
+) -> AppResult<std::collections::HashMap<String, Preferences>> {
+    type Row = (String, String, bool, Option<String>, Option<String>);
+    let mut out = std::collections::HashMap::new();
+    for chunk in client_ids.chunks(1000) {
+        let rows: Vec<Row> = contact_preferences::table
+            .filter(contact_preferences::organization_id.eq(org_id))
+            .filter(contact_preferences::client_id.eq_any(chunk))
+            .select((
+                contact_preferences::client_id,
+                contact_preferences::channels,
+                contact_preferences::do_not_contact,
+                contact_preferences::preferred_channel,
+                contact_preferences::preferred_window,
+            ))
+            .load(conn)?;
+        for (id, channels, dnc, channel, window) in rows {
+            out.insert(
+                id,
+                Preferences {
+                    channels: serde_json::from_str(&channels).unwrap_or_default(),
+                    do_not_contact: dnc,
+                    preferred_channel: channel,
+                    preferred_window: window,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
 pub fn load(conn: &mut DbConn, org_id: &str, client_id: &str) -> AppResult<Preferences> {
     type Row = (String, bool, Option<String>, Option<String>);
     let row: Option<Row> = contact_preferences::table

@@ -402,9 +402,28 @@ fn build(msg: &MessageRow) -> Result<lettre::Message, String> {
     if let Some(parent) = &msg.in_reply_to {
         b = b.in_reply_to(parent.clone()).references(parent.clone());
     }
-    b.header(ContentType::TEXT_PLAIN)
-        .body(msg.body_text.clone())
-        .map_err(|e| e.to_string())
+    if let Some(url) = &msg.list_unsubscribe {
+        use lettre::message::header::{HeaderName, HeaderValue};
+        b = b
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                format!("<{url}>"),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".into(),
+            ));
+    }
+    match &msg.body_html {
+        Some(html) => b.multipart(lettre::message::MultiPart::alternative_plain_html(
+            msg.body_text.clone(),
+            html.clone(),
+        )),
+        None => b
+            .header(ContentType::TEXT_PLAIN)
+            .body(msg.body_text.clone()),
+    }
+    .map_err(|e| e.to_string())
 }
 
 /// Messages the caller may see, newest first; `cursor` from the previous page.
@@ -559,4 +578,163 @@ pub async fn file_on(
         .read(move |c| mail::file_on(c, &ctx, &row, &client))
         .await?;
     Ok(get(scope, id).await?.0)
+}
+
+// ---- Templates -------------------------------------------------------------------------
+
+use crate::domain::sends::{self, Audience, NewSend, SendRow, Tally};
+use crate::domain::templates::{self, TemplateRow};
+
+pub async fn templates(scope: &Scope) -> AppResult<Vec<TemplateRow>> {
+    scope.require("message", "read")?;
+    let org = scope.org_id.clone();
+    scope.read(move |c| templates::list(c, &org)).await
+}
+
+/// A template with its versions (newest first): (version, subject, body, when).
+#[allow(clippy::type_complexity)]
+pub async fn template(
+    scope: &Scope,
+    id: String,
+) -> AppResult<(
+    TemplateRow,
+    Vec<(i32, String, String, chrono::NaiveDateTime)>,
+)> {
+    scope.require("message", "read")?;
+    let org = scope.org_id.clone();
+    scope
+        .read(move |c| {
+            Ok((
+                templates::get(c, &org, &id)?,
+                templates::versions(c, &org, &id)?,
+            ))
+        })
+        .await
+}
+
+/// Creates (`id` None) or edits a template; a changed text is a new version.
+pub async fn save_template(
+    scope: &Scope,
+    id: Option<String>,
+    name: String,
+    subject: String,
+    body: String,
+) -> AppResult<TemplateRow> {
+    scope.require("message", "write")?;
+    let ctx = scope.audit.clone();
+    scope
+        .read(move |c| templates::save(c, &ctx, id.as_deref(), &name, &subject, &body))
+        .await
+}
+
+pub async fn delete_template(scope: &Scope, id: String) -> AppResult<()> {
+    scope.require("message", "write")?;
+    let ctx = scope.audit.clone();
+    scope.read(move |c| templates::delete(c, &ctx, &id)).await
+}
+
+/// Renders a template's text against a client the caller may see, as the message would
+/// read (the unsubscribe link is a placeholder).
+pub async fn preview(
+    scope: &Scope,
+    subject: String,
+    body: String,
+    client_id: String,
+) -> AppResult<(String, String)> {
+    scope.require("message", "read")?;
+    let (org, access, user) = (
+        scope.org_id.clone(),
+        scope.access("client"),
+        scope.user_id.clone(),
+    );
+    scope
+        .read(move |c| {
+            crate::domain::clients::service::get(c, &org, &access, &client_id)?;
+            let client = templates::client_data(c, &org, &client_id)?;
+            let (name, email) = match &user {
+                Some(u) => crate::domain::orgs::store::find_member(c, &org, u)?
+                    .map(|m| (m.user.name, m.user.email))
+                    .unwrap_or_default(),
+                None => Default::default(),
+            };
+            let data =
+                templates::data(client, &name, &email, "https://example.invalid/unsubscribe");
+            templates::render(&subject, &body, &data)
+                .map_err(|e| AppError::Validation("The template does not render.".into(), e))
+        })
+        .await
+}
+
+// ---- Bulk sends ------------------------------------------------------------------------
+
+fn only_assigned(scope: &Scope) -> Option<String> {
+    (!scope.can("client", "oversee")).then(|| scope.user_id.clone().unwrap_or_default())
+}
+
+/// How many an audience reaches after preferences, and who is left out.
+pub async fn preview_send(scope: &Scope, audience: Audience) -> AppResult<Tally> {
+    scope.require("message", "write")?;
+    let (org, only) = (scope.org_id.clone(), only_assigned(scope));
+    scope
+        .read(move |c| sends::preview(c, &org, only.as_deref(), &audience))
+        .await
+}
+
+pub async fn create_send(scope: &Scope, input: NewSend) -> AppResult<(SendRow, Tally)> {
+    scope.require("message", "write")?;
+    let (ctx, only) = (scope.audit.clone(), only_assigned(scope));
+    // why: an audience of 100,000 clients is written in one transaction; the request's
+    // statement time limit is for reads that may run away, not for this bounded write.
+    db::run_unbounded(&scope.pool, move |c| {
+        sends::create(c, &ctx, only.as_deref(), input)
+    })
+    .await
+}
+
+pub async fn sends(scope: &Scope) -> AppResult<Vec<SendRow>> {
+    scope.require("message", "read")?;
+    let org = scope.org_id.clone();
+    scope.read(move |c| sends::list(c, &org)).await
+}
+
+pub async fn send_report(scope: &Scope, id: String) -> AppResult<Value> {
+    scope.require("message", "read")?;
+    let org = scope.org_id.clone();
+    scope.read(move |c| sends::report(c, &org, &id)).await
+}
+
+pub async fn send_recipients(
+    scope: &Scope,
+    id: String,
+    state: Option<String>,
+    after: Option<String>,
+    limit: i64,
+) -> AppResult<Vec<Value>> {
+    scope.require("message", "read")?;
+    let org = scope.org_id.clone();
+    scope
+        .read(move |c| sends::recipients(c, &org, &id, state.as_deref(), after.as_deref(), limit))
+        .await
+}
+
+/// `pause`, `resume` or `cancel`.
+pub async fn act_send(scope: &Scope, id: String, action: &'static str) -> AppResult<SendRow> {
+    scope.require("message", "write")?;
+    let ctx = scope.audit.clone();
+    scope.read(move |c| sends::act(c, &ctx, &id, action)).await
+}
+
+/// The bulk worker's round: hands due recipients to the mail queue.
+pub async fn hand_out(pool: &Pool, key: &Key, base: String) -> AppResult<usize> {
+    let key = key.clone();
+    db::run_unbounded(pool, move |c| {
+        sends::hand_out(
+            c,
+            &sends::Links {
+                base: &base,
+                key: &key,
+            },
+        )
+    })
+    .await
 }

@@ -73,6 +73,12 @@ fn value_for(
         ("merges", "id") => "merge",
         ("plugins", "id") => "plugin",
         ("trusted-keys", "id") => "trusted_key",
+        ("mailboxes", "id") => "mailbox",
+        ("messages", "id") => "message",
+        ("templates", "id") => "template",
+        ("sends", "id") => "send",
+        ("u" | "o" | "c", "rid") => "recipient",
+        ("u" | "o" | "c", "tag") => return Some(("0".repeat(32), false)),
         ("move", "dir") => return Some(("up".into(), false)),
         (_, "action") if prev != "resource" => return Some(("disable".into(), false)),
         ("policies", "role") => return Some(("sales_rep".into(), false)),
@@ -271,7 +277,64 @@ async fn another_organizations_admin_reaches_nothing_on_any_route() {
         ids.insert("invitation", i);
     }
 
+    // E-mail: a mailbox, a message written to the client, a template, a bulk send.
+    let mailbox = send(
+        &app,
+        post(
+            "/api/mailboxes",
+            json!({"name": SECRET, "address": "b@victim.test", "username": "b", "password": SECRET,
+                   "imap": {"host": "127.0.0.1", "port": 9, "security": "none"},
+                   "smtp": {"host": "127.0.0.1", "port": 9, "security": "none"}}),
+        ),
+    )
+    .await;
+    let mbid = id_of(&mailbox).unwrap();
+    ids.insert("mailbox", mbid.clone());
+    let message = send(
+        &app,
+        post(
+            "/api/messages",
+            json!({"mailboxId": mbid, "clientId": cid, "to": "ceo@victim.test", "subject": SECRET, "text": SECRET}),
+        ),
+    )
+    .await;
+    ids.insert("message", id_of(&message).unwrap());
+    let template = send(
+        &app,
+        post(
+            "/api/templates",
+            json!({"name": SECRET, "subject": SECRET, "body": SECRET}),
+        ),
+    )
+    .await;
+    let tid = id_of(&template).unwrap();
+    ids.insert("template", tid.clone());
+    let bulk = send(
+        &app,
+        post(
+            "/api/sends",
+            json!({"name": SECRET, "templateId": tid, "mailboxId": mbid, "audience": {"clientIds": [cid]}}),
+        ),
+    )
+    .await;
+    let sid = id_of(&bulk).unwrap();
+    ids.insert("send", sid.clone());
+    let rec = send(
+        &app,
+        api(Method::GET, &format!("/api/sends/{sid}/recipients"), &b_tok),
+    )
+    .await;
+    ids.insert(
+        "recipient",
+        rec.json()["data"][0]["id"].as_str().unwrap().to_string(),
+    );
+
     for key in [
+        "mailbox",
+        "message",
+        "template",
+        "send",
+        "recipient",
         "relation",
         "quote",
         "contract",

@@ -844,3 +844,318 @@ async fn in_the_console_a_rep_connects_a_mailbox_and_writes_from_the_profile() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[actix_web::test]
+async fn templates_keep_versions_name_the_bad_line_and_preview_for_a_client() {
+    let app = TestApp::new().await;
+    let svc = app.service().await;
+    let org = app.org("Template Co");
+    let rep = app.user(&org, "rep@tpl.test", "sales_rep");
+    let token = app.token(&org, &rep);
+    let ann = send(
+        &svc,
+        api(Method::POST, "/api/clients", &token).set_json(json!({
+            "type": "individual", "firstName": "Ann", "lastName": "Archer", "email": "ann@tpl.test"
+        })),
+    )
+    .await
+    .json();
+    let bad = send(
+        &svc,
+        api(Method::POST, "/api/templates", &token).set_json(json!({
+            "name": "Offer", "subject": "Hi", "body": "Hello\n{% if client.firstName %}\nno end"
+        })),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let msg = bad.json()["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.starts_with("Line "), "{msg}");
+    let created = send(&svc, api(Method::POST, "/api/templates", &token).set_json(json!({
+        "name": "Offer", "subject": "An offer for {{ client.firstName }}",
+        "body": "Dear {{ client.firstName | default(\"customer\") }} {{ client.lastName }},\n{{ sender.signature }}"
+    }))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    let edited = send(&svc, api(Method::PUT, &format!("/api/templates/{id}"), &token).set_json(json!({
+        "name": "Offer", "subject": "A better offer for {{ client.firstName }}", "body": "Dear {{ client.name }}"
+    }))).await.json();
+    assert_eq!(edited["version"], 2);
+    let shown = send(
+        &svc,
+        api(Method::GET, &format!("/api/templates/{id}"), &token),
+    )
+    .await
+    .json();
+    assert_eq!(shown["versions"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        shown["versions"][1]["subject"],
+        "An offer for {{ client.firstName }}"
+    );
+    let preview = send(
+        &svc,
+        api(Method::POST, "/api/templates/preview", &token).set_json(json!({
+            "templateId": id, "clientId": ann["id"]
+        })),
+    )
+    .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert_eq!(preview.json()["subject"], "A better offer for Ann");
+    assert_eq!(preview.json()["text"], "Dear Ann Archer");
+    let other = app.org("Other");
+    let admin = app.user(&other, "a@other.test", "admin");
+    let other_token = app.token(&other, &admin);
+    assert_eq!(
+        send(
+            &svc,
+            api(Method::GET, &format!("/api/templates/{id}"), &other_token)
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    let cross = send(
+        &svc,
+        api(Method::POST, "/api/templates/preview", &other_token).set_json(json!({
+            "subject": "x", "body": "{{ client.email }}", "clientId": ann["id"]
+        })),
+    )
+    .await;
+    assert_eq!(
+        cross.status,
+        StatusCode::NOT_FOUND,
+        "another organization's client is not rendered"
+    );
+}
+
+/// Sends, once each, the messages the bulk worker handed out.
+async fn run_bulk(app: &TestApp) -> usize {
+    let base = "http://rapport.test".to_string();
+    rapport::ops::mail::hand_out(&app.pool, &app.state.secret, base)
+        .await
+        .unwrap();
+    rapport::ops::mail::deliver_due(&app.pool, &app.state.secret)
+        .await
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn a_bulk_send_skips_the_opted_out_reaches_the_rest_once_and_counts_opens_and_clicks() {
+    let Some(s) = servers() else {
+        eprintln!(
+            "SKIPPED: no mail servers (RAPPORT_TEST_IMAP/RAPPORT_TEST_SMTP; tests/mail/start)"
+        );
+        return;
+    };
+    use diesel::prelude::*;
+    use rapport::db::schema::{mail_messages, send_recipients};
+    let app = TestApp::new().await;
+    let svc = app.service().await;
+    let org = app.org("Bulk Co");
+    let marketer = app.user(&org, "mk@bulk.test", "marketer");
+    let token = app.token(&org, &marketer);
+    let from = address("news");
+    let mb = send(
+        &svc,
+        api(Method::POST, "/api/mailboxes", &token).set_json(mailbox_body(&from, &s, "secret")),
+    )
+    .await
+    .json();
+    let tag = format!("bulk{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let mut people = Vec::new();
+    for i in 0..5 {
+        let email = if i == 4 {
+            serde_json::Value::Null
+        } else {
+            json!(address(&format!("c{i}")))
+        };
+        let c = send(
+            &svc,
+            api(Method::POST, "/api/clients", &token).set_json(json!({
+                "type": "individual", "firstName": format!("P{i}"), "email": email, "source": tag
+            })),
+        )
+        .await
+        .json();
+        people.push((
+            c["id"].as_str().unwrap().to_string(),
+            c["email"].as_str().map(str::to_string),
+        ));
+    }
+    let prefs = format!("/api/clients/{}/preferences", people[3].0);
+    send(
+        &svc,
+        api(Method::PUT, &prefs, &token)
+            .set_json(json!({"channels": {"email": {"status": "opt_out"}}})),
+    )
+    .await;
+    let t = send(
+        &svc,
+        api(Method::POST, "/api/templates", &token).set_json(json!({
+            "name": "News", "subject": "News for {{ client.firstName }}",
+            "body": "Hello {{ client.firstName }}, see https://example.com/offer?x=1 today."
+        })),
+    )
+    .await
+    .json();
+    let audience = json!({"query": format!("filter[source]={tag}")});
+    let preview = send(
+        &svc,
+        api(Method::POST, "/api/sends/preview", &token).set_json(json!({"audience": audience})),
+    )
+    .await
+    .json();
+    assert_eq!(preview["recipients"], 3, "{preview}");
+    assert_eq!(preview["excluded"]["optedOut"], 1);
+    assert_eq!(preview["excluded"]["noAddress"], 1);
+    let created = send(&svc, api(Method::POST, "/api/sends", &token).set_json(json!({
+        "name": "December", "templateId": t["id"], "mailboxId": mb["id"], "audience": audience, "perMinute": 2
+    }))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let send_id = created.json()["id"].as_str().unwrap().to_string();
+
+    // The throttle: two a minute. A round within the minute hands out nobody more.
+    assert_eq!(run_bulk(&app).await, 2);
+    assert_eq!(run_bulk(&app).await, 0);
+    let mut c = app.pool.get().unwrap();
+    diesel::update(mail_messages::table)
+        .set(mail_messages::created_at.eq(rapport::db::now() - chrono::Duration::minutes(2)))
+        .execute(&mut c)
+        .unwrap();
+    assert_eq!(run_bulk(&app).await, 1);
+    assert_eq!(run_bulk(&app).await, 0);
+    let report = send(
+        &svc,
+        api(Method::GET, &format!("/api/sends/{send_id}"), &token),
+    )
+    .await
+    .json();
+    assert_eq!(
+        (
+            report["delivered"].as_i64(),
+            report["excluded"].as_i64(),
+            report["status"].as_str()
+        ),
+        (Some(3), Some(2), Some("done")),
+        "{report}"
+    );
+    // Each recipient has exactly one message.
+    let handed: Vec<Option<String>> = send_recipients::table
+        .filter(send_recipients::send_id.eq(&send_id))
+        .filter(send_recipients::status.eq("handed"))
+        .select(send_recipients::mail_message_id)
+        .load(&mut c)
+        .unwrap();
+    let unique: std::collections::HashSet<_> = handed.iter().collect();
+    assert_eq!((handed.len(), unique.len()), (3, 3));
+
+    // It arrived, once, with the one-click unsubscribe headers.
+    let raw = inbox_of(&s, people[0].1.as_deref().unwrap(), 1);
+    assert_eq!(raw.len(), 1);
+    let m = &raw[0];
+    assert!(
+        m.contains("News for P0")
+            && m.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+        "{m}"
+    );
+    assert!(
+        inbox_of(&s, people[3].1.as_deref().unwrap(), 0).is_empty(),
+        "the opted-out client got nothing"
+    );
+    let parsed = mail_parser::MessageParser::default()
+        .parse(m.as_bytes())
+        .unwrap();
+    let html = parsed.body_html(0).unwrap().to_string();
+    let grab = |prefix: &str| -> String {
+        let i = html
+            .find(prefix)
+            .unwrap_or_else(|| panic!("{prefix} in {html}"));
+        let rest = &html[i + "http://rapport.test".len()..];
+        rest[..rest.find('"').unwrap()].replace("&amp;", "&")
+    };
+    let open = grab("http://rapport.test/t/o/");
+    let click = grab("http://rapport.test/t/c/");
+    let r = send(&svc, actix_web::test::TestRequest::get().uri(&open)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("content-type"), Some("image/gif"));
+    let r = send(&svc, actix_web::test::TestRequest::get().uri(&click)).await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(r.header("location"), Some("https://example.com/offer?x=1"));
+    // A tampered link is not an open redirect.
+    let evil = click.replace("example.com", "evil.test");
+    assert_eq!(
+        send(&svc, actix_web::test::TestRequest::get().uri(&evil))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // One-click unsubscribe, as a mail provider posts it (no cookie, no CSRF token).
+    let unsubscribe = parsed
+        .header_raw("List-Unsubscribe")
+        .unwrap()
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .replace("http://rapport.test", "");
+    let r = send(
+        &svc,
+        actix_web::test::TestRequest::post()
+            .uri(&unsubscribe)
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .set_payload("List-Unsubscribe=One-Click"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let p = send(
+        &svc,
+        api(
+            Method::GET,
+            &format!("/api/clients/{}/preferences", people[0].0),
+            &token,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(p["channels"]["email"]["status"], "opt_out");
+    let report = send(
+        &svc,
+        api(Method::GET, &format!("/api/sends/{send_id}"), &token),
+    )
+    .await
+    .json();
+    assert_eq!(
+        (
+            report["opened"].as_i64(),
+            report["clicked"].as_i64(),
+            report["unsubscribed"].as_i64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{report}"
+    );
+    let opened = send(
+        &svc,
+        api(
+            Method::GET,
+            &format!("/api/sends/{send_id}/recipients?filter[state]=opened"),
+            &token,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(opened["data"].as_array().unwrap().len(), 1);
+    assert_eq!(opened["data"][0]["clientId"], people[0].0.as_str());
+    // The delivered message is on the client's timeline.
+    let tl = send(
+        &svc,
+        api(
+            Method::GET,
+            &format!("/api/clients/{}/interactions", people[1].0),
+            &token,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(tl["data"][0]["subject"], "News for P1", "{tl}");
+}

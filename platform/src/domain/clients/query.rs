@@ -351,6 +351,25 @@ pub fn count_capped(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryRes
     Ok((n <= COUNT_CAP).then_some(n))
 }
 
+/// The clients the filters match, in id order from `after`: (id, e-mail). Bulk sends walk
+/// their audience with it, page by page.
+pub fn audience_page(
+    conn: &mut DbConn,
+    org_id: &str,
+    p: &ListParams,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<(String, Option<String>)>> {
+    let q = clients::table
+        .select((clients::id, clients::email))
+        .into_boxed::<Backend>();
+    let mut q = filtered!(&mut *conn, org_id, p, q);
+    if let Some(a) = after {
+        q = q.filter(clients::id.gt(a.to_string()));
+    }
+    q.order(clients::id.asc()).limit(limit).load(conn)
+}
+
 pub fn list(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<ClientRow>> {
     let q = clients::table
         .select(ClientRow::as_select())

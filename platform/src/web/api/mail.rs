@@ -161,3 +161,243 @@ pub async fn file(
             .to_json(),
     ))
 }
+
+// ---- /api/templates ----------------------------------------------------------------------
+
+fn text_field(body: &Map<String, Value>, k: &str) -> String {
+    body.get(k)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn template_fields(body: &Map<String, Value>) -> AppResult<(String, String, String)> {
+    let unknown: Vec<_> = body
+        .keys()
+        .filter(|k| !["name", "subject", "body"].contains(&k.as_str()))
+        .map(|k| crate::error::FieldError::new(k, "Unknown field."))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(AppError::Validation(
+            "The template could not be saved.".into(),
+            unknown,
+        ));
+    }
+    Ok((
+        text_field(body, "name"),
+        text_field(body, "subject"),
+        text_field(body, "body"),
+    ))
+}
+
+pub async fn list_templates(scope: ApiScope) -> AppResult<HttpResponse> {
+    let data = ops::templates(&scope)
+        .await?
+        .iter()
+        .map(|t| t.to_json())
+        .collect();
+    Ok(HttpResponse::Ok().json(ListEnvelope {
+        data,
+        next_cursor: None,
+    }))
+}
+
+pub async fn create_template(scope: ApiScope, body: web::Json<Value>) -> AppResult<HttpResponse> {
+    let (name, subject, text) = template_fields(&object(body)?)?;
+    let t = ops::save_template(&scope, None, name, subject, text).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/templates/{}", t.id)))
+        .json(t.to_json()))
+}
+
+pub async fn show_template(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    let (t, versions) = ops::template(&scope, id.into_inner()).await?;
+    let mut body = t.to_json();
+    body["versions"] = json!(versions
+        .iter()
+        .map(|(v, s, b, at)| json!({"version": v, "subject": s, "body": b, "createdAt": at.and_utc().to_rfc3339()}))
+        .collect::<Vec<_>>());
+    Ok(HttpResponse::Ok().json(body))
+}
+
+pub async fn update_template(
+    scope: ApiScope,
+    id: web::Path<String>,
+    body: web::Json<Value>,
+) -> AppResult<HttpResponse> {
+    let (name, subject, text) = template_fields(&object(body)?)?;
+    Ok(HttpResponse::Ok().json(
+        ops::save_template(&scope, Some(id.into_inner()), name, subject, text)
+            .await?
+            .to_json(),
+    ))
+}
+
+pub async fn delete_template(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    ops::delete_template(&scope, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `{"subject", "body", "clientId"}` or `{"templateId", "clientId"}`: the text as it would read.
+pub async fn preview_template(scope: ApiScope, body: web::Json<Value>) -> AppResult<HttpResponse> {
+    let body = object(body)?;
+    let client = text_field(&body, "clientId");
+    if client.is_empty() {
+        return Err(AppError::invalid(
+            "clientId",
+            "Choose the client to preview against.",
+        ));
+    }
+    let (subject, text) = match body.get("templateId").and_then(Value::as_str) {
+        Some(id) => {
+            let (t, _) = ops::template(&scope, id.to_string()).await?;
+            (t.subject, t.body)
+        }
+        None => (text_field(&body, "subject"), text_field(&body, "body")),
+    };
+    let (subject, text) = ops::preview(&scope, subject, text, client).await?;
+    Ok(HttpResponse::Ok().json(json!({"subject": subject, "text": text})))
+}
+
+// ---- /api/sends --------------------------------------------------------------------------
+
+fn audience_of(body: &Map<String, Value>) -> AppResult<crate::domain::sends::Audience> {
+    use crate::domain::sends::Audience;
+    match body.get("audience") {
+        Some(Value::Object(a)) => match (a.get("query"), a.get("clientIds")) {
+            (Some(Value::String(q)), None) => Ok(Audience::Query(q.trim_start_matches('?').to_string())),
+            (None, Some(Value::Array(ids))) if ids.len() <= crate::domain::sends::MAX_RECIPIENTS => Ok(Audience::Clients(
+                ids.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+            )),
+            _ => Err(AppError::invalid(
+                "audience",
+                "Give the audience as {\"query\": \"filter[status]=customer\"} or {\"clientIds\": [...]}.",
+            )),
+        },
+        _ => Err(AppError::invalid("audience", "Say who it goes to: {\"query\": …} or {\"clientIds\": [...]}.")),
+    }
+}
+
+pub async fn preview_send(scope: ApiScope, body: web::Json<Value>) -> AppResult<HttpResponse> {
+    let tally = ops::preview_send(&scope, audience_of(&object(body)?)?).await?;
+    Ok(HttpResponse::Ok().json(tally.to_json()))
+}
+
+pub async fn create_send(scope: ApiScope, body: web::Json<Value>) -> AppResult<HttpResponse> {
+    let body = object(body)?;
+    const KEYS: &[&str] = &[
+        "name",
+        "templateId",
+        "mailboxId",
+        "audience",
+        "perMinute",
+        "scheduledAt",
+    ];
+    if let Some(k) = body.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(AppError::invalid(k, "Unknown field."));
+    }
+    let per_minute = match body.get("perMinute") {
+        None => 60,
+        Some(v) => v
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .ok_or_else(|| {
+                AppError::invalid("perMinute", "Use a whole number of messages a minute.")
+            })?,
+    };
+    let scheduled_at = match body.get("scheduledAt").and_then(Value::as_str) {
+        None => None,
+        Some(s) => Some(
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map_err(|_| {
+                    AppError::invalid("scheduledAt", "Use a time like 2026-12-01T09:00:00Z.")
+                })?
+                .naive_utc(),
+        ),
+    };
+    let input = crate::domain::sends::NewSend {
+        name: text_field(&body, "name"),
+        template_id: text_field(&body, "templateId"),
+        mailbox_id: text_field(&body, "mailboxId"),
+        audience: audience_of(&body)?,
+        per_minute,
+        scheduled_at,
+    };
+    let (row, tally) = ops::create_send(&scope, input).await?;
+    let mut report = ops::send_report(&scope, row.id.clone()).await?;
+    report["audience"] = tally.to_json();
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/sends/{}", row.id)))
+        .json(report))
+}
+
+pub async fn list_sends(scope: ApiScope) -> AppResult<HttpResponse> {
+    let rows = ops::sends(&scope).await?;
+    let mut data = Vec::with_capacity(rows.len());
+    for r in rows {
+        data.push(ops::send_report(&scope, r.id).await?);
+    }
+    Ok(HttpResponse::Ok().json(ListEnvelope {
+        data,
+        next_cursor: None,
+    }))
+}
+
+pub async fn show_send(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(ops::send_report(&scope, id.into_inner()).await?))
+}
+
+pub async fn send_recipients(
+    scope: ApiScope,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> AppResult<HttpResponse> {
+    let pairs = query_pairs(&req)?;
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let limit = match get("limit") {
+        None => 100,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| AppError::invalid("limit", "Use a limit from 1 to 500."))?,
+    };
+    let data = ops::send_recipients(
+        &scope,
+        id.into_inner(),
+        get("filter[state]"),
+        get("cursor"),
+        limit + 1,
+    )
+    .await?;
+    let mut data = data;
+    let next_cursor = if data.len() as i64 > limit {
+        data.truncate(limit as usize);
+        data.last()
+            .and_then(|r| r["id"].as_str())
+            .map(str::to_string)
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(ListEnvelope { data, next_cursor }))
+}
+
+pub async fn pause_send(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    let r = ops::act_send(&scope, id.into_inner(), "pause").await?;
+    Ok(HttpResponse::Ok().json(ops::send_report(&scope, r.id).await?))
+}
+
+pub async fn resume_send(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    let r = ops::act_send(&scope, id.into_inner(), "resume").await?;
+    Ok(HttpResponse::Ok().json(ops::send_report(&scope, r.id).await?))
+}
+
+pub async fn cancel_send(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    let r = ops::act_send(&scope, id.into_inner(), "cancel").await?;
+    Ok(HttpResponse::Ok().json(ops::send_report(&scope, r.id).await?))
+}

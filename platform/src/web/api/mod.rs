@@ -144,6 +144,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/messages/{id}", web::get().to(mail::show_message))
         .route("/messages/{id}/resend", web::post().to(mail::resend))
         .route("/messages/{id}/file", web::post().to(mail::file))
+        .route("/templates", web::get().to(mail::list_templates))
+        .route("/templates", web::post().to(mail::create_template))
+        .route("/templates/preview", web::post().to(mail::preview_template))
+        .route("/templates/{id}", web::get().to(mail::show_template))
+        .route("/templates/{id}", web::put().to(mail::update_template))
+        .route("/templates/{id}", web::delete().to(mail::delete_template))
+        .route("/sends", web::get().to(mail::list_sends))
+        .route("/sends", web::post().to(mail::create_send))
+        .route("/sends/preview", web::post().to(mail::preview_send))
+        .route("/sends/{id}", web::get().to(mail::show_send))
+        .route(
+            "/sends/{id}/recipients",
+            web::get().to(mail::send_recipients),
+        )
+        .route("/sends/{id}/pause", web::post().to(mail::pause_send))
+        .route("/sends/{id}/resume", web::post().to(mail::resume_send))
+        .route("/sends/{id}/cancel", web::post().to(mail::cancel_send))
         .route("/tasks", web::get().to(interactions::tasks))
         .route("/tasks", web::post().to(interactions::create_task))
         .route(

@@ -574,6 +574,8 @@ struct ComposePage {
     text: String,
     errors: Vec<String>,
     objection: String,
+    templates: Vec<(String, String)>,
+    template_id: String,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -600,12 +602,35 @@ async fn compose_page(
             .unwrap_or_default()
             .to_string()
     };
+    // A template chosen in the form fills subject and message, rendered for this client.
+    let pairs = crate::web::query_pairs(req)?;
+    let template_id = pairs
+        .iter()
+        .find(|(k, _)| k == "template")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let mut errors = errors;
+    let (mut subject, mut text) = (get("subject"), get("text"));
+    if form.is_none() && !template_id.is_empty() {
+        let (t, _) = ops::template(&scope, template_id.clone()).await?;
+        match ops::preview(&scope, t.subject, t.body, client_id.clone()).await {
+            Ok((s, b)) => (subject, text) = (s, b),
+            Err(AppError::Validation(_, e)) => errors.extend(e.into_iter().map(|e| e.message)),
+            Err(e) => return Err(e),
+        }
+    }
     let status = if errors.is_empty() {
         actix_web::http::StatusCode::OK
     } else {
         actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
     };
     let page = ComposePage {
+        templates: ops::templates(&scope)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t.name))
+            .collect(),
+        template_id,
         client_name: client.row.display_name.clone(),
         mailboxes: ops::mailboxes(&scope)
             .await?
@@ -620,8 +645,8 @@ async fn compose_page(
         },
         cc: get("cc"),
         bcc: get("bcc"),
-        subject: get("subject"),
-        text: get("text"),
+        subject,
+        text,
         errors,
         objection: prefs.objection("email").unwrap_or_default(),
         client_id,
@@ -666,4 +691,655 @@ pub async fn send(
             compose_page(&req, &actor, &state, id, Some(&f), errors).await
         }
     }
+}
+
+// ---- Links in bulk e-mail (no sign-in: the signed tag is the authority) ------------------
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn plain_page(title: &str, body: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .body(format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
+             content=\"width=device-width, initial-scale=1\"><title>{t}</title></head><body style=\"font-family:sans-serif;\
+             max-width:32rem;margin:4rem auto;padding:0 1rem\"><h1>{t}</h1>{body}</body></html>",
+            t = escape(title)
+        ))
+}
+
+/// `GET /u/{rid}/{tag}`: asks before unsubscribing (mail scanners follow links; only the
+/// POST below changes anything).
+pub async fn unsubscribe_page(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    let (rid, tag) = path.into_inner();
+    if !state.secret.verify("unsubscribe", &rid, &tag) {
+        return Err(AppError::NotFound);
+    }
+    Ok(plain_page(
+        "Unsubscribe",
+        &format!(
+            "<p>Stop receiving these e-mails?</p><form method=\"post\" action=\"/u/{}/{}\">\
+             <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
+             <button type=\"submit\">Unsubscribe</button></form>",
+            escape(&rid),
+            escape(&tag)
+        ),
+    ))
+}
+
+/// `POST /u/{rid}/{tag}`: the page's button and RFC 8058 one-click alike.
+pub async fn unsubscribe(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    let (rid, tag) = path.into_inner();
+    let key = state.secret.clone();
+    let org = crate::db::run(&state.pool, move |c| {
+        crate::domain::sends::unsubscribe(c, &key, &rid, &tag)
+    })
+    .await?;
+    Ok(plain_page(
+        "You are unsubscribed",
+        &format!(
+            "<p>{} will not send you these e-mails any more.</p>",
+            escape(&org)
+        ),
+    ))
+}
+
+/// A transparent 1×1 GIF.
+const PIXEL: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 1, 0, 1, 0, 0x80, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x21,
+    0xf9, 4, 1, 0, 0, 0, 0, 0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 0x44, 1, 0, 0x3b,
+];
+
+/// `GET /t/o/{rid}/{tag}`: the open pixel.
+pub async fn opened(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    let (rid, tag) = path.into_inner();
+    let key = state.secret.clone();
+    crate::db::run(&state.pool, move |c| {
+        crate::domain::sends::opened(c, &key, &rid, &tag)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/gif")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(PIXEL))
+}
+
+/// `GET /t/c/{rid}/{tag}?u=…`: records the click and goes on; a link whose tag does not
+/// cover this exact address is a 404, never an open redirect.
+pub async fn clicked(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    let (rid, tag) = path.into_inner();
+    let pairs = crate::web::query_pairs(&req)?;
+    let url = pairs
+        .iter()
+        .find(|(k, _)| k == "u")
+        .map(|(_, v)| v.clone())
+        .ok_or(AppError::NotFound)?;
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(AppError::NotFound);
+    }
+    let key = state.secret.clone();
+    let to = crate::db::run(&state.pool, move |c| {
+        crate::domain::sends::clicked(c, &key, &rid, &tag, &url)
+    })
+    .await?;
+    Ok(HttpResponse::Found()
+        .insert_header((actix_web::http::header::LOCATION, to))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .finish())
+}
+
+// ---- Templates -----------------------------------------------------------------------
+
+#[derive(Default)]
+pub struct TemplateForm {
+    pub id: String,
+    pub name: String,
+    pub subject: String,
+    pub body: String,
+}
+
+#[derive(Template)]
+#[template(path = "partials/mail/templates.html")]
+struct TemplatesPage {
+    templates: Vec<(String, String, i32, String)>,
+    form: TemplateForm,
+    versions: Vec<(i32, String, String)>,
+    errors: Vec<(String, String)>,
+    can_write: bool,
+}
+
+async fn templates_page(
+    req: &HttpRequest,
+    actor: &ConsoleActor,
+    state: &AppState,
+    form: TemplateForm,
+    errors: Vec<(String, String)>,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(actor, state).await?;
+    let templates = ops::templates(&scope)
+        .await?
+        .into_iter()
+        .map(|t| {
+            (
+                t.id,
+                t.name,
+                t.version,
+                t.updated_at.format("%Y-%m-%d %H:%M").to_string(),
+            )
+        })
+        .collect();
+    let versions = if form.id.is_empty() {
+        vec![]
+    } else {
+        ops::template(&scope, form.id.clone())
+            .await?
+            .1
+            .into_iter()
+            .map(|(v, s, _, at)| (v, s, at.format("%Y-%m-%d %H:%M").to_string()))
+            .collect()
+    };
+    let status = if errors.is_empty() {
+        actix_web::http::StatusCode::OK
+    } else {
+        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let page = TemplatesPage {
+        templates,
+        form,
+        versions,
+        errors,
+        can_write: scope.can("message", "write"),
+    };
+    render_with_status(req, actor, "Templates", &page, status).await
+}
+
+/// `GET /mail/templates[?edit=ID]`
+pub async fn templates(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let pairs = crate::web::query_pairs(&req)?;
+    let form = match pairs.iter().find(|(k, _)| k == "edit") {
+        Some((_, id)) => {
+            let scope = crate::web::scope::of(&actor, &state).await?;
+            let (t, _) = ops::template(&scope, id.clone()).await?;
+            TemplateForm {
+                id: t.id,
+                name: t.name,
+                subject: t.subject,
+                body: t.body,
+            }
+        }
+        None => TemplateForm {
+            body:
+                "Hello {{ client.firstName | default(\"there\") }},\n\n\n\n{{ sender.signature }}"
+                    .into(),
+            ..Default::default()
+        },
+    };
+    templates_page(&req, &actor, &state, form, vec![]).await
+}
+
+/// `POST /mail/templates`: creates, or edits the one named by `id`.
+pub async fn save_template(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let pairs = form_pairs(&body)?;
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default()
+    };
+    let form = TemplateForm {
+        id: get("id"),
+        name: get("name"),
+        subject: get("subject"),
+        body: get("body").replace("\r\n", "\n"),
+    };
+    let id = Some(form.id.clone()).filter(|i| !i.is_empty());
+    match ops::save_template(
+        &scope,
+        id,
+        form.name.clone(),
+        form.subject.clone(),
+        form.body.clone(),
+    )
+    .await
+    {
+        Ok(t) => redirect_with_flash(
+            &req,
+            &format!("/mail/templates?edit={}", t.id),
+            &format!("Saved “{}” (version {}).", t.name, t.version),
+        ),
+        Err(AppError::Validation(_, errors)) => {
+            let errors = errors
+                .into_iter()
+                .map(|e| (template_label(&e.field), e.message))
+                .collect();
+            templates_page(&req, &actor, &state, form, errors).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn template_label(field: &str) -> String {
+    match field {
+        "name" => "Name",
+        "subject" => "Subject",
+        "body" => "Message",
+        "clientId" => "Client",
+        _ => "Template",
+    }
+    .into()
+}
+
+#[derive(Template)]
+#[template(path = "partials/mail/preview.html")]
+struct PreviewFragment {
+    subject: String,
+    text: String,
+    errors: Vec<(String, String)>,
+}
+
+/// `POST /mail/templates/preview`: the form's text rendered against the chosen client.
+pub async fn preview(
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let pairs = form_pairs(&body)?;
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default()
+    };
+    let frag = if get("clientId").is_empty() {
+        PreviewFragment {
+            subject: String::new(),
+            text: String::new(),
+            errors: vec![("Client".into(), "Pick a client to preview with.".into())],
+        }
+    } else {
+        match ops::preview(
+            &scope,
+            get("subject"),
+            get("body").replace("\r\n", "\n"),
+            get("clientId"),
+        )
+        .await
+        {
+            Ok((subject, text)) => PreviewFragment {
+                subject,
+                text,
+                errors: vec![],
+            },
+            Err(AppError::Validation(_, e)) => PreviewFragment {
+                subject: String::new(),
+                text: String::new(),
+                errors: e
+                    .into_iter()
+                    .map(|e| (template_label(&e.field), e.message))
+                    .collect(),
+            },
+            Err(AppError::NotFound) => PreviewFragment {
+                subject: String::new(),
+                text: String::new(),
+                errors: vec![(
+                    "Client".into(),
+                    "That client is not one you can see.".into(),
+                )],
+            },
+            Err(e) => return Err(e),
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(
+            frag.render()
+                .map_err(|e| AppError::Internal(e.to_string()))?,
+        ))
+}
+
+// ---- Bulk sends --------------------------------------------------------------------------
+
+pub struct SendLine {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub recipients: i64,
+    pub delivered: i64,
+    pub opened: i64,
+    pub clicked: i64,
+    pub created: String,
+}
+
+#[derive(Default)]
+pub struct SendForm {
+    pub name: String,
+    pub template_id: String,
+    pub mailbox_id: String,
+    pub query: String,
+    pub per_minute: String,
+}
+
+#[derive(Template)]
+#[template(path = "partials/mail/sends.html")]
+struct SendsPage {
+    sends: Vec<SendLine>,
+    form: SendForm,
+    templates: Vec<(String, String)>,
+    mailboxes: Vec<(String, String)>,
+    errors: Vec<String>,
+    can_write: bool,
+}
+
+async fn sends_page(
+    req: &HttpRequest,
+    actor: &ConsoleActor,
+    state: &AppState,
+    form: SendForm,
+    errors: Vec<String>,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(actor, state).await?;
+    let mut sends = Vec::new();
+    for s in ops::sends(&scope).await? {
+        let r = ops::send_report(&scope, s.id.clone()).await?;
+        let n = |k: &str| r[k].as_i64().unwrap_or(0);
+        sends.push(SendLine {
+            id: s.id,
+            name: s.name,
+            status: s.status,
+            recipients: n("recipients"),
+            delivered: n("delivered"),
+            opened: n("opened"),
+            clicked: n("clicked"),
+            created: s.created_at.format("%Y-%m-%d %H:%M").to_string(),
+        });
+    }
+    let status = if errors.is_empty() {
+        actix_web::http::StatusCode::OK
+    } else {
+        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let page = SendsPage {
+        sends,
+        form,
+        templates: ops::templates(&scope)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t.name))
+            .collect(),
+        mailboxes: ops::mailboxes(&scope)
+            .await?
+            .into_iter()
+            .map(|b| (b.id, format!("{} <{}>", b.name, b.address)))
+            .collect(),
+        errors,
+        can_write: scope.can("message", "write"),
+    };
+    render_with_status(req, actor, "Bulk sends", &page, status).await
+}
+
+/// `GET /mail/sends`
+pub async fn sends(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let pairs = crate::web::query_pairs(&req)?;
+    // The client list's address as it was, less what orders or pages it.
+    let query = pairs
+        .iter()
+        .find(|(k, _)| k == "audience")
+        .map(|(_, v)| {
+            let kept: Vec<(String, String)> =
+                serde_urlencoded::from_str::<Vec<(String, String)>>(v)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(k, val)| {
+                        !matches!(k.as_str(), "sort" | "cursor" | "limit" | "count" | "view")
+                            && !val.is_empty()
+                    })
+                    .collect();
+            serde_urlencoded::to_string(kept).unwrap_or_default()
+        })
+        .unwrap_or_default();
+    sends_page(
+        &req,
+        &actor,
+        &state,
+        SendForm {
+            per_minute: "60".into(),
+            query,
+            ..Default::default()
+        },
+        vec![],
+    )
+    .await
+}
+
+fn send_form(body: &[u8]) -> AppResult<SendForm> {
+    let pairs = form_pairs(body)?;
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    Ok(SendForm {
+        name: get("name"),
+        template_id: get("templateId"),
+        mailbox_id: get("mailboxId"),
+        query: get("query")
+            .trim_start_matches("/clients")
+            .trim_start_matches('?')
+            .to_string(),
+        per_minute: get("perMinute"),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "partials/mail/audience.html")]
+struct AudienceFragment {
+    tally: Option<crate::domain::sends::Tally>,
+    error: String,
+}
+
+/// `POST /mail/sends/preview`: how many it reaches, and who is left out.
+pub async fn preview_send(
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let form = send_form(&body)?;
+    let frag =
+        match ops::preview_send(&scope, crate::domain::sends::Audience::Query(form.query)).await {
+            Ok(t) => AudienceFragment {
+                tally: Some(t),
+                error: String::new(),
+            },
+            Err(AppError::Validation(_, e)) => AudienceFragment {
+                tally: None,
+                error: e
+                    .into_iter()
+                    .map(|e| e.message)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            },
+            Err(e) => return Err(e),
+        };
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(
+            frag.render()
+                .map_err(|e| AppError::Internal(e.to_string()))?,
+        ))
+}
+
+/// `POST /mail/sends`
+pub async fn create_send(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let form = send_form(&body)?;
+    let per_minute = match form.per_minute.parse::<i32>() {
+        Ok(n) => n,
+        Err(_) => {
+            return sends_page(
+                &req,
+                &actor,
+                &state,
+                form,
+                vec!["Say how many messages a minute, e.g. 60.".into()],
+            )
+            .await
+        }
+    };
+    let input = crate::domain::sends::NewSend {
+        name: form.name.clone(),
+        template_id: form.template_id.clone(),
+        mailbox_id: form.mailbox_id.clone(),
+        audience: crate::domain::sends::Audience::Query(form.query.clone()),
+        per_minute,
+        scheduled_at: None,
+    };
+    match ops::create_send(&scope, input).await {
+        Ok((row, tally)) => redirect_with_flash(
+            &req,
+            &format!("/mail/sends/{}", row.id),
+            &format!(
+                "Sending to {} client(s); {} left out.",
+                tally.eligible,
+                tally.matched - tally.eligible
+            ),
+        ),
+        Err(e) => {
+            let errors = messages_of(e)?;
+            sends_page(&req, &actor, &state, form, errors).await
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "partials/mail/send.html")]
+struct SendPage {
+    id: String,
+    name: String,
+    status: String,
+    figures: Vec<(&'static str, &'static str, i64)>,
+    recipients: Vec<(String, String, String, String, String)>,
+    state: String,
+    can_write: bool,
+}
+
+/// `GET /mail/sends/{id}[?state=…]`: the report, with the recipients behind each figure.
+pub async fn send_report(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let id = id.into_inner();
+    let pairs = crate::web::query_pairs(&req)?;
+    let filter = pairs
+        .iter()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.clone())
+        .filter(|v| !v.is_empty());
+    let r = ops::send_report(&scope, id.clone()).await?;
+    let n = |k: &str| r[k].as_i64().unwrap_or(0);
+    let figures = vec![
+        ("recipients", "Recipients", n("recipients")),
+        ("waiting", "Waiting", n("waiting")),
+        ("delivered", "Delivered", n("delivered")),
+        ("failed", "Failed", n("failed")),
+        ("opened", "Opened", n("opened")),
+        ("clicked", "Clicked", n("clicked")),
+        ("unsubscribed", "Unsubscribed", n("unsubscribed")),
+        ("excluded", "Left out", n("excluded")),
+    ];
+    let state_filter = filter.clone().filter(|s| s != "recipients");
+    let recipients = ops::send_recipients(&scope, id.clone(), state_filter, None, 100)
+        .await?
+        .into_iter()
+        .map(|v| {
+            let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+            (
+                s("clientId"),
+                s("client"),
+                s("address"),
+                s("state"),
+                s("reason"),
+            )
+        })
+        .collect();
+    let page = SendPage {
+        id,
+        name: r["name"].as_str().unwrap_or_default().to_string(),
+        status: r["status"].as_str().unwrap_or_default().to_string(),
+        figures,
+        recipients,
+        state: filter.unwrap_or_default(),
+        can_write: scope.can("message", "write"),
+    };
+    render(&req, &actor, "Bulk send", &page).await
+}
+
+/// `POST /mail/sends/{id}/{action}` (pause, resume, cancel)
+pub async fn act_send(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let (id, action) = path.into_inner();
+    let action: &'static str = match action.as_str() {
+        "pause" => "pause",
+        "resume" => "resume",
+        "cancel" => "cancel",
+        _ => return Err(AppError::NotFound),
+    };
+    let r = ops::act_send(&scope, id, action).await?;
+    redirect_with_flash(
+        &req,
+        &format!("/mail/sends/{}", r.id),
+        &format!("The send is {}.", r.status),
+    )
 }

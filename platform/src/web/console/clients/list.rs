@@ -100,6 +100,8 @@ struct ClientsList {
     can_delete: bool,
     can_admin: bool,
     can_export: bool,
+    /// "E-mail these": a bulk send to what the list shows, for those who may write e-mail.
+    send_link: Option<String>,
     errors: Vec<FieldError>,
     bulk_tags: Vec<Choice>,
     bulk_owners: Vec<Choice>,
@@ -206,6 +208,12 @@ fn list_view(scope: &Scope, raw: &[(String, String)], found: ops::ListPage) -> C
         .cloned()
         .collect();
     let base = query_without(raw, &["cursor"]);
+    let send_link = scope.can("message", "write").then(|| {
+        format!(
+            "/mail/sends?{}",
+            serde_urlencoded::to_string([("audience", base.as_str())]).unwrap_or_default()
+        )
+    });
     let sorter = Sorter {
         sort: &found.sort,
         base: query_without(raw, &["cursor", "sort"]),
@@ -236,6 +244,7 @@ fn list_view(scope: &Scope, raw: &[(String, String)], found: ops::ListPage) -> C
         can_delete: scope.can("client", "delete"),
         can_admin: scope.can("client", "admin"),
         can_export: scope.can("client", "export"),
+        send_link,
         bulk_tags: choices(
             found
                 .all_tags
