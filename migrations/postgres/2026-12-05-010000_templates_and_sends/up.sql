@@ -40,6 +40,9 @@ CREATE TABLE sends (
     scheduled_at TIMESTAMP NOT NULL,
     total INTEGER NOT NULL,
     excluded INTEGER NOT NULL,
+    -- The throttle: messages handed out since the current minute began.
+    window_started_at TIMESTAMP NOT NULL,
+    window_count INTEGER NOT NULL,
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL
 );

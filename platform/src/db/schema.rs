@@ -643,6 +643,8 @@ diesel::table! {
         scheduled_at -> Timestamp,
         total -> Integer,
         excluded -> Integer,
+        window_started_at -> Timestamp,
+        window_count -> Integer,
         created_at -> Timestamp,
         updated_at -> Timestamp,
     }

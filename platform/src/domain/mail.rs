@@ -762,9 +762,15 @@ pub fn clients_by_address(
         .filter(clients::email.eq_any(&keys))
         .filter(clients::deleted_at.is_null())
         .select((clients::id, clients::display_name))
-        .order(clients::id.asc())
+        // why: no ORDER BY: ordering by id made SQLite walk the organization's clients in id
+        // order (O(n) per message, 25 messages/s at 100,000 clients) instead of looking the
+        // addresses up in (organization, email).
         .limit(MAX_RECIPIENTS as i64)
-        .load(c)?)
+        .load::<(String, String)>(c)
+        .map(|mut rows| {
+            rows.sort();
+            rows
+        })?)
 }
 
 /// Claims the next message due for sending (for [`SEND_LEASE`]), if any.
@@ -1023,6 +1029,27 @@ pub enum Filed {
 fn angle(id: &str) -> String {
     let id = id.trim().trim_start_matches('<').trim_end_matches('>');
     format!("<{id}>")
+}
+
+/// Files a run of fetched messages (oldest first) in one transaction, each as
+/// [`file_raw`] does. why: one commit per message made SQLite sync the disk ten thousand
+/// times for ten thousand messages (25 messages/s); the folder mark still moves with them.
+pub fn file_batch(
+    c: &mut DbConn,
+    mailbox: &MailboxRow,
+    folder: &str,
+    uid_validity: i64,
+    messages: &[(i64, Vec<u8>)],
+    outgoing_folder: bool,
+) -> AppResult<Vec<Filed>> {
+    crate::db::transaction(c, |c| {
+        messages
+            .iter()
+            .map(|(uid, raw)| {
+                file_raw(c, mailbox, folder, uid_validity, *uid, raw, outgoing_folder)
+            })
+            .collect()
+    })
 }
 
 /// Parses one raw message from `mailbox`'s `folder` and files it; moves the folder's mark

@@ -207,17 +207,22 @@ pub async fn sync(pool: &Pool, key: &Key, mailbox: MailboxRow) -> AppResult<Sync
                 }
             };
             let more = fetched.more;
-            for (uid, raw) in fetched.messages {
-                report.fetched += 1;
+            let mut messages = fetched.messages;
+            while !messages.is_empty() {
+                let rest = messages.split_off(messages.len().min(100));
+                let batch = std::mem::replace(&mut messages, rest);
+                report.fetched += batch.len();
                 let (m, f, v) = (mailbox.clone(), folder.clone(), fetched.uid_validity);
-                match db::run(pool, move |c| {
-                    mail::file_raw(c, &m, &f, v, uid, &raw, outgoing)
+                let filed = db::run(pool, move |c| {
+                    mail::file_batch(c, &m, &f, v, &batch, outgoing)
                 })
-                .await?
-                {
-                    Filed::New(0) => report.unmatched += 1,
-                    Filed::New(n) => report.filed += n,
-                    Filed::Known | Filed::Unreadable => report.known += 1,
+                .await?;
+                for outcome in filed {
+                    match outcome {
+                        Filed::New(0) => report.unmatched += 1,
+                        Filed::New(n) => report.filed += n,
+                        Filed::Known | Filed::Unreadable => report.known += 1,
+                    }
                 }
             }
             if !more {

@@ -950,7 +950,7 @@ async fn a_bulk_send_skips_the_opted_out_reaches_the_rest_once_and_counts_opens_
         return;
     };
     use diesel::prelude::*;
-    use rapport::db::schema::{mail_messages, send_recipients};
+    use rapport::db::schema::{send_recipients, sends};
     let app = TestApp::new().await;
     let svc = app.service().await;
     let org = app.org("Bulk Co");
@@ -1020,8 +1020,9 @@ async fn a_bulk_send_skips_the_opted_out_reaches_the_rest_once_and_counts_opens_
     assert_eq!(run_bulk(&app).await, 2);
     assert_eq!(run_bulk(&app).await, 0);
     let mut c = app.pool.get().unwrap();
-    diesel::update(mail_messages::table)
-        .set(mail_messages::created_at.eq(rapport::db::now() - chrono::Duration::minutes(2)))
+    // A minute passes.
+    diesel::update(sends::table.find(&send_id))
+        .set(sends::window_started_at.eq(rapport::db::now() - chrono::Duration::minutes(2)))
         .execute(&mut c)
         .unwrap();
     assert_eq!(run_bulk(&app).await, 1);

@@ -1131,7 +1131,11 @@ pub async fn sends(
                             && !val.is_empty()
                     })
                     .collect();
-            serde_urlencoded::to_string(kept).unwrap_or_default()
+            // Brackets stay readable in the form: `filter[status]=customer`.
+            serde_urlencoded::to_string(kept)
+                .unwrap_or_default()
+                .replace("%5B", "[")
+                .replace("%5D", "]")
         })
         .unwrap_or_default();
     sends_page(
