@@ -201,13 +201,14 @@ pub fn spawn_statistics(state: actix_web::web::Data<AppState>) {
     });
 }
 
-/// How often each mailbox is polled for new mail (`RAPPORT_MAIL_SYNC_SECONDS`, default 60).
+/// How often each mailbox is polled for new mail (`RAPPORT_MAIL_SYNC_SECONDS`, default 30:
+/// a reply shows on the timeline within the half minute).
 fn sync_interval() -> std::time::Duration {
     let secs = std::env::var("RAPPORT_MAIL_SYNC_SECONDS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|s| (5..=86_400).contains(s))
-        .unwrap_or(60);
+        .unwrap_or(30);
     std::time::Duration::from_secs(secs)
 }
 

@@ -831,6 +831,76 @@ async fn in_the_console_a_rep_connects_a_mailbox_and_writes_from_the_profile() {
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused.body.contains("Ann Archer:"), "{}", refused.body);
 
+    // A stranger's message waits in Unmatched; the rep files it on Ann with the picker.
+    let mailbox = {
+        let mut c = app.pool.get().unwrap();
+        rapport::domain::mail::find_mailbox(&mut c, &mailbox_id)
+            .unwrap()
+            .unwrap()
+    };
+    let raw = b"From: Stan <stan@elsewhere.test>\r\nTo: rep@cm.test\r\nSubject: Pricing?\r\nMessage-ID: <stan1@x>\r\n\r\nHow much?\r\n";
+    let filed = rapport::domain::mail::file_raw(
+        &mut app.pool.get().unwrap(),
+        &mailbox,
+        "INBOX",
+        1,
+        1,
+        raw,
+        false,
+    )
+    .unwrap();
+    assert_eq!(filed, rapport::domain::mail::Filed::New(0));
+    let unmatched = b.get(&svc, "/mail?view=unmatched").await;
+    assert!(unmatched.body.contains("Pricing?"), "{}", unmatched.body);
+    let stan = send(
+        &svc,
+        api(Method::GET, "/api/messages?view=unmatched", &token),
+    )
+    .await
+    .json()["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let page = b.get(&svc, &format!("/mail/messages/{stan}")).await;
+    assert!(
+        page.body.contains("Create a client from the sender")
+            && page.body.contains("File it there")
+    );
+    let unpicked = b
+        .post_form(
+            &svc,
+            &format!("/mail/messages/{stan}/file"),
+            &[("q", "Ann"), ("clientId", "")],
+        )
+        .await;
+    assert_eq!(unpicked.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let picked = b
+        .post_form(
+            &svc,
+            &format!("/mail/messages/{stan}/file"),
+            &[("q", "Ann"), ("clientId", &ann_id)],
+        )
+        .await;
+    assert_eq!(picked.status, StatusCode::SEE_OTHER, "{}", picked.body);
+    let tl = send(
+        &svc,
+        api(
+            Method::GET,
+            &format!("/api/clients/{ann_id}/interactions"),
+            &token,
+        ),
+    )
+    .await
+    .json();
+    assert!(
+        tl["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["subject"] == "Pricing?" && i["direction"] == "inbound"),
+        "{tl}"
+    );
+
     // A read-only member reads e-mail but is offered no writing.
     app.user(&org, "ro@cm.test", "read_only");
     let mut ro = Browser::new();

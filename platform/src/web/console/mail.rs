@@ -287,15 +287,31 @@ pub async fn resend(
     )
 }
 
-/// `POST /mail/messages/{id}/file`: makes the unknown sender a client and files it there.
+/// `POST /mail/messages/{id}/file`: files it on the client picked, or makes the unknown
+/// sender a client and files it there.
 pub async fn file(
     req: HttpRequest,
     actor: ConsoleActor,
     state: web::Data<AppState>,
     id: web::Path<String>,
+    body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
-    let m = ops::file_on(&scope, id.into_inner(), None).await?;
+    // The picker's form names a client; the "create" button's form names none.
+    let client = match form_pairs(&body)?
+        .into_iter()
+        .find(|(k, _)| k == "clientId")
+    {
+        Some((_, v)) if v.trim().is_empty() => {
+            return Err(AppError::invalid(
+                "clientId",
+                "Pick the client: type a name and choose it from the list.",
+            ))
+        }
+        Some((_, v)) => Some(v.trim().to_string()),
+        None => None,
+    };
+    let m = ops::file_on(&scope, id.into_inner(), client).await?;
     let who = m
         .clients
         .first()
@@ -304,7 +320,7 @@ pub async fn file(
     redirect_with_flash(
         &req,
         &format!("/mail/messages/{}", m.row.id),
-        &format!("{who} is now a client, with this message on their timeline."),
+        &format!("The message is on {who}'s timeline."),
     )
 }
 
