@@ -124,27 +124,9 @@ pub fn load_many(
 }
 
 pub fn load(conn: &mut DbConn, org_id: &str, client_id: &str) -> AppResult<Preferences> {
-    type Row = (String, bool, Option<String>, Option<String>);
-    let row: Option<Row> = contact_preferences::table
-        .filter(contact_preferences::organization_id.eq(org_id))
-        .filter(contact_preferences::client_id.eq(client_id))
-        .select((
-            contact_preferences::channels,
-            contact_preferences::do_not_contact,
-            contact_preferences::preferred_channel,
-            contact_preferences::preferred_window,
-        ))
-        .first(conn)
-        .optional()?;
-    Ok(match row {
-        None => Preferences::default(),
-        Some((channels, dnc, channel, window)) => Preferences {
-            channels: serde_json::from_str(&channels).unwrap_or_default(),
-            do_not_contact: dnc,
-            preferred_channel: channel,
-            preferred_window: window,
-        },
-    })
+    Ok(load_many(conn, org_id, &[client_id.to_string()])?
+        .remove(client_id)
+        .unwrap_or_default())
 }
 
 /// Applies `{"channels": {"phone": {"status": "opt_out", "source": "call"}}, "doNotContact",

@@ -584,7 +584,8 @@ impl Links<'_> {
     }
 }
 
-fn escape(s: &str) -> String {
+/// Escapes text for HTML (the bulk message's HTML part, the unsubscribe page).
+pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -711,12 +711,7 @@ pub async fn send(
 
 // ---- Links in bulk e-mail (no sign-in: the signed tag is the authority) ------------------
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use crate::domain::sends::escape;
 
 fn plain_page(title: &str, body: &str) -> HttpResponse {
     HttpResponse::Ok()
