@@ -23,6 +23,7 @@ fn main() {
     let messages: usize = env_or("BENCH_MESSAGES", "10000").parse().unwrap();
     let (_target, pool, config) = fresh("mail", 4);
     let key = rapport::integrations::secret::Key::load(&config.data_dir).unwrap();
+    let blobs = rapport::domain::attachments::configured_store(&config).unwrap();
     let mut c = pool.get().unwrap();
     let org = service::create_org(&mut c, "Mail bench").unwrap();
     let ctx = AuditContext::cli(&org.id);
@@ -87,6 +88,7 @@ fn main() {
     let t = rapport::domain::templates::save(
         &mut c,
         &user_ctx,
+        None,
         None,
         "Bench",
         "Hello {{ client.firstName }}",
@@ -173,7 +175,7 @@ fn main() {
     );
     let started = Instant::now();
     let report = actix_web::rt::System::new()
-        .block_on(rapport::ops::mail::sync(&pool, &key, mb.clone()))
+        .block_on(rapport::ops::mail::sync(&pool, &key, &blobs, mb.clone()))
         .unwrap();
     let secs = started.elapsed().as_secs_f64();
     println!(

@@ -212,6 +212,115 @@ fn sync_interval() -> std::time::Duration {
     std::time::Duration::from_secs(secs)
 }
 
+/// How long one IDLE wait lasts before the watcher checks it should still watch.
+const IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(240);
+
+/// IMAP IDLE (RFC 2177): a thread per synced mailbox waits on its inbox and has it synced
+/// the moment the server reports something new, so a reply shows within seconds rather
+/// than at the next poll. A server without IDLE is left to the poll. Every minute the
+/// watchers are matched to the mailboxes: a removed or changed mailbox's watcher stops at
+/// its next wake, and a new one starts.
+fn spawn_idle(state: actix_web::web::Data<AppState>) {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let syncer = state.clone();
+    actix_web::rt::spawn(async move {
+        while let Some(id) = rx.recv().await {
+            let found = crate::db::run(&syncer.pool, {
+                let id = id.clone();
+                move |c| crate::domain::mail::find_mailbox(c, &id)
+            })
+            .await;
+            if let Ok(Some(mb)) = found {
+                if let Err(e) =
+                    crate::ops::mail::sync(&syncer.pool, &syncer.secret, &syncer.blobs, mb).await
+                {
+                    tracing::warn!(mailbox = %id, error = %e, "sync after IDLE failed");
+                }
+            }
+        }
+    });
+    actix_web::rt::spawn(async move {
+        // Mailbox id → (when it last changed, the watcher's stop flag).
+        let mut watchers: HashMap<String, (chrono::NaiveDateTime, Arc<AtomicBool>)> =
+            HashMap::new();
+        loop {
+            let boxes = crate::db::run(&state.pool, |c| {
+                use crate::db::schema::mailboxes;
+                use diesel::prelude::*;
+                Ok(mailboxes::table
+                    .filter(mailboxes::sync_enabled.eq(true))
+                    .select(crate::domain::mail::MailboxRow::as_select())
+                    .load::<crate::domain::mail::MailboxRow>(c)?)
+            })
+            .await
+            .unwrap_or_default();
+            watchers.retain(|id, (changed, stop)| {
+                let keep = boxes
+                    .iter()
+                    .any(|b| &b.id == id && b.updated_at == *changed)
+                    && !stop.load(Ordering::Relaxed);
+                if !keep {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                keep
+            });
+            for mb in boxes {
+                if watchers.contains_key(&mb.id) {
+                    continue;
+                }
+                let Ok(login) = mb.login(&state.secret) else {
+                    continue;
+                };
+                let stop = Arc::new(AtomicBool::new(false));
+                watchers.insert(mb.id.clone(), (mb.updated_at, stop.clone()));
+                let (tx, server, id) = (tx.clone(), mb.imap(), mb.id.clone());
+                std::thread::spawn(move || watch(&server, &login, &id, &stop, &tx));
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_secs(60)).await;
+        }
+    });
+
+    fn pause(stop: &AtomicBool, minutes: u64) {
+        for _ in 0..minutes * 6 {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(10));
+        }
+    }
+
+    fn watch(
+        server: &crate::integrations::mail::Server,
+        login: &crate::integrations::mail::Login,
+        id: &str,
+        stop: &AtomicBool,
+        tx: &tokio::sync::mpsc::UnboundedSender<String>,
+    ) {
+        use crate::integrations::mail::{idle, imap_login, Idle};
+        while !stop.load(Ordering::Relaxed) {
+            let outcome =
+                imap_login(server, login).and_then(|mut s| idle(&mut s, "INBOX", IDLE_WAIT));
+            match outcome {
+                Ok(Idle::Changed) => {
+                    if tx.send(id.to_string()).is_err() {
+                        return;
+                    }
+                }
+                Ok(Idle::Quiet) => {}
+                // The poll covers a server without IDLE; it is asked again in an hour.
+                Ok(Idle::Unsupported) => pause(stop, 60),
+                Err(e) => {
+                    tracing::debug!(mailbox = %id, error = %e, "IDLE failed; retrying in a minute");
+                    pause(stop, 1);
+                }
+            }
+        }
+    }
+}
+
 /// The mail workers: the sender looks for queued messages every two seconds; the sync
 /// polls every mailbox with sync on, one after the other, every [`sync_interval`].
 pub fn spawn_mail(state: actix_web::web::Data<AppState>) {
@@ -224,15 +333,20 @@ pub fn spawn_mail(state: actix_web::web::Data<AppState>) {
             {
                 tracing::warn!(error = %e, "bulk sends");
             }
-            if let Err(e) = crate::ops::mail::deliver_due(&sender.pool, &sender.secret).await {
+            if let Err(e) =
+                crate::ops::mail::deliver_due(&sender.pool, &sender.secret, &sender.blobs).await
+            {
                 tracing::warn!(error = %e, "mail sender");
             }
             actix_web::rt::time::sleep(std::time::Duration::from_secs(2)).await;
         }
     });
+    spawn_idle(state.clone());
     actix_web::rt::spawn(async move {
         loop {
-            if let Err(e) = crate::ops::mail::sync_all(&state.pool, &state.secret).await {
+            if let Err(e) =
+                crate::ops::mail::sync_all(&state.pool, &state.secret, &state.blobs).await
+            {
                 tracing::warn!(error = %e, "mail sync");
             }
             actix_web::rt::time::sleep(sync_interval()).await;

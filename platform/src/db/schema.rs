@@ -11,6 +11,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         plugin_signatures_required -> Bool,
+        mail_tracking -> Bool,
     }
 }
 
@@ -598,6 +599,8 @@ diesel::table! {
         updated_at -> Timestamp,
         body_html -> Nullable<Text>,
         list_unsubscribe -> Nullable<Text>,
+        opportunity_id -> Nullable<Text>,
+        latest -> Bool,
     }
 }
 
@@ -612,6 +615,7 @@ diesel::table! {
         created_by -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        kind -> Text,
     }
 }
 
@@ -651,6 +655,28 @@ diesel::table! {
 }
 
 diesel::table! {
+    mail_attachments (id) {
+        id -> Text,
+        organization_id -> Text,
+        mail_message_id -> Text,
+        file_name -> Text,
+        content_type -> Text,
+        size_bytes -> BigInt,
+        storage_key -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    mail_bounces (organization_id, address) {
+        organization_id -> Text,
+        address -> Text,
+        reason -> Text,
+        bounced_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     send_recipients (id) {
         id -> Text,
         send_id -> Text,
@@ -663,6 +689,7 @@ diesel::table! {
         opened_at -> Nullable<Timestamp>,
         clicked_at -> Nullable<Timestamp>,
         unsubscribed_at -> Nullable<Timestamp>,
+        bounced_at -> Nullable<Timestamp>,
     }
 }
 
@@ -858,4 +885,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     message_template_versions,
     sends,
     send_recipients,
+    mail_bounces,
+    mail_attachments,
 );

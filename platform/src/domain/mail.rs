@@ -12,9 +12,11 @@ use diesel::prelude::*;
 use serde_json::{json, Map, Value};
 
 use crate::db::schema::{
-    clients, interactions, mail_folders, mail_message_clients, mail_messages, mailboxes,
+    clients, interactions, mail_attachments, mail_bounces, mail_folders, mail_message_clients,
+    mail_messages, mailboxes, send_recipients,
 };
 use crate::db::{new_id, now, DbConn};
+use crate::domain::attachments::BlobStore;
 use crate::domain::audit::{self, AuditContext};
 use crate::domain::clients::service::Access;
 use crate::domain::interactions::{InteractionRow, MAX_CONTENT};
@@ -26,6 +28,14 @@ use crate::integrations::secret::Key;
 pub const MAX_ATTEMPTS: i32 = 5;
 /// How long a worker holds a claimed message before it counts as interrupted.
 pub const SEND_LEASE: Duration = Duration::minutes(5);
+/// Files a message carries at most, in either direction.
+pub const MAX_ATTACHMENTS: usize = 20;
+/// Bytes of files a received message keeps (the rest are named in its text, not kept).
+pub const MAX_RECEIVED_FILES: usize = 25 * 1024 * 1024;
+/// Bytes of files a message written in Rapport may carry (what most servers accept).
+pub const MAX_SENT_FILES: i64 = 20 * 1024 * 1024;
+/// The HTML kept of a received message (bytes); the text alternative is kept whole.
+pub const MAX_HTML: usize = 256 * 1024;
 /// Recipients per message (To, Cc and Bcc together).
 pub const MAX_RECIPIENTS: usize = 50;
 const MAX_SUBJECT: usize = 250;
@@ -124,6 +134,10 @@ pub struct MessageRow {
     pub body_html: Option<String>,
     /// Bulk messages: the one-click unsubscribe URL (RFC 8058).
     pub list_unsubscribe: Option<String>,
+    /// The deal it was written from, if any.
+    pub opportunity_id: Option<String>,
+    /// The newest message of its thread (the one the conversation list shows).
+    pub latest: bool,
 }
 
 fn list(s: &str) -> Vec<String> {
@@ -154,6 +168,7 @@ impl MessageRow {
             "to": self.to(), "cc": self.cc(), "bcc": self.bcc(),
             "subject": self.subject, "text": self.body_text,
             "matched": self.matched, "error": self.error, "attempts": self.attempts,
+            "opportunityId": self.opportunity_id,
             "clients": clients.iter().map(|(id, name)| json!({"id": id, "name": name})).collect::<Vec<_>>(),
             "occurredAt": rfc3339(self.occurred_at), "createdAt": rfc3339(self.created_at),
         })
@@ -550,12 +565,17 @@ pub struct Draft {
     pub text: String,
     /// The message this answers (our row id).
     pub reply_to: Option<String>,
+    /// The deal it is written from (checked by the caller: visible, the client's own).
+    pub opportunity_id: Option<String>,
+    /// Files on clients the sender sees, sent along (copied when queued).
+    pub attachment_ids: Vec<String>,
 }
 
 /// Queues a message for sending after checking the rules: the sender may use the mailbox,
 /// sees the client, and no addressed client objects to e-mail.
 pub fn queue(
     conn: &mut DbConn,
+    store: &dyn BlobStore,
     ctx: &AuditContext,
     access: &Access,
     draft: Draft,
@@ -598,6 +618,37 @@ pub fn queue(
         }
         if let Some(id) = &draft.client_id {
             crate::domain::clients::service::get(c, &org, access, id)?;
+        }
+        let mut files = Vec::new();
+        if draft.attachment_ids.len() > MAX_ATTACHMENTS {
+            errors.push(FieldError::new(
+                "attachmentIds",
+                format!("Attach at most {MAX_ATTACHMENTS} files."),
+            ));
+        } else {
+            for id in &draft.attachment_ids {
+                match crate::domain::attachments::get(c, &org, access, id) {
+                    Ok(f) if f.sensitive && !access.read_sensitive => errors.push(FieldError::new(
+                        "attachmentIds",
+                        format!("{} is marked sensitive; you may not send it.", f.file_name),
+                    )),
+                    Ok(f) => files.push(f),
+                    Err(AppError::NotFound) => errors.push(FieldError::new(
+                        "attachmentIds",
+                        "One of the files does not exist (any more).",
+                    )),
+                    Err(e) => return Err(e),
+                }
+            }
+            if files.iter().map(|f| f.size_bytes).sum::<i64>() > MAX_SENT_FILES {
+                errors.push(FieldError::new(
+                    "attachmentIds",
+                    format!(
+                        "Attach at most {} MB in all; share larger files another way.",
+                        MAX_SENT_FILES / 1024 / 1024
+                    ),
+                ));
+            }
         }
         let mut all: Vec<String> = draft
             .to
@@ -683,10 +734,21 @@ pub fn queue(
             updated_at: at,
             body_html: None,
             list_unsubscribe: None,
+            opportunity_id: draft.opportunity_id.clone(),
+            latest: draft.reply_to.is_none(),
         };
         diesel::insert_into(mail_messages::table)
             .values(&row)
             .execute(c)?;
+        if !row.latest {
+            mark_latest(c, &org, &row.thread_id)?;
+        }
+        for f in &files {
+            let bytes = store
+                .get(&f.storage_key)
+                .map_err(|e| AppError::Internal(format!("reading {}: {e}", f.file_name)))?;
+            keep_file(c, store, &row, &f.file_name, &bytes)?;
+        }
         if let Some(client) = &draft.client_id {
             link(c, &row, client, None)?;
         }
@@ -847,6 +909,11 @@ pub fn objection_now(c: &mut DbConn, msg: &MessageRow) -> AppResult<Option<Strin
         .select((clients::id, clients::display_name))
         .load(c)?;
     ids.extend(linked);
+    if let Some((address, why)) = bounced(c, &msg.organization_id, &all)?.into_iter().next() {
+        return Ok(Some(format!(
+            "{address} bounced before ({why}). Fix the client's address, or clear the bounce on the Mailboxes page once it works again."
+        )));
+    }
     for (id, name) in ids {
         let prefs = crate::domain::preferences::load(c, &msg.organization_id, &id)?;
         if let Some(why) = prefs.objection("email") {
@@ -875,6 +942,11 @@ pub fn mark_sent(c: &mut DbConn, msg: &MessageRow) -> AppResult<()> {
         ))
         .execute(c)?;
         if n == 1 {
+            // Its time is now its sending time: a reply written before a message that
+            // waited to leave moves it to the top of its thread.
+            if msg.in_reply_to.is_some() {
+                mark_latest(c, &msg.organization_id, &msg.thread_id)?;
+            }
             let addresses: Vec<String> = msg
                 .to()
                 .into_iter()
@@ -984,7 +1056,7 @@ fn interaction_of(msg: &MessageRow, client: &str) -> InteractionRow {
         id: new_id(),
         organization_id: msg.organization_id.clone(),
         client_id: client.to_string(),
-        opportunity_id: None,
+        opportunity_id: msg.opportunity_id.clone(),
         user_id: msg.user_id.clone(),
         kind: "email".into(),
         subject: msg.subject.chars().take(200).collect(),
@@ -1015,6 +1087,228 @@ fn interaction_of(msg: &MessageRow, client: &str) -> InteractionRow {
     }
 }
 
+/// A message's HTML made safe to show inside the console: an allow-list of tags and
+/// attributes (no script, no style, no forms), links that open apart and tell nothing of
+/// where they were followed from, and no images (a remote image is a read receipt the
+/// sender did not ask for; a bulk message's own open pixel would count the rep's look).
+pub fn safe_html(html: &str) -> (String, bool) {
+    let had_images = html.to_ascii_lowercase().contains("<img");
+    let clean = ammonia::Builder::default()
+        .rm_tags(["img"])
+        .link_rel(Some("noopener noreferrer nofollow"))
+        .set_tag_attribute_value("a", "target", "_blank")
+        .url_schemes(["http", "https", "mailto"].into_iter().collect())
+        .clean(html)
+        .to_string();
+    (clean, had_images)
+}
+
+/// A file of a message: (id, name, type, size).
+pub type FileLine = (String, String, String, i64);
+
+/// The files of each message.
+pub fn files_of(
+    c: &mut DbConn,
+    message_ids: &[String],
+) -> AppResult<HashMap<String, Vec<FileLine>>> {
+    let rows: Vec<(String, String, String, String, i64)> = mail_attachments::table
+        .filter(mail_attachments::mail_message_id.eq_any(message_ids))
+        .order(mail_attachments::created_at.asc())
+        .select((
+            mail_attachments::mail_message_id,
+            mail_attachments::id,
+            mail_attachments::file_name,
+            mail_attachments::content_type,
+            mail_attachments::size_bytes,
+        ))
+        .load(c)?;
+    let mut out: HashMap<String, Vec<_>> = HashMap::new();
+    for (m, id, name, ctype, size) in rows {
+        out.entry(m).or_default().push((id, name, ctype, size));
+    }
+    Ok(out)
+}
+
+/// The files a queued message carries, with their bytes (an unreadable one fails the send:
+/// a message must not leave without what the writer attached).
+pub fn files_to_send(
+    c: &mut DbConn,
+    store: &dyn BlobStore,
+    message: &str,
+) -> Result<Vec<(String, String, Vec<u8>)>, String> {
+    let rows: Vec<(String, String, String)> = mail_attachments::table
+        .filter(mail_attachments::mail_message_id.eq(message))
+        .order(mail_attachments::created_at.asc())
+        .select((
+            mail_attachments::file_name,
+            mail_attachments::content_type,
+            mail_attachments::storage_key,
+        ))
+        .load(c)
+        .map_err(|e| e.to_string())?;
+    rows.into_iter()
+        .map(|(name, ctype, key)| {
+            store
+                .get(&key)
+                .map(|bytes| (name.clone(), ctype, bytes))
+                .map_err(|e| format!("{name} could not be read: {e}"))
+        })
+        .collect()
+}
+
+/// The files of the e-mails behind timeline entries: entry id → (download link, name).
+pub fn files_on_interactions(
+    c: &mut DbConn,
+    ids: &[String],
+) -> AppResult<HashMap<String, Vec<(String, String)>>> {
+    let mut out: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let rows: Vec<(Option<String>, String, String, String)> = mail_message_clients::table
+        .inner_join(
+            mail_attachments::table
+                .on(mail_attachments::mail_message_id.eq(mail_message_clients::mail_message_id)),
+        )
+        .filter(mail_message_clients::interaction_id.eq_any(ids))
+        .order(mail_attachments::created_at.asc())
+        .select((
+            mail_message_clients::interaction_id,
+            mail_attachments::mail_message_id,
+            mail_attachments::id,
+            mail_attachments::file_name,
+        ))
+        .load(c)?;
+    for (entry, message, id, name) in rows {
+        if let Some(entry) = entry {
+            out.entry(entry)
+                .or_default()
+                .push((format!("/mail/messages/{message}/files/{id}"), name));
+        }
+    }
+    Ok(out)
+}
+
+/// One file of a message the reader may see: its name, type and bytes.
+pub fn file_of_message(
+    c: &mut DbConn,
+    store: &dyn BlobStore,
+    r: &Reader,
+    message: &str,
+    id: &str,
+) -> AppResult<(String, String, Vec<u8>)> {
+    let m = self::message(c, r, message)?;
+    let (name, ctype, key): (String, String, String) = mail_attachments::table
+        .filter(mail_attachments::mail_message_id.eq(&m.id))
+        .filter(mail_attachments::id.eq(id))
+        .select((
+            mail_attachments::file_name,
+            mail_attachments::content_type,
+            mail_attachments::storage_key,
+        ))
+        .first(c)
+        .optional()?
+        .ok_or(AppError::NotFound)?;
+    let bytes = store
+        .get(&key)
+        .map_err(|e| AppError::Internal(format!("reading the file: {e}")))?;
+    Ok((name, ctype, bytes))
+}
+
+/// Stores one file of `msg` (its own copy of the bytes).
+fn keep_file(
+    c: &mut DbConn,
+    store: &dyn BlobStore,
+    msg: &MessageRow,
+    name: &str,
+    bytes: &[u8],
+) -> AppResult<()> {
+    let key = new_id();
+    store
+        .put(&key, bytes)
+        .map_err(|e| AppError::Internal(format!("storing a file: {e}")))?;
+    diesel::insert_into(mail_attachments::table)
+        .values((
+            mail_attachments::id.eq(new_id()),
+            mail_attachments::organization_id.eq(&msg.organization_id),
+            mail_attachments::mail_message_id.eq(&msg.id),
+            mail_attachments::file_name.eq(crate::domain::attachments::safe_name(name)),
+            mail_attachments::content_type.eq(crate::domain::attachments::sniff(bytes)),
+            mail_attachments::size_bytes.eq(bytes.len() as i64),
+            mail_attachments::storage_key.eq(key),
+            mail_attachments::created_at.eq(now()),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+/// Keeps a received message's attachments, up to [`MAX_ATTACHMENTS`] files and
+/// [`MAX_RECEIVED_FILES`] bytes; the message's text names any it could not keep.
+fn keep_received_files(
+    c: &mut DbConn,
+    store: &dyn BlobStore,
+    msg: &MessageRow,
+    parsed: &mail_parser::Message,
+) -> AppResult<()> {
+    use mail_parser::MimeHeaders;
+    let (mut kept, mut total, mut left) = (0usize, 0usize, Vec::new());
+    for part in parsed.attachments() {
+        let bytes: &[u8] = match &part.body {
+            mail_parser::PartType::Message(m) => m.raw_message(),
+            _ => part.contents(),
+        };
+        let name = part.attachment_name().unwrap_or("attachment");
+        if bytes.is_empty() {
+            continue;
+        }
+        if kept >= MAX_ATTACHMENTS || total + bytes.len() > MAX_RECEIVED_FILES {
+            left.push(format!("{name} ({} KB)", bytes.len().div_ceil(1024)));
+            continue;
+        }
+        keep_file(c, store, msg, name, bytes)?;
+        kept += 1;
+        total += bytes.len();
+    }
+    if !left.is_empty() {
+        let note = format!(
+            "\n\n[Not kept by Rapport (a message keeps at most {MAX_ATTACHMENTS} files and {} MB): {}]",
+            MAX_RECEIVED_FILES / 1024 / 1024,
+            left.join(", ")
+        );
+        diesel::update(mail_messages::table.find(&msg.id))
+            .set(mail_messages::body_text.eq(format!("{}{note}", msg.body_text)))
+            .execute(c)?;
+    }
+    Ok(())
+}
+
+/// Marks the newest message of a thread as its `latest` (and no other).
+fn mark_latest(c: &mut DbConn, org: &str, thread: &str) -> AppResult<()> {
+    let newest: Option<String> = mail_messages::table
+        .filter(mail_messages::organization_id.eq(org))
+        .filter(mail_messages::thread_id.eq(thread))
+        .order((mail_messages::occurred_at.desc(), mail_messages::id.desc()))
+        .select(mail_messages::id)
+        .first(c)
+        .optional()?;
+    let Some(newest) = newest else {
+        return Ok(());
+    };
+    diesel::update(
+        mail_messages::table
+            .filter(mail_messages::organization_id.eq(org))
+            .filter(mail_messages::thread_id.eq(thread))
+            .filter(mail_messages::latest.eq(true))
+            .filter(mail_messages::id.ne(&newest)),
+    )
+    .set(mail_messages::latest.eq(false))
+    .execute(c)?;
+    diesel::update(mail_messages::table.find(&newest))
+        .set(mail_messages::latest.eq(true))
+        .execute(c)?;
+    Ok(())
+}
+
 /// What a synced message came to.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Filed {
@@ -1024,6 +1318,233 @@ pub enum Filed {
     Known,
     /// Not a message at all; skipped.
     Unreadable,
+    /// A delivery failure report for a message Rapport sent: recorded on that message.
+    Bounce,
+}
+
+/// What a delivery status notification (RFC 3464) says failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dsn {
+    /// The Message-ID of the message that could not be delivered.
+    pub original: String,
+    pub recipient: String,
+    pub reason: String,
+}
+
+/// The failure a DSN reports, when `parsed` is one (`multipart/report;
+/// report-type=delivery-status` with `Action: failed`) and names the original message.
+pub fn bounce_of(parsed: &mail_parser::Message) -> Option<Dsn> {
+    use mail_parser::{MimeHeaders, PartType};
+    let ct = parsed.content_type()?;
+    let is_report = ct.ctype().eq_ignore_ascii_case("multipart")
+        && ct
+            .subtype()
+            .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+        && ct
+            .attribute("report-type")
+            .is_some_and(|t| t.eq_ignore_ascii_case("delivery-status"));
+    if !is_report {
+        return None;
+    }
+    let (mut original, mut status) = (None, None);
+    for part in parsed.parts.iter() {
+        let Some(pct) = part.content_type() else {
+            continue;
+        };
+        let sub = pct.subtype().unwrap_or_default().to_ascii_lowercase();
+        match (&part.body, sub.as_str()) {
+            (PartType::Message(m), _) => {
+                original = original.or_else(|| m.message_id().map(angle));
+            }
+            (_, "delivery-status" | "global-delivery-status") => {
+                status = Some(String::from_utf8_lossy(part.contents()).into_owned());
+            }
+            (_, "rfc822-headers" | "global-headers") => {
+                original = original.or_else(|| {
+                    mail_parser::MessageParser::default()
+                        .parse_headers(part.contents())
+                        .and_then(|h| h.message_id().map(angle))
+                });
+            }
+            _ => {}
+        }
+    }
+    // The per-recipient fields: the first recipient whose action is `failed`.
+    let status = status?;
+    let (mut recipient, mut failed, mut code, mut diagnostic) = (None, false, None, None);
+    for block in status.replace("\r\n", "\n").split("\n\n") {
+        let field = |name: &str| {
+            block.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
+            })
+        };
+        if field("Action").is_some_and(|a| a.eq_ignore_ascii_case("failed")) {
+            failed = true;
+            recipient = field("Final-Recipient")
+                .or_else(|| field("Original-Recipient"))
+                .map(|r| {
+                    r.rsplit(';')
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_lowercase()
+                });
+            code = field("Status");
+            diagnostic = field("Diagnostic-Code").map(|d| {
+                d.split_once(';')
+                    .map_or(d.clone(), |(_, t)| t.trim().to_string())
+            });
+            break;
+        }
+    }
+    if !failed {
+        return None;
+    }
+    let reason: String = diagnostic
+        .or(code)
+        .unwrap_or_else(|| "The receiving server refused the message.".into())
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(500)
+        .collect();
+    Some(Dsn {
+        original: original?,
+        recipient: recipient.unwrap_or_default(),
+        reason,
+    })
+}
+
+/// Marks the message the DSN is about as bounced (its bulk recipient, its timeline entries)
+/// and flags the address; false when the message is not one of the organization's own.
+pub fn record_bounce(c: &mut DbConn, org: &str, dsn: &Dsn) -> AppResult<bool> {
+    let found: Option<(String, String)> = mail_messages::table
+        .filter(mail_messages::organization_id.eq(org))
+        .filter(mail_messages::message_id.eq(&dsn.original))
+        .filter(mail_messages::direction.eq("outbound"))
+        .select((mail_messages::id, mail_messages::to_addresses))
+        .first(c)
+        .optional()?;
+    let Some((id, to)) = found else {
+        return Ok(false);
+    };
+    let at = now();
+    let address = if dsn.recipient.is_empty() {
+        to.split(',')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_lowercase()
+    } else {
+        dsn.recipient.clone()
+    };
+    diesel::update(mail_messages::table.find(&id))
+        .set((
+            mail_messages::status.eq("bounced"),
+            mail_messages::error.eq(Some(format!("{address}: {}", dsn.reason))),
+            mail_messages::updated_at.eq(at),
+        ))
+        .execute(c)?;
+    let rids: Vec<String> = send_recipients::table
+        .filter(send_recipients::mail_message_id.eq(&id))
+        .select(send_recipients::id)
+        .load(c)?;
+    for rid in &rids {
+        diesel::update(
+            send_recipients::table
+                .find(rid)
+                .filter(send_recipients::bounced_at.is_null()),
+        )
+        .set(send_recipients::bounced_at.eq(Some(at)))
+        .execute(c)?;
+    }
+    let entries: Vec<Option<String>> = mail_message_clients::table
+        .filter(mail_message_clients::mail_message_id.eq(&id))
+        .select(mail_message_clients::interaction_id)
+        .load(c)?;
+    let entries: Vec<String> = entries.into_iter().flatten().collect();
+    diesel::update(interactions::table.filter(interactions::id.eq_any(&entries)))
+        .set(interactions::outcome.eq(Some("bounced")))
+        .execute(c)?;
+    if !address.is_empty() {
+        diesel::delete(
+            mail_bounces::table
+                .filter(mail_bounces::organization_id.eq(org))
+                .filter(mail_bounces::address.eq(&address)),
+        )
+        .execute(c)?;
+        diesel::insert_into(mail_bounces::table)
+            .values((
+                mail_bounces::organization_id.eq(org),
+                mail_bounces::address.eq(&address),
+                mail_bounces::reason.eq(&dsn.reason),
+                mail_bounces::bounced_at.eq(at),
+            ))
+            .execute(c)?;
+    }
+    Ok(true)
+}
+
+/// Which of `addresses` bounced before, with the receiving server's reason.
+pub fn bounced(
+    c: &mut DbConn,
+    org: &str,
+    addresses: &[String],
+) -> AppResult<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for chunk in addresses.chunks(500) {
+        let rows: Vec<(String, String)> = mail_bounces::table
+            .filter(mail_bounces::organization_id.eq(org))
+            .filter(mail_bounces::address.eq_any(chunk))
+            .select((mail_bounces::address, mail_bounces::reason))
+            .load(c)?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// The organization's bounced addresses, newest first.
+pub fn bounces(
+    c: &mut DbConn,
+    org: &str,
+    limit: i64,
+) -> AppResult<Vec<(String, String, NaiveDateTime)>> {
+    Ok(mail_bounces::table
+        .filter(mail_bounces::organization_id.eq(org))
+        .order(mail_bounces::bounced_at.desc())
+        .select((
+            mail_bounces::address,
+            mail_bounces::reason,
+            mail_bounces::bounced_at,
+        ))
+        .limit(limit)
+        .load(c)?)
+}
+
+/// Forgets that `address` bounced (it was fixed on the receiving side); true when it had.
+pub fn clear_bounce(c: &mut DbConn, ctx: &AuditContext, address: &str) -> AppResult<bool> {
+    let address = address.trim().to_lowercase();
+    crate::db::transaction(c, |c| {
+        let n = diesel::delete(
+            mail_bounces::table
+                .filter(mail_bounces::organization_id.eq(&ctx.org_id))
+                .filter(mail_bounces::address.eq(&address)),
+        )
+        .execute(c)?;
+        if n > 0 {
+            audit::record(
+                c,
+                ctx,
+                "mail.bounce_clear",
+                "organization",
+                Some(&ctx.org_id),
+                json!({"address": address}),
+            )?;
+        }
+        Ok(n > 0)
+    })
 }
 
 fn angle(id: &str) -> String {
@@ -1031,11 +1552,23 @@ fn angle(id: &str) -> String {
     format!("<{id}>")
 }
 
+/// Fresh planner statistics for the mail tables (PostgreSQL; SQLite's come hourly).
+pub fn refresh_statistics(c: &mut DbConn) -> AppResult<()> {
+    if let DbConn::Postgresql(_) = c {
+        diesel::connection::SimpleConnection::batch_execute(
+            c,
+            "ANALYZE mail_messages, mail_message_clients, interactions",
+        )?;
+    }
+    Ok(())
+}
+
 /// Files a run of fetched messages (oldest first) in one transaction, each as
 /// [`file_raw`] does. why: one commit per message made SQLite sync the disk ten thousand
 /// times for ten thousand messages (25 messages/s); the folder mark still moves with them.
 pub fn file_batch(
     c: &mut DbConn,
+    store: &dyn BlobStore,
     mailbox: &MailboxRow,
     folder: &str,
     uid_validity: i64,
@@ -1046,7 +1579,16 @@ pub fn file_batch(
         messages
             .iter()
             .map(|(uid, raw)| {
-                file_raw(c, mailbox, folder, uid_validity, *uid, raw, outgoing_folder)
+                file_raw(
+                    c,
+                    store,
+                    mailbox,
+                    folder,
+                    uid_validity,
+                    *uid,
+                    raw,
+                    outgoing_folder,
+                )
             })
             .collect()
     })
@@ -1057,6 +1599,7 @@ pub fn file_batch(
 #[allow(clippy::too_many_arguments)]
 pub fn file_raw(
     c: &mut DbConn,
+    store: &dyn BlobStore,
     mailbox: &MailboxRow,
     folder: &str,
     uid_validity: i64,
@@ -1070,6 +1613,11 @@ pub fn file_raw(
             return Ok(Filed::Unreadable);
         };
         let org = &mailbox.organization_id;
+        if let Some(dsn) = bounce_of(&parsed) {
+            if record_bounce(c, org, &dsn)? {
+                return Ok(Filed::Bounce);
+            }
+        }
         let message_id = parsed
             .message_id()
             .map(angle)
@@ -1139,6 +1687,21 @@ pub fn file_raw(
             .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
             .take(MAX_CONTENT)
             .collect();
+        let html: Option<String> = parsed
+            .html_body
+            .first()
+            .and_then(|&i| parsed.parts.get(i as usize))
+            .and_then(|p| match &p.body {
+                mail_parser::PartType::Html(h) => Some(h.as_ref()),
+                _ => None,
+            })
+            .map(|h| {
+                let mut end = h.len().min(MAX_HTML);
+                while !h.is_char_boundary(end) {
+                    end -= 1;
+                }
+                h[..end].to_string()
+            });
         let own = mailboxes_for(c, org, None)?
             .into_iter()
             .map(|m| m.address)
@@ -1180,12 +1743,16 @@ pub fn file_raw(
             occurred_at,
             created_at: at,
             updated_at: at,
-            body_html: None,
+            body_html: html,
             list_unsubscribe: None,
+            opportunity_id: None,
+            latest: false,
         };
         diesel::insert_into(mail_messages::table)
             .values(&row)
             .execute(c)?;
+        mark_latest(c, org, &row.thread_id)?;
+        keep_received_files(c, store, &row, &parsed)?;
         // The counterparties: whoever is not one of the organization's own mailboxes.
         let parties: Vec<String> = std::iter::once(from_address)
             .chain(to)
@@ -1242,7 +1809,8 @@ pub fn messages(
         .order((mail_messages::occurred_at.desc(), mail_messages::id.desc()))
         .limit(limit)
         .into_boxed();
-    if let (Some(user), false) = (r.user, r.oversee) {
+    let mine = matches!(view, View::Mine);
+    if let Some(user) = r.user.filter(|_| !r.oversee || mine) {
         let own = mailboxes::table
             .filter(mailboxes::user_id.eq(user.to_string()))
             .select(mailboxes::id.nullable());
@@ -1262,6 +1830,13 @@ pub fn messages(
     }
     match view {
         View::All => {}
+        View::Conversations | View::Mine => q = q.filter(mail_messages::latest.eq(true)),
+        View::Unanswered(days) => {
+            q = q
+                .filter(mail_messages::latest.eq(true))
+                .filter(mail_messages::direction.eq("inbound"))
+                .filter(mail_messages::occurred_at.lt(now() - Duration::days(*days)))
+        }
         View::Unmatched => {
             q = q
                 .filter(mail_messages::matched.eq(false))
@@ -1274,6 +1849,7 @@ pub fn messages(
                 "failed",
                 "uncertain",
                 "refused",
+                "bounced",
             ]))
         }
         View::Thread(t) => q = q.filter(mail_messages::thread_id.eq(t.clone())),
@@ -1299,7 +1875,14 @@ pub fn messages(
 
 #[derive(Debug, Clone)]
 pub enum View {
+    /// Every message.
     All,
+    /// Each thread once, by its latest message.
+    Conversations,
+    /// Conversations of the reader's own mailboxes, own messages and own clients.
+    Mine,
+    /// Conversations whose latest message came in more than this many days ago.
+    Unanswered(i64),
     Unmatched,
     Outbox,
     Thread(String),
@@ -1361,5 +1944,70 @@ mod tests {
     fn message_ids_are_compared_in_angle_brackets() {
         assert_eq!(angle("abc@x"), "<abc@x>");
         assert_eq!(angle(" <abc@x> "), "<abc@x>");
+    }
+
+    /// A bounce as Postfix writes it: the failed recipient, the server's reason and the
+    /// original message's Message-ID (from the returned headers).
+    const POSTFIX_BOUNCE: &str = "From: MAILER-DAEMON@mail.example (Mail Delivery System)\r\n\
+To: news@acme.example\r\n\
+Subject: Undelivered Mail Returned to Sender\r\n\
+Message-ID: <20261204.bounce@mail.example>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"B1\"\r\n\
+\r\n\
+--B1\r\n\
+Content-Type: text/plain; charset=us-ascii\r\n\
+\r\n\
+I'm sorry to have to inform you that your message could not be delivered.\r\n\
+\r\n\
+--B1\r\n\
+Content-Type: message/delivery-status\r\n\
+\r\n\
+Reporting-MTA: dns; mail.example\r\n\
+Arrival-Date: Fri,  4 Dec 2026 09:00:00 +0000 (UTC)\r\n\
+\r\n\
+Final-Recipient: rfc822; Gone@Client.example\r\n\
+Original-Recipient: rfc822;gone@client.example\r\n\
+Action: failed\r\n\
+Status: 5.1.1\r\n\
+Diagnostic-Code: smtp; 550 5.1.1 <gone@client.example>: Recipient address rejected\r\n\
+\r\n\
+--B1\r\n\
+Content-Type: text/rfc822-headers\r\n\
+\r\n\
+From: News <news@acme.example>\r\n\
+To: gone@client.example\r\n\
+Subject: December news\r\n\
+Message-ID: <0193abc@acme.example>\r\n\
+\r\n\
+--B1--\r\n";
+
+    #[test]
+    fn a_delivery_failure_report_names_the_message_the_address_and_the_reason() {
+        let parsed = mail_parser::MessageParser::default()
+            .parse(POSTFIX_BOUNCE.as_bytes())
+            .unwrap();
+        assert_eq!(
+            bounce_of(&parsed),
+            Some(Dsn {
+                original: "<0193abc@acme.example>".into(),
+                recipient: "gone@client.example".into(),
+                reason: "550 5.1.1 <gone@client.example>: Recipient address rejected".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn a_delay_warning_or_an_ordinary_message_is_not_a_bounce() {
+        let delayed = POSTFIX_BOUNCE.replace("Action: failed", "Action: delayed");
+        let parsed = mail_parser::MessageParser::default()
+            .parse(delayed.as_bytes())
+            .unwrap();
+        assert_eq!(bounce_of(&parsed), None);
+        let plain = "From: a@b.example\r\nTo: c@d.example\r\nSubject: Hi\r\n\r\nAction: failed\r\n";
+        let parsed = mail_parser::MessageParser::default()
+            .parse(plain.as_bytes())
+            .unwrap();
+        assert_eq!(bounce_of(&parsed), None);
     }
 }

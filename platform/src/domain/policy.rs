@@ -42,6 +42,7 @@ pub const RESOURCES: &[&str] = &[
     "pipeline",
     "interaction",
     "message",
+    "send",
     "segment",
     "report",
     "custom_field",
@@ -92,8 +93,13 @@ pub const ENFORCED: &[(&str, &[&str], &str)] = &[
     ),
     (
         "message",
-        &["read", "write", "admin"],
-        "E-mail. Write sends to clients one may see and connects one's own mailbox; admin connects the organization's shared mailboxes.",
+        &["read", "write", "send", "admin"],
+        "E-mail. Send writes to clients one may see; write connects one's own mailbox, files unmatched mail and edits templates; admin connects the organization's shared mailboxes and switches tracking.",
+    ),
+    (
+        "send",
+        &["read", "create"],
+        "Bulk sends. Read sees them and their reports; create sends a template to a list of clients, and pauses, resumes or cancels it.",
     ),
     ("report", &["read"], "Forecast, performance and the team's figures."),
     (
@@ -116,7 +122,9 @@ pub fn is_enforced(resource: &str, action: &str) -> bool {
 
 /// Verbs a policy can grant.
 /// `oversee` extends the other verbs to records assigned to someone else.
-pub const ACTIONS: &[&str] = &["read", "write", "delete", "export", "oversee", "admin"];
+pub const ACTIONS: &[&str] = &[
+    "read", "write", "delete", "export", "oversee", "admin", "send", "create",
+];
 
 /// What each role may do in a new organization.
 pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
@@ -135,7 +143,8 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
             );
             g.extend(all(&["custom_field", "tag"], &["read", "write", "delete"]));
             g.push(("tag", "admin"));
-            g.extend(all(&["message"], &["read", "write"]));
+            g.extend(all(&["message"], &["read", "write", "send"]));
+            g.extend(all(&["send"], &["read", "create"]));
             g.extend(all(&["sensitive_field"], &["read", "write"]));
             g.extend(all(
                 &["pipeline", "user", "organization", "webhook", "plugin"],
@@ -150,7 +159,7 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
             );
             // Reps remove what they logged by mistake, on the clients they may see.
             g.push(("interaction", "delete"));
-            g.extend(all(&["message"], &["read", "write"]));
+            g.extend(all(&["message"], &["read", "write", "send"]));
             g.extend(all(&["tag"], &["read", "write"]));
             g.extend(all(
                 &[
@@ -168,7 +177,7 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
         Role::ServiceRep => {
             let mut g = all(&["client", "interaction"], &["read", "write", "oversee"]);
             g.push(("interaction", "delete"));
-            g.extend(all(&["message"], &["read", "write"]));
+            g.extend(all(&["message"], &["read", "write", "send"]));
             g.extend(all(&["tag"], &["read", "write"]));
             g.extend(all(&["opportunity"], &["read", "oversee"]));
             g.extend(all(
@@ -187,7 +196,8 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
                 &["read", "write", "oversee"],
             ));
             g.extend(all(&["tag"], &["read", "write"]));
-            g.extend(all(&["message"], &["read", "write"]));
+            g.extend(all(&["message"], &["read", "write", "send"]));
+            g.extend(all(&["send"], &["read", "create"]));
             g.extend(all(
                 &["report", "custom_field", "user", "organization"],
                 &["read"],
@@ -203,6 +213,7 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
                     "pipeline",
                     "interaction",
                     "message",
+                    "send",
                     "segment",
                     "report",
                     "organization",

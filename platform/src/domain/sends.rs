@@ -77,6 +77,7 @@ pub struct Tally {
     pub do_not_contact: usize,
     pub no_address: usize,
     pub same_address: usize,
+    pub bounced: usize,
 }
 
 impl Tally {
@@ -84,7 +85,8 @@ impl Tally {
         json!({
             "matched": self.matched, "recipients": self.eligible,
             "excluded": {"optedOut": self.opted_out, "doNotContact": self.do_not_contact,
-                         "noAddress": self.no_address, "sameAddress": self.same_address},
+                         "noAddress": self.no_address, "sameAddress": self.same_address,
+                         "bounced": self.bounced},
         })
     }
 }
@@ -171,6 +173,11 @@ fn sort_out(
 ) -> AppResult<Vec<(String, String, Option<&'static str>)>> {
     let ids: Vec<String> = rows.iter().map(|(id, _)| id.clone()).collect();
     let prefs = crate::domain::preferences::load_many(c, org, &ids)?;
+    let emails: Vec<String> = rows
+        .iter()
+        .filter_map(|(_, e)| e.as_deref().map(|e| e.trim().to_lowercase()))
+        .collect();
+    let bounced = crate::domain::mail::bounced(c, org, &emails)?;
     let mut out = Vec::with_capacity(rows.len());
     for (id, email) in rows {
         tally.matched += 1;
@@ -188,6 +195,9 @@ fn sort_out(
         } else if address.is_empty() {
             tally.no_address += 1;
             Some("No e-mail address")
+        } else if bounced.contains_key(&address) {
+            tally.bounced += 1;
+            Some("The address bounced before")
         } else if !addresses.insert(address.clone()) {
             tally.same_address += 1;
             Some("Another client with the same address gets it")
@@ -279,6 +289,12 @@ pub fn create(
             crate::domain::templates::get(c, &org, &input.template_id).map_err(|_| {
                 AppError::invalid("templateId", "Choose one of the organization's templates.")
             })?;
+        if template.kind != "email" {
+            return Err(AppError::invalid(
+                "templateId",
+                "That is a short-message template; a bulk send needs an e-mail one.",
+            ));
+        }
         let mailbox =
             crate::domain::mail::mailbox(c, &org, ctx.actor_user_id.as_deref(), &input.mailbox_id)
                 .map_err(|_| {
@@ -424,22 +440,34 @@ pub fn act(c: &mut DbConn, ctx: &AuditContext, id: &str, action: &str) -> AppRes
     })
 }
 
-/// The send's figures: recipients by state, and opens, clicks, unsubscribes.
+/// The send's figures: recipients by state, and opens, clicks, bounces, unsubscribes, each
+/// counted in SQL; with `over_time`, the same hour by hour.
 pub fn report(c: &mut DbConn, org: &str, id: &str) -> AppResult<Value> {
     let row = get(c, org, id)?;
-    let states: Vec<(String, Option<String>)> = send_recipients::table
-        .left_join(
-            mail_messages::table.on(mail_messages::id
-                .nullable()
-                .eq(send_recipients::mail_message_id)),
-        )
-        .filter(send_recipients::send_id.eq(&row.id))
-        .select((send_recipients::status, mail_messages::status.nullable()))
-        .load(c)?;
+    #[derive(QueryableByName)]
+    struct StateCount {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        recipient: String,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        message: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let states: Vec<(String, Option<String>, i64)> = diesel::sql_query(
+        "SELECT r.status AS recipient, m.status AS message, COUNT(*) AS n \
+         FROM send_recipients r LEFT JOIN mail_messages m ON m.id = r.mail_message_id \
+         WHERE r.send_id = $1 GROUP BY r.status, m.status",
+    )
+    .bind::<diesel::sql_types::Text, _>(&row.id)
+    .load::<StateCount>(c)?
+    .into_iter()
+    .map(|s| (s.recipient, s.message, s.n))
+    .collect();
     let mut counts: HashMap<&str, i64> = HashMap::new();
-    for (r, m) in &states {
+    for (r, m, n) in &states {
         let key = match (r.as_str(), m.as_deref()) {
             ("handed", Some("sent")) => "delivered",
+            ("handed", Some("bounced")) => "bounced",
             ("handed", Some("failed" | "refused")) => "failed",
             ("handed", Some("uncertain")) => "uncertain",
             ("handed", _) => "sending",
@@ -450,7 +478,7 @@ pub fn report(c: &mut DbConn, org: &str, id: &str) -> AppResult<Value> {
                 _ => "failed",
             },
         };
-        *counts.entry(key).or_default() += 1;
+        *counts.entry(key).or_default() += n;
     }
     let mut count_of = |col: &str| -> AppResult<i64> {
         let q = send_recipients::table
@@ -459,14 +487,16 @@ pub fn report(c: &mut DbConn, org: &str, id: &str) -> AppResult<Value> {
         let q = match col {
             "opened" => q.filter(send_recipients::opened_at.is_not_null()),
             "clicked" => q.filter(send_recipients::clicked_at.is_not_null()),
+            "bounced" => q.filter(send_recipients::bounced_at.is_not_null()),
             _ => q.filter(send_recipients::unsubscribed_at.is_not_null()),
         };
         Ok(q.count().get_result(c)?)
     };
-    let (opened, clicked, unsubscribed) = (
+    let (opened, clicked, unsubscribed, bounced) = (
         count_of("opened")?,
         count_of("clicked")?,
         count_of("unsubscribed")?,
+        count_of("bounced")?,
     );
     let n = |k: &str| counts.get(k).copied().unwrap_or(0);
     Ok(json!({
@@ -475,11 +505,89 @@ pub fn report(c: &mut DbConn, org: &str, id: &str) -> AppResult<Value> {
         "audience": serde_json::from_str::<Value>(&row.audience).unwrap_or(Value::Null),
         "perMinute": row.per_minute, "scheduledAt": row.scheduled_at.and_utc().to_rfc3339(),
         "recipients": row.total, "excluded": row.excluded,
-        "waiting": n("waiting"), "sending": n("sending"), "delivered": n("delivered"),
+        "waiting": n("waiting"), "sending": n("sending"),
+        // A message that bounced was delivered to the sending server first.
+        "delivered": n("delivered") + n("bounced"),
         "failed": n("failed"), "uncertain": n("uncertain"), "cancelled": n("cancelled"),
-        "opened": opened, "clicked": clicked, "unsubscribed": unsubscribed,
+        "opened": opened, "clicked": clicked, "unsubscribed": unsubscribed, "bounced": bounced,
         "createdAt": row.created_at.and_utc().to_rfc3339(),
     }))
+}
+
+/// Hour buckets kept in a report's timeline (three weeks).
+const MAX_HOURS: usize = 504;
+
+#[derive(QueryableByName)]
+struct HourCount {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    hour: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Delivered, opened, clicked and bounced per hour (UTC), oldest first, grouped in SQL.
+pub fn over_time(c: &mut DbConn, org: &str, id: &str) -> AppResult<Vec<Value>> {
+    let row = get(c, org, id)?;
+    let pg = matches!(c, DbConn::Postgresql(_));
+    let hour = |col: &str| {
+        if pg {
+            format!("to_char(date_trunc('hour', {col}), 'YYYY-MM-DD HH24:00')")
+        } else {
+            format!("strftime('%Y-%m-%d %H:00', {col})")
+        }
+    };
+    let queries = [
+        (
+            "delivered",
+            format!(
+                "SELECT {} AS hour, COUNT(*) AS n FROM send_recipients r \
+                 JOIN mail_messages m ON m.id = r.mail_message_id \
+                 WHERE r.send_id = $1 AND m.status IN ('sent', 'bounced') GROUP BY 1",
+                hour("m.updated_at")
+            ),
+        ),
+        (
+            "opened",
+            format!(
+                "SELECT {} AS hour, COUNT(*) AS n FROM send_recipients r \
+                 WHERE r.send_id = $1 AND r.opened_at IS NOT NULL GROUP BY 1",
+                hour("r.opened_at")
+            ),
+        ),
+        (
+            "clicked",
+            format!(
+                "SELECT {} AS hour, COUNT(*) AS n FROM send_recipients r \
+                 WHERE r.send_id = $1 AND r.clicked_at IS NOT NULL GROUP BY 1",
+                hour("r.clicked_at")
+            ),
+        ),
+        (
+            "bounced",
+            format!(
+                "SELECT {} AS hour, COUNT(*) AS n FROM send_recipients r \
+                 WHERE r.send_id = $1 AND r.bounced_at IS NOT NULL GROUP BY 1",
+                hour("r.bounced_at")
+            ),
+        ),
+    ];
+    let mut hours: std::collections::BTreeMap<String, [i64; 4]> = Default::default();
+    for (i, (_, sql)) in queries.iter().enumerate() {
+        let rows: Vec<HourCount> = diesel::sql_query(sql.as_str())
+            .bind::<diesel::sql_types::Text, _>(&row.id)
+            .load(c)?;
+        for r in rows {
+            hours.entry(r.hour).or_default()[i] += r.n;
+        }
+    }
+    let skip = hours.len().saturating_sub(MAX_HOURS);
+    Ok(hours
+        .into_iter()
+        .skip(skip)
+        .map(|(h, n)| {
+            json!({"hour": h, "delivered": n[0], "opened": n[1], "clicked": n[2], "bounced": n[3]})
+        })
+        .collect())
 }
 
 /// One page of a send's recipients with their state; `state` narrows to one of the report's
@@ -513,6 +621,7 @@ pub fn recipients(
             send_recipients::opened_at,
             send_recipients::clicked_at,
             send_recipients::unsubscribed_at,
+            send_recipients::bounced_at,
         ))
         .order(send_recipients::id.asc())
         .limit(limit)
@@ -522,17 +631,19 @@ pub fn recipients(
     }
     q = match state {
         None => q,
-        Some("delivered") => q.filter(mail_messages::status.eq("sent")),
+        Some("delivered") => q.filter(mail_messages::status.eq_any(["sent", "bounced"])),
         Some("failed") => q.filter(mail_messages::status.eq_any(["failed", "refused"])),
         Some("opened") => q.filter(send_recipients::opened_at.is_not_null()),
         Some("clicked") => q.filter(send_recipients::clicked_at.is_not_null()),
         Some("unsubscribed") => q.filter(send_recipients::unsubscribed_at.is_not_null()),
+        Some("bounced") => q.filter(send_recipients::bounced_at.is_not_null()),
+        Some("uncertain") => q.filter(mail_messages::status.eq("uncertain")),
         Some(s @ ("excluded" | "waiting" | "cancelled")) => {
             q.filter(send_recipients::status.eq(s.to_string()))
         }
         Some(_) => return Err(AppError::invalid(
             "state",
-            "Use delivered, failed, excluded, opened, clicked, unsubscribed, waiting or cancelled.",
+            "Use delivered, failed, excluded, opened, clicked, bounced, unsubscribed, uncertain, waiting or cancelled.",
         )),
     };
     type R = (
@@ -547,20 +658,24 @@ pub fn recipients(
         Option<NaiveDateTime>,
         Option<NaiveDateTime>,
         Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
     );
     let rows: Vec<R> = q.load(c)?;
     let t = |v: Option<NaiveDateTime>| v.map(|t| t.and_utc().to_rfc3339());
     Ok(rows
         .into_iter()
-        .map(|(rid, cid, name, address, status, reason, mstatus, error, o, cl, u)| {
-            json!({"id": rid, "clientId": cid, "client": name, "address": address,
+        .map(
+            |(rid, cid, name, address, status, reason, mstatus, error, o, cl, u, b)| {
+                json!({"id": rid, "clientId": cid, "client": name, "address": address,
                    "state": match (status.as_str(), mstatus.as_deref()) {
                        ("handed", Some("sent")) => "delivered",
                        ("handed", Some(s)) => s,
                        (s, _) => s,
                    }.to_string(),
-                   "reason": reason.or(error), "openedAt": t(o), "clickedAt": t(cl), "unsubscribedAt": t(u)})
-        })
+                   "reason": reason.or(error), "openedAt": t(o), "clickedAt": t(cl),
+                   "unsubscribedAt": t(u), "bouncedAt": t(b)})
+            },
+        )
         .collect())
 }
 
@@ -593,8 +708,8 @@ pub fn escape(s: &str) -> String {
 }
 
 /// The HTML part: the text, escaped, with its web links through the click tracker and the
-/// open pixel at the end.
-fn html_of(text: &str, rid: &str, links: &Links) -> String {
+/// open pixel at the end (plain links and no pixel when the organization tracks nothing).
+fn html_of(text: &str, rid: &str, links: &Links, track: bool) -> String {
     let mut out = String::from(
         "<!doctype html><html><body><div style=\"font-family:sans-serif;white-space:pre-wrap\">",
     );
@@ -611,9 +726,14 @@ fn html_of(text: &str, rid: &str, links: &Links) -> String {
                 && trimmed.len() > 8
             {
                 let rest = &word[trimmed.len()..];
+                let href = if track {
+                    links.click(rid, trimmed)
+                } else {
+                    trimmed.to_string()
+                };
                 out.push_str(&format!(
                     "<a href=\"{}\">{}</a>{}",
-                    escape(&links.click(rid, trimmed)),
+                    escape(&href),
                     escape(trimmed),
                     escape(rest)
                 ));
@@ -622,11 +742,45 @@ fn html_of(text: &str, rid: &str, links: &Links) -> String {
             }
         }
     }
-    out.push_str(&format!(
-        "</div><img src=\"{}\" width=\"1\" height=\"1\" alt=\"\"></body></html>",
-        escape(&links.open(rid))
-    ));
+    out.push_str("</div>");
+    if track {
+        out.push_str(&format!(
+            "<img src=\"{}\" width=\"1\" height=\"1\" alt=\"\">",
+            escape(&links.open(rid))
+        ));
+    }
+    out.push_str("</body></html>");
     out
+}
+
+/// Whether the organization tracks opens and clicks of its bulk sends.
+pub fn tracking(c: &mut DbConn, org: &str) -> AppResult<bool> {
+    use crate::db::schema::organizations;
+    Ok(organizations::table
+        .find(org)
+        .select(organizations::mail_tracking)
+        .first::<bool>(c)
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// Switches open and click tracking for the organization's bulk sends (admins).
+pub fn set_tracking(c: &mut DbConn, ctx: &AuditContext, on: bool) -> AppResult<()> {
+    use crate::db::schema::organizations;
+    crate::db::transaction(c, |c| {
+        diesel::update(organizations::table.find(&ctx.org_id))
+            .set(organizations::mail_tracking.eq(on))
+            .execute(c)?;
+        audit::record(
+            c,
+            ctx,
+            "mail.tracking",
+            "organization",
+            Some(&ctx.org_id),
+            json!({"tracking": on}),
+        )?;
+        Ok(())
+    })
 }
 
 /// Starts what is due and hands waiting recipients of running sends to the mail queue, at
@@ -713,6 +867,9 @@ fn hand_out_one(
         .load(c)?;
     let by_id: HashMap<String, ClientRow> = rows.into_iter().map(|r| (r.id.clone(), r)).collect();
     let prefs = crate::domain::preferences::load_many(c, &send.organization_id, &ids)?;
+    let addresses: Vec<String> = waiting.iter().map(|(_, _, a)| a.clone()).collect();
+    let bounced = crate::domain::mail::bounced(c, &send.organization_id, &addresses)?;
+    let track = tracking(c, &send.organization_id)?;
     let domain = mailbox
         .address
         .rsplit('@')
@@ -724,14 +881,17 @@ fn hand_out_one(
         let p = prefs.get(&cid);
         let gone = !by_id.contains_key(&cid);
         let objects = p.is_some_and(|p| p.objection("email").is_some());
-        if gone || objects {
+        let bounce = bounced.contains_key(&address);
+        if gone || objects || bounce {
             diesel::update(send_recipients::table.find(&rid))
                 .set((
                     send_recipients::status.eq("excluded"),
                     send_recipients::reason.eq(if gone {
                         "The client was deleted"
-                    } else {
+                    } else if objects {
                         "Opted out before it was sent"
+                    } else {
+                        "The address bounced before it was sent"
                     }),
                 ))
                 .execute(c)?;
@@ -784,7 +944,7 @@ fn hand_out_one(
             cc_addresses: String::new(),
             bcc_addresses: String::new(),
             subject,
-            body_html: Some(html_of(&text, &rid, links)),
+            body_html: Some(html_of(&text, &rid, links, track)),
             body_text: text,
             matched: false,
             error: None,
@@ -794,6 +954,8 @@ fn hand_out_one(
             created_at: at,
             updated_at: at,
             list_unsubscribe: Some(unsubscribe),
+            opportunity_id: None,
+            latest: true,
         };
         diesel::insert_into(mail_messages::table)
             .values(&msg)
@@ -883,7 +1045,10 @@ pub fn unsubscribe(c: &mut DbConn, key: &Key, rid: &str, tag: &str) -> AppResult
 
 /// The open pixel was loaded.
 pub fn opened(c: &mut DbConn, key: &Key, rid: &str, tag: &str) -> AppResult<()> {
-    recipient(c, key, "open", rid, rid, tag)?;
+    let (org, _, _) = recipient(c, key, "open", rid, rid, tag)?;
+    if !tracking(c, &org)? {
+        return Ok(());
+    }
     diesel::update(
         send_recipients::table
             .find(rid)
@@ -891,13 +1056,51 @@ pub fn opened(c: &mut DbConn, key: &Key, rid: &str, tag: &str) -> AppResult<()> 
     )
     .set(send_recipients::opened_at.eq(Some(now())))
     .execute(c)?;
+    on_timeline(c, rid, "opened", &[])?;
+    Ok(())
+}
+
+/// Shows what became of a bulk message on the client's timeline entry for it (its outcome:
+/// opened, clicked, bounced), never downgrading a later state to an earlier one.
+pub fn on_timeline(c: &mut DbConn, rid: &str, outcome: &str, over: &[&str]) -> AppResult<()> {
+    use crate::db::schema::{interactions, mail_message_clients};
+    let found: Option<(Option<String>, String)> = send_recipients::table
+        .find(rid)
+        .select((send_recipients::mail_message_id, send_recipients::client_id))
+        .first(c)
+        .optional()?;
+    let Some((Some(message), client)) = found else {
+        return Ok(());
+    };
+    let entry: Option<Option<String>> = mail_message_clients::table
+        .filter(mail_message_clients::mail_message_id.eq(&message))
+        .filter(mail_message_clients::client_id.eq(&client))
+        .select(mail_message_clients::interaction_id)
+        .first(c)
+        .optional()?;
+    if let Some(Some(id)) = entry {
+        let over: Vec<String> = over.iter().map(|s| s.to_string()).collect();
+        diesel::update(
+            interactions::table.filter(interactions::id.eq(id)).filter(
+                interactions::outcome
+                    .is_null()
+                    .or(interactions::outcome.eq_any(over)),
+            ),
+        )
+        .set(interactions::outcome.eq(Some(outcome)))
+        .execute(c)?;
+    }
     Ok(())
 }
 
 /// A tracked link was followed; answers where it points. A click counts as an open too
 /// (images are often blocked).
 pub fn clicked(c: &mut DbConn, key: &Key, rid: &str, tag: &str, url: &str) -> AppResult<String> {
-    recipient(c, key, "click", rid, &format!("{rid}|{url}"), tag)?;
+    let (org, _, _) = recipient(c, key, "click", rid, &format!("{rid}|{url}"), tag)?;
+    // Links in messages already out keep working when tracking is switched off.
+    if !tracking(c, &org)? {
+        return Ok(url.to_string());
+    }
     let at = Some(now());
     diesel::update(
         send_recipients::table
@@ -913,5 +1116,6 @@ pub fn clicked(c: &mut DbConn, key: &Key, rid: &str, tag: &str, url: &str) -> Ap
     )
     .set(send_recipients::opened_at.eq(at))
     .execute(c)?;
+    on_timeline(c, rid, "clicked", &["opened"])?;
     Ok(url.to_string())
 }

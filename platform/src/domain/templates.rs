@@ -32,13 +32,32 @@ pub struct TemplateRow {
     pub created_by: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// `email` (subject and body) or `sms` (a short body, no subject).
+    pub kind: String,
+}
+
+/// Characters a short message may have (ten concatenated segments).
+pub const MAX_SMS: usize = 1600;
+
+/// How many SMS segments a text takes: 160/153 characters in the GSM alphabet, 70/67 in
+/// UCS-2 once any other character appears.
+pub fn sms_segments(text: &str) -> usize {
+    const GSM: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà^{}[]~|€";
+    let gsm = text.chars().all(|ch| GSM.contains(ch));
+    let n = text.chars().count();
+    let (one, many) = if gsm { (160, 153) } else { (70, 67) };
+    if n <= one {
+        1
+    } else {
+        n.div_ceil(many)
+    }
 }
 
 impl TemplateRow {
     pub fn to_json(&self) -> Value {
         json!({
-            "id": self.id, "name": self.name, "subject": self.subject, "body": self.body,
-            "version": self.version,
+            "id": self.id, "name": self.name, "kind": self.kind, "subject": self.subject,
+            "body": self.body, "version": self.version,
             "createdAt": self.created_at.and_utc().to_rfc3339(),
             "updatedAt": self.updated_at.and_utc().to_rfc3339(),
         })
@@ -134,6 +153,44 @@ pub fn client_value(row: &crate::domain::clients::ClientRow) -> Value {
     })
 }
 
+/// What a template sees of a deal (`{{ deal.value }}`), for messages written from one.
+pub fn deal_value(
+    c: &mut DbConn,
+    deal: &crate::domain::pipeline::model::OpportunityRow,
+) -> AppResult<Value> {
+    use crate::db::schema::pipeline_stages;
+    let stage: String = pipeline_stages::table
+        .find(&deal.stage_id)
+        .select(pipeline_stages::name)
+        .first(c)
+        .optional()?
+        .unwrap_or_default();
+    let custom: Value = serde_json::from_str(&deal.custom_fields).unwrap_or_else(|_| json!({}));
+    Ok(json!({
+        "id": deal.id, "name": deal.name,
+        "value": rust_decimal::Decimal::new(deal.value_cents, 2).to_string(),
+        "currency": deal.currency, "stage": stage, "status": deal.status,
+        "probability": deal.probability,
+        "expectedClose": deal.expected_close.map(|d| d.to_string()).unwrap_or_default(),
+        "customFields": custom,
+    }))
+}
+
+/// Plugin-computed values as merge fields: `{{ client.plugins["<plugin>"]["<key>"] }}` (or
+/// `client.plugins.<plugin>.<key>` where the names allow it); one a plugin could not
+/// answer is empty.
+pub fn plugin_fields(values: &[crate::plugins::ComputedValue]) -> Value {
+    let mut out = serde_json::Map::new();
+    for v in values {
+        let Some((plugin, key)) = v.reference.split_once('/') else {
+            continue;
+        };
+        let entry = out.entry(plugin.to_string()).or_insert_with(|| json!({}));
+        entry[key] = json!(v.value.clone().unwrap_or_default());
+    }
+    Value::Object(out)
+}
+
 /// The merge data for a message from `sender` to a client.
 pub fn data(client: Value, sender_name: &str, sender_email: &str, unsubscribe_url: &str) -> Value {
     json!({
@@ -186,6 +243,7 @@ pub fn save(
     c: &mut DbConn,
     ctx: &AuditContext,
     id: Option<&str>,
+    kind: Option<&str>,
     name: &str,
     subject: &str,
     body: &str,
@@ -193,6 +251,26 @@ pub fn save(
     crate::db::transaction(c, |c| {
         let (name, subject) = (name.trim(), subject.trim());
         let mut errors = Vec::new();
+        let existing = match id {
+            Some(id) => Some(get(c, &ctx.org_id, id)?),
+            None => None,
+        };
+        let kind = match (kind, &existing) {
+            (None, Some(t)) => t.kind.clone(),
+            (None, None) | (Some("email"), _) => "email".to_string(),
+            (Some("sms"), _) => "sms".to_string(),
+            (Some(_), _) => {
+                return Err(AppError::invalid("kind", "Use email or sms."));
+            }
+        };
+        if existing.as_ref().is_some_and(|t| t.kind != kind) {
+            return Err(AppError::invalid(
+                "kind",
+                "A template stays an e-mail or a short message; make a new one instead.",
+            ));
+        }
+        let sms = kind == "sms";
+        let subject = if sms { "" } else { subject };
         if name.is_empty() {
             errors.push(FieldError::new("name", "Name the template."));
         } else if name.chars().count() > MAX_NAME {
@@ -201,7 +279,7 @@ pub fn save(
                 format!("Use at most {MAX_NAME} characters."),
             ));
         }
-        if subject.is_empty() {
+        if subject.is_empty() && !sms {
             errors.push(FieldError::new("subject", "Give it a subject."));
         } else if subject.chars().count() > MAX_SUBJECT {
             errors.push(FieldError::new(
@@ -214,6 +292,13 @@ pub fn save(
                 "body",
                 format!("Use at most {MAX_BODY} characters."),
             ));
+        } else if sms && body.chars().count() > MAX_SMS {
+            errors.push(FieldError::new(
+                "body",
+                format!("A short message has at most {MAX_SMS} characters."),
+            ));
+        } else if sms && body.trim().is_empty() {
+            errors.push(FieldError::new("body", "Write the message."));
         }
         if errors.is_empty() {
             errors.extend(check(subject, body));
@@ -246,14 +331,17 @@ pub fn save(
                     created_by: ctx.actor_user_id.clone(),
                     created_at: at,
                     updated_at: at,
+                    kind,
                 };
                 diesel::insert_into(message_templates::table)
                     .values(&row)
                     .execute(c)?;
                 row
             }
-            Some(id) => {
-                let mut row = get(c, &ctx.org_id, id)?;
+            Some(_) => {
+                let Some(mut row) = existing else {
+                    return Err(AppError::NotFound);
+                };
                 let changed = row.subject != subject || row.body != body;
                 row.name = name.into();
                 if changed {
@@ -318,6 +406,16 @@ pub fn delete(c: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_messages_count_their_segments_by_alphabet() {
+        assert_eq!(sms_segments("Hello, your order is ready."), 1);
+        assert_eq!(sms_segments(&"a".repeat(160)), 1);
+        assert_eq!(sms_segments(&"a".repeat(161)), 2);
+        // One character outside the GSM alphabet makes it UCS-2: 70 a segment.
+        assert_eq!(sms_segments(&format!("{}✓", "a".repeat(69))), 1);
+        assert_eq!(sms_segments(&format!("{}✓", "a".repeat(70))), 2);
+    }
 
     fn ann() -> Value {
         data(

@@ -124,11 +124,60 @@ pub fn test_smtp(server: &Server, login: &Login) -> Result<(), String> {
     }
 }
 
-/// A byte stream a session runs over (plain TCP or TLS).
-pub trait Stream: Read + Write + Send {}
-impl<T: Read + Write + Send> Stream for T {}
+/// A byte stream a session runs over (plain TCP or TLS), whose read timeout IDLE sets.
+pub trait Stream: Read + Write + Send {
+    fn read_timeout(&mut self, t: Option<Duration>) -> std::io::Result<()>;
+}
+impl Stream for TcpStream {
+    fn read_timeout(&mut self, t: Option<Duration>) -> std::io::Result<()> {
+        self.set_read_timeout(t)
+    }
+}
+impl Stream for native_tls::TlsStream<TcpStream> {
+    fn read_timeout(&mut self, t: Option<Duration>) -> std::io::Result<()> {
+        self.get_ref().set_read_timeout(t)
+    }
+}
+impl imap::extensions::idle::SetReadTimeout for Box<dyn Stream> {
+    fn set_read_timeout(&mut self, t: Option<Duration>) -> imap::Result<()> {
+        // After IDLE the crate clears the timeout; a dead server must still not hold the
+        // thread forever, so "none" is the usual one.
+        self.read_timeout(Some(t.unwrap_or(TIMEOUT)))
+            .map_err(imap::Error::Io)
+    }
+}
 
 pub type Session = imap::Session<Box<dyn Stream>>;
+
+/// What one IDLE wait came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Idle {
+    /// The server has something new in the folder.
+    Changed,
+    /// Nothing happened within the wait.
+    Quiet,
+    /// The server does not offer IDLE (polling covers it).
+    Unsupported,
+}
+
+/// Waits on `folder` with IMAP IDLE (RFC 2177) for at most `wait`.
+pub fn idle(s: &mut Session, folder: &str, wait: Duration) -> Result<Idle, String> {
+    let caps = s.capabilities().map_err(|e| e.to_string())?;
+    if !caps.has_str("IDLE") {
+        return Ok(Idle::Unsupported);
+    }
+    s.select(folder).map_err(|e| format!("{folder}: {e}"))?;
+    let mut handle = s.idle();
+    handle.timeout(wait).keepalive(false);
+    let outcome = handle
+        .wait_while(imap::extensions::idle::stop_on_any)
+        .map_err(|e| e.to_string());
+    match outcome {
+        Ok(imap::extensions::idle::WaitOutcome::MailboxChanged) => Ok(Idle::Changed),
+        Ok(imap::extensions::idle::WaitOutcome::TimedOut) => Ok(Idle::Quiet),
+        Err(e) => Err(e),
+    }
+}
 
 fn tcp(server: &Server) -> Result<TcpStream, String> {
     let addr = (server.host.as_str(), server.port)

@@ -53,7 +53,7 @@ pub struct Timeline {
     pub members: HashMap<String, String>,
     /// Names of the clients among the participants.
     pub client_names: HashMap<String, String>,
-    /// Files on each entry: (id, name).
+    /// Files on each entry: (download link, name).
     pub files: HashMap<String, Vec<(String, String)>>,
     /// The client whose timeline it is (a deal's client for a deal).
     pub client_id: String,
@@ -158,8 +158,23 @@ fn decorate(c: &mut DbConn, org: &str, rows: Vec<InteractionRow>) -> AppResult<T
         .into_iter()
         .map(|c| (c.id, c.display_name))
         .collect();
+    // Links, not ids: an e-mail's files are the message's, downloaded through it.
+    let mut files: std::collections::HashMap<String, Vec<(String, String)>> =
+        crate::domain::attachments::on_interactions(c, org, &ids)?
+            .into_iter()
+            .map(|(k, v)| {
+                let v = v
+                    .into_iter()
+                    .map(|(id, name)| (format!("/attachments/{id}"), name))
+                    .collect();
+                (k, v)
+            })
+            .collect();
+    for (k, v) in crate::domain::mail::files_on_interactions(c, &ids)? {
+        files.entry(k).or_default().extend(v);
+    }
     Ok(Timeline {
-        files: crate::domain::attachments::on_interactions(c, org, &ids)?,
+        files,
         members: members(c, org)?,
         client_names,
         participants,

@@ -212,6 +212,7 @@ pub fn resource_label(resource: &str) -> String {
         "audit" => "the audit log".into(),
         "opportunity" => "opportunities".into(),
         "custom_field" => "custom fields".into(),
+        "send" => "bulk sends".into(),
         other => format!("{other}s"),
     }
 }

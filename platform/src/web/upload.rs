@@ -175,6 +175,17 @@ pub fn file_response(req: &HttpRequest, row: &AttachmentRow, bytes: Vec<u8>) -> 
         .body(bytes)
 }
 
+/// A file that is not an attachment row (a message's file): always a download, never
+/// rendered by the browser, whatever its type.
+pub fn download_response(name: &str, content_type: &str, bytes: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type.to_string()))
+        .insert_header((header::CONTENT_DISPOSITION, disposition("attachment", name)))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header((header::CACHE_CONTROL, "private, no-store"))
+        .body(bytes)
+}
+
 /// Largest plugin bundle accepted.
 pub const MAX_BUNDLE: usize = 20 * 1024 * 1024;
 

@@ -77,6 +77,8 @@ fn value_for(
         ("messages", "id") => "message",
         ("templates", "id") => "template",
         ("sends", "id") => "send",
+        ("attachments" | "files", "file") => "message_file",
+        ("bounces", "address") => "bounce",
         ("u" | "o" | "c", "rid") => "recipient",
         ("u" | "o" | "c", "tag") => return Some(("0".repeat(32), false)),
         ("move", "dir") => return Some(("up".into(), false)),
@@ -294,10 +296,24 @@ async fn another_organizations_admin_reaches_nothing_on_any_route() {
         &app,
         post(
             "/api/messages",
-            json!({"mailboxId": mbid, "clientId": cid, "to": "ceo@victim.test", "subject": SECRET, "text": SECRET}),
+            json!({"mailboxId": mbid, "clientId": cid, "to": "ceo@victim.test", "subject": SECRET,
+                   "text": SECRET, "attachmentIds": [ids["attachment"].clone()]}),
         ),
     )
     .await;
+    assert_eq!(
+        message.json()["attachments"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        message.body
+    );
+    ids.insert(
+        "message_file",
+        message.json()["attachments"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
     ids.insert("message", id_of(&message).unwrap());
     let template = send(
         &app,
@@ -328,10 +344,27 @@ async fn another_organizations_admin_reaches_nothing_on_any_route() {
         "recipient",
         rec.json()["data"][0]["id"].as_str().unwrap().to_string(),
     );
+    {
+        // B's address bounced once: A's admin must not clear it.
+        use diesel::prelude::*;
+        use rapport::db::schema::mail_bounces;
+        diesel::insert_into(mail_bounces::table)
+            .values((
+                mail_bounces::organization_id.eq(&b.id),
+                mail_bounces::address.eq("ceo@victim.test"),
+                mail_bounces::reason.eq(SECRET),
+                mail_bounces::bounced_at.eq(rapport::db::now()),
+            ))
+            .execute(&mut t.pool.get().unwrap())
+            .unwrap();
+        ids.insert("bounce", "ceo@victim.test".to_string());
+    }
 
     for key in [
         "mailbox",
         "message",
+        "message_file",
+        "bounce",
         "template",
         "send",
         "recipient",

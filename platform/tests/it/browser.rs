@@ -2,41 +2,12 @@
 //! Runs when `RAPPORT_BROWSER_TESTS=1` (set by `.ci/run`, which installs Chromium and
 //! the driver script's package); elsewhere it says it was skipped.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use actix_web::http::Method;
 use serde_json::json;
 
 use crate::support::*;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_until_up(port: u16) {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(20) {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("the server did not start on port {port}");
-}
 
 /// `rapport serve` over the test's database, with its own data directory (search index,
 /// plugin cache), on a free port.

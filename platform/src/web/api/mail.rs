@@ -98,12 +98,28 @@ pub async fn list_messages(scope: ApiScope, req: HttpRequest) -> AppResult<HttpR
             .filter(|n| (1..=500).contains(n))
             .ok_or_else(|| AppError::invalid("limit", "Use a limit from 1 to 500."))?,
     };
+    let days = match get("days") {
+        None => 2,
+        Some(d) => d
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (0..=365).contains(n))
+            .ok_or_else(|| AppError::invalid("days", "Use a number of days from 0 to 365."))?,
+    };
     let view = match (get("filter[clientId]"), get("view").as_deref()) {
         (Some(id), _) => View::Client(id),
         (None, None | Some("all")) => View::All,
+        (None, Some("conversations")) => View::Conversations,
+        (None, Some("mine")) => View::Mine,
+        (None, Some("unanswered")) => View::Unanswered(days),
         (None, Some("unmatched")) => View::Unmatched,
         (None, Some("outbox")) => View::Outbox,
-        (None, Some(_)) => return Err(AppError::invalid("view", "Use all, unmatched or outbox.")),
+        (None, Some(_)) => {
+            return Err(AppError::invalid(
+                "view",
+                "Use all, conversations, mine, unanswered, unmatched or outbox.",
+            ))
+        }
     };
     let (rows, next_cursor) = ops::list(&scope, view, get("cursor"), limit).await?;
     Ok(HttpResponse::Ok().json(ListEnvelope {
@@ -132,6 +148,16 @@ pub async fn send(scope: ApiScope, body: web::Json<Value>) -> AppResult<HttpResp
     Ok(HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("/api/messages/{}", m.row.id)))
         .json(m.to_json()))
+}
+
+/// `GET /api/messages/{id}/attachments/{file}`: the file's bytes (always a download).
+pub async fn message_file(
+    scope: ApiScope,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    let (id, file) = path.into_inner();
+    let (name, ctype, bytes) = ops::message_file(&scope, id, file).await?;
+    Ok(crate::web::upload::download_response(&name, &ctype, bytes))
 }
 
 pub async fn resend(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
@@ -171,10 +197,12 @@ fn text_field(body: &Map<String, Value>, k: &str) -> String {
         .to_string()
 }
 
-fn template_fields(body: &Map<String, Value>) -> AppResult<(String, String, String)> {
+type TemplateFields = (Option<String>, String, String, String);
+
+fn template_fields(body: &Map<String, Value>) -> AppResult<TemplateFields> {
     let unknown: Vec<_> = body
         .keys()
-        .filter(|k| !["name", "subject", "body"].contains(&k.as_str()))
+        .filter(|k| !["kind", "name", "subject", "body"].contains(&k.as_str()))
         .map(|k| crate::error::FieldError::new(k, "Unknown field."))
         .collect();
     if !unknown.is_empty() {
@@ -184,6 +212,7 @@ fn template_fields(body: &Map<String, Value>) -> AppResult<(String, String, Stri
         ));
     }
     Ok((
+        Some(text_field(body, "kind")).filter(|k| !k.is_empty()),
         text_field(body, "name"),
         text_field(body, "subject"),
         text_field(body, "body"),
@@ -203,8 +232,8 @@ pub async fn list_templates(scope: ApiScope) -> AppResult<HttpResponse> {
 }
 
 pub async fn create_template(scope: ApiScope, body: web::Json<Value>) -> AppResult<HttpResponse> {
-    let (name, subject, text) = template_fields(&object(body)?)?;
-    let t = ops::save_template(&scope, None, name, subject, text).await?;
+    let (kind, name, subject, text) = template_fields(&object(body)?)?;
+    let t = ops::save_template(&scope, None, kind, name, subject, text).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/templates/{}", t.id)))
         .json(t.to_json()))
@@ -225,9 +254,9 @@ pub async fn update_template(
     id: web::Path<String>,
     body: web::Json<Value>,
 ) -> AppResult<HttpResponse> {
-    let (name, subject, text) = template_fields(&object(body)?)?;
+    let (kind, name, subject, text) = template_fields(&object(body)?)?;
     Ok(HttpResponse::Ok().json(
-        ops::save_template(&scope, Some(id.into_inner()), name, subject, text)
+        ops::save_template(&scope, Some(id.into_inner()), kind, name, subject, text)
             .await?
             .to_json(),
     ))
@@ -238,7 +267,8 @@ pub async fn delete_template(scope: ApiScope, id: web::Path<String>) -> AppResul
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `{"subject", "body", "clientId"}` or `{"templateId", "clientId"}`: the text as it would read.
+/// `{"subject", "body", "clientId"}` or `{"templateId", "clientId"}`, optionally with the
+/// `opportunityId` whose fields `{{ deal.… }}` reads: the text as it would read.
 pub async fn preview_template(scope: ApiScope, body: web::Json<Value>) -> AppResult<HttpResponse> {
     let body = object(body)?;
     let client = text_field(&body, "clientId");
@@ -255,7 +285,8 @@ pub async fn preview_template(scope: ApiScope, body: web::Json<Value>) -> AppRes
         }
         None => (text_field(&body, "subject"), text_field(&body, "body")),
     };
-    let (subject, text) = ops::preview(&scope, subject, text, client).await?;
+    let deal = Some(text_field(&body, "opportunityId")).filter(|d| !d.is_empty());
+    let (subject, text) = ops::preview(&scope, subject, text, client, deal).await?;
     Ok(HttpResponse::Ok().json(json!({"subject": subject, "text": text})))
 }
 
@@ -343,8 +374,54 @@ pub async fn list_sends(scope: ApiScope) -> AppResult<HttpResponse> {
     }))
 }
 
+/// The report, with its figures hour by hour (`overTime`, UTC).
 pub async fn show_send(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(ops::send_report(&scope, id.into_inner()).await?))
+    let id = id.into_inner();
+    let mut report = ops::send_report(&scope, id.clone()).await?;
+    report["overTime"] = Value::Array(ops::send_over_time(&scope, id).await?);
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// `GET /api/mail/settings`
+pub async fn settings(scope: ApiScope) -> AppResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(serde_json::json!({"tracking": ops::tracking(&scope).await?})))
+}
+
+/// `PUT /api/mail/settings` with `{"tracking": false}`: opens and clicks are no longer
+/// recorded, and new bulk messages carry neither the pixel nor tracked links.
+pub async fn update_settings(scope: ApiScope, body: web::Json<Value>) -> AppResult<HttpResponse> {
+    let body = object(body)?;
+    if let Some(k) = body.keys().find(|k| k.as_str() != "tracking") {
+        return Err(AppError::invalid(k, "Unknown field."));
+    }
+    let on = body
+        .get("tracking")
+        .and_then(Value::as_bool)
+        .ok_or_else(|| AppError::invalid("tracking", "Use true or false."))?;
+    ops::set_tracking(&scope, on).await?;
+    settings(scope).await
+}
+
+/// `GET /api/mail/bounces`: addresses that bounced, newest first (nothing is sent to them).
+pub async fn bounces(scope: ApiScope) -> AppResult<HttpResponse> {
+    let data: Vec<Value> = ops::bounces(&scope)
+        .await?
+        .into_iter()
+        .map(|(address, reason, at)| {
+            serde_json::json!({"address": address, "reason": reason,
+                               "bouncedAt": at.and_utc().to_rfc3339()})
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(ListEnvelope {
+        data,
+        next_cursor: None,
+    }))
+}
+
+/// `DELETE /api/mail/bounces/{address}`: the address works again.
+pub async fn clear_bounce(scope: ApiScope, address: web::Path<String>) -> AppResult<HttpResponse> {
+    ops::clear_bounce(&scope, address.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 pub async fn send_recipients(

@@ -143,6 +143,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/messages", web::post().to(mail::send))
         .route("/messages/{id}", web::get().to(mail::show_message))
         .route("/messages/{id}/resend", web::post().to(mail::resend))
+        .route(
+            "/messages/{id}/attachments/{file}",
+            web::get().to(mail::message_file),
+        )
         .route("/messages/{id}/file", web::post().to(mail::file))
         .route("/templates", web::get().to(mail::list_templates))
         .route("/templates", web::post().to(mail::create_template))
@@ -157,6 +161,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/sends/{id}/recipients",
             web::get().to(mail::send_recipients),
+        )
+        .route(
+            "/sends/{id}/export",
+            web::get().to(crate::web::exports::api_send_recipients),
+        )
+        .route("/mail/settings", web::get().to(mail::settings))
+        .route("/mail/settings", web::put().to(mail::update_settings))
+        .route("/mail/bounces", web::get().to(mail::bounces))
+        .route(
+            "/mail/bounces/{address}",
+            web::delete().to(mail::clear_bounce),
         )
         .route("/sends/{id}/pause", web::post().to(mail::pause_send))
         .route("/sends/{id}/resume", web::post().to(mail::resume_send))

@@ -22,6 +22,7 @@ fn status_label(s: &str) -> &'static str {
         "failed" => "Failed",
         "uncertain" => "Maybe not sent",
         "refused" => "Refused",
+        "bounced" => "Bounced",
         "received" => "Received",
         _ => "",
     }
@@ -80,16 +81,18 @@ pub struct Tab {
 #[derive(Template)]
 #[template(path = "partials/mail/list.html")]
 struct ListPage {
+    days: i64,
     tabs: Vec<Tab>,
     rows: Vec<Row>,
     next: Option<String>,
     view: String,
     empty: &'static str,
     can_write: bool,
+    can_see_sends: bool,
     mailboxes: usize,
 }
 
-/// `GET /mail?view=all|unmatched|outbox`
+/// `GET /mail?view=conversations|mine|unanswered|unmatched|outbox|all[&days=N]`
 pub async fn list(
     req: HttpRequest,
     actor: ConsoleActor,
@@ -103,7 +106,11 @@ pub async fn list(
             .find(|(key, _)| key == k)
             .map(|(_, v)| v.clone())
     };
-    let key = get("view").unwrap_or_else(|| "all".into());
+    let key = get("view").unwrap_or_else(|| "conversations".into());
+    let days = get("days")
+        .and_then(|d| d.parse::<i64>().ok())
+        .filter(|d| (0..=365).contains(d))
+        .unwrap_or(2);
     let (view, empty) = match key.as_str() {
         "unmatched" => (
             View::Unmatched,
@@ -111,16 +118,29 @@ pub async fn list(
         ),
         "outbox" => (
             View::Outbox,
-            "Nothing waiting or failed: every message has left.",
+            "Nothing waiting, failed or bounced: every message has left.",
         ),
+        "mine" => (
+            View::Mine,
+            "No conversation of yours yet: write to a client from their profile.",
+        ),
+        "unanswered" => (View::Unanswered(days), "Nothing waits for an answer."),
+        "all" => (View::All, "No e-mail yet."),
         _ => (
-            View::All,
+            View::Conversations,
             "No e-mail yet. Connect a mailbox, or write to a client from their profile.",
         ),
     };
+    let key = if matches!(view, View::Conversations) {
+        "conversations".to_string()
+    } else {
+        key
+    };
     let (rows, next) = ops::list(&scope, view, get("cursor"), 50).await?;
     let tabs = [
-        ("/mail", "All", "all"),
+        ("/mail", "Conversations", "conversations"),
+        ("/mail?view=mine", "Mine", "mine"),
+        ("/mail?view=unanswered", "Unanswered", "unanswered"),
         ("/mail?view=unmatched", "Unmatched", "unmatched"),
         ("/mail?view=outbox", "Outbox", "outbox"),
     ]
@@ -128,16 +148,18 @@ pub async fn list(
     .map(|(href, label, k)| Tab {
         href,
         label,
-        active: k == key || (k == "all" && !["unmatched", "outbox"].contains(&key.as_str())),
+        active: k == key,
     })
     .collect();
     let page = ListPage {
+        days,
         tabs,
         rows: rows.iter().map(row_of).collect(),
         next,
         view: key,
         empty,
         can_write: scope.can("message", "write"),
+        can_see_sends: scope.can("send", "read"),
         mailboxes: ops::mailboxes(&scope).await?.len(),
     };
     render(&req, &actor, "E-mail", &page).await
@@ -148,11 +170,17 @@ pub async fn list(
 struct MessagePage {
     m: Row,
     text: String,
+    /// The HTML part made safe (empty when the message has none).
+    html: String,
+    /// Its files: (id, name, size in KB).
+    files: Vec<(String, String, i64)>,
+    images_hidden: bool,
     to: String,
     cc: String,
     from: String,
     thread: Vec<Row>,
     can_write: bool,
+    can_send: bool,
     can_create_client: bool,
     mailboxes: Vec<(String, String)>,
     reply_subject: String,
@@ -187,7 +215,19 @@ async fn message_page(
     } else {
         actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
     };
+    let (html, images_hidden) = r
+        .body_html
+        .as_deref()
+        .map(crate::domain::mail::safe_html)
+        .unwrap_or_default();
     let page = MessagePage {
+        files: m
+            .files
+            .iter()
+            .map(|(id, name, _, size)| (id.clone(), name.clone(), (size + 1023) / 1024))
+            .collect(),
+        html,
+        images_hidden,
         text: r.body_text.clone(),
         to: r.to().join(", "),
         cc: r.cc().join(", "),
@@ -198,6 +238,7 @@ async fn message_page(
         },
         thread: thread.iter().map(row_of).collect(),
         can_write: scope.can("message", "write"),
+        can_send: scope.can("message", "send"),
         can_create_client: scope.can("client", "write") && scope.can("message", "write"),
         mailboxes: ops::mailboxes(&scope)
             .await?
@@ -223,12 +264,24 @@ pub async fn show(
     message_page(&req, &actor, &state, id.into_inner(), String::new(), vec![]).await
 }
 
+/// The form's fields; a repeated one (the files' check boxes) joined with commas.
 fn fields(body: &[u8]) -> AppResult<Map<String, Value>> {
-    Ok(form_pairs(body)?
-        .into_iter()
-        .filter(|(k, _)| k != "csrf_token")
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect())
+    let mut out = Map::new();
+    for (k, v) in form_pairs(body)? {
+        if k == "csrf_token" {
+            continue;
+        }
+        match out.get_mut(&k) {
+            Some(Value::String(prev)) => {
+                prev.push(',');
+                prev.push_str(&v);
+            }
+            _ => {
+                out.insert(k, Value::String(v));
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn messages_of(e: AppError) -> Result<Vec<String>, AppError> {
@@ -358,6 +411,9 @@ struct MailboxesPage {
     can_write: bool,
     can_share: bool,
     report: Option<(bool, Vec<String>)>,
+    tracking: bool,
+    /// Address, reason, when.
+    bounces: Vec<(String, String, String)>,
 }
 
 fn line(scope: &crate::ops::Scope, b: &MailboxRow) -> MailboxLine {
@@ -408,6 +464,12 @@ async fn mailboxes_page(
         can_write: scope.can("message", "write"),
         can_share: scope.can("message", "admin"),
         report,
+        tracking: ops::tracking(&scope).await?,
+        bounces: ops::bounces(&scope)
+            .await?
+            .into_iter()
+            .map(|(a, r, t)| (a, r, t.format("%Y-%m-%d %H:%M").to_string()))
+            .collect(),
     };
     render_with_status(req, actor, "Mailboxes", &page, status).await
 }
@@ -426,6 +488,50 @@ pub async fn mailboxes(
         ..Default::default()
     };
     mailboxes_page(&req, &actor, &state, form, vec![], None).await
+}
+
+/// `POST /mail/tracking` (`on=1` or `on=0`): admins switch open and click tracking.
+pub async fn set_tracking(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let pairs = form_pairs(&body)?;
+    let on = pairs.iter().any(|(k, v)| k == "on" && v == "1");
+    ops::set_tracking(&scope, on).await?;
+    redirect_with_flash(
+        &req,
+        "/mail/mailboxes",
+        if on {
+            "Opens and clicks of bulk sends are tracked."
+        } else {
+            "Opens and clicks are no longer tracked; new messages carry no tracking."
+        },
+    )
+}
+
+/// `POST /mail/bounces/clear` (`address=…`): the address is written to again.
+pub async fn clear_bounce(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let pairs = form_pairs(&body)?;
+    let address = pairs
+        .into_iter()
+        .find(|(k, _)| k == "address")
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    ops::clear_bounce(&scope, address.clone()).await?;
+    redirect_with_flash(
+        &req,
+        "/mail/mailboxes",
+        &format!("{address} will be written to again."),
+    )
 }
 
 /// `POST /mail/mailboxes`: connects a mailbox; a refused form keeps what was typed
@@ -592,6 +698,10 @@ struct ComposePage {
     objection: String,
     templates: Vec<(String, String)>,
     template_id: String,
+    /// The deal it is written from: (id, name), empty when none.
+    deal: (String, String),
+    /// The client's files that may go along: (id, name, size in KB, checked).
+    files: Vec<(String, String, i64, bool)>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -604,7 +714,7 @@ async fn compose_page(
     errors: Vec<String>,
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(actor, state).await?;
-    scope.require("message", "write")?;
+    scope.require("message", "send")?;
     let client = crate::ops::clients::get(&scope, client_id.clone()).await?;
     let prefs = {
         let (org, id) = (scope.org_id.clone(), client_id.clone());
@@ -625,11 +735,35 @@ async fn compose_page(
         .find(|(k, _)| k == "template")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
+    let deal_id = match form {
+        Some(_) => get("opportunityId"),
+        None => pairs
+            .iter()
+            .find(|(k, _)| k == "deal")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default(),
+    };
+    // A deal out of sight or of another client is not found (no name leaks).
+    let deal = if deal_id.is_empty() {
+        (String::new(), String::new())
+    } else {
+        let d = crate::ops::deals::get(&scope, deal_id.clone()).await?;
+        if d.row.client_id != client_id {
+            return Err(AppError::NotFound);
+        }
+        (d.row.id, d.row.name)
+    };
+    let chosen: Vec<String> = get("attachmentIds")
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
     let mut errors = errors;
     let (mut subject, mut text) = (get("subject"), get("text"));
     if form.is_none() && !template_id.is_empty() {
         let (t, _) = ops::template(&scope, template_id.clone()).await?;
-        match ops::preview(&scope, t.subject, t.body, client_id.clone()).await {
+        let d = Some(deal.0.clone()).filter(|d| !d.is_empty());
+        match ops::preview(&scope, t.subject, t.body, client_id.clone(), d).await {
             Ok((s, b)) => (subject, text) = (s, b),
             Err(AppError::Validation(_, e)) => errors.extend(e.into_iter().map(|e| e.message)),
             Err(e) => return Err(e),
@@ -644,6 +778,7 @@ async fn compose_page(
         templates: ops::templates(&scope)
             .await?
             .into_iter()
+            .filter(|t| t.kind == "email")
             .map(|t| (t.id, t.name))
             .collect(),
         template_id,
@@ -665,9 +800,35 @@ async fn compose_page(
         text,
         errors,
         objection: prefs.objection("email").unwrap_or_default(),
+        files: crate::ops::attachments::list(
+            &scope,
+            crate::domain::attachments::Parent::Client(client_id.clone()),
+        )
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| !f.sensitive || scope.can("sensitive_field", "read"))
+        .map(|f| {
+            let checked = chosen.contains(&f.id);
+            (f.id, f.file_name, (f.size_bytes + 1023) / 1024, checked)
+        })
+        .collect(),
         client_id,
+        deal,
     };
     render_with_status(req, actor, "Write e-mail", &page, status).await
+}
+
+/// `GET /mail/messages/{id}/files/{file}`
+pub async fn message_file(
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let (id, file) = path.into_inner();
+    let (name, ctype, bytes) = ops::message_file(&scope, id, file).await?;
+    Ok(crate::web::upload::download_response(&name, &ctype, bytes))
 }
 
 /// `GET /clients/{id}/email`
@@ -696,10 +857,14 @@ pub async fn send(
         Ok(d) => ops::send(&scope, d).await,
         Err(e) => Err(e),
     };
+    let back = match f.get("opportunityId").and_then(Value::as_str) {
+        Some(d) if !d.is_empty() => format!("/opportunities/{d}"),
+        _ => format!("/clients/{id}"),
+    };
     match sent {
         Ok(_) => redirect_with_flash(
             &req,
-            &format!("/clients/{id}"),
+            &back,
             "Your e-mail is on its way; it shows on the timeline once sent.",
         ),
         Err(e) => {
@@ -824,6 +989,8 @@ pub async fn clicked(
 #[derive(Default)]
 pub struct TemplateForm {
     pub id: String,
+    /// `email` or `sms`.
+    pub kind: String,
     pub name: String,
     pub subject: String,
     pub body: String,
@@ -853,7 +1020,11 @@ async fn templates_page(
         .map(|t| {
             (
                 t.id,
-                t.name,
+                if t.kind == "sms" {
+                    format!("{} (SMS)", t.name)
+                } else {
+                    t.name
+                },
                 t.version,
                 t.updated_at.format("%Y-%m-%d %H:%M").to_string(),
             )
@@ -897,12 +1068,14 @@ pub async fn templates(
             let (t, _) = ops::template(&scope, id.clone()).await?;
             TemplateForm {
                 id: t.id,
+                kind: t.kind,
                 name: t.name,
                 subject: t.subject,
                 body: t.body,
             }
         }
         None => TemplateForm {
+            kind: "email".into(),
             body:
                 "Hello {{ client.firstName | default(\"there\") }},\n\n\n\n{{ sender.signature }}"
                     .into(),
@@ -930,6 +1103,9 @@ pub async fn save_template(
     };
     let form = TemplateForm {
         id: get("id"),
+        kind: Some(get("kind"))
+            .filter(|k| k == "sms")
+            .unwrap_or_else(|| "email".into()),
         name: get("name"),
         subject: get("subject"),
         body: get("body").replace("\r\n", "\n"),
@@ -938,6 +1114,7 @@ pub async fn save_template(
     match ops::save_template(
         &scope,
         id,
+        Some(form.kind.clone()),
         form.name.clone(),
         form.subject.clone(),
         form.body.clone(),
@@ -977,6 +1154,8 @@ struct PreviewFragment {
     subject: String,
     text: String,
     errors: Vec<(String, String)>,
+    /// A short message's length and segments.
+    sms: Option<(usize, usize)>,
 }
 
 /// `POST /mail/templates/preview`: the form's text rendered against the chosen client.
@@ -999,17 +1178,26 @@ pub async fn preview(
             subject: String::new(),
             text: String::new(),
             errors: vec![("Client".into(), "Pick a client to preview with.".into())],
+            sms: None,
         }
     } else {
+        let sms = get("kind") == "sms";
         match ops::preview(
             &scope,
-            get("subject"),
+            if sms { String::new() } else { get("subject") },
             get("body").replace("\r\n", "\n"),
             get("clientId"),
+            None,
         )
         .await
         {
             Ok((subject, text)) => PreviewFragment {
+                sms: sms.then(|| {
+                    (
+                        text.chars().count(),
+                        crate::domain::templates::sms_segments(&text),
+                    )
+                }),
                 subject,
                 text,
                 errors: vec![],
@@ -1021,6 +1209,7 @@ pub async fn preview(
                     .into_iter()
                     .map(|e| (template_label(&e.field), e.message))
                     .collect(),
+                sms: None,
             },
             Err(AppError::NotFound) => PreviewFragment {
                 subject: String::new(),
@@ -1029,6 +1218,7 @@ pub async fn preview(
                     "Client".into(),
                     "That client is not one you can see.".into(),
                 )],
+                sms: None,
             },
             Err(e) => return Err(e),
         }
@@ -1061,6 +1251,8 @@ pub struct SendForm {
     pub mailbox_id: String,
     pub query: String,
     pub per_minute: String,
+    /// `YYYY-MM-DDTHH:MM` in UTC, empty for now.
+    pub scheduled_at: String,
 }
 
 #[derive(Template)]
@@ -1108,6 +1300,7 @@ async fn sends_page(
         templates: ops::templates(&scope)
             .await?
             .into_iter()
+            .filter(|t| t.kind == "email")
             .map(|t| (t.id, t.name))
             .collect(),
         mailboxes: ops::mailboxes(&scope)
@@ -1116,7 +1309,7 @@ async fn sends_page(
             .map(|b| (b.id, format!("{} <{}>", b.name, b.address)))
             .collect(),
         errors,
-        can_write: scope.can("message", "write"),
+        can_write: scope.can("send", "create"),
     };
     render_with_status(req, actor, "Bulk sends", &page, status).await
 }
@@ -1181,6 +1374,7 @@ fn send_form(body: &[u8]) -> AppResult<SendForm> {
             .trim_start_matches('?')
             .to_string(),
         per_minute: get("perMinute"),
+        scheduled_at: get("scheduledAt"),
     })
 }
 
@@ -1245,23 +1439,51 @@ pub async fn create_send(
             .await
         }
     };
+    let scheduled_at = if form.scheduled_at.is_empty() {
+        None
+    } else {
+        match chrono::NaiveDateTime::parse_from_str(&form.scheduled_at, "%Y-%m-%dT%H:%M") {
+            Ok(t) => Some(t),
+            Err(_) => {
+                return sends_page(
+                    &req,
+                    &actor,
+                    &state,
+                    form,
+                    vec![
+                        "Give the start as a date and time, or leave it empty to send now.".into(),
+                    ],
+                )
+                .await
+            }
+        }
+    };
     let input = crate::domain::sends::NewSend {
         name: form.name.clone(),
         template_id: form.template_id.clone(),
         mailbox_id: form.mailbox_id.clone(),
         audience: crate::domain::sends::Audience::Query(form.query.clone()),
         per_minute,
-        scheduled_at: None,
+        scheduled_at,
     };
     match ops::create_send(&scope, input).await {
         Ok((row, tally)) => redirect_with_flash(
             &req,
             &format!("/mail/sends/{}", row.id),
-            &format!(
-                "Sending to {} client(s); {} left out.",
-                tally.eligible,
-                tally.matched - tally.eligible
-            ),
+            &if row.scheduled_at > crate::db::now() {
+                format!(
+                    "Scheduled for {} UTC to {} client(s); {} left out.",
+                    row.scheduled_at.format("%Y-%m-%d %H:%M"),
+                    tally.eligible,
+                    tally.matched - tally.eligible
+                )
+            } else {
+                format!(
+                    "Sending to {} client(s); {} left out.",
+                    tally.eligible,
+                    tally.matched - tally.eligible
+                )
+            },
         ),
         Err(e) => {
             let errors = messages_of(e)?;
@@ -1276,10 +1498,14 @@ struct SendPage {
     id: String,
     name: String,
     status: String,
+    scheduled: String,
     figures: Vec<(&'static str, &'static str, i64)>,
     recipients: Vec<(String, String, String, String, String)>,
     state: String,
     can_write: bool,
+    can_export: bool,
+    /// Hour (UTC), delivered, opened, clicked, bounced, and the bar widths in percent.
+    hours: Vec<(String, i64, i64, i64, i64, i64, i64)>,
 }
 
 /// `GET /mail/sends/{id}[?state=…]`: the report, with the recipients behind each figure.
@@ -1306,9 +1532,37 @@ pub async fn send_report(
         ("failed", "Failed", n("failed")),
         ("opened", "Opened", n("opened")),
         ("clicked", "Clicked", n("clicked")),
+        ("bounced", "Bounced", n("bounced")),
         ("unsubscribed", "Unsubscribed", n("unsubscribed")),
         ("excluded", "Left out", n("excluded")),
-    ];
+    ]
+    .into_iter()
+    .chain((n("uncertain") > 0).then_some(("uncertain", "Maybe not sent", n("uncertain"))))
+    .collect::<Vec<_>>();
+    let series = ops::send_over_time(&scope, id.clone()).await?;
+    let top = series
+        .iter()
+        .map(|h| h["delivered"].as_i64().unwrap_or(0))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let hours = series
+        .iter()
+        .rev()
+        .take(48)
+        .map(|h| {
+            let v = |k: &str| h[k].as_i64().unwrap_or(0);
+            (
+                h["hour"].as_str().unwrap_or_default().to_string(),
+                v("delivered"),
+                v("opened"),
+                v("clicked"),
+                v("bounced"),
+                v("delivered") * 100 / top,
+                v("opened") * 100 / top,
+            )
+        })
+        .collect();
     let state_filter = filter.clone().filter(|s| s != "recipients");
     let recipients = ops::send_recipients(&scope, id.clone(), state_filter, None, 100)
         .await?
@@ -1324,16 +1578,38 @@ pub async fn send_report(
             )
         })
         .collect();
+    let status = r["status"].as_str().unwrap_or_default().to_string();
     let page = SendPage {
         id,
         name: r["name"].as_str().unwrap_or_default().to_string(),
-        status: r["status"].as_str().unwrap_or_default().to_string(),
+        scheduled: if status == "scheduled" {
+            r["scheduledAt"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        },
+        status,
         figures,
         recipients,
         state: filter.unwrap_or_default(),
-        can_write: scope.can("message", "write"),
+        can_write: scope.can("send", "create"),
+        can_export: scope.can("client", "export"),
+        hours,
     };
     render(&req, &actor, "Bulk send", &page).await
+}
+
+/// `GET /mail/sends/{id}/export?format=csv|xlsx[&state=…]`
+pub async fn export_send(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    crate::web::exports::send_recipients(&actor, &state, &req, id.into_inner()).await
 }
 
 /// `POST /mail/sends/{id}/{action}` (pause, resume, cancel)

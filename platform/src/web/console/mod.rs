@@ -267,6 +267,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/mail/messages/{id}", web::get().to(mail::show))
         .route("/mail/messages/{id}/reply", web::post().to(mail::reply))
         .route("/mail/messages/{id}/resend", web::post().to(mail::resend))
+        .route(
+            "/mail/messages/{id}/files/{file}",
+            web::get().to(mail::message_file),
+        )
         .route("/mail/messages/{id}/file", web::post().to(mail::file))
         .route("/mail/templates", web::get().to(mail::templates))
         .route("/mail/templates", web::post().to(mail::save_template))
@@ -275,8 +279,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/mail/sends", web::post().to(mail::create_send))
         .route("/mail/sends/preview", web::post().to(mail::preview_send))
         .route("/mail/sends/{id}", web::get().to(mail::send_report))
+        .route("/mail/sends/{id}/export", web::get().to(mail::export_send))
         .route("/mail/sends/{id}/{action}", web::post().to(mail::act_send))
         .route("/mail/mailboxes", web::get().to(mail::mailboxes))
+        .route("/mail/tracking", web::post().to(mail::set_tracking))
+        .route("/mail/bounces/clear", web::post().to(mail::clear_bounce))
         .route("/mail/mailboxes", web::post().to(mail::connect))
         .route("/mail/mailboxes/{id}/test", web::post().to(mail::test))
         .route("/mail/mailboxes/{id}/sync", web::post().to(mail::sync))

@@ -208,7 +208,7 @@ fn list_view(scope: &Scope, raw: &[(String, String)], found: ops::ListPage) -> C
         .cloned()
         .collect();
     let base = query_without(raw, &["cursor"]);
-    let send_link = scope.can("message", "write").then(|| {
+    let send_link = scope.can("send", "create").then(|| {
         format!(
             "/mail/sends?{}",
             serde_urlencoded::to_string([("audience", base.as_str())]).unwrap_or_default()

@@ -296,7 +296,7 @@ fn profile_view(scope: &Scope, p: ops::ClientProfile) -> ProfileCard {
         can_write,
         can_delete: scope.can("client", "delete"),
         can_tag: can_write,
-        can_email: scope.can("message", "write"),
+        can_email: scope.can("message", "send"),
     }
 }
 

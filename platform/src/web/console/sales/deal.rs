@@ -66,6 +66,8 @@ struct DealPage {
     version: i64,
     can_write: bool,
     can_delete: bool,
+    /// May write e-mail to the deal's client from here.
+    can_email: bool,
     currency: String,
     quote_errors: Vec<FieldError>,
     /// What the quote form shows: empty rows, or what was typed when it was refused.
@@ -203,6 +205,7 @@ fn page_view(p: Read, scope: &Scope, quote_errors: Vec<FieldError>) -> DealPage 
         loss_reasons: p.loss_reasons,
         can_write: scope.can("opportunity", "write"),
         can_delete: scope.can("opportunity", "delete"),
+        can_email: scope.can("message", "send") && scope.can("client", "read"),
         quote_errors,
         quote_draft: QuoteDraft::default(),
     }

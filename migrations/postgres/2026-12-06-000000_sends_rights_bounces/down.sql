@@ -1,0 +1,10 @@
+DROP TABLE mail_attachments;
+DROP INDEX mail_messages_conversations;
+ALTER TABLE mail_messages DROP COLUMN latest;
+ALTER TABLE mail_messages DROP COLUMN opportunity_id;
+ALTER TABLE message_templates DROP COLUMN kind;
+DROP TABLE mail_bounces;
+ALTER TABLE send_recipients DROP COLUMN bounced_at;
+ALTER TABLE organizations DROP COLUMN mail_tracking;
+DELETE FROM casbin_rules WHERE ptype = 'p' AND ((v2 = 'message' AND v3 = 'send') OR v2 = 'send');
+UPDATE policy_revision SET revision = revision + 1;
