@@ -314,3 +314,16 @@ document.addEventListener("change", (e) => {
   const bar = e.target.closest("form").querySelector("[data-bulk-bar]");
   if (bar) bar.classList.toggle("has-selection", !!e.target.closest("form").querySelector("input[name=ids]:checked"));
 });
+
+// The E-mail page on a wide screen: a conversation opens in the reading pane beside the
+// list (its reply form included); on a phone, or with a modifier key, the link navigates.
+document.addEventListener("click", (e) => {
+  const link = e.target.closest && e.target.closest(".mail-link");
+  const pane = document.getElementById("reading-pane");
+  if (!link || !pane || e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
+  if (!window.matchMedia("(min-width: 1100px)").matches) return;
+  e.preventDefault();
+  document.querySelectorAll(".mail-item.active").forEach((x) => x.classList.remove("active"));
+  link.closest(".mail-item").classList.add("active");
+  htmx.ajax("GET", link.getAttribute("href"), { target: "#reading-pane", select: "#mail-message", swap: "innerHTML" });
+});

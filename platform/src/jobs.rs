@@ -212,6 +212,22 @@ fn sync_interval() -> std::time::Duration {
     std::time::Duration::from_secs(secs)
 }
 
+/// The webhook sender: every second, what is due (new deliveries, and retries whose backoff
+/// ran out) is signed and posted.
+pub fn spawn_webhooks(state: actix_web::web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        loop {
+            match crate::ops::webhooks::deliver_due(&state.pool, &state.secret).await {
+                // A full round: more may be due at once.
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "webhook sender"),
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+}
+
 /// How long one IDLE wait lasts before the watcher checks it should still watch.
 const IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(240);
 

@@ -668,6 +668,45 @@ diesel::table! {
 }
 
 diesel::table! {
+    webhook_subscriptions (id) {
+        id -> Text,
+        organization_id -> Text,
+        url -> Text,
+        description -> Text,
+        events -> Text,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_until -> Nullable<Timestamp>,
+        active -> Bool,
+        allow_private -> Bool,
+        disabled_reason -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        organization_id -> Text,
+        subscription_id -> Text,
+        event_type -> Text,
+        record_id -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        response_status -> Nullable<Integer>,
+        response_excerpt -> Nullable<Text>,
+        duration_ms -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     mail_bounces (organization_id, address) {
         organization_id -> Text,
         address -> Text,
@@ -887,4 +926,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     send_recipients,
     mail_bounces,
     mail_attachments,
+    webhook_subscriptions,
+    webhook_deliveries,
 );

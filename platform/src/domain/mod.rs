@@ -23,6 +23,7 @@ pub mod policy;
 pub mod preferences;
 pub mod sends;
 pub mod templates;
+pub mod webhooks;
 
 /// Runs a read-modify-write. A write that named no version asked for last-writer-wins: when
 /// another transaction committed between its read and its compare-and-set (PostgreSQL runs

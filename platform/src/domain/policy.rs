@@ -108,6 +108,11 @@ pub const ENFORCED: &[(&str, &[&str], &str)] = &[
         "Custom field definitions.",
     ),
     ("plugin", &["read", "admin"], "Plugins: admin installs and configures them."),
+    (
+        "webhook",
+        &["read", "admin"],
+        "Webhooks: read sees the subscriptions and their delivery log; admin adds, changes, replays and removes them.",
+    ),
     ("user", &["read", "admin"], "Members: admin invites, changes roles and deactivates."),
     ("policy", &["read", "write"], "This page."),
     ("audit", &["read"], "The audit log."),

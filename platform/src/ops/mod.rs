@@ -27,6 +27,7 @@ pub mod quotes;
 pub mod sales;
 pub mod tags;
 pub mod users;
+pub mod webhooks;
 
 use std::collections::HashSet;
 use std::path::PathBuf;

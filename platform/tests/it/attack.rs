@@ -79,6 +79,7 @@ fn value_for(
         ("sends", "id") => "send",
         ("attachments" | "files", "file") => "message_file",
         ("bounces", "address") => "bounce",
+        ("webhooks", "id") => "webhook",
         ("u" | "o" | "c", "rid") => "recipient",
         ("u" | "o" | "c", "tag") => return Some(("0".repeat(32), false)),
         ("move", "dir") => return Some(("up".into(), false)),
@@ -360,7 +361,19 @@ async fn another_organizations_admin_reaches_nothing_on_any_route() {
         ids.insert("bounce", "ceo@victim.test".to_string());
     }
 
+    let hook = send(
+        &app,
+        post(
+            "/api/webhooks",
+            json!({"url": "http://127.0.0.1:9/x", "events": ["*"], "allowPrivateHost": true,
+                   "description": SECRET}),
+        ),
+    )
+    .await;
+    assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.body);
+    ids.insert("webhook", id_of(&hook).unwrap());
     for key in [
+        "webhook",
         "mailbox",
         "message",
         "message_file",

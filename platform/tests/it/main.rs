@@ -29,3 +29,4 @@ mod signin;
 mod support;
 mod trust;
 mod visibility;
+mod webhooks;

@@ -90,6 +90,15 @@ pub fn record_returning_id(
     diesel::insert_into(audit_log::table)
         .values(&row)
         .execute(conn)?;
+    // Webhook deliveries commit with the change that makes them (an outbox).
+    crate::domain::webhooks::emit(
+        conn,
+        &ctx.org_id,
+        action,
+        resource_type,
+        resource_id,
+        &changes,
+    )?;
     Ok(row.id)
 }
 

@@ -17,6 +17,7 @@ pub mod search;
 mod tags;
 mod tokens;
 mod users;
+mod webhooks;
 
 use std::collections::HashMap;
 
@@ -166,6 +167,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/sends/{id}/export",
             web::get().to(crate::web::exports::api_send_recipients),
         )
+        .route("/webhooks", web::get().to(webhooks::list))
+        .route("/webhooks", web::post().to(webhooks::create))
+        .route("/webhooks/events", web::get().to(webhooks::events))
+        .route("/webhooks/{id}", web::get().to(webhooks::show))
+        .route("/webhooks/{id}", web::patch().to(webhooks::update))
+        .route("/webhooks/{id}", web::delete().to(webhooks::delete))
+        .route(
+            "/webhooks/{id}/rotate-secret",
+            web::post().to(webhooks::rotate),
+        )
+        .route("/webhooks/{id}/test", web::post().to(webhooks::test))
+        .route(
+            "/webhooks/{id}/deliveries",
+            web::get().to(webhooks::deliveries),
+        )
+        .route("/webhooks/{id}/replay", web::post().to(webhooks::replay))
         .route("/mail/settings", web::get().to(mail::settings))
         .route("/mail/settings", web::put().to(mail::update_settings))
         .route("/mail/bounces", web::get().to(mail::bounces))

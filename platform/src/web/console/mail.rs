@@ -137,8 +137,13 @@ pub async fn list(
         key
     };
     let (rows, next) = ops::list(&scope, view, get("cursor"), 50).await?;
+    let everyone = if scope.can("client", "oversee") {
+        "Team"
+    } else {
+        "Conversations"
+    };
     let tabs = [
-        ("/mail", "Conversations", "conversations"),
+        ("/mail", everyone, "conversations"),
         ("/mail?view=mine", "Mine", "mine"),
         ("/mail?view=unanswered", "Unanswered", "unanswered"),
         ("/mail?view=unmatched", "Unmatched", "unmatched"),

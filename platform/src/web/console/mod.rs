@@ -253,6 +253,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/admin/custom-fields/{id}/move/{dir}",
             web::post().to(admin::fields::move_field),
         )
+        .route("/admin/webhooks", web::get().to(admin::webhooks::list))
+        .route("/admin/webhooks", web::post().to(admin::webhooks::create))
+        .route("/admin/webhooks/{id}", web::get().to(admin::webhooks::show))
+        .route(
+            "/admin/webhooks/{id}/{action}",
+            web::post().to(admin::webhooks::action),
+        )
         .route("/admin/plugins", web::get().to(admin::plugins::list))
         .service(
             web::resource("/admin/plugins/upload")
@@ -574,6 +581,13 @@ pub async fn render_with_status(
             href: "/admin/plugins",
             label: "Plugins",
             active: path.starts_with("/admin/plugins"),
+        });
+    }
+    if has("webhook", "read") {
+        nav.push(NavItem {
+            href: "/admin/webhooks",
+            label: "Webhooks",
+            active: path.starts_with("/admin/webhooks"),
         });
     }
     if has("custom_field", "write") {

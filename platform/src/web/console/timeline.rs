@@ -34,8 +34,10 @@ pub struct ItemView {
     pub author: String,
     pub status: String,
     pub details: String,
-    /// Files attached to it: (id, name).
+    /// Files attached to it: (download link, name).
     pub files: Vec<(String, String)>,
+    /// An e-mail's message page (to read it whole and answer it), when it is one.
+    pub message: Option<String>,
 }
 
 pub struct DayView {
@@ -116,6 +118,14 @@ pub fn item_view(r: &InteractionRow, t: &Timeline, can_write: bool) -> ItemView 
         status: r.status.clone(),
         details: details.join(" · "),
         files: t.files.get(&r.id).cloned().unwrap_or_default(),
+        message: (r.kind == "email")
+            .then(|| serde_json::from_str::<serde_json::Value>(&r.metadata).ok())
+            .flatten()
+            .and_then(|m| {
+                m["mailMessageId"]
+                    .as_str()
+                    .map(|id| format!("/mail/messages/{id}"))
+            }),
     }
 }
 

@@ -7,3 +7,4 @@ pub mod pipelines;
 pub mod plugins;
 pub mod tags;
 pub mod users;
+pub mod webhooks;
