@@ -54,6 +54,19 @@ pub const EVENTS: &[(&str, &str)] = &[
     ("import.finished", "An import finished"),
 ];
 
+/// How an event type reads to a person (the type itself is for integrators).
+pub fn event_label(event: &str) -> &'static str {
+    match event {
+        "*" => "Every event",
+        "webhook.test" => "Test event",
+        e => EVENTS
+            .iter()
+            .find(|(k, _)| *k == e)
+            .map(|(_, d)| *d)
+            .unwrap_or("Other event"),
+    }
+}
+
 /// Subscriptions per organization.
 pub const MAX_SUBSCRIPTIONS: i64 = 50;
 /// How long a delivery is retried before it is given up.

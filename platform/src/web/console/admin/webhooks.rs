@@ -48,7 +48,12 @@ fn line(s: &crate::domain::webhooks::SubscriptionRow) -> Line {
         id: s.id.clone(),
         url: s.url.clone(),
         description: s.description.clone(),
-        events: s.event_list().join(", "),
+        events: s
+            .event_list()
+            .iter()
+            .map(|e| crate::domain::webhooks::event_label(e))
+            .collect::<Vec<_>>()
+            .join(", "),
         active: s.active,
         disabled_reason: s.disabled_reason.clone().unwrap_or_default(),
     }
@@ -198,7 +203,7 @@ async fn show_page(
                 String::new()
             },
             id: d.id,
-            event: d.event_type,
+            event: crate::domain::webhooks::event_label(&d.event_type).to_string(),
             status: d.status,
             attempts: d.attempts,
         })
