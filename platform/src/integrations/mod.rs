@@ -4,3 +4,22 @@
 
 pub mod mail;
 pub mod secret;
+
+/// An HTTP client for calls that leave Rapport (plugin host calls, webhooks): the system's
+/// TLS (native-tls, no second TLS stack to build), no redirects (one could lead past the
+/// address that was checked or approved), statuses as answers rather than errors, and one
+/// time limit for the whole exchange.
+pub fn outbound_agent(timeout: std::time::Duration) -> ureq::Agent {
+    use ureq::tls::{TlsConfig, TlsProvider};
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .tls_config(
+            TlsConfig::builder()
+                .provider(TlsProvider::NativeTls)
+                .build(),
+        )
+        .build()
+        .into()
+}

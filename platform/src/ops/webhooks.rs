@@ -155,21 +155,8 @@ pub async fn replay(
         .await
 }
 
-static AGENT: std::sync::LazyLock<ureq::Agent> = std::sync::LazyLock::new(|| {
-    use ureq::tls::{TlsConfig, TlsProvider};
-    ureq::Agent::config_builder()
-        .timeout_global(Some(TIMEOUT))
-        // why: a redirect could lead to an address the check refused.
-        .max_redirects(0)
-        .http_status_as_error(false)
-        .tls_config(
-            TlsConfig::builder()
-                .provider(TlsProvider::NativeTls)
-                .build(),
-        )
-        .build()
-        .into()
-});
+static AGENT: std::sync::LazyLock<ureq::Agent> =
+    std::sync::LazyLock::new(|| crate::integrations::outbound_agent(TIMEOUT));
 
 /// One attempt: the target checked again (its name may resolve elsewhere since it was
 /// saved), signed, posted. Plain http goes to the very address that was checked, so a

@@ -326,21 +326,8 @@ pub fn http_request(
 }
 
 /// One HTTP agent for every plugin call: connections and TLS setup are reused.
-static AGENT: std::sync::LazyLock<ureq::Agent> = std::sync::LazyLock::new(|| {
-    use ureq::tls::{TlsConfig, TlsProvider};
-    ureq::Agent::config_builder()
-        .timeout_global(Some(HTTP_TIMEOUT))
-        // why: a redirect could leave the approved host.
-        .max_redirects(0)
-        .http_status_as_error(false)
-        .tls_config(
-            TlsConfig::builder()
-                .provider(TlsProvider::NativeTls)
-                .build(),
-        )
-        .build()
-        .into()
-});
+static AGENT: std::sync::LazyLock<ureq::Agent> =
+    std::sync::LazyLock::new(|| crate::integrations::outbound_agent(HTTP_TIMEOUT));
 
 fn send(req: &HttpRequest) -> Result<HttpResponse, ureq::Error> {
     let agent = &*AGENT;
