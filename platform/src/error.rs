@@ -57,6 +57,9 @@ pub enum AppError {
     Stale(String),
     #[error("{0}")]
     TooManyRequests(String),
+    /// Over an API token's rate limit: the message and the seconds until it may try again.
+    #[error("{0}")]
+    RateLimited(String, u64),
     #[error("service unavailable: {0}")]
     Unavailable(String),
     /// The search index does not answer; everything else still works.
@@ -94,7 +97,9 @@ impl AppError {
             Self::Conflict(_) => ("conflict", "Conflict"),
             Self::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
             Self::Stale(_) => ("stale", "Changed by someone else"),
-            Self::TooManyRequests(_) => ("too-many-requests", "Too many requests"),
+            Self::TooManyRequests(_) | Self::RateLimited(..) => {
+                ("too-many-requests", "Too many requests")
+            }
             Self::Unavailable(_) => ("unavailable", "Service unavailable"),
             Self::SearchUnavailable(_) => ("search-unavailable", "Search unavailable"),
             Self::Db(e) if crate::db::limit::is_timeout(e) => ("timeout", "Took too long"),
@@ -154,7 +159,7 @@ impl ResponseError for AppError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Conflict(_) | Self::Stale(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
-            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests(_) | Self::RateLimited(..) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::SearchUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Db(e) if crate::db::limit::is_timeout(e) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Db(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -181,6 +186,9 @@ impl ResponseError for AppError {
         }
         if matches!(self, Self::SearchUnavailable(_)) {
             res.insert_header((header::RETRY_AFTER, "5"));
+        }
+        if let Self::RateLimited(_, secs) = self {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         res.body(serde_json::to_string(&body).unwrap_or_default())
     }

@@ -228,6 +228,23 @@ pub fn spawn_webhooks(state: actix_web::web::Data<AppState>) {
     });
 }
 
+/// The workflow worker: every second, date and schedule triggers are looked at (every half
+/// minute) and due runs are carried out, each step in its own transaction.
+pub fn spawn_workflows(state: actix_web::web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let handles = crate::web::scope::handles(&state);
+        loop {
+            match crate::ops::workflows::run_due(&handles).await {
+                // A full round: more may be due at once.
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "workflow worker"),
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+}
+
 /// How long one IDLE wait lasts before the watcher checks it should still watch.
 const IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(240);
 

@@ -29,6 +29,8 @@ pub struct Actor {
     /// The policy revision in the database when this request started.
     pub policy_revision: i64,
     authz: crate::domain::policy::Authorizer,
+    /// For an API token: its scopes, which narrow the user's rights (never widen them).
+    pub token_scopes: Option<Vec<String>>,
 }
 
 impl Actor {
@@ -36,7 +38,16 @@ impl Actor {
         &self.org.id
     }
 
+    fn scoped(&self, resource: &str, action: &str) -> bool {
+        self.token_scopes
+            .as_ref()
+            .is_none_or(|s| crate::domain::orgs::scopes::allows(s, resource, action))
+    }
+
     pub async fn can(&self, resource: &str, action: &str) -> AppResult<bool> {
+        if !self.scoped(resource, action) {
+            return Ok(false);
+        }
         self.authz.refresh(self.policy_revision).await?;
         self.authz
             .allows(&self.user_id, &self.org.id, resource, action)
@@ -47,6 +58,11 @@ impl Actor {
     pub async fn require(&self, resource: &str, action: &str) -> AppResult<()> {
         if self.can(resource, action).await? {
             Ok(())
+        } else if !self.scoped(resource, action) {
+            Err(AppError::Forbidden(format!(
+                "This API token's scopes do not allow it to {action} {}.",
+                crate::ops::resource_label(resource)
+            )))
         } else {
             Err(AppError::Forbidden(format!(
                 "Your role may not {action} {}.",
@@ -57,7 +73,17 @@ impl Actor {
 
     pub async fn permissions(&self) -> AppResult<Vec<(String, String)>> {
         self.authz.refresh(self.policy_revision).await?;
-        self.authz.permissions(&self.user_id, &self.org.id).await
+        let mut rights = self.authz.permissions(&self.user_id, &self.org.id).await?;
+        rights.retain(|(r, a)| self.scoped(r, a));
+        Ok(rights)
+    }
+
+    /// Whether this is a token carrying every right of its user (only such a token may
+    /// make other tokens: a narrow one must not mint a wide one).
+    pub fn full_token(&self) -> bool {
+        self.token_scopes
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|x| x == "*"))
     }
 
     pub fn audit(&self) -> AuditContext {
@@ -128,7 +154,7 @@ impl FromRequest for ApiActor {
                 .ok_or(AppError::Unauthorized)?
                 .to_string();
             let hash = crate::domain::orgs::password::sha256_hex(&token);
-            let (user, org, role, revision) = db::run(&state.pool, move |c| {
+            let (user, org, role, revision, token) = db::run(&state.pool, move |c| {
                 let token = store::find_live_token(c, &hash)?.ok_or(AppError::Unauthorized)?;
                 let member = store::find_member(c, &token.organization_id, &token.user_id)?
                     .filter(|m| m.membership.is_active)
@@ -145,9 +171,10 @@ impl FromRequest for ApiActor {
                     store::touch_token(c, &token.id, at)?;
                 }
                 let revision = crate::domain::policy::store::revision(c)?;
-                Ok((member.user, org, role, revision))
+                Ok((member.user, org, role, revision, token))
             })
             .await?;
+            rate::admit(&token.id, token.rate_limit)?;
             Ok(ApiActor(Actor {
                 user_id: user.id,
                 email: user.email,
@@ -158,6 +185,7 @@ impl FromRequest for ApiActor {
                 request_id: request_id(&req),
                 policy_revision: revision,
                 authz: state.authz.clone(),
+                token_scopes: Some(crate::domain::orgs::scopes::parse(&token.scopes)),
             }))
         })
     }
@@ -216,11 +244,49 @@ impl FromRequest for ConsoleActor {
                     request_id: request_id(&req),
                     policy_revision: revision,
                     authz: state.authz.clone(),
+                    token_scopes: None,
                 },
                 session_id,
                 csrf: csrf::token_of(&req).unwrap_or_default(),
                 orgs,
             })
         })
+    }
+}
+
+/// Per-token rate limits: a fixed one-minute window per token, in this process (each
+/// instance counts its own requests; behind a balancer the limit is per instance).
+mod rate {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    use std::time::{Duration, Instant};
+
+    use crate::error::AppError;
+
+    const WINDOW: Duration = Duration::from_secs(60);
+    static WINDOWS: LazyLock<Mutex<HashMap<String, (Instant, i32)>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+
+    pub fn admit(token: &str, limit: i32) -> Result<(), AppError> {
+        let now = Instant::now();
+        let mut map = WINDOWS.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 50_000 {
+            map.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
+        }
+        let entry = map.entry(token.to_string()).or_insert((now, 0));
+        if now.duration_since(entry.0) >= WINDOW {
+            *entry = (now, 0);
+        }
+        if entry.1 >= limit {
+            let wait = WINDOW.saturating_sub(now.duration_since(entry.0)).as_secs() + 1;
+            return Err(AppError::RateLimited(
+                format!(
+                    "This API token may make {limit} requests a minute; try again in {wait} s."
+                ),
+                wait,
+            ));
+        }
+        entry.1 += 1;
+        Ok(())
     }
 }

@@ -44,6 +44,7 @@ pub async fn serve(config: Config, pool: Pool) -> anyhow::Result<()> {
     crate::jobs::spawn_statistics(state.clone());
     crate::jobs::spawn_mail(state.clone());
     crate::jobs::spawn_webhooks(state.clone());
+    crate::jobs::spawn_workflows(state.clone());
     tracing::info!(%addr, "serving Rapport");
     // why: actix-web stops on SIGTERM/SIGINT by finishing in-flight requests first.
     actix_web::HttpServer::new(move || crate::app::build(state.clone()))

@@ -50,6 +50,9 @@ diesel::table! {
         created_at -> Timestamp,
         last_used_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
+        scopes -> Text,
+        expires_at -> Nullable<Timestamp>,
+        rate_limit -> Integer,
     }
 }
 
@@ -707,6 +710,74 @@ diesel::table! {
 }
 
 diesel::table! {
+    workflows (id) {
+        id -> Text,
+        organization_id -> Text,
+        name -> Text,
+        enabled -> Bool,
+        version -> Integer,
+        trigger_type -> Text,
+        hook_hash -> Nullable<Text>,
+        last_assignee -> Nullable<Text>,
+        scanned_until -> Nullable<Timestamp>,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    workflow_versions (id) {
+        id -> Text,
+        organization_id -> Text,
+        workflow_id -> Text,
+        version -> Integer,
+        definition -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    workflow_runs (id) {
+        id -> Text,
+        organization_id -> Text,
+        workflow_id -> Text,
+        version_id -> Text,
+        record_type -> Text,
+        record_id -> Nullable<Text>,
+        client_id -> Nullable<Text>,
+        event -> Text,
+        depth -> Integer,
+        dedupe_key -> Nullable<Text>,
+        status -> Text,
+        step -> Integer,
+        attempts -> Integer,
+        next_at -> Nullable<Timestamp>,
+        lease_until -> Nullable<Timestamp>,
+        error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    workflow_steps (id) {
+        id -> Text,
+        organization_id -> Text,
+        run_id -> Text,
+        position -> Integer,
+        kind -> Text,
+        status -> Text,
+        outcome -> Text,
+        attempts -> Integer,
+        finished_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     mail_bounces (organization_id, address) {
         organization_id -> Text,
         address -> Text,
@@ -928,4 +999,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     mail_attachments,
     webhook_subscriptions,
     webhook_deliveries,
+    workflows,
+    workflow_versions,
+    workflow_runs,
+    workflow_steps,
 );

@@ -1040,6 +1040,17 @@ fn file(c: &mut DbConn, msg: &MessageRow, addresses: &[String]) -> AppResult<usi
             .values(&row)
             .execute(c)?;
         link(c, msg, client, Some(&row.id))?;
+        if msg.direction == "inbound" {
+            crate::domain::workflows::fire(
+                c,
+                &msg.organization_id,
+                "mail.received",
+                "interaction",
+                &row.id,
+                Some(client),
+                &json!({"subject": msg.subject, "from": msg.from_address}),
+            )?;
+        }
         filed += 1;
     }
     if !targets.is_empty() {

@@ -24,6 +24,7 @@ pub mod preferences;
 pub mod sends;
 pub mod templates;
 pub mod webhooks;
+pub mod workflows;
 
 /// Runs a read-modify-write. A write that named no version asked for last-writer-wins: when
 /// another transaction committed between its read and its compare-and-set (PostgreSQL runs

@@ -48,6 +48,7 @@ pub const RESOURCES: &[&str] = &[
     "custom_field",
     "plugin",
     "webhook",
+    "workflow",
     "user",
     "policy",
     "audit",
@@ -113,6 +114,11 @@ pub const ENFORCED: &[(&str, &[&str], &str)] = &[
         &["read", "admin"],
         "Webhooks: read sees the subscriptions and their delivery log; admin adds, changes, replays and removes them.",
     ),
+    (
+        "workflow",
+        &["read", "admin"],
+        "Workflows: read sees them and their runs and tries one on a record; admin builds, changes, switches and removes them.",
+    ),
     ("user", &["read", "admin"], "Members: admin invites, changes roles and deactivates."),
     ("policy", &["read", "write"], "This page."),
     ("audit", &["read"], "The audit log."),
@@ -152,7 +158,14 @@ pub fn default_grants(role: Role) -> Vec<(&'static str, &'static str)> {
             g.extend(all(&["send"], &["read", "create"]));
             g.extend(all(&["sensitive_field"], &["read", "write"]));
             g.extend(all(
-                &["pipeline", "user", "organization", "webhook", "plugin"],
+                &[
+                    "pipeline",
+                    "user",
+                    "organization",
+                    "webhook",
+                    "workflow",
+                    "plugin",
+                ],
                 &["read"],
             ));
             g

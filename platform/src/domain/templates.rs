@@ -149,7 +149,8 @@ pub fn client_value(row: &crate::domain::clients::ClientRow) -> Value {
         "phone": row.phone.clone().unwrap_or_default(),
         "city": row.city.clone().unwrap_or_default(),
         "country": row.country.clone().unwrap_or_default(),
-        "status": row.status, "customFields": custom,
+        "status": row.status, "source": row.source.clone().unwrap_or_default(),
+        "industry": row.industry.clone().unwrap_or_default(), "customFields": custom,
     })
 }
 

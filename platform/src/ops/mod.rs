@@ -28,6 +28,7 @@ pub mod sales;
 pub mod tags;
 pub mod users;
 pub mod webhooks;
+pub mod workflows;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -55,6 +56,8 @@ pub struct Scope {
     pub data_dir: PathBuf,
     /// Seals and opens mailbox passwords.
     pub secret: crate::integrations::secret::Key,
+    /// The caller is an API token whose scopes narrowed the user's rights (refusals say so).
+    pub token_scoped: bool,
 }
 
 /// Where attachments' bytes live.
@@ -104,6 +107,7 @@ impl Scope {
             blobs: handles.blobs,
             data_dir: handles.data_dir,
             secret: handles.secret,
+            token_scoped: false,
         }
     }
 
@@ -119,6 +123,7 @@ impl Scope {
             blobs: handles.blobs,
             data_dir: handles.data_dir,
             secret: handles.secret,
+            token_scoped: false,
         }
     }
 
@@ -133,6 +138,11 @@ impl Scope {
     pub fn require(&self, resource: &str, action: &str) -> AppResult<()> {
         if self.can(resource, action) {
             Ok(())
+        } else if self.token_scoped {
+            Err(AppError::Forbidden(format!(
+                "Your role or this API token's scopes do not allow it to {action} {}.",
+                resource_label(resource)
+            )))
         } else {
             Err(AppError::Forbidden(format!(
                 "Your role may not {action} {}.",

@@ -158,10 +158,32 @@ pub async fn replay(
 static AGENT: std::sync::LazyLock<ureq::Agent> =
     std::sync::LazyLock::new(|| crate::integrations::outbound_agent(TIMEOUT));
 
-/// One attempt: the target checked again (its name may resolve elsewhere since it was
-/// saved), signed, posted. Plain http goes to the very address that was checked, so a
-/// second lookup cannot rebind it; https is held to the name's certificate.
+/// One attempt: signed, posted by [`send`].
 fn post(due: &Due) -> Outcome {
+    let body = due.delivery.payload.clone();
+    let ts = chrono::Utc::now().timestamp();
+    let signature = webhooks::signature(&due.secrets, &due.delivery.id, ts, &body);
+    send(
+        &due.url,
+        due.allow_private,
+        body,
+        vec![
+            ("webhook-id", due.delivery.id.clone()),
+            ("webhook-timestamp", ts.to_string()),
+            ("webhook-signature", signature),
+        ],
+    )
+}
+
+/// Posts JSON to a target checked again (its name may resolve elsewhere since it was
+/// saved). Plain http goes to the very address that was checked, so a second lookup cannot
+/// rebind it; https is held to the name's certificate. Workflow steps call it too.
+pub fn send(
+    url: &str,
+    allow_private: bool,
+    body: String,
+    headers: Vec<(&'static str, String)>,
+) -> Outcome {
     let started = Instant::now();
     let fail = |e: String| Outcome {
         status: None,
@@ -169,7 +191,7 @@ fn post(due: &Due) -> Outcome {
         duration_ms: started.elapsed().as_millis() as i32,
         error: Some(e),
     };
-    let (url, ips) = match webhooks::resolve(&due.url, due.allow_private) {
+    let (url, ips) = match webhooks::resolve(url, allow_private) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
@@ -182,17 +204,14 @@ fn post(due: &Due) -> Outcome {
     if url.scheme() == "http" && target.set_ip_host(ips[0]).is_err() {
         return fail(format!("{host} could not be pinned to {}", ips[0]));
     }
-    let body = due.delivery.payload.clone();
-    let ts = chrono::Utc::now().timestamp();
-    let signature = webhooks::signature(&due.secrets, &due.delivery.id, ts, &body);
     let mut builder = ureq::http::Request::builder()
         .method("POST")
         .uri(target.as_str())
         .header("content-type", "application/json")
-        .header("user-agent", "Rapport-Webhooks/1")
-        .header("webhook-id", &due.delivery.id)
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", signature);
+        .header("user-agent", "Rapport-Webhooks/1");
+    for (k, v) in headers {
+        builder = builder.header(k, v);
+    }
     if url.scheme() == "http" {
         builder = builder.header("host", host_header);
     }

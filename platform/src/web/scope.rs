@@ -15,12 +15,9 @@ use crate::state::AppState;
 /// The scope of an actor in this process.
 pub async fn of(actor: &Actor, state: &AppState) -> AppResult<Scope> {
     let rights = actor.permissions().await?;
-    Ok(Scope::user(
-        actor.audit(),
-        &actor.user_id,
-        rights,
-        handles(state),
-    ))
+    let mut scope = Scope::user(actor.audit(), &actor.user_id, rights, handles(state));
+    scope.token_scoped = !actor.full_token();
+    Ok(scope)
 }
 
 /// The process's handles the operations use.

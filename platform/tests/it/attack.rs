@@ -80,6 +80,10 @@ fn value_for(
         ("attachments" | "files", "file") => "message_file",
         ("bounces", "address") => "bounce",
         ("webhooks", "id") => "webhook",
+        ("workflows", "id") => "workflow",
+        ("workflow-runs" | "runs", "id") => "workflow_run",
+        // The incoming-call secret is B's credential, which A cannot know.
+        ("workflows", "secret") => return Some(("wfh_guessed".into(), false)),
         ("u" | "o" | "c", "rid") => "recipient",
         ("u" | "o" | "c", "tag") => return Some(("0".repeat(32), false)),
         ("move", "dir") => return Some(("up".into(), false)),
@@ -372,7 +376,33 @@ async fn another_organizations_admin_reaches_nothing_on_any_route() {
     .await;
     assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.body);
     ids.insert("webhook", id_of(&hook).unwrap());
+    let flow = send(
+        &app,
+        post(
+            "/api/workflows",
+            json!({"name": SECRET, "trigger": {"type": "webhook"},
+                   "steps": [{"type": "note", "body": SECRET}]}),
+        ),
+    )
+    .await;
+    assert_eq!(flow.status, StatusCode::CREATED, "{}", flow.body);
+    ids.insert("workflow", id_of(&flow).unwrap());
+    let url = flow.json()["incomingUrl"].as_str().unwrap().to_string();
+    let run = send(
+        &app,
+        actix_web::test::TestRequest::post()
+            .uri(&url)
+            .set_json(json!({"clientId": cid, "note": SECRET})),
+    )
+    .await;
+    assert_eq!(run.status, StatusCode::ACCEPTED, "{}", run.body);
+    ids.insert(
+        "workflow_run",
+        run.json()["runId"].as_str().unwrap().to_string(),
+    );
     for key in [
+        "workflow",
+        "workflow_run",
         "webhook",
         "mailbox",
         "message",

@@ -30,3 +30,4 @@ mod support;
 mod trust;
 mod visibility;
 mod webhooks;
+mod workflows;

@@ -14,10 +14,10 @@ use serde_json::json;
 use crate::support::{api, send, Browser, TestApp, PASSWORD};
 
 /// What the receiver was sent: headers (lower-case names) and body.
-type Seen = Arc<Mutex<Vec<(Vec<(String, String)>, String)>>>;
+pub type Seen = Arc<Mutex<Vec<(Vec<(String, String)>, String)>>>;
 
 /// An HTTP endpoint that records each POST and answers with `status`.
-fn receiver(status: Arc<AtomicU16>) -> (u16, Seen) {
+pub fn receiver(status: Arc<AtomicU16>) -> (u16, Seen) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen: Seen = Arc::default();
@@ -60,7 +60,7 @@ fn receiver(status: Arc<AtomicU16>) -> (u16, Seen) {
     (port, out)
 }
 
-fn header<'a>(h: &'a [(String, String)], k: &str) -> &'a str {
+pub fn header<'a>(h: &'a [(String, String)], k: &str) -> &'a str {
     h.iter()
         .find(|(n, _)| n == k)
         .map(|(_, v)| v.as_str())

@@ -99,6 +99,15 @@ pub fn record_returning_id(
         resource_id,
         &changes,
     )?;
+    // So do the workflow runs it starts: the work happens after commit, in the worker.
+    crate::domain::workflows::fire_audited(
+        conn,
+        &ctx.org_id,
+        action,
+        resource_type,
+        resource_id,
+        &changes,
+    )?;
     Ok(row.id)
 }
 

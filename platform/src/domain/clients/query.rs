@@ -170,6 +170,8 @@ pub struct ListParams {
     pub created: Vec<(TimeBound, NaiveDateTime)>,
     pub updated: Vec<(TimeBound, NaiveDateTime)>,
     pub custom: Vec<CustomFilter>,
+    /// Only these clients (a workflow asking whether one client matches its conditions).
+    pub only_ids: Option<Vec<String>>,
     pub q: Option<String>,
     pub sort: Sort,
     pub after: Option<Cursor>,
@@ -271,6 +273,9 @@ macro_rules! filtered {
         } else {
             q.filter(clients::deleted_at.is_null())
         };
+        if let Some(ids) = &p.only_ids {
+            q = q.filter(clients::id.eq_any(ids.clone()));
+        }
         if let Some(me) = &p.only_assigned_to {
             q = q.filter(clients::assigned_to.eq(me.clone()));
         }

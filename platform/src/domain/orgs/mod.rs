@@ -3,6 +3,7 @@
 
 pub mod model;
 pub mod password;
+pub mod scopes;
 pub mod service;
 pub mod store;
 

@@ -53,6 +53,11 @@ pub struct ApiTokenRow {
     pub created_at: NaiveDateTime,
     pub last_used_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,
+    /// JSON list of scopes (`["*"]`: everything the user may do).
+    pub scopes: String,
+    pub expires_at: Option<NaiveDateTime>,
+    /// Requests per minute.
+    pub rate_limit: i32,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable)]

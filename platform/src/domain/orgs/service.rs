@@ -579,13 +579,32 @@ pub fn get_member(conn: &mut DbConn, org_id: &str, user_id: &str) -> AppResult<M
     store::find_member(conn, org_id, user_id)?.ok_or(AppError::NotFound)
 }
 
-/// Issues a token for the user in the organization. The secret is returned once.
+/// Issues a token for the user in the organization, with every right of the user and no
+/// expiry. The secret is returned once.
 pub fn create_token(
     conn: &mut DbConn,
     ctx: &AuditContext,
     user_id: &str,
     name: &str,
 ) -> AppResult<(ApiTokenRow, String)> {
+    create_token_with(
+        conn,
+        ctx,
+        user_id,
+        name,
+        super::scopes::TokenOptions::default(),
+    )
+}
+
+/// Issues a token narrowed to `options.scopes`, expiring and limited as asked.
+pub fn create_token_with(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    user_id: &str,
+    name: &str,
+    options: super::scopes::TokenOptions,
+) -> AppResult<(ApiTokenRow, String)> {
+    super::scopes::check(&options, now())?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 80 {
         return Err(AppError::invalid(
@@ -608,6 +627,9 @@ pub fn create_token(
             created_at: now(),
             last_used_at: None,
             revoked_at: None,
+            scopes: serde_json::to_string(&options.scopes).unwrap_or_default(),
+            expires_at: options.expires_at,
+            rate_limit: options.rate_limit,
         };
         store::insert_token(c, &row)?;
         audit::record(
@@ -616,7 +638,7 @@ pub fn create_token(
             "token.create",
             "token",
             Some(&row.id),
-            json!({"name": row.name}),
+            json!({"name": row.name, "scopes": options.scopes, "expiresAt": options.expires_at.map(|t| t.and_utc().to_rfc3339())}),
         )?;
         Ok((row, secret))
     })

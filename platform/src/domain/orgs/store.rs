@@ -401,6 +401,11 @@ pub fn find_live_token(conn: &mut DbConn, hash: &str) -> QueryResult<Option<ApiT
     api_tokens::table
         .filter(api_tokens::token_hash.eq(hash))
         .filter(api_tokens::revoked_at.is_null())
+        .filter(
+            api_tokens::expires_at
+                .is_null()
+                .or(api_tokens::expires_at.gt(crate::db::now())),
+        )
         .select(ApiTokenRow::as_select())
         .first(conn)
         .optional()

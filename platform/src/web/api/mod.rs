@@ -15,9 +15,10 @@ mod policies;
 pub mod sales;
 pub mod search;
 mod tags;
-mod tokens;
+pub mod tokens;
 mod users;
 mod webhooks;
+mod workflows;
 
 use std::collections::HashMap;
 
@@ -166,6 +167,31 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/sends/{id}/export",
             web::get().to(crate::web::exports::api_send_recipients),
+        )
+        .route("/workflows", web::get().to(workflows::list))
+        .route("/workflows", web::post().to(workflows::create))
+        .route("/workflows/catalogue", web::get().to(workflows::catalogue))
+        .route("/workflows/{id}", web::get().to(workflows::show))
+        .route("/workflows/{id}", web::patch().to(workflows::update))
+        .route("/workflows/{id}", web::delete().to(workflows::delete))
+        .route(
+            "/workflows/{id}/versions",
+            web::get().to(workflows::versions),
+        )
+        .route("/workflows/{id}/runs", web::get().to(workflows::runs))
+        .route(
+            "/workflows/{id}/dry-run",
+            web::post().to(workflows::dry_run),
+        )
+        .route(
+            "/workflows/{id}/rotate-url",
+            web::post().to(workflows::rotate_url),
+        )
+        .route("/workflow-runs", web::get().to(workflows::record_runs))
+        .route("/workflow-runs/{id}", web::get().to(workflows::run))
+        .route(
+            "/hooks/workflows/{secret}",
+            web::post().to(workflows::incoming),
         )
         .route("/webhooks", web::get().to(webhooks::list))
         .route("/webhooks", web::post().to(webhooks::create))

@@ -18,6 +18,9 @@ pub struct TokenView {
     pub created: String,
     pub last_used: String,
     pub revoked: bool,
+    /// What the token may do, in words.
+    pub scopes: String,
+    pub expires: String,
 }
 
 #[derive(Template)]
@@ -29,6 +32,10 @@ struct TokensPanel {
     secret: Option<String>,
     error: Option<String>,
     name: String,
+    /// The scopes to choose from, and those ticked.
+    choices: Vec<(&'static str, &'static str)>,
+    ticked: Vec<String>,
+    expires_in: String,
     /// The private calendar feed URL (made on first view).
     calendar_url: String,
 }
@@ -59,11 +66,26 @@ async fn panel(
                 created: fmt(t.created_at),
                 last_used: t.last_used_at.map_or_else(|| "never".to_string(), fmt),
                 revoked: t.revoked_at.is_some(),
+                scopes: crate::domain::orgs::scopes::parse(&t.scopes)
+                    .iter()
+                    .map(|s| {
+                        crate::domain::orgs::scopes::SCOPES
+                            .iter()
+                            .find(|(k, _)| k == s)
+                            .map(|(_, d)| *d)
+                            .unwrap_or("Unknown")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                expires: t.expires_at.map_or_else(|| "never".to_string(), fmt),
             })
             .collect(),
         secret: None,
         error: None,
         name: String::new(),
+        choices: crate::domain::orgs::scopes::SCOPES.to_vec(),
+        ticked: vec!["*".into()],
+        expires_in: String::new(),
         calendar_url: crate::web::calendar_feed_url(req, &feed),
     })
 }
@@ -95,24 +117,50 @@ pub async fn tokens(
     render(&req, &actor, "API tokens", &p).await
 }
 
-#[derive(Deserialize)]
-pub struct CreateForm {
-    name: String,
-}
-
+/// `POST /account/tokens`: name, scopes (ticked boxes), expiry in days (empty: never).
 pub async fn create_token(
     req: HttpRequest,
     actor: ConsoleActor,
     state: web::Data<AppState>,
-    form: web::Form<CreateForm>,
+    body: web::Bytes,
 ) -> AppResult<HttpResponse> {
+    let pairs = super::form_pairs(&body)?;
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let ticked: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "scopes")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let expires_in = get("expiresInDays");
+    let form_name = get("name");
     let ctx = actor.audit();
     let user = actor.user_id.clone();
-    let name = form.name.clone();
-    let result = db::run(&state.pool, move |c| {
-        service::create_token(c, &ctx, &user, &name)
-    })
-    .await;
+    let name = form_name.clone();
+    let opts = crate::web::api::tokens::options(
+        Some(if ticked.is_empty() {
+            vec!["*".into()]
+        } else {
+            ticked.clone()
+        }),
+        None,
+        expires_in.parse::<i64>().ok(),
+        None,
+    );
+    let result = match opts {
+        Ok(opts) => {
+            db::run(&state.pool, move |c| {
+                service::create_token_with(c, &ctx, &user, &name, opts)
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
     let mut p = panel(&req, &state, &actor).await?;
     match result {
         Ok((_, secret)) => {
@@ -121,7 +169,9 @@ pub async fn create_token(
         }
         Err(AppError::Validation(_, errors)) => {
             p.error = errors.first().map(|e| e.message.clone());
-            p.name = form.into_inner().name;
+            p.name = form_name;
+            p.ticked = ticked;
+            p.expires_in = expires_in;
             render_with_status(
                 &req,
                 &actor,

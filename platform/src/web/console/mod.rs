@@ -253,6 +253,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/admin/custom-fields/{id}/move/{dir}",
             web::post().to(admin::fields::move_field),
         )
+        .route("/admin/workflows", web::get().to(admin::workflows::list))
+        .route("/admin/workflows", web::post().to(admin::workflows::create))
+        .route("/admin/workflows/new", web::get().to(admin::workflows::new))
+        .route(
+            "/admin/workflows/compose",
+            web::post().to(admin::workflows::compose),
+        )
+        .route(
+            "/admin/workflows/runs/{id}",
+            web::get().to(admin::workflows::run),
+        )
+        .route(
+            "/admin/workflows/{id}",
+            web::get().to(admin::workflows::show),
+        )
+        .route(
+            "/admin/workflows/{id}",
+            web::post().to(admin::workflows::update),
+        )
+        .route(
+            "/admin/workflows/{id}/{action}",
+            web::post().to(admin::workflows::action),
+        )
         .route("/admin/webhooks", web::get().to(admin::webhooks::list))
         .route("/admin/webhooks", web::post().to(admin::webhooks::create))
         .route("/admin/webhooks/{id}", web::get().to(admin::webhooks::show))
@@ -581,6 +604,13 @@ pub async fn render_with_status(
             href: "/admin/plugins",
             label: "Plugins",
             active: path.starts_with("/admin/plugins"),
+        });
+    }
+    if has("workflow", "read") {
+        nav.push(NavItem {
+            href: "/admin/workflows",
+            label: "Workflows",
+            active: path.starts_with("/admin/workflows"),
         });
     }
     if has("webhook", "read") {

@@ -8,3 +8,4 @@ pub mod plugins;
 pub mod tags;
 pub mod users;
 pub mod webhooks;
+pub mod workflows;
