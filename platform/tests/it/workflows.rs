@@ -344,6 +344,28 @@ async fn a_deal_entering_negotiation_creates_a_task_for_the_manager_and_calls_ou
         .filter(|t| t["subject"].as_str().unwrap_or("").contains("Initech"))
         .count();
     assert_eq!(n, 2, "no task made again");
+
+    // In the console, the run's page shows its steps and leads to the deal.
+    let mut b = Browser::new();
+    b.sign_in(&svc, "admin@flowco.test", PASSWORD).await;
+    let page = b
+        .get(&svc, &format!("/admin/workflows/runs/{}", runs[0].0))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("Review the terms for Initech"),
+        "{}",
+        page.body
+    );
+    let link = format!("/opportunities/{deal_id}");
+    assert!(page.body.contains(&link));
+    assert_eq!(b.get(&svc, &link).await.status, StatusCode::OK);
+    let page = b.get(&svc, &format!("/admin/workflows/{flow}")).await;
+    assert!(
+        page.body.contains("Recent runs") && page.body.contains("Done"),
+        "{}",
+        page.body
+    );
 }
 
 #[actix_web::test]

@@ -345,6 +345,15 @@ pub fn finish(c: &mut DbConn, l: &Loaded, status: &str, error: Option<String>) -
     )
 }
 
+/// "today", "in 1 day", "in 3 days".
+fn in_days(d: i64) -> String {
+    match d {
+        0 => "today".into(),
+        1 => "in 1 day".into(),
+        n => format!("in {n} days"),
+    }
+}
+
 fn owner_of(c: &mut DbConn, l: &Loaded) -> AppResult<Option<String>> {
     use crate::db::schema::clients;
     if l.run.record_type == "opportunity" {
@@ -491,8 +500,8 @@ fn act(
                 None => String::new(),
             };
             Ok(next(match s.kind.as_str() {
-                "task" => format!("Task “{}”{for_whom}, due in {days} days", row.subject),
-                "meeting" => format!("Meeting “{}” planned in {days} days", row.subject),
+                "task" => format!("Task “{}”{for_whom}, due {}", row.subject, in_days(days)),
+                "meeting" => format!("Meeting “{}” planned {}", row.subject, in_days(days)),
                 _ => "Note added".into(),
             }))
         }
@@ -828,15 +837,15 @@ pub fn dry_run(
                     None => "nobody".into(),
                 };
                 format!(
-                    "create the task “{}” for {who}, due in {} days",
+                    "create the task “{}” for {who}, due {}",
                     merged(c, &l, &t(&s.title))?,
-                    s.in_days.unwrap_or(0)
+                    in_days(s.in_days.unwrap_or(0))
                 )
             }
             "meeting" => format!(
-                "plan the meeting “{}” in {} days",
+                "plan the meeting “{}” {}",
                 merged(c, &l, &t(&s.title))?,
-                s.in_days.unwrap_or(0)
+                in_days(s.in_days.unwrap_or(0))
             ),
             "note" => format!(
                 "add the note “{}”",

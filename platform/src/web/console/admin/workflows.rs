@@ -1148,7 +1148,7 @@ pub async fn run(
         })
         .collect();
     let record_link = match (&run.client_id, run.record_type.as_str(), &run.record_id) {
-        (_, "opportunity", Some(d)) => format!("/deals/{d}"),
+        (_, "opportunity", Some(d)) => format!("/opportunities/{d}"),
         (Some(c), _, _) => format!("/clients/{c}"),
         _ => String::new(),
     };
