@@ -75,6 +75,8 @@ fn main() {
         "seeded {clients} clients in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    // As `rapport seed` does: the planner needs statistics after a bulk load.
+    rapport::db::refresh_statistics(&mut c).unwrap();
     let ids: Vec<String> = {
         use diesel::prelude::*;
         use rapport::db::schema::clients as cl;

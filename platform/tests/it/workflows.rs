@@ -847,3 +847,256 @@ async fn scoped_tokens_never_exceed_their_scopes_expire_and_are_rate_limited() {
     );
     let _ = (&o.manager, &o.manager_id, &o.rep_id);
 }
+
+#[actix_web::test]
+async fn won_deals_logged_calls_moves_least_loaded_owners_and_e_mail_steps() {
+    let app = TestApp::new().await;
+    let svc = app.service().await;
+    let o = org(&app, "Steps Co");
+    let negotiation = stage_id(&svc, &o.admin, "Negotiation").await;
+    let proposal = stage_id(&svc, &o.admin, "Proposal").await;
+    // A shared mailbox (nothing is sent in this test: the message is queued) and a template.
+    let mb = send(
+        &svc,
+        api(Method::POST, "/api/mailboxes", &o.admin).set_json(json!({
+            "name": "Sales", "address": "sales@steps.test", "username": "sales@steps.test",
+            "password": "pw", "shared": true,
+            "imap": {"host": "127.0.0.1", "port": 9, "security": "none"},
+            "smtp": {"host": "127.0.0.1", "port": 9, "security": "none"},
+        })),
+    )
+    .await;
+    assert_eq!(mb.status, StatusCode::CREATED, "{}", mb.body);
+    let tpl = send(
+        &svc,
+        api(Method::POST, "/api/templates", &o.admin).set_json(json!({
+            "name": "Proposal", "subject": "Your proposal, {{ client.firstName }}", "body": "Here it is."
+        })),
+    )
+    .await;
+    assert_eq!(tpl.status, StatusCode::CREATED, "{}", tpl.body);
+
+    // A deal reaching Proposal: the proposal template is e-mailed, the deal moves on and gets
+    // the least loaded rep.
+    let called = send(
+        &svc,
+        api(Method::POST, "/api/workflows", &o.admin).set_json(json!({
+            "name": "Proposal follow-up", "trigger": {"type": "deal.stage_changed", "stage": proposal},
+            "steps": [
+                {"type": "email", "template": tpl.json()["id"], "mailbox": mb.json()["id"]},
+                {"type": "move", "stage": negotiation},
+                {"type": "assign", "mode": "least_loaded", "role": "sales_rep"}
+            ]
+        })),
+    )
+    .await;
+    assert_eq!(called.status, StatusCode::CREATED, "{}", called.body);
+    let called = called.json()["id"].as_str().unwrap().to_string();
+    let won = send(
+        &svc,
+        api(Method::POST, "/api/workflows", &o.admin).set_json(json!({
+            "name": "Won", "trigger": {"type": "deal.won"},
+            "steps": [{"type": "note", "body": "Won: thank them"}]
+        })),
+    )
+    .await
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let logged = send(
+        &svc,
+        api(Method::POST, "/api/workflows", &o.admin).set_json(json!({
+            "name": "Calls", "trigger": {"type": "interaction.created", "interaction": "call"},
+            "steps": [{"type": "tag", "tag": "Called"}]
+        })),
+    )
+    .await
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let mk = |first: &str, email: &str| {
+        api(Method::POST, "/api/clients", &o.admin).set_json(
+            json!({"type": "individual", "firstName": first, "lastName": "Steps", "email": email}),
+        )
+    };
+    let ann = send(&svc, mk("Ann", "ann@steps.test")).await.json();
+    let bob = send(&svc, mk("Bob", "bob@steps.test")).await.json();
+    // Bob opted out of e-mail: the e-mail step fails his run with the reason, at once.
+    let r = send(
+        &svc,
+        api(
+            Method::PUT,
+            &format!("/api/clients/{}/preferences", bob["id"].as_str().unwrap()),
+            &o.admin,
+        )
+        .set_json(json!({"channels": {"email": {"status": "opt_out", "source": "unsubscribed"}}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let deal = |client: &Value, name: &str| {
+        api(Method::POST, "/api/opportunities", &o.admin).set_json(json!({
+            "name": name, "clientId": client["id"], "value": "100.00", "currency": "EUR",
+            "stage": stage_id_sync(&app, "Qualification")
+        }))
+    };
+    let d_ann = send(&svc, deal(&ann, "Ann's deal")).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let d_bob = send(&svc, deal(&bob, "Bob's deal")).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for d in [&d_ann, &d_bob] {
+        let r = send(
+            &svc,
+            api(
+                Method::POST,
+                &format!("/api/opportunities/{d}/move"),
+                &o.admin,
+            )
+            .set_json(json!({"stage": proposal})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    // A call on Ann, a note on Bob: only the call starts "Calls".
+    for (c, kind) in [(&ann, "call"), (&bob, "note")] {
+        let r = send(
+            &svc,
+            api(
+                Method::POST,
+                &format!("/api/clients/{}/interactions", c["id"].as_str().unwrap()),
+                &o.admin,
+            )
+            .set_json(json!({"type": kind, "subject": "Talked", "direction": "inbound"})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    work(&app).await;
+    let runs = runs_of(&app, &called);
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let ann_run = runs
+        .iter()
+        .find(|r| r.1 == "done")
+        .expect("Ann's run is done");
+    let bob_run = runs
+        .iter()
+        .find(|r| r.1 == "failed")
+        .expect("Bob's run failed");
+    assert!(
+        bob_run.2.as_deref().unwrap().contains("Step 1"),
+        "{bob_run:?}"
+    );
+    let steps = steps_of(&app, &ann_run.0);
+    assert!(steps[0].2.contains("queued to ann@steps.test"), "{steps:?}");
+    assert!(steps[1].2.contains("Negotiation"), "{steps:?}");
+    assert!(steps[2].2.contains("assigned to"), "{steps:?}");
+    {
+        use rapport::db::schema::mail_messages as m;
+        let mut c = app.pool.get().unwrap();
+        let to: Vec<String> = m::table.select(m::to_addresses).load(&mut c).unwrap();
+        assert_eq!(to, ["ann@steps.test"], "one message, none to the opted-out");
+    }
+    let d = send(
+        &svc,
+        api(
+            Method::GET,
+            &format!("/api/opportunities/{d_ann}"),
+            &o.admin,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(d["stage"], negotiation.as_str());
+    assert_eq!(
+        d["assignedTo"],
+        o.rep_id.as_str(),
+        "the only rep is the least loaded"
+    );
+    assert_eq!(
+        runs_of(&app, &logged).len(),
+        1,
+        "the note does not start it"
+    );
+    let a = send(
+        &svc,
+        api(
+            Method::GET,
+            &format!("/api/clients/{}", ann["id"].as_str().unwrap()),
+            &o.admin,
+        ),
+    )
+    .await
+    .json();
+    assert!(a["tags"].to_string().contains("Called"), "{a}");
+
+    // Winning starts "Won".
+    let r = send(
+        &svc,
+        api(
+            Method::POST,
+            &format!("/api/opportunities/{d_ann}/move"),
+            &o.admin,
+        )
+        .set_json(json!({"stage": stage_id_sync(&app, "Won")})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    work(&app).await;
+    assert_eq!(runs_of(&app, &won).len(), 1);
+    assert_eq!(runs_of(&app, &won)[0].1, "done");
+    let _ = (&o.manager, &o.manager_id, &o.rep);
+}
+
+/// A stage of the organization's default pipeline by name, straight from the database.
+fn stage_id_sync(app: &TestApp, name: &str) -> String {
+    use rapport::db::schema::pipeline_stages as s;
+    let mut c = app.pool.get().unwrap();
+    s::table
+        .filter(s::name.eq(name))
+        .order(s::id.desc())
+        .select(s::id)
+        .first(&mut c)
+        .unwrap()
+}
+
+#[test]
+fn schedules_tick_hourly_daily_and_weekly() {
+    use chrono::NaiveDate;
+    use rapport::domain::workflows::{run::ticks, Trigger};
+    let at = |d: u32, h: u32, m: u32| {
+        NaiveDate::from_ymd_opt(2026, 12, d)
+            .unwrap()
+            .and_hms_opt(h, m, 0)
+            .unwrap()
+    };
+    let t = |every: &str, at: &str, weekday: Option<u32>| Trigger {
+        kind: "schedule".into(),
+        every: Some(every.into()),
+        at: Some(at.into()),
+        weekday,
+        ..Default::default()
+    };
+    // 2026-12-07 is a Monday.
+    assert_eq!(
+        ticks(&t("day", "08:00", None), at(6, 9, 0), at(7, 9, 0)),
+        [at(7, 8, 0)]
+    );
+    assert!(
+        ticks(&t("day", "08:00", None), at(7, 8, 0), at(7, 9, 0)).is_empty(),
+        "the tick at the start was the last scan's"
+    );
+    assert_eq!(
+        ticks(&t("hour", "00:15", None), at(7, 8, 0), at(7, 10, 0)),
+        [at(7, 8, 15), at(7, 9, 15)]
+    );
+    assert_eq!(
+        ticks(&t("week", "07:30", Some(1)), at(1, 0, 0), at(14, 23, 0)),
+        [at(7, 7, 30), at(14, 7, 30)]
+    );
+}

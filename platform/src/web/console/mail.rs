@@ -28,6 +28,36 @@ fn status_label(s: &str) -> &'static str {
     }
 }
 
+/// A bulk send's status in words.
+fn send_label(s: &str) -> &'static str {
+    match s {
+        "draft" => "Draft",
+        "scheduled" => "Scheduled",
+        "running" => "Sending",
+        "paused" => "Paused",
+        "done" | "finished" | "completed" => "Finished",
+        "cancelled" | "canceled" => "Cancelled",
+        _ => "In progress",
+    }
+}
+
+/// A recipient's state in words.
+fn recipient_label(s: &str) -> &'static str {
+    match s {
+        "queued" | "pending" | "waiting" | "handed" => "Waiting",
+        "delivered" => "Delivered",
+        "cancelled" => "Cancelled",
+        "skipped" | "excluded" => "Not written to",
+        "unsubscribed" => "Unsubscribed",
+        "opened" => "Opened",
+        "clicked" => "Clicked",
+        other => match status_label(other) {
+            "" => "Unknown",
+            l => l,
+        },
+    }
+}
+
 pub struct Row {
     pub id: String,
     pub inbound: bool,
@@ -1503,6 +1533,8 @@ struct SendPage {
     id: String,
     name: String,
     status: String,
+    /// The status in words.
+    status_text: &'static str,
     scheduled: String,
     figures: Vec<(&'static str, &'static str, i64)>,
     recipients: Vec<(String, String, String, String, String)>,
@@ -1578,7 +1610,7 @@ pub async fn send_report(
                 s("clientId"),
                 s("client"),
                 s("address"),
-                s("state"),
+                recipient_label(&s("state")).to_string(),
                 s("reason"),
             )
         })
@@ -1596,6 +1628,7 @@ pub async fn send_report(
         } else {
             String::new()
         },
+        status_text: send_label(&status),
         status,
         figures,
         recipients,
