@@ -11,7 +11,8 @@ use serde::Serialize;
 
 pub type AppResult<T> = Result<T, AppError>;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// One field's problem: `field` names it as the request did (`email`, `lines[1].unitPrice`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -136,14 +137,18 @@ impl AppError {
     }
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem: every API error has this shape (`application/problem+json`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Problem<'a> {
+    /// `/problems/{slug}`, stable per kind of error.
     #[serde(rename = "type")]
     kind: String,
     title: &'a str,
     status: u16,
     detail: String,
+    /// Present on validation failures (422): one entry per field.
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    #[schema(required = false)]
     errors: &'a [FieldError],
 }
 

@@ -8,7 +8,7 @@ use crate::domain::clients::{service, store, TagRow};
 use crate::error::AppResult;
 
 /// A tag as it is defined or changed; a field left out stays as it is.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TagInput {
     pub name: Option<String>,

@@ -19,6 +19,10 @@ use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::web::{client_access, query_pairs, record_access};
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths())]
+pub struct Doc;
+
 /// Rows read per page.
 const PAGE: i64 = 1000;
 

@@ -223,10 +223,16 @@ where
     S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
-    let res = test::call_service(app, req.to_request()).await;
+    let req = req.to_request();
+    let (method, path) = (req.method().to_string(), req.path().to_string());
+    let res = test::call_service(app, req).await;
     let status = res.status();
     let headers = res.headers().clone();
     let body = test::read_body(res).await;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    crate::contract::check(&method, &path, status.as_u16(), content_type, &body);
     Resp {
         status,
         headers,

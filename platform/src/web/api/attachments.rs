@@ -15,6 +15,10 @@ use crate::ops::attachments as ops;
 use crate::state::AppState;
 use crate::web::scope::ApiScope;
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths())]
+pub struct Doc;
+
 /// The parent named by `/api/{clients|opportunities|interactions}/{id}/attachments`.
 fn parent_of(path: (String, String)) -> AppResult<Parent> {
     Parent::from_segment(&path.0, path.1).ok_or(AppError::NotFound)

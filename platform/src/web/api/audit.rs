@@ -10,6 +10,10 @@ use crate::error::{AppError, AppResult};
 use crate::ops::audit as ops;
 use crate::web::scope::ApiScope;
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths())]
+pub struct Doc;
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditDto {

@@ -15,6 +15,10 @@ use crate::ops::clients::{self as ops, BulkInput, ClientView, TagChange};
 use crate::web::query_pairs;
 use crate::web::scope::ApiScope;
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths())]
+pub struct Doc;
+
 fn respond(status: StatusCode, view: &ClientView) -> HttpResponse {
     let mut res = HttpResponse::build(status);
     res.insert_header((header::ETAG, etag(view.row.version)));

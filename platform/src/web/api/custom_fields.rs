@@ -13,6 +13,10 @@ use crate::error::AppResult;
 use crate::ops::custom_fields as ops;
 use crate::web::scope::ApiScope;
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths())]
+pub struct Doc;
+
 pub fn field_json(f: &FieldRow) -> Value {
     json!({
         "id": f.id,

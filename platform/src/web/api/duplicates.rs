@@ -13,6 +13,10 @@ use crate::ops::clients::candidates_json;
 use crate::ops::duplicates as ops;
 use crate::web::scope::ApiScope;
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths())]
+pub struct Doc;
+
 pub async fn of_client(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
     let list = ops::of_client(&scope, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(json!({"data": candidates_json(&list)})))

@@ -13,6 +13,10 @@ use crate::error::{AppError, AppResult};
 use crate::ops::imports as ops;
 use crate::web::scope::ApiScope;
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths())]
+pub struct Doc;
+
 fn preview_json(rows: &[imports::PreviewRow]) -> Value {
     Value::Array(
         rows.iter()

@@ -12,6 +12,10 @@ use crate::ops::mail as ops;
 use crate::web::query_pairs;
 use crate::web::scope::ApiScope;
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths())]
+pub struct Doc;
+
 fn object(body: web::Json<Value>) -> AppResult<Map<String, Value>> {
     match body.into_inner() {
         Value::Object(m) => Ok(m),

@@ -6,6 +6,10 @@ use serde_json::json;
 use crate::auth::ApiActor;
 use crate::error::AppResult;
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths())]
+pub struct Doc;
+
 pub async fn show(actor: ApiActor) -> AppResult<HttpResponse> {
     let permissions: Vec<String> = actor
         .permissions()

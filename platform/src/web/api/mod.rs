@@ -10,6 +10,7 @@ pub mod imports;
 pub mod interactions;
 mod mail;
 pub mod me;
+pub mod openapi;
 pub mod plugins;
 mod policies;
 pub mod sales;
@@ -27,8 +28,35 @@ use serde::Serialize;
 
 use crate::error::{AppError, AppResult};
 
+/// Every file's part of the OpenAPI description (see [`openapi`]).
+fn docs() -> Vec<utoipa::openapi::OpenApi> {
+    use utoipa::OpenApi;
+    vec![
+        attachments::Doc::openapi(),
+        audit::Doc::openapi(),
+        clients::Doc::openapi(),
+        custom_fields::Doc::openapi(),
+        duplicates::Doc::openapi(),
+        imports::Doc::openapi(),
+        interactions::Doc::openapi(),
+        mail::Doc::openapi(),
+        me::Doc::openapi(),
+        plugins::Doc::openapi(),
+        policies::Doc::openapi(),
+        sales::Doc::openapi(),
+        search::Doc::openapi(),
+        tags::Doc::openapi(),
+        tokens::Doc::openapi(),
+        users::Doc::openapi(),
+        webhooks::Doc::openapi(),
+        workflows::Doc::openapi(),
+        crate::web::exports::Doc::openapi(),
+    ]
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/search", web::get().to(search::search))
+    cfg.route("/openapi.json", web::get().to(openapi::openapi_json))
+        .route("/search", web::get().to(search::search))
         .route("/search/status", web::get().to(search::status))
         .route(
             "/clients/export",
@@ -364,10 +392,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// `{"data": [...], "nextCursor": "…"|null}`
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListEnvelope<T: Serialize> {
     pub data: Vec<T>,
+    /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 

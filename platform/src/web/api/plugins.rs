@@ -14,6 +14,10 @@ use crate::plugins::{self, InstallRow};
 use crate::state::AppState;
 use crate::web::query_pairs;
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths())]
+pub struct Doc;
+
 /// The install as the API shows it; `trusted` are the organization's trusted keys (for
 /// the signature status). Secret settings show only whether they are set.
 pub fn install_json(r: &InstallRow, trusted: &[plugins::signature::TrustedKey]) -> Value {

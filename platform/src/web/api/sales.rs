@@ -24,6 +24,10 @@ use crate::ops::sales::{ForecastQuery, PerformanceQuery};
 use crate::web::query_pairs;
 use crate::web::scope::ApiScope;
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths())]
+pub struct Doc;
+
 fn stage_json(s: &StageRow) -> Value {
     json!({"id": s.id, "name": s.name, "position": s.position, "probability": s.probability, "kind": s.kind, "isActive": s.is_active, "color": s.color})
 }

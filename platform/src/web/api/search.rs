@@ -9,6 +9,10 @@ use crate::state::AppState;
 use crate::web::query_pairs;
 use crate::web::search::{run, Ask};
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths())]
+pub struct Doc;
+
 pub async fn search(
     actor: ApiActor,
     state: web::Data<AppState>,

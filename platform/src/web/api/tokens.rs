@@ -10,6 +10,10 @@ use crate::domain::orgs::{service, store, ApiTokenRow};
 use crate::error::AppResult;
 use crate::state::AppState;
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths())]
+pub struct Doc;
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenDto {

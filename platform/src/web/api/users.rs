@@ -13,6 +13,10 @@ use crate::ops::users::{self as ops, NewMemberInput};
 use crate::state::AppState;
 use crate::web::scope::ApiScope;
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths())]
+pub struct Doc;
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserDto {

@@ -15,6 +15,10 @@ use crate::ops::workflows as ops;
 use crate::state::AppState;
 use crate::web::scope::ApiScope;
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths())]
+pub struct Doc;
+
 fn object(body: web::Json<Value>) -> AppResult<Map<String, Value>> {
     match body.into_inner() {
         Value::Object(m) => Ok(m),

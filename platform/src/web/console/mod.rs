@@ -7,6 +7,7 @@ mod admin;
 mod calendar;
 mod clients;
 mod dashboard;
+mod developers;
 mod duplicates;
 mod files;
 mod imports;
@@ -348,6 +349,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(admin::tags::delete),
         )
         .route("/account/tokens", web::get().to(account::tokens))
+        .route("/developers/api", web::get().to(developers::api))
         .route("/account/password", web::get().to(account::password))
         .route(
             "/account/password",
@@ -659,6 +661,11 @@ pub async fn render_with_status(
         href: "/account/tokens",
         label: "API tokens",
         active: path.starts_with("/account/tokens"),
+    });
+    nav.push(NavItem {
+        href: "/developers/api",
+        label: "API reference",
+        active: path.starts_with("/developers"),
     });
     nav.push(NavItem {
         href: "/account/password",
