@@ -232,3 +232,32 @@ pub fn feed(conn: &mut DbConn, org_id: &str, user_id: &str) -> AppResult<String>
     fold("END:VCALENDAR", &mut out);
     Ok(out)
 }
+
+/// Open tasks assigned to `users` that fall due between `from` and `to`, with their client's
+/// name and e-mail, soonest first — the calendar shows them beside calls and meetings.
+pub fn tasks_between(
+    conn: &mut DbConn,
+    org_id: &str,
+    users: &[String],
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+    limit: i64,
+) -> AppResult<Vec<(InteractionRow, String, Option<String>)>> {
+    Ok(interactions::table
+        .inner_join(clients::table.on(clients::id.eq(interactions::client_id)))
+        .filter(interactions::organization_id.eq(org_id))
+        .filter(interactions::assignee_id.eq_any(users))
+        .filter(interactions::kind.eq("task"))
+        .filter(interactions::status.eq("scheduled"))
+        .filter(interactions::deleted_at.is_null())
+        .filter(interactions::due_at.ge(from))
+        .filter(interactions::due_at.lt(to))
+        .order((interactions::due_at.asc(), interactions::id.asc()))
+        .limit(limit)
+        .select((
+            InteractionRow::as_select(),
+            clients::display_name,
+            clients::email,
+        ))
+        .load(conn)?)
+}

@@ -24,8 +24,9 @@ const LIST: i64 = 8;
 pub const CLOSING_DAYS: i64 = 14;
 
 /// Deal sums in one currency (amounts never add across currencies).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DashboardFigures)]
 pub struct Figures {
     pub currency: String,
     pub open_deals: i64,
@@ -126,8 +127,9 @@ fn per_currency<'a>(rows: impl Iterator<Item = &'a OwnerSums>, default: &str) ->
     out
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DashboardDeal)]
 pub struct DealLine {
     pub id: String,
     pub name: String,
@@ -154,8 +156,9 @@ impl DealLine {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DashboardDealList)]
 pub struct DealList {
     /// Up to [`COUNT_CAP`]; `more` says there are at least that many.
     pub count: i64,
@@ -163,21 +166,25 @@ pub struct DealList {
     pub deals: Vec<DealLine>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DashboardActivity)]
 pub struct Activity {
     pub this_week: i64,
     /// Monday to the same time last week.
     pub last_week: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DashboardTask)]
 pub struct TaskLine {
     pub id: String,
     pub subject: String,
     pub client_id: String,
     pub client: String,
+    /// When it is due, UTC without an offset (`2026-03-01T09:00:00`).
+    #[schema(value_type = Option<String>)]
     pub due_at: Option<NaiveDateTime>,
     pub overdue: bool,
     pub priority: Option<String>,
@@ -191,8 +198,9 @@ impl TaskLine {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DashboardTasks)]
 pub struct Tasks {
     pub overdue: i64,
     pub due_today: i64,
@@ -200,8 +208,9 @@ pub struct Tasks {
     pub tasks: Vec<TaskLine>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DashboardNewClients)]
 pub struct NewClients {
     pub this_week: i64,
     pub last_week: i64,
@@ -211,8 +220,9 @@ pub struct NewClients {
     pub own_only: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DashboardRep)]
 pub struct RepRow {
     /// Empty for deals nobody owns.
     pub user_id: String,
@@ -229,16 +239,18 @@ impl RepRow {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DashboardTeam)]
 pub struct Team {
     pub totals: Vec<Figures>,
     pub activities_this_week: i64,
     pub reps: Vec<RepRow>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DashboardPeriods)]
 pub struct PeriodNames {
     pub today: NaiveDate,
     pub month: String,
@@ -248,7 +260,7 @@ pub struct PeriodNames {
     pub quarter: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Dashboard {
     pub periods: PeriodNames,
@@ -258,6 +270,7 @@ pub struct Dashboard {
     /// The whole team (for those who oversee deals and read reports).
     pub team: Option<Team>,
     /// Whose deals the two lists cover: "mine" or "team".
+    #[schema(value_type = String, example = "mine")]
     pub deals_of: &'static str,
     pub closing_soon: Option<DealList>,
     pub rotting: Option<DealList>,
@@ -269,8 +282,9 @@ pub struct Dashboard {
 }
 
 /// A contract coming up for renewal.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DashboardRenewal)]
 pub struct Renewal {
     pub id: String,
     pub name: String,

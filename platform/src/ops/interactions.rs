@@ -378,17 +378,22 @@ pub async fn calendar(
     let rows = scope
         .read(move |c| {
             let users = service::calendar_users(c, &org, &access, team)?;
-            crate::domain::calendar::between(
-                c,
-                &org,
-                &users,
+            let (from, to) = (
                 from.and_hms_opt(0, 0, 0).unwrap_or_default(),
                 to.and_hms_opt(0, 0, 0).unwrap_or_default(),
-                2000,
-            )
+            );
+            let mut rows = crate::domain::calendar::between(c, &org, &users, from, to, 2000)?;
+            rows.extend(crate::domain::calendar::tasks_between(
+                c, &org, &users, from, to, 2000,
+            )?);
+            Ok(rows)
         })
         .await?;
-    Ok(rows.into_iter().map(|(r, client, _)| (r, client)).collect())
+    let mut rows: Vec<(InteractionRow, String)> =
+        rows.into_iter().map(|(r, client, _)| (r, client)).collect();
+    // Planned calls and meetings by their time, open tasks by when they fall due.
+    rows.sort_by_key(|(r, _)| (r.scheduled_at.or(r.due_at), r.id.clone()));
+    Ok(rows)
 }
 
 /// Imports the invitations of an iCalendar file as meetings, on `client` when given.

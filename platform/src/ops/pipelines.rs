@@ -8,24 +8,30 @@ use crate::domain::pipeline::service::{self, PipelineView};
 use crate::domain::pipeline::{store, LossReasonRow, PipelineRow, StageRow};
 use crate::error::{AppError, AppResult};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = PipelineStageInput)]
 pub struct StageInput {
     pub name: String,
+    /// Win probability in percent, 0–100.
     pub probability: i32,
+    /// `open` (default), `won` or `lost` (when creating a pipeline; added stages are open).
     #[serde(default)]
     pub kind: Option<String>,
+    /// A colour name (`blue` by default): gray, blue, purple, orange, green, red, ….
     #[serde(default)]
     pub color: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PipelineInput {
     #[serde(default)]
     pub name: Option<String>,
+    /// Days without activity after which an open deal counts as rotting; absent: never.
     #[serde(default)]
     pub rotting_days: Option<i32>,
+    /// The stages in order (with a won and a lost stage), unless `template` is given.
     #[serde(default)]
     pub stages: Vec<StageInput>,
     /// `<plugin id>/<template key>`: the stages come from a plugin's template.
@@ -33,12 +39,13 @@ pub struct PipelineInput {
     pub template: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PipelinePatch {
     pub name: Option<String>,
-    /// `Some(None)` clears it.
+    /// Days without activity after which an open deal counts as rotting; null turns it off.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>)]
     pub rotting_days: Option<Option<i32>>,
 }
 
@@ -48,8 +55,9 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = PipelineStagePatch)]
 pub struct StagePatch {
     pub name: Option<String>,
     pub probability: Option<i32>,

@@ -67,3 +67,26 @@ pub async fn pdf(scope: &Scope, id: String) -> AppResult<(QuoteRow, Vec<u8>)> {
         })
         .await
 }
+
+/// The organization's quotes the caller may see (deals' record rule), a page at a time.
+pub async fn list_all(
+    scope: &Scope,
+    status: Option<String>,
+    before: Option<i32>,
+    limit: i64,
+) -> AppResult<Vec<quotes::Listed>> {
+    scope.require("opportunity", "read")?;
+    if let Some(s) = status.as_deref() {
+        if !crate::domain::pipeline::QUOTE_STATUSES.contains(&s) {
+            return Err(crate::error::AppError::invalid(
+                "status",
+                "Choose draft, sent, accepted, declined or expired.",
+            ));
+        }
+    }
+    let access = scope.access("opportunity");
+    let org = scope.org_id.clone();
+    scope
+        .read(move |c| quotes::list_all(c, &org, &access, status.as_deref(), before, limit))
+        .await
+}

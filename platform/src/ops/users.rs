@@ -13,7 +13,7 @@ use crate::domain::orgs::{Invitation, Member};
 use crate::error::AppResult;
 
 /// Someone to add: a new account, or an invitation when the e-mail already has one.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewMemberInput {
     pub email: String,

@@ -328,8 +328,9 @@ pub fn set_enabled(
 }
 
 /// What an admin changes on an installed plugin without reinstalling it.
-#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = PluginChange)]
 pub struct Configure {
     pub enabled: Option<bool>,
     /// Capabilities granted from now on (each requested by the plugin).

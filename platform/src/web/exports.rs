@@ -20,8 +20,104 @@ use crate::state::AppState;
 use crate::web::{client_access, query_pairs, record_access};
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths())]
+#[openapi(paths(api_clients, api_deals, api_interactions, api_send_recipients))]
 pub struct Doc;
+
+/// The client export as JSON.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // why: describes the streamed JSON export for /api/openapi.json.
+pub struct ClientExport {
+    /// Each client as `GET /api/clients/{id}` shows it, with `tags` as a list of names.
+    #[schema(value_type = Vec<Object>)]
+    data: Vec<Value>,
+}
+
+/// The deal export as JSON.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // why: describes the streamed JSON export for /api/openapi.json.
+pub struct DealExport {
+    data: Vec<DealExportRow>,
+}
+
+/// A deal with its client, pipeline and stage by name.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // why: describes the streamed JSON export for /api/openapi.json.
+pub struct DealExportRow {
+    id: String,
+    name: String,
+    /// A decimal string (`1250.00`).
+    value: String,
+    currency: String,
+    probability: i32,
+    expected_close_date: Option<chrono::NaiveDate>,
+    /// open, won or lost.
+    status: String,
+    assigned_to: Option<String>,
+    client_id: String,
+    /// The client's name.
+    client: String,
+    /// The pipeline's name.
+    pipeline: String,
+    /// The stage's name.
+    stage: String,
+}
+
+/// The interaction export as JSON.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // why: describes the streamed JSON export for /api/openapi.json.
+pub struct InteractionExport {
+    data: Vec<InteractionExportRow>,
+}
+
+/// An interaction with its client's name.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // why: describes the streamed JSON export for /api/openapi.json.
+pub struct InteractionExportRow {
+    id: String,
+    client_id: String,
+    /// The client's name.
+    client: String,
+    /// call, meeting, email, note or task.
+    #[serde(rename = "type")]
+    kind: String,
+    direction: Option<String>,
+    status: String,
+    occurred_at: String,
+    outcome: Option<String>,
+    duration_minutes: Option<i32>,
+    subject: String,
+    content: String,
+    user_id: Option<String>,
+}
+
+/// A send's recipients as JSON.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // why: describes the streamed JSON export for /api/openapi.json.
+pub struct SendRecipientExport {
+    data: Vec<SendRecipientExportRow>,
+}
+
+/// A recipient of a send and what became of the message.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // why: describes the streamed JSON export for /api/openapi.json.
+pub struct SendRecipientExportRow {
+    id: String,
+    client_id: String,
+    /// The client's name.
+    client: String,
+    address: String,
+    /// delivered, failed, refused, bounced, uncertain, excluded, waiting, cancelled, …
+    state: String,
+    /// Why it was excluded or failed.
+    reason: Option<String>,
+    opened_at: Option<String>,
+    clicked_at: Option<String>,
+    unsubscribed_at: Option<String>,
+    bounced_at: Option<String>,
+}
 
 /// Rows read per page.
 const PAGE: i64 = 1000;
@@ -539,6 +635,24 @@ pub async fn clients(
     Ok(streamed(format, "clients", body))
 }
 
+/// Exports the clients the caller sees as CSV, XLSX or JSON (`client:read` and `client:export`).
+///
+/// Takes the client list's search, filters and order; every export is audited. Custom
+/// fields are columns `custom.<key>` (sensitive ones only with the right to read them);
+/// cells a spreadsheet would run as a formula get a leading apostrophe. `limit` and
+/// `cursor` are ignored: the export holds every matching client.
+#[utoipa::path(get, path = "/api/clients/export", tag = "Exports",
+    params(
+        ("format" = Option<String>, Query, description = "csv (default), xlsx or json."),
+        ("q" = Option<String>, Query, description = "Search, as the client list."),
+        ("sort" = Option<String>, Query, description = "Order, as the client list (`-updatedAt`)."),
+        ("filter[status]" = Option<String>, Query, description = "Only clients with these statuses (comma-separated); every other `filter[…]` of the client list works too."),
+    ),
+    responses((status = 200, description = "The clients, as a dated attachment.", content(
+        (String = "text/csv"),
+        (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (ClientExport = "application/json"),
+    ))))]
 pub async fn api_clients(
     actor: crate::auth::ApiActor,
     state: web::Data<AppState>,
@@ -643,6 +757,19 @@ pub async fn deals(actor: &Actor, state: &AppState, req: &HttpRequest) -> AppRes
     ))
 }
 
+/// Exports the deals the caller sees as CSV, XLSX or JSON (`opportunity:read` and `opportunity:export`).
+///
+/// Each deal comes with its client, pipeline and stage names; every export is audited.
+#[utoipa::path(get, path = "/api/opportunities/export", tag = "Exports",
+    params(
+        ("format" = Option<String>, Query, description = "csv (default), xlsx or json."),
+        ("filter[status]" = Option<String>, Query, description = "Only open, won or lost deals."),
+    ),
+    responses((status = 200, description = "The deals, as a dated attachment.", content(
+        (String = "text/csv"),
+        (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (DealExport = "application/json"),
+    ))))]
 pub async fn api_deals(
     actor: crate::auth::ApiActor,
     state: web::Data<AppState>,
@@ -750,6 +877,23 @@ pub async fn interactions(
     ))
 }
 
+/// Exports the interactions on clients the caller sees as CSV, XLSX or JSON (`interaction:read` and `interaction:export`).
+///
+/// Oldest first; every export is audited.
+#[utoipa::path(get, path = "/api/interactions/export", tag = "Exports",
+    params(
+        ("format" = Option<String>, Query, description = "csv (default), xlsx or json."),
+        ("filter[type]" = Option<String>, Query, description = "Only call, meeting, email, note, task or event."),
+        ("filter[clientId]" = Option<String>, Query, description = "Only this client's timeline."),
+        ("filter[owner]" = Option<String>, Query, description = "Only those of this user."),
+        ("filter[from]" = Option<String>, Query, description = "From this day (`2026-01-01`) or time on."),
+        ("filter[to]" = Option<String>, Query, description = "Up to this day (inclusive) or time."),
+    ),
+    responses((status = 200, description = "The interactions, as a dated attachment.", content(
+        (String = "text/csv"),
+        (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (InteractionExport = "application/json"),
+    ))))]
 pub async fn api_interactions(
     actor: crate::auth::ApiActor,
     state: web::Data<AppState>,
@@ -843,6 +987,20 @@ pub async fn send_recipients(
     ))
 }
 
+/// Exports a send's recipients as CSV, XLSX or JSON (`send:read` and `client:export`).
+///
+/// Each recipient comes with what became of the message; every export is audited.
+#[utoipa::path(get, path = "/api/sends/{id}/export", tag = "Exports",
+    params(
+        ("id" = String, Path, description = "The send's id."),
+        ("format" = Option<String>, Query, description = "csv (default), xlsx or json."),
+        ("state" = Option<String>, Query, description = "Only recipients in this state: delivered, failed, excluded, opened, clicked, bounced, unsubscribed, uncertain, waiting or cancelled."),
+    ),
+    responses((status = 200, description = "The recipients, as a dated attachment.", content(
+        (String = "text/csv"),
+        (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (SendRecipientExport = "application/json"),
+    ))))]
 pub async fn api_send_recipients(
     actor: crate::auth::ApiActor,
     state: web::Data<AppState>,

@@ -749,3 +749,67 @@ async fn the_console_edits_inline_and_shows_the_calendar() {
     assert!(page.contains("id=\"timeline\"") && page.contains("Specs call"));
     assert!(!page.contains("Board prep"), "only what concerns the deal");
 }
+
+#[actix_web::test]
+async fn open_tasks_with_a_due_time_are_on_the_calendar_until_done() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let acme = client(
+        &app,
+        &w.rep,
+        json!({"type": "company", "companyName": "Acme"}),
+    )
+    .await;
+    let task = send(
+        &app,
+        api(Method::POST, "/api/tasks", &w.rep).set_json(json!({
+            "clientId": acme, "subject": "Send the renewal offer", "dueAt": z(tomorrow_at(15))
+        })),
+    )
+    .await;
+    assert_eq!(task.status, StatusCode::CREATED, "{}", task.body);
+    let id = task.json()["id"].as_str().unwrap().to_string();
+    let day = tomorrow_at(0).format("%Y-%m-%d").to_string();
+
+    let mut b = Browser::new();
+    b.sign_in(&app, "rep@acme.test", PASSWORD).await;
+    let page = b.get(&app, &format!("/calendar?date={day}")).await.body;
+    assert!(
+        page.contains("Due 15:00") && page.contains("Send the renewal offer"),
+        "{page}"
+    );
+    let after = (tomorrow_at(0) + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let api_view = send(
+        &app,
+        api(
+            Method::GET,
+            &format!("/api/calendar?from={day}&to={after}"),
+            &w.rep,
+        ),
+    )
+    .await;
+    assert_eq!(
+        subjects(&api_view.json()),
+        vec!["Send the renewal offer".to_string()],
+        "the API's calendar shows it too"
+    );
+    // Another rep's calendar does not show it.
+    let mut other = Browser::new();
+    other.sign_in(&app, "rep2@acme.test", PASSWORD).await;
+    let theirs = other.get(&app, &format!("/calendar?date={day}")).await.body;
+    assert!(!theirs.contains("Send the renewal offer"));
+
+    let done = send(
+        &app,
+        api(Method::POST, &format!("/api/tasks/{id}/complete"), &w.rep),
+    )
+    .await;
+    assert!(done.status.is_success(), "{}", done.body);
+    let page = b.get(&app, &format!("/calendar?date={day}")).await.body;
+    assert!(
+        !page.contains("Send the renewal offer"),
+        "a done task leaves the calendar"
+    );
+}

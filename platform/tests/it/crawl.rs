@@ -60,7 +60,7 @@ fn post_targets(html: &str) -> Vec<String> {
     out.into_iter().filter(|a| followable(a)).collect()
 }
 
-/// The text a person reads: tags, scripts and styles removed, entities left as they are.
+/// The text a person reads: tags, scripts, styles and code removed, entities left as they are.
 fn visible_text(html: &str) -> String {
     let mut out = String::with_capacity(html.len() / 2);
     let mut rest = html;
@@ -68,12 +68,15 @@ fn visible_text(html: &str) -> String {
         out.push_str(&rest[..open]);
         out.push(' ');
         let tail = &rest[open..];
-        let skip_to = ["script", "style", "template"].iter().find_map(|t| {
-            tail[1..]
-                .starts_with(t)
-                .then(|| tail.find(&format!("</{t}>")).map(|e| e + t.len() + 3))
-                .flatten()
-        });
+        // Code is what one types (the API reference's field names and values), not prose.
+        let skip_to = ["script", "style", "template", "code"]
+            .iter()
+            .find_map(|t| {
+                tail[1..]
+                    .starts_with(t)
+                    .then(|| tail.find(&format!("</{t}>")).map(|e| e + t.len() + 3))
+                    .flatten()
+            });
         let end = skip_to.unwrap_or_else(|| tail.find('>').map_or(tail.len(), |e| e + 1));
         rest = &tail[end..];
     }
@@ -106,7 +109,7 @@ fn raw_words(text: &str) -> Vec<String> {
 fn raw_words_finds_ids_and_enum_values_but_not_prose() {
     let html =
         "<p title=\"read_only\">Role: read_only, owner 01936b2e-7c4a-7d2e-9f3a-1b2c3d4e5f60</p>\
-                <script>let no_answer = 1;</script><p>A well-known e-mail</p>";
+                <script>let no_answer = 1;</script><p>A well-known e-mail, <code>opt_in</code></p>";
     assert_eq!(
         raw_words(&visible_text(html)),
         vec!["read_only", "01936b2e-7c4a-7d2e-9f3a-1b2c3d4e5f60"]

@@ -96,11 +96,17 @@ fn every_registered_route_is_described_and_nothing_else() {
 fn every_operation_says_what_it_answers() {
     let doc = rapport::web::api::openapi::json_value();
     assert_eq!(doc["openapi"].as_str().map(|v| &v[..3]), Some("3.1"));
+    let mut ids = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let Some(responses) = op["responses"].as_object() else {
                 continue;
             };
+            let id = op["operationId"].as_str().unwrap_or_default().to_string();
+            assert!(
+                !id.is_empty() && ids.insert(id.clone()),
+                "{method} {path}: operationId `{id}` is missing or not unique"
+            );
             assert!(
                 responses.keys().any(|k| k.starts_with('2')),
                 "{method} {path} documents no success answer"

@@ -536,3 +536,53 @@ async fn reversed_performance_dates_are_explained_inline() {
         .contains("The end date is before the start date: pick an end on or after the start."));
     assert!(r.body.contains("Won value"), "the report is still shown");
 }
+
+#[actix_web::test]
+async fn the_quotes_page_lists_the_quotes_a_person_may_see() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let made = send(
+        &app,
+        api(Method::POST, "/api/quotes", &w.manager_token).set_json(json!({
+            "opportunityId": w.deal,
+            "lines": [{"name": "Seats", "quantity": "3", "unitPrice": "100"}]
+        })),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+
+    let mut m = Browser::new();
+    m.sign_in(&app, "manager@acme.test", PASSWORD).await;
+    let page = m.get(&app, "/quotes").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("Q-00001")
+            && page.body.contains("Big one")
+            && page.body.contains("Initech")
+            && page.body.contains("300.00")
+            && page.body.contains(">Draft<"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("href=\"/quotes\""),
+        "the navigation leads there"
+    );
+    let sent = m.get(&app, "/quotes?status=sent").await;
+    assert!(!sent.body.contains("Q-00001") && sent.body.contains("No sent quotes"));
+    let bad = m.get(&app, "/quotes?status=paid").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("Choose draft, sent"), "{}", bad.body);
+
+    // A rep sees the quotes of their own deals only; another organization sees none.
+    let mut rep = Browser::new();
+    rep.sign_in(&app, "rep@acme.test", PASSWORD).await;
+    let theirs = rep.get(&app, "/quotes").await;
+    assert_eq!(theirs.status, StatusCode::OK);
+    assert!(!theirs.body.contains("Q-00001"), "{}", theirs.body);
+    let globex = w.t.org("Globex");
+    w.t.user(&globex, "boss@globex.test", "admin");
+    let mut g = Browser::new();
+    g.sign_in(&app, "boss@globex.test", PASSWORD).await;
+    assert!(!g.get(&app, "/quotes").await.body.contains("Q-00001"));
+}

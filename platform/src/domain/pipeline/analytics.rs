@@ -55,9 +55,10 @@ struct DayWon {
 }
 
 /// One month of the forecast, in one currency. Amounts are decimal strings.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ForecastMonth {
+    /// `2026-01`.
     pub month: String,
     pub currency: String,
     pub open_deals: i64,
@@ -67,7 +68,7 @@ pub struct ForecastMonth {
     pub closed_won: Decimal,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StageRate {
     pub stage_id: String,
@@ -75,13 +76,15 @@ pub struct StageRate {
     pub probability: i32,
     /// Closed deals that passed through the stage.
     pub closed_deals: i64,
-    /// Share of those that were won, in percent (None without closed deals).
+    /// Share of those that were won, in percent (null without closed deals).
     pub historical_win_rate: Option<Decimal>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The weighted forecast by month and currency, and the stages' historical win rates.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Forecast {
+    /// The first month, `2026-01`.
     pub from: String,
     pub months: Vec<ForecastMonth>,
     pub stages: Vec<StageRate>,
@@ -338,10 +341,10 @@ struct Move {
     owner: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RepFigures {
-    /// User id, or None for unassigned deals; "team" rows carry `team: true`.
+    /// User id, or null for unassigned deals; "team" rows carry `team: true`.
     pub user_id: Option<String>,
     pub name: String,
     pub team: bool,
@@ -355,7 +358,7 @@ pub struct RepFigures {
     pub sales_cycle_days: Option<Decimal>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StageTime {
     pub stage_id: String,
@@ -365,10 +368,14 @@ pub struct StageTime {
     pub moves: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Won and lost deals per rep and for the team, and the time deals spend in each stage.
+/// Amounts and rates are decimal strings.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Performance {
+    /// The first day, YYYY-MM-DD.
     pub from: String,
+    /// The last day, YYYY-MM-DD.
     pub to: String,
     pub reps: Vec<RepFigures>,
     pub time_in_stage: Vec<StageTime>,

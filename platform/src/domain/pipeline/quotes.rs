@@ -15,8 +15,9 @@ use crate::domain::clients::service::Access;
 use crate::domain::money::{format_cents, parse_cents, round_cents, valid_currency};
 use crate::error::{AppError, AppResult, FieldError};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = QuoteLineInput)]
 pub struct LineInput {
     pub name: String,
     /// Decimal string, e.g. "2" or "1.5".
@@ -474,4 +475,60 @@ pub fn quote_pdf(
         lines: &lines,
     });
     Ok((q, bytes))
+}
+
+/// A quote as the organization's list shows it: with its deal and client.
+pub struct Listed {
+    pub quote: QuoteRow,
+    pub deal_name: String,
+    pub client_id: String,
+    pub client_name: String,
+}
+
+/// The organization's quotes on deals the caller may see, newest number first, optionally
+/// of one status; `before` is the number to continue below (paging).
+pub fn list_all(
+    conn: &mut DbConn,
+    org_id: &str,
+    access: &Access,
+    status: Option<&str>,
+    before: Option<i32>,
+    limit: i64,
+) -> AppResult<Vec<Listed>> {
+    use crate::db::schema::{clients, opportunities};
+    let mut q = quotes::table
+        .inner_join(opportunities::table.on(opportunities::id.eq(quotes::opportunity_id)))
+        .inner_join(clients::table.on(clients::id.eq(opportunities::client_id)))
+        .filter(quotes::organization_id.eq(org_id))
+        .filter(opportunities::organization_id.eq(org_id))
+        .filter(opportunities::deleted_at.is_null())
+        .into_boxed();
+    if !access.oversee {
+        q = q.filter(opportunities::assigned_to.eq(&access.user_id));
+    }
+    if let Some(s) = status {
+        q = q.filter(quotes::status.eq(s.to_string()));
+    }
+    if let Some(n) = before {
+        q = q.filter(quotes::number.lt(n));
+    }
+    let rows: Vec<(QuoteRow, String, String, String)> = q
+        .order(quotes::number.desc())
+        .limit(limit)
+        .select((
+            QuoteRow::as_select(),
+            opportunities::name,
+            clients::id,
+            clients::display_name,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(quote, deal_name, client_id, client_name)| Listed {
+            quote,
+            deal_name,
+            client_id,
+            client_name,
+        })
+        .collect())
 }

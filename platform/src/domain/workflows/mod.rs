@@ -110,8 +110,9 @@ pub fn status_label(s: &str) -> &'static str {
 }
 
 /// The trigger. One flat shape: each type reads the fields it needs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = WorkflowTrigger)]
 pub struct Trigger {
     #[serde(rename = "type")]
     pub kind: String,
@@ -119,7 +120,7 @@ pub struct Trigger {
     /// `customFields.<key>`, `tags`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    /// deal.stage_changed: only into this stage.
+    /// `deal.stage_changed`: only into this stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
     /// interaction.created: only this kind (call, meeting, note, task, email).
@@ -140,8 +141,9 @@ pub struct Trigger {
 }
 
 /// One step. One flat shape: each type reads the fields it needs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = WorkflowStep)]
 pub struct Step {
     #[serde(rename = "type")]
     pub kind: String,
@@ -200,8 +202,9 @@ pub struct Step {
 /// A workflow's version: its trigger, its conditions (groups in the client list's filter
 /// language, `filter[status]=customer&filter[tag]=vip`; a client matching any group matches;
 /// none: every record) and its steps.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = WorkflowDefinition)]
 pub struct Definition {
     pub trigger: Trigger,
     #[serde(default)]

@@ -231,8 +231,8 @@ pub struct Page {
     pub total: Option<Total>,
 }
 
-/// How many clients a list's filters match, counted up to [`query::COUNT_CAP`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+/// How many clients a list's filters match, counted up to 1 000 (`query::COUNT_CAP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Total {
     /// The count, or the cap when there are more.
@@ -453,11 +453,13 @@ pub async fn set_tag(
 }
 
 /// A relation seen from one client.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Relation {
     pub id: String,
+    /// The other client's id.
     pub client_id: String,
+    /// The other client's name.
     pub display_name: String,
     pub label: String,
     /// `outgoing`: this client is `label` of the other; `incoming`: the reverse.
@@ -543,14 +545,17 @@ pub async fn unrelate(scope: &Scope, id: String, relation: String) -> AppResult<
 }
 
 /// A bulk action as a caller names it.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BulkInput {
+    /// The clients' ids.
     pub ids: Vec<String>,
     /// `assign`, `tag`, `untag` or `delete`.
     pub action: String,
+    /// For `assign`: a member's id, or `none` to unassign.
     #[serde(default)]
     pub assigned_to: Option<String>,
+    /// For `tag` and `untag`: a tag's id or name.
     #[serde(default)]
     pub tag: Option<String>,
 }

@@ -1,15 +1,89 @@
 //! `GET /api/me`: who the token acts as, where, and what it may do.
 
 use actix_web::HttpResponse;
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::auth::ApiActor;
 use crate::error::AppResult;
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths())]
+#[openapi(paths(
+    show,
+    dashboard,
+    notifications,
+    notifications_read,
+    calendar_feed,
+    rotate_calendar_feed
+))]
 pub struct Doc;
 
+/// Who the token acts as, where, and what it may do.
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    user: MeUser,
+    organization: MeOrganization,
+    /// The caller's role in the organization.
+    role: String,
+    /// `resource:action` rights the token holds (the role's, narrowed to the token's scopes).
+    permissions: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MeUser {
+    id: String,
+    email: String,
+    name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MeOrganization {
+    id: String,
+    slug: String,
+    name: String,
+}
+
+/// The caller's newest notifications and how many are unread.
+#[derive(Serialize, ToSchema)]
+pub struct Notifications {
+    /// The newest 100.
+    data: Vec<Notification>,
+    unread: i64,
+}
+
+/// Something that happened that the caller should know of.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    id: String,
+    kind: String,
+    title: String,
+    body: String,
+    /// Where in the console it is shown.
+    link: Option<String>,
+    read: bool,
+    created_at: String,
+}
+
+/// How many notifications were marked read.
+#[derive(Serialize, ToSchema)]
+pub struct NotificationsMarked {
+    marked: usize,
+}
+
+/// The private iCalendar URL of the caller's scheduled calls and meetings.
+#[derive(Serialize, ToSchema)]
+pub struct CalendarFeed {
+    /// Anyone holding it reads the feed; keep it private (null when an `Idempotency-Key`
+    /// replays the answer: it is not stored).
+    #[schema(nullable)]
+    url: String,
+}
+
+/// Says who the token acts as, in which organization, and with which rights.
+#[utoipa::path(get, path = "/api/me", tag = "Me",
+    responses((status = 200, description = "The caller.", body = Me)))]
 pub async fn show(actor: ApiActor) -> AppResult<HttpResponse> {
     let permissions: Vec<String> = actor
         .permissions()
@@ -17,21 +91,37 @@ pub async fn show(actor: ApiActor) -> AppResult<HttpResponse> {
         .into_iter()
         .map(|(r, a)| format!("{r}:{a}"))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "user": {"id": actor.user_id, "email": actor.email, "name": actor.name},
-        "organization": {"id": actor.org.id, "slug": actor.org.slug, "name": actor.org.name},
-        "role": actor.role.as_str(),
-        "permissions": permissions,
-    })))
+    Ok(HttpResponse::Ok().json(Me {
+        user: MeUser {
+            id: actor.user_id.clone(),
+            email: actor.email.clone(),
+            name: actor.name.clone(),
+        },
+        organization: MeOrganization {
+            id: actor.org.id.clone(),
+            slug: actor.org.slug.clone(),
+            name: actor.org.name.clone(),
+        },
+        role: actor.role.as_str().to_string(),
+        permissions,
+    }))
 }
 
-/// `GET /api/dashboard`: the caller's dashboard figures, as the console's first page shows
-/// them (blocks the role may not see are `null`).
+/// Reads the caller's dashboard figures, as the console's first page shows them.
+///
+/// Blocks the caller's rights do not cover are `null`: the deal lists need `opportunity:read`,
+/// the caller's own deal sums `opportunity:write`, the team `opportunity:oversee` and
+/// `report:read`, activities `interaction:write`, tasks `interaction:read`, new clients and
+/// renewals `client:read` (every block but new clients also needs `client:read`).
+#[utoipa::path(get, path = "/api/dashboard", tag = "Me",
+    responses((status = 200, description = "The dashboard.", body = crate::ops::dashboard::Dashboard)))]
 pub async fn dashboard(scope: crate::web::scope::ApiScope) -> AppResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(crate::ops::dashboard::show(&scope).await?))
 }
 
-/// `GET /api/me/notifications`: the newest 100, unread first in weight (`unread` counts).
+/// Lists the caller's newest 100 notifications, with the number unread.
+#[utoipa::path(get, path = "/api/me/notifications", tag = "Me",
+    responses((status = 200, description = "The notifications.", body = Notifications)))]
 pub async fn notifications(
     actor: ApiActor,
     state: actix_web::web::Data<crate::state::AppState>,
@@ -44,16 +134,26 @@ pub async fn notifications(
         ))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "data": items.iter().map(|n| json!({
-            "id": n.id, "kind": n.kind, "title": n.title, "body": n.body, "link": n.link,
-            "read": n.read_at.is_some(), "createdAt": super::rfc3339(n.created_at),
-        })).collect::<Vec<_>>(),
-        "unread": unread,
-    })))
+    Ok(HttpResponse::Ok().json(Notifications {
+        data: items
+            .into_iter()
+            .map(|n| Notification {
+                read: n.read_at.is_some(),
+                created_at: super::rfc3339(n.created_at),
+                id: n.id,
+                kind: n.kind,
+                title: n.title,
+                body: n.body,
+                link: n.link,
+            })
+            .collect(),
+        unread,
+    }))
 }
 
-/// `POST /api/me/notifications/read`: marks them all read.
+/// Marks all the caller's notifications read.
+#[utoipa::path(post, path = "/api/me/notifications/read", tag = "Me",
+    responses((status = 200, description = "Marked.", body = NotificationsMarked)))]
 pub async fn notifications_read(
     actor: ApiActor,
     state: actix_web::web::Data<crate::state::AppState>,
@@ -63,11 +163,14 @@ pub async fn notifications_read(
         Ok(crate::domain::notifications::mark_all_read(c, &org, &user)?)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(json!({"marked": marked})))
+    Ok(HttpResponse::Ok().json(NotificationsMarked { marked }))
 }
 
-/// `GET /api/me/calendar-feed` → `{"url"}`: the private iCalendar URL of the caller's
-/// scheduled calls and meetings (made on first use).
+/// Gives the private iCalendar URL of the caller's scheduled calls and meetings.
+///
+/// The URL is made on first use.
+#[utoipa::path(get, path = "/api/me/calendar-feed", tag = "Me",
+    responses((status = 200, description = "The feed's URL.", body = CalendarFeed)))]
 pub async fn calendar_feed(
     actor: ApiActor,
     state: actix_web::web::Data<crate::state::AppState>,
@@ -80,10 +183,14 @@ pub async fn calendar_feed(
     .await?;
     Ok(HttpResponse::Ok()
         .insert_header((crate::web::idempotency::REDACT_HEADER, "url"))
-        .json(json!({"url": crate::web::calendar_feed_url(&req, &token)})))
+        .json(CalendarFeed {
+            url: crate::web::calendar_feed_url(&req, &token),
+        }))
 }
 
-/// `POST /api/me/calendar-feed`: a new URL; the old one stops working.
+/// Gives the caller's calendar feed a new URL; the old one stops working.
+#[utoipa::path(post, path = "/api/me/calendar-feed", tag = "Me",
+    responses((status = 200, description = "The new URL.", body = CalendarFeed)))]
 pub async fn rotate_calendar_feed(
     actor: ApiActor,
     state: actix_web::web::Data<crate::state::AppState>,
@@ -106,7 +213,9 @@ pub async fn rotate_calendar_feed(
     .await?;
     Ok(HttpResponse::Ok()
         .insert_header((crate::web::idempotency::REDACT_HEADER, "url"))
-        .json(json!({"url": crate::web::calendar_feed_url(&req, &token)})))
+        .json(CalendarFeed {
+            url: crate::web::calendar_feed_url(&req, &token),
+        }))
 }
 
 /// `GET /calendar/{token}.ics`: the feed itself; the token is the only credential.

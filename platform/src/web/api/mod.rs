@@ -29,28 +29,28 @@ use serde::Serialize;
 use crate::error::{AppError, AppResult};
 
 /// Every file's part of the OpenAPI description (see [`openapi`]).
-fn docs() -> Vec<utoipa::openapi::OpenApi> {
+fn docs() -> Vec<(&'static str, utoipa::openapi::OpenApi)> {
     use utoipa::OpenApi;
     vec![
-        attachments::Doc::openapi(),
-        audit::Doc::openapi(),
-        clients::Doc::openapi(),
-        custom_fields::Doc::openapi(),
-        duplicates::Doc::openapi(),
-        imports::Doc::openapi(),
-        interactions::Doc::openapi(),
-        mail::Doc::openapi(),
-        me::Doc::openapi(),
-        plugins::Doc::openapi(),
-        policies::Doc::openapi(),
-        sales::Doc::openapi(),
-        search::Doc::openapi(),
-        tags::Doc::openapi(),
-        tokens::Doc::openapi(),
-        users::Doc::openapi(),
-        webhooks::Doc::openapi(),
-        workflows::Doc::openapi(),
-        crate::web::exports::Doc::openapi(),
+        ("attachments", attachments::Doc::openapi()),
+        ("audit", audit::Doc::openapi()),
+        ("clients", clients::Doc::openapi()),
+        ("custom_fields", custom_fields::Doc::openapi()),
+        ("duplicates", duplicates::Doc::openapi()),
+        ("imports", imports::Doc::openapi()),
+        ("interactions", interactions::Doc::openapi()),
+        ("mail", mail::Doc::openapi()),
+        ("me", me::Doc::openapi()),
+        ("plugins", plugins::Doc::openapi()),
+        ("policies", policies::Doc::openapi()),
+        ("sales", sales::Doc::openapi()),
+        ("search", search::Doc::openapi()),
+        ("tags", tags::Doc::openapi()),
+        ("tokens", tokens::Doc::openapi()),
+        ("users", users::Doc::openapi()),
+        ("webhooks", webhooks::Doc::openapi()),
+        ("workflows", workflows::Doc::openapi()),
+        ("exports", crate::web::exports::Doc::openapi()),
     ]
 }
 

@@ -74,6 +74,23 @@ impl Modify for Common {
     }
 }
 
+/// `custom_fields` → `customFields` (or `CustomFields` with `upper`).
+fn camel(snake: &str, upper: bool) -> String {
+    let mut out = String::new();
+    let mut up = upper;
+    for c in snake.chars() {
+        if c == '_' {
+            up = true;
+        } else if up {
+            out.extend(c.to_uppercase());
+            up = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
     [
         item.get.as_mut(),
@@ -91,7 +108,16 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
     static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
     DOC.get_or_init(|| {
         let mut doc = Base::openapi();
-        for part in super::docs() {
+        for (area, mut part) in super::docs() {
+            // utoipa names an operation after its handler (`list`, `show`), which repeats
+            // across files; the spec wants them unique, so the area goes in front.
+            for item in part.paths.paths.values_mut() {
+                for op in operations(item) {
+                    let handler = op.operation_id.take().unwrap_or_default();
+                    op.operation_id =
+                        Some(format!("{}{}", camel(area, false), camel(&handler, true)));
+                }
+            }
             doc.merge(part);
         }
         for item in doc.paths.paths.values_mut() {

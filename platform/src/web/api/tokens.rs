@@ -2,6 +2,7 @@
 
 use actix_web::{http::header, web, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{rfc3339, ListEnvelope};
 use crate::auth::ApiActor;
@@ -11,12 +12,32 @@ use crate::error::AppResult;
 use crate::state::AppState;
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths())]
+#[openapi(paths(list, create, revoke))]
 pub struct Doc;
 
-#[derive(Serialize)]
+/// An API token of the caller (never its secret).
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ApiToken)]
 pub struct TokenDto {
+    id: String,
+    name: String,
+    /// The secret's first characters, to recognise it.
+    prefix: String,
+    created_at: String,
+    last_used_at: Option<String>,
+    revoked_at: Option<String>,
+    /// `resource:action` rights it is narrowed to; `*`: every right of its user.
+    scopes: Vec<String>,
+    expires_at: Option<String>,
+    /// Requests per minute.
+    rate_limit: i32,
+}
+
+/// A token just made, with its secret.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NewApiToken {
     id: String,
     name: String,
     prefix: String,
@@ -26,6 +47,10 @@ pub struct TokenDto {
     scopes: Vec<String>,
     expires_at: Option<String>,
     rate_limit: i32,
+    /// The secret to send as `Authorization: Bearer …`; shown this once (null when an
+    /// `Idempotency-Key` replays the answer: it is not stored).
+    #[schema(nullable)]
+    token: String,
 }
 
 impl From<ApiTokenRow> for TokenDto {
@@ -44,6 +69,11 @@ impl From<ApiTokenRow> for TokenDto {
     }
 }
 
+/// Lists the caller's own API tokens in this organization, revoked ones included.
+///
+/// One page, no cursor.
+#[utoipa::path(get, path = "/api/tokens", tag = "API tokens",
+    responses((status = 200, description = "The caller's tokens.", body = ListEnvelope<TokenDto>)))]
 pub async fn list(actor: ApiActor, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let (org, user) = (actor.org_id().to_string(), actor.user_id.clone());
     let rows = db::run(&state.pool, move |c| {
@@ -56,15 +86,19 @@ pub async fn list(actor: ApiActor, state: web::Data<AppState>) -> AppResult<Http
     }))
 }
 
-#[derive(Deserialize)]
+/// A new token's name and limits.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(as = NewApiTokenInput)]
 pub struct CreateToken {
     name: String,
     /// Default `["*"]`: every right of the user.
     scopes: Option<Vec<String>>,
     /// RFC 3339; or `expiresInDays`.
     expires_at: Option<String>,
+    /// 1 to 3,650 days from now.
     expires_in_days: Option<i64>,
+    /// Requests per minute.
     rate_limit: Option<i32>,
 }
 
@@ -105,6 +139,9 @@ pub fn options(
     })
 }
 
+/// Makes an API token for the caller (only a token with scope `*` may make tokens).
+#[utoipa::path(post, path = "/api/tokens", tag = "API tokens", request_body = CreateToken,
+    responses((status = 201, description = "Made; `Location` names it; the secret is shown this once.", body = NewApiToken)))]
 pub async fn create(
     actor: ApiActor,
     state: web::Data<AppState>,
@@ -128,16 +165,29 @@ pub async fn create(
         service::create_token_with(c, &ctx, &user, &body.name, opts)
     })
     .await?;
-    let mut json = serde_json::to_value(TokenDto::from(row))
-        .map_err(|e| crate::error::AppError::Internal(e.to_string()))?;
-    json["token"] = secret.into();
-    let location = format!("/api/tokens/{}", json["id"].as_str().unwrap_or_default());
+    let t = TokenDto::from(row);
+    let location = format!("/api/tokens/{}", t.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
         .insert_header((crate::web::idempotency::REDACT_HEADER, "token"))
-        .json(json))
+        .json(NewApiToken {
+            id: t.id,
+            name: t.name,
+            prefix: t.prefix,
+            created_at: t.created_at,
+            last_used_at: t.last_used_at,
+            revoked_at: t.revoked_at,
+            scopes: t.scopes,
+            expires_at: t.expires_at,
+            rate_limit: t.rate_limit,
+            token: secret,
+        }))
 }
 
+/// Revokes one of the caller's tokens; it stops working at once.
+#[utoipa::path(delete, path = "/api/tokens/{id}", tag = "API tokens",
+    params(("id" = String, Path, description = "The token's id.")),
+    responses((status = 204, description = "Revoked.")))]
 pub async fn revoke(
     actor: ApiActor,
     state: web::Data<AppState>,

@@ -84,14 +84,17 @@ fn span(date: NaiveDate, month: bool) -> (NaiveDate, i64, NaiveDate, NaiveDate, 
     }
 }
 
-/// The planned calls and meetings by day; the owner's name only on the team view.
+/// The planned calls and meetings, and open tasks on their due day; the owner's name only
+/// on the team view.
 fn by_day(
     rows: Vec<(InteractionRow, String)>,
     names: Option<&HashMap<String, String>>,
 ) -> HashMap<NaiveDate, Vec<CalEvent>> {
     let mut out: HashMap<NaiveDate, Vec<CalEvent>> = HashMap::new();
     for (r, client) in rows {
-        let Some(at) = r.scheduled_at else { continue };
+        let Some(at) = r.scheduled_at.or(r.due_at) else {
+            continue;
+        };
         out.entry(at.date()).or_default().push(CalEvent {
             owner: names
                 .and_then(|n| r.user_id.as_ref().and_then(|u| n.get(u).cloned()))
@@ -99,7 +102,11 @@ fn by_day(
             id: r.id,
             client_id: r.client_id,
             client,
-            time: at.format("%H:%M").to_string(),
+            time: if r.kind == "task" {
+                format!("Due {}", at.format("%H:%M"))
+            } else {
+                at.format("%H:%M").to_string()
+            },
             subject: r.subject,
             kind: r.kind,
             cancelled: r.status == "cancelled",

@@ -12,7 +12,8 @@ use crate::error::AppResult;
 use crate::web::api::openapi;
 use crate::web::console::render;
 
-/// One line of a schema spelled out: `lines[].unitPrice  string  required`.
+/// One line of a schema spelled out: `lines[].unitPrice  string  required`. `kind` and the
+/// descriptions are escaped HTML (see [`prose`]).
 struct Field {
     depth: usize,
     name: String,
@@ -78,6 +79,28 @@ fn text(v: &Value) -> String {
     v.as_str().unwrap_or_default().trim().to_string()
 }
 
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Escaped HTML of a description, its `backticked` spans as code (the only markup the
+/// handlers' doc comments use).
+fn prose(s: &str) -> String {
+    s.split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                format!("<code>{}</code>", escape(part))
+            } else {
+                escape(part)
+            }
+        })
+        .collect()
+}
+
 /// The component a `$ref` names, with its name.
 fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> (Option<String>, &'a Value) {
     match schema["$ref"].as_str() {
@@ -105,6 +128,7 @@ fn kind(doc: &Value, schema: &Value) -> String {
         let vs: Vec<String> = values
             .iter()
             .map(|v| v.as_str().map(str::to_string).unwrap_or(v.to_string()))
+            .map(|v| format!("`{v}`"))
             .collect();
         return format!("one of {}", vs.join(", "));
     }
@@ -188,9 +212,9 @@ fn fields(doc: &Value, schema: &Value, depth: usize, seen: &mut Vec<String>, out
         out.push(Field {
             depth,
             name: name.clone(),
-            kind: kind(doc, prop),
+            kind: prose(&kind(doc, prop)),
             required: required.contains(&name.as_str()),
-            description,
+            description: prose(&description),
         });
         fields(doc, prop, depth + 1, &mut seen.clone(), out);
     }
@@ -222,8 +246,8 @@ fn reference(doc: &Value) -> ReferencePage {
                             name: text(&p["name"]),
                             location: text(&p["in"]),
                             required: p["required"].as_bool().unwrap_or(false),
-                            kind: kind(doc, &p["schema"]),
-                            description: text(&p["description"]),
+                            kind: prose(&kind(doc, &p["schema"])),
+                            description: prose(&text(&p["description"])),
                         })
                         .collect()
                 })
@@ -259,7 +283,7 @@ fn reference(doc: &Value) -> ReferencePage {
                         } else {
                             status.clone()
                         },
-                        description: text(&response["description"]),
+                        description: prose(&text(&response["description"])),
                         media,
                         fields: schema_fields,
                     });
@@ -269,8 +293,8 @@ fn reference(doc: &Value) -> ReferencePage {
                 anchor: anchor(&format!("{method}{path}")),
                 method: method.to_uppercase(),
                 path: path.clone(),
-                summary: text(&op["summary"]),
-                description: text(&op["description"]),
+                summary: prose(&text(&op["summary"])),
+                description: prose(&text(&op["description"])),
                 public: op["security"].as_array().is_some_and(|s| {
                     s.iter()
                         .any(|r| r.as_object().is_some_and(|o| o.is_empty()))
@@ -292,7 +316,7 @@ fn reference(doc: &Value) -> ReferencePage {
     }
     sections.sort_by(|a, b| a.name.cmp(&b.name));
     ReferencePage {
-        intro: text(&doc["info"]["description"]),
+        intro: prose(&text(&doc["info"]["description"])),
         sections,
     }
 }

@@ -216,6 +216,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(sales::quotes::quote_status),
         )
         .route("/quotes/{id}/pdf", web::get().to(sales::quotes::quote_pdf))
+        .route("/quotes", web::get().to(sales::quotes::list))
         .route("/admin/users", web::get().to(admin::users::list))
         .route("/admin/users", web::post().to(admin::users::create))
         .route(
@@ -575,6 +576,13 @@ pub async fn render_with_status(
             href: "/performance",
             label: "Performance",
             active: path.starts_with("/performance"),
+        });
+    }
+    if has("opportunity", "read") {
+        nav.push(NavItem {
+            href: "/quotes",
+            label: "Quotes",
+            active: path.starts_with("/quotes"),
         });
     }
     if has("client", "read") {

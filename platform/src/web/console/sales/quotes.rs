@@ -195,3 +195,77 @@ mod tests {
         assert_eq!(field_words("lines", &[]), "Lines");
     }
 }
+
+pub struct QuoteListLine {
+    pub id: String,
+    pub reference: String,
+    pub deal_id: String,
+    pub deal: String,
+    pub client_id: String,
+    pub client: String,
+    pub status: String,
+    pub total: String,
+    pub valid_until: String,
+    pub created: String,
+}
+
+#[derive(askama::Template)]
+#[template(path = "partials/sales/quotes.html")]
+struct QuotesPage {
+    rows: Vec<QuoteListLine>,
+    status: String,
+    statuses: &'static [&'static str],
+    /// The number to continue below, when there may be more.
+    more: Option<i32>,
+}
+
+const QUOTES_PAGE: i64 = 50;
+
+/// `GET /quotes?status=&before=`: every quote on a deal the caller may see, newest first.
+pub async fn list(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let pairs = crate::web::query_pairs(&req)?;
+    let status = get(&pairs, "status").map(str::to_string);
+    let before = match get(&pairs, "before") {
+        Some(b) => Some(
+            b.parse::<i32>()
+                .map_err(|_| AppError::BadRequest("The page asked for does not exist.".into()))?,
+        ),
+        None => None,
+    };
+    let rows = quotes::list_all(&scope, status.clone(), before, QUOTES_PAGE + 1).await?;
+    let more = (rows.len() as i64 > QUOTES_PAGE)
+        .then(|| rows.get(QUOTES_PAGE as usize - 1).map(|l| l.quote.number))
+        .flatten();
+    let rows = rows
+        .into_iter()
+        .take(QUOTES_PAGE as usize)
+        .map(|l| QuoteListLine {
+            reference: format!("Q-{:05}", l.quote.number),
+            total: money(l.quote.total_cents, &l.quote.currency),
+            valid_until: l
+                .quote
+                .valid_until
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .unwrap_or_default(),
+            created: l.quote.created_at.format("%Y-%m-%d").to_string(),
+            id: l.quote.id,
+            deal_id: l.quote.opportunity_id,
+            deal: l.deal_name,
+            client_id: l.client_id,
+            client: l.client_name,
+            status: l.quote.status,
+        })
+        .collect();
+    let page = QuotesPage {
+        rows,
+        status: status.unwrap_or_default(),
+        statuses: crate::domain::pipeline::QUOTE_STATUSES,
+        more,
+    };
+    super::super::render(&req, &actor, "Quotes", &page).await
+}
