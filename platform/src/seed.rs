@@ -706,3 +706,83 @@ pub fn seed_interactions(
     })?;
     Ok(rows.len())
 }
+
+/// Quotes on the first `count` open deals (some sent, one accepted) and contracts for the
+/// customers those deals belong to — so the demo's Quotes and Contracts pages are not empty.
+/// Goes through the domain services, so numbering, totals and the audit are as in use.
+pub fn seed_papers(conn: &mut DbConn, org: &OrganizationRow, count: usize) -> AppResult<usize> {
+    use crate::db::schema::opportunities;
+    use crate::domain::pipeline::quotes::{self, LineInput, QuoteInput};
+    let ctx = crate::domain::audit::AuditContext::cli(&org.id);
+    let access = crate::domain::workflows::run::access();
+    let deals: Vec<(String, String, String)> = opportunities::table
+        .filter(opportunities::organization_id.eq(&org.id))
+        .filter(opportunities::deleted_at.is_null())
+        .filter(opportunities::status.eq("open"))
+        .order(opportunities::id.asc())
+        .limit(count as i64)
+        .select((
+            opportunities::id,
+            opportunities::client_id,
+            opportunities::currency,
+        ))
+        .load(conn)?;
+    let today = crate::db::now().date();
+    let mut made = 0;
+    for (i, (deal, client, currency)) in deals.iter().enumerate() {
+        let seats = 5 + (i % 7) * 5;
+        let line = |name: &str, qty: String, price: &str, discount: Option<&str>| LineInput {
+            name: name.into(),
+            quantity: qty,
+            unit_price: price.into(),
+            discount: discount.map(str::to_string),
+            tax_rate: Some("19".into()),
+        };
+        let q = quotes::create(
+            conn,
+            &ctx,
+            &access,
+            QuoteInput {
+                opportunity_id: deal.clone(),
+                currency: Some(currency.clone()),
+                valid_until: Some(today + chrono::Duration::days(30)),
+                terms: "Net 30. Prices per year.".into(),
+                lines: vec![
+                    line("Seats", seats.to_string(), "480", Some("10")),
+                    line("Onboarding", "1".into(), "1500", None),
+                ],
+            },
+        )?;
+        if i % 3 != 0 {
+            quotes::set_status(
+                conn,
+                &ctx,
+                &access,
+                &q.id,
+                "sent",
+                false,
+                &crate::domain::pipeline::service::NoRules,
+            )?;
+        }
+        if i % 4 == 0 {
+            let mut body = serde_json::Map::new();
+            body.insert(
+                "name".into(),
+                format!("Annual subscription {}", i + 1).into(),
+            );
+            body.insert("clientId".into(), client.clone().into());
+            let start = today - chrono::Duration::days(300 - (i as i64 * 40) % 300);
+            body.insert("startDate".into(), start.to_string().into());
+            body.insert(
+                "endDate".into(),
+                (start + chrono::Duration::days(365)).to_string().into(),
+            );
+            body.insert("value".into(), format!("{}", seats * 480).into());
+            body.insert("currency".into(), currency.clone().into());
+            body.insert("noticeDays".into(), 60.into());
+            crate::domain::pipeline::contracts::save(conn, &ctx, &access, None, &body, currency)?;
+        }
+        made += 1;
+    }
+    Ok(made)
+}

@@ -104,11 +104,13 @@ pub fn seed_demo(pool: &Pool, addr: &str) -> anyhow::Result<String> {
         let report = with_conn(pool, |c| crate::seed::seed_clients(c, &org, 300, 7, |_| {}))?;
         let deals = with_conn(pool, |c| crate::seed::seed_deals(c, &org, 120, 7, |_| {}))?;
         let logged = with_conn(pool, |c| crate::seed::seed_interactions(c, &org, 200, 7))?;
+        let papers = with_conn(pool, |c| crate::seed::seed_papers(c, &org, 12))?;
         tracing::info!(
             clients = report.clients,
             companies = report.companies,
             deals,
             interactions = logged,
+            quotes = papers,
             "added demo data"
         );
         // Seeded rows skip the stores; the server's indexer builds their documents.

@@ -86,6 +86,8 @@ struct ContractForm {
     document_name: String,
     renewal_id: String,
     can_renew: bool,
+    /// Without `client:write` the contract is shown, not offered for editing.
+    can_write: bool,
 }
 
 impl ContractForm {
@@ -123,6 +125,7 @@ impl ContractForm {
             document_name: String::new(),
             renewal_id: String::new(),
             can_renew: false,
+            can_write: true,
         }
     }
 }
@@ -153,7 +156,10 @@ pub async fn contract_new(
         &req,
         &actor,
         "New contract",
-        &ContractForm::new(values, name),
+        &ContractForm {
+            can_write: scope.can("client", "write"),
+            ..ContractForm::new(values, name)
+        },
     )
     .await
 }
@@ -190,6 +196,7 @@ pub async fn contract_show(
         document_name: k.document_name.clone().unwrap_or_default(),
         renewal_id: k.renewal_opportunity_id.clone().unwrap_or_default(),
         can_renew: scope.can("opportunity", "write"),
+        can_write: scope.can("client", "write"),
         ..ContractForm::new(contract_values(&k), client)
     };
     render(&req, &actor, "Contract", &form).await
