@@ -672,6 +672,11 @@ pub struct Due {
 /// Claims up to `n` due deliveries, the oldest first and never one whose record has an
 /// earlier delivery to the same subscription still owed (order per record).
 pub fn claim(c: &mut DbConn, key: &Key, n: i64) -> AppResult<Vec<Due>> {
+    // One transaction for the batch: one commit instead of one per claimed delivery.
+    crate::db::transaction(c, |c| claim_in(c, key, n))
+}
+
+fn claim_in(c: &mut DbConn, key: &Key, n: i64) -> AppResult<Vec<Due>> {
     let at = now();
     // A claim whose worker died is simply due again: a receiver deduplicates by webhook-id.
     diesel::update(

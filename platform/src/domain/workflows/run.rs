@@ -50,6 +50,11 @@ pub fn context(run: &RunRow, flow_name: &str) -> AuditContext {
 
 /// Claims up to `n` due runs (new ones, waits that ran out, retries), oldest first.
 pub fn claim(c: &mut DbConn, n: i64) -> AppResult<Vec<RunRow>> {
+    // One transaction for the whole batch: one commit instead of one per claimed run.
+    crate::db::transaction(c, |c| claim_in(c, n))
+}
+
+fn claim_in(c: &mut DbConn, n: i64) -> AppResult<Vec<RunRow>> {
     let at = now();
     // A run whose worker died is due again; its finished steps have rows and are not redone.
     diesel::update(
