@@ -1100,3 +1100,181 @@ fn schedules_tick_hourly_daily_and_weekly() {
         [at(7, 7, 30), at(14, 7, 30)]
     );
 }
+
+/// The bar for durable runs with a real process: a run is killed (SIGKILL) while its second
+/// step, a web call, waits for the receiver's answer. Started again, the server carries the
+/// run to its end: the first step (a task) is not done twice, the call is made again with the
+/// same `webhook-id` (so the receiver can tell), and the last step follows once.
+#[actix_web::test]
+async fn a_run_killed_mid_way_resumes_without_repeating_a_step() {
+    use crate::support::{free_port, wait_until_up, Server};
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::Mutex;
+
+    let app = TestApp::new().await;
+    let svc = app.service().await;
+    let o = org(&app, "Killed Run");
+
+    // Holds the first call for a while (the server dies meanwhile); answers the others.
+    let calls: Arc<Mutex<Vec<String>>> = Arc::default();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = calls.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let (mut id, mut len, mut line) = (String::new(), 0usize, String::new());
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("webhook-id:") {
+                        id = v.trim().to_string();
+                    }
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; len];
+                let _ = reader.read_exact(&mut body);
+                let first = {
+                    let mut s = seen.lock().unwrap();
+                    s.push(id);
+                    s.len() == 1
+                };
+                if first {
+                    std::thread::sleep(std::time::Duration::from_secs(6));
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                );
+            });
+        }
+    });
+
+    let r = send(
+        &svc,
+        api(Method::POST, "/api/workflows", &o.admin).set_json(json!({
+            "name": "Call the shop", "enabled": true,
+            "trigger": {"type": "client.created"},
+            "steps": [
+                {"type": "task", "title": "Welcome {{ client.name }}", "inDays": 1},
+                {"type": "webhook", "url": format!("http://127.0.0.1:{port}/shop"), "allowPrivateHost": true},
+                {"type": "note", "body": "The shop knows"}
+            ]
+        })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let flow = r.json()["id"].as_str().unwrap().to_string();
+    let c = send(
+        &svc,
+        api(Method::POST, "/api/clients", &o.admin)
+            .set_json(json!({"type": "company", "companyName": "Killed Corp"})),
+    )
+    .await;
+    assert_eq!(c.status, StatusCode::CREATED, "{}", c.body);
+    let client = c.json()["id"].as_str().unwrap().to_string();
+
+    let url = match app.target.backend {
+        rapport::db::Backend::Postgres => app.target.location.clone(),
+        rapport::db::Backend::Sqlite => format!("sqlite://{}", app.target.location),
+    };
+    let start = || {
+        let port = free_port();
+        let server = Server(
+            std::process::Command::new(env!("CARGO_BIN_EXE_rapport"))
+                .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+                .env("DATABASE_URL", &url)
+                .env("RAPPORT_DATA_DIR", &app.state.config.data_dir)
+                .env("RAPPORT_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_until_up(port);
+        server
+    };
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waited in vain: {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+
+    let mut first = start();
+    wait_for("the first call", &|| calls.lock().unwrap().len() == 1);
+    first.0.kill().unwrap(); // SIGKILL while the call waits for its answer.
+    first.0.wait().unwrap();
+    let runs = runs_of(&app, &flow);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].1, "running", "the dead worker held the run");
+    assert_eq!(
+        steps_of(&app, &runs[0].0).len(),
+        1,
+        "only the task was recorded before the kill"
+    );
+    // The dead worker's lease runs out (five minutes, passed here at once).
+    {
+        use rapport::db::schema::workflow_runs as wr;
+        let mut conn = app.pool.get().unwrap();
+        diesel::update(wr::table.find(&runs[0].0))
+            .set(wr::lease_until.eq(Some(
+                chrono::Utc::now().naive_utc() - chrono::Duration::seconds(1),
+            )))
+            .execute(&mut conn)
+            .unwrap();
+    }
+
+    let second = start();
+    wait_for("the run's end", &|| runs_of(&app, &flow)[0].1 == "done");
+    drop(second);
+
+    let steps = steps_of(&app, &runs[0].0);
+    assert_eq!(
+        steps.iter().map(|s| s.0).collect::<Vec<_>>(),
+        vec![0, 1, 2],
+        "each step recorded once: {steps:?}"
+    );
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 2, "the unanswered call is made again");
+    assert!(
+        !calls[0].is_empty() && calls[0] == calls[1],
+        "with the same webhook-id: {calls:?}"
+    );
+    let timeline = send(
+        &svc,
+        api(
+            Method::GET,
+            &format!("/api/clients/{client}/interactions?limit=100"),
+            &o.admin,
+        ),
+    )
+    .await
+    .json();
+    let subjects: Vec<String> = timeline["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            format!(
+                "{} {}",
+                i["subject"].as_str().unwrap_or(""),
+                i["content"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let count = |s: &str| subjects.iter().filter(|x| x.contains(s)).count();
+    assert_eq!(count("Welcome Killed Corp"), 1, "{subjects:?}");
+    assert_eq!(count("The shop knows"), 1, "{subjects:?}");
+}
