@@ -2,6 +2,7 @@
 //! `workflow:admin`), the incoming-call endpoint's work, and the worker's round that starts
 //! date and schedule runs and carries due runs out.
 
+use futures_util::StreamExt;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -16,6 +17,8 @@ use crate::error::{AppError, AppResult};
 
 /// Runs carried out per worker round.
 const PER_ROUND: i64 = 100;
+/// Runs carried out at the same time by one worker.
+const AT_ONCE: usize = 8;
 /// How often date and schedule triggers are scanned.
 const SCAN_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 /// Largest body an incoming call may send.
@@ -273,12 +276,36 @@ pub async fn run_due(h: &Handles) -> AppResult<usize> {
     }
     let due = db::run(&h.pool, |c| run::claim(c, PER_ROUND)).await?;
     let n = due.len();
+    // Runs on different records are carried at once (their reads and calls overlap while
+    // the database orders the writes); runs on the same client one after the other, so two
+    // workflows changing one client do not trip over each other's version.
+    let mut groups: Vec<Vec<RunRow>> = Vec::new();
+    let mut by_client: std::collections::HashMap<String, usize> = Default::default();
     for r in due {
-        let id = r.id.clone();
-        if let Err(e) = carry(h, r).await {
-            tracing::warn!(run = %id, error = %e, "workflow run");
+        match r
+            .client_id
+            .clone()
+            .and_then(|k| by_client.get(&k).copied().map(|i| (k, i)))
+        {
+            Some((_, i)) => groups[i].push(r),
+            None => {
+                if let Some(k) = r.client_id.clone() {
+                    by_client.insert(k, groups.len());
+                }
+                groups.push(vec![r]);
+            }
         }
     }
+    futures_util::stream::iter(groups)
+        .for_each_concurrent(AT_ONCE, |group| async move {
+            for r in group {
+                let id = r.id.clone();
+                if let Err(e) = carry(h, r).await {
+                    tracing::warn!(run = %id, error = %e, "workflow run");
+                }
+            }
+        })
+        .await;
     Ok(n)
 }
 

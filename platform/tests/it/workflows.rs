@@ -482,10 +482,11 @@ async fn conditions_steps_branches_waits_versions_and_loops() {
     assert_eq!(
         runs[1].1,
         "waiting",
-        "mid: {:?}",
-        steps_of(&app, &runs[1].0)
+        "mid: {:?} {:?}",
+        steps_of(&app, &runs[1].0),
+        runs
     );
-    assert_eq!(runs[2].1, "waiting", "big");
+    assert_eq!(runs[2].1, "waiting", "big: {runs:?}");
     let client = |id: &Value| {
         let id = id.as_str().unwrap().to_string();
         let svc = &svc;

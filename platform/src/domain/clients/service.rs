@@ -330,8 +330,22 @@ fn apply_body(
                                 color: "gray".into(),
                                 created_at: now(),
                             };
-                            store::insert_tag(conn, &tag)?;
-                            ids.push(tag.id);
+                            // Two writers may name the same new tag at once (two requests,
+                            // two workflow runs): the second finds the first's, committed.
+                            match crate::db::transaction(conn, |c| store::insert_tag(c, &tag)) {
+                                Ok(()) => ids.push(tag.id),
+                                Err(diesel::result::Error::DatabaseError(
+                                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                                    _,
+                                )) => match store::find_tag_by_name(conn, &w.ctx.org_id, name)? {
+                                    Some(t) => ids.push(t.id),
+                                    None => errors.push(FieldError::new(
+                                        "tags",
+                                        format!("The tag {name:?} could not be made; try again."),
+                                    )),
+                                },
+                                Err(e) => return Err(e.into()),
+                            }
                         }
                         Err(e) => errors.push(FieldError::new("tags", e)),
                     },
@@ -803,7 +817,14 @@ pub fn define_tag(
             color: color.into(),
             created_at: now(),
         };
-        store::insert_tag(c, &tag)?;
+        store::insert_tag(c, &tag).map_err(|e| match e {
+            // Made by someone else since the look-up above.
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => AppError::invalid("name", "A tag with this name exists."),
+            e => e.into(),
+        })?;
         audit::record(
             c,
             ctx,

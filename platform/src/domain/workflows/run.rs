@@ -554,7 +554,14 @@ fn act(
             let add = s.kind == "tag";
             let tag = match crate::domain::clients::service::resolve_tag(c, &org, &name)? {
                 Some(t) => t,
-                None if add => crate::domain::clients::service::define_tag(c, ctx, &name, "gray")?,
+                // Another run may define the same new tag at this moment: then use theirs.
+                None if add => {
+                    match crate::domain::clients::service::define_tag(c, ctx, &name, "gray") {
+                        Ok(t) => t,
+                        Err(e) => crate::domain::clients::service::resolve_tag(c, &org, &name)?
+                            .ok_or(e)?,
+                    }
+                }
                 None => return Ok(next(format!("No tag “{name}” to remove"))),
             };
             let changed = crate::domain::clients::service::tag_client(
