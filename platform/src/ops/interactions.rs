@@ -319,6 +319,19 @@ pub async fn editable(scope: &Scope, id: String) -> AppResult<InteractionRow> {
     Ok(r)
 }
 
+/// The participants of interactions the caller already holds (a task list, a calendar),
+/// by interaction id.
+pub async fn participants(
+    scope: &Scope,
+    rows: &[(InteractionRow, String)],
+) -> AppResult<HashMap<String, Vec<Participant>>> {
+    let ids: Vec<String> = rows.iter().map(|(r, _)| r.id.clone()).collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    scope.read(move |c| service::participants_of(c, &ids)).await
+}
+
 // ---------- tasks ----------
 
 /// The caller's open tasks with their client's name, soonest due first.

@@ -284,6 +284,27 @@ async fn participants_reminders_events_and_the_deal_timeline() {
     .await
     .json();
     assert_eq!(subjects(&partner_timeline), vec!["Joint venture"]);
+    // The participant's calendar names who takes part, as the timeline does.
+    let day = start.format("%Y-%m-%d").to_string();
+    let after = (start + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let theirs = send(
+        &app,
+        api(
+            Method::GET,
+            &format!("/api/calendar?from={day}&to={after}"),
+            &w.other_rep,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(subjects(&theirs), vec!["Joint venture"]);
+    assert_eq!(
+        theirs["data"][0]["participants"].as_array().unwrap().len(),
+        2,
+        "{theirs}"
+    );
     let url = send(
         &app,
         api(Method::GET, "/api/me/calendar-feed", &w.other_rep),

@@ -581,8 +581,43 @@ async fn the_quotes_page_lists_the_quotes_a_person_may_see() {
     assert_eq!(theirs.status, StatusCode::OK);
     assert!(!theirs.body.contains("Q-00001"), "{}", theirs.body);
     let globex = w.t.org("Globex");
-    w.t.user(&globex, "boss@globex.test", "admin");
+    let boss = w.t.user(&globex, "boss@globex.test", "admin");
     let mut g = Browser::new();
     g.sign_in(&app, "boss@globex.test", PASSWORD).await;
     assert!(!g.get(&app, "/quotes").await.body.contains("Q-00001"));
+
+    // The API lists the same, a page at a time.
+    let again = send(
+        &app,
+        api(Method::POST, "/api/quotes", &w.manager_token).set_json(json!({
+            "opportunityId": w.deal,
+            "lines": [{"name": "Support", "quantity": "1", "unitPrice": "50"}]
+        })),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    let list = |q: &str| api(Method::GET, &format!("/api/quotes{q}"), &w.manager_token);
+    let first = send(&app, list("?limit=1")).await.json();
+    assert_eq!(first["data"].as_array().unwrap().len(), 1);
+    assert_eq!(first["data"][0]["number"], 2, "{first}");
+    let cursor = first["nextCursor"]
+        .as_str()
+        .expect("a second page")
+        .to_string();
+    let second = send(&app, list(&format!("?limit=1&cursor={cursor}")))
+        .await
+        .json();
+    assert_eq!(second["data"][0]["number"], 1, "{second}");
+    assert!(second["nextCursor"].is_null());
+    let sent = send(&app, list("?filter[status]=sent")).await.json();
+    assert!(sent["data"].as_array().unwrap().is_empty());
+    assert_eq!(
+        send(&app, list("?limit=0")).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let theirs = w.t.token(&globex, &boss);
+    let none = send(&app, api(Method::GET, "/api/quotes", &theirs))
+        .await
+        .json();
+    assert!(none["data"].as_array().unwrap().is_empty(), "{none}");
 }

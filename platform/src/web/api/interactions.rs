@@ -446,8 +446,13 @@ pub async fn set_preferences(
     Ok(HttpResponse::Ok().json(p.to_json()))
 }
 
-fn task_json(r: &InteractionRow, client: &str, today: chrono::NaiveDate) -> Value {
-    let mut v = service::to_json(r);
+fn task_json(
+    r: &InteractionRow,
+    client: &str,
+    today: chrono::NaiveDate,
+    participants: &[crate::domain::interactions::Participant],
+) -> Value {
+    let mut v = service::to_json_with(r, participants);
     v["clientName"] = Value::String(client.to_string());
     v["bucket"] = Value::String(service::bucket(r.due_at, today).to_string());
     v
@@ -459,11 +464,14 @@ fn task_json(r: &InteractionRow, client: &str, today: chrono::NaiveDate) -> Valu
     responses((status = 200, description = "The open tasks.", body = ListEnvelope<Task>)))]
 pub async fn tasks(scope: ApiScope) -> AppResult<HttpResponse> {
     let rows = ops::my_tasks(&scope).await?;
+    let people = ops::participants(&scope, &rows).await?;
     let today = chrono::Utc::now().date_naive();
     Ok(HttpResponse::Ok().json(ListEnvelope {
         data: rows
             .iter()
-            .map(|(r, client)| task_json(r, client, today))
+            .map(|(r, client)| {
+                task_json(r, client, today, people.get(&r.id).map_or(&[][..], |v| v))
+            })
             .collect::<Vec<_>>(),
         next_cursor: None,
     }))
@@ -647,11 +655,12 @@ pub async fn calendar(scope: ApiScope, req: HttpRequest) -> AppResult<HttpRespon
         Some(_) => return Err(AppError::invalid("scope", "Use me or team.")),
     };
     let rows = ops::calendar(&scope, from, to, team).await?;
+    let people = ops::participants(&scope, &rows).await?;
     Ok(HttpResponse::Ok().json(ListEnvelope {
         data: rows
             .iter()
             .map(|(r, client)| {
-                let mut v = service::to_json(r);
+                let mut v = service::to_json_with(r, people.get(&r.id).map_or(&[][..], |v| v));
                 v["clientName"] = Value::String(client.clone());
                 v
             })

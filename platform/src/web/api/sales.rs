@@ -761,29 +761,64 @@ pub async fn create_quote(scope: ApiScope, body: web::Json<QuoteBody>) -> AppRes
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct QuoteQuery {
     #[serde(rename = "filter[opportunityId]")]
     opportunity_id: Option<String>,
+    #[serde(rename = "filter[status]")]
+    status: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
 }
 
-/// Lists a deal's quotes, without their lines (`opportunity:read` on the deal).
+/// Lists quotes without their lines: a deal's (`filter[opportunityId]`, all of them), or the
+/// organization's on deals the caller may see, newest number first, a page at a time
+/// (`opportunity:read`; the deals' record rule applies).
 #[utoipa::path(get, path = "/api/quotes", tag = "Quotes",
-    params(("filter[opportunityId]" = String, Query, description = "The deal whose quotes to list (required).")),
-    responses((status = 200, description = "The deal's quotes (one page, no cursor; `lines` empty).", body = ListEnvelope<Quote>)))]
+    params(
+        ("filter[opportunityId]" = Option<String>, Query, description = "Only this deal's quotes (then one page, no cursor)."),
+        ("filter[status]" = Option<String>, Query, description = "`draft`, `sent`, `accepted`, `declined` or `expired`."),
+        ("limit" = Option<i64>, Query, description = "1–500, default 50 (organization-wide list)."),
+        ("cursor" = Option<String>, Query, description = "The `nextCursor` of the previous page."),
+    ),
+    responses((status = 200, description = "The quotes (`lines` empty).", body = ListEnvelope<Quote>)))]
 pub async fn list_quotes(
     scope: ApiScope,
     query: web::Query<QuoteQuery>,
 ) -> AppResult<HttpResponse> {
-    let opp = query.into_inner().opportunity_id.ok_or_else(|| {
-        AppError::invalid(
-            "filter[opportunityId]",
-            "Name the deal whose quotes to list.",
-        )
-    })?;
-    let rows = ops::quotes::list(&scope, opp).await?;
+    let q = query.into_inner();
+    if let Some(opp) = q.opportunity_id {
+        let rows = ops::quotes::list(&scope, opp).await?;
+        return Ok(HttpResponse::Ok().json(ListEnvelope {
+            data: rows
+                .iter()
+                .filter(|r| q.status.as_deref().is_none_or(|s| r.status == s))
+                .map(|r| quote_json(r, &[]))
+                .collect(),
+            next_cursor: None,
+        }));
+    }
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(AppError::invalid(
+            "limit",
+            "Use a whole number from 1 to 500.",
+        ));
+    }
+    let before = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(c) => Some(c.parse::<i32>().map_err(|_| {
+            AppError::invalid("cursor", "Pass the nextCursor of the previous page.")
+        })?),
+        None => None,
+    };
+    let mut rows = ops::quotes::list_all(&scope, q.status, before, limit + 1).await?;
+    let next_cursor = (rows.len() as i64 > limit).then(|| {
+        rows.truncate(limit as usize);
+        rows.last().map(|l| l.quote.number.to_string())
+    });
     Ok(HttpResponse::Ok().json(ListEnvelope {
-        data: rows.iter().map(|q| quote_json(q, &[])).collect(),
-        next_cursor: None,
+        data: rows.iter().map(|l| quote_json(&l.quote, &[])).collect(),
+        next_cursor: next_cursor.flatten(),
     }))
 }
 
