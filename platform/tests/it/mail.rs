@@ -1327,26 +1327,7 @@ async fn a_bulk_send_killed_mid_way_reaches_each_client_once_after_a_restart() {
     );
     let send_id = report["id"].as_str().unwrap().to_string();
 
-    let url = match app.target.backend {
-        rapport::db::Backend::Postgres => app.target.location.clone(),
-        rapport::db::Backend::Sqlite => format!("sqlite://{}", app.target.location),
-    };
-    let start = || {
-        let port = free_port();
-        let server = Server(
-            std::process::Command::new(env!("CARGO_BIN_EXE_rapport"))
-                .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-                .env("DATABASE_URL", &url)
-                // The same data directory: the same key opens the mailbox's password.
-                .env("RAPPORT_DATA_DIR", &app.state.config.data_dir)
-                .env("RAPPORT_LOG", "warn")
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        wait_until_up(port);
-        server
-    };
+    let start = || app.serve_binary();
     let states = |app: &TestApp| -> HashMap<String, String> {
         let mut c = app.pool.get().unwrap();
         send_recipients::table

@@ -437,6 +437,30 @@ impl Drop for Server {
     }
 }
 
+impl TestApp {
+    /// The real `rapport serve` on this test's database and data directory (the same key
+    /// opens what the test sealed), for tests that kill and restart a process.
+    pub fn serve_binary(&self) -> Server {
+        let url = match self.target.backend {
+            rapport::db::Backend::Postgres => self.target.location.clone(),
+            rapport::db::Backend::Sqlite => format!("sqlite://{}", self.target.location),
+        };
+        let port = free_port();
+        let server = Server(
+            std::process::Command::new(env!("CARGO_BIN_EXE_rapport"))
+                .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+                .env("DATABASE_URL", &url)
+                .env("RAPPORT_DATA_DIR", &self.state.config.data_dir)
+                .env("RAPPORT_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_until_up(port);
+        server
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

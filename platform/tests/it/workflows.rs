@@ -1108,7 +1108,6 @@ fn schedules_tick_hourly_daily_and_weekly() {
 /// same `webhook-id` (so the receiver can tell), and the last step follows once.
 #[actix_web::test]
 async fn a_run_killed_mid_way_resumes_without_repeating_a_step() {
-    use crate::support::{free_port, wait_until_up, Server};
     use std::io::{BufRead, BufReader, Read, Write};
     use std::sync::Mutex;
 
@@ -1183,25 +1182,7 @@ async fn a_run_killed_mid_way_resumes_without_repeating_a_step() {
     assert_eq!(c.status, StatusCode::CREATED, "{}", c.body);
     let client = c.json()["id"].as_str().unwrap().to_string();
 
-    let url = match app.target.backend {
-        rapport::db::Backend::Postgres => app.target.location.clone(),
-        rapport::db::Backend::Sqlite => format!("sqlite://{}", app.target.location),
-    };
-    let start = || {
-        let port = free_port();
-        let server = Server(
-            std::process::Command::new(env!("CARGO_BIN_EXE_rapport"))
-                .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-                .env("DATABASE_URL", &url)
-                .env("RAPPORT_DATA_DIR", &app.state.config.data_dir)
-                .env("RAPPORT_LOG", "warn")
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        wait_until_up(port);
-        server
-    };
+    let start = || app.serve_binary();
     let wait_for = |what: &str, done: &dyn Fn() -> bool| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
         while !done() {
