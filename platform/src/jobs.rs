@@ -245,6 +245,21 @@ pub fn spawn_workflows(state: actix_web::web::Data<AppState>) {
     });
 }
 
+/// The segment worker: every two seconds, the memberships of clients whose data changed
+/// are re-evaluated, and segments due a full evaluation (new, changed, or hourly) are.
+pub fn spawn_segments(state: actix_web::web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        loop {
+            match crate::ops::segments::run_due(&state.pool).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "segment worker"),
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
+    });
+}
+
 /// How long one IDLE wait lasts before the watcher checks it should still watch.
 const IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(240);
 

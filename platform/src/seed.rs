@@ -786,3 +786,49 @@ pub fn seed_papers(conn: &mut DbConn, org: &OrganizationRow, count: usize) -> Ap
     }
     Ok(made)
 }
+
+/// Demo segments: a quiet-customers list, a German VIP-or-big-spender group (an OR group),
+/// and leads from the website. Their members are filled by the server's segment worker.
+pub fn seed_segments(conn: &mut DbConn, org: &OrganizationRow) -> AppResult<usize> {
+    use serde_json::json;
+    let ctx = AuditContext::cli(&org.id);
+    let defs = [
+        (
+            "Customers gone quiet",
+            "Customers with no call, meeting, e-mail or note in 60 days.",
+            json!({"match": "all", "conditions": [
+                {"field": "status", "op": "eq", "value": "customer"},
+                {"field": "interactions.last", "op": "olderThanDays", "value": 60}]}),
+        ),
+        (
+            "German VIPs and big accounts",
+            "In Germany, tagged VIP or with open deals over 10,000.",
+            json!({"match": "all", "conditions": [
+                {"match": "all", "conditions": [{"field": "country", "op": "eq", "value": "DE"}]},
+                {"match": "any", "conditions": [
+                    {"field": "tags", "op": "has", "value": "VIP"},
+                    {"field": "deals.openValue", "op": "gt", "value": "10000"}]}]}),
+        ),
+        (
+            "Website leads",
+            "",
+            json!({"match": "all", "conditions": [
+                {"field": "status", "op": "eq", "value": "lead"},
+                {"field": "source", "op": "eq", "value": "Website"}]}),
+        ),
+    ];
+    let mut n = 0;
+    for (name, description, criteria) in defs {
+        crate::domain::segments::create(
+            conn,
+            &ctx,
+            &crate::domain::segments::Input {
+                name: Some(name.into()),
+                description: Some(description.into()),
+                criteria: Some(criteria),
+            },
+        )?;
+        n += 1;
+    }
+    Ok(n)
+}

@@ -45,6 +45,7 @@ pub async fn serve(config: Config, pool: Pool) -> anyhow::Result<()> {
     crate::jobs::spawn_mail(state.clone());
     crate::jobs::spawn_webhooks(state.clone());
     crate::jobs::spawn_workflows(state.clone());
+    crate::jobs::spawn_segments(state.clone());
     tracing::info!(%addr, "serving Rapport");
     // why: actix-web stops on SIGTERM/SIGINT by finishing in-flight requests first.
     actix_web::HttpServer::new(move || crate::app::build(state.clone()))
@@ -105,6 +106,7 @@ pub fn seed_demo(pool: &Pool, addr: &str) -> anyhow::Result<String> {
         let deals = with_conn(pool, |c| crate::seed::seed_deals(c, &org, 120, 7, |_| {}))?;
         let logged = with_conn(pool, |c| crate::seed::seed_interactions(c, &org, 200, 7))?;
         let papers = with_conn(pool, |c| crate::seed::seed_papers(c, &org, 12))?;
+        with_conn(pool, |c| crate::seed::seed_segments(c, &org))?;
         tracing::info!(
             clients = report.clients,
             companies = report.companies,

@@ -942,6 +942,58 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    segments (id) {
+        id -> Text,
+        organization_id -> Text,
+        name -> Text,
+        description -> Text,
+        criteria -> Text,
+        version -> BigInt,
+        member_count -> BigInt,
+        evaluated_at -> Nullable<Timestamp>,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    segment_members (segment_id, client_id) {
+        segment_id -> Text,
+        client_id -> Text,
+        organization_id -> Text,
+        entered_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    segment_events (id) {
+        id -> Text,
+        organization_id -> Text,
+        segment_id -> Text,
+        client_id -> Text,
+        kind -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    segment_dirty (id) {
+        id -> Text,
+        organization_id -> Text,
+        client_id -> Text,
+    }
+}
+
+diesel::table! {
+    segment_sizes (segment_id, day) {
+        segment_id -> Text,
+        day -> Date,
+        members -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
     invitations,
@@ -1003,4 +1055,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     workflow_versions,
     workflow_runs,
     workflow_steps,
+    segments,
+    segment_members,
+    segment_events,
+    segment_dirty,
+    segment_sizes,
 );

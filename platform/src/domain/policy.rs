@@ -102,6 +102,11 @@ pub const ENFORCED: &[(&str, &[&str], &str)] = &[
         &["read", "create"],
         "Bulk sends. Read sees them and their reports; create sends a template to a list of clients, and pauses, resumes or cancels it.",
     ),
+    (
+        "segment",
+        &["read", "write", "delete", "export"],
+        "Segments: read sees them, their members and their history; write builds and changes them; export downloads their members (with the client export right).",
+    ),
     ("report", &["read"], "Forecast, performance and the team's figures."),
     (
         "custom_field",

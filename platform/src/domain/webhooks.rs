@@ -52,6 +52,8 @@ pub const EVENTS: &[(&str, &str)] = &[
     ("contract.created", "A contract was made"),
     ("contract.renewed", "A contract was renewed"),
     ("import.finished", "An import finished"),
+    ("segment.entered", "A client entered a segment"),
+    ("segment.left", "A client left a segment"),
 ];
 
 /// How an event type reads to a person (the type itself is for integrators).
@@ -110,6 +112,8 @@ pub fn event_of(action: &str, changes: &Value) -> Vec<&'static str> {
         "contract.create" => vec!["contract.created"],
         "contract.renew" => vec!["contract.renewed"],
         "import.finish" => vec!["import.finished"],
+        "segment.enter" => vec!["segment.entered"],
+        "segment.leave" => vec!["segment.left"],
         _ => vec![],
     }
 }

@@ -560,6 +560,10 @@ pub async fn clients(
     actor.require("client", "export").await?;
     let access = client_access(actor).await?;
     let mut pairs = query_pairs(req)?;
+    // Exporting a segment's members is the segment's export right as well.
+    if pairs.iter().any(|(k, _)| k == "filter[segment]") {
+        actor.require("segment", "export").await?;
+    }
     let format = format_of(&pairs, req.path())?;
     pairs.retain(|(k, _)| !matches!(k.as_str(), "format" | "limit" | "cursor"));
     crate::web::resolve_me(&mut pairs, &actor.user_id);

@@ -108,6 +108,8 @@ pub fn record_returning_id(
         resource_id,
         &changes,
     )?;
+    // And the client's segment memberships are looked at again, by the segment worker.
+    crate::domain::segments::mark_dirty(conn, &ctx.org_id, action, resource_type, resource_id)?;
     Ok(row.id)
 }
 

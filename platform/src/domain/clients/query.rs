@@ -172,6 +172,8 @@ pub struct ListParams {
     pub custom: Vec<CustomFilter>,
     /// Only these clients (a workflow asking whether one client matches its conditions).
     pub only_ids: Option<Vec<String>>,
+    /// Segment criteria (`filter[segment]=<id>`), each of which must hold.
+    pub criteria: Vec<crate::domain::segments::criteria::Compiled>,
     pub q: Option<String>,
     pub sort: Sort,
     pub after: Option<Cursor>,
@@ -202,7 +204,7 @@ fn time_conditions(column: Column, bounds: &[(TimeBound, NaiveDateTime)]) -> Vec
         .collect()
 }
 
-fn custom_condition(f: &CustomFilter) -> Condition {
+pub fn custom_condition(f: &CustomFilter) -> Condition {
     use crate::db::schema::custom_field_values as v;
     let fid = f.field.id.clone();
     macro_rules! exists_where {
@@ -325,6 +327,9 @@ macro_rules! filtered {
         for f in &p.custom {
             q = q.filter(custom_condition(f));
         }
+        for c in &p.criteria {
+            q = q.filter(c.condition(crate::db::backend_of(conn)));
+        }
         if let Some(text) = &p.q {
             let sparse = if p.trash {
                 None
@@ -354,6 +359,13 @@ pub fn count_capped(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryRes
         .load(conn)?;
     let n = ids.len() as i64;
     Ok((n <= COUNT_CAP).then_some(n))
+}
+
+/// How many clients the filters match, exactly: a segment's size. It reads every match
+/// (an index or a scan), so it is for the segment pages and the API's count, not lists.
+pub fn count_exact(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<i64> {
+    let q = clients::table.select(clients::id).into_boxed::<Backend>();
+    filtered!(&mut *conn, org_id, p, q).count().get_result(conn)
 }
 
 /// The clients the filters match, in id order from `after`: (id, e-mail). Bulk sends walk
@@ -777,6 +789,14 @@ pub fn parse_params(
                     "industry" if op.is_empty() => p.industry = Some(value.to_string()),
                     "source" if op.is_empty() => p.source = Some(value.to_string()),
                     "company" if op.is_empty() => p.employer_id = Some(value.to_string()),
+                    "segment" if op.is_empty() => {
+                        match crate::domain::segments::compiled(conn, org_id, value) {
+                            Ok(Some(c)) => p.criteria.push(c),
+                            Ok(None) => errors.push(FieldError::new(k, "There is no such segment.")),
+                            Err(AppError::Validation(m, _)) => errors.push(FieldError::new(k, m)),
+                            Err(e) => return Err(e),
+                        }
+                    }
                     "tag" if op.is_empty() => {
                         for reference in list(value) {
                             match crate::domain::clients::service::resolve_tag(conn, org_id, &reference)? {
@@ -819,7 +839,7 @@ pub fn parse_params(
                     }
                     _ => errors.push(FieldError::new(
                         k,
-                        "Unknown filter; use status, type, tag, assignedTo, industry, source, company, createdAt, updatedAt or customFields.<key>.",
+                        "Unknown filter; use status, type, tag, assignedTo, industry, source, company, segment, createdAt, updatedAt or customFields.<key>.",
                     )),
                 }
             }

@@ -38,6 +38,8 @@ pub const TRIGGERS: &[(&str, &str)] = &[
         "A call, meeting, note or task is logged",
     ),
     ("mail.received", "An e-mail from a client arrives"),
+    ("segment.entered", "A client enters a segment"),
+    ("segment.left", "A client leaves a segment"),
     ("date", "A date on a record comes round"),
     ("schedule", "On a schedule"),
     ("webhook", "Another system calls the workflow's web address"),
@@ -126,6 +128,9 @@ pub struct Trigger {
     /// interaction.created: only this kind (call, meeting, note, task, email).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interaction: Option<String>,
+    /// segment.entered / segment.left: the segment's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
     /// date: which date (see [`DATE_FIELDS`]) and how many days after it (negative: before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date: Option<String>,
@@ -452,12 +457,37 @@ fn fits(trigger: &Trigger, changes: &Value) -> bool {
             return false;
         }
     }
+    if let Some(segment) = trigger.segment.as_deref().filter(|s| !s.is_empty()) {
+        if changes["segment"]["id"].as_str() != Some(segment) {
+            return false;
+        }
+    }
     if let Some(kind) = trigger.interaction.as_deref().filter(|s| !s.is_empty()) {
         if changes["type"].as_str() != Some(kind) {
             return false;
         }
     }
     true
+}
+
+/// The names of the workflows a segment starts (its entry or exit is their trigger).
+pub fn using_segment(c: &mut DbConn, org: &str, segment: &str) -> QueryResult<Vec<String>> {
+    let flows: Vec<(WorkflowRow, VersionRow)> = workflows::table
+        .inner_join(
+            workflow_versions::table.on(workflow_versions::workflow_id
+                .eq(workflows::id)
+                .and(workflow_versions::version.eq(workflows::version))),
+        )
+        .filter(workflows::organization_id.eq(org))
+        .filter(workflows::trigger_type.eq_any(["segment.entered", "segment.left"]))
+        .filter(workflows::deleted_at.is_null())
+        .select((WorkflowRow::as_select(), VersionRow::as_select()))
+        .load(c)?;
+    Ok(flows
+        .into_iter()
+        .filter(|(_, v)| v.definition().trigger.segment.as_deref() == Some(segment))
+        .map(|(w, _)| w.name)
+        .collect())
 }
 
 /// The client a record belongs to.
@@ -582,6 +612,13 @@ pub fn validate(c: &mut DbConn, org: &str, def: &Definition) -> AppResult<Vec<Fi
                     "Choose one of your pipelines' stages.",
                 )),
             _ => {}
+        },
+        "segment.entered" | "segment.left" => match opt(&tr.segment) {
+            Some(s) if crate::domain::segments::find(c, org, s)?.is_some() => {}
+            _ => errors.push(FieldError::new(
+                "trigger.segment",
+                "Choose one of your segments.",
+            )),
         },
         "date" => {
             if !DATE_FIELDS.iter().any(|(k, _)| Some(*k) == opt(&tr.date)) {

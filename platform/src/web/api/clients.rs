@@ -154,12 +154,12 @@ pub struct ClientInput {
 #[serde(rename_all = "camelCase")]
 pub struct ClientPage {
     #[schema(value_type = Vec<Client>)]
-    data: Vec<ClientView>,
+    pub(crate) data: Vec<ClientView>,
     /// Pass as `cursor` for the next page; null on the last page.
-    next_cursor: Option<String>,
+    pub(crate) next_cursor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
-    total: Option<Total>,
+    pub(crate) total: Option<Total>,
 }
 
 fn respond(status: StatusCode, view: &ClientView) -> HttpResponse {

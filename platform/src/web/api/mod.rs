@@ -15,6 +15,7 @@ pub mod plugins;
 mod policies;
 pub mod sales;
 pub mod search;
+mod segments;
 mod tags;
 pub mod tokens;
 mod users;
@@ -45,6 +46,7 @@ fn docs() -> Vec<(&'static str, utoipa::openapi::OpenApi)> {
         ("policies", policies::Doc::openapi()),
         ("sales", sales::Doc::openapi()),
         ("search", search::Doc::openapi()),
+        ("segments", segments::Doc::openapi()),
         ("tags", tags::Doc::openapi()),
         ("tokens", tokens::Doc::openapi()),
         ("users", users::Doc::openapi()),
@@ -371,6 +373,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/plugins/policy", web::put().to(plugins::set_policy))
         .route("/plugins/{id}", web::patch().to(plugins::update))
         .route("/plugins/{id}", web::delete().to(plugins::uninstall))
+        .route("/segments", web::get().to(segments::list))
+        .route("/segments", web::post().to(segments::create))
+        .route("/segments/preview", web::post().to(segments::preview))
+        .route("/segments/{id}", web::get().to(segments::show))
+        .route("/segments/{id}", web::put().to(segments::replace))
+        .route("/segments/{id}", web::delete().to(segments::delete))
+        .route("/segments/{id}/count", web::get().to(segments::count))
+        .route("/segments/{id}/clients", web::get().to(segments::clients))
+        .route("/segments/{id}/events", web::get().to(segments::events))
+        .route("/segments/{id}/sizes", web::get().to(segments::sizes))
+        .route(
+            "/segments/{id}/evaluate",
+            web::post().to(segments::evaluate),
+        )
         .route("/tags", web::get().to(tags::list))
         .route("/tags", web::post().to(tags::create))
         .route("/tags/{id}", web::patch().to(tags::update))

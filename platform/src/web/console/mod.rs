@@ -16,6 +16,7 @@ mod mail;
 mod notifications;
 mod sales;
 mod search;
+mod segments;
 mod tasks;
 mod timeline;
 
@@ -217,6 +218,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/quotes/{id}/pdf", web::get().to(sales::quotes::quote_pdf))
         .route("/quotes", web::get().to(sales::quotes::list))
+        .route("/segments", web::get().to(segments::list))
+        .route("/segments", web::post().to(segments::create))
+        .route("/segments/new", web::get().to(segments::new))
+        .route("/segments/compose", web::post().to(segments::compose))
+        .route("/segments/preview", web::post().to(segments::preview))
+        .route("/segments/{id}", web::get().to(segments::show))
+        .route("/segments/{id}", web::post().to(segments::update))
+        .route("/segments/{id}/delete", web::post().to(segments::delete))
+        .route(
+            "/segments/{id}/evaluate",
+            web::post().to(segments::evaluate),
+        )
         .route("/admin/users", web::get().to(admin::users::list))
         .route("/admin/users", web::post().to(admin::users::create))
         .route(
@@ -472,6 +485,24 @@ pub fn as_toast(e: AppError) -> AppError {
 }
 
 /// An HTML fragment for htmx (200).
+/// A count with its digits grouped by thousands (`12,345`).
+pub fn format_count(n: impl std::borrow::Borrow<i64>) -> String {
+    let n = *n.borrow();
+    let digits = n.unsigned_abs().to_string();
+    let mut grouped = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    if n < 0 {
+        format!("-{grouped}")
+    } else {
+        grouped
+    }
+}
+
 pub fn html_fragment(body: String) -> HttpResponse {
     html(StatusCode::OK, body)
 }
@@ -583,6 +614,13 @@ pub async fn render_with_status(
             href: "/quotes",
             label: "Quotes",
             active: path.starts_with("/quotes"),
+        });
+    }
+    if has("segment", "read") && has("client", "read") {
+        nav.push(NavItem {
+            href: "/segments",
+            label: "Segments",
+            active: path.starts_with("/segments"),
         });
     }
     if has("client", "read") {

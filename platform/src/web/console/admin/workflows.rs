@@ -59,6 +59,7 @@ pub struct Choices {
     templates: Vec<(String, String)>,
     mailboxes: Vec<(String, String)>,
     fields: Vec<(String, String)>,
+    segments: Vec<(String, String)>,
 }
 
 async fn choices(scope: &crate::ops::Scope) -> AppResult<Choices> {
@@ -104,7 +105,12 @@ async fn choices(scope: &crate::ops::Scope) -> AppResult<Choices> {
             for d in crate::domain::custom_fields::store::list(c, &org, "client", false)? {
                 fields.push((format!("customFields.{}", d.field_key), d.label.clone()));
             }
+            let segments = crate::domain::segments::list(c, &org)?
+                .into_iter()
+                .map(|s| (s.id, s.name))
+                .collect();
             Ok(Choices {
+                segments,
                 stages: stages
                     .into_iter()
                     .map(|(id, p, s)| (id, format!("{p} › {s}")))
@@ -167,6 +173,15 @@ fn trigger_widgets(t: &Trigger, ch: &Choices) -> Vec<Widget> {
             "Into stage",
             s(&t.stage),
             with_blank("Any stage", ch.stages.clone()),
+        )],
+        "segment.entered" | "segment.left" => vec![hinted(
+            select(
+                "t.segment".into(),
+                "Segment",
+                s(&t.segment),
+                with_blank("Choose a segment", ch.segments.clone()),
+            ),
+            "Entries and exits are seen within seconds of the change that causes them, and by the hourly re-evaluation for dates that pass.",
         )],
         "interaction.created" => vec![select(
             "t.interaction".into(),
@@ -561,6 +576,7 @@ fn from_form(pairs: &[(String, String)]) -> (String, bool, Definition) {
         field: opt("t.field"),
         stage: opt("t.stage"),
         interaction: opt("t.interaction"),
+        segment: opt("t.segment"),
         date: opt("t.date"),
         offset_days: int("t.offsetDays"),
         every: opt("t.every"),

@@ -105,6 +105,8 @@ struct ClientsList {
     errors: Vec<FieldError>,
     bulk_tags: Vec<Choice>,
     bulk_owners: Vec<Choice>,
+    /// The segment the list is narrowed to: (id, name).
+    segment: Option<(String, String)>,
 }
 
 impl ClientsList {
@@ -179,7 +181,20 @@ pub async fn list(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let page = list_view(&scope, &raw, found);
+    let segment = match raw
+        .iter()
+        .find(|(k, v)| k == "filter[segment]" && !v.is_empty())
+    {
+        Some((_, id)) if scope.can("segment", "read") => {
+            crate::ops::segments::get(&scope, id.clone())
+                .await
+                .ok()
+                .map(|s| (s.id, s.name))
+        }
+        _ => None,
+    };
+    let mut page = list_view(&scope, &raw, found);
+    page.segment = segment;
     render_with_status(&req, &actor, "Clients", &page, status).await
 }
 
@@ -255,19 +270,13 @@ fn list_view(scope: &Scope, raw: &[(String, String)], found: ops::ListPage) -> C
         bulk_owners: choices(found.owners.iter().cloned(), &[]),
         rows: rows_of(&found, &custom_cols),
         errors: found.errors,
+        segment: None,
     }
 }
 
 /// The list's count as people read it: grouped digits, "+" past the cap.
 fn count_label(total: ops::Total) -> String {
-    let digits = total.count.to_string();
-    let mut grouped = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(ch);
-    }
+    let grouped = crate::web::console::format_count(total.count);
     let plus = if total.at_least { "+" } else { "" };
     let noun = if total.count == 1 && !total.at_least {
         "client"
