@@ -571,11 +571,19 @@ async fn the_permissions_page_shows_only_the_rights_the_code_checks() {
         .as_array()
         .unwrap()
         .contains(&json!("delete")));
-    assert!(of("segment").is_none(), "nothing checks segment rights yet");
+    assert_eq!(
+        of("segment").unwrap(),
+        json!(["read", "write", "delete", "export"]),
+        "segments check their rights"
+    );
+    assert!(
+        of("organization").is_none(),
+        "nothing checks organization rights yet"
+    );
     let refused = send(
         &app,
         api(Method::POST, "/api/policies", &admin)
-            .set_json(json!({"role": "sales_rep", "resource": "segment", "action": "delete"})),
+            .set_json(json!({"role": "sales_rep", "resource": "organization", "action": "write"})),
     )
     .await;
     assert_eq!(
@@ -594,7 +602,7 @@ async fn the_permissions_page_shows_only_the_rights_the_code_checks() {
     b.sign_in(&app, "admin@acme.test", PASSWORD).await;
     let page = b.get(&app, "/admin/permissions?role=sales_rep").await.body;
     assert!(page.contains("id=\"cell-interaction-delete\""));
-    assert!(!page.contains("cell-segment-read") && page.contains("cell-webhook-read"));
+    assert!(!page.contains("cell-organization-read") && page.contains("cell-segment-read"));
     assert!(
         !page.contains("id=\"cell-tag-export\""),
         "tags have no export"

@@ -27,6 +27,7 @@ mod plugins;
 mod sales;
 mod sales_console;
 mod search;
+mod segments;
 mod signin;
 mod support;
 mod trust;

@@ -1,0 +1,181 @@
+//! Segment figures (issue 21): over 1,000,000 clients, 5,000,000 interactions and 200,000
+//! deals, how long a segment of four conditions takes to count (target under 1 s; 300 ms
+//! on PostgreSQL), its first page of members, the first full evaluation that fills its
+//! members, and one round of the incremental evaluation (500 changed clients).
+//!
+//!   cargo bench -p rapport-platform --bench segments
+//!   BENCH_CLIENTS=1000000 BENCH_DATABASE_URL=postgres://… cargo bench -p rapport-platform --bench segments
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use rapport::db::DbConn;
+use rapport::domain::audit::AuditContext;
+use rapport::domain::orgs::service;
+use rapport::domain::segments::{self, Catalog, Input};
+use serde_json::json;
+use support::{env_or, fresh};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// `per` completed interactions per client over the last year, set-based in SQL (the
+/// seed's row-by-row history would take hours at this size).
+fn seed_interactions(c: &mut DbConn, org: &str, per: usize) {
+    let sql = match c {
+        DbConn::Sqlite(_) => format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {per})
+             INSERT INTO interactions (id, organization_id, client_id, kind, subject, content,
+               status, occurred_at, metadata, version, created_at, updated_at)
+             SELECT lower(hex(randomblob(16))), c.organization_id, c.id,
+               CASE abs(random()) % 4 WHEN 0 THEN 'call' WHEN 1 THEN 'email' WHEN 2 THEN 'meeting' ELSE 'note' END,
+               'Bench', '', 'completed',
+               datetime('now', '-' || (abs(random()) % 365) || ' days'), '{{}}', 1,
+               datetime('now'), datetime('now')
+             FROM clients c, n WHERE c.organization_id = '{org}'"
+        ),
+        DbConn::Postgresql(_) => format!(
+            "INSERT INTO interactions (id, organization_id, client_id, kind, subject, content,
+               status, occurred_at, metadata, version, created_at, updated_at)
+             SELECT md5(random()::text || c.id || n), c.organization_id, c.id,
+               (ARRAY['call','email','meeting','note'])[1 + floor(random() * 4)::int],
+               'Bench', '', 'completed',
+               now()::timestamp - (floor(random() * 365) || ' days')::interval, '{{}}', 1,
+               now()::timestamp, now()::timestamp
+             FROM clients c, generate_series(1, {per}) n WHERE c.organization_id = '{org}'"
+        ),
+    };
+    c.batch_execute(&sql).unwrap();
+}
+
+fn main() {
+    let clients: usize = env_or("BENCH_CLIENTS", "100000").parse().unwrap();
+    let deals: usize = env_or("BENCH_DEALS", &(clients / 5).to_string())
+        .parse()
+        .unwrap();
+    let per: usize = env_or("BENCH_INTERACTIONS_PER_CLIENT", "5")
+        .parse()
+        .unwrap();
+    let (_target, pool, _config) = fresh("segments", 4);
+    let mut c = pool.get().unwrap();
+    let org = service::create_org(&mut c, "Segment bench").unwrap();
+    let ctx = AuditContext::cli(&org.id);
+    let t = Instant::now();
+    rapport::seed::seed_clients(&mut c, &org, clients, 7, |_| {}).unwrap();
+    rapport::seed::seed_deals(&mut c, &org, deals, 7, |_| {}).unwrap();
+    seed_interactions(&mut c, &org.id, per);
+    rapport::db::refresh_statistics(&mut c).unwrap();
+    println!(
+        "seeded {clients} clients, {deals} deals, {} interactions in {:.1} s",
+        clients * per,
+        t.elapsed().as_secs_f64()
+    );
+
+    // "German customers active in the last 90 days with open deals over 1,000", four
+    // conditions of four kinds: two columns, an interaction count, a deal sum.
+    let criteria = json!({"match": "all", "conditions": [
+        {"field": "status", "op": "eq", "value": "customer"},
+        {"field": "country", "op": "eq", "value": "DE"},
+        {"field": "interactions.count", "op": "gte", "value": 2, "days": 90},
+        {"field": "deals.openValue", "op": "gt", "value": "1000"}]});
+    // The same with an OR group and a tag: the shape a marketer builds in the console.
+    let with_or = json!({"match": "all", "conditions": [
+        {"field": "status", "op": "in", "value": ["customer", "prospect"]},
+        {"match": "any", "conditions": [
+            {"field": "tags", "op": "has", "value": "VIP"},
+            {"field": "interactions.last", "op": "olderThanDays", "value": 180}]},
+        {"field": "createdAt", "op": "withinDays", "value": 3650}]});
+    let seg = segments::create(
+        &mut c,
+        &ctx,
+        &Input {
+            name: Some("Bench".into()),
+            description: None,
+            criteria: Some(criteria.clone()),
+        },
+    )
+    .unwrap();
+
+    for (label, tree) in [("4 conditions", &criteria), ("OR group + tag", &with_or)] {
+        let catalog = Catalog::load(&mut c, &org.id).unwrap();
+        let compiled = catalog.compile(tree, None).unwrap();
+        let p = segments::params(compiled, None);
+        let mut times = Vec::new();
+        let mut n = 0;
+        for _ in 0..5 {
+            let t = Instant::now();
+            n = segments::count(&mut c, &org.id, &p).unwrap();
+            times.push(t.elapsed());
+        }
+        println!(
+            "count, {label}: {n} clients, median {} (max {})",
+            ms(median(times.clone())),
+            ms(*times.iter().max().unwrap())
+        );
+        let mut p = p;
+        p.limit = 50;
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            rapport::domain::clients::query::list(&mut c, &org.id, &p).unwrap();
+            times.push(t.elapsed());
+        }
+        println!(
+            "first page of members, {label}: median {}",
+            ms(median(times))
+        );
+    }
+
+    let t = Instant::now();
+    segments::evaluate(&mut c, &org.id, &seg.id).unwrap();
+    let members = segments::get(&mut c, &org.id, &seg.id)
+        .unwrap()
+        .member_count;
+    println!(
+        "first full evaluation (baseline, {members} members): {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    segments::evaluate(&mut c, &org.id, &seg.id).unwrap();
+    println!(
+        "periodic full evaluation (no change): {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // 500 clients changed: the incremental round that follows.
+    {
+        use diesel::prelude::*;
+        use rapport::db::schema::{clients as cl, segment_dirty as d};
+        let ids: Vec<String> = cl::table
+            .filter(cl::organization_id.eq(&org.id))
+            .select(cl::id)
+            .limit(500)
+            .load(&mut c)
+            .unwrap();
+        for id in ids {
+            diesel::insert_into(d::table)
+                .values((
+                    d::id.eq(rapport::db::new_id()),
+                    d::organization_id.eq(&org.id),
+                    d::client_id.eq(id),
+                ))
+                .execute(&mut c)
+                .unwrap();
+        }
+    }
+    let t = Instant::now();
+    let n = segments::drain_dirty(&mut c).unwrap();
+    println!(
+        "incremental round ({n} changed clients, 1 segment): {}",
+        ms(t.elapsed())
+    );
+}
