@@ -260,6 +260,19 @@ pub fn spawn_segments(state: actix_web::web::Data<AppState>) {
     });
 }
 
+/// The scores worker: every ten minutes, organizations whose scores are older than a day
+/// (`RAPPORT_SCORES_HOURS`) get them computed again.
+pub fn spawn_scores(state: actix_web::web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        loop {
+            if let Err(e) = crate::ops::scores::run_due(&state.pool).await {
+                tracing::warn!(error = %e, "scores worker");
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_secs(600)).await;
+        }
+    });
+}
+
 /// How long one IDLE wait lasts before the watcher checks it should still watch.
 const IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(240);
 

@@ -994,6 +994,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    client_scores (client_id) {
+        client_id -> Text,
+        organization_id -> Text,
+        engagement -> Integer,
+        lifetime_value_cents -> BigInt,
+        realised_cents -> BigInt,
+        currency -> Text,
+        churn_risk -> Integer,
+        factors -> Text,
+        computed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    score_runs (organization_id) {
+        organization_id -> Text,
+        started_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        clients -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
     invitations,
@@ -1060,4 +1083,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     segment_events,
     segment_dirty,
     segment_sizes,
+    client_scores,
+    score_runs,
 );

@@ -25,6 +25,7 @@ pub mod pipelines;
 pub mod policies;
 pub mod quotes;
 pub mod sales;
+pub mod scores;
 pub mod segments;
 pub mod tags;
 pub mod users;

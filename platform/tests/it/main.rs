@@ -26,6 +26,7 @@ mod openapi;
 mod plugins;
 mod sales;
 mod sales_console;
+mod scores;
 mod search;
 mod segments;
 mod signin;

@@ -51,6 +51,7 @@ pub enum Kind {
     Stage,
     Engagement,
     Segment,
+    Score,
 }
 
 impl Kind {
@@ -72,7 +73,7 @@ impl Kind {
             Kind::Custom => &[
                 "eq", "gt", "gte", "lt", "lte", "contains", "in", "empty", "notEmpty",
             ],
-            Kind::Count | Kind::Money => &["eq", "gt", "gte", "lt", "lte"],
+            Kind::Count | Kind::Money | Kind::Score => &["eq", "gt", "gte", "lt", "lte"],
             Kind::Last => &["withinDays", "olderThanDays", "never"],
             Kind::Stage => &["in"],
             Kind::Engagement => &["withinDays", "never"],
@@ -271,6 +272,27 @@ const BUILT_IN: &[(&str, &str, &str, Kind, &str)] = &[
         "",
     ),
     (
+        "scores.engagement",
+        "Engagement score",
+        "Scores",
+        Kind::Score,
+        "engagement",
+    ),
+    (
+        "scores.churnRisk",
+        "Churn risk",
+        "Scores",
+        Kind::Score,
+        "churn_risk",
+    ),
+    (
+        "scores.lifetimeValue",
+        "Lifetime value",
+        "Scores",
+        Kind::Score,
+        "lifetime_value_cents",
+    ),
+    (
         "segment",
         "Member of segment",
         "Segments",
@@ -376,6 +398,12 @@ pub enum Compiled {
         cents: i64,
     },
     InStage(Vec<String>),
+    /// A stored score (`client_scores`) compared with a number; unscored clients fail it.
+    Score {
+        column: &'static str,
+        cmp: &'static str,
+        n: i64,
+    },
     Engaged {
         column: &'static str,
         since: Option<NaiveDateTime>,
@@ -561,6 +589,13 @@ impl Compiled {
                     None => Box::new(sql::<Bool>(&format!("{text})"))),
                 }
             }
+            Compiled::Score { column, cmp, n } => Box::new(
+                sql::<Bool>(&format!(
+                    "((SELECT s.{column} FROM client_scores s WHERE s.client_id = clients.id) {cmp} "
+                ))
+                .bind::<BigInt, _>(*n)
+                .sql(")"),
+            ),
             Compiled::Const(true) => Box::new(sql::<Bool>("1 = 1")),
             Compiled::Const(false) => Box::new(sql::<Bool>("1 = 0")),
         }
@@ -1091,6 +1126,24 @@ fn condition(
                 Err(e) => fail("value", e),
             },
         },
+        Kind::Score => {
+            let n = if field == "scores.lifetimeValue" {
+                match crate::domain::money::parse_cents(&one_text(value).unwrap_or_default()) {
+                    Ok(c) => c,
+                    Err(e) => return fail("value", e),
+                }
+            } else {
+                match whole(value) {
+                    Ok(n) if n <= 100 => n,
+                    _ => return fail("value", "Give a score from 0 to 100.".into()),
+                }
+            };
+            Compiled::Score {
+                column,
+                cmp: cmp_of(op),
+                n,
+            }
+        }
         Kind::Segment => {
             let id = one_text(value).unwrap_or_default();
             match (cx.segment)(&id, cx.chain + 1) {

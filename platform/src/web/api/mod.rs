@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod plugins;
 mod policies;
 pub mod sales;
+mod scores;
 pub mod search;
 mod segments;
 mod tags;
@@ -46,6 +47,7 @@ fn docs() -> Vec<(&'static str, utoipa::openapi::OpenApi)> {
         ("policies", policies::Doc::openapi()),
         ("sales", sales::Doc::openapi()),
         ("search", search::Doc::openapi()),
+        ("scores", scores::Doc::openapi()),
         ("segments", segments::Doc::openapi()),
         ("tags", tags::Doc::openapi()),
         ("tokens", tokens::Doc::openapi()),
@@ -373,6 +375,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/plugins/policy", web::put().to(plugins::set_policy))
         .route("/plugins/{id}", web::patch().to(plugins::update))
         .route("/plugins/{id}", web::delete().to(plugins::uninstall))
+        .route("/clients/{id}/scores", web::get().to(scores::show))
+        .route("/clients/{id}/scores", web::post().to(scores::refresh))
+        .route("/scores/at-risk", web::get().to(scores::at_risk))
+        .route(
+            "/clients/{id}/prevent-churn",
+            web::post().to(scores::prevent_churn),
+        )
         .route("/segments", web::get().to(segments::list))
         .route("/segments", web::post().to(segments::create))
         .route("/segments/preview", web::post().to(segments::preview))

@@ -25,6 +25,9 @@ struct Dashboard<'a> {
     /// Links and buttons shown only to roles that may follow them.
     can_add_deal: bool,
     can_forecast: bool,
+    /// The caller's clients most likely to leave (the team's for those who oversee).
+    at_risk: Vec<crate::ops::scores::AtRisk>,
+    can_plan: bool,
 }
 
 impl Dashboard<'_> {
@@ -62,7 +65,14 @@ pub async fn show(
         expires: i.row.expires_at.format("%-d %B %Y").to_string(),
     })
     .collect();
+    let at_risk = if scope.can("client", "read") {
+        crate::ops::scores::at_risk(&scope, 50, 5).await?
+    } else {
+        vec![]
+    };
     let fragment = Dashboard {
+        at_risk,
+        can_plan: scope.can("interaction", "write"),
         csrf: &actor.csrf,
         invitations,
         d,

@@ -218,6 +218,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/quotes/{id}/pdf", web::get().to(sales::quotes::quote_pdf))
         .route("/quotes", web::get().to(sales::quotes::list))
+        .route("/clients/{id}/scores", web::post().to(clients::rescore))
+        .route(
+            "/clients/{id}/prevent-churn",
+            web::post().to(clients::prevent_churn),
+        )
         .route("/segments", web::get().to(segments::list))
         .route("/segments", web::post().to(segments::create))
         .route("/segments/new", web::get().to(segments::new))

@@ -360,6 +360,38 @@ fn position_of(field: &str) -> Option<(usize, Option<usize>)> {
     Some((*idx.first()?, idx.get(1).copied()))
 }
 
+/// Error paths count the tree's groups, which leave out the form's groups without a
+/// filled row; renumbers them to the form's groups, so the words and the row an error is
+/// shown next to are the ones the builder shows.
+fn renumber(d: &Draft, e: AppError) -> AppError {
+    let AppError::Validation(m, errors) = e else {
+        return e;
+    };
+    let kept: Vec<usize> = d
+        .groups
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| g.rows.iter().any(|r| !r.field.is_empty()))
+        .map(|(i, _)| i)
+        .collect();
+    let errors = errors
+        .into_iter()
+        .map(|mut fe| {
+            if let Some((g, _)) = position_of(&fe.field) {
+                if let Some(form_g) = kept.get(g) {
+                    fe.field = fe.field.replacen(
+                        &format!("conditions[{g}]"),
+                        &format!("conditions[{form_g}]"),
+                        1,
+                    );
+                }
+            }
+            fe
+        })
+        .collect();
+    AppError::Validation(m, errors)
+}
+
 fn words(e: &FieldError, single: bool) -> String {
     match position_of(&e.field) {
         Some((_, Some(r))) if single => format!("Condition {}: {}", r + 1, e.message),
@@ -492,6 +524,14 @@ fn row_view(
             hint = "days";
         }
         Some(Kind::Count) => input = "number",
+        Some(Kind::Score) if row.field == "scores.lifetimeValue" => {
+            input = "text";
+            hint = "amount";
+        }
+        Some(Kind::Score) => {
+            input = "number";
+            hint = "0–100";
+        }
         Some(Kind::Money) => {
             input = "text";
             hint = "amount";
@@ -634,7 +674,9 @@ async fn builder(
             .any(|g| g.rows.iter().any(|r| !r.field.is_empty()));
         if has_rows {
             preview_view(
-                ops::preview(scope, tree, (!id.is_empty()).then(|| id.to_string())).await,
+                ops::preview(scope, tree, (!id.is_empty()).then(|| id.to_string()))
+                    .await
+                    .map_err(|e| renumber(d, e)),
                 if id.is_empty() {
                     String::new()
                 } else {
@@ -801,7 +843,9 @@ pub async fn preview(
         .any(|g| g.rows.iter().any(|r| !r.field.is_empty()));
     let view = if has_rows {
         preview_view(
-            ops::preview(&scope, to_tree(&d), (!id.is_empty()).then(|| id.clone())).await,
+            ops::preview(&scope, to_tree(&d), (!id.is_empty()).then(|| id.clone()))
+                .await
+                .map_err(|e| renumber(&d, e)),
             String::new(),
             d.groups.len() == 1,
         )?
@@ -840,7 +884,8 @@ pub async fn save(
     let result = match &id {
         Some(id) => ops::update(&scope, id.clone(), input, Some(version)).await,
         None => ops::create(&scope, input).await,
-    };
+    }
+    .map_err(|e| renumber(&d, e));
     match result {
         Ok(seg) => redirect_with_flash(
             &req,

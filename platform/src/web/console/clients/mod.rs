@@ -11,7 +11,7 @@ mod trash;
 pub use form::{create, delete, edit_form, new_form, update, FormField};
 pub use list::{bulk, delete_view, list, save_view};
 pub use pickers::lookup;
-pub use profile::{relate, save_preferences, show, tag, unrelate};
+pub use profile::{prevent_churn, relate, rescore, save_preferences, show, tag, unrelate};
 pub use trash::{purge, restore, trash};
 
 use crate::domain::clients::{status_label, ClientRow, TagRow, STATUSES};

@@ -88,6 +88,139 @@ fn deal_row(d: ops::DealLine) -> DealRow {
     }
 }
 
+#[derive(Template)]
+#[template(path = "partials/clients/scores_card.html")]
+struct ScoresCard {
+    id: String,
+    s: Option<crate::ops::scores::ScoreView>,
+    ltv: String,
+    realised: String,
+    basis: String,
+    reasons: Vec<String>,
+    engagement: Vec<(String, i64)>,
+    computed: String,
+    can_plan: bool,
+    segments: Vec<(String, String)>,
+}
+
+/// The Scores card: engagement, lifetime value and churn risk with their reasons, the
+/// segments the client is in, and the prevent-churn action.
+async fn scores_card(scope: &Scope, id: &str) -> AppResult<String> {
+    let s = crate::ops::scores::of_client(scope, id.to_string())
+        .await
+        .ok();
+    let list = |v: &serde_json::Value| -> Vec<(String, i64)> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|f| {
+                        (
+                            f["factor"].as_str().unwrap_or_default().to_string(),
+                            f["points"].as_i64().unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let segments = if scope.can("segment", "read") {
+        let (org, client) = (scope.org_id.clone(), id.to_string());
+        scope
+            .read(move |c| Ok(crate::domain::segments::of_client(c, &org, &client)?))
+            .await?
+    } else {
+        vec![]
+    };
+    let card = ScoresCard {
+        id: id.to_string(),
+        ltv: s
+            .as_ref()
+            .map(|s| {
+                money::display(
+                    money::parse_cents(&s.lifetime_value).unwrap_or(0),
+                    &s.currency,
+                )
+            })
+            .unwrap_or_default(),
+        realised: s
+            .as_ref()
+            .map(|s| {
+                money::display(
+                    money::parse_cents(&s.realised_value).unwrap_or(0),
+                    &s.currency,
+                )
+            })
+            .unwrap_or_default(),
+        basis: s
+            .as_ref()
+            .and_then(|s| {
+                s.factors["lifetimeValue"]["basis"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .unwrap_or_default(),
+        reasons: s
+            .as_ref()
+            .map(|s| {
+                list(&s.factors["churnRisk"])
+                    .into_iter()
+                    .map(|(f, _)| f)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        engagement: s
+            .as_ref()
+            .map(|s| list(&s.factors["engagement"]))
+            .unwrap_or_default(),
+        computed: s
+            .as_ref()
+            .map(|s| s.computed_at.replace('T', " ").replace('Z', " UTC"))
+            .unwrap_or_default(),
+        can_plan: scope.can("interaction", "write"),
+        segments,
+        s,
+    };
+    card.render()
+        .map_err(|e| crate::error::AppError::Internal(format!("template: {e}")))
+}
+
+/// `POST /clients/{id}/scores`: computes the client's scores now.
+pub async fn rescore(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let id = id.into_inner();
+    let s = crate::ops::scores::refresh(&scope, id.clone()).await?;
+    crate::web::console::redirect_with_flash(
+        &req,
+        &format!("/clients/{id}#scores"),
+        &format!(
+            "Scored now: engagement {}, churn risk {}.",
+            s.engagement, s.churn_risk
+        ),
+    )
+}
+
+/// `POST /clients/{id}/prevent-churn`: plans a check-in task for the client's owner.
+pub async fn prevent_churn(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let id = id.into_inner();
+    crate::ops::scores::prevent_churn(&scope, id.clone()).await?;
+    crate::web::console::redirect_with_flash(
+        &req,
+        &format!("/clients/{id}"),
+        "A check-in task is planned for the client's owner, due in two days.",
+    )
+}
+
 /// The Deals card: open deals, won and lost folded, quotes and contracts, and "+ Add deal"
 /// pre-filled with this client for those who may create deals. Empty without the right to
 /// see deals or contracts.
@@ -134,6 +267,8 @@ async fn deals_card(scope: &Scope, id: &str) -> AppResult<String> {
 struct ProfileCard {
     /// The rendered Deals card ("" when the caller sees neither deals nor contracts).
     deals: String,
+    /// The rendered Scores card.
+    scores: String,
     /// The rendered Files card.
     files: String,
     /// Likely duplicates: (id, name, why).
@@ -214,8 +349,10 @@ async fn profile_page(
     let focus_log = req.query_string().split('&').any(|p| p == "log=1");
     let (timeline, files) = cards(scope, state, &found.row.id, focus_log).await?;
     let deals = deals_card(scope, &found.row.id).await?;
+    let scores = scores_card(scope, &found.row.id).await?;
     let page = ProfileCard {
         deals,
+        scores,
         timeline,
         files,
         notice,
@@ -251,6 +388,7 @@ fn profile_view(scope: &Scope, p: ops::ClientProfile) -> ProfileCard {
     let row = &p.row;
     ProfileCard {
         deals: String::new(),
+        scores: String::new(),
         files: String::new(),
         timeline: String::new(),
         notice: None,

@@ -1,0 +1,2 @@
+DROP TABLE score_runs;
+DROP TABLE client_scores;

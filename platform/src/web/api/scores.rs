@@ -1,0 +1,71 @@
+//! Client scores: engagement, lifetime value and churn risk with their factors
+//! (`client:read`, on the clients the caller may see), and the clients most at risk.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::ListEnvelope;
+use crate::error::AppResult;
+use crate::ops::scores::{self as ops, AtRisk, ScoreView};
+use crate::web::scope::ApiScope;
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(show, refresh, at_risk, prevent_churn))]
+pub struct Doc;
+
+/// A client's engagement score, lifetime value and churn risk, each with the factors that
+/// produced it. Computed nightly; computed now when the client has none yet.
+#[utoipa::path(get, path = "/api/clients/{id}/scores", tag = "Scores",
+    params(("id" = String, Path, description = "The client's id.")),
+    responses((status = 200, description = "The scores.", body = ScoreView)))]
+pub async fn show(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(ops::of_client(&scope, id.into_inner()).await?))
+}
+
+/// Computes a client's scores now, from its data as it stands.
+#[utoipa::path(post, path = "/api/clients/{id}/scores", tag = "Scores",
+    params(("id" = String, Path, description = "The client's id.")),
+    responses((status = 200, description = "The new scores.", body = ScoreView)))]
+pub async fn refresh(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(ops::refresh(&scope, id.into_inner()).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AtRiskQuery {
+    min_risk: Option<i32>,
+    limit: Option<i64>,
+}
+
+/// The clients most likely to leave that the caller may see (a rep: their own), highest
+/// risk first, with the reason that weighs most. Inactive clients are left out.
+#[utoipa::path(get, path = "/api/scores/at-risk", tag = "Scores",
+    params(
+        ("minRisk" = Option<i32>, Query, description = "Lowest churn risk listed, 0–100 (default 50)."),
+        ("limit" = Option<i64>, Query, description = "How many, 1–200 (default 50)."),
+    ),
+    responses((status = 200, description = "Clients at risk.", body = ListEnvelope<AtRisk>)))]
+pub async fn at_risk(scope: ApiScope, q: web::Query<AtRiskQuery>) -> AppResult<HttpResponse> {
+    let data = ops::at_risk(&scope, q.min_risk.unwrap_or(50), q.limit.unwrap_or(50)).await?;
+    Ok(HttpResponse::Ok().json(ListEnvelope {
+        data,
+        next_cursor: None,
+    }))
+}
+
+/// The task a prevent-churn action made.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedTask {
+    task_id: String,
+}
+
+/// "Prevent churn": plans a high-priority check-in task on the client for its owner, due in
+/// two days, with the churn risk's reasons (`interaction:write`).
+#[utoipa::path(post, path = "/api/clients/{id}/prevent-churn", tag = "Scores",
+    params(("id" = String, Path, description = "The client's id.")),
+    responses((status = 201, description = "The task was planned; see `/api/interactions/{taskId}`.", body = PlannedTask)))]
+pub async fn prevent_churn(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
+    let task_id = ops::prevent_churn(&scope, id.into_inner()).await?;
+    Ok(HttpResponse::Created().json(PlannedTask { task_id }))
+}
