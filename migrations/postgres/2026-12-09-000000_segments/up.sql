@@ -22,7 +22,7 @@ CREATE INDEX segments_due ON segments (evaluated_at);
 CREATE TABLE segment_members (
     segment_id TEXT NOT NULL REFERENCES segments(id) ON DELETE CASCADE,
     client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
-    organization_id TEXT NOT NULL,
+    organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
     entered_at TIMESTAMP NOT NULL,
     PRIMARY KEY (segment_id, client_id)
 );
@@ -31,7 +31,7 @@ CREATE INDEX segment_members_by_client ON segment_members (client_id);
 -- Entries and exits, newest last (ids are UUIDv7).
 CREATE TABLE segment_events (
     id TEXT PRIMARY KEY NOT NULL,
-    organization_id TEXT NOT NULL,
+    organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
     segment_id TEXT NOT NULL REFERENCES segments(id) ON DELETE CASCADE,
     client_id TEXT NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
     -- entered | left
@@ -45,7 +45,7 @@ CREATE INDEX segment_events_by_client ON segment_events (client_id, id);
 -- re-evaluated within seconds, without waiting for the periodic full evaluation.
 CREATE TABLE segment_dirty (
     id TEXT PRIMARY KEY NOT NULL,
-    organization_id TEXT NOT NULL,
+    organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
     client_id TEXT NOT NULL
 );
 

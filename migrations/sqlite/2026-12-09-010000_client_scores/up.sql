@@ -2,7 +2,7 @@
 -- produced them (JSON), computed nightly set-at-a-time and on demand for one client.
 CREATE TABLE client_scores (
     client_id TEXT PRIMARY KEY NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
-    organization_id TEXT NOT NULL,
+    organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
     engagement INTEGER NOT NULL,
     -- Realised plus expected, in the organization's currency (minor units).
     lifetime_value_cents BIGINT NOT NULL,

@@ -82,6 +82,7 @@ fn value_for(
         ("webhooks", "id") => "webhook",
         ("workflows", "id") => "workflow",
         ("workflow-runs" | "runs", "id") => "workflow_run",
+        ("segments", "id") => "segment",
         // The incoming-call secret is B's credential, which A cannot know.
         ("workflows", "secret") => return Some(("wfh_guessed".into(), false)),
         ("u" | "o" | "c", "rid") => "recipient",
@@ -387,6 +388,17 @@ async fn another_organizations_admin_reaches_nothing_on_any_route() {
     .await;
     assert_eq!(flow.status, StatusCode::CREATED, "{}", flow.body);
     ids.insert("workflow", id_of(&flow).unwrap());
+    let seg = send(
+        &app,
+        post(
+            "/api/segments",
+            json!({"name": SECRET, "criteria": {"match": "all", "conditions": [
+                {"field": "name", "op": "contains", "value": "a"}]}}),
+        ),
+    )
+    .await;
+    assert_eq!(seg.status, StatusCode::CREATED, "{}", seg.body);
+    ids.insert("segment", id_of(&seg).unwrap());
     let url = flow.json()["incomingUrl"].as_str().unwrap().to_string();
     let run = send(
         &app,
@@ -401,6 +413,7 @@ async fn another_organizations_admin_reaches_nothing_on_any_route() {
         run.json()["runId"].as_str().unwrap().to_string(),
     );
     for key in [
+        "segment",
         "workflow",
         "workflow_run",
         "webhook",

@@ -1713,3 +1713,773 @@ async fn deals_interactions_and_tags_move_clients_in_and_out() {
         assert_eq!(shown["memberCount"], 0, "{shown}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The console's builder: what a user clicks, types and sees.
+// ---------------------------------------------------------------------------------------
+
+use crate::support::{Browser, PASSWORD};
+
+/// The builder's form for "in Germany, and VIP or customer", as the browser posts it.
+fn german_form<'a>(name: &'a str, country: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("name", name),
+        ("description", "For the Berlin fair"),
+        ("id", ""),
+        ("version", "0"),
+        ("root", "all"),
+        ("g.0.match", "all"),
+        ("c.0.0.field", "country"),
+        ("c.0.0.op", "eq"),
+        ("c.0.0.value", country),
+        ("g.1.match", "any"),
+        ("c.1.0.field", "tags"),
+        ("c.1.0.op", "has"),
+        ("c.1.0.value", "VIP"),
+        ("c.1.1.field", "status"),
+        ("c.1.1.op", "eq"),
+        ("c.1.1.value", "customer"),
+    ]
+}
+
+/// The form with one field's value replaced (or added).
+fn with<'a>(
+    mut form: Vec<(&'a str, &'a str)>,
+    key: &'a str,
+    value: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    match form.iter_mut().find(|(k, _)| *k == key) {
+        Some(pair) => pair.1 = value,
+        None => form.push((key, value)),
+    }
+    form
+}
+
+/// The HTML of one condition row of the builder (`row-<g>-<r>`).
+fn row_html(body: &str, g: usize, r: usize) -> &str {
+    let start = body
+        .find(&format!("id=\"row-{g}-{r}\""))
+        .unwrap_or_else(|| panic!("no row {g}.{r}: {body}"));
+    // From the row's opening tag (its classes come before the id) to its end.
+    let start = body[..start].rfind("<div").unwrap_or(start);
+    let rest = &body[start..];
+    &rest[..rest.find("</div>").unwrap_or(rest.len())]
+}
+
+/// Makes the VIP tag and six people: Anna, Bernd and Eve are German and VIP or customer.
+async fn germans<S, B>(svc: &S, admin: &str, token: &str)
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let r = call(
+        svc,
+        Method::POST,
+        "/api/tags",
+        admin,
+        Some(json!({"name": "VIP"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    for (first, country, vip, status) in [
+        ("Anna", Some("DE"), true, "lead"),
+        ("Bernd", Some("DE"), false, "customer"),
+        ("Carla", Some("DE"), false, "lead"),
+        ("Dave", Some("FR"), true, "customer"),
+        ("Eve", Some("DE"), true, "customer"),
+        ("Frank", None, true, "customer"),
+    ] {
+        let mut body = json!({"type": "individual", "firstName": first, "lastName": "Tester", "status": status});
+        if let Some(c) = country {
+            body["address"] = json!({"country": c});
+        }
+        if vip {
+            body["tags"] = json!(["VIP"]);
+        }
+        client(svc, token, body).await;
+    }
+}
+
+/// Signs a console user in.
+async fn signed_in<S, B>(svc: &S, email: &str) -> Browser
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let mut b = Browser::new();
+    let r = b.sign_in(svc, email, PASSWORD).await;
+    assert!(
+        r.status.is_redirection(),
+        "{email}: {} {}",
+        r.status,
+        r.body
+    );
+    b
+}
+
+/// The segment id a save redirected to.
+fn saved_id(r: &Resp) -> String {
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let to = r.header("location").unwrap_or_default();
+    let id = to
+        .strip_prefix("/segments/")
+        .unwrap_or_else(|| panic!("redirected to {to}"));
+    assert!(!id.is_empty() && !id.contains('/'), "{to}");
+    id.to_string()
+}
+
+#[actix_web::test]
+async fn a_marketer_builds_previews_saves_and_opens_a_segment_in_the_console() {
+    let app = TestApp::new().await;
+    let svc = app.service().await;
+    let org = app.org("Builder Co");
+    let admin = app.user(&org, "admin@builder.test", "admin");
+    let mk = app.user(&org, "mk@builder.test", "marketer");
+    let (admin, mk) = (app.token(&org, &admin), app.token(&org, &mk));
+    germans(&svc, &admin, &mk).await;
+    let mut b = signed_in(&svc, "mk@builder.test").await;
+
+    // The list is empty and offers a new one; the builder starts with one blank row.
+    let list = b.get(&svc, "/segments").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert!(list.body.contains("No segments yet"), "{}", list.body);
+    assert!(
+        list.body.contains("href=\"/segments/new\""),
+        "{}",
+        list.body
+    );
+    let page = b.get(&svc, "/segments/new").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("id=\"segment-builder\""),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("name=\"c.0.0.field\""), "{}", page.body);
+    assert!(!page.body.contains("name=\"g.1.match\""), "{}", page.body);
+    assert!(page.body.contains("Save segment"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("Add a condition to see how many clients match"),
+        "{}",
+        page.body
+    );
+
+    // "Add a group" answers the builder with a second group, keeping what was typed.
+    let typed = [
+        ("name", "German VIPs and customers"),
+        ("id", ""),
+        ("version", "0"),
+        ("root", "all"),
+        ("g.0.match", "all"),
+        ("c.0.0.field", "country"),
+        ("c.0.0.op", "eq"),
+        ("c.0.0.value", "DE"),
+    ];
+    let r = b
+        .hx_post(
+            &svc,
+            "/segments/compose",
+            &[&typed[..], &[("op", "add_group")]].concat(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("name=\"g.1.match\""), "{}", r.body);
+    assert!(r.body.contains("name=\"c.1.0.field\""), "{}", r.body);
+    assert!(r.body.contains("Group 2"), "{}", r.body);
+    assert!(
+        r.body.contains("value=\"German VIPs and customers\""),
+        "{}",
+        r.body
+    );
+    assert!(
+        row_html(&r.body, 0, 0).contains("value=\"DE\""),
+        "{}",
+        r.body
+    );
+    assert!(
+        row_html(&r.body, 0, 0).contains("<option value=\"country\" selected>"),
+        "{}",
+        r.body
+    );
+    // The field picked, the country row already counts its four Germans.
+    assert!(r.body.contains("<strong>4</strong>"), "{}", r.body);
+    // "Add a condition" and "Remove" work on the right group and row.
+    let mut two = german_form("German VIPs and customers", "DE");
+    two.push(("op", "add_row:1"));
+    let r = b.hx_post(&svc, "/segments/compose", &two).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("name=\"c.1.2.field\""), "{}", r.body);
+    assert!(!r.body.contains("name=\"c.0.1.field\""), "{}", r.body);
+    let r = b
+        .hx_post(
+            &svc,
+            "/segments/compose",
+            &with(
+                german_form("German VIPs and customers", "DE"),
+                "op",
+                "remove_row:1:0",
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(!r.body.contains("name=\"c.1.1.field\""), "{}", r.body);
+    assert!(
+        row_html(&r.body, 1, 0).contains("<option value=\"status\" selected>"),
+        "the status row moved up: {}",
+        r.body
+    );
+
+    // The live count for the three conditions, with the matching clients.
+    let form = german_form("German VIPs and customers", "DE");
+    let r = b.hx_post(&svc, "/segments/preview", &form).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("id=\"segment-preview\""), "{}", r.body);
+    assert!(
+        r.body.contains("<strong>3</strong> clients match"),
+        "{}",
+        r.body
+    );
+    for name in ["Anna Tester", "Bernd Tester", "Eve Tester"] {
+        assert!(r.body.contains(name), "{name}: {}", r.body);
+    }
+    for name in ["Carla", "Dave", "Frank"] {
+        assert!(!r.body.contains(name), "{name}: {}", r.body);
+    }
+    assert!(
+        r.body
+            .contains("Country is DE and (Tags has VIP or Status is customer)"),
+        "{}",
+        r.body
+    );
+
+    // Saving leads to the segment's page.
+    let r = b.post_form(&svc, "/segments", &form).await;
+    let id = saved_id(&r);
+    let page = b.get(&svc, &format!("/segments/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let body = &page.body;
+    assert!(
+        body.contains("German VIPs and customers saved"),
+        "flash: {body}"
+    );
+    assert!(
+        body.contains("<h1>German VIPs and customers</h1>"),
+        "{body}"
+    );
+    assert!(body.contains("value=\"For the Berlin fair\""), "{body}");
+    assert!(body.contains("name=\"version\" value=\"1\""), "{body}");
+    let country = row_html(body, 0, 0);
+    assert!(
+        country.contains("<option value=\"country\" selected>"),
+        "{country}"
+    );
+    assert!(
+        country.contains("<option value=\"eq\" selected>"),
+        "{country}"
+    );
+    assert!(country.contains("value=\"DE\""), "{country}");
+    let tags = row_html(body, 1, 0);
+    assert!(tags.contains("<option value=\"tags\" selected>"), "{tags}");
+    assert!(tags.contains("<option value=\"has\" selected>"), "{tags}");
+    assert!(tags.contains("<option value=\"VIP\" selected>"), "{tags}");
+    let status = row_html(body, 1, 1);
+    assert!(
+        status.contains("<option value=\"status\" selected>"),
+        "{status}"
+    );
+    assert!(
+        status.contains("<option value=\"customer\" selected>"),
+        "{status}"
+    );
+    assert!(
+        body.contains("name=\"g.1.match\" aria-label=\"How the conditions combine\"><option value=\"all\">all of these</option><option value=\"any\" selected>"),
+        "the second group matches any: {body}"
+    );
+    assert!(body.contains("<strong>3</strong> clients match"), "{body}");
+    assert!(body.contains("Anna Tester"), "{body}");
+    assert!(
+        body.contains(&format!("href=\"/clients?filter%5Bsegment%5D={id}\"")),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("action=\"/segments/{id}/delete\"")),
+        "{body}"
+    );
+
+    // The list shows it.
+    let list = b.get(&svc, "/segments").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert!(
+        list.body.contains(&format!(
+            "<a href=\"/segments/{id}\">German VIPs and customers</a>"
+        )),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains("For the Berlin fair"), "{}", list.body);
+
+    // Opened as a client list: the banner, and the members only.
+    let clients = b.get(&svc, &format!("/clients?filter[segment]={id}")).await;
+    assert_eq!(clients.status, StatusCode::OK, "{}", clients.body);
+    assert!(
+        clients.body.contains("id=\"segment-banner\""),
+        "{}",
+        clients.body
+    );
+    assert!(
+        clients
+            .body
+            .contains("<strong>German VIPs and customers</strong>"),
+        "{}",
+        clients.body
+    );
+    for name in ["Anna", "Bernd", "Eve"] {
+        assert!(clients.body.contains(name), "{name}: {}", clients.body);
+    }
+    for name in ["Carla", "Dave", "Frank"] {
+        assert!(!clients.body.contains(name), "{name}: {}", clients.body);
+    }
+    let all_clients = b.get(&svc, "/clients").await;
+    assert!(!all_clients.body.contains("id=\"segment-banner\""));
+    assert!(all_clients.body.contains("Carla"), "{}", all_clients.body);
+}
+
+#[actix_web::test]
+async fn builder_mistakes_keep_what_was_typed_and_say_which_condition_is_wrong() {
+    let app = TestApp::new().await;
+    let svc = app.service().await;
+    let org = app.org("Mistakes Co");
+    let admin = app.user(&org, "admin@mistakes.test", "admin");
+    let mk = app.user(&org, "mk@mistakes.test", "marketer");
+    let (admin, mk) = (app.token(&org, &admin), app.token(&org, &mk));
+    germans(&svc, &admin, &mk).await;
+    let mut b = signed_in(&svc, "mk@mistakes.test").await;
+
+    // No name: 422, everything typed still there.
+    let r = b.post_form(&svc, "/segments", &german_form("", "DE")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("Give the segment a name"), "{}", r.body);
+    assert!(r.body.contains("id=\"segment-errors\""), "{}", r.body);
+    assert!(
+        r.body.contains("value=\"For the Berlin fair\""),
+        "{}",
+        r.body
+    );
+    assert!(
+        row_html(&r.body, 0, 0).contains("value=\"DE\""),
+        "{}",
+        r.body
+    );
+    assert!(
+        row_html(&r.body, 1, 0).contains("<option value=\"VIP\" selected>"),
+        "{}",
+        r.body
+    );
+    assert!(
+        row_html(&r.body, 1, 1).contains("<option value=\"customer\" selected>"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("<option value=\"any\" selected>"),
+        "{}",
+        r.body
+    );
+    // Nothing was saved.
+    let listed = get(&svc, "/api/segments", &mk).await.json();
+    assert!(listed["data"].as_array().unwrap().is_empty(), "{listed}");
+    // The same through htmx: the builder again, not a redirect.
+    let r = b.hx_post(&svc, "/segments", &german_form("", "DE")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.header("hx-redirect").is_none());
+    assert!(r.body.contains("Give the segment a name"), "{}", r.body);
+
+    // A number that is not one: the error sits next to its row, in words.
+    let bad = [
+        german_form("Chatty Germans", "DE"),
+        vec![
+            ("c.1.2.field", "interactions.count"),
+            ("c.1.2.op", "gte"),
+            ("c.1.2.value", "abc"),
+            ("c.1.2.days", "90"),
+        ],
+    ]
+    .concat();
+    let r = b.post_form(&svc, "/segments", &bad).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let row = row_html(&r.body, 1, 2);
+    assert!(row.contains("has-error"), "{row}");
+    assert!(row.contains("class=\"field-error\""), "{row}");
+    assert!(row.contains("whole number"), "{row}");
+    assert!(row.contains("value=\"abc\""), "{row}");
+    assert!(row.contains("value=\"90\""), "{row}");
+    for (g, r_) in [(0, 0), (1, 0), (1, 1)] {
+        assert!(
+            !row_html(&r.body, g, r_).contains("field-error"),
+            "row {g}.{r_}: {}",
+            r.body
+        );
+    }
+    assert!(r.body.contains("Group 2, condition 3:"), "{}", r.body);
+    assert!(!r.body.contains("conditions["), "a raw path: {}", r.body);
+    assert!(r.body.contains("value=\"Chatty Germans\""), "{}", r.body);
+
+    // With one group the words say only the condition.
+    let single = [
+        ("name", "Chatty"),
+        ("root", "all"),
+        ("g.0.match", "all"),
+        ("c.0.0.field", "country"),
+        ("c.0.0.op", "eq"),
+        ("c.0.0.value", "DE"),
+        ("c.0.1.field", "interactions.count"),
+        ("c.0.1.op", "gte"),
+        ("c.0.1.value", "abc"),
+    ];
+    let r = b.post_form(&svc, "/segments", &single).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        row_html(&r.body, 0, 1).contains("class=\"field-error\""),
+        "{}",
+        r.body
+    );
+    assert!(
+        !row_html(&r.body, 0, 0).contains("field-error"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("Condition 2:"), "{}", r.body);
+    assert!(!r.body.contains("conditions["), "{}", r.body);
+    let r = b.hx_post(&svc, "/segments/preview", &single).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Condition 2:"), "{}", r.body);
+    assert!(r.body.contains("whole number"), "{}", r.body);
+
+    // A blank row or group left in the form does not move the error off its row.
+    let gap = [
+        ("name", "Gaps"),
+        ("root", "all"),
+        ("g.0.match", "all"),
+        ("c.0.0.field", ""),
+        ("g.1.match", "all"),
+        ("c.1.0.field", ""),
+        ("c.1.1.field", "country"),
+        ("c.1.1.op", "eq"),
+        ("c.1.1.value", "DE"),
+        ("c.1.2.field", "interactions.count"),
+        ("c.1.2.op", "gte"),
+        ("c.1.2.value", "abc"),
+    ];
+    let r = b.post_form(&svc, "/segments", &gap).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        row_html(&r.body, 1, 2).contains("class=\"field-error\""),
+        "{}",
+        r.body
+    );
+    assert!(
+        !row_html(&r.body, 1, 1).contains("field-error"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("Group 2, condition"), "{}", r.body);
+    assert!(!r.body.contains("Group 1, condition"), "{}", r.body);
+
+    // An unknown tag posted straight to the preview: the reason, not a server error.
+    let r = b
+        .hx_post(
+            &svc,
+            "/segments/preview",
+            &[
+                ("root", "all"),
+                ("g.0.match", "all"),
+                ("c.0.0.field", "tags"),
+                ("c.0.0.op", "has"),
+                ("c.0.0.value", "Nonexistent"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("There is no tag"), "{}", r.body);
+    assert!(r.body.contains("Nonexistent"), "{}", r.body);
+    assert!(r.body.contains("Condition 1:"), "{}", r.body);
+    assert!(!r.body.contains("<strong>"), "no count: {}", r.body);
+    // Nothing chosen yet: the hint, not an error.
+    let r = b
+        .hx_post(
+            &svc,
+            "/segments/preview",
+            &[("g.0.match", "all"), ("c.0.0.field", "")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Add a condition"), "{}", r.body);
+}
+
+#[actix_web::test]
+async fn read_only_users_look_and_reps_count_only_their_own_clients_in_the_console() {
+    let app = TestApp::new().await;
+    let svc = app.service().await;
+    let org = app.org("Roles Co");
+    let manager = app.user(&org, "boss@roles.test", "manager");
+    let mk = app.user(&org, "mk@roles.test", "marketer");
+    let rep = app.user(&org, "rep@roles.test", "sales_rep");
+    app.user(&org, "ro@roles.test", "read_only");
+    let (manager_token, mk_token) = (app.token(&org, &manager), app.token(&org, &mk));
+    for (name, owner, status) in [
+        ("Repsone", &rep, "customer"),
+        ("Repstwo", &rep, "customer"),
+        ("Repslead", &rep, "lead"),
+        ("Bossone", &manager, "customer"),
+        ("Bosstwo", &manager, "customer"),
+    ] {
+        client(
+            &svc,
+            &manager_token,
+            json!({"type": "individual", "lastName": name, "status": status, "assignedTo": owner}),
+        )
+        .await;
+    }
+    let seg = segment(
+        &svc,
+        &mk_token,
+        "Customers",
+        one("status", "eq", json!("customer")),
+    )
+    .await;
+    let customers = [
+        ("root", "all"),
+        ("g.0.match", "all"),
+        ("c.0.0.field", "status"),
+        ("c.0.0.op", "eq"),
+        ("c.0.0.value", "customer"),
+    ];
+
+    // Read-only: sees the list and the segment, is offered no way to change them.
+    let mut ro = signed_in(&svc, "ro@roles.test").await;
+    let list = ro.get(&svc, "/segments").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert!(
+        list.body.contains(&format!("href=\"/segments/{seg}\"")),
+        "{}",
+        list.body
+    );
+    assert!(
+        !list.body.contains("href=\"/segments/new\""),
+        "{}",
+        list.body
+    );
+    assert!(!list.body.contains("New segment"), "{}", list.body);
+    let page = ro.get(&svc, &format!("/segments/{seg}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("<h1>Customers</h1>"), "{}", page.body);
+    assert!(page.body.contains("<strong>4</strong>"), "{}", page.body);
+    assert!(
+        row_html(&page.body, 0, 0).contains("<option value=\"customer\" selected>"),
+        "{}",
+        page.body
+    );
+    for absent in [
+        "Save segment",
+        "New segment",
+        "/delete\"",
+        ">Delete<",
+        "/evaluate\"",
+        "Add a group",
+        "Add a condition",
+        ">Remove<",
+        // The builder is no form that saves for them (a shown action they may not use).
+        " action=\"/segments",
+    ] {
+        assert!(!page.body.contains(absent), "{absent}: {}", page.body);
+    }
+    assert!(
+        page.body.contains(" disabled"),
+        "the inputs are read only: {}",
+        page.body
+    );
+    let new = ro.get(&svc, "/segments/new").await;
+    assert_eq!(new.status, StatusCode::FORBIDDEN, "{}", new.body);
+    // Posting anyway changes nothing.
+    let r = ro
+        .post_form(
+            &svc,
+            "/segments",
+            &[&customers[..], &[("name", "Mine")]].concat(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = ro
+        .post_form(&svc, &format!("/segments/{seg}/delete"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(
+        get(&svc, &format!("/api/segments/{seg}"), &mk_token)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // A sales rep's live count and sample hold their own clients only.
+    let mut b = signed_in(&svc, "rep@roles.test").await;
+    let r = b.hx_post(&svc, "/segments/preview", &customers).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.contains("<strong>2</strong> clients match"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("Repsone") && r.body.contains("Repstwo"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("Boss"), "{}", r.body);
+    let page = b.get(&svc, &format!("/segments/{seg}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("<strong>2</strong>"), "{}", page.body);
+    assert!(!page.body.contains("Bossone"), "{}", page.body);
+    assert!(!page.body.contains("Save segment"), "{}", page.body);
+    assert!(
+        !page.body.contains(&format!(" action=\"/segments/{seg}\"")),
+        "{}",
+        page.body
+    );
+    // The manager sees all four.
+    let mut m = signed_in(&svc, "boss@roles.test").await;
+    let r = m.hx_post(&svc, "/segments/preview", &customers).await;
+    assert!(
+        r.body.contains("<strong>4</strong> clients match"),
+        "{}",
+        r.body
+    );
+}
+
+#[actix_web::test]
+async fn editing_a_segment_in_the_console_and_a_stale_save_is_refused_keeping_the_typing() {
+    let app = TestApp::new().await;
+    let svc = app.service().await;
+    let org = app.org("Edit Co");
+    let admin = app.user(&org, "admin@edit.test", "admin");
+    let mk = app.user(&org, "mk@edit.test", "marketer");
+    let (admin, mk) = (app.token(&org, &admin), app.token(&org, &mk));
+    germans(&svc, &admin, &mk).await;
+    let mut b = signed_in(&svc, "mk@edit.test").await;
+    let id = saved_id(
+        &b.post_form(&svc, "/segments", &german_form("Fair list", "DE"))
+            .await,
+    );
+    let edit = |country: &'static str, version: &'static str| {
+        with(
+            with(
+                with(german_form("Fair list", country), "id", &id),
+                "version",
+                version,
+            ),
+            "description",
+            "Now for Paris",
+        )
+    };
+
+    // Version 1 is what the page holds; saving with it goes through.
+    let page = b.get(&svc, &format!("/segments/{id}")).await;
+    assert!(
+        page.body.contains("name=\"version\" value=\"1\""),
+        "{}",
+        page.body
+    );
+    let r = b
+        .post_form(&svc, &format!("/segments/{id}"), &edit("FR", "1"))
+        .await;
+    assert_eq!(saved_id(&r), id);
+    let page = b.get(&svc, &format!("/segments/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        row_html(&page.body, 0, 0).contains("value=\"FR\""),
+        "{}",
+        page.body
+    );
+    assert!(
+        !row_html(&page.body, 0, 0).contains("value=\"DE\""),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("value=\"Now for Paris\""),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("name=\"version\" value=\"2\""),
+        "{}",
+        page.body
+    );
+    // Dave is the French customer.
+    assert!(
+        page.body.contains("<strong>1</strong> client matches"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Dave Tester"), "{}", page.body);
+    let saved = get(&svc, &format!("/api/segments/{id}"), &mk).await.json();
+    assert_eq!(saved["version"], 2);
+    assert_eq!(
+        saved["criteria"]["conditions"][0]["conditions"][0]["value"],
+        "FR"
+    );
+
+    // The same page, saved a second time from the old version: refused, typing kept.
+    let r = b
+        .post_form(&svc, &format!("/segments/{id}"), &edit("AT", "1"))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(
+        r.body.contains("Someone changed this segment"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("id=\"segment-errors\""), "{}", r.body);
+    assert!(
+        row_html(&r.body, 0, 0).contains("value=\"AT\""),
+        "{}",
+        r.body
+    );
+    assert!(
+        row_html(&r.body, 1, 0).contains("<option value=\"VIP\" selected>"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("value=\"Now for Paris\""), "{}", r.body);
+    let saved = get(&svc, &format!("/api/segments/{id}"), &mk).await.json();
+    assert_eq!(saved["version"], 2, "not saved");
+    assert_eq!(
+        saved["criteria"]["conditions"][0]["conditions"][0]["value"],
+        "FR"
+    );
+
+    // Through htmx, a save answers with HX-Redirect.
+    let r = b
+        .hx_post(&svc, &format!("/segments/{id}"), &edit("DE", "2"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.header("hx-redirect"),
+        Some(format!("/segments/{id}").as_str())
+    );
+    let saved = get(&svc, &format!("/api/segments/{id}"), &mk).await.json();
+    assert_eq!(saved["version"], 3);
+
+    // Deleting from the page leaves the list empty.
+    let r = b
+        .post_form(&svc, &format!("/segments/{id}/delete"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.header("location"), Some("/segments"));
+    assert_eq!(
+        b.get(&svc, &format!("/segments/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let list = b.get(&svc, "/segments").await;
+    assert!(list.body.contains("No segments yet"), "{}", list.body);
+}
