@@ -21,6 +21,7 @@ pub mod duplicates;
 pub mod imports;
 pub mod interactions;
 pub mod mail;
+pub mod overview;
 pub mod pipelines;
 pub mod policies;
 pub mod quotes;

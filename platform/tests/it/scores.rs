@@ -201,3 +201,73 @@ async fn scores_follow_the_data_and_name_their_reasons() {
         dash.body
     );
 }
+
+#[actix_web::test]
+async fn the_overview_counts_what_the_caller_may_see_in_the_period() {
+    let t = TestApp::new().await;
+    let org = t.org("Overview");
+    let admin_id = t.user(&org, "admin@overview.test", "admin");
+    let rep_id = t.user(&org, "rep@overview.test", "sales_rep");
+    let (admin, rep) = (t.token(&org, &admin_id), t.token(&org, &rep_id));
+    let app = t.service().await;
+    for (name, status, owner) in [
+        ("A", "customer", &rep_id),
+        ("B", "lead", &rep_id),
+        ("C", "customer", &admin_id),
+    ] {
+        let r = send(
+            &app,
+            api(Method::POST, "/api/clients", &admin).set_json(
+                json!({"firstName": name, "lastName": "X", "status": status, "assignedTo": owner}),
+            ),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let all = send(
+        &app,
+        api(Method::GET, "/api/crm/analytics/overview", &admin),
+    )
+    .await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    let all = all.json();
+    assert_eq!(all["newClients"], 3);
+    let customers = all["clientsByStatus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["status"] == "customer")
+        .unwrap()["clients"]
+        .clone();
+    assert_eq!(customers, 2);
+    assert_eq!(all["winRate"]["rate"], serde_json::Value::Null);
+    let mine = send(&app, api(Method::GET, "/api/crm/analytics/overview", &rep))
+        .await
+        .json();
+    assert_eq!(
+        mine["newClients"], 2,
+        "a rep counts their own clients: {mine}"
+    );
+    // A period before anyone was created counts no new client; a reversed one is refused.
+    let old = send(
+        &app,
+        api(
+            Method::GET,
+            "/api/crm/analytics/overview?from=2020-01-01&to=2020-01-31",
+            &admin,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(old["newClients"], 0);
+    let bad = send(
+        &app,
+        api(
+            Method::GET,
+            "/api/crm/analytics/overview?from=2026-02-01&to=2026-01-01",
+            &admin,
+        ),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+}

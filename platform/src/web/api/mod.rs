@@ -378,6 +378,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clients/{id}/scores", web::get().to(scores::show))
         .route("/clients/{id}/scores", web::post().to(scores::refresh))
         .route("/scores/at-risk", web::get().to(scores::at_risk))
+        .route("/crm/analytics/overview", web::get().to(scores::overview))
         .route(
             "/clients/{id}/prevent-churn",
             web::post().to(scores::prevent_churn),

@@ -10,7 +10,7 @@ use crate::ops::scores::{self as ops, AtRisk, ScoreView};
 use crate::web::scope::ApiScope;
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(show, refresh, at_risk, prevent_churn))]
+#[openapi(paths(show, refresh, at_risk, prevent_churn, overview))]
 pub struct Doc;
 
 /// A client's engagement score, lifetime value and churn risk, each with the factors that
@@ -68,4 +68,32 @@ pub struct PlannedTask {
 pub async fn prevent_churn(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
     let task_id = ops::prevent_churn(&scope, id.into_inner()).await?;
     Ok(HttpResponse::Created().json(PlannedTask { task_id }))
+}
+
+#[derive(Deserialize)]
+pub struct OverviewQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The figures that matter at a glance, for a period (default: the last 30 days): clients
+/// by status, new clients, the open pipeline per currency, the win rate of deals closed in
+/// the period, activities, and clients at risk — within the caller's reach.
+#[utoipa::path(get, path = "/api/crm/analytics/overview", tag = "Scores",
+    params(
+        ("from" = Option<String>, Query, description = "First day, `YYYY-MM-DD` (default: 29 days before `to`)."),
+        ("to" = Option<String>, Query, description = "Last day, `YYYY-MM-DD` (default: today)."),
+    ),
+    responses((status = 200, description = "The overview.", body = crate::ops::overview::Overview)))]
+pub async fn overview(scope: ApiScope, q: web::Query<OverviewQuery>) -> AppResult<HttpResponse> {
+    let day = |k: &str, v: &Option<String>| -> AppResult<Option<chrono::NaiveDate>> {
+        match v.as_deref().filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(s) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(Some)
+                .map_err(|_| crate::error::AppError::invalid(k, "Use a date like 2026-12-31.")),
+        }
+    };
+    let (from, to) = (day("from", &q.from)?, day("to", &q.to)?);
+    Ok(HttpResponse::Ok().json(crate::ops::overview::overview(&scope, from, to).await?))
 }
