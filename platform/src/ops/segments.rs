@@ -429,3 +429,65 @@ pub async fn run_due(pool: &Pool) -> AppResult<usize> {
 pub fn labels_for(catalog: &Catalog) -> Vec<criteria::FieldInfo> {
     criteria::fields(&catalog.defs)
 }
+
+/// One part of a segment's composition.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Part {
+    /// The stored value (null: not filled in).
+    pub value: Option<String>,
+    /// How it reads (an owner's name, a status's label).
+    pub label: String,
+    pub clients: i64,
+}
+
+/// What a segment's members are now, by `status`, `type`, `owner`, `country` or `source`,
+/// largest first, within the caller's reach.
+pub async fn composition(scope: &Scope, id: String, by: String) -> AppResult<Vec<Part>> {
+    scope.require("segment", "read")?;
+    scope.require("client", "read")?;
+    if !["status", "type", "owner", "country", "source"].contains(&by.as_str()) {
+        return Err(AppError::invalid(
+            "by",
+            "Use status, type, owner, country or source.",
+        ));
+    }
+    let org = scope.org_id.clone();
+    let access = scope.access("client");
+    scope
+        .read(move |c| {
+            let row = segments::get(c, &org, &id)?;
+            let catalog = Catalog::load(c, &org)?;
+            let compiled = catalog.compile(&row.tree(), Some(&row.id)).map_err(|e| {
+                AppError::Validation("The segment cannot be evaluated any more.".into(), e)
+            })?;
+            let p = segments::params(compiled, reach(&access));
+            Ok(
+                crate::domain::clients::query::composition(c, &org, &p, &by)?
+                    .into_iter()
+                    .map(|(value, clients)| Part {
+                        label: match (&value, by.as_str()) {
+                            (None, "owner") => "Unassigned".into(),
+                            (None, _) => "Not filled in".into(),
+                            (Some(v), "owner") => catalog
+                                .users
+                                .get(v)
+                                .cloned()
+                                .unwrap_or_else(|| "Former member".into()),
+                            (Some(v), "status" | "type") => {
+                                let mut l = v.replace('_', " ");
+                                if let Some(f) = l.get(..1).map(str::to_uppercase) {
+                                    l.replace_range(..1, &f);
+                                }
+                                l
+                            }
+                            (Some(v), _) => v.clone(),
+                        },
+                        value,
+                        clients,
+                    })
+                    .collect(),
+            )
+        })
+        .await
+}

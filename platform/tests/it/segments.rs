@@ -2483,3 +2483,75 @@ async fn editing_a_segment_in_the_console_and_a_stale_save_is_refused_keeping_th
     let list = b.get(&svc, "/segments").await;
     assert!(list.body.contains("No segments yet"), "{}", list.body);
 }
+
+/// A segment's composition: its live members grouped by status, owner and country, in the
+/// API and on the segment page, within the reader's reach.
+#[actix_web::test]
+async fn a_segments_members_are_broken_down_by_status_owner_and_country() {
+    let app = TestApp::new().await;
+    let svc = app.service().await;
+    let org = app.org("Parts Co");
+    let mk_id = app.user(&org, "mk@parts.test", "marketer");
+    let mk = app.token(&org, &mk_id);
+    for (name, status, country) in [
+        ("Anna", "customer", "DE"),
+        ("Bernd", "customer", "DE"),
+        ("Claire", "lead", "FR"),
+        ("Dan", "lead", "GB"),
+    ] {
+        client(
+            &svc,
+            &mk,
+            json!({"lastName": name, "status": status, "address": {"country": country}}),
+        )
+        .await;
+    }
+    let seg = segment(
+        &svc,
+        &mk,
+        "Continent",
+        all(json!([one("country", "in", json!(["DE", "FR"]))])),
+    )
+    .await;
+    let by = |b: &str| format!("/api/segments/{seg}/composition?by={b}");
+    let status = get(&svc, &by("status"), &mk).await;
+    assert_eq!(status.status, StatusCode::OK, "{}", status.body);
+    let parts: Vec<(String, i64)> = status.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["label"].as_str().unwrap().to_string(),
+                p["clients"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        parts,
+        vec![("Customer".to_string(), 2), ("Lead".to_string(), 1)]
+    );
+    let country = get(&svc, &by("country"), &mk).await.json();
+    assert_eq!(country["data"][0]["value"], "DE");
+    assert_eq!(country["data"][0]["clients"], 2);
+    let owner = get(&svc, &by("owner"), &mk).await.json();
+    assert_eq!(owner["data"][0]["clients"], 3, "{owner}");
+    let bad = get(&svc, &by("email"), &mk).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let mut b = Browser::new();
+    b.sign_in(&svc, "mk@parts.test", PASSWORD).await;
+    let page = b.get(&svc, &format!("/segments/{seg}")).await.body;
+    assert!(page.contains(&format!("hx-get=\"/segments/{seg}/composition\"")));
+    let card = b
+        .hx_get(&svc, &format!("/segments/{seg}/composition"))
+        .await;
+    assert_eq!(card.status, StatusCode::OK);
+    assert!(
+        card.body.contains("By status")
+            && card.body.contains("Customer")
+            && card.body.contains("FR"),
+        "{}",
+        card.body
+    );
+}

@@ -368,6 +368,49 @@ pub fn count_exact(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResu
     filtered!(&mut *conn, org_id, p, q).count().get_result(conn)
 }
 
+/// How the matching clients divide by one column (`status`, `type`, `owner`, `country`,
+/// `source`): (value, clients), largest first. One grouped count in the database.
+pub fn composition(
+    conn: &mut DbConn,
+    org_id: &str,
+    p: &ListParams,
+    by: &str,
+) -> QueryResult<Vec<(Option<String>, i64)>> {
+    use diesel::dsl::count_star;
+    macro_rules! grouped {
+        ($col:expr) => {{
+            let q = clients::table
+                .group_by($col)
+                .select(($col, count_star()))
+                .into_boxed::<Backend>();
+            filtered!(&mut *conn, org_id, p, q).load::<(Option<String>, i64)>(conn)?
+        }};
+    }
+    macro_rules! grouped_required {
+        ($col:expr) => {{
+            let q = clients::table
+                .group_by($col)
+                .select(($col, count_star()))
+                .into_boxed::<Backend>();
+            filtered!(&mut *conn, org_id, p, q)
+                .load::<(String, i64)>(conn)?
+                .into_iter()
+                .map(|(v, n)| (Some(v), n))
+                .collect::<Vec<_>>()
+        }};
+    }
+    let mut rows = match by {
+        "status" => grouped_required!(clients::status),
+        "type" => grouped_required!(clients::kind),
+        "owner" => grouped!(clients::assigned_to),
+        "country" => grouped!(clients::country),
+        "source" => grouped!(clients::source),
+        _ => vec![],
+    };
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(rows)
+}
+
 /// The clients the filters match, in id order from `after`: (id, e-mail). Bulk sends walk
 /// their audience with it, page by page.
 pub fn audience_page(

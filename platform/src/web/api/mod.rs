@@ -394,6 +394,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/segments/{id}/events", web::get().to(segments::events))
         .route("/segments/{id}/sizes", web::get().to(segments::sizes))
         .route(
+            "/segments/{id}/composition",
+            web::get().to(segments::composition),
+        )
+        .route(
             "/segments/{id}/evaluate",
             web::post().to(segments::evaluate),
         )

@@ -10,13 +10,24 @@ use utoipa::ToSchema;
 use super::clients::ClientPage;
 use super::{etag, if_match_version, ListEnvelope};
 use crate::error::AppResult;
-use crate::ops::segments::{self as ops, EventView, Preview, SegmentInput, SegmentView};
+use crate::ops::segments::{self as ops, EventView, Part, Preview, SegmentInput, SegmentView};
 use crate::web::query_pairs;
 use crate::web::scope::ApiScope;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
-    list, create, show, replace, delete, preview, count, clients, events, sizes, evaluate
+    list,
+    create,
+    show,
+    replace,
+    delete,
+    preview,
+    count,
+    clients,
+    events,
+    sizes,
+    evaluate,
+    composition
 ))]
 pub struct Doc;
 
@@ -212,4 +223,30 @@ pub struct Evaluation {
 pub async fn evaluate(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpResponse> {
     let (entered, left) = ops::refresh(&scope, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(Evaluation { entered, left }))
+}
+
+#[derive(Deserialize)]
+pub struct CompositionQuery {
+    by: Option<String>,
+}
+
+/// What the segment's members are now, by `status` (default), `type`, `owner`, `country` or
+/// `source`, largest first, within the caller's reach: one grouped count.
+#[utoipa::path(get, path = "/api/segments/{id}/composition", tag = "Segments",
+    params(
+        ("id" = String, Path, description = "The segment's id."),
+        ("by" = Option<String>, Query, description = "status, type, owner, country or source."),
+    ),
+    responses((status = 200, description = "The parts.", body = ListEnvelope<Part>)))]
+pub async fn composition(
+    scope: ApiScope,
+    id: web::Path<String>,
+    q: web::Query<CompositionQuery>,
+) -> AppResult<HttpResponse> {
+    let by = q.into_inner().by.unwrap_or_else(|| "status".into());
+    let data = ops::composition(&scope, id.into_inner(), by).await?;
+    Ok(HttpResponse::Ok().json(ListEnvelope {
+        data,
+        next_cursor: None,
+    }))
 }

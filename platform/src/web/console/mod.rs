@@ -232,6 +232,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/segments/{id}", web::post().to(segments::update))
         .route("/segments/{id}/delete", web::post().to(segments::delete))
         .route(
+            "/segments/{id}/composition",
+            web::get().to(segments::composition),
+        )
+        .route(
             "/segments/{id}/evaluate",
             web::post().to(segments::evaluate),
         )

@@ -750,6 +750,38 @@ async fn builder(
 }
 
 #[derive(Template)]
+#[template(path = "partials/segments/composition.html")]
+struct CompositionCard {
+    parts: Vec<(&'static str, Vec<ops::Part>, i64)>,
+}
+
+/// `GET /segments/{id}/composition`: the members by status, owner and country, loaded
+/// after the page (three grouped counts over the live criteria).
+pub async fn composition(
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let id = id.into_inner();
+    let mut parts = Vec::new();
+    for (by, title) in [
+        ("status", "By status"),
+        ("owner", "By owner"),
+        ("country", "By country"),
+    ] {
+        let mut list = ops::composition(&scope, id.clone(), by.into()).await?;
+        let total: i64 = list.iter().map(|p| p.clients).sum();
+        list.truncate(8);
+        parts.push((title, list, total.max(1)));
+    }
+    let card = CompositionCard { parts };
+    Ok(super::html_fragment(card.render().map_err(|e| {
+        AppError::Internal(format!("template: {e}"))
+    })?))
+}
+
+#[derive(Template)]
 #[template(path = "partials/segments/list.html")]
 struct ListPage {
     rows: Vec<ops::SegmentView>,
