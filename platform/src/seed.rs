@@ -559,7 +559,7 @@ pub fn seed_deals(
 }
 
 /// Demo history on the first `clients` clients: calls, notes, e-mails and meetings over the
-/// last three months, meetings and calls planned for the next two weeks, and open tasks
+/// last three months (one client in nine quiet since 100–200 days), meetings and calls planned for the next two weeks, and open tasks
 /// around today, each by the client's owner. Returns how many were added.
 pub fn seed_interactions(
     conn: &mut DbConn,
@@ -661,11 +661,17 @@ pub fn seed_interactions(
         }
     };
     for (i, (client, owner)) in owners.iter().enumerate() {
+        // One client in nine has gone quiet (nothing for 100 days or more), so the demo's
+        // churn risks and "Clients at risk" have someone to show.
+        let quiet = i % 9 == 4;
         for _ in 0..rng.gen_range(1..=5) {
             let (kind, subject, content) = SUBJECTS[rng.gen_range(0..SUBJECTS.len())];
-            let when = at
-                - Duration::days(rng.gen_range(0..90))
-                - Duration::minutes(rng.gen_range(0..600));
+            let back = if quiet {
+                rng.gen_range(100..200)
+            } else {
+                rng.gen_range(0..90)
+            };
+            let when = at - Duration::days(back) - Duration::minutes(rng.gen_range(0..600));
             rows.push(row(client, owner, kind, subject, content, when, false));
         }
         let day = |d: i64, h: u32| {
