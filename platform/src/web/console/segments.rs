@@ -328,6 +328,19 @@ pub struct PreviewView {
     list_href: String,
 }
 
+impl PreviewView {
+    /// No count: nothing to count yet (no errors), or why the criteria cannot be counted.
+    fn with_errors(errors: Vec<String>) -> Self {
+        PreviewView {
+            count: String::new(),
+            sample: vec![],
+            summary: String::new(),
+            errors,
+            list_href: String::new(),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "partials/segments/builder.html")]
 pub struct BuilderPage {
@@ -637,20 +650,10 @@ fn preview_view(
             errors: vec![],
             list_href,
         },
-        Err(AppError::Validation(_, errors)) => PreviewView {
-            count: String::new(),
-            sample: vec![],
-            summary: String::new(),
-            errors: errors.iter().map(|e| words(e, single)).collect(),
-            list_href: String::new(),
-        },
-        Err(AppError::Forbidden(m)) => PreviewView {
-            count: String::new(),
-            sample: vec![],
-            summary: String::new(),
-            errors: vec![m],
-            list_href: String::new(),
-        },
+        Err(AppError::Validation(_, errors)) => {
+            PreviewView::with_errors(errors.iter().map(|e| words(e, single)).collect())
+        }
+        Err(AppError::Forbidden(m)) => PreviewView::with_errors(vec![m]),
         Err(e) => return Err(e),
     })
 }
@@ -685,13 +688,7 @@ async fn builder(
                 single,
             )?
         } else {
-            PreviewView {
-                count: String::new(),
-                sample: vec![],
-                summary: String::new(),
-                errors: vec![],
-                list_href: String::new(),
-            }
+            PreviewView::with_errors(vec![])
         }
     } else {
         preview_view(
@@ -882,13 +879,7 @@ pub async fn preview(
             d.groups.len() == 1,
         )?
     } else {
-        PreviewView {
-            count: String::new(),
-            sample: vec![],
-            summary: String::new(),
-            errors: vec![],
-            list_href: String::new(),
-        }
+        PreviewView::with_errors(vec![])
     };
     Ok(super::html_fragment(view.render().map_err(|e| {
         AppError::Internal(format!("template: {e}"))
