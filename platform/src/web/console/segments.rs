@@ -294,6 +294,13 @@ pub struct FieldGroup {
     options: Vec<Opt>,
 }
 
+/// Choices for a value menu, by their label (ties by value, so the order is stable).
+fn by_label(items: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = items.collect();
+    v.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    v
+}
+
 /// One condition row as the builder shows it.
 pub struct RowView {
     g: usize,
@@ -492,44 +499,31 @@ fn row_view(
         }
         Some(Kind::Owner) if op != "in" => {
             input = "select";
-            let mut u: Vec<(String, String)> = catalog
-                .users
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            u.sort_by(|a, b| a.1.cmp(&b.1));
-            choices = pick(u);
+            choices = pick(by_label(
+                catalog.users.iter().map(|(k, v)| (k.clone(), v.clone())),
+            ));
         }
         Some(Kind::Tag) => {
             input = "select";
-            let mut t: Vec<(String, String)> = catalog
-                .tag_names
-                .values()
-                .map(|n| (n.clone(), n.clone()))
-                .collect();
-            t.sort();
-            choices = pick(t);
+            choices = pick(by_label(
+                catalog.tag_names.values().map(|n| (n.clone(), n.clone())),
+            ));
         }
         Some(Kind::Stage) => {
             input = "select";
-            let mut s: Vec<(String, String)> = catalog
-                .stages
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            s.sort_by(|a, b| a.1.cmp(&b.1));
-            choices = pick(s);
+            choices = pick(by_label(
+                catalog.stages.iter().map(|(k, v)| (k.clone(), v.clone())),
+            ));
         }
         Some(Kind::Segment) => {
             input = "select";
-            let mut s: Vec<(String, String)> = catalog
-                .segments
-                .iter()
-                .filter(|(k, _)| k.as_str() != this)
-                .map(|(k, v)| (k.clone(), v.0.clone()))
-                .collect();
-            s.sort_by(|a, b| a.1.cmp(&b.1));
-            choices = pick(s);
+            choices = pick(by_label(
+                catalog
+                    .segments
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != this)
+                    .map(|(k, v)| (k.clone(), v.0.clone())),
+            ));
         }
         Some(Kind::Time) if op == "before" || op == "after" => input = "date",
         Some(Kind::Time | Kind::Last | Kind::Engagement) => {
