@@ -273,6 +273,22 @@ pub fn spawn_scores(state: actix_web::web::Data<AppState>) {
     });
 }
 
+/// The scheduled-report sender: every minute, dashboards whose e-mail schedule is due are
+/// sent (see `ops::reports::send_due`).
+pub fn spawn_report_schedules(state: actix_web::web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        loop {
+            let handles = crate::web::scope::handles(&state);
+            match crate::ops::reports::send_due(&state.authz, handles).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "scheduled reports"),
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_secs(60)).await;
+        }
+    });
+}
+
 /// How long one IDLE wait lasts before the watcher checks it should still watch.
 const IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(240);
 

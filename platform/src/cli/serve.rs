@@ -46,6 +46,7 @@ pub async fn serve(config: Config, pool: Pool) -> anyhow::Result<()> {
     crate::jobs::spawn_webhooks(state.clone());
     crate::jobs::spawn_workflows(state.clone());
     crate::jobs::spawn_segments(state.clone());
+    crate::jobs::spawn_report_schedules(state.clone());
     crate::jobs::spawn_scores(state.clone());
     tracing::info!(%addr, "serving Rapport");
     // why: actix-web stops on SIGTERM/SIGINT by finishing in-flight requests first.

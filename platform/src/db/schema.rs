@@ -1017,7 +1017,56 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    reports (id) {
+        id -> Text,
+        organization_id -> Text,
+        name -> Text,
+        description -> Text,
+        definition -> Text,
+        shared_with -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    dashboards (id) {
+        id -> Text,
+        organization_id -> Text,
+        name -> Text,
+        tiles -> Text,
+        shared_with -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    report_schedules (id) {
+        id -> Text,
+        organization_id -> Text,
+        dashboard_id -> Text,
+        recipients -> Text,
+        cadence -> Text,
+        day -> Integer,
+        hour -> Integer,
+        next_run_at -> Timestamp,
+        last_run_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    reports,
+    dashboards,
+    report_schedules,
     organizations,
     invitations,
     plugin_events,

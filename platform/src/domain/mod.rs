@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod pipeline;
 pub mod policy;
 pub mod preferences;
+pub mod reports;
 pub mod scores;
 pub mod segments;
 pub mod sends;

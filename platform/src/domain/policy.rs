@@ -107,7 +107,7 @@ pub const ENFORCED: &[(&str, &[&str], &str)] = &[
         &["read", "write", "delete", "export"],
         "Segments: read sees them, their members and their history; write builds and changes them; export downloads their members (with the client export right).",
     ),
-    ("report", &["read"], "Forecast, performance and the team's figures."),
+    ("report", &["read", "write"], "Reports and dashboards. Read runs the forecast, performance, standard and custom reports and keeps private reports and dashboards; write shares them with a role or everyone and changes anyone's."),
     (
         "custom_field",
         &["read", "write", "delete"],

@@ -25,6 +25,7 @@ pub mod overview;
 pub mod pipelines;
 pub mod policies;
 pub mod quotes;
+pub mod reports;
 pub mod sales;
 pub mod scores;
 pub mod segments;

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod charts;
 pub mod console;
 pub mod exports;
 pub mod idempotency;

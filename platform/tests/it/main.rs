@@ -24,6 +24,7 @@ mod mail;
 mod migrations;
 mod openapi;
 mod plugins;
+mod reports;
 mod sales;
 mod sales_console;
 mod scores;

@@ -13,6 +13,7 @@ pub mod me;
 pub mod openapi;
 pub mod plugins;
 mod policies;
+pub mod reports;
 pub mod sales;
 mod scores;
 pub mod search;
@@ -47,6 +48,7 @@ fn docs() -> Vec<(&'static str, utoipa::openapi::OpenApi)> {
         ("policies", policies::Doc::openapi()),
         ("sales", sales::Doc::openapi()),
         ("search", search::Doc::openapi()),
+        ("reports", reports::Doc::openapi()),
         ("scores", scores::Doc::openapi()),
         ("segments", segments::Doc::openapi()),
         ("tags", tags::Doc::openapi()),
@@ -379,6 +381,42 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clients/{id}/scores", web::post().to(scores::refresh))
         .route("/scores/at-risk", web::get().to(scores::at_risk))
         .route("/crm/analytics/overview", web::get().to(scores::overview))
+        .route("/crm/reports", web::get().to(reports::standard_list))
+        .route("/crm/reports/{type}", web::get().to(reports::standard))
+        .route("/reports", web::get().to(reports::list))
+        .route("/reports", web::post().to(reports::create))
+        .route("/reports/preview", web::post().to(reports::preview))
+        .route("/reports/{id}", web::get().to(reports::show))
+        .route("/reports/{id}", web::put().to(reports::replace))
+        .route("/reports/{id}", web::delete().to(reports::delete))
+        .route("/reports/{id}/run", web::get().to(reports::run))
+        .route("/dashboards", web::get().to(reports::dashboards))
+        .route("/dashboards", web::post().to(reports::create_dashboard))
+        .route("/dashboards/{id}", web::get().to(reports::dashboard))
+        .route(
+            "/dashboards/{id}",
+            web::put().to(reports::replace_dashboard),
+        )
+        .route(
+            "/dashboards/{id}",
+            web::delete().to(reports::delete_dashboard),
+        )
+        .route(
+            "/dashboards/{id}/data",
+            web::get().to(reports::dashboard_data),
+        )
+        .route(
+            "/dashboards/{id}/schedules",
+            web::get().to(reports::schedules),
+        )
+        .route(
+            "/dashboards/{id}/schedules",
+            web::post().to(reports::create_schedule),
+        )
+        .route(
+            "/dashboards/{id}/schedules/{schedule}",
+            web::delete().to(reports::delete_schedule),
+        )
         .route(
             "/clients/{id}/prevent-churn",
             web::post().to(scores::prevent_churn),

@@ -14,6 +14,7 @@ mod imports;
 mod login;
 mod mail;
 mod notifications;
+mod reports;
 mod sales;
 mod search;
 mod segments;
@@ -222,6 +223,40 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/clients/{id}/prevent-churn",
             web::post().to(clients::prevent_churn),
+        )
+        .route("/reports", web::get().to(reports::index))
+        .route("/reports", web::post().to(reports::save))
+        .route("/reports/new", web::get().to(reports::new))
+        .route("/reports/compose", web::post().to(reports::compose))
+        .route("/reports/standard/{type}", web::get().to(reports::standard))
+        .route(
+            "/reports/standard/{type}/export",
+            web::get().to(reports::standard_export),
+        )
+        .route("/reports/{id}", web::get().to(reports::show))
+        .route("/reports/{id}", web::post().to(reports::save))
+        .route("/reports/{id}/edit", web::get().to(reports::edit))
+        .route("/reports/{id}/export", web::get().to(reports::export))
+        .route("/reports/{id}/delete", web::post().to(reports::delete))
+        .route("/dashboards", web::post().to(reports::save_dashboard))
+        .route("/dashboards/new", web::get().to(reports::new_dashboard))
+        .route("/dashboards/{id}", web::get().to(reports::dashboard))
+        .route("/dashboards/{id}", web::post().to(reports::save_dashboard))
+        .route(
+            "/dashboards/{id}/edit",
+            web::get().to(reports::edit_dashboard),
+        )
+        .route(
+            "/dashboards/{id}/delete",
+            web::post().to(reports::delete_dashboard),
+        )
+        .route(
+            "/dashboards/{id}/schedules",
+            web::post().to(reports::schedule),
+        )
+        .route(
+            "/dashboards/{id}/schedules/{schedule}/delete",
+            web::post().to(reports::unschedule),
         )
         .route("/segments", web::get().to(segments::list))
         .route("/segments", web::post().to(segments::create))
@@ -630,6 +665,13 @@ pub async fn render_with_status(
             href: "/segments",
             label: "Segments",
             active: path.starts_with("/segments"),
+        });
+    }
+    if has("report", "read") {
+        nav.push(NavItem {
+            href: "/reports",
+            label: "Reports",
+            active: path.starts_with("/reports") || path.starts_with("/dashboards"),
         });
     }
     if has("client", "read") {

@@ -1,0 +1,3 @@
+DROP TABLE report_schedules;
+DROP TABLE dashboards;
+DROP TABLE reports;
