@@ -838,3 +838,72 @@ pub fn seed_segments(conn: &mut DbConn, org: &OrganizationRow) -> AppResult<usiz
     }
     Ok(n)
 }
+
+/// Two saved reports and a "Sales review" dashboard shared with everyone, so the Reports
+/// page shows what custom reports and dashboards look like.
+pub fn seed_reports(conn: &mut DbConn, org: &OrganizationRow) -> AppResult<usize> {
+    use crate::domain::reports::custom::Definition;
+    use crate::domain::reports::store::{self, DashboardInput, ReportInput, Tile};
+    use serde_json::json;
+    let ctx = AuditContext::cli(&org.id);
+    let defs = [
+        (
+            "Won value by month",
+            json!({"entity": "deals", "dateField": "actualClose",
+                   "filters": [{"field": "status", "op": "is", "value": "won"}],
+                   "groupBy": {"field": "actualClose", "bucket": "month"},
+                   "aggregates": [{"fn": "sum", "field": "value"}, {"fn": "count"}], "chart": "line"}),
+        ),
+        (
+            "Activities by kind",
+            json!({"entity": "interactions", "groupBy": {"field": "kind"},
+                   "aggregates": [{"fn": "count"}], "chart": "pie"}),
+        ),
+    ];
+    let mut tiles = vec![
+        Tile {
+            kind: "kpi".into(),
+            reference: "openPipeline".into(),
+            wide: false,
+        },
+        Tile {
+            kind: "kpi".into(),
+            reference: "winRate".into(),
+            wide: false,
+        },
+    ];
+    for (name, def) in defs {
+        let definition: Definition = serde_json::from_value(def)
+            .map_err(|e| crate::error::AppError::Internal(e.to_string()))?;
+        let row = store::create_report(
+            conn,
+            &ctx,
+            ReportInput {
+                name: name.into(),
+                description: String::new(),
+                definition: definition.check()?.def,
+                shared_with: Some("everyone".into()),
+            },
+        )?;
+        tiles.push(Tile {
+            kind: "report".into(),
+            reference: row.id,
+            wide: false,
+        });
+    }
+    tiles.push(Tile {
+        kind: "standard".into(),
+        reference: "sales-by-rep".into(),
+        wide: true,
+    });
+    store::create_dashboard(
+        conn,
+        &ctx,
+        DashboardInput {
+            name: "Sales review".into(),
+            tiles,
+            shared_with: Some("everyone".into()),
+        },
+    )?;
+    Ok(3)
+}

@@ -109,6 +109,7 @@ pub fn seed_demo(pool: &Pool, addr: &str) -> anyhow::Result<String> {
         let logged = with_conn(pool, |c| crate::seed::seed_interactions(c, &org, 200, 7))?;
         let papers = with_conn(pool, |c| crate::seed::seed_papers(c, &org, 12))?;
         with_conn(pool, |c| crate::seed::seed_segments(c, &org))?;
+        with_conn(pool, |c| crate::seed::seed_reports(c, &org))?;
         tracing::info!(
             clients = report.clients,
             companies = report.companies,

@@ -162,10 +162,31 @@ pub fn svg(r: &Report) -> String {
 fn range(d: &Data) -> (f64, f64) {
     let all = d.series.iter().flat_map(|s| s.1.iter().copied());
     let (lo, hi) = all.fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = (-nice(-lo), nice(hi));
     if hi - lo <= f64::EPSILON {
-        (lo, lo + 1.0)
+        (lo, lo + 4.0)
     } else {
         (lo, hi)
+    }
+}
+
+/// The smallest "round" bound at or above `v` whose quarters are round too (1, 2, 2.5 or 5
+/// times a power of ten, four steps), so axis labels read 0, 5, 10, 15, 20.
+fn nice(v: f64) -> f64 {
+    if v <= 0.0 {
+        return if v == 0.0 { 0.0 } else { -nice(-v) };
+    }
+    let step = v / 4.0;
+    let magnitude = 10f64.powf(step.log10().floor());
+    let unit = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .find(|u| u * magnitude >= step)
+        .unwrap_or(10.0);
+    let bound = unit * magnitude * 4.0;
+    if bound < 4.0 && v >= 1.0 {
+        4.0
+    } else {
+        bound
     }
 }
 
@@ -246,12 +267,13 @@ fn line(title: &str, d: &Data) -> String {
     let plot = H - BOTTOM - TOP;
     let y = |v: f64| H - BOTTOM - (v - lo) / (hi - lo) * plot;
     let n = d.labels.len();
+    // why: the right margin leaves room for the last label's centred text.
     let step = if n > 1 {
-        (W - LEFT - 24.0) / (n - 1) as f64
+        (W - LEFT - 60.0) / (n - 1) as f64
     } else {
         0.0
     };
-    let x = |i: usize| LEFT + 12.0 + step * i as f64;
+    let x = |i: usize| LEFT + 24.0 + step * i as f64;
     let mut s = open(title, H);
     s.push_str(&grid(lo, hi));
     let every = n.div_ceil(12).max(1);

@@ -902,10 +902,17 @@ impl Checked {
                 row
             })
             .collect();
+        // why: figures of another kind (a count beside a sum of money) would be flattened
+        // on the first one's axis; the chart draws those of the first figure's kind.
         let chart = Chart {
             kind: self.def.chart,
             label: "group".into(),
-            values: (0..kinds.len()).map(|i| format!("value{i}")).collect(),
+            values: kinds
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| k.0 == kinds[0].0)
+                .map(|(i, _)| format!("value{i}"))
+                .collect(),
         };
         Ok((
             Table {

@@ -505,6 +505,22 @@ impl Names {
     }
 }
 
+/// A decimal amount as people read it: `117423.5` → `117,423.50`.
+pub fn grouped(amount: &str) -> String {
+    let d = amount.parse::<Decimal>().unwrap_or_default().round_dp(2);
+    let text = format!("{d:.2}");
+    let (int, frac) = text.split_once('.').unwrap_or((&text, "00"));
+    let (sign, digits) = int.strip_prefix('-').map_or(("", int), |d| ("-", d));
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    format!("{sign}{out}.{frac}")
+}
+
 /// cents → a decimal amount with two places.
 pub fn money(cents: i64) -> Cell {
     Cell::Dec(Decimal::new(cents, 2))
@@ -543,6 +559,13 @@ mod tests {
             lit("x'); DROP TABLE clients; --"),
             "'x''); DROP TABLE clients; --'"
         );
+    }
+
+    #[test]
+    fn amounts_are_grouped_by_thousands() {
+        assert_eq!(grouped("117423.5"), "117,423.50");
+        assert_eq!(grouped("-1000"), "-1,000.00");
+        assert_eq!(grouped("999"), "999.00");
     }
 
     #[test]

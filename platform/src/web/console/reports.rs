@@ -103,7 +103,7 @@ fn cell(c: &Cell, kind: ColKind) -> String {
     match (c, kind) {
         (Cell::Null, _) => "—".into(),
         (Cell::Int(n), _) => super::format_count(*n),
-        (Cell::Dec(d), ColKind::Money) => format!("{:.2}", d),
+        (Cell::Dec(d), ColKind::Money) => crate::domain::reports::grouped(&d.to_string()),
         (Cell::Dec(d), ColKind::Percent) => format!("{}%", d.normalize()),
         (c, _) => c.text(),
     }
@@ -112,7 +112,12 @@ fn cell(c: &Cell, kind: ColKind) -> String {
 pub fn body(r: &Report, compact: bool) -> AppResult<String> {
     let limit = if compact { 8 } else { usize::MAX };
     let b = Body {
-        chart: charts::svg(r),
+        // An empty period says so once, under the table's place, not twice.
+        chart: if r.table.rows.is_empty() {
+            String::new()
+        } else {
+            charts::svg(r)
+        },
         columns: r
             .table
             .columns
