@@ -75,6 +75,13 @@ enum Command {
         #[command(subcommand)]
         command: SearchCommand,
     },
+    /// Train the organization's churn model on its own history and print how well it
+    /// ranks clients on later data it did not see (AUC; 0.5 is chance).
+    ChurnModel {
+        /// Organization slug or id.
+        #[arg(long)]
+        org: String,
+    },
     /// Add deterministic synthetic clients (companies, people, tags, custom values).
     Seed {
         /// Organization slug or id.
@@ -228,6 +235,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token {
             command: TokenCommand::Create { org, email, name },
         } => admin::create_token(&config, &org, &email, &name),
+        Command::ChurnModel { org } => data::churn_model(&config, &org),
         Command::Seed {
             org,
             clients,

@@ -257,3 +257,30 @@ pub async fn reindex(config: &Config, org: Option<String>) -> anyhow::Result<()>
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
+
+/// `rapport churn-model --org …`: trains the model, prints its evaluation, and scores the
+/// organization's clients again with it (or with the rules when it is not good enough).
+pub fn churn_model(config: &Config, org: &str) -> anyhow::Result<()> {
+    let pool = open(config)?;
+    let org = find_org(&pool, org)?;
+    let ev = with_conn(&pool, |c| crate::domain::churn::train(c, &org.id))?;
+    println!(
+        "Snapshot {} days ago: {} clients, {} went quiet in the {} days after.",
+        ev.horizon_days, ev.samples, ev.churned, ev.horizon_days
+    );
+    match ev.auc {
+        Some(a) => println!(
+            "AUC on later, held-out data (model fitted {} days earlier): {a:.3}",
+            ev.horizon_days
+        ),
+        None => println!("AUC: not measurable (too little history)"),
+    }
+    if ev.in_use {
+        println!("The churn risk now comes from this model.");
+    } else {
+        println!("The rules stay in use: {}", ev.reason);
+    }
+    let n = with_conn(&pool, |c| crate::domain::scores::compute_org(c, &org.id))?;
+    println!("Scored {n} clients.");
+    Ok(())
+}

@@ -1063,7 +1063,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    churn_models (organization_id) {
+        organization_id -> Text,
+        model -> Nullable<Text>,
+        evaluation -> Text,
+        trained_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    churn_models,
     reports,
     dashboards,
     report_schedules,

@@ -7,6 +7,7 @@ pub mod attachments;
 pub mod audit;
 pub mod blob_s3;
 pub mod calendar;
+pub mod churn;
 pub mod clients;
 pub mod custom_fields;
 pub mod dashboard;

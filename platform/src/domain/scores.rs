@@ -160,7 +160,8 @@ fn history(c: &mut DbConn, org: &str, currency: &str) -> QueryResult<History> {
     })
 }
 
-/// The aggregates of a page of clients (after `after` in id order), or of the listed ones.
+/// The aggregates of a page of clients (after `after` in id order), or of the listed ones,
+/// now.
 fn inputs(
     c: &mut DbConn,
     org: &str,
@@ -169,14 +170,49 @@ fn inputs(
     only: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<Inputs>> {
+    inputs_as_of(c, org, currency, after, only, None, limit, now())
+}
+
+/// The aggregates of the listed clients as they stood at `at` (contacts and deals up to
+/// then): what the churn model learns from.
+pub fn inputs_at(
+    c: &mut DbConn,
+    org: &str,
+    currency: &str,
+    ids: &[String],
+    at: NaiveDateTime,
+) -> QueryResult<Vec<Inputs>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    inputs_as_of(c, org, currency, "", None, Some(ids), ids.len() as i64, at)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn inputs_as_of(
+    c: &mut DbConn,
+    org: &str,
+    currency: &str,
+    after: &str,
+    only: Option<&str>,
+    ids: Option<&[String]>,
+    limit: i64,
+    t: NaiveDateTime,
+) -> QueryResult<Vec<Inputs>> {
     let p: Vec<String> = (1..=10).map(|i| ph(c, i)).collect();
     let contact = "i.client_id = c.id AND i.deleted_at IS NULL AND i.status = 'completed' \
                    AND i.kind NOT IN ('task', 'event')";
-    let deal = "o.client_id = c.id AND o.deleted_at IS NULL";
     let (org_p, after_p, d30, d90, d365, at, cur, d60, lim, only_p) = (
         &p[0], &p[1], &p[2], &p[3], &p[4], &p[5], &p[6], &p[7], &p[8], &p[9],
     );
-    let narrow = format!("c.id > {after_p} AND ({only_p} = '' OR c.id = {only_p})");
+    let deal = format!("o.client_id = c.id AND o.deleted_at IS NULL AND o.created_at <= {at}");
+    let mut narrow = format!("c.id > {after_p} AND ({only_p} = '' OR c.id = {only_p})");
+    if let Some(ids) = ids {
+        // The ids are this organization's own (read from clients a moment before); quoted
+        // all the same.
+        let list: Vec<String> = ids.iter().map(|i| crate::domain::reports::lit(i)).collect();
+        narrow.push_str(&format!(" AND c.id IN ({})", list.join(", ")));
+    }
     let q = format!(
         "SELECT c.id, c.status,
            (SELECT max(i.occurred_at) FROM interactions i WHERE {contact} AND i.occurred_at <= {at}) AS last_contact,
@@ -195,7 +231,6 @@ fn inputs(
          WHERE c.organization_id = {org_p} AND c.deleted_at IS NULL AND {narrow}
          ORDER BY c.id LIMIT {lim}"
     );
-    let t = now();
     let day = |n: i64| t - Duration::days(n);
     diesel::sql_query(q)
         .bind::<Text, _>(org)
@@ -216,8 +251,15 @@ fn factor(what: String, points: i64) -> Value {
     json!({"factor": what, "points": points})
 }
 
-/// Scores one client's aggregates (see the module's models).
-pub fn score(i: &Inputs, h: &History, at: NaiveDateTime, currency: &str) -> ScoreRow {
+/// Scores one client's aggregates (see the module's models); the churn risk comes from the
+/// organization's learned model when it has one in use, else from the rules.
+pub fn score(
+    i: &Inputs,
+    h: &History,
+    at: NaiveDateTime,
+    currency: &str,
+    model: Option<&crate::domain::churn::Model>,
+) -> ScoreRow {
     let days_since = i.last_contact.map(|l| (at - l).num_days().max(0));
     // Engagement
     let mut eng = Vec::new();
@@ -319,7 +361,31 @@ pub fn score(i: &Inputs, h: &History, at: NaiveDateTime, currency: &str) -> Scor
             churn.push(factor(format!("Low engagement ({engagement})"), 10));
         }
     }
-    let churn_risk = r.clamp(0, 100);
+    let mut churn_risk = r.clamp(0, 100);
+    let mut churn_basis = "rules";
+    if let (Some(m), false) = (model, i.status == "inactive") {
+        let (p, contributions) = m.predict(&crate::domain::churn::features(i, at));
+        churn_risk = (p * 100.0).round().clamp(0.0, 100.0) as i64;
+        churn_basis = "learned";
+        let mut up: Vec<(usize, f64)> = contributions
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, v)| *v > 0.05)
+            .collect();
+        up.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let total: f64 = up.iter().map(|x| x.1).sum();
+        churn = up
+            .iter()
+            .take(4)
+            .map(|(j, v)| {
+                factor(
+                    crate::domain::churn::describe(*j, i, at),
+                    (churn_risk as f64 * v / total.max(f64::EPSILON)).round() as i64,
+                )
+            })
+            .collect();
+    }
 
     // Lifetime value
     let stay = 1.0 - churn_risk as f64 / 100.0;
@@ -351,6 +417,7 @@ pub fn score(i: &Inputs, h: &History, at: NaiveDateTime, currency: &str) -> Scor
     let factors = json!({
         "engagement": eng,
         "churnRisk": churn,
+        "churnBasis": churn_basis,
         "lifetimeValue": {
             "realised": crate::domain::money::format_cents(i.won_cents),
             "expected": crate::domain::money::format_cents(expected),
@@ -410,6 +477,7 @@ fn currency_of(c: &mut DbConn, org: &str) -> AppResult<String> {
 pub fn compute_org(c: &mut DbConn, org: &str) -> AppResult<i64> {
     let currency = currency_of(c, org)?;
     let h = history(c, org, &currency)?;
+    let model = crate::domain::churn::current(c, org)?;
     let started = now();
     crate::db::transaction(c, |c| -> QueryResult<()> {
         diesel::delete(score_runs::table.filter(score_runs::organization_id.eq(org))).execute(c)?;
@@ -429,7 +497,10 @@ pub fn compute_org(c: &mut DbConn, org: &str) -> AppResult<i64> {
             break;
         };
         let at = now();
-        let rows: Vec<ScoreRow> = page.iter().map(|i| score(i, &h, at, &currency)).collect();
+        let rows: Vec<ScoreRow> = page
+            .iter()
+            .map(|i| score(i, &h, at, &currency, model.as_ref()))
+            .collect();
         n += rows.len() as i64;
         store(c, org, rows)?;
         if (page.len() as i64) < PAGE {
@@ -461,7 +532,8 @@ pub fn compute_client(c: &mut DbConn, org: &str, id: &str) -> AppResult<Option<S
     let Some(i) = page.first() else {
         return Ok(None);
     };
-    let mut row = score(i, &h, now(), &currency);
+    let model = crate::domain::churn::current(c, org)?;
+    let mut row = score(i, &h, now(), &currency, model.as_ref());
     store(c, org, vec![row.clone()])?;
     row.organization_id = org.to_string();
     Ok(Some(row))
@@ -571,7 +643,7 @@ mod tests {
             purchases_per_year: 1.0,
             win_rate: 0.5,
         };
-        let quiet = score(&base(), &h, at(), "EUR");
+        let quiet = score(&base(), &h, at(), "EUR", None);
         assert_eq!(quiet.engagement, 0);
         assert_eq!(quiet.churn_risk, 30, "never contacted");
 
@@ -580,7 +652,7 @@ mod tests {
         recent.n90 = 6;
         recent.n30 = 2;
         recent.n365 = 10;
-        let r = score(&recent, &h, at(), "EUR");
+        let r = score(&recent, &h, at(), "EUR", None);
         assert!(r.engagement >= 60, "{}", r.engagement);
         assert_eq!(r.churn_risk, 0);
 
@@ -589,7 +661,7 @@ mod tests {
         silent.last_contact = Some(at() - Duration::days(94));
         silent.n90 = 0;
         silent.n30 = 0;
-        let s = score(&silent, &h, at(), "EUR");
+        let s = score(&silent, &h, at(), "EUR", None);
         assert!(s.engagement < r.engagement);
         assert!(s.churn_risk >= 35 + 10);
         assert!(
@@ -603,7 +675,7 @@ mod tests {
         let mut ending = recent.clone();
         ending.contract_ends = Some(at().date() + Duration::days(20));
         ending.lost90 = 2;
-        let e = score(&ending, &h, at(), "EUR");
+        let e = score(&ending, &h, at(), "EUR", None);
         assert_eq!(e.churn_risk, 25 + 30);
         assert!(e
             .factors
@@ -612,25 +684,25 @@ mod tests {
 
         let mut gone = recent.clone();
         gone.status = "inactive".into();
-        assert_eq!(score(&gone, &h, at(), "EUR").churn_risk, 100);
+        assert_eq!(score(&gone, &h, at(), "EUR", None).churn_risk, 100);
 
         // Lifetime value: what was bought, plus the expected future, less for a client
         // likely to leave.
         let mut buyer = recent.clone();
         buyer.won_cents = 300_000;
         buyer.won_count = 2;
-        let b = score(&buyer, &h, at(), "EUR");
+        let b = score(&buyer, &h, at(), "EUR", None);
         assert_eq!(b.realised_cents, 300_000);
         assert_eq!(b.lifetime_value_cents, 300_000 + 150_000 * 3);
         let mut leaving = buyer.clone();
         leaving.contract_ends = Some(at().date() + Duration::days(5));
-        let l = score(&leaving, &h, at(), "EUR");
+        let l = score(&leaving, &h, at(), "EUR", None);
         assert!(l.lifetime_value_cents < b.lifetime_value_cents);
         // A prospect is worth its open deals at the win rate.
         let mut prospect = recent.clone();
         prospect.open_cents = 80_000;
         assert_eq!(
-            score(&prospect, &h, at(), "EUR").lifetime_value_cents,
+            score(&prospect, &h, at(), "EUR", None).lifetime_value_cents,
             40_000
         );
     }

@@ -127,6 +127,20 @@ pub async fn run_due(pool: &Pool) -> AppResult<usize> {
     let mut n = 0;
     for org in due {
         let o = org.clone();
+        // The churn model learns again weekly, before the scores that use it.
+        let trained = db::run_unbounded(pool, move |c| {
+            let stale = crate::domain::churn::evaluation(c, &o)?
+                .is_none_or(|(_, at)| at < db::now() - chrono::Duration::days(7));
+            if stale {
+                crate::domain::churn::train(c, &o)?;
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = trained {
+            tracing::warn!(org = %org, error = %e, "churn model training failed; the last model or the rules stay");
+        }
+        let o = org.clone();
         match db::run_unbounded(pool, move |c| scores::compute_org(c, &o)).await {
             Ok(clients) => {
                 tracing::info!(org = %org, clients, "computed client scores");
@@ -178,4 +192,26 @@ pub async fn prevent_churn(scope: &Scope, id: String) -> AppResult<String> {
     }
     let task = super::interactions::create_task(scope, id, fields).await?;
     Ok(task.row.id)
+}
+
+/// The churn model's last evaluation (`report:read`): whether the risk comes from it, and
+/// how well it ranked later, held-out data.
+pub async fn churn_model(scope: &Scope) -> AppResult<Option<crate::domain::churn::Evaluation>> {
+    scope.require("report", "read")?;
+    let org = scope.org_id.clone();
+    scope
+        .read(move |c| Ok(crate::domain::churn::evaluation(c, &org)?.map(|(e, _)| e)))
+        .await
+}
+
+/// Trains the churn model now and scores every client with the outcome (`report:write`).
+pub async fn train_churn_model(scope: &Scope) -> AppResult<crate::domain::churn::Evaluation> {
+    scope.require("report", "write")?;
+    let org = scope.org_id.clone();
+    db::run_unbounded(&scope.pool, move |c| {
+        let ev = crate::domain::churn::train(c, &org)?;
+        scores::compute_org(c, &org)?;
+        Ok(ev)
+    })
+    .await
 }

@@ -271,3 +271,161 @@ async fn the_overview_counts_what_the_caller_may_see_in_the_period() {
     .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
 }
+
+/// A history of `n` clients over 400 days, contacts every 15 days; with a signal, a third
+/// of them stop at a random day and never come back (silence predicts silence), without one
+/// every contact is a coin toss (nothing predicts anything). Answers the client ids.
+async fn history<S, B>(t: &TestApp, app: &S, admin: &str, n: usize, signal: bool) -> Vec<String>
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    use diesel::prelude::*;
+    use rapport::db::schema::{clients as cl, interactions as it};
+    let mut ids = Vec::new();
+    for k in 0..n {
+        let r = send(
+            app,
+            api(Method::POST, "/api/clients", admin).set_json(
+                json!({"firstName": format!("H{k}"), "lastName": "History", "status": "customer"}),
+            ),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        ids.push(r.json()["id"].as_str().unwrap().to_string());
+    }
+    let mut c = t.pool.get().unwrap();
+    let now = chrono::Utc::now().naive_utc();
+    let org: String = cl::table
+        .filter(cl::id.eq(&ids[0]))
+        .select(cl::organization_id)
+        .first(&mut c)
+        .unwrap();
+    diesel::update(cl::table.filter(cl::id.eq_any(&ids)))
+        .set(cl::created_at.eq(now - chrono::Duration::days(400)))
+        .execute(&mut c)
+        .unwrap();
+    // A small deterministic generator, so the history is the same every run.
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut rand = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % 10_000) as f64 / 10_000.0
+    };
+    for id in &ids {
+        let stops_at = if signal && rand() < 0.35 {
+            Some((rand() * 380.0) as i64)
+        } else {
+            None
+        };
+        let mut day = 400 - (rand() * 15.0) as i64;
+        while day > 0 {
+            let keep = match stops_at {
+                Some(s) => day > s,
+                None => signal || rand() < 0.5,
+            };
+            if keep {
+                let at = now - chrono::Duration::days(day);
+                diesel::insert_into(it::table)
+                    .values((
+                        it::id.eq(rapport::db::new_id()),
+                        it::organization_id.eq(&org),
+                        it::client_id.eq(id),
+                        it::kind.eq("call"),
+                        it::subject.eq("Call"),
+                        it::content.eq(""),
+                        it::status.eq("completed"),
+                        it::occurred_at.eq(at),
+                        it::metadata.eq("{}"),
+                        it::version.eq(1i64),
+                        it::created_at.eq(at),
+                        it::updated_at.eq(at),
+                    ))
+                    .execute(&mut c)
+                    .unwrap();
+            }
+            day -= if signal { 15 } else { 30 };
+        }
+    }
+    ids
+}
+
+#[actix_web::test]
+async fn the_churn_model_learns_a_known_signal_and_ignores_noise() {
+    let t = TestApp::new().await;
+    let app = t.service().await;
+    let org = t.org("Churn history");
+    let manager_id = t.user(&org, "manager@churn.test", "manager");
+    let rep_id = t.user(&org, "rep@churn.test", "sales_rep");
+    let (manager, rep) = (t.token(&org, &manager_id), t.token(&org, &rep_id));
+    let r = send(&app, api(Method::GET, "/api/scores/churn-model", &manager)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "not trained yet");
+    let ids = history(&t, &app, &manager, 260, true).await;
+
+    let r = send(&app, api(Method::POST, "/api/scores/churn-model", &rep)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "training needs report:write"
+    );
+    let r = send(&app, api(Method::POST, "/api/scores/churn-model", &manager)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let ev = r.json();
+    let auc = ev["auc"].as_f64().unwrap_or_else(|| panic!("{ev}"));
+    assert!(auc > 0.8, "silence predicts silence: {ev}");
+    assert_eq!(ev["inUse"], true, "{ev}");
+    assert_eq!(ev["samples"], 260);
+    let shown = send(&app, api(Method::GET, "/api/scores/churn-model", &rep))
+        .await
+        .json();
+    assert_eq!(shown["auc"], ev["auc"]);
+
+    // Every client is scored by the model now, with the reasons that pushed its risk up;
+    // one that went quiet long ago is riskier than one called last week.
+    let mut quiet = None;
+    let mut active = None;
+    for id in &ids {
+        let s = send(
+            &app,
+            api(Method::GET, &format!("/api/clients/{id}/scores"), &manager),
+        )
+        .await
+        .json();
+        assert_eq!(s["factors"]["churnBasis"], "learned", "{s}");
+        let reasons = s["factors"]["churnRisk"].as_array().unwrap().clone();
+        let silent = reasons.iter().any(|r| {
+            r["factor"]
+                .as_str()
+                .is_some_and(|f| f.starts_with("No contact for") && !f.contains(" 1 days"))
+        });
+        let risk = s["churnRisk"].as_i64().unwrap();
+        if silent && risk >= 50 {
+            quiet = Some(risk);
+        } else if risk < 50 {
+            active = Some(risk);
+        }
+    }
+    let (quiet, active) = (
+        quiet.expect("a quiet client at risk"),
+        active.expect("an active client"),
+    );
+    assert!(quiet > active, "{quiet} > {active}");
+
+    // Noise: contacts are coin tosses; the model is no better than chance and the rules stay.
+    let org2 = t.org("Churn noise");
+    let admin_id = t.user(&org2, "admin@noise.test", "admin");
+    let admin = t.token(&org2, &admin_id);
+    history(&t, &app, &admin, 260, false).await;
+    let ev = send(&app, api(Method::POST, "/api/scores/churn-model", &admin))
+        .await
+        .json();
+    let auc = ev["auc"].as_f64().unwrap_or(0.5);
+    assert!((0.35..0.65).contains(&auc), "noise: {ev}");
+    assert_eq!(ev["inUse"], false, "{ev}");
+    assert!(ev["reason"].as_str().unwrap().contains("chance"), "{ev}");
+}

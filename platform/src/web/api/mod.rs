@@ -381,6 +381,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clients/{id}/scores", web::post().to(scores::refresh))
         .route("/scores/at-risk", web::get().to(scores::at_risk))
         .route("/crm/analytics/overview", web::get().to(scores::overview))
+        .route("/scores/churn-model", web::get().to(scores::churn_model))
+        .route(
+            "/scores/churn-model",
+            web::post().to(scores::train_churn_model),
+        )
         .route("/crm/reports", web::get().to(reports::standard_list))
         .route("/crm/reports/{type}", web::get().to(reports::standard))
         .route("/reports", web::get().to(reports::list))

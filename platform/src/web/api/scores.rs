@@ -10,7 +10,15 @@ use crate::ops::scores::{self as ops, AtRisk, ScoreView};
 use crate::web::scope::ApiScope;
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(show, refresh, at_risk, prevent_churn, overview))]
+#[openapi(paths(
+    show,
+    refresh,
+    at_risk,
+    prevent_churn,
+    overview,
+    churn_model,
+    train_churn_model
+))]
 pub struct Doc;
 
 /// A client's engagement score, lifetime value and churn risk, each with the factors that
@@ -96,4 +104,24 @@ pub async fn overview(scope: ApiScope, q: web::Query<OverviewQuery>) -> AppResul
     };
     let (from, to) = (day("from", &q.from)?, day("to", &q.to)?);
     Ok(HttpResponse::Ok().json(crate::ops::overview::overview(&scope, from, to).await?))
+}
+
+/// The learned churn model's last evaluation: clients in the snapshot, how many went quiet,
+/// the AUC on later held-out data, and whether the churn risk comes from it (else the
+/// rules). 404 before the first training.
+#[utoipa::path(get, path = "/api/scores/churn-model", tag = "Scores",
+    responses((status = 200, description = "The evaluation.", body = crate::domain::churn::Evaluation)))]
+pub async fn churn_model(scope: ApiScope) -> AppResult<HttpResponse> {
+    match ops::churn_model(&scope).await? {
+        Some(e) => Ok(HttpResponse::Ok().json(e)),
+        None => Err(crate::error::AppError::NotFound),
+    }
+}
+
+/// Trains the churn model on the organization's history now (weekly otherwise) and scores
+/// every client again (`report:write`).
+#[utoipa::path(post, path = "/api/scores/churn-model", tag = "Scores",
+    responses((status = 200, description = "The new evaluation.", body = crate::domain::churn::Evaluation)))]
+pub async fn train_churn_model(scope: ApiScope) -> AppResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(ops::train_churn_model(&scope).await?))
 }

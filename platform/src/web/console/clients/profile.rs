@@ -97,6 +97,8 @@ struct ScoresCard {
     realised: String,
     basis: String,
     reasons: Vec<String>,
+    /// The churn risk came from the model learned on the organization's history.
+    learned: bool,
     engagement: Vec<(String, i64)>,
     computed: String,
     can_plan: bool,
@@ -168,6 +170,9 @@ async fn scores_card(scope: &Scope, id: &str) -> AppResult<String> {
                     .collect()
             })
             .unwrap_or_default(),
+        learned: s
+            .as_ref()
+            .is_some_and(|s| s.factors["churnBasis"] == "learned"),
         engagement: s
             .as_ref()
             .map(|s| list(&s.factors["engagement"]))
