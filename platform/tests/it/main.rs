@@ -25,6 +25,7 @@ mod migrations;
 mod openapi;
 mod plugins;
 mod reports;
+mod reports_console;
 mod sales;
 mod sales_console;
 mod scores;

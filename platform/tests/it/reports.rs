@@ -764,3 +764,209 @@ async fn roles_without_deals_do_not_get_sales_reports() {
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
+
+/// The mail servers of `tests/mail/start` (IMAP, SMTP), when they run.
+fn mail_servers() -> Option<(String, u16, String, u16)> {
+    let split = |v: String| {
+        let (h, p) = v.rsplit_once(':')?;
+        Some((h.to_string(), p.parse().ok()?))
+    };
+    let imap = split(std::env::var("RAPPORT_TEST_IMAP").ok()?)?;
+    let smtp = split(std::env::var("RAPPORT_TEST_SMTP").ok()?)?;
+    Some((imap.0, imap.1, smtp.0, smtp.1))
+}
+
+/// The messages in `who`'s inbox on the IMAP server, parsed; waits for `want` of them.
+fn inbox(s: &(String, u16, String, u16), who: &str, want: usize) -> Vec<Vec<u8>> {
+    use rapport::integrations::mail as transport;
+    let server = transport::Server {
+        host: s.0.clone(),
+        port: s.1,
+        security: transport::Security::None,
+    };
+    let login = transport::Login {
+        username: who.into(),
+        password: "secret".into(),
+    };
+    for _ in 0..50 {
+        let mut session = transport::imap_login(&server, &login).expect("imap");
+        let f = transport::fetch_new(&mut session, "INBOX", None).expect("fetch");
+        let _ = session.logout();
+        if f.messages.len() >= want {
+            return f.messages.into_iter().map(|(_, raw)| raw).collect();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("{who} did not receive {want} message(s)");
+}
+
+#[actix_web::test]
+async fn a_scheduled_dashboard_arrives_by_email_with_each_readers_own_figures() {
+    let Some(s) = mail_servers() else {
+        eprintln!(
+            "SKIPPED: no mail servers (RAPPORT_TEST_IMAP/RAPPORT_TEST_SMTP; tests/mail/start)"
+        );
+        return;
+    };
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..10];
+    let (admin_addr, rep_addr, box_addr) = (
+        format!("boss-{tag}@mail.rapport.test"),
+        format!("rep-{tag}@mail.rapport.test"),
+        format!("reports-{tag}@mail.rapport.test"),
+    );
+    let t = TestApp::new().await;
+    let org = t.org("Scheduled");
+    let admin_id = t.user(&org, &admin_addr, "admin");
+    let rep_id = t.user(&org, &rep_addr, "sales_rep");
+    let (admin, rep) = (t.token(&org, &admin_id), t.token(&org, &rep_id));
+    let app = t.service().await;
+    // Each wins a deal; both closed yesterday (a report e-mailed in the morning covers the
+    // days before it).
+    let p = ok(&app, Method::GET, "/api/pipelines", &admin, None).await;
+    let won = p["data"][0]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "won")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (token, name, value) in [(&admin, "Boss deal", "700"), (&rep, "Rep deal", "300")] {
+        let c = ok(
+            &app,
+            Method::POST,
+            "/api/clients",
+            token,
+            Some(json!({"type": "company", "companyName": name})),
+        )
+        .await;
+        let d = ok(
+            &app,
+            Method::POST,
+            "/api/opportunities",
+            token,
+            Some(json!({
+            "name": name, "clientId": c["id"], "value": value, "currency": "EUR"})),
+        )
+        .await;
+        ok(
+            &app,
+            Method::POST,
+            &format!("/api/opportunities/{}/move", d["id"].as_str().unwrap()),
+            token,
+            Some(json!({"stage": won})),
+        )
+        .await;
+    }
+    {
+        use diesel::prelude::*;
+        use rapport::db::schema::opportunities as o;
+        let yesterday = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
+        diesel::update(o::table)
+            .set(o::actual_close.eq(Some(yesterday)))
+            .execute(&mut t.pool.get().unwrap())
+            .unwrap();
+    }
+    // No shared mailbox yet: the schedule records why it could not send.
+    let d = ok(&app, Method::POST, "/api/dashboards", &admin, Some(json!({"name": "Morning", "sharedWith": "everyone",
+        "tiles": [{"kind": "standard", "ref": "sales-by-rep"}, {"kind": "kpi", "ref": "winRate"}]}))).await;
+    let dash = d["id"].as_str().unwrap().to_string();
+    let sched = ok(
+        &app,
+        Method::POST,
+        &format!("/api/dashboards/{dash}/schedules"),
+        &admin,
+        Some(json!({"recipients": [admin_id, rep_id], "cadence": "weekly", "day": 1, "hour": 7})),
+    )
+    .await;
+    assert_eq!(sched["nextRunAt"].as_str().unwrap().len(), 20);
+    let due = || {
+        use diesel::prelude::*;
+        use rapport::db::schema::report_schedules as r;
+        diesel::update(r::table)
+            .set(r::next_run_at.eq(chrono::Utc::now().naive_utc() - chrono::Duration::minutes(1)))
+            .execute(&mut t.pool.get().unwrap())
+            .unwrap();
+    };
+    let run =
+        || rapport::ops::reports::send_due(&t.state.authz, rapport::web::scope::handles(&t.state));
+    due();
+    assert_eq!(run().await.unwrap(), 1);
+    let listed = ok(
+        &app,
+        Method::GET,
+        &format!("/api/dashboards/{dash}/schedules"),
+        &admin,
+        None,
+    )
+    .await;
+    assert!(
+        listed["data"][0]["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("shared mailbox"),
+        "{listed}"
+    );
+    assert!(
+        listed["data"][0]["nextRunAt"].as_str().unwrap() > chrono::Utc::now().to_rfc3339().as_str()
+    );
+
+    let mut body = json!({
+        "name": "Reports", "address": box_addr, "username": box_addr, "password": "secret",
+        "imap": {"host": s.0, "port": s.1, "security": "none"},
+        "smtp": {"host": s.2, "port": s.3, "security": "none"},
+    });
+    body["shared"] = json!(true);
+    ok(&app, Method::POST, "/api/mailboxes", &admin, Some(body)).await;
+    due();
+    assert_eq!(run().await.unwrap(), 1);
+    // Claimed and moved on: the next round sends nothing.
+    assert_eq!(run().await.unwrap(), 0);
+    let listed = ok(
+        &app,
+        Method::GET,
+        &format!("/api/dashboards/{dash}/schedules"),
+        &admin,
+        None,
+    )
+    .await;
+    assert!(listed["data"][0]["lastError"].is_null(), "{listed}");
+
+    use mail_parser::MimeHeaders;
+    let parse = |raw: &[u8]| {
+        let m = mail_parser::MessageParser::default().parse(raw).unwrap();
+        let text = m.body_text(0).unwrap_or_default().to_string();
+        let files: Vec<(String, String)> = m
+            .attachments()
+            .map(|a| {
+                (
+                    a.attachment_name().unwrap_or_default().to_string(),
+                    String::from_utf8_lossy(a.contents()).into_owned(),
+                )
+            })
+            .collect();
+        (m.subject().unwrap_or_default().to_string(), text, files)
+    };
+    let (subject, text, files) = parse(&inbox(&s, &admin_addr, 1)[0]);
+    assert!(subject.starts_with("Morning — "), "{subject}");
+    assert!(text.contains("Win rate: 100%"), "{text}");
+    assert!(
+        text.contains(&admin_addr) && text.contains(&rep_addr),
+        "the admin sees both: {text}"
+    );
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].0.starts_with("sales-by-rep-"), "{files:?}");
+    assert!(
+        files[0].1.starts_with("Rep,Currency,Won deals"),
+        "{files:?}"
+    );
+    // The rep's copy counts only the rep's own deal.
+    let (_, text, files) = parse(&inbox(&s, &rep_addr, 1)[0]);
+    assert!(text.contains(&rep_addr), "{text}");
+    assert!(
+        !text.contains(&admin_addr),
+        "the rep sees only their own: {text}"
+    );
+    assert!(!files[0].1.contains(&admin_addr), "{files:?}");
+}
