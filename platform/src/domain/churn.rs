@@ -203,11 +203,15 @@ fn snapshot(c: &mut DbConn, org: &str, at: NaiveDateTime) -> AppResult<Vec<(Row,
     let currency = crate::domain::orgs::store::find_org(c, org)?
         .map(|o| o.default_currency)
         .unwrap_or_else(|| "EUR".into());
+    // Clients trashed since the snapshot count (they may be the ones that left); the
+    // sample is spread over the ids' random tail, not the oldest clients first.
     let ids: Vec<String> = clients::table
         .filter(clients::organization_id.eq(org))
-        .filter(clients::deleted_at.is_null())
+        .filter(clients::deleted_at.is_null().or(clients::deleted_at.gt(at)))
         .filter(clients::created_at.le(at))
-        .order(clients::id.asc())
+        .order(diesel::dsl::sql::<diesel::sql_types::Text>(
+            "substr(clients.id, 25)",
+        ))
         .limit(SAMPLE)
         .select(clients::id)
         .load(c)?;

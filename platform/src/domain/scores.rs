@@ -207,6 +207,12 @@ fn inputs_as_of(
     );
     let deal = format!("o.client_id = c.id AND o.deleted_at IS NULL AND o.created_at <= {at}");
     let mut narrow = format!("c.id > {after_p} AND ({only_p} = '' OR c.id = {only_p})");
+    // A listed snapshot keeps clients trashed since (the caller chose them as of `at`).
+    let live = if ids.is_some() {
+        "1 = 1"
+    } else {
+        "c.deleted_at IS NULL"
+    };
     if let Some(ids) = ids {
         // The ids are this organization's own (read from clients a moment before); quoted
         // all the same.
@@ -221,14 +227,14 @@ fn inputs_as_of(
            (SELECT count(*) FROM interactions i WHERE {contact} AND i.occurred_at >= {d365} AND i.occurred_at <= {at}) AS n365,
            (SELECT count(*) FROM interactions i WHERE {contact} AND i.kind = 'meeting' AND i.occurred_at >= {d90} AND i.occurred_at <= {at}) AS meetings90,
            (SELECT count(*) FROM interactions i WHERE {contact} AND i.direction = 'inbound' AND i.occurred_at >= {d90} AND i.occurred_at <= {at}) AS inbound90,
-           (SELECT count(*) FROM send_recipients r WHERE r.client_id = c.id AND (r.opened_at >= {d90} OR r.clicked_at >= {d90})) AS engaged90,
-           (SELECT CAST(COALESCE(SUM(o.value_cents), 0) AS BIGINT) FROM opportunities o WHERE {deal} AND o.status = 'won' AND o.currency = {cur}) AS won_cents,
-           (SELECT count(*) FROM opportunities o WHERE {deal} AND o.status = 'won') AS won_count,
-           (SELECT count(*) FROM opportunities o WHERE {deal} AND o.status = 'lost' AND o.updated_at >= {d90}) AS lost90,
+           (SELECT count(*) FROM send_recipients r WHERE r.client_id = c.id AND ((r.opened_at >= {d90} AND r.opened_at <= {at}) OR (r.clicked_at >= {d90} AND r.clicked_at <= {at}))) AS engaged90,
+           (SELECT CAST(COALESCE(SUM(o.value_cents), 0) AS BIGINT) FROM opportunities o WHERE {deal} AND o.status = 'won' AND o.actual_close <= {at} AND o.currency = {cur}) AS won_cents,
+           (SELECT count(*) FROM opportunities o WHERE {deal} AND o.status = 'won' AND o.actual_close <= {at}) AS won_count,
+           (SELECT count(*) FROM opportunities o WHERE {deal} AND o.status = 'lost' AND o.actual_close >= {d90} AND o.actual_close <= {at}) AS lost90,
            (SELECT CAST(COALESCE(SUM(o.value_cents), 0) AS BIGINT) FROM opportunities o WHERE {deal} AND o.status = 'open' AND o.currency = {cur}) AS open_cents,
-           (SELECT min(k.end_date) FROM contracts k WHERE k.client_id = c.id AND k.status = 'active' AND k.end_date <= {d60} AND k.renewal_opportunity_id IS NULL) AS contract_ends
+           (SELECT min(k.end_date) FROM contracts k WHERE k.client_id = c.id AND k.status = 'active' AND k.start_date <= {at} AND k.end_date <= {d60} AND k.renewal_opportunity_id IS NULL) AS contract_ends
          FROM clients c
-         WHERE c.organization_id = {org_p} AND c.deleted_at IS NULL AND {narrow}
+         WHERE c.organization_id = {org_p} AND {live} AND {narrow}
          ORDER BY c.id LIMIT {lim}"
     );
     let day = |n: i64| t - Duration::days(n);

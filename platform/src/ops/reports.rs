@@ -105,6 +105,11 @@ fn run_definition(
     from: NaiveDate,
     to: NaiveDate,
 ) -> AppResult<Report> {
+    if let Some(seg) = &def.segment {
+        // A segment of another organization (or a deleted one) is named as such, not run.
+        crate::domain::segments::get(c, asker.org, seg)
+            .map_err(|_| AppError::invalid("segment", "No such segment in this organization."))?;
+    }
     def.check()?.run(c, asker, title, from, to)
 }
 
@@ -270,7 +275,7 @@ pub async fn delete(scope: &Scope, id: String) -> AppResult<()> {
                     "Only its author or someone with the report write right deletes a shared report.".into(),
                 ));
             }
-            store::delete_report(c, &ctx, &old)
+            store::delete_report(c, &ctx, &old, &v)
         })
         .await
 }
@@ -447,6 +452,9 @@ async fn kpi(scope: &Scope, which: &str, from: NaiveDate, to: NaiveDate) -> AppR
         .find(|k| k.0 == which)
         .map(|k| k.1)
         .ok_or(AppError::NotFound)?;
+    if which == "activities" {
+        scope.require("interaction", "read")?;
+    }
     let o = super::overview::overview(scope, Some(from), Some(to)).await?;
     let (value, detail) = match which {
         "newClients" => (
@@ -533,6 +541,13 @@ pub async fn schedule(
 ) -> AppResult<ScheduleView> {
     scope.require("report", "read")?;
     let v = viewer(scope).await?;
+    // why: e-mailing a dashboard to others shares it; sharing needs report:write. Without
+    // it, one schedules it for oneself.
+    if !v.manage && s.recipients.iter().any(|r| r != &v.user) {
+        return Err(AppError::Forbidden(
+            "Sending a dashboard to others shares it, which needs the report write right; schedule it for yourself.".into(),
+        ));
+    }
     let ctx = scope.audit.clone();
     scope
         .write(move |c, _| {
@@ -713,6 +728,23 @@ async fn send_one(
         };
         if !rights.iter().any(|(r, a)| r == "report" && a == "read") {
             failures.push(format!("{email} may no longer read reports"));
+            continue;
+        }
+        // The dashboard must still be one the recipient may see (a private one goes to its
+        // author only).
+        let role = {
+            let (org, u) = (s.organization_id.clone(), user.clone());
+            crate::db::run(&handles.pool, move |c| store::role_of(c, &org, &u))
+                .await
+                .unwrap_or_default()
+        };
+        let viewer = Viewer {
+            manage: rights.iter().any(|(r, a)| r == "report" && a == "write"),
+            user: user.clone(),
+            role,
+        };
+        if !viewer.sees(&d.created_by, &d.shared_with) {
+            failures.push(format!("{email} may not see this dashboard"));
             continue;
         }
         let audit = crate::domain::audit::AuditContext {

@@ -441,15 +441,27 @@ pub struct Part {
     pub clients: i64,
 }
 
-/// What a segment's members are now, by `status`, `type`, `owner`, `country` or `source`,
-/// largest first, within the caller's reach.
+/// What a segment's members are now, by `status`, `type`, `owner`, `country` or `source`
+/// (largest first), or by band of `engagement`, `churnRisk` or `lifetimeValue` (low to
+/// high), within the caller's reach.
 pub async fn composition(scope: &Scope, id: String, by: String) -> AppResult<Vec<Part>> {
     scope.require("segment", "read")?;
     scope.require("client", "read")?;
-    if !["status", "type", "owner", "country", "source"].contains(&by.as_str()) {
+    if ![
+        "status",
+        "type",
+        "owner",
+        "country",
+        "source",
+        "engagement",
+        "churnRisk",
+        "lifetimeValue",
+    ]
+    .contains(&by.as_str())
+    {
         return Err(AppError::invalid(
             "by",
-            "Use status, type, owner, country or source.",
+            "Use status, type, owner, country, source, engagement, churnRisk or lifetimeValue.",
         ));
     }
     let org = scope.org_id.clone();
@@ -468,6 +480,9 @@ pub async fn composition(scope: &Scope, id: String, by: String) -> AppResult<Vec
                     .map(|(value, clients)| Part {
                         label: match (&value, by.as_str()) {
                             (None, "owner") => "Unassigned".into(),
+                            (None, "engagement" | "churnRisk" | "lifetimeValue") => {
+                                "Not scored yet".into()
+                            }
                             (None, _) => "Not filled in".into(),
                             (Some(v), "owner") => catalog
                                 .users

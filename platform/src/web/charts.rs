@@ -448,10 +448,15 @@ mod tests {
         assert_eq!(s.matches("<rect").count(), 2);
         assert!(s.contains("&lt;b&gt;Ann&lt;/b&gt;: N 3"), "{s}");
         assert!(!s.contains("<b>"));
-        for kind in [ChartKind::Line, ChartKind::Pie, ChartKind::Funnel] {
+        for kind in [ChartKind::Line, ChartKind::Pie] {
             let s = svg(&report(kind, vec![("A", "EUR", 3), ("B", "EUR", 5)]));
             assert!(s.contains("B: N 5"), "{kind:?}: {s}");
         }
+        let s = svg(&report(
+            ChartKind::Funnel,
+            vec![("A", "EUR", 5), ("B", "EUR", 3)],
+        ));
+        assert!(s.contains("B: 3 (60% of the first stage)"), "{s}");
     }
 
     #[test]

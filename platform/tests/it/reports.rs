@@ -292,8 +292,8 @@ async fn standard_reports_match_a_hand_computed_answer() {
     let fva = get("forecast-vs-actual", &f.manager).await;
     let m = row(&fva, "month", &month);
     assert_eq!(m["actual"], "3000");
-    // The open deal at 75% and the won ones at the 50% they had in Proposal before closing.
-    assert_eq!(m["forecast"], "1725");
+    // The open deal at 75%, the won and the lost ones at the 50% they had in Proposal.
+    assert_eq!(m["forecast"], "1975");
 
     let bench = get("rep-benchmark", &f.manager).await;
     // Won values 1,000 (rep 1), 2,000 (rep 2), 0 (the manager): the median is 1,000.

@@ -2539,6 +2539,26 @@ async fn a_segments_members_are_broken_down_by_status_owner_and_country() {
     let bad = get(&svc, &by("email"), &mk).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
 
+    // The score distributions: nobody is scored yet, then everyone (never contacted: low
+    // engagement, no value bought), in band order.
+    let risk = get(&svc, &by("churnRisk"), &mk).await.json();
+    assert_eq!(risk["data"][0]["label"], "Not scored yet", "{risk}");
+    assert_eq!(risk["data"][0]["clients"], 3);
+    rapport::domain::scores::compute_org(&mut app.pool.get().unwrap(), &org.id).unwrap();
+    let engagement = get(&svc, &by("engagement"), &mk).await.json();
+    assert_eq!(engagement["data"][0]["label"], "0–24", "{engagement}");
+    assert_eq!(engagement["data"][0]["clients"], 3);
+    let value = get(&svc, &by("lifetimeValue"), &mk).await.json();
+    assert_eq!(value["data"][0]["label"], "under 1,000", "{value}");
+    let risk = get(&svc, &by("churnRisk"), &mk).await.json();
+    let total: i64 = risk["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["clients"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 3, "{risk}");
+
     let mut b = Browser::new();
     b.sign_in(&svc, "mk@parts.test", PASSWORD).await;
     let page = b.get(&svc, &format!("/segments/{seg}")).await.body;
@@ -2550,7 +2570,9 @@ async fn a_segments_members_are_broken_down_by_status_owner_and_country() {
     assert!(
         card.body.contains("By status")
             && card.body.contains("Customer")
-            && card.body.contains("FR"),
+            && card.body.contains("FR")
+            && card.body.contains("By churn risk")
+            && card.body.contains("0–24"),
         "{}",
         card.body
     );

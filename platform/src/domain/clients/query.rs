@@ -405,10 +405,67 @@ pub fn composition(
         "owner" => grouped!(clients::assigned_to),
         "country" => grouped!(clients::country),
         "source" => grouped!(clients::source),
+        "engagement" | "churnRisk" | "lifetimeValue" => {
+            let band = score_band(by);
+            grouped!(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Text>,
+            >(&band))
+        }
         _ => vec![],
     };
-    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    match SCORE_BANDS.iter().find(|b| b.0 == by) {
+        // Bands read in their own order (low to high), "not scored" last.
+        Some((_, _, labels)) => rows.sort_by_key(|r| {
+            r.0.as_deref()
+                .and_then(|l| labels.iter().position(|x| *x == l))
+                .unwrap_or(usize::MAX)
+        }),
+        None => rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0))),
+    }
     Ok(rows)
+}
+
+/// The score bands a segment's composition shows: (by, score column, band labels). The
+/// thresholds are the labels' lower bounds; lifetime value is in minor units.
+pub const SCORE_BANDS: &[(&str, &str, &[&str])] = &[
+    (
+        "engagement",
+        "engagement",
+        &["0–24", "25–49", "50–74", "75–100"],
+    ),
+    (
+        "churnRisk",
+        "churn_risk",
+        &["0–24", "25–49", "50–74", "75–100"],
+    ),
+    (
+        "lifetimeValue",
+        "lifetime_value_cents",
+        &[
+            "under 1,000",
+            "1,000–9,999",
+            "10,000–99,999",
+            "100,000 and more",
+        ],
+    ),
+];
+
+/// A client's band of a score, as a correlated lookup on `client_scores` (its primary key):
+/// NULL for a client not scored yet.
+fn score_band(by: &str) -> String {
+    let Some((_, column, labels)) = SCORE_BANDS.iter().find(|b| b.0 == by) else {
+        return "NULL".into();
+    };
+    let bounds: [i64; 3] = if by == "lifetimeValue" {
+        [100_000, 1_000_000, 10_000_000]
+    } else {
+        [25, 50, 75]
+    };
+    format!(
+        "(SELECT CASE WHEN s.{column} < {} THEN '{}' WHEN s.{column} < {} THEN '{}' WHEN s.{column} < {} THEN '{}' ELSE '{}' END \
+         FROM client_scores s WHERE s.client_id = clients.id)",
+        bounds[0], labels[0], bounds[1], labels[1], bounds[2], labels[2], labels[3]
+    )
 }
 
 /// The clients the filters match, in id order from `after`: (id, e-mail). Bulk sends walk

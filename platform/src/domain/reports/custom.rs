@@ -13,10 +13,7 @@ use diesel::sql_types::{Nullable, Text};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    after_lit, lit, start_lit, Bucket, Cell, Chart, ChartKind, ColKind, Column, Names, Report,
-    Table,
-};
+use super::{day_lit, lit, Bucket, Cell, Chart, ChartKind, ColKind, Column, Names, Report, Table};
 use crate::db::{backend_of, now, Backend, DbConn};
 use crate::error::{AppError, AppResult, FieldError};
 
@@ -202,10 +199,12 @@ pub const ENTITIES: &[Entity] = &[
     Entity {
         key: "interactions",
         label: "Activities",
-        from: "interactions t",
+        // why: a rep sees the activities on the clients they own (the timeline's rule), not
+        // only those they logged.
+        from: "interactions t LEFT JOIN clients oc ON oc.id = t.client_id",
         deleted: true,
         base: "t.kind <> 'event'",
-        owner: "t.user_id",
+        owner: "oc.assigned_to",
         currency: "''",
         default_date: "occurredAt",
         resource: "interaction",
@@ -624,8 +623,8 @@ fn condition_sql(
             // instant or the next day's.
             let _ = backend;
             Ok(match c.op.as_str() {
-                "after" => format!("{e} >= {}", start_lit(day()?)),
-                "before" => format!("{e} < {}", after_lit(day()?)),
+                "after" => format!("{e} >= {}", day_lit(day()?)),
+                "before" => format!("{e} < {}", day_lit(day()? + chrono::Duration::days(1))),
                 "withinDays" => format!("{e} >= {}", at(days_value(&c.value)?)),
                 _ => format!("{e} < {}", at(days_value(&c.value)?)),
             })
@@ -713,8 +712,15 @@ impl Checked {
             w.push(format!("{} = {}", e.owner, lit(a.user)));
         }
         if let Some(d) = self.date {
-            w.push(format!("{} >= {}", d.sql, start_lit(from)));
-            w.push(format!("{} < {}", d.sql, after_lit(to)));
+            // why: day literals, not midnight timestamps: on SQLite a DATE column's
+            // '2026-01-01' sorts before '2026-01-01 00:00:00' and would lose the first day;
+            // a timestamp's text sorts after its day, and PostgreSQL reads a day as midnight.
+            w.push(format!("{} >= {}", d.sql, day_lit(from)));
+            w.push(format!(
+                "{} < {}",
+                d.sql,
+                day_lit(to + chrono::Duration::days(1))
+            ));
         }
         if let Some(s) = &self.def.segment {
             w.push(format!(
@@ -829,8 +835,10 @@ impl Checked {
         } else {
             key.clone()
         };
+        // Date buckets are read newest first so the limit keeps the recent ones, then put
+        // back in time order.
         let order = if bucket.is_some() {
-            "k ASC".to_string()
+            "k DESC".to_string()
         } else {
             format!(
                 "{} DESC, k ASC",
@@ -846,7 +854,10 @@ impl Checked {
             v2 = values[2],
             v3 = values[3],
         );
-        let rows: Vec<Grouped> = diesel::sql_query(q).load(c)?;
+        let mut rows: Vec<Grouped> = diesel::sql_query(q).load(c)?;
+        if bucket.is_some() {
+            rows.reverse();
+        }
         let clients = client_names(c, field, rows.iter().filter_map(|r| r.k.clone()))?;
         let mut columns = vec![Column::new(
             "group",

@@ -409,13 +409,11 @@ impl Bucket {
     }
 }
 
-/// Days from `start` (a timestamp) to `end` (a date or timestamp), as a number.
+/// Calendar days from the day of `start` (a timestamp) to `end` (a date), as a whole number.
 pub fn days_between(backend: Backend, end: &str, start: &str) -> String {
     match backend {
-        Backend::Sqlite => format!("(julianday({end}) - julianday({start}))"),
-        Backend::Postgres => format!(
-            "(EXTRACT(EPOCH FROM (CAST({end} AS TIMESTAMP) - CAST({start} AS TIMESTAMP))) / 86400.0)"
-        ),
+        Backend::Sqlite => format!("(julianday({end}) - julianday(date({start})))"),
+        Backend::Postgres => format!("(CAST({end} AS DATE) - CAST({start} AS DATE))"),
     }
 }
 

@@ -391,11 +391,11 @@ fn funnel(c: &mut DbConn, r: &Reach, names: &Names) -> AppResult<Built> {
             "No pipeline yet.".into(),
         ));
     };
+    let p = lit(&pipeline);
     let deals = format!(
         "o.organization_id = {org} AND o.deleted_at IS NULL AND o.pipeline_id = {p} \
          AND o.created_at >= {from} AND o.created_at < {to}{own}",
         org = lit(&r.org),
-        p = lit(&pipeline),
         from = start_lit(r.from),
         to = after_lit(r.to),
         own = own("o.assigned_to", &r.deals_of),
@@ -411,7 +411,7 @@ fn funnel(c: &mut DbConn, r: &Reach, names: &Names) -> AppResult<Built> {
              UNION ALL SELECT h.from_stage_id AS st, h.opportunity_id AS opp FROM opportunity_stage_history h \
                JOIN opportunities o ON o.id = h.opportunity_id WHERE {deals} \
              UNION ALL SELECT o.stage_id AS st, o.id AS opp FROM opportunities o WHERE {deals} \
-           ) e JOIN pipeline_stages s ON s.id = e.st AND s.kind <> 'lost' GROUP BY e.opp \
+           ) e JOIN pipeline_stages s ON s.id = e.st AND s.kind <> 'lost' AND s.pipeline_id = {p} GROUP BY e.opp \
          ) x GROUP BY x.furthest"
     );
     let reached: BTreeMap<i32, i64> = load(c, q)?
@@ -496,12 +496,12 @@ fn velocity(c: &mut DbConn, r: &Reach, names: &Names) -> AppResult<Built> {
         let rate = (won + lost > 0).then(|| Decimal::from(won) / Decimal::from(won + lost));
         let avg = (won > 0).then(|| Decimal::new(value, 2) / Decimal::from(won));
         let cycle = (won > 0).then(|| Decimal::from(days) / Decimal::from(won));
-        // Sales velocity: open deals × win rate × average won deal ÷ sales cycle (days).
+        // Sales velocity: open deals × win rate × average won deal ÷ sales cycle (days; a
+        // cycle under a day counts as one).
         let per_day = match (rate, avg, cycle) {
-            (Some(rate), Some(avg), Some(cycle)) if cycle > Decimal::ZERO => {
-                Some(Decimal::from(n_open) * rate * avg / cycle)
+            (Some(rate), Some(avg), Some(cycle)) => {
+                Some(Decimal::from(n_open) * rate * avg / cycle.max(Decimal::ONE))
             }
-            (Some(rate), Some(avg), Some(_)) => Some(Decimal::from(n_open) * rate * avg),
             _ => None,
         };
         let dec = |d: Option<Decimal>, dp: u32| d.map_or(Cell::Null, |d| Cell::Dec(d.round_dp(dp)));
@@ -596,7 +596,7 @@ fn forecast_vs_actual(c: &mut DbConn, r: &Reach) -> AppResult<Built> {
         c,
         format!(
             "SELECT {expected} AS k, o.currency AS k2, {weighted} AS a, CAST(COUNT(*) AS BIGINT) AS b, CAST(0 AS BIGINT) AS c, CAST(0 AS BIGINT) AS d \
-             FROM opportunities o WHERE {base} AND o.status <> 'lost' AND o.expected_close >= {from} AND o.expected_close <= {to} \
+             FROM opportunities o WHERE {base} AND o.expected_close >= {from} AND o.expected_close <= {to} \
              GROUP BY {expected}, o.currency",
             weighted = sum(&format!("o.value_cents * ({probability})")),
             from = day_lit(r.from),
@@ -653,7 +653,7 @@ fn forecast_vs_actual(c: &mut DbConn, r: &Reach) -> AppResult<Built> {
                 .collect(),
         },
         chart(ChartKind::Bar, "month", &["forecast", "actual"]),
-        "Per month: the weighted value of the deals expected to close in it (each at the probability it had before closing), against what was actually won.".into(),
+        "Per month: the weighted value of the deals expected to close in it, won and lost ones included (each at the probability it had before closing), against what was actually won.".into(),
     ))
 }
 
@@ -743,6 +743,11 @@ fn rep_benchmark(c: &mut DbConn, r: &Reach, names: &Names) -> AppResult<Built> {
                 per.entry(u).or_default().2 += g.a;
             }
         }
+    }
+    // why: the median is the team's: people who do not sell (service reps, admins logging
+    // a call) and former members would pull it down.
+    if r.deals_of.is_none() {
+        per.retain(|u, _| names.sellers.contains(u));
     }
     // Every active seller counts, including one with nothing yet (they pull the median
     // down, as they should).

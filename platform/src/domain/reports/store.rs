@@ -279,9 +279,15 @@ pub fn update_report(
     })
 }
 
-/// Deletes a report; refused while a dashboard shows it.
-pub fn delete_report(c: &mut DbConn, ctx: &AuditContext, row: &ReportRow) -> AppResult<()> {
-    let using: Vec<String> = dashboards::table
+/// Deletes a report; refused while a dashboard shows it (naming only the dashboards the
+/// deleter may see).
+pub fn delete_report(
+    c: &mut DbConn,
+    ctx: &AuditContext,
+    row: &ReportRow,
+    v: &Viewer,
+) -> AppResult<()> {
+    let using: Vec<DashboardRow> = dashboards::table
         .filter(dashboards::organization_id.eq(&row.organization_id))
         .select(DashboardRow::as_select())
         .load(c)?
@@ -291,13 +297,31 @@ pub fn delete_report(c: &mut DbConn, ctx: &AuditContext, row: &ReportRow) -> App
                 .iter()
                 .any(|t| t.kind == "report" && t.reference == row.id)
         })
-        .map(|d| format!("{:?}", d.name))
         .collect();
     if !using.is_empty() {
+        let seen: Vec<String> = using
+            .iter()
+            .filter(|d| v.sees(&d.created_by, &d.shared_with))
+            .map(|d| format!("{:?}", d.name))
+            .collect();
+        let unseen = using.len() - seen.len();
+        let mut on = if seen.is_empty() {
+            String::new()
+        } else {
+            format!("dashboard {}", seen.join(", "))
+        };
+        if unseen > 0 {
+            if !on.is_empty() {
+                on.push_str(" and ");
+            }
+            on.push_str(&format!(
+                "{unseen} dashboard{} of someone else",
+                if unseen == 1 { "" } else { "s" }
+            ));
+        }
         return Err(AppError::Conflict(format!(
-            "Report {:?} is on dashboard {}; take it off first.",
-            row.name,
-            using.join(", ")
+            "Report {:?} is on {on}; take it off first.",
+            row.name
         )));
     }
     crate::db::transaction(c, |c| {

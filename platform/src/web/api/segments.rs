@@ -235,7 +235,7 @@ pub struct CompositionQuery {
 #[utoipa::path(get, path = "/api/segments/{id}/composition", tag = "Segments",
     params(
         ("id" = String, Path, description = "The segment's id."),
-        ("by" = Option<String>, Query, description = "status, type, owner, country or source."),
+        ("by" = Option<String>, Query, description = "status, type, owner, country or source (largest first); engagement, churnRisk or lifetimeValue (bands, low to high)."),
     ),
     responses((status = 200, description = "The parts.", body = ListEnvelope<Part>)))]
 pub async fn composition(

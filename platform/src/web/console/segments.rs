@@ -746,8 +746,9 @@ struct CompositionCard {
     parts: Vec<(&'static str, Vec<ops::Part>, i64)>,
 }
 
-/// `GET /segments/{id}/composition`: the members by status, owner and country, loaded
-/// after the page (three grouped counts over the live criteria).
+/// `GET /segments/{id}/composition`: the members by status, owner and country, and their
+/// engagement, churn-risk and lifetime-value distribution, loaded after the page (grouped
+/// counts over the live criteria).
 pub async fn composition(
     actor: ConsoleActor,
     state: web::Data<AppState>,
@@ -760,6 +761,9 @@ pub async fn composition(
         ("status", "By status"),
         ("owner", "By owner"),
         ("country", "By country"),
+        ("engagement", "By engagement score"),
+        ("churnRisk", "By churn risk"),
+        ("lifetimeValue", "By lifetime value"),
     ] {
         let mut list = ops::composition(&scope, id.clone(), by.into()).await?;
         let total: i64 = list.iter().map(|p| p.clients).sum();
