@@ -182,6 +182,7 @@ pub fn auc(scored: &[(f64, bool)]) -> Option<f64> {
 /// What training found; stored with the model.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ChurnEvaluation)]
 pub struct Evaluation {
     /// Clients in the training snapshot, and how many of them went quiet.
     pub samples: usize,

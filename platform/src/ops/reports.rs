@@ -187,11 +187,18 @@ pub async fn list(scope: &Scope) -> AppResult<Vec<SavedReport>> {
     scope.require("report", "read")?;
     let v = viewer(scope).await?;
     let org = scope.org_id.clone();
+    let scope_rights = scope.clone();
     scope
         .read(move |c| {
             store::list_reports(c, &org, &v)?
                 .into_iter()
                 .map(|r| saved(r, &v))
+                .filter(|r| match r {
+                    // Only what the reader could run: a deals report is not listed for a
+                    // role that sees no deals.
+                    Ok(r) => entity_reach(&scope_rights, &r.definition).is_ok(),
+                    Err(_) => true,
+                })
                 .collect()
         })
         .await

@@ -83,6 +83,11 @@ fn value_for(
         ("workflows", "id") => "workflow",
         ("workflow-runs" | "runs", "id") => "workflow_run",
         ("segments", "id") => "segment",
+        ("reports", "id") => "report",
+        ("dashboards", "id") => "dashboard",
+        ("schedules", "schedule") => "schedule",
+        // A standard report's name is no record: the attacker's own figures answer.
+        ("reports" | "standard", "type") => return Some(("sales-by-rep".into(), false)),
         // The incoming-call secret is B's credential, which A cannot know.
         ("workflows", "secret") => return Some(("wfh_guessed".into(), false)),
         ("u" | "o" | "c", "rid") => "recipient",
@@ -399,6 +404,36 @@ async fn another_organizations_admin_reaches_nothing_on_any_route() {
     .await;
     assert_eq!(seg.status, StatusCode::CREATED, "{}", seg.body);
     ids.insert("segment", id_of(&seg).unwrap());
+    let report = send(
+        &app,
+        post(
+            "/api/reports",
+            json!({"name": SECRET, "definition": {"entity": "clients", "columns": ["name"]}, "sharedWith": "everyone"}),
+        ),
+    )
+    .await;
+    assert_eq!(report.status, StatusCode::CREATED, "{}", report.body);
+    ids.insert("report", id_of(&report).unwrap());
+    let board = send(
+        &app,
+        post(
+            "/api/dashboards",
+            json!({"name": SECRET, "tiles": [{"kind": "report", "ref": ids["report"]}], "sharedWith": "everyone"}),
+        ),
+    )
+    .await;
+    assert_eq!(board.status, StatusCode::CREATED, "{}", board.body);
+    ids.insert("dashboard", id_of(&board).unwrap());
+    let schedule = send(
+        &app,
+        post(
+            &format!("/api/dashboards/{}/schedules", ids["dashboard"]),
+            json!({"recipients": [b_admin], "cadence": "daily"}),
+        ),
+    )
+    .await;
+    assert_eq!(schedule.status, StatusCode::CREATED, "{}", schedule.body);
+    ids.insert("schedule", id_of(&schedule).unwrap());
     let url = flow.json()["incomingUrl"].as_str().unwrap().to_string();
     let run = send(
         &app,
@@ -414,6 +449,9 @@ async fn another_organizations_admin_reaches_nothing_on_any_route() {
     );
     for key in [
         "segment",
+        "report",
+        "dashboard",
+        "schedule",
         "workflow",
         "workflow_run",
         "webhook",

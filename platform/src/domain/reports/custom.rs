@@ -254,6 +254,7 @@ pub fn humanize(s: &str) -> String {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = ReportCondition)]
 pub struct Condition {
     pub field: String,
     pub op: String,
@@ -266,6 +267,7 @@ pub struct Condition {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = ReportGroupBy)]
 pub struct GroupBy {
     pub field: String,
     /// For a date field: `day`, `week`, `month` (default), `quarter`, `year`.
@@ -275,6 +277,7 @@ pub struct GroupBy {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = ReportAggregate)]
 pub struct Aggregate {
     /// `count`, `sum`, `avg`, `min` or `max`.
     #[serde(rename = "fn")]
@@ -287,6 +290,7 @@ pub struct Aggregate {
 /// What a custom report computes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = ReportDefinition)]
 pub struct Definition {
     /// `clients`, `deals` or `interactions`.
     pub entity: String,

@@ -24,6 +24,7 @@ use crate::error::{AppError, AppResult};
 /// What a column holds, which decides how it is written and charted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = ReportColumnType)]
 pub enum ColKind {
     Text,
     Count,
@@ -34,6 +35,7 @@ pub enum ColKind {
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ReportColumn)]
 pub struct Column {
     pub key: String,
     pub label: String,
@@ -93,6 +95,7 @@ impl Cell {
 /// How a report is best drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = ReportChartType)]
 pub enum ChartKind {
     Bar,
     Line,
@@ -138,6 +141,7 @@ impl ChartKind {
 /// Which columns a chart draws: the labels and one or more value series.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ReportChart)]
 pub struct Chart {
     #[serde(rename = "type")]
     pub kind: ChartKind,
@@ -345,6 +349,7 @@ pub fn start_lit(d: NaiveDate) -> String {
 /// A date bucket of a date or timestamp expression, as text that sorts in time order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = ReportDateBucket)]
 pub enum Bucket {
     Day,
     Week,

@@ -64,6 +64,7 @@ impl DashboardRow {
 /// One tile of a dashboard: a saved report, a standard report or a key figure.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = DashboardTile)]
 pub struct Tile {
     /// `report` (a saved report's id), `standard` (a standard report's name) or `kpi`
     /// (`newClients`, `openPipeline`, `winRate`, `activities`, `atRisk`).

@@ -170,6 +170,7 @@ pub async fn standard(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = ReportPreviewInput)]
 pub struct PreviewInput {
     definition: Definition,
     /// First day, `YYYY-MM-DD`.
@@ -198,6 +199,7 @@ pub async fn preview(scope: ApiScope, body: web::Json<PreviewInput>) -> AppResul
 /// A custom report to save.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = SavedReportInput)]
 pub struct ReportInput {
     name: String,
     #[serde(default)]
@@ -307,6 +309,7 @@ pub async fn run(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = DashboardInput)]
 pub struct DashboardInput {
     name: String,
     /// At most 12, in order.
@@ -357,6 +360,7 @@ pub async fn create_dashboard(
     Ok(board(StatusCode::CREATED, &v))
 }
 
+/// A dashboard: its tiles in order and who it is shared with; the `ETag` is its version.
 #[utoipa::path(get, path = "/api/dashboards/{id}", tag = "Reports",
     params(("id" = String, Path, description = "The dashboard's id.")),
     responses((status = 200, description = "The dashboard.", body = DashboardView)))]
@@ -386,6 +390,8 @@ pub async fn replace_dashboard(
     Ok(board(StatusCode::OK, &v))
 }
 
+/// Deletes a dashboard and its e-mail schedules (its author, or `report:write`); the reports
+/// on it stay.
 #[utoipa::path(delete, path = "/api/dashboards/{id}", tag = "Reports",
     params(("id" = String, Path, description = "The dashboard's id.")),
     responses((status = 204, description = "Deleted, with its schedules.")))]
@@ -408,6 +414,7 @@ pub struct TileData {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = DashboardFigure)]
 pub struct Figure {
     label: String,
     value: String,
@@ -531,6 +538,7 @@ pub async fn create_schedule(
     Ok(HttpResponse::Created().json(v))
 }
 
+/// Stops e-mailing the dashboard on that schedule.
 #[utoipa::path(delete, path = "/api/dashboards/{id}/schedules/{schedule}", tag = "Reports",
     params(
         ("id" = String, Path, description = "The dashboard's id."),

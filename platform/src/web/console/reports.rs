@@ -706,14 +706,37 @@ async fn builder(
     d: &Draft,
     errors: Vec<FieldError>,
 ) -> AppResult<BuilderPage> {
+    // A form without an entity (or with an unknown one) starts on the first the role may
+    // read; a known one the role may not read is refused.
+    let entity = match custom::entity(&d.entity) {
+        Some(e) if scope.can(e.resource, "read") => e,
+        Some(_) => {
+            return Err(AppError::Forbidden(
+                "Your role may not report on this.".into(),
+            ))
+        }
+        None => ENTITIES
+            .iter()
+            .find(|e| scope.can(e.resource, "read"))
+            .ok_or_else(AppError::forbidden)?,
+    };
+    let d = &{
+        let mut d = d.clone();
+        if d.entity != entity.key {
+            d = Draft {
+                name: d.name,
+                description: d.description,
+                shared: d.shared,
+                ..Draft::blank(entity.key)
+            };
+        }
+        d
+    };
     let entities: Vec<Opt> = ENTITIES
         .iter()
         .filter(|e| scope.can(e.resource, "read"))
         .map(|e| opt(e.key, e.label, &d.entity))
         .collect();
-    let entity = custom::entity(&d.entity)
-        .filter(|e| scope.can(e.resource, "read"))
-        .ok_or_else(|| AppError::Forbidden("Your role may not report on this.".into()))?;
     let segments = if entity.key == "clients" && scope.can("segment", "read") {
         let mut v = vec![opt("", "All clients", &d.segment)];
         v.extend(
@@ -1108,7 +1131,11 @@ async fn tile_view(
             v.title = label;
             v.figure = Some((value, detail));
         }
-        TileOut::Unavailable(why) => v.unavailable = why,
+        TileOut::Unavailable(why) => {
+            // No link to what the reader may not open.
+            v.href.clear();
+            v.unavailable = why;
+        }
     }
     Ok(v)
 }
