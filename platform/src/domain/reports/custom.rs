@@ -160,11 +160,13 @@ pub const ENTITIES: &[Entity] = &[
     Entity {
         key: "clients",
         label: "Clients",
-        from: "clients t LEFT JOIN client_scores s ON s.client_id = t.id",
+        // why: scores are looked up per row by primary key only where a report names them,
+        // so a count by country stays on the clients index.
+        from: "clients t",
         deleted: true,
         base: "",
         owner: "t.assigned_to",
-        currency: "s.currency",
+        currency: "(SELECT s.currency FROM client_scores s WHERE s.client_id = t.id)",
         default_date: "createdAt",
         resource: "client",
         fields: &[
@@ -182,14 +184,19 @@ pub const ENTITIES: &[Entity] = &[
             f(
                 "engagement",
                 "Engagement score",
-                "s.engagement",
+                "(SELECT s.engagement FROM client_scores s WHERE s.client_id = t.id)",
                 Kind::Number,
             ),
-            f("churnRisk", "Churn risk", "s.churn_risk", Kind::Number),
+            f(
+                "churnRisk",
+                "Churn risk",
+                "(SELECT s.churn_risk FROM client_scores s WHERE s.client_id = t.id)",
+                Kind::Number,
+            ),
             f(
                 "lifetimeValue",
                 "Lifetime value",
-                "s.lifetime_value_cents",
+                "(SELECT s.lifetime_value_cents FROM client_scores s WHERE s.client_id = t.id)",
                 Kind::Money,
             ),
             f("createdAt", "Created", "t.created_at", Kind::Date),
@@ -200,11 +207,11 @@ pub const ENTITIES: &[Entity] = &[
         key: "interactions",
         label: "Activities",
         // why: a rep sees the activities on the clients they own (the timeline's rule), not
-        // only those they logged.
-        from: "interactions t LEFT JOIN clients oc ON oc.id = t.client_id",
+        // only those they logged; looked up per row only for such a rep.
+        from: "interactions t",
         deleted: true,
         base: "t.kind <> 'event'",
-        owner: "oc.assigned_to",
+        owner: "(SELECT oc.assigned_to FROM clients oc WHERE oc.id = t.client_id)",
         currency: "''",
         default_date: "occurredAt",
         resource: "interaction",
