@@ -957,6 +957,15 @@ fn url_escape(s: &str) -> String {
 
 /// A posted `application/x-www-form-urlencoded` body as (name, value) pairs; an unreadable
 /// body is a 400 with the reason.
+/// A form field's value, trimmed; empty when the form has no such field.
+pub fn form_value(pairs: &[(String, String)], k: &str) -> String {
+    pairs
+        .iter()
+        .find(|(key, _)| key == k)
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default()
+}
+
 pub fn form_pairs(body: &[u8]) -> AppResult<Vec<(String, String)>> {
     serde_urlencoded::from_bytes(body)
         .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))

@@ -414,13 +414,7 @@ impl Draft {
     }
 
     fn read(pairs: &[(String, String)]) -> Draft {
-        let get = |k: &str| {
-            pairs
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.trim().to_string())
-                .unwrap_or_default()
-        };
+        let get = |k: &str| super::form_value(pairs, k);
         let mut d = Draft::blank(&get("entity"));
         d.name = get("name");
         d.description = get("description");
@@ -949,13 +943,7 @@ pub async fn compose(
     scope.require("report", "read")?;
     let pairs = form_pairs(&body)?;
     let mut d = Draft::read(&pairs);
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let get = |k: &str| super::form_value(&pairs, k);
     d.apply(&get("op"));
     let page = builder(
         &scope,
@@ -978,13 +966,7 @@ pub async fn save(
     let scope = crate::web::scope::of(&actor, &state).await?;
     let pairs = form_pairs(&body)?;
     let d = Draft::read(&pairs);
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let get = |k: &str| super::form_value(&pairs, k);
     let id = req
         .match_info()
         .get("id")
@@ -1319,13 +1301,7 @@ pub async fn save_dashboard(
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
     let pairs = form_pairs(&body)?;
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_default()
-    };
+    let get = |k: &str| super::form_value(&pairs, k);
     let wide: Vec<&str> = pairs
         .iter()
         .filter(|(k, _)| k == "wide")
@@ -1417,13 +1393,7 @@ pub async fn schedule(
     let scope = crate::web::scope::of(&actor, &state).await?;
     let id = id.into_inner();
     let pairs = form_pairs(&body)?;
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_default()
-    };
+    let get = |k: &str| super::form_value(&pairs, k);
     let cadence = get("cadence");
     let input = ScheduleInput {
         recipients: pairs

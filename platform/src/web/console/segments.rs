@@ -55,11 +55,7 @@ impl Draft {
 }
 
 fn get(pairs: &[(String, String)], k: &str) -> String {
-    pairs
-        .iter()
-        .find(|(key, _)| key == k)
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_default()
+    super::form_value(pairs, k)
 }
 
 /// Most groups and rows the form is read with (the criteria allow fewer anyway).
