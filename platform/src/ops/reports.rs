@@ -259,11 +259,7 @@ pub async fn update(
     scope
         .write(move |c, _| {
             let old = store::get_report(c, &ctx.org_id, &id, &v)?;
-            if !v.edits(&old.created_by) {
-                return Err(AppError::Forbidden(
-                    "Only its author or someone with the report write right changes a shared report.".into(),
-                ));
-            }
+            v.may_edit(&old.created_by, "changes a shared report")?;
             store::update_report(c, &ctx, &old, input, expected)?;
             saved(store::get_report(c, &ctx.org_id, &id, &v)?, &v)
         })
@@ -277,11 +273,7 @@ pub async fn delete(scope: &Scope, id: String) -> AppResult<()> {
     scope
         .write(move |c, _| {
             let old = store::get_report(c, &ctx.org_id, &id, &v)?;
-            if !v.edits(&old.created_by) {
-                return Err(AppError::Forbidden(
-                    "Only its author or someone with the report write right deletes a shared report.".into(),
-                ));
-            }
+            v.may_edit(&old.created_by, "deletes a shared report")?;
             store::delete_report(c, &ctx, &old, &v)
         })
         .await
@@ -390,16 +382,15 @@ pub async fn save_dashboard(
                 None => store::create_dashboard(c, &ctx, input)?.id,
                 Some(id) => {
                     let old = store::get_dashboard(c, &ctx.org_id, &id, &v)?;
-                    if !v.edits(&old.created_by) {
-                        return Err(AppError::Forbidden(
-                            "Only its author or someone with the report write right changes a shared dashboard.".into(),
-                        ));
-                    }
+                    v.may_edit(&old.created_by, "changes a shared dashboard")?;
                     store::update_dashboard(c, &ctx, &old, input, expected)?;
                     id
                 }
             };
-            Ok(dashboard_view(store::get_dashboard(c, &ctx.org_id, &id, &v)?, &v))
+            Ok(dashboard_view(
+                store::get_dashboard(c, &ctx.org_id, &id, &v)?,
+                &v,
+            ))
         })
         .await
 }
@@ -411,11 +402,7 @@ pub async fn delete_dashboard(scope: &Scope, id: String) -> AppResult<()> {
     scope
         .write(move |c, _| {
             let old = store::get_dashboard(c, &ctx.org_id, &id, &v)?;
-            if !v.edits(&old.created_by) {
-                return Err(AppError::Forbidden(
-                    "Only its author or someone with the report write right deletes a shared dashboard.".into(),
-                ));
-            }
+            v.may_edit(&old.created_by, "deletes a shared dashboard")?;
             store::delete_dashboard(c, &ctx, &old)
         })
         .await
@@ -559,12 +546,7 @@ pub async fn schedule(
     scope
         .write(move |c, _| {
             let d = store::get_dashboard(c, &ctx.org_id, &dashboard, &v)?;
-            if !v.edits(&d.created_by) {
-                return Err(AppError::Forbidden(
-                    "Only its author or someone with the report write right schedules a dashboard."
-                        .into(),
-                ));
-            }
+            v.may_edit(&d.created_by, "schedules a dashboard")?;
             Ok(schedule_view(store::create_schedule(c, &ctx, &d, s)?))
         })
         .await
@@ -577,11 +559,7 @@ pub async fn unschedule(scope: &Scope, dashboard: String, id: String) -> AppResu
     scope
         .write(move |c, _| {
             let d = store::get_dashboard(c, &ctx.org_id, &dashboard, &v)?;
-            if !v.edits(&d.created_by) {
-                return Err(AppError::Forbidden(
-                    "Only its author or someone with the report write right changes a dashboard's schedule.".into(),
-                ));
-            }
+            v.may_edit(&d.created_by, "changes a dashboard's schedule")?;
             store::delete_schedule(c, &ctx, &d.id, &id)
         })
         .await

@@ -103,6 +103,18 @@ impl Viewer {
     pub fn edits(&self, created_by: &Option<String>) -> bool {
         self.manage || created_by.as_deref() == Some(self.user.as_str())
     }
+
+    /// Refuses (403) a change to someone else's report or dashboard without `report:write`;
+    /// `doing` completes the sentence ("changes a shared report").
+    pub fn may_edit(&self, created_by: &Option<String>, doing: &str) -> AppResult<()> {
+        if self.edits(created_by) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "Only its author or someone with the report write right {doing}."
+            )))
+        }
+    }
 }
 
 pub fn role_of(c: &mut DbConn, org: &str, user: &str) -> AppResult<String> {
