@@ -16,11 +16,46 @@ pub fn env_or(name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
+/// The bench's database target; dropping it removes the temp directory (the SQLite file and
+/// blobs) and the PostgreSQL schema.
+///
+/// why: a bench at 1M clients leaves gigabytes behind, and leftovers from a few runs once
+/// filled the disk under CI. `BENCH_KEEP=1` keeps them for a look afterwards.
+pub struct Scratch {
+    target: DbTarget,
+    dir: PathBuf,
+    schema: Option<(String, String)>,
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = DbTarget;
+    fn deref(&self) -> &DbTarget {
+        &self.target
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::env::var("BENCH_KEEP").is_ok_and(|v| v == "1") {
+            eprintln!("kept {} (BENCH_KEEP=1)", self.dir.display());
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some((base, schema)) = &self.schema {
+            if let Ok(mut admin) = diesel::PgConnection::establish(base) {
+                let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
+        }
+    }
+}
+
 /// A fresh, migrated database for the bench `name`, its pool and its data directory.
-pub fn fresh(name: &str, pool_size: u32) -> (DbTarget, Pool, Config) {
+/// Keep the first value alive until the bench ends: dropping it removes the database.
+pub fn fresh(name: &str, pool_size: u32) -> (Scratch, Pool, Config) {
     let dir: PathBuf =
         std::env::temp_dir().join(format!("rapport-{name}-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
+    let mut scratch_schema = None;
     let url = match std::env::var("BENCH_DATABASE_URL") {
         Ok(base) if !base.is_empty() => {
             let schema = format!("bench_{name}_{}", std::process::id());
@@ -31,7 +66,9 @@ pub fn fresh(name: &str, pool_size: u32) -> (DbTarget, Pool, Config) {
                 ))
                 .unwrap();
             let sep = if base.contains('?') { '&' } else { '?' };
-            format!("{base}{sep}options=-csearch_path%3D{schema}")
+            let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+            scratch_schema = Some((base, schema));
+            url
         }
         _ => format!("sqlite://{}", dir.join(format!("{name}.db")).display()),
     };
@@ -39,7 +76,7 @@ pub fn fresh(name: &str, pool_size: u32) -> (DbTarget, Pool, Config) {
     let pool = db::connect(&target, pool_size).unwrap();
     db::migrate(&mut pool.get().unwrap()).unwrap();
     let config = Config {
-        data_dir: dir,
+        data_dir: dir.clone(),
         database: target.clone(),
         addr: "127.0.0.1:0".into(),
         log_json: false,
@@ -50,5 +87,10 @@ pub fn fresh(name: &str, pool_size: u32) -> (DbTarget, Pool, Config) {
         max_upload_bytes: rapport::domain::attachments::DEFAULT_MAX_BYTES,
         blob_store: Default::default(),
     };
-    (target, pool, config)
+    let scratch = Scratch {
+        target,
+        dir,
+        schema: scratch_schema,
+    };
+    (scratch, pool, config)
 }

@@ -955,6 +955,7 @@ diesel::table! {
         created_by -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        lease_until -> Nullable<Timestamp>,
     }
 }
 

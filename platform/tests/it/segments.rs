@@ -2577,3 +2577,86 @@ async fn a_segments_members_are_broken_down_by_status_owner_and_country() {
         card.body
     );
 }
+
+#[actix_web::test]
+async fn a_segment_being_evaluated_elsewhere_is_not_evaluated_twice() {
+    use rapport::db::schema::segments as s;
+    let app = TestApp::new().await;
+    let svc = app.service().await;
+    let org = app.org("Lease Co");
+    let admin = app.user(&org, "admin@lease.test", "admin");
+    let admin = app.token(&org, &admin);
+    client(
+        &svc,
+        &admin,
+        json!({"type": "individual", "lastName": "Ada", "status": "customer"}),
+    )
+    .await;
+    let seg = segment(
+        &svc,
+        &admin,
+        "Customers",
+        one("status", "eq", json!("customer")),
+    )
+    .await;
+    assert!(keep(&app).await >= 1, "the baseline");
+
+    // Another instance holds the segment, and its hourly evaluation is due.
+    let two_hours_ago = rapport::db::now() - Duration::hours(2);
+    let hold = |until: chrono::NaiveDateTime| {
+        let mut c = app.pool.get().unwrap();
+        diesel::update(s::table.filter(s::id.eq(&seg)))
+            .set((
+                s::lease_until.eq(Some(until)),
+                s::evaluated_at.eq(Some(two_hours_ago)),
+            ))
+            .execute(&mut c)
+            .unwrap();
+    };
+    let state = || -> (Option<chrono::NaiveDateTime>, Option<chrono::NaiveDateTime>) {
+        let mut c = app.pool.get().unwrap();
+        s::table
+            .filter(s::id.eq(&seg))
+            .select((s::evaluated_at, s::lease_until))
+            .first(&mut c)
+            .unwrap()
+    };
+    hold(rapport::db::now() + Duration::minutes(5));
+    assert_eq!(
+        keep(&app).await,
+        0,
+        "the worker leaves a held segment alone"
+    );
+    assert_eq!(state().0, Some(two_hours_ago));
+    let r = call(
+        &svc,
+        Method::POST,
+        &format!("/api/segments/{seg}/evaluate"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.is_problem());
+    assert!(r.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("being evaluated right now"));
+
+    // A holder that died: its lease runs out and the next round takes the segment.
+    hold(rapport::db::now() - Duration::seconds(1));
+    assert!(keep(&app).await >= 1);
+    let (evaluated, lease) = state();
+    assert!(evaluated.unwrap() > two_hours_ago);
+    assert_eq!(lease, None, "released when done");
+    let r = call(
+        &svc,
+        Method::POST,
+        &format!("/api/segments/{seg}/evaluate"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(state().1, None);
+}

@@ -776,13 +776,42 @@ pub fn drain_dirty(c: &mut DbConn) -> AppResult<usize> {
     })
 }
 
-/// Segments due a full evaluation: never evaluated (new or changed), or not since `every`.
+/// How long a full evaluation holds its segment without renewing (it renews every page).
+const LEASE_SECONDS: i64 = 600;
+
+/// Takes or renews the evaluation lease on segment `id`; false while another holds it.
+fn lease(c: &mut DbConn, id: &str, renew: bool) -> QueryResult<bool> {
+    let at = now();
+    let mut q = diesel::update(segments::table)
+        .filter(segments::id.eq(id))
+        .into_boxed();
+    if !renew {
+        q = q.filter(
+            segments::lease_until
+                .is_null()
+                .or(segments::lease_until.lt(at)),
+        );
+    }
+    let n = q
+        .set(segments::lease_until.eq(Some(at + chrono::Duration::seconds(LEASE_SECONDS))))
+        .execute(c)?;
+    Ok(n == 1)
+}
+
+/// Segments due a full evaluation: never evaluated (new or changed), or not since `every`,
+/// and not being evaluated elsewhere right now.
 pub fn due(c: &mut DbConn, every: chrono::Duration) -> QueryResult<Vec<(String, String)>> {
+    let at = now();
     segments::table
         .filter(
             segments::evaluated_at
                 .is_null()
-                .or(segments::evaluated_at.lt(now() - every)),
+                .or(segments::evaluated_at.lt(at - every)),
+        )
+        .filter(
+            segments::lease_until
+                .is_null()
+                .or(segments::lease_until.lt(at)),
         )
         .select((segments::organization_id, segments::id))
         .order(segments::evaluated_at.asc())
@@ -792,10 +821,30 @@ pub fn due(c: &mut DbConn, every: chrono::Duration) -> QueryResult<Vec<(String, 
 
 /// Evaluates one segment in full, page by page in client-id order, comparing the
 /// matches with the kept members; answers (entered, left).
+///
+/// why the lease: two instances (or the hourly job and "Evaluate now") walking the same
+/// segment would both see a client as new and record its entry, and fire its workflows,
+/// twice. The second one is refused with a conflict instead.
 pub fn evaluate(c: &mut DbConn, org: &str, id: &str) -> AppResult<(i64, i64)> {
     let Some(seg) = find(c, org, id)? else {
         return Ok((0, 0));
     };
+    if !lease(c, id, false)? {
+        return Err(AppError::Conflict(
+            "This segment is being evaluated right now; its members and counts update when \
+             that finishes."
+                .into(),
+        ));
+    }
+    let result = evaluate_leased(c, org, seg);
+    diesel::update(segments::table.filter(segments::id.eq(id)))
+        .set(segments::lease_until.eq(None::<NaiveDateTime>))
+        .execute(c)?;
+    result
+}
+
+fn evaluate_leased(c: &mut DbConn, org: &str, seg: SegmentRow) -> AppResult<(i64, i64)> {
+    let id = seg.id.as_str();
     let baseline = seg.evaluated_at.is_none();
     let version = seg.version;
     let catalog = Catalog::load(c, org)?;
@@ -821,6 +870,7 @@ pub fn evaluate(c: &mut DbConn, org: &str, id: &str) -> AppResult<(i64, i64)> {
         let last = (page.len() as i64 == PAGE)
             .then(|| page.last().cloned())
             .flatten();
+        lease(c, id, true)?;
         let (e, l) = crate::db::transaction(c, |c| -> AppResult<(i64, i64)> {
             let mut q = segment_members::table
                 .filter(segment_members::segment_id.eq(&seg.id))

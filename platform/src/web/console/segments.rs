@@ -993,12 +993,13 @@ pub async fn evaluate(
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
     let id = id.into_inner();
-    let (entered, left) = ops::refresh(&scope, id.clone()).await?;
-    redirect_with_flash(
-        &req,
-        &format!("/segments/{id}"),
-        &format!("Evaluated: {entered} entered, {left} left."),
-    )
+    let message = match ops::refresh(&scope, id.clone()).await {
+        Ok((entered, left)) => format!("Evaluated: {entered} entered, {left} left."),
+        // Another worker is on it: say so on the segment's page rather than an error page.
+        Err(crate::error::AppError::Conflict(m)) => m,
+        Err(e) => return Err(e),
+    };
+    redirect_with_flash(&req, &format!("/segments/{id}"), &message)
 }
 
 #[cfg(test)]
