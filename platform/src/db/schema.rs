@@ -960,6 +960,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    activity_daily (organization_id, day, user_id, kind, status) {
+        organization_id -> Text,
+        day -> Date,
+        user_id -> Text,
+        kind -> Text,
+        status -> Text,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
     segment_members (segment_id, client_id) {
         segment_id -> Text,
         client_id -> Text,
@@ -1145,4 +1156,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     segment_sizes,
     client_scores,
     score_runs,
+    activity_daily,
 );

@@ -970,3 +970,154 @@ async fn a_scheduled_dashboard_arrives_by_email_with_each_readers_own_figures() 
     );
     assert!(!files[0].1.contains(&admin_addr), "{files:?}");
 }
+
+/// rep 1's calls in the activity report, the overview's activities and the activities of
+/// each kind in a custom report (the last three read the daily counts).
+async fn activity_figures<S, B>(app: &S, f: &Fixture) -> (Value, Value, Value, Value)
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let by_rep = ok(
+        app,
+        Method::GET,
+        "/api/crm/reports/activity-by-rep",
+        &f.manager,
+        None,
+    )
+    .await;
+    let calls = rows(&by_rep, "rep", "rep1@reports.test")
+        .first()
+        .map_or(json!(0), |r| r["calls"].clone());
+    let overview = ok(
+        app,
+        Method::GET,
+        "/api/crm/analytics/overview",
+        &f.manager,
+        None,
+    )
+    .await;
+    let by_status = |who: &str| {
+        json!({"definition": {"entity": "interactions", "groupBy": {"field": "status"},
+               "filters": [{"field": "owner", "op": "is", "value": who}]}})
+    };
+    let managers = ok(
+        app,
+        Method::POST,
+        "/api/reports/preview",
+        &f.manager,
+        Some(by_status(&f.rep1_id)),
+    )
+    .await;
+    // The rep's own report is limited to the clients they own, which the daily counts do
+    // not hold: it counts the activities themselves, and must agree.
+    let reps = ok(
+        app,
+        Method::POST,
+        "/api/reports/preview",
+        &f.rep1,
+        Some(by_status("me")),
+    )
+    .await;
+    (
+        calls,
+        overview["activities"].clone(),
+        managers["rows"].clone(),
+        reps["rows"].clone(),
+    )
+}
+
+#[actix_web::test]
+async fn activity_counts_follow_every_change_to_an_activity() {
+    let f = fixture().await;
+    let app = f.t.service().await;
+    let client = ok(&app, Method::GET, "/api/clients", &f.rep1, None).await["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = |n: i64| json!([{"group": "Completed", "value0": n}]);
+    let (calls, overview, managers, reps) = activity_figures(&app, &f).await;
+    assert_eq!((calls, overview), (json!(2), json!(3)));
+    assert_eq!(managers, done(2));
+    assert_eq!(reps, managers);
+
+    // A call planned (a minute ago, so inside the period) is not done yet.
+    let earlier = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    let planned = ok(
+        &app,
+        Method::POST,
+        &format!("/api/clients/{client}/interactions"),
+        &f.rep1,
+        Some(json!({"type": "call", "subject": "Follow-up", "status": "scheduled", "scheduledAt": earlier})),
+    )
+    .await;
+    let planned = planned["id"].as_str().unwrap().to_string();
+    let (calls, overview, managers, reps) = activity_figures(&app, &f).await;
+    assert_eq!((calls, overview), (json!(2), json!(3)));
+    assert_eq!(
+        managers,
+        json!([{"group": "Completed", "value0": 2}, {"group": "Scheduled", "value0": 1}])
+    );
+    assert_eq!(reps, managers);
+
+    // Done today: counted.
+    let now = chrono::Utc::now().to_rfc3339();
+    ok(
+        &app,
+        Method::PUT,
+        &format!("/api/interactions/{planned}"),
+        &f.rep1,
+        Some(json!({"status": "completed", "completedAt": now})),
+    )
+    .await;
+    let (calls, overview, managers, reps) = activity_figures(&app, &f).await;
+    assert_eq!((calls, overview), (json!(3), json!(4)));
+    assert_eq!(managers, done(3));
+    assert_eq!(reps, managers);
+
+    // Moved to 200 days ago: out of the last 90 (and 30) days.
+    let long_ago = (chrono::Utc::now() - chrono::Duration::days(200)).to_rfc3339();
+    ok(
+        &app,
+        Method::PUT,
+        &format!("/api/interactions/{planned}"),
+        &f.rep1,
+        Some(json!({"completedAt": long_ago})),
+    )
+    .await;
+    let (calls, overview, managers, reps) = activity_figures(&app, &f).await;
+    assert_eq!((calls, overview), (json!(2), json!(3)));
+    assert_eq!(managers, done(2));
+    assert_eq!(reps, managers);
+
+    // Deleted: gone from every count.
+    let timeline = ok(
+        &app,
+        Method::GET,
+        &format!("/api/clients/{client}/interactions"),
+        &f.rep1,
+        None,
+    )
+    .await;
+    let call = timeline["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] != planned.as_str() && i["type"] == "call")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(
+        &app,
+        Method::DELETE,
+        &format!("/api/interactions/{call}"),
+        &f.rep1,
+        None,
+    )
+    .await;
+    let (calls, overview, managers, reps) = activity_figures(&app, &f).await;
+    assert_eq!((calls, overview), (json!(1), json!(2)));
+    assert_eq!(managers, done(1));
+    assert_eq!(reps, managers);
+}

@@ -320,14 +320,14 @@ fn activities(c: &mut DbConn, r: &Reach) -> AppResult<Vec<G>> {
     load(
         c,
         format!(
-            "SELECT i.user_id AS k, i.kind AS k2, CAST(COUNT(*) AS BIGINT) AS a, CAST(0 AS BIGINT) AS b, CAST(0 AS BIGINT) AS c, CAST(0 AS BIGINT) AS d \
-             FROM interactions i WHERE i.organization_id = {org} AND i.deleted_at IS NULL AND i.status = 'completed' \
+            "SELECT NULLIF(i.user_id, '') AS k, i.kind AS k2, CAST(SUM(i.n) AS BIGINT) AS a, CAST(0 AS BIGINT) AS b, CAST(0 AS BIGINT) AS c, CAST(0 AS BIGINT) AS d \
+             FROM activity_daily i WHERE i.organization_id = {org} AND i.status = 'completed' \
              AND i.kind IN ('call', 'meeting', 'email', 'note', 'task') \
-             AND i.occurred_at >= {from} AND i.occurred_at < {to}{own} \
-             GROUP BY i.user_id, i.kind",
+             AND i.day >= {from} AND i.day <= {to}{own} \
+             GROUP BY i.user_id, i.kind HAVING SUM(i.n) > 0",
             org = lit(&r.org),
-            from = start_lit(r.from),
-            to = after_lit(r.to),
+            from = day_lit(r.from),
+            to = day_lit(r.to),
             own = own("i.user_id", &r.activities_of),
         ),
     )

@@ -1,0 +1,40 @@
+-- Activities counted per day, kind, status and person, kept by a trigger on every insert,
+-- change and delete of an interaction (deleted ones are not counted). Reports, the dashboard
+-- and the overview read these few rows per day instead of every activity in the period:
+-- 90 days at 1M clients is over a million activities.
+CREATE TABLE activity_daily (
+    organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    day DATE NOT NULL,
+    user_id TEXT NOT NULL DEFAULT '',
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    n BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (organization_id, day, user_id, kind, status)
+);
+
+INSERT INTO activity_daily (organization_id, day, user_id, kind, status, n)
+SELECT organization_id, CAST(occurred_at AS DATE), COALESCE(user_id, ''), kind, status, COUNT(*)
+FROM interactions WHERE deleted_at IS NULL
+GROUP BY organization_id, CAST(occurred_at AS DATE), COALESCE(user_id, ''), kind, status;
+
+CREATE FUNCTION activity_daily_track() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.deleted_at IS NULL THEN
+        UPDATE activity_daily SET n = n - 1
+        WHERE organization_id = OLD.organization_id AND day = CAST(OLD.occurred_at AS DATE)
+          AND user_id = COALESCE(OLD.user_id, '') AND kind = OLD.kind AND status = OLD.status;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.deleted_at IS NULL THEN
+        INSERT INTO activity_daily (organization_id, day, user_id, kind, status, n)
+        VALUES (NEW.organization_id, CAST(NEW.occurred_at AS DATE), COALESCE(NEW.user_id, ''),
+                NEW.kind, NEW.status, 1)
+        ON CONFLICT (organization_id, day, user_id, kind, status)
+        DO UPDATE SET n = activity_daily.n + 1;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER activity_daily_track
+AFTER INSERT OR DELETE OR UPDATE OF organization_id, occurred_at, user_id, kind, status, deleted_at
+ON interactions FOR EACH ROW EXECUTE FUNCTION activity_daily_track();
