@@ -554,6 +554,22 @@ pub fn get(c: &mut DbConn, org: &str, id: &str) -> QueryResult<Option<ScoreRow>>
         .optional()
 }
 
+/// The scores of the clients `ids` (a page of a list), by client id.
+pub fn of_clients(
+    c: &mut DbConn,
+    org: &str,
+    ids: &[String],
+) -> QueryResult<std::collections::HashMap<String, ScoreRow>> {
+    Ok(client_scores::table
+        .filter(client_scores::organization_id.eq(org))
+        .filter(client_scores::client_id.eq_any(ids))
+        .select(ScoreRow::as_select())
+        .load(c)?
+        .into_iter()
+        .map(|r| (r.client_id.clone(), r))
+        .collect())
+}
+
 /// Organizations whose scores are due (never computed, or not for `every`).
 pub fn due(c: &mut DbConn, every: Duration) -> QueryResult<Vec<String>> {
     use crate::db::schema::organizations;

@@ -539,7 +539,7 @@ fn client_page(
     }
     s.first = false;
     match (more, rows.last()) {
-        (true, Some(last)) => s.params.after = Some(query::cursor_after(last, &s.params.sort)),
+        (true, Some(last)) => s.params.after = Some(query::cursor_for(c, last, &s.params.sort)?),
         _ => s.done = true,
     }
     Ok(Some(if format == Format::Xlsx {

@@ -429,3 +429,117 @@ async fn the_churn_model_learns_a_known_signal_and_ignores_noise() {
     assert_eq!(ev["inUse"], false, "{ev}");
     assert!(ev["reason"].as_str().unwrap().contains("chance"), "{ev}");
 }
+
+#[actix_web::test]
+async fn the_client_list_sorts_by_a_score_and_shows_it_as_a_column() {
+    use diesel::prelude::*;
+    use rapport::db::schema::client_scores as s;
+    let t = TestApp::new().await;
+    let org = t.org("Sorted");
+    let admin_id = t.user(&org, "admin@sorted.test", "admin");
+    let admin = t.token(&org, &admin_id);
+    let app = t.service().await;
+    let mut ids = Vec::new();
+    for name in ["Low", "High", "Middle", "Unscored"] {
+        let r = send(
+            &app,
+            api(Method::POST, "/api/clients", &admin)
+                .set_json(json!({"firstName": name, "lastName": "Risk", "status": "customer"})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        ids.push(r.json()["id"].as_str().unwrap().to_string());
+    }
+    {
+        let mut c = t.pool.get().unwrap();
+        for (id, risk, engagement, ltv) in [
+            (&ids[0], 10, 90, 500_00),
+            (&ids[1], 80, 5, 120_000_00),
+            (&ids[2], 45, 40, 9_000_00),
+        ] {
+            diesel::insert_into(s::table)
+                .values((
+                    s::client_id.eq(id),
+                    s::organization_id.eq(&org.id),
+                    s::engagement.eq(engagement),
+                    s::lifetime_value_cents.eq(ltv as i64),
+                    s::realised_cents.eq(0i64),
+                    s::currency.eq("EUR"),
+                    s::churn_risk.eq(risk),
+                    s::factors.eq("{}"),
+                    s::computed_at.eq(rapport::db::now()),
+                ))
+                .execute(&mut c)
+                .unwrap();
+        }
+    }
+    // Page by page, one client a page: highest risk first, the unscored one last.
+    let names = |sort: &str| {
+        let app = &app;
+        let admin = admin.clone();
+        let sort = sort.to_string();
+        async move {
+            let mut seen = Vec::new();
+            let mut cursor: Option<String> = None;
+            for _ in 0..6 {
+                let path = match &cursor {
+                    Some(c) => format!("/api/clients?sort={sort}&limit=1&cursor={c}"),
+                    None => format!("/api/clients?sort={sort}&limit=1"),
+                };
+                let r = send(app, api(Method::GET, &path, &admin)).await;
+                assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+                let page = r.json();
+                seen.push(page["data"][0]["firstName"].as_str().unwrap().to_string());
+                match page["nextCursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_string()),
+                    None => break,
+                }
+            }
+            seen
+        }
+    };
+    assert_eq!(
+        names("-churnRisk").await,
+        ["High", "Middle", "Low", "Unscored"]
+    );
+    assert_eq!(
+        names("churnRisk").await,
+        ["Low", "Middle", "High", "Unscored"]
+    );
+    assert_eq!(
+        names("-scores.engagement").await,
+        ["Low", "Middle", "High", "Unscored"]
+    );
+    assert_eq!(
+        names("-lifetimeValue").await,
+        ["High", "Middle", "Low", "Unscored"]
+    );
+    let bad = send(&app, api(Method::GET, "/api/clients?sort=risk", &admin)).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("churnRisk"), "{}", bad.body);
+
+    // The console: score columns from the columns menu, sorted by their header.
+    let mut b = Browser::new();
+    b.sign_in(&app, "admin@sorted.test", PASSWORD).await;
+    let page = b
+        .get(
+            &app,
+            "/clients?columns=status,churnRisk,lifetimeValue&sort=-churnRisk",
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = &page.body;
+    assert!(body.contains("Churn risk") && body.contains("Lifetime value"));
+    let at = |s: &str| {
+        body.find(s)
+            .unwrap_or_else(|| panic!("{s} missing: {body}"))
+    };
+    assert!(at("High Risk") < at("Middle Risk") && at("Middle Risk") < at("Low Risk"));
+    assert!(at("Low Risk") < at("Unscored Risk"));
+    assert!(body.contains("data-label=\"Churn risk\">80<"), "{body}");
+    assert!(body.contains("120,000.00"), "{body}");
+    assert!(
+        body.contains("sort=churnRisk"),
+        "the current header flips the order: {body}"
+    );
+}

@@ -81,10 +81,58 @@ impl Column {
     }
 }
 
+/// A client score the list can be ordered by (from `client_scores`, computed nightly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Score {
+    Engagement,
+    ChurnRisk,
+    LifetimeValue,
+}
+
+impl Score {
+    pub const ALL: [Score; 3] = [Score::Engagement, Score::ChurnRisk, Score::LifetimeValue];
+
+    /// `engagement`, `churnRisk`, `lifetimeValue` (also with the segments' `scores.` prefix).
+    pub fn parse(api_name: &str) -> Option<Score> {
+        Some(match api_name.strip_prefix("scores.").unwrap_or(api_name) {
+            "engagement" => Score::Engagement,
+            "churnRisk" => Score::ChurnRisk,
+            "lifetimeValue" => Score::LifetimeValue,
+            _ => return None,
+        })
+    }
+
+    pub fn api_name(self) -> &'static str {
+        match self {
+            Score::Engagement => "engagement",
+            Score::ChurnRisk => "churnRisk",
+            Score::LifetimeValue => "lifetimeValue",
+        }
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            Score::Engagement => "engagement",
+            Score::ChurnRisk => "churn_risk",
+            Score::LifetimeValue => "lifetime_value_cents",
+        }
+    }
+
+    /// The score of the client `id`, as the sort reads it.
+    fn sql(self) -> String {
+        format!(
+            "(SELECT CAST(s.{} AS BIGINT) FROM client_scores s WHERE s.client_id = clients.id)",
+            self.column()
+        )
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum SortKey {
     Column(Column),
     Custom(Box<FieldRow>),
+    /// Clients not scored yet come last either way.
+    Score(Score),
 }
 
 #[derive(Debug, Clone)]
@@ -243,6 +291,7 @@ pub fn custom_condition(f: &CustomFilter) -> Condition {
 fn sort_expr(key: &SortKey) -> (String, bool) {
     match key {
         SortKey::Column(c) => (c.sql().to_string(), c.nullable()),
+        SortKey::Score(score) => (score.sql(), true),
         SortKey::Custom(f) => {
             let column = if f.kind().is_numeric() {
                 "num_value"
@@ -501,7 +550,11 @@ pub fn list(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<
     } else {
         format!("CASE WHEN {expr} IS NULL THEN 1 ELSE 0 END")
     };
-    let is_num = matches!(&p.sort.key, SortKey::Custom(f) if f.kind().is_numeric());
+    let is_num = match &p.sort.key {
+        SortKey::Custom(f) => f.kind().is_numeric(),
+        SortKey::Score(_) => true,
+        SortKey::Column(_) => false,
+    };
     if let Some(after) = &p.after {
         let cond = if nullable {
             let (rank_value, value) = match &after.value {
@@ -702,7 +755,23 @@ pub fn starts_with(conn: &DbConn, column: &str, text: &str) -> Condition {
     )
 }
 
-/// The cursor that continues after `row` in `sort`'s order.
+/// The cursor that continues after `row` in `sort`'s order; a score is read from its table.
+pub fn cursor_for(conn: &mut DbConn, row: &ClientRow, sort: &Sort) -> QueryResult<Cursor> {
+    let SortKey::Score(score) = &sort.key else {
+        return Ok(cursor_after(row, sort));
+    };
+    let found: Option<Option<i64>> = clients::table
+        .filter(clients::id.eq(&row.id))
+        .select(sql::<diesel::sql_types::Nullable<BigInt>>(&score.sql()))
+        .first(conn)
+        .optional()?;
+    Ok(Cursor {
+        value: found.flatten().map_or(CursorValue::Null, CursorValue::Num),
+        id: row.id.clone(),
+    })
+}
+
+/// The cursor that continues after `row` in `sort`'s order (any sort but a score's).
 pub fn cursor_after(row: &ClientRow, sort: &Sort) -> Cursor {
     let text =
         |v: Option<&String>| v.map_or(CursorValue::Null, |s| CursorValue::Text(s.to_lowercase()));
@@ -730,6 +799,7 @@ pub fn cursor_after(row: &ClientRow, sort: &Sort) -> Cursor {
             Column::CreatedAt => CursorValue::Time(row.created_at),
             Column::UpdatedAt => CursorValue::Time(row.updated_at),
         },
+        SortKey::Score(_) => CursorValue::Null,
         SortKey::Custom(f) => {
             let raw = row
                 .custom_map()
@@ -842,14 +912,17 @@ pub fn parse_params(
                         None => None,
                     }
                 } else {
-                    Column::parse(name).map(SortKey::Column)
+                    Column::parse(name)
+                        .map(SortKey::Column)
+                        .or_else(|| Score::parse(name).map(SortKey::Score))
                 };
                 match key {
                     Some(key) => p.sort = Sort { key, descending },
                     None => errors.push(FieldError::new(
                         "sort",
                         format!(
-                            "Unknown sort field; use one of {} or customFields.<key>.",
+                            "Unknown sort field; use one of {}, engagement, churnRisk, \
+                             lifetimeValue or customFields.<key>.",
                             Column::API_NAMES
                         ),
                     )),

@@ -21,7 +21,7 @@ use super::Scope;
 use crate::db::DbConn;
 use crate::domain::audit;
 use crate::domain::clients::duplicates::{self, Candidate};
-use crate::domain::clients::query::{self, cursor_after};
+use crate::domain::clients::query;
 use crate::domain::clients::service::{self, Access, BulkAction, WriteContext, WriteMode};
 use crate::domain::clients::{store, ClientRow, TagRow};
 use crate::domain::custom_fields::{self, FieldRow};
@@ -305,9 +305,10 @@ fn page_of(
     let mut rows = query::list(c, org_id, &params)?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| rows.last().map(|r| cursor_after(r, &params.sort).encode()))
-        .flatten();
+    let next_cursor = match (more, rows.last()) {
+        (true, Some(r)) => Some(query::cursor_for(c, r, &params.sort)?.encode()),
+        _ => None,
+    };
     Ok((rows, next_cursor))
 }
 

@@ -39,6 +39,8 @@ pub struct ListPage {
     pub total: Option<super::Total>,
     /// Why the query was refused; there are no rows then.
     pub errors: Vec<FieldError>,
+    /// The rows' scores (as of the last scoring), by client id; unscored clients are absent.
+    pub scores: HashMap<String, crate::domain::scores::ScoreRow>,
 }
 
 /// The client list as the caller may see it, by the query's `filter[...]`, `sort`,
@@ -79,7 +81,9 @@ pub async fn list_page(scope: &Scope, mut pairs: Vec<(String, String)>) -> AppRe
                 }
                 None => (Vec::new(), None, None),
             };
+            let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
             Ok(ListPage {
+                scores: crate::domain::scores::of_clients(c, &org, &ids)?,
                 tags: tags_by_client(c, &rows)?,
                 employers: employer_names(c, &org, &rows)?,
                 owners: owner_names(c, &org)?,

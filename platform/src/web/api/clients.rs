@@ -189,7 +189,8 @@ async fn list_of(scope: ApiScope, req: HttpRequest, trash: bool) -> AppResult<Ht
 /// employer's id), `filter[createdAt][gt|gte|lt|lte]` and `filter[updatedAt][…]` (a date or
 /// date-time), and `filter[customFields.<key>][eq|gt|gte|lt|lte|contains|in]` on a custom
 /// field. `sort` is one of name, email, phone, status, type, companyName, industry, source,
-/// city, country, createdAt, updatedAt or `customFields.<key>`, with `-` for descending.
+/// city, country, createdAt, updatedAt, a score (engagement, churnRisk, lifetimeValue: as of the
+/// last scoring, unscored clients last) or `customFields.<key>`, with `-` for descending.
 #[utoipa::path(get, path = "/api/clients", tag = "Clients",
     params(
         ("limit" = Option<i64>, Query, description = "Page size, 1–500 (default 50)."),

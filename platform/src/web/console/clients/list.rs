@@ -33,6 +33,10 @@ pub struct Row {
     /// Values of the custom columns shown, in column order.
     pub custom: Vec<String>,
     pub updated: String,
+    /// Scores, blank until the client is first scored.
+    pub engagement: String,
+    pub churn_risk: String,
+    pub lifetime_value: String,
 }
 
 pub struct ColumnChoice {
@@ -64,6 +68,9 @@ const BUILTIN_COLUMNS: &[(&str, &str)] = &[
     ("industry", "Industry"),
     ("tags", "Tags"),
     ("updatedAt", "Updated"),
+    ("engagement", "Engagement"),
+    ("churnRisk", "Churn risk"),
+    ("lifetimeValue", "Lifetime value"),
 ];
 const DEFAULT_COLUMNS: &[&str] = &["email", "phone", "status", "owner", "tags"];
 
@@ -310,6 +317,9 @@ fn rows_of(found: &ops::ListPage, custom_cols: &[FieldRow]) -> Vec<Row> {
         .iter()
         .map(|r| {
             let stored = r.custom_map();
+            let score = |f: fn(&crate::domain::scores::ScoreRow) -> String| {
+                found.scores.get(&r.id).map(f).unwrap_or_default()
+            };
             Row {
                 custom: custom_cols
                     .iter()
@@ -332,6 +342,11 @@ fn rows_of(found: &ops::ListPage, custom_cols: &[FieldRow]) -> Vec<Row> {
                     .map(|n| n.to_string())
                     .unwrap_or_default(),
                 company: named(&found.employers, &r.employer_id),
+                engagement: score(|x| x.engagement.to_string()),
+                churn_risk: score(|x| x.churn_risk.to_string()),
+                lifetime_value: score(|x| {
+                    crate::domain::money::display(x.lifetime_value_cents, &x.currency)
+                }),
                 ..row_of(r)
             }
         })
@@ -355,6 +370,9 @@ fn row_of(r: &ClientRow) -> Row {
         tags: Vec::new(),
         custom: Vec::new(),
         updated: fmt_time(r.updated_at),
+        engagement: String::new(),
+        churn_risk: String::new(),
+        lifetime_value: String::new(),
     }
 }
 
@@ -373,6 +391,7 @@ impl Sorter<'_> {
                 Column::parse(api) == Some(*col) && !api.starts_with("customFields.")
             }
             SortKey::Custom(f) => api == format!("customFields.{}", f.field_key),
+            SortKey::Score(score) => api == score.api_name(),
         };
         let (state, next) = match (current, self.sort.descending) {
             (true, false) => ("asc", format!("-{api}")),
@@ -408,6 +427,9 @@ impl Sorter<'_> {
             self.link("Industry", "industry"),
             Self::plain("Tags"),
             self.link("Updated", "updatedAt"),
+            self.link("Engagement", "engagement"),
+            self.link("Churn risk", "churnRisk"),
+            self.link("Lifetime value", "lifetimeValue"),
         ]
     }
 
