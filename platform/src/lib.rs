@@ -12,6 +12,7 @@ pub mod error;
 pub mod integrations;
 pub mod jobs;
 pub mod ops;
+pub mod pdf;
 pub mod plugins;
 pub mod search;
 pub mod seed;

@@ -594,13 +594,18 @@ pub async fn dashboard_mail(
 ) -> AppResult<(String, Vec<(String, Vec<u8>)>)> {
     let mut text = format!("{name}\n{from} to {to}\n\n");
     let mut files = Vec::new();
+    let mut figures = Vec::new();
+    let mut shown = Vec::new();
     for t in tiles {
         match tile(scope, t, from, to).await {
             TileOut::Figure {
                 label,
                 value,
                 detail,
-            } => text.push_str(&format!("{label}: {value} ({detail})\n")),
+            } => {
+                text.push_str(&format!("{label}: {value} ({detail})\n"));
+                figures.push((label, value, detail));
+            }
             TileOut::Report(r) => {
                 text.push_str(&format!("\n{}\n", r.title));
                 for row in r.table.rows.iter().take(10) {
@@ -619,22 +624,20 @@ pub async fn dashboard_mail(
                         r.table.rows.len() - 10
                     ));
                 }
-                let stem: String = r
-                    .title
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() {
-                            c.to_ascii_lowercase()
-                        } else {
-                            '-'
-                        }
-                    })
-                    .collect();
+                let stem = reports::file_stem(&r.title);
                 files.push((format!("{stem}-{from}-{to}.csv"), r.csv()?));
+                shown.push(*r);
             }
             TileOut::Unavailable(_) => {}
         }
     }
+    // The whole dashboard as one PDF first, then each report's CSV.
+    let stem = reports::file_stem(name);
+    let pdf = reports::pdf(name, &format!("{from} to {to}"), &figures, &shown);
+    files.insert(0, (format!("{stem}-{from}-{to}.pdf"), pdf));
+    text.push_str(
+        "\nThe PDF attached shows the whole dashboard; each CSV holds one report's rows.\n",
+    );
     Ok((text, files))
 }
 
@@ -697,6 +700,7 @@ async fn send_one(
     use lettre::message::{header::ContentType, Attachment, Mailbox, MultiPart, SinglePart};
     let (from, to) = scheduled_period(&s.cadence, now().date());
     let csv = ContentType::parse("text/csv").map_err(|e| e.to_string())?;
+    let pdf = ContentType::parse("application/pdf").map_err(|e| e.to_string())?;
     let login = mb.login(&handles.secret).map_err(|e| e.to_string())?;
     let sender: lettre::Address = mb
         .address
@@ -754,7 +758,12 @@ async fn send_one(
         };
         let mut mixed = MultiPart::mixed().singlepart(SinglePart::plain(text));
         for (file, bytes) in files {
-            mixed = mixed.singlepart(Attachment::new(file).body(bytes, csv.clone()));
+            let kind = if file.ends_with(".pdf") {
+                pdf.clone()
+            } else {
+                csv.clone()
+            };
+            mixed = mixed.singlepart(Attachment::new(file).body(bytes, kind));
         }
         let message = match lettre::Message::builder()
             .from(Mailbox::new(Some(mb.name.clone()), sender.clone()))

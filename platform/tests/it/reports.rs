@@ -323,7 +323,7 @@ async fn standard_reports_match_a_hand_computed_answer() {
     let r = call(
         &app,
         Method::GET,
-        "/api/crm/reports/sales-by-rep?format=pdf",
+        "/api/crm/reports/sales-by-rep?format=docx",
         &f.manager,
         None,
     )
@@ -387,6 +387,44 @@ async fn reports_download_as_csv_and_xlsx() {
         Some(&calamine::Data::String("Price".into()))
     );
     assert_eq!(sheet.get_value((1, 2)), Some(&calamine::Data::Float(1.0)));
+
+    // A PDF: the title, the period, the chart's bars and the table's rows.
+    let pdf = send(
+        &app,
+        api(
+            Method::GET,
+            "/api/crm/reports/sales-by-rep?format=pdf",
+            &f.manager,
+        ),
+    )
+    .await;
+    assert_eq!(pdf.status, StatusCode::OK);
+    assert_eq!(pdf.header("content-type"), Some("application/pdf"));
+    assert!(pdf
+        .header("content-disposition")
+        .unwrap()
+        .ends_with(".pdf\""));
+    assert!(pdf.bytes.starts_with(b"%PDF-"));
+    let text = String::from_utf8_lossy(&pdf.bytes);
+    for shown in [
+        "(Sales by rep)",
+        "(rep2@reports.test)",
+        "(rep1@reports.test)",
+        "(2,000.00)",
+        " re",
+    ] {
+        assert!(text.contains(shown), "{shown} missing from the PDF");
+    }
+    let bad = call(
+        &app,
+        Method::GET,
+        "/api/crm/reports/sales-by-rep?format=doc",
+        &f.manager,
+        None,
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("pdf"), "{}", bad.body);
 }
 
 #[actix_web::test]
@@ -955,20 +993,40 @@ async fn a_scheduled_dashboard_arrives_by_email_with_each_readers_own_figures() 
         text.contains(&admin_addr) && text.contains(&rep_addr),
         "the admin sees both: {text}"
     );
-    assert_eq!(files.len(), 1, "{files:?}");
-    assert!(files[0].0.starts_with("sales-by-rep-"), "{files:?}");
+    assert_eq!(files.len(), 2, "the dashboard's PDF and the report's CSV");
+    // The PDF: the whole dashboard (its text is written uncompressed, so it can be read).
     assert!(
-        files[0].1.starts_with("Rep,Currency,Won deals"),
+        files[0].0.starts_with("morning-") && files[0].0.ends_with(".pdf"),
+        "{:?}",
+        files[0].0
+    );
+    let pdf = &files[0].1;
+    assert!(pdf.starts_with("%PDF-"), "{}", &pdf[..pdf.len().min(200)]);
+    // Names longer than their column are cut short.
+    for shown in [
+        "(Morning)",
+        "(Win rate)",
+        "(100%)",
+        "(Sales by rep)",
+        &format!("({}", &admin_addr[..20]),
+    ] {
+        assert!(pdf.contains(shown), "{shown} missing from the PDF");
+    }
+    assert!(files[1].0.starts_with("sales-by-rep-"), "{files:?}");
+    assert!(
+        files[1].1.starts_with("Rep,Currency,Won deals"),
         "{files:?}"
     );
-    // The rep's copy counts only the rep's own deal.
+    // The rep's copy counts only the rep's own deal, in the PDF too.
     let (_, text, files) = parse(&inbox(&s, &rep_addr, 1)[0]);
     assert!(text.contains(&rep_addr), "{text}");
     assert!(
         !text.contains(&admin_addr),
         "the rep sees only their own: {text}"
     );
-    assert!(!files[0].1.contains(&admin_addr), "{files:?}");
+    assert!(files[0].1.contains(&format!("({}", &rep_addr[..20])));
+    assert!(!files[0].1.contains(&admin_addr[..20]), "the rep's PDF");
+    assert!(!files[1].1.contains(&admin_addr), "{files:?}");
 }
 
 /// rep 1's calls in the activity report, the overview's activities and the activities of

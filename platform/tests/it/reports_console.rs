@@ -47,7 +47,9 @@ fn href(body: &str, prefix: &str) -> String {
         .unwrap_or_else(|| panic!("no link to {prefix}: {body}"))
         + "href=\"".len();
     let rest = &body[start..];
-    rest[..rest.find('"').unwrap()].replace("&amp;", "&")
+    rest[..rest.find('"').unwrap()]
+        .replace("&amp;", "&")
+        .replace("&#38;", "&")
 }
 
 /// The HTML of the element with `id` (up to the end of the page; enough to look inside it).
@@ -143,6 +145,16 @@ async fn a_manager_reads_a_standard_report_with_its_chart_export_and_period() {
         "{}",
         page.body
     );
+
+    // The PDF link answers the same report as a PDF.
+    let pdf_link = format!(
+        "{}pdf",
+        href(&page.body, "/reports/standard/sales-by-rep/export?").trim_end_matches("csv")
+    );
+    assert!(page.body.contains("format=pdf\" download>PDF</a>"));
+    let pdf = b.get(&svc, &pdf_link).await;
+    assert_eq!(pdf.status, StatusCode::OK);
+    assert_eq!(pdf.header("content-type"), Some("application/pdf"));
 
     // The export link answers the same report as CSV.
     let link = href(&page.body, "/reports/standard/sales-by-rep/export?");

@@ -317,35 +317,24 @@ pub struct QuoteDocument<'a> {
 /// Renders the quote as a one-or-more-page A4 PDF with the standard Helvetica font
 /// (nothing to embed). Text is limited to Latin-1, which WinAnsi encodes.
 pub fn pdf(doc: &QuoteDocument<'_>) -> Vec<u8> {
-    use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
-
-    fn latin1(s: &str) -> Vec<u8> {
-        s.chars()
-            .map(|c| if (c as u32) < 256 { c as u8 } else { b'?' })
-            .collect()
-    }
     let money = |c: i64| format!("{} {}", format_cents(c), doc.quote.currency);
-
-    let mut lines_out: Vec<(f32, f32, String, bool)> = Vec::new();
-    let mut y = 800.0f32;
-    let mut push = |x: f32, y: f32, s: String, bold: bool| lines_out.push((x, y, s, bold));
-    push(50.0, y, doc.org_name.to_string(), true);
-    y -= 30.0;
-    push(50.0, y, format!("Quote Q-{:05}", doc.quote.number), true);
-    push(
+    let mut d = crate::pdf::Doc::new();
+    d.text(50.0, doc.org_name, true);
+    d.down(30.0);
+    d.text(50.0, format!("Quote Q-{:05}", doc.quote.number), true);
+    d.text(
         350.0,
-        y,
         format!("Date: {}", doc.quote.created_at.format("%Y-%m-%d")),
         false,
     );
-    y -= 18.0;
-    push(50.0, y, format!("For: {}", doc.client_name), false);
+    d.down(18.0);
+    d.text(50.0, format!("For: {}", doc.client_name), false);
     if let Some(v) = doc.quote.valid_until {
-        push(350.0, y, format!("Valid until: {v}"), false);
+        d.text(350.0, format!("Valid until: {v}"), false);
     }
-    y -= 18.0;
-    push(50.0, y, format!("Regarding: {}", doc.deal_name), false);
-    y -= 34.0;
+    d.down(18.0);
+    d.text(50.0, format!("Regarding: {}", doc.deal_name), false);
+    d.down(34.0);
     for (x, h) in [
         (50.0, "Item"),
         (290.0, "Qty"),
@@ -354,106 +343,39 @@ pub fn pdf(doc: &QuoteDocument<'_>) -> Vec<u8> {
         (480.0, "Tax %"),
         (520.0, "Total"),
     ] {
-        push(x, y, h.to_string(), true);
+        d.text(x, h, true);
     }
-    y -= 18.0;
-    let mut pages: Vec<Vec<(f32, f32, String, bool)>> = Vec::new();
+    d.down(18.0);
     for l in doc.lines {
-        if y < 120.0 {
-            pages.push(std::mem::take(&mut lines_out));
-            y = 800.0;
-        }
-        let name: String = l.name.chars().take(40).collect();
-        lines_out.push((50.0, y, name, false));
-        lines_out.push((290.0, y, l.quantity.clone(), false));
-        lines_out.push((340.0, y, format_cents(l.unit_price_cents), false));
-        lines_out.push((430.0, y, l.discount_percent.clone(), false));
-        lines_out.push((480.0, y, l.tax_rate.clone(), false));
-        lines_out.push((520.0, y, format_cents(l.total_cents), false));
-        y -= 16.0;
+        d.need(16.0);
+        d.text(50.0, crate::pdf::clip(&l.name, 40), false);
+        d.text(290.0, l.quantity.clone(), false);
+        d.text(340.0, format_cents(l.unit_price_cents), false);
+        d.text(430.0, l.discount_percent.clone(), false);
+        d.text(480.0, l.tax_rate.clone(), false);
+        d.text(520.0, format_cents(l.total_cents), false);
+        d.down(16.0);
     }
-    y -= 14.0;
+    d.down(14.0);
+    d.need(64.0);
     for (label, value, bold) in [
         ("Subtotal", money(doc.quote.subtotal_cents), false),
         ("Discount", money(-doc.quote.discount_cents), false),
         ("Tax", money(doc.quote.tax_cents), false),
         ("Total", money(doc.quote.total_cents), true),
     ] {
-        lines_out.push((380.0, y, label.to_string(), bold));
-        lines_out.push((450.0, y, value, bold));
-        y -= 16.0;
+        d.text(380.0, label, bold);
+        d.text(450.0, value, bold);
+        d.down(16.0);
     }
     if !doc.quote.terms.is_empty() {
-        y -= 20.0;
-        lines_out.push((50.0, y, "Terms".into(), true));
-        y -= 16.0;
-        for para in doc.quote.terms.lines() {
-            let mut line = String::new();
-            for word in para.split_whitespace() {
-                if line.len() + word.len() > 95 {
-                    lines_out.push((50.0, y, std::mem::take(&mut line), false));
-                    y -= 14.0;
-                }
-                if !line.is_empty() {
-                    line.push(' ');
-                }
-                line.push_str(word);
-            }
-            lines_out.push((50.0, y, line, false));
-            y -= 14.0;
-        }
+        d.down(20.0);
+        d.need(30.0);
+        d.text(50.0, "Terms", true);
+        d.down(16.0);
+        d.paragraph(50.0, &doc.quote.terms, 95, 14.0);
     }
-    pages.push(lines_out);
-
-    let mut pdf = Pdf::new();
-    let catalog_id = Ref::new(1);
-    let tree_id = Ref::new(2);
-    let font_id = Ref::new(3);
-    let bold_id = Ref::new(4);
-    let mut next = 5;
-    let mut page_ids = Vec::new();
-    let mut content_ids = Vec::new();
-    for _ in &pages {
-        page_ids.push(Ref::new(next));
-        content_ids.push(Ref::new(next + 1));
-        next += 2;
-    }
-    pdf.catalog(catalog_id).pages(tree_id);
-    pdf.pages(tree_id)
-        .kids(page_ids.iter().copied())
-        .count(i32::try_from(page_ids.len()).unwrap_or(1));
-    pdf.type1_font(font_id)
-        .base_font(Name(b"Helvetica"))
-        .encoding_predefined(Name(b"WinAnsiEncoding"));
-    pdf.type1_font(bold_id)
-        .base_font(Name(b"Helvetica-Bold"))
-        .encoding_predefined(Name(b"WinAnsiEncoding"));
-    for (i, texts) in pages.iter().enumerate() {
-        let mut page = pdf.page(page_ids[i]);
-        page.media_box(Rect::new(0.0, 0.0, 595.0, 842.0));
-        page.parent(tree_id);
-        page.contents(content_ids[i]);
-        let mut resources = page.resources();
-        let mut fonts = resources.fonts();
-        fonts.pair(Name(b"F1"), font_id);
-        fonts.pair(Name(b"F2"), bold_id);
-        fonts.finish();
-        resources.finish();
-        page.finish();
-        let mut content = Content::new();
-        for (x, y, s, bold) in texts {
-            content.begin_text();
-            content.set_font(
-                Name(if *bold { b"F2" } else { b"F1" }),
-                if *bold { 11.0 } else { 10.0 },
-            );
-            content.next_line(*x, *y);
-            content.show(Str(&latin1(s)));
-            content.end_text();
-        }
-        pdf.stream(content_ids[i], &content.finish());
-    }
-    pdf.finish()
+    d.finish()
 }
 
 /// Loads what the quote PDF shows and renders it.

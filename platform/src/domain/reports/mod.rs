@@ -583,3 +583,154 @@ mod tests {
         assert_eq!(median(&mut []), None);
     }
 }
+
+/// A dashboard or reports as a PDF: its name and period, the key figures, then each
+/// report with its note, a bar chart of its first figure and its table (the first 40 rows
+/// and 7 columns; the CSV beside it holds everything).
+pub fn pdf(
+    title: &str,
+    period: &str,
+    figures: &[(String, String, String)],
+    reports: &[Report],
+) -> Vec<u8> {
+    use crate::pdf::{clip, Doc, LEFT, RIGHT};
+    const ROWS: usize = 40;
+    const COLS: usize = 7;
+    const BARS: usize = 12;
+    let mut d = Doc::new();
+    d.sized(LEFT, title, true, 16.0);
+    d.down(20.0);
+    d.text(LEFT, period, false);
+    d.down(28.0);
+    for (label, value, detail) in figures {
+        d.need(16.0);
+        d.text(LEFT, label.as_str(), true);
+        d.text(220.0, value.as_str(), true);
+        d.text(360.0, clip(detail, 34), false);
+        d.down(16.0);
+    }
+    for r in reports {
+        d.down(18.0);
+        d.need(80.0);
+        d.sized(LEFT, r.title.as_str(), true, 13.0);
+        d.down(16.0);
+        d.paragraph(LEFT, &r.note, 100, 13.0);
+        d.down(6.0);
+        let t = &r.table;
+        if t.rows.is_empty() {
+            d.text(LEFT, "Nothing in this period.", false);
+            d.down(14.0);
+            continue;
+        }
+        // One currency per axis: a chart of amounts in several currencies is left out.
+        let currencies: std::collections::BTreeSet<String> = t
+            .index("currency")
+            .map(|i| t.rows.iter().map(|row| row[i].text()).collect())
+            .unwrap_or_default();
+        let label = t.index(&r.chart.label);
+        let value = r.chart.values.first().and_then(|k| t.index(k));
+        if let (Some(li), Some(vi), true) = (
+            label,
+            value,
+            r.chart.kind != ChartKind::Table && currencies.len() <= 1,
+        ) {
+            let bars: Vec<(String, Decimal)> = t
+                .rows
+                .iter()
+                .take(BARS)
+                .map(|row| (row[li].text(), row[vi].number().unwrap_or_default()))
+                .collect();
+            let max = bars
+                .iter()
+                .map(|b| b.1)
+                .max()
+                .unwrap_or_default()
+                .max(Decimal::ONE);
+            d.need(14.0 * bars.len() as f32 + 20.0);
+            d.text(LEFT, t.columns[vi].label.as_str(), true);
+            d.down(14.0);
+            for (name, v) in bars {
+                let share = (v / max).to_string().parse::<f32>().unwrap_or(0.0).max(0.0);
+                d.text(LEFT, clip(&name, 26), false);
+                d.bar(200.0, (260.0 * share).max(0.5), 9.0, 0.45);
+                d.text(
+                    200.0 + 260.0 * share + 6.0,
+                    grouped_cell(&t.columns[vi], v),
+                    false,
+                );
+                d.down(14.0);
+            }
+            d.down(8.0);
+        }
+        // The first column (what each row is) gets twice the room of the figures.
+        let shown = t.columns.len().min(COLS);
+        let unit = (RIGHT - LEFT) / (shown + 1) as f32;
+        let x = |i: usize| LEFT + unit * if i == 0 { 0.0 } else { i as f32 + 1.0 };
+        let chars = |i: usize| (((if i == 0 { 2.0 } else { 1.0 }) * unit / 5.4) as usize).max(4);
+        d.need(30.0);
+        for (i, c) in t.columns.iter().take(shown).enumerate() {
+            d.text(x(i), clip(&c.label, chars(i)), true);
+        }
+        d.down(15.0);
+        for row in t.rows.iter().take(ROWS) {
+            d.need(13.0);
+            for (i, (c, cell)) in t.columns.iter().zip(row).take(shown).enumerate() {
+                let text = match cell.number() {
+                    Some(n) => grouped_cell(c, n),
+                    None => cell.text(),
+                };
+                d.text(x(i), clip(&text, chars(i)), false);
+            }
+            d.down(13.0);
+        }
+        if t.rows.len() > ROWS || t.columns.len() > COLS {
+            d.need(13.0);
+            d.text(
+                LEFT,
+                format!(
+                    "{} rows and {} columns in all: the CSV attached holds every one.",
+                    t.rows.len(),
+                    t.columns.len()
+                ),
+                false,
+            );
+            d.down(13.0);
+        }
+    }
+    d.finish()
+}
+
+/// A number as the PDF shows it: amounts with two decimals, counts grouped.
+fn grouped_cell(c: &Column, n: Decimal) -> String {
+    match c.kind {
+        ColKind::Money | ColKind::Number => grouped(&n.to_string()),
+        ColKind::Percent => format!("{}%", n.round_dp(1).normalize()),
+        ColKind::Count | ColKind::Text => {
+            crate::web::console::format_count(n.trunc().to_string().parse::<i64>().unwrap_or(0))
+        }
+    }
+}
+
+/// A name as a file name's stem: lower-case ASCII letters and digits joined by single
+/// dashes (`Sales by rep` → `sales-by-rep`), `report` when nothing is left.
+pub fn file_stem(name: &str) -> String {
+    let stem = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .split('-')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    if stem.is_empty() {
+        "report".into()
+    } else {
+        stem
+    }
+}

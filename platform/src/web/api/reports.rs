@@ -65,8 +65,8 @@ impl RunQuery {
 
     fn format(&self) -> AppResult<&str> {
         match self.format.as_deref().unwrap_or("json") {
-            f @ ("json" | "csv" | "xlsx") => Ok(f),
-            _ => Err(AppError::invalid("format", "Use json, csv or xlsx.")),
+            f @ ("json" | "csv" | "xlsx" | "pdf") => Ok(f),
+            _ => Err(AppError::invalid("format", "Use json, csv, xlsx or pdf.")),
         }
     }
 }
@@ -74,24 +74,9 @@ impl RunQuery {
 /// A report in the format asked for; files are attachments named after the report and its
 /// period.
 pub fn answer(report: &Report, format: &str) -> AppResult<HttpResponse> {
-    let stem: String = report
-        .title
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect::<String>()
-        .split('-')
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join("-");
     let name = format!(
         "{}-{}-{}",
-        if stem.is_empty() { "report" } else { &stem },
+        crate::domain::reports::file_stem(&report.title),
         report.from,
         report.to
     );
@@ -110,6 +95,15 @@ pub fn answer(report: &Report, format: &str) -> AppResult<HttpResponse> {
             .content_type("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
             .insert_header(attach("xlsx"))
             .body(report.xlsx()?),
+        "pdf" => HttpResponse::Ok()
+            .content_type("application/pdf")
+            .insert_header(attach("pdf"))
+            .body(crate::domain::reports::pdf(
+                &report.title,
+                &format!("{} to {}", report.from, report.to),
+                &[],
+                std::slice::from_ref(report),
+            )),
         _ => HttpResponse::Ok().json(report.view()),
     })
 }
@@ -150,12 +144,13 @@ pub async fn standard_list(scope: ApiScope) -> AppResult<HttpResponse> {
         ("from" = Option<String>, Query, description = "First day, `YYYY-MM-DD` (default: 89 days before `to`)."),
         ("to" = Option<String>, Query, description = "Last day, `YYYY-MM-DD` (default: today)."),
         ("pipeline" = Option<String>, Query, description = "Only this pipeline's deals (the funnel's default is the first pipeline)."),
-        ("format" = Option<String>, Query, description = "json (default), csv or xlsx."),
+        ("format" = Option<String>, Query, description = "json (default), csv, xlsx or pdf."),
     ),
     responses((status = 200, description = "The report.", content(
         (ReportView = "application/json"),
         (String = "text/csv"),
         (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (String = "application/pdf"),
     ))))]
 pub async fn standard(
     scope: ApiScope,
@@ -289,12 +284,13 @@ pub async fn delete(scope: ApiScope, id: web::Path<String>) -> AppResult<HttpRes
         ("id" = String, Path, description = "The report's id."),
         ("from" = Option<String>, Query, description = "First day, `YYYY-MM-DD`."),
         ("to" = Option<String>, Query, description = "Last day, `YYYY-MM-DD`."),
-        ("format" = Option<String>, Query, description = "json (default), csv or xlsx."),
+        ("format" = Option<String>, Query, description = "json (default), csv, xlsx or pdf."),
     ),
     responses((status = 200, description = "The report.", content(
         (ReportView = "application/json"),
         (String = "text/csv"),
         (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (String = "application/pdf"),
     ))))]
 pub async fn run(
     scope: ApiScope,

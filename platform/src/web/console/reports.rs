@@ -282,11 +282,11 @@ fn format_of(req: &HttpRequest) -> String {
         .into_iter()
         .find(|(k, _)| k == "format")
         .map(|(_, v)| v)
-        .filter(|v| v == "xlsx" || v == "json")
+        .filter(|v| v == "xlsx" || v == "json" || v == "pdf")
         .unwrap_or_else(|| "csv".into())
 }
 
-/// `GET /reports/standard/{type}/export?format=csv|xlsx`
+/// `GET /reports/standard/{type}/export?format=csv|xlsx|pdf`
 pub async fn standard_export(
     req: HttpRequest,
     actor: ConsoleActor,
@@ -329,7 +329,7 @@ pub async fn show(
     render(&req, &actor, &saved.name, &page).await
 }
 
-/// `GET /reports/{id}/export?format=csv|xlsx`
+/// `GET /reports/{id}/export?format=csv|xlsx|pdf`
 pub async fn export(
     req: HttpRequest,
     actor: ConsoleActor,
