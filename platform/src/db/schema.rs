@@ -960,6 +960,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    client_counts (organization_id, owner, status) {
+        organization_id -> Text,
+        owner -> Text,
+        status -> Text,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
+    risk_counts (organization_id, owner) {
+        organization_id -> Text,
+        owner -> Text,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
     activity_daily (organization_id, day, user_id, kind, status) {
         organization_id -> Text,
         day -> Date,
@@ -1157,4 +1174,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     client_scores,
     score_runs,
     activity_daily,
+    client_counts,
+    risk_counts,
 );

@@ -521,6 +521,7 @@ pub fn compute_org(c: &mut DbConn, org: &str) -> AppResult<i64> {
             .filter(client_scores::computed_at.lt(started)),
     )
     .execute(c)?;
+    count_at_risk(c, org)?;
     diesel::update(score_runs::table.filter(score_runs::organization_id.eq(org)))
         .set((
             score_runs::finished_at.eq(Some(now())),
@@ -528,6 +529,30 @@ pub fn compute_org(c: &mut DbConn, org: &str) -> AppResult<i64> {
         ))
         .execute(c)?;
     Ok(n)
+}
+
+/// The churn risk from which a client counts as at risk.
+pub const AT_RISK: i32 = 50;
+
+/// Counts the clients at risk per owner once the scores are in, for the overview and the
+/// dashboards (one pass here rather than one per visit).
+fn count_at_risk(c: &mut DbConn, org: &str) -> QueryResult<()> {
+    use crate::db::schema::risk_counts;
+    crate::db::transaction(c, |c| {
+        diesel::delete(risk_counts::table.filter(risk_counts::organization_id.eq(org)))
+            .execute(c)?;
+        diesel::sql_query(format!(
+            "INSERT INTO risk_counts (organization_id, owner, n) \
+             SELECT s.organization_id, COALESCE(c.assigned_to, ''), COUNT(*) \
+             FROM client_scores s JOIN clients c ON c.id = s.client_id \
+             WHERE s.organization_id = {org} AND s.churn_risk >= {AT_RISK} \
+             AND c.deleted_at IS NULL AND c.status <> 'inactive' \
+             GROUP BY s.organization_id, COALESCE(c.assigned_to, '')",
+            org = crate::domain::reports::lit(org),
+        ))
+        .execute(c)?;
+        Ok(())
+    })
 }
 
 /// Scores one client now.

@@ -10,7 +10,7 @@ use diesel::sql_types::BigInt;
 use serde::Serialize;
 
 use super::Scope;
-use crate::db::schema::{activity_daily, client_scores, clients, opportunities};
+use crate::db::schema::{activity_daily, clients, opportunities, risk_counts};
 use crate::error::{AppError, AppResult};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -54,7 +54,7 @@ pub struct Overview {
     pub win_rate: Option<WinRate>,
     /// Calls, meetings, e-mails and notes completed in the period.
     pub activities: i64,
-    /// Clients (not inactive) whose churn risk is 50 or more.
+    /// Clients (not inactive) whose churn risk is 50 or more, as of the last scoring.
     pub at_risk: i64,
 }
 
@@ -179,16 +179,15 @@ pub async fn overview(
             }
             let activities: i64 = q.get_result(c)?;
 
-            let mut q = client_scores::table
-                .inner_join(clients::table.on(clients::id.eq(client_scores::client_id)))
-                .filter(client_scores::organization_id.eq(&org))
-                .filter(client_scores::churn_risk.ge(50))
-                .filter(clients::deleted_at.is_null())
-                .filter(clients::status.ne("inactive"))
-                .select(count_star())
+            // Written after each scoring (scores change nightly).
+            let mut q = risk_counts::table
+                .filter(risk_counts::organization_id.eq(&org))
+                .select(sql::<BigInt>(
+                    "CAST(COALESCE(SUM(risk_counts.n), 0) AS BIGINT)",
+                ))
                 .into_boxed();
             if let Some(m) = &mine {
-                q = q.filter(clients::assigned_to.eq(m.clone()));
+                q = q.filter(risk_counts::owner.eq(m.clone()));
             }
             let at_risk: i64 = q.get_result(c)?;
             Ok(Overview {

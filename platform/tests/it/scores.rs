@@ -129,6 +129,26 @@ async fn scores_follow_the_data_and_name_their_reasons() {
     .await
     .json();
     assert_eq!(all["data"].as_array().unwrap().len(), 2, "{all}");
+    // The overview counts the same clients at risk (50 and up), each reader their own.
+    for (token, min) in [(&admin, 50), (&rep, 50)] {
+        let listed = send(
+            &app,
+            api(
+                Method::GET,
+                &format!("/api/scores/at-risk?minRisk={min}"),
+                token,
+            ),
+        )
+        .await
+        .json()["data"]
+            .as_array()
+            .unwrap()
+            .len();
+        let o = send(&app, api(Method::GET, "/api/crm/analytics/overview", token))
+            .await
+            .json();
+        assert_eq!(o["atRisk"], listed as i64, "{o}");
+    }
 
     // Prevent churn: a high-priority task for the owner, with the reasons.
     let planned = send(
@@ -270,6 +290,117 @@ async fn the_overview_counts_what_the_caller_may_see_in_the_period() {
     )
     .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+
+    // The counts by status follow every change: a new status, a new owner, the trash, a
+    // restore, a purge, and agree with the client list's own count each time.
+    let ids: Vec<String> = send(&app, api(Method::GET, "/api/clients?sort=name", &admin))
+        .await
+        .json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    let (a, b, c) = (&ids[0], &ids[1], &ids[2]);
+    let check = |step: &'static str| {
+        let app = &app;
+        let (admin, rep) = (admin.clone(), rep.clone());
+        async move {
+            for token in [&admin, &rep] {
+                let o = send(app, api(Method::GET, "/api/crm/analytics/overview", token))
+                    .await
+                    .json();
+                let by: std::collections::BTreeMap<String, i64> = o["clientsByStatus"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| {
+                        (
+                            s["status"].as_str().unwrap().to_string(),
+                            s["clients"].as_i64().unwrap(),
+                        )
+                    })
+                    .collect();
+                for status in ["lead", "prospect", "customer", "inactive"] {
+                    let listed = send(
+                        app,
+                        api(
+                            Method::GET,
+                            &format!("/api/clients?filter[status]={status}&count=true&limit=1"),
+                            token,
+                        ),
+                    )
+                    .await
+                    .json()["total"]["count"]
+                        .as_i64()
+                        .unwrap();
+                    assert_eq!(
+                        by.get(status).copied().unwrap_or(0),
+                        listed,
+                        "{step}: {status}: {o}"
+                    );
+                }
+            }
+        }
+    };
+    check("created").await;
+    let patch = |id: &str, body: serde_json::Value| {
+        api(Method::PATCH, &format!("/api/clients/{id}"), &admin).set_json(body)
+    };
+    assert_eq!(
+        send(&app, patch(b, json!({"status": "customer"})))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    check("status changed").await;
+    assert_eq!(
+        send(&app, patch(c, json!({"assignedTo": rep_id})))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    check("owner changed").await;
+    let r = send(
+        &app,
+        api(Method::DELETE, &format!("/api/clients/{a}"), &admin),
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    check("trashed").await;
+    let r = send(
+        &app,
+        api(Method::POST, &format!("/api/clients/{a}/restore"), &admin),
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    check("restored").await;
+    let r = send(
+        &app,
+        api(Method::DELETE, &format!("/api/clients/{a}"), &admin),
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let r = send(
+        &app,
+        api(Method::POST, &format!("/api/clients/{a}/purge"), &admin),
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    check("purged").await;
+    let o = send(
+        &app,
+        api(Method::GET, "/api/crm/analytics/overview", &admin),
+    )
+    .await
+    .json();
+    let total: i64 = o["clientsByStatus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["clients"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 2, "{o}");
 }
 
 /// A history of `n` clients over 400 days, contacts every 15 days; with a signal, a third
@@ -453,9 +584,9 @@ async fn the_client_list_sorts_by_a_score_and_shows_it_as_a_column() {
     {
         let mut c = t.pool.get().unwrap();
         for (id, risk, engagement, ltv) in [
-            (&ids[0], 10, 90, 500_00),
-            (&ids[1], 80, 5, 120_000_00),
-            (&ids[2], 45, 40, 9_000_00),
+            (&ids[0], 10, 90, 50_000),
+            (&ids[1], 80, 5, 12_000_000),
+            (&ids[2], 45, 40, 900_000),
         ] {
             diesel::insert_into(s::table)
                 .values((

@@ -551,39 +551,6 @@ pub fn median(values: &mut [Decimal]) -> Option<Decimal> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn literals_cannot_close_their_quotes() {
-        assert_eq!(lit("O'Brien"), "'O''Brien'");
-        assert_eq!(
-            lit("x'); DROP TABLE clients; --"),
-            "'x''); DROP TABLE clients; --'"
-        );
-    }
-
-    #[test]
-    fn amounts_are_grouped_by_thousands() {
-        assert_eq!(grouped("117423.5"), "117,423.50");
-        assert_eq!(grouped("-1000"), "-1,000.00");
-        assert_eq!(grouped("999"), "999.00");
-    }
-
-    #[test]
-    fn the_median_of_an_even_count_is_the_middle_mean() {
-        let mut v = vec![
-            Decimal::from(9),
-            Decimal::from(1),
-            Decimal::from(4),
-            Decimal::from(6),
-        ];
-        assert_eq!(median(&mut v), Some(Decimal::from(5)));
-        assert_eq!(median(&mut []), None);
-    }
-}
-
 /// A dashboard or reports as a PDF: its name and period, the key figures, then each
 /// report with its note, a bar chart of its first figure and its table (the first 40 rows
 /// and 7 columns; the CSV beside it holds everything).
@@ -610,10 +577,13 @@ pub fn pdf(
         d.down(16.0);
     }
     for r in reports {
-        d.down(18.0);
         d.need(80.0);
-        d.sized(LEFT, r.title.as_str(), true, 13.0);
-        d.down(16.0);
+        // A single report is the document: its title is not said twice.
+        if r.title != title || reports.len() > 1 || !figures.is_empty() {
+            d.down(18.0);
+            d.sized(LEFT, r.title.as_str(), true, 13.0);
+            d.down(16.0);
+        }
         d.paragraph(LEFT, &r.note, 100, 13.0);
         d.down(6.0);
         let t = &r.table;
@@ -668,8 +638,9 @@ pub fn pdf(
         let x = |i: usize| LEFT + unit * if i == 0 { 0.0 } else { i as f32 + 1.0 };
         let chars = |i: usize| (((if i == 0 { 2.0 } else { 1.0 }) * unit / 5.4) as usize).max(4);
         d.need(30.0);
+        // Headers in a smaller type, so "Win rate (%)" fits over its figures.
         for (i, c) in t.columns.iter().take(shown).enumerate() {
-            d.text(x(i), clip(&c.label, chars(i)), true);
+            d.sized(x(i), clip(&c.label, chars(i) + 2), true, 8.5);
         }
         d.down(15.0);
         for row in t.rows.iter().take(ROWS) {
@@ -732,5 +703,38 @@ pub fn file_stem(name: &str) -> String {
         "report".into()
     } else {
         stem
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_cannot_close_their_quotes() {
+        assert_eq!(lit("O'Brien"), "'O''Brien'");
+        assert_eq!(
+            lit("x'); DROP TABLE clients; --"),
+            "'x''); DROP TABLE clients; --'"
+        );
+    }
+
+    #[test]
+    fn amounts_are_grouped_by_thousands() {
+        assert_eq!(grouped("117423.5"), "117,423.50");
+        assert_eq!(grouped("-1000"), "-1,000.00");
+        assert_eq!(grouped("999"), "999.00");
+    }
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_middle_mean() {
+        let mut v = vec![
+            Decimal::from(9),
+            Decimal::from(1),
+            Decimal::from(4),
+            Decimal::from(6),
+        ];
+        assert_eq!(median(&mut v), Some(Decimal::from(5)));
+        assert_eq!(median(&mut []), None);
     }
 }
