@@ -186,13 +186,15 @@ impl Doc {
     }
 }
 
-/// WinAnsi covers Latin-1; anything beyond shows as `?` rather than as garbage.
+/// WinAnsi covers Latin-1 and a few typographic marks; anything beyond shows as `?`
+/// rather than as garbage.
 fn latin1(s: &str) -> Vec<u8> {
     s.chars()
         .map(|c| match c {
-            '—' | '–' => b'-',
-            '…' => b'.',
-            '·' => 0xB7,
+            '…' => 0x85,
+            '–' => 0x96,
+            '—' => 0x97,
+            '€' => 0x80,
             c if (c as u32) < 256 => c as u8,
             _ => b'?',
         })
@@ -205,7 +207,7 @@ pub fn clip(s: &str, chars: usize) -> String {
         return s.to_string();
     }
     let mut out: String = s.chars().take(chars.saturating_sub(1)).collect();
-    out.push('.');
+    out.push('…');
     out
 }
 
@@ -230,8 +232,8 @@ mod tests {
 
     #[test]
     fn text_outside_latin1_is_replaced_not_garbled() {
-        assert_eq!(latin1("Zoë — 東京"), b"Zo\xeb - ??".to_vec());
-        assert_eq!(clip("Quarterly review", 9), "Quarterl.");
+        assert_eq!(latin1("Zoë — 東京 €"), b"Zo\xeb \x97 ?? \x80".to_vec());
+        assert_eq!(clip("Quarterly review", 9), "Quarterl…");
         assert_eq!(clip("Short", 9), "Short");
     }
 }

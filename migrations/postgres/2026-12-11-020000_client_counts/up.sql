@@ -10,6 +10,10 @@ CREATE TABLE client_counts (
     PRIMARY KEY (organization_id, owner, status)
 );
 
+-- why: the count below and the trigger must see the same rows; writers from instances still
+-- running wait until this migration commits.
+LOCK TABLE clients IN SHARE ROW EXCLUSIVE MODE;
+
 INSERT INTO client_counts (organization_id, owner, status, n)
 SELECT organization_id, COALESCE(assigned_to, ''), status, COUNT(*)
 FROM clients WHERE deleted_at IS NULL

@@ -674,7 +674,11 @@ pub fn pdf(
 /// A number as the PDF shows it: amounts with two decimals, counts grouped.
 fn grouped_cell(c: &Column, n: Decimal) -> String {
     match c.kind {
-        ColKind::Money | ColKind::Number => grouped(&n.to_string()),
+        ColKind::Money => grouped(&n.to_string()),
+        ColKind::Number if n.fract().is_zero() => {
+            crate::web::console::format_count(n.to_string().parse::<i64>().unwrap_or(0))
+        }
+        ColKind::Number => n.round_dp(2).normalize().to_string(),
         ColKind::Percent => format!("{}%", n.round_dp(1).normalize()),
         ColKind::Count | ColKind::Text => {
             crate::web::console::format_count(n.trunc().to_string().parse::<i64>().unwrap_or(0))

@@ -750,6 +750,12 @@ pub fn drain_dirty(c: &mut DbConn) -> AppResult<usize> {
                 let Ok(compiled) = catalog.compile(&seg.tree(), Some(&seg.id)) else {
                     continue;
                 };
+                // why: holds the segment's row (PostgreSQL) until this round commits, and
+                // waits for a full evaluation's page in progress, so the two never read
+                // and write the same members across each other.
+                diesel::update(segments::table.filter(segments::id.eq(&seg.id)))
+                    .set(segments::member_count.eq(segments::member_count))
+                    .execute(c)?;
                 let mut p = params(compiled, None);
                 p.only_ids = Some(clients.clone());
                 let now_in: HashSet<String> =
@@ -779,23 +785,40 @@ pub fn drain_dirty(c: &mut DbConn) -> AppResult<usize> {
 /// How long a full evaluation holds its segment without renewing (it renews every page).
 const LEASE_SECONDS: i64 = 600;
 
-/// Takes or renews the evaluation lease on segment `id`; false while another holds it.
-fn lease(c: &mut DbConn, id: &str, renew: bool) -> QueryResult<bool> {
+/// Takes the evaluation lease on segment `id`: the time it runs to, which also names the
+/// holder (renewing and releasing match on it), or `None` while another holds it.
+fn take_lease(c: &mut DbConn, id: &str) -> QueryResult<Option<NaiveDateTime>> {
     let at = now();
-    let mut q = diesel::update(segments::table)
+    let until = at + chrono::Duration::seconds(LEASE_SECONDS);
+    let n = diesel::update(segments::table)
         .filter(segments::id.eq(id))
-        .into_boxed();
-    if !renew {
-        q = q.filter(
+        .filter(
             segments::lease_until
                 .is_null()
                 .or(segments::lease_until.lt(at)),
-        );
-    }
-    let n = q
-        .set(segments::lease_until.eq(Some(at + chrono::Duration::seconds(LEASE_SECONDS))))
+        )
+        .set(segments::lease_until.eq(Some(until)))
         .execute(c)?;
-    Ok(n == 1)
+    Ok((n == 1).then_some(until))
+}
+
+/// Moves the lease on; a holder that lost it (it ran out and another took it) stops.
+/// In the page's transaction this also locks the segment's row, so a dirty-client round
+/// on the same segment waits for the page to be written.
+fn renew_lease(c: &mut DbConn, id: &str, held: &mut NaiveDateTime) -> AppResult<()> {
+    let until = now() + chrono::Duration::seconds(LEASE_SECONDS);
+    let n = diesel::update(segments::table)
+        .filter(segments::id.eq(id))
+        .filter(segments::lease_until.eq(Some(*held)))
+        .set(segments::lease_until.eq(Some(until)))
+        .execute(c)?;
+    if n == 0 {
+        return Err(AppError::Conflict(
+            "This segment's evaluation ran out of time and another took it over.".into(),
+        ));
+    }
+    *held = until;
+    Ok(())
 }
 
 /// Segments due a full evaluation: never evaluated (new or changed), or not since `every`,
@@ -826,24 +849,39 @@ pub fn due(c: &mut DbConn, every: chrono::Duration) -> QueryResult<Vec<(String, 
 /// segment would both see a client as new and record its entry, and fire its workflows,
 /// twice. The second one is refused with a conflict instead.
 pub fn evaluate(c: &mut DbConn, org: &str, id: &str) -> AppResult<(i64, i64)> {
-    let Some(seg) = find(c, org, id)? else {
+    if find(c, org, id)?.is_none() {
         return Ok((0, 0));
-    };
-    if !lease(c, id, false)? {
+    }
+    let Some(mut held) = take_lease(c, id)? else {
         return Err(AppError::Conflict(
             "This segment is being evaluated right now; its members and counts update when \
              that finishes."
                 .into(),
         ));
-    }
-    let result = evaluate_leased(c, org, seg);
-    diesel::update(segments::table.filter(segments::id.eq(id)))
+    };
+    // Read again under the lease: another worker may have just finished it.
+    let result = match find(c, org, id)? {
+        Some(seg) => evaluate_leased(c, org, seg, &mut held),
+        None => Ok((0, 0)),
+    };
+    let released = diesel::update(segments::table.filter(segments::id.eq(id)))
+        .filter(segments::lease_until.eq(Some(held)))
         .set(segments::lease_until.eq(None::<NaiveDateTime>))
-        .execute(c)?;
-    result
+        .execute(c);
+    // The evaluation's own error matters more than a failed release (the lease runs out).
+    match (result, released) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(e.into()),
+        (Ok(r), Ok(_)) => Ok(r),
+    }
 }
 
-fn evaluate_leased(c: &mut DbConn, org: &str, seg: SegmentRow) -> AppResult<(i64, i64)> {
+fn evaluate_leased(
+    c: &mut DbConn,
+    org: &str,
+    seg: SegmentRow,
+    held: &mut NaiveDateTime,
+) -> AppResult<(i64, i64)> {
     let id = seg.id.as_str();
     let baseline = seg.evaluated_at.is_none();
     let version = seg.version;
@@ -863,32 +901,35 @@ fn evaluate_leased(c: &mut DbConn, org: &str, seg: SegmentRow) -> AppResult<(i64
     let (mut entered_n, mut left_n) = (0i64, 0i64);
     let mut after: Option<String> = None;
     loop {
-        let page: Vec<String> = query::audience_page(c, org, &p, after.as_deref(), PAGE)?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        let last = (page.len() as i64 == PAGE)
-            .then(|| page.last().cloned())
-            .flatten();
-        lease(c, id, true)?;
-        let (e, l) = crate::db::transaction(c, |c| -> AppResult<(i64, i64)> {
-            let mut q = segment_members::table
-                .filter(segment_members::segment_id.eq(&seg.id))
-                .select(segment_members::client_id)
-                .into_boxed();
-            if let Some(a) = &after {
-                q = q.filter(segment_members::client_id.gt(a.clone()));
-            }
-            if let Some(l) = &last {
-                q = q.filter(segment_members::client_id.le(l.clone()));
-            }
-            let was_in: HashSet<String> = q.load::<String>(c)?.into_iter().collect();
-            let now_in: HashSet<String> = page.iter().cloned().collect();
-            let entered: Vec<String> = now_in.difference(&was_in).cloned().collect();
-            let left: Vec<String> = was_in.difference(&now_in).cloned().collect();
-            apply(c, &seg, &entered, &left, baseline)?;
-            Ok((entered.len() as i64, left.len() as i64))
-        })?;
+        // The page is read and written in one transaction that holds the segment's row, so
+        // a dirty-client round cannot change these members between the read and the write.
+        let (e, l, last) =
+            crate::db::transaction(c, |c| -> AppResult<(i64, i64, Option<String>)> {
+                renew_lease(c, id, held)?;
+                let page: Vec<String> = query::audience_page(c, org, &p, after.as_deref(), PAGE)?
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect();
+                let last = (page.len() as i64 == PAGE)
+                    .then(|| page.last().cloned())
+                    .flatten();
+                let mut q = segment_members::table
+                    .filter(segment_members::segment_id.eq(&seg.id))
+                    .select(segment_members::client_id)
+                    .into_boxed();
+                if let Some(a) = &after {
+                    q = q.filter(segment_members::client_id.gt(a.clone()));
+                }
+                if let Some(l) = &last {
+                    q = q.filter(segment_members::client_id.le(l.clone()));
+                }
+                let was_in: HashSet<String> = q.load::<String>(c)?.into_iter().collect();
+                let now_in: HashSet<String> = page.iter().cloned().collect();
+                let entered: Vec<String> = now_in.difference(&was_in).cloned().collect();
+                let left: Vec<String> = was_in.difference(&now_in).cloned().collect();
+                apply(c, &seg, &entered, &left, baseline)?;
+                Ok((entered.len() as i64, left.len() as i64, last))
+            })?;
         entered_n += e;
         left_n += l;
         match last {
