@@ -21,48 +21,48 @@ SELECT organization_id, CAST(occurred_at AS DATE), COALESCE(user_id, ''), kind, 
 FROM interactions WHERE deleted_at IS NULL
 GROUP BY organization_id, CAST(occurred_at AS DATE), COALESCE(user_id, ''), kind, status;
 
-CREATE FUNCTION activity_daily_track() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    was_counted boolean := TG_OP <> 'INSERT' AND OLD.deleted_at IS NULL;
-    is_counted boolean := TG_OP <> 'DELETE' AND NEW.deleted_at IS NULL;
-    old_key text;
-    new_key text;
+-- why statement-level with transition tables: an import's COPY of a thousand activities
+-- makes one grouped upsert, not a thousand; the counter rows are taken in key order within
+-- each statement, so two statements moving activities in opposite directions cannot
+-- deadlock; and an edit that moves no count (a subject, notes) touches no counter row.
+CREATE FUNCTION activity_daily_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF was_counted THEN
-        old_key := OLD.organization_id || '/' || CAST(OLD.occurred_at AS DATE) || '/'
-            || COALESCE(OLD.user_id, '') || '/' || OLD.kind || '/' || OLD.status;
-    END IF;
-    IF is_counted THEN
-        new_key := NEW.organization_id || '/' || CAST(NEW.occurred_at AS DATE) || '/'
-            || COALESCE(NEW.user_id, '') || '/' || NEW.kind || '/' || NEW.status;
-    END IF;
-    IF was_counted AND is_counted AND old_key = new_key THEN
-        RETURN NULL;
-    END IF;
-    -- why: two changes in opposite directions (planned→done and done→planned) would lock
-    -- the same two rows in opposite orders and deadlock; the lower key goes first.
-    IF was_counted AND (NOT is_counted OR old_key < new_key) THEN
-        UPDATE activity_daily SET n = n - 1
-        WHERE organization_id = OLD.organization_id AND day = CAST(OLD.occurred_at AS DATE)
-          AND user_id = COALESCE(OLD.user_id, '') AND kind = OLD.kind AND status = OLD.status;
-        was_counted := false;
-    END IF;
-    IF is_counted THEN
+    IF TG_OP = 'INSERT' THEN
         INSERT INTO activity_daily (organization_id, day, user_id, kind, status, n)
-        VALUES (NEW.organization_id, CAST(NEW.occurred_at AS DATE), COALESCE(NEW.user_id, ''),
-                NEW.kind, NEW.status, 1)
+        SELECT organization_id, CAST(occurred_at AS DATE), COALESCE(user_id, ''), kind, status, COUNT(*)
+        FROM new_rows WHERE deleted_at IS NULL
+        GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
         ON CONFLICT (organization_id, day, user_id, kind, status)
-        DO UPDATE SET n = activity_daily.n + 1;
-    END IF;
-    IF was_counted THEN
-        UPDATE activity_daily SET n = n - 1
-        WHERE organization_id = OLD.organization_id AND day = CAST(OLD.occurred_at AS DATE)
-          AND user_id = COALESCE(OLD.user_id, '') AND kind = OLD.kind AND status = OLD.status;
+        DO UPDATE SET n = activity_daily.n + EXCLUDED.n;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO activity_daily (organization_id, day, user_id, kind, status, n)
+        SELECT organization_id, CAST(occurred_at AS DATE), COALESCE(user_id, ''), kind, status, -COUNT(*)
+        FROM old_rows WHERE deleted_at IS NULL
+        GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+        ON CONFLICT (organization_id, day, user_id, kind, status)
+        DO UPDATE SET n = activity_daily.n + EXCLUDED.n;
+    ELSE
+        INSERT INTO activity_daily (organization_id, day, user_id, kind, status, n)
+        SELECT organization_id, day, user_id, kind, status, SUM(d) FROM (
+            SELECT organization_id, CAST(occurred_at AS DATE) AS day, COALESCE(user_id, '') AS user_id,
+                   kind, status, -1 AS d
+            FROM old_rows WHERE deleted_at IS NULL
+            UNION ALL
+            SELECT organization_id, CAST(occurred_at AS DATE), COALESCE(user_id, ''), kind, status, 1
+            FROM new_rows WHERE deleted_at IS NULL
+        ) moved
+        GROUP BY 1, 2, 3, 4, 5 HAVING SUM(d) <> 0 ORDER BY 1, 2, 3, 4, 5
+        ON CONFLICT (organization_id, day, user_id, kind, status)
+        DO UPDATE SET n = activity_daily.n + EXCLUDED.n;
     END IF;
     RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER activity_daily_track
-AFTER INSERT OR DELETE OR UPDATE OF organization_id, occurred_at, user_id, kind, status, deleted_at
-ON interactions FOR EACH ROW EXECUTE FUNCTION activity_daily_track();
+CREATE TRIGGER activity_daily_insert AFTER INSERT ON interactions
+REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION activity_daily_apply();
+CREATE TRIGGER activity_daily_update AFTER UPDATE ON interactions
+REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION activity_daily_apply();
+CREATE TRIGGER activity_daily_delete AFTER DELETE ON interactions
+REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION activity_daily_apply();

@@ -19,47 +19,47 @@ SELECT organization_id, COALESCE(assigned_to, ''), status, COUNT(*)
 FROM clients WHERE deleted_at IS NULL
 GROUP BY organization_id, COALESCE(assigned_to, ''), status;
 
-CREATE FUNCTION client_counts_track() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    was_counted boolean := TG_OP <> 'INSERT' AND OLD.deleted_at IS NULL;
-    is_counted boolean := TG_OP <> 'DELETE' AND NEW.deleted_at IS NULL;
-    old_key text;
-    new_key text;
+-- why statement-level with transition tables: an import's COPY of a thousand clients makes
+-- one grouped upsert, not a thousand; the counter rows are taken in key order within each
+-- statement, so two statements moving clients in opposite directions cannot deadlock; and
+-- an update that moves no count (a name, a phone) touches no counter row at all.
+CREATE FUNCTION client_counts_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF was_counted THEN
-        old_key := OLD.organization_id || '/' || COALESCE(OLD.assigned_to, '') || '/' || OLD.status;
-    END IF;
-    IF is_counted THEN
-        new_key := NEW.organization_id || '/' || COALESCE(NEW.assigned_to, '') || '/' || NEW.status;
-    END IF;
-    IF was_counted AND is_counted AND old_key = new_key THEN
-        RETURN NULL;
-    END IF;
-    -- why: two changes in opposite directions (lead→customer and customer→lead) would
-    -- lock the same two rows in opposite orders and deadlock; the lower key goes first.
-    IF was_counted AND (NOT is_counted OR old_key < new_key) THEN
-        UPDATE client_counts SET n = n - 1
-        WHERE organization_id = OLD.organization_id AND owner = COALESCE(OLD.assigned_to, '')
-          AND status = OLD.status;
-        was_counted := false;
-    END IF;
-    IF is_counted THEN
+    IF TG_OP = 'INSERT' THEN
         INSERT INTO client_counts (organization_id, owner, status, n)
-        VALUES (NEW.organization_id, COALESCE(NEW.assigned_to, ''), NEW.status, 1)
-        ON CONFLICT (organization_id, owner, status) DO UPDATE SET n = client_counts.n + 1;
-    END IF;
-    IF was_counted THEN
-        UPDATE client_counts SET n = n - 1
-        WHERE organization_id = OLD.organization_id AND owner = COALESCE(OLD.assigned_to, '')
-          AND status = OLD.status;
+        SELECT organization_id, COALESCE(assigned_to, ''), status, COUNT(*)
+        FROM new_rows WHERE deleted_at IS NULL
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (organization_id, owner, status) DO UPDATE SET n = client_counts.n + EXCLUDED.n;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO client_counts (organization_id, owner, status, n)
+        SELECT organization_id, COALESCE(assigned_to, ''), status, -COUNT(*)
+        FROM old_rows WHERE deleted_at IS NULL
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (organization_id, owner, status) DO UPDATE SET n = client_counts.n + EXCLUDED.n;
+    ELSE
+        INSERT INTO client_counts (organization_id, owner, status, n)
+        SELECT organization_id, owner, status, SUM(d) FROM (
+            SELECT organization_id, COALESCE(assigned_to, '') AS owner, status, -1 AS d
+            FROM old_rows WHERE deleted_at IS NULL
+            UNION ALL
+            SELECT organization_id, COALESCE(assigned_to, ''), status, 1
+            FROM new_rows WHERE deleted_at IS NULL
+        ) moved
+        GROUP BY 1, 2, 3 HAVING SUM(d) <> 0 ORDER BY 1, 2, 3
+        ON CONFLICT (organization_id, owner, status) DO UPDATE SET n = client_counts.n + EXCLUDED.n;
     END IF;
     RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER client_counts_track
-AFTER INSERT OR DELETE OR UPDATE OF organization_id, assigned_to, status, deleted_at
-ON clients FOR EACH ROW EXECUTE FUNCTION client_counts_track();
+CREATE TRIGGER client_counts_insert AFTER INSERT ON clients
+REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION client_counts_apply();
+CREATE TRIGGER client_counts_update AFTER UPDATE ON clients
+REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION client_counts_apply();
+CREATE TRIGGER client_counts_delete AFTER DELETE ON clients
+REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION client_counts_apply();
 
 CREATE TABLE risk_counts (
     organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
