@@ -327,3 +327,16 @@ document.addEventListener("click", (e) => {
   link.closest(".mail-item").classList.add("active");
   htmx.ajax("GET", link.getAttribute("href"), { target: "#reading-pane", select: "#mail-message", swap: "innerHTML" });
 });
+// Time zone: offer the device's own zone (when the list has it) with one click.
+function offerZone() {
+  const button = document.querySelector("[data-zone-detect]");
+  const select = document.querySelector("[data-zone-select]");
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (!button || !select || !zone || select.value === zone) return;
+  if (![...select.options].some((o) => o.value === zone)) return;
+  button.textContent = `Use this device's zone (${zone.replaceAll("_", " ")})`;
+  button.hidden = false;
+  button.onclick = () => { select.value = zone; button.hidden = true; };
+}
+document.addEventListener("DOMContentLoaded", offerZone);
+document.addEventListener("htmx:afterSettle", offerZone);

@@ -154,6 +154,7 @@ fn main() {
         search: rapport::config::SearchConfig::Memory,
         max_upload_bytes: rapport::domain::attachments::DEFAULT_MAX_BYTES,
         blob_store: Default::default(),
+        system_mail: None,
     };
     actix_web::rt::System::new().block_on(async move {
         let state = AppState::new(pool, config).await.unwrap();

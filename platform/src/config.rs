@@ -23,6 +23,98 @@ pub struct Config {
     pub max_upload_bytes: usize,
     /// Where attachments' bytes live (`RAPPORT_BLOB_STORE`).
     pub blob_store: BlobConfig,
+    /// The installation's own mail server (`RAPPORT_SMTP_HOST` and its settings), for mail
+    /// that belongs to no organization: password reset links. None: such mail is not sent.
+    pub system_mail: Option<SystemMail>,
+}
+
+/// How the installation sends its own mail. Never an organization's shared mailbox: what is
+/// sent there is kept in its Sent folder, where every member who reads it would find the
+/// link that resets someone else's password.
+#[derive(Clone)]
+pub struct SystemMail {
+    /// `RAPPORT_SMTP_HOST`, `RAPPORT_SMTP_PORT` (default 587) and `RAPPORT_SMTP_SECURITY`
+    /// (`tls`, `starttls` or `none`; default `starttls`).
+    pub server: crate::integrations::mail::Server,
+    /// `RAPPORT_SMTP_USERNAME` and `RAPPORT_SMTP_PASSWORD`; an empty user name submits
+    /// without signing in (a relay on the same machine).
+    pub login: crate::integrations::mail::Login,
+    /// `RAPPORT_MAIL_FROM`, e.g. `Rapport <noreply@crm.example.com>`.
+    pub from: String,
+}
+
+// why: by hand, so a logged configuration never shows the SMTP password.
+impl std::fmt::Debug for SystemMail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SystemMail")
+            .field("server", &self.server)
+            .field("username", &self.login.username)
+            .field("password", &"<redacted>")
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+impl SystemMail {
+    fn from_env() -> anyhow::Result<Option<Self>> {
+        use crate::integrations::mail::{Login, Security, Server};
+        let Some(host) = env("RAPPORT_SMTP_HOST") else {
+            return Ok(None);
+        };
+        let port = match env("RAPPORT_SMTP_PORT") {
+            Some(v) => v.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "RAPPORT_SMTP_PORT must be a port number from 1 to 65535, got {v:?}"
+                )
+            })?,
+            None => 587,
+        };
+        let security = match env("RAPPORT_SMTP_SECURITY") {
+            Some(v) => Security::parse(&v).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "RAPPORT_SMTP_SECURITY must be one of {}, got {v:?}",
+                    Security::ALL.join(", ")
+                )
+            })?,
+            None => Security::StartTls,
+        };
+        let username = env("RAPPORT_SMTP_USERNAME").unwrap_or_default();
+        let password = std::env::var("RAPPORT_SMTP_PASSWORD").unwrap_or_default();
+        if !username.is_empty() && password.is_empty() {
+            anyhow::bail!("RAPPORT_SMTP_USERNAME is set, so RAPPORT_SMTP_PASSWORD is needed too");
+        }
+        let from = env("RAPPORT_MAIL_FROM").ok_or_else(|| {
+            anyhow::anyhow!(
+                "RAPPORT_SMTP_HOST is set, so RAPPORT_MAIL_FROM is needed too: the address \
+                 Rapport's own mail (password reset links) comes from, e.g. \
+                 \"Rapport <noreply@crm.example.com>\""
+            )
+        })?;
+        // why: the reset link is built from the public address; without it the link would
+        // name the listening socket (`http://0.0.0.0:8080/…`), which nobody can open.
+        if env("RAPPORT_PUBLIC_URL").is_none() {
+            anyhow::bail!(
+                "RAPPORT_SMTP_HOST is set, so RAPPORT_PUBLIC_URL is needed too: the address \
+                 people open Rapport at (the password reset link points there), e.g. \
+                 https://crm.example.com"
+            );
+        }
+        if from.parse::<lettre::message::Mailbox>().is_err() {
+            anyhow::bail!(
+                "RAPPORT_MAIL_FROM must be an e-mail address, optionally with a name \
+                 (\"Rapport <noreply@crm.example.com>\"), got {from:?}"
+            );
+        }
+        Ok(Some(Self {
+            server: Server {
+                host,
+                port,
+                security,
+            },
+            login: Login { username, password },
+            from,
+        }))
+    }
 }
 
 /// Where attachments' bytes live.
@@ -131,6 +223,7 @@ impl Config {
             pool_size: 16,
             max_upload_bytes,
             blob_store,
+            system_mail: SystemMail::from_env()?,
         })
     }
 }

@@ -63,6 +63,10 @@ pub enum AppError {
     RateLimited(String, u64),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// Something this installation has not set up (no system mail server, say); the
+    /// message, shown as it is, says what to do instead.
+    #[error("{0}")]
+    NotConfigured(String),
     /// The search index does not answer; everything else still works.
     #[error("search unavailable: {0}")]
     SearchUnavailable(String),
@@ -102,6 +106,7 @@ impl AppError {
                 ("too-many-requests", "Too many requests")
             }
             Self::Unavailable(_) => ("unavailable", "Service unavailable"),
+            Self::NotConfigured(_) => ("not-configured", "Not set up on this server"),
             Self::SearchUnavailable(_) => ("search-unavailable", "Search unavailable"),
             Self::Db(e) if crate::db::limit::is_timeout(e) => ("timeout", "Took too long"),
             Self::Db(_) | Self::Internal(_) => ("internal", "Internal error"),
@@ -165,7 +170,9 @@ impl ResponseError for AppError {
             Self::Conflict(_) | Self::Stale(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::TooManyRequests(_) | Self::RateLimited(..) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::SearchUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::SearchUnavailable(_) | Self::NotConfigured(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Db(e) if crate::db::limit::is_timeout(e) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Db(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

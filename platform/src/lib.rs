@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod integrations;
 pub mod jobs;
+pub mod locale;
 pub mod ops;
 pub mod pdf;
 pub mod plugins;

@@ -199,7 +199,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cli::init_tracing(config.log_json);
             config.addr = addr.unwrap_or(config.addr);
             let pool = cli::open_for_serving(&config)?;
-            let accounts = serve::seed_demo(&pool, &config.addr)?;
+            let accounts = serve::seed_demo(&pool, &config)?;
             // Last, so the sign-in details are what the terminal shows.
             println!("\n{accounts}");
             serve::serve(config, pool).await

@@ -907,3 +907,104 @@ pub fn seed_reports(conn: &mut DbConn, org: &OrganizationRow) -> AppResult<usize
     )?;
     Ok(3)
 }
+
+/// Saved client views for the organization's members, so the list's "Saved views" shows
+/// what one is: "My customers" for those who own clients, "Website leads" for everyone.
+pub fn seed_views(conn: &mut DbConn, org: &OrganizationRow) -> AppResult<usize> {
+    let ctx = AuditContext::cli(&org.id);
+    let members = org_store::list_members(
+        conn,
+        &org.id,
+        &org_store::MemberFilter {
+            is_active: Some(true),
+            limit: 1000,
+            ..Default::default()
+        },
+    )?;
+    let query = |pairs: &[(&str, &str)]| serde_urlencoded::to_string(pairs).unwrap_or_default();
+    let mine = query(&[("filter[status]", "customer"), ("filter[assignedTo]", "me")]);
+    let leads = query(&[("filter[status]", "lead"), ("filter[source]", "Website")]);
+    let mut n = 0;
+    for m in members {
+        // why: the same roles as own seeded clients; a reader's "My customers" is empty.
+        if !matches!(m.membership.role.as_str(), "read_only" | "marketer") {
+            client_service::save_view(conn, &ctx, &m.user.id, "My customers", &mine)?;
+            n += 1;
+        }
+        client_service::save_view(conn, &ctx, &m.user.id, "Website leads", &leads)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Files as people attach them: a proposal (PDF) on each of the first `count` open deals
+/// and call notes (text) on their clients, stored through `blobs` like any upload, so the
+/// Files cards list them and they download.
+pub fn seed_files(
+    conn: &mut DbConn,
+    org: &OrganizationRow,
+    blobs: &dyn crate::domain::attachments::BlobStore,
+    count: usize,
+) -> AppResult<usize> {
+    use crate::db::schema::opportunities;
+    use crate::domain::attachments::{upload, NewFile, Parent};
+    let ctx = AuditContext::cli(&org.id);
+    let access = crate::domain::workflows::run::access();
+    let deals: Vec<(String, String, String)> = opportunities::table
+        .filter(opportunities::organization_id.eq(&org.id))
+        .filter(opportunities::deleted_at.is_null())
+        .filter(opportunities::status.eq("open"))
+        .order(opportunities::id.asc())
+        .limit(count as i64)
+        .select((
+            opportunities::id,
+            opportunities::client_id,
+            opportunities::name,
+        ))
+        .load(conn)?;
+    let mut made = 0;
+    for (i, (deal, client, name)) in deals.iter().enumerate() {
+        let mut doc = crate::pdf::Doc::new();
+        doc.sized(50.0, format!("Proposal: {name}"), true, 18.0);
+        doc.down(30.0);
+        doc.paragraph(
+            50.0,
+            "Scope: seats for the sales and service teams, onboarding in two sessions, \
+             and support for the first year.\nPrices are per year; see the quote for figures.",
+            90,
+            14.0,
+        );
+        let pdf = doc.finish();
+        let pdf_name = format!("Proposal {}.pdf", i + 1);
+        upload(
+            conn,
+            blobs,
+            &ctx,
+            &access,
+            &Parent::Deal(deal.clone()),
+            NewFile {
+                name: &pdf_name,
+                bytes: &pdf,
+                sensitive: false,
+            },
+        )?;
+        let notes = format!(
+            "Call notes about {name}\n\n- Wants the proposal before the end of the month.\n\
+             - Decision by the head of sales; finance signs off above 10,000.\n"
+        );
+        upload(
+            conn,
+            blobs,
+            &ctx,
+            &access,
+            &Parent::Client(client.clone()),
+            NewFile {
+                name: "Call notes.txt",
+                bytes: notes.as_bytes(),
+                sensitive: false,
+            },
+        )?;
+        made += 2;
+    }
+    Ok(made)
+}

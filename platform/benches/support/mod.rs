@@ -86,6 +86,7 @@ pub fn fresh(name: &str, pool_size: u32) -> (Scratch, Pool, Config) {
         search: rapport::config::SearchConfig::Memory,
         max_upload_bytes: rapport::domain::attachments::DEFAULT_MAX_BYTES,
         blob_store: Default::default(),
+        system_mail: None,
     };
     let scratch = Scratch {
         target,

@@ -31,6 +31,8 @@ pub struct Actor {
     authz: crate::domain::policy::Authorizer,
     /// For an API token: its scopes, which narrow the user's rights (never widen them).
     pub token_scopes: Option<Vec<String>>,
+    /// How the person reads times and figures (the console formats with it).
+    pub local: crate::locale::Local,
 }
 
 impl Actor {
@@ -176,6 +178,7 @@ impl FromRequest for ApiActor {
             .await?;
             rate::admit(&token.id, token.rate_limit)?;
             Ok(ApiActor(Actor {
+                local: crate::locale::Local::of(&user.time_zone, &user.locale),
                 user_id: user.id,
                 email: user.email,
                 name: user.name,
@@ -235,6 +238,7 @@ impl FromRequest for ConsoleActor {
             .await?;
             Ok(ConsoleActor {
                 actor: Actor {
+                    local: crate::locale::Local::of(&user.time_zone, &user.locale),
                     user_id: user.id,
                     email: user.email,
                     name: user.name,

@@ -62,10 +62,61 @@ pub async fn serve(config: Config, pool: Pool) -> anyhow::Result<()> {
 
 pub const DEMO_PASSWORD: &str = "rapport-demo-2026";
 
-/// The demo organization, a user per role, and (the first time) demo data; answers what to
-/// print for the person who started it: where to sign in and as whom.
-pub fn seed_demo(pool: &Pool, addr: &str) -> anyhow::Result<String> {
+/// Where the demo finds the example plugin's source: run from a checkout of Rapport.
+const EXAMPLE_PLUGIN: &str = "plugins/real-estate";
+
+/// Builds the real-estate example for wasm32 (plugins ship as source, none prebuilt),
+/// packs it and installs it with every capability it asks for. Answers why not when the
+/// source or the wasm32 target is missing, so the demo still starts.
+fn install_example_plugin(pool: &Pool, org_id: &str) -> Result<String, String> {
+    let dir = std::path::Path::new(EXAMPLE_PLUGIN);
+    if !dir.join("plugin.toml").exists() {
+        return Err(format!("{EXAMPLE_PLUGIN} is not here"));
+    }
+    eprintln!("Building the example plugin {EXAMPLE_PLUGIN} for wasm32 (once; about a minute)…");
+    // why: its own target directory, so the build never waits on (or invalidates) the
+    // host's, which `cargo run` may still hold.
+    let target = dir.join("target");
+    let built =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "--target",
+                "wasm32-unknown-unknown",
+            ])
+            .arg("--manifest-path")
+            .arg(dir.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("cargo could not run: {e}"))?;
+    if !built.success() {
+        return Err(
+            "building it for wasm32-unknown-unknown failed; is the target installed?".into(),
+        );
+    }
+    let wasm = target.join("wasm32-unknown-unknown/release/rapport_plugin_real_estate.wasm");
+    let (bundle, _) = crate::plugins::bundle::pack_dir(dir, Some(&wasm), None)?;
+    let bytes = std::fs::read(&bundle).map_err(|e| e.to_string())?;
+    let manifest = crate::plugins::bundle::unpack(&bytes)?.manifest;
+    let ctx = AuditContext::cli(org_id);
+    with_conn(pool, |c| {
+        crate::plugins::install(c, &ctx, &bytes, &manifest.capabilities)
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(manifest.name)
+}
+
+/// The demo organization, a user per role, and (the first time) demo data, its files
+/// stored where `config` keeps uploads; answers what to print for the person who started
+/// it: where plugins come from, then where to sign in and as whom.
+pub fn seed_demo(pool: &Pool, config: &Config) -> anyhow::Result<String> {
     use std::fmt::Write;
+    let addr = &config.addr;
     let org = with_conn(pool, |c| match store::find_org_by_ref(c, "demo")? {
         Some(org) => Ok(org),
         None => service::create_org(c, "Demo"),
@@ -76,6 +127,24 @@ pub fn seed_demo(pool: &Pool, addr: &str) -> anyhow::Result<String> {
         "Rapport demo ({}) is starting at http://{addr}/",
         org.name
     );
+    let plugins = with_conn(pool, |c| Ok(crate::plugins::list(c, &org.id)?.len()))?;
+    if plugins == 0 {
+        match install_example_plugin(pool, &org.id) {
+            Ok(name) => {
+                let _ = writeln!(out, "Installed the example plugin {name}.\n");
+            }
+            Err(why) => {
+                let _ = writeln!(
+                    out,
+                    "No plugin is installed ({why}). To add the real-estate example:\n  \
+                     rustup target add wasm32-unknown-unknown\n  \
+                     rapport plugin pack plugins/real-estate    # prints the bundle's path\n  \
+                     rapport plugin install <bundle> --org {} --grant-all\n",
+                    org.slug
+                );
+            }
+        }
+    }
     let _ = writeln!(
         out,
         "Sign in with any of these accounts, password {DEMO_PASSWORD}:"
@@ -110,12 +179,19 @@ pub fn seed_demo(pool: &Pool, addr: &str) -> anyhow::Result<String> {
         let papers = with_conn(pool, |c| crate::seed::seed_papers(c, &org, 12))?;
         with_conn(pool, |c| crate::seed::seed_segments(c, &org))?;
         with_conn(pool, |c| crate::seed::seed_reports(c, &org))?;
+        let views = with_conn(pool, |c| crate::seed::seed_views(c, &org))?;
+        let blobs = crate::domain::attachments::configured_store(config)?;
+        let files = with_conn(pool, |c| {
+            crate::seed::seed_files(c, &org, blobs.as_ref(), 4)
+        })?;
         tracing::info!(
             clients = report.clients,
             companies = report.companies,
             deals,
             interactions = logged,
             quotes = papers,
+            views,
+            files,
             "added demo data"
         );
         // Seeded rows skip the stores; the server's indexer builds their documents.

@@ -23,6 +23,8 @@ diesel::table! {
         password_hash -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        time_zone -> Text,
+        locale -> Text,
     }
 }
 
@@ -74,6 +76,19 @@ diesel::table! {
         id -> Text,
         email -> Text,
         ip -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    password_resets (id) {
+        id -> Text,
+        user_id -> Nullable<Text>,
+        email -> Text,
+        ip -> Text,
+        token_hash -> Nullable<Text>,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
     }
 }
@@ -1116,6 +1131,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_tokens,
     sessions,
     login_failures,
+    password_resets,
     casbin_rules,
     policy_revision,
     audit_log,

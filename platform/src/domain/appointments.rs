@@ -13,6 +13,7 @@ use crate::domain::audit::AuditContext;
 use crate::domain::clients::service::Access;
 use crate::domain::interactions::{self as service, InteractionRow};
 use crate::error::{AppError, AppResult, FieldError};
+use crate::locale::Local;
 
 /// Whether the appointment made a meeting or updated the one it made before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,18 +302,70 @@ fn unescape(s: &str) -> String {
     out
 }
 
-/// DATE-TIME in UTC (`…Z`), floating or with a TZID (read as UTC: invitations from
-/// calendar programs carry UTC times or the sender's zone, and Rapport stores UTC), or an
-/// all-day DATE (09:00).
-fn ics_time(v: &str) -> Option<NaiveDateTime> {
-    let v = v.trim().trim_end_matches('Z');
-    NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S")
+/// A DTSTART/DTEND as UTC: a DATE-TIME in UTC (`…Z`); with a `TZID` in that zone (an IANA
+/// name, or the Windows name Outlook writes); floating (no zone) or with a zone nobody
+/// knows, in the importer's own zone; an all-day DATE at 09:00 there.
+fn ics_time(p: &ical::property::Property, local: &Local) -> Option<NaiveDateTime> {
+    let v = p.value.as_deref()?.trim();
+    if let Some(utc) = v.strip_suffix('Z') {
+        return NaiveDateTime::parse_from_str(utc, "%Y%m%dT%H%M%S").ok();
+    }
+    let zone = p
+        .params
+        .iter()
+        .flatten()
+        .find(|(k, _)| k.eq_ignore_ascii_case("TZID"))
+        .and_then(|(_, v)| v.first())
+        .and_then(|name| zone_of(name))
+        .map_or(*local, |tz| Local { tz, ..*local });
+    let wall = NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S")
         .ok()
         .or_else(|| {
             NaiveDate::parse_from_str(v, "%Y%m%d")
                 .ok()
                 .and_then(|d| d.and_hms_opt(9, 0, 0))
-        })
+        })?;
+    Some(zone.to_utc(wall))
+}
+
+/// A TZID as a zone: IANA names (some programs prefix a `/`), else the Windows names
+/// Outlook and Exchange write for the common zones.
+fn zone_of(tzid: &str) -> Option<chrono_tz::Tz> {
+    let name = tzid.trim().trim_matches('"').trim_start_matches('/');
+    if let Some(tz) = crate::locale::time_zone(name) {
+        return Some(tz);
+    }
+    let iana = match name {
+        "GMT Standard Time" => "Europe/London",
+        "W. Europe Standard Time" => "Europe/Berlin",
+        "Romance Standard Time" => "Europe/Paris",
+        "Central Europe Standard Time" => "Europe/Budapest",
+        "Central European Standard Time" => "Europe/Warsaw",
+        "E. Europe Standard Time" => "Europe/Chisinau",
+        "FLE Standard Time" => "Europe/Kiev",
+        "GTB Standard Time" => "Europe/Bucharest",
+        "Russian Standard Time" => "Europe/Moscow",
+        "Eastern Standard Time" => "America/New_York",
+        "Central Standard Time" => "America/Chicago",
+        "Mountain Standard Time" => "America/Denver",
+        "US Mountain Standard Time" => "America/Phoenix",
+        "Pacific Standard Time" => "America/Los_Angeles",
+        "Alaskan Standard Time" => "America/Anchorage",
+        "Hawaiian Standard Time" => "Pacific/Honolulu",
+        "Atlantic Standard Time" => "America/Halifax",
+        "E. South America Standard Time" => "America/Sao_Paulo",
+        "India Standard Time" => "Asia/Kolkata",
+        "China Standard Time" => "Asia/Shanghai",
+        "Tokyo Standard Time" => "Asia/Tokyo",
+        "Singapore Standard Time" => "Asia/Singapore",
+        "AUS Eastern Standard Time" => "Australia/Sydney",
+        "New Zealand Standard Time" => "Pacific/Auckland",
+        "South Africa Standard Time" => "Africa/Johannesburg",
+        "Arabian Standard Time" => "Asia/Dubai",
+        "UTC" | "Coordinated Universal Time" => "UTC",
+        _ => return None,
+    };
+    crate::locale::time_zone(iana)
 }
 
 /// An RFC 5545 DURATION such as `PT1H30M`, `P1D` or `PT45M`.
@@ -363,6 +416,7 @@ pub fn import_ics(
     access: &Access,
     ics: &str,
     default_client: Option<&str>,
+    local: &Local,
 ) -> AppResult<IcsReport> {
     if ics.len() > MAX_ICS {
         return Err(AppError::invalid(
@@ -416,13 +470,20 @@ pub fn import_ics(
                     continue;
                 }
             }
-            let Some(start) = prop("DTSTART").and_then(|v| ics_time(&v)) else {
+            let time = |name: &str| {
+                event
+                    .properties
+                    .iter()
+                    .find(|p| p.name == name)
+                    .and_then(|p| ics_time(p, local))
+            };
+            let Some(start) = time("DTSTART") else {
                 report
                     .skipped
                     .push((summary, "It has no start time Rapport can read.".into()));
                 continue;
             };
-            let end = prop("DTEND").and_then(|v| ics_time(&v)).or_else(|| {
+            let end = time("DTEND").or_else(|| {
                 prop("DURATION")
                     .and_then(|d| ics_duration(&d))
                     .map(|d| start + d)
@@ -516,4 +577,63 @@ pub fn import_ics(
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prop(value: &str, tzid: Option<&str>) -> ical::property::Property {
+        ical::property::Property {
+            name: "DTSTART".into(),
+            params: tzid.map(|z| vec![("TZID".to_string(), vec![z.to_string()])]),
+            value: Some(value.into()),
+        }
+    }
+
+    fn at(s: &str) -> Option<NaiveDateTime> {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").ok()
+    }
+
+    #[test]
+    fn invitation_times_are_read_in_their_own_zone() {
+        let importer = Local::of("America/New_York", "en-US");
+        // UTC stays UTC.
+        assert_eq!(
+            ics_time(&prop("20261205T140000Z", None), &importer),
+            at("2026-12-05 14:00")
+        );
+        // A TZID in IANA form, in winter and in summer.
+        let berlin = Some("Europe/Berlin");
+        assert_eq!(
+            ics_time(&prop("20261205T140000", berlin), &importer),
+            at("2026-12-05 13:00")
+        );
+        assert_eq!(
+            ics_time(&prop("20260705T140000", berlin), &importer),
+            at("2026-07-05 12:00")
+        );
+        // Outlook's Windows names.
+        let pacific = Some("Pacific Standard Time");
+        assert_eq!(
+            ics_time(&prop("20261205T090000", pacific), &importer),
+            at("2026-12-05 17:00")
+        );
+        // Floating, or a zone nobody knows: the importer's wall clock.
+        assert_eq!(
+            ics_time(&prop("20261205T090000", None), &importer),
+            at("2026-12-05 14:00")
+        );
+        let odd = Some("Custom Zone 7");
+        assert_eq!(
+            ics_time(&prop("20261205T090000", odd), &importer),
+            at("2026-12-05 14:00")
+        );
+        // All day: 09:00 in the zone.
+        assert_eq!(
+            ics_time(&prop("20261205", berlin), &importer),
+            at("2026-12-05 08:00")
+        );
+        assert_eq!(ics_time(&prop("soon", None), &importer), None);
+    }
 }

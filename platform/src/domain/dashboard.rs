@@ -349,9 +349,8 @@ pub fn overdue_tasks(
     conn: &mut DbConn,
     org_id: &str,
     assignees: &[String],
-    today: NaiveDate,
+    start: NaiveDateTime,
 ) -> AppResult<Vec<OverdueCount>> {
-    let start = today.and_hms_opt(0, 0, 0).unwrap_or_default();
     Ok(interactions::table
         .filter(interactions::organization_id.eq(org_id))
         .filter(interactions::assignee_id.eq_any(assignees))

@@ -939,14 +939,28 @@ pub fn send_reminders(conn: &mut DbConn, at: NaiveDateTime) -> AppResult<usize> 
             people.dedup();
             let when = r.due_at.or(r.scheduled_at).unwrap_or(r.occurred_at);
             let title = format!("{}: {}", kind_label(&r.kind), r.subject);
-            let body = format!(
-                "{} with {} at {} UTC",
-                if r.kind == "task" { "Due" } else { "Planned" },
-                client,
-                when.format("%a %-d %b %H:%M")
-            );
             let link = format!("/clients/{}#interaction-{}", r.client_id, r.id);
+            // Each person reads the time on their own clock.
+            let zones: std::collections::HashMap<String, crate::locale::Local> =
+                crate::db::schema::users::table
+                    .filter(crate::db::schema::users::id.eq_any(&people))
+                    .select((
+                        crate::db::schema::users::id,
+                        crate::db::schema::users::time_zone,
+                        crate::db::schema::users::locale,
+                    ))
+                    .load::<(String, String, String)>(c)?
+                    .into_iter()
+                    .map(|(id, tz, loc)| (id, crate::locale::Local::of(&tz, &loc)))
+                    .collect();
             for u in people {
+                let local = zones.get(&u).copied().unwrap_or_default();
+                let body = format!(
+                    "{} with {} on {}",
+                    if r.kind == "task" { "Due" } else { "Planned" },
+                    client,
+                    local.datetime(when)
+                );
                 crate::domain::notifications::notify_user(
                     c,
                     &r.organization_id,

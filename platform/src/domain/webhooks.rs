@@ -69,6 +69,17 @@ pub fn event_label(event: &str) -> &'static str {
     }
 }
 
+/// A delivery's status as the subscription's page names it.
+pub fn status_label(status: &str) -> &'static str {
+    match status {
+        "pending" => "Waiting or retrying",
+        "sending" => "Sending",
+        "delivered" => "Delivered",
+        "dead" => "Given up",
+        _ => "Unknown",
+    }
+}
+
 /// Subscriptions per organization.
 pub const MAX_SUBSCRIPTIONS: i64 = 50;
 /// How long a delivery is retried before it is given up.

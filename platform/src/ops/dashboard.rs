@@ -74,15 +74,10 @@ impl Figures {
         self.open_deals == 0 && self.won_month_deals == 0 && self.won_last_month_deals == 0
     }
 
-    /// "1,234.50 EUR", rounded to whole units for a figure read at a glance.
-    pub fn show(&self, amount: &Decimal) -> String {
-        let whole = amount.round_dp(0);
-        let shown = money::display(
-            rust_decimal::prelude::ToPrimitive::to_i64(&(whole * Decimal::from(100)))
-                .unwrap_or(i64::MAX),
-            &self.currency,
-        );
-        shown.replacen(".00 ", " ", 1)
+    /// "1,235 EUR" in the person's format, rounded to whole units for a figure read at a
+    /// glance.
+    pub fn show(&self, local: &crate::locale::Local, amount: &Decimal) -> String {
+        local.money_whole(*amount, &self.currency)
     }
 
     /// "+50%" or "-20%" for won this month against last month, and whether it went up.
@@ -145,13 +140,13 @@ pub struct DealLine {
 }
 
 impl DealLine {
-    pub fn shown_value(&self) -> String {
-        Figures::zero(&self.currency).show(&self.value)
+    pub fn shown_value(&self, local: &crate::locale::Local) -> String {
+        local.money_whole(self.value, &self.currency)
     }
 
-    pub fn shown_close(&self) -> String {
+    pub fn shown_close(&self, local: &crate::locale::Local) -> String {
         self.expected_close
-            .map(|d| d.format("%-d %b").to_string())
+            .map(|d| local.date(d))
             .unwrap_or_default()
     }
 }
@@ -191,10 +186,8 @@ pub struct TaskLine {
 }
 
 impl TaskLine {
-    pub fn shown_due(&self) -> String {
-        self.due_at
-            .map(|d| d.format("%-d %b %H:%M").to_string())
-            .unwrap_or_default()
+    pub fn shown_due(&self, local: &crate::locale::Local) -> String {
+        self.due_at.map(|d| local.datetime(d)).unwrap_or_default()
     }
 }
 
@@ -364,9 +357,10 @@ pub async fn show(scope: &Scope) -> AppResult<Dashboard> {
     let org = scope.org_id.clone();
     let me = scope.user_id.clone().unwrap_or_default();
     let clients = scope.can("client", "read").then(|| scope.access("client"));
+    let local = scope.local;
     scope
         .read(move |c| {
-            let mut d = build(c, &org, &me, &r, now())?;
+            let mut d = build(c, &org, &me, &r, now(), &local)?;
             if let Some(access) = &clients {
                 d.renewals = Some(renewals(c, &org, access)?);
             }
@@ -381,8 +375,13 @@ fn build(
     me: &str,
     r: &Rights,
     at: NaiveDateTime,
+    local: &crate::locale::Local,
 ) -> AppResult<Dashboard> {
-    let p = Periods::of(at);
+    // why: today, this week and this month are the person's own (a rep in New York at
+    // 20:00 is still in today); the bounds are compared with stored UTC times, so a period
+    // may start a few hours early or late — a figure read at a glance, not a ledger.
+    let p = Periods::of(local.wall(at));
+    let week_utc = local.to_utc(p.week_start);
     let currency = super::default_currency(c, org)?;
     // The active members (id → name, role) for owners' names and the team's lines.
     let roster: HashMap<String, (String, String)> = if r.team || r.oversees_deals {
@@ -411,7 +410,7 @@ fn build(
         .works_deals
         .then(|| per_currency(sums.iter().filter(|s| s.assigned_to == me), &currency));
     let activity = if r.logs || r.team {
-        figures::activity_counts(c, org, (!r.team).then_some(me), p.week_start, at)?
+        figures::activity_counts(c, org, (!r.team).then_some(me), week_utc, at)?
     } else {
         Vec::new()
     };
@@ -423,7 +422,15 @@ fn build(
         }
     });
     let team = if r.team {
-        Some(team(c, org, &sums, &activity, &roster, &currency, p.today)?)
+        Some(team(
+            c,
+            org,
+            &sums,
+            &activity,
+            &roster,
+            &currency,
+            local.days_utc(p.today, p.today).0,
+        )?)
     } else {
         None
     };
@@ -498,7 +505,7 @@ fn build(
             tasks: Vec::new(),
         };
         for (row, client) in open {
-            let overdue = match interactions::bucket(row.due_at, p.today) {
+            let overdue = match interactions::bucket(row.due_at.map(|d| local.wall(d)), p.today) {
                 "overdue" => true,
                 "today" => false,
                 _ => continue,
@@ -527,9 +534,8 @@ fn build(
 
     let new_clients = if r.clients {
         let only = (!r.oversees_clients).then_some(me);
-        let this_week = figures::new_clients_since(c, org, p.week_start, only)?;
-        let since_last =
-            figures::new_clients_since(c, org, p.week_start - Duration::days(7), only)?;
+        let this_week = figures::new_clients_since(c, org, week_utc, only)?;
+        let since_last = figures::new_clients_since(c, org, week_utc - Duration::days(7), only)?;
         Some(NewClients {
             this_week,
             last_week: (since_last - this_week).max(0),
@@ -572,10 +578,11 @@ fn team(
     activity: &[figures::ActivityCount],
     roster: &HashMap<String, (String, String)>,
     currency: &str,
-    today: NaiveDate,
+    // The start of the person's today, in UTC: tasks due before it are overdue.
+    today_start: NaiveDateTime,
 ) -> AppResult<Team> {
     let members: Vec<String> = roster.keys().cloned().collect();
-    let overdue: HashMap<String, i64> = figures::overdue_tasks(c, org, &members, today)?
+    let overdue: HashMap<String, i64> = figures::overdue_tasks(c, org, &members, today_start)?
         .into_iter()
         .filter_map(|o| o.assignee_id.map(|a| (a, o.overdue)))
         .collect();
@@ -665,7 +672,10 @@ mod tests {
         assert_eq!(f[0].won_change(), Some(50));
         assert_eq!(f[1].currency, "EUR");
         assert_eq!(f[1].open_value, Decimal::new(50, 0));
-        assert_eq!(f[0].show(&Decimal::new(1_234_567, 2)), "12,346 USD");
+        assert_eq!(
+            f[0].show(&Default::default(), &Decimal::new(1_234_567, 2)),
+            "12,346 USD"
+        );
         // No deals at all still shows the organization's currency, at zero.
         let none = per_currency([].iter(), "EUR");
         assert_eq!(none.len(), 1);

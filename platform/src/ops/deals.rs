@@ -377,9 +377,9 @@ pub struct Board {
     pub loss_reasons: Vec<String>,
 }
 
-/// Cards drawn per column; the rest are counted with a link to the list. why: each card
+/// Cards drawn per column; the rest are counted and load a page at a time. why: each card
 /// carries its move menu, and 50 per column made the board page 9 ms of server CPU.
-const CARDS_PER_COLUMN: i64 = 25;
+pub const CARDS_PER_COLUMN: i64 = 25;
 
 /// The first and last day of a month given as `YYYY-MM`.
 fn month_bounds(month: &str) -> Option<(NaiveDate, NaiveDate)> {
@@ -431,7 +431,7 @@ fn columns(
     let totals = store::stage_totals(c, org, id, owner, bounds)?;
     let mut columns = Vec::new();
     for stage in pipeline.stages.iter().filter(|s| s.is_active) {
-        let deals = store::board(c, org, id, owner, bounds, CARDS_PER_COLUMN, &stage.id)?;
+        let deals = store::board(c, org, id, owner, bounds, CARDS_PER_COLUMN, &stage.id, None)?;
         columns.push(Column {
             totals: totals
                 .iter()
@@ -443,6 +443,75 @@ fn columns(
         });
     }
     Ok(columns)
+}
+
+/// The next cards of one board column, after what it shows already.
+pub struct ColumnPage {
+    pub pipeline: PipelineView,
+    pub column: Column,
+    /// Whether cards follow these.
+    pub more: bool,
+    /// Client names of the cards.
+    pub clients: HashMap<String, String>,
+    /// Active members (id, name): the cards' owners.
+    pub members: Vec<(String, String)>,
+}
+
+/// Up to [`CARDS_PER_COLUMN`] cards of `stage` that follow the card `before`, under the
+/// board's filters and its record rule (a rep sees only their own deals).
+pub async fn column_page(
+    scope: &Scope,
+    q: BoardQuery,
+    stage: String,
+    before: String,
+) -> AppResult<ColumnPage> {
+    scope.require("opportunity", "read")?;
+    let owner = super::sales::owner_of(scope, q.owner);
+    let org = scope.org_id.clone();
+    scope
+        .read(move |c| {
+            let pipeline = service::pipelines(c, &org)?
+                .into_iter()
+                .find(|v| Some(&v.pipeline.id) == q.pipeline.as_ref())
+                .ok_or(AppError::NotFound)?;
+            let stage = pipeline
+                .stages
+                .iter()
+                .find(|s| s.id == stage && s.is_active)
+                .cloned()
+                .ok_or(AppError::NotFound)?;
+            let id = &pipeline.pipeline.id;
+            let bounds = q.month.as_deref().and_then(month_bounds);
+            let mut deals = store::board(
+                c,
+                &org,
+                id,
+                owner.as_deref(),
+                bounds,
+                CARDS_PER_COLUMN + 1,
+                &stage.id,
+                Some(&before),
+            )?;
+            let more = deals.len() as i64 > CARDS_PER_COLUMN;
+            deals.truncate(CARDS_PER_COLUMN as usize);
+            let totals = store::stage_totals(c, &org, id, owner.as_deref(), bounds)?
+                .into_iter()
+                .filter(|t| t.stage_id == stage.id)
+                .collect();
+            let ids = deals.iter().map(|d| d.client_id.clone()).collect();
+            Ok(ColumnPage {
+                clients: client_names(c, &org, ids)?,
+                members: members(c, &org)?,
+                column: Column {
+                    stage,
+                    totals,
+                    deals,
+                },
+                more,
+                pipeline,
+            })
+        })
+        .await
 }
 
 /// The active loss reasons' names.

@@ -388,13 +388,12 @@ pub async fn calendar(
     }
     let access = scope.access("client");
     let org = scope.org_id.clone();
+    // The caller's own days (UTC for the API), as UTC bounds.
+    let local = scope.local;
     let rows = scope
         .read(move |c| {
             let users = service::calendar_users(c, &org, &access, team)?;
-            let (from, to) = (
-                from.and_hms_opt(0, 0, 0).unwrap_or_default(),
-                to.and_hms_opt(0, 0, 0).unwrap_or_default(),
-            );
+            let (from, to) = (local.days_utc(from, from).0, local.days_utc(to, to).0);
             let mut rows = crate::domain::calendar::between(c, &org, &users, from, to, 2000)?;
             rows.extend(crate::domain::calendar::tasks_between(
                 c, &org, &users, from, to, 2000,
@@ -418,12 +417,14 @@ pub async fn import_ics(
     scope.require("interaction", "write")?;
     let access = scope.access("client");
     let ctx = scope.audit.clone();
+    // A time without a zone is the importer's wall clock (RFC 5545's floating time).
+    let local = scope.local;
     scope
         .read(move |c| {
             if let Some(id) = &client {
                 crate::domain::clients::service::get(c, &ctx.org_id, &access, id)?;
             }
-            appointments::import_ics(c, &ctx, &access, &text, client.as_deref())
+            appointments::import_ics(c, &ctx, &access, &text, client.as_deref(), &local)
         })
         .await
 }

@@ -22,6 +22,7 @@ pub mod imports;
 pub mod interactions;
 pub mod mail;
 pub mod overview;
+pub mod password_resets;
 pub mod pipelines;
 pub mod policies;
 pub mod quotes;
@@ -62,6 +63,9 @@ pub struct Scope {
     pub secret: crate::integrations::secret::Key,
     /// The caller is an API token whose scopes narrowed the user's rights (refusals say so).
     pub token_scoped: bool,
+    /// How the console writes times and figures for the person; the default (UTC, en-GB)
+    /// for API callers and the system, whose answers must not change with a preference.
+    pub local: crate::locale::Local,
 }
 
 /// Where attachments' bytes live.
@@ -112,6 +116,7 @@ impl Scope {
             data_dir: handles.data_dir,
             secret: handles.secret,
             token_scoped: false,
+            local: crate::locale::Local::default(),
         }
     }
 
@@ -128,6 +133,7 @@ impl Scope {
             data_dir: handles.data_dir,
             secret: handles.secret,
             token_scoped: false,
+            local: crate::locale::Local::default(),
         }
     }
 

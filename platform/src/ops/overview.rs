@@ -67,7 +67,7 @@ pub async fn overview(
     to: Option<NaiveDate>,
 ) -> AppResult<Overview> {
     scope.require("client", "read")?;
-    let today = crate::db::now().date();
+    let today = scope.local.today();
     let to = to.unwrap_or(today);
     let from = from.unwrap_or(to - chrono::Duration::days(29));
     if from > to {

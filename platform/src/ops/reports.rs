@@ -474,7 +474,10 @@ async fn kpi(scope: &Scope, which: &str, from: NaiveDate, to: NaiveDate) -> AppR
             Some(p) if p.is_empty() => ("0".into(), "no open deals".into()),
             Some(p) => (
                 p.iter()
-                    .map(|m| format!("{} {}", reports::grouped(&m.value), m.currency))
+                    .map(|m| {
+                        let amount = m.value.parse().unwrap_or_default();
+                        scope.local.money(amount, &m.currency)
+                    })
                     .collect::<Vec<_>>()
                     .join(" · "),
                 format!("{} open deals", p.iter().map(|m| m.deals).sum::<i64>()),

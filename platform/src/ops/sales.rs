@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{Duration, NaiveDate};
 
 use super::Scope;
-use crate::db::{now, DbConn};
+use crate::db::DbConn;
 use crate::domain::pipeline::analytics::{self, Forecast, Performance};
 use crate::domain::pipeline::service::{self, PipelineView};
 use crate::domain::{clients, orgs};
@@ -107,10 +107,12 @@ pub async fn forecast(scope: &Scope, q: ForecastQuery) -> AppResult<Forecast> {
         owner: owner_of(scope, q.owner),
     };
     let org = scope.org_id.clone();
+    // The caller's today (UTC for the API).
+    let today = scope.local.today();
     scope
         .read(move |c| {
             let currency = super::deals::currency_of(c, &org)?;
-            let from = q.from.unwrap_or_else(|| now().date());
+            let from = q.from.unwrap_or(today);
             analytics::forecast(c, &org, &filter, from, q.months, &currency)
         })
         .await
@@ -127,7 +129,7 @@ pub struct PerformanceQuery {
 /// Won and lost deals per rep (and the team), and the time deals spend in each stage.
 pub async fn performance(scope: &Scope, q: PerformanceQuery) -> AppResult<Performance> {
     require_reports(scope)?;
-    let to = q.to.unwrap_or_else(|| now().date());
+    let to = q.to.unwrap_or_else(|| scope.local.today());
     let from = q.from.unwrap_or(to - Duration::days(90));
     if from > to {
         return Err(AppError::invalid(

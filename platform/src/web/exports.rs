@@ -4,6 +4,8 @@
 //! audited. Cells a spreadsheet would run as a formula are neutralised with a leading
 //! apostrophe.
 
+use std::collections::{BTreeSet, HashMap};
+
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::{stream, StreamExt};
@@ -27,7 +29,9 @@ pub struct Doc;
 #[derive(serde::Serialize, utoipa::ToSchema)]
 #[allow(dead_code)] // why: describes the streamed JSON export for /api/openapi.json.
 pub struct ClientExport {
-    /// Each client as `GET /api/clients/{id}` shows it, with `tags` as a list of names.
+    /// Each client as `GET /api/clients/{id}` shows it, with `tags` as a list of names,
+    /// and beside the ids `ownerName` and `ownerEmail` (the `assignedTo` member) and
+    /// `employer` (the `employerId` company's name); null when there is none.
     #[schema(value_type = Vec<Object>)]
     data: Vec<Value>,
 }
@@ -39,7 +43,7 @@ pub struct DealExport {
     data: Vec<DealExportRow>,
 }
 
-/// A deal with its client, pipeline and stage by name.
+/// A deal with its client, pipeline, stage and owner by name.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[allow(dead_code)] // why: describes the streamed JSON export for /api/openapi.json.
@@ -61,6 +65,10 @@ pub struct DealExportRow {
     pipeline: String,
     /// The stage's name.
     stage: String,
+    /// The `assignedTo` member's name.
+    owner_name: Option<String>,
+    /// The `assignedTo` member's e-mail.
+    owner_email: Option<String>,
 }
 
 /// The interaction export as JSON.
@@ -70,7 +78,7 @@ pub struct InteractionExport {
     data: Vec<InteractionExportRow>,
 }
 
-/// An interaction with its client's name.
+/// An interaction with its client's and its author's names.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[allow(dead_code)] // why: describes the streamed JSON export for /api/openapi.json.
@@ -90,6 +98,10 @@ pub struct InteractionExportRow {
     subject: String,
     content: String,
     user_id: Option<String>,
+    /// The `userId` member's name.
+    user_name: Option<String>,
+    /// The `userId` member's e-mail.
+    user_email: Option<String>,
 }
 
 /// A send's recipients as JSON.
@@ -153,6 +165,49 @@ fn format_of(pairs: &[(String, String)], path: &str) -> AppResult<Format> {
         None => Ok(Format::Csv),
         Some(_) => Err(AppError::invalid("format", "Choose csv, xlsx or json.")),
     }
+}
+
+/// The people a page names, by id: `(name, e-mail)`. One query a page (a page names a
+/// handful of owners a thousand times), so memory stays bounded by the page.
+fn people_of<'a>(
+    c: &mut db::DbConn,
+    ids: impl IntoIterator<Item = Option<&'a str>>,
+) -> AppResult<HashMap<String, (String, String)>> {
+    use crate::db::schema::users;
+    use diesel::prelude::*;
+    let ids: BTreeSet<&str> = ids.into_iter().flatten().collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(users::table
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::name, users::email))
+        .load::<(String, String, String)>(c)?
+        .into_iter()
+        .map(|(id, name, email)| (id, (name, email)))
+        .collect())
+}
+
+/// The employers a page of clients names, by id: their display names (trashed ones too:
+/// the export says what the id points at). One query a page.
+fn employers_of<'a>(
+    c: &mut db::DbConn,
+    org: &str,
+    ids: impl IntoIterator<Item = Option<&'a str>>,
+) -> AppResult<HashMap<String, String>> {
+    use crate::db::schema::clients;
+    use diesel::prelude::*;
+    let ids: BTreeSet<&str> = ids.into_iter().flatten().collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(clients::table
+        .filter(clients::organization_id.eq(org))
+        .filter(clients::id.eq_any(ids))
+        .select((clients::id, clients::display_name))
+        .load::<(String, String)>(c)?
+        .into_iter()
+        .collect())
 }
 
 /// A cell that would start a formula in a spreadsheet gets a leading apostrophe.
@@ -441,6 +496,8 @@ fn client_page(
     for (client, t) in crate::domain::clients::store::tags_of(c, &ids)? {
         tags.entry(client).or_default().push(t.name);
     }
+    let owners = people_of(c, rows.iter().map(|r| r.assigned_to.as_deref()))?;
+    let employers = employers_of(c, &s.org, rows.iter().map(|r| r.employer_id.as_deref()))?;
     let mut out = Vec::new();
     let mut lines: Vec<Vec<String>> = Vec::new();
     match format {
@@ -469,6 +526,11 @@ fn client_page(
                     "tags",
                     "createdAt",
                     "updatedAt",
+                    // why: added after the columns integrators read by position; the
+                    // custom columns follow, and they vary by caller already.
+                    "ownerName",
+                    "ownerEmail",
+                    "employer",
                 ]
                 .iter()
                 .map(|s| s.to_string())
@@ -479,6 +541,7 @@ fn client_page(
             for r in &rows {
                 let o = |v: &Option<String>| v.clone().unwrap_or_default();
                 let stored = r.custom_map();
+                let owner = r.assigned_to.as_deref().and_then(|id| owners.get(id));
                 let mut cells = vec![
                     r.id.clone(),
                     r.kind.clone(),
@@ -502,6 +565,13 @@ fn client_page(
                     tags.get(&r.id).map(|t| t.join("; ")).unwrap_or_default(),
                     r.created_at.and_utc().to_rfc3339(),
                     r.updated_at.and_utc().to_rfc3339(),
+                    owner.map(|o| o.0.clone()).unwrap_or_default(),
+                    owner.map(|o| o.1.clone()).unwrap_or_default(),
+                    r.employer_id
+                        .as_ref()
+                        .and_then(|e| employers.get(e))
+                        .cloned()
+                        .unwrap_or_default(),
                 ];
                 for d in &custom {
                     cells.push(match stored.get(&d.field_key) {
@@ -530,6 +600,10 @@ fn client_page(
                     crate::ops::clients::ClientView::new(r.clone(), Vec::new(), &s.defs, &s.access)
                         .to_json();
                 v["tags"] = json!(tags.get(&r.id).cloned().unwrap_or_default());
+                let owner = r.assigned_to.as_deref().and_then(|id| owners.get(id));
+                v["ownerName"] = json!(owner.map(|o| &o.0));
+                v["ownerEmail"] = json!(owner.map(|o| &o.1));
+                v["employer"] = json!(r.employer_id.as_ref().and_then(|e| employers.get(e)));
                 out.extend(v.to_string().into_bytes());
             }
             if !more {
@@ -642,7 +716,9 @@ pub async fn clients(
 /// Exports the clients the caller sees as CSV, XLSX or JSON (`client:read` and `client:export`).
 ///
 /// Takes the client list's search, filters and order; every export is audited. Custom
-/// fields are columns `custom.<key>` (sensitive ones only with the right to read them);
+/// fields are columns `custom.<key>` (sensitive ones only with the right to read them),
+/// after `ownerName`, `ownerEmail` and `employer`, which name the `assignedTo` and
+/// `employerId` ids (an `ownerEmail` column assigns the owner again on import);
 /// cells a spreadsheet would run as a formula get a leading apostrophe. `limit` and
 /// `cursor` are ignored: the export holds every matching client.
 #[utoipa::path(get, path = "/api/clients/export", tag = "Exports",
@@ -712,9 +788,11 @@ pub async fn deals(actor: &Actor, state: &AppState, req: &HttpRequest) -> AppRes
             &after,
             PAGE,
         )?;
+        let owners = people_of(c, rows.iter().map(|r| r.7.as_deref()))?;
         Ok(rows
             .into_iter()
             .map(|r| {
+                let owner = r.7.as_deref().and_then(|id| owners.get(id));
                 let value = rust_decimal::Decimal::new(r.2, 2).to_string();
                 let close = r.5.map(|d| d.to_string()).unwrap_or_default();
                 let cells = vec![
@@ -730,11 +808,14 @@ pub async fn deals(actor: &Actor, state: &AppState, req: &HttpRequest) -> AppRes
                     r.9.clone(),
                     r.10.clone(),
                     r.11.clone(),
+                    owner.map(|o| o.0.clone()).unwrap_or_default(),
+                    owner.map(|o| o.1.clone()).unwrap_or_default(),
                 ];
                 let json = json!({
                     "id": r.0, "name": r.1, "value": value, "currency": r.3,
                     "probability": r.4, "expectedCloseDate": r.5, "status": r.6,
                     "assignedTo": r.7, "clientId": r.8, "client": r.9, "pipeline": r.10, "stage": r.11,
+                    "ownerName": owner.map(|o| &o.0), "ownerEmail": owner.map(|o| &o.1),
                 });
                 (r.0, cells, json)
             })
@@ -753,6 +834,8 @@ pub async fn deals(actor: &Actor, state: &AppState, req: &HttpRequest) -> AppRes
         "client",
         "pipeline",
         "stage",
+        "ownerName",
+        "ownerEmail",
     ];
     Ok(streamed(
         format,
@@ -763,7 +846,8 @@ pub async fn deals(actor: &Actor, state: &AppState, req: &HttpRequest) -> AppRes
 
 /// Exports the deals the caller sees as CSV, XLSX or JSON (`opportunity:read` and `opportunity:export`).
 ///
-/// Each deal comes with its client, pipeline and stage names; every export is audited.
+/// Each deal comes with its client, pipeline and stage names, and its owner's name and
+/// e-mail (`ownerName`, `ownerEmail`, the last columns); every export is audited.
 #[utoipa::path(get, path = "/api/opportunities/export", tag = "Exports",
     params(
         ("format" = Option<String>, Query, description = "csv (default), xlsx or json."),
@@ -833,9 +917,11 @@ pub async fn interactions(
             &after,
             PAGE,
         )?;
+        let authors = people_of(c, rows.iter().map(|r| r.11.as_deref()))?;
         Ok(rows
             .into_iter()
             .map(|r| {
+                let author = r.11.as_deref().and_then(|id| authors.get(id));
                 let at = r.6.and_utc().to_rfc3339();
                 let cells = vec![
                     r.0.clone(),
@@ -850,11 +936,14 @@ pub async fn interactions(
                     r.9.clone(),
                     r.10.clone(),
                     r.11.clone().unwrap_or_default(),
+                    author.map(|a| a.0.clone()).unwrap_or_default(),
+                    author.map(|a| a.1.clone()).unwrap_or_default(),
                 ];
                 let json = json!({
                     "id": r.0, "clientId": r.1, "client": r.2, "type": r.3,
                     "direction": r.4, "status": r.5, "occurredAt": at, "outcome": r.7,
                     "durationMinutes": r.8, "subject": r.9, "content": r.10, "userId": r.11,
+                    "userName": author.map(|a| &a.0), "userEmail": author.map(|a| &a.1),
                 });
                 (r.0, cells, json)
             })
@@ -873,6 +962,8 @@ pub async fn interactions(
         "subject",
         "content",
         "userId",
+        "userName",
+        "userEmail",
     ];
     Ok(streamed(
         format,
@@ -883,7 +974,8 @@ pub async fn interactions(
 
 /// Exports the interactions on clients the caller sees as CSV, XLSX or JSON (`interaction:read` and `interaction:export`).
 ///
-/// Oldest first; every export is audited.
+/// Oldest first, each with its author's name and e-mail (`userName`, `userEmail`, the
+/// last columns); every export is audited.
 #[utoipa::path(get, path = "/api/interactions/export", tag = "Exports",
     params(
         ("format" = Option<String>, Query, description = "csv (default), xlsx or json."),

@@ -17,6 +17,9 @@ pub async fn of(actor: &Actor, state: &AppState) -> AppResult<Scope> {
     let rights = actor.permissions().await?;
     let mut scope = Scope::user(actor.audit(), &actor.user_id, rights, handles(state));
     scope.token_scoped = !actor.full_token();
+    if actor.token_scopes.is_none() {
+        scope.local = actor.local;
+    }
     Ok(scope)
 }
 

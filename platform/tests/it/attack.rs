@@ -90,6 +90,8 @@ fn value_for(
         ("reports" | "standard", "type") => return Some(("sales-by-rep".into(), false)),
         // The incoming-call secret is B's credential, which A cannot know.
         ("workflows", "secret") => return Some(("wfh_guessed".into(), false)),
+        // A reset link's token is B's secret, which A cannot know.
+        ("reset", "token") => return Some(("guessed-reset-token".into(), false)),
         ("u" | "o" | "c", "rid") => "recipient",
         ("u" | "o" | "c", "tag") => return Some(("0".repeat(32), false)),
         ("move", "dir") => return Some(("up".into(), false)),

@@ -190,11 +190,20 @@ async fn a_revoked_right_is_refused_at_once_even_on_another_instance() {
             .status,
         StatusCode::OK
     );
-    let audit = admin.get(&app, "/admin/audit").await.body;
+    let page = admin.get(&app, "/admin/audit").await.body;
+    let audit = audit_rows(&page);
     assert!(
         audit.contains("Permission revoked") && audit.contains("Permission granted"),
         "{audit}"
     );
+}
+
+/// The audit log's entries, without the filters above them (whose "what happened" list
+/// names every action).
+fn audit_rows(page: &str) -> &str {
+    page.split_once("<tbody>")
+        .and_then(|(_, rest)| rest.split_once("</tbody>"))
+        .map_or("", |(rows, _)| rows)
 }
 
 #[actix_web::test]
@@ -753,21 +762,104 @@ async fn the_audit_log_filters_and_names_what_it_shows() {
     let mut b = Browser::new();
     b.sign_in(&app, "admin@acme.test", PASSWORD).await;
     let page = b.get(&app, "/admin/audit?kind=client").await.body;
+    let rows = audit_rows(&page);
     assert!(
-        page.contains("Client changed")
-            && page.contains(&format!("<a href=\"/clients/{client}\">Initech</a>")),
+        rows.contains("Client changed")
+            && rows.contains(&format!("<a href=\"/clients/{client}\">Initech</a>")),
         "{page}"
     );
-    assert!(!page.contains("Tag created"), "only client records");
+    assert!(
+        !page.contains("Tag created"),
+        "only client records, and client actions"
+    );
     assert!(
         !page.contains(&format!(">{client}<")) && !page.contains(&format!(" {client}<")),
         "no ids shown"
     );
+    // "What happened" offers the actions in words, and narrows the log to one.
+    assert!(
+        page.contains("<option value=\"client.update\">Client changed</option>"),
+        "{page}"
+    );
+    let page = b
+        .get(&app, "/admin/audit?kind=client&action=client.update")
+        .await
+        .body;
+    assert!(page.contains("<option value=\"client.update\" selected>Client changed</option>"));
+    let rows = audit_rows(&page);
+    assert!(rows.contains("Client changed") && !rows.contains("Client created"));
     let page = b
         .get(&app, &format!("/admin/audit?actor={admin_id}"))
         .await
         .body;
-    assert!(page.contains("Tag created") && !page.contains("Client changed"));
+    let rows = audit_rows(&page);
+    assert!(rows.contains("Tag created") && !rows.contains("Client changed"));
+
+    // A client's "History" opens the log narrowed to that client; another client's
+    // entries stay out, and the other filters keep to the record.
+    let other = send(
+        &app,
+        api(Method::POST, "/api/clients", &admin)
+            .set_json(json!({"type": "company", "companyName": "Globex"})),
+    )
+    .await
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let profile = b.get(&app, &format!("/clients/{client}")).await.body;
+    let link = format!("/admin/audit?kind=client&amp;record={client}");
+    assert!(
+        profile.contains(&format!("href=\"{link}\">History</a>")),
+        "{profile}"
+    );
+    let history = b.get(&app, &link.replace("&amp;", "&")).await;
+    assert_eq!(history.status, StatusCode::OK);
+    let rows = audit_rows(&history.body);
+    assert!(
+        rows.contains("Client changed") && rows.contains("Client created"),
+        "{}",
+        history.body
+    );
+    assert!(history
+        .body
+        .contains("The history of <strong>Initech</strong>"));
+    assert!(!rows.contains("Globex") && !rows.contains(&other));
+    assert!(history.body.contains(&format!(
+        "<input type=\"hidden\" name=\"record\" value=\"{client}\">"
+    )));
+    // A deal's too.
+    let pipelines = send(&app, api(Method::GET, "/api/pipelines", &admin))
+        .await
+        .json();
+    let deal = send(
+        &app,
+        api(Method::POST, "/api/opportunities", &admin).set_json(json!({
+            "name": "Renewal", "clientId": client, "value": "100.00",
+            "stage": pipelines["data"][0]["stages"][0]["id"]
+        })),
+    )
+    .await;
+    assert_eq!(deal.status, StatusCode::CREATED, "{}", deal.body);
+    let deal = deal.json()["id"].as_str().unwrap().to_string();
+    let link = format!("/admin/audit?kind=opportunity&amp;record={deal}");
+    let deal_page = b.get(&app, &format!("/opportunities/{deal}")).await.body;
+    assert!(
+        deal_page.contains(&format!("href=\"{link}\">History</a>")),
+        "{deal_page}"
+    );
+    let history = b.get(&app, &link.replace("&amp;", "&")).await.body;
+    let rows = audit_rows(&history);
+    assert!(
+        rows.contains("Deal created") && !rows.contains("Client created"),
+        "{history}"
+    );
+    // Only those who may read the log are shown the way to it.
+    let mut rep_b = Browser::new();
+    rep_b.sign_in(&app, "rep@acme.test", PASSWORD).await;
+    let profile = rep_b.get(&app, &format!("/clients/{client}")).await;
+    assert_eq!(profile.status, StatusCode::OK);
+    assert!(!profile.body.contains("/admin/audit"));
 }
 
 /// Default roles fit their jobs: a rep tags clients (making a tag while tagging) but does

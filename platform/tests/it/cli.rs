@@ -419,3 +419,83 @@ async fn a_hundred_commands_in_a_row_all_end_cleanly() {
         assert!(last_line(&out).len() > 20, "run {i} printed its token");
     }
 }
+
+/// The demo shows every area: besides clients, deals, quotes and contracts, saved views
+/// and files that download, and it says where plugins come from (none is shipped built).
+#[actix_web::test]
+async fn the_demo_has_saved_views_and_files_and_explains_plugins() {
+    use diesel::prelude::*;
+    use rapport::db::schema::attachments;
+    let t = TestApp::new().await;
+    let printed = rapport::cli::serve::seed_demo(&t.pool, &t.state.config).expect("demo data");
+    assert!(
+        printed.contains("No plugin is installed")
+            && printed.contains("rapport plugin pack plugins/real-estate")
+            && printed.contains("rapport plugin install <bundle> --org demo"),
+        "{printed}"
+    );
+    assert!(
+        printed
+            .lines()
+            .last()
+            .unwrap()
+            .contains("read.only@demo.rapport.test"),
+        "the accounts come last: {printed}"
+    );
+    let files: Vec<(String, String, Option<String>)> = {
+        let mut c = t.pool.get().unwrap();
+        attachments::table
+            .filter(attachments::deleted_at.is_null())
+            .select((
+                attachments::id,
+                attachments::file_name,
+                attachments::opportunity_id,
+            ))
+            .load(&mut c)
+            .unwrap()
+    };
+    assert_eq!(files.len(), 8, "{files:?}");
+    let app = t.service().await;
+    let mut b = Browser::new();
+    b.sign_in(
+        &app,
+        "manager@demo.rapport.test",
+        rapport::cli::serve::DEMO_PASSWORD,
+    )
+    .await;
+    let list = b.get(&app, "/clients").await.body;
+    assert!(list.contains(">My customers</a>") && list.contains(">Website leads</a>"));
+    let before = &list[..list.find(">My customers</a>").unwrap()];
+    let view = before[before.rfind("href=\"").unwrap() + 6..]
+        .trim_end_matches('"')
+        .replace("&amp;", "&");
+    assert!(view.contains("view="), "{view}");
+    let view = b.get(&app, &view).await;
+    assert_eq!(view.status, actix_web::http::StatusCode::OK);
+    assert!(view.body.contains("pill-customer"), "customers in the view");
+    let (id, _, deal) = files
+        .iter()
+        .find(|f| f.1 == "Proposal 1.pdf")
+        .expect("a proposal");
+    let deal_page = b
+        .get(&app, &format!("/opportunities/{}", deal.as_ref().unwrap()))
+        .await
+        .body;
+    assert!(deal_page.contains(&format!("<a href=\"/attachments/{id}\">Proposal 1.pdf</a>")));
+    let pdf = b.get(&app, &format!("/attachments/{id}")).await;
+    assert_eq!(pdf.status, actix_web::http::StatusCode::OK);
+    assert!(pdf.bytes.starts_with(b"%PDF"));
+    let (notes, _, _) = files.iter().find(|f| f.1 == "Call notes.txt").unwrap();
+    let notes = b.get(&app, &format!("/attachments/{notes}")).await;
+    assert!(notes.body.starts_with("Call notes about "));
+    // A reader has the leads view, not an empty "My customers".
+    let mut ro = Browser::new();
+    ro.sign_in(
+        &app,
+        "read.only@demo.rapport.test",
+        rapport::cli::serve::DEMO_PASSWORD,
+    )
+    .await;
+    let list = ro.get(&app, "/clients").await.body;
+    assert!(list.contains(">Website leads</a>") && !list.contains(">My customers</a>"));
+}

@@ -266,3 +266,45 @@ fn base64_encode(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// The catch-all error toast names a field in words, or not at all: never the request's key.
+#[test]
+fn a_field_error_reads_without_the_requests_key() {
+    use rapport::error::FieldError;
+    use rapport::web::console::field_error_in_words as words;
+    let cases = [
+        (
+            "lines[1].unitPrice",
+            "Enter a price like 12.50.",
+            "Line 2, unit price: Enter a price like 12.50.",
+        ),
+        (
+            "lines[0].name",
+            "Name the product or service.",
+            "Line 1: Name the product or service.",
+        ),
+        (
+            "name",
+            "Name the pipeline (1 to 80 characters).",
+            "Name the pipeline (1 to 80 characters).",
+        ),
+        (
+            "rottingDays",
+            "Use 1 to 3650 days, or leave it empty.",
+            "Rotting days: Use 1 to 3650 days, or leave it empty.",
+        ),
+        (
+            "filter[expectedCloseDate][gte]",
+            "Use a date as YYYY-MM-DD.",
+            "Expected close date: Use a date as YYYY-MM-DD.",
+        ),
+        (
+            "bundle",
+            "this file is not a Rapport plugin bundle",
+            "This file is not a Rapport plugin bundle.",
+        ),
+    ];
+    for (field, message, shown) in cases {
+        assert_eq!(words(&FieldError::new(field, message)), shown, "{field}");
+    }
+}

@@ -60,13 +60,17 @@ fn post_targets(html: &str) -> Vec<String> {
     out.into_iter().filter(|a| followable(a)).collect()
 }
 
+/// Where a tag stood in [`visible_text`]: text nodes stay apart, so a pill or a cell that
+/// holds nothing but a stored value can be told from the same word inside a sentence.
+const TAG: char = '\u{1f}';
+
 /// The text a person reads: tags, scripts, styles and code removed, entities left as they are.
 fn visible_text(html: &str) -> String {
     let mut out = String::with_capacity(html.len() / 2);
     let mut rest = html;
     while let Some(open) = rest.find('<') {
         out.push_str(&rest[..open]);
-        out.push(' ');
+        out.push(TAG);
         let tail = &rest[open..];
         // Code is what one types (the API reference's field names and values), not prose.
         let skip_to = ["script", "style", "template", "code"]
@@ -105,6 +109,63 @@ fn raw_words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Stored values that are plain lowercase words, so the snake_case check misses them: a
+/// status pill or a cell showing `won` or `hubspot` should show "Won" or "HubSpot".
+const LOWERCASE_VALUES: &[&str] = &[
+    "open",
+    "won",
+    "lost",
+    "draft",
+    "sent",
+    "accepted",
+    "rejected",
+    "expired",
+    "running",
+    "done",
+    "pending",
+    "dead",
+    "queued",
+    "delivered",
+    "failed",
+    "scheduled",
+    "paused",
+    "cancelled",
+    "finished",
+    "waiting",
+    "hubspot",
+    "salesforce",
+    "generic",
+    "lead",
+    "prospect",
+    "customer",
+    "churned",
+    "individual",
+    "company",
+    "admin",
+    "manager",
+    "marketer",
+    "call",
+    "meeting",
+    "note",
+];
+
+/// A text node (between two tags) that is nothing but one of [`LOWERCASE_VALUES`].
+fn raw_values(text: &str) -> Vec<String> {
+    text.split(TAG)
+        .map(str::trim)
+        .filter(|t| LOWERCASE_VALUES.contains(t))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn raw_values_finds_a_bare_stored_value_but_not_the_word_in_prose() {
+    let html = "<p class=\"meta\"><span class=\"pill\">won</span> · Proposal</p>\
+                <td><a href=\"/imports/1\">a.csv</a> <span class=\"muted\">hubspot</span></td>\
+                <p>The deal is open until Friday; 3 won, 1 lost.</p><span class=\"pill\">Won</span>";
+    assert_eq!(raw_values(&visible_text(html)), vec!["won", "hubspot"]);
+}
+
 #[test]
 fn raw_words_finds_ids_and_enum_values_but_not_prose() {
     let html =
@@ -119,7 +180,7 @@ fn raw_words_finds_ids_and_enum_values_but_not_prose() {
 #[actix_web::test]
 async fn every_link_and_form_a_role_is_shown_is_allowed() {
     let t = TestApp::new().await;
-    rapport::cli::serve::seed_demo(&t.pool, "test").expect("demo data");
+    rapport::cli::serve::seed_demo(&t.pool, &t.state.config).expect("demo data");
     let app = t.service().await;
     let mut problems = Vec::new();
     // The roles that may change least first: an admin's posts (deletes among them) come last.
@@ -158,7 +219,11 @@ async fn every_link_and_form_a_role_is_shown_is_allowed() {
             if !r.status.is_success() || !html {
                 continue;
             }
-            let raw = raw_words(&visible_text(&r.body));
+            let text = visible_text(&r.body);
+            let raw: Vec<String> = raw_words(&text)
+                .into_iter()
+                .chain(raw_values(&text))
+                .collect();
             if !raw.is_empty() {
                 problems.push(format!("{role}: GET {path} shows {raw:?}"));
             }

@@ -18,6 +18,8 @@ async fn clients_and_deals_export_as_csv_and_json() {
     // More than one page (1,000 rows) of seeded clients, plus hostile cells.
     {
         let mut c = t.pool.get().unwrap();
+        rapport::domain::orgs::store::set_user_name(&mut c, &m, "Mona Manager", rapport::db::now())
+            .unwrap();
         rapport::seed::seed_clients(&mut c, &org, 1003, 3, |_| {}).unwrap();
     }
     for (last, status) in [
@@ -59,6 +61,41 @@ async fn clients_and_deals_export_as_csv_and_json() {
         .collect();
     assert_eq!(hostile.len(), 2);
     assert!(hostile.iter().all(|v| v.starts_with('\'')), "{hostile:?}");
+    // Owners and employers are named beside their ids, in columns added after the others.
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    assert_eq!(
+        [col("ownerName"), col("ownerEmail"), col("employer")],
+        [
+            col("updatedAt") + 1,
+            col("updatedAt") + 2,
+            col("updatedAt") + 3
+        ]
+    );
+    let names: std::collections::HashMap<&str, &str> = rows
+        .iter()
+        .map(|r| (&r[0], &r[col("displayName")]))
+        .collect();
+    let (mut owned, mut employed) = (0, 0);
+    for row in &rows {
+        let owner = (&row[col("ownerName")], &row[col("ownerEmail")]);
+        match &row[col("assignedTo")] {
+            id if id == m => {
+                owned += 1;
+                assert_eq!(owner, ("Mona Manager", "manager@acme.test"));
+            }
+            id if id == r => assert_eq!(owner.1, "rep@acme.test"),
+            _ => assert_eq!(owner, ("", "")),
+        }
+        let employer = &row[col("employerId")];
+        if !employer.is_empty() {
+            employed += 1;
+            assert_eq!(&row[col("employer")], names[employer]);
+        }
+    }
+    assert!(
+        owned > 0 && employed > 0,
+        "{owned} owned, {employed} employed"
+    );
     // JSON, filtered.
     let json_resp = send(
         &app,
@@ -72,6 +109,14 @@ async fn clients_and_deals_export_as_csv_and_json() {
     let v: Value = serde_json::from_str(&json_resp.body).expect("valid JSON");
     let data = v["data"].as_array().unwrap();
     assert!(!data.is_empty() && data.iter().all(|c| c["status"] == "customer"));
+    let mine = data
+        .iter()
+        .find(|c| c["assignedTo"] == m.as_str())
+        .expect("a customer of the manager's");
+    assert_eq!(
+        (&mine["ownerName"], &mine["ownerEmail"]),
+        (&json!("Mona Manager"), &json!("manager@acme.test"))
+    );
     let listed = send(
         &app,
         api(
@@ -151,6 +196,11 @@ async fn clients_and_deals_export_as_csv_and_json() {
     assert_eq!(&rows[0][1], "'-10% renewal");
     assert_eq!(&rows[0][2], "1234.50");
     assert_eq!(&rows[0][9], "Initech");
+    assert_eq!(
+        (&rows[0][7], &rows[0][12], &rows[0][13]),
+        (m.as_str(), "Mona Manager", "manager@acme.test"),
+        "the owner named beside the id, in the last columns"
+    );
     let j: Value = serde_json::from_str(
         &send(
             &app,
@@ -165,6 +215,8 @@ async fn clients_and_deals_export_as_csv_and_json() {
     )
     .unwrap();
     assert_eq!(j["data"][0]["stage"], p["data"][0]["stages"][1]["name"]);
+    assert_eq!(j["data"][0]["ownerName"], "Mona Manager");
+    assert_eq!(j["data"][0]["ownerEmail"], "manager@acme.test");
     // Interactions, filtered by type.
     let cid = client["id"].as_str().unwrap();
     for (kind, subject) in [("call", "=cmd|' /C calc'!A0"), ("note", "Plain note")] {
@@ -195,6 +247,11 @@ async fn clients_and_deals_export_as_csv_and_json() {
     assert_eq!(rows.len(), 1);
     assert_eq!(&rows[0][3], "call");
     assert_eq!(&rows[0][9], "'=cmd|' /C calc'!A0");
+    assert_eq!(
+        (&rows[0][11], &rows[0][12], &rows[0][13]),
+        (m.as_str(), "Mona Manager", "manager@acme.test"),
+        "the author named beside the id"
+    );
     let all: Value = serde_json::from_str(
         &send(
             &app,
@@ -209,6 +266,8 @@ async fn clients_and_deals_export_as_csv_and_json() {
     )
     .unwrap();
     assert_eq!(all["data"].as_array().unwrap().len(), 2);
+    assert_eq!(all["data"][0]["userName"], "Mona Manager");
+    assert_eq!(all["data"][0]["userEmail"], "manager@acme.test");
     assert_eq!(
         send(&app, api(Method::GET, "/api/interactions/export", &rep))
             .await
@@ -232,6 +291,8 @@ async fn clients_and_deals_export_as_csv_and_json() {
     assert!(sheet
         .iter()
         .any(|r| r[col] == "=HYPERLINK(\"http://evil\",\"x\")"));
+    let owner = sheet[0].iter().position(|h| h == "ownerEmail").unwrap();
+    assert!(sheet.iter().any(|r| r[owner] == "manager@acme.test"));
     let deals_x = send(
         &app,
         api(
@@ -245,6 +306,8 @@ async fn clients_and_deals_export_as_csv_and_json() {
     assert_eq!(deal_rows.len(), 2);
     assert_eq!(deal_rows[1][1], "-10% renewal");
     assert_eq!(deal_rows[1][2], "1234.5", "the value is a number cell");
+    assert_eq!(deal_rows[0][12], "ownerName");
+    assert_eq!(deal_rows[1][12], "Mona Manager");
     let calls_x = send(
         &app,
         api(

@@ -272,6 +272,13 @@ async fn a_rep_logs_a_call_from_the_profile_and_hostile_content_stays_text() {
         r.body
     );
     assert!(r.body.contains("Today"));
+    assert!(
+        r.body.contains("hx-swap-oob=\"beforeend:#toasts\"")
+            && r.body.contains("class=\"toast toast-ok\"")
+            && r.body.contains("Call logged."),
+        "the form clears, so a toast says it was kept: {}",
+        r.body
+    );
     let refused = b
         .hx_post(
             &app,
@@ -293,6 +300,11 @@ async fn a_rep_logs_a_call_from_the_profile_and_hostile_content_stays_text() {
         refused.body.contains("value=\"Follow-up\""),
         "the form keeps what was typed"
     );
+    assert!(
+        !refused.body.contains("toast-ok"),
+        "nothing was logged: {}",
+        refused.body
+    );
     let notes = b
         .get(&app, &format!("/clients/{client}/timeline?type=note"))
         .await
@@ -312,6 +324,15 @@ async fn a_rep_logs_a_call_from_the_profile_and_hostile_content_stays_text() {
         api_list["data"][0]["content"], "<script>alert('x')</script> Wants a quote",
         "kept as typed, as text"
     );
+    let note = b
+        .hx_post(
+            &app,
+            &format!("/clients/{client}/interactions"),
+            &[("type", "note"), ("content", "Prefers e-mail")],
+        )
+        .await;
+    assert_eq!(note.status, StatusCode::OK, "{}", note.body);
+    assert!(note.body.contains("Note added."), "{}", note.body);
 }
 
 /// The bar, last part: a client who opted out of phone shows a warning before the

@@ -19,6 +19,7 @@ mod duplicates;
 mod exports;
 mod imports;
 mod interactions;
+mod locale;
 mod lookups;
 mod mail;
 mod migrations;

@@ -439,6 +439,34 @@ async fn bundles_are_checked_before_anything_runs() {
     );
 }
 
+/// The console's upload refuses a file that is no bundle in words, as a toast: never the
+/// request's field name (`bundle: this file is not …`).
+#[actix_web::test]
+async fn a_refused_upload_says_why_without_field_names() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let mut b = Browser::new();
+    b.sign_in(&app, "admin@clinic.test", PASSWORD).await;
+    for query in ["", "?grantAll=true"] {
+        let r = b
+            .hx_put_raw(
+                &app,
+                &format!("/admin/plugins/upload{query}"),
+                "application/octet-stream",
+                b"hello".to_vec(),
+            )
+            .await;
+        assert!(r.status.is_client_error(), "{query}: {}", r.status);
+        assert!(
+            r.body.contains("class=\"toast toast-error\"")
+                && r.body.contains("This file is not a Rapport plugin bundle"),
+            "{query}: {}",
+            r.body
+        );
+        assert!(!r.body.contains("bundle:"), "{query}: {}", r.body);
+    }
+}
+
 /// A vendor's stage rule: the real-estate plugin refuses to mark a listing sold without
 /// a price, through the move endpoint and through an edit that changes the stage; the
 /// rule stops applying once the plugin is disabled.
@@ -1185,10 +1213,11 @@ async fn slack_notify_posts_once_when_a_deal_is_won() {
     assert!(
         refused
             .body
-            .contains("webhook_url: Enter an address starting with https://."),
-        "{}",
+            .contains("Slack incoming webhook URL: Enter an address starting with https://."),
+        "the setting by its label: {}",
         refused.body
     );
+    assert!(!refused.body.contains("webhook_url:"), "{}", refused.body);
     let pairs = form(&url);
     let refs: Vec<(&str, &str)> = pairs
         .iter()

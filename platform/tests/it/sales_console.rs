@@ -178,6 +178,162 @@ async fn the_board_moves_deals_and_explains_refusals() {
     );
 }
 
+/// Values of `attr="…"` in `html`, with `&amp;` and `&#38;` read back as `&`.
+fn attr_values(html: &str, attr: &str) -> Vec<String> {
+    let needle = format!(" {attr}=\"");
+    html.match_indices(&needle)
+        .filter_map(|(i, _)| {
+            let rest = &html[i + needle.len()..];
+            rest.find('"')
+                .map(|end| rest[..end].replace("&amp;", "&").replace("&#38;", "&"))
+        })
+        .collect()
+}
+
+/// The "Show … more" link of a board column or of the cards it loaded, if any.
+fn next_page(html: &str) -> Option<String> {
+    attr_values(html, "hx-get")
+        .into_iter()
+        .find(|h| h.starts_with("/pipeline/column?"))
+}
+
+/// The deal names ("Card 07") a board or a page of cards shows, in order.
+fn card_names(html: &str) -> Vec<String> {
+    html.match_indices("class=\"deal-name\"")
+        .filter_map(|(i, _)| {
+            let rest = &html[i..];
+            let start = rest.find('>')? + 1;
+            let end = rest.find("</a>")?;
+            Some(rest[start..end].to_string())
+        })
+        .collect()
+}
+
+/// A column longer than the board draws shows the rest a page at a time ("Show 25 more",
+/// cursor-based, as htmx cards or as a page of its own), each deal once, and only those
+/// the reader may see; every link on the board answers.
+#[actix_web::test]
+async fn long_board_columns_show_the_rest_on_demand() {
+    let w = world().await;
+    let rep_id = {
+        let mut c = w.t.pool.get().unwrap();
+        rapport::domain::orgs::store::find_user_by_email(&mut c, "rep@acme.test")
+            .unwrap()
+            .unwrap()
+            .id
+    };
+    let app = w.t.service().await;
+    let first = w.stages[0]["id"].as_str().unwrap().to_string();
+    let mut names: Vec<String> = (1..=60).map(|i| format!("Card {i:02}")).collect();
+    names.extend(["Rep card A".to_string(), "Rep card B".to_string()]);
+    for name in &names {
+        let mut body = json!({"name": name, "clientId": w.client, "value": "10", "stage": first});
+        if name.starts_with("Rep") {
+            body["assignedTo"] = json!(rep_id);
+        }
+        let r = send(
+            &app,
+            api(Method::POST, "/api/opportunities", &w.manager_token).set_json(body),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let mut b = Browser::new();
+    b.sign_in(&app, "manager@acme.test", PASSWORD).await;
+    let board = b.get(&app, "/pipeline").await.body;
+    assert!(
+        !board.contains("/opportunities?filter"),
+        "no dead \"see all\" link"
+    );
+    let column = &board[board.find(&format!("id=\"cards-{first}\"")).unwrap()..];
+    let column = &column[..column.find("</section>").unwrap()];
+    let mut seen = card_names(column);
+    assert_eq!(seen.len(), 25);
+    assert!(column.contains("Show 25 more") && column.contains("of 37 not shown"));
+    let link = next_page(column).expect("a way to the rest");
+
+    // Every link on the board answers, the column's own among them.
+    let body = &board[board.find("id=\"board\"").unwrap()..];
+    let body = &body[..body.find("id=\"loss-dialog\"").unwrap()];
+    let hrefs: std::collections::BTreeSet<String> = attr_values(body, "href")
+        .into_iter()
+        .chain(attr_values(body, "hx-get"))
+        .collect();
+    assert!(hrefs.contains(&link));
+    for href in &hrefs {
+        let r = b.get(&app, href).await;
+        assert_eq!(r.status, StatusCode::OK, "{href}");
+    }
+    // Followed without htmx it is a page of its own, read-only.
+    let page = b.get(&app, &link).await;
+    assert!(page.body.starts_with("<!doctype html>") && page.body.contains("<h1>"));
+    assert!(!page.body.contains("move-menu"));
+    assert_eq!(card_names(&page.body).len(), 25);
+
+    // With htmx: the next cards, and the next "Show more" in place of this one.
+    let mut next = Some(link);
+    let mut pages = 0;
+    while let Some(link) = next {
+        let r = b.hx_get(&app, &link).await;
+        assert_eq!(r.status, StatusCode::OK, "{link}");
+        assert!(!r.body.contains("<html"));
+        assert!(r
+            .body
+            .contains(&format!("id=\"more-{first}\" hx-swap-oob=\"outerHTML\"")));
+        assert!(
+            r.body.contains("move-menu"),
+            "the cards can move like the others"
+        );
+        seen.extend(card_names(&r.body));
+        next = next_page(&r.body);
+        pages += 1;
+        assert!(pages <= 3, "the pages end");
+    }
+    assert_eq!(pages, 2, "25 + 25 + 12");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seen.len(), "each deal once");
+    let mut expected = names.clone();
+    expected.sort();
+    assert_eq!(sorted, expected, "every deal of the column");
+
+    // A rep sees their own two, whatever the query asks for.
+    let mut rep = Browser::new();
+    rep.sign_in(&app, "rep@acme.test", PASSWORD).await;
+    let own = |html: &str| {
+        let mut v = card_names(html);
+        v.sort();
+        v
+    };
+    let board = rep.get(&app, "/pipeline").await.body;
+    assert_eq!(own(&board), vec!["Rep card A", "Rep card B"]);
+    assert!(next_page(&board).is_none());
+    let pipeline = send(&app, api(Method::GET, "/api/pipelines", &w.manager_token))
+        .await
+        .json()["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let forged = rep
+        .hx_get(
+            &app,
+            &format!(
+                "/pipeline/column?pipeline={pipeline}&stage={first}&before=ffffffff&shown=0&owner="
+            ),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::OK);
+    assert_eq!(own(&forged.body), vec!["Rep card A", "Rep card B"]);
+    let unknown = rep
+        .hx_get(
+            &app,
+            &format!("/pipeline/column?pipeline={pipeline}&stage=nope&before=ffffffff"),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
 #[actix_web::test]
 async fn deal_forms_validate_inline_and_quotes_are_made_in_the_console() {
     let w = world().await;
@@ -620,4 +776,119 @@ async fn the_quotes_page_lists_the_quotes_a_person_may_see() {
         .await
         .json();
     assert!(none["data"].as_array().unwrap().is_empty(), "{none}");
+}
+
+/// A refused Pipelines form comes back as typed with its message beside the field (422),
+/// never as a toast naming the request's fields (`name:`, `rotting_days:`).
+#[actix_web::test]
+async fn pipeline_and_stage_forms_show_their_errors_inline() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let p = send(&app, api(Method::GET, "/api/pipelines", &w.manager_token))
+        .await
+        .json();
+    let pipeline = p["data"][0]["id"].as_str().unwrap().to_string();
+    let proposal = stage(&w, "Proposal");
+    let mut b = Browser::new();
+    b.sign_in(&app, "admin@acme.test", PASSWORD).await;
+    let no_raw_names = |body: &str| {
+        for raw in [
+            "name:",
+            "rotting_days:",
+            "rottingDays",
+            "probability:",
+            "toast-error",
+        ] {
+            assert!(!body.contains(raw), "{raw} in {body}");
+        }
+    };
+
+    let r = b
+        .hx_post(
+            &app,
+            "/admin/pipelines",
+            &[
+                ("do", "update_pipeline"),
+                ("pipeline", &pipeline),
+                ("name", "Renamed sales"),
+                ("rotting_days", "soon"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body
+            .contains("<span class=\"field-error\">Use a whole number of days.</span>"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("value=\"Renamed sales\"") && r.body.contains("value=\"soon\""),
+        "what was typed stays: {}",
+        r.body
+    );
+    no_raw_names(&r.body);
+
+    let r = b
+        .hx_post(
+            &app,
+            "/admin/pipelines",
+            &[
+                ("do", "create_pipeline"),
+                ("name", ""),
+                ("rotting_days", "5000"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body.contains("Name the pipeline (1 to 80 characters).")
+            && r.body.contains("Use 1 to 3650 days, or leave it empty.")
+            && r.body.contains("value=\"5000\""),
+        "{}",
+        r.body
+    );
+    no_raw_names(&r.body);
+
+    let r = b
+        .hx_post(
+            &app,
+            "/admin/pipelines",
+            &[
+                ("do", "update_stage"),
+                ("pipeline", &pipeline),
+                ("stage", &proposal),
+                ("name", "Offer"),
+                ("probability", "150"),
+                ("color", "blue"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body.contains("Use a probability from 0 to 100.")
+            && r.body.contains("value=\"Offer\"")
+            && r.body.contains("value=\"150\""),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        r.body.matches("class=\"field-error\"").count(),
+        1,
+        "only the refused form shows it: {}",
+        r.body
+    );
+    no_raw_names(&r.body);
+
+    // Nothing was saved, and a good form still goes through.
+    let page = b.get(&app, "/admin/pipelines").await.body;
+    assert!(!page.contains("Renamed sales") && !page.contains("field-error"));
+    let r = b
+        .hx_post(
+            &app,
+            "/admin/pipelines",
+            &[("do", "add_reason"), ("name", "Went quiet after the demo")],
+        )
+        .await;
+    assert!(r.header("HX-Redirect").is_some(), "{}", r.body);
 }

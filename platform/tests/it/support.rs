@@ -97,6 +97,7 @@ pub fn config_for(target: &DbTarget) -> Config {
         json_limit: 16 * 1024,
         max_upload_bytes: 2 * 1024 * 1024,
         blob_store: Default::default(),
+        system_mail: None,
         pool_size: 4,
         search: test_search(),
     }

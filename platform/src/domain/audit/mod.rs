@@ -126,13 +126,13 @@ pub struct AuditFilter {
     pub from: Option<chrono::NaiveDate>,
     /// Inclusive.
     pub to: Option<chrono::NaiveDate>,
+    /// Whose days `from` and `to` are (the reader's zone in the console, UTC in the API).
+    pub local: crate::locale::Local,
 }
 
-/// The smallest UUIDv7 string made at `at` (midnight UTC of the day).
-fn id_at(day: chrono::NaiveDate) -> String {
-    let ms = day
-        .and_hms_opt(0, 0, 0)
-        .map_or(0, |t| t.and_utc().timestamp_millis().max(0));
+/// The smallest UUIDv7 string made at `at` (UTC).
+fn id_at(at: chrono::NaiveDateTime) -> String {
+    let ms = at.and_utc().timestamp_millis().max(0);
     let hex = format!("{ms:012x}");
     format!("{}-{}-0000-0000-000000000000", &hex[..8], &hex[8..12])
 }
@@ -154,11 +154,10 @@ pub fn list_filtered(
     if let Some(a) = &f.actor {
         q = q.filter(audit_log::actor_user_id.eq(a.clone()));
     }
-    let resource_type = f.resource_type.clone().or_else(|| {
-        f.action
-            .as_ref()
-            .and_then(|a| a.split('.').next().map(str::to_string))
-    });
+    let resource_type = f
+        .resource_type
+        .clone()
+        .or_else(|| f.action.as_deref().map(|a| resource_type_of(a).to_string()));
     if let Some(t) = resource_type {
         q = q.filter(audit_log::resource_type.eq(t));
     }
@@ -169,10 +168,10 @@ pub fn list_filtered(
         q = q.filter(audit_log::resource_id.eq(r.clone()));
     }
     if let Some(d) = f.from {
-        q = q.filter(audit_log::id.ge(id_at(d)));
+        q = q.filter(audit_log::id.ge(id_at(f.local.days_utc(d, d).0)));
     }
     if let Some(d) = f.to {
-        q = q.filter(audit_log::id.lt(id_at(d + chrono::Duration::days(1))));
+        q = q.filter(audit_log::id.lt(id_at(f.local.days_utc(d, d).1)));
     }
     if let Some(before) = before {
         q = q.filter(audit_log::id.lt(before.to_string()));
@@ -180,11 +179,141 @@ pub fn list_filtered(
     q.load(conn)
 }
 
+/// Every action Rapport records, with the kind of record it is recorded against: mostly
+/// the action's first word, but not always (a stage changes on its pipeline). The audit
+/// log's "what happened" filter offers these: asking the log for its distinct actions
+/// would read every entry of the organization, as no index leads with the action.
+pub const ACTIONS: &[(&str, &str)] = &[
+    ("attachment.delete", "attachment"),
+    ("attachment.download", "attachment"),
+    ("attachment.upload", "attachment"),
+    ("calendar_feed.rotate", "user"),
+    ("client.create", "client"),
+    ("client.delete", "client"),
+    ("client.export", "client"),
+    ("client.merge", "client"),
+    ("client.merge_undo", "audit"),
+    ("client.preferences", "client"),
+    ("client.purge", "client"),
+    ("client.relate", "client"),
+    ("client.restore", "client"),
+    ("client.tag", "client"),
+    ("client.unrelate", "client"),
+    ("client.untag", "client"),
+    ("client.update", "client"),
+    ("client.view_sensitive", "client"),
+    ("contract.create", "contract"),
+    ("contract.document", "contract"),
+    ("contract.renew", "contract"),
+    ("contract.update", "contract"),
+    ("custom_field.archive", "custom_field"),
+    ("custom_field.create", "custom_field"),
+    ("custom_field.reorder", "custom_field"),
+    ("custom_field.restore", "custom_field"),
+    ("custom_field.update", "custom_field"),
+    ("dashboard.create", "dashboard"),
+    ("dashboard.delete", "dashboard"),
+    ("dashboard.schedule", "dashboard"),
+    ("dashboard.unschedule", "dashboard"),
+    ("dashboard.update", "dashboard"),
+    ("import.finish", "import"),
+    ("import.resume", "import"),
+    ("import.revert", "import"),
+    ("import.start", "import"),
+    ("import.upload", "import"),
+    ("interaction.create", "interaction"),
+    ("interaction.delete", "interaction"),
+    ("interaction.export", "interaction"),
+    ("interaction.update", "interaction"),
+    ("loss_reason.create", "pipeline"),
+    ("mail.bounce_clear", "organization"),
+    ("mail.tracking", "organization"),
+    ("mailbox.create", "mailbox"),
+    ("mailbox.delete", "mailbox"),
+    ("mailbox.update", "mailbox"),
+    ("message.file", "message"),
+    ("message.queue", "message"),
+    ("opportunity.create", "opportunity"),
+    ("opportunity.delete", "opportunity"),
+    ("opportunity.export", "opportunity"),
+    ("opportunity.move", "opportunity"),
+    ("opportunity.update", "opportunity"),
+    ("organization.create", "organization"),
+    ("pipeline.create", "pipeline"),
+    ("pipeline.update", "pipeline"),
+    ("plugin.auto_disable", "plugin"),
+    ("plugin.configure", "plugin"),
+    ("plugin.disable", "plugin"),
+    ("plugin.enable", "plugin"),
+    ("plugin.install", "plugin"),
+    ("plugin.key.distrust", "plugin_key"),
+    ("plugin.key.trust", "plugin_key"),
+    ("plugin.signatures", "organization"),
+    ("plugin.uninstall", "plugin"),
+    ("plugin.upgrade", "plugin"),
+    ("policy.grant", "policy"),
+    ("policy.revoke", "policy"),
+    ("quote.create", "quote"),
+    ("quote.status", "quote"),
+    ("report.create", "report"),
+    ("report.delete", "report"),
+    ("report.update", "report"),
+    ("segment.create", "segment"),
+    ("segment.delete", "segment"),
+    ("segment.update", "segment"),
+    ("send.cancel", "send"),
+    ("send.create", "send"),
+    ("send.export", "send"),
+    ("send.pause", "send"),
+    ("send.resume", "send"),
+    ("session.create", "session"),
+    ("stage.create", "pipeline"),
+    ("stage.retire", "pipeline"),
+    ("stage.update", "pipeline"),
+    ("tag.create", "tag"),
+    ("tag.delete", "tag"),
+    ("tag.update", "tag"),
+    ("template.delete", "template"),
+    ("template.save", "template"),
+    ("token.create", "token"),
+    ("token.revoke", "token"),
+    ("user.change_password", "user"),
+    ("user.create", "user"),
+    ("user.invite", "user"),
+    ("user.invite_cancel", "user"),
+    ("user.join", "user"),
+    ("user.preferences", "user"),
+    ("user.reset_password", "user"),
+    ("user.reset_password_by_email", "user"),
+    ("user.update", "user"),
+    ("webhook.create", "webhook"),
+    ("webhook.delete", "webhook"),
+    ("webhook.replay", "webhook"),
+    ("webhook.rotate", "webhook"),
+    ("webhook.update", "webhook"),
+    ("workflow.create", "workflow"),
+    ("workflow.delete", "workflow"),
+    ("workflow.rotate_url", "workflow"),
+    ("workflow.update", "workflow"),
+];
+
+/// The kind of record `action` is recorded against: from [`ACTIONS`], else its first word.
+pub fn resource_type_of(action: &str) -> &str {
+    ACTIONS
+        .iter()
+        .find(|(a, _)| *a == action)
+        .map_or_else(|| action.split('.').next().unwrap_or(action), |(_, t)| t)
+}
+
 /// "client.update" → "Client changed": an action in words, for people.
 pub fn action_label(action: &str) -> String {
     match action {
         "session.create" => return "Signed in".into(),
         "organization.create" => return "Organization created".into(),
+        "user.preferences" => return "Time zone and formats changed".into(),
+        "mail.tracking" => return "E-mail tracking changed".into(),
+        "mail.bounce_clear" => return "Bounce cleared".into(),
+        "workflow.rotate_url" => return "Workflow link renewed".into(),
         _ => {}
     }
     let (kind, verb) = action.split_once('.').unwrap_or((action, ""));
@@ -236,6 +365,19 @@ pub fn action_label(action: &str) -> String {
         "reorder" => "reordered",
         "configure" => "configured",
         "uninstall" => "uninstalled",
+        "upgrade" => "upgraded",
+        "archive" => "archived",
+        "schedule" => "scheduled",
+        "unschedule" => "unscheduled",
+        "start" => "started",
+        "resume" => "resumed",
+        "pause" => "paused",
+        "cancel" => "cancelled",
+        "save" => "saved",
+        "replay" => "replayed",
+        "file" => "filed",
+        "queue" => "queued",
+        "reset_password_by_email" => "password reset by e-mail",
         "install" => "installed",
         "enable" => "enabled",
         "disable" => "disabled",
@@ -278,8 +420,9 @@ mod filter_tests {
         let id = uuid::Uuid::now_v7().to_string();
         // Today's ids sort after today's bound and before tomorrow's.
         let today = chrono::Utc::now().date_naive();
-        assert!(id >= id_at(today) && id < id_at(today + chrono::Duration::days(1)));
-        assert_eq!(id_at(day).len(), 36);
+        let (start, end) = crate::locale::Local::default().days_utc(today, today);
+        assert!(id >= id_at(start) && id < id_at(end));
+        assert_eq!(id_at(day.and_hms_opt(0, 0, 0).unwrap()).len(), 36);
     }
 
     #[test]
@@ -293,5 +436,19 @@ mod filter_tests {
         assert_eq!(action_label("user.reset_password"), "User password reset");
         assert_eq!(action_label("thing.frobnicate"), "Thing: frobnicate");
         assert_eq!(action_label("policy.revoke"), "Permission revoked");
+    }
+
+    #[test]
+    fn every_known_action_reads_as_words() {
+        for (action, _) in ACTIONS {
+            let label = action_label(action);
+            assert!(
+                !label.contains(':') && !label.contains('_') && !label.contains('.'),
+                "{action} → {label}"
+            );
+        }
+        assert_eq!(resource_type_of("stage.update"), "pipeline");
+        assert_eq!(resource_type_of("client.update"), "client");
+        assert_eq!(resource_type_of("thing.frobnicate"), "thing");
     }
 }

@@ -429,7 +429,16 @@ fn encode_text(field: &FieldRow, raw: &str) -> Result<String, String> {
     }
 }
 
-/// How a stored value reads in the console.
+/// How a stored value reads in the console for a person: a date and time in their zone
+/// and format, the rest as [`display`].
+pub fn display_local(field: &FieldRow, value: &Value, local: &crate::locale::Local) -> String {
+    match (field.kind(), value) {
+        (FieldType::DateTime, Value::String(s)) => local.iso(s),
+        _ => display(field, value),
+    }
+}
+
+/// How a stored value reads (the API's `display` and exports: UTC).
 pub fn display(field: &FieldRow, value: &Value) -> String {
     match (field.kind(), value) {
         (_, Value::Null) => String::new(),

@@ -86,6 +86,15 @@ impl Kind {
 
 pub const PRESETS: &[&str] = &["hubspot", "salesforce", "generic"];
 
+/// Where a preset's files come from, as the upload form offers it ("from HubSpot").
+pub fn source_label(preset: &str) -> &'static str {
+    match preset {
+        "hubspot" => "HubSpot",
+        "salesforce" => "Salesforce",
+        _ => "a spreadsheet",
+    }
+}
+
 /// A header as compared: lower case, ASCII letters and digits only.
 pub fn normalise(h: &str) -> String {
     h.chars()

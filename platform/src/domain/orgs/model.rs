@@ -26,6 +26,10 @@ pub struct UserRow {
     pub password_hash: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// An IANA zone name (`crate::locale`).
+    pub time_zone: String,
+    /// A locale code of `crate::locale::LOCALES`.
+    pub locale: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable)]

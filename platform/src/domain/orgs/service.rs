@@ -236,6 +236,8 @@ fn add(
                     password_hash: hash,
                     created_at: at,
                     updated_at: at,
+                    time_zone: crate::locale::DEFAULT_TIME_ZONE.into(),
+                    locale: crate::locale::DEFAULT_LOCALE.into(),
                 };
                 store::insert_user(c, &u)?;
                 (u, true)
@@ -572,6 +574,51 @@ pub fn change_own_password(
             json!({}),
         )?;
         Ok(())
+    })
+}
+
+/// The person's own time zone and locale (how the console shows them times and figures).
+/// Both are checked against the zone database and the offered locales.
+pub fn set_own_preferences(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    time_zone: &str,
+    locale: &str,
+) -> AppResult<crate::locale::Local> {
+    let user_id = ctx
+        .actor_user_id
+        .clone()
+        .ok_or_else(|| AppError::Internal("no actor for preferences".into()))?;
+    let mut errors = Vec::new();
+    let tz = crate::locale::time_zone(time_zone.trim());
+    if tz.is_none() {
+        errors.push(FieldError::new(
+            "timeZone",
+            "Choose a time zone from the list (such as Europe/Berlin).",
+        ));
+    }
+    let loc = crate::locale::locale(locale.trim());
+    if loc.is_none() {
+        errors.push(FieldError::new("locale", "Choose a format from the list."));
+    }
+    let (Some(tz), Some(loc)) = (tz, loc) else {
+        return Err(AppError::Validation(
+            "The preferences were not saved.".into(),
+            errors,
+        ));
+    };
+    crate::db::transaction(conn, |c| {
+        let before = store::find_user(c, &user_id)?.ok_or(AppError::NotFound)?;
+        store::set_user_preferences(c, &user_id, tz.name(), loc.code, now())?;
+        audit::record(
+            c,
+            ctx,
+            "user.preferences",
+            "user",
+            Some(&user_id),
+            json!({"timeZone": [before.time_zone, tz.name()], "locale": [before.locale, loc.code]}),
+        )?;
+        Ok(crate::locale::Local { tz, locale: loc })
     })
 }
 

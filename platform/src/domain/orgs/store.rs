@@ -84,6 +84,23 @@ pub fn set_user_name(
         .map(drop)
 }
 
+pub fn set_user_preferences(
+    conn: &mut DbConn,
+    user_id: &str,
+    time_zone: &str,
+    locale: &str,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(users::table.find(user_id))
+        .set((
+            users::time_zone.eq(time_zone),
+            users::locale.eq(locale),
+            users::updated_at.eq(at),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
 pub fn insert_membership(conn: &mut DbConn, row: &MembershipRow) -> QueryResult<()> {
     diesel::insert_into(memberships::table)
         .values(row)

@@ -364,7 +364,9 @@ pub fn list_opportunities(
     q.load(conn)
 }
 
-/// Open deals of a pipeline for the board, capped per stage by the caller's limit.
+/// Open deals of a pipeline for the board, newest first, capped per stage by the caller's
+/// limit; `before` (a deal id) continues a column where its last card left off.
+#[allow(clippy::too_many_arguments)] // why: the board's filters, each a plain value.
 pub fn board(
     conn: &mut DbConn,
     org_id: &str,
@@ -373,6 +375,7 @@ pub fn board(
     close_month: Option<(NaiveDate, NaiveDate)>,
     per_stage: i64,
     stage_id: &str,
+    before: Option<&str>,
 ) -> QueryResult<Vec<OpportunityRow>> {
     let mut q = opportunities::table
         .filter(opportunities::organization_id.eq(org_id.to_string()))
@@ -390,6 +393,9 @@ pub fn board(
         q = q
             .filter(opportunities::expected_close.ge(from))
             .filter(opportunities::expected_close.le(to));
+    }
+    if let Some(b) = before {
+        q = q.filter(opportunities::id.lt(b.to_string()));
     }
     q.load(conn)
 }

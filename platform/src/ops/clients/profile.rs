@@ -9,7 +9,7 @@ use crate::domain::audit::{self, AuditRow};
 use crate::domain::clients::duplicates::{self, Candidate};
 use crate::domain::clients::service::{self, Access};
 use crate::domain::clients::{store, ClientRow, TagRow};
-use crate::domain::custom_fields::value::display;
+use crate::domain::custom_fields::value::display_local;
 use crate::domain::custom_fields::{self, FieldRow};
 use crate::domain::orgs;
 use crate::domain::preferences::{self, Preferences};
@@ -59,6 +59,7 @@ pub async fn profile(scope: &Scope, id: String) -> AppResult<ClientProfile> {
     scope.require("client", "read")?;
     let access = scope.access("client");
     let ctx = scope.audit.clone();
+    let local = scope.local;
     scope
         .write(move |c, plugins| {
             let org = ctx.org_id.clone();
@@ -91,7 +92,7 @@ pub async fn profile(scope: &Scope, id: String) -> AppResult<ClientProfile> {
                 history: audit::list_for_resource(c, &org, "client", &row.id, 30)?,
                 preferences: preferences::load(c, &org, &row.id)?,
                 twins: duplicates::candidates(c, &access, &row)?,
-                groups: group_fields(&defs, &stored, &access, plugins),
+                groups: group_fields(&defs, &stored, &access, plugins, &local),
                 computed: plugins.computed(&rapport_plugin_sdk::ComputeRequest::Client(
                     crate::plugins::client_snapshot(&row),
                 )),
@@ -135,6 +136,7 @@ fn group_fields(
     stored: &Map<String, Value>,
     access: &Access,
     plugins: &PluginFieldTypes,
+    local: &crate::locale::Local,
 ) -> Vec<FieldGroup> {
     let mut groups: Vec<FieldGroup> = Vec::new();
     for d in defs
@@ -148,7 +150,7 @@ fn group_fields(
                 Some(text) if d.field_type.starts_with("plugin:") => {
                     plugins.format(&d.field_type, text)
                 }
-                _ => display(d, v),
+                _ => display_local(d, v, local),
             })
             .unwrap_or_default();
         let name = if d.display_group.is_empty() {

@@ -100,6 +100,7 @@ pub async fn list(scope: ApiScope, req: HttpRequest) -> AppResult<HttpResponse> 
         resource_id: f("resourceId"),
         from: day("from")?,
         to: day("to")?,
+        local: Default::default(),
     };
     let page = ops::page(&scope, filter, query.cursor.clone(), query.limit).await?;
     Ok(HttpResponse::Ok().json(ListEnvelope {

@@ -1,7 +1,7 @@
 //! `GET /api/me`: who the token acts as, where, and what it may do.
 
 use actix_web::HttpResponse;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
@@ -11,6 +11,7 @@ use crate::error::AppResult;
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
     show,
+    set_preferences,
     dashboard,
     notifications,
     notifications_read,
@@ -31,10 +32,26 @@ pub struct Me {
 }
 
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct MeUser {
     id: String,
     email: String,
     name: String,
+    /// The IANA time zone the console shows this person's times in.
+    time_zone: String,
+    /// How the console writes dates, times and numbers for them (`en-GB`, `en-US`, `de-DE`,
+    /// `fr-FR`, `es-ES`, `it-IT`, `nl-NL`, `pt-BR`, `iso`).
+    locale: String,
+}
+
+/// The caller's own time zone and formats.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Preferences {
+    /// An IANA zone name such as `Europe/Berlin`.
+    time_zone: String,
+    /// One of the locale codes `GET /api/me` lists under `user.locale`.
+    locale: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -96,6 +113,8 @@ pub async fn show(actor: ApiActor) -> AppResult<HttpResponse> {
             id: actor.user_id.clone(),
             email: actor.email.clone(),
             name: actor.name.clone(),
+            time_zone: actor.local.zone_name().to_string(),
+            locale: actor.local.locale.code.to_string(),
         },
         organization: MeOrganization {
             id: actor.org.id.clone(),
@@ -104,6 +123,34 @@ pub async fn show(actor: ApiActor) -> AppResult<HttpResponse> {
         },
         role: actor.role.as_str().to_string(),
         permissions,
+    }))
+}
+
+/// Sets the caller's own time zone and formats (how the console shows them times and
+/// figures; the API itself always speaks UTC and plain decimals).
+#[utoipa::path(put, path = "/api/me/preferences", tag = "Me", request_body = Preferences,
+    responses((status = 200, description = "Saved.", body = Preferences)))]
+pub async fn set_preferences(
+    actor: ApiActor,
+    state: actix_web::web::Data<crate::state::AppState>,
+    body: actix_web::web::Json<Preferences>,
+) -> AppResult<HttpResponse> {
+    // why: a token narrowed to some records' rights (a read-only sync, say) acts on those
+    // records; it has no business changing the person's own account.
+    if !actor.full_token() {
+        return Err(crate::error::AppError::Forbidden(
+            "Only a token with every right of yours may change your time zone and formats.".into(),
+        ));
+    }
+    let ctx = actor.audit();
+    let body = body.into_inner();
+    let local = crate::db::run(&state.pool, move |c| {
+        crate::domain::orgs::service::set_own_preferences(c, &ctx, &body.time_zone, &body.locale)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(Preferences {
+        time_zone: local.zone_name().to_string(),
+        locale: local.locale.code.to_string(),
     }))
 }
 

@@ -11,6 +11,7 @@ pub mod interactions;
 mod mail;
 pub mod me;
 pub mod openapi;
+mod password_resets;
 pub mod plugins;
 mod policies;
 pub mod reports;
@@ -44,6 +45,7 @@ fn docs() -> Vec<(&'static str, utoipa::openapi::OpenApi)> {
         ("interactions", interactions::Doc::openapi()),
         ("mail", mail::Doc::openapi()),
         ("me", me::Doc::openapi()),
+        ("password_resets", password_resets::Doc::openapi()),
         ("plugins", plugins::Doc::openapi()),
         ("policies", policies::Doc::openapi()),
         ("sales", sales::Doc::openapi()),
@@ -62,6 +64,14 @@ fn docs() -> Vec<(&'static str, utoipa::openapi::OpenApi)> {
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/openapi.json", web::get().to(openapi::openapi_json))
+        .route(
+            "/password-resets",
+            web::post().to(password_resets::request_reset),
+        )
+        .route(
+            "/password-resets/confirm",
+            web::post().to(password_resets::confirm_reset),
+        )
         .route("/search", web::get().to(search::search))
         .route("/search/status", web::get().to(search::status))
         .route(
@@ -95,6 +105,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(crate::web::exports::api_interactions),
         )
         .route("/me", web::get().to(me::show))
+        .route("/me/preferences", web::put().to(me::set_preferences))
         .route("/dashboard", web::get().to(me::dashboard))
         .route("/me/notifications", web::get().to(me::notifications))
         .route("/me/calendar-feed", web::get().to(me::calendar_feed))

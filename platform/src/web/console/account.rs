@@ -53,7 +53,7 @@ async fn panel(
         ))
     })
     .await?;
-    let fmt = |t: chrono::NaiveDateTime| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    let fmt = |t: chrono::NaiveDateTime| actor.local.datetime(t);
     Ok(TokensPanel {
         csrf: actor.csrf.clone(),
         org_name: actor.org.name.clone(),
@@ -266,4 +266,95 @@ pub async fn change_password(
         errors,
     };
     render_with_status(&req, &actor, "Password", &panel, status).await
+}
+
+#[derive(Template)]
+#[template(path = "partials/account/preferences.html")]
+struct PreferencesPanel {
+    csrf: String,
+    done: bool,
+    errors: Vec<crate::error::FieldError>,
+    zones: Vec<&'static str>,
+    time_zone: String,
+    locales: &'static [crate::locale::Locale],
+    locale: String,
+    sample_now: String,
+    sample_money: String,
+    week_start: String,
+}
+
+impl PreferencesPanel {
+    fn new(csrf: &str, local: &crate::locale::Local) -> Self {
+        Self {
+            csrf: csrf.to_string(),
+            done: false,
+            errors: Vec::new(),
+            zones: crate::locale::zone_names().collect(),
+            time_zone: local.zone_name().to_string(),
+            locales: &crate::locale::LOCALES,
+            locale: local.locale.code.to_string(),
+            sample_now: local.datetime(chrono::Utc::now().naive_utc()),
+            sample_money: local.money(rust_decimal::Decimal::new(123_456_789, 2), "EUR"),
+            week_start: match local.week_start() {
+                chrono::Weekday::Sun => "Sunday",
+                _ => "Monday",
+            }
+            .to_string(),
+        }
+    }
+
+    fn error(&self, field: &str) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| e.message.as_str())
+    }
+}
+
+/// `GET /account/preferences`.
+pub async fn preferences(req: HttpRequest, actor: ConsoleActor) -> AppResult<HttpResponse> {
+    let panel = PreferencesPanel::new(&actor.csrf, &actor.local);
+    render(&req, &actor, "Time zone and formats", &panel).await
+}
+
+#[derive(Deserialize)]
+pub struct PreferencesForm {
+    time_zone: String,
+    locale: String,
+}
+
+/// `POST /account/preferences`: a zone or format not on the lists is shown inline (422)
+/// and what was chosen stays selected.
+pub async fn save_preferences(
+    req: HttpRequest,
+    mut actor: ConsoleActor,
+    state: web::Data<AppState>,
+    form: web::Form<PreferencesForm>,
+) -> AppResult<HttpResponse> {
+    let ctx = actor.audit();
+    let form = form.into_inner();
+    let (tz, loc) = (form.time_zone.clone(), form.locale.clone());
+    let result = db::run(&state.pool, move |c| {
+        service::set_own_preferences(c, &ctx, &tz, &loc)
+    })
+    .await;
+    let (panel, status) = match result {
+        Ok(local) => {
+            // why: the page around the panel is rendered for this same request, so it
+            // shows the new formats at once.
+            actor.actor.local = local;
+            let mut p = PreferencesPanel::new(&actor.csrf, &local);
+            p.done = true;
+            (p, StatusCode::OK)
+        }
+        Err(AppError::Validation(_, errors)) => {
+            let mut p = PreferencesPanel::new(&actor.csrf, &actor.local);
+            p.errors = errors;
+            p.time_zone = form.time_zone;
+            p.locale = form.locale;
+            (p, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        Err(e) => return Err(e),
+    };
+    render_with_status(&req, &actor, "Time zone and formats", &panel, status).await
 }

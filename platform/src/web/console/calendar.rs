@@ -10,6 +10,7 @@ use chrono::{Datelike, Duration, NaiveDate};
 use crate::auth::ConsoleActor;
 use crate::domain::interactions::InteractionRow;
 use crate::error::AppResult;
+use crate::locale::Local;
 use crate::ops::interactions as ops;
 use crate::state::AppState;
 use crate::web::console::{redirect_with_flash, render};
@@ -50,12 +51,20 @@ struct CalendarPage {
     /// The date the view was asked for, kept when switching view or scope.
     anchor: String,
     weeks: Vec<Vec<CalDay>>,
+    /// The month grid's column heads, from the person's first day of the week.
+    weekdays: Vec<String>,
 }
 
 /// The days a view shows: (first day, number of days, previous anchor, next anchor, title).
-fn span(date: NaiveDate, month: bool) -> (NaiveDate, i64, NaiveDate, NaiveDate, String) {
-    // Weeks start on Monday; a month shows the whole weeks it touches.
-    let monday = |d: NaiveDate| d - Duration::days(i64::from(d.weekday().num_days_from_monday()));
+fn span(
+    date: NaiveDate,
+    month: bool,
+    local: &Local,
+) -> (NaiveDate, i64, NaiveDate, NaiveDate, String) {
+    // Weeks start on the person's first day of the week; a month shows the whole weeks it
+    // touches.
+    let first_day = local.week_start();
+    let monday = |d: NaiveDate| d - Duration::days(i64::from(d.weekday().days_since(first_day)));
     if month {
         let start = date.with_day(1).unwrap_or(date);
         let end = (start + Duration::days(32)).with_day(1).unwrap_or(start);
@@ -77,8 +86,8 @@ fn span(date: NaiveDate, month: bool) -> (NaiveDate, i64, NaiveDate, NaiveDate, 
             start + Duration::days(7),
             format!(
                 "{} – {}",
-                start.format("%-d %b"),
-                (start + Duration::days(6)).format("%-d %b %Y")
+                local.date(start),
+                local.date(start + Duration::days(6))
             ),
         )
     }
@@ -89,28 +98,31 @@ fn span(date: NaiveDate, month: bool) -> (NaiveDate, i64, NaiveDate, NaiveDate, 
 fn by_day(
     rows: Vec<(InteractionRow, String)>,
     names: Option<&HashMap<String, String>>,
+    local: &Local,
 ) -> HashMap<NaiveDate, Vec<CalEvent>> {
     let mut out: HashMap<NaiveDate, Vec<CalEvent>> = HashMap::new();
     for (r, client) in rows {
         let Some(at) = r.scheduled_at.or(r.due_at) else {
             continue;
         };
-        out.entry(at.date()).or_default().push(CalEvent {
-            owner: names
-                .and_then(|n| r.user_id.as_ref().and_then(|u| n.get(u).cloned()))
-                .unwrap_or_default(),
-            id: r.id,
-            client_id: r.client_id,
-            client,
-            time: if r.kind == "task" {
-                format!("Due {}", at.format("%H:%M"))
-            } else {
-                at.format("%H:%M").to_string()
-            },
-            subject: r.subject,
-            kind: r.kind,
-            cancelled: r.status == "cancelled",
-        });
+        out.entry(local.wall(at).date())
+            .or_default()
+            .push(CalEvent {
+                owner: names
+                    .and_then(|n| r.user_id.as_ref().and_then(|u| n.get(u).cloned()))
+                    .unwrap_or_default(),
+                id: r.id,
+                client_id: r.client_id,
+                client,
+                time: if r.kind == "task" {
+                    format!("Due {}", local.time(at))
+                } else {
+                    local.time(at)
+                },
+                subject: r.subject,
+                kind: r.kind,
+                cancelled: r.status == "cancelled",
+            });
     }
     out
 }
@@ -122,15 +134,16 @@ fn weeks(
     anchor: NaiveDate,
     month: bool,
     mut events: HashMap<NaiveDate, Vec<CalEvent>>,
+    local: &Local,
 ) -> Vec<Vec<CalDay>> {
-    let today = chrono::Utc::now().date_naive();
+    let today = local.today();
     let all: Vec<CalDay> = (0..days)
         .map(|i| first + Duration::days(i))
         .map(|d| CalDay {
             label: if month {
                 d.format("%-d").to_string()
             } else {
-                d.format("%a %-d %b").to_string()
+                local.day(d)
             },
             iso: d.format("%Y-%m-%d").to_string(),
             today: d == today,
@@ -160,14 +173,15 @@ pub async fn page(
             .find(|(key, _)| key == k)
             .map(|(_, v)| v.as_str())
     };
-    let today = chrono::Utc::now().date_naive();
+    let local = scope.local;
+    let today = local.today();
     let date = get("date")
         .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
         .unwrap_or(today);
     let month = get("view") == Some("month");
     let can_team = scope.access("client").oversee;
     let team = can_team && get("scope") == Some("team");
-    let (first, days, prev, next, title) = span(date, month);
+    let (first, days, prev, next, title) = span(date, month, &local);
     let rows = ops::calendar(&scope, first, first + Duration::days(days), team).await?;
     let names = if team {
         Some(ops::member_names(&scope).await?)
@@ -184,7 +198,17 @@ pub async fn page(
         next: next.format("%Y-%m-%d").to_string(),
         today: today.format("%Y-%m-%d").to_string(),
         anchor: date.format("%Y-%m-%d").to_string(),
-        weeks: weeks(first, days, date, month, by_day(rows, names.as_ref())),
+        weekdays: (0..7)
+            .map(|i| (first + Duration::days(i)).format("%a").to_string())
+            .collect(),
+        weeks: weeks(
+            first,
+            days,
+            date,
+            month,
+            by_day(rows, names.as_ref(), &local),
+            &local,
+        ),
     };
     render(&req, &actor, "Calendar", &page).await
 }

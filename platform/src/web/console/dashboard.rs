@@ -28,6 +28,7 @@ struct Dashboard<'a> {
     /// The caller's clients most likely to leave (the team's for those who oversee).
     at_risk: Vec<crate::ops::scores::AtRisk>,
     can_plan: bool,
+    local: crate::locale::Local,
 }
 
 impl Dashboard<'_> {
@@ -51,7 +52,8 @@ pub async fn show(
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
     let d = ops::show(&scope).await?;
-    let renewals = super::sales::renewal_lines(d.renewals.as_deref().unwrap_or_default());
+    let renewals =
+        super::sales::renewal_lines(d.renewals.as_deref().unwrap_or_default(), &scope.local);
     let uid = actor.user_id.clone();
     let invitations = db::run(&state.pool, move |c| {
         crate::domain::orgs::service::my_invitations(c, &uid)
@@ -62,7 +64,7 @@ pub async fn show(
         id: i.row.id,
         organization: i.organization_name,
         role: crate::domain::orgs::Role::parse(&i.row.role).map_or("", |r| r.label()),
-        expires: i.row.expires_at.format("%-d %B %Y").to_string(),
+        expires: scope.local.date(scope.local.wall(i.row.expires_at).date()),
     })
     .collect();
     let at_risk = if scope.can("client", "read") {
@@ -73,6 +75,7 @@ pub async fn show(
     let fragment = Dashboard {
         at_risk,
         can_plan: scope.can("interaction", "write"),
+        local: scope.local,
         csrf: &actor.csrf,
         invitations,
         d,

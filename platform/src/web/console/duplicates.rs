@@ -38,8 +38,8 @@ pub async fn groups(
             "Checking for duplicates now; this page refreshes when it is done.".to_string()
         }
         (false, Some(at)) => format!(
-            "Last checked {} UTC across {} clients.",
-            at.format("%-d %b %Y %H:%M"),
+            "Last checked {} across {} clients.",
+            actor.local.datetime(at),
             scan.scanned_clients
         ),
         (false, None) => "Not checked yet.".to_string(),

@@ -28,7 +28,7 @@ pub struct BatchView {
     pub percent: i64,
 }
 
-fn view(b: &BatchRow) -> BatchView {
+fn view(b: &BatchRow, local: &crate::locale::Local) -> BatchView {
     BatchView {
         id: b.id.clone(),
         file: b.file_name.clone(),
@@ -41,7 +41,7 @@ fn view(b: &BatchRow) -> BatchView {
         updated: b.updated_count,
         skipped: b.skipped_count,
         failed: b.failed_count,
-        when: b.created_at.format("%Y-%m-%d %H:%M").to_string(),
+        when: local.datetime(b.created_at),
         percent: if b.total_rows == 0 {
             100
         } else {
@@ -65,7 +65,7 @@ pub async fn list(
     let scope = crate::web::scope::of(&actor, &state).await?;
     let rows = ops::list(&scope).await?;
     let page = ListPage {
-        batches: rows.iter().map(view).collect(),
+        batches: rows.iter().map(|b| view(b, &scope.local)).collect(),
     };
     render(&req, &actor, "Import", &page).await
 }
@@ -176,7 +176,7 @@ async fn show_batch(
     let progress_only = req.query_string().contains("progress=1");
     let m = ops::mapping(&scope, id, if progress_only { 0 } else { 10 }).await?;
     let page = ShowPage {
-        b: view(&m.batch),
+        b: view(&m.batch, &scope.local),
         mode: m.batch.mode.clone(),
         columns: column_views(&m),
         errors: row_errors(&m.batch),

@@ -71,7 +71,7 @@ pub struct Row {
     pub error: String,
 }
 
-fn row_of(m: &MessageView) -> Row {
+fn row_of(m: &MessageView, local: &crate::locale::Local) -> Row {
     let r = &m.row;
     let inbound = r.direction == "inbound";
     let party = if inbound {
@@ -95,7 +95,7 @@ fn row_of(m: &MessageView) -> Row {
             .collect::<Vec<_>>()
             .join(" "),
         clients: m.clients.clone(),
-        when: r.occurred_at.format("%Y-%m-%d %H:%M").to_string(),
+        when: local.datetime(r.occurred_at),
         status: r.status.clone(),
         status_label: status_label(&r.status),
         error: r.error.clone().unwrap_or_default(),
@@ -189,7 +189,7 @@ pub async fn list(
     let page = ListPage {
         days,
         tabs,
-        rows: rows.iter().map(row_of).collect(),
+        rows: rows.iter().map(|m| row_of(m, &actor.local)).collect(),
         next,
         view: key,
         empty,
@@ -271,7 +271,7 @@ async fn message_page(
         } else {
             format!("{} <{}>", r.from_name, r.from_address)
         },
-        thread: thread.iter().map(row_of).collect(),
+        thread: thread.iter().map(|m| row_of(m, &actor.local)).collect(),
         can_write: scope.can("message", "write"),
         can_send: scope.can("message", "send"),
         can_create_client: scope.can("client", "write") && scope.can("message", "write"),
@@ -284,7 +284,7 @@ async fn message_page(
         reply_to,
         form_text,
         errors,
-        m: row_of(&m),
+        m: row_of(&m, &actor.local),
     };
     render_with_status(req, actor, "E-mail", &page, status).await
 }
@@ -463,7 +463,7 @@ fn line(scope: &crate::ops::Scope, b: &MailboxRow) -> MailboxLine {
         ),
         last_sync: b
             .last_sync_at
-            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .map(|t| scope.local.datetime(t))
             .unwrap_or_default(),
         last_error: b.last_error.clone().unwrap_or_default(),
         manageable: match &b.user_id {
@@ -503,7 +503,7 @@ async fn mailboxes_page(
         bounces: ops::bounces(&scope)
             .await?
             .into_iter()
-            .map(|(a, r, t)| (a, r, t.format("%Y-%m-%d %H:%M").to_string()))
+            .map(|(a, r, t)| (a, r, actor.local.datetime(t)))
             .collect(),
     };
     render_with_status(req, actor, "Mailboxes", &page, status).await
@@ -1061,7 +1061,7 @@ async fn templates_page(
                     t.name
                 },
                 t.version,
-                t.updated_at.format("%Y-%m-%d %H:%M").to_string(),
+                actor.local.datetime(t.updated_at),
             )
         })
         .collect();
@@ -1072,7 +1072,7 @@ async fn templates_page(
             .await?
             .1
             .into_iter()
-            .map(|(v, s, _, at)| (v, s, at.format("%Y-%m-%d %H:%M").to_string()))
+            .map(|(v, s, _, at)| (v, s, actor.local.datetime(at)))
             .collect()
     };
     let status = if errors.is_empty() {
@@ -1321,7 +1321,7 @@ async fn sends_page(
             delivered: n("delivered"),
             opened: n("opened"),
             clicked: n("clicked"),
-            created: s.created_at.format("%Y-%m-%d %H:%M").to_string(),
+            created: actor.local.datetime(s.created_at),
         });
     }
     let status = if errors.is_empty() {
@@ -1477,9 +1477,10 @@ pub async fn create_send(
     let scheduled_at = if form.scheduled_at.is_empty() {
         None
     } else {
-        match chrono::NaiveDateTime::parse_from_str(&form.scheduled_at, "%Y-%m-%dT%H:%M") {
-            Ok(t) => Some(t),
-            Err(_) => {
+        // The person's wall clock, stored as UTC.
+        match actor.local.parse_input(&form.scheduled_at) {
+            Some(t) => Some(t),
+            None => {
                 return sends_page(
                     &req,
                     &actor,
@@ -1507,8 +1508,8 @@ pub async fn create_send(
             &format!("/mail/sends/{}", row.id),
             &if row.scheduled_at > crate::db::now() {
                 format!(
-                    "Scheduled for {} UTC to {} client(s); {} left out.",
-                    row.scheduled_at.format("%Y-%m-%d %H:%M"),
+                    "Scheduled for {} to {} client(s); {} left out.",
+                    actor.local.datetime(row.scheduled_at),
                     tally.eligible,
                     tally.matched - tally.eligible
                 )
@@ -1623,7 +1624,7 @@ pub async fn send_report(
             r["scheduledAt"]
                 .as_str()
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .map(|t| actor.local.datetime(t.naive_utc()))
                 .unwrap_or_default()
         } else {
             String::new()

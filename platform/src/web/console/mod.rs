@@ -14,6 +14,7 @@ mod imports;
 mod login;
 mod mail;
 mod notifications;
+mod password_reset;
 mod reports;
 mod sales;
 mod search;
@@ -52,6 +53,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/login", web::get().to(login::form))
         .route("/login", web::post().to(login::submit))
         .route("/logout", web::post().to(login::logout))
+        .route(
+            "/password/forgot",
+            web::get().to(password_reset::forgot_form),
+        )
+        .route(
+            "/password/forgot",
+            web::post().to(password_reset::forgot_submit),
+        )
+        .route(
+            "/password/reset/{token}",
+            web::get().to(password_reset::reset_form),
+        )
+        .route(
+            "/password/reset/{token}",
+            web::post().to(password_reset::reset_submit),
+        )
         .route("/switch-org", web::post().to(login::switch_org))
         .route(
             "/invitations/{id}/accept",
@@ -156,6 +173,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(clients::unrelate),
         )
         .route("/pipeline", web::get().to(sales::board::show))
+        .route(
+            "/pipeline/column",
+            web::get().to(sales::board::column_cards),
+        )
         .route("/forecast", web::get().to(sales::forecast::forecast))
         .route(
             "/contracts",
@@ -409,6 +430,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/account/tokens", web::get().to(account::tokens))
         .route("/developers/api", web::get().to(developers::api))
         .route("/account/password", web::get().to(account::password))
+        .route("/account/preferences", web::get().to(account::preferences))
+        .route(
+            "/account/preferences",
+            web::post().to(account::save_preferences),
+        )
         .route(
             "/account/password",
             web::post().to(account::change_password),
@@ -519,13 +545,96 @@ async fn export_deals(
 pub fn as_toast(e: AppError) -> AppError {
     match e {
         AppError::Validation(_, errs) => AppError::BadRequest(
-            errs.into_iter()
-                .map(|e| e.message)
+            errs.iter()
+                .map(|e| sentence(&e.message))
                 .collect::<Vec<_>>()
                 .join(" "),
         ),
         other => other,
     }
+}
+
+/// A message standing on its own in a toast: capitalised and ended, since some come from
+/// parsers that write them as clauses ("this file is not a Rapport plugin bundle").
+fn sentence(message: &str) -> String {
+    let message = message.trim();
+    let mut chars = message.chars();
+    let mut out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    if !out.is_empty() && !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
+/// A field's error as people read it: the message, led by the field in words when the
+/// message does not say what it is about. Never the request's key (`lines[1].unitPrice`
+/// reads "Line 2, unit price: …", `rottingDays` "Rotting days: …").
+pub fn field_error_in_words(e: &crate::error::FieldError) -> String {
+    let mut parts = field_words(&e.field);
+    let message = sentence(&e.message);
+    let lower = message.to_lowercase();
+    if parts
+        .last()
+        .is_some_and(|last| lower.contains(&last.to_lowercase()))
+    {
+        parts.pop();
+    }
+    if parts.is_empty() {
+        return message;
+    }
+    format!("{}: {message}", label(&parts.join(", ")))
+}
+
+/// A request key's parts in words: `lines[1].unitPrice` → ["line 2", "unit price"]; the
+/// wrappers of query filters (`filter[…][gte]`, `settings.…`) say nothing to people.
+fn field_words(field: &str) -> Vec<String> {
+    let words = |key: &str| {
+        let mut out = String::new();
+        for c in key.chars() {
+            if c == '_' || c == '-' {
+                out.push(' ');
+            } else if c.is_uppercase() {
+                out.push(' ');
+                out.extend(c.to_lowercase());
+            } else {
+                out.push(c);
+            }
+        }
+        out.trim().to_string()
+    };
+    let keys: Vec<&str> = field
+        .split(['.', '[', ']'])
+        .filter(|p| {
+            !p.is_empty()
+                && !matches!(
+                    *p,
+                    "filter" | "settings" | "gte" | "lte" | "gt" | "lt" | "eq" | "in"
+                )
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < keys.len() {
+        match keys.get(i + 1).and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) => {
+                let many = keys[i];
+                out.push(format!(
+                    "{} {}",
+                    words(many.strip_suffix('s').unwrap_or(many)),
+                    n + 1
+                ));
+                i += 2;
+            }
+            None => {
+                out.push(words(keys[i]));
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// An HTML fragment for htmx (200).
@@ -769,6 +878,11 @@ pub async fn render_with_status(
         label: "Password",
         active: path.starts_with("/account/password"),
     });
+    nav.push(NavItem {
+        href: "/account/preferences",
+        label: "Time zone and formats",
+        active: path.starts_with("/account/preferences"),
+    });
     let flash = read_flash(req);
     let (org, user) = (actor.org.id.clone(), actor.user_id.clone());
     let pool = req
@@ -896,7 +1010,8 @@ pub async fn render_errors(
     let (_, title) = err.kind();
     let mut detail = err.detail();
     for fe in err.field_errors() {
-        detail.push_str(&format!(" {}: {}", fe.field, fe.message));
+        detail.push(' ');
+        detail.push_str(&field_error_in_words(fe));
     }
     let (req, _) = res.into_parts();
     let htmx = is_htmx(&req);

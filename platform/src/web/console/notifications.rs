@@ -15,6 +15,7 @@ use crate::web::console::{redirect_with_flash, render};
 struct NotificationsPage {
     items: Vec<NotificationRow>,
     unread: usize,
+    local: crate::locale::Local,
 }
 
 pub async fn list(
@@ -32,7 +33,11 @@ pub async fn list(
         &req,
         &actor,
         "Notifications",
-        &NotificationsPage { items, unread },
+        &NotificationsPage {
+            items,
+            unread,
+            local: actor.local,
+        },
     )
     .await
 }

@@ -99,17 +99,19 @@ pub struct Body<'a> {
     pub compact: bool,
 }
 
-fn cell(c: &Cell, kind: ColKind) -> String {
+fn cell(c: &Cell, kind: ColKind, local: &crate::locale::Local) -> String {
     match (c, kind) {
         (Cell::Null, _) => "—".into(),
-        (Cell::Int(n), _) => super::format_count(*n),
-        (Cell::Dec(d), ColKind::Money) => crate::domain::reports::grouped(&d.to_string()),
-        (Cell::Dec(d), ColKind::Percent) => format!("{}%", d.normalize()),
+        (Cell::Int(n), _) => local.count(*n),
+        (Cell::Dec(d), ColKind::Money) => local.number(*d, 2),
+        (Cell::Dec(d), ColKind::Percent) => {
+            format!("{}%", local.number(*d, d.normalize().scale().min(2)))
+        }
         (c, _) => c.text(),
     }
 }
 
-pub fn body(r: &Report, compact: bool) -> AppResult<String> {
+pub fn body(r: &Report, compact: bool, local: &crate::locale::Local) -> AppResult<String> {
     let limit = if compact { 8 } else { usize::MAX };
     let b = Body {
         // An empty period says so once, under the table's place, not twice.
@@ -132,7 +134,7 @@ pub fn body(r: &Report, compact: bool) -> AppResult<String> {
             .map(|row| {
                 row.iter()
                     .zip(&r.table.columns)
-                    .map(|(c, col)| cell(c, col.kind))
+                    .map(|(c, col)| cell(c, col.kind, local))
                     .collect()
             })
             .collect(),
@@ -261,7 +263,7 @@ pub async fn standard(
     let page = ViewPage {
         title: r.title.clone(),
         action: format!("/reports/standard/{kind}"),
-        body: body(&r, false)?,
+        body: body(&r, false, &scope.local)?,
         export: format!(
             "/reports/standard/{kind}/export?{}{}",
             period.query(),
@@ -319,7 +321,7 @@ pub async fn show(
     let page = ViewPage {
         title: saved.name.clone(),
         action: format!("/reports/{id}"),
-        body: body(&r, false)?,
+        body: body(&r, false, &scope.local)?,
         export: format!("/reports/{id}/export?{}", period.query()),
         period,
         pipelines: vec![],
@@ -862,7 +864,7 @@ async fn builder(
         .collect();
     let (preview, errors_shown) = if errors.is_empty() {
         match ops::preview(scope, d.definition(), None, None).await {
-            Ok(r) => (body(&r, false)?, vec![]),
+            Ok(r) => (body(&r, false, &scope.local)?, vec![]),
             Err(AppError::Validation(_, errs)) => (String::new(), errs),
             Err(AppError::Forbidden(m)) => (String::new(), vec![FieldError::new("", m)]),
             Err(e) => return Err(e),
@@ -1103,7 +1105,7 @@ async fn tile_view(
     match ops::tile(scope, t, from, to).await {
         TileOut::Report(r) => {
             v.title = r.title.clone();
-            v.body = body(&r, true)?;
+            v.body = body(&r, true, &scope.local)?;
         }
         TileOut::Figure {
             label,

@@ -347,6 +347,7 @@ impl PreviewView {
 #[derive(Template)]
 #[template(path = "partials/segments/builder.html")]
 pub struct BuilderPage {
+    local: crate::locale::Local,
     id: String,
     version: i64,
     name: String,
@@ -627,10 +628,11 @@ fn preview_view(
     result: AppResult<Preview>,
     list_href: String,
     single: bool,
+    local: &crate::locale::Local,
 ) -> AppResult<PreviewView> {
     Ok(match result {
         Ok(p) => PreviewView {
-            count: crate::web::console::format_count(p.count),
+            count: local.count(p.count),
             sample: p
                 .sample
                 .into_iter()
@@ -676,6 +678,7 @@ async fn builder(
                     format!("/clients?filter%5Bsegment%5D={id}")
                 },
                 single,
+                &scope.local,
             )?
         } else {
             PreviewView::with_errors(vec![])
@@ -685,6 +688,7 @@ async fn builder(
             ops::count(scope, id.to_string()).await,
             format!("/clients?filter%5Bsegment%5D={id}"),
             single,
+            &scope.local,
         )?
     };
     let (events, sizes, member_count, evaluated) = if id.is_empty() {
@@ -697,16 +701,15 @@ async fn builder(
             .into_iter()
             .rev()
             .take(14)
-            .map(|(d, n)| (d.format("%Y-%m-%d").to_string(), n))
+            .map(|(d, n)| (scope.local.date(d), n))
             .collect();
         (
             events,
             sizes,
             seg.member_count,
             seg.evaluated_at
-                .unwrap_or_default()
-                .replace('T', " ")
-                .replace('Z', " UTC"),
+                .map(|t| scope.local.iso(&t))
+                .unwrap_or_default(),
         )
     };
     let general: Vec<String> = errors
@@ -715,6 +718,7 @@ async fn builder(
         .map(|e| words(e, single))
         .collect();
     Ok(BuilderPage {
+        local: scope.local,
         id: id.to_string(),
         version,
         name: d.name.clone(),
@@ -739,6 +743,7 @@ async fn builder(
 #[derive(Template)]
 #[template(path = "partials/segments/composition.html")]
 struct CompositionCard {
+    local: crate::locale::Local,
     parts: Vec<(&'static str, Vec<ops::Part>, i64)>,
 }
 
@@ -766,7 +771,10 @@ pub async fn composition(
         list.truncate(8);
         parts.push((title, list, total.max(1)));
     }
-    let card = CompositionCard { parts };
+    let card = CompositionCard {
+        parts,
+        local: scope.local,
+    };
     Ok(super::html_fragment(card.render().map_err(|e| {
         AppError::Internal(format!("template: {e}"))
     })?))
@@ -775,6 +783,7 @@ pub async fn composition(
 #[derive(Template)]
 #[template(path = "partials/segments/list.html")]
 struct ListPage {
+    local: crate::locale::Local,
     rows: Vec<ops::SegmentView>,
     can_write: bool,
 }
@@ -790,6 +799,7 @@ pub async fn list(
     let page = ListPage {
         rows,
         can_write: scope.can("segment", "write"),
+        local: scope.local,
     };
     render(&req, &actor, "Segments", &page).await
 }
@@ -871,6 +881,7 @@ pub async fn preview(
                 .map_err(|e| renumber(&d, e)),
             String::new(),
             d.groups.len() == 1,
+            &scope.local,
         )?
     } else {
         PreviewView::with_errors(vec![])

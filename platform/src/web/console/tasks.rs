@@ -27,8 +27,8 @@ pub struct Bucket {
 }
 
 /// The user's open tasks in the three buckets.
-pub fn buckets(tasks: Vec<(InteractionRow, String)>) -> Vec<Bucket> {
-    let today = chrono::Utc::now().date_naive();
+pub fn buckets(tasks: Vec<(InteractionRow, String)>, local: &crate::locale::Local) -> Vec<Bucket> {
+    let today = local.today();
     let mut out = vec![
         Bucket {
             key: "overdue",
@@ -47,16 +47,13 @@ pub fn buckets(tasks: Vec<(InteractionRow, String)>) -> Vec<Bucket> {
         },
     ];
     for (r, client) in tasks {
-        let key = service::bucket(r.due_at, today);
+        let key = service::bucket(r.due_at.map(|d| local.wall(d)), today);
         let view = TaskView {
             id: r.id.clone(),
             subject: r.subject.clone(),
             client_id: r.client_id.clone(),
             client,
-            due: r
-                .due_at
-                .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
-                .unwrap_or_default(),
+            due: r.due_at.map(|d| local.datetime(d)).unwrap_or_default(),
             priority: r.priority.clone().unwrap_or_default(),
         };
         if let Some(b) = out.iter_mut().find(|b| b.key == key) {
@@ -102,7 +99,7 @@ async fn page(
         actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
     };
     let page = TasksPage {
-        buckets: buckets(ops::my_tasks(&scope).await?),
+        buckets: buckets(ops::my_tasks(&scope).await?, &scope.local),
         can_complete: scope.can("interaction", "write"),
         can_create: scope.can("interaction", "write") && scope.can("client", "read"),
         form,
@@ -150,7 +147,16 @@ pub async fn create(
     let mut fields = serde_json::Map::new();
     fields.insert("subject".into(), form.subject.clone().into());
     if !form.due.is_empty() {
-        fields.insert("dueAt".into(), form.due.clone().into());
+        // The person's wall clock, stored as UTC; anything else goes through as typed so
+        // the domain's message names it.
+        let due = scope.local.parse_input(&form.due).map_or_else(
+            || form.due.clone(),
+            |t| {
+                t.and_utc()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            },
+        );
+        fields.insert("dueAt".into(), due.into());
     }
     if !form.priority.is_empty() {
         fields.insert("priority".into(), form.priority.clone().into());

@@ -72,8 +72,8 @@ pub struct TimelineCard {
     pub focus: bool,
 }
 
-fn day_label(d: chrono::NaiveDate) -> String {
-    let today = chrono::Utc::now().date_naive();
+fn day_label(d: chrono::NaiveDate, local: &crate::locale::Local) -> String {
+    let today = local.today();
     if d == today {
         "Today".into()
     } else if Some(d) == today.pred_opt() {
@@ -81,11 +81,16 @@ fn day_label(d: chrono::NaiveDate) -> String {
     } else if Some(d) == today.succ_opt() {
         "Tomorrow".into()
     } else {
-        d.format("%a %-d %b %Y").to_string()
+        local.day(d)
     }
 }
 
-pub fn item_view(r: &InteractionRow, t: &Timeline, can_write: bool) -> ItemView {
+pub fn item_view(
+    r: &InteractionRow,
+    t: &Timeline,
+    can_write: bool,
+    local: &crate::locale::Local,
+) -> ItemView {
     let mut details = Vec::new();
     if let Some(d) = &r.direction {
         details.push(d.clone());
@@ -109,7 +114,7 @@ pub fn item_view(r: &InteractionRow, t: &Timeline, can_write: bool) -> ItemView 
         kind_label: service::kind_label(&r.kind),
         subject: r.subject.clone(),
         content: r.content.clone(),
-        time: r.occurred_at.format("%H:%M").to_string(),
+        time: local.time(r.occurred_at),
         author: r
             .user_id
             .as_ref()
@@ -129,11 +134,11 @@ pub fn item_view(r: &InteractionRow, t: &Timeline, can_write: bool) -> ItemView 
     }
 }
 
-fn group(t: &Timeline, can_write: bool) -> Vec<DayView> {
+fn group(t: &Timeline, can_write: bool, local: &crate::locale::Local) -> Vec<DayView> {
     let mut days: Vec<DayView> = Vec::new();
     for r in &t.rows {
-        let label = day_label(r.occurred_at.date());
-        let item = item_view(r, t, can_write);
+        let label = day_label(local.wall(r.occurred_at).date(), local);
+        let item = item_view(r, t, can_write, local);
         match days.last_mut() {
             Some(d) if d.label == label => d.items.push(item),
             _ => days.push(DayView {
@@ -179,13 +184,18 @@ pub async fn card(scope: &crate::ops::Scope, target: Scope, view: View) -> AppRe
         return Ok(String::new());
     }
     let t = ops::timeline(scope, target.clone(), query_of(&view)).await?;
-    card_of(t, &target, view)
+    card_of(t, &target, view, &scope.local)
         .render()
         .map_err(|e| AppError::Internal(e.to_string()))
 }
 
 /// A timeline page as the card shows it.
-fn card_of(t: Timeline, scope: &Scope, view: View) -> TimelineCard {
+fn card_of(
+    t: Timeline,
+    scope: &Scope,
+    view: View,
+    view_local: &crate::locale::Local,
+) -> TimelineCard {
     let View {
         filter,
         can_write,
@@ -193,9 +203,10 @@ fn card_of(t: Timeline, scope: &Scope, view: View) -> TimelineCard {
         focus,
         ..
     } = view;
+    let scope_local = view_local;
     let day = |t: Option<chrono::NaiveDateTime>, end: bool| {
         t.map(|t| {
-            let d = t.date();
+            let d = scope_local.wall(t).date();
             if end { d.pred_opt().unwrap_or(d) } else { d }
                 .format("%Y-%m-%d")
                 .to_string()
@@ -212,7 +223,7 @@ fn card_of(t: Timeline, scope: &Scope, view: View) -> TimelineCard {
         ("to", to.as_str()),
     ])
     .unwrap_or_default();
-    let days = group(&t, can_write);
+    let days = group(&t, can_write, view_local);
     let mut owners: Vec<(String, String)> = t.members.into_iter().collect();
     owners.sort_by_key(|o| o.1.to_lowercase());
     TimelineCard {
@@ -247,7 +258,7 @@ fn html(status: StatusCode, card: &TimelineCard) -> AppResult<HttpResponse> {
 
 /// Reads the console's timeline filters (`type`, `owner`, `from`, `to`); a value that
 /// makes no sense is ignored rather than refused, as in any filter form.
-fn console_filter(pairs: &[(String, String)]) -> Filter {
+fn console_filter(pairs: &[(String, String)], local: &crate::locale::Local) -> Filter {
     let get = |k: &str| {
         pairs
             .iter()
@@ -259,10 +270,9 @@ fn console_filter(pairs: &[(String, String)]) -> Filter {
     Filter {
         kind: get("type").filter(|k| service::KINDS.contains(&k.as_str()) || k == service::EVENT),
         owner: get("owner"),
-        from: day("from").and_then(|d| d.and_hms_opt(0, 0, 0)),
-        to: day("to")
-            .and_then(|d| d.succ_opt())
-            .and_then(|d| d.and_hms_opt(0, 0, 0)),
+        // The person's days, as UTC bounds.
+        from: day("from").map(|d| local.days_utc(d, d).0),
+        to: day("to").map(|d| local.days_utc(d, d).1),
     }
 }
 
@@ -279,14 +289,14 @@ async fn show_scope(
         .find(|(k, _)| k == "cursor")
         .and_then(|(_, c)| service::parse_cursor(c));
     let view = View {
-        filter: console_filter(&pairs),
+        filter: console_filter(&pairs, &scope.local),
         more_only: after.is_some(),
         after,
         can_write: scope.can("interaction", "write"),
         focus: false,
     };
     let t = ops::timeline(&scope, target.clone(), query_of(&view)).await?;
-    html(StatusCode::OK, &card_of(t, &target, view))
+    html(StatusCode::OK, &card_of(t, &target, view, &scope.local))
 }
 
 /// `GET /clients/{id}/timeline?type=&owner=&from=&to=&cursor=`: the card filtered, or more
@@ -319,7 +329,10 @@ fn writer() -> View {
 
 /// Turns the console form into interaction fields. `when` is a task's due date or a call
 /// or meeting's planned time.
-fn form_fields(body: &[u8]) -> AppResult<serde_json::Map<String, serde_json::Value>> {
+fn form_fields(
+    body: &[u8],
+    local: &crate::locale::Local,
+) -> AppResult<serde_json::Map<String, serde_json::Value>> {
     use serde_json::Value;
     let pairs: Vec<(String, String)> = crate::web::console::form_pairs(body)?;
     let mut fields = serde_json::Map::new();
@@ -351,8 +364,15 @@ fn form_fields(body: &[u8]) -> AppResult<serde_json::Map<String, serde_json::Val
         } else {
             "scheduledAt"
         };
+        // why: the form's time is the person's wall clock; the domain stores UTC. A value
+        // that is not a time goes through as typed, so the domain's message names it.
         let v = if when.trim().is_empty() {
             Value::Null
+        } else if let Some(utc) = local.parse_input(&when) {
+            Value::String(
+                utc.and_utc()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            )
         } else {
             Value::String(when)
         };
@@ -368,17 +388,17 @@ async fn log_scope(
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
-    let mut fields = form_fields(&body)?;
+    let mut fields = form_fields(&body, &scope.local)?;
     // Empty quick-log fields mean "the default", not "unset".
     fields.retain(|_, v| !v.is_null());
     let typed = fields.clone();
-    let (status, errors) = match ops::log(&scope, target.clone(), fields).await {
-        Ok(_) => (StatusCode::OK, Vec::new()),
-        Err(AppError::Validation(_, errors)) => (StatusCode::UNPROCESSABLE_ENTITY, errors),
+    let (status, errors, logged) = match ops::log(&scope, target.clone(), fields).await {
+        Ok(v) => (StatusCode::OK, Vec::new(), Some(logged_notice(&v.row.kind))),
+        Err(AppError::Validation(_, errors)) => (StatusCode::UNPROCESSABLE_ENTITY, errors, None),
         Err(e) => return Err(e),
     };
     let t = ops::timeline(&scope, target.clone(), query_of(&writer())).await?;
-    let mut card = card_of(t, &target, writer());
+    let mut card = card_of(t, &target, writer(), &scope.local);
     if !errors.is_empty() {
         let text = |k: &str| typed.get(k).and_then(|v| v.as_str()).unwrap_or_default();
         card.errors = errors.into_iter().map(|e| e.message).collect();
@@ -389,7 +409,35 @@ async fn log_scope(
             .unwrap_or("call")
             .into();
     }
-    html(status, &card)
+    let Some(notice) = logged else {
+        return html(status, &card);
+    };
+    // why: the form clears and the new entry may land out of sight (under its day, below
+    // the fold); a toast riding along says it was kept.
+    let toast = crate::web::console::Toast {
+        kind: "ok",
+        message: notice,
+        oob: true,
+    };
+    let body = [card.render(), toast.render()]
+        .into_iter()
+        .collect::<Result<String, _>>()
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body))
+}
+
+/// What the quick log says once an entry is kept.
+fn logged_notice(kind: &str) -> &'static str {
+    match kind {
+        "call" => "Call logged.",
+        "meeting" => "Meeting logged.",
+        "email" => "E-mail logged.",
+        "note" => "Note added.",
+        "task" => "Task added.",
+        _ => "Logged.",
+    }
 }
 
 /// `POST /clients/{id}/interactions`: the quick log. Answers the refreshed card; a refused
@@ -438,7 +486,11 @@ struct EditFragment {
     errors: Vec<String>,
 }
 
-fn edit_form(r: &InteractionRow, errors: Vec<String>) -> EditFragment {
+fn edit_form(
+    r: &InteractionRow,
+    errors: Vec<String>,
+    local: &crate::locale::Local,
+) -> EditFragment {
     let when = if r.kind == "task" {
         r.due_at
     } else {
@@ -452,9 +504,7 @@ fn edit_form(r: &InteractionRow, errors: Vec<String>) -> EditFragment {
         direction: r.direction.clone().unwrap_or_default(),
         outcome: r.outcome.clone().unwrap_or_default(),
         status: r.status.clone(),
-        when: when
-            .map(|t| t.format("%Y-%m-%dT%H:%M").to_string())
-            .unwrap_or_default(),
+        when: when.map(|t| local.input(t)).unwrap_or_default(),
         duration: r
             .duration_minutes
             .map(|d| d.to_string())
@@ -482,7 +532,7 @@ async fn item_of(
     let i = t
         .rows
         .first()
-        .map(|r| item_view(r, &t, can_write))
+        .map(|r| item_view(r, &t, can_write, &scope.local))
         .ok_or(AppError::NotFound)?;
     Ok(ItemFragment { i })
 }
@@ -507,7 +557,7 @@ pub async fn edit(
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
     let r = ops::editable(&scope, id.into_inner()).await?;
-    fragment(StatusCode::OK, &edit_form(&r, Vec::new()))
+    fragment(StatusCode::OK, &edit_form(&r, Vec::new(), &scope.local))
 }
 
 /// `POST /interactions/{id}`: saves the inline edit; a refused or stale edit comes back as
@@ -519,7 +569,7 @@ pub async fn save(
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
-    let fields = form_fields(&body)?;
+    let fields = form_fields(&body, &scope.local)?;
     let typed = fields.clone();
     let (status, errors) = match ops::update(&scope, id.to_string(), fields, None).await {
         Ok(v) => return fragment(StatusCode::OK, &item_of(&scope, v.row, true).await?),
@@ -531,7 +581,7 @@ pub async fn save(
         Err(e) => return Err(e),
     };
     let current = ops::get(&scope, id.into_inner()).await?;
-    let mut form = edit_form(&current.row, errors);
+    let mut form = edit_form(&current.row, errors, &scope.local);
     if status == StatusCode::UNPROCESSABLE_ENTITY {
         let text = |k: &str| typed.get(k).and_then(|v| v.as_str()).map(str::to_string);
         form.subject = text("subject").unwrap_or(form.subject);

@@ -26,8 +26,8 @@ pub struct EntryView {
     pub ip: String,
 }
 
-impl From<ops::Entry> for EntryView {
-    fn from(e: ops::Entry) -> Self {
+impl EntryView {
+    fn of(e: ops::Entry, local: &crate::locale::Local) -> Self {
         let r = e.row;
         let kind = ops::RECORD_KINDS
             .iter()
@@ -37,7 +37,7 @@ impl From<ops::Entry> for EntryView {
                 |(_, label)| label.trim_end_matches('s').to_string(),
             );
         Self {
-            at: r.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            at: local.datetime(r.created_at),
             actor: match r.actor_label.as_str() {
                 "cli" => "Command line".into(),
                 "system" => "Rapport".into(),
@@ -68,6 +68,10 @@ struct AuditPanel {
     rows_only: bool,
     people: Vec<Choice>,
     kinds: Vec<Choice>,
+    actions: Vec<Choice>,
+    /// The one record whose history is shown ("" for all), and its name when known.
+    record: String,
+    record_name: Option<String>,
     from: String,
     to: String,
     /// The filters as a query string, carried by "Load more".
@@ -105,6 +109,7 @@ pub async fn list(
         resource_id: some(&q.record),
         from: day(&q.from),
         to: day(&q.to),
+        local: scope.local,
     };
     let rows_only = q.before.is_some();
     let page = ops::page(&scope, filter.clone(), q.before.clone(), PAGE).await?;
@@ -125,6 +130,7 @@ pub async fn list(
             selected: filter.resource_type.as_deref() == Some(*k),
         })
         .collect();
+    let actions = action_choices(filter.resource_type.as_deref(), filter.action.as_deref());
     let pairs: Vec<(&str, String)> = [
         ("actor", filter.actor.clone()),
         ("kind", filter.resource_type.clone()),
@@ -136,8 +142,21 @@ pub async fn list(
     .into_iter()
     .filter_map(|(k, v)| v.map(|v| (k, v)))
     .collect();
+    let record_name = filter.resource_id.as_ref().and_then(|id| {
+        page.entries
+            .iter()
+            .find(|e| e.row.resource_id.as_ref() == Some(id))
+            .and_then(|e| e.resource_name.clone())
+    });
     let panel = AuditPanel {
-        entries: page.entries.into_iter().map(EntryView::from).collect(),
+        actions,
+        record: filter.resource_id.clone().unwrap_or_default(),
+        record_name,
+        entries: page
+            .entries
+            .into_iter()
+            .map(|e| EntryView::of(e, &scope.local))
+            .collect(),
         next: page.next,
         rows_only,
         people,
@@ -148,6 +167,36 @@ pub async fn list(
         query: serde_urlencoded::to_string(&pairs).unwrap_or_default(),
     };
     render(&req, &actor, "Audit log", &panel).await
+}
+
+/// The "what happened" choices in words, A to Z: the actions recorded against `kind` when
+/// one is chosen (all of them otherwise), and the chosen action even when it is not one
+/// Rapport knows (an older link keeps its meaning).
+fn action_choices(kind: Option<&str>, chosen: Option<&str>) -> Vec<Choice> {
+    let known = crate::domain::audit::ACTIONS;
+    let of_kind: Vec<&str> = known
+        .iter()
+        .filter(|(_, t)| kind.is_none_or(|k| k == *t))
+        .map(|(a, _)| *a)
+        .collect();
+    let mut values = if of_kind.is_empty() {
+        known.iter().map(|(a, _)| *a).collect()
+    } else {
+        of_kind
+    };
+    if let Some(c) = chosen.filter(|c| !values.contains(c)) {
+        values.push(c);
+    }
+    let mut out: Vec<Choice> = values
+        .into_iter()
+        .map(|a| Choice {
+            value: a.to_string(),
+            label: crate::domain::audit::action_label(a),
+            selected: chosen == Some(a),
+        })
+        .collect();
+    out.sort_by(|a, b| a.label.cmp(&b.label));
+    out
 }
 
 /// `{"role": ["manager", "read_only"], "assignedTo": [id, id]}` → `role: Manager → Read only;

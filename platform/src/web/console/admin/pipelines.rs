@@ -2,17 +2,18 @@
 //! reorder, add, retire with a destination for their deals) and the loss reasons.
 //! Everything here needs `pipeline:write`.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use crate::auth::ConsoleActor;
 use crate::domain::pipeline::service::PipelineView;
 use crate::domain::pipeline::{LossReasonRow, DEFAULT_STAGES, STAGE_COLORS};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, FieldError};
 use crate::ops::pipelines as ops;
 use crate::ops::Scope;
 use crate::state::AppState;
-use crate::web::console::{flash_cookie, redirect, render};
+use crate::web::console::{flash_cookie, redirect, render_with_status};
 
 #[derive(Template)]
 #[template(path = "partials/admin/pipelines.html")]
@@ -23,11 +24,111 @@ struct PipelinesPage {
     colors: &'static [&'static str],
     /// Plugins' pipeline templates: (reference, label).
     templates: Vec<(String, String)>,
+    refused: Refused,
+}
+
+/// A form of the page that was refused: the page comes back with that form as typed and
+/// its messages beside the fields. A form is told apart by its action and the stage (or
+/// else the pipeline) it is about, since the page repeats the same forms per pipeline.
+#[derive(Default)]
+struct Refused {
+    action: String,
+    about: String,
+    values: Vec<(String, String)>,
+    errors: Vec<FieldError>,
+}
+
+impl Refused {
+    fn new(values: Vec<(String, String)>, errors: Vec<FieldError>) -> Self {
+        let stage = get(&values, "stage");
+        Self {
+            action: get(&values, "do"),
+            about: if stage.is_empty() {
+                get(&values, "pipeline")
+            } else {
+                stage
+            },
+            errors: errors
+                .into_iter()
+                .map(|e| FieldError::new(form_field(&e.field), e.message))
+                .collect(),
+            values,
+        }
+    }
+
+    fn is(&self, action: &str, about: &str) -> bool {
+        !self.errors.is_empty() && self.action == action && self.about == about
+    }
+}
+
+/// The form input a service's field error is about (the services name fields as the API
+/// does; a template's stages are chosen with the template).
+fn form_field(field: &str) -> String {
+    match field {
+        "rottingDays" => "rotting_days".into(),
+        "moveTo" => "move_to".into(),
+        f if f.starts_with("stages") => "template".into(),
+        f => f.into(),
+    }
+}
+
+/// The inputs each form shows its own errors beside; any other error of the form is
+/// shown under it.
+fn inputs(action: &str) -> &'static [&'static str] {
+    match action {
+        "create_pipeline" => &["name", "rotting_days", "template"],
+        "update_pipeline" => &["name", "rotting_days"],
+        "add_stage" | "update_stage" => &["name", "probability"],
+        "retire_stage" => &["move_to"],
+        "add_reason" => &["name"],
+        _ => &[],
+    }
 }
 
 impl PipelinesPage {
     fn count(&self, stage: &str) -> i64 {
         self.counts.get(stage).copied().unwrap_or(0)
+    }
+
+    fn failed(&self, action: &str, about: &str) -> bool {
+        self.refused.is(action, about)
+    }
+
+    /// What was typed into a refused form's input, to show again instead of the stored value.
+    fn typed(&self, action: &str, about: &str, input: &str) -> Option<&str> {
+        if !self.refused.is(action, about) {
+            return None;
+        }
+        self.refused
+            .values
+            .iter()
+            .find(|(k, _)| k == input)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn error(&self, action: &str, about: &str, input: &str) -> Option<&str> {
+        if !self.refused.is(action, about) {
+            return None;
+        }
+        self.refused
+            .errors
+            .iter()
+            .find(|e| e.field == input)
+            .map(|e| e.message.as_str())
+    }
+
+    /// A refused form's errors about nothing it shows an input for.
+    fn other_errors(&self, action: &str, about: &str) -> Vec<&str> {
+        if !self.refused.is(action, about) {
+            return Vec::new();
+        }
+        let shown = inputs(action);
+        self.refused
+            .errors
+            .iter()
+            .filter(|e| !shown.contains(&e.field.as_str()))
+            .map(|e| e.message.as_str())
+            .collect()
     }
 }
 
@@ -37,15 +138,30 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
-    let setup = ops::setup(&scope).await?;
+    page(&req, &actor, &scope, Refused::default()).await
+}
+
+async fn page(
+    req: &HttpRequest,
+    actor: &ConsoleActor,
+    scope: &Scope,
+    refused: Refused,
+) -> AppResult<HttpResponse> {
+    let setup = ops::setup(scope).await?;
+    let status = if refused.errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     let page = PipelinesPage {
         pipelines: setup.pipelines,
         counts: setup.counts,
         reasons: setup.reasons,
         colors: STAGE_COLORS,
         templates: setup.templates,
+        refused,
     };
-    render(&req, &actor, "Pipelines", &page).await
+    render_with_status(req, actor, "Pipelines", &page, status).await
 }
 
 use crate::web::console::form_pairs as form;
@@ -179,6 +295,11 @@ pub async fn action(
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
     let pairs = form(&body)?;
-    let message = apply(&scope, |k| get(&pairs, k)).await?;
-    done(&req, &message)
+    match apply(&scope, |k| get(&pairs, k)).await {
+        Ok(message) => done(&req, &message),
+        Err(AppError::Validation(_, errors)) => {
+            page(&req, &actor, &scope, Refused::new(pairs, errors)).await
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -7,11 +7,10 @@ use askama::Template;
 
 use crate::auth::ConsoleActor;
 use crate::db;
-use crate::error::AppError;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult, FieldError};
 use crate::plugins::{self, signature::TrustedKey, InstallRow};
 use crate::state::AppState;
-use crate::web::console::{redirect_with_flash, render_with_status};
+use crate::web::console::{as_toast, redirect_with_flash, render_with_status};
 
 /// A capability or host with whether it is granted/approved (the form's checkboxes).
 pub struct Choice {
@@ -60,6 +59,20 @@ pub struct PluginView {
 }
 
 impl PluginView {
+    /// A refused configuration's message as the admin reads the form: a setting by the
+    /// label its plugin gave it, never by its key.
+    fn in_words(&self, e: &FieldError) -> String {
+        let setting = e.field.strip_prefix("settings.").and_then(|key| {
+            self.settings
+                .iter()
+                .find(|s| s.key == key && !s.label.is_empty())
+        });
+        match setting {
+            Some(s) => format!("{}: {}", s.label, e.message),
+            None => e.message.clone(),
+        }
+    }
+
     fn new(r: &InstallRow, trusted: &[TrustedKey]) -> Self {
         let mut v = Self::from(r);
         let (text, kind) = plugins::signature::status(r.signer_key.as_deref(), trusted);
@@ -211,7 +224,7 @@ struct PluginsPage {
 /// What a refused form brings back to the page.
 #[derive(Default)]
 struct Refused {
-    plugin: Option<(String, Vec<String>)>,
+    plugin: Option<(String, Vec<FieldError>)>,
     key: Option<(String, String, String)>,
 }
 
@@ -257,7 +270,7 @@ async fn page(
                 let mut v = PluginView::new(r, &keys);
                 if let Some((id, errors)) = &refused.plugin {
                     if *id == r.id {
-                        v.errors = errors.clone();
+                        v.errors = errors.iter().map(|e| v.in_words(e)).collect();
                     }
                 }
                 if let Some(us) = state.plugins.p99_micros(&r.id) {
@@ -324,15 +337,8 @@ pub async fn configure(
             )
         }
         Err(AppError::Validation(_, errors)) => {
-            let messages = errors
-                .into_iter()
-                .map(|e| {
-                    let field = e.field.strip_prefix("settings.").unwrap_or(&e.field);
-                    format!("{field}: {}", e.message)
-                })
-                .collect();
             let refused = Refused {
-                plugin: Some((install, messages)),
+                plugin: Some((install, errors)),
                 key: None,
             };
             page(&req, &actor, &state, refused).await
@@ -402,12 +408,14 @@ pub async fn upload(
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     actor.require("plugin", "admin").await?;
-    let grants = crate::web::upload::plugin_grants(&crate::web::query_pairs(&req)?, &body)?;
+    let grants = crate::web::upload::plugin_grants(&crate::web::query_pairs(&req)?, &body)
+        .map_err(as_toast)?;
     let ctx = actor.audit();
     let row = db::run(&state.pool, move |c| {
         plugins::install(c, &ctx, &body, &grants)
     })
-    .await?;
+    .await
+    .map_err(as_toast)?;
     state.plugins.forget(&row.id);
     redirect_with_flash(
         &req,

@@ -100,7 +100,7 @@ async fn load_invitations(scope: &Scope) -> AppResult<Vec<InvitationLine>> {
             id: i.row.id,
             email: i.email,
             role: Role::parse(&i.row.role).map_or("", Role::label),
-            expires: i.row.expires_at.format("%-d %B %Y").to_string(),
+            expires: scope.local.date(scope.local.wall(i.row.expires_at).date()),
         })
         .collect())
 }

@@ -194,17 +194,17 @@ async fn show_page(
                 (Some(code), None) => format!("{code}"),
                 (None, None) => String::new(),
             },
-            when: d.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            when: scope.local.datetime(d.created_at),
             next: if d.status == "pending" && d.attempts > 0 {
                 d.next_attempt_at
-                    .map(|t| format!("retry {}", t.format("%H:%M:%S")))
+                    .map(|t| format!("retry {}", scope.local.time(t)))
                     .unwrap_or_default()
             } else {
                 String::new()
             },
             id: d.id,
             event: crate::domain::webhooks::event_label(&d.event_type).to_string(),
-            status: d.status,
+            status: crate::domain::webhooks::status_label(&d.status).to_string(),
             attempts: d.attempts,
         })
         .collect();

@@ -813,7 +813,10 @@ async fn show_page(
     let (row, def) = ops::get(&scope, id.clone()).await?;
     let ch = choices(&scope).await?;
     let mut p = builder(&row.id, &row.name, row.enabled, row.version, &def, &ch);
-    p.runs = run_lines(ops::runs(&scope, Some(id), None, None, 20).await?);
+    p.runs = run_lines(
+        ops::runs(&scope, Some(id), None, None, 20).await?,
+        &scope.local,
+    );
     p.incoming_url = incoming_url;
     p.has_url = row.hook_hash.is_some();
     p.tried = tried;
@@ -821,12 +824,12 @@ async fn show_page(
     page(req, actor, state, p, actix_web::http::StatusCode::OK).await
 }
 
-fn run_lines(runs: Vec<wf::RunRow>) -> Vec<RunLine> {
+fn run_lines(runs: Vec<wf::RunRow>, local: &crate::locale::Local) -> Vec<RunLine> {
     runs.into_iter()
         .map(|r| RunLine {
             status: wf::status_label(&r.status),
             failed: r.status == "failed",
-            when: r.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            when: local.datetime(r.created_at),
             record: match r.record_type.as_str() {
                 "client" => "a client",
                 "opportunity" => "a deal",
@@ -879,7 +882,7 @@ pub async fn list(
                         format!(
                             "{} · {}",
                             wf::status_label(&r.status),
-                            r.created_at.format("%Y-%m-%d %H:%M")
+                            scope.local.datetime(r.created_at)
                         )
                     })
                     .unwrap_or_else(|| "Not run yet".into()),
@@ -1158,7 +1161,7 @@ pub async fn run(
                 },
                 outcome: d.map(|d| d.outcome.clone()).unwrap_or_default(),
                 when: d
-                    .map(|d| d.finished_at.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .map(|d| actor.local.datetime(d.finished_at))
                     .unwrap_or_default(),
             }
         })
@@ -1173,7 +1176,7 @@ pub async fn run(
         workflow: flow.name,
         status: wf::status_label(&run.status),
         failed: run.status == "failed",
-        when: run.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+        when: actor.local.datetime(run.created_at),
         record: match run.record_type.as_str() {
             "opportunity" => "the deal",
             "none" => "no record",
@@ -1185,7 +1188,7 @@ pub async fn run(
         next: run
             .next_at
             .filter(|_| run.status == "waiting" || run.status == "pending")
-            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+            .map(|t| actor.local.datetime(t))
             .unwrap_or_default(),
         steps,
     };

@@ -1,5 +1,6 @@
 //! The create and edit form: new/edit pages, saving (create or update) and moving to the trash.
 
+use crate::locale::Local;
 use std::collections::HashMap;
 
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
@@ -119,15 +120,23 @@ impl Draft {
 }
 
 /// A custom field as a form input, with the values it holds and its error.
-fn form_field(d: &FieldRow, values: Vec<String>, errors: &[FieldError]) -> FormField {
+fn form_field(
+    d: &FieldRow,
+    values: Vec<String>,
+    errors: &[FieldError],
+    local: &Local,
+) -> FormField {
     let kind = d.kind();
     FormField {
         key: d.field_key.clone(),
         label: d.label.clone(),
         kind: kind.as_str(),
         value: match (kind, values.first()) {
-            // why: datetime-local inputs take "YYYY-MM-DDTHH:MM" without a zone.
-            (FieldType::DateTime, Some(v)) => v.trim_end_matches('Z').chars().take(16).collect(),
+            // why: datetime-local inputs take "YYYY-MM-DDTHH:MM" on the person's clock: a
+            // stored (UTC) value is turned to it; one typed and refused stays as typed.
+            (FieldType::DateTime, Some(v)) => chrono::DateTime::parse_from_rfc3339(v)
+                .map(|t| local.input(t.naive_utc()))
+                .unwrap_or_else(|_| v.chars().take(16).collect()),
             (_, v) => v.cloned().unwrap_or_default(),
         },
         options: choices(d.option_list().into_iter().map(|o| (o.clone(), o)), &values),
@@ -147,6 +156,7 @@ fn form_groups(
     access: &Access,
     custom: &HashMap<String, Vec<String>>,
     errors: &[FieldError],
+    local: &Local,
 ) -> Vec<FormGroup> {
     let mut groups: Vec<FormGroup> = Vec::new();
     for d in defs
@@ -154,7 +164,7 @@ fn form_groups(
         .filter(|d| d.is_active() && (!d.sensitive || access.write_sensitive))
     {
         let values = custom.get(&d.field_key).cloned().unwrap_or_default();
-        let field = form_field(d, values, errors);
+        let field = form_field(d, values, errors, local);
         let name = if d.display_group.is_empty() {
             "Details".to_string()
         } else {
@@ -171,7 +181,7 @@ fn form_groups(
     groups
 }
 
-fn build_form(access: &Access, offered: ops::FormChoices, d: Draft) -> ClientForm {
+fn build_form(access: &Access, offered: ops::FormChoices, d: Draft, local: &Local) -> ClientForm {
     let values = &d.state.values;
     // why: an error on no field of the form would otherwise not be shown at all.
     let general_error = d
@@ -205,7 +215,7 @@ fn build_form(access: &Access, offered: ops::FormChoices, d: Draft) -> ClientFor
                 .map(|t| (t.name.clone(), t.name.clone())),
             &d.state.tags,
         ),
-        groups: form_groups(&offered.fields, access, &d.state.custom, &d.errors),
+        groups: form_groups(&offered.fields, access, &d.state.custom, &d.errors, local),
         employer_name: offered.employer_name,
         values: d.state.values,
         errors: d.errors,
@@ -242,6 +252,7 @@ pub async fn new_form(
         &scope.access("client"),
         offered,
         Draft::fresh(None, 0, held),
+        &scope.local,
     );
     render(&req, &actor, "New client", &form).await
 }
@@ -286,12 +297,16 @@ pub async fn edit_form(
         tags: tags.into_iter().map(|t| t.name).collect(),
     };
     let draft = Draft::fresh(Some(row.id.clone()), row.version, held);
-    let form = build_form(&scope.access("client"), choices, draft);
+    let form = build_form(&scope.access("client"), choices, draft, &scope.local);
     render(&req, &actor, "Edit client", &form).await
 }
 
 /// Reads the posted form into the API's JSON shape, so both go through one validation.
-fn form_to_body(pairs: &[(String, String)], defs: &[FieldRow]) -> (Map<String, Value>, FormState) {
+fn form_to_body(
+    pairs: &[(String, String)],
+    defs: &[FieldRow],
+    local: &Local,
+) -> (Map<String, Value>, FormState) {
     let mut body = Map::new();
     let mut address = Map::new();
     let mut state = FormState {
@@ -323,7 +338,7 @@ fn form_to_body(pairs: &[(String, String)], defs: &[FieldRow]) -> (Map<String, V
     }
     body.insert("address".into(), Value::Object(address));
     body.insert("tags".into(), Value::from(state.tags.clone()));
-    let custom = custom_body(pairs, defs, &state.custom);
+    let custom = custom_body(pairs, defs, &state.custom, local);
     body.insert("customFields".into(), Value::Object(custom));
     (body, state)
 }
@@ -343,6 +358,7 @@ fn custom_body(
     pairs: &[(String, String)],
     defs: &[FieldRow],
     held: &HashMap<String, Vec<String>>,
+    local: &Local,
 ) -> Map<String, Value> {
     let mut custom = Map::new();
     for d in defs.iter().filter(|d| d.is_active()) {
@@ -358,7 +374,19 @@ fn custom_body(
             let ticked: Vec<String> = values.iter().filter(|v| !v.is_empty()).cloned().collect();
             Value::from(ticked)
         } else {
-            values.first().map_or(Value::Null, |v| text(v))
+            values.first().map_or(Value::Null, |v| {
+                // A date and time is typed on the person's clock; the API takes UTC.
+                match local
+                    .parse_input(v)
+                    .filter(|_| d.kind() == FieldType::DateTime)
+                {
+                    Some(utc) => Value::String(
+                        utc.and_utc()
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    ),
+                    None => text(v),
+                }
+            })
         };
         custom.insert(d.field_key.clone(), value);
     }
@@ -377,7 +405,7 @@ async fn save(
     let scope = crate::web::scope::of(&actor, &state).await?;
     let pairs = parse_form(&body)?;
     let version: i64 = posted(&pairs, "version").parse().unwrap_or(0);
-    let (body, form_state) = form_to_body(&pairs, &ops::fields(&scope).await?);
+    let (body, form_state) = form_to_body(&pairs, &ops::fields(&scope).await?, &scope.local);
     let saved = match &id {
         None => ops::create(&scope, body).await,
         Some(i) => ops::update(&scope, i.clone(), body, WriteMode::Replace, Some(version)).await,
@@ -401,7 +429,7 @@ async fn save(
         stale,
         ..Draft::fresh(id, version, form_state)
     };
-    let form = build_form(&scope.access("client"), offered, draft);
+    let form = build_form(&scope.access("client"), offered, draft, &scope.local);
     render_with_status(&req, &actor, "Client", &form, status).await
 }
 

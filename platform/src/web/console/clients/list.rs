@@ -9,7 +9,7 @@ use super::{choices, fmt_time, parse_form, posted, status_choices, Choice, TagVi
 use crate::auth::ConsoleActor;
 use crate::domain::clients::query::{self, Column, Sort, SortKey};
 use crate::domain::clients::{status_label, ClientRow, SavedViewRow};
-use crate::domain::custom_fields::value::display;
+use crate::domain::custom_fields::value::display_local;
 use crate::domain::custom_fields::FieldRow;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::ops::{clients as ops, Scope};
@@ -257,7 +257,10 @@ fn list_view(scope: &Scope, raw: &[(String, String)], found: ops::ListPage) -> C
             .next_cursor
             .as_ref()
             .map(|c| with_param(&base, "cursor", c)),
-        count_label: found.total.map(count_label).unwrap_or_default(),
+        count_label: found
+            .total
+            .map(|t| count_label(t, &scope.local))
+            .unwrap_or_default(),
         query: base,
         filtered: raw.iter().any(|(k, v)| {
             !v.is_empty() && (k.starts_with("filter[") || k == "q" || k == "cf_value")
@@ -275,15 +278,15 @@ fn list_view(scope: &Scope, raw: &[(String, String)], found: ops::ListPage) -> C
             &[],
         ),
         bulk_owners: choices(found.owners.iter().cloned(), &[]),
-        rows: rows_of(&found, &custom_cols),
+        rows: rows_of(&found, &custom_cols, &scope.local),
         errors: found.errors,
         segment: None,
     }
 }
 
 /// The list's count as people read it: grouped digits, "+" past the cap.
-fn count_label(total: ops::Total) -> String {
-    let grouped = crate::web::console::format_count(total.count);
+fn count_label(total: ops::Total, local: &crate::locale::Local) -> String {
+    let grouped = local.count(total.count);
     let plus = if total.at_least { "+" } else { "" };
     let noun = if total.count == 1 && !total.at_least {
         "client"
@@ -301,7 +304,11 @@ fn view_link(v: &SavedViewRow) -> ViewLink {
     }
 }
 
-fn rows_of(found: &ops::ListPage, custom_cols: &[FieldRow]) -> Vec<Row> {
+fn rows_of(
+    found: &ops::ListPage,
+    custom_cols: &[FieldRow],
+    local: &crate::locale::Local,
+) -> Vec<Row> {
     let owners: HashMap<&str, &str> = found
         .owners
         .iter()
@@ -317,7 +324,7 @@ fn rows_of(found: &ops::ListPage, custom_cols: &[FieldRow]) -> Vec<Row> {
         .iter()
         .map(|r| {
             let stored = r.custom_map();
-            let score = |f: fn(&crate::domain::scores::ScoreRow) -> String| {
+            let score = |f: &dyn Fn(&crate::domain::scores::ScoreRow) -> String| {
                 found.scores.get(&r.id).map(f).unwrap_or_default()
             };
             Row {
@@ -326,7 +333,7 @@ fn rows_of(found: &ops::ListPage, custom_cols: &[FieldRow]) -> Vec<Row> {
                     .map(|d| {
                         stored
                             .get(&d.field_key)
-                            .map(|v| display(d, v))
+                            .map(|v| display_local(d, v, local))
                             .unwrap_or_default()
                     })
                     .collect(),
@@ -342,19 +349,17 @@ fn rows_of(found: &ops::ListPage, custom_cols: &[FieldRow]) -> Vec<Row> {
                     .map(|n| n.to_string())
                     .unwrap_or_default(),
                 company: named(&found.employers, &r.employer_id),
-                engagement: score(|x| x.engagement.to_string()),
-                churn_risk: score(|x| x.churn_risk.to_string()),
-                lifetime_value: score(|x| {
-                    crate::domain::money::display(x.lifetime_value_cents, &x.currency)
-                }),
-                ..row_of(r)
+                engagement: score(&|x| x.engagement.to_string()),
+                churn_risk: score(&|x| x.churn_risk.to_string()),
+                lifetime_value: score(&|x| local.cents(x.lifetime_value_cents, &x.currency)),
+                ..row_of(r, local)
             }
         })
         .collect()
 }
 
 /// A row's built-in columns.
-fn row_of(r: &ClientRow) -> Row {
+fn row_of(r: &ClientRow, local: &crate::locale::Local) -> Row {
     Row {
         id: r.id.clone(),
         name: r.display_name.clone(),
@@ -369,7 +374,7 @@ fn row_of(r: &ClientRow) -> Row {
         industry: r.industry.clone().unwrap_or_default(),
         tags: Vec::new(),
         custom: Vec::new(),
-        updated: fmt_time(r.updated_at),
+        updated: fmt_time(r.updated_at, local),
         engagement: String::new(),
         churn_risk: String::new(),
         lifetime_value: String::new(),
@@ -576,11 +581,20 @@ mod tests {
             count,
             at_least: false,
         };
-        assert_eq!(count_label(exact(0)), "0 clients");
-        assert_eq!(count_label(exact(1)), "1 client");
-        assert_eq!(count_label(exact(999)), "999 clients");
-        assert_eq!(count_label(exact(1234)), "1,234 clients");
-        assert_eq!(count_label(exact(1_234_567)), "1,234,567 clients");
-        assert_eq!(count_label(ops::Total::of(None)), "1,000+ clients");
+        assert_eq!(count_label(exact(0), &Default::default()), "0 clients");
+        assert_eq!(count_label(exact(1), &Default::default()), "1 client");
+        assert_eq!(count_label(exact(999), &Default::default()), "999 clients");
+        assert_eq!(
+            count_label(exact(1234), &Default::default()),
+            "1,234 clients"
+        );
+        assert_eq!(
+            count_label(exact(1_234_567), &Default::default()),
+            "1,234,567 clients"
+        );
+        assert_eq!(
+            count_label(ops::Total::of(None), &Default::default()),
+            "1,000+ clients"
+        );
     }
 }

@@ -59,8 +59,8 @@ impl From<&TagRow> for TagView {
     }
 }
 
-fn fmt_time(t: chrono::NaiveDateTime) -> String {
-    t.format("%Y-%m-%d %H:%M").to_string()
+fn fmt_time(t: chrono::NaiveDateTime, local: &crate::locale::Local) -> String {
+    local.datetime(t)
 }
 
 pub struct PersonView {

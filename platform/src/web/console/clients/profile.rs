@@ -71,15 +71,15 @@ struct DealsCard {
     contracts: Vec<ContractRow>,
 }
 
-fn deal_row(d: ops::DealLine) -> DealRow {
+fn deal_row(d: ops::DealLine, local: &crate::locale::Local) -> DealRow {
     let close = if d.status == "open" {
         d.expected_close
     } else {
         d.actual_close
     };
     DealRow {
-        value: money::display(d.value_cents, &d.currency),
-        close: close.map(|c| c.to_string()).unwrap_or_default(),
+        value: local.cents(d.value_cents, &d.currency),
+        close: close.map(|c| local.date(c)).unwrap_or_default(),
         id: d.id,
         name: d.name,
         via: d.via,
@@ -138,7 +138,7 @@ async fn scores_card(scope: &Scope, id: &str) -> AppResult<String> {
         ltv: s
             .as_ref()
             .map(|s| {
-                money::display(
+                scope.local.cents(
                     money::parse_cents(&s.lifetime_value).unwrap_or(0),
                     &s.currency,
                 )
@@ -147,7 +147,7 @@ async fn scores_card(scope: &Scope, id: &str) -> AppResult<String> {
         realised: s
             .as_ref()
             .map(|s| {
-                money::display(
+                scope.local.cents(
                     money::parse_cents(&s.realised_value).unwrap_or(0),
                     &s.currency,
                 )
@@ -237,15 +237,26 @@ async fn deals_card(scope: &Scope, id: &str) -> AppResult<String> {
     let card = DealsCard {
         client_id: id.to_string(),
         can_add: scope.can("opportunity", "write"),
-        open: d.open.into_iter().map(deal_row).collect(),
-        closed: d.closed.into_iter().map(deal_row).collect(),
+        open: d
+            .open
+            .into_iter()
+            .map(|x| deal_row(x, &scope.local))
+            .collect(),
+        closed: d
+            .closed
+            .into_iter()
+            .map(|x| deal_row(x, &scope.local))
+            .collect(),
         more: d.more,
         quotes: d
             .quotes
             .into_iter()
             .map(|q| QuoteRow {
-                total: money::display(q.total_cents, &q.currency),
-                valid_until: q.valid_until.map(|v| v.to_string()).unwrap_or_default(),
+                total: scope.local.cents(q.total_cents, &q.currency),
+                valid_until: q
+                    .valid_until
+                    .map(|v| scope.local.date(v))
+                    .unwrap_or_default(),
                 deal_id: q.deal_id,
                 deal_name: q.deal_name,
                 number: q.number,
@@ -256,8 +267,8 @@ async fn deals_card(scope: &Scope, id: &str) -> AppResult<String> {
             .contracts
             .into_iter()
             .map(|k| ContractRow {
-                value: money::display(k.value_cents, &k.currency),
-                end: k.end_date.to_string(),
+                value: scope.local.cents(k.value_cents, &k.currency),
+                end: scope.local.date(k.end_date),
                 id: k.id,
                 name: k.name,
                 status: k.status,
@@ -310,13 +321,15 @@ struct ProfileCard {
     can_tag: bool,
     /// "Write e-mail" for those who may write e-mail.
     can_email: bool,
+    /// "History" (the audit log narrowed to this client) for those who may read the log.
+    can_audit: bool,
     notice: Option<String>,
 }
 
-fn history_of(rows: Vec<AuditRow>) -> Vec<HistoryView> {
+fn history_of(rows: Vec<AuditRow>, local: &crate::locale::Local) -> Vec<HistoryView> {
     rows.into_iter()
         .map(|r| HistoryView {
-            at: fmt_time(r.created_at),
+            at: fmt_time(r.created_at, local),
             actor: r.actor_label,
             action: match r.action.as_str() {
                 "client.create" => "created the client",
@@ -415,8 +428,8 @@ fn profile_view(scope: &Scope, p: ops::ClientProfile) -> ProfileCard {
         tags: p.tags.iter().map(TagView::from).collect(),
         status_label: status_label(&row.status),
         is_company: row.is_company(),
-        created: fmt_time(row.created_at),
-        updated: fmt_time(row.updated_at),
+        created: fmt_time(row.created_at, &scope.local),
+        updated: fmt_time(row.updated_at, &scope.local),
         id: row.id.clone(),
         name: row.display_name.clone(),
         status: row.status.clone(),
@@ -435,11 +448,12 @@ fn profile_view(scope: &Scope, p: ops::ClientProfile) -> ProfileCard {
             .map(|r| relation_view(row, r))
             .collect(),
         relation_labels: RELATION_LABELS.to_vec(),
-        history: history_of(p.history),
+        history: history_of(p.history, &scope.local),
         can_write,
         can_delete: scope.can("client", "delete"),
         can_tag: can_write,
         can_email: scope.can("message", "send"),
+        can_audit: scope.can("audit", "read"),
     }
 }
 

@@ -36,7 +36,10 @@ pub async fn trash(
             .rows
             .into_iter()
             .map(|r| TrashRow {
-                deleted: r.deleted_at.map(fmt_time).unwrap_or_default(),
+                deleted: r
+                    .deleted_at
+                    .map(|t| fmt_time(t, &scope.local))
+                    .unwrap_or_default(),
                 id: r.id,
                 name: r.display_name,
             })

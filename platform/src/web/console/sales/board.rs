@@ -11,9 +11,9 @@ use super::super::{redirect_with_flash, render, render_with_status, Toast};
 use super::{get, owner_choices, parse_form, pipeline_choices, stage_choices, StageChoice};
 use crate::auth::ConsoleActor;
 use crate::db::now;
-use crate::domain::money::display as money;
 use crate::domain::pipeline::{OpportunityRow, PipelineRow};
 use crate::error::{AppError, AppResult};
+use crate::locale::Local;
 use crate::ops::deals::{self, BoardQuery, Column};
 use crate::ops::Scope;
 use crate::state::AppState;
@@ -40,7 +40,11 @@ pub struct BoardColumn {
     pub count: i64,
     pub totals: String,
     pub cards: Vec<Card>,
+    /// Deals in the column not drawn yet.
     pub hidden: i64,
+    /// How many the "Show more" button loads, and its query ("" when nothing is left).
+    pub next: i64,
+    pub more: String,
 }
 
 #[derive(Template)]
@@ -82,7 +86,14 @@ fn query_of(pairs: &[(String, String)]) -> BoardQuery {
 /// Names by id, borrowed.
 type Names<'a> = HashMap<&'a str, &'a str>;
 
-fn card(d: &OpportunityRow, open: bool, p: &PipelineRow, clients: &Names, members: &Names) -> Card {
+fn card(
+    d: &OpportunityRow,
+    open: bool,
+    p: &PipelineRow,
+    clients: &Names,
+    members: &Names,
+    local: &Local,
+) -> Card {
     let name_of = |names: &Names, id: Option<&str>| {
         id.and_then(|i| names.get(i))
             .map(|s| s.to_string())
@@ -92,33 +103,41 @@ fn card(d: &OpportunityRow, open: bool, p: &PipelineRow, clients: &Names, member
         rotting: open
             && p.rotting_days
                 .is_some_and(|days| now() - d.stage_entered_at > Duration::days(i64::from(days))),
-        overdue: open && d.expected_close.is_some_and(|e| e < now().date()),
+        overdue: open && d.expected_close.is_some_and(|e| e < local.today()),
         id: d.id.clone(),
         name: d.name.clone(),
         client: name_of(clients, Some(&d.client_id)),
-        value: money(d.value_cents, &d.currency),
-        close: d.expected_close.map(|e| e.to_string()).unwrap_or_default(),
+        value: local.cents(d.value_cents, &d.currency),
+        close: d.expected_close.map(|e| local.date(e)).unwrap_or_default(),
         owner: name_of(members, d.assigned_to.as_deref()),
         version: d.version,
     }
 }
 
-fn column(col: &Column, p: &PipelineRow, clients: &Names, members: &Names) -> BoardColumn {
+fn column(
+    col: &Column,
+    p: &PipelineRow,
+    clients: &Names,
+    members: &Names,
+    local: &Local,
+) -> BoardColumn {
     let count: i64 = col.totals.iter().map(|t| t.deals).sum();
     let open = col.stage.kind == "open";
     BoardColumn {
         totals: col
             .totals
             .iter()
-            .map(|t| money(t.value_cents, &t.currency))
+            .map(|t| local.cents(t.value_cents, &t.currency))
             .collect::<Vec<_>>()
             .join(" · "),
         hidden: (count - col.deals.len() as i64).max(0),
+        next: 0,
+        more: String::new(),
         count,
         cards: col
             .deals
             .iter()
-            .map(|d| card(d, open, p, clients, members))
+            .map(|d| card(d, open, p, clients, members, local))
             .collect(),
         id: col.stage.id.clone(),
         name: col.stage.name.clone(),
@@ -146,10 +165,14 @@ fn board_view(
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let p = &b.pipeline.pipeline;
+    let base = base_query(p, pairs);
     let columns = b
         .columns
         .iter()
-        .map(|col| column(col, p, &clients, &members))
+        .map(|col| {
+            let view = column(col, p, &clients, &members, &scope.local);
+            paged(view, 0, None, &base)
+        })
         .collect();
     Board {
         sortable_src: crate::web::assets::SORTABLE_PATH,
@@ -170,6 +193,107 @@ fn board_view(
         can_export,
         query: serde_urlencoded::to_string(pairs).unwrap_or_default(),
     }
+}
+
+/// The board's filters, with its pipeline named: what a column's next page answers to.
+fn base_query(p: &PipelineRow, pairs: &[(String, String)]) -> Vec<(String, String)> {
+    let mut base = vec![("pipeline".to_string(), p.id.clone())];
+    for key in ["owner", "month"] {
+        if let Some(v) = get(pairs, key).filter(|v| !v.is_empty()) {
+            base.push((key.to_string(), v.to_string()));
+        }
+    }
+    base
+}
+
+/// A column drawn after `shown_before` cards: what is left, and the query of its next page
+/// (cursor: its last card). `more` says whether cards follow when the read knows it; the
+/// count alone comes from the rollup.
+fn paged(
+    mut col: BoardColumn,
+    shown_before: i64,
+    more: Option<bool>,
+    base: &[(String, String)],
+) -> BoardColumn {
+    let shown = shown_before + col.cards.len() as i64;
+    col.hidden = match more {
+        Some(false) => 0,
+        Some(true) => (col.count - shown).max(1),
+        None => (col.count - shown).max(0),
+    };
+    col.next = col.hidden.min(deals::CARDS_PER_COLUMN);
+    col.more = match col.cards.last() {
+        Some(last) if col.hidden > 0 => {
+            let mut q = base.to_vec();
+            q.push(("stage".into(), col.id.clone()));
+            q.push(("before".into(), last.id.clone()));
+            q.push(("shown".into(), shown.to_string()));
+            serde_urlencoded::to_string(q).unwrap_or_default()
+        }
+        _ => String::new(),
+    };
+    col
+}
+
+#[derive(Template)]
+#[template(path = "partials/sales/board_column.html")]
+struct ColumnCards {
+    col: BoardColumn,
+    stages: Vec<StageChoice>,
+    can_write: bool,
+    /// The board's query, carried by the cards' move menus.
+    query: String,
+    /// A page of its own (a link opened without htmx), not cards added to the board.
+    full: bool,
+    pipeline_id: String,
+    pipeline: String,
+}
+
+/// `GET /pipeline/column?pipeline=…&stage=…&before=<deal id>&shown=25[&owner=…][&month=…]`:
+/// a column's next cards, under the board's filters and record rule. htmx adds them to the
+/// column and replaces its "Show more"; without htmx it is a page listing them.
+pub async fn column_cards(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let pairs = query_pairs(&req)?;
+    let stage = get(&pairs, "stage").unwrap_or_default().to_string();
+    let before = get(&pairs, "before").unwrap_or_default().to_string();
+    let shown = get(&pairs, "shown")
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0)
+        // why: a count from the URL; no column holds a billion cards, and the sums below
+        // must not overflow.
+        .clamp(0, 1_000_000_000);
+    let page = deals::column_page(&scope, query_of(&pairs), stage, before).await?;
+    let clients: Names = page
+        .clients
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let members: Names = page
+        .members
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let p = &page.pipeline.pipeline;
+    let base = base_query(p, &pairs);
+    let view = column(&page.column, p, &clients, &members, &scope.local);
+    let full = !crate::web::wants_fragment(&req);
+    let cards = ColumnCards {
+        col: paged(view, shown, Some(page.more), &base),
+        stages: stage_choices(&page.pipeline.stages),
+        // why: the move menus answer with the board, which a page of its own lacks.
+        can_write: scope.can("opportunity", "write") && !full,
+        query: serde_urlencoded::to_string(&base).unwrap_or_default(),
+        full,
+        pipeline_id: p.id.clone(),
+        pipeline: p.name.clone(),
+    };
+    let title = format!("{} · {}", cards.col.name, cards.pipeline);
+    render(&req, &actor, &title, &cards).await
 }
 
 pub async fn show(

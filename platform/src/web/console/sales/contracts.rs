@@ -11,10 +11,10 @@ use super::super::clients::Choice;
 use super::super::{redirect_with_flash, render, render_with_status};
 use super::{get, parse_form};
 use crate::auth::ConsoleActor;
-use crate::db::now;
-use crate::domain::money::{display as money, format_cents};
+use crate::domain::money::format_cents;
 use crate::domain::pipeline::ContractRow;
 use crate::error::{AppError, AppResult, FieldError};
+use crate::locale::Local;
 use crate::ops::{contracts, deals};
 use crate::state::AppState;
 use crate::web::query_pairs;
@@ -39,15 +39,15 @@ struct ContractsPage {
     can_write: bool,
 }
 
-fn contract_lines(rows: contracts::Named) -> Vec<ContractLine> {
-    let today = now().date();
+fn contract_lines(rows: contracts::Named, local: &Local) -> Vec<ContractLine> {
+    let today = local.today();
     rows.into_iter()
         .map(|(r, client)| ContractLine {
             due: r.status == "active" && r.end_date <= today + Duration::days(90),
-            notice_by: (r.end_date - Duration::days(i64::from(r.notice_days))).to_string(),
+            notice_by: local.date(r.end_date - Duration::days(i64::from(r.notice_days))),
             client,
-            period: format!("{} → {}", r.start_date, r.end_date),
-            value: money(r.value_cents, &r.currency),
+            period: format!("{} → {}", local.date(r.start_date), local.date(r.end_date)),
+            value: local.cents(r.value_cents, &r.currency),
             has_renewal: r.renewal_opportunity_id.is_some(),
             id: r.id,
             name: r.name,
@@ -63,7 +63,7 @@ pub async fn contracts_list(
     state: web::Data<AppState>,
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
-    let rows = contract_lines(contracts::list_named(&scope).await?);
+    let rows = contract_lines(contracts::list_named(&scope).await?, &scope.local);
     let can_write = scope.can("client", "write");
     render(
         &req,
@@ -113,7 +113,7 @@ impl ContractForm {
                 .iter()
                 .map(|s| Choice {
                     value: s.to_string(),
-                    label: s.to_string(),
+                    label: crate::web::console::label(s),
                     selected: **s == *status,
                 })
                 .collect(),
@@ -137,7 +137,7 @@ pub async fn contract_new(
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
     let pairs = query_pairs(&req)?;
-    let today = now().date();
+    let today = scope.local.today();
     let mut values = HashMap::from([
         ("currency".to_string(), actor.org.default_currency.clone()),
         ("startDate".into(), today.to_string()),
@@ -326,14 +326,14 @@ pub async fn contract_renew(
 
 /// Contracts whose end is near, for the dashboard.
 /// The dashboard's contracts up for renewal, as the contract list shows them.
-pub fn renewal_lines(rows: &[crate::ops::dashboard::Renewal]) -> Vec<ContractLine> {
+pub fn renewal_lines(rows: &[crate::ops::dashboard::Renewal], local: &Local) -> Vec<ContractLine> {
     rows.iter()
         .map(|r| ContractLine {
             due: true,
-            notice_by: r.notice_by.to_string(),
+            notice_by: local.date(r.notice_by),
             client: r.client_name.clone(),
-            period: format!("{} → {}", r.start_date, r.end_date),
-            value: money(r.value_cents, &r.currency),
+            period: format!("{} → {}", local.date(r.start_date), local.date(r.end_date)),
+            value: local.cents(r.value_cents, &r.currency),
             has_renewal: r.renewal_opportunity_id.is_some(),
             id: r.id.clone(),
             name: r.name.clone(),

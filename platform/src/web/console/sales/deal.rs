@@ -8,9 +8,9 @@ use super::super::render_with_status;
 use super::super::{files, timeline};
 use super::{stage_choices, StageChoice};
 use crate::auth::ConsoleActor;
-use crate::domain::money::display as money;
 use crate::domain::pipeline::{QuoteRow, StageMoveRow, StageRow};
 use crate::error::{AppError, AppResult, FieldError};
+use crate::locale::Local;
 use crate::ops::deals::{self, DealPage as Read};
 use crate::ops::Scope;
 use crate::state::AppState;
@@ -68,6 +68,8 @@ struct DealPage {
     can_delete: bool,
     /// May write e-mail to the deal's client from here.
     can_email: bool,
+    /// "History" (the audit log narrowed to this deal) for those who may read the log.
+    can_audit: bool,
     currency: String,
     quote_errors: Vec<FieldError>,
     /// What the quote form shows: empty rows, or what was typed when it was refused.
@@ -86,10 +88,10 @@ fn stage_name(stages: &[StageRow], id: &str) -> String {
         .unwrap_or_default()
 }
 
-fn history_view(h: StageMoveRow, page: &Read) -> MoveView {
+fn history_view(h: StageMoveRow, page: &Read, local: &Local) -> MoveView {
     let name_of = |id: &str| stage_name(&page.stages, id);
     MoveView {
-        at: h.moved_at.format("%Y-%m-%d %H:%M").to_string(),
+        at: local.datetime(h.moved_at),
         who: h
             .moved_by
             .as_ref()
@@ -112,7 +114,7 @@ fn history_view(h: StageMoveRow, page: &Read) -> MoveView {
     }
 }
 
-fn quote_view(q: QuoteRow) -> QuoteView {
+fn quote_view(q: QuoteRow, local: &Local) -> QuoteView {
     QuoteView {
         next: match q.status.as_str() {
             "draft" => vec![("sent", "Mark sent")],
@@ -124,8 +126,8 @@ fn quote_view(q: QuoteRow) -> QuoteView {
             _ => vec![],
         },
         reference: format!("Q-{:05}", q.number),
-        total: money(q.total_cents, &q.currency),
-        valid_until: q.valid_until.map(|v| v.to_string()).unwrap_or_default(),
+        total: local.cents(q.total_cents, &q.currency),
+        valid_until: q.valid_until.map(|v| local.date(v)).unwrap_or_default(),
         id: q.id,
         status: q.status,
     }
@@ -157,7 +159,7 @@ fn page_view(p: Read, scope: &Scope, quote_errors: Vec<FieldError>) -> DealPage 
         .history
         .iter()
         .cloned()
-        .map(|h| history_view(h, &p))
+        .map(|h| history_view(h, &p, &scope.local))
         .collect();
     DealPage {
         timeline: String::new(),
@@ -165,13 +167,19 @@ fn page_view(p: Read, scope: &Scope, quote_errors: Vec<FieldError>) -> DealPage 
         stage: stage_name(&p.stages, &d.stage_id),
         stage_id: d.stage_id.clone(),
         stages: stage_choices(&p.stages),
-        value: money(d.value_cents, &d.currency),
-        weighted: money(
+        value: scope.local.cents(d.value_cents, &d.currency),
+        weighted: scope.local.cents(
             (d.value_cents * i64::from(d.probability) + 50) / 100,
             &d.currency,
         ),
-        close: d.expected_close.map(|x| x.to_string()).unwrap_or_default(),
-        actual_close: d.actual_close.map(|x| x.to_string()).unwrap_or_default(),
+        close: d
+            .expected_close
+            .map(|x| scope.local.date(x))
+            .unwrap_or_default(),
+        actual_close: d
+            .actual_close
+            .map(|x| scope.local.date(x))
+            .unwrap_or_default(),
         owner: d
             .assigned_to
             .as_ref()
@@ -195,17 +203,29 @@ fn page_view(p: Read, scope: &Scope, quote_errors: Vec<FieldError>) -> DealPage 
             .map(|(id, name, role)| ContactView { id, name, role })
             .collect(),
         history,
-        quotes: p.quotes.into_iter().map(quote_view).collect(),
+        quotes: p
+            .quotes
+            .into_iter()
+            .map(|q| quote_view(q, &scope.local))
+            .collect(),
         contracts: p
             .contracts
             .into_iter()
-            .map(|k| (k.id, k.name, format!("{} → {}", k.start_date, k.end_date)))
+            .map(|k| {
+                let period = format!(
+                    "{} → {}",
+                    scope.local.date(k.start_date),
+                    scope.local.date(k.end_date)
+                );
+                (k.id, k.name, period)
+            })
             .collect(),
         client: p.client,
         loss_reasons: p.loss_reasons,
         can_write: scope.can("opportunity", "write"),
         can_delete: scope.can("opportunity", "delete"),
         can_email: scope.can("message", "send") && scope.can("client", "read"),
+        can_audit: scope.can("audit", "read"),
         quote_errors,
         quote_draft: QuoteDraft::default(),
     }

@@ -1,5 +1,6 @@
 //! The forecast and performance pages, with their charts drawn server-side as SVG.
 
+use crate::locale::Local;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::NaiveDate;
@@ -43,21 +44,21 @@ const BOTTOM: i64 = 30;
 const TOP: i64 = 20;
 
 /// The opening tag and five horizontal grid lines labelled up to `max`.
-fn forecast_grid(max: Decimal) -> String {
+fn forecast_grid(max: Decimal, local: &Local) -> String {
     let plot_h = H - BOTTOM - TOP;
     let mut s = format!(
         r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="Forecast by month"><title>Forecast by month</title>"#
     );
     for i in 0..=4 {
         let gy = H - BOTTOM - plot_h * i / 4;
-        let label = (max * Decimal::from(i) / Decimal::from(4)).round();
+        let label = local.number(max * Decimal::from(i) / Decimal::from(4), 0);
         s.push_str(&format!(r#"<line x1="{LEFT}" x2="{W}" y1="{gy}" y2="{gy}" class="grid"/><text x="{}" y="{}" class="axis" text-anchor="end">{label}</text>"#, LEFT - 6, gy + 4));
     }
     s
 }
 
 /// Weighted bars with best-case and commit lines and closed-won dots, per month.
-fn forecast_svg(months: &[&ForecastMonth]) -> String {
+fn forecast_svg(months: &[&ForecastMonth], local: &Local) -> String {
     let plot_h = H - BOTTOM - TOP;
     let max = months
         .iter()
@@ -66,7 +67,7 @@ fn forecast_svg(months: &[&ForecastMonth]) -> String {
         .unwrap_or_default();
     let slot = (W - LEFT - 10) / months.len().max(1) as i64;
     let y = |v| H - BOTTOM - px(v, max, plot_h);
-    let mut s = forecast_grid(max);
+    let mut s = forecast_grid(max, local);
     let (mut best, mut commit) = (String::new(), String::new());
     for (i, m) in months.iter().enumerate() {
         let x = LEFT + slot * i as i64 + slot / 2;
@@ -77,14 +78,14 @@ fn forecast_svg(months: &[&ForecastMonth]) -> String {
             x - bw / 2,
             H - BOTTOM - by,
             esc(&m.month),
-            m.weighted.round_dp(2),
+            local.number(m.weighted, 2),
             H - BOTTOM + 18,
             esc(&m.month)
         ));
         best.push_str(&format!("{x},{} ", y(m.best_case)));
         commit.push_str(&format!("{x},{} ", y(m.commit)));
         if m.closed_won > Decimal::ZERO {
-            s.push_str(&format!(r#"<circle cx="{x}" cy="{}" r="5" class="won"><title>closed won {}</title></circle>"#, y(m.closed_won), m.closed_won));
+            s.push_str(&format!(r#"<circle cx="{x}" cy="{}" r="5" class="won"><title>closed won {}</title></circle>"#, y(m.closed_won), local.number(m.closed_won, 2)));
         }
     }
     s.push_str(&format!(r#"<polyline points="{}" class="line-best"/><polyline points="{}" class="line-commit"/></svg>"#, best.trim(), commit.trim()));
@@ -92,7 +93,7 @@ fn forecast_svg(months: &[&ForecastMonth]) -> String {
 }
 
 /// Horizontal bars of won value per rep.
-fn performance_svg(reps: &[&RepFigures]) -> String {
+fn performance_svg(reps: &[&RepFigures], local: &Local) -> String {
     let row = 28i64;
     let (w, left) = (720i64, 170i64);
     let h = row * reps.len().max(1) as i64 + 10;
@@ -111,7 +112,7 @@ fn performance_svg(reps: &[&RepFigures]) -> String {
             row - 8,
             left + bw + 6,
             y + 16,
-            r.won_value,
+            local.number(r.won_value, 2),
             esc(&r.currency)
         ));
     }
@@ -128,6 +129,7 @@ struct ForecastPage {
     stages: Vec<StageRate>,
     chart: String,
     currency: String,
+    local: Local,
     own_only: bool,
 }
 
@@ -154,7 +156,8 @@ pub async fn forecast(
     let oversee = scope.access("opportunity").oversee;
     let chart: Vec<&ForecastMonth> = f.months.iter().filter(|m| m.currency == currency).collect();
     let page = ForecastPage {
-        chart: forecast_svg(&chart),
+        chart: forecast_svg(&chart, &scope.local),
+        local: scope.local,
         pipelines: pipeline_choices(&filters.pipelines, pipeline.as_deref()),
         owners: owner_choices(filters.owners, oversee, get(&pairs, "owner").unwrap_or("")),
         months: f.months,
@@ -176,6 +179,7 @@ struct PerformancePage {
     stages: Vec<StageTime>,
     chart: String,
     pipelines: Vec<Choice>,
+    local: Local,
 }
 
 pub async fn performance(
@@ -215,7 +219,8 @@ pub async fn performance(
         .collect();
     let page = PerformancePage {
         date_error,
-        chart: performance_svg(&chart),
+        chart: performance_svg(&chart, &scope.local),
+        local: scope.local,
         from: p.from,
         to: p.to,
         reps: p.reps,

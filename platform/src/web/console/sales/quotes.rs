@@ -7,7 +7,6 @@ use super::super::redirect_with_flash;
 use super::deal::{deal_page, DraftLine, QuoteDraft};
 use super::{get, parse_form};
 use crate::auth::ConsoleActor;
-use crate::domain::money::display as money;
 use crate::domain::pipeline::quotes::{LineInput, QuoteInput};
 use crate::error::{AppError, AppResult};
 use crate::ops::quotes;
@@ -127,7 +126,7 @@ pub async fn create_quote(
     let deal = id.into_inner();
     match quotes::create(&scope, quote_input(&pairs, deal.clone())).await {
         Ok((q, _)) => {
-            let total = money(q.total_cents, &q.currency);
+            let total = scope.local.cents(q.total_cents, &q.currency);
             let message = format!("Quote Q-{:05} was created: {total}.", q.number);
             redirect_with_flash(&req, &format!("/opportunities/{deal}"), &message)
         }
@@ -246,13 +245,15 @@ pub async fn list(
         .take(QUOTES_PAGE as usize)
         .map(|l| QuoteListLine {
             reference: format!("Q-{:05}", l.quote.number),
-            total: money(l.quote.total_cents, &l.quote.currency),
+            total: scope.local.cents(l.quote.total_cents, &l.quote.currency),
             valid_until: l
                 .quote
                 .valid_until
-                .map(|d| d.format("%Y-%m-%d").to_string())
+                .map(|d| scope.local.date(d))
                 .unwrap_or_default(),
-            created: l.quote.created_at.format("%Y-%m-%d").to_string(),
+            created: scope
+                .local
+                .date(scope.local.wall(l.quote.created_at).date()),
             id: l.quote.id,
             deal_id: l.quote.opportunity_id,
             deal: l.deal_name,
