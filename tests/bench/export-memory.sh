@@ -5,11 +5,21 @@
 # server's resident memory before and at its peak, per format.
 set -euo pipefail
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/rapport}
+# Or the HTTP bench's databases (export names the owner beside each id, a join per row):
+#   EXPORT_DATABASE_URL=sqlite:///tmp/rapport-http-bench-1000000/sqlite/bench.db \
+#   EXPORT_DATA_DIR=/tmp/rapport-http-bench-1000000/sqlite EXPORT_ORG=bench tests/bench/export-memory.sh
+#   EXPORT_DATABASE_URL=postgres://postgres@127.0.0.1:5432/rapport_http_bench_1000000 \
+#   EXPORT_DATA_DIR=/tmp/rapport-http-bench-1000000/postgres EXPORT_ORG=bench tests/bench/export-memory.sh
 DB=/tmp/rapport-bench-import/bench.db
-export DATABASE_URL="sqlite://$DB" RAPPORT_DATA_DIR=/tmp/rapport-bench-import RAPPORT_ADDR=127.0.0.1:8097
+export DATABASE_URL="${EXPORT_DATABASE_URL:-sqlite://$DB}"
+export RAPPORT_DATA_DIR="${EXPORT_DATA_DIR:-/tmp/rapport-bench-import}" RAPPORT_ADDR=127.0.0.1:8097
+ORG=${EXPORT_ORG:-import-bench}
 # The imported rows wait in the search outbox; indexing them is not what is measured.
-python3 -c "import sqlite3; c=sqlite3.connect('$DB'); c.execute('DELETE FROM search_outbox'); c.commit()"
-TOKEN=$($BIN token create --org import-bench --email admin@bench.test --name export | tail -1)
+case "$DATABASE_URL" in
+  sqlite://*) python3 -c "import sqlite3; c=sqlite3.connect('${DATABASE_URL#sqlite://}'); c.execute('DELETE FROM search_outbox'); c.commit()" ;;
+  *) psql -q "$DATABASE_URL" -c 'DELETE FROM search_outbox' ;;
+esac
+TOKEN=$($BIN token create --org "$ORG" --email admin@bench.test --name export | tail -1)
 $BIN serve > /tmp/export-serve.log 2>&1 &
 PID=$!
 trap 'kill $PID' EXIT

@@ -154,6 +154,9 @@ run_backend() {
     touch "$data/embedded-indexed"
   fi
   if [ "$SEARCH" = meilisearch ]; then use_meilisearch "$backend" "$data"; fi
+  # why: seeding is single-threaded, so both backends can seed side by side on two cores
+  # (BENCH_SEED_ONLY=1 in two shells) before one run measures them one after the other.
+  if [ "${BENCH_SEED_ONLY:-0}" = 1 ]; then return; fi
   # Clients the create row added in an earlier run would sit newest-first in every list.
   if [ "$backend" = sqlite ]; then
     python3 -c "import sqlite3; c=sqlite3.connect('$data/bench.db'); c.execute(\"DELETE FROM clients WHERE email LIKE '%@load.test'\"); c.commit()"
@@ -162,10 +165,26 @@ run_backend() {
   fi
   local token
   token=$("$BIN" token create --org bench --email admin@bench.test --name "bench $(date +%s)" | tail -1)
+  # why: the bench measures the server, not the per-token limit (600 a minute by default,
+  # 10,000 at most through the API); its own token is let through.
+  local limit="UPDATE api_tokens SET rate_limit = 1000000000 WHERE token_prefix = '${token:0:10}'"
+  if [ "$backend" = sqlite ]; then
+    python3 -c "import sqlite3; c=sqlite3.connect('$data/bench.db'); c.execute(\"$limit\"); c.commit()"
+  else
+    psql -q "$url" -c "$limit"
+  fi
   "$BIN" serve >"$WORK/serve-$backend.log" 2>&1 &
   PID=$!
   trap 'kill $PID 2>/dev/null' EXIT
   for _ in $(seq 1 120); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.5; done
+  # why: a fresh database's first start computes every client's scores and segments in the
+  # background (about a minute at 1M); its CPU would be counted against the first rows.
+  local idle=0 t0 t1
+  for _ in $(seq 1 300); do
+    t0=$(cpu_ticks "$PID"); sleep 1; t1=$(cpu_ticks "$PID")
+    if [ $((t1 - t0)) -lt $((HZ / 20)) ]; then idle=$((idle + 1)); else idle=0; fi
+    [ "$idle" -ge 3 ] && break
+  done
   local auth="Authorization: Bearer $token"
   local client deal jar csrf cookie
   client=$(curl -sf -H "$auth" "http://127.0.0.1:$PORT/api/clients?limit=1&filter%5Btype%5D=individual" | python3 -c "import json,sys; print(json.load(sys.stdin)['data'][0]['id'])")
@@ -222,6 +241,14 @@ LUA
   measure "GET /api/opportunities/:id" "/api/opportunities/$deal" -H "$auth"
   measure "GET /opportunities/:id (console deal)" "/opportunities/$deal" -H "$cookie"
   measure "GET /pipeline (console board)" "/pipeline" -H "$cookie"
+  # A column's "Show 25 more", as htmx asks for it: the next cards after the first page.
+  local more
+  more=$(curl -sf -H "$cookie" "http://127.0.0.1:$PORT/pipeline" | grep -o '/pipeline/column?[^"]*' | head -1 | sed 's/&#38;/\&/g; s/&amp;/\&/g')
+  if [ -n "$more" ]; then
+    measure "GET /pipeline/column (Show 25 more)" "$more" -H "$cookie" -H "HX-Request: true"
+  else
+    echo "| no column with more cards on the board |"
+  fi
   # The admin's dashboard: the team's view, the most the page computes.
   measure "GET / (console dashboard)" "/" -H "$cookie"
   measure "GET /api/dashboard" "/api/dashboard" -H "$auth"

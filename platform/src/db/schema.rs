@@ -1049,6 +1049,7 @@ diesel::table! {
         churn_risk -> Integer,
         factors -> Text,
         computed_at -> Timestamp,
+        inactive -> Bool,
     }
 }
 

@@ -48,6 +48,8 @@ pub struct ScoreRow {
     pub churn_risk: i32,
     pub factors: String,
     pub computed_at: NaiveDateTime,
+    /// Inactive when computed: kept out of "at risk" lists by the index, not only the filter.
+    pub inactive: bool,
 }
 
 impl ScoreRow {
@@ -440,6 +442,7 @@ pub fn score(
         churn_risk: churn_risk as i32,
         factors: factors.to_string(),
         computed_at: at,
+        inactive: i.status == "inactive",
     }
 }
 
@@ -621,6 +624,9 @@ pub fn at_risk(
     let mut q = client_scores::table
         .inner_join(clients::table.on(clients::id.eq(client_scores::client_id)))
         .filter(client_scores::organization_id.eq(org))
+        // why: client_scores_open_risk, read in order and stopped at the limit; without it
+        // the list walks every inactive client (all at risk 100) before the first it shows.
+        .filter(client_scores::inactive.eq(false))
         .filter(client_scores::churn_risk.ge(min_risk))
         .filter(clients::deleted_at.is_null())
         .filter(clients::status.ne("inactive"))
@@ -634,23 +640,24 @@ pub fn at_risk(
     if let Some(o) = owner {
         q = q.filter(clients::assigned_to.eq(o.to_string()));
     }
-    Ok(
-        q.order((client_scores::churn_risk.desc(), clients::id.asc()))
-            .limit(limit)
-            .load::<(String, String, i32, String)>(c)?
-            .into_iter()
-            .map(|(id, name, risk, f)| {
-                let f: Value = serde_json::from_str(&f).unwrap_or(Value::Null);
-                let top = f["churnRisk"]
-                    .as_array()
-                    .and_then(|a| a.first())
-                    .and_then(|x| x["factor"].as_str())
-                    .unwrap_or_default()
-                    .to_string();
-                (id, name, risk, top)
-            })
-            .collect(),
-    )
+    Ok(q.order((
+        client_scores::churn_risk.desc(),
+        client_scores::client_id.desc(),
+    ))
+    .limit(limit)
+    .load::<(String, String, i32, String)>(c)?
+    .into_iter()
+    .map(|(id, name, risk, f)| {
+        let f: Value = serde_json::from_str(&f).unwrap_or(Value::Null);
+        let top = f["churnRisk"]
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|x| x["factor"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        (id, name, risk, top)
+    })
+    .collect())
 }
 
 #[cfg(test)]

@@ -39,6 +39,15 @@ async fn scores_follow_the_data_and_name_their_reasons() {
         ids.push(r.json()["id"].as_str().unwrap().to_string());
     }
     let (active, quiet, elsewhere) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
+    // A client marked inactive scores 100 but is never "at risk": it has already gone.
+    let gone = send(
+        &app,
+        api(Method::POST, "/api/clients", &admin).set_json(json!({
+            "firstName": "Gone", "lastName": "Test", "status": "inactive", "assignedTo": &rep_id
+        })),
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::CREATED, "{}", gone.body);
     // Active: six calls in the last month; Quiet and Elsewhere: one call 100 days ago.
     let log =
         |id: &str, days: i64| {
@@ -67,7 +76,7 @@ async fn scores_follow_the_data_and_name_their_reasons() {
         let mut c = t.pool.get().unwrap();
         rapport::domain::scores::compute_org(&mut c, &org.id).unwrap()
     };
-    assert_eq!(n, 3);
+    assert_eq!(n, 4);
 
     let a = send(
         &app,
