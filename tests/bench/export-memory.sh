@@ -25,7 +25,7 @@ PID=$!
 trap 'kill $PID' EXIT
 sleep 3
 rss() { awk '/VmRSS/{print $2/1024}' /proc/$PID/status; }
-for fmt in csv xlsx json; do
+for fmt in ${EXPORT_FORMATS:-csv xlsx json}; do
   before=$(rss)
   peak=$before
   start=$(date +%s.%N)

@@ -243,7 +243,7 @@ LUA
   measure "GET /pipeline (console board)" "/pipeline" -H "$cookie"
   # A column's "Show 25 more", as htmx asks for it: the next cards after the first page.
   local more
-  more=$(curl -sf -H "$cookie" "http://127.0.0.1:$PORT/pipeline" | grep -o '/pipeline/column?[^"]*' | head -1 | sed 's/&#38;/\&/g; s/&amp;/\&/g')
+  more=$(curl -sf -H "$cookie" "http://127.0.0.1:$PORT/pipeline" | grep -o '/pipeline/column?[^"]*' | head -1 | sed 's/&#38;/\&/g; s/&amp;/\&/g' || true)
   if [ -n "$more" ]; then
     measure "GET /pipeline/column (Show 25 more)" "$more" -H "$cookie" -H "HX-Request: true"
   else
