@@ -1105,6 +1105,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_by -> Nullable<Text>,
         created_at -> Timestamp,
+        time_zone -> Text,
     }
 }
 

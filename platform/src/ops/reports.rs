@@ -502,6 +502,8 @@ pub struct ScheduleView {
     pub next_run_at: String,
     pub last_run_at: Option<String>,
     pub last_error: Option<String>,
+    /// The IANA zone `hour` is read in.
+    pub time_zone: String,
 }
 
 fn schedule_view(s: ScheduleRow) -> ScheduleView {
@@ -514,6 +516,7 @@ fn schedule_view(s: ScheduleRow) -> ScheduleView {
         next_run_at: iso(s.next_run_at),
         last_run_at: s.last_run_at.map(iso),
         last_error: s.last_error,
+        time_zone: s.time_zone,
     }
 }
 

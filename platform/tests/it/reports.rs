@@ -724,6 +724,29 @@ async fn saved_reports_are_private_until_shared_and_dashboards_gather_them() {
     )
     .await;
     assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    // The hour is read on the clocks of the zone given (UTC by default): 7 in New York is
+    // 12:00 UTC in winter, 11:00 in summer.
+    let ny = call(&app, Method::POST, &format!("/api/dashboards/{dash}/schedules"), &f.manager,
+        Some(json!({"recipients": [f.manager_id], "cadence": "daily", "hour": 7, "timeZone": "America/New_York"}))).await;
+    assert_eq!(ny.status, StatusCode::CREATED, "{}", ny.body);
+    let ny = ny.json();
+    assert_eq!(ny["timeZone"], "America/New_York");
+    let next = ny["nextRunAt"].as_str().unwrap();
+    assert!(
+        next.contains("T12:00:00") || next.contains("T11:00:00"),
+        "{next}"
+    );
+    assert_eq!(listed["data"][0]["timeZone"], "UTC");
+    let bad = call(
+        &app,
+        Method::POST,
+        &format!("/api/dashboards/{dash}/schedules"),
+        &f.manager,
+        Some(json!({"recipients": [f.manager_id], "cadence": "daily", "timeZone": "Mars/Olympus"})),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    assert_eq!(strings(&bad.json()["errors"], "field"), vec!["timeZone"]);
     let r = call(
         &app,
         Method::POST,

@@ -788,6 +788,43 @@ async fn a_dashboard_shows_its_tiles_for_one_period_and_is_emailed_on_a_schedule
         page.body
     );
 
+    // A manager in New York schedules 7 on their own clocks, and the form says so.
+    let r = m
+        .post_form(
+            &svc,
+            "/account/preferences",
+            &[("time_zone", "America/New_York"), ("locale", "en-US")],
+        )
+        .await;
+    assert!(
+        r.status.is_success() || r.status.is_redirection(),
+        "{}",
+        r.body
+    );
+    let page = m.get(&svc, &format!("/dashboards/{dash}")).await;
+    assert!(page.body.contains("(America/New_York)"), "{}", page.body);
+    let r = m
+        .post_form(
+            &svc,
+            &format!("/dashboards/{dash}/schedules"),
+            &[
+                ("cadence", "daily"),
+                ("weekday", "1"),
+                ("monthday", "1"),
+                ("hour", "7"),
+                ("recipient", &f.manager_id),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = m.get(&svc, &format!("/dashboards/{dash}")).await;
+    let schedules = from_id(&page.body, "schedules");
+    assert!(
+        schedules.contains("Every day at 07:00 America/New_York to 1 person")
+            && schedules.contains("Every Monday at 07:00 UTC to 1 person"),
+        "{schedules}"
+    );
+
     // The report on the dashboard is not deleted from under it.
     let r = m
         .post_form(&svc, &format!("/reports/{report}/delete"), &[])

@@ -543,6 +543,8 @@ pub struct ScheduleRow {
     pub last_error: Option<String>,
     pub created_by: Option<String>,
     pub created_at: NaiveDateTime,
+    /// The IANA zone `hour` is read in.
+    pub time_zone: String,
 }
 
 impl ScheduleRow {
@@ -551,14 +553,24 @@ impl ScheduleRow {
     }
 }
 
-/// The first run of a schedule strictly after `after`: daily at `hour`; weekly on weekday
-/// `day` (1 = Monday) at `hour`; monthly on day `day` (1–28) at `hour`. UTC.
-pub fn next_run(cadence: &str, day: i32, hour: i32, after: NaiveDateTime) -> NaiveDateTime {
+/// The first run of a schedule strictly after `after` (UTC): daily at `hour`; weekly on
+/// weekday `day` (1 = Monday) at `hour`; monthly on day `day` (1–28) at `hour` — the day and
+/// the hour on the clocks of `time_zone`, answered in UTC.
+pub fn next_run(
+    cadence: &str,
+    day: i32,
+    hour: i32,
+    time_zone: &str,
+    after: NaiveDateTime,
+) -> NaiveDateTime {
+    let local = crate::locale::Local::of(time_zone, "");
     let at_hour = |d: chrono::NaiveDate| {
-        d.and_hms_opt(hour.clamp(0, 23) as u32, 0, 0)
-            .unwrap_or_default()
+        local.to_utc(
+            d.and_hms_opt(hour.clamp(0, 23) as u32, 0, 0)
+                .unwrap_or_default(),
+        )
     };
-    let mut d = after.date();
+    let mut d = local.wall(after).date();
     for _ in 0..400 {
         let fits = match cadence {
             "weekly" => d.weekday().number_from_monday() as i32 == day.clamp(1, 7),
@@ -578,10 +590,18 @@ pub struct ScheduleInput {
     pub cadence: String,
     pub day: i32,
     pub hour: i32,
+    /// The IANA zone `hour` is read in.
+    pub time_zone: String,
 }
 
 pub fn check_schedule(c: &mut DbConn, org: &str, s: &ScheduleInput) -> AppResult<()> {
     let mut errors = Vec::new();
+    if crate::locale::time_zone(&s.time_zone).is_none() {
+        errors.push(crate::error::FieldError::new(
+            "timeZone",
+            "Choose a time zone by its IANA name, such as Europe/Berlin or UTC.",
+        ));
+    }
     if !matches!(s.cadence.as_str(), "daily" | "weekly" | "monthly") {
         errors.push(crate::error::FieldError::new(
             "cadence",
@@ -663,7 +683,7 @@ pub fn create_schedule(
         organization_id: ctx.org_id.clone(),
         dashboard_id: dashboard.id.clone(),
         recipients: serde_json::to_string(&s.recipients).unwrap_or_else(|_| "[]".into()),
-        next_run_at: next_run(&s.cadence, s.day, s.hour, at),
+        next_run_at: next_run(&s.cadence, s.day, s.hour, &s.time_zone, at),
         cadence: s.cadence,
         day: s.day,
         hour: s.hour,
@@ -671,6 +691,7 @@ pub fn create_schedule(
         last_error: None,
         created_by: ctx.actor_user_id.clone(),
         created_at: at,
+        time_zone: s.time_zone,
     };
     crate::db::transaction(c, |c| {
         diesel::insert_into(report_schedules::table)
@@ -731,6 +752,7 @@ pub fn claim_due(c: &mut DbConn, limit: i64) -> AppResult<Vec<ScheduleRow>> {
             &s.cadence,
             s.day,
             s.hour,
+            &s.time_zone,
             at.with_nanosecond(0).unwrap_or(at),
         );
         let n = diesel::update(
@@ -777,24 +799,38 @@ mod tests {
             5
         );
         assert_eq!(
-            next_run("weekly", 1, 7, at("2026-12-04 10:00")),
+            next_run("weekly", 1, 7, "UTC", at("2026-12-04 10:00")),
             at("2026-12-07 07:00")
         );
         assert_eq!(
-            next_run("weekly", 5, 11, at("2026-12-04 10:00")),
+            next_run("weekly", 5, 11, "UTC", at("2026-12-04 10:00")),
             at("2026-12-04 11:00")
         );
         assert_eq!(
-            next_run("weekly", 5, 10, at("2026-12-04 10:00")),
+            next_run("weekly", 5, 10, "UTC", at("2026-12-04 10:00")),
             at("2026-12-11 10:00")
         );
         assert_eq!(
-            next_run("daily", 1, 7, at("2026-12-04 10:00")),
+            next_run("daily", 1, 7, "UTC", at("2026-12-04 10:00")),
             at("2026-12-05 07:00")
         );
         assert_eq!(
-            next_run("monthly", 1, 7, at("2026-12-04 10:00")),
+            next_run("monthly", 1, 7, "UTC", at("2026-12-04 10:00")),
             at("2027-01-01 07:00")
+        );
+        // 7 on New York's clocks: 12:00 UTC in winter, 11:00 in summer; 10:00 UTC on a
+        // Friday is still 05:00 there, so Friday's run is the same day.
+        assert_eq!(
+            next_run("weekly", 1, 7, "America/New_York", at("2026-12-04 10:00")),
+            at("2026-12-07 12:00")
+        );
+        assert_eq!(
+            next_run("weekly", 5, 7, "America/New_York", at("2026-12-04 10:00")),
+            at("2026-12-04 12:00")
+        );
+        assert_eq!(
+            next_run("daily", 1, 7, "America/New_York", at("2026-07-01 10:00")),
+            at("2026-07-01 11:00")
         );
     }
 }

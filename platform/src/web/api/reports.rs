@@ -495,9 +495,16 @@ pub struct ScheduleBody {
     /// Weekly: 1 (Monday) to 7; monthly: 1 to 28.
     #[serde(default = "one")]
     day: i32,
-    /// Hour of the day (UTC), 0–23; default 7.
+    /// Hour of the day, 0–23, on the clocks of `timeZone`; default 7.
     #[serde(default = "seven")]
     hour: i32,
+    /// IANA time zone (`Europe/Berlin`); default `UTC`.
+    #[serde(default = "utc")]
+    time_zone: String,
+}
+
+fn utc() -> String {
+    "UTC".into()
 }
 
 fn one() -> i32 {
@@ -528,6 +535,7 @@ pub async fn create_schedule(
             cadence: b.cadence,
             day: b.day,
             hour: b.hour,
+            time_zone: b.time_zone,
         },
     )
     .await?;

@@ -1042,6 +1042,8 @@ pub struct DashboardPage {
     pub members: Vec<Opt>,
     pub weekdays: Vec<Opt>,
     pub schedule_error: String,
+    /// The zone the schedule form's hour is read in: the person's own.
+    pub zone: &'static str,
 }
 
 const WEEKDAYS: [&str; 7] = [
@@ -1054,7 +1056,7 @@ const WEEKDAYS: [&str; 7] = [
     "Sunday",
 ];
 
-fn schedule_summary(cadence: &str, day: i32, hour: i32, recipients: usize) -> String {
+fn schedule_summary(cadence: &str, day: i32, hour: i32, zone: &str, recipients: usize) -> String {
     let when = match cadence {
         "weekly" => format!(
             "Every {}",
@@ -1066,7 +1068,7 @@ fn schedule_summary(cadence: &str, day: i32, hour: i32, recipients: usize) -> St
         _ => "Every day".into(),
     };
     format!(
-        "{when} at {hour:02}:00 UTC to {recipients} {}",
+        "{when} at {hour:02}:00 {zone} to {recipients} {}",
         if recipients == 1 { "person" } else { "people" }
     )
 }
@@ -1146,8 +1148,14 @@ async fn dashboard_page(
         (
             rows.into_iter()
                 .map(|s| ScheduleRowView {
-                    summary: schedule_summary(&s.cadence, s.day, s.hour, s.recipients.len()),
-                    next: s.next_run_at.replace('T', " ").replace('Z', " UTC"),
+                    summary: schedule_summary(
+                        &s.cadence,
+                        s.day,
+                        s.hour,
+                        &s.time_zone,
+                        s.recipients.len(),
+                    ),
+                    next: scope.local.iso(&s.next_run_at),
                     last_error: s.last_error.unwrap_or_default(),
                     id: s.id,
                 })
@@ -1179,6 +1187,7 @@ async fn dashboard_page(
             .map(|(i, w)| opt(&(i + 1).to_string(), w, "1"))
             .collect(),
         schedule_error,
+        zone: scope.local.zone_name(),
     })
 }
 
@@ -1410,6 +1419,8 @@ pub async fn schedule(
             get("weekday").parse().unwrap_or(1)
         },
         hour: get("hour").parse().unwrap_or(-1),
+        // why: the hour typed is on the clocks of the person scheduling it.
+        time_zone: scope.local.zone_name().to_string(),
         cadence,
     };
     match ops::schedule(&scope, id.clone(), input).await {
