@@ -130,7 +130,7 @@ fn main() {
         key: &key,
     };
     let started = Instant::now();
-    let handed = rapport::domain::sends::hand_out(&mut c, &links).unwrap();
+    let handed = rapport::domain::sends::hand_out(&mut c, &links, None).unwrap();
     println!(
         "hand out one round of send {}: {handed} messages rendered and queued in {:.0} ms ({:.0} messages/s)",
         &send.id[..8],

@@ -405,8 +405,13 @@ pub fn spawn_mail(state: actix_web::web::Data<AppState>) {
     actix_web::rt::spawn(async move {
         let base = crate::config::public_url(&sender.config);
         loop {
-            if let Err(e) =
-                crate::ops::mail::hand_out(&sender.pool, &sender.secret, base.clone()).await
+            if let Err(e) = crate::ops::mail::hand_out(
+                &sender.pool,
+                &sender.secret,
+                base.clone(),
+                &sender.plugins,
+            )
+            .await
             {
                 tracing::warn!(error = %e, "bulk sends");
             }

@@ -937,6 +937,31 @@ pub fn seed_views(conn: &mut DbConn, org: &OrganizationRow) -> AppResult<usize> 
     Ok(n)
 }
 
+/// Message templates a team starts from: a follow-up e-mail and an appointment reminder
+/// by text message.
+pub fn seed_templates(conn: &mut DbConn, org: &OrganizationRow) -> AppResult<usize> {
+    let ctx = AuditContext::cli(&org.id);
+    crate::domain::templates::save(
+        conn,
+        &ctx,
+        None,
+        Some("email"),
+        "Follow-up after a call",
+        "Good to talk, {{ client.firstName | default(client.name) }}",
+        "Hello {{ client.firstName | default(\"there\") }},\n\nThank you for your time today. As promised, here is a summary of what we discussed.\n\n{{ sender.signature }}",
+    )?;
+    crate::domain::templates::save(
+        conn,
+        &ctx,
+        None,
+        Some("sms"),
+        "Appointment reminder",
+        "",
+        "Hi {{ client.firstName | default(\"there\") }}, a reminder of our appointment tomorrow. Reply here if you need to move it. {{ sender.name }}",
+    )?;
+    Ok(2)
+}
+
 /// Files as people attach them: a proposal (PDF) on each of the first `count` open deals
 /// and call notes (text) on their clients, stored through `blobs` like any upload, so the
 /// Files cards list them and they download.

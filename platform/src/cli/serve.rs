@@ -180,6 +180,7 @@ pub fn seed_demo(pool: &Pool, config: &Config) -> anyhow::Result<String> {
         with_conn(pool, |c| crate::seed::seed_segments(c, &org))?;
         with_conn(pool, |c| crate::seed::seed_reports(c, &org))?;
         let views = with_conn(pool, |c| crate::seed::seed_views(c, &org))?;
+        with_conn(pool, |c| crate::seed::seed_templates(c, &org))?;
         let blobs = crate::domain::attachments::configured_store(config)?;
         let files = with_conn(pool, |c| {
             crate::seed::seed_files(c, &org, blobs.as_ref(), 4)

@@ -17,7 +17,7 @@ use crate::domain::clients::service::Access;
 use crate::error::{AppError, AppResult, FieldError};
 
 /// What people log. System events ([`EVENT`]) are written by Rapport itself.
-pub const KINDS: &[&str] = &["call", "meeting", "email", "note", "task"];
+pub const KINDS: &[&str] = &["call", "meeting", "email", "sms", "note", "task"];
 /// Status changes, reassignments, deal moves: recorded by Rapport, read-only.
 pub const EVENT: &str = "event";
 pub const DIRECTIONS: &[&str] = &["inbound", "outbound"];
@@ -90,6 +90,7 @@ pub fn kind_label(kind: &str) -> &'static str {
         "call" => "Call",
         "meeting" => "Meeting",
         "email" => "E-mail",
+        "sms" => "Text message",
         "note" => "Note",
         EVENT => "Update",
         _ => "Task",
@@ -185,7 +186,7 @@ fn apply(
             Some(k) if KINDS.contains(&k) => row.kind = k.to_string(),
             _ => errors.push(FieldError::new(
                 "type",
-                "Choose call, meeting, email, note or task.",
+                "Choose call, meeting, email, sms, note or task.",
             )),
         }
     }
@@ -567,7 +568,7 @@ pub fn create(
         if !body.contains_key("type") {
             errors.push(FieldError::new(
                 "type",
-                "Say what it was: call, meeting, email, note or task.",
+                "Say what it was: call, meeting, email, sms, note or task.",
             ));
         }
         apply(c, &mut row, body, &mut errors)?;

@@ -84,6 +84,7 @@ pub fn channel_of(kind: &str) -> Option<&'static str> {
     match kind {
         "call" => Some("phone"),
         "email" => Some("email"),
+        "sms" => Some("sms"),
         _ => None,
     }
 }

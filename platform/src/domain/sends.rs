@@ -20,6 +20,7 @@ use crate::domain::clients::ClientRow;
 use crate::domain::mail::MessageRow;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::integrations::secret::Key;
+use crate::plugins::runtime::Runtime;
 
 /// Recipients per send.
 pub const MAX_RECIPIENTS: usize = 200_000;
@@ -785,7 +786,10 @@ pub fn set_tracking(c: &mut DbConn, ctx: &AuditContext, on: bool) -> AppResult<(
 
 /// Starts what is due and hands waiting recipients of running sends to the mail queue, at
 /// each send's rate. Returns how many messages were queued.
-pub fn hand_out(c: &mut DbConn, links: &Links) -> AppResult<usize> {
+///
+/// A template that names plugin merge fields (`client.plugins…`) has them computed before
+/// the round's transaction, so the plugins' WebAssembly runs while no write is held.
+pub fn hand_out(c: &mut DbConn, links: &Links, plugins: Option<&Runtime>) -> AppResult<usize> {
     let at = now();
     diesel::update(
         sends::table
@@ -800,9 +804,58 @@ pub fn hand_out(c: &mut DbConn, links: &Links) -> AppResult<usize> {
         .load(c)?;
     let mut queued = 0;
     for send in running {
-        queued += crate::db::transaction(c, |c| hand_out_one(c, &send, links, at))?;
+        let computed = match plugins {
+            Some(runtime) if uses_plugins(&send) => plugin_values(c, runtime, &send)?,
+            _ => HashMap::new(),
+        };
+        queued += crate::db::transaction(c, |c| hand_out_one(c, &send, links, at, &computed))?;
     }
     Ok(queued)
+}
+
+fn uses_plugins(send: &SendRow) -> bool {
+    send.subject.contains("plugins") || send.body.contains("plugins")
+}
+
+/// The plugin merge fields of the clients next in line, by client id. The round reads the
+/// same first waiting recipients again inside its transaction, so each is found here; one
+/// that is not (a recipient added since) renders its plugin fields empty.
+fn plugin_values(
+    c: &mut DbConn,
+    runtime: &Runtime,
+    send: &SendRow,
+) -> AppResult<HashMap<String, Value>> {
+    let ids: Vec<String> = send_recipients::table
+        .filter(send_recipients::send_id.eq(&send.id))
+        .filter(send_recipients::status.eq("waiting"))
+        .select(send_recipients::client_id)
+        .order(send_recipients::id.asc())
+        .limit(HAND_OUT_BATCH)
+        .load(c)?;
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<ClientRow> = clients::table
+        .filter(clients::id.eq_any(&ids))
+        .filter(clients::organization_id.eq(&send.organization_id))
+        .filter(clients::deleted_at.is_null())
+        .select(ClientRow::as_select())
+        .load(c)?;
+    let ext = crate::plugins::PluginFieldTypes::load(c, runtime, &send.organization_id)?;
+    let out = rows
+        .iter()
+        .map(|row| {
+            let values = ext.computed(&rapport_plugin_sdk::ComputeRequest::Client(
+                crate::plugins::client_snapshot(row),
+            ));
+            (
+                row.id.clone(),
+                crate::domain::templates::plugin_fields(&values),
+            )
+        })
+        .collect();
+    crate::plugins::settle(c, &send.organization_id, &ext.records())?;
+    Ok(out)
 }
 
 fn hand_out_one(
@@ -810,6 +863,7 @@ fn hand_out_one(
     send: &SendRow,
     links: &Links,
     at: NaiveDateTime,
+    computed: &HashMap<String, Value>,
 ) -> AppResult<usize> {
     // The throttle counts in the send's own row (constant time however large the send).
     let (window_start, used) = if at - send.window_started_at >= Duration::minutes(1) {
@@ -898,12 +952,10 @@ fn hand_out_one(
             continue;
         }
         let unsubscribe = links.unsubscribe(&rid);
-        let data = crate::domain::templates::data(
-            crate::domain::templates::client_value(&by_id[&cid]),
-            &sender_name,
-            &mailbox.address,
-            &unsubscribe,
-        );
+        let mut client = crate::domain::templates::client_value(&by_id[&cid]);
+        client["plugins"] = computed.get(&cid).cloned().unwrap_or_else(|| json!({}));
+        let data =
+            crate::domain::templates::data(client, &sender_name, &mailbox.address, &unsubscribe);
         let (subject, mut text) =
             match crate::domain::templates::render(&send.subject, &send.body, &data) {
                 Ok(r) => r,

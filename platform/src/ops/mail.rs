@@ -760,6 +760,39 @@ pub async fn templates(scope: &Scope) -> AppResult<Vec<TemplateRow>> {
     scope.read(move |c| templates::list(c, &org)).await
 }
 
+/// The merge fields the organization's enabled plugins compute, as a template writes them:
+/// (`client.plugins["<plugin>"].<key>`, label, plugin name).
+pub async fn plugin_merge_fields(scope: &Scope) -> AppResult<Vec<(String, String, String)>> {
+    scope.require("message", "read")?;
+    let org = scope.org_id.clone();
+    scope
+        .read(move |c| {
+            let mut out = Vec::new();
+            for install in crate::plugins::list(c, &org)?
+                .into_iter()
+                .filter(|i| i.enabled)
+            {
+                let Some(m) = install.manifest() else {
+                    continue;
+                };
+                for f in &m.computed_fields {
+                    let entity = if f.entity == "client" {
+                        "client"
+                    } else {
+                        "deal"
+                    };
+                    out.push((
+                        format!("{entity}.plugins[\"{}\"].{}", install.plugin_id, f.key),
+                        f.label.clone(),
+                        install.name.clone(),
+                    ));
+                }
+            }
+            Ok(out)
+        })
+        .await
+}
+
 /// A template with its versions (newest first): (version, subject, body, when).
 #[allow(clippy::type_complexity)]
 pub async fn template(
@@ -811,6 +844,144 @@ pub async fn delete_template(scope: &Scope, id: String) -> AppResult<()> {
     scope.require("message", "write")?;
     let ctx = scope.audit.clone();
     scope.read(move |c| templates::delete(c, &ctx, &id)).await
+}
+
+/// A text message written in Rapport for the rep to send from their own phone.
+pub struct TextMessage {
+    /// The timeline entry (an outbound `sms` interaction).
+    pub interaction: crate::ops::interactions::InteractionView,
+    /// The number it goes to, as stored on the client.
+    pub to: String,
+    pub text: String,
+    /// SMS segments the text takes (what a carrier bills).
+    pub segments: usize,
+    /// `sms:` link that opens the phone's messaging app with the text filled in.
+    pub uri: String,
+}
+
+impl TextMessage {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "interaction": self.interaction.to_json(), "to": self.to, "text": self.text,
+            "segments": self.segments, "uri": self.uri,
+        })
+    }
+}
+
+/// An RFC 5724 `sms:` link: the number's digits (and a leading +), the body percent-encoded
+/// (`%20`, not `+`, which phones would show as a plus).
+pub fn sms_uri(phone: &str, text: &str) -> String {
+    let number: String = phone
+        .chars()
+        .enumerate()
+        .filter(|(i, ch)| ch.is_ascii_digit() || (*i == 0 && *ch == '+'))
+        .map(|(_, ch)| ch)
+        .collect();
+    let mut body = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            body.push(char::from(b));
+        } else {
+            body.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("sms:{number}?body={body}")
+}
+
+/// Renders the text of a short message (a saved `sms` template or `body` as written) for a
+/// client and logs it on the timeline as an outbound text; Rapport has no SMS gateway, so
+/// the rep sends it from their phone through the returned `sms:` link. A client without a
+/// phone number, or whose preferences refuse text messages, is refused with the reason.
+pub async fn text(
+    scope: &Scope,
+    client_id: String,
+    template_id: Option<String>,
+    body: Option<String>,
+) -> AppResult<TextMessage> {
+    scope.require("message", "send")?;
+    scope.require("interaction", "write")?;
+    let (org, access) = (scope.org_id.clone(), scope.access("client"));
+    let id = client_id.clone();
+    let (phone, objection) = scope
+        .read(move |c| {
+            let row = crate::domain::clients::service::get(c, &org, &access, &id)?;
+            let prefs = crate::domain::preferences::load(c, &org, &id)?;
+            Ok((row.phone.unwrap_or_default(), prefs.objection("sms")))
+        })
+        .await?;
+    if let Some(why) = objection {
+        return Err(AppError::invalid(
+            "clientId",
+            &format!("{why} Rapport will not write a text message to this client."),
+        ));
+    }
+    if phone.trim().is_empty() {
+        return Err(AppError::invalid(
+            "clientId",
+            "This client has no phone number to text; add one to the profile first.",
+        ));
+    }
+    let (source, subject) = match template_id.filter(|t| !t.is_empty()) {
+        Some(t) => {
+            let (t, _) = template(scope, t).await?;
+            if t.kind != "sms" {
+                return Err(AppError::invalid(
+                    "templateId",
+                    "That is an e-mail template; choose a text-message template.",
+                ));
+            }
+            (t.body, t.name)
+        }
+        None => (body.unwrap_or_default(), "Text message".to_string()),
+    };
+    if source.trim().is_empty() {
+        return Err(AppError::invalid(
+            "body",
+            "Write the message or choose a template.",
+        ));
+    }
+    let (_, text) = preview(scope, String::new(), source, client_id.clone(), None)
+        .await
+        .map_err(|e| match e {
+            AppError::Validation(m, errors) => AppError::Validation(
+                m,
+                errors
+                    .into_iter()
+                    .map(|e| crate::error::FieldError::new("body", e.message))
+                    .collect(),
+            ),
+            other => other,
+        })?;
+    let text = text.trim().to_string();
+    if text.chars().count() > templates::MAX_SMS {
+        return Err(AppError::invalid(
+            "body",
+            &format!(
+                "It comes to {} characters; a text message holds at most {}.",
+                text.chars().count(),
+                templates::MAX_SMS
+            ),
+        ));
+    }
+    let mut fields = Map::new();
+    fields.insert("type".into(), json!("sms"));
+    fields.insert("direction".into(), json!("outbound"));
+    fields.insert("subject".into(), json!(subject));
+    fields.insert("content".into(), json!(text));
+    fields.insert("metadata".into(), json!({"to": phone}));
+    let interaction = crate::ops::interactions::log(
+        scope,
+        crate::ops::interactions::Target::Client(client_id),
+        fields,
+    )
+    .await?;
+    Ok(TextMessage {
+        interaction,
+        segments: templates::sms_segments(&text),
+        uri: sms_uri(&phone, &text),
+        to: phone,
+        text,
+    })
 }
 
 /// Renders a template's text against a client the caller may see, as the message would
@@ -971,8 +1142,13 @@ pub async fn clear_bounce(scope: &Scope, address: String) -> AppResult<()> {
 }
 
 /// The bulk worker's round: hands due recipients to the mail queue.
-pub async fn hand_out(pool: &Pool, key: &Key, base: String) -> AppResult<usize> {
-    let key = key.clone();
+pub async fn hand_out(
+    pool: &Pool,
+    key: &Key,
+    base: String,
+    plugins: &crate::plugins::runtime::Runtime,
+) -> AppResult<usize> {
+    let (key, plugins) = (key.clone(), plugins.clone());
     db::run_unbounded(pool, move |c| {
         sends::hand_out(
             c,
@@ -980,6 +1156,7 @@ pub async fn hand_out(pool: &Pool, key: &Key, base: String) -> AppResult<usize> 
                 base: &base,
                 key: &key,
             },
+            Some(&plugins),
         )
     })
     .await

@@ -87,7 +87,7 @@ pub struct InteractionExportRow {
     client_id: String,
     /// The client's name.
     client: String,
-    /// call, meeting, email, note or task.
+    /// call, meeting, email, sms, note or task.
     #[serde(rename = "type")]
     kind: String,
     direction: Option<String>,
@@ -979,7 +979,7 @@ pub async fn interactions(
 #[utoipa::path(get, path = "/api/interactions/export", tag = "Exports",
     params(
         ("format" = Option<String>, Query, description = "csv (default), xlsx or json."),
-        ("filter[type]" = Option<String>, Query, description = "Only call, meeting, email, note, task or event."),
+        ("filter[type]" = Option<String>, Query, description = "Only call, meeting, email, sms, note, task or event."),
         ("filter[clientId]" = Option<String>, Query, description = "Only this client's timeline."),
         ("filter[owner]" = Option<String>, Query, description = "Only those of this user."),
         ("filter[from]" = Option<String>, Query, description = "From this day (`2026-01-01`) or time on."),

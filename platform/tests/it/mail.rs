@@ -1012,7 +1012,7 @@ async fn templates_keep_versions_name_the_bad_line_and_preview_for_a_client() {
 /// Sends, once each, the messages the bulk worker handed out.
 async fn run_bulk(app: &TestApp) -> usize {
     let base = "http://rapport.test".to_string();
-    rapport::ops::mail::hand_out(&app.pool, &app.state.secret, base)
+    rapport::ops::mail::hand_out(&app.pool, &app.state.secret, base, &app.state.plugins)
         .await
         .unwrap();
     rapport::ops::mail::deliver_due(&app.pool, &app.state.secret, &app.state.blobs)
@@ -1035,6 +1035,28 @@ async fn a_bulk_send_skips_the_opted_out_reaches_the_rest_once_and_counts_opens_
     let org = app.org("Bulk Co");
     let marketer = app.user(&org, "mk@bulk.test", "marketer");
     let token = app.token(&org, &marketer);
+    let admin = app.user(&org, "admin@bulk.test", "admin");
+    let admin = app.token(&org, &admin);
+    // A plugin adds a merge field (the healthcare example's patient reference).
+    let installed = send(
+        &svc,
+        api(Method::POST, "/api/plugins", &admin)
+            .insert_header(("content-type", "application/octet-stream"))
+            .set_payload(crate::plugins::bundle("healthcare")),
+    )
+    .await;
+    assert_eq!(installed.status, StatusCode::CREATED, "{}", installed.body);
+    // The templates page names the plugin's field as a template writes it.
+    let mut b = Browser::new();
+    b.sign_in(&svc, "mk@bulk.test", PASSWORD).await;
+    let page = b.get(&svc, "/mail/templates").await;
+    assert!(
+        page.body
+            .contains("client.plugins[&#34;com.rapport.healthcare&#34;].patient_ref")
+            && page.body.contains("Patient reference, Healthcare"),
+        "{}",
+        page.body
+    );
     let from = address("news");
     let mb = send(
         &svc,
@@ -1074,7 +1096,7 @@ async fn a_bulk_send_skips_the_opted_out_reaches_the_rest_once_and_counts_opens_
         &svc,
         api(Method::POST, "/api/templates", &token).set_json(json!({
             "name": "News", "subject": "News for {{ client.firstName }}",
-            "body": "Hello {{ client.firstName }}, see https://example.com/offer?x=1 today."
+            "body": "Hello {{ client.firstName }}, see https://example.com/offer?x=1 today.\nYour reference: {{ client.plugins[\"com.rapport.healthcare\"].patient_ref }}."
         })),
     )
     .await
@@ -1140,6 +1162,19 @@ async fn a_bulk_send_skips_the_opted_out_reaches_the_rest_once_and_counts_opens_
             && m.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
         "{m}"
     );
+    // The plugin's merge field is filled per recipient.
+    let plain: String = people[0].0.chars().filter(|c| *c != '-').collect();
+    let reference = format!(
+        "Your reference: PT-{}.",
+        plain[plain.len() - 8..].to_uppercase()
+    );
+    let text = mail_parser::MessageParser::default()
+        .parse(m.as_bytes())
+        .unwrap()
+        .body_text(0)
+        .unwrap()
+        .to_string();
+    assert!(text.contains(&reference), "{reference} in {text}");
     assert!(
         inbox_of(&s, people[3].1.as_deref().unwrap(), 0).is_empty(),
         "the opted-out client got nothing"
@@ -1238,6 +1273,52 @@ async fn a_bulk_send_skips_the_opted_out_reaches_the_rest_once_and_counts_opens_
     .await
     .json();
     assert_eq!(tl["data"][0]["subject"], "News for P1", "{tl}");
+
+    // A send scheduled in the console starts at the marketer's own clock time.
+    let zone = send(
+        &svc,
+        api(Method::PUT, "/api/me/preferences", &token)
+            .set_json(json!({"timeZone": "America/New_York", "locale": "en-US"})),
+    )
+    .await;
+    assert_eq!(zone.status, StatusCode::OK, "{}", zone.body);
+    let query = format!("filter[source]={tag}");
+    let later = b
+        .hx_post(
+            &svc,
+            "/mail/sends",
+            &[
+                ("name", "Winter"),
+                ("templateId", t["id"].as_str().unwrap()),
+                ("mailboxId", mb["id"].as_str().unwrap()),
+                ("query", query.as_str()),
+                ("perMinute", "60"),
+                ("scheduledAt", "2031-01-15T09:00"),
+            ],
+        )
+        .await;
+    assert!(
+        later.status.is_success() || later.status.is_redirection(),
+        "{}",
+        later.body
+    );
+    let sends = send(&svc, api(Method::GET, "/api/sends", &token))
+        .await
+        .json();
+    let winter = sends["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "Winter")
+        .unwrap_or_else(|| panic!("{sends}"));
+    assert_eq!(winter["status"], "scheduled", "{winter}");
+    assert!(
+        winter["scheduledAt"]
+            .as_str()
+            .unwrap()
+            .starts_with("2031-01-15T14:00:00"),
+        "9:00 in New York is 14:00 UTC in January: {winter}"
+    );
 }
 
 /// The bar: a bulk send to a 200-client list skips the opted-out and, across a kill -9 of
@@ -2031,4 +2112,235 @@ async fn bounces_flag_the_address_and_tracking_reports_and_sms_templates_behave(
     .await
     .json();
     assert_eq!(preview["recipients"], 2, "{preview}");
+}
+
+/// A rep texts a client from Rapport: a text-message template (or free text) rendered for
+/// the client, logged on the timeline as an outbound text, and handed to the rep's phone as
+/// an `sms:` link. No number, an e-mail template, an opt-out or another organization's
+/// client is refused with the reason, in the API and the console.
+#[actix_web::test]
+async fn a_rep_texts_a_client_from_a_template_and_it_is_on_the_timeline() {
+    let app = TestApp::new().await;
+    let svc = app.service().await;
+    let org = app.org("Texting Co");
+    let rep = app.user(&org, "rep@text.test", "sales_rep");
+    let token = app.token(&org, &rep);
+    let client = |body: serde_json::Value| {
+        let svc = &svc;
+        let token = token.clone();
+        async move {
+            let r = send(
+                svc,
+                api(Method::POST, "/api/clients", &token).set_json(body),
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            r.json()["id"].as_str().unwrap().to_string()
+        }
+    };
+    let ada = client(
+        json!({"type": "individual", "firstName": "Ada", "lastName": "Lovelace",
+                            "phone": "+1 415 555 0100"}),
+    )
+    .await;
+    let no_phone =
+        client(json!({"type": "individual", "firstName": "Bo", "email": "bo@text.test"})).await;
+    let opted_out =
+        client(json!({"type": "individual", "firstName": "Cy", "phone": "+44 20 7946 0000"})).await;
+    send(
+        &svc,
+        api(
+            Method::PUT,
+            &format!("/api/clients/{opted_out}/preferences"),
+            &token,
+        )
+        .set_json(json!({"channels": {"sms": {"status": "opt_out", "source": "phone call"}}})),
+    )
+    .await;
+    let sms = send(
+        &svc,
+        api(Method::POST, "/api/templates", &token).set_json(json!({
+            "kind": "sms", "name": "Reminder",
+            "body": "Hi {{ client.firstName }}, see you at 10 & bring ID."
+        })),
+    )
+    .await;
+    assert_eq!(sms.status, StatusCode::CREATED, "{}", sms.body);
+    let sms = sms.json()["id"].as_str().unwrap().to_string();
+    let email = send(
+        &svc,
+        api(Method::POST, "/api/templates", &token).set_json(json!({
+            "name": "Letter", "subject": "Hello", "body": "Dear {{ client.firstName }}"
+        })),
+    )
+    .await
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = |id: &str, body: serde_json::Value| {
+        api(
+            Method::POST,
+            &format!("/api/clients/{id}/text-messages"),
+            &token,
+        )
+        .set_json(body)
+    };
+
+    let r = send(&svc, text(&ada, json!({"templateId": sms}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let j = r.json();
+    assert_eq!(j["text"], "Hi Ada, see you at 10 & bring ID.");
+    assert_eq!(
+        j["uri"],
+        "sms:+14155550100?body=Hi%20Ada%2C%20see%20you%20at%2010%20%26%20bring%20ID."
+    );
+    assert_eq!(
+        (j["segments"].as_u64(), j["to"].as_str()),
+        (Some(1), Some("+1 415 555 0100"))
+    );
+    assert_eq!(
+        (
+            j["interaction"]["type"].as_str(),
+            j["interaction"]["direction"].as_str()
+        ),
+        (Some("sms"), Some("outbound"))
+    );
+    let tl = send(
+        &svc,
+        api(
+            Method::GET,
+            &format!("/api/clients/{ada}/interactions"),
+            &token,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(tl["data"][0]["type"], "sms", "{tl}");
+    assert_eq!(
+        tl["data"][0]["content"],
+        "Hi Ada, see you at 10 & bring ID."
+    );
+
+    // Refusals, each naming its reason; nothing is logged.
+    let field_of =
+        |r: &crate::support::Resp| r.json()["errors"][0]["field"].as_str().map(str::to_string);
+    let r = send(&svc, text(&ada, json!({"templateId": email}))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(field_of(&r).as_deref(), Some("templateId"), "{}", r.body);
+    let r = send(&svc, text(&no_phone, json!({"body": "Hi"}))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("no phone number"), "{}", r.body);
+    let r = send(&svc, text(&opted_out, json!({"body": "Hi"}))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("opted out of SMS"), "{}", r.body);
+    let r = send(&svc, text(&ada, json!({"body": "{{ client.firstName "}))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(field_of(&r).as_deref(), Some("body"), "{}", r.body);
+    let r = send(&svc, text(&ada, json!({"body": "x".repeat(1601)}))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("at most 1600"), "{}", r.body);
+    let tl = send(
+        &svc,
+        api(
+            Method::GET,
+            &format!("/api/clients/{ada}/interactions"),
+            &token,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(tl["data"].as_array().unwrap().len(), 1, "{tl}");
+    // Another organization's rep does not find the client.
+    let other = app.org("Elsewhere");
+    let stranger = app.user(&other, "rep@elsewhere.test", "sales_rep");
+    let stranger = app.token(&other, &stranger);
+    let r = send(
+        &svc,
+        api(
+            Method::POST,
+            &format!("/api/clients/{ada}/text-messages"),
+            &stranger,
+        )
+        .set_json(json!({"body": "Hi"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+
+    // The console: "Text" on the profile, a preview with its segments, then the link.
+    let mut b = Browser::new();
+    b.sign_in(&svc, "rep@text.test", PASSWORD).await;
+    let profile = b.get(&svc, &format!("/clients/{ada}")).await;
+    assert!(profile
+        .body
+        .contains(&format!("href=\"/clients/{ada}/text\"")));
+    let path = format!("/clients/{ada}/text");
+    let page = b.get(&svc, &path).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Reminder"), "{}", page.body);
+    let preview = b
+        .hx_post(
+            &svc,
+            &path,
+            &[
+                ("templateId", sms.as_str()),
+                ("text", ""),
+                ("do", "preview"),
+            ],
+        )
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert!(
+        preview
+            .body
+            .contains("Hi Ada, see you at 10 &#38; bring ID.")
+            && preview.body.contains("1 SMS segment."),
+        "{}",
+        preview.body
+    );
+    let logged = b
+        .hx_post(
+            &svc,
+            &path,
+            &[
+                ("templateId", ""),
+                ("text", "Running late, {{ client.firstName }}"),
+                ("do", "log"),
+            ],
+        )
+        .await;
+    assert_eq!(logged.status, StatusCode::OK, "{}", logged.body);
+    assert!(
+        logged.body.contains("Logged on")
+            && logged
+                .body
+                .contains("sms:+14155550100?body=Running%20late%2C%20Ada"),
+        "{}",
+        logged.body
+    );
+    let refused = b
+        .hx_post(
+            &svc,
+            &format!("/clients/{opted_out}/text"),
+            &[("templateId", ""), ("text", "Hi"), ("do", "log")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body.contains("opted out of SMS"),
+        "{}",
+        refused.body
+    );
+    let tl = send(
+        &svc,
+        api(
+            Method::GET,
+            &format!("/api/clients/{ada}/interactions"),
+            &token,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(tl["data"].as_array().unwrap().len(), 2, "{tl}");
+    assert_eq!(tl["data"][0]["content"], "Running late, Ada");
 }

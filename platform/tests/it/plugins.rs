@@ -14,7 +14,7 @@ use crate::support::*;
 const IDLE: std::time::Duration = std::time::Duration::from_secs(90);
 
 /// Builds a plugin crate under `plugins/` once per test run and returns its bundle.
-fn bundle(name: &str) -> Vec<u8> {
+pub(crate) fn bundle(name: &str) -> Vec<u8> {
     static BUILT: OnceLock<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>> =
         OnceLock::new();
     let built = BUILT.get_or_init(Default::default);

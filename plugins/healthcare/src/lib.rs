@@ -97,6 +97,25 @@ pub fn show(req: &rapport_plugin_sdk::FormatRequest) -> rapport_plugin_sdk::Form
 #[cfg(target_arch = "wasm32")]
 rapport_plugin_sdk::format_hook!(show);
 
+/// The `compute` hook: a client's patient reference, the short code practices quote in
+/// letters and reminders (`PT-` and the last eight characters of the client's id), so a
+/// template can write `{{ client.plugins["com.rapport.healthcare"].patient_ref }}`.
+pub fn computed(req: &rapport_plugin_sdk::ComputeRequest) -> rapport_plugin_sdk::ComputeResponse {
+    let mut out = rapport_plugin_sdk::ComputeResponse::default();
+    if let rapport_plugin_sdk::ComputeRequest::Client(client) = req {
+        let plain: String = client.id.chars().filter(|c| *c != '-').collect();
+        let tail = &plain[plain.len().saturating_sub(8)..];
+        out.values.insert(
+            "patient_ref".into(),
+            format!("PT-{}", tail.to_ascii_uppercase()),
+        );
+    }
+    out
+}
+
+#[cfg(target_arch = "wasm32")]
+rapport_plugin_sdk::compute_hook!(computed);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +129,18 @@ mod tests {
         assert_eq!(r.display, "ABCD 1234 56");
         let r = show(&rapport_plugin_sdk::FormatRequest::new("npi", "1234567893"));
         assert_eq!(r.display, "1234567893");
+    }
+
+    #[test]
+    fn a_patient_reference_is_the_ids_tail() {
+        let client = rapport_plugin_sdk::ClientSnapshot::new(
+            "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+            "individual",
+            "Ada",
+            None,
+        );
+        let r = computed(&rapport_plugin_sdk::ComputeRequest::Client(client));
+        assert_eq!(r.values["patient_ref"], "PT-2E3F4A5B");
     }
 
     #[test]

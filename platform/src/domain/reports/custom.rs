@@ -96,7 +96,7 @@ const fn f(key: &'static str, label: &'static str, sql: &'static str, kind: Kind
 const DEAL_STATUS: &[&str] = &["open", "won", "lost"];
 const CLIENT_STATUS: &[&str] = &["lead", "prospect", "customer", "inactive"];
 const CLIENT_TYPE: &[&str] = &["person", "company"];
-const ACT_KIND: &[&str] = &["call", "meeting", "email", "note", "task"];
+const ACT_KIND: &[&str] = &["call", "meeting", "email", "sms", "note", "task"];
 const ACT_DIRECTION: &[&str] = &["inbound", "outbound"];
 const ACT_STATUS: &[&str] = &["planned", "completed", "cancelled"];
 

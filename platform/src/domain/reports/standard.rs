@@ -311,6 +311,7 @@ const ACTIVITY: &[(&str, &str, &str)] = &[
     ("call", "calls", "Calls"),
     ("meeting", "meetings", "Meetings"),
     ("email", "emails", "E-mails"),
+    ("sms", "texts", "Texts"),
     ("note", "notes", "Notes"),
     ("task", "tasks", "Tasks done"),
 ];
@@ -322,7 +323,7 @@ fn activities(c: &mut DbConn, r: &Reach) -> AppResult<Vec<G>> {
         format!(
             "SELECT NULLIF(i.user_id, '') AS k, i.kind AS k2, CAST(SUM(i.n) AS BIGINT) AS a, CAST(0 AS BIGINT) AS b, CAST(0 AS BIGINT) AS c, CAST(0 AS BIGINT) AS d \
              FROM activity_daily i WHERE i.organization_id = {org} AND i.status = 'completed' \
-             AND i.kind IN ('call', 'meeting', 'email', 'note', 'task') \
+             AND i.kind IN ('call', 'meeting', 'email', 'sms', 'note', 'task') \
              AND i.day >= {from} AND i.day <= {to}{own} \
              GROUP BY i.user_id, i.kind HAVING SUM(i.n) > 0",
             org = lit(&r.org),
@@ -334,13 +335,13 @@ fn activities(c: &mut DbConn, r: &Reach) -> AppResult<Vec<G>> {
 }
 
 fn activity_by_rep(c: &mut DbConn, r: &Reach, names: &Names) -> AppResult<Built> {
-    let mut per: BTreeMap<Option<String>, [i64; 5]> = BTreeMap::new();
+    let mut per: BTreeMap<Option<String>, [i64; 6]> = BTreeMap::new();
     for g in activities(c, r)? {
         if let Some(i) = ACTIVITY.iter().position(|a| Some(a.0) == g.k2.as_deref()) {
             per.entry(g.k).or_default()[i] += g.a;
         }
     }
-    let mut rows: Vec<(String, [i64; 5])> = per
+    let mut rows: Vec<(String, [i64; 6])> = per
         .into_iter()
         .map(|(u, n)| (names.user(u.as_deref()), n))
         .collect();

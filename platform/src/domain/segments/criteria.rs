@@ -1156,7 +1156,7 @@ fn condition(
 }
 
 fn interaction_kind(v: Option<&Value>) -> Result<Option<String>, String> {
-    const KINDS: &[&str] = &["call", "meeting", "email", "note"];
+    const KINDS: &[&str] = &["call", "meeting", "email", "sms", "note"];
     match v.and_then(Value::as_str) {
         None | Some("") => Ok(None),
         Some(k) if KINDS.contains(&k) => Ok(Some(k.to_string())),

@@ -125,7 +125,7 @@ pub struct Trigger {
     /// `deal.stage_changed`: only into this stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
-    /// interaction.created: only this kind (call, meeting, note, task, email).
+    /// interaction.created: only this kind (call, meeting, note, task, email, sms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interaction: Option<String>,
     /// segment.entered / segment.left: the segment's id.

@@ -195,7 +195,7 @@ pub fn parse_filter(pairs: &[(String, String)]) -> AppResult<service::Filter> {
         if !service::KINDS.contains(&k.as_str()) && k != service::EVENT {
             return Err(AppError::invalid(
                 "filter[type]",
-                "Filter by call, meeting, email, note, task or event.",
+                "Filter by call, meeting, email, sms, note, task or event.",
             ));
         }
     }
@@ -267,7 +267,7 @@ async fn list_scope(scope: ApiScope, req: HttpRequest, target: Target) -> AppRes
         ("id" = String, Path, description = "The client's id."),
         ("limit" = Option<i64>, Query, description = "Page size, 1–500 (default 50)."),
         ("cursor" = Option<String>, Query, description = "The `nextCursor` of the previous page."),
-        ("filter[type]" = Option<String>, Query, description = "call, meeting, email, note, task or event."),
+        ("filter[type]" = Option<String>, Query, description = "call, meeting, email, sms, note, task or event."),
         ("filter[owner]" = Option<String>, Query, description = "The author's user id."),
         ("filter[from]" = Option<String>, Query, description = "From this date or date-time on."),
         ("filter[to]" = Option<String>, Query, description = "Up to this date (included) or date-time."),
@@ -288,7 +288,7 @@ pub async fn list(
         ("id" = String, Path, description = "The deal's id."),
         ("limit" = Option<i64>, Query, description = "Page size, 1–500 (default 50)."),
         ("cursor" = Option<String>, Query, description = "The `nextCursor` of the previous page."),
-        ("filter[type]" = Option<String>, Query, description = "call, meeting, email, note, task or event."),
+        ("filter[type]" = Option<String>, Query, description = "call, meeting, email, sms, note, task or event."),
         ("filter[owner]" = Option<String>, Query, description = "The author's user id."),
         ("filter[from]" = Option<String>, Query, description = "From this date or date-time on."),
         ("filter[to]" = Option<String>, Query, description = "Up to this date (included) or date-time."),

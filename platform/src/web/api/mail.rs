@@ -32,6 +32,7 @@ use crate::web::scope::ApiScope;
     list_templates,
     create_template,
     preview_template,
+    text_client,
     show_template,
     update_template,
     delete_template,
@@ -969,6 +970,54 @@ pub async fn preview_template(scope: ApiScope, body: web::Json<Value>) -> AppRes
     let deal = Some(text_field(&body, "opportunityId")).filter(|d| !d.is_empty());
     let (subject, text) = ops::preview(&scope, subject, text, client, deal).await?;
     Ok(HttpResponse::Ok().json(Preview { subject, text }))
+}
+
+/// What to text a client: a saved `sms` template or the words themselves.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // why: describes the accepted body for /api/openapi.json; the handler reads it as JSON.
+pub struct TextBody {
+    /// A text-message template; when given, `body` is not read.
+    template_id: Option<String>,
+    /// The message, merge fields allowed (`{{ client.firstName }}`).
+    body: Option<String>,
+}
+
+/// A text message as logged.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // why: describes the answer for /api/openapi.json; the handler builds it as JSON.
+pub struct TextAnswer {
+    /// The outbound `sms` interaction on the client's timeline.
+    interaction: Value,
+    /// The client's phone number.
+    to: String,
+    text: String,
+    /// SMS segments the text takes.
+    segments: usize,
+    /// An RFC 5724 `sms:` link that opens a phone's messaging app with the text.
+    uri: String,
+}
+
+/// Writes a text message to a client (`message:send`, `interaction:write`): renders it,
+/// logs it on the timeline as an outbound text, and answers the `sms:` link the rep's phone
+/// sends it with (Rapport has no SMS gateway). Refused (422 on `clientId`) when the client has
+/// no phone number or its preferences refuse text messages.
+#[utoipa::path(
+    post, path = "/api/clients/{id}/text-messages", tag = "Templates",
+    params(("id" = String, Path, description = "The client's id.")),
+    request_body = TextBody,
+    responses((status = 201, description = "Logged; send it with `uri`.", body = TextAnswer))
+)]
+pub async fn text_client(
+    scope: ApiScope,
+    id: web::Path<String>,
+    body: web::Json<Value>,
+) -> AppResult<HttpResponse> {
+    let body = object(body)?;
+    let template = Some(text_field(&body, "templateId")).filter(|t| !t.is_empty());
+    let text = Some(text_field(&body, "body")).filter(|t| !t.is_empty());
+    let sent = ops::text(&scope, id.into_inner(), template, text).await?;
+    Ok(HttpResponse::Created().json(sent.to_json()))
 }
 
 // ---- /api/sends --------------------------------------------------------------------------

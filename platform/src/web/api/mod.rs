@@ -198,6 +198,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/templates", web::get().to(mail::list_templates))
         .route("/templates", web::post().to(mail::create_template))
         .route("/templates/preview", web::post().to(mail::preview_template))
+        .route(
+            "/clients/{id}/text-messages",
+            web::post().to(mail::text_client),
+        )
         .route("/templates/{id}", web::get().to(mail::show_template))
         .route("/templates/{id}", web::put().to(mail::update_template))
         .route("/templates/{id}", web::delete().to(mail::delete_template))

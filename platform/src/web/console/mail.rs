@@ -909,6 +909,175 @@ pub async fn send(
     }
 }
 
+// ---- Text messages (written here, sent from the rep's phone) --------------------------------
+
+#[derive(Template)]
+#[template(path = "partials/mail/text.html")]
+struct TextPage {
+    client_id: String,
+    client_name: String,
+    phone: String,
+    objection: String,
+    templates: Vec<(String, String)>,
+    template_id: String,
+    text: String,
+    errors: Vec<String>,
+    /// The rendered text with its length and segments, after "Preview".
+    preview: Option<(String, usize, usize)>,
+    /// After "Log it": the `sms:` link and the text as logged.
+    logged: Option<(String, String)>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn text_page(
+    req: &HttpRequest,
+    actor: &ConsoleActor,
+    state: &AppState,
+    client_id: String,
+    form: Option<&Map<String, Value>>,
+    errors: Vec<String>,
+    preview: Option<(String, usize, usize)>,
+    logged: Option<(String, String)>,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(actor, state).await?;
+    scope.require("message", "send")?;
+    let client = crate::ops::clients::get(&scope, client_id.clone()).await?;
+    let prefs = {
+        let (org, id) = (scope.org_id.clone(), client_id.clone());
+        scope
+            .read(move |c| crate::domain::preferences::load(c, &org, &id))
+            .await?
+    };
+    let get = |k: &str| {
+        form.and_then(|f| f.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let status = if errors.is_empty() {
+        actix_web::http::StatusCode::OK
+    } else {
+        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let page = TextPage {
+        templates: ops::templates(&scope)
+            .await?
+            .into_iter()
+            .filter(|t| t.kind == "sms")
+            .map(|t| (t.id, t.name))
+            .collect(),
+        template_id: get("templateId"),
+        text: if logged.is_some() {
+            String::new()
+        } else {
+            get("text")
+        },
+        client_name: client.row.display_name.clone(),
+        phone: client.row.phone.clone().unwrap_or_default(),
+        objection: prefs.objection("sms").unwrap_or_default(),
+        errors,
+        preview,
+        logged,
+        client_id,
+    };
+    render_with_status(req, actor, "Text message", &page, status).await
+}
+
+/// `GET /clients/{id}/text`
+pub async fn text_form(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    text_page(
+        &req,
+        &actor,
+        &state,
+        id.into_inner(),
+        None,
+        vec![],
+        None,
+        None,
+    )
+    .await
+}
+
+/// `POST /clients/{id}/text`: "Preview" renders it for this client; "Log it" records it on
+/// the timeline and offers the link that opens the phone's messaging app with it.
+pub async fn text_send(
+    req: HttpRequest,
+    actor: ConsoleActor,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    let scope = crate::web::scope::of(&actor, &state).await?;
+    let id = id.into_inner();
+    let f = fields(&body)?;
+    let get = |k: &str| {
+        f.get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let template = Some(get("templateId")).filter(|t| !t.is_empty());
+    if get("do") == "preview" {
+        let source = match &template {
+            Some(t) => ops::template(&scope, t.clone()).await.map(|(t, _)| t.body),
+            None => Ok(get("text")),
+        };
+        let rendered = match source {
+            Ok(src) => ops::preview(&scope, String::new(), src, id.clone(), None)
+                .await
+                .map(|(_, text)| text.trim().to_string()),
+            Err(e) => Err(e),
+        };
+        return match rendered {
+            Ok(text) => {
+                let n = text.chars().count();
+                let segments = crate::domain::templates::sms_segments(&text);
+                text_page(
+                    &req,
+                    &actor,
+                    &state,
+                    id,
+                    Some(&f),
+                    vec![],
+                    Some((text, n, segments)),
+                    None,
+                )
+                .await
+            }
+            Err(e) => {
+                let errors = messages_of(e)?;
+                text_page(&req, &actor, &state, id, Some(&f), errors, None, None).await
+            }
+        };
+    }
+    let text = Some(get("text")).filter(|t| !t.is_empty());
+    match ops::text(&scope, id.clone(), template, text).await {
+        Ok(sent) => {
+            text_page(
+                &req,
+                &actor,
+                &state,
+                id,
+                Some(&f),
+                vec![],
+                None,
+                Some((sent.uri, sent.text)),
+            )
+            .await
+        }
+        Err(e) => {
+            let errors = messages_of(e)?;
+            text_page(&req, &actor, &state, id, Some(&f), errors, None, None).await
+        }
+    }
+}
+
 // ---- Links in bulk e-mail (no sign-in: the signed tag is the authority) ------------------
 
 use crate::domain::sends::escape;
@@ -1039,6 +1208,8 @@ struct TemplatesPage {
     versions: Vec<(i32, String, String)>,
     errors: Vec<(String, String)>,
     can_write: bool,
+    /// (merge field, label, plugin) of the enabled plugins.
+    plugin_fields: Vec<(String, String, String)>,
 }
 
 async fn templates_page(
@@ -1086,6 +1257,7 @@ async fn templates_page(
         versions,
         errors,
         can_write: scope.can("message", "write"),
+        plugin_fields: ops::plugin_merge_fields(&scope).await?,
     };
     render_with_status(req, actor, "Templates", &page, status).await
 }

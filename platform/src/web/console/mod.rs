@@ -400,6 +400,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/mail/mailboxes/{id}/delete", web::post().to(mail::remove))
         .route("/clients/{id}/email", web::get().to(mail::compose))
         .route("/clients/{id}/email", web::post().to(mail::send))
+        .route("/clients/{id}/text", web::get().to(mail::text_form))
+        .route("/clients/{id}/text", web::post().to(mail::text_send))
         .route("/tasks", web::get().to(tasks::list))
         .route("/tasks", web::post().to(tasks::create))
         .route("/tasks/{id}/complete", web::post().to(tasks::complete))

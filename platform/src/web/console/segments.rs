@@ -551,6 +551,7 @@ fn row_view(
                     ("call", "calls"),
                     ("meeting", "meetings"),
                     ("email", "e-mails"),
+                    ("sms", "text messages"),
                     ("note", "notes"),
                 ]
                 .iter()

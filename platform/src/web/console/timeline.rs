@@ -434,6 +434,7 @@ fn logged_notice(kind: &str) -> &'static str {
         "call" => "Call logged.",
         "meeting" => "Meeting logged.",
         "email" => "E-mail logged.",
+        "sms" => "Text message logged.",
         "note" => "Note added.",
         "task" => "Task added.",
         _ => "Logged.",

@@ -195,6 +195,7 @@ fn trigger_widgets(t: &Trigger, ch: &Choices) -> Vec<Widget> {
                     ("note", "Note"),
                     ("task", "Task"),
                     ("email", "E-mail"),
+                    ("sms", "Text message"),
                 ]),
             ),
         )],
