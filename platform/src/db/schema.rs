@@ -161,6 +161,7 @@ diesel::table! {
         phone_key -> Nullable<Text>,
         name_key -> Nullable<Text>,
         website_key -> Nullable<Text>,
+        last_contact_at -> Nullable<Timestamp>,
     }
 }
 

@@ -299,7 +299,7 @@ pub fn activity_counts(
          CAST(COALESCE(SUM(CASE WHEN occurred_at >= $1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS this_week, \
          CAST(COALESCE(SUM(CASE WHEN occurred_at < $1 AND occurred_at <= $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS last_week \
          FROM interactions WHERE organization_id = $3 AND occurred_at >= $4 AND occurred_at <= $5 \
-         AND deleted_at IS NULL AND status = 'completed' AND kind IN ('call', 'meeting', 'email', 'note') \
+         AND deleted_at IS NULL AND status = 'completed' AND kind IN ('call', 'meeting', 'email', 'sms', 'note') \
          AND user_id {} GROUP BY user_id",
         if user.is_some() { "= $6" } else { "IS NOT NULL" }
     );

@@ -609,6 +609,7 @@ async fn each_operator_matches_the_hand_checked_clients() {
     }
 
     // Contact history: what happened, when. Gamma only has an open task, which is no contact.
+    let mut beta_note = String::new();
     for (who, kind, ago) in [
         (&alpha, "call", 5),
         (&alpha, "meeting", 10),
@@ -628,6 +629,9 @@ async fn each_operator_matches_the_hand_checked_clients() {
         .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         assert_eq!(r.json()["status"], "completed", "{}", r.body);
+        if who == &beta && kind == "note" {
+            beta_note = r.json()["id"].as_str().unwrap().to_string();
+        }
     }
     let r = call(
         &svc,
@@ -800,6 +804,53 @@ async fn each_operator_matches_the_hand_checked_clients() {
         m(all(json!([{"field": "interactions.last", "op": "never"}]))).await,
         names(&[g, e])
     );
+    // The last contact follows the history: Beta's note deleted, its last contact is the
+    // call 90 days ago; a text to Gamma yesterday is Gamma's first contact.
+    let r = call(
+        &svc,
+        Method::DELETE,
+        &format!("/api/interactions/{beta_note}"),
+        &admin,
+        None,
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let r = call(
+        &svc,
+        Method::POST,
+        &format!("/api/clients/{gamma}/interactions"),
+        &admin,
+        Some(json!({"type": "sms", "direction": "outbound", "subject": "Text", "completedAt": days_ago(1)})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(
+        m(one("interactions.last", "withinDays", json!(3))).await,
+        names(&[g])
+    );
+    assert_eq!(
+        m(one("interactions.last", "olderThanDays", json!(60))).await,
+        names(&[b, d, e])
+    );
+    assert_eq!(
+        m(all(json!([{"field": "interactions.last", "op": "never"}]))).await,
+        names(&[e])
+    );
+    // Moved back in time (an edit of when it happened), the text no longer counts as recent.
+    let sms = r.json()["id"].as_str().unwrap().to_string();
+    let r = call(
+        &svc,
+        Method::PUT,
+        &format!("/api/interactions/{sms}"),
+        &admin,
+        Some(json!({"completedAt": days_ago(200)})),
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    assert_eq!(
+        m(one("interactions.last", "olderThanDays", json!(60))).await,
+        names(&[b, g, d, e])
+    );
 
     // Deals: open value in the organization's currency unless another is named.
     assert_eq!(
@@ -876,7 +927,7 @@ async fn each_operator_matches_the_hand_checked_clients() {
         .await
         .into_iter()
         .collect();
-    assert_eq!(listed, set(&[&gamma, &delta, &epsilon]));
+    assert_eq!(listed, set(&[&beta, &gamma, &delta, &epsilon]));
 }
 
 #[actix_web::test]

@@ -423,7 +423,8 @@ pub enum Subquery {
 }
 
 /// Interactions that count as contact: not open tasks, not the timeline's system events,
-/// not what is only planned or was cancelled.
+/// not what is only planned or was cancelled. The triggers of migration
+/// `client_last_contact` keep `clients.last_contact_at` by the same rule.
 const CONTACT: &str =
     "i.deleted_at IS NULL AND i.status = 'completed' AND i.kind NOT IN ('task', 'event')";
 
@@ -535,6 +536,20 @@ impl Compiled {
                     ),
                 }
             }
+            // Any kind of contact: the client's own kept column (migration
+            // client_last_contact), not a probe of its interactions per candidate. `IS NOT
+            // NULL AND` keeps the negation ("no contact for N days") true for the never
+            // contacted, where a bare comparison with NULL would drop them.
+            Compiled::InteractedSince { kind: None, since } => match since {
+                Some(s) => Box::new(
+                    sql::<Bool>(
+                        "(clients.last_contact_at IS NOT NULL AND clients.last_contact_at >= ",
+                    )
+                    .bind::<Timestamp, _>(*s)
+                    .sql(")"),
+                ),
+                None => Box::new(sql::<Bool>("(clients.last_contact_at IS NOT NULL)")),
+            },
             Compiled::InteractedSince { kind, since } => {
                 let mut text = format!(
                     "EXISTS (SELECT 1 FROM interactions i WHERE i.client_id = clients.id AND {CONTACT}"
