@@ -177,6 +177,14 @@ fn main() {
         "appended {messages} messages over IMAP in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    if std::env::var("BENCH_NO_LAST_CONTACT").is_ok() {
+        use diesel::connection::SimpleConnection;
+        let sql = match &*c {
+            rapport::db::DbConn::Postgresql(_) => "DROP TRIGGER clients_last_contact_insert ON interactions",
+            _ => "DROP TRIGGER clients_last_contact_insert",
+        };
+        c.batch_execute(sql).unwrap();
+    }
     let started = Instant::now();
     let report = actix_web::rt::System::new()
         .block_on(rapport::ops::mail::sync(&pool, &key, &blobs, mb.clone()))

@@ -1061,6 +1061,36 @@ fn file(c: &mut DbConn, msg: &MessageRow, addresses: &[String]) -> AppResult<usi
     Ok(filed)
 }
 
+/// [`file`] for a message inserted a moment ago (no links yet) whose clients are known.
+fn file_new(c: &mut DbConn, msg: &MessageRow, targets: &BTreeSet<String>) -> AppResult<usize> {
+    for client in targets {
+        let row = interaction_of(msg, client);
+        diesel::insert_into(interactions::table)
+            .values(&row)
+            .execute(c)?;
+        diesel::insert_into(mail_message_clients::table)
+            .values((
+                mail_message_clients::mail_message_id.eq(&msg.id),
+                mail_message_clients::client_id.eq(client),
+                mail_message_clients::organization_id.eq(&msg.organization_id),
+                mail_message_clients::interaction_id.eq(Some(&row.id)),
+            ))
+            .execute(c)?;
+        if msg.direction == "inbound" {
+            crate::domain::workflows::fire(
+                c,
+                &msg.organization_id,
+                "mail.received",
+                "interaction",
+                &row.id,
+                Some(client),
+                &json!({"subject": msg.subject, "from": msg.from_address}),
+            )?;
+        }
+    }
+    Ok(targets.len())
+}
+
 fn interaction_of(msg: &MessageRow, client: &str) -> InteractionRow {
     let at = now();
     InteractionRow {
@@ -1305,18 +1335,19 @@ fn mark_latest(c: &mut DbConn, org: &str, thread: &str) -> AppResult<()> {
     let Some(newest) = newest else {
         return Ok(());
     };
+    // One statement: the newest becomes the latest, whichever was before stops being it.
     diesel::update(
         mail_messages::table
             .filter(mail_messages::organization_id.eq(org))
             .filter(mail_messages::thread_id.eq(thread))
-            .filter(mail_messages::latest.eq(true))
-            .filter(mail_messages::id.ne(&newest)),
+            .filter(
+                mail_messages::latest
+                    .eq(true)
+                    .or(mail_messages::id.eq(&newest)),
+            ),
     )
-    .set(mail_messages::latest.eq(false))
+    .set(mail_messages::latest.eq(mail_messages::id.eq(newest.clone())))
     .execute(c)?;
-    diesel::update(mail_messages::table.find(&newest))
-        .set(mail_messages::latest.eq(true))
-        .execute(c)?;
     Ok(())
 }
 
@@ -1586,23 +1617,30 @@ pub fn file_batch(
     messages: &[(i64, Vec<u8>)],
     outgoing_folder: bool,
 ) -> AppResult<Vec<Filed>> {
+    // why: every statement is a round trip on PostgreSQL; per message this path runs only
+    // what the message needs (no savepoint of its own: an error rolls the whole batch back
+    // anyway; the organization's mailboxes and the folder mark once per batch).
     crate::db::transaction(c, |c| {
-        messages
+        let own = own_addresses(c, &mailbox.organization_id)?;
+        let filed = messages
             .iter()
             .map(|(uid, raw)| {
-                file_raw(
-                    c,
-                    store,
-                    mailbox,
-                    folder,
-                    uid_validity,
-                    *uid,
-                    raw,
-                    outgoing_folder,
-                )
+                file_parsed(c, store, mailbox, uid_validity, *uid, raw, outgoing_folder, &own)
             })
-            .collect()
+            .collect::<AppResult<Vec<_>>>()?;
+        if let Some((last, _)) = messages.last() {
+            set_folder_state(c, &mailbox.id, folder, uid_validity, *last)?;
+        }
+        Ok(filed)
     })
+}
+
+/// The organization's own mailbox addresses (a message between them is nobody's client).
+fn own_addresses(c: &mut DbConn, org: &str) -> AppResult<BTreeSet<String>> {
+    Ok(mailboxes_for(c, org, None)?
+        .into_iter()
+        .map(|m| m.address)
+        .collect())
 }
 
 /// Parses one raw message from `mailbox`'s `folder` and files it; moves the folder's mark
@@ -1620,6 +1658,24 @@ pub fn file_raw(
 ) -> AppResult<Filed> {
     crate::db::transaction(c, |c| {
         set_folder_state(c, &mailbox.id, folder, uid_validity, uid)?;
+        let own = own_addresses(c, &mailbox.organization_id)?;
+        file_parsed(c, store, mailbox, uid_validity, uid, raw, outgoing_folder, &own)
+    })
+}
+
+/// Files one raw message (the caller holds the transaction and moves the folder's mark).
+#[allow(clippy::too_many_arguments)]
+fn file_parsed(
+    c: &mut DbConn,
+    store: &dyn BlobStore,
+    mailbox: &MailboxRow,
+    uid_validity: i64,
+    uid: i64,
+    raw: &[u8],
+    outgoing_folder: bool,
+    own: &BTreeSet<String>,
+) -> AppResult<Filed> {
+    {
         let Some(parsed) = mail_parser::MessageParser::default().parse(raw) else {
             return Ok(Filed::Unreadable);
         };
@@ -1713,10 +1769,6 @@ pub fn file_raw(
                 }
                 h[..end].to_string()
             });
-        let own = mailboxes_for(c, org, None)?
-            .into_iter()
-            .map(|m| m.address)
-            .collect::<BTreeSet<_>>();
         let outbound = outgoing_folder || own.contains(&from_address);
         let at = now();
         let row = MessageRow {
@@ -1759,11 +1811,6 @@ pub fn file_raw(
             opportunity_id: None,
             latest: false,
         };
-        diesel::insert_into(mail_messages::table)
-            .values(&row)
-            .execute(c)?;
-        mark_latest(c, org, &row.thread_id)?;
-        keep_received_files(c, store, &row, &parsed)?;
         // The counterparties: whoever is not one of the organization's own mailboxes.
         let parties: Vec<String> = std::iter::once(from_address)
             .chain(to)
@@ -1771,8 +1818,19 @@ pub fn file_raw(
             .chain(bcc)
             .filter(|a| !a.is_empty() && !own.contains(a))
             .collect();
-        Ok(Filed::New(file(c, &row, &parties)?))
-    })
+        let targets: BTreeSet<String> = clients_by_address(c, org, &parties)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let mut row = row;
+        row.matched = !targets.is_empty();
+        diesel::insert_into(mail_messages::table)
+            .values(&row)
+            .execute(c)?;
+        mark_latest(c, org, &row.thread_id)?;
+        keep_received_files(c, store, &row, &parsed)?;
+        Ok(Filed::New(file_new(c, &row, &targets)?))
+    }
 }
 
 /// Files an unmatched message on a client (one the user chose or just created).
