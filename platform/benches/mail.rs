@@ -181,7 +181,9 @@ fn main() {
     if std::env::var("BENCH_NO_LAST_CONTACT").is_ok() {
         use diesel::connection::SimpleConnection;
         let sql = match &*c {
-            rapport::db::DbConn::Postgresql(_) => "DROP TRIGGER clients_last_contact_insert ON interactions",
+            rapport::db::DbConn::Postgresql(_) => {
+                "DROP TRIGGER clients_last_contact_insert ON interactions"
+            }
             _ => "DROP TRIGGER clients_last_contact_insert",
         };
         c.batch_execute(sql).unwrap();

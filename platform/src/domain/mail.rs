@@ -1625,7 +1625,16 @@ pub fn file_batch(
         let filed = messages
             .iter()
             .map(|(uid, raw)| {
-                file_parsed(c, store, mailbox, uid_validity, *uid, raw, outgoing_folder, &own)
+                file_parsed(
+                    c,
+                    store,
+                    mailbox,
+                    uid_validity,
+                    *uid,
+                    raw,
+                    outgoing_folder,
+                    &own,
+                )
             })
             .collect::<AppResult<Vec<_>>>()?;
         if let Some((last, _)) = messages.last() {
@@ -1659,7 +1668,16 @@ pub fn file_raw(
     crate::db::transaction(c, |c| {
         set_folder_state(c, &mailbox.id, folder, uid_validity, uid)?;
         let own = own_addresses(c, &mailbox.organization_id)?;
-        file_parsed(c, store, mailbox, uid_validity, uid, raw, outgoing_folder, &own)
+        file_parsed(
+            c,
+            store,
+            mailbox,
+            uid_validity,
+            uid,
+            raw,
+            outgoing_folder,
+            &own,
+        )
     })
 }
 
