@@ -941,6 +941,7 @@ async fn text_page(
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(actor, state).await?;
     scope.require("message", "send")?;
+    scope.require("interaction", "write")?;
     let client = crate::ops::clients::get(&scope, client_id.clone()).await?;
     let prefs = {
         let (org, id) = (scope.org_id.clone(), client_id.clone());

@@ -321,6 +321,8 @@ struct ProfileCard {
     can_tag: bool,
     /// "Write e-mail" for those who may write e-mail.
     can_email: bool,
+    /// Writing a text message logs it on the timeline, so it needs both rights.
+    can_text: bool,
     /// "History" (the audit log narrowed to this client) for those who may read the log.
     can_audit: bool,
     notice: Option<String>,
@@ -453,6 +455,7 @@ fn profile_view(scope: &Scope, p: ops::ClientProfile) -> ProfileCard {
         can_delete: scope.can("client", "delete"),
         can_tag: can_write,
         can_email: scope.can("message", "send"),
+        can_text: scope.can("message", "send") && scope.can("interaction", "write"),
         can_audit: scope.can("audit", "read"),
     }
 }
