@@ -781,6 +781,15 @@ fn link(
             .filter(mail_message_clients::client_id.eq(client)),
     )
     .execute(c)?;
+    insert_link(c, msg, client, interaction)
+}
+
+fn insert_link(
+    c: &mut DbConn,
+    msg: &MessageRow,
+    client: &str,
+    interaction: Option<&str>,
+) -> AppResult<()> {
     diesel::insert_into(mail_message_clients::table)
         .values((
             mail_message_clients::mail_message_id.eq(&msg.id),
@@ -1035,22 +1044,7 @@ fn file(c: &mut DbConn, msg: &MessageRow, addresses: &[String]) -> AppResult<usi
         if let Some(Some(_)) = already.get(client) {
             continue;
         }
-        let row = interaction_of(msg, client);
-        diesel::insert_into(interactions::table)
-            .values(&row)
-            .execute(c)?;
-        link(c, msg, client, Some(&row.id))?;
-        if msg.direction == "inbound" {
-            crate::domain::workflows::fire(
-                c,
-                &msg.organization_id,
-                "mail.received",
-                "interaction",
-                &row.id,
-                Some(client),
-                &json!({"subject": msg.subject, "from": msg.from_address}),
-            )?;
-        }
+        file_one(c, msg, client, false)?;
         filed += 1;
     }
     if !targets.is_empty() {
@@ -1064,31 +1058,35 @@ fn file(c: &mut DbConn, msg: &MessageRow, addresses: &[String]) -> AppResult<usi
 /// [`file`] for a message inserted a moment ago (no links yet) whose clients are known.
 fn file_new(c: &mut DbConn, msg: &MessageRow, targets: &BTreeSet<String>) -> AppResult<usize> {
     for client in targets {
-        let row = interaction_of(msg, client);
-        diesel::insert_into(interactions::table)
-            .values(&row)
-            .execute(c)?;
-        diesel::insert_into(mail_message_clients::table)
-            .values((
-                mail_message_clients::mail_message_id.eq(&msg.id),
-                mail_message_clients::client_id.eq(client),
-                mail_message_clients::organization_id.eq(&msg.organization_id),
-                mail_message_clients::interaction_id.eq(Some(&row.id)),
-            ))
-            .execute(c)?;
-        if msg.direction == "inbound" {
-            crate::domain::workflows::fire(
-                c,
-                &msg.organization_id,
-                "mail.received",
-                "interaction",
-                &row.id,
-                Some(client),
-                &json!({"subject": msg.subject, "from": msg.from_address}),
-            )?;
-        }
+        file_one(c, msg, client, true)?;
     }
     Ok(targets.len())
+}
+
+/// Puts `msg` on one client's timeline: its interaction, the link to it, and the
+/// `mail.received` trigger for an inbound message. A `fresh` message has no link to replace.
+fn file_one(c: &mut DbConn, msg: &MessageRow, client: &str, fresh: bool) -> AppResult<()> {
+    let row = interaction_of(msg, client);
+    diesel::insert_into(interactions::table)
+        .values(&row)
+        .execute(c)?;
+    if fresh {
+        insert_link(c, msg, client, Some(&row.id))?;
+    } else {
+        link(c, msg, client, Some(&row.id))?;
+    }
+    if msg.direction == "inbound" {
+        crate::domain::workflows::fire(
+            c,
+            &msg.organization_id,
+            "mail.received",
+            "interaction",
+            &row.id,
+            Some(client),
+            &json!({"subject": msg.subject, "from": msg.from_address}),
+        )?;
+    }
+    Ok(())
 }
 
 fn interaction_of(msg: &MessageRow, client: &str) -> InteractionRow {

@@ -804,8 +804,13 @@ pub fn hand_out(c: &mut DbConn, links: &Links, plugins: Option<&Runtime>) -> App
         .load(c)?;
     let mut queued = 0;
     for send in running {
+        // A send whose minute is used up has nothing to render this round, so its plugins
+        // are not run for it.
+        let budget = window(&send, at).2;
         let computed = match plugins {
-            Some(runtime) if uses_plugins(&send) => plugin_values(c, runtime, &send)?,
+            Some(runtime) if uses_plugins(&send) && budget > 0 => {
+                plugin_values(c, runtime, &send, budget)?
+            }
             _ => HashMap::new(),
         };
         queued += crate::db::transaction(c, |c| hand_out_one(c, &send, links, at, &computed))?;
@@ -824,13 +829,14 @@ fn plugin_values(
     c: &mut DbConn,
     runtime: &Runtime,
     send: &SendRow,
+    budget: i64,
 ) -> AppResult<HashMap<String, Value>> {
     let ids: Vec<String> = send_recipients::table
         .filter(send_recipients::send_id.eq(&send.id))
         .filter(send_recipients::status.eq("waiting"))
         .select(send_recipients::client_id)
         .order(send_recipients::id.asc())
-        .limit(HAND_OUT_BATCH)
+        .limit(budget)
         .load(c)?;
     if ids.is_empty() {
         return Ok(HashMap::new());
@@ -858,6 +864,19 @@ fn plugin_values(
     Ok(out)
 }
 
+/// The send's current minute: when it started, how many it has handed out, and how many it
+/// may hand out now. The throttle counts in the send's own row (constant time however large
+/// the send).
+fn window(send: &SendRow, at: NaiveDateTime) -> (NaiveDateTime, i32, i64) {
+    let (start, used) = if at - send.window_started_at >= Duration::minutes(1) {
+        (at, 0)
+    } else {
+        (send.window_started_at, send.window_count)
+    };
+    let budget = i64::from(send.per_minute - used).clamp(0, HAND_OUT_BATCH);
+    (start, used, budget)
+}
+
 fn hand_out_one(
     c: &mut DbConn,
     send: &SendRow,
@@ -865,13 +884,7 @@ fn hand_out_one(
     at: NaiveDateTime,
     computed: &HashMap<String, Value>,
 ) -> AppResult<usize> {
-    // The throttle counts in the send's own row (constant time however large the send).
-    let (window_start, used) = if at - send.window_started_at >= Duration::minutes(1) {
-        (at, 0)
-    } else {
-        (send.window_started_at, send.window_count)
-    };
-    let budget = i64::from(send.per_minute - used).clamp(0, HAND_OUT_BATCH);
+    let (window_start, used, budget) = window(send, at);
     if budget == 0 {
         return Ok(0);
     }

@@ -740,6 +740,22 @@ struct ComposePage {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// The client a message is written to and its contact preferences, which the page shows.
+async fn client_and_prefs(
+    scope: &crate::ops::Scope,
+    client_id: &str,
+) -> AppResult<(
+    crate::ops::clients::ClientView,
+    crate::domain::preferences::Preferences,
+)> {
+    let client = crate::ops::clients::get(scope, client_id.to_string()).await?;
+    let (org, id) = (scope.org_id.clone(), client_id.to_string());
+    let prefs = scope
+        .read(move |c| crate::domain::preferences::load(c, &org, &id))
+        .await?;
+    Ok((client, prefs))
+}
+
 async fn compose_page(
     req: &HttpRequest,
     actor: &ConsoleActor,
@@ -750,13 +766,7 @@ async fn compose_page(
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(actor, state).await?;
     scope.require("message", "send")?;
-    let client = crate::ops::clients::get(&scope, client_id.clone()).await?;
-    let prefs = {
-        let (org, id) = (scope.org_id.clone(), client_id.clone());
-        scope
-            .read(move |c| crate::domain::preferences::load(c, &org, &id))
-            .await?
-    };
+    let (client, prefs) = client_and_prefs(&scope, &client_id).await?;
     let get = |k: &str| {
         form.and_then(|f| f.get(k))
             .and_then(Value::as_str)
@@ -942,13 +952,7 @@ async fn text_page(
     let scope = crate::web::scope::of(actor, state).await?;
     scope.require("message", "send")?;
     scope.require("interaction", "write")?;
-    let client = crate::ops::clients::get(&scope, client_id.clone()).await?;
-    let prefs = {
-        let (org, id) = (scope.org_id.clone(), client_id.clone());
-        scope
-            .read(move |c| crate::domain::preferences::load(c, &org, &id))
-            .await?
-    };
+    let (client, prefs) = client_and_prefs(&scope, &client_id).await?;
     let get = |k: &str| {
         form.and_then(|f| f.get(k))
             .and_then(Value::as_str)
