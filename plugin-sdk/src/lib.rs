@@ -46,11 +46,16 @@ pub mod hooks {
     /// Computes the plugin's computed fields for a record ([`crate::ComputeRequest`] →
     /// [`crate::ComputeResponse`]); read-only, called when a record is shown.
     pub const COMPUTE: &str = "compute";
+    /// Runs one of the plugin's workflow actions ([`crate::ActionRequest`] →
+    /// [`crate::ActionResponse`]); may write storage, call approved hosts and raise the
+    /// plugin's triggers.
+    pub const RUN_ACTION: &str = "run_action";
     /// Every hook the host knows.
     pub const ALL: &[&str] = &[
         VALIDATE,
         FORMAT,
         COMPUTE,
+        RUN_ACTION,
         OPPORTUNITY_BEFORE_MOVE,
         OPPORTUNITY_AFTER_MOVE,
         OPPORTUNITY_AFTER_WON,
@@ -107,6 +112,10 @@ pub mod host_functions {
     /// `rapport_http_request(HttpRequest JSON) -> HttpResponse JSON`, to a host the
     /// manifest lists in `allowed_hosts` and the admin approved. Needs `http`.
     pub const HTTP_REQUEST: &str = "rapport_http_request";
+    /// `rapport_emit(EmitRequest JSON)`: raises one of the triggers the manifest declares,
+    /// starting the organization's workflows that follow it; only from event hooks and
+    /// `run_action`. Needs no capability: an admin decides which workflows follow it.
+    pub const EMIT: &str = "rapport_emit";
     /// Every host function with the capability it needs (`None`: always available).
     pub const ALL: &[(&str, Option<&str>)] = &[
         (LOG, Some(cap::LOG)),
@@ -117,6 +126,7 @@ pub mod host_functions {
         (READ_CLIENT, Some(cap::READ_RECORDS)),
         (READ_OPPORTUNITY, Some(cap::READ_RECORDS)),
         (HTTP_REQUEST, Some(cap::HTTP)),
+        (EMIT, None),
     ];
 }
 
@@ -255,6 +265,126 @@ pub struct ComputedFieldDecl {
     pub description: String,
 }
 
+/// A workflow step the plugin offers (needs the `run_action` hook), e.g. "Post to Slack".
+/// The admin fills in its settings in the workflow builder, per step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct ActionDecl {
+    /// Stable key, unique within the plugin, e.g. `post_message`.
+    pub key: String,
+    /// How the step reads in the builder.
+    pub label: String,
+    /// A sentence on what it does.
+    #[serde(default)]
+    pub description: String,
+    /// The step's form (secret kinds are not allowed: a workflow shows its steps).
+    #[serde(default)]
+    pub settings: Vec<SettingDecl>,
+}
+
+/// An event the plugin raises with `guest::emit`; an admin can start workflows on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub struct TriggerDecl {
+    /// Stable key, unique within the plugin, e.g. `deal_announced`.
+    pub key: String,
+    /// How the trigger reads in the builder ("A won deal is announced in Slack").
+    pub label: String,
+    /// A sentence on when it fires.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Input of the `run_action` hook: the step's action and settings, and the run's records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ActionRequest {
+    /// The [`ActionDecl::key`].
+    pub action: String,
+    /// The step's settings by key (defaults filled in).
+    #[serde(default)]
+    pub settings: std::collections::BTreeMap<String, String>,
+    /// The run's client, when it has one.
+    #[serde(default)]
+    pub client: Option<ClientSnapshot>,
+    /// The run's deal, when it has one.
+    #[serde(default)]
+    pub deal: Option<DealSnapshot>,
+    /// The same on every attempt of this step of this run: an action that must happen once
+    /// (a post, a charge) keeps it in storage and skips a repeat.
+    #[serde(default)]
+    pub attempt_key: String,
+}
+
+impl ActionRequest {
+    /// A request for `action` with no records.
+    pub fn new(action: impl Into<String>) -> Self {
+        Self {
+            action: action.into(),
+            settings: Default::default(),
+            client: None,
+            deal: None,
+            attempt_key: String::new(),
+        }
+    }
+}
+
+/// Output of the `run_action` hook: one line for the run's history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionResponse {
+    /// What the step did, for people ("Posted to #sales"); when `failed`, why not.
+    pub outcome: String,
+    /// The step failed (the run retries it with backoff, then fails).
+    #[serde(default)]
+    pub failed: bool,
+}
+
+impl ActionResponse {
+    /// A step that did what `outcome` says.
+    pub fn done(outcome: impl Into<String>) -> Self {
+        Self {
+            outcome: outcome.into(),
+            failed: false,
+        }
+    }
+}
+
+/// What a plugin passes to `rapport_emit`: its trigger and the record it is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct EmitRequest {
+    /// The [`TriggerDecl::key`].
+    pub trigger: String,
+    /// The client it is about (a run on a client).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// The deal it is about (a run on a deal; its client is the run's client).
+    #[serde(default)]
+    pub deal_id: Option<String>,
+}
+
+impl EmitRequest {
+    /// Raises `trigger` about a client.
+    pub fn client(trigger: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            trigger: trigger.into(),
+            client_id: Some(id.into()),
+            deal_id: None,
+        }
+    }
+    /// Raises `trigger` about a deal.
+    pub fn deal(trigger: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            trigger: trigger.into(),
+            client_id: None,
+            deal_id: Some(id.into()),
+        }
+    }
+}
+
 /// Input of the `compute` hook: one record, by entity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -351,6 +481,12 @@ pub struct Manifest {
     /// Values it computes for records (needs the `compute` hook).
     #[serde(default)]
     pub computed_fields: Vec<ComputedFieldDecl>,
+    /// Workflow steps it offers (needs the `run_action` hook).
+    #[serde(default)]
+    pub actions: Vec<ActionDecl>,
+    /// Events it raises that workflows can start on.
+    #[serde(default)]
+    pub triggers: Vec<TriggerDecl>,
 }
 
 /// Input of the `validate` hook.
@@ -729,6 +865,39 @@ macro_rules! client_event_hook {
     };
 }
 
+/// Exports `run_action` from `fn(&ActionRequest) -> Result<ActionResponse, E>`; an `Err`
+/// fails the workflow step with its message (and the run retries it).
+#[cfg(feature = "guest")]
+#[macro_export]
+macro_rules! action_hook {
+    ($f:path) => {
+        /// The `run_action` hook the host calls for a workflow step.
+        #[no_mangle]
+        pub extern "C" fn run_action() -> i32 {
+            use $crate::guest::pdk;
+            let req: $crate::ActionRequest = match pdk::input::<pdk::Json<$crate::ActionRequest>>()
+            {
+                Ok(pdk::Json(r)) => r,
+                Err(_) => return 1,
+            };
+            match $f(&req) {
+                Ok(answer) => match pdk::output(pdk::Json(answer)) {
+                    Ok(()) => 0,
+                    Err(_) => 1,
+                },
+                // The message reaches the run's history; the host reads `failed`.
+                Err(e) => match pdk::output(pdk::Json($crate::ActionResponse {
+                    outcome: e.to_string(),
+                    failed: true,
+                })) {
+                    Ok(()) => 0,
+                    Err(_) => 1,
+                },
+            }
+        }
+    };
+}
+
 /// Re-exports for the guest macros and for hooks written by hand.
 #[cfg(feature = "guest")]
 pub mod guest {
@@ -736,7 +905,7 @@ pub mod guest {
     pub use extism_pdk as pdk;
     pub use extism_pdk::{plugin_fn, FnResult, Json};
 
-    use crate::{ClientSnapshot, DealSnapshot, HttpRequest, HttpResponse};
+    use crate::{ClientSnapshot, DealSnapshot, EmitRequest, HttpRequest, HttpResponse};
     use extism_pdk::Error;
 
     #[extism_pdk::host_fn]
@@ -749,6 +918,7 @@ pub mod guest {
         fn rapport_read_client(id: String) -> Json<Option<ClientSnapshot>>;
         fn rapport_read_opportunity(id: String) -> Json<Option<DealSnapshot>>;
         fn rapport_http_request(req: Json<HttpRequest>) -> Json<HttpResponse>;
+        fn rapport_emit(req: Json<EmitRequest>);
     }
 
     // SAFETY (every call below): the host provides each function with the signature
@@ -798,6 +968,13 @@ pub mod guest {
     /// admin approved; 5 s timeout, no redirects. Needs `http`.
     pub fn http(req: &HttpRequest) -> Result<HttpResponse, Error> {
         unsafe { rapport_http_request(Json(req.clone())) }.map(|Json(v)| v)
+    }
+
+    /// Raises one of the triggers your manifest declares about a client or a deal of the
+    /// calling organization; the workflows an admin built on it start. Only from event hooks
+    /// and `run_action`.
+    pub fn emit(req: &EmitRequest) -> Result<(), Error> {
+        unsafe { rapport_emit(Json(req.clone())) }
     }
 }
 

@@ -518,6 +518,46 @@ pub fn check(bundle: &Bundle) -> Vec<Problem> {
             ));
         }
     }
+    let mut action_keys = std::collections::HashSet::new();
+    for a in &m.actions {
+        let mut setting_keys = std::collections::HashSet::new();
+        let bad_setting = a.settings.iter().any(|d| {
+            !crate::setting_kinds::ALL.contains(&d.kind.as_str())
+                || d.key.is_empty()
+                || d.is_secret()
+                || !setting_keys.insert(d.key.as_str())
+        });
+        if a.key.is_empty() || a.label.is_empty() || !action_keys.insert(a.key.as_str()) {
+            errors.push(Problem::new(
+                "actions",
+                format!("The action {:?} needs a unique key and a label.", a.key),
+            ));
+        }
+        if bad_setting {
+            errors.push(Problem::new(
+                "actions",
+                format!(
+                    "The action {:?} has a setting without a unique key, of an unknown kind, or secret (a workflow shows its steps' settings).",
+                    a.key
+                ),
+            ));
+        }
+    }
+    if !m.actions.is_empty() && !m.hooks.iter().any(|h| h == hooks::RUN_ACTION) {
+        errors.push(Problem::new(
+            "hooks",
+            "A plugin with actions exports the run_action hook; list it in hooks.",
+        ));
+    }
+    let mut trigger_keys = std::collections::HashSet::new();
+    for t in &m.triggers {
+        if t.key.is_empty() || t.label.is_empty() || !trigger_keys.insert(t.key.as_str()) {
+            errors.push(Problem::new(
+                "triggers",
+                format!("The trigger {:?} needs a unique key and a label.", t.key),
+            ));
+        }
+    }
     for h in &m.allowed_hosts {
         let bare = h.rsplit_once(':').map_or(h.as_str(), |(host, _)| host);
         if bare.is_empty() || h.contains('/') || h.contains('*') {

@@ -955,6 +955,7 @@ diesel::table! {
         input -> Text,
         created_at -> Timestamp,
         claimed_until -> Nullable<Timestamp>,
+        depth -> Integer,
     }
 }
 

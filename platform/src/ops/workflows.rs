@@ -332,6 +332,8 @@ pub async fn carry(h: &Handles, r: RunRow) -> AppResult<()> {
         }
         let result = if l.def.steps[position].kind == "webhook" {
             webhook_step(h, l.clone(), position).await
+        } else if l.def.steps[position].kind == "plugin" {
+            plugin_step(h, l.clone(), position).await
         } else {
             let l2 = l.clone();
             let blobs = h.blobs.clone();
@@ -376,6 +378,70 @@ pub async fn carry(h: &Handles, r: RunRow) -> AppResult<()> {
     )))
 }
 
+/// Whether the step already has its row (a run resumed after a crash).
+async fn recorded(pool: &crate::db::Pool, l: &run::Loaded, position: usize) -> AppResult<bool> {
+    let (id, p) = (l.run.id.clone(), position as i32);
+    db::run(pool, move |c| {
+        use crate::db::schema::workflow_steps;
+        use diesel::prelude::*;
+        Ok(workflow_steps::table
+            .filter(workflow_steps::run_id.eq(&id))
+            .filter(workflow_steps::position.eq(p))
+            .count()
+            .get_result::<i64>(c)?
+            > 0)
+    })
+    .await
+}
+
+/// A plugin action: the plugin may call out (HTTP), so it runs outside a transaction, like
+/// a webhook step, and the step is recorded after it succeeds. A crash between the two runs
+/// the action again; plugins that must act once keep a mark in their storage, keyed by the
+/// run and step they are given.
+async fn plugin_step(
+    h: &Handles,
+    l: std::sync::Arc<run::Loaded>,
+    position: usize,
+) -> AppResult<()> {
+    let pool = &h.pool;
+    if recorded(pool, &l, position).await? {
+        let l2 = l.clone();
+        return db::run(pool, move |c| run::skip_recorded(c, &l2, position)).await;
+    }
+    let s = &l.def.steps[position];
+    let call = crate::plugins::actions::ActionCall {
+        org: l.run.organization_id.clone(),
+        plugin: s.plugin.clone().unwrap_or_default(),
+        action: s.action.clone().unwrap_or_default(),
+        settings: s.settings.clone().unwrap_or_default(),
+        client: l.run.client_id.clone(),
+        deal: (l.run.record_type == "opportunity")
+            .then(|| l.run.record_id.clone())
+            .flatten(),
+        depth: l.run.depth,
+        attempt_key: format!("wfs_{}_{}", l.run.id.replace('-', ""), position + 1),
+    };
+    let (p, runtime) = (pool.clone(), h.plugins.clone());
+    let outcome =
+        actix_web::web::block(move || crate::plugins::actions::run_action(&p, &runtime, &call))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))??;
+    db::run(pool, move |c| {
+        crate::db::transaction(c, |c| {
+            run::record(
+                c,
+                &l,
+                position,
+                run::Outcome::Next {
+                    outcome,
+                    next: position + 1,
+                },
+            )
+        })
+    })
+    .await
+}
+
 /// A webhook step: the call leaves the database, so it is made outside a transaction and
 /// recorded after it succeeds. A crash between the two repeats the call; the receiver can
 /// tell by the `webhook-id` header, the same on every attempt of the step.
@@ -385,20 +451,7 @@ async fn webhook_step(
     position: usize,
 ) -> AppResult<()> {
     let pool = &h.pool;
-    let done = {
-        let (id, p) = (l.run.id.clone(), position as i32);
-        db::run(pool, move |c| {
-            use crate::db::schema::workflow_steps;
-            use diesel::prelude::*;
-            Ok(workflow_steps::table
-                .filter(workflow_steps::run_id.eq(&id))
-                .filter(workflow_steps::position.eq(p))
-                .count()
-                .get_result::<i64>(c)?)
-        })
-        .await?
-    };
-    if done > 0 {
+    if recorded(pool, &l, position).await? {
         let l2 = l.clone();
         return db::run(pool, move |c| run::skip_recorded(c, &l2, position)).await;
     }

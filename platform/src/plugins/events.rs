@@ -44,6 +44,7 @@ pub struct EventRow {
     pub input: String,
     pub created_at: NaiveDateTime,
     pub claimed_until: Option<NaiveDateTime>,
+    pub depth: i32,
 }
 
 /// Writes events to the outbox; call inside the transaction of the change that raised them.
@@ -53,6 +54,7 @@ pub fn enqueue(
     events: &[(String, &'static str, Vec<u8>)],
 ) -> QueryResult<()> {
     let at = now();
+    let depth = crate::domain::workflows::current_depth();
     let rows: Vec<EventRow> = events
         .iter()
         .map(|(install, hook, input)| EventRow {
@@ -63,6 +65,7 @@ pub fn enqueue(
             input: String::from_utf8_lossy(input).into_owned(),
             created_at: at,
             claimed_until: None,
+            depth,
         })
         .collect();
     // why: one statement per row: MultiConnection has no multi-row insert.
@@ -282,6 +285,7 @@ fn deliver(pool: &Pool, runtime: &Runtime, shared: &Shared, event: &EventRow) ->
         drop(conn);
         let mut ctx = install.host_context(install.manifest().as_ref());
         ctx.may_write = true;
+        ctx.depth = event.depth;
         let started = Instant::now();
         let outcome = runtime.call(
             &install.runtime_key(),

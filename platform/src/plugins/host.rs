@@ -25,6 +25,11 @@ pub struct HostContext {
     /// Storage writes are allowed only in event hooks: hooks that check a change run
     /// inside its transaction, where a second writer would wait on SQLite's lock.
     pub may_write: bool,
+    /// Triggers the manifest declares (`rapport_emit` raises only these).
+    pub triggers: Vec<String>,
+    /// The depth of the runs a raised trigger starts (loop protection): the depth of the
+    /// change that raised the event hook, or one more than the run whose step called it.
+    pub depth: i32,
     pub pool: Option<Pool>,
     /// When the call's wall-time budget ends. Wasm is stopped at the runtime's wall clock;
     /// time spent in host functions (an HTTP call) counts too: past it, every host call is
@@ -276,6 +281,64 @@ pub fn read_opportunity(
     json_out(plugin, outputs, &row.as_ref().map(super::deal_snapshot))
 }
 
+/// Raises one of the plugin's declared triggers about a client or deal of the calling
+/// organization: the enabled workflows that follow it get their runs, in one transaction.
+pub fn emit(
+    plugin: &mut CurrentPlugin,
+    inputs: &[Val],
+    _outputs: &mut [Val],
+    _data: UserData<()>,
+) -> Result<(), extism::Error> {
+    let ctx = context(plugin)?;
+    if !ctx.may_write {
+        return Err(denied(
+            "triggers are raised from event hooks and actions, not while a change is checked",
+        ));
+    }
+    let text = string_arg(plugin, inputs, 0)?;
+    let req: rapport_plugin_sdk::EmitRequest = serde_json::from_str(&text)
+        .map_err(|e| extism::Error::msg(format!("unreadable trigger request: {e}")))?;
+    if !ctx.triggers.contains(&req.trigger) {
+        return Err(denied(format!(
+            "the plugin does not declare the trigger {:?}",
+            req.trigger
+        )));
+    }
+    let mut conn = ctx.conn()?;
+    let (record_type, record_id, client) = match (&req.deal_id, &req.client_id) {
+        (Some(deal), _) => {
+            let row =
+                crate::domain::pipeline::store::find_opportunity(&mut conn, &ctx.org_id, deal)?
+                    .filter(|d| d.deleted_at.is_none())
+                    .ok_or_else(|| extism::Error::msg("no such deal"))?;
+            ("opportunity", row.id, Some(row.client_id))
+        }
+        (None, Some(client)) => {
+            let row = crate::domain::clients::store::find(&mut conn, &ctx.org_id, client)?
+                .filter(|c| c.deleted_at.is_none())
+                .ok_or_else(|| extism::Error::msg("no such client"))?;
+            ("client", row.id.clone(), Some(row.id))
+        }
+        (None, None) => return Err(extism::Error::msg("name the client or the deal")),
+    };
+    let changes = serde_json::json!({"plugin": ctx.plugin_id, "trigger": req.trigger});
+    crate::domain::workflows::within_run(ctx.depth - 1, || {
+        crate::db::transaction(&mut conn, |c| {
+            crate::domain::workflows::fire(
+                c,
+                &ctx.org_id,
+                "plugin",
+                record_type,
+                &record_id,
+                client.as_deref(),
+                &changes,
+            )?;
+            Ok::<(), crate::error::AppError>(())
+        })
+    })?;
+    Ok(())
+}
+
 /// Whether `url` points at one of `approved` (`host` matches the scheme's default port,
 /// `host:port` that port).
 pub fn host_approved(url: &str, approved: &[String]) -> Result<(), String> {
@@ -372,6 +435,7 @@ pub fn register(builder: extism::PluginBuilder<'static>) -> extism::PluginBuilde
             read_opportunity,
         )
         .with_function(f::HTTP_REQUEST, [PTR], [PTR], data.clone(), http_request)
+        .with_function(f::EMIT, [PTR], [], data.clone(), emit)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! event adapters are one life cycle with one audit trail; the sandbox (`runtime`), the
 //! bundle format (`bundle`), signatures and host functions are modules of their own.
 
+pub mod actions;
 pub mod bundle;
 pub mod events;
 pub mod host;
@@ -121,6 +122,10 @@ impl InstallRow {
             approved_hosts: self.approved_list(),
             settings: self.effective_settings(manifest),
             may_write: false,
+            triggers: manifest
+                .map(|m| m.triggers.iter().map(|t| t.key.clone()).collect())
+                .unwrap_or_default(),
+            depth: 0,
             pool: None,
             deadline: None,
         }
@@ -341,6 +346,28 @@ pub struct Configure {
     pub settings: Option<BTreeMap<String, String>>,
 }
 
+/// What is wrong with `value` for a setting of this kind, if anything (an empty value is
+/// for the caller to judge: it clears an optional setting).
+pub fn setting_problem(
+    decl: &rapport_plugin_sdk::SettingDecl,
+    value: &str,
+) -> Option<&'static str> {
+    use rapport_plugin_sdk::setting_kinds;
+    match decl.kind.as_str() {
+        _ if value.is_empty() => None,
+        setting_kinds::URL
+            if !(value.starts_with("https://") || value.starts_with("http://"))
+                || value.parse::<ureq::http::Uri>().is_err() =>
+        {
+            Some("Enter an address starting with https://.")
+        }
+        setting_kinds::NUMBER if value.parse::<f64>().is_err() => Some("Enter a number."),
+        setting_kinds::BOOLEAN if value != "true" && value != "false" => Some("Use true or false."),
+        _ if value.chars().count() > 2000 => Some("Use at most 2000 characters."),
+        _ => None,
+    }
+}
+
 /// Changes grants, approved hosts and settings; every change is audited (secret values
 /// never are).
 pub fn configure(
@@ -349,7 +376,6 @@ pub fn configure(
     id: &str,
     change: &Configure,
 ) -> AppResult<InstallRow> {
-    use rapport_plugin_sdk::setting_kinds;
     crate::db::transaction(conn, |c| {
         let row = find(c, &ctx.org_id, id)?;
         let manifest = row
@@ -408,23 +434,7 @@ pub fn configure(
                 if decl.is_secret() && value.is_empty() {
                     continue;
                 }
-                let problem = match decl.kind.as_str() {
-                    _ if value.is_empty() => None,
-                    setting_kinds::URL
-                        if !(value.starts_with("https://") || value.starts_with("http://"))
-                            || value.parse::<ureq::http::Uri>().is_err() =>
-                    {
-                        Some("Enter an address starting with https://.")
-                    }
-                    setting_kinds::NUMBER if value.parse::<f64>().is_err() => {
-                        Some("Enter a number.")
-                    }
-                    setting_kinds::BOOLEAN if value != "true" && value != "false" => {
-                        Some("Use true or false.")
-                    }
-                    _ if value.chars().count() > 2000 => Some("Use at most 2000 characters."),
-                    _ => None,
-                };
+                let problem = setting_problem(decl, &value);
                 if let Some(p) = problem {
                     errors.push(FieldError::new(format!("settings.{key}"), p));
                     continue;

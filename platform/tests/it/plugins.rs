@@ -1582,3 +1582,237 @@ async fn one_organizations_plugin_time_is_budgeted_apart_from_anothers() {
         .clone();
     assert_eq!(mine["calls"], 1, "the refused call was not counted: {mine}");
 }
+
+/// Issue 20's plugin-declared triggers and actions: the Slack example offers "Post to Slack"
+/// (a settings form per step) and raises "a won deal was announced"; an admin builds a
+/// workflow of both in the API and sees them in the console's builder; the run posts once.
+#[actix_web::test]
+async fn a_workflow_starts_on_a_plugins_event_and_runs_its_action() {
+    let w = world().await;
+    let app = w.t.service().await;
+    let (port, seen) = fake_slack();
+    let b = rapport::plugins::bundle::unpack(&bundle("slack-notify")).unwrap();
+    let host = format!("127.0.0.1:{port}");
+    let toml = b.manifest_toml.replace(
+        "allowed_hosts = [\"hooks.slack.com\"]",
+        &format!("allowed_hosts = [\"{host}\"]"),
+    );
+    let r = send(
+        &app,
+        install(
+            &w.admin,
+            rapport::plugins::bundle::pack(&toml, &b.wasm),
+            "?grantAll=true",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let r = send(
+        &app,
+        api(Method::PATCH, &format!("/api/plugins/{id}"), &w.admin).set_json(json!({
+            "settings": {"webhook_url": format!("http://{host}/services/T/B/x"), "prefix": "Won"}
+        })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // The catalogue lists what the plugin adds, with the action's form.
+    let cat = send(&app, api(Method::GET, "/api/workflows/catalogue", &w.admin))
+        .await
+        .json();
+    assert_eq!(cat["pluginTriggers"][0]["event"], "deal_announced");
+    assert_eq!(cat["pluginActions"][0]["action"], "post");
+    assert_eq!(cat["pluginActions"][0]["settings"][0]["key"], "text");
+    assert_eq!(cat["pluginActions"][0]["settings"][0]["required"], true);
+
+    let plugin = "com.rapport.slack-notify";
+    let flow = |steps: serde_json::Value| {
+        api(Method::POST, "/api/workflows", &w.admin).set_json(json!({
+            "name": "Thank the team", "enabled": true,
+            "trigger": {"type": "plugin", "plugin": plugin, "event": "deal_announced"},
+            "steps": steps,
+        }))
+    };
+    // Refused with the reason: an action the plugin does not offer, a missing setting, an
+    // event nobody declares.
+    let r = send(
+        &app,
+        flow(json!([{"type": "plugin", "plugin": plugin, "action": "tweet"}])),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("steps[0].action"), "{}", r.body);
+    let r = send(
+        &app,
+        flow(json!([{"type": "plugin", "plugin": plugin, "action": "post", "settings": {}}])),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("Fill in Message."), "{}", r.body);
+    let r = send(
+        &app,
+        api(Method::POST, "/api/workflows", &w.admin).set_json(json!({
+            "name": "Nobody raises it",
+            "trigger": {"type": "plugin", "plugin": plugin, "event": "deal_lost_forever"},
+            "steps": [{"type": "note", "body": "x"}],
+        })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("trigger.event"), "{}", r.body);
+    let r = send(
+        &app,
+        flow(json!([
+            {"type": "plugin", "plugin": plugin, "action": "post",
+             "settings": {"text": "Thank the team for {deal} ({client})"}},
+            {"type": "note", "body": "The team was thanked."}
+        ])),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let workflow = r.json()["id"].as_str().unwrap().to_string();
+
+    // A won deal: the plugin announces it (its event hook), raises its event, and the run
+    // posts the workflow's own message.
+    let p = send(&app, api(Method::GET, "/api/pipelines", &w.manager))
+        .await
+        .json();
+    let stage = |name: &str| {
+        p["data"][0]["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let client = send(
+        &app,
+        api(Method::POST, "/api/clients", &w.manager)
+            .set_json(json!({"type": "company", "companyName": "Acme GmbH"})),
+    )
+    .await
+    .json();
+    let deal = send(
+        &app,
+        api(Method::POST, "/api/opportunities", &w.manager).set_json(json!({
+            "name": "Fleet renewal", "clientId": client["id"], "value": "48000",
+            "stage": stage("Proposal")
+        })),
+    )
+    .await
+    .json();
+    let won = send(
+        &app,
+        api(
+            Method::POST,
+            &format!("/api/opportunities/{}/move", deal["id"].as_str().unwrap()),
+            &w.manager,
+        )
+        .set_json(json!({"stage": stage("Won")})),
+    )
+    .await;
+    assert_eq!(won.status, StatusCode::OK, "{}", won.body);
+    assert!(w.t.state.plugins.wait_idle(IDLE), "event hooks drained");
+    let h = rapport::web::scope::handles(&w.t.state);
+    for _ in 0..5 {
+        if rapport::ops::workflows::run_due(&h).await.unwrap() == 0 {
+            break;
+        }
+    }
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            seen.len(),
+            2,
+            "the announcement and the workflow's post: {seen:?}"
+        );
+        let msg: serde_json::Value = serde_json::from_str(&seen[1]).unwrap();
+        assert_eq!(msg["text"], "Thank the team for Fleet renewal (Acme GmbH)");
+    }
+    let runs = send(
+        &app,
+        api(
+            Method::GET,
+            &format!("/api/workflows/{workflow}/runs"),
+            &w.admin,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(runs["data"].as_array().unwrap().len(), 1, "{runs}");
+    assert_eq!(runs["data"][0]["status"], "done", "{runs}");
+    assert_eq!(runs["data"][0]["recordType"], "opportunity");
+    let run = send(
+        &app,
+        api(
+            Method::GET,
+            &format!(
+                "/api/workflow-runs/{}",
+                runs["data"][0]["id"].as_str().unwrap()
+            ),
+            &w.admin,
+        ),
+    )
+    .await
+    .json();
+    assert!(
+        run.to_string()
+            .contains("Posted to Slack: Thank the team for Fleet renewal (Acme GmbH)"),
+        "{run}"
+    );
+
+    // The console's builder offers both, and the action's settings form.
+    let mut br = Browser::new();
+    br.sign_in(&app, "admin@clinic.test", PASSWORD).await;
+    let page = br.get(&app, "/admin/workflows/new").await.body;
+    assert!(
+        page.contains("Slack notify: A won deal was announced in Slack"),
+        "{page}"
+    );
+    assert!(page.contains("Slack notify: Post to Slack"), "{page}");
+    let chosen = format!("plugin:{plugin}:deal_announced");
+    let new_step = format!("plugin:{plugin}:post");
+    let form = [
+        ("name", "Console Slack"),
+        ("enabled", "1"),
+        ("t.type", chosen.as_str()),
+        ("newStep", new_step.as_str()),
+        ("op", "add_step"),
+    ];
+    let built = br.hx_post(&app, "/admin/workflows/compose", &form).await;
+    assert_eq!(built.status, StatusCode::OK);
+    assert!(built.body.contains("s.0.set:text"), "{}", built.body);
+    assert!(built.body.contains("Message"), "{}", built.body);
+    let mut save: Vec<(&str, &str)> = form[..3].to_vec();
+    save.extend([
+        ("s.0.type", "plugin"),
+        ("s.0.plugin", plugin),
+        ("s.0.action", "post"),
+    ]);
+    let r = br.hx_post(&app, "/admin/workflows", &save).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("Step 1: Fill in Message."), "{}", r.body);
+    save.push(("s.0.set:text", "Won: {deal}"));
+    let r = br.hx_post(&app, "/admin/workflows", &save).await;
+    assert!(
+        r.status.is_success() || r.status.is_redirection(),
+        "{}",
+        r.body
+    );
+    let flows = send(&app, api(Method::GET, "/api/workflows", &w.admin))
+        .await
+        .json();
+    let saved = flows["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "Console Slack")
+        .unwrap()
+        .clone();
+    assert_eq!(saved["trigger"]["event"], "deal_announced");
+    assert_eq!(saved["steps"][0]["settings"]["text"], "Won: {deal}");
+}

@@ -43,6 +43,7 @@ pub const TRIGGERS: &[(&str, &str)] = &[
     ("date", "A date on a record comes round"),
     ("schedule", "On a schedule"),
     ("webhook", "Another system calls the workflow's web address"),
+    ("plugin", "A plugin raises its event"),
 ];
 
 /// What a step may do: (type, how it reads).
@@ -59,6 +60,7 @@ pub const ACTIONS: &[(&str, &str)] = &[
     ("webhook", "Call a web address"),
     ("wait", "Wait"),
     ("branch", "Go on only if the client matches"),
+    ("plugin", "Run a plugin's action"),
 ];
 
 /// Dates a date trigger can follow: (object.field, how it reads).
@@ -143,6 +145,11 @@ pub struct Trigger {
     pub at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weekday: Option<u32>,
+    /// plugin: the plugin's id and the key of the trigger it declares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
 }
 
 /// One step. One flat shape: each type reads the fields it needs.
@@ -202,6 +209,14 @@ pub struct Step {
     pub condition: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub else_skip: Option<i64>,
+    /// plugin: the plugin's id, the key of the action it declares, and the action's
+    /// settings by key (its own form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// A workflow's version: its trigger, its conditions (groups in the client list's filter
@@ -340,6 +355,11 @@ thread_local! {
     static DEPTH: Cell<i32> = const { Cell::new(0) };
 }
 
+/// The depth the runs a change on this thread starts get.
+pub fn current_depth() -> i32 {
+    DEPTH.with(Cell::get)
+}
+
 /// Runs `f` as a step of a run at `depth`: the runs its changes fire start one deeper.
 /// A thread-local because the change reaches [`fire`] through the audit log, many calls
 /// below; the step's work runs synchronously on this thread, inside one transaction.
@@ -466,6 +486,12 @@ fn fits(trigger: &Trigger, changes: &Value) -> bool {
         if changes["type"].as_str() != Some(kind) {
             return false;
         }
+    }
+    if trigger.kind == "plugin"
+        && (changes["plugin"].as_str() != trigger.plugin.as_deref()
+            || changes["trigger"].as_str() != trigger.event.as_deref())
+    {
+        return false;
     }
     true
 }
@@ -620,6 +646,18 @@ pub fn validate(c: &mut DbConn, org: &str, def: &Definition) -> AppResult<Vec<Fi
                 "Choose one of your segments.",
             )),
         },
+        "plugin" => {
+            let known = match (opt(&tr.plugin), opt(&tr.event)) {
+                (Some(p), Some(e)) => crate::plugins::actions::has_trigger(c, org, p, e)?,
+                _ => false,
+            };
+            if !known {
+                errors.push(FieldError::new(
+                    "trigger.event",
+                    "Choose an event of an installed, enabled plugin.",
+                ));
+            }
+        }
         "date" => {
             if !DATE_FIELDS.iter().any(|(k, _)| Some(*k) == opt(&tr.date)) {
                 errors.push(FieldError::new(
@@ -801,6 +839,18 @@ pub fn validate(c: &mut DbConn, org: &str, def: &Definition) -> AppResult<Vec<Fi
                             );
                         }
                     }
+                }
+            }
+            "plugin" => {
+                let empty = Default::default();
+                for (field, msg) in crate::plugins::actions::check_action(
+                    c,
+                    org,
+                    opt(&s.plugin).unwrap_or_default(),
+                    opt(&s.action).unwrap_or_default(),
+                    s.settings.as_ref().unwrap_or(&empty),
+                )? {
+                    err(&field, &msg);
                 }
             }
             "webhook" => match opt(&s.url) {

@@ -697,8 +697,8 @@ fn act(
                 },
             })
         }
-        "webhook" => Err(AppError::Internal(
-            "webhook steps are sent by the worker".into(),
+        "webhook" | "plugin" => Err(AppError::Internal(
+            "webhook and plugin steps are carried out by the worker".into(),
         )),
         _ => Err(AppError::invalid("type", "Unknown step.")),
     }
@@ -897,6 +897,11 @@ pub fn dry_run(
                 }
             }
             "webhook" => format!("call {}", t(&s.url)),
+            "plugin" => format!(
+                "run the action {} of the plugin {}",
+                t(&s.action),
+                t(&s.plugin)
+            ),
             "wait" => format!("wait {} minutes", s.minutes.unwrap_or(0)),
             "branch" => {
                 let holds = matches(c, org, &client, &[t(&s.condition)])?;

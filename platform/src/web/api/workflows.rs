@@ -149,10 +149,52 @@ pub struct RunStep {
 /// What triggers and steps exist, and the dates a date trigger can follow.
 #[derive(Serialize, ToSchema)]
 #[schema(as = WorkflowCatalogue)]
+#[serde(rename_all = "camelCase")]
 pub struct Catalogue {
     triggers: Vec<CatalogueEntry>,
     steps: Vec<CatalogueEntry>,
     dates: Vec<DateField>,
+    /// Events the organization's enabled plugins raise (trigger type `plugin` with these
+    /// `plugin` and `event`).
+    plugin_triggers: Vec<PluginTriggerEntry>,
+    /// Actions the organization's enabled plugins offer (step type `plugin` with these
+    /// `plugin` and `action`, and `settings` by key).
+    plugin_actions: Vec<PluginActionEntry>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginTriggerEntry {
+    plugin: String,
+    plugin_name: String,
+    event: String,
+    label: String,
+    description: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginActionEntry {
+    plugin: String,
+    plugin_name: String,
+    action: String,
+    label: String,
+    description: String,
+    settings: Vec<PluginActionSetting>,
+}
+
+/// One field of a plugin action's settings form.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginActionSetting {
+    key: String,
+    label: String,
+    /// text, url, number or boolean.
+    kind: String,
+    required: bool,
+    #[schema(nullable)]
+    default: Option<String>,
+    description: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -223,6 +265,15 @@ fn with_url(mut out: Value, secret: Option<String>) -> Value {
     responses((status = 200, description = "The catalogue.", body = Catalogue)))]
 pub async fn catalogue(scope: ApiScope) -> AppResult<HttpResponse> {
     scope.require("workflow", "read")?;
+    let org = scope.org_id.clone();
+    let (plugin_triggers, plugin_actions) = scope
+        .read(move |c| {
+            Ok((
+                crate::plugins::actions::triggers(c, &org)?,
+                crate::plugins::actions::actions(c, &org)?,
+            ))
+        })
+        .await?;
     let pairs = |l: &[(&'static str, &'static str)]| -> Vec<CatalogueEntry> {
         l.iter()
             .map(|(k, d)| CatalogueEntry {
@@ -239,6 +290,39 @@ pub async fn catalogue(scope: ApiScope) -> AppResult<HttpResponse> {
             .map(|(k, d)| DateField {
                 field: k,
                 description: d,
+            })
+            .collect(),
+        plugin_triggers: plugin_triggers
+            .into_iter()
+            .map(|t| PluginTriggerEntry {
+                plugin: t.plugin_id,
+                plugin_name: t.plugin_name,
+                event: t.decl.key,
+                label: t.decl.label,
+                description: t.decl.description,
+            })
+            .collect(),
+        plugin_actions: plugin_actions
+            .into_iter()
+            .map(|a| PluginActionEntry {
+                plugin: a.plugin_id,
+                plugin_name: a.plugin_name,
+                action: a.decl.key,
+                label: a.decl.label,
+                description: a.decl.description,
+                settings: a
+                    .decl
+                    .settings
+                    .into_iter()
+                    .map(|d| PluginActionSetting {
+                        key: d.key,
+                        label: d.label,
+                        kind: d.kind,
+                        required: d.required,
+                        default: d.default,
+                        description: d.description,
+                    })
+                    .collect(),
             })
             .collect(),
     }))

@@ -60,6 +60,8 @@ pub struct Choices {
     mailboxes: Vec<(String, String)>,
     fields: Vec<(String, String)>,
     segments: Vec<(String, String)>,
+    plugin_actions: Vec<crate::plugins::actions::OfferedAction>,
+    plugin_triggers: Vec<crate::plugins::actions::OfferedTrigger>,
 }
 
 async fn choices(scope: &crate::ops::Scope) -> AppResult<Choices> {
@@ -110,6 +112,8 @@ async fn choices(scope: &crate::ops::Scope) -> AppResult<Choices> {
                 .map(|s| (s.id, s.name))
                 .collect();
             Ok(Choices {
+                plugin_actions: crate::plugins::actions::actions(c, &org)?,
+                plugin_triggers: crate::plugins::actions::triggers(c, &org)?,
                 segments,
                 stages: stages
                     .into_iter()
@@ -369,6 +373,49 @@ fn step_widgets(i: usize, s: &Step, ch: &Choices) -> Vec<Widget> {
                 ),
             ]
         }
+        "plugin" => {
+            let mut out = vec![
+                widget(n("plugin"), "", "hidden", v(&s.plugin)),
+                widget(n("action"), "", "hidden", v(&s.action)),
+            ];
+            let offered = ch.plugin_actions.iter().find(|a| {
+                Some(&a.plugin_id) == s.plugin.as_ref() && Some(&a.decl.key) == s.action.as_ref()
+            });
+            match offered {
+                None => out.push(hinted(
+                    widget(n("missing"), "", "hidden", String::new()),
+                    "This plugin action is not offered any more (the plugin was removed or switched off): remove the step or switch the plugin on.",
+                )),
+                Some(a) => {
+                    let given = s.settings.clone().unwrap_or_default();
+                    for d in &a.decl.settings {
+                        let value = given
+                            .get(&d.key)
+                            .cloned()
+                            .or_else(|| d.default.clone())
+                            .unwrap_or_default();
+                        let name = n(&format!("set:{}", d.key));
+                        let w = match d.kind.as_str() {
+                            rapport_plugin_sdk::setting_kinds::BOOLEAN => select(
+                                name,
+                                &d.label,
+                                value,
+                                opts(&[("false", "No"), ("true", "Yes")]),
+                            ),
+                            rapport_plugin_sdk::setting_kinds::NUMBER => {
+                                widget(name, &d.label, "number", value)
+                            }
+                            rapport_plugin_sdk::setting_kinds::URL => {
+                                widget(name, &d.label, "url", value)
+                            }
+                            _ => widget(name, &d.label, "text", value),
+                        };
+                        out.push(hinted(w, &d.description));
+                    }
+                }
+            }
+            out
+        }
         "branch" => {
             let row = rows_of(s.condition.as_deref().unwrap_or_default())
                 .into_iter()
@@ -435,7 +482,7 @@ pub struct StepView {
     pub position: usize,
     pub number: usize,
     pub kind: String,
-    pub label: &'static str,
+    pub label: String,
     pub widgets: Vec<Widget>,
     pub last: bool,
 }
@@ -518,8 +565,25 @@ fn builder(
         name: name.into(),
         enabled,
         version,
-        trigger_kind: def.trigger.kind.clone(),
-        triggers: with_blank("Choose…", opts(TRIGGERS)),
+        trigger_kind: match def.trigger.kind.as_str() {
+            "plugin" => format!(
+                "plugin:{}:{}",
+                def.trigger.plugin.as_deref().unwrap_or_default(),
+                def.trigger.event.as_deref().unwrap_or_default()
+            ),
+            k => k.to_string(),
+        },
+        triggers: with_blank("Choose…", {
+            let mut t = opts(TRIGGERS);
+            t.retain(|(k, _)| k != "plugin");
+            t.extend(ch.plugin_triggers.iter().map(|p| {
+                (
+                    format!("plugin:{}:{}", p.plugin_id, p.decl.key),
+                    format!("{}: {}", p.plugin_name, p.decl.label),
+                )
+            }));
+            t
+        }),
         trigger_widgets: trigger_widgets(&def.trigger, ch),
         groups,
         steps: def
@@ -530,12 +594,22 @@ fn builder(
                 position: i,
                 number: i + 1,
                 kind: s.kind.clone(),
-                label: wf::action_label(&s.kind),
+                label: step_label(s, ch),
                 widgets: step_widgets(i, s, ch),
                 last: i + 1 == def.steps.len(),
             })
             .collect(),
-        actions: opts(ACTIONS),
+        actions: {
+            let mut a = opts(ACTIONS);
+            a.retain(|(k, _)| k != "plugin");
+            a.extend(ch.plugin_actions.iter().map(|p| {
+                (
+                    format!("plugin:{}:{}", p.plugin_id, p.decl.key),
+                    format!("{}: {}", p.plugin_name, p.decl.label),
+                )
+            }));
+            a
+        },
         errors: vec![],
         can_admin: false,
         runs: vec![],
@@ -544,6 +618,18 @@ fn builder(
         tried: vec![],
         records: vec![],
     }
+}
+
+/// A step's heading: the action's name, a plugin's own for its actions.
+fn step_label(s: &Step, ch: &Choices) -> String {
+    if s.kind == "plugin" {
+        if let Some(a) = ch.plugin_actions.iter().find(|a| {
+            Some(&a.plugin_id) == s.plugin.as_ref() && Some(&a.decl.key) == s.action.as_ref()
+        }) {
+            return format!("{}: {}", a.plugin_name, a.decl.label);
+        }
+    }
+    wf::action_label(&s.kind).to_string()
 }
 
 fn row_view(g: usize, i: usize, f: String, o: String, v: String, ch: &Choices) -> RowView {
@@ -572,8 +658,20 @@ fn from_form(pairs: &[(String, String)]) -> (String, bool, Definition) {
     };
     let opt = |k: &str| get(k).filter(|v| !v.is_empty());
     let int = |k: &str| opt(k).and_then(|v| v.parse::<i64>().ok());
+    let chosen = get("t.type").unwrap_or_default();
+    // A plugin's event reads `plugin:<plugin id>:<trigger key>` in the select.
+    let from_plugin: Option<(String, String)> = chosen
+        .strip_prefix("plugin:")
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(p, e)| (p.to_string(), e.to_string()));
     let trigger = Trigger {
-        kind: get("t.type").unwrap_or_default(),
+        kind: if from_plugin.is_some() {
+            "plugin".into()
+        } else {
+            chosen
+        },
+        plugin: from_plugin.as_ref().map(|(p, _)| p.clone()),
+        event: from_plugin.map(|(_, e)| e),
         field: opt("t.field"),
         stage: opt("t.stage"),
         interaction: opt("t.interaction"),
@@ -641,6 +739,14 @@ fn from_form(pairs: &[(String, String)]) -> (String, bool, Definition) {
                 Some("hours") => w * 60,
                 _ => w,
             });
+            let settings: std::collections::BTreeMap<String, String> = fields
+                .iter()
+                .filter_map(|(k, v)| {
+                    k.strip_prefix("set:")
+                        .map(|k| (k.to_string(), v.trim().to_string()))
+                })
+                .filter(|(_, v)| !v.is_empty())
+                .collect();
             let condition = (kind == "branch")
                 .then(|| {
                     group_of(&[(
@@ -669,6 +775,9 @@ fn from_form(pairs: &[(String, String)]) -> (String, bool, Definition) {
                 minutes,
                 condition,
                 else_skip: i("elseSkip"),
+                plugin: f("plugin"),
+                action: f("action"),
+                settings: (kind == "plugin").then_some(settings),
                 kind,
             }
         })
@@ -706,6 +815,17 @@ fn apply_op(def: &mut Definition, op: &str, new_step: &str) {
                 _ => {}
             }
             def.steps.push(s);
+        }
+        Some("add_step") if def.steps.len() < wf::MAX_STEPS && new_step.starts_with("plugin:") => {
+            if let Some((plugin, action)) = new_step["plugin:".len()..].split_once(':') {
+                def.steps.push(Step {
+                    kind: "plugin".into(),
+                    plugin: Some(plugin.into()),
+                    action: Some(action.into()),
+                    settings: Some(Default::default()),
+                    ..Default::default()
+                });
+            }
         }
         Some("remove") => {
             if let Some(i) = idx(1).filter(|i| *i < def.steps.len()) {
@@ -1112,7 +1232,7 @@ pub async fn action(
 
 pub struct StepLine {
     pub number: usize,
-    pub label: &'static str,
+    pub label: String,
     pub status: &'static str,
     pub outcome: String,
     pub when: String,
@@ -1150,7 +1270,10 @@ pub async fn run(
             let d = done.iter().find(|d| d.position as usize == i);
             StepLine {
                 number: i + 1,
-                label: wf::action_label(&s.kind),
+                label: match (&s.plugin, &s.action) {
+                    (Some(p), Some(a)) if s.kind == "plugin" => format!("Plugin {p}: {a}"),
+                    _ => wf::action_label(&s.kind).to_string(),
+                },
                 status: match d.map(|d| d.status.as_str()) {
                     Some("done") => "Done",
                     Some("failed") => "Failed",

@@ -1,0 +1,1 @@
+ALTER TABLE plugin_events DROP COLUMN depth;
