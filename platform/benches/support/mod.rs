@@ -49,6 +49,22 @@ impl Drop for Scratch {
     }
 }
 
+fn config_for(dir: &std::path::Path, target: &DbTarget, pool_size: u32) -> Config {
+    Config {
+        data_dir: dir.to_path_buf(),
+        database: target.clone(),
+        addr: "127.0.0.1:0".into(),
+        log_json: false,
+        trust_proxy: false,
+        json_limit: 1 << 20,
+        pool_size,
+        search: rapport::config::SearchConfig::Memory,
+        max_upload_bytes: rapport::domain::attachments::DEFAULT_MAX_BYTES,
+        blob_store: Default::default(),
+        system_mail: None,
+    }
+}
+
 /// A fresh, migrated database for the bench `name`, its pool and its data directory.
 /// Keep the first value alive until the bench ends: dropping it removes the database.
 pub fn fresh(name: &str, pool_size: u32) -> (Scratch, Pool, Config) {
@@ -58,6 +74,25 @@ pub fn fresh(name: &str, pool_size: u32) -> (Scratch, Pool, Config) {
     let mut scratch_schema = None;
     let url = match std::env::var("BENCH_DATABASE_URL") {
         Ok(base) if !base.is_empty() => {
+            // BENCH_REUSE=<schema> measures again on a database a BENCH_KEEP=1 run left
+            // (the seed of 1M clients takes minutes); it is neither emptied nor dropped.
+            if let Ok(schema) = std::env::var("BENCH_REUSE").map(|s| s.trim().to_string()) {
+                if !schema.is_empty() {
+                    let sep = if base.contains('?') { '&' } else { '?' };
+                    let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+                    std::env::set_var("BENCH_KEEP", "1");
+                    let target = DbTarget::parse(&url).unwrap();
+                    let pool = db::connect(&target, pool_size).unwrap();
+                    db::migrate(&mut pool.get().unwrap()).unwrap();
+                    let config = config_for(&dir, &target, pool_size);
+                    let scratch = Scratch {
+                        target,
+                        dir,
+                        schema: None,
+                    };
+                    return (scratch, pool, config);
+                }
+            }
             let schema = format!("bench_{name}_{}", std::process::id());
             let mut admin = diesel::PgConnection::establish(&base).unwrap();
             admin
@@ -75,19 +110,7 @@ pub fn fresh(name: &str, pool_size: u32) -> (Scratch, Pool, Config) {
     let target = DbTarget::parse(&url).unwrap();
     let pool = db::connect(&target, pool_size).unwrap();
     db::migrate(&mut pool.get().unwrap()).unwrap();
-    let config = Config {
-        data_dir: dir.clone(),
-        database: target.clone(),
-        addr: "127.0.0.1:0".into(),
-        log_json: false,
-        trust_proxy: false,
-        json_limit: 1 << 20,
-        pool_size,
-        search: rapport::config::SearchConfig::Memory,
-        max_upload_bytes: rapport::domain::attachments::DEFAULT_MAX_BYTES,
-        blob_store: Default::default(),
-        system_mail: None,
-    };
+    let config = config_for(&dir, &target, pool_size);
     let scratch = Scratch {
         target,
         dir,

@@ -91,7 +91,11 @@ impl ManageConnection for ConnectionManager {
             Backend::Postgres => {
                 let mut conn = PgConnection::establish(&self.target.location)
                     .map_err(r2d2::Error::ConnectionError)?;
-                conn.batch_execute(&pg_timeout(limit::budget()))
+                // why: jit off: PostgreSQL compiles a plan it deems expensive (a segment
+                // count over a million clients) before running it, and that compilation alone
+                // took 200–300 ms of a 450 ms count; Rapport's queries are short and indexed,
+                // the case JIT does not pay for.
+                conn.batch_execute(&format!("{}; SET jit = off", pg_timeout(limit::budget())))
                     .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConn::Postgresql(conn))
             }

@@ -123,7 +123,10 @@ mod tests {
         req.settings
             .insert("text".into(), "Call {client} about {deal}".into());
         req.client = Some(rapport_plugin_sdk::ClientSnapshot::new(
-            "c1", "company", "Acme GmbH", None,
+            "c1",
+            "company",
+            "Acme GmbH",
+            None,
         ));
         assert_eq!(action_text(&req), "Call Acme GmbH about ");
         req.deal = Some(DealSnapshot::new("d1", "Fleet renewal", "1.00", "EUR"));

@@ -428,20 +428,80 @@ pub enum Subquery {
 const CONTACT: &str =
     "i.deleted_at IS NULL AND i.status = 'completed' AND i.kind NOT IN ('task', 'event')";
 
+/// How much a condition costs per candidate client: `None` for a test of the client's own
+/// row, else the rank of the probe (its table's rows per client, smallest first). Only
+/// probes that are never NULL (counts, sums with COALESCE, EXISTS) are ranked, so chaining
+/// them in a CASE cannot change a NULL into false under a NOT.
+fn probe_rank(c: &Compiled) -> Option<u8> {
+    match c {
+        Compiled::Tag(_) | Compiled::CustomPresent(_) => Some(1),
+        Compiled::InStage(_)
+        | Compiled::DealSum { .. }
+        | Compiled::Count {
+            subquery: Subquery::Deals { .. },
+            ..
+        } => Some(2),
+        Compiled::Engaged { .. } => Some(3),
+        Compiled::InteractedSince { kind: Some(_), .. }
+        | Compiled::Count {
+            subquery: Subquery::Interactions { .. },
+            ..
+        } => Some(4),
+        _ => None,
+    }
+}
+
+/// The conditions of a group split into tests of the client's row (in the order written)
+/// and probes of other tables, cheapest first.
+fn ordered(items: &[Compiled]) -> (Vec<&Compiled>, Vec<&Compiled>) {
+    let (mut probes, plain): (Vec<&Compiled>, Vec<&Compiled>) =
+        items.iter().partition(|c| probe_rank(c).is_some());
+    probes.sort_by_key(|c| probe_rank(c));
+    (plain, probes)
+}
+
 impl Compiled {
     /// The SQL condition on `clients`.
     pub fn condition(&self, backend: Backend) -> Condition {
         match self {
-            Compiled::All(items) => items
-                .iter()
-                .map(|c| c.condition(backend))
-                .reduce(|a, b| Box::new(a.and(b)))
-                .unwrap_or_else(|| Box::new(sql::<Bool>("1 = 1"))),
-            Compiled::Any(items) => items
-                .iter()
-                .map(|c| c.condition(backend))
-                .reduce(|a, b| Box::new(a.or(b)))
-                .unwrap_or_else(|| Box::new(sql::<Bool>("1 = 0"))),
+            Compiled::All(items) => {
+                // Conditions on the client's own columns first (the database narrows the
+                // candidates with them), then the probes of other tables, cheapest first,
+                // each only for the candidates the previous ones let through. why the
+                // CASE: PostgreSQL orders a filter's subqueries by its own cost estimate,
+                // which rates a count over a client's interactions below a sum over its
+                // deals, and ran the interactions probe for 40,000 candidates where the
+                // deals probe would have left a handful (540 → 250 ms at 1M clients).
+                let (plain, probes) = ordered(items);
+                let chained = probes.into_iter().rev().fold(None, |inner, c| {
+                    Some(match inner {
+                        None => c.condition(backend),
+                        Some(rest) => {
+                            use diesel::IntoSql;
+                            Box::new(
+                                diesel::dsl::case_when(c.condition(backend), rest)
+                                    .otherwise(false.into_sql::<Bool>()),
+                            ) as Condition
+                        }
+                    })
+                });
+                plain
+                    .into_iter()
+                    .map(|c| c.condition(backend))
+                    .chain(chained)
+                    .reduce(|a, b| Box::new(a.and(b)))
+                    .unwrap_or_else(|| Box::new(sql::<Bool>("1 = 1")))
+            }
+            // The same order in an OR: a client a column arm lets in is never probed.
+            Compiled::Any(items) => {
+                let (plain, probes) = ordered(items);
+                plain
+                    .into_iter()
+                    .chain(probes)
+                    .map(|c| c.condition(backend))
+                    .reduce(|a, b| Box::new(a.or(b)))
+                    .unwrap_or_else(|| Box::new(sql::<Bool>("1 = 0")))
+            }
             Compiled::Not(inner) => Box::new(diesel::dsl::not(inner.condition(backend))),
             Compiled::NotTrue(inner) => {
                 use diesel::IntoSql;
