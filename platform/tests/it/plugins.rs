@@ -1815,4 +1815,26 @@ async fn a_workflow_starts_on_a_plugins_event_and_runs_its_action() {
         .clone();
     assert_eq!(saved["trigger"]["event"], "deal_announced");
     assert_eq!(saved["steps"][0]["settings"]["text"], "Won: {deal}");
+    assert!(
+        built.body.contains("Posts a message to the channel"),
+        "the action says what it does: {}",
+        built.body
+    );
+
+    // Switched off, the plugin's step says why it cannot run, instead of vanishing.
+    let r = send(
+        &app,
+        api(Method::PATCH, &format!("/api/plugins/{id}"), &w.admin)
+            .set_json(json!({"enabled": false})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let page = br
+        .get(
+            &app,
+            &format!("/admin/workflows/{}", saved["id"].as_str().unwrap()),
+        )
+        .await
+        .body;
+    assert!(page.contains("not offered any more"), "{page}");
 }

@@ -374,18 +374,23 @@ fn step_widgets(i: usize, s: &Step, ch: &Choices) -> Vec<Widget> {
             ]
         }
         "plugin" => {
-            let mut out = vec![
-                widget(n("plugin"), "", "hidden", v(&s.plugin)),
-                widget(n("action"), "", "hidden", v(&s.action)),
-            ];
             let offered = ch.plugin_actions.iter().find(|a| {
                 Some(&a.plugin_id) == s.plugin.as_ref() && Some(&a.decl.key) == s.action.as_ref()
             });
+            // The step's plugin and action travel as hidden fields; the first one carries
+            // what the action does, or why it cannot run any more.
+            let mut out = vec![
+                hinted(
+                    widget(n("plugin"), "", "hidden", v(&s.plugin)),
+                    match offered {
+                        Some(a) => &a.decl.description,
+                        None => "This plugin action is not offered any more (the plugin was removed or switched off): remove the step or switch the plugin on.",
+                    },
+                ),
+                widget(n("action"), "", "hidden", v(&s.action)),
+            ];
             match offered {
-                None => out.push(hinted(
-                    widget(n("missing"), "", "hidden", String::new()),
-                    "This plugin action is not offered any more (the plugin was removed or switched off): remove the step or switch the plugin on.",
-                )),
+                None => {}
                 Some(a) => {
                     let given = s.settings.clone().unwrap_or_default();
                     for d in &a.decl.settings {
