@@ -676,6 +676,7 @@ pub fn replay(
 }
 
 /// What the sender needs for one delivery.
+#[derive(Clone)]
 pub struct Due {
     pub delivery: DeliveryRow,
     pub url: String,
@@ -796,11 +797,25 @@ fn backoff(attempts: i32) -> Duration {
 }
 
 /// What became of an attempt.
+#[derive(Clone)]
 pub struct Outcome {
     pub status: Option<i32>,
     pub excerpt: Option<String>,
     pub duration_ms: i32,
     pub error: Option<String>,
+}
+
+/// Records a round's attempts in one transaction. why: a commit per delivery was most of
+/// the fan-out's time (the WAL written and synced 40,000 times for 40,000 deliveries); the
+/// price is that a crash between the posts and this commit sends the round's deliveries
+/// again, each with its `webhook-id` for the receiver to recognise.
+pub fn record_all(c: &mut DbConn, done: &[(Due, Outcome)]) -> AppResult<()> {
+    crate::db::transaction(c, |c| {
+        for (due, outcome) in done {
+            record(c, due, outcome.clone())?;
+        }
+        Ok(())
+    })
 }
 
 /// Records an attempt: delivered on a 2xx; otherwise retried with backoff until three days

@@ -250,7 +250,7 @@ pub async fn deliver_due(pool: &Pool, key: &Key) -> AppResult<usize> {
     // A claimed batch holds at most one delivery per subscription and record (the claim
     // passes over a delivery while an earlier one of its record waits), so posting them at
     // the same time keeps the order per record.
-    let results: Vec<AppResult<()>> = futures_util::stream::iter(due)
+    let results: Vec<AppResult<(Due, webhooks::Outcome)>> = futures_util::stream::iter(due)
         .map(|d| async move {
             let outcome = actix_web::web::block({
                 let d = Due {
@@ -263,11 +263,21 @@ pub async fn deliver_due(pool: &Pool, key: &Key) -> AppResult<usize> {
             })
             .await
             .map_err(|e| AppError::Internal(e.to_string()))?;
-            db::run(pool, move |c| webhooks::record(c, &d, outcome)).await
+            Ok((d, outcome))
         })
         .buffer_unordered(AT_ONCE)
         .collect()
         .await;
-    results.into_iter().collect::<AppResult<Vec<()>>>()?;
+    let done = results.into_iter().collect::<AppResult<Vec<_>>>()?;
+    let batch = std::sync::Arc::new(done);
+    let all = batch.clone();
+    if let Err(e) = db::run(pool, move |c| webhooks::record_all(c, &all)).await {
+        // One delivery's record failing must not send the others again: each on its own.
+        tracing::warn!(error = %e, "recording a round of webhook deliveries; one by one");
+        for (d, outcome) in batch.iter() {
+            let (d, outcome) = (d.clone(), outcome.clone());
+            db::run(pool, move |c| webhooks::record(c, &d, outcome)).await?;
+        }
+    }
     Ok(n)
 }
