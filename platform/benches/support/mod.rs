@@ -49,6 +49,12 @@ impl Drop for Scratch {
     }
 }
 
+/// The PostgreSQL URL `base` with `schema` as the search path.
+fn schema_url(base: &str, schema: &str) -> String {
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-csearch_path%3D{schema}")
+}
+
 fn config_for(dir: &std::path::Path, target: &DbTarget, pool_size: u32) -> Config {
     Config {
         data_dir: dir.to_path_buf(),
@@ -76,22 +82,12 @@ pub fn fresh(name: &str, pool_size: u32) -> (Scratch, Pool, Config) {
         Ok(base) if !base.is_empty() => {
             // BENCH_REUSE=<schema> measures again on a database a BENCH_KEEP=1 run left
             // (the seed of 1M clients takes minutes); it is neither emptied nor dropped.
-            if let Ok(schema) = std::env::var("BENCH_REUSE").map(|s| s.trim().to_string()) {
-                if !schema.is_empty() {
-                    let sep = if base.contains('?') { '&' } else { '?' };
-                    let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
-                    std::env::set_var("BENCH_KEEP", "1");
-                    let target = DbTarget::parse(&url).unwrap();
-                    let pool = db::connect(&target, pool_size).unwrap();
-                    db::migrate(&mut pool.get().unwrap()).unwrap();
-                    let config = config_for(&dir, &target, pool_size);
-                    let scratch = Scratch {
-                        target,
-                        dir,
-                        schema: None,
-                    };
-                    return (scratch, pool, config);
-                }
+            let reuse = std::env::var("BENCH_REUSE")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default();
+            if !reuse.is_empty() {
+                std::env::set_var("BENCH_KEEP", "1");
+                return finish(dir, schema_url(&base, &reuse), None, pool_size);
             }
             let schema = format!("bench_{name}_{}", std::process::id());
             let mut admin = diesel::PgConnection::establish(&base).unwrap();
@@ -100,13 +96,22 @@ pub fn fresh(name: &str, pool_size: u32) -> (Scratch, Pool, Config) {
                     "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
                 ))
                 .unwrap();
-            let sep = if base.contains('?') { '&' } else { '?' };
-            let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+            let url = schema_url(&base, &schema);
             scratch_schema = Some((base, schema));
             url
         }
         _ => format!("sqlite://{}", dir.join(format!("{name}.db")).display()),
     };
+    finish(dir, url, scratch_schema, pool_size)
+}
+
+/// Connects to `url`, migrates, and wraps it in its scratch.
+fn finish(
+    dir: PathBuf,
+    url: String,
+    schema: Option<(String, String)>,
+    pool_size: u32,
+) -> (Scratch, Pool, Config) {
     let target = DbTarget::parse(&url).unwrap();
     let pool = db::connect(&target, pool_size).unwrap();
     db::migrate(&mut pool.get().unwrap()).unwrap();
@@ -114,7 +119,7 @@ pub fn fresh(name: &str, pool_size: u32) -> (Scratch, Pool, Config) {
     let scratch = Scratch {
         target,
         dir,
-        schema: scratch_schema,
+        schema,
     };
     (scratch, pool, config)
 }

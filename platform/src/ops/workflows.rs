@@ -394,38 +394,30 @@ async fn recorded(pool: &crate::db::Pool, l: &run::Loaded, position: usize) -> A
     .await
 }
 
-/// A plugin action: the plugin may call out (HTTP), so it runs outside a transaction, like
-/// a webhook step, and the step is recorded after it succeeds. A crash between the two runs
-/// the action again; plugins that must act once keep a mark in their storage, keyed by the
-/// run and step they are given.
-async fn plugin_step(
-    h: &Handles,
+/// The key that is the same on every attempt of a run's step (`webhook-id`, a plugin's
+/// `attemptKey`), for the other side to act once.
+fn attempt_key(l: &run::Loaded, position: usize) -> String {
+    format!("wfs_{}_{}", l.run.id.replace('-', ""), position + 1)
+}
+
+/// A step whose work leaves the database (a web call, a plugin that may call out): `work`
+/// runs on the blocking pool outside any transaction and the step is recorded after it
+/// succeeds. A crash between the two does the work again, with the same [`attempt_key`].
+async fn outside_step<F>(
+    pool: &Pool,
     l: std::sync::Arc<run::Loaded>,
     position: usize,
-) -> AppResult<()> {
-    let pool = &h.pool;
+    work: F,
+) -> AppResult<()>
+where
+    F: FnOnce() -> AppResult<String> + Send + 'static,
+{
     if recorded(pool, &l, position).await? {
-        let l2 = l.clone();
-        return db::run(pool, move |c| run::skip_recorded(c, &l2, position)).await;
+        return db::run(pool, move |c| run::skip_recorded(c, &l, position)).await;
     }
-    let s = &l.def.steps[position];
-    let call = crate::plugins::actions::ActionCall {
-        org: l.run.organization_id.clone(),
-        plugin: s.plugin.clone().unwrap_or_default(),
-        action: s.action.clone().unwrap_or_default(),
-        settings: s.settings.clone().unwrap_or_default(),
-        client: l.run.client_id.clone(),
-        deal: (l.run.record_type == "opportunity")
-            .then(|| l.run.record_id.clone())
-            .flatten(),
-        depth: l.run.depth,
-        attempt_key: format!("wfs_{}_{}", l.run.id.replace('-', ""), position + 1),
-    };
-    let (p, runtime) = (pool.clone(), h.plugins.clone());
-    let outcome =
-        actix_web::web::block(move || crate::plugins::actions::run_action(&p, &runtime, &call))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))??;
+    let outcome = actix_web::web::block(work)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))??;
     db::run(pool, move |c| {
         crate::db::transaction(c, |c| {
             run::record(
@@ -442,24 +434,45 @@ async fn plugin_step(
     .await
 }
 
-/// A webhook step: the call leaves the database, so it is made outside a transaction and
-/// recorded after it succeeds. A crash between the two repeats the call; the receiver can
-/// tell by the `webhook-id` header, the same on every attempt of the step.
+/// A plugin action (the plugin may call out over HTTP). Plugins that must act once keep the
+/// request's `attemptKey` in their storage.
+async fn plugin_step(
+    h: &Handles,
+    l: std::sync::Arc<run::Loaded>,
+    position: usize,
+) -> AppResult<()> {
+    let s = &l.def.steps[position];
+    let call = crate::plugins::actions::ActionCall {
+        org: l.run.organization_id.clone(),
+        plugin: s.plugin.clone().unwrap_or_default(),
+        action: s.action.clone().unwrap_or_default(),
+        settings: s.settings.clone().unwrap_or_default(),
+        client: l.run.client_id.clone(),
+        deal: (l.run.record_type == "opportunity")
+            .then(|| l.run.record_id.clone())
+            .flatten(),
+        depth: l.run.depth,
+        attempt_key: attempt_key(&l, position),
+    };
+    let (p, runtime) = (h.pool.clone(), h.plugins.clone());
+    outside_step(&h.pool, l, position, move || {
+        crate::plugins::actions::run_action(&p, &runtime, &call)
+    })
+    .await
+}
+
+/// A webhook step; the receiver can tell a repeated call by the `webhook-id` header, the
+/// same on every attempt of the step.
 async fn webhook_step(
     h: &Handles,
     l: std::sync::Arc<run::Loaded>,
     position: usize,
 ) -> AppResult<()> {
-    let pool = &h.pool;
-    if recorded(pool, &l, position).await? {
-        let l2 = l.clone();
-        return db::run(pool, move |c| run::skip_recorded(c, &l2, position)).await;
-    }
     let s = l.def.steps[position].clone();
     let body = run::webhook_body(&l, position).to_string();
-    let id = format!("wfs_{}_{}", l.run.id.replace('-', ""), position + 1);
-    let outcome = actix_web::web::block(move || {
-        super::webhooks::send(
+    let id = attempt_key(&l, position);
+    outside_step(&h.pool, l, position, move || {
+        let outcome = super::webhooks::send(
             s.url.as_deref().unwrap_or_default(),
             s.allow_private_host.unwrap_or(false),
             body,
@@ -470,31 +483,19 @@ async fn webhook_step(
                     chrono::Utc::now().timestamp().to_string(),
                 ),
             ],
-        )
-    })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))?;
-    if let Some(e) = outcome.error {
-        // A refused address will not get better; anything else may.
-        return Err(if outcome.status.is_none() && e.contains("resolves to") {
-            AppError::invalid("url", &e)
-        } else {
-            AppError::Unavailable(format!("The call failed: {e}"))
-        });
-    }
-    let status = outcome.status.unwrap_or_default();
-    db::run(pool, move |c| {
-        crate::db::transaction(c, |c| {
-            run::record(
-                c,
-                &l,
-                position,
-                run::Outcome::Next {
-                    outcome: format!("Called; the receiver answered HTTP {status}"),
-                    next: position + 1,
-                },
-            )
-        })
+        );
+        if let Some(e) = outcome.error {
+            // A refused address will not get better; anything else may.
+            return Err(if outcome.status.is_none() && e.contains("resolves to") {
+                AppError::invalid("url", &e)
+            } else {
+                AppError::Unavailable(format!("The call failed: {e}"))
+            });
+        }
+        Ok(format!(
+            "Called; the receiver answered HTTP {}",
+            outcome.status.unwrap_or_default()
+        ))
     })
     .await
 }
