@@ -274,29 +274,38 @@ pub async fn run_due(h: &Handles) -> AppResult<usize> {
             tracing::warn!(error = %e, "workflow date and schedule scan");
         }
     }
-    let due = db::run(&h.pool, |c| run::claim(c, PER_ROUND)).await?;
+    let (due, backend) = db::run(&h.pool, |c| {
+        Ok((run::claim(c, PER_ROUND)?, crate::db::backend_of(c)))
+    })
+    .await?;
     let n = due.len();
+    // The steps that stay in the database go first, several runs to a transaction: the
+    // commit, not the work, is what a step costs (SQLite's one writer writes each commit's
+    // pages to its log). PostgreSQL commits in parallel, so it gets several batches at once.
+    let batches = match backend {
+        crate::db::Backend::Sqlite => 1,
+        crate::db::Backend::Postgres => AT_ONCE,
+    };
+    let rest: Vec<RunRow> = futures_util::stream::iter(batched(due, batches))
+        .map(|runs| async move {
+            let again = runs.clone();
+            match carry_together(h, runs).await {
+                Ok(rest) => rest,
+                // One run's failure rolled the batch back: each is carried on its own,
+                // which records the failure on the run it belongs to.
+                Err(e) => {
+                    tracing::debug!(error = %e, "workflow batch; carrying its runs one by one");
+                    again
+                }
+            }
+        })
+        .buffer_unordered(batches)
+        .concat()
+        .await;
     // Runs on different records are carried at once (their reads and calls overlap while
     // the database orders the writes); runs on the same client one after the other, so two
     // workflows changing one client do not trip over each other's version.
-    let mut groups: Vec<Vec<RunRow>> = Vec::new();
-    let mut by_client: std::collections::HashMap<String, usize> = Default::default();
-    for r in due {
-        match r
-            .client_id
-            .clone()
-            .and_then(|k| by_client.get(&k).copied().map(|i| (k, i)))
-        {
-            Some((_, i)) => groups[i].push(r),
-            None => {
-                if let Some(k) = r.client_id.clone() {
-                    by_client.insert(k, groups.len());
-                }
-                groups.push(vec![r]);
-            }
-        }
-    }
-    futures_util::stream::iter(groups)
+    futures_util::stream::iter(by_client(rest))
         .for_each_concurrent(AT_ONCE, |group| async move {
             for r in group {
                 let id = r.id.clone();
@@ -307,6 +316,103 @@ pub async fn run_due(h: &Handles) -> AppResult<usize> {
         })
         .await;
     Ok(n)
+}
+
+/// Runs grouped by their client (in claim order within a group); runs without one alone.
+fn by_client(runs: Vec<RunRow>) -> Vec<Vec<RunRow>> {
+    let mut groups: Vec<Vec<RunRow>> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = Default::default();
+    for r in runs {
+        match r.client_id.as_ref().and_then(|k| index.get(k).copied()) {
+            Some(i) => groups[i].push(r),
+            None => {
+                if let Some(k) = r.client_id.clone() {
+                    index.insert(k, groups.len());
+                }
+                groups.push(vec![r]);
+            }
+        }
+    }
+    groups
+}
+
+/// At most `n` batches of one organization's runs each, a client's runs in the same batch.
+fn batched(runs: Vec<RunRow>, n: usize) -> Vec<Vec<RunRow>> {
+    let mut orgs: Vec<(String, Vec<Vec<RunRow>>)> = Vec::new();
+    for group in by_client(runs) {
+        let org = group[0].organization_id.clone();
+        match orgs.iter_mut().find(|(o, _)| *o == org) {
+            Some((_, groups)) => groups.push(group),
+            None => orgs.push((org, vec![group])),
+        }
+    }
+    let mut out = Vec::new();
+    for (_, groups) in orgs {
+        let size = groups.len().div_ceil(n.max(1));
+        for chunk in groups.chunks(size.max(1)) {
+            out.push(chunk.iter().flatten().cloned().collect());
+        }
+    }
+    out
+}
+
+/// Whether a step's work leaves the database (and so runs outside a transaction).
+fn leaves_database(l: &run::Loaded, position: usize) -> bool {
+    l.def
+        .steps
+        .get(position)
+        .is_some_and(|s| s.kind == "webhook" || s.kind == "plugin")
+}
+
+/// Carries one organization's runs in one transaction as far as their steps stay in the
+/// database. Returns the runs whose next step leaves it, for [`carry`]. Any error rolls the
+/// whole batch back (nothing of it happened) and is returned.
+async fn carry_together(h: &Handles, runs: Vec<RunRow>) -> AppResult<Vec<RunRow>> {
+    let Some(org) = runs.first().map(|r| r.organization_id.clone()) else {
+        return Ok(Vec::new());
+    };
+    let blobs = h.blobs.clone();
+    super::with_plugins(&h.pool, &h.plugins, org, move |c, ext| {
+        use crate::db::schema::workflow_runs;
+        use diesel::prelude::*;
+        let reach = run::Reach {
+            ext,
+            blobs: blobs.as_ref(),
+        };
+        let mut rest = Vec::new();
+        for r in runs {
+            let mut l = run::load(c, r)?;
+            if leaves_database(&l, l.run.step as usize) {
+                rest.push(l.run);
+                continue;
+            }
+            if !run::check_conditions(c, &l)? {
+                continue;
+            }
+            for _ in 0..(l.def.steps.len() * 2 + 2) {
+                let position = l.run.step as usize;
+                if position >= l.def.steps.len() {
+                    run::finish(c, &l, "done", None)?;
+                    break;
+                }
+                if leaves_database(&l, position) {
+                    rest.push(l.run.clone());
+                    break;
+                }
+                run::step(c, &reach, &l, position)?;
+                let now: RunRow = workflow_runs::table
+                    .find(&l.run.id)
+                    .select(RunRow::as_select())
+                    .first(c)?;
+                if now.status != "running" {
+                    break;
+                }
+                l.run = now;
+            }
+        }
+        Ok(rest)
+    })
+    .await
 }
 
 /// Carries one claimed run out, step by step, until it waits, ends or fails.

@@ -110,17 +110,7 @@ async fn a_rep_drags_a_deal_and_the_forecast_moves_by_value_times_probability() 
     let pipelines = send(&app, api(Method::GET, "/api/pipelines", &token))
         .await
         .json();
-    let stage = |name: &str| {
-        pipelines["data"][0]["stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let stage = |name: &str| crate::support::stage_named(&pipelines, name);
     let close = chrono::Utc::now().date_naive() + chrono::Duration::days(3);
     let deal = send(
         &app,

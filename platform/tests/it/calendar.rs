@@ -430,17 +430,7 @@ async fn participants_reminders_events_and_the_deal_timeline() {
     let p = send(&app, api(Method::GET, "/api/pipelines", &w.rep))
         .await
         .json();
-    let stage = |name: &str| {
-        p["data"][0]["stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let stage = |name: &str| crate::support::stage_named(&p, name);
     let deal = send(
         &app,
         api(Method::POST, "/api/opportunities", &w.rep).set_json(json!({

@@ -56,17 +56,7 @@ async fn the_dashboard_adds_up_what_each_role_may_see() {
     let p = send(&app, api(Method::GET, "/api/pipelines", &rep))
         .await
         .json();
-    let stage = |name: &str| {
-        p["data"][0]["stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let stage = |name: &str| crate::support::stage_named(&p, name);
     let today = Utc::now().date_naive();
     // The first of last month: inside last month's stretch up to today's day of the month.
     let last_month = (today.with_day(1).unwrap() - Duration::days(1))

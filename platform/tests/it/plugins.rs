@@ -480,17 +480,7 @@ async fn a_stage_rule_plugin_can_refuse_a_move() {
     let p = send(&app, api(Method::GET, "/api/pipelines", &w.manager))
         .await
         .json();
-    let stage = |name: &str| {
-        p["data"][0]["stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let stage = |name: &str| crate::support::stage_named(&p, name);
     let client = send(
         &app,
         api(Method::POST, "/api/clients", &w.manager)
@@ -1249,17 +1239,7 @@ async fn slack_notify_posts_once_when_a_deal_is_won() {
     let p = send(&app, api(Method::GET, "/api/pipelines", &w.manager))
         .await
         .json();
-    let stage = |name: &str| {
-        p["data"][0]["stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let stage = |name: &str| crate::support::stage_named(&p, name);
     let client = send(
         &app,
         api(Method::POST, "/api/clients", &w.manager)
@@ -1678,17 +1658,7 @@ async fn a_workflow_starts_on_a_plugins_event_and_runs_its_action() {
     let p = send(&app, api(Method::GET, "/api/pipelines", &w.manager))
         .await
         .json();
-    let stage = |name: &str| {
-        p["data"][0]["stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let stage = |name: &str| crate::support::stage_named(&p, name);
     let client = send(
         &app,
         api(Method::POST, "/api/clients", &w.manager)
@@ -1768,6 +1738,20 @@ async fn a_workflow_starts_on_a_plugins_event_and_runs_its_action() {
     // The console's builder offers both, and the action's settings form.
     let mut br = Browser::new();
     br.sign_in(&app, "admin@clinic.test", PASSWORD).await;
+    let detail = br
+        .get(
+            &app,
+            &format!(
+                "/admin/workflows/runs/{}",
+                runs["data"][0]["id"].as_str().unwrap()
+            ),
+        )
+        .await
+        .body;
+    assert!(
+        detail.contains("Slack notify: Post to Slack"),
+        "the run names the step as the builder does: {detail}"
+    );
     let page = br.get(&app, "/admin/workflows/new").await.body;
     assert!(
         page.contains("Slack notify: A won deal was announced in Slack"),
@@ -1837,4 +1821,13 @@ async fn a_workflow_starts_on_a_plugins_event_and_runs_its_action() {
         .await
         .body;
     assert!(page.contains("not offered any more"), "{page}");
+    // Its trigger stays chosen and says why no run starts, instead of turning into "Choose…".
+    assert!(
+        page.contains("deal_announced (not offered any more)"),
+        "the saved event stays in the trigger menu: {page}"
+    );
+    assert!(
+        page.contains("so the workflow does not start"),
+        "the trigger says why it does not start: {page}"
+    );
 }

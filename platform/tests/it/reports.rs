@@ -64,15 +64,7 @@ pub async fn fixture() -> Fixture {
     let app = t.service().await;
     let p = ok(&app, Method::GET, "/api/pipelines", &manager, None).await;
     let pipeline = p["data"][0]["id"].as_str().unwrap().to_string();
-    let stages = p["data"][0]["stages"].as_array().unwrap().clone();
-    let stage = |name: &str| {
-        stages
-            .iter()
-            .find(|s| s["name"] == name)
-            .and_then(|s| s["id"].as_str())
-            .unwrap()
-            .to_string()
-    };
+    let stage = |name: &str| crate::support::stage_named(&p, name);
     let today = chrono::Utc::now().date_naive().to_string();
     let mut clients = Vec::new();
     for (token, name) in [(&rep1, "Initech"), (&rep2, "Globex")] {

@@ -685,3 +685,139 @@ async fn the_client_list_sorts_by_a_score_and_shows_it_as_a_column() {
         "the current header flips the order: {body}"
     );
 }
+
+/// The overview's "at risk" figure and the at-risk list, as a reader sees them.
+async fn at_risk<S, B>(app: &S, token: &str) -> (i64, usize)
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let o = send(app, api(Method::GET, "/api/crm/analytics/overview", token))
+        .await
+        .json();
+    let listed = send(
+        app,
+        api(Method::GET, "/api/scores/at-risk?minRisk=50", token),
+    )
+    .await
+    .json()["data"]
+        .as_array()
+        .unwrap()
+        .len();
+    (o["atRisk"].as_i64().unwrap(), listed)
+}
+
+#[actix_web::test]
+async fn the_at_risk_figure_follows_clients_without_waiting_for_the_next_scoring() {
+    use diesel::prelude::*;
+    use rapport::db::schema::client_scores as s;
+    let t = TestApp::new().await;
+    let org = t.org("Live risk");
+    let admin_id = t.user(&org, "admin@live-risk.test", "admin");
+    let rep_id = t.user(&org, "rep@live-risk.test", "sales_rep");
+    let (admin, rep) = (t.token(&org, &admin_id), t.token(&org, &rep_id));
+    let app = t.service().await;
+    let mut ids = Vec::new();
+    for name in ["Alpha", "Beta", "Gamma"] {
+        let r = send(
+            &app,
+            api(Method::POST, "/api/clients", &admin).set_json(json!({
+                "firstName": name, "lastName": "Risk", "status": "customer", "assignedTo": &rep_id
+            })),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        ids.push(r.json()["id"].as_str().unwrap().to_string());
+    }
+    {
+        let mut c = t.pool.get().unwrap();
+        rapport::domain::scores::compute_org(&mut c, &org.id).unwrap();
+    }
+    // Where the model put them does not matter here: a rescoring stores these risks.
+    let rescore = |id: &str, risk: i32| {
+        let mut c = t.pool.get().unwrap();
+        diesel::update(s::table.filter(s::client_id.eq(id)))
+            .set(s::churn_risk.eq(risk))
+            .execute(&mut c)
+            .unwrap();
+    };
+    for (id, risk) in [(&ids[0], 80), (&ids[1], 60), (&ids[2], 10)] {
+        rescore(id, risk);
+    }
+    assert_eq!(at_risk(&app, &admin).await, (2, 2));
+    assert_eq!(at_risk(&app, &rep).await, (2, 2));
+
+    // Reassigned to the admin: the rep's figure drops at once, the organization's stays.
+    let moved = send(
+        &app,
+        api(Method::PATCH, &format!("/api/clients/{}", ids[0]), &admin)
+            .set_json(json!({"assignedTo": &admin_id})),
+    )
+    .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    assert_eq!(at_risk(&app, &rep).await, (1, 1));
+    assert_eq!(at_risk(&app, &admin).await, (2, 2));
+
+    // Trashed, it leaves the figure; restored, it is back.
+    let trashed = send(
+        &app,
+        api(Method::DELETE, &format!("/api/clients/{}", ids[1]), &admin),
+    )
+    .await;
+    assert_eq!(trashed.status, StatusCode::NO_CONTENT);
+    assert_eq!(at_risk(&app, &rep).await, (0, 0));
+    let restored = send(
+        &app,
+        api(
+            Method::POST,
+            &format!("/api/clients/{}/restore", ids[1]),
+            &admin,
+        ),
+    )
+    .await;
+    assert_eq!(restored.status, StatusCode::OK, "{}", restored.body);
+    assert_eq!(at_risk(&app, &rep).await, (1, 1));
+
+    // Marked inactive, a client has already gone: it is no longer "at risk".
+    let gone = send(
+        &app,
+        api(Method::PATCH, &format!("/api/clients/{}", ids[1]), &admin)
+            .set_json(json!({"status": "inactive"})),
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::OK, "{}", gone.body);
+    assert_eq!(at_risk(&app, &rep).await, (0, 0));
+    assert_eq!(at_risk(&app, &admin).await, (1, 1));
+
+    // Rescored across the line, either way.
+    rescore(&ids[2], 75);
+    assert_eq!(at_risk(&app, &admin).await, (2, 2));
+    rescore(&ids[0], 20);
+    assert_eq!(at_risk(&app, &admin).await, (1, 1));
+
+    // Deleted outright (as an import's undo deletes the clients it created), counted once:
+    // before the delete, not again when the score goes with it.
+    {
+        let mut c = t.pool.get().unwrap();
+        use rapport::db::schema::clients as cl;
+        diesel::delete(cl::table.filter(cl::id.eq(&ids[2])))
+            .execute(&mut c)
+            .unwrap();
+    }
+    assert_eq!(at_risk(&app, &admin).await, (0, 0));
+
+    // The next full scoring agrees with what the triggers kept.
+    rescore(&ids[0], 90);
+    let kept = at_risk(&app, &admin).await;
+    {
+        let mut c = t.pool.get().unwrap();
+        rapport::domain::scores::compute_org(&mut c, &org.id).unwrap();
+    }
+    let (figure, listed) = at_risk(&app, &admin).await;
+    assert_eq!(figure, listed as i64);
+    assert_eq!(kept, (1, 1));
+}

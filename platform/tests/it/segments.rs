@@ -664,16 +664,7 @@ async fn each_operator_matches_the_hand_checked_clients() {
     }
     // Gamma's deal moves on to the proposal.
     let pipelines = get(&svc, "/api/pipelines", &admin).await.json();
-    let stage = |name: &str| {
-        pipelines["data"][0]["stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .and_then(|s| s["id"].as_str())
-            .unwrap()
-            .to_string()
-    };
+    let stage = |name: &str| crate::support::stage_named(&pipelines, name);
     let (qualification, proposal) = (stage("Qualification"), stage("Proposal"));
     let r = call(
         &svc,

@@ -480,3 +480,16 @@ pub fn wait_until_up(port: u16) {
     }
     panic!("the server did not start on port {port}");
 }
+
+/// The id of the first pipeline's stage called `name`, from a `GET /api/pipelines` answer.
+pub fn stage_named(pipelines: &serde_json::Value, name: &str) -> String {
+    pipelines["data"][0]["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no stage {name}: {pipelines}"))["id"]
+        .as_str()
+        .expect("stage id")
+        .to_string()
+}

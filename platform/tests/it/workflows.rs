@@ -97,14 +97,7 @@ where
     let p = send(svc, api(Method::GET, "/api/pipelines", token))
         .await
         .json();
-    p["data"][0]["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["name"] == name)
-        .and_then(|x| x["id"].as_str())
-        .unwrap()
-        .to_string()
+    crate::support::stage_named(&p, name)
 }
 
 #[actix_web::test]

@@ -203,6 +203,21 @@ fn trigger_widgets(t: &Trigger, ch: &Choices) -> Vec<Widget> {
                 ]),
             ),
         )],
+        // The event's plugin and key travel in the trigger menu's value; the hidden widget
+        // carries what the event is, or why it cannot start runs any more.
+        "plugin" => {
+            let offered = ch.plugin_triggers.iter().find(|p| {
+                Some(&p.plugin_id) == t.plugin.as_ref() && Some(&p.decl.key) == t.event.as_ref()
+            });
+            vec![hinted(
+                widget("t.plugin".into(), "", "hidden", s(&t.plugin)),
+                match offered {
+                    Some(p) if !p.decl.description.is_empty() => &p.decl.description,
+                    Some(_) => "Runs when the plugin raises this event.",
+                    None => "This plugin event is not offered any more (the plugin was removed or switched off), so the workflow does not start: choose another trigger or switch the plugin on.",
+                },
+            )]
+        }
         "date" => vec![
             select("t.date".into(), "Date", s(&t.date), opts(DATE_FIELDS)),
             hinted(
@@ -587,6 +602,18 @@ fn builder(
                     format!("{}: {}", p.plugin_name, p.decl.label),
                 )
             }));
+            // A saved event no plugin offers now stays chosen (and says so) rather than
+            // turning into "Choose…" and asking for a trigger on the next save.
+            if def.trigger.kind == "plugin" {
+                let (p, e) = (
+                    def.trigger.plugin.clone().unwrap_or_default(),
+                    def.trigger.event.clone().unwrap_or_default(),
+                );
+                let value = format!("plugin:{p}:{e}");
+                if !t.iter().any(|(k, _)| *k == value) {
+                    t.push((value, format!("Plugin {p}: {e} (not offered any more)")));
+                }
+            }
             t
         }),
         trigger_widgets: trigger_widgets(&def.trigger, ch),
@@ -1267,6 +1294,14 @@ pub async fn run(
 ) -> AppResult<HttpResponse> {
     let scope = crate::web::scope::of(&actor, &state).await?;
     let (run, done, flow, def) = ops::run_detail(&scope, id.into_inner()).await?;
+    // A plugin step reads as the builder shows it ("Slack notify: Post to Slack") while its
+    // plugin offers it; by its ids once the plugin is gone.
+    let offered = {
+        let org = scope.org_id.clone();
+        scope
+            .read(move |c| crate::plugins::actions::actions(c, &org))
+            .await?
+    };
     let steps = def
         .steps
         .iter()
@@ -1276,7 +1311,11 @@ pub async fn run(
             StepLine {
                 number: i + 1,
                 label: match (&s.plugin, &s.action) {
-                    (Some(p), Some(a)) if s.kind == "plugin" => format!("Plugin {p}: {a}"),
+                    (Some(p), Some(a)) if s.kind == "plugin" => offered
+                        .iter()
+                        .find(|o| &o.plugin_id == p && &o.decl.key == a)
+                        .map(|o| format!("{}: {}", o.plugin_name, o.decl.label))
+                        .unwrap_or_else(|| format!("Plugin {p}: {a}")),
                     _ => wf::action_label(&s.kind).to_string(),
                 },
                 status: match d.map(|d| d.status.as_str()) {
