@@ -162,6 +162,7 @@ diesel::table! {
         name_key -> Nullable<Text>,
         website_key -> Nullable<Text>,
         last_contact_at -> Nullable<Timestamp>,
+        tag_set -> Text,
     }
 }
 

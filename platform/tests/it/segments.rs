@@ -2702,3 +2702,105 @@ async fn a_segment_being_evaluated_elsewhere_is_not_evaluated_twice() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(state().1, None);
 }
+
+/// "Has tag" reads each client's kept set of tags: clients inserted in bulk (the seed, an
+/// import) carry their set from the start, and adding or removing a tag moves it.
+#[actix_web::test]
+async fn tag_conditions_count_bulk_inserted_and_retagged_clients() {
+    use rapport::db::schema::{client_tags as ct, tags as tg};
+    let t = TestApp::new().await;
+    let org = t.org("Tag sets");
+    let admin_id = t.user(&org, "admin@tag-sets.test", "admin");
+    let admin = t.token(&org, &admin_id);
+    let svc = t.service().await;
+    let linked = |name: &str| -> i64 {
+        let mut c = t.pool.get().unwrap();
+        ct::table
+            .inner_join(tg::table.on(tg::id.eq(ct::tag_id)))
+            .filter(ct::organization_id.eq(&org.id))
+            .filter(tg::name.eq(name))
+            .count()
+            .get_result(&mut c)
+            .unwrap()
+    };
+    {
+        let mut c = t.pool.get().unwrap();
+        rapport::seed::seed_clients(&mut c, &org, 120, 11, |_| {}).unwrap();
+    }
+    let count = |criteria: Value| {
+        let svc = &svc;
+        let admin = &admin;
+        async move {
+            let r = call(
+                svc,
+                Method::POST,
+                "/api/segments/preview",
+                admin,
+                Some(json!({ "criteria": criteria })),
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.json()["count"].as_i64().unwrap()
+        }
+    };
+    let has = |tag: &str| json!({"match": "all", "conditions": [{"field": "tags", "op": "has", "value": tag}]});
+    let vip = linked("VIP");
+    assert!(
+        vip > 0 && vip < 120,
+        "the seed tags some clients VIP: {vip}"
+    );
+    assert_eq!(count(has("VIP")).await, vip);
+    assert_eq!(count(has("Renewal")).await, linked("Renewal"));
+    // Under an OR and a NOT, as a marketer combines them.
+    let either = json!({"match": "any", "conditions": [
+        {"field": "tags", "op": "has", "value": "VIP"},
+        {"field": "tags", "op": "has", "value": "Renewal"}
+    ]});
+    let neither = json!({"match": "all", "conditions": [
+        {"field": "tags", "op": "hasNot", "value": "VIP"},
+        {"field": "tags", "op": "hasNot", "value": "Renewal"}
+    ]});
+    assert_eq!(count(either).await + count(neither).await, 120);
+
+    // A client tagged and untagged through the API moves the count each time.
+    let someone: String = {
+        let mut c = t.pool.get().unwrap();
+        use rapport::db::schema::clients as cl;
+        let vip_id: String = tg::table
+            .filter(tg::organization_id.eq(&org.id))
+            .filter(tg::name.eq("VIP"))
+            .select(tg::id)
+            .first(&mut c)
+            .unwrap();
+        cl::table
+            .filter(cl::organization_id.eq(&org.id))
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                ct::table
+                    .filter(ct::client_id.eq(cl::id))
+                    .filter(ct::tag_id.eq(vip_id)),
+            )))
+            .select(cl::id)
+            .first(&mut c)
+            .unwrap()
+    };
+    let r = call(
+        &svc,
+        Method::POST,
+        &format!("/api/clients/{someone}/tags"),
+        &admin,
+        Some(json!({"tag": "VIP"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(count(has("VIP")).await, vip + 1);
+    let r = call(
+        &svc,
+        Method::DELETE,
+        &format!("/api/clients/{someone}/tags/VIP"),
+        &admin,
+        None,
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    assert_eq!(count(has("VIP")).await, vip);
+}

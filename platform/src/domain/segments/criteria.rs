@@ -434,7 +434,8 @@ const CONTACT: &str =
 /// them in a CASE cannot change a NULL into false under a NOT.
 fn probe_rank(c: &Compiled) -> Option<u8> {
     match c {
-        Compiled::Tag(_) | Compiled::CustomPresent(_) => Some(1),
+        Compiled::Tag(id) if !literal_in_set(id) => Some(1),
+        Compiled::CustomPresent(_) => Some(1),
         Compiled::InStage(_)
         | Compiled::DealSum { .. }
         | Compiled::Count {
@@ -449,6 +450,12 @@ fn probe_rank(c: &Compiled) -> Option<u8> {
         } => Some(4),
         _ => None,
     }
+}
+
+/// Whether a tag id can be found in `clients.tag_set` with `LIKE '%,<id>,%'`: no separator
+/// and no wildcard in it.
+fn literal_in_set(id: &str) -> bool {
+    !id.is_empty() && !id.contains([',', '%', '_', '\\'])
 }
 
 /// The conditions of a group split into tests of the client's row (in the order written)
@@ -528,6 +535,14 @@ impl Compiled {
             Compiled::Present(expr) => Box::new(sql::<Bool>(&format!(
                 "({expr} IS NOT NULL AND {expr} <> '')"
             ))),
+            // The client's own kept set of tags (migration client_tag_set), not a probe of
+            // client_tags per candidate. An id that could not sit in the set literally (not
+            // one of ours: ids are UUIDs) is probed as before.
+            Compiled::Tag(id) if literal_in_set(id) => Box::new(
+                sql::<Bool>("(clients.tag_set LIKE ")
+                    .bind::<Text, _>(format!("%,{id},%"))
+                    .sql(")"),
+            ),
             Compiled::Tag(id) => {
                 use crate::db::schema::client_tags as ct;
                 Box::new(diesel::dsl::exists(
