@@ -710,6 +710,8 @@ fn claim_in(c: &mut DbConn, key: &Key, n: i64) -> AppResult<Vec<Due>> {
         .limit(n * 4)
         .load(c)?;
     let mut out = Vec::new();
+    let mut subs: std::collections::HashMap<String, Option<(SubscriptionRow, Vec<String>)>> =
+        Default::default();
     for d in due {
         if out.len() as i64 >= n {
             break;
@@ -724,12 +726,33 @@ fn claim_in(c: &mut DbConn, key: &Key, n: i64) -> AppResult<Vec<Due>> {
         if earlier > 0 && d.event_type != "webhook.test" {
             continue;
         }
-        let Some(sub) = webhook_subscriptions::table
-            .find(&d.subscription_id)
-            .select(SubscriptionRow::as_select())
-            .first(c)
-            .optional()?
-        else {
+        // A round holds many deliveries of few subscriptions: each is read and its secrets
+        // opened once per round.
+        let sub = match subs.get(&d.subscription_id) {
+            Some(s) => s.clone(),
+            None => {
+                let found = webhook_subscriptions::table
+                    .find(&d.subscription_id)
+                    .select(SubscriptionRow::as_select())
+                    .first(c)
+                    .optional()?;
+                let opened = match found {
+                    None => None,
+                    Some(sub) => {
+                        let mut secrets = vec![key.open(&sub.secret)?];
+                        if let (Some(p), Some(until)) = (&sub.previous_secret, sub.previous_until) {
+                            if until > at {
+                                secrets.extend(key.open(p).ok());
+                            }
+                        }
+                        Some((sub, secrets))
+                    }
+                };
+                subs.insert(d.subscription_id.clone(), opened.clone());
+                opened
+            }
+        };
+        let Some((sub, secrets)) = sub else {
             continue;
         };
         if !sub.active && d.event_type != "webhook.test" {
@@ -748,12 +771,6 @@ fn claim_in(c: &mut DbConn, key: &Key, n: i64) -> AppResult<Vec<Due>> {
         .execute(c)?;
         if claimed == 0 {
             continue;
-        }
-        let mut secrets = vec![key.open(&sub.secret)?];
-        if let (Some(p), Some(until)) = (&sub.previous_secret, sub.previous_until) {
-            if until > at {
-                secrets.extend(key.open(p).ok());
-            }
         }
         out.push(Due {
             delivery: DeliveryRow {

@@ -18,9 +18,9 @@ use crate::integrations::secret::Key;
 /// A receiver gets this long to answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// Deliveries sent per worker round.
-const PER_ROUND: i64 = 50;
+const PER_ROUND: i64 = 100;
 /// Deliveries posted at the same time by one worker.
-const AT_ONCE: usize = 8;
+const AT_ONCE: usize = 16;
 
 /// A subscription's fields from the API's JSON or the console's form.
 pub fn input_from(body: &Map<String, Value>) -> AppResult<SubscriptionInput> {

@@ -16,7 +16,7 @@ use crate::domain::workflows::{
 use crate::error::{AppError, AppResult};
 
 /// Runs carried out per worker round.
-const PER_ROUND: i64 = 100;
+const PER_ROUND: i64 = 200;
 /// Runs carried out at the same time by one worker.
 const AT_ONCE: usize = 8;
 /// How often date and schedule triggers are scanned.
@@ -281,10 +281,10 @@ pub async fn run_due(h: &Handles) -> AppResult<usize> {
     let n = due.len();
     // The steps that stay in the database go first, several runs to a transaction: the
     // commit, not the work, is what a step costs (SQLite's one writer writes each commit's
-    // pages to its log). PostgreSQL commits in parallel, so it gets several batches at once.
+    // pages to its log). One batch at a time on PostgreSQL too: batches side by side queue
+    // on the same counter rows (activity per day and kind) for as long as a batch lasts.
     let batches = match backend {
-        crate::db::Backend::Sqlite => 1,
-        crate::db::Backend::Postgres => AT_ONCE,
+        crate::db::Backend::Sqlite | crate::db::Backend::Postgres => 1,
     };
     let rest: Vec<RunRow> = futures_util::stream::iter(batched(due, batches))
         .map(|runs| async move {
@@ -380,8 +380,23 @@ async fn carry_together(h: &Handles, runs: Vec<RunRow>) -> AppResult<Vec<RunRow>
             blobs: blobs.as_ref(),
         };
         let mut rest = Vec::new();
+        // A batch holds many runs of few workflow versions: each version is read and parsed
+        // once per batch.
+        let mut versions: std::collections::HashMap<String, (wf::WorkflowRow, Definition)> =
+            Default::default();
         for r in runs {
-            let mut l = run::load(c, r)?;
+            let mut l = match versions.get(&r.version_id) {
+                Some((flow, def)) if flow.id == r.workflow_id => run::Loaded {
+                    run: r,
+                    flow: flow.clone(),
+                    def: def.clone(),
+                },
+                _ => {
+                    let l = run::load(c, r)?;
+                    versions.insert(l.run.version_id.clone(), (l.flow.clone(), l.def.clone()));
+                    l
+                }
+            };
             if leaves_database(&l, l.run.step as usize) {
                 rest.push(l.run);
                 continue;
