@@ -274,34 +274,25 @@ pub async fn run_due(h: &Handles) -> AppResult<usize> {
             tracing::warn!(error = %e, "workflow date and schedule scan");
         }
     }
-    let (due, backend) = db::run(&h.pool, |c| {
-        Ok((run::claim(c, PER_ROUND)?, crate::db::backend_of(c)))
-    })
-    .await?;
+    let due = db::run(&h.pool, |c| run::claim(c, PER_ROUND)).await?;
     let n = due.len();
     // The steps that stay in the database go first, several runs to a transaction: the
     // commit, not the work, is what a step costs (SQLite's one writer writes each commit's
-    // pages to its log). One batch at a time on PostgreSQL too: batches side by side queue
-    // on the same counter rows (activity per day and kind) for as long as a batch lasts.
-    let batches = match backend {
-        crate::db::Backend::Sqlite | crate::db::Backend::Postgres => 1,
-    };
-    let rest: Vec<RunRow> = futures_util::stream::iter(batched(due, batches))
-        .map(|runs| async move {
-            let again = runs.clone();
-            match carry_together(h, runs).await {
-                Ok(rest) => rest,
-                // One run's failure rolled the batch back: each is carried on its own,
-                // which records the failure on the run it belongs to.
-                Err(e) => {
-                    tracing::debug!(error = %e, "workflow batch; carrying its runs one by one");
-                    again
-                }
+    // pages to its log). One batch at a time on PostgreSQL too: batches side by side queued
+    // on the same counter rows (activity per day and kind) for as long as a batch lasted.
+    let mut rest: Vec<RunRow> = Vec::new();
+    for runs in by_organization(due) {
+        let again = runs.clone();
+        match carry_together(h, runs).await {
+            Ok(left) => rest.extend(left),
+            // One run's failure rolled the batch back: each is carried on its own, which
+            // records the failure on the run it belongs to.
+            Err(e) => {
+                tracing::debug!(error = %e, "workflow batch; carrying its runs one by one");
+                rest.extend(again);
             }
-        })
-        .buffer_unordered(batches)
-        .concat()
-        .await;
+        }
+    }
     // Runs on different records are carried at once (their reads and calls overlap while
     // the database orders the writes); runs on the same client one after the other, so two
     // workflows changing one client do not trip over each other's version.
@@ -336,24 +327,17 @@ fn by_client(runs: Vec<RunRow>) -> Vec<Vec<RunRow>> {
     groups
 }
 
-/// At most `n` batches of one organization's runs each, a client's runs in the same batch.
-fn batched(runs: Vec<RunRow>, n: usize) -> Vec<Vec<RunRow>> {
-    let mut orgs: Vec<(String, Vec<Vec<RunRow>>)> = Vec::new();
+/// One batch per organization, a client's runs together and in claim order.
+fn by_organization(runs: Vec<RunRow>) -> Vec<Vec<RunRow>> {
+    let mut orgs: Vec<(String, Vec<RunRow>)> = Vec::new();
     for group in by_client(runs) {
         let org = group[0].organization_id.clone();
         match orgs.iter_mut().find(|(o, _)| *o == org) {
-            Some((_, groups)) => groups.push(group),
-            None => orgs.push((org, vec![group])),
+            Some((_, batch)) => batch.extend(group),
+            None => orgs.push((org, group)),
         }
     }
-    let mut out = Vec::new();
-    for (_, groups) in orgs {
-        let size = groups.len().div_ceil(n.max(1));
-        for chunk in groups.chunks(size.max(1)) {
-            out.push(chunk.iter().flatten().cloned().collect());
-        }
-    }
-    out
+    orgs.into_iter().map(|(_, batch)| batch).collect()
 }
 
 /// Whether a step's work leaves the database (and so runs outside a transaction).
