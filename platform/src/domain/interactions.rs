@@ -33,8 +33,10 @@ pub const PRIORITIES: &[&str] = &["low", "normal", "high"];
 /// Longest content kept, in characters.
 pub const MAX_CONTENT: usize = 20_000;
 
+// why NULL for None: [`events_together`] inserts many rows in one statement, which SQLite
+// cannot do with `DEFAULT` in a row; no nullable column has another default.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = interactions)]
+#[diesel(table_name = interactions, treat_none_as_default_value = false)]
 pub struct InteractionRow {
     pub id: String,
     pub organization_id: String,
@@ -600,7 +602,10 @@ pub fn create(
         diesel::insert_into(interactions::table)
             .values(&row)
             .execute(c)?;
-        write_participants(c, &row, participants.as_deref().unwrap_or_default())?;
+        // A new interaction has no participants to replace.
+        if let Some(p) = participants.as_deref().filter(|p| !p.is_empty()) {
+            write_participants(c, &row, p)?;
+        }
         audit::record(
             c,
             ctx,
@@ -890,10 +895,60 @@ pub fn record_event(
         location: None,
         external_id: None,
     };
-    diesel::insert_into(interactions::table)
-        .values(&row)
-        .execute(conn)?;
+    if let Some(row) = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+        Some(rows) => {
+            rows.push(row);
+            None
+        }
+        None => Some(row),
+    }) {
+        diesel::insert_into(interactions::table)
+            .values(&row)
+            .execute(conn)?;
+    }
     Ok(())
+}
+
+thread_local! {
+    // why: a workflow batch ends hundreds of runs, each with its line on the timeline; kept
+    // here, they go in as one insert at the batch's end: one statement and one firing of
+    // the interactions' triggers instead of one per run.
+    static DEFERRED: std::cell::RefCell<Option<Vec<InteractionRow>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f`; the system events [`record_event`] makes meanwhile are written together when
+/// it has succeeded, on the same connection (so in its transaction). Inside `f` they are
+/// not on the timeline yet.
+pub fn events_together<T>(
+    conn: &mut DbConn,
+    f: impl FnOnce(&mut DbConn) -> AppResult<T>,
+) -> AppResult<T> {
+    struct Restore(Option<Option<Vec<InteractionRow>>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(before) = self.0.take() {
+                DEFERRED.with(|d| *d.borrow_mut() = before);
+            }
+        }
+    }
+    let mut restore = Restore(Some(DEFERRED.with(|d| d.borrow_mut().replace(Vec::new()))));
+    let out = f(conn)?;
+    let rows = DEFERRED
+        .with(|d| std::mem::replace(&mut *d.borrow_mut(), restore.0.take().flatten()))
+        .unwrap_or_default();
+    // 27 columns a row: 500 rows stay under SQLite's 32,766 bound parameters.
+    for chunk in rows.chunks(500) {
+        match conn {
+            DbConn::Sqlite(c) => diesel::insert_into(interactions::table)
+                .values(chunk)
+                .execute(c)?,
+            DbConn::Postgresql(c) => diesel::copy_from(interactions::table)
+                .from_insertable(chunk)
+                .execute(c)?,
+        };
+    }
+    Ok(out)
 }
 
 /// Sends the reminders that are due: one notification to the assignee (tasks) or author and

@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod imports;
 pub mod interactions;
 pub mod mail;
+pub mod memo;
 pub mod money;
 pub mod notifications;
 pub mod orgs;

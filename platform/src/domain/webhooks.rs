@@ -221,11 +221,14 @@ pub fn emit(
     if events.is_empty() {
         return Ok(());
     }
-    let subs: Vec<SubscriptionRow> = webhook_subscriptions::table
-        .filter(webhook_subscriptions::organization_id.eq(org))
-        .filter(webhook_subscriptions::active.eq(true))
-        .select(SubscriptionRow::as_select())
-        .load(c)?;
+    let subs: Vec<SubscriptionRow> =
+        crate::domain::memo::read(format!("webhook_subscriptions {org}"), || {
+            webhook_subscriptions::table
+                .filter(webhook_subscriptions::organization_id.eq(org))
+                .filter(webhook_subscriptions::active.eq(true))
+                .select(SubscriptionRow::as_select())
+                .load(c)
+        })?;
     if subs.is_empty() {
         return Ok(());
     }

@@ -357,59 +357,64 @@ async fn carry_together(h: &Handles, runs: Vec<RunRow>) -> AppResult<Vec<RunRow>
     };
     let blobs = h.blobs.clone();
     super::with_plugins(&h.pool, &h.plugins, org, move |c, ext| {
-        use crate::db::schema::workflow_runs;
-        use diesel::prelude::*;
-        let reach = run::Reach {
-            ext,
-            blobs: blobs.as_ref(),
-        };
-        let mut rest = Vec::new();
-        // A batch holds many runs of few workflow versions: each version is read and parsed
-        // once per batch.
-        let mut versions: std::collections::HashMap<String, (wf::WorkflowRow, Definition)> =
-            Default::default();
-        for r in runs {
-            let mut l = match versions.get(&r.version_id) {
-                Some((flow, def)) if flow.id == r.workflow_id => run::Loaded {
-                    run: r,
-                    flow: flow.clone(),
-                    def: def.clone(),
-                },
-                _ => {
-                    let l = run::load(c, r)?;
-                    versions.insert(l.run.version_id.clone(), (l.flow.clone(), l.def.clone()));
-                    l
+        // Each run's line on the timeline goes in with the others at the batch's end.
+        crate::domain::interactions::events_together(c, |c| {
+            crate::domain::memo::within(|| {
+                let reach = run::Reach {
+                    ext,
+                    blobs: blobs.as_ref(),
+                };
+                let mut rest = Vec::new();
+                // A batch holds many runs of few workflow versions: each version is read and parsed
+                // once per batch.
+                let mut versions: std::collections::HashMap<String, (wf::WorkflowRow, Definition)> =
+                    Default::default();
+                for r in runs {
+                    let mut l = match versions.get(&r.version_id) {
+                        Some((flow, def)) if flow.id == r.workflow_id => run::Loaded {
+                            run: r,
+                            flow: flow.clone(),
+                            def: def.clone(),
+                        },
+                        _ => {
+                            let l = run::load(c, r)?;
+                            versions
+                                .insert(l.run.version_id.clone(), (l.flow.clone(), l.def.clone()));
+                            l
+                        }
+                    };
+                    if leaves_database(&l, l.run.step as usize) {
+                        rest.push(l.run);
+                        continue;
+                    }
+                    if !run::check_conditions(c, &l)? {
+                        continue;
+                    }
+                    for _ in 0..(l.def.steps.len() * 2 + 2) {
+                        let position = l.run.step as usize;
+                        if position >= l.def.steps.len() {
+                            run::finish(c, &l, "done", None)?;
+                            break;
+                        }
+                        if leaves_database(&l, position) {
+                            rest.push(l.run.clone());
+                            break;
+                        }
+                        // The run was claimed in this round: a step another worker recorded
+                        // meanwhile breaks the step's key and rolls the batch back.
+                        match run::step_unrecorded(c, &reach, &l, position)? {
+                            Some(next) => {
+                                l.run.step = next as i32;
+                                l.run.attempts = 0;
+                                l.run.error = None;
+                            }
+                            None => break,
+                        }
+                    }
                 }
-            };
-            if leaves_database(&l, l.run.step as usize) {
-                rest.push(l.run);
-                continue;
-            }
-            if !run::check_conditions(c, &l)? {
-                continue;
-            }
-            for _ in 0..(l.def.steps.len() * 2 + 2) {
-                let position = l.run.step as usize;
-                if position >= l.def.steps.len() {
-                    run::finish(c, &l, "done", None)?;
-                    break;
-                }
-                if leaves_database(&l, position) {
-                    rest.push(l.run.clone());
-                    break;
-                }
-                run::step(c, &reach, &l, position)?;
-                let now: RunRow = workflow_runs::table
-                    .find(&l.run.id)
-                    .select(RunRow::as_select())
-                    .first(c)?;
-                if now.status != "running" {
-                    break;
-                }
-                l.run = now;
-            }
-        }
-        Ok(rest)
+                Ok(rest)
+            })
+        })
     })
     .await
 }
@@ -534,6 +539,7 @@ where
                     next: position + 1,
                 },
             )
+            .map(drop)
         })
     })
     .await

@@ -1253,3 +1253,104 @@ async fn a_run_killed_mid_way_resumes_without_repeating_a_step() {
     assert_eq!(count("Welcome Killed Corp"), 1, "{subjects:?}");
     assert_eq!(count("The shop knows"), 1, "{subjects:?}");
 }
+
+/// Runs are carried in batches, several to a transaction, without looking for each step's
+/// row first: a step another worker recorded meanwhile (its lease ran out while it still
+/// worked) must roll the batch back and be passed over, not done a second time. Every run of
+/// the batch still ends, each with its line on the timeline.
+#[actix_web::test]
+async fn a_batch_passes_over_a_step_another_worker_recorded() {
+    let app = TestApp::new().await;
+    let svc = app.service().await;
+    let o = org(&app, "Batch Co");
+    let r = send(
+        &svc,
+        api(Method::POST, "/api/workflows", &o.admin).set_json(json!({
+            "name": "Two notes", "enabled": true,
+            "trigger": {"type": "client.updated", "field": "industry"},
+            "steps": [{"type": "note", "body": "First note"}, {"type": "note", "body": "Second note"}]
+        })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let flow = r.json()["id"].as_str().unwrap().to_string();
+    let mut clients = Vec::new();
+    for name in ["Ada", "Ben", "Cy"] {
+        let c = send(
+            &svc,
+            api(Method::POST, "/api/clients", &o.admin)
+                .set_json(json!({"type": "individual", "firstName": name, "lastName": "Batch"})),
+        )
+        .await
+        .json();
+        let id = c["id"].as_str().unwrap().to_string();
+        let r = send(
+            &svc,
+            api(Method::PATCH, &format!("/api/clients/{id}"), &o.admin)
+                .set_json(json!({"industry": "Rail"})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        clients.push(id);
+    }
+    let runs = runs_of(&app, &flow);
+    assert_eq!(runs.len(), 3);
+    // Another worker did the middle run's first step and recorded it; this worker's view of
+    // that run is still at step one.
+    {
+        use rapport::db::schema::{organizations, workflow_steps as s};
+        let mut c = app.pool.get().unwrap();
+        let org_id: String = organizations::table
+            .filter(organizations::name.eq("Batch Co"))
+            .select(organizations::id)
+            .first(&mut c)
+            .unwrap();
+        diesel::insert_into(s::table)
+            .values((
+                s::id.eq("other-worker-step"),
+                s::organization_id.eq(org_id),
+                s::run_id.eq(&runs[1].0),
+                s::position.eq(0),
+                s::kind.eq("note"),
+                s::status.eq("done"),
+                s::outcome.eq("Note added by the other worker"),
+                s::attempts.eq(1),
+                s::finished_at.eq(chrono::Utc::now().naive_utc()),
+            ))
+            .execute(&mut c)
+            .unwrap();
+    }
+    work(&app).await;
+    let runs = runs_of(&app, &flow);
+    assert!(runs.iter().all(|r| r.1 == "done"), "{runs:?}");
+    let middle = steps_of(&app, &runs[1].0);
+    assert_eq!(middle.len(), 2, "{middle:?}");
+    assert_eq!(middle[0].2, "Note added by the other worker");
+    for (i, client) in clients.iter().enumerate() {
+        let timeline = send(
+            &svc,
+            api(
+                Method::GET,
+                &format!("/api/clients/{client}/interactions?limit=100"),
+                &o.admin,
+            ),
+        )
+        .await
+        .json();
+        let lines: Vec<String> = timeline["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| format!("{} {}", i["subject"], i["content"]))
+            .collect();
+        let count = |s: &str| lines.iter().filter(|x| x.contains(s)).count();
+        let first = if i == 1 { 0 } else { 1 };
+        assert_eq!(count("First note"), first, "client {i}: {lines:?}");
+        assert_eq!(count("Second note"), 1, "client {i}: {lines:?}");
+        assert_eq!(
+            count("Workflow “Two notes” ran"),
+            1,
+            "client {i}: {lines:?}"
+        );
+    }
+}

@@ -605,11 +605,13 @@ pub fn mark_dirty(
     ) {
         return Ok(());
     }
-    let any: Option<String> = segments::table
-        .filter(segments::organization_id.eq(org))
-        .select(segments::id)
-        .first(c)
-        .optional()?;
+    let any: Option<String> = crate::domain::memo::read(format!("segments {org}"), || {
+        segments::table
+            .filter(segments::organization_id.eq(org))
+            .select(segments::id)
+            .first(c)
+            .optional()
+    })?;
     if any.is_none() {
         return Ok(());
     }

@@ -416,18 +416,21 @@ pub fn fire(
     client: Option<&str>,
     changes: &Value,
 ) -> QueryResult<usize> {
-    let flows: Vec<(WorkflowRow, VersionRow)> = workflows::table
-        .inner_join(
-            workflow_versions::table.on(workflow_versions::workflow_id
-                .eq(workflows::id)
-                .and(workflow_versions::version.eq(workflows::version))),
-        )
-        .filter(workflows::organization_id.eq(org))
-        .filter(workflows::trigger_type.eq(event))
-        .filter(workflows::enabled.eq(true))
-        .filter(workflows::deleted_at.is_null())
-        .select((WorkflowRow::as_select(), VersionRow::as_select()))
-        .load(c)?;
+    let flows: Vec<(WorkflowRow, VersionRow)> =
+        crate::domain::memo::read(format!("workflows {org} {event}"), || {
+            workflows::table
+                .inner_join(
+                    workflow_versions::table.on(workflow_versions::workflow_id
+                        .eq(workflows::id)
+                        .and(workflow_versions::version.eq(workflows::version))),
+                )
+                .filter(workflows::organization_id.eq(org))
+                .filter(workflows::trigger_type.eq(event))
+                .filter(workflows::enabled.eq(true))
+                .filter(workflows::deleted_at.is_null())
+                .select((WorkflowRow::as_select(), VersionRow::as_select()))
+                .load(c)
+        })?;
     if flows.is_empty() {
         return Ok(0);
     }

@@ -162,6 +162,19 @@ pub fn step(c: &mut DbConn, reach: &Reach<'_>, l: &Loaded, position: usize) -> A
     if done > 0 {
         return skip_recorded(c, l, position);
     }
+    step_unrecorded(c, reach, l, position).map(drop)
+}
+
+/// As [`step`] without looking for the step's row first, for a batch that rolls back as a
+/// whole: if another worker recorded the step meanwhile, the row this one inserts breaks
+/// the `(run_id, position)` key, the batch rolls back, and its runs go through [`step`].
+/// Answers the position the run goes on at, or `None` once it waits or has ended.
+pub fn step_unrecorded(
+    c: &mut DbConn,
+    reach: &Reach<'_>,
+    l: &Loaded,
+    position: usize,
+) -> AppResult<Option<usize>> {
     let s = &l.def.steps[position];
     let ctx = context(&l.run, &l.flow.name);
     let outcome = within_run(l.run.depth, || act(c, reach, l, &ctx, s, position))?;
@@ -177,7 +190,13 @@ pub fn skip_recorded(c: &mut DbConn, l: &Loaded, position: usize) -> AppResult<(
 }
 
 /// Records a finished step (`outcome`) and moves the run on, in the step's transaction.
-pub fn record(c: &mut DbConn, l: &Loaded, position: usize, outcome: Outcome) -> AppResult<()> {
+/// Answers the position the run goes on at, or `None` once it waits or has ended.
+pub fn record(
+    c: &mut DbConn,
+    l: &Loaded,
+    position: usize,
+    outcome: Outcome,
+) -> AppResult<Option<usize>> {
     let s = &l.def.steps[position];
     let text = match &outcome {
         Outcome::Next { outcome, .. }
@@ -208,6 +227,7 @@ pub fn record(c: &mut DbConn, l: &Loaded, position: usize, outcome: Outcome) -> 
                     workflow_runs::updated_at.eq(at),
                 ))
                 .execute(c)?;
+            Ok(Some(next))
         }
         Outcome::Wait { until, .. } if position + 1 < l.def.steps.len() => {
             diesel::update(workflow_runs::table.find(&l.run.id))
@@ -220,15 +240,13 @@ pub fn record(c: &mut DbConn, l: &Loaded, position: usize, outcome: Outcome) -> 
                     workflow_runs::updated_at.eq(at),
                 ))
                 .execute(c)?;
+            Ok(None)
         }
         _ => {
-            diesel::update(workflow_runs::table.find(&l.run.id))
-                .set(workflow_runs::step.eq(l.def.steps.len() as i32))
-                .execute(c)?;
-            finish(c, l, "done", None)?
+            ended(c, l, "done", None, Some(l.def.steps.len() as i32))?;
+            Ok(None)
         }
     }
-    Ok(())
 }
 
 /// Whether an error is worth another attempt (the database or a server was unavailable)
@@ -308,9 +326,21 @@ pub fn failed(c: &mut DbConn, l: &Loaded, position: usize, e: &AppError) -> AppR
 /// Ends a run, and says so on its client's timeline (not for runs whose conditions did not
 /// hold: those are in the workflow's history only).
 pub fn finish(c: &mut DbConn, l: &Loaded, status: &str, error: Option<String>) -> AppResult<()> {
+    ended(c, l, status, error, None)
+}
+
+/// [`finish`], moving the run to `step` in the same statement when given.
+fn ended(
+    c: &mut DbConn,
+    l: &Loaded,
+    status: &str,
+    error: Option<String>,
+    step: Option<i32>,
+) -> AppResult<()> {
     let at = now();
     diesel::update(workflow_runs::table.find(&l.run.id))
         .set((
+            step.map(|n| workflow_runs::step.eq(n)),
             workflow_runs::status.eq(status),
             workflow_runs::error.eq(&error),
             workflow_runs::finished_at.eq(Some(at)),
