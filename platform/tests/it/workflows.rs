@@ -85,6 +85,40 @@ fn org(app: &TestApp, name: &str) -> Org {
     }
 }
 
+/// A client's timeline, newest first, as "subject content" lines.
+async fn timeline<S, B>(svc: &S, token: &str, client: &str) -> Vec<String>
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let page = send(
+        svc,
+        api(
+            Method::GET,
+            &format!("/api/clients/{client}/interactions?limit=100"),
+            token,
+        ),
+    )
+    .await
+    .json();
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            format!(
+                "{} {}",
+                i["subject"].as_str().unwrap_or(""),
+                i["content"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
 async fn stage_id<S, B>(svc: &S, token: &str, name: &str) -> String
 where
     S: actix_web::dev::Service<
@@ -1227,28 +1261,7 @@ async fn a_run_killed_mid_way_resumes_without_repeating_a_step() {
         !calls[0].is_empty() && calls[0] == calls[1],
         "with the same webhook-id: {calls:?}"
     );
-    let timeline = send(
-        &svc,
-        api(
-            Method::GET,
-            &format!("/api/clients/{client}/interactions?limit=100"),
-            &o.admin,
-        ),
-    )
-    .await
-    .json();
-    let subjects: Vec<String> = timeline["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            format!(
-                "{} {}",
-                i["subject"].as_str().unwrap_or(""),
-                i["content"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
+    let subjects = timeline(&svc, &o.admin, &client).await;
     let count = |s: &str| subjects.iter().filter(|x| x.contains(s)).count();
     assert_eq!(count("Welcome Killed Corp"), 1, "{subjects:?}");
     assert_eq!(count("The shop knows"), 1, "{subjects:?}");
@@ -1327,22 +1340,7 @@ async fn a_batch_passes_over_a_step_another_worker_recorded() {
     assert_eq!(middle.len(), 2, "{middle:?}");
     assert_eq!(middle[0].2, "Note added by the other worker");
     for (i, client) in clients.iter().enumerate() {
-        let timeline = send(
-            &svc,
-            api(
-                Method::GET,
-                &format!("/api/clients/{client}/interactions?limit=100"),
-                &o.admin,
-            ),
-        )
-        .await
-        .json();
-        let lines: Vec<String> = timeline["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| format!("{} {}", i["subject"], i["content"]))
-            .collect();
+        let lines = timeline(&svc, &o.admin, client).await;
         let count = |s: &str| lines.iter().filter(|x| x.contains(s)).count();
         let first = if i == 1 { 0 } else { 1 };
         assert_eq!(count("First note"), first, "client {i}: {lines:?}");
