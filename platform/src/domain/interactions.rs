@@ -599,12 +599,13 @@ pub fn create(
                 errors,
             ));
         }
-        diesel::insert_into(interactions::table)
-            .values(&row)
-            .execute(c)?;
-        // A new interaction has no participants to replace.
-        if let Some(p) = participants.as_deref().filter(|p| !p.is_empty()) {
-            write_participants(c, &row, p)?;
+        match participants.as_deref().filter(|p| !p.is_empty()) {
+            // A new interaction has no participants to replace.
+            Some(p) => {
+                insert_now(c, &row)?;
+                write_participants(c, &row, p)?;
+            }
+            None => insert_or_defer(c, &row, NEW_TOO)?,
         }
         audit::record(
             c,
@@ -895,26 +896,42 @@ pub fn record_event(
         location: None,
         external_id: None,
     };
-    if let Some(row) = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
-        Some(rows) => {
-            rows.push(row);
-            None
-        }
-        None => Some(row),
-    }) {
-        diesel::insert_into(interactions::table)
-            .values(&row)
-            .execute(conn)?;
-    }
-    Ok(())
+    insert_or_defer(conn, &row, EVENTS)
 }
 
+/// Which new rows a [`together`] scope keeps for its end: system events only, or every new
+/// interaction without participants too.
+const EVENTS: u8 = 1;
+const NEW_TOO: u8 = 2;
+
 thread_local! {
-    // why: a workflow batch ends hundreds of runs, each with its line on the timeline; kept
-    // here, they go in as one insert at the batch's end: one statement and one firing of
-    // the interactions' triggers instead of one per run.
-    static DEFERRED: std::cell::RefCell<Option<Vec<InteractionRow>>> =
+    // why: a workflow batch ends hundreds of runs, each with its line on the timeline, and
+    // its note steps add as many notes; kept here, they go in as one insert at the batch's
+    // end: one statement and one firing of the interactions' triggers instead of one per
+    // row, and the shared per-day activity counters are locked only from then to the commit.
+    static DEFERRED: std::cell::RefCell<Option<(u8, Vec<InteractionRow>)>> =
         const { std::cell::RefCell::new(None) };
+}
+
+fn insert_now(conn: &mut DbConn, row: &InteractionRow) -> QueryResult<()> {
+    diesel::insert_into(interactions::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+fn insert_or_defer(conn: &mut DbConn, row: &InteractionRow, kind: u8) -> AppResult<()> {
+    let kept = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
+        Some((scope, rows)) if *scope >= kind => {
+            rows.push(row.clone());
+            true
+        }
+        _ => false,
+    });
+    if !kept {
+        insert_now(conn, row)?;
+    }
+    Ok(())
 }
 
 /// Runs `f`; the system events [`record_event`] makes meanwhile are written together when
@@ -924,7 +941,43 @@ pub fn events_together<T>(
     conn: &mut DbConn,
     f: impl FnOnce(&mut DbConn) -> AppResult<T>,
 ) -> AppResult<T> {
-    struct Restore(Option<Option<Vec<InteractionRow>>>);
+    together(conn, EVENTS, f)
+}
+
+/// As [`events_together`] for every new interaction without participants too (a workflow
+/// step's note, task or meeting): inside `f` they are not in the database until
+/// [`write_kept`] or the end. A run whose later step may read what an earlier one added
+/// calls [`write_kept`] between them.
+pub fn writes_together<T>(
+    conn: &mut DbConn,
+    f: impl FnOnce(&mut DbConn) -> AppResult<T>,
+) -> AppResult<T> {
+    together(conn, NEW_TOO, f)
+}
+
+/// How many rows the current scope keeps (0 outside one).
+pub fn kept() -> usize {
+    DEFERRED.with(|d| d.borrow().as_ref().map_or(0, |(_, rows)| rows.len()))
+}
+
+/// Writes the rows the current scope kept so far, now.
+pub fn write_kept(conn: &mut DbConn) -> AppResult<()> {
+    let rows = DEFERRED.with(|d| {
+        d.borrow_mut()
+            .as_mut()
+            .map(|(_, rows)| std::mem::take(rows))
+            .unwrap_or_default()
+    });
+    write_rows(conn, &rows)
+}
+
+fn together<T>(
+    conn: &mut DbConn,
+    kind: u8,
+    f: impl FnOnce(&mut DbConn) -> AppResult<T>,
+) -> AppResult<T> {
+    type Kept = Option<(u8, Vec<InteractionRow>)>;
+    struct Restore(Option<Kept>);
     impl Drop for Restore {
         fn drop(&mut self) {
             if let Some(before) = self.0.take() {
@@ -932,11 +985,19 @@ pub fn events_together<T>(
             }
         }
     }
-    let mut restore = Restore(Some(DEFERRED.with(|d| d.borrow_mut().replace(Vec::new()))));
+    let mut restore = Restore(Some(
+        DEFERRED.with(|d| d.borrow_mut().replace((kind, Vec::new()))),
+    ));
     let out = f(conn)?;
     let rows = DEFERRED
         .with(|d| std::mem::replace(&mut *d.borrow_mut(), restore.0.take().flatten()))
+        .map(|(_, rows)| rows)
         .unwrap_or_default();
+    write_rows(conn, &rows)?;
+    Ok(out)
+}
+
+fn write_rows(conn: &mut DbConn, rows: &[InteractionRow]) -> AppResult<()> {
     // 27 columns a row: 500 rows stay under SQLite's 32,766 bound parameters.
     for chunk in rows.chunks(500) {
         match conn {
@@ -948,7 +1009,7 @@ pub fn events_together<T>(
                 .execute(c)?,
         };
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Sends the reminders that are due: one notification to the assignee (tasks) or author and

@@ -19,6 +19,8 @@ use crate::error::{AppError, AppResult};
 const PER_ROUND: i64 = 200;
 /// Runs carried out at the same time by one worker.
 const AT_ONCE: usize = 8;
+/// Batches of one organization side by side on PostgreSQL (see [`run_due`]).
+const LANES: usize = 2;
 /// How often date and schedule triggers are scanned.
 const SCAN_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 /// Largest body an incoming call may send.
@@ -274,24 +276,37 @@ pub async fn run_due(h: &Handles) -> AppResult<usize> {
             tracing::warn!(error = %e, "workflow date and schedule scan");
         }
     }
-    let due = db::run(&h.pool, |c| run::claim(c, PER_ROUND)).await?;
+    let (due, backend) = db::run(&h.pool, |c| {
+        Ok((run::claim(c, PER_ROUND)?, crate::db::backend_of(c)))
+    })
+    .await?;
     let n = due.len();
     // The steps that stay in the database go first, several runs to a transaction: the
     // commit, not the work, is what a step costs (SQLite's one writer writes each commit's
-    // pages to its log). One batch at a time on PostgreSQL too: batches side by side queued
-    // on the same counter rows (activity per day and kind) for as long as a batch lasted.
+    // pages to its log). SQLite has one writer: one batch at a time. PostgreSQL takes two
+    // side by side, on different clients: while one waits on the server the other prepares
+    // its statements (a batch alone keeps one of two cores busy).
+    let lanes = match backend {
+        crate::db::Backend::Sqlite => 1,
+        crate::db::Backend::Postgres => LANES,
+    };
     let mut rest: Vec<RunRow> = Vec::new();
     for runs in by_organization(due) {
-        let again = runs.clone();
-        match carry_together(h, runs).await {
-            Ok(left) => rest.extend(left),
-            // One run's failure rolled the batch back: each is carried on its own, which
-            // records the failure on the run it belongs to.
-            Err(e) => {
-                tracing::debug!(error = %e, "workflow batch; carrying its runs one by one");
-                rest.extend(again);
-            }
-        }
+        let done =
+            futures_util::future::join_all(split(runs, lanes).into_iter().map(|runs| async move {
+                let again = runs.clone();
+                match carry_together(h, runs).await {
+                    Ok(left) => left,
+                    // One run's failure rolled the batch back: each is carried on its own,
+                    // which records the failure on the run it belongs to.
+                    Err(e) => {
+                        tracing::debug!(error = %e, "workflow batch; carrying its runs one by one");
+                        again
+                    }
+                }
+            }))
+            .await;
+        rest.extend(done.into_iter().flatten());
     }
     // Runs on different records are carried at once (their reads and calls overlap while
     // the database orders the writes); runs on the same client one after the other, so two
@@ -327,6 +342,23 @@ fn by_client(runs: Vec<RunRow>) -> Vec<Vec<RunRow>> {
     groups
 }
 
+/// A batch cut into up to `lanes` batches of about the same size, a client's runs all in
+/// one (in claim order), so batches side by side never change the same client.
+fn split(runs: Vec<RunRow>, lanes: usize) -> Vec<Vec<RunRow>> {
+    let per = runs.len().div_ceil(lanes.max(1)).max(1);
+    let mut out: Vec<Vec<RunRow>> = vec![Vec::new()];
+    for group in by_client(runs) {
+        if out.last().is_some_and(|b| b.len() >= per) {
+            out.push(Vec::new());
+        }
+        if let Some(b) = out.last_mut() {
+            b.extend(group);
+        }
+    }
+    out.retain(|b| !b.is_empty());
+    out
+}
+
 /// One batch per organization, a client's runs together and in claim order.
 fn by_organization(runs: Vec<RunRow>) -> Vec<Vec<RunRow>> {
     let mut orgs: Vec<(String, Vec<RunRow>)> = Vec::new();
@@ -358,7 +390,7 @@ async fn carry_together(h: &Handles, runs: Vec<RunRow>) -> AppResult<Vec<RunRow>
     let blobs = h.blobs.clone();
     super::with_plugins(&h.pool, &h.plugins, org, move |c, ext| {
         // Each run's line on the timeline goes in with the others at the batch's end.
-        crate::domain::interactions::events_together(c, |c| {
+        crate::domain::interactions::writes_together(c, |c| {
             crate::domain::memo::within(|| {
                 let reach = run::Reach {
                     ext,
@@ -402,8 +434,13 @@ async fn carry_together(h: &Handles, runs: Vec<RunRow>) -> AppResult<Vec<RunRow>
                         }
                         // The run was claimed in this round: a step another worker recorded
                         // meanwhile breaks the step's key and rolls the batch back.
+                        let kept = crate::domain::interactions::kept();
                         match run::step_unrecorded(c, &reach, &l, position)? {
                             Some(next) => {
+                                // The run's next step sees what this one added.
+                                if crate::domain::interactions::kept() > kept {
+                                    crate::domain::interactions::write_kept(c)?;
+                                }
                                 l.run.step = next as i32;
                                 l.run.attempts = 0;
                                 l.run.error = None;

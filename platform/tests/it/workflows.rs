@@ -1352,3 +1352,96 @@ async fn a_batch_passes_over_a_step_another_worker_recorded() {
         );
     }
 }
+
+/// A round's runs on many clients (two batches side by side on PostgreSQL; their notes and
+/// timeline lines written at each batch's end): every client gets its note, its tag, its
+/// last contact and its timeline line once, and the day's activity count moves by as many.
+#[actix_web::test]
+async fn a_round_over_many_clients_leaves_each_its_note_tag_and_last_contact() {
+    let app = TestApp::new().await;
+    let svc = app.service().await;
+    let o = org(&app, "Round Co");
+    for (name, step) in [
+        (
+            "Note it",
+            json!({"type": "note", "body": "Industry now {{ client.industry }}"}),
+        ),
+        ("Tag it", json!({"type": "tag", "tag": "Touched"})),
+    ] {
+        let r = send(
+            &svc,
+            api(Method::POST, "/api/workflows", &o.admin).set_json(json!({
+                "name": name, "enabled": true,
+                "trigger": {"type": "client.updated", "field": "industry"},
+                "steps": [step]
+            })),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let mut clients = Vec::new();
+    for i in 0..12 {
+        let c = send(
+            &svc,
+            api(Method::POST, "/api/clients", &o.admin).set_json(
+                json!({"type": "individual", "firstName": format!("P{i}"), "lastName": "Round"}),
+            ),
+        )
+        .await
+        .json();
+        clients.push(c["id"].as_str().unwrap().to_string());
+    }
+    let notes_before: i64 = {
+        use rapport::db::schema::activity_daily as a;
+        let mut c = app.pool.get().unwrap();
+        a::table
+            .filter(a::kind.eq("note"))
+            .select(a::n)
+            .load::<i64>(&mut c)
+            .unwrap()
+            .iter()
+            .sum::<i64>()
+    };
+    for (i, id) in clients.iter().enumerate() {
+        let r = send(
+            &svc,
+            api(Method::PATCH, &format!("/api/clients/{id}"), &o.admin)
+                .set_json(json!({"industry": format!("Rail {i}")})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    assert_eq!(work(&app).await, 24);
+    for (i, id) in clients.iter().enumerate() {
+        let lines = timeline(&svc, &o.admin, id).await;
+        let count = |s: &str| lines.iter().filter(|x| x.contains(s)).count();
+        assert_eq!(count(&format!("Industry now Rail {i}")), 1, "{lines:?}");
+        assert_eq!(count("Workflow “Note it” ran"), 1, "{lines:?}");
+        assert_eq!(count("Workflow “Tag it” ran"), 1, "{lines:?}");
+        let client = send(
+            &svc,
+            api(Method::GET, &format!("/api/clients/{id}"), &o.admin),
+        )
+        .await
+        .json();
+        assert!(client.to_string().contains("Touched"), "{client}");
+        use rapport::db::schema::clients as cl;
+        let mut c = app.pool.get().unwrap();
+        let last: Option<chrono::NaiveDateTime> = cl::table
+            .find(id)
+            .select(cl::last_contact_at)
+            .first(&mut c)
+            .unwrap();
+        assert!(last.is_some(), "client {i} has no last contact");
+    }
+    use rapport::db::schema::activity_daily as a;
+    let mut c = app.pool.get().unwrap();
+    let notes: i64 = a::table
+        .filter(a::kind.eq("note"))
+        .select(a::n)
+        .load::<i64>(&mut c)
+        .unwrap()
+        .iter()
+        .sum();
+    assert_eq!(notes - notes_before, 12);
+}

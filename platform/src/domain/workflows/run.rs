@@ -76,21 +76,35 @@ fn claim_in(c: &mut DbConn, n: i64) -> AppResult<Vec<RunRow>> {
             .limit(n - out.len() as i64)
             .select(RunRow::as_select())
             .load(c)?;
-        for r in due {
-            let claimed = diesel::update(
-                workflow_runs::table
-                    .filter(workflow_runs::id.eq(&r.id))
-                    .filter(workflow_runs::status.eq(status)),
-            )
-            .set((
-                workflow_runs::status.eq("running"),
-                workflow_runs::lease_until.eq(Some(at + LEASE)),
-            ))
-            .execute(c)?;
-            if claimed == 1 {
-                out.push(r);
-            }
+        if due.is_empty() {
+            continue;
         }
+        // One statement for the round's runs (was one per run). A run another worker
+        // claimed since the read above no longer has `status` and is left out.
+        let ids: Vec<&str> = due.iter().map(|r| r.id.as_str()).collect();
+        let claim = diesel::update(
+            workflow_runs::table
+                .filter(workflow_runs::id.eq_any(&ids))
+                .filter(workflow_runs::status.eq(status)),
+        )
+        .set((
+            workflow_runs::status.eq("running"),
+            workflow_runs::lease_until.eq(Some(at + LEASE)),
+        ));
+        let claimed: std::collections::HashSet<String> = match c {
+            DbConn::Postgresql(pg) => claim
+                .returning(workflow_runs::id)
+                .get_results::<String>(pg)?
+                .into_iter()
+                .collect(),
+            // SQLite: this transaction holds the write lock since its BEGIN IMMEDIATE, so
+            // nothing changed since the read.
+            DbConn::Sqlite(_) => {
+                claim.execute(c)?;
+                due.iter().map(|r| r.id.clone()).collect()
+            }
+        };
+        out.extend(due.into_iter().filter(|r| claimed.contains(&r.id)));
         if out.len() as i64 >= n {
             break;
         }
