@@ -926,12 +926,15 @@ pub fn tag_client(
         let client = get(c, &ctx.org_id, access, client_id)?;
         let tag = store::find_tag(c, &ctx.org_id, tag_id)?.ok_or(AppError::NotFound)?;
         let changed = if add {
-            store::add_tag(c, &ctx.org_id, client_id, &tag.id)?
+            store::add_tag_bumping(c, &client, &tag.id, now())?.ok_or_else(stale)?
         } else {
-            store::remove_tag(c, &ctx.org_id, client_id, &tag.id)?
+            let removed = store::remove_tag(c, &ctx.org_id, client_id, &tag.id)?;
+            if removed {
+                bump(c, &client)?;
+            }
+            removed
         };
         if changed {
-            bump(c, &client)?;
             audit::record(
                 c,
                 ctx,

@@ -337,6 +337,55 @@ pub fn add_tag(
     Ok(true)
 }
 
+/// Adds a tag to a client and moves its version on (`expected` → `expected + 1`) and its
+/// `updated_at`: answers `None` when the version moved meanwhile, `Some(false)` when the
+/// client already had the tag (nothing changed). The tag joins the kept set in the same
+/// update as the version, so the link's trigger finds it there and rewrites no row: one
+/// update of the client per tag added instead of two.
+pub fn add_tag_bumping(
+    conn: &mut DbConn,
+    current: &super::model::ClientRow,
+    tag_id: &str,
+    at: chrono::NaiveDateTime,
+) -> QueryResult<Option<bool>> {
+    let exists: bool = diesel::select(diesel::dsl::exists(
+        client_tags::table
+            .filter(client_tags::client_id.eq(&current.id))
+            .filter(client_tags::tag_id.eq(tag_id)),
+    ))
+    .get_result(conn)?;
+    if exists {
+        return Ok(Some(false));
+    }
+    if super::bulk::is_held(&current.id) {
+        super::bulk::flush(conn)?;
+    }
+    let n = diesel::update(
+        clients::table
+            .filter(clients::id.eq(&current.id))
+            .filter(clients::organization_id.eq(&current.organization_id))
+            .filter(clients::version.eq(current.version)),
+    )
+    .set((
+        clients::version.eq(current.version + 1),
+        clients::updated_at.eq(at),
+        clients::tag_set.eq(clients::tag_set.concat(format!("{tag_id},"))),
+    ))
+    .execute(conn)?;
+    if n != 1 {
+        return Ok(None);
+    }
+    diesel::insert_into(client_tags::table)
+        .values((
+            client_tags::client_id.eq(&current.id),
+            client_tags::tag_id.eq(tag_id),
+            client_tags::organization_id.eq(&current.organization_id),
+        ))
+        .execute(conn)?;
+    crate::domain::outbox::touch_client(conn, &current.organization_id, &current.id)?;
+    Ok(Some(true))
+}
+
 pub fn remove_tag(
     conn: &mut DbConn,
     org_id: &str,
