@@ -33,7 +33,7 @@ pub const PRIORITIES: &[&str] = &["low", "normal", "high"];
 /// Longest content kept, in characters.
 pub const MAX_CONTENT: usize = 20_000;
 
-// why NULL for None: [`events_together`] inserts many rows in one statement, which SQLite
+// why NULL for None: [`writes_together`] inserts many rows in one statement, which SQLite
 // cannot do with `DEFAULT` in a row; no nullable column has another default.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = interactions, treat_none_as_default_value = false)]
@@ -605,7 +605,7 @@ pub fn create(
                 insert_now(c, &row)?;
                 write_participants(c, &row, p)?;
             }
-            None => insert_or_defer(c, &row, NEW_TOO)?,
+            None => insert_or_defer(c, &row)?,
         }
         audit::record(
             c,
@@ -896,20 +896,15 @@ pub fn record_event(
         location: None,
         external_id: None,
     };
-    insert_or_defer(conn, &row, EVENTS)
+    insert_or_defer(conn, &row)
 }
-
-/// Which new rows a [`together`] scope keeps for its end: system events only, or every new
-/// interaction without participants too.
-const EVENTS: u8 = 1;
-const NEW_TOO: u8 = 2;
 
 thread_local! {
     // why: a workflow batch ends hundreds of runs, each with its line on the timeline, and
     // its note steps add as many notes; kept here, they go in as one insert at the batch's
     // end: one statement and one firing of the interactions' triggers instead of one per
     // row, and the shared per-day activity counters are locked only from then to the commit.
-    static DEFERRED: std::cell::RefCell<Option<(u8, Vec<InteractionRow>)>> =
+    static DEFERRED: std::cell::RefCell<Option<Vec<InteractionRow>>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -920,13 +915,13 @@ fn insert_now(conn: &mut DbConn, row: &InteractionRow) -> QueryResult<()> {
         .map(drop)
 }
 
-fn insert_or_defer(conn: &mut DbConn, row: &InteractionRow, kind: u8) -> AppResult<()> {
+fn insert_or_defer(conn: &mut DbConn, row: &InteractionRow) -> AppResult<()> {
     let kept = DEFERRED.with(|d| match d.borrow_mut().as_mut() {
-        Some((scope, rows)) if *scope >= kind => {
+        Some(rows) => {
             rows.push(row.clone());
             true
         }
-        _ => false,
+        None => false,
     });
     if !kept {
         insert_now(conn, row)?;
@@ -934,49 +929,16 @@ fn insert_or_defer(conn: &mut DbConn, row: &InteractionRow, kind: u8) -> AppResu
     Ok(())
 }
 
-/// Runs `f`; the system events [`record_event`] makes meanwhile are written together when
-/// it has succeeded, on the same connection (so in its transaction). Inside `f` they are
-/// not on the timeline yet.
-pub fn events_together<T>(
-    conn: &mut DbConn,
-    f: impl FnOnce(&mut DbConn) -> AppResult<T>,
-) -> AppResult<T> {
-    together(conn, EVENTS, f)
-}
-
-/// As [`events_together`] for every new interaction without participants too (a workflow
-/// step's note, task or meeting): inside `f` they are not in the database until
-/// [`write_kept`] or the end. A run whose later step may read what an earlier one added
-/// calls [`write_kept`] between them.
+/// Runs `f`; the system events [`record_event`] makes meanwhile, and every new interaction
+/// without participants (a workflow step's note, task or meeting), are written together
+/// when it has succeeded, on the same connection (so in its transaction). Inside `f` they
+/// are not in the database until [`write_kept`] or the end: a run whose later step may read
+/// what an earlier one added calls [`write_kept`] between them.
 pub fn writes_together<T>(
     conn: &mut DbConn,
     f: impl FnOnce(&mut DbConn) -> AppResult<T>,
 ) -> AppResult<T> {
-    together(conn, NEW_TOO, f)
-}
-
-/// How many rows the current scope keeps (0 outside one).
-pub fn kept() -> usize {
-    DEFERRED.with(|d| d.borrow().as_ref().map_or(0, |(_, rows)| rows.len()))
-}
-
-/// Writes the rows the current scope kept so far, now.
-pub fn write_kept(conn: &mut DbConn) -> AppResult<()> {
-    let rows = DEFERRED.with(|d| {
-        d.borrow_mut()
-            .as_mut()
-            .map(|(_, rows)| std::mem::take(rows))
-            .unwrap_or_default()
-    });
-    write_rows(conn, &rows)
-}
-
-fn together<T>(
-    conn: &mut DbConn,
-    kind: u8,
-    f: impl FnOnce(&mut DbConn) -> AppResult<T>,
-) -> AppResult<T> {
-    type Kept = Option<(u8, Vec<InteractionRow>)>;
+    type Kept = Option<Vec<InteractionRow>>;
     struct Restore(Option<Kept>);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -985,16 +947,29 @@ fn together<T>(
             }
         }
     }
-    let mut restore = Restore(Some(
-        DEFERRED.with(|d| d.borrow_mut().replace((kind, Vec::new()))),
-    ));
+    let mut restore = Restore(Some(DEFERRED.with(|d| d.borrow_mut().replace(Vec::new()))));
     let out = f(conn)?;
     let rows = DEFERRED
         .with(|d| std::mem::replace(&mut *d.borrow_mut(), restore.0.take().flatten()))
-        .map(|(_, rows)| rows)
         .unwrap_or_default();
     write_rows(conn, &rows)?;
     Ok(out)
+}
+
+/// How many rows the current scope keeps (0 outside one).
+pub fn kept() -> usize {
+    DEFERRED.with(|d| d.borrow().as_ref().map_or(0, Vec::len))
+}
+
+/// Writes the rows the current scope kept so far, now.
+pub fn write_kept(conn: &mut DbConn) -> AppResult<()> {
+    let rows = DEFERRED.with(|d| {
+        d.borrow_mut()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    });
+    write_rows(conn, &rows)
 }
 
 fn write_rows(conn: &mut DbConn, rows: &[InteractionRow]) -> AppResult<()> {

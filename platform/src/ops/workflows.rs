@@ -389,7 +389,8 @@ async fn carry_together(h: &Handles, runs: Vec<RunRow>) -> AppResult<Vec<RunRow>
     };
     let blobs = h.blobs.clone();
     super::with_plugins(&h.pool, &h.plugins, org, move |c, ext| {
-        // Each run's line on the timeline goes in with the others at the batch's end.
+        // Each run's line on the timeline, and the notes, tasks and meetings its steps add,
+        // go in with the others' at the batch's end.
         crate::domain::interactions::writes_together(c, |c| {
             crate::domain::memo::within(|| {
                 let reach = run::Reach {
