@@ -413,3 +413,28 @@ diesel::define_sql_function! {
     /// because LIKE is case-sensitive on PostgreSQL and not on SQLite.
     fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
 }
+
+/// Writes a slice of one table's `Insertable` rows in as few statements as the backend
+/// allows: multi-row inserts of `$per` rows on SQLite (it binds at most 32,766 parameters a
+/// statement, so `$per` × columns must stay under that), one binary `COPY` on PostgreSQL
+/// (nothing to parse or plan). why a macro: Diesel's `MultiConnection` compiles no
+/// multi-row insert, and the bounds a function over every table would need are longer than
+/// the three lines it saves.
+macro_rules! append_rows {
+    ($conn:expr, $table:path, $rows:expr, $per:expr) => {{
+        let rows = $rows;
+        match $conn {
+            $crate::db::DbConn::Sqlite(c) => {
+                for part in rows.chunks($per) {
+                    diesel::insert_into($table).values(part).execute(c)?;
+                }
+            }
+            $crate::db::DbConn::Postgresql(c) => {
+                if !rows.is_empty() {
+                    diesel::copy_from($table).from_insertable(rows).execute(c)?;
+                }
+            }
+        }
+    }};
+}
+pub(crate) use append_rows;

@@ -974,16 +974,7 @@ pub fn write_kept(conn: &mut DbConn) -> AppResult<()> {
 
 fn write_rows(conn: &mut DbConn, rows: &[InteractionRow]) -> AppResult<()> {
     // 27 columns a row: 500 rows stay under SQLite's 32,766 bound parameters.
-    for chunk in rows.chunks(500) {
-        match conn {
-            DbConn::Sqlite(c) => diesel::insert_into(interactions::table)
-                .values(chunk)
-                .execute(c)?,
-            DbConn::Postgresql(c) => diesel::copy_from(interactions::table)
-                .from_insertable(chunk)
-                .execute(c)?,
-        };
-    }
+    crate::db::append_rows!(conn, interactions::table, rows, 500);
     Ok(())
 }
 

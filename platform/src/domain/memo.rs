@@ -1,6 +1,6 @@
 //! Reads every audited change repeats and a batch of changes cannot alter: the
 //! organization's active webhook subscriptions, its enabled workflows for an event, whether
-//! it has segments. A workflow batch makes hundreds of changes in one transaction; inside
+//! it has segments, whether a client is in the trash. A workflow batch makes hundreds of changes in one transaction; inside
 //! [`within`] each of these is read once per batch instead of once per change. Outside it,
 //! every read goes to the database as before.
 

@@ -14,6 +14,7 @@ pub mod dashboard;
 pub mod idempotency;
 pub mod imports;
 pub mod interactions;
+pub mod later;
 pub mod mail;
 pub mod memo;
 pub mod money;

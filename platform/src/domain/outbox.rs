@@ -79,35 +79,18 @@ pub fn flush_touches(conn: &mut DbConn) -> QueryResult<()> {
         created_at: NaiveDateTime,
     }
     let at = now();
-    // why: SQLite binds at most 32,766 parameters per statement; COPY has no such bound.
-    let part_size = if matches!(conn, DbConn::Sqlite(_)) {
-        500
-    } else {
-        queue.len().max(1)
-    };
-    for part in queue.chunks(part_size) {
-        let rows: Vec<Row<'_>> = part
-            .iter()
-            .map(|(org, entity, id)| Row {
-                organization_id: org,
-                entity,
-                entity_id: id,
-                attempts: 0,
-                next_attempt_at: at,
-                created_at: at,
-            })
-            .collect();
-        // why: MultiConnection compiles no multi-row insert; each backend's connection does.
-        // PostgreSQL takes the rows as one binary COPY (nothing to parse or plan).
-        match conn {
-            DbConn::Sqlite(c) => diesel::insert_into(search_outbox::table)
-                .values(rows)
-                .execute(c)?,
-            DbConn::Postgresql(c) => diesel::copy_from(search_outbox::table)
-                .from_insertable(rows)
-                .execute(c)?,
-        };
-    }
+    let rows: Vec<Row<'_>> = queue
+        .iter()
+        .map(|(org, entity, id)| Row {
+            organization_id: org,
+            entity,
+            entity_id: id,
+            attempts: 0,
+            next_attempt_at: at,
+            created_at: at,
+        })
+        .collect();
+    crate::db::append_rows!(conn, search_outbox::table, &rows[..], 500);
     Ok(())
 }
 

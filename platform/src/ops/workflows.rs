@@ -389,9 +389,10 @@ async fn carry_together(h: &Handles, runs: Vec<RunRow>) -> AppResult<Vec<RunRow>
     };
     let blobs = h.blobs.clone();
     super::with_plugins(&h.pool, &h.plugins, org, move |c, ext| {
-        // Each run's line on the timeline, and the notes, tasks and meetings its steps add,
-        // go in with the others' at the batch's end.
-        crate::domain::interactions::writes_together(c, |c| {
+        // Each run's line on the timeline, the notes, tasks and meetings its steps add, and
+        // the audit entries, deliveries and step rows they make go in with the others' at
+        // the batch's end.
+        crate::domain::later::together(c, |c| {
             crate::domain::memo::within(|| {
                 let reach = run::Reach {
                     ext,

@@ -1353,14 +1353,26 @@ async fn a_batch_passes_over_a_step_another_worker_recorded() {
     }
 }
 
-/// A round's runs on many clients (two batches side by side on PostgreSQL; their notes and
-/// timeline lines written at each batch's end): every client gets its note, its tag, its
-/// last contact and its timeline line once, and the day's activity count moves by as many.
+/// A round's runs on many clients (two batches side by side on PostgreSQL; their notes,
+/// timeline lines, audit entries, webhook deliveries and step rows written at each batch's
+/// end): every client gets its note, its tag, its last contact, its timeline line, its
+/// audit entry and its delivery once, every run its step row and its end, and the day's
+/// activity count moves by as many.
 #[actix_web::test]
 async fn a_round_over_many_clients_leaves_each_its_note_tag_and_last_contact() {
     let app = TestApp::new().await;
     let svc = app.service().await;
     let o = org(&app, "Round Co");
+    // Nothing listens there: the deliveries are only looked at, not sent.
+    let r = send(
+        &svc,
+        api(Method::POST, "/api/webhooks", &o.admin).set_json(json!({
+            "url": "http://127.0.0.1:9/hook", "events": ["client.updated"],
+            "allowPrivateHost": true
+        })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     for (name, step) in [
         (
             "Note it",
@@ -1433,9 +1445,41 @@ async fn a_round_over_many_clients_leaves_each_its_note_tag_and_last_contact() {
             .first(&mut c)
             .unwrap();
         assert!(last.is_some(), "client {i} has no last contact");
+        use rapport::db::schema::{audit_log as al, webhook_deliveries as wd};
+        let tagged: i64 = al::table
+            .filter(al::resource_id.eq(id))
+            .filter(al::action.eq("client.tag"))
+            .count()
+            .get_result(&mut c)
+            .unwrap();
+        assert_eq!(tagged, 1, "client {i}: audit entries of its tag");
+        // One for the change that fired the workflows, one for the tag a run added.
+        let owed: i64 = wd::table
+            .filter(wd::record_id.eq(id))
+            .filter(wd::event_type.eq("client.updated"))
+            .count()
+            .get_result(&mut c)
+            .unwrap();
+        assert_eq!(owed, 2, "client {i}: webhook deliveries");
+    }
+    use rapport::db::schema::{workflow_runs as wr, workflow_steps as ws};
+    let mut c = app.pool.get().unwrap();
+    let runs: Vec<(String, String, i32, Option<chrono::NaiveDateTime>)> = wr::table
+        .select((wr::id, wr::status, wr::step, wr::finished_at))
+        .load(&mut c)
+        .unwrap();
+    assert_eq!(runs.len(), 24);
+    for (run, status, step, finished) in &runs {
+        assert_eq!((status.as_str(), *step), ("done", 1), "run {run}");
+        assert!(finished.is_some(), "run {run} has no end time");
+        let steps: Vec<String> = ws::table
+            .filter(ws::run_id.eq(run))
+            .select(ws::status)
+            .load(&mut c)
+            .unwrap();
+        assert_eq!(steps, vec!["done".to_string()], "run {run}");
     }
     use rapport::db::schema::activity_daily as a;
-    let mut c = app.pool.get().unwrap();
     let notes: i64 = a::table
         .filter(a::kind.eq("note"))
         .select(a::n)

@@ -9,7 +9,7 @@ use crate::db::schema::audit_log;
 use crate::db::{new_id, now, DbConn};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = audit_log)]
+#[diesel(table_name = audit_log, treat_none_as_default_value = false)]
 pub struct AuditRow {
     pub id: String,
     pub organization_id: String,
@@ -87,9 +87,12 @@ pub fn record_returning_id(
         request_id: ctx.request_id.clone(),
         created_at: now(),
     };
-    diesel::insert_into(audit_log::table)
-        .values(&row)
-        .execute(conn)?;
+    let id = row.id.clone();
+    if let Some(row) = crate::domain::later::audit(row) {
+        diesel::insert_into(audit_log::table)
+            .values(&row)
+            .execute(conn)?;
+    }
     // Webhook deliveries commit with the change that makes them (an outbox).
     crate::domain::webhooks::emit(
         conn,
@@ -110,7 +113,7 @@ pub fn record_returning_id(
     )?;
     // And the client's segment memberships are looked at again, by the segment worker.
     crate::domain::segments::mark_dirty(conn, &ctx.org_id, action, resource_type, resource_id)?;
-    Ok(row.id)
+    Ok(id)
 }
 
 /// What the audit log may be narrowed to. Each filter rides an index ending in `id`

@@ -294,7 +294,7 @@ pub struct RunRow {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = workflow_steps)]
+#[diesel(table_name = workflow_steps, treat_none_as_default_value = false)]
 pub struct StepRow {
     pub id: String,
     pub organization_id: String,

@@ -217,19 +217,24 @@ pub fn record(
         | Outcome::Wait { outcome, .. }
         | Outcome::End { outcome } => outcome.clone(),
     };
-    diesel::insert_into(workflow_steps::table)
-        .values(&StepRow {
-            id: new_id(),
-            organization_id: l.run.organization_id.clone(),
-            run_id: l.run.id.clone(),
-            position: position as i32,
-            kind: s.kind.clone(),
-            status: "done".into(),
-            outcome: text.chars().take(1000).collect(),
-            attempts: l.run.attempts + 1,
-            finished_at: now(),
-        })
-        .execute(c)?;
+    let row = StepRow {
+        id: new_id(),
+        organization_id: l.run.organization_id.clone(),
+        run_id: l.run.id.clone(),
+        position: position as i32,
+        kind: s.kind.clone(),
+        status: "done".into(),
+        outcome: text.chars().take(1000).collect(),
+        attempts: l.run.attempts + 1,
+        finished_at: now(),
+    };
+    // In a batch the row goes in at its end; the run's key on it still stops a step
+    // recorded twice (the batch then rolls back).
+    if let Some(row) = crate::domain::later::step(row) {
+        diesel::insert_into(workflow_steps::table)
+            .values(&row)
+            .execute(c)?;
+    }
     let at = now();
     match outcome {
         Outcome::Next { next, .. } if next < l.def.steps.len() => {
@@ -352,28 +357,36 @@ fn ended(
     step: Option<i32>,
 ) -> AppResult<()> {
     let at = now();
-    diesel::update(workflow_runs::table.find(&l.run.id))
-        .set((
-            step.map(|n| workflow_runs::step.eq(n)),
-            workflow_runs::status.eq(status),
-            workflow_runs::error.eq(&error),
-            workflow_runs::finished_at.eq(Some(at)),
-            workflow_runs::lease_until.eq(None::<NaiveDateTime>),
-            workflow_runs::next_at.eq(None::<NaiveDateTime>),
-            workflow_runs::updated_at.eq(at),
-        ))
-        .execute(c)?;
+    // In a batch, the runs that end well end together at its end.
+    let held = status == "done" && error.is_none();
+    if !held || crate::domain::later::done(&l.run.id, step).is_some() {
+        diesel::update(workflow_runs::table.find(&l.run.id))
+            .set((
+                step.map(|n| workflow_runs::step.eq(n)),
+                workflow_runs::status.eq(status),
+                workflow_runs::error.eq(&error),
+                workflow_runs::finished_at.eq(Some(at)),
+                workflow_runs::lease_until.eq(None::<NaiveDateTime>),
+                workflow_runs::next_at.eq(None::<NaiveDateTime>),
+                workflow_runs::updated_at.eq(at),
+            ))
+            .execute(c)?;
+    }
     if status == "skipped" {
         return Ok(());
     }
     let Some(client) = &l.run.client_id else {
         return Ok(());
     };
-    let alive: i64 = crate::db::schema::clients::table
-        .filter(crate::db::schema::clients::id.eq(client))
-        .filter(crate::db::schema::clients::deleted_at.is_null())
-        .count()
-        .get_result(c)?;
+    // A batch ends several runs on one client (no step moves a client to the trash): it
+    // looks once.
+    let alive: i64 = crate::domain::memo::read(format!("client alive {client}"), || {
+        crate::db::schema::clients::table
+            .filter(crate::db::schema::clients::id.eq(client))
+            .filter(crate::db::schema::clients::deleted_at.is_null())
+            .count()
+            .get_result(c)
+    })?;
     if alive == 0 {
         return Ok(());
     }
@@ -526,7 +539,11 @@ fn act(
             if s.body.is_some() {
                 body.insert("content".into(), json!(merged(c, l, &text(&s.body))?));
             }
-            let who = person(c, l, s.assignee.as_deref())?;
+            // Only a task has someone it is for.
+            let who = match s.kind.as_str() {
+                "task" => person(c, l, s.assignee.as_deref())?,
+                _ => None,
+            };
             match s.kind.as_str() {
                 "task" => {
                     body.insert("dueAt".into(), json!(when));
