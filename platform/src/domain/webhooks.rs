@@ -714,41 +714,30 @@ fn claim_in(c: &mut DbConn, key: &Key, n: i64) -> AppResult<Vec<Due>> {
         .select(DeliveryRow::as_select())
         .limit(n * 4)
         .load(c)?;
-    // The first delivery still owed of each subscription and record among those read: one
-    // read for the round (was one count per delivery). A delivery goes only if it is that
-    // first one, so a later one waits while an earlier one of its record is owed.
-    let pairs: std::collections::HashSet<(&str, &str)> = due
-        .iter()
-        .map(|d| (d.subscription_id.as_str(), d.record_id.as_str()))
-        .collect();
-    let sub_ids: Vec<&str> = pairs
-        .iter()
-        .map(|(s, _)| *s)
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let record_ids: Vec<&str> = pairs
-        .iter()
-        .map(|(_, r)| *r)
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    // Those read with no earlier delivery of their subscription and record still owed: one
+    // read for the round (was one count per delivery), each looked for along
+    // `webhook_deliveries_order`, so it costs the same whatever the table holds.
     let firsts: std::collections::HashSet<String> = if due.is_empty() {
         Default::default()
     } else {
-        webhook_deliveries::table
-            .filter(webhook_deliveries::subscription_id.eq_any(&sub_ids))
-            .filter(webhook_deliveries::record_id.eq_any(&record_ids))
-            .filter(webhook_deliveries::status.eq_any(["pending", "sending"]))
-            .group_by((
-                webhook_deliveries::subscription_id,
-                webhook_deliveries::record_id,
-            ))
-            .select(diesel::dsl::min(webhook_deliveries::id))
-            .load::<Option<String>>(c)?
-            .into_iter()
-            .flatten()
-            .collect()
+        #[derive(QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            id: String,
+        }
+        // Placeholders in the order they appear: SQLite numbers `$n` by first appearance.
+        let list: Vec<String> = (1..=due.len()).map(|n| format!("${n}")).collect();
+        let mut q = diesel::sql_query(format!(
+            "SELECT d.id FROM webhook_deliveries d WHERE d.id IN ({}) AND NOT EXISTS \
+             (SELECT 1 FROM webhook_deliveries e WHERE e.subscription_id = d.subscription_id \
+             AND e.record_id = d.record_id AND e.id < d.id AND e.status IN ('pending', 'sending'))",
+            list.join(", ")
+        ))
+        .into_boxed();
+        for d in &due {
+            q = q.bind::<diesel::sql_types::Text, _>(d.id.clone());
+        }
+        q.load::<Id>(c)?.into_iter().map(|r| r.id).collect()
     };
     let mut chosen: Vec<(DeliveryRow, String, bool, Vec<String>)> = Vec::new();
     let mut subs: std::collections::HashMap<String, Option<(SubscriptionRow, Vec<String>)>> =
