@@ -1351,6 +1351,19 @@ async fn a_batch_passes_over_a_step_another_worker_recorded() {
             "client {i}: {lines:?}"
         );
     }
+    // The batch that met the other worker's step rolled back with what it held: each note
+    // has one audit entry and each run its two step rows, none from the batch.
+    use rapport::db::schema::audit_log as al;
+    let mut c = app.pool.get().unwrap();
+    let logged: i64 = al::table
+        .filter(al::action.eq("interaction.create"))
+        .count()
+        .get_result(&mut c)
+        .unwrap();
+    assert_eq!(logged, 5, "audit entries of the five notes");
+    for r in &runs {
+        assert_eq!(steps_of(&app, &r.0).len(), 2, "run {}", r.0);
+    }
 }
 
 /// A round's runs on many clients (two batches side by side on PostgreSQL; their notes,
