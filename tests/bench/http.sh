@@ -116,6 +116,22 @@ seen=[h['id'] for h in d['data']]
 print('sales rep, \"hamilton\":', len(seen), 'hits, all their own' if set(seen) <= mine else 'ANOTHER REP\'S CLIENT SHOWN')"
 }
 
+# A rep who owns no client yet: their "at risk" list (the five on their dashboard) must not
+# read the rest of the organization's to find it has none (minRisk=0: every active client
+# of a million is on the organization's list).
+new_rep_rows() {
+  "$BIN" user create --org bench --email newrep@bench.test --password "$PASSWORD" --role sales_rep >/dev/null 2>&1 || true
+  local t
+  t=$("$BIN" token create --org bench --email newrep@bench.test --name "bench new rep $(date +%s)" | tail -1)
+  local limit="UPDATE api_tokens SET rate_limit = 1000000000 WHERE token_prefix = '${t:0:10}'"
+  if [ "$BACKEND" = sqlite ]; then
+    python3 -c "import sqlite3; c=sqlite3.connect('$DATA/bench.db'); c.execute(\"$limit\"); c.commit()"
+  else
+    psql -q "$DATABASE_URL" -c "$limit"
+  fi
+  measure "GET /api/scores/at-risk (new rep, minRisk=0)" "/api/scores/at-risk?minRisk=0&limit=5" -H "Authorization: Bearer $t"
+}
+
 search_rows() {
   local auth=$1
   measure "GET /api/search?q= ($SEARCH)" "/api/search?q=hamilton" -H "$auth"
@@ -131,6 +147,7 @@ run_backend() {
   local backend=$1 url data
   BACKEND=$backend
   data="$WORK/$backend"
+  DATA=$data
   if [ "$backend" = sqlite ]; then
     url="sqlite://$data/bench.db"
   else
@@ -225,6 +242,7 @@ LUA
     measure "GET /api/clients/:id" "/api/clients/$client" -H "$auth"
     measure "GET / (console dashboard)" "/" -H "$cookie"
     measure "GET /api/dashboard" "/api/dashboard" -H "$auth"
+    new_rep_rows
     kill "$PID"; wait "$PID" 2>/dev/null || true
     trap - EXIT
     return
@@ -252,6 +270,7 @@ LUA
   # The admin's dashboard: the team's view, the most the page computes.
   measure "GET / (console dashboard)" "/" -H "$cookie"
   measure "GET /api/dashboard" "/api/dashboard" -H "$auth"
+  new_rep_rows
   # Last, so the clients it adds do not change what the reads above see.
   measure "POST /api/clients (create)" /api/clients -H "$auth" -s "$create_lua"
   kill "$PID"; wait "$PID" 2>/dev/null || true

@@ -1053,6 +1053,7 @@ diesel::table! {
         factors -> Text,
         computed_at -> Timestamp,
         inactive -> Bool,
+        owner -> Text,
     }
 }
 

@@ -50,6 +50,11 @@ pub struct ScoreRow {
     pub computed_at: NaiveDateTime,
     /// Inactive when computed: kept out of "at risk" lists by the index, not only the filter.
     pub inactive: bool,
+    /// The client's owner ('' for none), kept by a trigger as clients are reassigned: a
+    /// rep's "at risk" list reads their own entries of `client_scores_owner_risk` in order
+    /// instead of the organization's, where a rep with few clients at risk met every other
+    /// rep's first.
+    pub owner: String,
 }
 
 impl ScoreRow {
@@ -65,6 +70,8 @@ pub struct Inputs {
     pub id: String,
     #[diesel(sql_type = Text)]
     pub status: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub owner: Option<String>,
     #[diesel(sql_type = Nullable<Timestamp>)]
     pub last_contact: Option<NaiveDateTime>,
     #[diesel(sql_type = BigInt)]
@@ -222,7 +229,7 @@ fn inputs_as_of(
         narrow.push_str(&format!(" AND c.id IN ({})", list.join(", ")));
     }
     let q = format!(
-        "SELECT c.id, c.status,
+        "SELECT c.id, c.status, c.assigned_to AS owner,
            (SELECT max(i.occurred_at) FROM interactions i WHERE {contact} AND i.occurred_at <= {at}) AS last_contact,
            (SELECT count(*) FROM interactions i WHERE {contact} AND i.occurred_at >= {d30} AND i.occurred_at <= {at}) AS n30,
            (SELECT count(*) FROM interactions i WHERE {contact} AND i.occurred_at >= {d90} AND i.occurred_at <= {at}) AS n90,
@@ -443,6 +450,7 @@ pub fn score(
         factors: factors.to_string(),
         computed_at: at,
         inactive: i.status == "inactive",
+        owner: i.owner.clone().unwrap_or_default(),
     }
 }
 
@@ -638,7 +646,11 @@ pub fn at_risk(
         ))
         .into_boxed();
     if let Some(o) = owner {
-        q = q.filter(clients::assigned_to.eq(o.to_string()));
+        // why both: the score's copy of the owner picks the index range
+        // (client_scores_owner_risk); the client's own owner is the truth.
+        q = q
+            .filter(client_scores::owner.eq(o.to_string()))
+            .filter(clients::assigned_to.eq(o.to_string()));
     }
     Ok(q.order((
         client_scores::churn_risk.desc(),
@@ -668,6 +680,7 @@ mod tests {
         Inputs {
             id: "c".into(),
             status: "customer".into(),
+            owner: None,
             last_contact: None,
             n30: 0,
             n90: 0,

@@ -761,6 +761,24 @@ async fn the_at_risk_figure_follows_clients_without_waiting_for_the_next_scoring
     assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
     assert_eq!(at_risk(&app, &rep).await, (1, 1));
     assert_eq!(at_risk(&app, &admin).await, (2, 2));
+    // And back: the rep's list, read through the score's copy of the owner, finds it again
+    // without a rescoring.
+    let owner_of = |id: &str| -> String {
+        let mut c = t.pool.get().unwrap();
+        s::table.find(id).select(s::owner).first(&mut c).unwrap()
+    };
+    assert_eq!(owner_of(&ids[0]), admin_id);
+    for (to, mine) in [(&rep_id, (2, 2)), (&admin_id, (1, 1))] {
+        let moved = send(
+            &app,
+            api(Method::PATCH, &format!("/api/clients/{}", ids[0]), &admin)
+                .set_json(json!({"assignedTo": to})),
+        )
+        .await;
+        assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+        assert_eq!(at_risk(&app, &rep).await, mine);
+        assert_eq!(owner_of(&ids[0]), *to);
+    }
 
     // Trashed, it leaves the figure; restored, it is back.
     let trashed = send(

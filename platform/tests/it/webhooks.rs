@@ -438,3 +438,191 @@ async fn an_admin_adds_a_webhook_in_the_console() {
     assert!(!again.body.contains("whsec_"));
     assert!(again.body.contains("A client was created, A deal was won"));
 }
+
+/// A round carries one delivery per subscription and record, several records and
+/// subscriptions at once, and records each outcome in its own columns: a receiver that
+/// answers 2xx gets its deliveries marked delivered with code, excerpt and time; one that
+/// answers 500 gets them retried later; past three days they are given up and the
+/// subscription switched off, and a test event still goes to it.
+#[actix_web::test]
+async fn a_round_records_each_delivery_of_many_records_and_two_subscriptions() {
+    use diesel::prelude::*;
+    use rapport::db::schema::{webhook_deliveries as d, webhook_subscriptions as s};
+    type Row = (
+        String,
+        String,
+        i32,
+        Option<i32>,
+        Option<String>,
+        Option<i32>,
+        Option<chrono::NaiveDateTime>,
+        Option<chrono::NaiveDateTime>,
+    );
+    let app = TestApp::new().await;
+    let svc = app.service().await;
+    let org = app.org("Rounds Co");
+    let admin = app.user(&org, "admin@rounds.test", "admin");
+    let t = app.token(&org, &admin);
+    let (ok_status, down_status) = (Arc::new(AtomicU16::new(200)), Arc::new(AtomicU16::new(500)));
+    let (ok_port, ok_seen) = receiver(ok_status);
+    let (down_port, down_seen) = receiver(down_status.clone());
+    let mut hooks = Vec::new();
+    for port in [ok_port, down_port] {
+        let r = send(
+            &svc,
+            api(Method::POST, "/api/webhooks", &t).set_json(json!({
+                "url": format!("http://127.0.0.1:{port}/hook"),
+                "events": ["client.created", "client.updated"], "allowPrivateHost": true
+            })),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        hooks.push(r.json()["id"].as_str().unwrap().to_string());
+    }
+    let (ok_hook, down_hook) = (hooks[0].clone(), hooks[1].clone());
+    // Three clients, each created then changed: two deliveries per record and subscription.
+    let mut clients = Vec::new();
+    for name in ["Alpha", "Beta", "Gamma"] {
+        let r = send(
+            &svc,
+            api(Method::POST, "/api/clients", &t)
+                .set_json(json!({"type": "company", "companyName": name})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        let r = send(
+            &svc,
+            api(Method::PATCH, &format!("/api/clients/{id}"), &t)
+                .set_json(json!({"industry": "Retail"})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        clients.push(id);
+    }
+    let mut c = app.pool.get().unwrap();
+    let rows = |c: &mut rapport::db::DbConn, hook: &str, event: &str| -> Vec<Row> {
+        d::table
+            .filter(d::subscription_id.eq(hook))
+            .filter(d::event_type.eq(event))
+            .order(d::record_id.asc())
+            .select((
+                d::record_id,
+                d::status,
+                d::attempts,
+                d::response_status,
+                d::response_excerpt,
+                d::duration_ms,
+                d::next_attempt_at,
+                d::delivered_at,
+            ))
+            .load(c)
+            .unwrap()
+    };
+    let mut sorted = clients.clone();
+    sorted.sort();
+
+    // First round: each record's creation to each subscription, not its change behind it.
+    assert_eq!(deliver(&app).await, 6);
+    let now = rapport::db::now();
+    let delivered = rows(&mut c, &ok_hook, "client.created");
+    assert_eq!(
+        delivered.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+        sorted
+    );
+    for (_, status, attempts, code, excerpt, ms, next, at) in &delivered {
+        assert_eq!((status.as_str(), *attempts), ("delivered", 1));
+        assert_eq!((*code, excerpt.as_deref()), (Some(200), Some("ok")));
+        assert!(ms.is_some() && next.is_none() && at.is_some_and(|at| at <= now));
+    }
+    for (_, status, attempts, code, excerpt, _, next, at) in
+        rows(&mut c, &down_hook, "client.created")
+    {
+        assert_eq!((status.as_str(), attempts), ("pending", 1));
+        assert_eq!((code, excerpt.as_deref()), (Some(500), Some("ok")));
+        assert!(next.is_some_and(|n| n > now), "retried later");
+        assert!(at.is_none());
+    }
+    for hook in [&ok_hook, &down_hook] {
+        for (_, status, attempts, ..) in rows(&mut c, hook, "client.updated") {
+            assert_eq!(
+                (status.as_str(), attempts),
+                ("pending", 0),
+                "waits its turn"
+            );
+        }
+    }
+    let bodies = |seen: &Seen| -> Vec<String> {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| {
+                serde_json::from_str::<serde_json::Value>(b).unwrap()["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(bodies(&ok_seen), ["client.created"; 3]);
+
+    // Second round: the changes to the receiver that answered; the other's wait behind
+    // their retried creations.
+    assert_eq!(deliver(&app).await, 3);
+    for (_, status, attempts, code, ..) in rows(&mut c, &ok_hook, "client.updated") {
+        assert_eq!(
+            (status.as_str(), attempts, code),
+            ("delivered", 1, Some(200))
+        );
+    }
+    assert_eq!(deliver(&app).await, 0, "nothing else is due");
+
+    // Three days on, the retried creations fail once more: given up, the subscription
+    // switched off, its changes never sent.
+    diesel::update(
+        d::table
+            .filter(d::subscription_id.eq(&down_hook))
+            .filter(d::event_type.eq("client.created")),
+    )
+    .set((
+        d::created_at.eq(rapport::db::now() - chrono::Duration::days(4)),
+        d::next_attempt_at.eq(Some(rapport::db::now())),
+    ))
+    .execute(&mut c)
+    .unwrap();
+    assert_eq!(deliver(&app).await, 3);
+    for (_, status, attempts, code, _, _, next, at) in rows(&mut c, &down_hook, "client.created") {
+        assert_eq!((status.as_str(), attempts, code), ("dead", 2, Some(500)));
+        assert!(next.is_none() && at.is_none());
+    }
+    let (active, why): (bool, Option<String>) = s::table
+        .find(&down_hook)
+        .select((s::active, s::disabled_reason))
+        .first(&mut c)
+        .unwrap();
+    assert!(!active);
+    assert!(why.unwrap().contains("HTTP 500"));
+    assert_eq!(
+        deliver(&app).await,
+        0,
+        "a switched-off subscription is not sent to"
+    );
+    assert!(down_seen.lock().unwrap().is_empty());
+
+    // The receiver is mended: a test event reaches the switched-off subscription, so the
+    // admin can check it before switching it back on.
+    down_status.store(200, Ordering::SeqCst);
+    let r = send(
+        &svc,
+        api(Method::POST, &format!("/api/webhooks/{down_hook}/test"), &t),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    assert_eq!(deliver(&app).await, 1);
+    assert_eq!(bodies(&down_seen), ["webhook.test"]);
+    assert_eq!(
+        bodies(&ok_seen).len(),
+        6,
+        "the other receiver got nothing more"
+    );
+}

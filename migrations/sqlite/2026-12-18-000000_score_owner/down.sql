@@ -1,0 +1,3 @@
+DROP TRIGGER client_scores_owner;
+DROP INDEX client_scores_owner_risk;
+ALTER TABLE client_scores DROP COLUMN owner;
