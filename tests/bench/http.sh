@@ -13,6 +13,7 @@
 #                                             # search through a real Meilisearch
 #                                             # (../shared/tools/meilisearch), its rows only
 #   BENCH_ROWS=dashboard tests/bench/http.sh  # the dashboard's rows beside a client by id
+#   BENCH_ROWS=board tests/bench/http.sh      # the board's rows beside a client by id
 #
 # Seeding a million clients takes a few minutes per backend; the databases are kept
 # between runs (BENCH_RESEED=1 starts over).
@@ -132,6 +133,19 @@ new_rep_rows() {
   measure "GET /api/scores/at-risk (new rep, minRisk=0)" "/api/scores/at-risk?minRisk=0&limit=5" -H "Authorization: Bearer $t"
 }
 
+# The board, and a column's "Show 25 more" as htmx asks for it: the next cards after the
+# first page.
+board_rows() {
+  local cookie=$1 more
+  measure "GET /pipeline (console board)" "/pipeline" -H "$cookie"
+  more=$(curl -sf -H "$cookie" "http://127.0.0.1:$PORT/pipeline" | grep -o '/pipeline/column?[^"]*' | head -1 | sed 's/&#38;/\&/g; s/&amp;/\&/g' || true)
+  if [ -n "$more" ]; then
+    measure "GET /pipeline/column (Show 25 more)" "$more" -H "$cookie" -H "HX-Request: true"
+  else
+    echo "| no column with more cards on the board |"
+  fi
+}
+
 search_rows() {
   local auth=$1
   measure "GET /api/search?q= ($SEARCH)" "/api/search?q=hamilton" -H "$auth"
@@ -248,6 +262,12 @@ LUA
     return
   fi
   measure "GET /api/clients/:id" "/api/clients/$client" -H "$auth"
+  if [ "$ROWS" = board ]; then
+    board_rows "$cookie"
+    kill "$PID"; wait "$PID" 2>/dev/null || true
+    trap - EXIT
+    return
+  fi
   measure "GET /clients/:id (console profile)" "/clients/$client" -H "$cookie"
   measure "GET /api/clients (first page)" "/api/clients?limit=50" -H "$auth"
   measure "GET /api/clients?q= (no match)" "/api/clients?q=zqxwv" -H "$auth"
@@ -258,15 +278,7 @@ LUA
   measure "GET /clients/:id/timeline (console)" "/clients/$client/timeline" -H "$cookie"
   measure "GET /api/opportunities/:id" "/api/opportunities/$deal" -H "$auth"
   measure "GET /opportunities/:id (console deal)" "/opportunities/$deal" -H "$cookie"
-  measure "GET /pipeline (console board)" "/pipeline" -H "$cookie"
-  # A column's "Show 25 more", as htmx asks for it: the next cards after the first page.
-  local more
-  more=$(curl -sf -H "$cookie" "http://127.0.0.1:$PORT/pipeline" | grep -o '/pipeline/column?[^"]*' | head -1 | sed 's/&#38;/\&/g; s/&amp;/\&/g' || true)
-  if [ -n "$more" ]; then
-    measure "GET /pipeline/column (Show 25 more)" "$more" -H "$cookie" -H "HX-Request: true"
-  else
-    echo "| no column with more cards on the board |"
-  fi
+  board_rows "$cookie"
   # The admin's dashboard: the team's view, the most the page computes.
   measure "GET / (console dashboard)" "/" -H "$cookie"
   measure "GET /api/dashboard" "/api/dashboard" -H "$auth"
