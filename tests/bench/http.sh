@@ -13,7 +13,7 @@
 #                                             # search through a real Meilisearch
 #                                             # (../shared/tools/meilisearch), its rows only
 #   BENCH_ROWS=dashboard tests/bench/http.sh  # the dashboard's rows beside a client by id
-#   BENCH_ROWS=board tests/bench/http.sh      # the board's rows beside a client by id
+#   BENCH_ROWS=board tests/bench/http.sh      # a deal and the board beside a client by id
 #
 # Seeding a million clients takes a few minutes per backend; the databases are kept
 # between runs (BENCH_RESEED=1 starts over).
@@ -263,6 +263,7 @@ LUA
   fi
   measure "GET /api/clients/:id" "/api/clients/$client" -H "$auth"
   if [ "$ROWS" = board ]; then
+    measure "GET /opportunities/:id (console deal)" "/opportunities/$deal" -H "$cookie"
     board_rows "$cookie"
     kill "$PID"; wait "$PID" 2>/dev/null || true
     trap - EXIT
