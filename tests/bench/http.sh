@@ -117,6 +117,17 @@ seen=[h['id'] for h in d['data']]
 print('sales rep, \"hamilton\":', len(seen), 'hits, all their own' if set(seen) <= mine else 'ANOTHER REP\'S CLIENT SHOWN')"
 }
 
+# why: the bench measures the server, not the per-token limit (600 a minute by default,
+# 10,000 at most through the API); its own tokens are let through.
+unlimit() {
+  local limit="UPDATE api_tokens SET rate_limit = 1000000000 WHERE token_prefix = '${1:0:10}'"
+  if [ "$BACKEND" = sqlite ]; then
+    python3 -c "import sqlite3; c=sqlite3.connect('$DATA/bench.db'); c.execute(\"$limit\"); c.commit()"
+  else
+    psql -q "$DATABASE_URL" -c "$limit"
+  fi
+}
+
 # A rep who owns no client yet: their "at risk" list (the five on their dashboard) must not
 # read the rest of the organization's to find it has none (minRisk=0: every active client
 # of a million is on the organization's list).
@@ -124,12 +135,7 @@ new_rep_rows() {
   "$BIN" user create --org bench --email newrep@bench.test --password "$PASSWORD" --role sales_rep >/dev/null 2>&1 || true
   local t
   t=$("$BIN" token create --org bench --email newrep@bench.test --name "bench new rep $(date +%s)" | tail -1)
-  local limit="UPDATE api_tokens SET rate_limit = 1000000000 WHERE token_prefix = '${t:0:10}'"
-  if [ "$BACKEND" = sqlite ]; then
-    python3 -c "import sqlite3; c=sqlite3.connect('$DATA/bench.db'); c.execute(\"$limit\"); c.commit()"
-  else
-    psql -q "$DATABASE_URL" -c "$limit"
-  fi
+  unlimit "$t"
   measure "GET /api/scores/at-risk (new rep, minRisk=0)" "/api/scores/at-risk?minRisk=0&limit=5" -H "Authorization: Bearer $t"
 }
 
@@ -196,14 +202,7 @@ run_backend() {
   fi
   local token
   token=$("$BIN" token create --org bench --email admin@bench.test --name "bench $(date +%s)" | tail -1)
-  # why: the bench measures the server, not the per-token limit (600 a minute by default,
-  # 10,000 at most through the API); its own token is let through.
-  local limit="UPDATE api_tokens SET rate_limit = 1000000000 WHERE token_prefix = '${token:0:10}'"
-  if [ "$backend" = sqlite ]; then
-    python3 -c "import sqlite3; c=sqlite3.connect('$data/bench.db'); c.execute(\"$limit\"); c.commit()"
-  else
-    psql -q "$url" -c "$limit"
-  fi
+  unlimit "$token"
   "$BIN" serve >"$WORK/serve-$backend.log" 2>&1 &
   PID=$!
   trap 'kill $PID 2>/dev/null' EXIT
