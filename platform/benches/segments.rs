@@ -8,8 +8,8 @@
 //!   cargo bench -p rapport-platform --bench segments
 //!   BENCH_CLIENTS=1000000 BENCH_DATABASE_URL=postgres://… cargo bench -p rapport-platform --bench segments
 //!
-//! `BENCH_KEEP=1` keeps the database; `BENCH_REUSE=<schema>` (PostgreSQL) measures again
-//! on it without seeding.
+//! `BENCH_KEEP=1` keeps the database; `BENCH_REUSE=<schema>` (PostgreSQL) or
+//! `BENCH_REUSE=<file>` (SQLite) measures again on it without seeding.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

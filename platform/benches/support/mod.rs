@@ -100,7 +100,14 @@ pub fn fresh(name: &str, pool_size: u32) -> (Scratch, Pool, Config) {
             scratch_schema = Some((base, schema));
             url
         }
-        _ => format!("sqlite://{}", dir.join(format!("{name}.db")).display()),
+        // On SQLite BENCH_REUSE names the database file a BENCH_KEEP=1 run left.
+        _ => match std::env::var("BENCH_REUSE") {
+            Ok(file) if !file.trim().is_empty() => {
+                std::env::set_var("BENCH_KEEP", "1");
+                format!("sqlite://{}", file.trim())
+            }
+            _ => format!("sqlite://{}", dir.join(format!("{name}.db")).display()),
+        },
     };
     finish(dir, url, scratch_schema, pool_size)
 }

@@ -454,7 +454,8 @@ pub fn score(
     }
 }
 
-fn store(c: &mut DbConn, org: &str, rows: Vec<ScoreRow>) -> QueryResult<()> {
+/// Replaces the scores of these clients (one page of a scoring run).
+pub fn store(c: &mut DbConn, org: &str, rows: Vec<ScoreRow>) -> QueryResult<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -480,6 +481,20 @@ fn store(c: &mut DbConn, org: &str, rows: Vec<ScoreRow>) -> QueryResult<()> {
                     .execute(c)?,
             };
         }
+        // why: a client reassigned since its page was read had its old score's owner moved
+        // by the trigger, and that row was just replaced with the owner read before; read
+        // the owner again here, or the new owner's at-risk list misses the client until the
+        // next scoring. Only the rows that differ are written.
+        let owner_now = diesel::dsl::sql::<diesel::sql_types::Text>(
+            "COALESCE((SELECT c.assigned_to FROM clients c WHERE c.id = client_scores.client_id), '')",
+        );
+        diesel::update(
+            client_scores::table
+                .filter(client_scores::client_id.eq_any(&ids))
+                .filter(client_scores::owner.ne(owner_now.clone())),
+        )
+        .set(client_scores::owner.eq(owner_now))
+        .execute(c)?;
         Ok(())
     })
 }

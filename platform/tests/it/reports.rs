@@ -13,6 +13,7 @@ use crate::support::{api, send, Resp, TestApp};
 
 pub struct Fixture {
     pub t: TestApp,
+    pub org: String,
     pub manager: String,
     pub manager_id: String,
     pub rep1: String,
@@ -135,6 +136,7 @@ pub async fn fixture() -> Fixture {
     drop(app);
     Fixture {
         t,
+        org: org.id,
         manager,
         manager_id,
         rep1,
@@ -543,6 +545,77 @@ async fn custom_reports_group_sum_filter_and_name_their_errors() {
     .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert_eq!(r.json()["errors"][0]["field"], "surprise");
+
+    // Scores as figures, against the stored scores: each client counted once, and a client
+    // not scored yet still counted, its score empty.
+    let scored: Vec<(String, i32, i64)> = {
+        use diesel::prelude::*;
+        use rapport::db::schema::{client_scores as s, clients as c, organizations as o};
+        let mut conn = f.t.pool.get().unwrap();
+        // The deals are in euros: the lifetime value counts the organization's currency.
+        diesel::update(o::table.find(&f.org))
+            .set(o::default_currency.eq("EUR"))
+            .execute(&mut conn)
+            .unwrap();
+        rapport::domain::scores::compute_org(&mut conn, &f.org).unwrap();
+        s::table
+            .inner_join(c::table.on(c::id.eq(s::client_id)))
+            .filter(s::organization_id.eq(&f.org))
+            .order(c::display_name)
+            .select((c::display_name, s::engagement, s::lifetime_value_cents))
+            .load(&mut conn)
+            .unwrap()
+    };
+    assert_eq!(scored.len(), 2, "{scored:?}");
+    assert!(scored[0].2 >= 200_000, "Globex won 2,000: {scored:?}");
+    ok(
+        &app,
+        Method::POST,
+        "/api/clients",
+        &f.manager,
+        Some(json!({"type": "company", "companyName": "Umbrella", "status": "lead"})),
+    )
+    .await;
+    let num = |v: &Value| v.as_str().and_then(|s| s.parse::<f64>().ok());
+    let r = preview(&f.manager, json!({"entity": "clients", "dateField": "none",
+        "groupBy": {"field": "status"},
+        "aggregates": [{"fn": "count"}, {"fn": "avg", "field": "engagement"}, {"fn": "max", "field": "engagement"}]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let rep = r.json();
+    let customers = row(&rep, "group", "Customer");
+    assert_eq!(customers["value0"], 2, "{rep}");
+    let avg = f64::from(scored[0].1 + scored[1].1) / 2.0;
+    assert_eq!(num(&customers["value1"]), Some(avg), "{rep}");
+    assert_eq!(
+        num(&customers["value2"]),
+        Some(f64::from(scored[0].1.max(scored[1].1))),
+        "{rep}"
+    );
+    let leads = row(&rep, "group", "Lead");
+    assert_eq!(leads["value0"], 1, "{rep}");
+    assert_eq!(leads["value1"], Value::Null, "{rep}");
+    // Listed with a score and filtered on one: the lifetime value in units, with its currency.
+    let r = preview(
+        &f.manager,
+        json!({"entity": "clients", "dateField": "none",
+        "columns": ["name", "lifetimeValue", "engagement"],
+        "filters": [{"field": "lifetimeValue", "op": "gte", "value": "1"}]}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let rep = r.json();
+    assert_eq!(strings(&rep["rows"], "name"), vec!["Globex", "Initech"]);
+    let globex = row(&rep, "name", "Globex");
+    assert_eq!(
+        num(&globex["lifetimeValue"]),
+        Some(scored[0].2 as f64 / 100.0),
+        "{rep}"
+    );
+    assert_eq!(num(&globex["engagement"]), Some(f64::from(scored[0].1)));
+    assert!(
+        globex["currency"].as_str().is_some_and(|c| !c.is_empty()),
+        "{rep}"
+    );
 }
 
 #[actix_web::test]

@@ -779,6 +779,30 @@ async fn the_at_risk_figure_follows_clients_without_waiting_for_the_next_scoring
         assert_eq!(at_risk(&app, &rep).await, mine);
         assert_eq!(owner_of(&ids[0]), *to);
     }
+    // A scoring that read the client's page before a reassignment and stores it after:
+    // the stored score still names the owner the client has now.
+    let read_before = {
+        let mut c = t.pool.get().unwrap();
+        rapport::domain::scores::get(&mut c, &org.id, &ids[0])
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(read_before.owner, admin_id);
+    let reassign = |to: &str| {
+        api(Method::PATCH, &format!("/api/clients/{}", ids[0]), &admin)
+            .set_json(json!({"assignedTo": to}))
+    };
+    let moved = send(&app, reassign(&rep_id)).await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    {
+        let mut c = t.pool.get().unwrap();
+        rapport::domain::scores::store(&mut c, &org.id, vec![read_before]).unwrap();
+    }
+    assert_eq!(owner_of(&ids[0]), rep_id);
+    assert_eq!(at_risk(&app, &rep).await, (2, 2));
+    let moved = send(&app, reassign(&admin_id)).await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    assert_eq!(at_risk(&app, &rep).await, (1, 1));
 
     // Trashed, it leaves the figure; restored, it is back.
     let trashed = send(

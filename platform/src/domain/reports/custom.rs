@@ -105,6 +105,8 @@ pub struct Entity {
     pub label: &'static str,
     /// The FROM clause.
     from: &'static str,
+    /// Joined after `from` when a report names a field over the alias `s` (the scores).
+    join: &'static str,
     /// Whether the table has `deleted_at` (deleted records are left out).
     deleted: bool,
     /// A condition every record meets (the timeline's system events are not activities).
@@ -126,6 +128,7 @@ pub const ENTITIES: &[Entity] = &[
         key: "deals",
         label: "Deals",
         from: "opportunities t",
+        join: "",
         deleted: true,
         base: "",
         owner: "t.assigned_to",
@@ -163,13 +166,16 @@ pub const ENTITIES: &[Entity] = &[
     Entity {
         key: "clients",
         label: "Clients",
-        // why: scores are looked up per row by primary key only where a report names them,
-        // so a count by country stays on the clients index.
         from: "clients t",
+        // why: joined once, and only where a report names a score, so a count by country
+        // stays on the clients index. A lookup per row per named score instead cost 3.9 s
+        // for the average engagement by country at 1M clients on PostgreSQL; the join is a
+        // single hash join (1.05 s). A client has at most one score row (its key).
+        join: "LEFT JOIN client_scores s ON s.client_id = t.id",
         deleted: true,
         base: "",
         owner: "t.assigned_to",
-        currency: "(SELECT s.currency FROM client_scores s WHERE s.client_id = t.id)",
+        currency: "s.currency",
         count: "COUNT(*)",
         default_date: "createdAt",
         resource: "client",
@@ -188,19 +194,14 @@ pub const ENTITIES: &[Entity] = &[
             f(
                 "engagement",
                 "Engagement score",
-                "(SELECT s.engagement FROM client_scores s WHERE s.client_id = t.id)",
+                "s.engagement",
                 Kind::Number,
             ),
-            f(
-                "churnRisk",
-                "Churn risk",
-                "(SELECT s.churn_risk FROM client_scores s WHERE s.client_id = t.id)",
-                Kind::Number,
-            ),
+            f("churnRisk", "Churn risk", "s.churn_risk", Kind::Number),
             f(
                 "lifetimeValue",
                 "Lifetime value",
-                "(SELECT s.lifetime_value_cents FROM client_scores s WHERE s.client_id = t.id)",
+                "s.lifetime_value_cents",
                 Kind::Money,
             ),
             f("createdAt", "Created", "t.created_at", Kind::Date),
@@ -213,6 +214,7 @@ pub const ENTITIES: &[Entity] = &[
         // why: a rep sees the activities on the clients they own (the timeline's rule), not
         // only those they logged; looked up per row only for such a rep.
         from: "interactions t",
+        join: "",
         deleted: true,
         base: "t.kind <> 'event'",
         owner: "(SELECT oc.assigned_to FROM clients oc WHERE oc.id = t.client_id)",
@@ -251,6 +253,7 @@ const ACTIVITY_DAILY: Entity = Entity {
     key: "interactions",
     label: "Activities",
     from: "activity_daily t",
+    join: "",
     deleted: false,
     base: "t.kind <> 'event' AND t.n > 0",
     owner: "''",
@@ -737,6 +740,29 @@ impl Checked {
         self.entity
     }
 
+    /// The FROM clause, with the entity's join when a part of the report names a field
+    /// over it.
+    fn source_sql(&self) -> String {
+        let (e, d) = (self.entity, &self.def);
+        let named = d
+            .filters
+            .iter()
+            .map(|c| c.field.as_str())
+            .chain(d.group_by.iter().map(|g| g.field.as_str()))
+            .chain(d.aggregates.iter().filter_map(|a| a.field.as_deref()))
+            .chain(d.columns.iter().map(String::as_str))
+            .chain(self.date.map(|f| f.key));
+        let joined = !e.join.is_empty()
+            && named
+                .filter_map(|k| e.field(k))
+                .any(|f| f.sql.starts_with("s."));
+        if joined {
+            format!("{} {}", e.from, e.join)
+        } else {
+            e.from.to_string()
+        }
+    }
+
     fn where_sql(&self, a: &Asker, from: NaiveDate, to: NaiveDate, backend: Backend) -> String {
         let e = self.entity;
         let mut w = vec![format!("t.organization_id = {}", lit(a.org))];
@@ -927,7 +953,7 @@ impl Checked {
         let q = format!(
             "SELECT {key} AS k, CAST({cur} AS TEXT) AS cur, {v0} AS v0, {v1} AS v1, {v2} AS v2, {v3} AS v3 \
              FROM {from} WHERE {w} GROUP BY {group} ORDER BY {order} LIMIT {limit}",
-            from = e.from,
+            from = self.source_sql(),
             v0 = values[0],
             v1 = values[1],
             v2 = values[2],
@@ -1049,7 +1075,7 @@ impl Checked {
             .map_or("t.id", |f| f.sql);
         let q = format!(
             "SELECT {select} FROM {from} WHERE {w} ORDER BY {order} DESC, t.id DESC LIMIT {limit}",
-            from = e.from
+            from = self.source_sql()
         );
         let rows: Vec<Vec<Option<String>>> = diesel::sql_query(q)
             .load::<Listed>(c)?
