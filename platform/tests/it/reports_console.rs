@@ -324,6 +324,23 @@ async fn the_builder_adds_filters_buckets_dates_previews_names_its_errors_and_sa
     // D1 (1,000), D2 (500), D3 (2,000) are worth 400 or more; D4 (300) is not.
     assert!(preview.contains(&format!(">{month}</td>")), "{preview}");
     assert!(preview.contains(">3</td>"), "{preview}");
+    assert!(preview.contains("(last 90 days)"), "{preview}");
+    // Over all time the preview's heading says so.
+    let all_time: Vec<(&str, &str)> = by_month
+        .iter()
+        .map(|&(k, v)| {
+            if k == "date_field" {
+                (k, "none")
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    let r = b.hx_post(&svc, "/reports/compose", &all_time).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let preview = from_id(&r.body, "report-preview");
+    assert!(preview.contains("(all time)"), "{preview}");
+    assert!(!preview.contains("last 90 days"), "{preview}");
     // Removing the filter counts all four.
     let r = b
         .hx_post(

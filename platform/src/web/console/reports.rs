@@ -646,6 +646,8 @@ pub struct BuilderPage {
     pub segments: Vec<Opt>,
     pub clients: bool,
     pub date_fields: Vec<Opt>,
+    /// The period is "all time": the preview's heading says so rather than "last 90 days".
+    pub all_time: bool,
     pub groups: Vec<Opt>,
     pub grouped: bool,
     pub buckets: Vec<Opt>,
@@ -882,6 +884,7 @@ async fn builder(
         clients: entity.key == "clients",
         entities,
         segments,
+        all_time: d.date_field == "none",
         date_fields,
         grouped: !d.group.is_empty(),
         groups,
