@@ -941,13 +941,14 @@ async fn bulk_statements_after_one_row_statements_keep_the_kept_figures() {
         // The nested loop took 19 s at 20,000 rows on a 2-core machine; linear, well under 1 s.
         c.batch_execute("SET statement_timeout = '8s'").unwrap();
     }
-    let one = |table: &str, id: &str| {
-        format!("{table}.id = (SELECT MIN(id) FROM {table} WHERE organization_id = '{o}' AND {id})")
+    // The organization's first row of `table`, by id.
+    let first = |table: &str| {
+        format!("{table}.id = (SELECT MIN(id) FROM {table} WHERE organization_id = '{o}')")
     };
     // Reassigned: one client, then all of them, to the rep.
     c.batch_execute(&format!(
         "UPDATE clients SET assigned_to = '{rep_id}' WHERE {}",
-        one("clients", "1 = 1")
+        first("clients")
     ))
     .unwrap();
     risk_counts_agree(&mut c, o);
@@ -975,7 +976,7 @@ async fn bulk_statements_after_one_row_statements_keep_the_kept_figures() {
     // Each client's one contact moved: one, then all of them; the last contact follows.
     c.batch_execute(&format!(
         "UPDATE interactions SET occurred_at = '2026-03-04 05:06:07' WHERE {}",
-        one("interactions", "1 = 1")
+        first("interactions")
     ))
     .unwrap();
     c.batch_execute(&format!(
