@@ -35,6 +35,7 @@ pub async fn serve(config: Config, pool: Pool) -> anyhow::Result<()> {
     if let Err(e) = crate::db::keep_statistics(&mut *pool.get()?) {
         tracing::warn!(error = %e, "could not refresh the planner statistics");
     }
+    crate::db::spawn_checkpointer(&config.database)?;
     let state = AppState::new(pool, config).await?;
     crate::search::spawn_indexer(state.pool.clone(), state.search.clone());
     spawn_reminders(state.pool.clone());

@@ -404,3 +404,103 @@ async fn the_list_counts_what_its_filters_match_for_the_reader() {
     let typed = b.get(&app, "/clients?q=ad").await;
     assert!(typed.body.contains("Ada X") && !typed.body.contains("data-list-count"));
 }
+
+/// A text that matches more clients than are listed by id (a common prefix: every company's
+/// `info@` address here) walks the sort's index instead: the page is still the newest
+/// matches in order, or the first by name, in the API and the console. On SQLite the
+/// newest-first index carries the columns the filter tests, so the walk reads no row that
+/// does not match (7 ms → 1.1 ms for "marg" at a million clients).
+#[actix_web::test]
+async fn a_common_prefix_lists_the_newest_or_first_matches() {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+    }
+    let t = TestApp::new().await;
+    let org = t.org("Dense");
+    let m = t.user(&org, "manager@dense.test", "manager");
+    let token = t.token(&org, &m);
+    let app = t.service().await;
+    // 2,050 companies write to info@…, past the 2,000 listed by id.
+    rapport::seed::seed_clients(&mut t.pool.get().unwrap(), &org, 20_500, 11, |_| {}).unwrap();
+    for body in [
+        json!({"firstName": "Info", "lastName": "Desk", "email": "desk@dense.test"}),
+        json!({"firstName": "Ada", "lastName": "Byron", "email": "info.ada@dense.test"}),
+        json!({"firstName": "Not", "lastName": "Matching", "email": "nm@dense.test"}),
+    ] {
+        let r = send(
+            &app,
+            api(Method::POST, "/api/clients", &token).set_json(body),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let expect = |order: &str| -> Vec<String> {
+        let o = &org.id;
+        diesel::sql_query(format!(
+            "SELECT id FROM clients WHERE organization_id = '{o}' AND deleted_at IS NULL
+               AND (lower(sort_name) LIKE 'info%' OR lower(email) LIKE 'info%')
+             ORDER BY {order} LIMIT 5"
+        ))
+        .load::<Id>(&mut t.pool.get().unwrap())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+    };
+    let ids = |v: &Value| -> Vec<String> {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let newest = send(
+        &app,
+        api(Method::GET, "/api/clients?q=info&limit=5", &token),
+    )
+    .await
+    .json();
+    let newest = ids(&newest);
+    assert_eq!(newest, expect("created_at DESC, id DESC"));
+    // The two made last match (one by name, one by e-mail) and come first; the third does not.
+    assert_eq!(newest.len(), 5);
+    let by_name = send(
+        &app,
+        api(Method::GET, "/api/clients?q=info&sort=name&limit=5", &token),
+    )
+    .await
+    .json();
+    assert_eq!(ids(&by_name), expect("sort_name ASC, id ASC"), "{by_name}");
+    let mut b = Browser::new();
+    b.sign_in(&app, "manager@dense.test", PASSWORD).await;
+    let page = b.get(&app, "/clients?q=info").await.body;
+    assert!(
+        page.contains("Info Desk") && page.contains("Ada Byron"),
+        "{page}"
+    );
+    assert!(!page.contains("Not Matching"), "{page}");
+    if t.target.backend == rapport::db::Backend::Sqlite {
+        let cols: Vec<String> = diesel::sql_query(
+            "SELECT name AS id FROM pragma_index_info('clients_org_created_idx') ORDER BY seqno",
+        )
+        .load::<Id>(&mut t.pool.get().unwrap())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+        assert_eq!(
+            cols,
+            [
+                "organization_id",
+                "created_at",
+                "id",
+                "sort_name",
+                "email",
+                "phone_key"
+            ]
+        );
+    }
+}
