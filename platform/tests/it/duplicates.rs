@@ -6,15 +6,6 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-fn ids_of(v: &Value) -> Vec<String> {
-    v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[actix_web::test]
 async fn duplicates_are_flagged_merged_and_the_merge_undone() {
     let t = TestApp::new().await;

@@ -449,21 +449,13 @@ async fn a_common_prefix_lists_the_newest_or_first_matches() {
         .map(|r| r.id)
         .collect()
     };
-    let ids = |v: &Value| -> Vec<String> {
-        v["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["id"].as_str().unwrap().to_string())
-            .collect()
-    };
     let newest = send(
         &app,
         api(Method::GET, "/api/clients?q=info&limit=5", &token),
     )
     .await
     .json();
-    let newest = ids(&newest);
+    let newest = ids_of(&newest);
     assert_eq!(newest, expect("created_at DESC, id DESC"));
     // The two made last match (one by name, one by e-mail) and come first; the third does not.
     assert_eq!(newest.len(), 5);
@@ -473,7 +465,11 @@ async fn a_common_prefix_lists_the_newest_or_first_matches() {
     )
     .await
     .json();
-    assert_eq!(ids(&by_name), expect("sort_name ASC, id ASC"), "{by_name}");
+    assert_eq!(
+        ids_of(&by_name),
+        expect("sort_name ASC, id ASC"),
+        "{by_name}"
+    );
     let mut b = Browser::new();
     b.sign_in(&app, "manager@dense.test", PASSWORD).await;
     let page = b.get(&app, "/clients?q=info").await.body;

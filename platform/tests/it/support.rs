@@ -493,3 +493,13 @@ pub fn stage_named(pipelines: &serde_json::Value, name: &str) -> String {
         .expect("stage id")
         .to_string()
 }
+
+/// The ids of a list response's `data`, in its order.
+pub fn ids_of(v: &serde_json::Value) -> Vec<String> {
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().to_string())
+        .collect()
+}
