@@ -14,6 +14,7 @@
 #                                             # (../shared/tools/meilisearch), its rows only
 #   BENCH_ROWS=dashboard tests/bench/http.sh  # the dashboard's rows beside a client by id
 #   BENCH_ROWS=board tests/bench/http.sh      # a deal and the board beside a client by id
+#   BENCH_ROWS=lookups tests/bench/http.sh    # the list's text filter beside a client by id
 #
 # Seeding a million clients takes a few minutes per backend; the databases are kept
 # between runs (BENCH_RESEED=1 starts over).
@@ -152,6 +153,15 @@ board_rows() {
   fi
 }
 
+# The list's text filter: nothing matching, a common prefix newest-first, and the same
+# prefix in two other orders (each part of the filter read on its own index).
+lookup_rows() {
+  measure "GET /api/clients?q= (no match)" "/api/clients?q=zqxwv" -H "$1"
+  measure "GET /api/clients?q= (name prefix)" "/api/clients?q=marg" -H "$1"
+  measure "GET /api/clients?q= (prefix, sort=name)" "/api/clients?q=marg&sort=name" -H "$1"
+  measure "GET /api/clients?q= (prefix, sort=city)" "/api/clients?q=marg&sort=city" -H "$1"
+}
+
 search_rows() {
   local auth=$1
   measure "GET /api/search?q= ($SEARCH)" "/api/search?q=hamilton" -H "$auth"
@@ -261,6 +271,12 @@ LUA
     return
   fi
   measure "GET /api/clients/:id" "/api/clients/$client" -H "$auth"
+  if [ "$ROWS" = lookups ]; then
+    lookup_rows "$auth"
+    kill "$PID"; wait "$PID" 2>/dev/null || true
+    trap - EXIT
+    return
+  fi
   if [ "$ROWS" = board ]; then
     measure "GET /opportunities/:id (console deal)" "/opportunities/$deal" -H "$cookie"
     board_rows "$cookie"
@@ -270,8 +286,7 @@ LUA
   fi
   measure "GET /clients/:id (console profile)" "/clients/$client" -H "$cookie"
   measure "GET /api/clients (first page)" "/api/clients?limit=50" -H "$auth"
-  measure "GET /api/clients?q= (no match)" "/api/clients?q=zqxwv" -H "$auth"
-  measure "GET /api/clients?q= (name prefix)" "/api/clients?q=marg" -H "$auth"
+  lookup_rows "$auth"
   measure "filter[status]&filter[type]&sort=name" "/api/clients?filter%5Bstatus%5D=customer&filter%5Btype%5D=company&sort=name" -H "$auth"
   measure "filter[type]=company" "/api/clients?filter%5Btype%5D=company" -H "$auth"
   search_rows "$auth"

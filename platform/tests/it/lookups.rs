@@ -436,12 +436,12 @@ async fn a_common_prefix_lists_the_newest_or_first_matches() {
         .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     }
-    let expect = |order: &str| -> Vec<String> {
+    let expect_from = |order: &str, offset: usize| -> Vec<String> {
         let o = &org.id;
         diesel::sql_query(format!(
             "SELECT id FROM clients WHERE organization_id = '{o}' AND deleted_at IS NULL
                AND (lower(sort_name) LIKE 'info%' OR lower(email) LIKE 'info%')
-             ORDER BY {order} LIMIT 5"
+             ORDER BY {order} LIMIT 5 OFFSET {offset}"
         ))
         .load::<Id>(&mut t.pool.get().unwrap())
         .unwrap()
@@ -449,6 +449,7 @@ async fn a_common_prefix_lists_the_newest_or_first_matches() {
         .map(|r| r.id)
         .collect()
     };
+    let expect = |order: &str| expect_from(order, 0);
     let newest = send(
         &app,
         api(Method::GET, "/api/clients?q=info&limit=5", &token),
@@ -470,6 +471,42 @@ async fn a_common_prefix_lists_the_newest_or_first_matches() {
         expect("sort_name ASC, id ASC"),
         "{by_name}"
     );
+    // Other sorts read each part of the text filter on its own and order the union: the
+    // same pages, the second one by cursor included.
+    let cursor = by_name["nextCursor"].as_str().unwrap();
+    let next = send(
+        &app,
+        api(
+            Method::GET,
+            &format!("/api/clients?q=info&sort=name&limit=5&cursor={cursor}"),
+            &token,
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(
+        ids_of(&next),
+        expect_from("sort_name ASC, id ASC", 5),
+        "{next}"
+    );
+    for (sort, order) in [
+        ("-name", "sort_name DESC, id DESC"),
+        ("email", "email IS NULL, email ASC, id ASC"),
+        ("-createdAt", "created_at DESC, id DESC"),
+        ("createdAt", "created_at ASC, id ASC"),
+    ] {
+        let page = send(
+            &app,
+            api(
+                Method::GET,
+                &format!("/api/clients?q=info&sort={sort}&limit=5"),
+                &token,
+            ),
+        )
+        .await
+        .json();
+        assert_eq!(ids_of(&page), expect(order), "sort={sort}: {page}");
+    }
     let mut b = Browser::new();
     b.sign_in(&app, "manager@dense.test", PASSWORD).await;
     let page = b.get(&app, "/clients?q=info").await.body;
@@ -479,16 +516,18 @@ async fn a_common_prefix_lists_the_newest_or_first_matches() {
     );
     assert!(!page.contains("Not Matching"), "{page}");
     if t.target.backend == rapport::db::Backend::Sqlite {
-        let cols: Vec<String> = diesel::sql_query(
-            "SELECT name AS id FROM pragma_index_info('clients_org_created_idx') ORDER BY seqno",
-        )
-        .load::<Id>(&mut t.pool.get().unwrap())
-        .unwrap()
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
+        let cols = |index: &str| -> Vec<String> {
+            diesel::sql_query(format!(
+                "SELECT name AS id FROM pragma_index_info('{index}') ORDER BY seqno"
+            ))
+            .load::<Id>(&mut t.pool.get().unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+        };
         assert_eq!(
-            cols,
+            cols("clients_org_created_idx"),
             [
                 "organization_id",
                 "created_at",
@@ -497,6 +536,11 @@ async fn a_common_prefix_lists_the_newest_or_first_matches() {
                 "email",
                 "phone_key"
             ]
+        );
+        // The e-mail part of a text filter sorted by name is read from this index alone.
+        assert_eq!(
+            cols("clients_org_email_idx"),
+            ["organization_id", "email", "sort_name", "id"]
         );
     }
 }
