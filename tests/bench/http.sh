@@ -15,6 +15,8 @@
 #   BENCH_ROWS=dashboard tests/bench/http.sh  # the dashboard's rows beside a client by id
 #   BENCH_ROWS=board tests/bench/http.sh      # a deal and the board beside a client by id
 #   BENCH_ROWS=lookups tests/bench/http.sh    # the list's text filter beside a client by id
+#   BENCH_ROWS=create BENCH_SECONDS=30 tests/bench/http.sh
+#                                             # creates alone, long enough for index merges
 #
 # Seeding a million clients takes a few minutes per backend; the databases are kept
 # between runs (BENCH_RESEED=1 starts over).
@@ -154,12 +156,15 @@ board_rows() {
 }
 
 # The list's text filter: nothing matching, a common prefix newest-first, and the same
-# prefix in two other orders (each part of the filter read on its own index).
+# prefix in two other orders (each part of the filter read on its own index); then two
+# orders by a column that may be empty, unfiltered.
 lookup_rows() {
   measure "GET /api/clients?q= (no match)" "/api/clients?q=zqxwv" -H "$1"
   measure "GET /api/clients?q= (name prefix)" "/api/clients?q=marg" -H "$1"
   measure "GET /api/clients?q= (prefix, sort=name)" "/api/clients?q=marg&sort=name" -H "$1"
   measure "GET /api/clients?q= (prefix, sort=city)" "/api/clients?q=marg&sort=city" -H "$1"
+  measure "GET /api/clients?sort=city (no q)" "/api/clients?sort=city" -H "$1"
+  measure "GET /api/clients?sort=email (no q)" "/api/clients?sort=email" -H "$1"
 }
 
 search_rows() {
@@ -271,6 +276,12 @@ LUA
     return
   fi
   measure "GET /api/clients/:id" "/api/clients/$client" -H "$auth"
+  if [ "$ROWS" = create ]; then
+    measure "POST /api/clients (create)" /api/clients -H "$auth" -s "$create_lua"
+    kill "$PID"; wait "$PID" 2>/dev/null || true
+    trap - EXIT
+    return
+  fi
   if [ "$ROWS" = lookups ]; then
     lookup_rows "$auth"
     kill "$PID"; wait "$PID" 2>/dev/null || true
