@@ -573,7 +573,10 @@ pub fn list(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<
         Some(ids) => {
             whole.q = None;
             whole.only_ids = Some(match &p.only_ids {
-                Some(only) => ids.into_iter().filter(|id| only.contains(id)).collect(),
+                Some(only) => {
+                    let only: std::collections::HashSet<&String> = only.iter().collect();
+                    ids.into_iter().filter(|id| only.contains(id)).collect()
+                }
                 None => ids,
             });
         }
