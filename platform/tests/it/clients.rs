@@ -567,6 +567,18 @@ async fn every_list_sort_pages_through_all_clients_once() {
         unique.sort();
         unique.dedup();
         assert_eq!((seen.len(), unique.len()), (7, 7), "{sort}");
+        // Pages of three, values and missing ones alike, read as one page of ten does.
+        let whole = send(
+            &app,
+            api(
+                Method::GET,
+                &format!("/api/clients?sort={sort}&limit=10"),
+                &w.manager,
+            ),
+        )
+        .await
+        .json();
+        assert_eq!(seen, ids_of(&whole), "{sort}");
     }
     let by_email = send(
         &app,

@@ -540,7 +540,7 @@ async fn a_common_prefix_lists_the_newest_or_first_matches() {
         // The e-mail part of a text filter sorted by name is read from this index alone.
         assert_eq!(
             cols("clients_org_email_idx"),
-            ["organization_id", "email", "sort_name", "id"]
+            ["organization_id", "email", "id", "sort_name"]
         );
     }
 }

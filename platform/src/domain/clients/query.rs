@@ -614,27 +614,130 @@ pub fn list(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<
 }
 
 fn page(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<ClientRow>> {
-    let q = clients::table
-        .select(ClientRow::as_select())
-        .into_boxed::<Backend>();
-    let mut q = filtered!(&mut *conn, org_id, p, q);
-    let (after, order) = keyset(p);
-    if let Some(cond) = after {
-        q = q.filter(cond);
+    let mut rows: Vec<ClientRow> = Vec::new();
+    for range in ranges(p) {
+        let need = p.limit - rows.len() as i64;
+        if need <= 0 {
+            break;
+        }
+        let q = clients::table
+            .select(ClientRow::as_select())
+            .into_boxed::<Backend>();
+        let mut q = filtered!(&mut *conn, org_id, p, q);
+        for cond in range.conds {
+            q = q.filter(cond);
+        }
+        rows.extend(
+            q.order(sql::<Text>(&range.order))
+                .limit(need)
+                .load::<ClientRow>(conn)?,
+        );
     }
-    q.order(sql::<Text>(&order)).limit(p.limit).load(conn)
+    Ok(rows)
 }
 
-/// [`page`]'s ids alone: what a part of the text filter contributes. why: a part sorts all
-/// its matches, and the sorter then carries an id and a key rather than whole rows.
+/// [`page`]'s ids alone: what a part of the text filter contributes to the union that
+/// [`list`] then pages in full.
 fn page_ids(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<String>> {
-    let q = clients::table.select(clients::id).into_boxed::<Backend>();
-    let mut q = filtered!(&mut *conn, org_id, p, q);
-    let (after, order) = keyset(p);
-    if let Some(cond) = after {
-        q = q.filter(cond);
+    let mut ids: Vec<String> = Vec::new();
+    for range in ranges(p) {
+        let need = p.limit - ids.len() as i64;
+        if need <= 0 {
+            break;
+        }
+        let q = clients::table.select(clients::id).into_boxed::<Backend>();
+        let mut q = filtered!(&mut *conn, org_id, p, q);
+        for cond in range.conds {
+            q = q.filter(cond);
+        }
+        ids.extend(
+            q.order(sql::<Text>(&range.order))
+                .limit(need)
+                .load::<String>(conn)?,
+        );
     }
-    q.order(sql::<Text>(&order)).limit(p.limit).load(conn)
+    Ok(ids)
+}
+
+/// One ordered read of a page: its conditions (the cursor's among them) and its ORDER BY.
+struct Range {
+    conds: Vec<Condition>,
+    order: String,
+}
+
+/// The reads that make a page of `p`, in order, each topping up what the last left short.
+fn ranges(p: &ListParams) -> Vec<Range> {
+    if let SortKey::Column(column) = &p.sort.key {
+        if column.nullable() {
+            if let Some(ranges) = values_then_missing(p, *column) {
+                return ranges;
+            }
+        }
+    }
+    let (after, order) = keyset(p);
+    vec![Range {
+        conds: after.into_iter().collect(),
+        order,
+    }]
+}
+
+/// A column that may be empty, read as two ranges: the clients with a value by `(value,
+/// id)`, then those without by id (missing values come last in both directions). why: the
+/// one-statement order `missing last, value, id` matches no index, so every such list read
+/// and sorted every client (`sort=email` 357 ms of CPU on SQLite and 1.3 s on PostgreSQL at a
+/// million); each range alone is a plain index order where the column has an index.
+/// `None` for a cursor that cannot come from this sort.
+fn values_then_missing(p: &ListParams, column: Column) -> Option<Vec<Range>> {
+    let expr = column.sql();
+    let dir = if p.sort.descending { "DESC" } else { "ASC" };
+    let cmp = if p.sort.descending { "<" } else { ">" };
+    let present = || -> Condition { Box::new(sql::<Bool>(&format!("{expr} IS NOT NULL"))) };
+    let missing = || -> Condition { Box::new(sql::<Bool>(&format!("{expr} IS NULL"))) };
+    let by_value = format!("{expr} {dir}, clients.id {dir}");
+    let by_id = format!("clients.id {dir}");
+    let Some(cursor) = &p.after else {
+        return Some(vec![
+            Range {
+                conds: vec![present()],
+                order: by_value,
+            },
+            Range {
+                conds: vec![missing()],
+                order: by_id,
+            },
+        ]);
+    };
+    match &cursor.value {
+        CursorValue::Text(value) => {
+            let after: Condition = Box::new(
+                sql::<Bool>(&format!("({expr}, clients.id) {cmp} ("))
+                    .bind::<Text, _>(value.clone())
+                    .sql(", ")
+                    .bind::<Text, _>(cursor.id.clone())
+                    .sql(")"),
+            );
+            Some(vec![
+                Range {
+                    conds: vec![present(), after],
+                    order: by_value,
+                },
+                Range {
+                    conds: vec![missing()],
+                    order: by_id,
+                },
+            ])
+        }
+        CursorValue::Null => {
+            let after: Condition = Box::new(
+                sql::<Bool>(&format!("clients.id {cmp} ")).bind::<Text, _>(cursor.id.clone()),
+            );
+            Some(vec![Range {
+                conds: vec![missing(), after],
+                order: by_id,
+            }])
+        }
+        CursorValue::Num(_) | CursorValue::Time(_) => None,
+    }
 }
 
 /// The cursor's condition (rows after it in the sort) and the ORDER BY of `p`'s sort.
