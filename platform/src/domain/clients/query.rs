@@ -613,50 +613,42 @@ pub fn list(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<
     page(conn, org_id, &whole)
 }
 
+/// The rows of `p`'s page as `$select` reads them (a boxed query's type names its
+/// selection, so whole rows and bare ids each need their own): each range of [`ranges`]
+/// tops up what the one before left short.
+macro_rules! paged {
+    ($conn:expr, $org_id:expr, $p:expr, $select:expr, $row:ty) => {{
+        let conn: &mut DbConn = $conn;
+        let p: &ListParams = $p;
+        let mut rows: Vec<$row> = Vec::new();
+        for range in ranges(p) {
+            let need = p.limit - rows.len() as i64;
+            if need <= 0 {
+                break;
+            }
+            let q = clients::table.select($select).into_boxed::<Backend>();
+            let mut q = filtered!(&mut *conn, $org_id, p, q);
+            for cond in range.conds {
+                q = q.filter(cond);
+            }
+            rows.extend(
+                q.order(sql::<Text>(&range.order))
+                    .limit(need)
+                    .load::<$row>(conn)?,
+            );
+        }
+        Ok(rows)
+    }};
+}
+
 fn page(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<ClientRow>> {
-    let mut rows: Vec<ClientRow> = Vec::new();
-    for range in ranges(p) {
-        let need = p.limit - rows.len() as i64;
-        if need <= 0 {
-            break;
-        }
-        let q = clients::table
-            .select(ClientRow::as_select())
-            .into_boxed::<Backend>();
-        let mut q = filtered!(&mut *conn, org_id, p, q);
-        for cond in range.conds {
-            q = q.filter(cond);
-        }
-        rows.extend(
-            q.order(sql::<Text>(&range.order))
-                .limit(need)
-                .load::<ClientRow>(conn)?,
-        );
-    }
-    Ok(rows)
+    paged!(conn, org_id, p, ClientRow::as_select(), ClientRow)
 }
 
 /// [`page`]'s ids alone: what a part of the text filter contributes to the union that
 /// [`list`] then pages in full.
 fn page_ids(conn: &mut DbConn, org_id: &str, p: &ListParams) -> QueryResult<Vec<String>> {
-    let mut ids: Vec<String> = Vec::new();
-    for range in ranges(p) {
-        let need = p.limit - ids.len() as i64;
-        if need <= 0 {
-            break;
-        }
-        let q = clients::table.select(clients::id).into_boxed::<Backend>();
-        let mut q = filtered!(&mut *conn, org_id, p, q);
-        for cond in range.conds {
-            q = q.filter(cond);
-        }
-        ids.extend(
-            q.order(sql::<Text>(&range.order))
-                .limit(need)
-                .load::<String>(conn)?,
-        );
-    }
-    Ok(ids)
+    paged!(conn, org_id, p, clients::id, String)
 }
 
 /// One ordered read of a page: its conditions (the cursor's among them) and its ORDER BY.
