@@ -3,6 +3,7 @@
 
 pub mod limit;
 pub mod schema;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -80,6 +81,8 @@ impl DbTarget {
 /// Establishes exactly the backend the target names, with our SQLite pragmas.
 pub struct ConnectionManager {
     target: DbTarget,
+    /// SQLite: the database's writer, kept alive as long as the pool (see [`transaction`]).
+    _writer: Option<std::sync::Arc<writer::Queue>>,
 }
 
 impl ManageConnection for ConnectionManager {
@@ -99,30 +102,7 @@ impl ManageConnection for ConnectionManager {
                     .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConn::Postgresql(conn))
             }
-            Backend::Sqlite => {
-                limit::install_sqlite_handler();
-                let mut conn = SqliteConnection::establish(&self.target.location)
-                    .map_err(r2d2::Error::ConnectionError)?;
-                // why: busy_timeout must come before journal_mode=WAL, or concurrent
-                // pool start-up reports "database is locked".
-                // why: temp_store = MEMORY keeps savepoint sub-journals off the disk (a
-                // savepoint copies each page it touches there first).
-                // why: mmap_size: a page read is a memory access instead of a read() into
-                // the connection's own cache, which every write of another connection empties
-                // (WAL); at a million clients that halved the CPU of a dense text filter and
-                // took a quarter off a profile page. 2 GiB is SQLite's compiled-in ceiling.
-                // wal_autocheckpoint: the server checkpoints in the background
-                // ([`spawn_checkpointer`]); the writer's own checkpoint (with its fsync, under
-                // the write lock) is the fallback once the log passes ~40 MB.
-                conn.batch_execute(
-                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-                     PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 2147418112; \
-                     PRAGMA wal_autocheckpoint = 10000;",
-                )
-                .map_err(r2d2::Error::QueryError)?;
-                Ok(DbConn::Sqlite(conn))
-            }
+            Backend::Sqlite => Ok(DbConn::Sqlite(open_sqlite(&self.target.location)?)),
         }
     }
 
@@ -134,6 +114,31 @@ impl ManageConnection for ConnectionManager {
     fn has_broken(&self, _conn: &mut DbConn) -> bool {
         false
     }
+}
+
+/// Opens a SQLite connection with our pragmas.
+fn open_sqlite(location: &str) -> Result<SqliteConnection, r2d2::Error> {
+    limit::install_sqlite_handler();
+    let mut conn = SqliteConnection::establish(location).map_err(r2d2::Error::ConnectionError)?;
+    // why: busy_timeout must come before journal_mode=WAL, or concurrent
+    // pool start-up reports "database is locked".
+    // why: temp_store = MEMORY keeps savepoint sub-journals off the disk (a
+    // savepoint copies each page it touches there first).
+    // why: mmap_size: a page read is a memory access instead of a read() into
+    // the connection's own cache, which every write of another connection empties
+    // (WAL); at a million clients that halved the CPU of a dense text filter and
+    // took a quarter off a profile page. 2 GiB is SQLite's compiled-in ceiling.
+    // wal_autocheckpoint: the server checkpoints in the background
+    // ([`spawn_checkpointer`]); the writer's own checkpoint (with its fsync, under
+    // the write lock) is the fallback once the log passes ~40 MB.
+    conn.batch_execute(
+        "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+         PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+         PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 2147418112; \
+         PRAGMA wal_autocheckpoint = 10000;",
+    )
+    .map_err(r2d2::Error::QueryError)?;
+    Ok(conn)
 }
 
 pub type Pool = r2d2::Pool<ConnectionManager>;
@@ -190,6 +195,7 @@ fn connect_with_idle(target: &DbTarget, max_size: u32, min_idle: u32) -> anyhow:
     }
     let manager = ConnectionManager {
         target: target.clone(),
+        _writer: None,
     };
     // why: probe once ourselves so an unreachable database reports its real cause
     // instead of r2d2's generic "timed out waiting for connection".
@@ -197,6 +203,10 @@ fn connect_with_idle(target: &DbTarget, max_size: u32, min_idle: u32) -> anyhow:
         .connect()
         .map_err(|e| anyhow::anyhow!("cannot connect to the {:?} database: {e}", target.backend))?;
     drop(manager.is_valid(&mut probe));
+    let writer = match &mut probe {
+        DbConn::Sqlite(c) => Some(writer::queue(c, true)?),
+        DbConn::Postgresql(_) => None,
+    };
     drop(probe);
     r2d2::Pool::builder()
         .max_size(max_size)
@@ -204,6 +214,7 @@ fn connect_with_idle(target: &DbTarget, max_size: u32, min_idle: u32) -> anyhow:
         .connection_timeout(Duration::from_secs(10))
         .build(ConnectionManager {
             target: target.clone(),
+            _writer: writer,
         })
         .map_err(|e| anyhow::anyhow!("cannot open the connection pool: {e}"))
 }
@@ -304,65 +315,27 @@ where
 /// of failing at once with "database is locked" when its deferred read lock cannot be
 /// upgraded (SQLite cannot wait there: it would deadlock). Nested calls are savepoints, as
 /// with Diesel's own `transaction`, which every store uses through this function.
+///
+/// On SQLite the outermost transaction of a pooled database runs on the database's one
+/// writer connection, not on `conn` (`f` gets the connection to use as its argument), and
+/// may share its commit with the writers queued behind it ([`writer`]).
 pub fn transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    type Manager = AnsiTransactionManager;
     let DbConn::Sqlite(c) = conn else {
         return conn.transaction(f);
     };
     let nested =
-        <Manager as TransactionManager<SqliteConnection>>::transaction_manager_status_mut(c)
+        <AnsiTransactionManager as TransactionManager<SqliteConnection>>::transaction_manager_status_mut(c)
             .transaction_depth()?
             .is_some();
     if nested {
         return conn.transaction(f);
     }
-    // why: SQLite's busy handler polls, so under a stream of writers one of them can lose
-    // every retry until its timeout ("database is locked"). Writers of this process queue
-    // first-come first-served on a fair lock per database file instead; SQLite's own lock
-    // is then contended only by other processes (the command line).
-    let queue = writer_queue(c)?;
-    let _turn = queue.try_lock_for(std::time::Duration::from_secs(30));
-    Manager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
-    let result = f(conn);
-    let DbConn::Sqlite(c) = conn else {
-        return result;
-    };
-    match result {
-        Ok(value) => {
-            <Manager as TransactionManager<SqliteConnection>>::commit_transaction(c)?;
-            Ok(value)
-        }
-        Err(e) => {
-            match <Manager as TransactionManager<SqliteConnection>>::rollback_transaction(c) {
-                Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(e),
-                Err(rollback) => Err(rollback.into()),
-            }
-        }
-    }
-}
-
-type WriterQueue = std::sync::Arc<parking_lot::FairMutex<()>>;
-
-/// The fair writer queue of the connection's database file.
-fn writer_queue(c: &mut SqliteConnection) -> diesel::QueryResult<WriterQueue> {
-    use diesel::RunQueryDsl;
-    static QUEUES: std::sync::LazyLock<
-        parking_lot::Mutex<std::collections::HashMap<String, WriterQueue>>,
-    > = std::sync::LazyLock::new(Default::default);
-    #[derive(diesel::QueryableByName)]
-    struct File {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        file: String,
-    }
-    let file = diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'")
-        .get_result::<File>(c)?
-        .file;
-    Ok(QUEUES.lock().entry(file).or_default().clone())
+    writer::transaction(conn, f)
 }
 
 /// Gives the query planner fresh statistics after a bulk load (seed, import). Issue 15:
@@ -520,6 +493,101 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
         }
         assert!(size() >= 1_000_000, "not checkpointed: {} bytes", size());
+        drop(conn);
+        drop(pool);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct CacheSize {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        cache_size: i64,
+    }
+
+    fn count(conn: &mut DbConn) -> i64 {
+        diesel::sql_query("SELECT count(*) AS n FROM t")
+            .get_result::<Count>(conn)
+            .unwrap()
+            .n
+    }
+
+    /// Write transactions of a pooled SQLite database run on its one writer connection
+    /// (its page cache is the large one), whichever pooled connection asks; what they
+    /// commit is read at once from the others; sixteen threads writing at once all
+    /// succeed; and a transaction that failed or panicked half-way leaves nothing behind
+    /// and the next one works.
+    #[test]
+    fn sqlite_writes_share_one_writer_connection() {
+        let dir = std::env::temp_dir().join(format!("rapport-writer-{}", uuid::Uuid::new_v4()));
+        let pool = connect(&DbTarget::sqlite_file(&dir.join("w.db")), 4).unwrap();
+        pool.get()
+            .unwrap()
+            .batch_execute("CREATE TABLE t (v INTEGER NOT NULL)")
+            .unwrap();
+        let cache = |conn: &mut DbConn| {
+            diesel::sql_query("PRAGMA cache_size")
+                .get_result::<CacheSize>(conn)
+                .map(|c| c.cache_size)
+        };
+        let mut conn = pool.get().unwrap();
+        let inside = transaction(&mut conn, |c| {
+            diesel::sql_query("INSERT INTO t (v) VALUES (1)").execute(c)?;
+            cache(c)
+        })
+        .unwrap();
+        assert_eq!(inside, -i64::from(writer::WRITER_CACHE_KIB));
+        assert_ne!(
+            cache(&mut conn).unwrap(),
+            inside,
+            "the pooled connection wrote"
+        );
+        assert_eq!(count(&mut conn), 1);
+        drop(conn);
+
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let pool = pool.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        let mut conn = pool.get().unwrap();
+                        transaction(&mut conn, |c| {
+                            diesel::sql_query("INSERT INTO t (v) VALUES (2)").execute(c)
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let mut conn = pool.get().unwrap();
+        assert_eq!(count(&mut conn), 321);
+
+        let failed: Result<(), diesel::result::Error> = transaction(&mut conn, |c| {
+            diesel::sql_query("INSERT INTO t (v) VALUES (3)").execute(c)?;
+            diesel::sql_query("INSERT INTO t (v) VALUES (NULL)").execute(c)?;
+            Ok(())
+        });
+        assert!(failed.is_err());
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = transaction(&mut conn, |c| -> diesel::QueryResult<()> {
+                diesel::sql_query("INSERT INTO t (v) VALUES (4)").execute(c)?;
+                panic!("half-way");
+            });
+        }));
+        assert!(panicked.is_err());
+        transaction(&mut conn, |c| {
+            diesel::sql_query("INSERT INTO t (v) VALUES (5)").execute(c)
+        })
+        .unwrap();
+        assert_eq!(count(&mut conn), 322);
         drop(conn);
         drop(pool);
         let _ = std::fs::remove_dir_all(dir);
