@@ -156,8 +156,8 @@ board_rows() {
 }
 
 # The list's text filter: nothing matching, a common prefix newest-first, and the same
-# prefix in two other orders (each part of the filter read on its own index); then two
-# orders by a column that may be empty, unfiltered.
+# prefix in two other orders (each part of the filter read on its own index); then orders
+# by a column, unfiltered (each has an index in the sort's order).
 lookup_rows() {
   measure "GET /api/clients?q= (no match)" "/api/clients?q=zqxwv" -H "$1"
   measure "GET /api/clients?q= (name prefix)" "/api/clients?q=marg" -H "$1"
@@ -165,6 +165,8 @@ lookup_rows() {
   measure "GET /api/clients?q= (prefix, sort=city)" "/api/clients?q=marg&sort=city" -H "$1"
   measure "GET /api/clients?sort=city (no q)" "/api/clients?sort=city" -H "$1"
   measure "GET /api/clients?sort=email (no q)" "/api/clients?sort=email" -H "$1"
+  measure "GET /api/clients?sort=-phone (no q)" "/api/clients?sort=-phone" -H "$1"
+  measure "GET /api/clients?sort=status (no q)" "/api/clients?sort=status" -H "$1"
 }
 
 search_rows() {

@@ -1,0 +1,8 @@
+DROP INDEX clients_org_phone_sort_idx;
+DROP INDEX clients_org_company_sort_idx;
+DROP INDEX clients_org_industry_sort_idx;
+DROP INDEX clients_org_source_sort_idx;
+DROP INDEX clients_org_city_sort_idx;
+DROP INDEX clients_org_country_sort_idx;
+DROP INDEX clients_org_status_sort_idx;
+DROP INDEX clients_org_kind_sort_idx;
