@@ -350,3 +350,55 @@ async fn a_manager_drops_files_on_a_deal_and_a_call_and_exports_to_excel() {
     assert_eq!(files["data"][0]["fileName"], "brief.pdf");
     assert_eq!(files["data"][0]["contentType"], "application/pdf");
 }
+
+/// The client list sorts from its column headers in a browser, both ways, without asking
+/// anything: the bulk form around the table passed its confirmation question on to every
+/// header link, so a click asked "Apply this to the selected clients?" and, answered no,
+/// did not sort.
+#[actix_web::test]
+async fn the_client_list_sorts_from_its_headers_without_a_question() {
+    if !enabled() {
+        return;
+    }
+    let t = TestApp::new().await;
+    let org = t.org("Acme");
+    let rep = t.user(&org, "rep@acme.test", "sales_rep");
+    let token = t.token(&org, &rep);
+    let app = t.service().await;
+    for (first, status) in [("Zed", "customer"), ("Amy", "prospect"), ("Bob", "lead")] {
+        let r = send(
+            &app,
+            api(Method::POST, "/api/clients", &token).set_json(json!({
+                "type": "individual", "firstName": first, "lastName": "Sorted", "status": status
+            })),
+        )
+        .await;
+        assert_eq!(r.status, actix_web::http::StatusCode::CREATED, "{}", r.body);
+    }
+    let (_server, port) = serve(&t);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser/sort.mjs");
+    let out = Command::new("node")
+        .args([
+            script,
+            &format!("http://127.0.0.1:{port}"),
+            "rep@acme.test",
+            PASSWORD,
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains("dialog:"), "{stdout}");
+    assert!(
+        stdout.contains("sort=status: Zed Sorted, Bob Sorted, Amy Sorted"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("sort=-status: Amy Sorted, Bob Sorted, Zed Sorted"),
+        "{stdout}"
+    );
+}
