@@ -51,6 +51,12 @@ pub fn unbounded() -> Deadline {
     Deadline(DEADLINE.with(|d| d.replace(None)))
 }
 
+/// Whether work on this thread has a deadline: a request's has, a background job's or the
+/// command line's has not.
+pub fn bounded() -> bool {
+    DEADLINE.with(|d| d.get().is_some())
+}
+
 /// How many SQLite virtual-machine steps run between two looks at the clock: about a
 /// millisecond of work, so the look costs nothing measurable.
 const STEPS: std::os::raw::c_int = 20_000;

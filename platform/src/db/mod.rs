@@ -324,18 +324,38 @@ where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    use diesel::connection::{AnsiTransactionManager, TransactionManager};
     let DbConn::Sqlite(c) = conn else {
         return conn.transaction(f);
     };
-    let nested =
-        <AnsiTransactionManager as TransactionManager<SqliteConnection>>::transaction_manager_status_mut(c)
-            .transaction_depth()?
-            .is_some();
-    if nested {
+    if in_transaction(c)? {
         return conn.transaction(f);
     }
-    writer::transaction(conn, f)
+    writer::transaction(conn, f, !limit::bounded())
+}
+
+fn in_transaction(c: &mut SqliteConnection) -> diesel::QueryResult<bool> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    Ok(
+        <AnsiTransactionManager as TransactionManager<SqliteConnection>>::transaction_manager_status_mut(c)
+            .transaction_depth()?
+            .is_some(),
+    )
+}
+
+/// [`transaction`] for a write that may take a while (an import chunk): on SQLite it does
+/// not share a commit with the requests before it, which would wait for it (see `writer`).
+pub fn long_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    let DbConn::Sqlite(c) = conn else {
+        return conn.transaction(f);
+    };
+    if in_transaction(c)? {
+        return conn.transaction(f);
+    }
+    writer::transaction(conn, f, true)
 }
 
 /// Gives the query planner fresh statistics after a bulk load (seed, import). Issue 15:
@@ -554,6 +574,8 @@ mod tests {
             .map(|_| {
                 let pool = pool.clone();
                 std::thread::spawn(move || {
+                    // Requests' writes, which may share a commit.
+                    let _deadline = limit::within(Duration::from_secs(60));
                     for _ in 0..20 {
                         let mut conn = pool.get().unwrap();
                         transaction(&mut conn, |c| {

@@ -14,6 +14,14 @@
 //! leaf of every time-ordered index, the change log's and outbox's last pages). Nobody is
 //! answered before the commit that holds their work: a writer whose group is still open
 //! waits for its outcome, and a failed commit fails every member.
+//!
+//! why the first member runs without a savepoint: a savepoint makes SQLite copy every page
+//! it changes to a sub-journal first, in case it is rolled back alone; the first member has
+//! nobody's work to keep beside its own, so its failure rolls the whole transaction back.
+//!
+//! why long writers commit the group before they begin: a member is answered only when its
+//! group commits, so joining an import chunk's group (tens of milliseconds) or a background
+//! job's would make the requests before it wait for that too.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -141,8 +149,10 @@ impl Writer {
     }
 }
 
-/// The outermost transaction on a SQLite connection: see the module's comment.
-pub(super) fn transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+/// The outermost transaction on a SQLite connection: see the module's comment. `long`: the
+/// caller may write for a while (a batch, a background job), so the open group is
+/// committed first and its members are not kept waiting for this one.
+pub(super) fn transaction<T, E, F>(conn: &mut DbConn, f: F, long: bool) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
@@ -161,9 +171,14 @@ where
     let Some(mut writer) = turn else {
         return alone(conn, f);
     };
+    if long && writer.group.is_some() {
+        // A failed commit has told its members; this writer starts afresh either way.
+        let _ = writer.commit();
+    }
     if writer.connection().is_none() {
         return alone(conn, f);
     }
+    let first = writer.group.is_none();
     let outcome = match &mut writer.group {
         Some(group) => {
             group.members += 1;
@@ -185,14 +200,37 @@ where
     let Some(c) = writer.conn.as_mut() else {
         return Err(failure("the writer connection is gone".into()).into());
     };
-    // A savepoint of the group's transaction: a failure undoes this member's work only.
-    let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.transaction(f))) {
+    // A later member runs in a savepoint of the group's transaction: its failure undoes its
+    // own work only.
+    let run = std::panic::AssertUnwindSafe(|| if first { f(c) } else { c.transaction(f) });
+    let result = match std::panic::catch_unwind(run) {
         Ok(result) => result,
         Err(panic) => {
             writer.abandon("another write of the same commit failed; nothing was saved");
             drop(writer);
             std::panic::resume_unwind(panic);
         }
+    };
+    if first && result.is_err() {
+        let rolled_back = match writer.conn.as_mut() {
+            Some(DbConn::Sqlite(c)) => <AnsiTransactionManager as TransactionManager<
+                SqliteConnection,
+            >>::rollback_transaction(c),
+            _ => Ok(()),
+        };
+        match rolled_back {
+            Ok(()) => {
+                if let Some(group) = writer.group.take() {
+                    group.outcome.end(Err("the write failed".into()));
+                }
+            }
+            // Closing the connection rolls back whatever SQLite left open.
+            Err(_) => writer.abandon("the write failed"),
+        }
+        return result;
+    }
+    let Some(c) = writer.conn.as_mut() else {
+        return Err(failure("the writer connection is gone".into()).into());
     };
     // why: SQLite rolls the whole transaction back on some errors (an interrupted
     // statement, a full disk), and a `BEGIN` succeeds only outside one. The group's work
@@ -337,10 +375,17 @@ mod tests {
             .collect()
     }
 
+    /// A request's time limit, under which writes may share a commit.
+    fn request() -> crate::db::limit::Deadline {
+        crate::db::limit::within(Duration::from_secs(60))
+    }
+
     /// Runs two writers so that the second queues while the first is inside its
-    /// transaction (so they share one commit), and returns both results.
+    /// transaction (so they share one commit, unless the second is `long`), and returns
+    /// both results.
     fn grouped(
         pool: &Pool,
+        long: bool,
         second: impl FnOnce(&mut DbConn) -> diesel::QueryResult<()> + Send + 'static,
     ) -> (diesel::QueryResult<()>, diesel::QueryResult<()>) {
         let mut conn = pool.get().unwrap();
@@ -354,6 +399,7 @@ mod tests {
             let pool = pool.clone();
             let queue = queue.clone();
             std::thread::spawn(move || {
+                let _deadline = request();
                 let mut conn = pool.get().unwrap();
                 crate::db::transaction(&mut conn, |c| {
                     diesel::sql_query("INSERT INTO t (v) VALUES (1)").execute(c)?;
@@ -367,7 +413,12 @@ mod tests {
         };
         inside_rx.recv().unwrap();
         let mut conn = pool.get().unwrap();
-        let second = crate::db::transaction(&mut conn, second);
+        let second = if long {
+            crate::db::long_transaction(&mut conn, second)
+        } else {
+            let _deadline = request();
+            crate::db::transaction(&mut conn, second)
+        };
         (first.join().unwrap(), second)
     }
 
@@ -385,7 +436,7 @@ mod tests {
     #[test]
     fn a_failed_write_of_a_group_leaves_the_others_saved() {
         let (pool, dir) = database();
-        let (first, second) = grouped(&pool, |c| {
+        let (first, second) = grouped(&pool, false, |c| {
             diesel::sql_query("INSERT INTO t (v) VALUES (2)").execute(c)?;
             diesel::sql_query("INSERT INTO t (v) VALUES (NULL)").execute(c)?;
             Ok(())
@@ -402,7 +453,7 @@ mod tests {
     #[test]
     fn a_write_rolled_back_with_its_group_is_not_reported_saved() {
         let (pool, dir) = database();
-        let (first, second) = grouped(&pool, |c| {
+        let (first, second) = grouped(&pool, false, |c| {
             let _late = crate::db::limit::within(Duration::ZERO);
             diesel::sql_query(
                 "INSERT INTO t (v) WITH RECURSIVE n(i) AS \
@@ -415,12 +466,67 @@ mod tests {
         assert!(first.is_err(), "reported saved, yet rolled back");
         assert_eq!(values(&pool), Vec::<i64>::new());
         // The next write starts afresh.
+        let _deadline = request();
         let mut conn = pool.get().unwrap();
         crate::db::transaction(&mut conn, |c| {
             diesel::sql_query("INSERT INTO t (v) VALUES (3)").execute(c)
         })
         .unwrap();
         assert_eq!(values(&pool), vec![3]);
+        drop(conn);
+        drop(pool);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A long write (an import chunk) queued behind a request's does not join its commit:
+    /// the request's work is committed, and it is answered, before the long one begins.
+    #[test]
+    fn a_long_write_commits_the_group_before_it_begins() {
+        let (pool, dir) = database();
+        let reader = pool.clone();
+        let (first, second) = grouped(&pool, true, move |c| {
+            let committed = values(&reader);
+            diesel::sql_query("INSERT INTO t (v) VALUES (2)").execute(c)?;
+            assert_eq!(
+                committed,
+                vec![1],
+                "the request before waits for this write"
+            );
+            Ok(())
+        });
+        assert!(first.is_ok(), "{first:?}");
+        assert!(second.is_ok(), "{second:?}");
+        assert_eq!(values(&pool), vec![1, 2]);
+        drop(pool);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// The first writer of a group runs in the transaction itself, not in a savepoint; its
+    /// failure rolls the transaction back and the next write starts afresh.
+    #[test]
+    fn a_failed_first_write_leaves_nothing_and_the_next_works() {
+        let (pool, dir) = database();
+        let _deadline = request();
+        let mut conn = pool.get().unwrap();
+        let failed = crate::db::transaction(&mut conn, |c| -> diesel::QueryResult<()> {
+            let in_savepoint = c
+                .batch_execute("RELEASE SAVEPOINT diesel_savepoint_1")
+                .is_ok();
+            assert!(
+                !in_savepoint,
+                "the first writer of a group ran in a savepoint"
+            );
+            diesel::sql_query("INSERT INTO t (v) VALUES (1)").execute(c)?;
+            diesel::sql_query("INSERT INTO t (v) VALUES (NULL)").execute(c)?;
+            Ok(())
+        });
+        assert!(failed.is_err());
+        assert_eq!(values(&pool), Vec::<i64>::new());
+        crate::db::transaction(&mut conn, |c| {
+            diesel::sql_query("INSERT INTO t (v) VALUES (2)").execute(c)
+        })
+        .unwrap();
+        assert_eq!(values(&pool), vec![2]);
         drop(conn);
         drop(pool);
         let _ = std::fs::remove_dir_all(dir);

@@ -33,6 +33,26 @@ fn serve(t: &TestApp) -> (Server, u16) {
     (server, port)
 }
 
+/// Runs a driver script of `tests/browser` against the server on `port`, signed in as
+/// `login`, and returns what it printed; the test fails if the script did.
+fn run_browser(script: &str, port: u16, login: &str, args: &[&str]) -> String {
+    let script = format!("{}/../tests/browser/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{port}"))
+        .args([login, PASSWORD])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "browser ({script}): {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 fn enabled() -> bool {
     if std::env::var("RAPPORT_BROWSER_TESTS").ok().as_deref() == Some("1") {
         return true;
@@ -67,26 +87,12 @@ async fn a_rep_finds_a_client_by_a_misspelt_name_in_the_header_search() {
         assert_eq!(r.status, actix_web::http::StatusCode::CREATED, "{}", r.body);
     }
     let (_server, port) = serve(&t);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser/search.mjs");
-    let out = Command::new("node")
-        .args([
-            script,
-            &format!("http://127.0.0.1:{port}"),
-            "rep@acme.test",
-            PASSWORD,
-            "mrgaret hamiltn",
-            "Margaret Hamilton",
-            "Margarete",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "browser: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = run_browser(
+        "search.mjs",
+        port,
+        "rep@acme.test",
+        &["mrgaret hamiltn", "Margaret Hamilton", "Margarete"],
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("opened"), "{stdout}");
 }
 
@@ -144,23 +150,11 @@ async fn a_rep_drags_a_deal_and_the_forecast_moves_by_value_times_probability() 
     assert_eq!(before, "5000.0000");
 
     let (_server, port) = serve(&t);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser/kanban.mjs");
-    let out = Command::new("node")
-        .args([
-            script,
-            &format!("http://127.0.0.1:{port}"),
-            "rep2@acme.test",
-            PASSWORD,
-            "Initech expansion",
-            "Negotiation",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "browser: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_browser(
+        "kanban.mjs",
+        port,
+        "rep2@acme.test",
+        &["Initech expansion", "Negotiation"],
     );
 
     let id = deal["id"].as_str().unwrap();
@@ -233,25 +227,12 @@ async fn a_rep_logs_a_call_from_a_phone_and_an_opt_out_warns_first() {
     .await;
     assert_eq!(r.status, actix_web::http::StatusCode::OK, "{}", r.body);
     let (_server, port) = serve(&t);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser/quicklog.mjs");
-    let out = Command::new("node")
-        .args([
-            script,
-            &format!("http://127.0.0.1:{port}"),
-            "rep@acme.test",
-            PASSWORD,
-            "Ada Lovelace",
-            "Ada Babbage",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "browser: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = run_browser(
+        "quicklog.mjs",
+        port,
+        "rep@acme.test",
+        &["Ada Lovelace", "Ada Babbage"],
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("warned before logging"), "{stdout}");
     let timeline = send(
         &app,
@@ -312,24 +293,7 @@ async fn a_manager_drops_files_on_a_deal_and_a_call_and_exports_to_excel() {
     .await;
     assert_eq!(r.status, actix_web::http::StatusCode::CREATED, "{}", r.body);
     let (_server, port) = serve(&t);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser/files.mjs");
-    let out = Command::new("node")
-        .args([
-            script,
-            &format!("http://127.0.0.1:{port}"),
-            "manager@acme.test",
-            PASSWORD,
-            &deal,
-            &client,
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_browser("files.mjs", port, "manager@acme.test", &[&deal, &client]);
     assert!(
         stdout.contains("dropped on the deal")
             && stdout.contains("attached to the call")
@@ -376,22 +340,7 @@ async fn the_client_list_sorts_from_its_headers_without_a_question() {
         assert_eq!(r.status, actix_web::http::StatusCode::CREATED, "{}", r.body);
     }
     let (_server, port) = serve(&t);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/browser/sort.mjs");
-    let out = Command::new("node")
-        .args([
-            script,
-            &format!("http://127.0.0.1:{port}"),
-            "rep@acme.test",
-            PASSWORD,
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_browser("sort.mjs", port, "rep@acme.test", &[]);
     assert!(!stdout.contains("dialog:"), "{stdout}");
     assert!(
         stdout.contains("sort=status: Zed Sorted, Bob Sorted, Amy Sorted"),

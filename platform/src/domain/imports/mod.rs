@@ -778,7 +778,7 @@ fn chunk_attempt(
     env: &Env<'_>,
     careful: bool,
 ) -> AppResult<bool> {
-    crate::db::transaction(conn, |c| {
+    crate::db::long_transaction(conn, |c| {
         // The batch as committed: another worker may have run this chunk meanwhile.
         let batch = get(c, &env.ctx.org_id, &env.batch.id)?;
         if !matches!(batch.status.as_str(), "queued" | "running") {
@@ -1594,7 +1594,7 @@ fn import_deal(
 /// prior state back (version included), ids it learnt are forgotten. All or nothing.
 pub fn revert(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> AppResult<BatchRow> {
     use crate::domain::pipeline::{rollup, store as deal_store};
-    crate::db::transaction(conn, |c| {
+    crate::db::long_transaction(conn, |c| {
         let batch = get(c, &ctx.org_id, id)?;
         if !matches!(batch.status.as_str(), "done" | "failed") {
             return Err(AppError::Conflict(match batch.status.as_str() {
