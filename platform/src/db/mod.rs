@@ -324,13 +324,7 @@ where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    let DbConn::Sqlite(c) = conn else {
-        return conn.transaction(f);
-    };
-    if in_transaction(c)? {
-        return conn.transaction(f);
-    }
-    writer::transaction(conn, f, !limit::bounded())
+    outermost(conn, f, false)
 }
 
 fn in_transaction(c: &mut SqliteConnection) -> diesel::QueryResult<bool> {
@@ -349,13 +343,23 @@ where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    outermost(conn, f, true)
+}
+
+/// A savepoint inside a transaction; otherwise, on SQLite, the writer's transaction, long
+/// when asked or when no request deadline bounds this thread's work.
+fn outermost<T, E, F>(conn: &mut DbConn, f: F, long: bool) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
     let DbConn::Sqlite(c) = conn else {
         return conn.transaction(f);
     };
     if in_transaction(c)? {
         return conn.transaction(f);
     }
-    writer::transaction(conn, f, true)
+    writer::transaction(conn, f, long || !limit::bounded())
 }
 
 /// Gives the query planner fresh statistics after a bulk load (seed, import). Issue 15:
