@@ -100,6 +100,7 @@ rep_check() {
   local auth=$1
   "$BIN" user create --org bench --email rep@bench.test --password "$PASSWORD" --role sales_rep >/dev/null 2>&1 || true
   REP_TOKEN=$("$BIN" token create --org bench --email rep@bench.test --name "bench rep $(date +%s)" | tail -1)
+  unlimit "$REP_TOKEN"
   local rep_auth="Authorization: Bearer $REP_TOKEN" rep_id ids
   rep_id=$(curl -sf -H "$rep_auth" "http://127.0.0.1:$PORT/api/me" | python3 -c "import json,sys; print(json.load(sys.stdin)['user']['id'])")
   ids=$(curl -sf -H "$auth" "http://127.0.0.1:$PORT/api/search?q=hamilton&type=client&limit=3" | python3 -c "import json,sys; print(' '.join(h['id'] for h in json.load(sys.stdin)['data']))")
