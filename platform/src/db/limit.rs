@@ -121,7 +121,7 @@ mod tests {
     use libsqlite3_sys as ffi;
     use std::ffi::CString;
 
-    /// Runs `sql` twice with `first` and then `second` bound to its one parameter and
+    /// Runs `sql` three times, with `first` and then `second` (twice) bound to its parameter, and
     /// returns how often SQLite compiled the statement again, as Diesel's statement cache
     /// would run it (same prepared statement, parameters bound anew each time).
     fn recompiles(sql: &str, first: i64, second: i64) -> i32 {
