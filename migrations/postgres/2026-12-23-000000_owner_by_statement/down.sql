@@ -1,0 +1,49 @@
+DROP FUNCTION IF EXISTS client_scores_owner();
+CREATE FUNCTION client_scores_owner() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE client_scores SET owner = COALESCE(NEW.assigned_to, '') WHERE client_id = NEW.id;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER client_scores_owner AFTER UPDATE OF assigned_to ON clients
+FOR EACH ROW WHEN (OLD.assigned_to IS DISTINCT FROM NEW.assigned_to)
+EXECUTE FUNCTION client_scores_owner();
+
+CREATE OR REPLACE FUNCTION risk_counts_clients() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Each client whose counting key (owner; live and not inactive) moved, with the key
+    -- before and after; only those probe their score.
+    WITH moved AS (
+        SELECT x.id, MIN(x.organization_id) AS organization_id,
+               MAX(x.owner) FILTER (WHERE x.d < 0) AS old_owner,
+               bool_or(x.counted) FILTER (WHERE x.d < 0) AS old_counted,
+               MAX(x.owner) FILTER (WHERE x.d > 0) AS new_owner,
+               bool_or(x.counted) FILTER (WHERE x.d > 0) AS new_counted
+        FROM (SELECT id, organization_id, COALESCE(assigned_to, '') AS owner,
+                     deleted_at IS NULL AND status <> 'inactive' AS counted, -1 AS d
+              FROM old_rows
+              UNION ALL
+              SELECT id, organization_id, COALESCE(assigned_to, ''),
+                     deleted_at IS NULL AND status <> 'inactive', 1
+              FROM new_rows) x
+        GROUP BY x.id
+        HAVING (MAX(x.owner) FILTER (WHERE x.d < 0), bool_or(x.counted) FILTER (WHERE x.d < 0))
+               IS DISTINCT FROM
+               (MAX(x.owner) FILTER (WHERE x.d > 0), bool_or(x.counted) FILTER (WHERE x.d > 0))
+    )
+    INSERT INTO risk_counts (organization_id, owner, n)
+    SELECT organization_id, owner, SUM(d) FROM (
+        SELECT m.organization_id, m.old_owner AS owner, -1 AS d
+        FROM moved m JOIN client_scores s ON s.client_id = m.id
+        WHERE m.old_counted AND s.churn_risk >= 50
+        UNION ALL
+        SELECT m.organization_id, m.new_owner, 1
+        FROM moved m JOIN client_scores s ON s.client_id = m.id
+        WHERE m.new_counted AND s.churn_risk >= 50
+    ) shifted
+    GROUP BY 1, 2 HAVING SUM(d) <> 0 ORDER BY 1, 2
+    ON CONFLICT (organization_id, owner) DO UPDATE SET n = risk_counts.n + EXCLUDED.n;
+    RETURN NULL;
+END
+$$;
