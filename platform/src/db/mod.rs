@@ -362,6 +362,11 @@ where
     writer::transaction(conn, f, long || !limit::bounded())
 }
 
+/// A round trip to the database (the readiness probe).
+pub fn ping(conn: &mut DbConn) -> diesel::QueryResult<()> {
+    conn.batch_execute("SELECT 1")
+}
+
 /// Gives the query planner fresh statistics after a bulk load (seed, import). Issue 15:
 /// nothing ran `ANALYZE`, and at 1M clients SQLite without statistics took 86 s for a
 /// custom-field filter. On SQLite a full analysis (about 4 s at a million clients): an
@@ -370,11 +375,6 @@ where
 /// that starts with it. On PostgreSQL only our growing tables, by unqualified name (so in
 /// our schema): a bare `ANALYZE` would lock every table of the database, other schemas'
 /// included, and deadlocked with their writers.
-/// A round trip to the database (the readiness probe).
-pub fn ping(conn: &mut DbConn) -> diesel::QueryResult<()> {
-    conn.batch_execute("SELECT 1")
-}
-
 pub fn refresh_statistics(conn: &mut DbConn) -> diesel::QueryResult<()> {
     match conn {
         DbConn::Sqlite(_) => conn.batch_execute("PRAGMA analysis_limit = 0; ANALYZE;"),

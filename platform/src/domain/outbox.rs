@@ -44,12 +44,18 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// Drops the held-back touches (a rolled-back chunk's) unless they were written.
-pub struct Deferred(());
+/// Drops the held-back touches (a rolled-back chunk's) unless they were written. One made
+/// while another holds touches back (`outer` false) leaves them to that one: dropping the
+/// queue there lost the outer holder's touches and wrote its later ones one by one.
+pub struct Deferred {
+    outer: bool,
+}
 
 impl Drop for Deferred {
     fn drop(&mut self) {
-        DEFERRED.with(|d| d.borrow_mut().take());
+        if self.outer {
+            DEFERRED.with(|d| d.borrow_mut().take());
+        }
     }
 }
 
@@ -58,8 +64,14 @@ impl Drop for Deferred {
 /// outbox instead of a thousand round trips. The caller's transaction makes them atomic
 /// with the rows they name.
 pub fn defer_touches() -> Deferred {
-    DEFERRED.with(|d| *d.borrow_mut() = Some(Vec::new()));
-    Deferred(())
+    DEFERRED.with(|d| {
+        let mut d = d.borrow_mut();
+        let outer = d.is_none();
+        if outer {
+            *d = Some(Vec::new());
+        }
+        Deferred { outer }
+    })
 }
 
 /// Writes the touches held back since [`defer_touches`], and keeps deferring.
@@ -118,4 +130,34 @@ pub fn touch_tagged(conn: &mut DbConn, org_id: &str, tag_id: &str) -> QueryResul
         touch(conn, org_id, CLIENT, &id)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held() -> Option<usize> {
+        DEFERRED.with(|d| d.borrow().as_ref().map(Vec::len))
+    }
+
+    #[test]
+    fn a_deferral_inside_another_leaves_the_outer_queue_alone() {
+        let outer = defer_touches();
+        DEFERRED.with(|d| {
+            if let Some(q) = d.borrow_mut().as_mut() {
+                q.push(("org".into(), CLIENT.into(), "a".into()));
+            }
+        });
+        {
+            let _inner = defer_touches();
+            assert_eq!(held(), Some(1), "the inner deferral emptied the queue");
+        }
+        assert_eq!(
+            held(),
+            Some(1),
+            "the inner deferral's end dropped the queue"
+        );
+        drop(outer);
+        assert_eq!(held(), None);
+    }
 }
