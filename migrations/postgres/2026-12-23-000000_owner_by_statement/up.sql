@@ -2,10 +2,10 @@
 -- changed client's old and new rows (risk_counts_clients), instead of a row trigger.
 --
 -- why: the row trigger ran one UPDATE of client_scores per reassigned client, and each of
--- those fired client_scores' statement trigger with its own one-row transition tables: a
--- bulk reassignment of 20,000 clients spent about half of its 4 s there on a 2-core
--- machine. The statement trigger reads the transition tables anyway (every update of a
--- client pays for them), so carrying the owner costs one grouped UPDATE per statement.
+-- those fired client_scores' statement trigger with its own one-row transition tables. The
+-- statement trigger reads the transition tables anyway (every update of a client pays for
+-- them), so carrying the owner costs one grouped UPDATE per statement: a bulk reassignment
+-- of 20,000 clients 2.7-2.9 s -> 1.9-2.1 s on a quiet 2-core machine.
 
 DROP TRIGGER client_scores_owner ON clients;
 DROP FUNCTION client_scores_owner();
