@@ -73,11 +73,19 @@ impl Actor {
         }
     }
 
-    pub async fn permissions(&self) -> AppResult<Vec<(String, String)>> {
+    pub async fn permissions(&self) -> AppResult<crate::domain::policy::Granted> {
         self.authz.refresh(self.policy_revision).await?;
-        let mut rights = self.authz.permissions(&self.user_id, &self.org.id).await?;
-        rights.retain(|(r, a)| self.scoped(r, a));
-        Ok(rights)
+        let rights = self.authz.permissions(&self.user_id, &self.org.id).await?;
+        if self.full_token() {
+            return Ok(rights);
+        }
+        Ok(std::sync::Arc::new(
+            rights
+                .iter()
+                .filter(|(r, a)| self.scoped(r, a))
+                .cloned()
+                .collect(),
+        ))
     }
 
     /// Whether this is a token carrying every right of its user (only such a token may

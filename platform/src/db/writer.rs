@@ -318,20 +318,27 @@ where
     }
 }
 
+diesel::table! {
+    /// SQLite's list of a connection's databases (a table-valued pragma).
+    pragma_database_list (name) {
+        name -> Text,
+        file -> Text,
+    }
+}
+
 /// The write side of the connection's database file. `pooled`: a pool asks, and holds it
 /// for as long as it lives (transactions then run on the writer's own connection).
 pub(super) fn queue(c: &mut SqliteConnection, pooled: bool) -> diesel::QueryResult<Arc<Queue>> {
     use diesel::RunQueryDsl;
     static QUEUES: std::sync::LazyLock<Mutex<std::collections::HashMap<String, Weak<Queue>>>> =
         std::sync::LazyLock::new(Default::default);
-    #[derive(diesel::QueryableByName)]
-    struct File {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        file: String,
-    }
-    let file = diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'")
-        .get_result::<File>(c)?
-        .file;
+    use diesel::{ExpressionMethods, QueryDsl};
+    // why: the DSL, not `sql_query`: Diesel prepares raw SQL afresh on every call, and this
+    // runs at the start of every transaction.
+    let file: String = pragma_database_list::table
+        .filter(pragma_database_list::name.eq("main"))
+        .select(pragma_database_list::file)
+        .get_result(c)?;
     let mut queues = QUEUES.lock();
     queues.retain(|_, q| q.strong_count() > 0);
     if let Some(live) = queues.get(&file).and_then(Weak::upgrade) {

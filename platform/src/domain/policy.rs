@@ -633,9 +633,12 @@ impl Adapter for DieselAdapter {
 
 use diesel::QueryResult;
 
+/// The (resource, action) pairs policy grants a user in an organization, in the order of
+/// `RESOURCES` and `ACTIONS`. Shared, not copied: every request's scope holds them.
+pub type Granted = Arc<Vec<(String, String)>>;
+
 /// A user's permissions in an organization, as the console's navigation asks for them.
-type PermissionCache =
-    std::sync::Mutex<std::collections::HashMap<(String, String), Vec<(String, String)>>>;
+type PermissionCache = std::sync::Mutex<std::collections::HashMap<(String, String), Granted>>;
 
 struct Loaded {
     enforcer: Enforcer,
@@ -708,11 +711,7 @@ impl Authorizer {
     }
 
     /// Every (resource, action) the user may perform in the organization.
-    pub async fn permissions(
-        &self,
-        user_id: &str,
-        org_id: &str,
-    ) -> AppResult<Vec<(String, String)>> {
+    pub async fn permissions(&self, user_id: &str, org_id: &str) -> AppResult<Granted> {
         let loaded = self.inner.read().await;
         let key = (user_id.to_string(), org_id.to_string());
         if let Some(hit) = loaded
@@ -735,6 +734,7 @@ impl Authorizer {
                 }
             }
         }
+        let out = Arc::new(out);
         if let Ok(mut cache) = loaded.permissions.lock() {
             if cache.len() > 10_000 {
                 cache.clear();

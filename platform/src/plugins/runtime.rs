@@ -155,6 +155,15 @@ impl Runtime {
         }
     }
 
+    /// A runtime whose wake-ups go to `tx` (tests of who wakes the dispatcher).
+    #[cfg(test)]
+    pub(crate) fn waking(tx: std::sync::mpsc::Sender<()>) -> Self {
+        Self {
+            wake: Some(tx),
+            ..Self::default()
+        }
+    }
+
     /// The database host functions and the event worker use.
     pub fn pool(&self) -> Option<&crate::db::Pool> {
         self.pool.as_ref()

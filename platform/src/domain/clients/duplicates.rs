@@ -32,8 +32,7 @@ fn region(country: Option<&str>) -> Option<phonenumber::country::Id> {
 /// A phone number in E.164 form (`+49301234567`): read in the client's country (ISO code)
 /// when written without a country code; `None` when it cannot be placed.
 pub fn e164(phone: &str, country: Option<&str>) -> Option<String> {
-    let number = phonenumber::parse(region(country), phone).ok()?;
-    Some(number.format().mode(phonenumber::Mode::E164).to_string())
+    parsed(phone, country).e164
 }
 
 /// What phone numbers are compared by: the whole national significant number of their
@@ -45,17 +44,66 @@ pub fn e164(phone: &str, country: Option<&str>) -> Option<String> {
 /// known, and so do `+47 22 12 34 56` and `22 12 34 56`. The country code itself is not
 /// compared, as a number written without one has none.
 pub fn phone_key(phone: &str, country: Option<&str>) -> Option<String> {
-    let digits: String = match phonenumber::parse(region(country), phone) {
-        Ok(number) => number.national().to_string(),
+    parsed(phone, country).key
+}
+
+/// One reading of a phone number: its comparison key and its E.164 form.
+#[derive(Clone)]
+struct Parsed {
+    key: Option<String>,
+    e164: Option<String>,
+}
+
+fn parse(phone: &str, country: Option<&str>) -> Parsed {
+    let (digits, e164) = match phonenumber::parse(region(country), phone) {
+        Ok(number) => (
+            number.national().to_string(),
+            Some(number.format().mode(phonenumber::Mode::E164).to_string()),
+        ),
         Err(_) => {
             let raw: String = phone.chars().filter(char::is_ascii_digit).collect();
-            match phonenumber::parse(None, format!("+{raw}")) {
+            let digits = match phonenumber::parse(None, format!("+{raw}")) {
                 Ok(n) if phonenumber::is_valid(&n) => n.national().to_string(),
                 _ => raw.trim_start_matches('0').to_string(),
-            }
+            };
+            (digits, None)
         }
     };
-    (digits.len() >= 7).then_some(digits)
+    Parsed {
+        key: (digits.len() >= 7).then_some(digits),
+        e164,
+    }
+}
+
+/// why: a create reads its phone number three times, on three threads (the duplicate
+/// look-up on the pool, the stored key in the writer, the answer's E.164 form on the
+/// server's thread), and a reading was ~2% of the create's CPU each time. The last readings
+/// are kept process-wide, a slot per hash of the number, so the second and third are a look-up.
+fn parsed(phone: &str, country: Option<&str>) -> Parsed {
+    use std::hash::{Hash, Hasher};
+    use std::sync::Mutex;
+    type Slot = Mutex<Option<(String, Option<String>, Parsed)>>;
+    const SLOTS: usize = 64;
+    static RECENT: [Slot; SLOTS] = [const { Mutex::new(None) }; SLOTS];
+    let mut h = std::hash::DefaultHasher::new();
+    (phone, country).hash(&mut h);
+    let slot = &RECENT[(h.finish() % SLOTS as u64) as usize];
+    if let Ok(kept) = slot.lock() {
+        if let Some((p, c, hit)) = kept.as_ref() {
+            if p == phone && c.as_deref() == country {
+                return hit.clone();
+            }
+        }
+    }
+    let fresh = parse(phone, country);
+    if let Ok(mut kept) = slot.lock() {
+        *kept = Some((
+            phone.to_string(),
+            country.map(str::to_string),
+            fresh.clone(),
+        ));
+    }
+    fresh
 }
 
 /// A name as compared: lower case, accents and punctuation dropped, single spaces.

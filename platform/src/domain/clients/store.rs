@@ -281,6 +281,16 @@ pub fn tag_usage(conn: &mut DbConn, org_id: &str) -> QueryResult<Vec<(String, i6
 
 /// Tags of each of the given clients.
 pub fn tags_of(conn: &mut DbConn, client_ids: &[String]) -> QueryResult<Vec<(String, TagRow)>> {
+    // why: Diesel prepares an `IN (…)` list afresh every time (its length varies); one
+    // client's tags, asked on every create, view and edit, take a statement it keeps.
+    if let [id] = client_ids {
+        return client_tags::table
+            .inner_join(tags::table)
+            .filter(client_tags::client_id.eq(id))
+            .order(tags::name.asc())
+            .select((client_tags::client_id, TagRow::as_select()))
+            .load(conn);
+    }
     client_tags::table
         .inner_join(tags::table)
         .filter(client_tags::client_id.eq_any(client_ids))

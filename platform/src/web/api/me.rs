@@ -105,7 +105,7 @@ pub async fn show(actor: ApiActor) -> AppResult<HttpResponse> {
     let permissions: Vec<String> = actor
         .permissions()
         .await?
-        .into_iter()
+        .iter()
         .map(|(r, a)| format!("{r}:{a}"))
         .collect();
     Ok(HttpResponse::Ok().json(Me {
