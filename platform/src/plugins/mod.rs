@@ -1117,7 +1117,8 @@ mod wake_tests {
         quiet.wake();
         assert!(rx.try_recv().is_err(), "nothing queued, nobody woken");
         let busy = types(Runtime::waking(tx));
-        busy.queued.store(true, std::sync::atomic::Ordering::Relaxed);
+        busy.queued
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         busy.wake();
         assert!(rx.try_recv().is_ok(), "queued events wake the dispatcher");
         busy.wake();
