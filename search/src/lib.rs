@@ -103,7 +103,8 @@ pub struct Hit {
 #[serde(rename_all = "camelCase")]
 pub struct Results {
     pub hits: Vec<Hit>,
-    /// Matches in all (may be an estimate on Meilisearch).
+    /// Matches in all (may be an estimate on Meilisearch). Embedded: when the words as
+    /// written fill the page, the matches as written (the typo tiers are not run).
     pub total: usize,
     /// Facet → value → count, when asked for.
     pub facets: BTreeMap<String, BTreeMap<String, u64>>,

@@ -39,7 +39,8 @@ pub struct SearchResults {
     /// Facet (`status`, `tag`, `owner`, `industry`) → value → count; empty unless
     /// `facets=true`.
     facets: BTreeMap<String, BTreeMap<String, u64>>,
-    /// Matches in all (may be an estimate).
+    /// Matches in all (may be an estimate). When the words as written fill the page, the
+    /// matches as written: the misspelt ones rank after them and are looked for only past them.
     total: usize,
     /// Pass as `cursor` for the next page; only with `type`, null on the last page.
     next_cursor: Option<String>,
