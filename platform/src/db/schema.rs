@@ -978,11 +978,12 @@ diesel::table! {
 }
 
 diesel::table! {
-    client_counts (organization_id, owner, status) {
+    client_counts (organization_id, owner, status, slot) {
         organization_id -> Text,
         owner -> Text,
         status -> Text,
         n -> BigInt,
+        slot -> SmallInt,
     }
 }
 

@@ -414,6 +414,77 @@ async fn the_overview_counts_what_the_caller_may_see_in_the_period() {
     assert_eq!(total, 2, "{o}");
 }
 
+/// Two transactions creating clients for one owner at once: the second does not wait for the
+/// first to commit (PostgreSQL; SQLite has one writer at a time). With one counter row per
+/// owner and status, every create locked that row until its commit, and sixteen connections
+/// creating for one person ran one after another.
+#[actix_web::test]
+async fn creates_for_one_owner_do_not_wait_for_each_others_commit() {
+    use diesel::connection::SimpleConnection;
+    use rapport::domain::clients::store;
+    let t = TestApp::new().await;
+    if !t._db.is_postgres() {
+        return;
+    }
+    let org = t.org("Counters");
+    let admin_id = t.user(&org, "admin@counters.test", "admin");
+    let admin = t.token(&org, &admin_id);
+    let app = t.service().await;
+    let r = send(
+        &app,
+        api(Method::POST, "/api/clients", &admin).set_json(
+            json!({"firstName": "Ada", "lastName": "One", "status": "lead", "assignedTo": admin_id}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let row = store::find(&mut t.pool.get().unwrap(), &org.id, &id)
+        .unwrap()
+        .unwrap();
+    let another = |name: &str| {
+        let mut r = row.clone();
+        r.id = uuid::Uuid::new_v4().to_string();
+        r.display_name = name.to_string();
+        r
+    };
+
+    let mut first = t.pool.get().unwrap();
+    first.batch_execute("BEGIN").unwrap();
+    store::insert(&mut first, &another("Held Open")).unwrap();
+    // why three tries: the counter has sixteen slots taken by transaction id, so a second
+    // transaction shares the first's slot about once in sixteen and must then wait; three
+    // in a row would be one in four thousand. With one row, every try waits.
+    let mut second = t.pool.get().unwrap();
+    let mut waited = Vec::new();
+    let created = (0..3).any(|_| {
+        let r = diesel::Connection::transaction(&mut *second, |c| {
+            c.batch_execute("SET LOCAL lock_timeout = '2s'")?;
+            store::insert(c, &another("Beside It"))
+        });
+        r.map_err(|e| waited.push(e.to_string())).is_ok()
+    });
+    assert!(
+        created,
+        "the second create waited for the first: {waited:?}"
+    );
+    first.batch_execute("COMMIT").unwrap();
+
+    let o = send(
+        &app,
+        api(Method::GET, "/api/crm/analytics/overview", &admin),
+    )
+    .await
+    .json();
+    let leads = o["clientsByStatus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["status"] == "lead")
+        .map(|s| s["clients"].as_i64().unwrap());
+    assert_eq!(leads, Some(3), "{o}");
+}
+
 /// A history of `n` clients over 400 days, contacts every 15 days; with a signal, a third
 /// of them stop at a random day and never come back (silence predicts silence), without one
 /// every contact is a coin toss (nothing predicts anything). Answers the client ids.

@@ -158,8 +158,9 @@ pub fn counts_by_status(
     only: Option<&str>,
 ) -> QueryResult<Vec<(String, i64)>> {
     use crate::db::schema::client_counts as cc;
-    // why: the counts kept by triggers (a few rows per owner) answer what a GROUP BY over
-    // every client would, at any size.
+    // why: the counts kept by triggers (a few rows per owner; on PostgreSQL up to sixteen
+    // slots each, any of which may be negative, so only the sum means anything) answer what
+    // a GROUP BY over every client would, at any size.
     let mut q = cc::table
         .filter(cc::organization_id.eq(org_id))
         .group_by(cc::status)

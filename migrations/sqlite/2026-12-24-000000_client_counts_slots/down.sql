@@ -1,0 +1,1 @@
+ALTER TABLE client_counts DROP COLUMN slot;
