@@ -324,14 +324,14 @@ impl Embedded {
         Ok(None)
     }
 
-    /// How many documents the typo-free query matches, counted without ranking them: each
-    /// word's four tiers match what its two prefix tiers match (a prefix includes the word).
-    fn count_as_written(
+    /// The typo-free query's matches, unranked: each word's four tiers match what its two
+    /// prefix tiers match (a prefix includes the word). Also whether a filter remains.
+    fn as_written(
         &self,
         searcher: &tantivy::Searcher,
         q: &SearchQuery,
         words: &[String],
-    ) -> crate::Result<usize> {
+    ) -> (Box<dyn Query>, bool) {
         let f = &self.inner.f;
         let mut must = self.filters(searcher, q);
         let filtered = !must.is_empty();
@@ -355,7 +355,17 @@ impl Embedded {
                 .collect();
             must.push((Occur::Must, Box::new(BooleanQuery::new(either))));
         }
-        let weight = all_of(must)
+        (all_of(must), filtered)
+    }
+
+    /// How many documents `query` (from [`Self::as_written`]) matches.
+    fn count(
+        &self,
+        searcher: &tantivy::Searcher,
+        query: &dyn Query,
+        filtered: bool,
+    ) -> crate::Result<usize> {
+        let weight = query
             .weight(EnableScoring::disabled_from_searcher(searcher))
             .map_err(backend)?;
         let mut n = 0;
@@ -487,10 +497,16 @@ impl Embedded {
             false => self.best_tier_page(&searcher, q, &words, want)?,
         };
         let (top, total) = match best {
-            Some(page) => (
-                page.into_iter().skip(q.offset).map(|a| (0.0, a)).collect(),
-                self.count_as_written(&searcher, q, &words)?,
-            ),
+            Some(page) => {
+                let filtered;
+                // The facets count the same matches, as cheaply.
+                (query, filtered) = self.as_written(&searcher, q, &words);
+                let total = self.count(&searcher, query.as_ref(), filtered)?;
+                (
+                    page.into_iter().skip(q.offset).map(|a| (0.0, a)).collect(),
+                    total,
+                )
+            }
             None => {
                 let (mut top, mut total) = run(query.as_ref())?;
                 // why: the typo tiers enumerate every term within two edits of each word and
@@ -720,7 +736,7 @@ mod tests {
 
     /// The page and total the whole typo-free ranking gives (every tier of every word
     /// scored, every filter applied): what the search's shortcuts must reproduce.
-    fn ranked(index: &super::Embedded, q: &Query) -> (Vec<String>, usize) {
+    fn ranked(index: &super::Embedded, q: &Query) -> (Vec<String>, usize, Facets) {
         use tantivy::collector::{Count, TopDocs};
         use tantivy::query::{BooleanQuery, Occur};
         use tantivy::schema::Value;
@@ -756,8 +772,13 @@ mod tests {
                     .to_string()
             })
             .collect();
-        (ids, total)
+        let facets = index
+            .facets(&searcher, &query)
+            .unwrap_or_else(|e| panic!("{e}"));
+        (ids, total, facets)
     }
+
+    type Facets = std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>;
 
     #[test]
     fn shortcuts_answer_the_page_and_total_of_the_whole_ranking() {
@@ -781,6 +802,10 @@ mod tests {
                         }
                         if n % 4 == 0 {
                             d.kind = Some(Kind::Opportunity);
+                        }
+                        d.status = Some(["lead", "customer", "prospect"][n % 3].into());
+                        if n % 5 == 0 {
+                            d.tags = vec!["VIP".into()];
                         }
                         d
                     })
@@ -812,9 +837,10 @@ mod tests {
                             kind,
                             offset,
                             limit,
+                            facets: true,
                             ..Query::default()
                         };
-                        let (want, want_total) = ranked(&index, &q);
+                        let (want, want_total, want_facets) = ranked(&index, &q);
                         // Only where the words as written fill the page (else typos
                         // join the ranking).
                         if want_total < offset + limit {
@@ -825,6 +851,7 @@ mod tests {
                         let case = format!("{text:?} {kind:?} {offset}+{limit}, one org {one_org}");
                         assert_eq!(ids, want, "{case}");
                         assert_eq!(got.total, want_total, "{case}");
+                        assert_eq!(got.facets, want_facets, "{case}");
                     }
                 }
             }
