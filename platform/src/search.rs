@@ -391,7 +391,6 @@ pub async fn reindex_org(pool: &Pool, index: &Index, org_id: &str) -> AppResult<
             index.delete(strays).await.map_err(search_error)?;
         }
     }
-    index.settle().await.map_err(search_error)?;
     Ok(out)
 }
 

@@ -202,25 +202,6 @@ impl Embedded {
         self.inner.reader.reload().map_err(backend)
     }
 
-    /// Merges every segment into one (after a full rebuild: each batch's commit leaves a
-    /// segment, and a search walks each segment's term dictionaries and postings apart — a
-    /// typo search that finds nothing at a million documents: 0.51 ms over five segments,
-    /// 0.07 ms over one).
-    pub fn merge_segments(&self) -> crate::Result<()> {
-        let ids = self.inner.index.searchable_segment_ids().map_err(backend)?;
-        if ids.len() > 1 {
-            let mut writer = self.inner.writer.lock().map_err(backend)?;
-            let merged = writer.merge(&ids);
-            drop(writer);
-            // why: a merge the writer's own policy began first makes tantivy refuse this
-            // one; those segments are being merged anyway, and the rebuild is complete.
-            if let Err(e) = merged.wait() {
-                tracing::info!(error = %e, "search segments not merged after the rebuild");
-            }
-        }
-        self.inner.reader.reload().map_err(backend)
-    }
-
     fn words(&self, text: &str) -> Vec<String> {
         let mut analyzer = self
             .inner
@@ -647,11 +628,6 @@ impl SearchIndex for Embedded {
         blocking(move || me.ids_sync(&org, kind)).await
     }
 
-    async fn settle(&self) -> crate::Result<()> {
-        let me = self.clone();
-        blocking(move || me.merge_segments()).await
-    }
-
     async fn search(&self, query: &SearchQuery) -> crate::Result<Results> {
         let me = self.clone();
         let q = query.clone();
@@ -756,33 +732,6 @@ mod tests {
         let pos = |name: &str| t.iter().position(|x| x == name);
         assert!(pos("Zed") < pos("Ada Hamiltn"), "{t:?}");
         assert_eq!(t.first().map(String::as_str), Some("Ada Hamilton"));
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn a_settled_rebuild_is_one_segment_with_the_same_answers() {
-        use crate::SearchIndex;
-        let index = super::Embedded::in_memory().unwrap_or_else(|e| panic!("{e}"));
-        for i in 0..5 {
-            index
-                .upsert(vec![
-                    doc(&format!("a{i}"), "Ada Hamilton", ""),
-                    doc(&format!("b{i}"), "Bob Hopper", ""),
-                ])
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-        }
-        let segments = || index.inner.index.searchable_segment_ids().map(|s| s.len());
-        assert!(segments().unwrap_or(0) > 1, "one segment per commit");
-        let before = search(&index, "hamiltn", 0, 20);
-        index.settle().await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(segments().ok(), Some(1));
-        let after = search(&index, "hamiltn", 0, 20);
-        assert_eq!(after.1, 5);
-        let sorted = |mut v: Vec<String>| {
-            v.sort();
-            v
-        };
-        assert_eq!(sorted(after.0), sorted(before.0));
     }
 
     /// The page and total the whole typo-free ranking gives (every tier of every word

@@ -153,12 +153,6 @@ pub trait SearchIndex: Send + Sync {
     async fn promote(&self) -> Result<()> {
         Ok(())
     }
-
-    /// After a rebuild: whatever makes the rebuilt index answer fastest (the embedded index
-    /// merges the segments each batch's commit left). Nothing to do by default.
-    async fn settle(&self) -> Result<()> {
-        Ok(())
-    }
 }
 
 /// Lower case, accents folded to ASCII where there is a plain letter (é → e, ß → ss).
