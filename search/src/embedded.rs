@@ -285,7 +285,14 @@ impl Embedded {
                 must.push((Occur::Must, Box::new(BooleanQuery::new(any))));
             }
         }
-        must
+        // why: a filter selects, it does not rank. Scored, a term's BM25 weighs its field's
+        // length, so with a tag filter a client with two tags ranked below one with one —
+        // and below the best-tier page's order, which takes equal tiers by address.
+        must.into_iter()
+            .map(|(occur, q)| -> (Occur, Box<dyn Query>) {
+                (occur, Box::new(ConstScoreQuery::new(q, 0.0)))
+            })
+            .collect()
     }
 
     /// The first `want` documents (in the index's order) that have every word as written
@@ -738,14 +745,23 @@ mod tests {
     /// scored, every filter applied): what the search's shortcuts must reproduce.
     fn ranked(index: &super::Embedded, q: &Query) -> (Vec<String>, usize, Facets) {
         use tantivy::collector::{Count, TopDocs};
-        use tantivy::query::{BooleanQuery, Occur};
+        use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur};
         use tantivy::schema::Value;
         let f = &index.inner.f;
         let searcher = index.inner.reader.searcher();
-        let mut must: Vec<(Occur, Box<dyn tantivy::query::Query>)> =
-            vec![(Occur::Must, super::term(f.org, &q.org_id))];
+        // Filters select without ranking.
+        let filter = |field, v: &str| -> (Occur, Box<dyn tantivy::query::Query>) {
+            (
+                Occur::Must,
+                Box::new(ConstScoreQuery::new(super::term(field, v), 0.0)),
+            )
+        };
+        let mut must = vec![filter(f.org, &q.org_id)];
         if let Some(k) = q.kind {
-            must.push((Occur::Must, super::term(f.kind, k.as_str())));
+            must.push(filter(f.kind, k.as_str()));
+        }
+        if let Some(t) = &q.tag {
+            must.push(filter(f.tag, t));
         }
         for w in index.words(&q.text) {
             must.push((Occur::Must, Box::new(index.word_query(&w, false))));
@@ -807,6 +823,9 @@ mod tests {
                         if n % 5 == 0 {
                             d.tags = vec!["VIP".into()];
                         }
+                        if n % 3 == 0 {
+                            d.tags.push("Partner".into());
+                        }
                         d
                     })
                     .collect();
@@ -829,12 +848,17 @@ mod tests {
                 "hamil",
                 "lovelace",
             ] {
-                for kind in [None, Some(Kind::Client)] {
+                for (kind, tag) in [
+                    (None, None),
+                    (Some(Kind::Client), None),
+                    (None, Some("VIP".to_string())),
+                ] {
                     for (offset, limit) in [(0, 5), (5, 5), (0, 20), (17, 9), (60, 10)] {
                         let q = Query {
                             org_id: "o".into(),
                             text: text.into(),
                             kind,
+                            tag: tag.clone(),
                             offset,
                             limit,
                             facets: true,
@@ -848,7 +872,9 @@ mod tests {
                         }
                         let got = index.search_sync(&q).unwrap_or_else(|e| panic!("{e}"));
                         let ids: Vec<String> = got.hits.into_iter().map(|h| h.id).collect();
-                        let case = format!("{text:?} {kind:?} {offset}+{limit}, one org {one_org}");
+                        let case = format!(
+                            "{text:?} {kind:?} {tag:?} {offset}+{limit}, one org {one_org}"
+                        );
                         assert_eq!(ids, want, "{case}");
                         assert_eq!(got.total, want_total, "{case}");
                         assert_eq!(got.facets, want_facets, "{case}");
