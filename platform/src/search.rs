@@ -38,6 +38,22 @@ pub async fn open(config: &Config) -> anyhow::Result<Index> {
     })
 }
 
+/// Queues a rebuild of every organization when the index held nothing as this process
+/// opened it (a new data directory, a lost index, or one replaced because its layout
+/// changed in an upgrade): the database is the source of truth, and until the indexer has
+/// caught up searches find what it has reached. Returns the organizations queued.
+pub fn rebuild_if_empty(conn: &mut DbConn, index: &Index) -> QueryResult<usize> {
+    use crate::db::schema::organizations;
+    if !index.started_empty() {
+        return Ok(0);
+    }
+    let orgs: Vec<String> = organizations::table.select(organizations::id).load(conn)?;
+    for org in &orgs {
+        crate::domain::outbox::touch(conn, org, REINDEX, org)?;
+    }
+    Ok(orgs.len())
+}
+
 /// Drops queued whole-organization rebuilds (a rebuild is about to run anyway).
 pub fn clear_reindex_requests(conn: &mut DbConn, org_id: &str) -> QueryResult<usize> {
     diesel::delete(

@@ -109,16 +109,41 @@ struct Inner {
 #[derive(Clone)]
 pub struct Embedded {
     inner: Arc<Inner>,
+    started_empty: bool,
 }
 
 impl Embedded {
     /// Opens (or creates) the index in `dir`.
+    /// An index of an earlier layout (its fields changed) is replaced by an empty one, which
+    /// [`SearchIndex::started_empty`] reports so the platform rebuilds it from the database.
     pub fn open(dir: &Path) -> crate::Result<Self> {
         std::fs::create_dir_all(dir).map_err(backend)?;
         let (schema, f) = schema();
-        let directory = tantivy::directory::MmapDirectory::open(dir).map_err(backend)?;
-        let index = Index::open_or_create(directory, schema).map_err(backend)?;
-        Self::with_index(index, f)
+        let mmap = |dir: &Path| tantivy::directory::MmapDirectory::open(dir).map_err(backend);
+        let index = match Index::open_or_create(mmap(dir)?, schema.clone()) {
+            Ok(index) => index,
+            Err(tantivy::TantivyError::SchemaError(_)) => {
+                // why: never pull the files from under a process still writing them (an
+                // older server); its writer's lock says whether one is.
+                let old = Index::open(mmap(dir)?).map_err(backend)?;
+                drop(
+                    old.writer_with_num_threads::<TantivyDocument>(1, 15_000_000)
+                        .map_err(|e| SearchError::Unavailable(e.to_string()))?,
+                );
+                drop(old);
+                tracing::warn!(
+                    dir = %dir.display(),
+                    "the search index has an earlier layout: replaced by an empty one"
+                );
+                std::fs::remove_dir_all(dir).map_err(backend)?;
+                std::fs::create_dir_all(dir).map_err(backend)?;
+                Index::create(mmap(dir)?, schema, Default::default()).map_err(backend)?
+            }
+            Err(e) => return Err(backend(e)),
+        };
+        let mut me = Self::with_index(index, f)?;
+        me.started_empty = me.count_sync() == 0;
+        Ok(me)
     }
 
     /// An index in memory (tests, benchmarks).
@@ -142,6 +167,7 @@ impl Embedded {
                 writer: Mutex::new(writer),
                 f,
             }),
+            started_empty: false,
         })
     }
 
@@ -645,6 +671,10 @@ impl SearchIndex for Embedded {
         Ok(())
     }
 
+    fn started_empty(&self) -> bool {
+        self.started_empty
+    }
+
     async fn stats(&self) -> crate::Result<Stats> {
         Ok(Stats {
             documents: self.count_sync(),
@@ -690,6 +720,87 @@ mod tests {
             })
             .unwrap_or_else(|e| panic!("{e}"));
         (r.hits.into_iter().map(|h| h.title).collect(), r.total)
+    }
+
+    #[test]
+    fn an_index_of_an_earlier_layout_is_replaced_by_an_empty_one_to_rebuild() {
+        use tantivy::schema::{Schema, STORED, TEXT};
+        let dir = std::env::temp_dir().join(format!(
+            "rapport-layout-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        // The layout before each kind had its own words: one `title` searched and shown.
+        let mut old = Schema::builder();
+        let title = old.add_text_field("title", TEXT | STORED);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let earlier =
+            tantivy::Index::create_in_dir(&dir, old.build()).unwrap_or_else(|e| panic!("{e}"));
+        let mut writer = earlier
+            .writer_with_num_threads::<tantivy::TantivyDocument>(1, 15_000_000)
+            .unwrap_or_else(|e| panic!("{e}"));
+        writer
+            .add_document(tantivy::doc!(title => "Ada Hamilton"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        writer.commit().unwrap_or_else(|e| panic!("{e}"));
+        // While an older process still writes it, it is left alone.
+        match super::Embedded::open(&dir) {
+            Err(crate::SearchError::Unavailable(_)) => {}
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("an index in use was replaced"),
+        }
+        drop(writer);
+        let index = super::Embedded::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            crate::SearchIndex::started_empty(&index),
+            "a rebuild is asked for"
+        );
+        assert_eq!(index.count_sync(), 0);
+        index
+            .upsert_sync(&[doc("1", "Ada Hamilton", "")], true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(index);
+        // Reopened with its documents, nothing to rebuild.
+        let index = super::Embedded::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!crate::SearchIndex::started_empty(&index));
+        assert_eq!(search(&index, "hamilton", 0, 5).0, ["Ada Hamilton"]);
+        drop(index);
+        std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn a_search_of_both_kinds_finds_a_misspelt_deal_beside_many_clients_as_written() {
+        let index = super::Embedded::in_memory().unwrap_or_else(|e| panic!("{e}"));
+        let mut docs: Vec<Document> = (0..30)
+            .map(|i| doc(&format!("c{i}"), &format!("Client{i} Hamilton"), ""))
+            .collect();
+        let mut deal = doc("d1", "Hamiltn renewal", "");
+        deal.kind = Some(Kind::Opportunity);
+        docs.push(deal);
+        index
+            .upsert_sync(&docs, true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ask = |kind| {
+            index
+                .search_sync(&Query {
+                    org_id: "o".into(),
+                    text: "hamilton".into(),
+                    kind,
+                    limit: 10,
+                    ..Query::default()
+                })
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let deals = ask(Some(Kind::Opportunity));
+        assert_eq!(deals.total, 1, "the deal, by its typo");
+        assert_eq!(deals.hits[0].title, "Hamiltn renewal");
+        let clients = ask(Some(Kind::Client));
+        assert_eq!(clients.total, 30, "clients only");
+        assert!(clients.hits.iter().all(|h| h.kind == Kind::Client));
+        // Both kinds at once: the clients as written fill the page.
+        let both = ask(None);
+        assert_eq!(both.total, 30);
+        assert!(both.hits.iter().all(|h| h.title.ends_with("Hamilton")));
     }
 
     #[test]

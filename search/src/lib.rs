@@ -141,6 +141,13 @@ pub trait SearchIndex: Send + Sync {
     async fn health(&self) -> Result<()>;
     async fn stats(&self) -> Result<Stats>;
 
+    /// Whether the index held nothing when this process opened it (new, emptied, or
+    /// replaced because its layout changed) while the database may hold records: the
+    /// platform then rebuilds it. Backends that keep their index elsewhere say no.
+    fn started_empty(&self) -> bool {
+        false
+    }
+
     /// An empty index beside this one for a full rebuild, when the backend can swap one in
     /// atomically (Meilisearch); `None` means rebuild in place. Writes to it may be queued:
     /// [`SearchIndex::promote`] waits for them.

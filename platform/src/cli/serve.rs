@@ -37,6 +37,11 @@ pub async fn serve(config: Config, pool: Pool) -> anyhow::Result<()> {
     }
     crate::db::spawn_checkpointer(&config.database)?;
     let state = AppState::new(pool, config).await?;
+    match crate::search::rebuild_if_empty(&mut *state.pool.get()?, &state.search) {
+        Ok(0) => {}
+        Ok(orgs) => tracing::info!(orgs, "the search index is empty: rebuilding it"),
+        Err(e) => tracing::warn!(error = %e, "could not queue the search index's rebuild"),
+    }
     crate::search::spawn_indexer(state.pool.clone(), state.search.clone());
     spawn_reminders(state.pool.clone());
     crate::jobs::spawn_imports(state.clone());

@@ -512,6 +512,45 @@ async fn a_common_prefix_lists_the_newest_or_first_matches() {
         .json();
         assert_eq!(ids_of(&page), expect(order), "sort={sort}: {page}");
     }
+    // A national number's prefix matches thousands of phones (each part then read on its
+    // own): a client without an e-mail is still among them, first by name.
+    let r = send(
+        &app,
+        api(Method::POST, "/api/clients", &token).set_json(
+            json!({"firstName": "Aaa", "lastName": "Nomail", "phone": "+1 555 200 0000"}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let phones = |order: &str| -> Vec<String> {
+        let o = &org.id;
+        diesel::sql_query(format!(
+            "SELECT id FROM clients WHERE organization_id = '{o}' AND deleted_at IS NULL
+               AND phone_key >= '5552' AND phone_key < '5553'
+             ORDER BY {order} LIMIT 5"
+        ))
+        .load::<Id>(&mut t.pool.get().unwrap())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+    };
+    for (sort, order) in [
+        ("name", "sort_name ASC, id ASC"),
+        ("email", "email IS NULL, email ASC, id ASC"),
+    ] {
+        let page = send(
+            &app,
+            api(
+                Method::GET,
+                &format!("/api/clients?q=555%202&sort={sort}&limit=5"),
+                &token,
+            ),
+        )
+        .await
+        .json();
+        assert_eq!(ids_of(&page), phones(order), "sort={sort}: {page}");
+    }
     let mut b = Browser::new();
     b.sign_in(&app, "manager@dense.test", PASSWORD).await;
     let page = b.get(&app, "/clients?q=info").await.body;

@@ -625,3 +625,65 @@ async fn a_full_rebuild_keeps_every_record_searchable_and_drops_strays() {
         r.body
     );
 }
+
+#[actix_web::test]
+async fn an_index_lost_or_of_an_earlier_layout_is_rebuilt_from_the_database_on_start() {
+    let w = world().await;
+    let app = w.t.service().await;
+    create(
+        &app,
+        &w.manager,
+        json!({"type": "individual", "lastName": "Lovelace"}),
+    )
+    .await;
+    create(
+        &app,
+        &w.other,
+        json!({"type": "individual", "lastName": "Hopper"}),
+    )
+    .await;
+    // The data directory's index, gone (or replaced by `Embedded::open` because its layout
+    // changed): what a server starting on it finds.
+    let dir = std::env::temp_dir().join(format!("rapport-index-{}", uuid::Uuid::new_v4()));
+    let index: rapport::search::Index =
+        std::sync::Arc::new(rapport_search::embedded::Embedded::open(&dir).unwrap());
+    let queued = {
+        let mut c = w.t.pool.get().unwrap();
+        rapport::search::rebuild_if_empty(&mut c, &index).unwrap()
+    };
+    assert_eq!(queued, 2, "every organization");
+    rapport::search::drain_all(&w.t.pool, &index).await.unwrap();
+    let orgs = {
+        let mut c = w.t.pool.get().unwrap();
+        ["acme", "globex"].map(|r| {
+            rapport::domain::orgs::store::find_org_by_ref(&mut c, r)
+                .unwrap()
+                .unwrap()
+                .id
+        })
+    };
+    for (org, name) in orgs.iter().zip(["Lovelace", "Hopper"]) {
+        let found = index
+            .search(&rapport_search::Query {
+                org_id: org.clone(),
+                text: name.to_lowercase(),
+                kind: Some(rapport_search::Kind::Client),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(found.total, 1, "{name} is searchable again");
+    }
+    drop(index);
+    // Opened again with its documents: nothing is rebuilt.
+    let index: rapport::search::Index =
+        std::sync::Arc::new(rapport_search::embedded::Embedded::open(&dir).unwrap());
+    let mut c = w.t.pool.get().unwrap();
+    assert_eq!(
+        rapport::search::rebuild_if_empty(&mut c, &index).unwrap(),
+        0
+    );
+    drop(index);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
