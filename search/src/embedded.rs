@@ -113,8 +113,7 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    /// Opens (or creates) the index in `dir`.
-    /// An index of an earlier layout (its fields changed) is replaced by an empty one, which
+    /// Opens (or creates) the index in `dir`. An index of an earlier layout (its fields changed) is replaced by an empty one, which
     /// [`SearchIndex::started_empty`] reports so the platform rebuilds it from the database.
     pub fn open(dir: &Path) -> crate::Result<Self> {
         std::fs::create_dir_all(dir).map_err(backend)?;
@@ -730,7 +729,7 @@ mod tests {
             std::process::id(),
             std::time::SystemTime::now()
         ));
-        // The layout before each kind had its own words: one `title` searched and shown.
+        // An index whose fields differ, as a version that changes them leaves behind.
         let mut old = Schema::builder();
         let title = old.add_text_field("title", TEXT | STORED);
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
