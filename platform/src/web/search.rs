@@ -134,7 +134,9 @@ pub async fn run(actor: &Actor, state: &AppState, ask: &Ask) -> AppResult<Result
             industry: ask.industry.clone(),
             limit: ask.limit,
             offset: ask.offset,
-            facets: ask.facets,
+            // Facets describe clients (status, tags, owner, industry) unless deals were asked
+            // for alone: a deal's "open" is not a client's status.
+            facets: ask.facets && (ask.kind.is_some() || kind == Kind::Client),
         });
     }
     // Clients and deals at once: the answer waits for the slower, not for both in turn.
@@ -143,14 +145,9 @@ pub async fn run(actor: &Actor, state: &AppState, ask: &Ask) -> AppResult<Result
             .await
             .map_err(search_failed)?;
     let mut out = Results::default();
-    for (query, r) in queries.iter().zip(answers) {
+    for r in answers {
         out.total += r.total;
         out.hits.extend(r.hits);
-        // Facets describe clients (status, tags, owner, industry) unless deals were asked
-        // for alone: a deal's "open" is not a client's status.
-        if ask.kind.is_none() && query.kind != Some(Kind::Client) {
-            continue;
-        }
         for (name, counts) in r.facets {
             let into = out.facets.entry(name).or_default();
             for (k, v) in counts {

@@ -216,6 +216,14 @@ async fn deals_and_searchable_fields_are_found() {
     let search = |q: &str| api(Method::GET, &format!("/api/search?{q}"), &w.manager);
     let r = send(&app, search("q=batmobile")).await.json();
     assert_eq!(r["data"][0]["type"], "opportunity");
+    // Counts beside clients and deals describe the clients: a deal's status is not one.
+    let both = send(&app, search("q=wayne&facets=true")).await.json();
+    assert_eq!(both["total"], 2, "the client and its deal: {both}");
+    assert_eq!(both["facets"]["status"], json!({"lead": 1}), "{both}");
+    let deals = send(&app, search("q=wayne&type=opportunity&facets=true"))
+        .await
+        .json();
+    assert_eq!(deals["facets"]["status"], json!({"open": 1}), "{deals}");
     assert_eq!(
         r["data"][0]["subtitle"],
         "Wayne Enterprises · Qualification"
