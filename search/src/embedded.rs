@@ -20,14 +20,22 @@ use tantivy::schema::{
 };
 use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, SimpleTokenizer, TextAnalyzer};
 use tantivy::{
-    doc, DocAddress, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term,
-    TERMINATED,
+    doc, DocAddress, DocId, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument,
+    Term, TERMINATED,
 };
 
 use crate::{
     highlight, phone_keys, phone_query, typo_budget, Document, Hit, Kind, Query as SearchQuery,
     Results, SearchError, SearchIndex, Stats,
 };
+
+/// The fields counted as facets, as the console and the API name them.
+const FACETS: [&str; 4] = ["status", "tag", "owner", "industry"];
+/// The most values a facet lists (the most common).
+const FACET_SIZE: usize = 50;
+
+/// Matches per value per facet.
+type Facets = BTreeMap<String, BTreeMap<String, u64>>;
 
 const TOKENIZER: &str = "rapport_folded";
 /// Memory for the writer's in-RAM segment before it flushes.
@@ -464,34 +472,82 @@ impl Embedded {
         DisjunctionMaxQuery::new(tiers)
     }
 
-    fn facets(
+    /// How many documents `query` matches, and how many of them hold each value of each
+    /// facet (the [`FACET_SIZE`] most common). why: tantivy's terms aggregation cost 2.4 ms
+    /// for a common name's 45,400 matches (a second pass over them, its buckets serialized
+    /// to JSON and read back): a console search cost 2.6× an API one. Counting each
+    /// segment's column ordinals while stepping through the matches once, and naming only
+    /// the ordinals met, does the same work the count does.
+    fn tally(
         &self,
         searcher: &tantivy::Searcher,
         query: &dyn Query,
-    ) -> crate::Result<BTreeMap<String, BTreeMap<String, u64>>> {
-        use tantivy::aggregation::agg_req::Aggregations;
-        use tantivy::aggregation::AggregationCollector;
-        let req: Aggregations = serde_json::from_value(serde_json::json!({
-            "status": {"terms": {"field": "status", "size": 50}},
-            "tag": {"terms": {"field": "tag", "size": 50}},
-            "owner": {"terms": {"field": "owner", "size": 50}},
-            "industry": {"terms": {"field": "industry", "size": 50}},
-        }))
-        .map_err(backend)?;
-        let collector = AggregationCollector::from_aggs(req, Default::default());
-        let result = searcher.search(query, &collector).map_err(backend)?;
-        let json = serde_json::to_value(result).map_err(backend)?;
-        let mut out = BTreeMap::new();
-        for name in ["status", "tag", "owner", "industry"] {
-            let mut counts = BTreeMap::new();
-            for b in json[name]["buckets"].as_array().into_iter().flatten() {
-                if let (Some(k), Some(n)) = (b["key"].as_str(), b["doc_count"].as_u64()) {
-                    counts.insert(k.to_string(), n);
+    ) -> crate::Result<(usize, Facets)> {
+        let weight = query
+            .weight(EnableScoring::disabled_from_searcher(searcher))
+            .map_err(backend)?;
+        let mut n = 0;
+        let mut facets: Facets = FACETS
+            .iter()
+            .map(|name| (name.to_string(), BTreeMap::new()))
+            .collect();
+        for reader in searcher.segment_readers() {
+            let fast = reader.fast_fields();
+            let mut columns = Vec::with_capacity(FACETS.len());
+            for name in FACETS {
+                if let Some(column) = fast.str(name).map_err(backend)? {
+                    let counts = vec![0u64; column.num_terms()];
+                    columns.push((name, column, counts));
                 }
             }
-            out.insert(name.to_string(), counts);
+            // why: in blocks, as tantivy's collectors are fed (a union of the words' tiers
+            // fills a bitset rather than stepping), and each column read for a block at once.
+            let alive = reader.alive_bitset();
+            let (mut kept, mut docs_out, mut rows, mut ords) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            weight
+                .for_each_no_score(reader, &mut |block: &[DocId]| {
+                    let block = match alive {
+                        Some(alive) => {
+                            kept.clear();
+                            kept.extend(block.iter().copied().filter(|d| alive.is_alive(*d)));
+                            &kept[..]
+                        }
+                        None => block,
+                    };
+                    n += block.len();
+                    for (_, column, counts) in &mut columns {
+                        let column = column.ords();
+                        docs_out.clear();
+                        rows.clear();
+                        column.row_ids_for_docs(block, &mut docs_out, &mut rows);
+                        ords.resize(rows.len(), 0u64);
+                        column.values.get_vals(&rows, &mut ords);
+                        for ord in &ords {
+                            counts[*ord as usize] += 1;
+                        }
+                    }
+                })
+                .map_err(backend)?;
+            let mut value = String::new();
+            for (name, column, counts) in columns {
+                let into = facets.entry(name.to_string()).or_default();
+                for (ord, count) in counts.into_iter().enumerate().filter(|(_, c)| *c > 0) {
+                    if column.ord_to_str(ord as u64, &mut value).map_err(backend)? {
+                        *into.entry(value.clone()).or_default() += count;
+                    }
+                }
+            }
         }
-        Ok(out)
+        for counts in facets.values_mut() {
+            if counts.len() > FACET_SIZE {
+                let mut by_count: Vec<(String, u64)> = std::mem::take(counts).into_iter().collect();
+                by_count.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                by_count.truncate(FACET_SIZE);
+                *counts = by_count.into_iter().collect();
+            }
+        }
+        Ok((n, facets))
     }
 
     /// The search, blocking (the async trait runs it on the blocking pool).
@@ -528,12 +584,20 @@ impl Embedded {
             true => None,
             false => self.best_tier_page(&searcher, q, &words, want)?,
         };
+        let mut facets: Option<Facets> = None;
         let (top, total) = match best {
             Some(page) => {
                 let filtered;
                 // The facets count the same matches, as cheaply.
                 (query, filtered) = self.as_written(&searcher, q, &words);
-                let total = self.count(&searcher, query.as_ref(), filtered)?;
+                let total = match q.facets {
+                    true => {
+                        let (total, counted) = self.tally(&searcher, query.as_ref())?;
+                        facets = Some(counted);
+                        total
+                    }
+                    false => self.count(&searcher, query.as_ref(), filtered)?,
+                };
                 (
                     page.into_iter().skip(q.offset).map(|a| (0.0, a)).collect(),
                     total,
@@ -576,10 +640,9 @@ impl Embedded {
                 highlights,
             });
         }
-        let facets = if q.facets {
-            self.facets(&searcher, query.as_ref())?
-        } else {
-            BTreeMap::new()
+        let facets = match (q.facets, facets) {
+            (true, None) => self.tally(&searcher, query.as_ref())?.1,
+            (_, counted) => counted.unwrap_or_default(),
         };
         Ok(Results {
             hits,
@@ -898,13 +961,41 @@ mod tests {
                     .to_string()
             })
             .collect();
-        let facets = index
-            .facets(&searcher, &query)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let facets = aggregated(&searcher, &query).unwrap_or_else(|e| panic!("{e}"));
         (ids, total, facets)
     }
 
     type Facets = std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>;
+
+    fn aggregated(
+        searcher: &tantivy::Searcher,
+        query: &dyn tantivy::query::Query,
+    ) -> crate::Result<Facets> {
+        use tantivy::aggregation::agg_req::Aggregations;
+        use tantivy::aggregation::AggregationCollector;
+        // tantivy's own terms aggregation, which the index's tally replaced: the reference.
+        let req: Aggregations = serde_json::from_value(serde_json::json!({
+            "status": {"terms": {"field": "status", "size": 50}},
+            "tag": {"terms": {"field": "tag", "size": 50}},
+            "owner": {"terms": {"field": "owner", "size": 50}},
+            "industry": {"terms": {"field": "industry", "size": 50}},
+        }))
+        .map_err(super::backend)?;
+        let collector = AggregationCollector::from_aggs(req, Default::default());
+        let result = searcher.search(query, &collector).map_err(super::backend)?;
+        let json = serde_json::to_value(result).map_err(super::backend)?;
+        let mut out = std::collections::BTreeMap::new();
+        for name in ["status", "tag", "owner", "industry"] {
+            let mut counts = std::collections::BTreeMap::new();
+            for b in json[name]["buckets"].as_array().into_iter().flatten() {
+                if let (Some(k), Some(n)) = (b["key"].as_str(), b["doc_count"].as_u64()) {
+                    counts.insert(k.to_string(), n);
+                }
+            }
+            out.insert(name.to_string(), counts);
+        }
+        Ok(out)
+    }
 
     #[test]
     fn shortcuts_answer_the_page_and_total_of_the_whole_ranking() {

@@ -176,6 +176,7 @@ search_rows() {
   if [ "$ROWS" = search ]; then
     measure "search typo: mrgaret hamiltn" "/api/search?q=mrgaret%20hamiltn" -H "$auth"
     measure "search prefix: hamil" "/api/search?q=hamil" -H "$auth"
+    measure "search with facets (the console's): hamilton" "/api/search?q=hamilton&facets=true" -H "$auth"
     measure "search phone digits: 555 123 0042" "/api/search?q=555%20123%200042" -H "$auth"
     measure "search as a sales rep: hamilton" "/api/search?q=hamilton" -H "Authorization: Bearer $REP_TOKEN"
   fi

@@ -512,6 +512,48 @@ async fn a_common_prefix_lists_the_newest_or_first_matches() {
         .json();
         assert_eq!(ids_of(&page), expect(order), "sort={sort}: {page}");
     }
+    // Sorted by name, the e-mail part reads only clients whose e-mail starts like the text
+    // and whose name does not, by the stored length of the prefix the two share; an edit
+    // of the name must keep it true, or a renamed client is in neither part.
+    let r = send(
+        &app,
+        api(Method::POST, "/api/clients", &token).set_json(
+            json!({"firstName": "Info", "lastName": "Ann", "email": "info.ann@dense.test"}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let ann = r.json()["id"].as_str().unwrap().to_string();
+    let r = send(
+        &app,
+        api(Method::PATCH, &format!("/api/clients/{ann}"), &token)
+            .set_json(json!({"firstName": "Aaaa"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    for (sort, order) in [
+        ("name", "sort_name ASC, id ASC"),
+        ("-name", "sort_name DESC, id DESC"),
+    ] {
+        let page = send(
+            &app,
+            api(
+                Method::GET,
+                &format!("/api/clients?q=info&sort={sort}&limit=5"),
+                &token,
+            ),
+        )
+        .await
+        .json();
+        assert_eq!(ids_of(&page), expect(order), "sort={sort}: {page}");
+    }
+    let first = send(
+        &app,
+        api(Method::GET, "/api/clients?q=info&sort=name&limit=1", &token),
+    )
+    .await
+    .json();
+    assert_eq!(first["data"][0]["displayName"], "Aaaa Ann", "{first}");
     // A national number's prefix matches thousands of phones (each part then read on its
     // own): a client without an e-mail is still among them, first by name.
     let r = send(

@@ -55,8 +55,9 @@ struct Column {
     column_name: String,
 }
 
+// why table_xinfo: table_info leaves out generated columns (`clients.email_lcp`).
 const SQLITE_COLUMNS: &str = "SELECT m.name AS table_name, p.name AS column_name \
-    FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+    FROM sqlite_master m JOIN pragma_table_xinfo(m.name) p \
     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '__diesel_schema_migrations'";
 // why pg_catalog and not information_schema: the latter checks privileges row by row over
 // every schema in the database, and with the suite's throw-away schemas it outgrew the

@@ -406,6 +406,14 @@ macro_rules! filtered {
                         // name only, where a part reads its own range (see `keyset`): in
                         // another order PostgreSQL walked the sort's index for a part now
                         // nearly empty, to its end (`q=marg&sort=city`: 2 → 390 ms).
+                        // The e-mail part (second) says it with the shared prefix instead,
+                        // which an index reads as a few ranges rather than every e-mail
+                        // match less the names (see `email_only`).
+                        Some(_)
+                            if n == 1 && matches!(p.sort.key, SortKey::Column(Column::Name)) =>
+                        {
+                            q.filter(email_only(conn, text))
+                        }
                         Some(part) if matches!(p.sort.key, SortKey::Column(Column::Name)) => {
                             text_parts_known(conn, text)
                                 .into_iter()
@@ -925,6 +933,29 @@ fn text_parts_known(conn: &DbConn, text: &str) -> Vec<Condition> {
     }
     parts
 }
+
+/// The clients whose e-mail starts with `text` and whose sort name does not: those whose
+/// e-mail shares fewer leading characters with the name than `text` has (`email_lcp`, a
+/// column the database generates, capped at [`SHARED_CAP`]: migration email_name_prefix).
+/// One range of the e-mail per shorter length, in the index on `(organization, email_lcp,
+/// email)`: `q=marg` sorted by name read all 45,400 e-mails that start so at a million
+/// clients (nearly all Margarets the name part lists) to keep the few that are not.
+fn email_only(conn: &DbConn, text: &str) -> Condition {
+    let k = text.trim().to_lowercase().chars().count();
+    // why: a stored length is at most the cap, so past it every length is "shorter": the
+    // clients who share more are read by both parts and listed once.
+    let shorter: Vec<String> = (0..k.min(SHARED_CAP + 1)).map(|n| n.to_string()).collect();
+    Box::new(
+        sql::<Bool>(&format!("clients.email_lcp IN ({})", shorter.join(", "))).and(starts_with(
+            conn,
+            "clients.email",
+            text,
+        )),
+    )
+}
+
+/// The longest shared prefix of e-mail and name that `email_lcp` counts.
+const SHARED_CAP: usize = 16;
 
 /// A phone number typed in part, in national form (`030 1234`, `555 12`): the clients
 /// whose phone key starts with its digits (trunk zeros dropped, as keys store them). The

@@ -1,0 +1,2 @@
+DROP INDEX clients_org_email_lcp_idx;
+ALTER TABLE clients DROP COLUMN email_lcp;
