@@ -1425,26 +1425,23 @@ mod tests {
         let pool = connect(&DbTarget::sqlite_file(&dir.join("s.db")), 1).unwrap();
         let mut conn = pool.get().unwrap();
         migrate(&mut conn).unwrap();
+        let plan_of = |conn: &mut DbConn, sql: String| -> Vec<String> {
+            diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+                .load::<Step>(conn)
+                .unwrap()
+                .into_iter()
+                .map(|s| s.detail)
+                .collect()
+        };
         for (name, column) in columns() {
-            let plan: Vec<String> =
-                diesel::sql_query(format!("EXPLAIN QUERY PLAN {}", first_range(column)))
-                    .load::<Step>(&mut *conn)
-                    .unwrap()
-                    .into_iter()
-                    .map(|s| s.detail)
-                    .collect();
+            let plan = plan_of(&mut conn, first_range(column));
             assert!(
                 !plan.iter().any(|s| s.contains("TEMP B-TREE")) && plan.len() == 1,
                 "sort={name}: {plan:?}"
             );
         }
-        let plan: Vec<String> =
-            diesel::sql_query(format!("EXPLAIN QUERY PLAN {}", email_part(&conn)))
-                .load::<Step>(&mut *conn)
-                .unwrap()
-                .into_iter()
-                .map(|s| s.detail)
-                .collect();
+        let sql = email_part(&conn);
+        let plan = plan_of(&mut conn, sql);
         assert!(
             plan.len() == 1
                 && plan[0].contains("clients_org_email_lcp_idx")
@@ -1488,14 +1485,16 @@ mod tests {
             // told to use an index where one gives the order; a Sort left means none does.
             conn.batch_execute("SET enable_sort = off; SET enable_seqscan = off")
                 .unwrap();
+            let plan_of = |conn: &mut DbConn, sql: String| -> Vec<String> {
+                diesel::sql_query(format!("EXPLAIN {sql}"))
+                    .load::<PgStep>(conn)
+                    .unwrap()
+                    .into_iter()
+                    .map(|s| s.line)
+                    .collect()
+            };
             for (name, column) in columns() {
-                let plan: Vec<String> =
-                    diesel::sql_query(format!("EXPLAIN {}", first_range(column)))
-                        .load::<PgStep>(&mut *conn)
-                        .unwrap()
-                        .into_iter()
-                        .map(|s| s.line)
-                        .collect();
+                let plan = plan_of(&mut conn, first_range(column));
                 // An incremental sort (e-mail: by id within one address) reads in order.
                 let sorts = |l: &String| {
                     let node = l.trim_start().trim_start_matches("->").trim_start();
@@ -1503,12 +1502,8 @@ mod tests {
                 };
                 assert!(!plan.iter().any(sorts), "sort={name}: {plan:?}");
             }
-            let plan: Vec<String> = diesel::sql_query(format!("EXPLAIN {}", email_part(&conn)))
-                .load::<PgStep>(&mut *conn)
-                .unwrap()
-                .into_iter()
-                .map(|s| s.line)
-                .collect();
+            let sql = email_part(&conn);
+            let plan = plan_of(&mut conn, sql);
             assert!(
                 plan.iter().any(|l| l.contains("clients_org_email_lcp_idx"))
                     && plan
