@@ -175,6 +175,25 @@ fn every_organization_column_references_organizations_and_cascades() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The foreign keys of the current schema that reference `target`, with their delete rule.
+fn pg_foreign_keys(c: &mut diesel::PgConnection, target: &str) -> Vec<ForeignKey> {
+    diesel::sql_query(
+        "SELECT cl.relname::text AS tbl, a.attname::text AS from_col, \
+                CASE k.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' \
+                  WHEN 'd' THEN 'SET DEFAULT' WHEN 'r' THEN 'RESTRICT' ELSE 'NO ACTION' END \
+                  AS on_delete \
+         FROM pg_catalog.pg_constraint k \
+         JOIN pg_catalog.pg_class cl ON cl.oid = k.conrelid \
+         JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace \
+         JOIN pg_catalog.pg_class target ON target.oid = k.confrelid \
+         JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey) \
+         WHERE k.contype = 'f' AND n.nspname = current_schema() AND target.relname = $1",
+    )
+    .bind::<Text, _>(target)
+    .load(c)
+    .unwrap()
+}
+
 #[test]
 fn on_postgresql_too_every_organization_column_cascades() {
     let Some(url) = pg_url() else {
@@ -190,21 +209,7 @@ fn on_postgresql_too_every_organization_column_cascades() {
     };
     unbounded(c);
     let cols: Vec<Column> = diesel::sql_query(PG_COLUMNS).load(c).unwrap();
-    let fks: Vec<ForeignKey> = diesel::sql_query(
-        "SELECT cl.relname::text AS tbl, a.attname::text AS from_col, \
-                CASE k.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' \
-                  WHEN 'd' THEN 'SET DEFAULT' WHEN 'r' THEN 'RESTRICT' ELSE 'NO ACTION' END \
-                  AS on_delete \
-         FROM pg_catalog.pg_constraint k \
-         JOIN pg_catalog.pg_class cl ON cl.oid = k.conrelid \
-         JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace \
-         JOIN pg_catalog.pg_class target ON target.oid = k.confrelid \
-         JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey) \
-         WHERE k.contype = 'f' AND n.nspname = current_schema() \
-           AND target.relname = 'organizations'",
-    )
-    .load(c)
-    .unwrap();
+    let fks = pg_foreign_keys(c, "organizations");
     let org_columns: Vec<&Column> = cols
         .iter()
         .filter(|c| c.column_name == "organization_id")
@@ -247,23 +252,11 @@ fn on_postgresql_too_every_organization_column_cascades() {
         .iter()
         .any(|f| f.tbl == "import_batches" && f.on_delete == "CASCADE");
     assert!(by_parent, "import_batches.organization_id cascades");
-    let batch_key: Vec<ForeignKey> = diesel::sql_query(
-        "SELECT cl.relname::text AS tbl, a.attname::text AS from_col, \
-                CASE k.confdeltype WHEN 'c' THEN 'CASCADE' ELSE 'other' END AS on_delete \
-         FROM pg_catalog.pg_constraint k \
-         JOIN pg_catalog.pg_class cl ON cl.oid = k.conrelid \
-         JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace \
-         JOIN pg_catalog.pg_class target ON target.oid = k.confrelid \
-         JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = ANY (k.conkey) \
-         WHERE k.contype = 'f' AND n.nspname = current_schema() \
-           AND target.relname = 'import_batches' AND cl.relname = 'import_changes'",
-    )
-    .load(c)
-    .unwrap();
+    let batch_key = pg_foreign_keys(c, "import_batches");
     assert!(
-        batch_key
-            .iter()
-            .any(|f| f.from_col == "batch_id" && f.on_delete == "CASCADE"),
+        batch_key.iter().any(|f| f.tbl == "import_changes"
+            && f.from_col == "batch_id"
+            && f.on_delete == "CASCADE"),
         "import_changes.batch_id must reference import_batches ON DELETE CASCADE"
     );
     for col in org_columns {
