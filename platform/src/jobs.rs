@@ -79,19 +79,63 @@ pub async fn run_import(state: &AppState, batch_id: &str) -> AppResult<()> {
             })
             .await?
         };
-        let more = crate::web::run_with_plugins(state, org.clone(), move |c, ext| {
-            let env = Env {
-                ctx: &ctx,
-                access: &access,
-                batch: &batch,
-                external: ext,
-                rules: ext,
-                default_currency: &currency,
-                cache: Default::default(),
-            };
-            imports::run_chunk(c, &data_dir, &env)
-        })
-        .await;
+        let second = {
+            let (dir, o, id) = (data_dir.clone(), org.clone(), batch_id.to_string());
+            db::run(&state.pool, move |c| {
+                imports::lanes::second_chunk(c, &dir, &o, &id)
+            })
+            .await?
+        };
+        let started = std::sync::Arc::new(imports::lanes::Started::default());
+        let lane_run = |lane: Option<(usize, i64)>| {
+            let (paired, ctx, access, batch, currency, dir, started) = (
+                second.is_some(),
+                ctx.clone(),
+                access.clone(),
+                batch.clone(),
+                currency.clone(),
+                data_dir.clone(),
+                started.clone(),
+            );
+            async move {
+                let run = crate::web::run_with_plugins(state, org.clone(), move |c, ext| {
+                    let env = Env {
+                        ctx: &ctx,
+                        access: &access,
+                        batch: &batch,
+                        external: ext,
+                        rules: ext,
+                        default_currency: &currency,
+                        cache: Default::default(),
+                    };
+                    let lane = match lane {
+                        None if paired => imports::Lane::First(&started),
+                        None => imports::Lane::Alone,
+                        Some((from, offset)) => imports::Lane::Second {
+                            from,
+                            offset,
+                            started: &started,
+                        },
+                    };
+                    imports::run_lane(c, &dir, &env, &lane)
+                });
+                let out = run.await;
+                // However the first lane ended, the second stops waiting for it.
+                if lane.is_none() {
+                    started.set();
+                }
+                out
+            }
+        };
+        let more = match second {
+            None => lane_run(None).await,
+            // Two chunks at once on PostgreSQL (`imports::lanes`); a second one that rolled
+            // back runs next, alone.
+            Some(at) => {
+                let (first, second) = tokio::join!(lane_run(None), lane_run(Some(at)));
+                first.map(|more| second.unwrap_or(more))
+            }
+        };
         match more {
             Ok(true) | Err(AppError::Stale(_)) => continue,
             Ok(false) => return Ok(()),

@@ -101,6 +101,55 @@ fn acting_member(
     })
 }
 
+/// Runs the batch's next chunk, and on PostgreSQL the one after it alongside on a second
+/// connection when the two cannot touch the same records (`imports::lanes`).
+fn run_step(
+    pool: &crate::db::Pool,
+    conn: &mut crate::db::DbConn,
+    data_dir: &std::path::Path,
+    env: &imports::Env<'_>,
+) -> Result<bool, crate::error::AppError> {
+    use imports::lanes::{second_chunk, Started, TellOnDrop};
+    use imports::Lane;
+    let Some((from, offset)) = second_chunk(conn, data_dir, &env.ctx.org_id, &env.batch.id)? else {
+        return imports::run_chunk(conn, data_dir, env);
+    };
+    let started = Started::default();
+    // The second lane builds its own `Env` (its caches are its own) from the shared parts.
+    let (ctx, access, batch, currency) = (env.ctx, env.access, env.batch, env.default_currency);
+    let (started, pool) = (&started, pool);
+    let (first, second) = std::thread::scope(|s| {
+        let second = s.spawn(move || {
+            let mut c2 = pool
+                .get()
+                .map_err(|e| crate::error::AppError::Internal(e.to_string()))?;
+            let env2 = imports::Env {
+                ctx,
+                access,
+                batch,
+                external: &crate::domain::custom_fields::NoExternal,
+                rules: &crate::domain::pipeline::service::NoRules,
+                default_currency: currency,
+                cache: Default::default(),
+            };
+            let lane = Lane::Second {
+                from,
+                offset,
+                started,
+            };
+            imports::run_lane(&mut c2, data_dir, &env2, &lane)
+        });
+        let first = {
+            let _tell = TellOnDrop(started);
+            imports::run_lane(conn, data_dir, env, &Lane::First(started))
+        };
+        (first, second.join())
+    });
+    let more = first?;
+    // A second chunk that rolled back runs next, alone.
+    Ok(second.ok().and_then(Result::ok).unwrap_or(more))
+}
+
 /// Imports a file in this process (no server needed) and prints the counts.
 pub fn import(config: &Config, args: ImportFile) -> anyhow::Result<()> {
     let kind = match args.kind.as_deref() {
@@ -152,7 +201,7 @@ pub fn import(config: &Config, args: ImportFile) -> anyhow::Result<()> {
             default_currency: &org.default_currency,
             cache: Default::default(),
         };
-        while imports::run_chunk(c, &data_dir, &env)? {}
+        while run_step(&pool, c, &data_dir, &env)? {}
         imports::get(c, &org.id, &batch.id)
     })?;
     println!(

@@ -913,3 +913,89 @@ async fn rows_held_back_until_the_chunk_ends_behave_as_written_at_once() {
     .await;
     assert_eq!(counts(&again), (0, 0, 3, 0), "{again}");
 }
+
+/// On PostgreSQL two chunks of a client file run at once when they share no e-mail, id
+/// or domain (`imports::lanes`). The result must be the file's, row by row: a row matching a
+/// record of an earlier chunk updates it, a bad row is reported at its line, the counts add
+/// up, every change has its own number, and revert undoes it all.
+#[actix_web::test]
+async fn chunks_run_side_by_side_land_as_the_file_says() {
+    use diesel::prelude::*;
+    use rapport::db::schema::import_changes as ch;
+    let t = TestApp::new().await;
+    let app = t.service().await;
+    let org = t.org("Acme");
+    let admin = t.user(&org, "ann@acme.test", "admin");
+    let tok = t.token(&org, &admin);
+    let chunk = rapport::domain::imports::CHUNK;
+    let rows = chunk * 5 + chunk / 2;
+    let mut csv = String::from("Email,First Name,Last Name,Status\n");
+    for i in 0..rows {
+        let (email, last, status) = match i {
+            // The first chunk's row again, in the second chunk: those two run one by one.
+            _ if i == chunk + chunk / 2 => ("p10@x.test".to_string(), "Updated", "lead"),
+            // A row matching the (committed) second chunk, in the fourth.
+            _ if i == 3 * chunk + 100 => ("p1100@x.test".to_string(), "Again", "lead"),
+            _ if i == 2 * chunk + chunk / 2 => (format!("p{i}@x.test"), "Bad", "asleep"),
+            _ => (format!("p{i}@x.test"), "Row", "lead"),
+        };
+        csv.push_str(&format!("{email},P{i},{last},{status}\n"));
+    }
+    let before = rapport::domain::imports::lanes::second_runs();
+    let b = import(
+        &t,
+        &app,
+        &tok,
+        "people.csv",
+        "preset=generic&kind=contacts&mode=update",
+        csv.into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        counts(&b),
+        (rows as i64 - 3, 2, 0, 1),
+        "two rows update, one fails: {b}"
+    );
+    assert_eq!(b["errors"][0]["row"], 2 * chunk + chunk / 2 + 2, "{b}");
+    if t.target.backend == rapport::db::Backend::Postgres {
+        assert!(
+            rapport::domain::imports::lanes::second_runs() > before,
+            "no chunk ran beside another"
+        );
+    }
+    for (email, last) in [("p10@x.test", "Updated"), ("p1100@x.test", "Again")] {
+        let list = send(
+            &app,
+            api(Method::GET, &format!("/api/clients?q={email}"), &tok),
+        )
+        .await
+        .json();
+        let data = list["data"].as_array().unwrap();
+        assert_eq!(data.len(), 1, "{email}: one client, not a twin: {list}");
+        assert_eq!(data[0]["lastName"], last, "{list}");
+    }
+    let id = b["id"].as_str().unwrap();
+    {
+        let mut c = t.pool.get().unwrap();
+        let (n, distinct): (i64, i64) = ch::table
+            .filter(ch::batch_id.eq(id))
+            .select((
+                diesel::dsl::count_star(),
+                diesel::dsl::count_distinct(ch::seq),
+            ))
+            .first(&mut c)
+            .unwrap();
+        assert_eq!((n, distinct), (rows as i64 - 1, rows as i64 - 1));
+    }
+    let r = send(
+        &app,
+        api(Method::POST, &format!("/api/imports/{id}/revert"), &tok),
+    )
+    .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    rapport::jobs::run_pending(&t.state).await.unwrap();
+    let left = send(&app, api(Method::GET, "/api/clients", &tok))
+        .await
+        .json();
+    assert_eq!(left["data"], json!([]), "{left}");
+}

@@ -10,6 +10,7 @@
 //! one of them changes; the presets, the parsers (`csv`, `xlsx`) and the held-back bulk
 //! writer (`domain/clients/bulk.rs`) already live apart. The next split is `revert.rs`.
 
+pub mod lanes;
 pub mod presets;
 pub mod read;
 
@@ -24,6 +25,7 @@ use crate::domain::clients::service::Access;
 use crate::domain::clients::ClientRow;
 use crate::domain::pipeline::OpportunityRow;
 use crate::error::{AppError, AppResult, FieldError};
+pub use lanes::Lane;
 pub use presets::Kind;
 
 /// Rows per committed chunk. A chunk holds SQLite's write lock while it runs, and every
@@ -743,7 +745,17 @@ fn tally(outcome: Outcome, counts: &mut (i32, i32, i32, i32), seq: &mut i32) {
 
 /// Runs the next chunk of a queued or running batch; `Ok(false)` when it is finished.
 pub fn run_chunk(conn: &mut DbConn, data_dir: &std::path::Path, env: &Env<'_>) -> AppResult<bool> {
-    if let DbConn::Postgresql(_) = conn {
+    run_lane(conn, data_dir, env, &Lane::Alone)
+}
+
+/// Runs a chunk in the given lane (see `lanes.rs`: two chunks at once on PostgreSQL).
+pub fn run_lane(
+    conn: &mut DbConn,
+    data_dir: &std::path::Path,
+    env: &Env<'_>,
+    lane: &Lane<'_>,
+) -> AppResult<bool> {
+    if let (DbConn::Postgresql(_), false) = (&*conn, matches!(lane, Lane::Second { .. })) {
         // why: a table that grows from nothing during an import keeps the statistics of an
         // empty one until analysed, and PostgreSQL then looks up each row's e-mail by
         // scanning (1M rows fell to 300 rows/s where autovacuum is off). Analysing after 1,
@@ -760,10 +772,20 @@ pub fn run_chunk(conn: &mut DbConn, data_dir: &std::path::Path, env: &Env<'_>) -
     // row, and a savepoint makes SQLite copy every page it touches to a sub-journal first
     // (a third of the import's time went to those writes). Any failure rolls the chunk back
     // and it runs again carefully, each row in its own savepoint.
-    let more = match chunk_attempt(conn, data_dir, env, false) {
+    let more = match chunk_attempt(conn, data_dir, env, false, lane) {
         Ok(more) => more,
-        Err(_) => chunk_attempt(conn, data_dir, env, true)?,
+        // A second lane's failure may be the first lane's doing (a record both touch):
+        // the chunk runs again alone, after the first has committed.
+        Err(_) if matches!(lane, Lane::Second { .. }) => {
+            return Err(AppError::Stale(
+                "This part of the import runs again on its own.".into(),
+            ))
+        }
+        Err(_) => chunk_attempt(conn, data_dir, env, true, lane)?,
     };
+    if let Lane::Second { .. } = lane {
+        lanes::count_second_run();
+    }
     if !more {
         // A finished import may have grown the tables many times over: the planner needs
         // to know (after the last chunk's commit, so no write lock is held meanwhile).
@@ -777,6 +799,7 @@ fn chunk_attempt(
     data_dir: &std::path::Path,
     env: &Env<'_>,
     careful: bool,
+    lane: &Lane<'_>,
 ) -> AppResult<bool> {
     crate::db::long_transaction(conn, |c| {
         // The batch as committed: another worker may have run this chunk meanwhile.
@@ -784,8 +807,17 @@ fn chunk_attempt(
         if !matches!(batch.status.as_str(), "queued" | "running") {
             return Ok(false);
         }
-        let from = batch.processed_rows as usize;
-        let (rows, next_offset) = mapped_rows(data_dir, &batch, batch.file_offset, CHUNK)?;
+        // A second lane starts where the first lane's chunk, not yet committed, ends.
+        let (from, offset) = match lane {
+            Lane::Second { from, offset, .. } => (*from, *offset),
+            _ => (batch.processed_rows as usize, batch.file_offset),
+        };
+        let (rows, next_offset) = mapped_rows(data_dir, &batch, offset, CHUNK)?;
+        let to = from + rows.len();
+        if let Lane::First(started) = lane {
+            lanes::hold(c, &batch.id, to)?;
+            started.set();
+        }
         // One audit entry for the import, not one per record: each record is in the
         // batch's change log with its prior state.
         let bulk = AuditContext {
@@ -814,16 +846,21 @@ fn chunk_attempt(
         // rows write deals that point at clients, so only client files hold them back).
         let _holding =
             (!careful && batch.kind() != Kind::Deals).then(crate::domain::clients::bulk::hold);
-        let to = from + rows.len();
         let mut counts = (0, 0, 0, 0);
-        let mut errors: Vec<Value> = serde_json::from_str(&batch.errors).unwrap_or_default();
+        let mut errors: Vec<Value> = Vec::new();
         // The next change number: the last one's plus one (an index lookup; counting the
-        // batch's changes grew with every chunk).
+        // batch's changes grew with every chunk). A second lane's chunk follows one whose
+        // changes it cannot see yet, and which takes at most a number per row.
         let mut seq: i32 = import_changes::table
             .filter(import_changes::batch_id.eq(&batch.id))
             .select(diesel::dsl::max(import_changes::seq))
             .first::<Option<i32>>(c)?
-            .map_or(0, |last| last + 1);
+            .map_or(0, |last| last + 1)
+            + if matches!(lane, Lane::Second { .. }) {
+                CHUNK as i32
+            } else {
+                0
+            };
         if !careful {
             for cells in &rows {
                 tally(import_row(c, &row_env, cells, seq)?, &mut counts, &mut seq);
@@ -834,9 +871,7 @@ fn chunk_attempt(
                     Ok(outcome) => tally(outcome, &mut counts, &mut seq),
                     Err(e) => {
                         counts.3 += 1;
-                        if errors.len() < MAX_ERRORS {
-                            errors.push(json!({"row": from + i + 2, "message": row_error(e)}));
-                        }
+                        errors.push(json!({"row": from + i + 2, "message": row_error(e)}));
                     }
                 }
             }
@@ -845,31 +880,48 @@ fn chunk_attempt(
         flush_changes(c, &row_env)?;
         flush_refs(c, &row_env)?;
         crate::domain::outbox::flush_touches(c)?;
-        let done = rows.len() < CHUNK || to >= batch.total_rows as usize;
-        // Only if no one else advanced the batch meanwhile; otherwise this chunk rolls back.
-        let n = diesel::update(
+        if let Lane::Second { started, .. } = lane {
+            // Commits after the first lane's chunk, or not at all.
+            started.wait();
+            lanes::follow(c, &batch.id, from)?;
+        }
+        // The batch's progress moves on only from where this chunk starts: a chunk another
+        // worker ran meanwhile (or a first lane that did not commit) makes this one roll
+        // back. Claimed first, then read again, so the counts add to the committed ones.
+        let claimed = diesel::update(
             import_batches::table
                 .filter(import_batches::id.eq(&batch.id))
-                .filter(import_batches::processed_rows.eq(batch.processed_rows)),
+                .filter(import_batches::processed_rows.eq(from as i32)),
         )
-        .set((
-            import_batches::processed_rows.eq(to as i32),
-            import_batches::file_offset.eq(next_offset),
-            import_batches::created_count.eq(batch.created_count + counts.0),
-            import_batches::updated_count.eq(batch.updated_count + counts.1),
-            import_batches::skipped_count.eq(batch.skipped_count + counts.2),
-            import_batches::failed_count.eq(batch.failed_count + counts.3),
-            import_batches::errors.eq(Value::Array(errors).to_string()),
-            import_batches::status.eq(if done { "done" } else { "running" }),
-            import_batches::updated_at.eq(now()),
-            import_batches::finished_at.eq(if done { Some(now()) } else { None }),
-        ))
+        .set(import_batches::updated_at.eq(now()))
         .execute(c)?;
-        if n != 1 {
+        if claimed != 1 {
             return Err(AppError::Stale(
                 "Another worker ran this part of the import.".into(),
             ));
         }
+        let batch = get(c, &env.ctx.org_id, &batch.id)?;
+        let mut all: Vec<Value> = serde_json::from_str(&batch.errors).unwrap_or_default();
+        all.extend(
+            errors
+                .into_iter()
+                .take(MAX_ERRORS.saturating_sub(all.len())),
+        );
+        let done = rows.len() < CHUNK || to >= batch.total_rows as usize;
+        diesel::update(import_batches::table.filter(import_batches::id.eq(&batch.id)))
+            .set((
+                import_batches::processed_rows.eq(to as i32),
+                import_batches::file_offset.eq(next_offset),
+                import_batches::created_count.eq(batch.created_count + counts.0),
+                import_batches::updated_count.eq(batch.updated_count + counts.1),
+                import_batches::skipped_count.eq(batch.skipped_count + counts.2),
+                import_batches::failed_count.eq(batch.failed_count + counts.3),
+                import_batches::errors.eq(Value::Array(all).to_string()),
+                import_batches::status.eq(if done { "done" } else { "running" }),
+                import_batches::updated_at.eq(now()),
+                import_batches::finished_at.eq(if done { Some(now()) } else { None }),
+            ))
+            .execute(c)?;
         if done {
             let b = get(c, &env.ctx.org_id, &batch.id)?;
             audit::record(
