@@ -88,8 +88,9 @@ pub async fn run_import(state: &AppState, batch_id: &str) -> AppResult<()> {
         };
         let started = std::sync::Arc::new(imports::lanes::Started::default());
         let lane_run = |lane: Option<(usize, i64)>| {
-            let (paired, ctx, access, batch, currency, dir, started) = (
+            let (paired, o, ctx, access, batch, currency, dir, started) = (
                 second.is_some(),
+                org.clone(),
                 ctx.clone(),
                 access.clone(),
                 batch.clone(),
@@ -97,8 +98,9 @@ pub async fn run_import(state: &AppState, batch_id: &str) -> AppResult<()> {
                 data_dir.clone(),
                 started.clone(),
             );
+            let tell = started.clone();
             async move {
-                let run = crate::web::run_with_plugins(state, org.clone(), move |c, ext| {
+                let run = crate::web::run_with_plugins(state, o, move |c, ext| {
                     let env = Env {
                         ctx: &ctx,
                         access: &access,
@@ -122,7 +124,7 @@ pub async fn run_import(state: &AppState, batch_id: &str) -> AppResult<()> {
                 let out = run.await;
                 // However the first lane ended, the second stops waiting for it.
                 if lane.is_none() {
-                    started.set();
+                    tell.set();
                 }
                 out
             }
